@@ -1,0 +1,101 @@
+//! Negacyclic NTT over one prime, on top of `tfhe-ntt`'s 64-bit prime plans,
+//! plus the slot-index bookkeeping that lets automorphisms `X -> X^g` act
+//! directly on NTT-form (evaluation) vectors as permutations.
+
+use crate::modulus::Modulus;
+use crate::RingError;
+use tfhe_ntt::prime64::Plan;
+
+/// NTT plan for one prime modulus.
+#[derive(Clone, Debug)]
+pub struct NttTable {
+    plan: Plan,
+    modulus: Modulus,
+}
+
+impl NttTable {
+    /// Builds the plan for ring degree `n` (a power of two ≥ 16) and modulus `q ≡ 1 mod 2n`.
+    pub fn new(n: usize, modulus: Modulus) -> Result<Self, RingError> {
+        let plan = Plan::try_new(n, modulus.value()).ok_or(RingError::NoNttPlan {
+            n,
+            q: modulus.value(),
+        })?;
+        let table = Self { plan, modulus };
+        table.check_layout()?;
+        Ok(table)
+    }
+
+    /// The modulus of this table.
+    pub fn modulus(&self) -> &Modulus {
+        &self.modulus
+    }
+
+    /// Forward negacyclic NTT in place (output in bit-reversed evaluation order).
+    #[inline]
+    pub fn forward(&self, a: &mut [u64]) {
+        self.plan.fwd(a);
+    }
+
+    /// Inverse negacyclic NTT in place, including the `1/n` normalisation.
+    #[inline]
+    pub fn inverse(&self, a: &mut [u64]) {
+        self.plan.inv(a);
+        self.plan.normalize(a);
+    }
+
+    /// Inverse NTT without the `1/n` factor (callers fold it into a later constant).
+    #[inline]
+    pub fn inverse_unnormalized(&self, a: &mut [u64]) {
+        self.plan.inv(a);
+    }
+
+    /// Checks that slot `j` of the forward transform holds the evaluation at
+    /// `psi^(2*bitrev(j)+1)` for a primitive `2n`-th root `psi`, the layout the
+    /// automorphism permutations rely on. `tfhe-ntt` documents bit-reversed
+    /// output; this turns that promise into a checked invariant.
+    fn check_layout(&self) -> Result<(), RingError> {
+        let n = self.plan.ntt_size();
+        let mut x = vec![0u64; n];
+        if let Some(c) = x.get_mut(1) {
+            *c = 1;
+        }
+        self.forward(&mut x);
+        let psi = x.first().copied().unwrap_or(0);
+        let m = &self.modulus;
+        let log_n = n.trailing_zeros();
+        for (j, &v) in x.iter().enumerate() {
+            let e = 2 * bit_reverse(j, log_n) as u64 + 1;
+            if m.pow(psi, e) != v {
+                return Err(RingError::NoNttPlan { n, q: m.value() });
+            }
+        }
+        if m.pow(psi, n as u64) != m.value() - 1 {
+            return Err(RingError::NoNttPlan { n, q: m.value() });
+        }
+        Ok(())
+    }
+}
+
+/// Reverses the lowest `bits` bits of `x`.
+#[inline]
+pub fn bit_reverse(x: usize, bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        x.reverse_bits() >> (usize::BITS - bits)
+    }
+}
+
+/// The permutation that applies `X -> X^g` (g odd) to an NTT-form vector:
+/// `out[j] = in[perm[j]]`.
+pub fn automorphism_permutation(n: usize, g: u64) -> Vec<u32> {
+    let log_n = n.trailing_zeros();
+    let mask = 2 * n as u64 - 1;
+    (0..n)
+        .map(|j| {
+            let e = 2 * bit_reverse(j, log_n) as u64 + 1;
+            let ge = e.wrapping_mul(g) & mask;
+            bit_reverse(((ge - 1) / 2) as usize, log_n) as u32
+        })
+        .collect()
+}

@@ -1,0 +1,172 @@
+//! Property tests of the ring layer: NTT round trips and products, basis
+//! conversion, ModUp/ModDown, rescaling and automorphisms.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cipherflow_ring::basis::{mod_down, mod_up_digits, BasisExtender};
+use cipherflow_ring::{generate_primes, Modulus, RingContext, RnsPoly};
+use proptest::prelude::*;
+use std::sync::Arc;
+
+const N: usize = 64;
+
+fn ctx() -> Arc<RingContext> {
+    let q = generate_primes(50, N, 3, &[]).unwrap();
+    let mut q2 = generate_primes(40, N, 2, &q).unwrap();
+    let mut all = q.clone();
+    all.append(&mut q2);
+    let p = generate_primes(55, N, 2, &all).unwrap();
+    RingContext::new(N, &all, &p).unwrap()
+}
+
+/// Schoolbook negacyclic product mod q.
+fn negacyclic(a: &[u64], b: &[u64], m: &Modulus) -> Vec<u64> {
+    let n = a.len();
+    let mut out = vec![0u64; n];
+    for i in 0..n {
+        for j in 0..n {
+            let p = m.mul(a[i], b[j]);
+            let k = i + j;
+            if k < n {
+                out[k] = m.add(out[k], p);
+            } else {
+                out[k - n] = m.sub(out[k - n], p);
+            }
+        }
+    }
+    out
+}
+
+fn big_mod(coeffs_big: &[i128], ctx: &RingContext, q_len: usize, p_len: usize) -> RnsPoly {
+    let mut p = RnsPoly::zero(ctx, q_len, p_len, false);
+    let tables: Vec<_> = ctx.tables(q_len, p_len).collect();
+    for (i, t) in tables.iter().enumerate() {
+        let q = i128::from(t.modulus().value());
+        for (d, &c) in p.limb_mut(i).iter_mut().zip(coeffs_big) {
+            *d = c.rem_euclid(q) as u64;
+        }
+    }
+    p
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn ntt_round_trip_and_product(a in prop::collection::vec(any::<u64>(), N),
+                                  b in prop::collection::vec(any::<u64>(), N)) {
+        let ctx = ctx();
+        for t in ctx.q_tables().iter().chain(ctx.p_tables()) {
+            let m = t.modulus();
+            let a: Vec<u64> = a.iter().map(|&x| m.reduce(x)).collect();
+            let b: Vec<u64> = b.iter().map(|&x| m.reduce(x)).collect();
+            let mut fa = a.clone();
+            t.forward(&mut fa);
+            let mut back = fa.clone();
+            t.inverse(&mut back);
+            prop_assert_eq!(&back, &a);
+            let mut fb = b.clone();
+            t.forward(&mut fb);
+            let mut prod: Vec<u64> = fa.iter().zip(&fb).map(|(&x, &y)| m.mul(x, y)).collect();
+            t.inverse(&mut prod);
+            prop_assert_eq!(prod, negacyclic(&a, &b, m));
+        }
+    }
+
+    #[test]
+    fn basis_conversion_is_exact_up_to_multiples(x in prop::collection::vec(0u64..(1 << 40), N)) {
+        let ctx = ctx();
+        let src = ctx.q_moduli()[..2].to_vec();
+        let dst = ctx.p_moduli();
+        let b: u128 = src.iter().map(|m| u128::from(m.value())).product();
+        // x < B: residues then convert; result must be x + u*B with u < |B|.
+        let xs: Vec<u128> = x.iter().map(|&v| (u128::from(v) * 977) % b).collect();
+        let limbs: Vec<Vec<u64>> = src.iter().map(|m| xs.iter().map(|&v| (v % u128::from(m.value())) as u64).collect()).collect();
+        let input: Vec<&[u64]> = limbs.iter().map(|l| l.as_slice()).collect();
+        let mut out = vec![0u64; dst.len() * N];
+        BasisExtender::new(&src, &dst).unwrap().convert(&input, &mut out, N);
+        for (j, m) in dst.iter().enumerate() {
+            for c in 0..N {
+                let got = out[j * N + c];
+                let ok = (0..src.len() as u128).any(|u| ((xs[c] + u * b) % u128::from(m.value())) as u64 == got);
+                prop_assert!(ok);
+            }
+        }
+    }
+
+    #[test]
+    fn automorphisms_compose_and_agree_across_forms(c in prop::collection::vec(-1000i64..1000, N),
+                                                    g1 in 0u64..(N as u64), g2 in 0u64..(N as u64)) {
+        let ctx = ctx();
+        let (g1, g2) = (2 * g1 + 1, 2 * g2 + 1);
+        let p = RnsPoly::from_signed(&ctx, &c, 3, 1);
+        let mut pn = p.clone();
+        pn.ntt_forward(&ctx);
+        // NTT-form automorphism equals coefficient-form automorphism.
+        let mut via_ntt = pn.automorphism(&ctx, g1).unwrap();
+        via_ntt.ntt_inverse(&ctx);
+        prop_assert_eq!(&via_ntt, &p.automorphism(&ctx, g1).unwrap());
+        // phi_g2 ∘ phi_g1 = phi_{g1 g2}.
+        let two = pn.automorphism(&ctx, g1).unwrap().automorphism(&ctx, g2).unwrap();
+        let one = pn.automorphism(&ctx, (g1 * g2) % (2 * N as u64)).unwrap();
+        prop_assert_eq!(two, one);
+    }
+
+    #[test]
+    fn rescale_rounds_division(c in prop::collection::vec(any::<i64>(), N)) {
+        let ctx = ctx();
+        let q_len = 3;
+        let ql = i128::from(ctx.q_moduli()[q_len - 1].value());
+        let big: Vec<i128> = c.iter().map(|&v| i128::from(v) * 1_000_003).collect();
+        let mut p = big_mod(&big, &ctx, q_len, 0);
+        p.ntt_forward(&ctx);
+        p.rescale(&ctx).unwrap();
+        p.ntt_inverse(&ctx);
+        let want: Vec<i128> = big.iter().map(|&v| {
+            let r = v.rem_euclid(ql);
+            let r = if r > ql / 2 { r - ql } else { r };
+            (v - r) / ql
+        }).collect();
+        prop_assert_eq!(p, big_mod(&want, &ctx, q_len - 1, 0));
+    }
+
+    #[test]
+    fn mod_up_then_mod_down_recovers(c in prop::collection::vec(any::<u64>(), N)) {
+        // ModUp each digit, multiply by P (what a key does), sum, ModDown:
+        // the result must equal the input exactly up to a tiny error.
+        let ctx = ctx();
+        let q_len = 5;
+        let mut x = RnsPoly::zero(&ctx, q_len, 0, false);
+        for (i, t) in ctx.q_tables().iter().enumerate() {
+            let m = t.modulus();
+            for (d, &v) in x.limb_mut(i).iter_mut().zip(&c) { *d = m.reduce(v); }
+        }
+        x.ntt_forward(&ctx);
+        let alpha = 2;
+        let digits = mod_up_digits(&ctx, &x, alpha).unwrap();
+        prop_assert_eq!(digits.len(), 3);
+        let pm = ctx.p_moduli();
+        let mut acc = RnsPoly::zero(&ctx, q_len, ctx.p_len(), true);
+        for (j, d) in digits.iter().enumerate() {
+            // Gadget factor of digit j: P on its own primes, 0 elsewhere.
+            let consts: Vec<u64> = ctx.tables(q_len, ctx.p_len()).enumerate().map(|(i, t)| {
+                let m = t.modulus();
+                if i < q_len && (j * alpha..(j + 1) * alpha).contains(&i) {
+                    pm.iter().fold(1, |a, p| m.mul(a, m.reduce(p.value())))
+                } else { 0 }
+            }).collect();
+            let mut term = d.clone();
+            term.mul_rns_scalar(&ctx, &consts).unwrap();
+            acc.add_assign(&ctx, &term).unwrap();
+        }
+        let mut back = mod_down(&ctx, &acc).unwrap();
+        back.ntt_inverse(&ctx);
+        x.ntt_inverse(&ctx);
+        // Differences are at most a couple of units per coefficient.
+        for (i, t) in ctx.q_tables().iter().enumerate() {
+            let m = t.modulus();
+            for (a, b) in back.limb(i).iter().zip(x.limb(i)) {
+                prop_assert!(m.center(m.sub(*a, *b)).abs() <= 2);
+            }
+        }
+    }
+}
