@@ -83,10 +83,7 @@ impl RingContext {
     /// The tables of a polynomial with `q_len` ciphertext limbs and `p_len`
     /// special limbs, in limb order.
     pub fn tables(&self, q_len: usize, p_len: usize) -> impl Iterator<Item = &NttTable> + Clone {
-        self.q
-            .iter()
-            .take(q_len)
-            .chain(self.p.iter().take(p_len))
+        self.q.iter().take(q_len).chain(self.p.iter().take(p_len))
     }
 
     /// Checks that a basis shape exists in this context.

@@ -266,7 +266,9 @@ mod tests {
         let m = Modulus::new(q).unwrap();
         let mut x = 0x1234_5678_9abc_def1u64;
         for _ in 0..10_000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let a = x % q;
             let b = x.rotate_left(17) % q;
             let want = ((u128::from(a) * u128::from(b)) % u128::from(q)) as u64;

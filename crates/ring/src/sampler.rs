@@ -43,7 +43,12 @@ fn stream_id(limb: usize, q_len: usize) -> u64 {
 /// Expands a 32-byte seed into a uniform polynomial, deterministically,
 /// directly in NTT form (uniform in either representation). Used for the
 /// public `a` of ciphertexts and keys, so `a` travels as its seed.
-pub fn uniform_from_seed(ctx: &RingContext, seed: &[u8; 32], q_len: usize, p_len: usize) -> RnsPoly {
+pub fn uniform_from_seed(
+    ctx: &RingContext,
+    seed: &[u8; 32],
+    q_len: usize,
+    p_len: usize,
+) -> RnsPoly {
     let mut poly = RnsPoly::zero(ctx, q_len, p_len, true);
     let n = ctx.n();
     let tables: Vec<_> = ctx.tables(q_len, p_len).collect();
@@ -160,7 +165,11 @@ mod tests {
         let mean = s.iter().sum::<i64>() as f64 / s.len() as f64;
         let var = s.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / s.len() as f64;
         assert!(mean.abs() < 0.03, "mean {mean}");
-        assert!((var.sqrt() - ERROR_STD_DEV).abs() < 0.03, "std {}", var.sqrt());
+        assert!(
+            (var.sqrt() - ERROR_STD_DEV).abs() < 0.03,
+            "std {}",
+            var.sqrt()
+        );
         assert!(s.iter().all(|x| x.abs() <= ERROR_BOUND));
         assert!(s.iter().any(|&x| x < -8) && s.iter().any(|&x| x > 8));
     }

@@ -1,0 +1,295 @@
+//! The CKKS encoder: the canonical embedding through a special FFT.
+//!
+//! Slot `j` holds the evaluation of the plaintext polynomial at
+//! `ζ^(5^j)`, `ζ = exp(iπ/N)`. Writing the real coefficients as
+//! `w_k = m_k + i·m_{k+N/2}` (k < N/2) gives, because `ζ^(5^j·N/2) = i`,
+//! `z_j = Σ_k w_k ζ^(5^j k) = Σ_k (w_k ζ^k) ω^(k t_j)` with `ω = ζ^4` and
+//! `t_j = (5^j - 1)/4 mod N/2`. Encoding and decoding are therefore one
+//! complex FFT of size `N/2`, a twist by `ζ^k` and the slot permutation `t_j`.
+//! Rotating slots left by `r` is the automorphism `X -> X^(5^r)`.
+
+use crate::error::CkksError;
+use crate::params::CkksParams;
+use cipherflow_ring::RnsPoly;
+use num_complex::Complex64;
+use std::f64::consts::PI;
+
+/// An encoded (not encrypted) message: a polynomial in NTT form at some
+/// level, with the scale its slots were multiplied by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plaintext {
+    pub(crate) poly: RnsPoly,
+    pub(crate) scale: f64,
+}
+
+impl Plaintext {
+    /// Level (number of primes − 1).
+    pub fn level(&self) -> usize {
+        self.poly.q_len() - 1
+    }
+
+    /// Scale of the encoding.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// The underlying polynomial (NTT form).
+    pub fn poly(&self) -> &RnsPoly {
+        &self.poly
+    }
+}
+
+/// Encoder/decoder for a parameter set.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    params: CkksParams,
+    /// `ζ^k`, k < N/2.
+    twist: Vec<Complex64>,
+    /// `ω^k`, k < N/4, the FFT twiddles.
+    roots: Vec<Complex64>,
+    /// `t_j` for each slot j.
+    slot_index: Vec<usize>,
+}
+
+impl Encoder {
+    /// Precomputes the tables for `params`.
+    pub fn new(params: &CkksParams) -> Self {
+        let n = params.n();
+        let m = n / 2;
+        let two_n = 2 * n as u64;
+        let twist = (0..m)
+            .map(|k| Complex64::from_polar(1.0, PI * k as f64 / n as f64))
+            .collect();
+        let roots = (0..m / 2)
+            .map(|k| Complex64::from_polar(1.0, 2.0 * PI * k as f64 / m as f64))
+            .collect();
+        let mut slot_index = Vec::with_capacity(m);
+        let mut g = 1u64;
+        for _ in 0..m {
+            slot_index.push(((g - 1) / 4) as usize);
+            g = (g * 5) % two_n;
+        }
+        Self {
+            params: params.clone(),
+            twist,
+            roots,
+            slot_index,
+        }
+    }
+
+    /// Number of slots (`N/2`).
+    pub fn slots(&self) -> usize {
+        self.twist.len()
+    }
+
+    /// In-place radix-2 FFT of size N/2; `inverse` uses conjugate twiddles (no 1/M).
+    fn fft(&self, a: &mut [Complex64], inverse: bool) {
+        let m = a.len();
+        if m < 2 {
+            return;
+        }
+        let bits = m.trailing_zeros();
+        for i in 0..m {
+            let j = i.reverse_bits() >> (usize::BITS - bits);
+            if i < j {
+                a.swap(i, j);
+            }
+        }
+        let mut len = 2;
+        while len <= m {
+            let step = m / len;
+            for start in (0..m).step_by(len) {
+                for k in 0..len / 2 {
+                    let w = self.roots.get(k * step).copied().unwrap_or_default();
+                    let w = if inverse { w.conj() } else { w };
+                    let (i, j) = (start + k, start + k + len / 2);
+                    let (Some(&u), Some(&v)) = (a.get(i), a.get(j)) else {
+                        continue;
+                    };
+                    let v = v * w;
+                    if let Some(x) = a.get_mut(i) {
+                        *x = u + v;
+                    }
+                    if let Some(x) = a.get_mut(j) {
+                        *x = u - v;
+                    }
+                }
+            }
+            len <<= 1;
+        }
+    }
+
+    /// Real coefficients (already multiplied by the scale) of the polynomial
+    /// whose slots are `values`.
+    fn embed_inverse(&self, values: &[Complex64], scale: f64) -> Result<Vec<f64>, CkksError> {
+        let m = self.slots();
+        if values.len() > m {
+            return Err(CkksError::TooManyValues {
+                given: values.len(),
+                slots: m,
+            });
+        }
+        if !scale.is_finite() || scale <= 0.0 {
+            return Err(CkksError::ValueOutOfRange(format!("scale {scale}")));
+        }
+        let mut a = vec![Complex64::default(); m];
+        for (v, &t) in values.iter().zip(&self.slot_index) {
+            if !v.re.is_finite() || !v.im.is_finite() {
+                return Err(CkksError::ValueOutOfRange("non-finite value".into()));
+            }
+            if let Some(x) = a.get_mut(t) {
+                *x = *v;
+            }
+        }
+        self.fft(&mut a, true);
+        let f = scale / m as f64;
+        let mut coeffs = vec![0.0; 2 * m];
+        let (lo, hi) = coeffs.split_at_mut(m);
+        for (((x, tw), l), h) in a.iter().zip(&self.twist).zip(lo).zip(hi) {
+            let w = x * tw.conj() * f;
+            *l = w.re;
+            *h = w.im;
+        }
+        Ok(coeffs)
+    }
+
+    /// Encodes complex `values` (at most `N/2`, zero-padded) at `level` and `scale`.
+    pub fn encode_complex(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext, CkksError> {
+        if level > self.params.max_level() {
+            return Err(CkksError::InvalidLevel(level));
+        }
+        let coeffs = self.embed_inverse(values, scale)?;
+        let poly = self.coeffs_to_poly(&coeffs, level + 1)?;
+        Ok(Plaintext { poly, scale })
+    }
+
+    /// Encodes real `values` at `level` and `scale`.
+    pub fn encode(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext, CkksError> {
+        let c: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+        self.encode_complex(&c, level, scale)
+    }
+
+    /// Encodes real `values` at the top level and the default scale.
+    pub fn encode_default(&self, values: &[f64]) -> Result<Plaintext, CkksError> {
+        self.encode(values, self.params.max_level(), self.params.default_scale())
+    }
+
+    /// Rounds scaled real coefficients into an NTT-form RNS polynomial.
+    fn coeffs_to_poly(&self, coeffs: &[f64], q_len: usize) -> Result<RnsPoly, CkksError> {
+        let ring = self.params.ring();
+        let limit = 2f64.powi(126);
+        if coeffs.iter().any(|c| !c.is_finite() || c.abs() >= limit) {
+            return Err(CkksError::ValueOutOfRange(
+                "scaled coefficient exceeds 2^126".into(),
+            ));
+        }
+        let mut poly = RnsPoly::zero(ring, q_len, 0, false);
+        let small = coeffs.iter().all(|c| c.abs() < 2f64.powi(62));
+        for (i, t) in ring.q_tables().iter().take(q_len).enumerate() {
+            let m = t.modulus();
+            let q = i128::from(m.value());
+            for (d, &c) in poly.limb_mut(i).iter_mut().zip(coeffs) {
+                *d = if small {
+                    m.reduce_i64(c.round() as i64)
+                } else {
+                    (c.round() as i128).rem_euclid(q) as u64
+                };
+            }
+        }
+        poly.ntt_forward(ring);
+        Ok(poly)
+    }
+
+    /// Centered integer coefficients of `poly` (coefficient form) as floats,
+    /// by CRT over the first two primes, checked against the third: a value
+    /// too large to reconstruct is an error, never silent garbage.
+    pub(crate) fn poly_to_coeffs(&self, poly: &RnsPoly) -> Result<Vec<f64>, CkksError> {
+        let ring = self.params.ring();
+        let tables = ring.q_tables();
+        let (Some(t0), Some(l0)) = (tables.first(), poly.limbs().next()) else {
+            return Err(CkksError::InvalidLevel(0));
+        };
+        let m0 = t0.modulus();
+        if poly.q_len() == 1 {
+            return Ok(l0.iter().map(|&x| m0.center(x) as f64).collect());
+        }
+        let (Some(t1), Some(l1)) = (tables.get(1), poly.limbs().nth(1)) else {
+            return Err(CkksError::InvalidLevel(1));
+        };
+        let m1 = t1.modulus();
+        let q0 = u128::from(m0.value());
+        let big_q = q0 * u128::from(m1.value());
+        let q0_inv = m1.inv(m0.value())?;
+        let check = tables.get(2).zip(poly.limbs().nth(2));
+        let mut out = Vec::with_capacity(poly.n());
+        for (k, (&x0, &x1)) in l0.iter().zip(l1).enumerate() {
+            let t = m1.mul(m1.sub(x1, m1.reduce(x0)), q0_inv);
+            let x = u128::from(x0) + q0 * u128::from(t);
+            let centered: i128 = if x > big_q / 2 {
+                -((big_q - x) as i128)
+            } else {
+                x as i128
+            };
+            if let Some((t2, l2)) = check {
+                let q2 = i128::from(t2.modulus().value());
+                if l2.get(k).map(|&v| i128::from(v)) != Some(centered.rem_euclid(q2)) {
+                    return Err(CkksError::ValueOutOfRange(
+                        "decrypted coefficient exceeds the decoder's 2^120 range".into(),
+                    ));
+                }
+            }
+            out.push(centered as f64);
+        }
+        Ok(out)
+    }
+
+    /// Slots of the polynomial with (unscaled, centered) coefficients `coeffs`, divided by `scale`.
+    pub(crate) fn embed(&self, coeffs: &[f64], scale: f64) -> Vec<Complex64> {
+        let m = self.slots();
+        let inv = 1.0 / scale;
+        let mut a: Vec<Complex64> = (0..m)
+            .map(|k| {
+                let re = coeffs.get(k).copied().unwrap_or(0.0);
+                let im = coeffs.get(k + m).copied().unwrap_or(0.0);
+                Complex64::new(re, im) * self.twist.get(k).copied().unwrap_or_default() * inv
+            })
+            .collect();
+        self.fft(&mut a, false);
+        self.slot_index
+            .iter()
+            .map(|&t| a.get(t).copied().unwrap_or_default())
+            .collect()
+    }
+
+    /// Decodes a plaintext into its `N/2` complex slots.
+    pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex64>, CkksError> {
+        let mut p = pt.poly.clone();
+        p.ntt_inverse(self.params.ring());
+        let coeffs = self.poly_to_coeffs(&p)?;
+        Ok(self.embed(&coeffs, pt.scale))
+    }
+
+    /// Decodes a plaintext into the real parts of its slots.
+    pub fn decode(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
+        Ok(self.decode_complex(pt)?.iter().map(|c| c.re).collect())
+    }
+}
+
+/// Bits of precision of `got` against `want`: `-log2(max |got - want|)`.
+pub fn precision_bits(want: &[f64], got: &[f64]) -> f64 {
+    let err = want
+        .iter()
+        .zip(got)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max);
+    if err == 0.0 {
+        f64::INFINITY
+    } else {
+        -err.log2()
+    }
+}

@@ -1,0 +1,433 @@
+//! Homomorphic operations with exact level and scale bookkeeping: a
+//! mismatch is a typed error, never silent garbage.
+
+use crate::encoder::Plaintext;
+use crate::encrypt::Ciphertext;
+use crate::error::CkksError;
+use crate::keys::{
+    conjugation_galois_element, decompose, key_switch, rotation_galois_element, GaloisKeys,
+    RelinKey, SwitchingKey,
+};
+use crate::params::CkksParams;
+use cipherflow_ring::RnsPoly;
+use rayon::prelude::*;
+
+/// Relative tolerance when comparing scales (float rounding of equal paths).
+const SCALE_TOLERANCE: f64 = 1e-9;
+
+fn scales_match(a: f64, b: f64) -> bool {
+    (a - b).abs() <= SCALE_TOLERANCE * a.abs().max(b.abs())
+}
+
+/// The homomorphic evaluator of a parameter set.
+#[derive(Clone, Debug)]
+pub struct Evaluator {
+    params: CkksParams,
+}
+
+impl Evaluator {
+    /// An evaluator for `params`.
+    pub fn new(params: &CkksParams) -> Self {
+        Self {
+            params: params.clone(),
+        }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    fn out(&self, c: Vec<RnsPoly>, scale: f64) -> Ciphertext {
+        Ciphertext {
+            c,
+            scale,
+            seed: None,
+            fingerprint: *self.params.fingerprint(),
+        }
+    }
+
+    fn check_pair(&self, a: &Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        a.check(&self.params)?;
+        b.check(&self.params)?;
+        if a.level() != b.level() {
+            return Err(CkksError::LevelMismatch(a.level(), b.level()));
+        }
+        Ok(())
+    }
+
+    fn check_scales(a: f64, b: f64) -> Result<(), CkksError> {
+        if !scales_match(a, b) {
+            return Err(CkksError::ScaleMismatch(a.log2(), b.log2()));
+        }
+        Ok(())
+    }
+
+    /// `a + b` (same level and scale; sizes may differ).
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.add_sub(a, b, false)
+    }
+
+    /// `a − b` (same level and scale).
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.add_sub(a, b, true)
+    }
+
+    fn add_sub(&self, a: &Ciphertext, b: &Ciphertext, sub: bool) -> Result<Ciphertext, CkksError> {
+        self.check_pair(a, b)?;
+        Self::check_scales(a.scale, b.scale)?;
+        let ring = self.params.ring();
+        let (long, short, flip) = if a.size() >= b.size() {
+            (a, b, false)
+        } else {
+            (b, a, true)
+        };
+        let mut c = long.c.clone();
+        for (i, x) in c.iter_mut().enumerate() {
+            match (short.c.get(i), sub, flip) {
+                (Some(y), false, _) => x.add_assign(ring, y)?,
+                (Some(y), true, false) => x.sub_assign(ring, y)?,
+                (Some(y), true, true) => {
+                    // x currently holds b's component: want a − b = y − x.
+                    x.neg_assign(ring);
+                    x.add_assign(ring, y)?;
+                }
+                (None, true, true) => x.neg_assign(ring),
+                (None, _, _) => {}
+            }
+        }
+        Ok(self.out(c, a.scale))
+    }
+
+    /// `−a`.
+    pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        a.check(&self.params)?;
+        let ring = self.params.ring();
+        let mut c = a.c.clone();
+        c.iter_mut().for_each(|x| x.neg_assign(ring));
+        Ok(self.out(c, a.scale))
+    }
+
+    /// The plaintext's polynomial restricted to the ciphertext's level.
+    fn pt_at_level(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<RnsPoly, CkksError> {
+        if pt.level() < ct.level() {
+            return Err(CkksError::LevelMismatch(ct.level(), pt.level()));
+        }
+        let mut p = pt.poly.clone();
+        p.truncate(ct.level() + 1, false)?;
+        Ok(p)
+    }
+
+    /// `ct + pt` (the plaintext at the ciphertext's scale, at its level or above).
+    pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        Self::check_scales(ct.scale, pt.scale)?;
+        let p = self.pt_at_level(ct, pt)?;
+        let mut c = ct.c.clone();
+        if let Some(c0) = c.first_mut() {
+            c0.add_assign(self.params.ring(), &p)?;
+        }
+        Ok(self.out(c, ct.scale))
+    }
+
+    /// `ct − pt`.
+    pub fn sub_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        Self::check_scales(ct.scale, pt.scale)?;
+        let p = self.pt_at_level(ct, pt)?;
+        let mut c = ct.c.clone();
+        if let Some(c0) = c.first_mut() {
+            c0.sub_assign(self.params.ring(), &p)?;
+        }
+        Ok(self.out(c, ct.scale))
+    }
+
+    /// `ct · pt` slot-wise; the result's scale is the product of the scales.
+    pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        let p = self.pt_at_level(ct, pt)?;
+        let ring = self.params.ring();
+        let mut c = ct.c.clone();
+        for x in c.iter_mut() {
+            x.mul_assign(ring, &p)?;
+        }
+        Ok(self.out(c, ct.scale * pt.scale))
+    }
+
+    /// An RNS constant: `round(v)` reduced modulo each prime of the level.
+    fn rns_constant(&self, level: usize, v: f64) -> Result<Vec<u64>, CkksError> {
+        if !v.is_finite() || v.abs() >= 2f64.powi(126) {
+            return Err(CkksError::ValueOutOfRange(format!("constant {v}")));
+        }
+        let r = v.round() as i128;
+        Ok(self
+            .params
+            .q()
+            .iter()
+            .take(level + 1)
+            .map(|&q| r.rem_euclid(i128::from(q)) as u64)
+            .collect())
+    }
+
+    /// `ct + v` in every slot.
+    pub fn add_const(&self, ct: &Ciphertext, v: f64) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        let k = self.rns_constant(ct.level(), v * ct.scale)?;
+        let mut c = ct.c.clone();
+        if let Some(c0) = c.first_mut() {
+            c0.add_rns_scalar(self.params.ring(), &k)?;
+        }
+        Ok(self.out(c, ct.scale))
+    }
+
+    /// `ct · v` in every slot. The constant is encoded at scale `q_l` (the
+    /// prime the next rescale divides by), so `rescale` restores the
+    /// ciphertext's scale exactly.
+    pub fn mul_const(&self, ct: &Ciphertext, v: f64) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        let ql = self
+            .params
+            .q()
+            .get(ct.level())
+            .copied()
+            .ok_or(CkksError::InvalidLevel(ct.level()))? as f64;
+        let k = self.rns_constant(ct.level(), v * ql)?;
+        let ring = self.params.ring();
+        let mut c = ct.c.clone();
+        for x in c.iter_mut() {
+            x.mul_rns_scalar(ring, &k)?;
+        }
+        Ok(self.out(c, ct.scale * ql))
+    }
+
+    /// `a · b` without relinearization (3 components, scale = product).
+    pub fn mul(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.check_pair(a, b)?;
+        let (Some(a0), Some(a1), Some(b0), Some(b1), 2, 2) = (
+            a.c.first(),
+            a.c.get(1),
+            b.c.first(),
+            b.c.get(1),
+            a.size(),
+            b.size(),
+        ) else {
+            return Err(CkksError::WrongSize(a.size().max(b.size()), 2));
+        };
+        let ring = self.params.ring();
+        let n = self.params.n();
+        let q_len = a.level() + 1;
+        let mut d0 = RnsPoly::zero(ring, q_len, 0, true);
+        let mut d1 = RnsPoly::zero(ring, q_len, 0, true);
+        let mut d2 = RnsPoly::zero(ring, q_len, 0, true);
+        let tables: Vec<_> = ring.tables(q_len, 0).collect();
+        d0.data_mut()
+            .par_chunks_mut(n)
+            .zip(d1.data_mut().par_chunks_mut(n))
+            .zip(d2.data_mut().par_chunks_mut(n))
+            .zip(tables.into_par_iter())
+            .enumerate()
+            .for_each(|(i, (((o0, o1), o2), t))| {
+                let m = t.modulus();
+                let it = a0
+                    .limb(i)
+                    .iter()
+                    .zip(a1.limb(i))
+                    .zip(b0.limb(i))
+                    .zip(b1.limb(i));
+                for ((((x0, x1), y0), y1), ((r0, r1), r2)) in
+                    it.zip(o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()))
+                {
+                    *r0 = m.mul(*x0, *y0);
+                    *r1 = m.reduce_u128(
+                        u128::from(*x0) * u128::from(*y1) + u128::from(*x1) * u128::from(*y0),
+                    );
+                    *r2 = m.mul(*x1, *y1);
+                }
+            });
+        Ok(self.out(vec![d0, d1, d2], a.scale * b.scale))
+    }
+
+    /// `a²` without relinearization.
+    pub fn square(&self, a: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        self.mul(a, a)
+    }
+
+    /// Switches a size-3 ciphertext back to size 2 with the relinearization key.
+    pub fn relinearize(&self, ct: &Ciphertext, rlk: &RelinKey) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        if rlk.params != self.params {
+            return Err(CkksError::ParamsMismatch);
+        }
+        let (Some(c0), Some(c1), Some(c2), 3) = (ct.c.first(), ct.c.get(1), ct.c.get(2), ct.size())
+        else {
+            return Err(CkksError::WrongSize(ct.size(), 3));
+        };
+        let dec = decompose(&self.params, c2)?;
+        let (mut d0, mut d1) = key_switch(&self.params, &dec, &rlk.key, None)?;
+        let ring = self.params.ring();
+        d0.add_assign(ring, c0)?;
+        d1.add_assign(ring, c1)?;
+        Ok(self.out(vec![d0, d1], ct.scale))
+    }
+
+    /// `relinearize(a · b)`.
+    pub fn mul_relin(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        rlk: &RelinKey,
+    ) -> Result<Ciphertext, CkksError> {
+        self.relinearize(&self.mul(a, b)?, rlk)
+    }
+
+    /// Divides by the last prime `q_l` (rounding) and drops it: the scale
+    /// becomes `scale / q_l`, the level `l − 1`.
+    pub fn rescale(&self, ct: &Ciphertext) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        let l = ct.level();
+        if l == 0 {
+            return Err(CkksError::NoLevelLeft(0));
+        }
+        let ql = self
+            .params
+            .q()
+            .get(l)
+            .copied()
+            .ok_or(CkksError::InvalidLevel(l))? as f64;
+        let ring = self.params.ring();
+        let mut c = ct.c.clone();
+        c.par_iter_mut()
+            .try_for_each(|x| x.rescale(ring))
+            .map_err(CkksError::from)?;
+        Ok(self.out(c, ct.scale / ql))
+    }
+
+    /// Drops primes without dividing (scale unchanged) down to `level`.
+    pub fn drop_to_level(&self, ct: &Ciphertext, level: usize) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        if level > ct.level() {
+            return Err(CkksError::InvalidLevel(level));
+        }
+        let mut c = ct.c.clone();
+        for x in c.iter_mut() {
+            x.truncate(level + 1, false)?;
+        }
+        Ok(self.out(c, ct.scale))
+    }
+
+    /// Applies the automorphism `g` and switches the key back to `s`,
+    /// reusing a precomputed decomposition of `c1` (hoisting).
+    fn galois_with(
+        &self,
+        ct: &Ciphertext,
+        dec: &crate::keys::Decomposed,
+        g: u64,
+        key: &SwitchingKey,
+    ) -> Result<Ciphertext, CkksError> {
+        let ring = self.params.ring();
+        let perm = ring.permutation(g)?;
+        let (mut d0, d1) = key_switch(&self.params, dec, key, Some(&perm))?;
+        let c0 = ct.c.first().ok_or(CkksError::WrongSize(0, 2))?;
+        d0.add_assign(ring, &c0.automorphism(ring, g)?)?;
+        Ok(self.out(vec![d0, d1], ct.scale))
+    }
+
+    fn c1_of<'a>(&self, ct: &'a Ciphertext) -> Result<&'a RnsPoly, CkksError> {
+        ct.check(&self.params)?;
+        match (ct.size(), ct.c.get(1)) {
+            (2, Some(c1)) => Ok(c1),
+            _ => Err(CkksError::WrongSize(ct.size(), 2)),
+        }
+    }
+
+    /// Rotates the slots left by `steps` (negative: right).
+    pub fn rotate(
+        &self,
+        ct: &Ciphertext,
+        steps: i64,
+        gk: &GaloisKeys,
+    ) -> Result<Ciphertext, CkksError> {
+        let c1 = self.c1_of(ct)?;
+        let g = rotation_galois_element(&self.params, steps);
+        if g == 1 {
+            return Ok(self.out(ct.c.clone(), ct.scale));
+        }
+        let key = gk.get(g)?;
+        let dec = decompose(&self.params, c1)?;
+        self.galois_with(ct, &dec, g, key)
+    }
+
+    /// Complex conjugation of every slot.
+    pub fn conjugate(&self, ct: &Ciphertext, gk: &GaloisKeys) -> Result<Ciphertext, CkksError> {
+        let c1 = self.c1_of(ct)?;
+        let g = conjugation_galois_element(&self.params);
+        let key = gk.get(g)?;
+        let dec = decompose(&self.params, c1)?;
+        self.galois_with(ct, &dec, g, key)
+    }
+
+    /// Several rotations of one ciphertext sharing a single decomposition
+    /// (hoisted rotations): one ModUp for all, one inner product and ModDown each.
+    pub fn rotate_hoisted(
+        &self,
+        ct: &Ciphertext,
+        steps: &[i64],
+        gk: &GaloisKeys,
+    ) -> Result<Vec<Ciphertext>, CkksError> {
+        let c1 = self.c1_of(ct)?;
+        let elements: Vec<u64> = steps
+            .iter()
+            .map(|&s| rotation_galois_element(&self.params, s))
+            .collect();
+        for &g in &elements {
+            if g != 1 {
+                gk.get(g)?;
+            }
+        }
+        let dec = decompose(&self.params, c1)?;
+        elements
+            .iter()
+            .map(|&g| {
+                if g == 1 {
+                    Ok(self.out(ct.c.clone(), ct.scale))
+                } else {
+                    self.galois_with(ct, &dec, g, gk.get(g)?)
+                }
+            })
+            .collect()
+    }
+
+    /// The rotation steps [`Evaluator::inner_sum`] needs for a window of `n` slots.
+    pub fn inner_sum_steps(n: usize) -> Vec<i64> {
+        let mut v = Vec::new();
+        let mut k = 1usize;
+        while k < n {
+            v.push(k as i64);
+            k <<= 1;
+        }
+        v
+    }
+
+    /// Every slot `j` receives `Σ_{k < n} slot_{j+k}` (cyclically); `n` a
+    /// power of two up to the slot count. With `n = slots`, every slot holds
+    /// the total.
+    pub fn inner_sum(
+        &self,
+        ct: &Ciphertext,
+        n: usize,
+        gk: &GaloisKeys,
+    ) -> Result<Ciphertext, CkksError> {
+        if !n.is_power_of_two() || n > self.params.slots() {
+            return Err(CkksError::InvalidParameters(format!(
+                "inner sum window {n} must be a power of two ≤ {}",
+                self.params.slots()
+            )));
+        }
+        let mut acc = ct.clone();
+        for s in Self::inner_sum_steps(n) {
+            let r = self.rotate(&acc, s, gk)?;
+            acc = self.add(&acc, &r)?;
+        }
+        Ok(acc)
+    }
+}

@@ -1,0 +1,373 @@
+//! Every homomorphic operation against plaintext arithmetic on random
+//! vectors, with a stated minimum precision (bits) per parameter set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cipherflow_ckks::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+struct Setup {
+    params: CkksParams,
+    sk: SecretKey,
+    pk: PublicKey,
+    rlk: RelinKey,
+    gk: GaloisKeys,
+    enc: Encoder,
+    eval: Evaluator,
+    rng: ChaCha20Rng,
+}
+
+const STEPS: [i64; 6] = [1, 2, 5, -1, -7, 100];
+
+fn setup(params: CkksParams) -> Setup {
+    let mut rng = ChaCha20Rng::seed_from_u64(42);
+    let sk = SecretKey::generate(&params, &mut rng);
+    let pk = PublicKey::generate(&sk, &mut rng).unwrap();
+    let rlk = RelinKey::generate(&sk, &mut rng).unwrap();
+    let gk = GaloisKeys::generate(&sk, &STEPS, true, &mut rng).unwrap();
+    Setup {
+        enc: Encoder::new(&params),
+        eval: Evaluator::new(&params),
+        params,
+        sk,
+        pk,
+        rlk,
+        gk,
+        rng,
+    }
+}
+
+fn random_values(rng: &mut ChaCha20Rng, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|_| (rng.next_u64() as f64 / u64::MAX as f64) * 2.0 - 1.0)
+        .collect()
+}
+
+/// Minimum precision (bits) for one fresh encryption round trip, and after
+/// one mul + relin + rescale at scale 2^40.
+const FRESH_BITS: f64 = 21.0;
+const MUL_BITS: f64 = 20.0;
+
+fn check(label: &str, want: &[f64], got: &[f64], min_bits: f64) {
+    let bits = precision_bits(want, &got[..want.len()]);
+    println!("{label}: {bits:.1} bits");
+    assert!(bits >= min_bits, "{label}: {bits:.1} bits < {min_bits}");
+}
+
+fn run_all(s: &mut Setup) {
+    let slots = s.params.slots();
+    let a = random_values(&mut s.rng, slots);
+    let b = random_values(&mut s.rng, slots);
+    let encp = Encryptor::with_public_key(&s.pk);
+    let encs = Encryptor::with_secret_key(&s.sk);
+    let dec = Decryptor::new(&s.sk);
+    let ca = encp.encrypt_values(&s.enc, &a, &mut s.rng).unwrap();
+    let cb = encs.encrypt_values(&s.enc, &b, &mut s.rng).unwrap();
+    check(
+        "encode/decode",
+        &a,
+        &s.enc.decode(&s.enc.encode_default(&a).unwrap()).unwrap(),
+        30.0,
+    );
+    check(
+        "encrypt pk",
+        &a,
+        &dec.decrypt_values(&ca).unwrap(),
+        FRESH_BITS,
+    );
+    check(
+        "encrypt sk",
+        &b,
+        &dec.decrypt_values(&cb).unwrap(),
+        FRESH_BITS,
+    );
+
+    let sum: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    let diff: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+    let prod: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();
+    check(
+        "add",
+        &sum,
+        &dec.decrypt_values(&s.eval.add(&ca, &cb).unwrap()).unwrap(),
+        FRESH_BITS,
+    );
+    check(
+        "sub",
+        &diff,
+        &dec.decrypt_values(&s.eval.sub(&ca, &cb).unwrap()).unwrap(),
+        FRESH_BITS,
+    );
+    let neg: Vec<f64> = a.iter().map(|x| -x).collect();
+    check(
+        "neg",
+        &neg,
+        &dec.decrypt_values(&s.eval.neg(&ca).unwrap()).unwrap(),
+        FRESH_BITS,
+    );
+
+    let pb = s.enc.encode_default(&b).unwrap();
+    check(
+        "add_plain",
+        &sum,
+        &dec.decrypt_values(&s.eval.add_plain(&ca, &pb).unwrap())
+            .unwrap(),
+        FRESH_BITS,
+    );
+    check(
+        "sub_plain",
+        &diff,
+        &dec.decrypt_values(&s.eval.sub_plain(&ca, &pb).unwrap())
+            .unwrap(),
+        FRESH_BITS,
+    );
+    let mp = s
+        .eval
+        .rescale(&s.eval.mul_plain(&ca, &pb).unwrap())
+        .unwrap();
+    check(
+        "mul_plain+rescale",
+        &prod,
+        &dec.decrypt_values(&mp).unwrap(),
+        MUL_BITS,
+    );
+
+    let plus: Vec<f64> = a.iter().map(|x| x + 0.75).collect();
+    check(
+        "add_const",
+        &plus,
+        &dec.decrypt_values(&s.eval.add_const(&ca, 0.75).unwrap())
+            .unwrap(),
+        FRESH_BITS,
+    );
+    let times: Vec<f64> = a.iter().map(|x| x * -3.25).collect();
+    let mc = s
+        .eval
+        .rescale(&s.eval.mul_const(&ca, -3.25).unwrap())
+        .unwrap();
+    assert!(
+        (mc.scale() / ca.scale() - 1.0).abs() < 1e-12,
+        "mul_const+rescale keeps the scale"
+    );
+    check(
+        "mul_const+rescale",
+        &times,
+        &dec.decrypt_values(&mc).unwrap(),
+        MUL_BITS,
+    );
+
+    // mul, relin, rescale, and all three together.
+    let m3 = s.eval.mul(&ca, &cb).unwrap();
+    assert_eq!(m3.size(), 3);
+    let mut prod_scaled = dec.decrypt_values(&m3).unwrap();
+    prod_scaled.truncate(slots);
+    check("mul (size 3)", &prod, &prod_scaled, MUL_BITS);
+    let relin = s.eval.relinearize(&m3, &s.rlk).unwrap();
+    check(
+        "relin",
+        &prod,
+        &dec.decrypt_values(&relin).unwrap(),
+        MUL_BITS,
+    );
+    let mrr = s.eval.rescale(&relin).unwrap();
+    assert_eq!(mrr.level(), ca.level() - 1);
+    check(
+        "mul_relin_rescale",
+        &prod,
+        &dec.decrypt_values(&mrr).unwrap(),
+        MUL_BITS,
+    );
+    let sq: Vec<f64> = a.iter().map(|x| x * x).collect();
+    let csq = s
+        .eval
+        .rescale(
+            &s.eval
+                .relinearize(&s.eval.square(&ca).unwrap(), &s.rlk)
+                .unwrap(),
+        )
+        .unwrap();
+    check("square", &sq, &dec.decrypt_values(&csq).unwrap(), MUL_BITS);
+
+    // Rotations by several steps, negative ones, hoisted, and conjugation.
+    for &k in &STEPS {
+        let want: Vec<f64> = (0..slots)
+            .map(|j| a[(j as i64 + k).rem_euclid(slots as i64) as usize])
+            .collect();
+        let r = s.eval.rotate(&ca, k, &s.gk).unwrap();
+        check(
+            &format!("rotate {k}"),
+            &want,
+            &dec.decrypt_values(&r).unwrap(),
+            FRESH_BITS - 2.0,
+        );
+    }
+    let hoisted = s.eval.rotate_hoisted(&ca, &STEPS, &s.gk).unwrap();
+    for (&k, r) in STEPS.iter().zip(&hoisted) {
+        let want: Vec<f64> = (0..slots)
+            .map(|j| a[(j as i64 + k).rem_euclid(slots as i64) as usize])
+            .collect();
+        check(
+            &format!("hoisted rotate {k}"),
+            &want,
+            &dec.decrypt_values(r).unwrap(),
+            FRESH_BITS - 2.0,
+        );
+    }
+    let z: Vec<Complex64> = a
+        .iter()
+        .zip(&b)
+        .map(|(&x, &y)| Complex64::new(x, y))
+        .collect();
+    let cz = encp
+        .encrypt(
+            &s.enc
+                .encode_complex(&z, s.params.max_level(), s.params.default_scale())
+                .unwrap(),
+            &mut s.rng,
+        )
+        .unwrap();
+    let conj = dec
+        .decrypt_complex(&s.eval.conjugate(&cz, &s.gk).unwrap())
+        .unwrap();
+    let im: Vec<f64> = conj.iter().map(|c| -c.im).collect();
+    check("conjugate (imag)", &b, &im, FRESH_BITS - 2.0);
+    let re: Vec<f64> = conj.iter().map(|c| c.re).collect();
+    check("conjugate (real)", &a, &re, FRESH_BITS - 2.0);
+
+    // Missing key is a typed error.
+    assert!(matches!(
+        s.eval.rotate(&ca, 3, &s.gk),
+        Err(CkksError::MissingGaloisKey(_))
+    ));
+}
+
+#[test]
+fn depth2_preset_all_operations() {
+    let mut s = setup(Preset::Depth2.build().unwrap());
+    run_all(&mut s);
+}
+
+#[test]
+fn multi_digit_small_ring_all_operations() {
+    // Several primes per digit, 2 special primes (insecure size for speed).
+    let params = ParamsBuilder::new(11)
+        .q_bits(&[55, 40, 40, 40, 40])
+        .p_bits(&[58, 58])
+        .allow_insecure()
+        .build()
+        .unwrap();
+    assert_eq!(params.dnum(), 3);
+    let mut s = setup(params);
+    run_all(&mut s);
+}
+
+#[test]
+fn depth_chain_and_inner_sum() {
+    let params = ParamsBuilder::new(12)
+        .q_bits(&[50, 40, 40, 40])
+        .p_bits(&[50])
+        .allow_insecure()
+        .build()
+        .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let sk = SecretKey::generate(&params, &mut rng);
+    let rlk = RelinKey::generate(&sk, &mut rng).unwrap();
+    let slots = params.slots();
+    let gk =
+        GaloisKeys::generate(&sk, &Evaluator::inner_sum_steps(slots), false, &mut rng).unwrap();
+    let enc = Encoder::new(&params);
+    let eval = Evaluator::new(&params);
+    let dec = Decryptor::new(&sk);
+    let x = random_values(&mut rng, slots);
+    let mut ct = Encryptor::with_secret_key(&sk)
+        .encrypt_values(&enc, &x, &mut rng)
+        .unwrap();
+    // x^8 by three squarings, using every level.
+    for _ in 0..3 {
+        ct = eval
+            .rescale(&eval.mul_relin(&ct, &ct, &rlk).unwrap())
+            .unwrap();
+    }
+    assert_eq!(ct.level(), 0);
+    let want: Vec<f64> = x.iter().map(|v| v.powi(8)).collect();
+    check("x^8", &want, &dec.decrypt_values(&ct).unwrap(), 15.0);
+    assert!(matches!(eval.rescale(&ct), Err(CkksError::NoLevelLeft(0))));
+
+    let ct = Encryptor::with_secret_key(&sk)
+        .encrypt_values(&enc, &x, &mut rng)
+        .unwrap();
+    let total: f64 = x.iter().sum();
+    let s = dec
+        .decrypt_values(&eval.inner_sum(&ct, slots, &gk).unwrap())
+        .unwrap();
+    assert!(s.iter().all(|v| (v - total).abs() < 1e-5), "inner sum");
+}
+
+#[test]
+fn mismatches_are_errors() {
+    let params = Preset::Depth2.build().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let sk = SecretKey::generate(&params, &mut rng);
+    let enc = Encoder::new(&params);
+    let eval = Evaluator::new(&params);
+    let e = Encryptor::with_secret_key(&sk);
+    let a = e.encrypt_values(&enc, &[1.0], &mut rng).unwrap();
+    let low = eval.drop_to_level(&a, 1).unwrap();
+    assert!(matches!(
+        eval.add(&a, &low),
+        Err(CkksError::LevelMismatch(2, 1))
+    ));
+    let pt = enc.encode(&[1.0], 2, 2f64.powi(30)).unwrap();
+    let b = e.encrypt(&pt, &mut rng).unwrap();
+    assert!(matches!(
+        eval.add(&a, &b),
+        Err(CkksError::ScaleMismatch(..))
+    ));
+    assert!(matches!(
+        eval.relinearize(&a, &RelinKey::generate(&sk, &mut rng).unwrap()),
+        Err(CkksError::WrongSize(2, 3))
+    ));
+    // A ciphertext of other parameters is rejected.
+    let other = ParamsBuilder::new(13)
+        .q_bits(&[50, 40])
+        .p_bits(&[50])
+        .build()
+        .unwrap();
+    let sk2 = SecretKey::generate(&other, &mut rng);
+    let c2 = Encryptor::with_secret_key(&sk2)
+        .encrypt_values(&Encoder::new(&other), &[1.0], &mut rng)
+        .unwrap();
+    assert!(matches!(eval.neg(&c2), Err(CkksError::ParamsMismatch)));
+    assert!(matches!(
+        enc.encode(&vec![0.0; params.slots() + 1], 0, 1e9),
+        Err(CkksError::TooManyValues { .. })
+    ));
+    assert!(enc.encode(&[f64::NAN], 0, 1e9).is_err());
+}
+
+#[test]
+fn flooding_adds_calibrated_noise() {
+    let params = Preset::Depth2.build().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let sk = SecretKey::generate(&params, &mut rng);
+    let enc = Encoder::new(&params);
+    let x = random_values(&mut rng, params.slots());
+    let ct = Encryptor::with_secret_key(&sk)
+        .encrypt_values(&enc, &x, &mut rng)
+        .unwrap();
+    let dec = Decryptor::new(&sk);
+    let noise = dec.measure_noise_log2(&ct, &x).unwrap();
+    assert!(noise > 1.0 && noise < 10.0, "fresh noise 2^{noise}");
+    let fl = Flooding {
+        stat_sec_bits: 30,
+        noise_log2: noise,
+    };
+    let plain = dec.decrypt_values(&ct).unwrap();
+    let flooded = dec.decrypt_flooded(&ct, fl, &mut rng).unwrap();
+    let b_plain = precision_bits(&x, &plain);
+    let b_flood = precision_bits(&x, &flooded);
+    // Flooding at 2^(15 + noise) costs roughly 15 bits of precision, no more than 20.
+    assert!(
+        b_flood < b_plain - 8.0 && b_flood > b_plain - 22.0,
+        "{b_plain} -> {b_flood}"
+    );
+}
