@@ -214,36 +214,10 @@ impl Evaluator {
             return Err(CkksError::WrongSize(a.size().max(b.size()), 2));
         };
         let ring = self.params.ring();
-        let n = self.params.n();
-        let q_len = a.level() + 1;
-        let mut d0 = RnsPoly::zero(ring, q_len, 0, true);
-        let mut d1 = RnsPoly::zero(ring, q_len, 0, true);
-        let mut d2 = RnsPoly::zero(ring, q_len, 0, true);
-        let tables: Vec<_> = ring.tables(q_len, 0).collect();
-        d0.data_mut()
-            .par_chunks_mut(n)
-            .zip(d1.data_mut().par_chunks_mut(n))
-            .zip(d2.data_mut().par_chunks_mut(n))
-            .zip(tables.into_par_iter())
-            .enumerate()
-            .for_each(|(i, (((o0, o1), o2), t))| {
-                let m = t.modulus();
-                let it = a0
-                    .limb(i)
-                    .iter()
-                    .zip(a1.limb(i))
-                    .zip(b0.limb(i))
-                    .zip(b1.limb(i));
-                for ((((x0, x1), y0), y1), ((r0, r1), r2)) in
-                    it.zip(o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()))
-                {
-                    *r0 = m.mul(*x0, *y0);
-                    *r1 = m.reduce_u128(
-                        u128::from(*x0) * u128::from(*y1) + u128::from(*x1) * u128::from(*y0),
-                    );
-                    *r2 = m.mul(*x1, *y1);
-                }
-            });
+        let d0 = a0.mul(ring, b0)?;
+        let mut d1 = a0.mul(ring, b1)?;
+        d1.mul_accumulate(ring, a1, b0)?;
+        let d2 = a1.mul(ring, b1)?;
         Ok(self.out(vec![d0, d1, d2], a.scale * b.scale))
     }
 

@@ -351,46 +351,25 @@ pub(crate) fn key_switch(
         .zip(tables.into_par_iter())
         .enumerate()
         .for_each(|(i, ((o0, o1), t))| {
-            let m = t.modulus();
             // Key limb: the same prime in the full Q ∪ P basis.
             let ki = if i < q_len { i } else { full_q + (i - q_len) };
-            let mut acc0 = vec![0u128; n];
-            let mut acc1 = vec![0u128; n];
-            for (chunk_idx, chunk) in digits.chunks(16).enumerate() {
-                for (jj, d) in chunk.iter().enumerate() {
-                    let j = chunk_idx * 16 + jj;
-                    let (Some(kb), Some(ka)) = (key.b.get(j), key.a.get(j)) else {
-                        continue;
-                    };
-                    let (kb, ka, dl) = (kb.limb(ki), ka.limb(ki), d.limb(i));
-                    match perm {
-                        None => {
-                            for ((((a0, a1), &x), &b), &a) in
-                                acc0.iter_mut().zip(acc1.iter_mut()).zip(dl).zip(kb).zip(ka)
-                            {
-                                *a0 += u128::from(x) * u128::from(b);
-                                *a1 += u128::from(x) * u128::from(a);
-                            }
+            let mut permuted = vec![0u64; if perm.is_some() { n } else { 0 }];
+            for (j, d) in digits.iter().enumerate() {
+                let (Some(kb), Some(ka)) = (key.b.get(j), key.a.get(j)) else {
+                    continue;
+                };
+                let dl = match perm {
+                    None => d.limb(i),
+                    Some(p) => {
+                        let src = d.limb(i);
+                        for (x, &pi) in permuted.iter_mut().zip(p) {
+                            *x = src.get(pi as usize).copied().unwrap_or(0);
                         }
-                        Some(p) => {
-                            for ((((a0, a1), &pi), &b), &a) in
-                                acc0.iter_mut().zip(acc1.iter_mut()).zip(p).zip(kb).zip(ka)
-                            {
-                                let x = u128::from(dl.get(pi as usize).copied().unwrap_or(0));
-                                *a0 += x * u128::from(b);
-                                *a1 += x * u128::from(a);
-                            }
-                        }
+                        &permuted
                     }
-                }
-                for (a, o) in acc0.iter_mut().zip(o0.iter_mut()) {
-                    *o = m.add(*o, m.reduce_u128(*a));
-                    *a = 0;
-                }
-                for (a, o) in acc1.iter_mut().zip(o1.iter_mut()) {
-                    *o = m.add(*o, m.reduce_u128(*a));
-                    *a = 0;
-                }
+                };
+                t.mul_accumulate(o0, dl, kb.limb(ki));
+                t.mul_accumulate(o1, dl, ka.limb(ki));
             }
         });
     let d0 = mod_down(ring, &out0)?;

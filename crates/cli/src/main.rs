@@ -1,1 +1,119 @@
-fn main() {}
+//! The `cipherflow` command-line tool.
+
+mod bench;
+mod demo;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// cipherflow: machine learning on data its owners will not reveal.
+#[derive(Parser)]
+#[command(name = "cipherflow", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Encrypted diagnosis scoring on the shipped breast-cancer data (CKKS).
+    Demo {
+        /// CSV file in the shipped format (default: data/breast_cancer.csv).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// CKKS utilities.
+    Ckks {
+        #[command(subcommand)]
+        what: CkksCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Per-operation CKKS timings (JSON lines with --json).
+    Ckks {
+        /// Parameter preset: n13, n14, n15 or n16.
+        #[arg(long, default_value = "n13")]
+        preset: String,
+        /// Worker threads (1 for single-thread comparisons).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed repetitions per operation.
+        #[arg(long, default_value_t = 10)]
+        reps: usize,
+        /// One JSON object per line per operation.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CkksCommand {
+    /// Shows a preset's primes, dnum and security level.
+    Params {
+        /// aggregation, depth2, deep, n13, n14, n15 or n16.
+        #[arg(long, default_value = "depth2")]
+        preset: String,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Demo { data } => demo::run(&data.unwrap_or_else(demo::default_data_path)),
+        Command::Bench {
+            what:
+                BenchCommand::Ckks {
+                    preset,
+                    threads,
+                    reps,
+                    json,
+                },
+        } => {
+            let p = bench::preset(&preset)
+                .ok_or_else(|| format!("unknown preset '{preset}' (n13, n14, n15, n16)"))?;
+            if threads == 0 || threads > 1024 {
+                return Err("--threads must be in 1..=1024".into());
+            }
+            if reps == 0 || reps > 100_000 {
+                return Err("--reps must be in 1..=100000".into());
+            }
+            let params = p.build().map_err(|e| e.to_string())?;
+            if !json {
+                println!("{preset}: {params}");
+            }
+            let ms = cipherflow_ring::with_threads(threads, || bench::run_ckks(&params, reps))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            bench::print(&preset, threads, reps, &ms, json);
+            Ok(())
+        }
+        Command::Ckks {
+            what: CkksCommand::Params { preset },
+        } => {
+            let p = cipherflow_ckks::Preset::from_name(&preset)
+                .ok_or_else(|| format!("unknown preset '{preset}'"))?;
+            let params = p.build().map_err(|e| e.to_string())?;
+            println!("{preset}: {params}");
+            println!("  q = {:?}", params.q());
+            println!("  p = {:?}", params.p());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -10,6 +10,8 @@ use rayon::prelude::*;
 
 /// Products accumulated in a `u128` before a reduction (each is < 2^122).
 const LAZY_TERMS: usize = 32;
+/// Up to this many source primes, Shoup products beat lazy 128-bit sums.
+const SHOUP_TERMS: usize = 3;
 
 /// Precomputed constants to convert residues from basis `B` to basis `C`:
 /// `x ↦ Σ_i [x_i · (B/b_i)^{-1}]_{b_i} · (B/b_i) mod c_j`, which equals
@@ -73,6 +75,17 @@ impl BasisExtender {
             .par_chunks_mut(n)
             .zip(self.dst.par_iter().zip(self.hat.par_iter()))
             .for_each(|(out, (cj, hat_j))| {
+                if y.len() <= SHOUP_TERMS {
+                    // Few source primes: Shoup products, no 128-bit reduction.
+                    let consts: Vec<(u64, u64)> = hat_j.iter().map(|&h| (h, cj.shoup(h))).collect();
+                    out.fill(0);
+                    for (yi, &(h, hs)) in y.iter().zip(&consts) {
+                        for (o, &v) in out.iter_mut().zip(yi) {
+                            *o = cj.add(*o, cj.mul_shoup(v, h, hs));
+                        }
+                    }
+                    return;
+                }
                 let mut acc = vec![0u128; n];
                 out.fill(0);
                 for (ys, hs) in y.chunks(LAZY_TERMS).zip(hat_j.chunks(LAZY_TERMS)) {

@@ -97,7 +97,7 @@ impl RingContext {
     /// Cached NTT-domain permutation for `X -> X^g` (g odd, reduced mod 2n).
     pub fn permutation(&self, g: u64) -> Result<Arc<Vec<u32>>, RingError> {
         let g = g & (2 * self.n as u64 - 1);
-        if g % 2 == 0 {
+        if g.is_multiple_of(2) {
             return Err(RingError::InvalidGaloisElement(g));
         }
         if let Ok(map) = self.perms.read() {

@@ -20,6 +20,8 @@ pub struct Modulus {
     mu_hi: u64,
     /// `floor(2^128 / q)`, low word.
     mu_lo: u64,
+    /// `floor(2^(2·bits) / q)` for the single-word Barrett of products.
+    mu_short: u64,
 }
 
 impl Modulus {
@@ -30,11 +32,13 @@ impl Modulus {
         }
         // floor(2^128 / q) = floor((2^128 - 1) / q) because q is odd and > 1.
         let mu = u128::MAX / u128::from(q);
+        let bits = 64 - q.leading_zeros();
         Ok(Self {
             q,
-            bits: 64 - q.leading_zeros(),
+            bits,
             mu_hi: (mu >> 64) as u64,
             mu_lo: mu as u64,
+            mu_short: ((1u128 << (2 * bits)) / u128::from(q)) as u64,
         })
     }
 
@@ -54,21 +58,14 @@ impl Modulus {
     #[inline(always)]
     pub fn add(&self, a: u64, b: u64) -> u64 {
         let s = a + b;
-        if s >= self.q {
-            s - self.q
-        } else {
-            s
-        }
+        s.min(s.wrapping_sub(self.q))
     }
 
     /// `(a - b) mod q` for reduced inputs.
     #[inline(always)]
     pub fn sub(&self, a: u64, b: u64) -> u64 {
-        if a >= b {
-            a - b
-        } else {
-            a + self.q - b
-        }
+        let d = a.wrapping_sub(b);
+        d.min(d.wrapping_add(self.q))
     }
 
     /// `-a mod q` for a reduced input.
@@ -97,11 +94,7 @@ impl Modulus {
             .wrapping_add(mid >> 64) as u64;
         // The estimate is at most one below the true quotient.
         let r = x0.wrapping_sub(qhat.wrapping_mul(self.q));
-        if r >= self.q {
-            r - self.q
-        } else {
-            r
-        }
+        r.min(r.wrapping_sub(self.q))
     }
 
     /// Reduces a 64-bit value modulo `q`.
@@ -124,10 +117,22 @@ impl Modulus {
         (negated & neg_mask) | (r & !neg_mask)
     }
 
-    /// `(a * b) mod q` for reduced inputs.
+    /// `(a * b) mod q` for reduced inputs (classical Barrett, HAC 14.42:
+    /// one 64×64 product for the quotient estimate, at most two corrections).
     #[inline(always)]
     pub fn mul(&self, a: u64, b: u64) -> u64 {
-        self.reduce_u128(u128::from(a) * u128::from(b))
+        self.reduce_product(u128::from(a) * u128::from(b))
+    }
+
+    /// Reduces `x < q^2` (a product of two reduced residues).
+    #[inline(always)]
+    pub fn reduce_product(&self, x: u128) -> u64 {
+        let q1 = (x >> (self.bits - 1)) as u64;
+        let q3 = ((u128::from(q1) * u128::from(self.mu_short)) >> (self.bits + 1)) as u64;
+        let r = (x as u64).wrapping_sub(q3.wrapping_mul(self.q));
+        // Branch-free corrections: `min` picks r − q exactly when r ≥ q.
+        let r = r.min(r.wrapping_sub(self.q));
+        r.min(r.wrapping_sub(self.q))
     }
 
     /// Shoup constant `floor(w * 2^64 / q)` for repeated multiplication by `w`.
@@ -141,11 +146,7 @@ impl Modulus {
     pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let qhat = ((u128::from(a) * u128::from(w_shoup)) >> 64) as u64;
         let r = a.wrapping_mul(w).wrapping_sub(qhat.wrapping_mul(self.q));
-        if r >= self.q {
-            r - self.q
-        } else {
-            r
-        }
+        r.min(r.wrapping_sub(self.q))
     }
 
     /// `a^e mod q`.
@@ -188,7 +189,7 @@ pub fn is_prime(n: u64) -> bool {
         return false;
     }
     for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
@@ -273,6 +274,10 @@ mod tests {
             let b = x.rotate_left(17) % q;
             let want = ((u128::from(a) * u128::from(b)) % u128::from(q)) as u64;
             assert_eq!(m.mul(a, b), want);
+            assert_eq!(
+                m.mul(q - 1, q - 1 - (a & 0xff)),
+                ((u128::from(q - 1) * u128::from(q - 1 - (a & 0xff))) % u128::from(q)) as u64
+            );
             assert_eq!(m.mul_shoup(a, b, m.shoup(b)), want);
             let big = (u128::from(x) << 64) | u128::from(x.rotate_left(7));
             assert_eq!(m.reduce_u128(big), (big % u128::from(q)) as u64);

@@ -43,6 +43,13 @@ impl NttTable {
         self.plan.normalize(a);
     }
 
+    /// `acc += a · b` element-wise modulo the prime (SIMD: AVX-512 IFMA
+    /// for primes below 2^50, AVX-512 or AVX2 otherwise). Inputs reduced.
+    #[inline]
+    pub fn mul_accumulate(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        self.plan.mul_accumulate(acc, a, b);
+    }
+
     /// Inverse NTT without the `1/n` factor (callers fold it into a later constant).
     #[inline]
     pub fn inverse_unnormalized(&self, a: &mut [u64]) {

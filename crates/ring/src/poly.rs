@@ -204,10 +204,38 @@ impl RnsPoly {
 
     /// `self *= other`, coefficient-wise; both must be in NTT form.
     pub fn mul_assign(&mut self, ctx: &RingContext, other: &Self) -> Result<(), RingError> {
+        *self = self.mul(ctx, other)?;
+        Ok(())
+    }
+
+    /// `self · other`, coefficient-wise (SIMD); both must be in NTT form.
+    pub fn mul(&self, ctx: &RingContext, other: &Self) -> Result<Self, RingError> {
+        let mut out = Self::zero(ctx, self.q_len, self.p_len, true);
+        out.mul_accumulate(ctx, self, other)?;
+        Ok(out)
+    }
+
+    /// `self += a · b`, coefficient-wise (SIMD); all in NTT form, same shape.
+    pub fn mul_accumulate(
+        &mut self,
+        ctx: &RingContext,
+        a: &Self,
+        b: &Self,
+    ) -> Result<(), RingError> {
         if !self.ntt {
             return Err(RingError::NotNtt);
         }
-        self.zip_apply(ctx, other, |m, x, y| *x = m.mul(*x, y))
+        self.same_shape(a)?;
+        self.same_shape(b)?;
+        let n = self.n;
+        let tables = self.tables(ctx);
+        self.data
+            .par_chunks_mut(n)
+            .zip(a.data.par_chunks(n))
+            .zip(b.data.par_chunks(n))
+            .zip(tables.into_par_iter())
+            .for_each(|(((o, x), y), t)| t.mul_accumulate(o, x, y));
+        Ok(())
     }
 
     /// `self = -self`.
@@ -328,7 +356,7 @@ impl RnsPoly {
         } else {
             let two_n = 2 * n as u64;
             let g = g % two_n;
-            if g % 2 == 0 {
+            if g.is_multiple_of(2) {
                 return Err(RingError::InvalidGaloisElement(g));
             }
             let tables = self.tables(ctx);

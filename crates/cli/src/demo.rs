@@ -1,0 +1,263 @@
+//! `cipherflow demo`: encrypted diagnosis scoring on the shipped UCI breast
+//! cancer data. A model owner trains a logistic regression in the clear; a
+//! hospital encrypts its test patients' features (many patients packed in
+//! one ciphertext); the server computes every patient's score on the
+//! ciphertext without seeing a feature; only the hospital decrypts.
+
+use cipherflow_ckks::{
+    precision_bits, Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, GaloisKeys, Preset,
+    PublicKey, SecretKey,
+};
+use cipherflow_ring::sampler::secure_rng;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Features per patient, padded to a power of two for the slot windows.
+const WINDOW: usize = 32;
+
+/// A labelled data set.
+pub struct Dataset {
+    /// Rows of features.
+    pub x: Vec<Vec<f64>>,
+    /// Labels 0/1.
+    pub y: Vec<f64>,
+}
+
+/// Parses the breast-cancer CSV (header `569,30,…`, then features and a 0/1 label).
+pub fn load_breast_cancer(path: &Path) -> Result<Dataset, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header = lines.next().ok_or("empty file")?;
+    let mut h = header.split(',');
+    let rows: usize = h
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or("bad header: row count")?;
+    let cols: usize = h
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or("bad header: column count")?;
+    if cols == 0 || cols > WINDOW {
+        return Err(format!("{cols} features do not fit a window of {WINDOW}"));
+    }
+    let mut x = Vec::with_capacity(rows);
+    let mut y = Vec::with_capacity(rows);
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let vals: Vec<f64> = line
+            .split(',')
+            .map(|s| s.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("line {}: {e}", i + 2))?;
+        if vals.len() != cols + 1 || vals.iter().any(|v| !v.is_finite()) {
+            return Err(format!(
+                "line {}: expected {} finite numbers",
+                i + 2,
+                cols + 1
+            ));
+        }
+        let (feat, label) = vals.split_at(cols);
+        x.push(feat.to_vec());
+        y.push(label.first().copied().unwrap_or(0.0));
+    }
+    if x.len() != rows {
+        return Err(format!("header says {rows} rows, file has {}", x.len()));
+    }
+    Ok(Dataset { x, y })
+}
+
+/// Default location of the shipped data: `./data`, else next to the sources.
+pub fn default_data_path() -> PathBuf {
+    let local = PathBuf::from("data/breast_cancer.csv");
+    if local.exists() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/breast_cancer.csv")
+    }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Full-batch gradient descent on the logistic loss with a small L2 penalty.
+fn train_logreg(x: &[Vec<f64>], y: &[f64]) -> (Vec<f64>, f64) {
+    let d = x.first().map_or(0, Vec::len);
+    let mut w = vec![0.0; d];
+    let mut b = 0.0;
+    let n = x.len() as f64;
+    for _ in 0..500 {
+        let mut gw = vec![0.0; d];
+        let mut gb = 0.0;
+        for (xi, &yi) in x.iter().zip(y) {
+            let z: f64 = xi.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>() + b;
+            let e = sigmoid(z) - yi;
+            for (g, &v) in gw.iter_mut().zip(xi) {
+                *g += e * v / n;
+            }
+            gb += e / n;
+        }
+        for (wj, g) in w.iter_mut().zip(&gw) {
+            *wj -= 0.5 * (g + 1e-3 * *wj);
+        }
+        b -= 0.5 * gb;
+    }
+    (w, b)
+}
+
+/// Runs the demo and prints a report.
+pub fn run(path: &Path) -> Result<(), String> {
+    let err = |e: cipherflow_ckks::CkksError| e.to_string();
+    let data = load_breast_cancer(path)?;
+    let n = data.x.len();
+    let d = data.x.first().map_or(0, Vec::len);
+    // Deterministic 80/20 split: every fifth patient is a test patient.
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        if i % 5 == 4 {
+            test.push(i);
+        } else {
+            train.push(i);
+        }
+    }
+    // Standardisation with training statistics (part of the public model).
+    let mut mean = vec![0.0; d];
+    let mut std = vec![0.0; d];
+    for &i in &train {
+        for (m, v) in mean.iter_mut().zip(&data.x[i]) {
+            *m += v / train.len() as f64;
+        }
+    }
+    for &i in &train {
+        for ((s, v), m) in std.iter_mut().zip(&data.x[i]).zip(&mean) {
+            *s += (v - m).powi(2) / train.len() as f64;
+        }
+    }
+    std.iter_mut().for_each(|s| *s = s.sqrt().max(1e-12));
+    let z = |i: usize| -> Vec<f64> {
+        data.x[i]
+            .iter()
+            .zip(&mean)
+            .zip(&std)
+            .map(|((v, m), s)| (v - m) / s)
+            .collect()
+    };
+    let xtr: Vec<Vec<f64>> = train.iter().map(|&i| z(i)).collect();
+    let ytr: Vec<f64> = train.iter().map(|&i| data.y[i]).collect();
+    let (w, b) = train_logreg(&xtr, &ytr);
+
+    println!("cipherflow demo — encrypted breast-cancer diagnosis scores");
+    println!("  data: {} ({n} patients, {d} features)", path.display());
+    let params = Preset::Depth2.build().map_err(err)?;
+    println!("  CKKS: {params}");
+    let slots = params.slots();
+    let per_ct = slots / WINDOW;
+
+    // Hospital: keys and encryption of the test patients.
+    let t0 = Instant::now();
+    let mut rng = secure_rng();
+    let sk = SecretKey::generate(&params, &mut rng);
+    let pk = PublicKey::generate(&sk, &mut rng).map_err(err)?;
+    let gk = GaloisKeys::generate(&sk, &Evaluator::inner_sum_steps(WINDOW), false, &mut rng)
+        .map_err(err)?;
+    let t_keys = t0.elapsed();
+    let enc = Encoder::new(&params);
+    let encryptor = Encryptor::with_public_key(&pk);
+    let t1 = Instant::now();
+    let mut cts: Vec<Ciphertext> = Vec::new();
+    for chunk in test.chunks(per_ct) {
+        let mut packed = vec![0.0; slots];
+        for (k, &i) in chunk.iter().enumerate() {
+            for (j, v) in z(i).iter().enumerate() {
+                if let Some(s) = packed.get_mut(k * WINDOW + j) {
+                    *s = *v;
+                }
+            }
+        }
+        cts.push(
+            encryptor
+                .encrypt_values(&enc, &packed, &mut rng)
+                .map_err(err)?,
+        );
+    }
+    let t_enc = t1.elapsed();
+    let wire: usize = cts
+        .iter()
+        .map(|c| c.to_bytes(&params).map(|b| b.len()))
+        .sum::<Result<usize, _>>()
+        .map_err(err)?;
+
+    // Server: w·x + b for every patient, on ciphertexts only.
+    let eval = Evaluator::new(&params);
+    let mut wrep = vec![0.0; slots];
+    for k in 0..per_ct {
+        for (j, wj) in w.iter().enumerate() {
+            if let Some(s) = wrep.get_mut(k * WINDOW + j) {
+                *s = *wj;
+            }
+        }
+    }
+    let top = params.max_level();
+    let w_pt = enc
+        .encode(&wrep, top, params.q().get(top).copied().unwrap_or(1) as f64)
+        .map_err(err)?;
+    let t2 = Instant::now();
+    let scores_ct: Vec<Ciphertext> = cts
+        .iter()
+        .map(|c| {
+            let prod = eval.rescale(&eval.mul_plain(c, &w_pt)?)?;
+            let summed = eval.inner_sum(&prod, WINDOW, &gk)?;
+            eval.add_const(&summed, b)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let t_eval = t2.elapsed();
+
+    // Hospital: decrypt, compare with the plaintext model.
+    let dec = Decryptor::new(&sk);
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for (chunk, ct) in test.chunks(per_ct).zip(&scores_ct) {
+        let vals = dec.decrypt_values(ct).map_err(err)?;
+        for (k, &i) in chunk.iter().enumerate() {
+            got.push(vals.get(k * WINDOW).copied().unwrap_or(f64::NAN));
+            want.push(z(i).iter().zip(&w).map(|(a, c)| a * c).sum::<f64>() + b);
+        }
+    }
+    let agree = got
+        .iter()
+        .zip(&want)
+        .filter(|(g, p)| (**g > 0.0) == (**p > 0.0))
+        .count();
+    let correct = got
+        .iter()
+        .zip(&test)
+        .filter(|(g, &i)| (**g > 0.0) == (data.y[i] > 0.5))
+        .count();
+    println!(
+        "  keys: {:.0} ms; encrypt {} patients into {} ciphertext(s): {:.0} ms, {} KiB on the wire",
+        t_keys.as_secs_f64() * 1e3,
+        test.len(),
+        cts.len(),
+        t_enc.as_secs_f64() * 1e3,
+        wire / 1024
+    );
+    println!(
+        "  encrypted scoring (mul_plain, rescale, {} rotations): {:.0} ms",
+        Evaluator::inner_sum_steps(WINDOW).len(),
+        t_eval.as_secs_f64() * 1e3
+    );
+    println!(
+        "  scores vs plaintext model: {:.1} bits of precision; same decision for {agree}/{} patients",
+        precision_bits(&want, &got),
+        test.len()
+    );
+    println!(
+        "  test accuracy under encryption: {:.1}% ({correct}/{})",
+        100.0 * correct as f64 / test.len() as f64,
+        test.len()
+    );
+    if agree != test.len() {
+        return Err("encrypted and plaintext decisions differ".into());
+    }
+    Ok(())
+}
