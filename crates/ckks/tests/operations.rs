@@ -1,6 +1,11 @@
 //! Every homomorphic operation against plaintext arithmetic on random
 //! vectors, with a stated minimum precision (bits) per parameter set.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 
 use cipherflow_ckks::*;
 use rand_chacha::ChaCha20Rng;

@@ -1,6 +1,11 @@
 //! Serialization round trips, sizes, and decoders fed malformed input:
 //! truncated, oversized, bit-flipped and random bytes give errors, never panics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 
 use cipherflow_ckks::*;
 use proptest::prelude::*;

@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// Large polynomials (megabytes at N = 2^15) are allocated per operation;
+// glibc serves them with fresh mmaps that page-fault on every touch.
+// mimalloc keeps them in reusable arenas.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// cipherflow: machine learning on data its owners will not reveal.
 #[derive(Parser)]
 #[command(name = "cipherflow", version, about)]

@@ -1,6 +1,11 @@
 //! Property tests of the ring layer: NTT round trips and products, basis
 //! conversion, ModUp/ModDown, rescaling and automorphisms.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 
 use cipherflow_ring::basis::{mod_down, mod_up_digits, BasisExtender};
 use cipherflow_ring::{generate_primes, Modulus, RingContext, RnsPoly};
