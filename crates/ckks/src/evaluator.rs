@@ -77,24 +77,22 @@ impl Evaluator {
         self.check_pair(a, b)?;
         Self::check_scales(a.scale, b.scale)?;
         let ring = self.params.ring();
-        let (long, short, flip) = if a.size() >= b.size() {
-            (a, b, false)
-        } else {
-            (b, a, true)
-        };
-        let mut c = long.c.clone();
-        for (i, x) in c.iter_mut().enumerate() {
-            match (short.c.get(i), sub, flip) {
-                (Some(y), false, _) => x.add_assign(ring, y)?,
-                (Some(y), true, false) => x.sub_assign(ring, y)?,
-                (Some(y), true, true) => {
-                    // x currently holds b's component: want a − b = y − x.
-                    x.neg_assign(ring);
-                    x.add_assign(ring, y)?;
+        let size = a.size().max(b.size());
+        let mut c = Vec::with_capacity(size);
+        for i in 0..size {
+            let poly = match (a.c.get(i), b.c.get(i)) {
+                (Some(x), Some(y)) if sub => x.sub(ring, y)?,
+                (Some(x), Some(y)) => x.add(ring, y)?,
+                (Some(x), None) => x.clone(),
+                (None, Some(y)) if sub => {
+                    let mut z = y.clone();
+                    z.neg_assign(ring);
+                    z
                 }
-                (None, true, true) => x.neg_assign(ring),
-                (None, _, _) => {}
-            }
+                (None, Some(y)) => y.clone(),
+                (None, None) => return Err(CkksError::WrongSize(0, 2)),
+            };
+            c.push(poly);
         }
         Ok(self.out(c, a.scale))
     }

@@ -192,6 +192,43 @@ impl RnsPoly {
         Ok(())
     }
 
+    fn zip_new<F>(&self, ctx: &RingContext, other: &Self, f: F) -> Result<Self, RingError>
+    where
+        F: Fn(&crate::Modulus, u64, u64) -> u64 + Sync + Send,
+    {
+        self.same_shape(other)?;
+        let n = self.n;
+        // Element-wise passes are memory-bound: fill the output in one
+        // sequential pass, without zero-initialising it first.
+        let mut data = Vec::with_capacity(self.data.len());
+        for ((a, b), t) in self
+            .data
+            .chunks(n)
+            .zip(other.data.chunks(n))
+            .zip(self.tables(ctx))
+        {
+            let m = t.modulus();
+            data.extend(a.iter().zip(b).map(|(&x, &y)| f(m, x, y)));
+        }
+        Ok(Self {
+            n,
+            q_len: self.q_len,
+            p_len: self.p_len,
+            ntt: self.ntt,
+            data,
+        })
+    }
+
+    /// `self + other` into a new polynomial (one pass, no copy).
+    pub fn add(&self, ctx: &RingContext, other: &Self) -> Result<Self, RingError> {
+        self.zip_new(ctx, other, |m, x, y| m.add(x, y))
+    }
+
+    /// `self - other` into a new polynomial.
+    pub fn sub(&self, ctx: &RingContext, other: &Self) -> Result<Self, RingError> {
+        self.zip_new(ctx, other, |m, x, y| m.sub(x, y))
+    }
+
     /// `self += other`.
     pub fn add_assign(&mut self, ctx: &RingContext, other: &Self) -> Result<(), RingError> {
         self.zip_apply(ctx, other, |m, x, y| *x = m.add(*x, y))
