@@ -106,14 +106,17 @@ impl Evaluator {
         Ok(self.out(c, a.scale))
     }
 
-    /// The plaintext's polynomial restricted to the ciphertext's level.
-    fn pt_at_level(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<RnsPoly, CkksError> {
+    /// The plaintext's polynomial, whose first `level + 1` limbs serve a
+    /// ciphertext at its level or below (no copy).
+    fn pt_at_level<'p>(
+        &self,
+        ct: &Ciphertext,
+        pt: &'p Plaintext,
+    ) -> Result<&'p RnsPoly, CkksError> {
         if pt.level() < ct.level() {
             return Err(CkksError::LevelMismatch(ct.level(), pt.level()));
         }
-        let mut p = pt.poly.clone();
-        p.truncate(ct.level() + 1, false)?;
-        Ok(p)
+        Ok(&pt.poly)
     }
 
     /// `ct + pt` (the plaintext at the ciphertext's scale, at its level or above).
@@ -123,7 +126,7 @@ impl Evaluator {
         let p = self.pt_at_level(ct, pt)?;
         let mut c = ct.c.clone();
         if let Some(c0) = c.first_mut() {
-            c0.add_assign(self.params.ring(), &p)?;
+            c0.add_assign(self.params.ring(), p)?;
         }
         Ok(self.out(c, ct.scale))
     }
@@ -135,7 +138,7 @@ impl Evaluator {
         let p = self.pt_at_level(ct, pt)?;
         let mut c = ct.c.clone();
         if let Some(c0) = c.first_mut() {
-            c0.sub_assign(self.params.ring(), &p)?;
+            c0.sub_assign(self.params.ring(), p)?;
         }
         Ok(self.out(c, ct.scale))
     }
@@ -145,10 +148,10 @@ impl Evaluator {
         ct.check(&self.params)?;
         let p = self.pt_at_level(ct, pt)?;
         let ring = self.params.ring();
-        let mut c = ct.c.clone();
-        for x in c.iter_mut() {
-            x.mul_assign(ring, &p)?;
-        }
+        let c =
+            ct.c.iter()
+                .map(|x| x.mul(ring, p))
+                .collect::<Result<Vec<_>, _>>()?;
         Ok(self.out(c, ct.scale * pt.scale))
     }
 

@@ -181,6 +181,27 @@ fn run_all(s: &mut Setup) {
         &dec.decrypt_values(&mrr).unwrap(),
         MUL_BITS,
     );
+    // A top-level plaintext serves a lower-level ciphertext (its prefix limbs).
+    let pb_scale = s.enc.encode(&b, s.params.max_level(), mrr.scale()).unwrap();
+    let abb: Vec<f64> = prod.iter().zip(&b).map(|(x, y)| x * y).collect();
+    let low = s
+        .eval
+        .rescale(&s.eval.mul_plain(&mrr, &pb).unwrap())
+        .unwrap();
+    check(
+        "mul_plain at lower level",
+        &abb,
+        &dec.decrypt_values(&low).unwrap(),
+        MUL_BITS - 2.0,
+    );
+    let sum_low: Vec<f64> = prod.iter().zip(&b).map(|(x, y)| x + y).collect();
+    check(
+        "add_plain at lower level",
+        &sum_low,
+        &dec.decrypt_values(&s.eval.add_plain(&mrr, &pb_scale).unwrap())
+            .unwrap(),
+        MUL_BITS,
+    );
     let sq: Vec<f64> = a.iter().map(|x| x * x).collect();
     let csq = s
         .eval

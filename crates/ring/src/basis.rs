@@ -12,6 +12,8 @@ use rayon::prelude::*;
 const LAZY_TERMS: usize = 32;
 /// Up to this many source primes, Shoup products beat lazy 128-bit sums.
 const SHOUP_TERMS: usize = 3;
+/// Coefficients per cache block in the conversion loops.
+const BLOCK: usize = 1024;
 
 /// Precomputed constants to convert residues from basis `B` to basis `C`:
 /// `x ↦ Σ_i [x_i · (B/b_i)^{-1}]_{b_i} · (B/b_i) mod c_j`, which equals
@@ -75,29 +77,37 @@ impl BasisExtender {
             .par_chunks_mut(n)
             .zip(self.dst.par_iter().zip(self.hat.par_iter()))
             .for_each(|(out, (cj, hat_j))| {
+                // Blocked over coefficients so the accumulators stay in L1
+                // while every source limb streams through once.
                 if y.len() <= SHOUP_TERMS {
                     // Few source primes: Shoup products, no 128-bit reduction.
                     let consts: Vec<(u64, u64)> = hat_j.iter().map(|&h| (h, cj.shoup(h))).collect();
-                    out.fill(0);
-                    for (yi, &(h, hs)) in y.iter().zip(&consts) {
-                        for (o, &v) in out.iter_mut().zip(yi) {
-                            *o = cj.add(*o, cj.mul_shoup(v, h, hs));
+                    for (b, ob) in out.chunks_mut(BLOCK).enumerate() {
+                        ob.fill(0);
+                        for (yi, &(h, hs)) in y.iter().zip(&consts) {
+                            let yb = yi.get(b * BLOCK..).unwrap_or(&[]);
+                            for (o, &v) in ob.iter_mut().zip(yb) {
+                                *o = cj.add(*o, cj.mul_shoup(v, h, hs));
+                            }
                         }
                     }
                     return;
                 }
-                let mut acc = vec![0u128; n];
-                out.fill(0);
-                for (ys, hs) in y.chunks(LAZY_TERMS).zip(hat_j.chunks(LAZY_TERMS)) {
-                    for (yi, &h) in ys.iter().zip(hs) {
-                        let h = u128::from(h);
-                        for (a, &v) in acc.iter_mut().zip(yi) {
-                            *a += u128::from(v) * h;
+                let mut acc = [0u128; BLOCK];
+                for (b, ob) in out.chunks_mut(BLOCK).enumerate() {
+                    ob.fill(0);
+                    for (ys, hs) in y.chunks(LAZY_TERMS).zip(hat_j.chunks(LAZY_TERMS)) {
+                        acc.fill(0);
+                        for (yi, &h) in ys.iter().zip(hs) {
+                            let h = u128::from(h);
+                            let yb = yi.get(b * BLOCK..).unwrap_or(&[]);
+                            for (a, &v) in acc.iter_mut().zip(yb) {
+                                *a += u128::from(v) * h;
+                            }
                         }
-                    }
-                    for (o, a) in out.iter_mut().zip(acc.iter_mut()) {
-                        *o = cj.add(*o, cj.reduce_u128(*a));
-                        *a = 0;
+                        for (o, a) in ob.iter_mut().zip(acc.iter()) {
+                            *o = cj.add(*o, cj.reduce_u128(*a));
+                        }
                     }
                 }
             });

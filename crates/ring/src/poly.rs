@@ -141,11 +141,15 @@ impl RnsPoly {
         ctx.tables(self.q_len, self.p_len).collect()
     }
 
-    fn same_shape(&self, other: &Self) -> Result<(), RingError> {
+    /// Whether `other` can be the second operand of an element-wise
+    /// operation on `self`: same shape, or (without special limbs) a longer
+    /// ciphertext-limb prefix, of which the first `q_len` limbs are used.
+    fn operand_ok(&self, other: &Self) -> Result<(), RingError> {
+        let prefix = self.p_len == 0 && other.p_len == 0 && other.q_len >= self.q_len;
         if self.n != other.n
-            || self.q_len != other.q_len
-            || self.p_len != other.p_len
             || self.ntt != other.ntt
+            || !(prefix || other.q_len == self.q_len)
+            || self.p_len != other.p_len
         {
             return Err(RingError::ShapeMismatch);
         }
@@ -176,7 +180,7 @@ impl RnsPoly {
     where
         F: Fn(&crate::Modulus, &mut u64, u64) + Sync + Send,
     {
-        self.same_shape(other)?;
+        self.operand_ok(other)?;
         let n = self.n;
         let tables = self.tables(ctx);
         self.data
@@ -196,7 +200,7 @@ impl RnsPoly {
     where
         F: Fn(&crate::Modulus, u64, u64) -> u64 + Sync + Send,
     {
-        self.same_shape(other)?;
+        self.operand_ok(other)?;
         let n = self.n;
         // Element-wise passes are memory-bound: fill the output in one
         // sequential pass, without zero-initialising it first.
@@ -262,8 +266,8 @@ impl RnsPoly {
         if !self.ntt {
             return Err(RingError::NotNtt);
         }
-        self.same_shape(a)?;
-        self.same_shape(b)?;
+        self.operand_ok(a)?;
+        self.operand_ok(b)?;
         let n = self.n;
         let tables = self.tables(ctx);
         self.data
