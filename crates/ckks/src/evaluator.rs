@@ -119,28 +119,36 @@ impl Evaluator {
         Ok(&pt.poly)
     }
 
-    /// `ct + pt` (the plaintext at the ciphertext's scale, at its level or above).
-    pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+    /// `ct ± pt` on the first component.
+    fn add_sub_plain(
+        &self,
+        ct: &Ciphertext,
+        pt: &Plaintext,
+        sub: bool,
+    ) -> Result<Ciphertext, CkksError> {
         ct.check(&self.params)?;
         Self::check_scales(ct.scale, pt.scale)?;
         let p = self.pt_at_level(ct, pt)?;
+        let ring = self.params.ring();
         let mut c = ct.c.clone();
         if let Some(c0) = c.first_mut() {
-            c0.add_assign(self.params.ring(), p)?;
+            if sub {
+                c0.sub_assign(ring, p)?;
+            } else {
+                c0.add_assign(ring, p)?;
+            }
         }
         Ok(self.out(c, ct.scale))
     }
 
+    /// `ct + pt` (the plaintext at the ciphertext's scale, at its level or above).
+    pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
+        self.add_sub_plain(ct, pt, false)
+    }
+
     /// `ct − pt`.
     pub fn sub_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext, CkksError> {
-        ct.check(&self.params)?;
-        Self::check_scales(ct.scale, pt.scale)?;
-        let p = self.pt_at_level(ct, pt)?;
-        let mut c = ct.c.clone();
-        if let Some(c0) = c.first_mut() {
-            c0.sub_assign(self.params.ring(), p)?;
-        }
-        Ok(self.out(c, ct.scale))
+        self.add_sub_plain(ct, pt, true)
     }
 
     /// `ct · pt` slot-wise; the result's scale is the product of the scales.

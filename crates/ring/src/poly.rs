@@ -289,8 +289,11 @@ impl RnsPoly {
         });
     }
 
-    /// Multiplies limb `i` by the constant `c[i]` (an RNS constant, one residue per limb).
-    pub fn mul_rns_scalar(&mut self, ctx: &RingContext, c: &[u64]) -> Result<(), RingError> {
+    /// Applies `f(modulus, limb, c_i mod q_i)` to every limb with its residue of `c`.
+    fn with_rns_scalar<F>(&mut self, ctx: &RingContext, c: &[u64], f: F) -> Result<(), RingError>
+    where
+        F: Fn(&crate::Modulus, &mut [u64], u64) + Sync + Send,
+    {
         if c.len() != self.q_len + self.p_len {
             return Err(RingError::ShapeMismatch);
         }
@@ -302,40 +305,34 @@ impl RnsPoly {
             .zip(c.par_iter())
             .for_each(|((l, t), &c)| {
                 let m = t.modulus();
-                let c = m.reduce(c);
-                let cs = m.shoup(c);
-                for x in l.iter_mut() {
-                    *x = m.mul_shoup(*x, c, cs);
-                }
+                f(m, l, m.reduce(c));
             });
         Ok(())
+    }
+
+    /// Multiplies limb `i` by the constant `c[i]` (an RNS constant, one residue per limb).
+    pub fn mul_rns_scalar(&mut self, ctx: &RingContext, c: &[u64]) -> Result<(), RingError> {
+        self.with_rns_scalar(ctx, c, |m, l, c| {
+            let cs = m.shoup(c);
+            for x in l.iter_mut() {
+                *x = m.mul_shoup(*x, c, cs);
+            }
+        })
     }
 
     /// Adds the RNS constant `c` (one residue per limb) to the polynomial.
     /// In NTT form this adds it to every slot; in coefficient form, to the constant term.
     pub fn add_rns_scalar(&mut self, ctx: &RingContext, c: &[u64]) -> Result<(), RingError> {
-        if c.len() != self.q_len + self.p_len {
-            return Err(RingError::ShapeMismatch);
-        }
         let ntt = self.ntt;
-        let n = self.n;
-        let tables = self.tables(ctx);
-        self.data
-            .par_chunks_mut(n)
-            .zip(tables.into_par_iter())
-            .zip(c.par_iter())
-            .for_each(|((l, t), &c)| {
-                let m = t.modulus();
-                let c = m.reduce(c);
-                if ntt {
-                    for x in l.iter_mut() {
-                        *x = m.add(*x, c);
-                    }
-                } else if let Some(x) = l.first_mut() {
+        self.with_rns_scalar(ctx, c, |m, l, c| {
+            if ntt {
+                for x in l.iter_mut() {
                     *x = m.add(*x, c);
                 }
-            });
-        Ok(())
+            } else if let Some(x) = l.first_mut() {
+                *x = m.add(*x, c);
+            }
+        })
     }
 
     /// Keeps only the first `q_len` ciphertext limbs (and drops the special limbs
