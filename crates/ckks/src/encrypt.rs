@@ -16,7 +16,7 @@
 
 use crate::encoder::{Encoder, Plaintext};
 use crate::error::CkksError;
-use crate::keys::{PublicKey, SecretKey};
+use crate::keys::{rlwe_body, PublicKey, SecretKey};
 use crate::params::CkksParams;
 use cipherflow_ring::sampler::{fresh_seed, gaussian, ternary, uniform_from_seed, wide_gaussian};
 use cipherflow_ring::RnsPoly;
@@ -137,11 +137,7 @@ impl<'k> Encryptor<'k> {
                 // (−a·s + e + m, a), a from a fresh seed
                 let seed = fresh_seed(rng);
                 let a = uniform_from_seed(ring, &seed, q_len, 0);
-                let mut c0 = small(rng, false);
-                let mut as_ = a.clone();
-                as_.mul_assign(ring, &sk.restricted(q_len, false))?;
-                c0.sub_assign(ring, &as_)?;
-                as_.zeroize();
+                let mut c0 = rlwe_body(&self.params, &a, &sk.restricted(q_len, false), rng)?;
                 c0.add_assign(ring, &pt.poly)?;
                 (c0, a, Some(seed))
             }

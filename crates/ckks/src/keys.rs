@@ -82,6 +82,25 @@ impl SecretKey {
     }
 }
 
+/// `−a·s + e` in NTT form, shaped like `a`, with `e` from the σ = 3.2
+/// Gaussian: the body of every RLWE sample (public key, switching keys,
+/// secret-key encryption). `s` must have `a`'s limbs (or a longer Q-prefix).
+pub(crate) fn rlwe_body<R: RngCore + CryptoRng>(
+    params: &CkksParams,
+    a: &RnsPoly,
+    s: &RnsPoly,
+    rng: &mut R,
+) -> Result<RnsPoly, CkksError> {
+    let ring = params.ring();
+    let e = gaussian(rng, params.n());
+    let mut b = RnsPoly::from_signed(ring, &e, a.q_len(), a.p_len());
+    b.ntt_forward(ring);
+    let mut as_ = a.mul(ring, s)?;
+    b.sub_assign(ring, &as_)?;
+    as_.zeroize();
+    Ok(b)
+}
+
 /// The public key `(b, a) = (−a·s + e, a)` over `Q`, NTT form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PublicKey {
@@ -102,13 +121,7 @@ impl PublicKey {
         let q_len = ring.q_len();
         let seed = fresh_seed(rng);
         let a = uniform_from_seed(ring, &seed, q_len, 0);
-        let e = gaussian(rng, params.n());
-        let mut b = RnsPoly::from_signed(ring, &e, q_len, 0);
-        b.ntt_forward(ring);
-        let mut as_ = a.clone();
-        as_.mul_assign(ring, &sk.restricted(q_len, false))?;
-        b.sub_assign(ring, &as_)?;
-        as_.zeroize();
+        let b = rlwe_body(params, &a, &sk.restricted(q_len, false), rng)?;
         Ok(Self {
             b,
             a,
@@ -154,7 +167,6 @@ impl SwitchingKey {
             return Err(CkksError::NoKeySwitching);
         }
         let (q_len, p_len) = (ring.q_len(), ring.p_len());
-        let n = params.n();
         let seed = fresh_seed(rng);
         let dnum = params.dnum();
         let q_tables = ring.q_tables();
@@ -162,13 +174,7 @@ impl SwitchingKey {
         let mut a_all = Vec::with_capacity(dnum);
         for j in 0..dnum {
             let a = uniform_from_seed(ring, &digit_seed(&seed, j), q_len, p_len);
-            let e = gaussian(rng, n);
-            let mut b = RnsPoly::from_signed(ring, &e, q_len, p_len);
-            b.ntt_forward(ring);
-            let mut as_ = a.clone();
-            as_.mul_assign(ring, &sk.poly)?;
-            b.sub_assign(ring, &as_)?;
-            as_.zeroize();
+            let mut b = rlwe_body(params, &a, &sk.poly, rng)?;
             // + P · s' on the limbs of digit j.
             for i in j * alpha..((j + 1) * alpha).min(q_len) {
                 let Some(t) = q_tables.get(i) else { continue };
