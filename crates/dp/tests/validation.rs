@@ -1,0 +1,198 @@
+//! Untrusted input: every public entry point rejects invalid parameters with
+//! a typed error (never a panic) and a message that names the problem.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cipherflow_dp::budget::{Budget, BudgetLedger, Charge};
+use cipherflow_dp::clipping::{clip_l2, update_noise_multiplier, AdaptiveClipper};
+use cipherflow_dp::discrete::{skellam, DiscreteGaussian};
+use cipherflow_dp::distributed::{DistributedNoise, IntegerNoise};
+use cipherflow_dp::schedule::{Profile, Schedule, ScheduleConfig};
+use cipherflow_dp::{
+    calibrate_sigma, epsilon, gaussian_noise, try_gaussian_noise, Accountant, DpError,
+    PldAccountant, PrivacyAccountant, RdpAccountant,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const BAD: [f64; 4] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0];
+
+#[test]
+fn epsilon_rejects_bad_inputs() {
+    for acc in [Accountant::Rdp, Accountant::Pld] {
+        for q in BAD.iter().copied().chain([0.0, 1.000_001, 2.0]) {
+            let e = epsilon(acc, q, 1.0, 10, 1e-5).unwrap_err();
+            assert!(matches!(e, DpError::InvalidSamplingRate(_)), "{e}");
+            assert!(e.to_string().contains("(0, 1]"));
+        }
+        for s in BAD.iter().copied().chain([0.0]) {
+            let e = epsilon(acc, 0.1, s, 10, 1e-5).unwrap_err();
+            assert!(matches!(e, DpError::InvalidNoiseMultiplier(_)), "{e}");
+        }
+        for d in BAD.iter().copied().chain([0.0, 1.0, 1.5]) {
+            let e = epsilon(acc, 0.1, 1.0, 10, d).unwrap_err();
+            assert!(matches!(e, DpError::InvalidDelta(_)), "{e}");
+        }
+        assert!(matches!(
+            epsilon(acc, 0.1, 1.0, 0, 1e-5),
+            Err(DpError::InvalidSteps(0))
+        ));
+        assert!(matches!(
+            epsilon(acc, 0.1, 1.0, u64::MAX, 1e-5),
+            Err(DpError::InvalidSteps(_))
+        ));
+        for t in BAD.iter().copied().chain([0.0]) {
+            assert!(calibrate_sigma(acc, 0.1, 10, 1e-5, t).is_err());
+        }
+    }
+}
+
+#[test]
+fn extreme_but_valid_inputs_do_not_panic() {
+    // Tiny σ: RDP is huge but finite or +inf; PLD reports "too large" instead of allocating.
+    let r = epsilon(Accountant::Rdp, 0.5, 1e-3, 10, 1e-5).unwrap();
+    assert!(r.epsilon > 100.0);
+    assert!(matches!(
+        epsilon(Accountant::Pld, 0.5, 1e-3, 10, 1e-5),
+        Err(DpError::TooLarge(_))
+    ));
+    // Huge σ, tiny q, tiny δ.
+    let r = epsilon(Accountant::Pld, 1e-6, 1e3, 10, 1e-15).unwrap();
+    assert!(r.epsilon >= 0.0 && r.epsilon < 1e-3);
+    let r = epsilon(Accountant::Rdp, 1e-9, 1e3, 1_000_000_000_000, 1e-300).unwrap();
+    assert!(r.epsilon.is_finite());
+    // Calibration that cannot succeed reports a calibration error.
+    assert!(calibrate_sigma(Accountant::Rdp, 1.0, 1_000_000_000_000, 1e-12, 1e-9).is_err());
+}
+
+#[test]
+fn accountant_trait_validates() {
+    let mut accs: Vec<Box<dyn PrivacyAccountant>> = vec![
+        Box::new(RdpAccountant::new()),
+        Box::new(PldAccountant::new()),
+    ];
+    for a in accs.iter_mut() {
+        assert!(a.record_poisson_gaussian(f64::NAN, 1.0, 1).is_err());
+        assert!(a.record_poisson_gaussian(0.1, 0.0, 1).is_err());
+        assert!(a.record_poisson_gaussian(0.1, 1.0, 0).is_err());
+        assert!(a.epsilon(0.0).is_err());
+        assert!(a.epsilon(f64::NAN).is_err());
+    }
+    assert!(PldAccountant::with_discretization(0.0).is_err());
+    assert!(RdpAccountant::with_orders(vec![1.0]).is_err());
+    assert!(RdpAccountant::with_orders(vec![]).is_err());
+}
+
+#[test]
+fn mechanisms_reject_bad_inputs() {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let mut v = vec![1.0; 4];
+    for s in BAD {
+        assert!(try_gaussian_noise(&mut rng, s, &mut v).is_err());
+        assert_eq!(v, vec![1.0; 4], "untouched on error");
+        let mut w = vec![1.0; 3];
+        gaussian_noise(&mut rng, s, &mut w);
+        assert!(
+            w.iter().all(|x| x.is_nan()),
+            "poisoned, never silently un-noised"
+        );
+    }
+    assert!(DiscreteGaussian::new(0, 1).is_err());
+    assert!(DiscreteGaussian::new(1, 0).is_err());
+    assert!(DiscreteGaussian::new(1 << 41, 1).is_err());
+    assert!(DiscreteGaussian::from_sigma(f64::NAN).is_err());
+    assert!(DiscreteGaussian::from_sigma(1e9).is_err());
+    for mu in BAD {
+        assert!(skellam(&mut rng, mu).is_err());
+    }
+    assert!(DistributedNoise::new(IntegerNoise::Skellam, 0, 0, 1.0).is_err());
+    assert!(DistributedNoise::new(IntegerNoise::Skellam, 10, 11, 1.0).is_err());
+    assert!(DistributedNoise::new(IntegerNoise::Skellam, 10, 5, f64::NAN).is_err());
+    let plan = DistributedNoise::new(IntegerNoise::DiscreteGaussian, 10, 5, 10.0).unwrap();
+    assert!(plan.epsilon(0, 1.0, 1.0, 1, 1.0, 1, 1e-5).is_err());
+    assert!(plan.epsilon(11, 1.0, 1.0, 1, 1.0, 1, 1e-5).is_err());
+    assert!(plan.epsilon(5, f64::NAN, 1.0, 1, 1.0, 1, 1e-5).is_err());
+}
+
+#[test]
+fn clipping_rejects_bad_inputs() {
+    assert!(AdaptiveClipper::new(0.0, 0.5, 0.2, 1.0).is_err());
+    assert!(AdaptiveClipper::new(1.0, 1.0, 0.2, 1.0).is_err());
+    assert!(AdaptiveClipper::new(1.0, 0.5, f64::NAN, 1.0).is_err());
+    assert!(AdaptiveClipper::new(1.0, 0.5, 0.2, -1.0).is_err());
+    assert!(update_noise_multiplier(1.0, 0.4).is_err()); // 2σ_b ≤ z
+    assert!(update_noise_multiplier(f64::NAN, 1.0).is_err());
+    let mut v = vec![3.0, 4.0];
+    assert_eq!(clip_l2(&mut v, f64::NAN), 5.0);
+    assert_eq!(v, vec![0.0, 0.0], "NaN bound clips to zero");
+}
+
+#[test]
+fn budget_and_schedule_reject_bad_inputs() {
+    assert!(Budget::new(f64::NAN, 1e-5).is_err());
+    assert!(Budget::new(1.0, 0.0).is_err());
+    let mut l = BudgetLedger::new(Budget::new(1.0, 1e-5).unwrap(), None).unwrap();
+    assert!(l
+        .try_charge(None, Charge::Epsilon { epsilon: -1.0 })
+        .is_err());
+    assert!(l
+        .try_charge(
+            None,
+            Charge::PoissonGaussian {
+                q: 2.0,
+                sigma: 1.0,
+                steps: 1
+            }
+        )
+        .is_err());
+    assert!(
+        l.try_charge(Some("nobody"), Charge::Epsilon { epsilon: 0.1 })
+            .is_err(),
+        "no default budget"
+    );
+    assert!(BudgetLedger::from_json("{").is_err());
+    assert!(BudgetLedger::from_json("null").is_err());
+    let base = ScheduleConfig {
+        total_epsilon: 1.0,
+        delta: 1e-5,
+        rounds: 10,
+        q: 0.01,
+        steps_per_round: 10,
+        accountant: Accountant::Rdp,
+        profile: Profile::Constant,
+        plateau: None,
+    };
+    for bad in [
+        ScheduleConfig {
+            total_epsilon: 0.0,
+            ..base.clone()
+        },
+        ScheduleConfig {
+            delta: 1.0,
+            ..base.clone()
+        },
+        ScheduleConfig {
+            rounds: 0,
+            ..base.clone()
+        },
+        ScheduleConfig {
+            q: 0.0,
+            ..base.clone()
+        },
+        ScheduleConfig {
+            profile: Profile::FrontLoaded {
+                ratio: 0.5,
+                phases: 3,
+            },
+            ..base.clone()
+        },
+        ScheduleConfig {
+            profile: Profile::FrontLoaded {
+                ratio: 2.0,
+                phases: 0,
+            },
+            ..base.clone()
+        },
+    ] {
+        assert!(Schedule::new(bad).is_err());
+    }
+}
