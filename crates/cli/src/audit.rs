@@ -1,0 +1,707 @@
+//! `cipherflow audit`: keys, verification, proofs and display of the audit
+//! ledger (`cipherflow-ledger`).
+//!
+//! `verify` exits 0 only when the whole log verifies; otherwise it exits
+//! non-zero naming the first entry or head that fails (with `--json`, one
+//! JSON object on stdout either way).
+
+use cipherflow_ledger::entry::{
+    ClientEpsilon, DecryptionShareReceived, DpSettings, EntryBody, RoundClosed, RoundOpened,
+    UpdateReceived,
+};
+use cipherflow_ledger::{
+    merkle, verify_log, AggregateInput, CountedProof, EntryProof, EpsilonRecompute, Hash, Ledger,
+    LogSigner, NewEntry, PublicKey, SignedTreeHead, VerifyOptions,
+};
+use clap::Subcommand;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Subcommands of `cipherflow audit`.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Makes a log signing key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verifies a whole log offline with only its public key: every signed
+    /// head, consistency between consecutive heads, the entries' hash chain,
+    /// round rules, and the ε reported per round against the DP accountant.
+    Verify {
+        /// Log file.
+        log: PathBuf,
+        /// Public key file (PREFIX.pub).
+        #[arg(long)]
+        key: PathBuf,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        /// A signed head seen earlier (JSON, e.g. from a proof's `sth`): the log must still contain it.
+        #[arg(long)]
+        trusted_head: Option<PathBuf>,
+        /// Accept entries after the last signed head.
+        #[arg(long)]
+        allow_unsigned_tail: bool,
+        /// Skip the ε recomputation.
+        #[arg(long)]
+        no_epsilon: bool,
+        /// Relative tolerance of the ε check.
+        #[arg(long, default_value_t = 1e-6)]
+        epsilon_tolerance: f64,
+    },
+    /// Emits a proof a third party verifies with only the public key: that
+    /// an entry is in the log (`--index`), or that a client's update was
+    /// logged and summed into an aggregate (`--client` and `--round`).
+    Prove {
+        /// Log file.
+        log: PathBuf,
+        /// Entry index.
+        #[arg(long, conflicts_with_all = ["client", "round"])]
+        index: Option<u64>,
+        /// Client id ("my update was counted").
+        #[arg(long, requires = "round")]
+        client: Option<String>,
+        /// Round of the client's update.
+        #[arg(long, requires = "client")]
+        round: Option<u64>,
+        /// Print the proof as JSON on stdout (otherwise a summary).
+        #[arg(long)]
+        json: bool,
+        /// Also write the proof JSON to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Verifies a proof file written by `audit prove`.
+    VerifyProof {
+        /// Proof JSON file.
+        proof: PathBuf,
+        /// Public key file (PREFIX.pub).
+        #[arg(long)]
+        key: PathBuf,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows a log: metadata, heads and entries (human-readable or `--json`).
+    Show {
+        /// Log file.
+        log: PathBuf,
+        /// First entry to list.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most entries to list.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes a small example log (and its key pair) to try the commands on.
+    DemoLog {
+        /// Log file to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// Key pair prefix to create (PREFIX.key, PREFIX.pub).
+        #[arg(long)]
+        key: PathBuf,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: u64,
+        /// Clients per round.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+    },
+}
+
+/// Runs a `cipherflow audit` subcommand.
+pub fn run(cmd: AuditCommand) -> Result<(), String> {
+    match cmd {
+        AuditCommand::Keygen { out } => keygen(&out),
+        AuditCommand::Verify {
+            log,
+            key,
+            json,
+            trusted_head,
+            allow_unsigned_tail,
+            no_epsilon,
+            epsilon_tolerance,
+        } => verify(
+            &log,
+            &key,
+            json,
+            trusted_head.as_deref(),
+            allow_unsigned_tail,
+            !no_epsilon,
+            epsilon_tolerance,
+        ),
+        AuditCommand::Prove {
+            log,
+            index,
+            client,
+            round,
+            json,
+            out,
+        } => prove(&log, index, client.zip(round), json, out.as_deref()),
+        AuditCommand::VerifyProof { proof, key, json } => verify_proof(&proof, &key, json),
+        AuditCommand::Show {
+            log,
+            from,
+            limit,
+            json,
+        } => show(&log, from, limit, json),
+        AuditCommand::DemoLog {
+            out,
+            key,
+            rounds,
+            clients,
+        } => demo_log(&out, &key, rounds, clients),
+    }
+}
+
+/// ε from `cipherflow-dp` for logged settings: the accountant named in the
+/// log (`rdp`/`pld`), at its q, σ and δ. Zero steps spend nothing.
+pub fn dp_epsilon(s: &DpSettings, steps: u64) -> Result<f64, String> {
+    if steps == 0 {
+        return Ok(0.0);
+    }
+    let acc: cipherflow_dp::Accountant = s
+        .accountant
+        .parse()
+        .map_err(|e: cipherflow_dp::DpError| e.to_string())?;
+    cipherflow_dp::epsilon(acc, s.sampling_rate, s.noise_multiplier, steps, s.delta)
+        .map(|r| r.epsilon)
+        .map_err(|e| e.to_string())
+}
+
+/// Cache key: accountant, bits of q, σ and δ, steps.
+type DpKey = (String, u64, u64, u64, u64);
+
+/// [`dp_epsilon`] with a cache: rounds and clients often share (settings, steps).
+#[derive(Default)]
+struct CachedDp {
+    cache: RefCell<HashMap<DpKey, f64>>,
+}
+
+impl EpsilonRecompute for CachedDp {
+    fn epsilon(&self, s: &DpSettings, steps: u64) -> Result<f64, String> {
+        let k = (
+            s.accountant.clone(),
+            s.sampling_rate.to_bits(),
+            s.noise_multiplier.to_bits(),
+            s.delta.to_bits(),
+            steps,
+        );
+        if let Some(e) = self.cache.borrow().get(&k) {
+            return Ok(*e);
+        }
+        let e = dp_epsilon(s, steps)?;
+        self.cache.borrow_mut().insert(k, e);
+        Ok(e)
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn load_key(path: &Path) -> Result<PublicKey, String> {
+    PublicKey::load(path).map_err(|e| e.to_string())
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
+}
+
+fn keygen(out: &Path) -> Result<(), String> {
+    let signer = LogSigner::generate().map_err(|e| e.to_string())?;
+    let (sk, pk) = signer.save(out).map_err(|e| e.to_string())?;
+    println!("secret key: {}", sk.display());
+    println!(
+        "public key: {} ({})",
+        pk.display(),
+        signer.public_key().to_hex()
+    );
+    Ok(())
+}
+
+fn verify(
+    log: &Path,
+    key: &Path,
+    json: bool,
+    trusted: Option<&Path>,
+    allow_unsigned_tail: bool,
+    epsilon: bool,
+    tolerance: f64,
+) -> Result<(), String> {
+    let key = load_key(key)?;
+    let trusted: Option<SignedTreeHead> = match trusted {
+        Some(p) => {
+            let mut v = read_json(p)?;
+            // Accept a bare head or any proof file (its `sth`).
+            if let Some(sth) = v.get("sth") {
+                v = sth.clone();
+            }
+            Some(serde_json::from_value(v).map_err(|e| format!("trusted head: {e}"))?)
+        }
+        None => None,
+    };
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        return Err("--epsilon-tolerance must be a finite number ≥ 0".into());
+    }
+    let dp = CachedDp::default();
+    let opts = VerifyOptions {
+        epsilon: epsilon.then_some(&dp as &dyn EpsilonRecompute),
+        epsilon_tolerance: tolerance,
+        trusted_head: trusted.as_ref(),
+        allow_unsigned_tail,
+    };
+    match verify_log(log, &key, &opts) {
+        Ok(r) => {
+            if json {
+                println!("{}", json!({ "ok": true, "report": r }));
+            } else {
+                println!(
+                    "OK {}: log {:?} ({}), {} entries, {} signed heads, {} rounds",
+                    log.display(),
+                    r.name,
+                    r.log_id,
+                    r.entries,
+                    r.heads,
+                    r.rounds_opened
+                );
+                if r.epsilon_checked {
+                    println!(
+                        "   ε recomputed with cipherflow-dp for {} closed rounds (tolerance {tolerance:e})",
+                        r.rounds_epsilon_checked
+                    );
+                } else {
+                    println!("   ε not checked (--no-epsilon)");
+                }
+                if let Some(h) = r.latest_head {
+                    println!(
+                        "   latest head: size {} root {}",
+                        h.tree_size,
+                        hex(&h.root_hash)
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(f) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({ "ok": false, "failure": { "location": f.location, "problem": f.problem.to_string(), "message": f.to_string() } })
+                );
+            }
+            Err(format!("verification FAILED at {f}"))
+        }
+    }
+}
+
+fn prove(
+    log: &Path,
+    index: Option<u64>,
+    client: Option<(String, u64)>,
+    json: bool,
+    out: Option<&Path>,
+) -> Result<(), String> {
+    let ledger = Ledger::open_read_only(log).map_err(|e| e.to_string())?;
+    let (value, summary) = match (index, client) {
+        (Some(i), None) => {
+            let p = ledger.entry_proof(i).map_err(|e| e.to_string())?;
+            let e = ledger.entry(i).map_err(|e| e.to_string())?;
+            let mut v = serde_json::to_value(&p).map_err(|e| e.to_string())?;
+            v["type"] = json!("entry_proof");
+            let s = format!(
+                "entry {i} ({}, round {}) is in the log under the head of size {} (root {}), path of {} hashes",
+                e.body.kind_name(),
+                e.round,
+                p.sth.tree_size,
+                hex(&p.sth.root_hash),
+                p.inclusion.path.len()
+            );
+            (v, s)
+        }
+        (None, Some((c, r))) => {
+            let p = ledger.counted_proof_for(&c, r).map_err(|e| e.to_string())?;
+            let counted = p
+                .verify(&ledger.public_key(), Some(&ledger.log_id()))
+                .map_err(|e| format!("internal: fresh proof does not verify: {e}"))?;
+            let mut v = serde_json::to_value(&p).map_err(|e| e.to_string())?;
+            v["type"] = json!("counted_proof");
+            let s = format!(
+                "client {:?}'s update (entry {}) in round {r} was counted in aggregate entry {} ({} inputs) under the head of size {}",
+                counted.client_id, counted.update_index, counted.aggregate_index, counted.input_count, counted.tree_size
+            );
+            (v, s)
+        }
+        _ => return Err("give --index I, or --client ID --round R".into()),
+    };
+    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+    if let Some(o) = out {
+        std::fs::write(o, format!("{text}\n")).map_err(|e| format!("{}: {e}", o.display()))?;
+    }
+    if json {
+        println!("{text}");
+    } else {
+        println!("{summary}");
+        match out {
+            Some(o) => println!("proof written to {}", o.display()),
+            None => println!("(use --json or --out FILE for the proof itself)"),
+        }
+    }
+    Ok(())
+}
+
+fn verify_proof(path: &Path, key: &Path, json: bool) -> Result<(), String> {
+    let key = load_key(key)?;
+    let v = read_json(path)?;
+    let kind = v
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let result: Result<Value, String> = match kind.as_str() {
+        "entry_proof" => {
+            let p: EntryProof =
+                serde_json::from_value(v).map_err(|e| format!("malformed proof: {e}"))?;
+            p.verify(&key, None)
+                .map(|e| json!({ "entry": e, "tree_size": p.sth.tree_size }))
+                .map_err(|e| e.to_string())
+        }
+        "counted_proof" => {
+            let p: CountedProof =
+                serde_json::from_value(v).map_err(|e| format!("malformed proof: {e}"))?;
+            p.verify(&key, None)
+                .map(|c| json!({ "counted": c }))
+                .map_err(|e| e.to_string())
+        }
+        other => return Err(format!("unknown proof type {other:?}")),
+    };
+    match result {
+        Ok(detail) => {
+            if json {
+                println!("{}", json!({ "ok": true, "type": kind, "detail": detail }));
+            } else {
+                println!("OK {kind}: {detail}");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if json {
+                println!("{}", json!({ "ok": false, "type": kind, "problem": e }));
+            }
+            Err(format!("proof does NOT verify: {e}"))
+        }
+    }
+}
+
+fn show(log: &Path, from: u64, limit: u64, json: bool) -> Result<(), String> {
+    let ledger = Ledger::open_read_only(log).map_err(|e| e.to_string())?;
+    let heads = ledger.head_count().map_err(|e| e.to_string())?;
+    let end = from.saturating_add(limit).min(ledger.len());
+    let mut entries = Vec::new();
+    for i in from.min(end)..end {
+        entries.push(ledger.entry(i).map_err(|e| e.to_string())?);
+    }
+    if json {
+        let v = json!({
+            "name": ledger.name(),
+            "log_id": hex(&ledger.log_id()),
+            "public_key": ledger.public_key().to_hex(),
+            "entries": ledger.len(),
+            "heads": heads,
+            "root": hex(&ledger.root()),
+            "latest_head": ledger.latest_head(),
+            "listed": { "from": from, "entries": entries },
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!("log        {:?}", ledger.name());
+    println!("log id     {}", hex(&ledger.log_id()));
+    println!("public key {}", ledger.public_key().to_hex());
+    println!("entries    {}", ledger.len());
+    println!("heads      {heads}");
+    if let Some(h) = ledger.latest_head() {
+        println!(
+            "latest     size {} root {} at {} ms",
+            h.tree_size,
+            hex(&h.root_hash),
+            h.timestamp_ms
+        );
+    }
+    for e in &entries {
+        println!("{:>8}  round {:<5} {}", e.index, e.round, describe(&e.body));
+    }
+    if end < ledger.len() {
+        println!("... {} more (use --from/--limit)", ledger.len() - end);
+    }
+    Ok(())
+}
+
+fn short(h: &Hash) -> String {
+    hex(&h[..6])
+}
+
+fn describe(b: &EntryBody) -> String {
+    match b {
+        EntryBody::RoundOpened(o) => format!(
+            "round opened: {} participants, {} q={} σ={} δ={} steps {} (cumulative {}), {} parameters",
+            o.participants.len(),
+            o.dp.accountant,
+            o.dp.sampling_rate,
+            o.dp.noise_multiplier,
+            o.dp.delta,
+            o.dp.steps_this_round,
+            o.dp.steps_cumulative,
+            o.parameters.len()
+        ),
+        EntryBody::UpdateReceived(u) => {
+            format!("update from {:?} ciphertext {}…", u.client_id, short(&u.ciphertext_hash))
+        }
+        EntryBody::AggregateComputed(a) => format!(
+            "aggregate {}… of {} inputs (inputs root {}…)",
+            short(&a.aggregate_hash),
+            a.input_count,
+            short(&a.inputs_root)
+        ),
+        EntryBody::DecryptionShareReceived(d) => {
+            format!("decryption share from {:?} {}…", d.party_id, short(&d.share_hash))
+        }
+        EntryBody::RoundClosed(c) => format!(
+            "round closed: model {}…, ε global {}, ε for {} clients",
+            short(&c.model_hash),
+            c.epsilon_global,
+            c.clients.len()
+        ),
+        EntryBody::Custom(c) => format!("custom {:?} ({} bytes)", c.kind, c.data.len()),
+        _ => "entry of a newer kind".into(),
+    }
+}
+
+fn demo_hash(parts: &[&[u8]]) -> Hash {
+    merkle::leaf_hash(&parts.concat())
+}
+
+fn demo_log(out: &Path, key: &Path, rounds: u64, clients: usize) -> Result<(), String> {
+    if rounds == 0 || rounds > 1000 || clients == 0 || clients > 100_000 {
+        return Err("--rounds must be in 1..=1000 and --clients in 1..=100000".into());
+    }
+    let signer = LogSigner::generate().map_err(|e| e.to_string())?;
+    let (sk, pk) = signer.save(key).map_err(|e| e.to_string())?;
+    let mut log = Ledger::create(out, "cipherflow-demo", signer).map_err(|e| e.to_string())?;
+    let steps = 50u64;
+    let err = |e: cipherflow_ledger::LedgerError| e.to_string();
+    for r in 1..=rounds {
+        let rb = r.to_be_bytes();
+        let dp = DpSettings {
+            accountant: "rdp".into(),
+            sampling_rate: 0.01,
+            noise_multiplier: 1.1,
+            delta: 1e-5,
+            steps_this_round: steps,
+            steps_cumulative: steps * r,
+        };
+        let ids: Vec<String> = (0..clients).map(|c| format!("client-{c}")).collect();
+        let mut parameters = BTreeMap::new();
+        parameters.insert("ckks_preset".to_string(), "aggregation".to_string());
+        parameters.insert("model".to_string(), "logistic-regression".to_string());
+        log.append(
+            r,
+            EntryBody::RoundOpened(RoundOpened {
+                parameters,
+                participants: ids
+                    .iter()
+                    .map(|c| demo_hash(&[b"pk", c.as_bytes()]))
+                    .collect(),
+                dp: dp.clone(),
+            }),
+        )
+        .map_err(err)?;
+        let updates: Vec<NewEntry> = ids
+            .iter()
+            .map(|c| {
+                NewEntry::new(
+                    r,
+                    EntryBody::UpdateReceived(UpdateReceived {
+                        client_id: c.clone(),
+                        ciphertext_hash: demo_hash(&[b"ct", &rb, c.as_bytes()]),
+                    }),
+                )
+            })
+            .collect();
+        let appended = log.append_batch(updates).map_err(err)?;
+        let inputs: Vec<AggregateInput> = ids
+            .iter()
+            .zip(&appended)
+            .map(|(c, a)| AggregateInput {
+                update_index: a.index,
+                client_id: c.clone(),
+                ciphertext_hash: demo_hash(&[b"ct", &rb, c.as_bytes()]),
+            })
+            .collect();
+        log.append_aggregate(r, demo_hash(&[b"sum", &rb]), inputs)
+            .map_err(err)?;
+        log.append(
+            r,
+            EntryBody::DecryptionShareReceived(DecryptionShareReceived {
+                party_id: "keyholder-0".into(),
+                share_hash: demo_hash(&[b"share", &rb]),
+            }),
+        )
+        .map_err(err)?;
+        let eps = dp_epsilon(&dp, dp.steps_cumulative)?;
+        log.append(
+            r,
+            EntryBody::RoundClosed(RoundClosed {
+                model_hash: demo_hash(&[b"model", &rb]),
+                epsilon_global: eps,
+                clients: ids
+                    .iter()
+                    .map(|c| ClientEpsilon {
+                        client_id: c.clone(),
+                        steps: dp.steps_cumulative,
+                        epsilon: eps,
+                    })
+                    .collect(),
+            }),
+        )
+        .map_err(err)?;
+    }
+    println!(
+        "wrote {} ({} entries) and keys {} / {}",
+        out.display(),
+        log.len(),
+        sk.display(),
+        pk.display()
+    );
+    println!(
+        "try: cipherflow audit verify {} --key {}",
+        out.display(),
+        pk.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cf-audit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn dp_adapter_matches_cipherflow_dp() {
+        let s = DpSettings {
+            accountant: "rdp".into(),
+            sampling_rate: 0.01,
+            noise_multiplier: 1.1,
+            delta: 1e-5,
+            steps_this_round: 100,
+            steps_cumulative: 100,
+        };
+        let want = cipherflow_dp::epsilon(cipherflow_dp::Accountant::Rdp, 0.01, 1.1, 100, 1e-5)
+            .unwrap()
+            .epsilon;
+        assert_eq!(dp_epsilon(&s, 100), Ok(want));
+        assert_eq!(dp_epsilon(&s, 0), Ok(0.0));
+        let bad = DpSettings {
+            accountant: "moments".into(),
+            ..s
+        };
+        assert!(dp_epsilon(&bad, 100).is_err());
+    }
+
+    #[test]
+    fn demo_log_prove_show_and_verify() {
+        let d = tmpdir("demo");
+        let log = d.join("demo.db");
+        demo_log(&log, &d.join("demo"), 2, 4).unwrap();
+        let key = d.join("demo.pub");
+        verify(&log, &key, true, None, false, true, 1e-6).unwrap();
+        prove(&log, Some(3), None, true, Some(&d.join("p.json"))).unwrap();
+        verify_proof(&d.join("p.json"), &key, false).unwrap();
+        prove(
+            &log,
+            None,
+            Some(("client-1".into(), 2)),
+            false,
+            Some(&d.join("c.json")),
+        )
+        .unwrap();
+        verify_proof(&d.join("c.json"), &key, true).unwrap();
+        // A head seen earlier (here: the one in a proof file) must still be in the log.
+        verify(
+            &log,
+            &key,
+            false,
+            Some(&d.join("c.json")),
+            false,
+            true,
+            1e-6,
+        )
+        .unwrap();
+        show(&log, 0, 5, true).unwrap();
+        show(&log, 3, 100, false).unwrap();
+        assert!(prove(&log, None, None, false, None).is_err());
+        // Another key rejects both the log and the proofs.
+        keygen(&d.join("other")).unwrap();
+        let other = d.join("other.pub");
+        assert!(verify(&log, &other, false, None, false, true, 1e-6).is_err());
+        assert!(verify_proof(&d.join("c.json"), &other, false).is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn misreported_epsilon_fails_verification() {
+        let d = tmpdir("eps");
+        let path = d.join("eps.db");
+        let signer = LogSigner::generate().unwrap();
+        signer.public_key().save(&d.join("k.pub")).unwrap();
+        let mut log = Ledger::create(&path, "eps", signer).unwrap();
+        let dp = DpSettings {
+            accountant: "rdp".into(),
+            sampling_rate: 0.02,
+            noise_multiplier: 1.0,
+            delta: 1e-5,
+            steps_this_round: 20,
+            steps_cumulative: 20,
+        };
+        let real = dp_epsilon(&dp, 20).unwrap();
+        log.append(
+            1,
+            EntryBody::RoundOpened(RoundOpened {
+                parameters: BTreeMap::new(),
+                participants: vec![],
+                dp,
+            }),
+        )
+        .unwrap();
+        log.append(
+            1,
+            EntryBody::RoundClosed(RoundClosed {
+                model_hash: [0; 32],
+                epsilon_global: real * 0.5,
+                clients: vec![],
+            }),
+        )
+        .unwrap();
+        drop(log);
+        let key = d.join("k.pub");
+        let e = verify(&path, &key, true, None, false, true, 1e-6).unwrap_err();
+        assert!(e.contains("entry 1"), "{e}");
+        verify(&path, &key, false, None, false, false, 1e-6).unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

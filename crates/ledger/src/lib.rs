@@ -1,0 +1,58 @@
+//! Audit ledger for cipherflow: an append-only transparency log in the
+//! style of Certificate Transparency (RFC 9162), so an auditor needs only
+//! the log file and the log's public key.
+//!
+//! * [`merkle`]: RFC 9162 tree hashing (leaf prefix `0x00`, node prefix
+//!   `0x01`, SHA-256), inclusion and consistency proofs and the RFC's
+//!   verification algorithms.
+//! * [`entry`]: typed entries (round opened, update received, aggregate
+//!   computed, decryption share received, round closed, custom) with a
+//!   canonical binary encoding; each entry is hash-chained to the previous.
+//! * [`sth`]: Ed25519 signed tree heads over (log id, size, root, time),
+//!   key generation and key files.
+//! * [`Ledger`]: the log in SQLite (WAL, `synchronous=FULL`): durable
+//!   appends, tamper detection on open, proofs.
+//! * [`proof`]: self-contained proofs ([`EntryProof`], [`CountedProof`]
+//!   "my update was counted") that verify offline with the public key.
+//! * [`verify`]: the offline whole-log verifier, with a pluggable ε
+//!   recomputation ([`EpsilonRecompute`]).
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use cipherflow_ledger::{Ledger, LogSigner, verify_log, VerifyOptions};
+//! use cipherflow_ledger::entry::{EntryBody, CustomEntry};
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("audit.db");
+//! let signer = LogSigner::generate()?;
+//! let key = signer.public_key();
+//! let mut log = Ledger::create(&path, "example", signer)?;
+//! let a = log.append(0, EntryBody::Custom(CustomEntry { kind: "note".into(), data: b"hi".to_vec() }))?;
+//! let proof = log.entry_proof(a.index)?;
+//! proof.verify(&key, Some(&log.log_id()))?;
+//! drop(log);
+//! let report = verify_log(&path, &key, &VerifyOptions::default())?;
+//! assert_eq!(report.entries, 1);
+//! # Ok(()) }
+//! ```
+
+mod codec;
+pub mod entry;
+mod error;
+mod ledger;
+pub mod merkle;
+pub mod proof;
+mod replay;
+pub mod sth;
+mod store;
+pub mod verify;
+
+pub use codec::{hex_bytes, hex_hash, hex_hashes, parse_hash, DecodeError};
+pub use entry::{AggregateInput, Entry, EntryBody};
+pub use error::{Failure, LedgerError, Location, Problem};
+pub use ledger::{Appended, Ledger, NewEntry};
+pub use merkle::{Hash, MerkleTree, ProofError};
+pub use proof::{
+    ConsistencyProof, Counted, CountedProof, EntryProof, InclusionProof, ProofFailure,
+};
+pub use sth::{log_id, KeyError, LogSigner, PublicKey, SignedTreeHead, SthError, TreeHead};
+pub use verify::{verify_log, EpsilonRecompute, VerifyOptions, VerifyReport};
