@@ -1,7 +1,10 @@
 //! The `cipherflow` command-line tool.
 
+mod audit;
 mod bench;
 mod demo;
+mod dp;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +42,18 @@ enum Command {
         #[command(subcommand)]
         what: CkksCommand,
     },
+    /// Differential-privacy accounting.
+    Dp {
+        #[command(subcommand)]
+        what: dp::DpCommand,
+    },
+    /// Audit ledger: verify, prove, show.
+    Audit {
+        #[command(subcommand)]
+        what: audit::AuditCommand,
+    },
+    /// Trains a plaintext model (optionally with DP-SGD) and saves it.
+    Train(train::TrainArgs),
 }
 
 #[derive(Subcommand)]
@@ -111,6 +126,9 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("  p = {:?}", params.p());
             Ok(())
         }
+        Command::Dp { what } => dp::run(what),
+        Command::Audit { what } => audit::run(what),
+        Command::Train(args) => train::run(args),
     }
 }
 

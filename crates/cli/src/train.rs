@@ -1,0 +1,311 @@
+//! `cipherflow train`: trains a model on a shipped data set or MNIST,
+//! optionally with DP-SGD, and saves it as safetensors.
+
+use cipherflow_nn::data::{load_breast_cancer, load_digits, load_mnist, Dataset, Standardizer};
+use cipherflow_nn::io::safetensors;
+use cipherflow_nn::spec::{ModelSpec, SpecFile};
+use cipherflow_nn::train::{
+    accuracy, default_loss, fit, AccountantKind, DpSpec, Progress, ScheduleSpec, TrainConfig,
+};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Arguments of `cipherflow train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Data: breast-cancer, digits, or mnist[:DIR] (default DIR:
+    /// ../shared/data/mnist).
+    #[arg(long, default_value = "breast-cancer")]
+    data: String,
+    /// Model: logreg, mlp, cnn, tenseal-cnn, or a TOML/JSON spec file.
+    #[arg(long, default_value = "logreg")]
+    model: String,
+    /// Passes over the training data (default depends on the data set).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size (DP-SGD: expected batch size of the Poisson sample).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate (default: Adam 1e-3 plain, SGD 0.1 + momentum with DP).
+    #[arg(long, allow_hyphen_values = true)]
+    lr: Option<f32>,
+    /// Learning-rate schedule: constant, cosine, or step:EPOCHS:GAMMA.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Train with DP-SGD to this ε for the whole run (σ is calibrated).
+    #[arg(long, allow_hyphen_values = true)]
+    dp_epsilon: Option<f64>,
+    /// Train with DP-SGD at this noise multiplier σ.
+    #[arg(long, allow_hyphen_values = true)]
+    dp_sigma: Option<f64>,
+    /// δ for DP-SGD.
+    #[arg(long, default_value_t = 1e-5, allow_hyphen_values = true)]
+    dp_delta: f64,
+    /// Per-example clipping norm for DP-SGD.
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    dp_clip: f32,
+    /// Accountant for DP-SGD: rdp or pld.
+    #[arg(long, default_value = "rdp")]
+    accountant: String,
+    /// Seed for initialisation, the train/test split and shuffling (DP
+    /// noise and sampling always come from the operating system).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where to save the trained model (safetensors with its architecture).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// End with one JSON line: test_accuracy, epochs, epsilon, seconds.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Data-set defaults: (train, test, epochs, lr for Adam).
+struct Loaded {
+    train: Dataset,
+    test: Dataset,
+    epochs: usize,
+    lr: f32,
+}
+
+fn repo_path(rel: &str) -> PathBuf {
+    let local = PathBuf::from(rel);
+    if local.exists() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(rel)
+    }
+}
+
+fn load(data: &str, seed: u64) -> Result<Loaded, String> {
+    let e = |e: cipherflow_nn::NnError| e.to_string();
+    let (name, dir) = data
+        .split_once(':')
+        .map_or((data, None), |(n, d)| (n, Some(d)));
+    match (name, dir) {
+        ("breast-cancer", None) => {
+            let d = load_breast_cancer(&repo_path("data/breast_cancer.csv")).map_err(e)?;
+            let (mut train, mut test) = d.split(0.2, seed).map_err(e)?;
+            let s = Standardizer::fit(&train).map_err(e)?;
+            s.apply(&mut train).map_err(e)?;
+            s.apply(&mut test).map_err(e)?;
+            Ok(Loaded {
+                train,
+                test,
+                epochs: 30,
+                lr: 1e-2,
+            })
+        }
+        ("digits", None) => {
+            let d = load_digits(&repo_path("data/digits.csv.gz")).map_err(e)?;
+            let (train, test) = d.split(0.2, seed).map_err(e)?;
+            Ok(Loaded {
+                train,
+                test,
+                epochs: 15,
+                lr: 1e-2,
+            })
+        }
+        ("mnist", dir) => {
+            let dir = dir.map_or_else(|| repo_path("../shared/data/mnist"), PathBuf::from);
+            let (train, test) =
+                load_mnist(&dir).map_err(|err| format!("{err} (pass --data mnist:DIR)"))?;
+            Ok(Loaded {
+                train,
+                test,
+                epochs: 10,
+                lr: 1e-3,
+            })
+        }
+        _ => Err(format!(
+            "unknown data set '{data}' (breast-cancer, digits, mnist[:DIR])"
+        )),
+    }
+}
+
+fn parse_schedule(s: &str) -> Result<ScheduleSpec, String> {
+    let bad = || format!("bad --schedule '{s}' (constant, cosine, step:EPOCHS:GAMMA)");
+    match s.split(':').collect::<Vec<_>>()[..] {
+        ["constant"] => Ok(ScheduleSpec::Constant),
+        ["cosine"] => Ok(ScheduleSpec::Cosine { eta_min: 0.0 }),
+        ["step", n, g] => {
+            let step_size: usize = n.parse().map_err(|_| bad())?;
+            let gamma: f32 = g.parse().map_err(|_| bad())?;
+            if step_size == 0 || !(gamma > 0.0 && gamma <= 1.0) {
+                return Err(bad());
+            }
+            Ok(ScheduleSpec::Step { step_size, gamma })
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Runs `cipherflow train`.
+pub fn run(args: TrainArgs) -> Result<(), String> {
+    if let Some(t) = args.threads {
+        if t == 0 || t > 1024 {
+            return Err("--threads must be in 1..=1024".into());
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .map_err(|e| e.to_string())?;
+    }
+    if args.dp_epsilon.is_some() && args.dp_sigma.is_some() {
+        return Err("give --dp-epsilon or --dp-sigma, not both".into());
+    }
+    if let Some(eps) = args.dp_epsilon {
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(format!("--dp-epsilon must be positive, got {eps}"));
+        }
+    }
+    if !(args.dp_delta > 0.0 && args.dp_delta < 1.0) {
+        return Err(format!(
+            "--dp-delta must be in (0, 1), got {}",
+            args.dp_delta
+        ));
+    }
+    let accountant = match args.accountant.as_str() {
+        "rdp" => AccountantKind::Rdp,
+        "pld" => AccountantKind::Pld,
+        other => return Err(format!("unknown accountant '{other}' (rdp, pld)")),
+    };
+    let loaded = load(&args.data, args.seed)?;
+    let dp_wanted = args.dp_epsilon.is_some() || args.dp_sigma.is_some();
+    let classes = loaded.train.num_classes();
+    let (spec, file_train) = if Path::new(&args.model).is_file() {
+        let text =
+            std::fs::read_to_string(&args.model).map_err(|e| format!("{}: {e}", args.model))?;
+        let f = SpecFile::parse(&text).map_err(|e| format!("{}: {e}", args.model))?;
+        let input = f.input.unwrap_or_else(|| loaded.train.shape().to_vec());
+        (
+            ModelSpec {
+                input,
+                layers: f.layers,
+            },
+            f.train,
+        )
+    } else {
+        let spec = ModelSpec::preset(&args.model, loaded.train.shape(), classes, dp_wanted)
+            .map_err(|e| e.to_string())?;
+        (spec, None)
+    };
+    let mut model = spec.build(args.seed).map_err(|e| e.to_string())?;
+    let dp = dp_wanted.then_some(DpSpec {
+        clip: args.dp_clip,
+        noise_multiplier: args.dp_sigma,
+        target_epsilon: args.dp_epsilon,
+        delta: args.dp_delta,
+        accountant,
+    });
+    let mut cfg = file_train.unwrap_or_else(|| {
+        let mut c = TrainConfig::default_for(loaded.epochs, 32, dp);
+        if dp.is_none() {
+            c.lr = loaded.lr;
+        }
+        c
+    });
+    if dp.is_some() {
+        cfg.dp = dp;
+    }
+    cfg.seed = args.seed;
+    if let Some(e) = args.epochs {
+        cfg.epochs = e;
+    }
+    if let Some(b) = args.batch_size {
+        cfg.batch_size = b;
+    }
+    if let Some(lr) = args.lr {
+        cfg.lr = lr;
+    }
+    if let Some(s) = &args.schedule {
+        cfg.schedule = parse_schedule(s)?;
+    }
+    if !args.json {
+        println!(
+            "{} training / {} test examples, {} classes",
+            loaded.train.len(),
+            loaded.test.len(),
+            classes
+        );
+        print!("{model}");
+    }
+    let loss = default_loss(&model);
+    let bar = ProgressBar::hidden();
+    let json = args.json;
+    let start = Instant::now();
+    let summary = fit(
+        &mut model,
+        loss,
+        &loaded.train,
+        Some(&loaded.test),
+        &cfg,
+        &mut |p| match p {
+            Progress::Start { total_steps } => {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_length(total_steps);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{elapsed_precise} [{bar:30}] {pos}/{len} steps, {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+            }
+            Progress::Step { loss } => {
+                bar.inc(1);
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+            Progress::Epoch(r) => {
+                let line = format!(
+                    "epoch {:>3}/{}: loss {:.4}, test accuracy {:.4}{}, {:.1} s",
+                    r.epoch + 1,
+                    cfg.epochs,
+                    r.loss,
+                    r.test_accuracy.unwrap_or(f32::NAN),
+                    r.epsilon.map_or(String::new(), |e| format!(", ε = {e:.3}")),
+                    r.seconds
+                );
+                if !json {
+                    bar.suspend(|| println!("{line}"));
+                }
+            }
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let acc = accuracy(&mut model, &loaded.test).map_err(|e| e.to_string())?;
+    if let Some(out) = &args.out {
+        safetensors::save(&model, out).map_err(|e| e.to_string())?;
+    }
+    if json {
+        let line = serde_json::json!({
+            "test_accuracy": acc,
+            "epochs": cfg.epochs,
+            "epsilon": summary.epsilon,
+            "seconds": seconds,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "test accuracy {acc:.4} after {} epochs in {seconds:.1} s",
+            cfg.epochs
+        );
+        if let (Some(eps), Some(sigma)) = (summary.epsilon, summary.noise_multiplier) {
+            println!(
+                "DP-SGD: σ = {sigma:.4}, C = {}, ε = {eps:.4} at δ = {} ({} accountant, {} steps)",
+                args.dp_clip, args.dp_delta, args.accountant, summary.steps
+            );
+        }
+        if let Some(out) = &args.out {
+            println!("saved {}", out.display());
+        }
+    }
+    Ok(())
+}

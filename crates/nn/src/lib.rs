@@ -1,0 +1,40 @@
+//! Plaintext neural networks for cipherflow.
+//!
+//! A small, fast training library on `ndarray` and `rayon`:
+//!
+//! * [`layers`]: Dense, Conv2d, average and max pooling, Flatten, ReLU,
+//!   Square, polynomial activations (HE-friendly), Sigmoid, Tanh, Softmax —
+//!   each with forward, backward and per-example gradient norms;
+//! * [`Sequential`] models whose parameter names and layouts match
+//!   PyTorch's `nn.Sequential`, so weights move between the two through
+//!   [`io::safetensors`]; [`io::onnx`] imports ONNX graphs of the same layers;
+//! * [`loss`]: softmax cross-entropy, logistic loss, mean squared error;
+//! * [`optim`]: SGD (momentum, weight decay), Adam, learning-rate schedules;
+//! * [`SecureSgd`]: DP-SGD with Poisson sampling, per-example clipping from
+//!   layer-wise norms (no per-example backward passes) and Gaussian noise,
+//!   reporting each step to a [`cipherflow_dp::PrivacyAccountant`];
+//! * [`data`]: IDX (MNIST) and CSV loaders, splits, standardisation,
+//!   IID and Dirichlet partitions for federated experiments;
+//! * [`spec`] and [`train`]: models and training runs described in TOML or
+//!   JSON, and the training loop the CLI and the federated client use.
+//!
+//! Tensors are `f32`, batch first; images are NCHW as in PyTorch.
+
+pub mod data;
+mod error;
+pub mod io;
+pub mod layers;
+pub mod loss;
+mod model;
+pub mod optim;
+mod secure_sgd;
+pub mod spec;
+pub mod train;
+
+pub use error::NnError;
+pub use layers::{Layer, Param};
+pub use model::Sequential;
+pub use secure_sgd::{DpConfig, SecureSgd, StepReport};
+
+/// The tensor type of this crate: `f32`, batch first.
+pub type Tensor = ndarray::ArrayD<f32>;

@@ -1,0 +1,405 @@
+//! Models described as data (TOML or JSON), the built-in presets, and the
+//! reverse mapping from a model to its description (stored in model files).
+//!
+//! ```toml
+//! input = [1, 28, 28]
+//! layers = [
+//!   { type = "conv2d", out_channels = 16, kernel = 8, stride = 2, padding = 3 },
+//!   { type = "tanh" },
+//!   { type = "max_pool2d", kernel = 2, stride = 1 },
+//!   { type = "flatten" },
+//!   { type = "dense", units = 10 },
+//! ]
+//! ```
+
+use crate::layers::{
+    Activation, ActivationKind, Conv2d, Dense, Flatten, Layer, PolyActivation, Pool2d, PoolKind,
+    Softmax,
+};
+use crate::{NnError, Sequential};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+/// A size given as one number (square) or as `[height, width]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pair {
+    /// Same size both ways.
+    One(usize),
+    /// `[height, width]`.
+    Two([usize; 2]),
+}
+
+impl Pair {
+    fn get(self) -> (usize, usize) {
+        match self {
+            Pair::One(a) => (a, a),
+            Pair::Two([a, b]) => (a, b),
+        }
+    }
+
+    fn from_tuple((a, b): (usize, usize)) -> Self {
+        if a == b {
+            Pair::One(a)
+        } else {
+            Pair::Two([a, b])
+        }
+    }
+}
+
+fn one() -> Pair {
+    Pair::One(1)
+}
+
+fn zero() -> Pair {
+    Pair::One(0)
+}
+
+/// One layer of a [`ModelSpec`]; input sizes are inferred.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// Fully connected layer with `units` outputs.
+    Dense {
+        /// Output size.
+        units: usize,
+    },
+    /// 2-D convolution.
+    Conv2d {
+        /// Output channels.
+        out_channels: usize,
+        /// Kernel size.
+        kernel: Pair,
+        /// Stride (default 1).
+        #[serde(default = "one")]
+        stride: Pair,
+        /// Zero padding (default 0).
+        #[serde(default = "zero")]
+        padding: Pair,
+    },
+    /// Average pooling.
+    AvgPool2d {
+        /// Window.
+        kernel: Pair,
+        /// Stride (default: the window).
+        #[serde(default)]
+        stride: Option<Pair>,
+    },
+    /// Max pooling (plaintext only).
+    MaxPool2d {
+        /// Window.
+        kernel: Pair,
+        /// Stride (default: the window).
+        #[serde(default)]
+        stride: Option<Pair>,
+    },
+    /// Flatten to a vector.
+    Flatten,
+    /// ReLU.
+    Relu,
+    /// x².
+    Square,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// tanh.
+    Tanh,
+    /// Softmax over the last axis.
+    Softmax,
+    /// Polynomial `Σ a_k x^k`.
+    Poly {
+        /// `[a_0, …, a_d]`.
+        coefficients: Vec<f32>,
+        /// Whether training updates them.
+        #[serde(default)]
+        trainable: bool,
+    },
+}
+
+/// A model: per-example input shape and layers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Per-example input shape, e.g. `[1, 28, 28]` or `[30]`.
+    pub input: Vec<usize>,
+    /// The layers in order.
+    pub layers: Vec<LayerSpec>,
+}
+
+impl ModelSpec {
+    /// Builds the model with PyTorch's default initialisation from a seeded
+    /// generator (the same seed gives the same initial weights).
+    pub fn build(&self, seed: u64) -> Result<Sequential, NnError> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut shape = self.input.clone();
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (i, ls) in self.layers.iter().enumerate() {
+            let ctx = |e: NnError| NnError::Config(format!("layer {i}: {e}"));
+            let layer = match ls {
+                LayerSpec::Dense { units } => {
+                    let [inputs] = shape[..] else {
+                        return Err(ctx(NnError::Config(format!(
+                            "dense layers take flat inputs, got {shape:?} (add a flatten layer)"
+                        ))));
+                    };
+                    if *units == 0 {
+                        return Err(ctx(NnError::Config("units must be positive".into())));
+                    }
+                    Layer::Dense(Dense::new(inputs, *units, &mut rng))
+                }
+                LayerSpec::Conv2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let cin = match shape[..] {
+                        [c, _, _] => c,
+                        _ => {
+                            return Err(ctx(NnError::Config(format!(
+                                "conv2d takes [channels, height, width] inputs, got {shape:?}"
+                            ))))
+                        }
+                    };
+                    if *out_channels == 0 {
+                        return Err(ctx(NnError::Config("out_channels must be positive".into())));
+                    }
+                    Layer::Conv2d(
+                        Conv2d::new(
+                            cin,
+                            *out_channels,
+                            kernel.get(),
+                            stride.get(),
+                            padding.get(),
+                            &mut rng,
+                        )
+                        .map_err(ctx)?,
+                    )
+                }
+                LayerSpec::AvgPool2d { kernel, stride } => Layer::Pool2d(
+                    Pool2d::new(PoolKind::Avg, kernel.get(), stride.unwrap_or(*kernel).get())
+                        .map_err(ctx)?,
+                ),
+                LayerSpec::MaxPool2d { kernel, stride } => Layer::Pool2d(
+                    Pool2d::new(PoolKind::Max, kernel.get(), stride.unwrap_or(*kernel).get())
+                        .map_err(ctx)?,
+                ),
+                LayerSpec::Flatten => Layer::Flatten(Flatten::new()),
+                LayerSpec::Relu => Layer::Activation(Activation::new(ActivationKind::Relu)),
+                LayerSpec::Square => Layer::Activation(Activation::new(ActivationKind::Square)),
+                LayerSpec::Sigmoid => Layer::Activation(Activation::new(ActivationKind::Sigmoid)),
+                LayerSpec::Tanh => Layer::Activation(Activation::new(ActivationKind::Tanh)),
+                LayerSpec::Softmax => Layer::Softmax(Softmax::new()),
+                LayerSpec::Poly {
+                    coefficients,
+                    trainable,
+                } => Layer::Poly(PolyActivation::new(coefficients, *trainable).map_err(ctx)?),
+            };
+            shape = layer.output_shape(&shape).map_err(ctx)?;
+            layers.push(layer);
+        }
+        Sequential::new(self.input.clone(), layers)
+    }
+
+    /// The description of an existing model (current polynomial
+    /// coefficients included).
+    pub fn from_model(model: &Sequential) -> Result<Self, NnError> {
+        let layers = model
+            .layers()
+            .iter()
+            .map(|l| match l {
+                Layer::Dense(d) => LayerSpec::Dense { units: d.outputs() },
+                Layer::Conv2d(c) => LayerSpec::Conv2d {
+                    out_channels: c.dims().0,
+                    kernel: Pair::from_tuple((c.dims().2, c.dims().3)),
+                    stride: Pair::from_tuple(c.stride),
+                    padding: Pair::from_tuple(c.padding),
+                },
+                Layer::Pool2d(p) => {
+                    let kernel = Pair::from_tuple(p.kernel);
+                    let stride = Some(Pair::from_tuple(p.stride));
+                    match p.kind {
+                        PoolKind::Avg => LayerSpec::AvgPool2d { kernel, stride },
+                        PoolKind::Max => LayerSpec::MaxPool2d { kernel, stride },
+                    }
+                }
+                Layer::Flatten(_) => LayerSpec::Flatten,
+                Layer::Activation(a) => match a.kind {
+                    ActivationKind::Relu => LayerSpec::Relu,
+                    ActivationKind::Square => LayerSpec::Square,
+                    ActivationKind::Sigmoid => LayerSpec::Sigmoid,
+                    ActivationKind::Tanh => LayerSpec::Tanh,
+                },
+                Layer::Poly(p) => LayerSpec::Poly {
+                    coefficients: p.coefficients.value.iter().copied().collect(),
+                    trainable: p.coefficients.trainable,
+                },
+                Layer::Softmax(_) => LayerSpec::Softmax,
+            })
+            .collect();
+        Ok(ModelSpec {
+            input: model.input_shape().to_vec(),
+            layers,
+        })
+    }
+
+    /// Parses TOML or JSON (chosen by the first non-blank character).
+    pub fn parse(text: &str) -> Result<Self, NnError> {
+        parse_text(text)
+    }
+
+    /// A built-in architecture for inputs of `input` shape and `classes`
+    /// classes:
+    /// * `logreg`: logistic regression (one logit for two classes,
+    ///   multinomial otherwise);
+    /// * `mlp`: one hidden layer of 64 ReLU units;
+    /// * `cnn`: for 28×28 images the DP-SGD reference CNN of TensorFlow
+    ///   Privacy's MNIST tutorial (conv 16@8×8/2 → max-pool 2/1 → conv
+    ///   32@4×4/2 → max-pool 2/1 → dense 32 → dense 10), for 8×8 images a
+    ///   small conv 16@3×3 → avg-pool 2 → dense 32 network. With `dp` the
+    ///   activations are tanh, which trains better under clipping and noise
+    ///   (Papernot et al. 2021, "Tempered sigmoid activations"); otherwise
+    ///   ReLU;
+    /// * `tenseal-cnn`: the TenSEAL encrypted-MNIST tutorial network (conv
+    ///   4@7×7/3 → x² → dense 64 → x² → dense 10), HE-friendly.
+    pub fn preset(name: &str, input: &[usize], classes: usize, dp: bool) -> Result<Self, NnError> {
+        use LayerSpec as L;
+        let act = if dp { L::Tanh } else { L::Relu };
+        let flat = input.len() > 1;
+        let mut layers = Vec::new();
+        match name {
+            "logreg" => {
+                if flat {
+                    layers.push(L::Flatten);
+                }
+                layers.push(L::Dense {
+                    units: if classes == 2 { 1 } else { classes },
+                });
+            }
+            "mlp" => {
+                if flat {
+                    layers.push(L::Flatten);
+                }
+                layers.extend([L::Dense { units: 64 }, act, L::Dense { units: classes }]);
+            }
+            "cnn" => match input {
+                [_, h, w] if *h >= 28 && *w >= 28 => layers.extend([
+                    L::Conv2d {
+                        out_channels: 16,
+                        kernel: Pair::One(8),
+                        stride: Pair::One(2),
+                        padding: Pair::One(3),
+                    },
+                    act.clone(),
+                    L::MaxPool2d {
+                        kernel: Pair::One(2),
+                        stride: Some(Pair::One(1)),
+                    },
+                    L::Conv2d {
+                        out_channels: 32,
+                        kernel: Pair::One(4),
+                        stride: Pair::One(2),
+                        padding: Pair::One(0),
+                    },
+                    act.clone(),
+                    L::MaxPool2d {
+                        kernel: Pair::One(2),
+                        stride: Some(Pair::One(1)),
+                    },
+                    L::Flatten,
+                    L::Dense { units: 32 },
+                    act,
+                    L::Dense { units: classes },
+                ]),
+                [_, h, w] if *h >= 4 && *w >= 4 => layers.extend([
+                    L::Conv2d {
+                        out_channels: 16,
+                        kernel: Pair::One(3),
+                        stride: Pair::One(1),
+                        padding: Pair::One(1),
+                    },
+                    act.clone(),
+                    L::AvgPool2d {
+                        kernel: Pair::One(2),
+                        stride: None,
+                    },
+                    L::Flatten,
+                    L::Dense { units: 32 },
+                    act,
+                    L::Dense { units: classes },
+                ]),
+                _ => {
+                    return Err(NnError::Config(format!(
+                        "the cnn preset needs image inputs, got {input:?}"
+                    )))
+                }
+            },
+            "tenseal-cnn" => layers.extend([
+                L::Conv2d {
+                    out_channels: 4,
+                    kernel: Pair::One(7),
+                    stride: Pair::One(3),
+                    padding: Pair::One(0),
+                },
+                L::Square,
+                L::Flatten,
+                L::Dense { units: 64 },
+                L::Square,
+                L::Dense { units: classes },
+            ]),
+            other => {
+                return Err(NnError::Config(format!(
+                    "unknown model preset '{other}' (logreg, mlp, cnn, tenseal-cnn)"
+                )))
+            }
+        }
+        Ok(ModelSpec {
+            input: input.to_vec(),
+            layers,
+        })
+    }
+}
+
+/// A spec file for `cipherflow train`: the layers (the input shape is
+/// taken from the data when absent) and optionally the training settings.
+///
+/// ```toml
+/// layers = [{ type = "flatten" }, { type = "dense", units = 10 }]
+///
+/// [train]
+/// epochs = 10
+/// batch_size = 64
+/// optimizer = "adam"
+/// lr = 0.001
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    /// Per-example input shape (default: the data's).
+    #[serde(default)]
+    pub input: Option<Vec<usize>>,
+    /// The layers.
+    pub layers: Vec<LayerSpec>,
+    /// Training settings (default: the command line's).
+    #[serde(default)]
+    pub train: Option<crate::train::TrainConfig>,
+}
+
+impl SpecFile {
+    /// Parses TOML or JSON.
+    pub fn parse(text: &str) -> Result<Self, NnError> {
+        parse_text(text)
+    }
+}
+
+/// Parses a serde type from TOML or JSON text.
+pub(crate) fn parse_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, NnError> {
+    if text.len() > (1 << 20) {
+        return Err(NnError::Config("spec larger than 1 MiB".into()));
+    }
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| NnError::Config(format!("JSON spec: {e}")))
+    } else {
+        toml::from_str(text).map_err(|e| NnError::Config(format!("TOML spec: {e}")))
+    }
+}
