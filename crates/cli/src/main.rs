@@ -132,7 +132,28 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// `cipherflow … | head` closes stdout early; Rust ignores SIGPIPE, so
+/// `println!` would panic with "failed printing to stdout". Exit quietly
+/// with the shell's SIGPIPE status instead (catching the signal itself
+/// would need `unsafe`, which the workspace forbids).
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
