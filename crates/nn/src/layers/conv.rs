@@ -309,8 +309,33 @@ impl Conv2d {
     }
 }
 
+/// Calls `f(row, k, i)` for every tap of every window of one image: output
+/// position `row` (= oh·Wo + ow), column `k` in (c, ki, kj) order — which
+/// matches the flattened PyTorch weight — and flat input index `i`; taps
+/// that fall on padding are skipped.
+fn for_each_tap(g: &Geometry, mut f: impl FnMut(usize, usize, usize)) {
+    for oh in 0..g.ho {
+        for ow in 0..g.wo {
+            let row = oh * g.wo + ow;
+            let mut k = 0;
+            for c in 0..g.cin {
+                for ki in 0..g.kh {
+                    let ih = (oh * g.sh + ki).wrapping_sub(g.ph);
+                    for kj in 0..g.kw {
+                        let iw = (ow * g.sw + kj).wrapping_sub(g.pw);
+                        if ih < g.h && iw < g.w {
+                            f(row, k, (c * g.h + ih) * g.w + iw);
+                        }
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// im2col: `[B, C, H, W]` → `[B·L, C·kh·kw]`, zero where the window covers
-/// padding. Column order (c, ki, kj) matches the flattened PyTorch weight.
+/// padding.
 fn unfold(x: &[f32], g: &Geometry) -> Array2<f32> {
     let (l, ckk) = (g.l(), g.ckk());
     let mut out = Array2::<f32>::zeros((g.batch * l, ckk));
@@ -318,26 +343,7 @@ fn unfold(x: &[f32], g: &Geometry) -> Array2<f32> {
     if let Some(o) = out.as_slice_mut() {
         o.par_chunks_mut((l * ckk).max(1))
             .zip(x.par_chunks(img.max(1)))
-            .for_each(|(ob, xb)| {
-                for oh in 0..g.ho {
-                    for ow in 0..g.wo {
-                        let row = &mut ob[(oh * g.wo + ow) * ckk..][..ckk];
-                        let mut k = 0;
-                        for c in 0..g.cin {
-                            for ki in 0..g.kh {
-                                let ih = (oh * g.sh + ki).wrapping_sub(g.ph);
-                                for kj in 0..g.kw {
-                                    let iw = (ow * g.sw + kj).wrapping_sub(g.pw);
-                                    if ih < g.h && iw < g.w {
-                                        row[k] = xb[(c * g.h + ih) * g.w + iw];
-                                    }
-                                    k += 1;
-                                }
-                            }
-                        }
-                    }
-                }
-            });
+            .for_each(|(ob, xb)| for_each_tap(g, |row, k, i| ob[row * ckk + k] = xb[i]));
     }
     out
 }
@@ -347,30 +353,10 @@ fn fold(d: &Array2<f32>, g: &Geometry) -> Tensor {
     let (l, ckk) = (g.l(), g.ckk());
     let img = g.cin * g.h * g.w;
     let mut dx = Tensor::zeros(ndarray::IxDyn(&[g.batch, g.cin, g.h, g.w]));
-    let ds = d.as_slice();
-    if let (Some(o), Some(ds)) = (dx.as_slice_mut(), ds) {
+    if let (Some(o), Some(ds)) = (dx.as_slice_mut(), d.as_slice()) {
         o.par_chunks_mut(img.max(1))
             .zip(ds.par_chunks((l * ckk).max(1)))
-            .for_each(|(xb, db)| {
-                for oh in 0..g.ho {
-                    for ow in 0..g.wo {
-                        let row = &db[(oh * g.wo + ow) * ckk..][..ckk];
-                        let mut k = 0;
-                        for c in 0..g.cin {
-                            for ki in 0..g.kh {
-                                let ih = (oh * g.sh + ki).wrapping_sub(g.ph);
-                                for kj in 0..g.kw {
-                                    let iw = (ow * g.sw + kj).wrapping_sub(g.pw);
-                                    if ih < g.h && iw < g.w {
-                                        xb[(c * g.h + ih) * g.w + iw] += row[k];
-                                    }
-                                    k += 1;
-                                }
-                            }
-                        }
-                    }
-                }
-            });
+            .for_each(|(xb, db)| for_each_tap(g, |row, k, i| xb[i] += db[row * ckk + k]));
     }
     dx
 }
