@@ -28,6 +28,7 @@ pub mod encrypt;
 pub mod error;
 pub mod evaluator;
 pub mod keys;
+pub mod multiparty;
 pub mod params;
 pub mod serialize;
 

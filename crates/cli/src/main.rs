@@ -2,8 +2,12 @@
 
 mod audit;
 mod bench;
+mod bench_tensor;
 mod demo;
 mod dp;
+mod fl;
+mod infer;
+mod mpc;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +58,20 @@ enum Command {
     },
     /// Trains a plaintext model (optionally with DP-SGD) and saves it.
     Train(train::TrainArgs),
+    /// Encrypted inference: the client encrypts, the server runs the model on ciphertexts.
+    Infer(infer::InferArgs),
+    /// Three-party secret-shared computation (private prediction and training).
+    Mpc {
+        #[command(subcommand)]
+        what: mpc::MpcCommand,
+    },
+    /// Federated learning with threshold-encrypted aggregation.
+    Fl {
+        #[command(subcommand)]
+        what: fl::FlCommand,
+    },
+    /// Key service: holds the federation secret key, decrypts only closed-round aggregates.
+    KeyService(fl::KeyServiceArgs),
 }
 
 #[derive(Subcommand)]
@@ -73,6 +91,8 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Encrypted tensor operations (matvec, conv, polynomial activations).
+    Tensor(bench_tensor::TensorArgs),
 }
 
 #[derive(Subcommand)]
@@ -129,6 +149,13 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Dp { what } => dp::run(what),
         Command::Audit { what } => audit::run(what),
         Command::Train(args) => train::run(args),
+        Command::Infer(args) => infer::run(args),
+        Command::Mpc { what } => mpc::run(what),
+        Command::Fl { what } => fl::run(what),
+        Command::KeyService(args) => fl::run_key_service(args),
+        Command::Bench {
+            what: BenchCommand::Tensor(args),
+        } => bench_tensor::run(args),
     }
 }
 

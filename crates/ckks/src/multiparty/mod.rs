@@ -1,0 +1,1 @@
+//! Multiparty CKKS: collective key generation and threshold decryption (work in progress).

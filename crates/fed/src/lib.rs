@@ -1,0 +1,1 @@
+//! `cipherflow-fed`: federated learning with encrypted aggregation (work in progress).

@@ -1,0 +1,1 @@
+//! `cipherflow-mpc`: three-party replicated secret sharing (work in progress).

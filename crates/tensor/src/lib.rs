@@ -1,0 +1,1 @@
+//! `cipherflow-tensor`: encrypted tensors on RNS-CKKS (work in progress).
