@@ -19,6 +19,9 @@ fn scales_match(a: f64, b: f64) -> bool {
     (a - b).abs() <= SCALE_TOLERANCE * a.abs().max(b.abs())
 }
 
+/// One limb of `(c0, c1, plaintext)` in a plaintext product sum.
+type LimbTriple<'a> = (&'a [u64], &'a [u64], &'a [u64]);
+
 /// The homomorphic evaluator of a parameter set.
 #[derive(Clone, Debug)]
 pub struct Evaluator {
@@ -378,6 +381,204 @@ impl Evaluator {
                 }
             })
             .collect()
+    }
+
+    /// `Σ_j ct_j · pt_j` slot-wise in one pass (lazy modular reduction):
+    /// the inner product of a baby-step block of the diagonal method. All
+    /// ciphertexts share a level and scale (size 2), all plaintexts a scale
+    /// and a level at or above; the result's scale is the product of scales.
+    pub fn mul_plain_sum(
+        &self,
+        pairs: &[(&Ciphertext, &Plaintext)],
+    ) -> Result<Ciphertext, CkksError> {
+        let Some(&(first, first_pt)) = pairs.first() else {
+            return Err(CkksError::InvalidParameters(
+                "empty plaintext product sum".into(),
+            ));
+        };
+        let level = first.level();
+        for &(ct, pt) in pairs {
+            ct.check(&self.params)?;
+            if ct.level() != level {
+                return Err(CkksError::LevelMismatch(level, ct.level()));
+            }
+            if ct.size() != 2 {
+                return Err(CkksError::WrongSize(ct.size(), 2));
+            }
+            Self::check_scales(first.scale, ct.scale)?;
+            Self::check_scales(first_pt.scale, pt.scale)?;
+            self.pt_at_level(ct, pt)?;
+        }
+        let limbs: Vec<Vec<LimbTriple<'_>>> = (0..=level)
+            .map(|i| {
+                pairs
+                    .iter()
+                    .map(|(ct, pt)| {
+                        let c0 = ct.c.first().map_or(&[][..], |p| p.limb(i));
+                        let c1 = ct.c.get(1).map_or(&[][..], |p| p.limb(i));
+                        (c0, c1, pt.poly.limb(i))
+                    })
+                    .collect()
+            })
+            .collect();
+        let c = self.lazy_sum(level, pairs.len(), |i, range, acc0, acc1| {
+            if let Some(terms) = limbs.get(i).and_then(|t| t.get(range)) {
+                for &(c0, c1, p) in terms {
+                    for (((a0, a1), &x0), (&x1, &w)) in acc0
+                        .iter_mut()
+                        .zip(acc1.iter_mut())
+                        .zip(c0)
+                        .zip(c1.iter().zip(p))
+                    {
+                        *a0 += u128::from(x0) * u128::from(w);
+                        *a1 += u128::from(x1) * u128::from(w);
+                    }
+                }
+            }
+        })?;
+        Ok(self.out(c, first.scale * first_pt.scale))
+    }
+
+    /// `Σ_j w_j · ct_j` for real weights, each rounded to an integer at
+    /// `target_scale · q_l / scale`, in one pass: the result has scale
+    /// exactly `target_scale · q_l`, so a following [`Evaluator::rescale`]
+    /// lands on `target_scale`. All ciphertexts share a level and scale
+    /// (size 2). Throughput-mode (one value per slot) layers are this.
+    pub fn mul_const_sum(
+        &self,
+        cts: &[&Ciphertext],
+        weights: &[f64],
+        target_scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
+        let Some(first) = cts.first() else {
+            return Err(CkksError::InvalidParameters(
+                "empty constant product sum".into(),
+            ));
+        };
+        if cts.len() != weights.len() {
+            return Err(CkksError::InvalidParameters(format!(
+                "{} ciphertexts but {} weights",
+                cts.len(),
+                weights.len()
+            )));
+        }
+        let level = first.level();
+        for ct in cts {
+            ct.check(&self.params)?;
+            if ct.level() != level {
+                return Err(CkksError::LevelMismatch(level, ct.level()));
+            }
+            if ct.size() != 2 {
+                return Err(CkksError::WrongSize(ct.size(), 2));
+            }
+            Self::check_scales(first.scale, ct.scale)?;
+        }
+        let ql = self
+            .params
+            .q()
+            .get(level)
+            .copied()
+            .ok_or(CkksError::InvalidLevel(level))? as f64;
+        if !target_scale.is_finite() || target_scale <= 0.0 {
+            return Err(CkksError::ValueOutOfRange(format!("scale {target_scale}")));
+        }
+        let factor = target_scale * ql / first.scale;
+        let consts = weights
+            .iter()
+            .map(|&w| self.rns_constant(level, w * factor))
+            .collect::<Result<Vec<_>, _>>()?;
+        let c = self.lazy_sum(level, cts.len(), |i, range, acc0, acc1| {
+            let (Some(cts), Some(consts)) = (cts.get(range.clone()), consts.get(range)) else {
+                return;
+            };
+            for (ct, k) in cts.iter().zip(consts) {
+                let w = k.get(i).copied().unwrap_or(0);
+                if w == 0 {
+                    continue;
+                }
+                let c0 = ct.c.first().map_or(&[][..], |p| p.limb(i));
+                let c1 = ct.c.get(1).map_or(&[][..], |p| p.limb(i));
+                let w = u128::from(w);
+                for ((a0, a1), (&x0, &x1)) in
+                    acc0.iter_mut().zip(acc1.iter_mut()).zip(c0.iter().zip(c1))
+                {
+                    *a0 += u128::from(x0) * w;
+                    *a1 += u128::from(x1) * w;
+                }
+            }
+        })?;
+        Ok(self.out(c, target_scale * ql))
+    }
+
+    /// `v · ct` landing on `target_scale` after the next rescale (see
+    /// [`Evaluator::mul_const_sum`]).
+    pub fn mul_const_to_scale(
+        &self,
+        ct: &Ciphertext,
+        v: f64,
+        target_scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
+        self.mul_const_sum(&[ct], &[v], target_scale)
+    }
+
+    /// Runs `fill(limb, terms, acc0, acc1)` for every limb of `level` over
+    /// chunks of the `terms` products, where `fill` adds products of two
+    /// reduced residues into 128-bit accumulators; chunks are short enough
+    /// never to overflow, and the sums are reduced into two NTT-form
+    /// polynomials.
+    fn lazy_sum<F>(&self, level: usize, terms: usize, fill: F) -> Result<Vec<RnsPoly>, CkksError>
+    where
+        F: Fn(usize, std::ops::Range<usize>, &mut [u128], &mut [u128]) + Sync,
+    {
+        let ring = self.params.ring();
+        let n = self.params.n();
+        let moduli = ring.q_moduli();
+        let mut c0 = RnsPoly::zero(ring, level + 1, 0, true);
+        let mut c1 = RnsPoly::zero(ring, level + 1, 0, true);
+        c0.data_mut()
+            .par_chunks_mut(n)
+            .zip(c1.data_mut().par_chunks_mut(n))
+            .zip(moduli.par_iter())
+            .enumerate()
+            .for_each(|(i, ((o0, o1), m))| {
+                // (q−1)^2 · chunk + q stays below 2^128.
+                let q1 = u128::from(m.value().saturating_sub(1)).max(1);
+                let chunk = usize::try_from((u128::MAX / (q1 * q1)).saturating_sub(2))
+                    .unwrap_or(usize::MAX)
+                    .max(1);
+                let mut acc0 = vec![0u128; n];
+                let mut acc1 = vec![0u128; n];
+                let mut start = 0;
+                while start < terms {
+                    let end = terms.min(start.saturating_add(chunk));
+                    fill(i, start..end, &mut acc0, &mut acc1);
+                    if end < terms {
+                        for a in acc0.iter_mut().chain(acc1.iter_mut()) {
+                            *a = u128::from(m.reduce_u128(*a));
+                        }
+                    }
+                    start = end;
+                }
+                for (o, a) in o0.iter_mut().zip(&acc0) {
+                    *o = m.reduce_u128(*a);
+                }
+                for (o, a) in o1.iter_mut().zip(&acc1) {
+                    *o = m.reduce_u128(*a);
+                }
+            });
+        Ok(vec![c0, c1])
+    }
+
+    /// The same ciphertext read at another scale: its value is multiplied
+    /// by `scale / new_scale` at no cost in level or noise (a free constant
+    /// multiplication, e.g. to map an input interval onto [−1, 1] before a
+    /// polynomial approximation).
+    pub fn with_scale(&self, ct: &Ciphertext, new_scale: f64) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        if !new_scale.is_finite() || new_scale < 1.0 {
+            return Err(CkksError::ValueOutOfRange(format!("scale {new_scale}")));
+        }
+        Ok(self.out(ct.c.clone(), new_scale))
     }
 
     /// The rotation steps [`Evaluator::inner_sum`] needs for a window of `n` slots.

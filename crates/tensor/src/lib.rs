@@ -1,1 +1,47 @@
-//! `cipherflow-tensor`: encrypted tensors on RNS-CKKS (work in progress).
+//! `cipherflow-tensor`: encrypted tensors on RNS-CKKS and encrypted
+//! inference of small CNNs.
+//!
+//! * [`layout`]: encrypted tensors with their shape and packing — the
+//!   replicated layout (latency mode) and the batched layout (throughput
+//!   mode, one example per slot);
+//! * [`linear`]: dense, convolution and average-pooling layers as linear
+//!   maps, fused when consecutive;
+//! * [`matvec`]: plaintext matrix × encrypted vector, diagonal method with
+//!   baby-step/giant-step and hoisted rotations, any shape;
+//! * [`poly`]: minimal-depth polynomial evaluation, approximations of
+//!   ReLU, sigmoid, tanh and GELU;
+//! * [`ops`]: encrypted sums, means and dot products;
+//! * [`plan`]: the compiler from a `cipherflow-nn` model to an encrypted
+//!   plan with automatically chosen 128-bit secure parameters;
+//! * [`model`]: running a plan on ciphertexts, and the keys it needs.
+//!
+//! ```no_run
+//! use cipherflow_tensor::{EncryptedModel, KeySet, Mode, Plan};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let model = cipherflow_nn::io::safetensors::load_model("data/models/digits-cnn.safetensors".as_ref())?;
+//! let plan = Plan::compile(&model)?;              // depth, params, stages
+//! let server = EncryptedModel::new(&plan, Mode::Latency)?;
+//! let mut rng = cipherflow_ring::sampler::secure_rng();
+//! let keys = KeySet::generate(&server, &mut rng)?; // only the rotations needed
+//! let x = server.encrypt(&keys.sk, &[vec![0.0; 64]], &mut rng)?;
+//! let y = server.run(&keys.rlk, &keys.gk, &x)?;
+//! let logits = y.decrypt(&keys.decryptor())?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod layout;
+pub mod linear;
+pub mod matvec;
+pub mod model;
+pub mod ops;
+pub mod plan;
+pub mod poly;
+
+pub use error::TensorError;
+pub use layout::{EncTensor, Layout};
+pub use linear::LinearMap;
+pub use matvec::EncodedMatVec;
+pub use model::{EncryptedModel, KeySet, Mode};
+pub use plan::{Plan, Stage};
+pub use poly::{Approx, Polynomial};

@@ -1,0 +1,307 @@
+//! Running a compiled [`Plan`] on encrypted inputs, and the keys it needs.
+//!
+//! [`EncryptedModel`] is the server side: the plan with every matrix
+//! pre-encoded at the level and scale it will meet (latency mode), the
+//! exact set of rotation steps, and `run` for both layouts. [`KeySet`] is
+//! the client side: secret key, relinearization key and exactly the Galois
+//! keys the model needs, with their sizes.
+
+use crate::layout::{EncTensor, Layout};
+use crate::matvec::EncodedMatVec;
+use crate::plan::{Plan, Stage};
+use crate::TensorError;
+use cipherflow_ckks::{
+    Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, GaloisKeys, RelinKey, SecretKey,
+};
+use rand_core::{CryptoRng, RngCore};
+use rayon::prelude::*;
+use std::collections::BTreeSet;
+
+/// Latency (one input per ciphertext, rotations) or throughput (one example
+/// per slot, no rotations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Replicated layout, diagonal-method matrix products.
+    Latency,
+    /// Batched layout (CryptoNets), up to `slots` examples per run.
+    Throughput,
+}
+
+/// The server side of encrypted inference.
+#[derive(Clone, Debug)]
+pub struct EncryptedModel {
+    plan: Plan,
+    mode: Mode,
+    encoder: Encoder,
+    eval: Evaluator,
+    /// Latency mode: the pre-encoded matrix of each linear stage.
+    encoded: Vec<Option<EncodedMatVec>>,
+}
+
+impl EncryptedModel {
+    /// Prepares `plan` for `mode` (latency mode encodes every matrix once).
+    pub fn new(plan: &Plan, mode: Mode) -> Result<Self, TensorError> {
+        let params = plan.params();
+        let encoder = Encoder::new(params);
+        let eval = Evaluator::new(params);
+        let target = params.default_scale();
+        let mut level = params.max_level();
+        let mut scale = target;
+        let mut encoded = Vec::with_capacity(plan.stages().len());
+        for stage in plan.stages() {
+            let d = stage.depth();
+            if level < d {
+                return Err(TensorError::DoesNotFit("level budget exhausted".into()));
+            }
+            match stage {
+                Stage::Linear(m) => {
+                    encoded.push(if mode == Mode::Latency {
+                        Some(EncodedMatVec::new(
+                            &encoder, &eval, m, level, scale, target,
+                        )?)
+                    } else {
+                        None
+                    });
+                    scale = target;
+                }
+                Stage::Square => {
+                    let q = *params.q().get(level).ok_or(TensorError::Ckks(
+                        cipherflow_ckks::CkksError::InvalidLevel(level),
+                    ))? as f64;
+                    scale = scale * scale / q;
+                    encoded.push(None);
+                }
+                Stage::Poly(_) => {
+                    scale = target;
+                    encoded.push(None);
+                }
+            }
+            level -= d;
+        }
+        Ok(Self {
+            plan: plan.clone(),
+            mode,
+            encoder,
+            eval,
+            encoded,
+        })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The encoder of the parameters.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// The evaluator of the parameters.
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.eval
+    }
+
+    /// Level at which inputs must be encrypted.
+    pub fn input_level(&self) -> usize {
+        self.plan.params().max_level()
+    }
+
+    /// Scale at which inputs must be encrypted.
+    pub fn input_scale(&self) -> f64 {
+        self.plan.params().default_scale()
+    }
+
+    /// Exactly the rotation steps `run` uses (none in throughput mode).
+    pub fn rotation_steps(&self) -> Vec<i64> {
+        let mut s = BTreeSet::new();
+        for e in self.encoded.iter().flatten() {
+            s.extend(e.rotation_steps());
+        }
+        s.into_iter().collect()
+    }
+
+    /// Key switches (rotations) per latency-mode inference.
+    pub fn rotations_per_run(&self) -> usize {
+        self.encoded
+            .iter()
+            .flatten()
+            .map(EncodedMatVec::rotation_count)
+            .sum()
+    }
+
+    /// Relinearizations per element per run (squares and polynomial products).
+    pub fn encoded_matrices(&self) -> impl Iterator<Item = &EncodedMatVec> {
+        self.encoded.iter().flatten()
+    }
+
+    /// Runs the plan on an encrypted input (layout per the mode).
+    pub fn run(
+        &self,
+        rlk: &RelinKey,
+        gk: &GaloisKeys,
+        x: &EncTensor,
+    ) -> Result<EncTensor, TensorError> {
+        let want: usize = self.plan.input_shape().iter().product();
+        if x.len() != want {
+            return Err(TensorError::Shape(format!(
+                "input of shape {:?}, the model wants {:?}",
+                x.shape(),
+                self.plan.input_shape()
+            )));
+        }
+        let target = self.plan.params().default_scale();
+        let mut h = x.clone();
+        for (stage, enc) in self.plan.stages().iter().zip(&self.encoded) {
+            h = match (stage, h.layout(), enc) {
+                (Stage::Linear(_), Layout::Replicated { .. }, Some(e)) => {
+                    e.apply(&self.eval, gk, &h)?
+                }
+                (Stage::Linear(m), Layout::Batched { batch }, _) => {
+                    let rows = (0..m.rows())
+                        .into_par_iter()
+                        .map(|i| {
+                            let (cts, ws): (Vec<&Ciphertext>, Vec<f64>) = m
+                                .row(i)
+                                .iter()
+                                .zip(&h.cts)
+                                .filter(|(w, _)| **w != 0.0)
+                                .map(|(w, c)| (c, *w))
+                                .unzip();
+                            let b = m.bias().get(i).copied().unwrap_or(0.0);
+                            let acc = if cts.is_empty() {
+                                let first = h
+                                    .cts
+                                    .first()
+                                    .ok_or_else(|| TensorError::Shape("empty input".into()))?;
+                                self.eval.mul_const_sum(&[first], &[0.0], target)?
+                            } else {
+                                self.eval.mul_const_sum(&cts, &ws, target)?
+                            };
+                            let acc = self.eval.add_const(&acc, b)?;
+                            Ok(self.eval.rescale(&acc)?)
+                        })
+                        .collect::<Result<Vec<_>, TensorError>>()?;
+                    EncTensor::from_parts(
+                        rows,
+                        vec![m.rows()],
+                        Layout::Batched { batch },
+                        self.plan.params().slots(),
+                    )?
+                }
+                (Stage::Square, _, _) => {
+                    let cts = h
+                        .cts
+                        .par_iter()
+                        .map(|c| Ok(self.eval.rescale(&self.eval.mul_relin(c, c, rlk)?)?))
+                        .collect::<Result<Vec<_>, TensorError>>()?;
+                    EncTensor { cts, ..h }
+                }
+                (Stage::Poly(p), _, _) => {
+                    let cts = h
+                        .cts
+                        .par_iter()
+                        .map(|c| p.eval_ct(&self.eval, rlk, c, target))
+                        .collect::<Result<Vec<_>, TensorError>>()?;
+                    EncTensor { cts, ..h }
+                }
+                (Stage::Linear(_), Layout::Replicated { .. }, None) => {
+                    return Err(TensorError::Invalid(
+                        "this model was prepared for throughput mode; use the batched layout"
+                            .into(),
+                    ))
+                }
+            };
+        }
+        Ok(h)
+    }
+
+    /// Encrypts one input (latency mode) or a batch (throughput mode).
+    pub fn encrypt<R: RngCore + CryptoRng>(
+        &self,
+        sk: &SecretKey,
+        examples: &[Vec<f64>],
+        rng: &mut R,
+    ) -> Result<EncTensor, TensorError> {
+        let enc = Encryptor::with_secret_key(sk);
+        let shape = self.plan.input_shape();
+        match self.mode {
+            Mode::Latency => {
+                let [one] = examples else {
+                    return Err(TensorError::Invalid(
+                        "latency mode encrypts exactly one input".into(),
+                    ));
+                };
+                EncTensor::encrypt(
+                    &enc,
+                    &self.encoder,
+                    one,
+                    shape,
+                    self.input_level(),
+                    self.input_scale(),
+                    rng,
+                )
+            }
+            Mode::Throughput => EncTensor::encrypt_batch(
+                &enc,
+                &self.encoder,
+                examples,
+                shape,
+                self.input_level(),
+                self.input_scale(),
+                rng,
+            ),
+        }
+    }
+}
+
+/// The client's keys for a model: secret key, relinearization key and
+/// exactly the Galois keys the model's rotations need.
+pub struct KeySet {
+    /// The secret key (stays with the client; zeroized on drop).
+    pub sk: SecretKey,
+    /// Relinearization key (sent to the server).
+    pub rlk: RelinKey,
+    /// Galois keys for exactly the needed rotations (sent to the server).
+    pub gk: GaloisKeys,
+}
+
+impl KeySet {
+    /// Generates the keys for `model` from a CSPRNG.
+    pub fn generate<R: RngCore + CryptoRng>(
+        model: &EncryptedModel,
+        rng: &mut R,
+    ) -> Result<Self, TensorError> {
+        let params = model.plan().params();
+        let sk = SecretKey::generate(params, rng);
+        let rlk = RelinKey::generate(&sk, rng)?;
+        let gk = GaloisKeys::generate(&sk, &model.rotation_steps(), false, rng)?;
+        Ok(Self { sk, rlk, gk })
+    }
+
+    /// Serialized size of the Galois keys in bytes.
+    pub fn galois_bytes(&self, model: &EncryptedModel) -> usize {
+        self.gk.to_bytes(model.plan().params()).len()
+    }
+
+    /// Serialized size of the relinearization key in bytes.
+    pub fn relin_bytes(&self) -> usize {
+        self.rlk.to_bytes().len()
+    }
+
+    /// A decryptor.
+    pub fn decryptor(&self) -> Decryptor<'_> {
+        Decryptor::new(&self.sk)
+    }
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeySet(<redacted>)")
+    }
+}

@@ -1,0 +1,243 @@
+//! The encrypted-plan compiler: a plaintext [`Sequential`] model becomes a
+//! list of stages (fused linear maps, squares, polynomials), a level
+//! budget, and the smallest 128-bit secure CKKS parameter set that fits.
+//!
+//! Depth: each linear stage (any run of consecutive dense, conv, average
+//! pooling and flatten layers, fused into one matrix) costs one level, x²
+//! one level, a polynomial of degree `d` costs `⌈log2(d + 1)⌉`. Softmax as
+//! the last layer is dropped (it does not change the predicted class; the
+//! encrypted output is the logits). ReLU, sigmoid, tanh and max pooling are
+//! refused with a message saying what to use instead.
+
+use crate::linear::LinearMap;
+use crate::poly::Polynomial;
+use crate::TensorError;
+use cipherflow_ckks::params::max_log_qp_128;
+use cipherflow_ckks::{CkksParams, ParamsBuilder};
+use cipherflow_nn::layers::ActivationKind;
+use cipherflow_nn::{Layer, Sequential};
+
+/// One step of an encrypted plan.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stage {
+    /// `y = A x + b` (one level).
+    Linear(LinearMap),
+    /// `x²` element-wise (one level).
+    Square,
+    /// A polynomial element-wise (`⌈log2(d + 1)⌉` levels).
+    Poly(Polynomial),
+}
+
+impl Stage {
+    /// Levels the stage consumes.
+    pub fn depth(&self) -> usize {
+        match self {
+            Stage::Linear(_) | Stage::Square => 1,
+            Stage::Poly(p) => p.depth(),
+        }
+    }
+
+    /// Plaintext evaluation on one example.
+    pub fn apply(&self, x: &[f64]) -> Result<Vec<f64>, TensorError> {
+        match self {
+            Stage::Linear(m) => m.apply(x),
+            Stage::Square => Ok(x.iter().map(|v| v * v).collect()),
+            Stage::Poly(p) => Ok(x.iter().map(|&v| p.eval(v)).collect()),
+        }
+    }
+}
+
+/// Smallest scale the parameter chooser accepts (bits).
+pub const MIN_LOG_SCALE: u32 = 25;
+/// Largest scale it uses (bits).
+pub const MAX_LOG_SCALE: u32 = 40;
+/// Bits of the first prime above the scale: room for outputs up to 2^9.
+pub const OUTPUT_HEADROOM_BITS: u32 = 10;
+
+/// A compiled plan: stages, shapes, depth and parameters.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    input_shape: Vec<usize>,
+    output_len: usize,
+    stages: Vec<Stage>,
+    params: CkksParams,
+}
+
+/// Stages of a model (linear layers fused).
+pub fn stages(model: &Sequential) -> Result<Vec<Stage>, TensorError> {
+    let mut shape = model.input_shape().to_vec();
+    let mut out: Vec<Stage> = Vec::new();
+    let count = model.layers().len();
+    let push_linear = |out: &mut Vec<Stage>, m: LinearMap| -> Result<(), TensorError> {
+        if let Some(Stage::Linear(prev)) = out.last() {
+            let fused = m.compose(prev)?;
+            out.pop();
+            out.push(Stage::Linear(fused));
+        } else {
+            out.push(Stage::Linear(m));
+        }
+        Ok(())
+    };
+    for (i, layer) in model.layers().iter().enumerate() {
+        let next = layer.output_shape(&shape)?;
+        let ctx = |what: &str| format!("layer {i} ({}): {what}", layer.describe());
+        match layer {
+            Layer::Dense(d) => push_linear(&mut out, LinearMap::from_dense(d)?)?,
+            Layer::Conv2d(c) => push_linear(&mut out, LinearMap::from_conv(c, &shape)?)?,
+            Layer::Pool2d(p) => push_linear(
+                &mut out,
+                LinearMap::from_pool(p, &shape).map_err(|e| match e {
+                    TensorError::Unsupported(m) => TensorError::Unsupported(ctx(&m)),
+                    other => other,
+                })?,
+            )?,
+            Layer::Flatten(_) => {}
+            Layer::Activation(a) => match a.kind {
+                ActivationKind::Square => out.push(Stage::Square),
+                k => {
+                    return Err(TensorError::Unsupported(ctx(&format!(
+                        "{k:?} is not a polynomial; retrain with x² (type = \"square\") or a \
+                         polynomial activation (type = \"poly\"), or replace it with \
+                         Polynomial::approximate"
+                    ))))
+                }
+            },
+            Layer::Poly(p) => {
+                let c: Vec<f64> = p.coefficients.value.iter().map(|&v| f64::from(v)).collect();
+                out.push(Stage::Poly(Polynomial::new(&c)?));
+            }
+            Layer::Softmax(_) => {
+                if i + 1 != count {
+                    return Err(TensorError::Unsupported(ctx(
+                        "softmax is only allowed as the last layer (it is dropped: the \
+                         encrypted output is the logits)",
+                    )));
+                }
+            }
+        }
+        shape = next;
+    }
+    if out.is_empty() {
+        return Err(TensorError::Invalid("the model has no layer to run".into()));
+    }
+    Ok(out)
+}
+
+/// The bit sizes `(log_n, q_bits, p_bits)` of the smallest 128-bit secure
+/// parameter set with `depth` levels: one special prime (one prime per
+/// key-switching digit), a first prime of `scale + 10` bits, and the largest
+/// scale up to 2^40 that fits; the ring grows when the scale would drop
+/// below 2^25.
+pub fn choose_bits(depth: usize) -> Result<(u32, Vec<u32>, Vec<u32>), TensorError> {
+    let d = u32::try_from(depth).map_err(|_| TensorError::DoesNotFit("depth overflow".into()))?;
+    for log_n in 13..=16u32 {
+        let Some(budget) = max_log_qp_128(log_n) else {
+            continue;
+        };
+        // 2·(s + h) + d·s ≤ budget − 1 (one bit of margin for prime sizes)
+        let avail = budget.saturating_sub(1 + 2 * OUTPUT_HEADROOM_BITS);
+        let s = (avail / (d + 2)).min(MAX_LOG_SCALE);
+        if s >= MIN_LOG_SCALE && d <= 60 {
+            let q0 = s + OUTPUT_HEADROOM_BITS;
+            let mut q = vec![q0];
+            q.extend(std::iter::repeat_n(s, depth));
+            return Ok((log_n, q, vec![q0]));
+        }
+    }
+    Err(TensorError::DoesNotFit(format!(
+        "depth {depth} needs more than the 1772 bits of modulus N = 2^16 allows at 128-bit \
+         security with a scale of at least 2^{MIN_LOG_SCALE}; use fewer or lower-degree \
+         activations, or fuse linear layers"
+    )))
+}
+
+impl Plan {
+    /// Compiles `model` with automatically chosen parameters.
+    pub fn compile(model: &Sequential) -> Result<Self, TensorError> {
+        let st = stages(model)?;
+        let depth: usize = st.iter().map(Stage::depth).sum();
+        let (log_n, q, p) = choose_bits(depth)?;
+        let params = ParamsBuilder::new(log_n)
+            .q_bits(&q)
+            .p_bits(&p)
+            .log_scale(q.get(1).copied().unwrap_or(MAX_LOG_SCALE))
+            .build()?;
+        Self::with_params(model, params)
+    }
+
+    /// Compiles `model` for given parameters (refused when too shallow).
+    pub fn with_params(model: &Sequential, params: CkksParams) -> Result<Self, TensorError> {
+        let st = stages(model)?;
+        let depth: usize = st.iter().map(Stage::depth).sum();
+        if depth > params.max_level() {
+            return Err(TensorError::DoesNotFit(format!(
+                "the model needs {depth} levels, the parameters have {}",
+                params.max_level()
+            )));
+        }
+        if params.alpha() == 0 {
+            return Err(TensorError::Invalid(
+                "parameters without key switching".into(),
+            ));
+        }
+        Ok(Self {
+            input_shape: model.input_shape().to_vec(),
+            output_len: model.output_shape().iter().product(),
+            stages: st,
+            params,
+        })
+    }
+
+    /// The stages.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// Levels consumed.
+    pub fn depth(&self) -> usize {
+        self.stages.iter().map(Stage::depth).sum()
+    }
+
+    /// The parameter set.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// Per-example input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// Number of outputs (logits).
+    pub fn output_len(&self) -> usize {
+        self.output_len
+    }
+
+    /// Plaintext evaluation of the compiled stages (reference for tests).
+    pub fn eval_plain(&self, x: &[f64]) -> Result<Vec<f64>, TensorError> {
+        let mut h = x.to_vec();
+        for s in &self.stages {
+            h = s.apply(&h)?;
+        }
+        Ok(h)
+    }
+
+    /// A one-line description.
+    pub fn summary(&self) -> String {
+        let st: Vec<String> = self
+            .stages
+            .iter()
+            .map(|s| match s {
+                Stage::Linear(m) => format!("linear {}→{}", m.cols(), m.rows()),
+                Stage::Square => "x²".into(),
+                Stage::Poly(p) => format!("poly deg {}", p.degree()),
+            })
+            .collect();
+        format!(
+            "{} | depth {} | {}",
+            st.join(" → "),
+            self.depth(),
+            self.params
+        )
+    }
+}

@@ -1,0 +1,288 @@
+//! End-to-end encrypted inference with the digits model shipped in
+//! `data/models/`, and the plan compiler's choices and refusals.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cipherflow_ckks::SecurityLevel;
+use cipherflow_nn::data::load_digits;
+use cipherflow_nn::io::safetensors::load_model;
+use cipherflow_nn::layers::{
+    Activation, ActivationKind, Dense, Flatten, PolyActivation, Pool2d, PoolKind,
+};
+use cipherflow_nn::spec::ModelSpec;
+use cipherflow_nn::{Layer, Sequential, Tensor};
+use cipherflow_tensor::plan::choose_bits;
+use cipherflow_tensor::{EncryptedModel, KeySet, Mode, Plan, TensorError};
+use std::path::{Path, PathBuf};
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0
+}
+
+fn plain_logits(model: &mut Sequential, x: &[f64]) -> Vec<f64> {
+    let mut shape = vec![1];
+    shape.extend(model.input_shape());
+    let t = Tensor::from_shape_vec(
+        ndarray::IxDyn(&shape),
+        x.iter().map(|&v| v as f32).collect(),
+    )
+    .unwrap();
+    model
+        .predict(&t)
+        .unwrap()
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect()
+}
+
+#[test]
+fn shipped_digits_model_agrees_under_encryption() {
+    let mut model = load_model(&repo("data/models/digits-cnn.safetensors")).unwrap();
+    let data = load_digits(&repo("data/digits.csv.gz")).unwrap();
+    let (_, test) = data.split(0.2, 0).unwrap();
+    let plan = Plan::compile(&model).unwrap();
+    assert_eq!(plan.depth(), 5);
+    assert_eq!(
+        plan.params().n(),
+        1 << 13,
+        "smallest secure ring for depth 5"
+    );
+    assert!(plan.params().security() >= SecurityLevel::Bits128);
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+
+    // Throughput mode: the whole test split (360 images) in one pass.
+    let server = EncryptedModel::new(&plan, Mode::Throughput).unwrap();
+    assert!(
+        server.rotation_steps().is_empty(),
+        "throughput mode needs no rotations"
+    );
+    let keys = KeySet::generate(&server, &mut rng).unwrap();
+    let xs: Vec<Vec<f64>> = (0..test.len())
+        .map(|i| {
+            test.features()
+                .row(i)
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect()
+        })
+        .collect();
+    let ct = server.encrypt(&keys.sk, &xs, &mut rng).unwrap();
+    let out = server.run(&keys.rlk, &keys.gk, &ct).unwrap();
+    let logits = out.decrypt(&keys.decryptor()).unwrap();
+    let mut agree = 0;
+    let mut max_err: f64 = 0.0;
+    for (x, enc) in xs.iter().zip(&logits) {
+        let plain = plain_logits(&mut model, x);
+        max_err = plain
+            .iter()
+            .zip(enc)
+            .map(|(a, b)| (a - b).abs())
+            .fold(max_err, f64::max);
+        agree += usize::from(argmax(&plain) == argmax(enc));
+    }
+    println!(
+        "throughput: {agree}/{} agree, max logit error {max_err:.2e}",
+        xs.len()
+    );
+    assert_eq!(
+        agree,
+        xs.len(),
+        "every encrypted prediction matches plaintext"
+    );
+    assert!(
+        max_err < 1e-2,
+        "logits within 1e-2 of plaintext ({max_err:.2e})"
+    );
+
+    // Latency mode: a few images, one ciphertext each, with exactly the
+    // rotation keys the plan asks for.
+    let server = EncryptedModel::new(&plan, Mode::Latency).unwrap();
+    let steps = server.rotation_steps();
+    assert!(!steps.is_empty());
+    let keys = KeySet::generate(&server, &mut rng).unwrap();
+    assert_eq!(keys.gk.elements().count(), steps.len());
+    assert!(keys.galois_bytes(&server) > 0);
+    for x in xs.iter().take(3) {
+        let ct = server
+            .encrypt(&keys.sk, std::slice::from_ref(x), &mut rng)
+            .unwrap();
+        assert_eq!(ct.ciphertexts().len(), 1, "one upload ciphertext per image");
+        let out = server.run(&keys.rlk, &keys.gk, &ct).unwrap();
+        assert_eq!(out.level(), 0);
+        let enc = out.decrypt(&keys.decryptor()).unwrap().remove(0);
+        let plain = plain_logits(&mut model, x);
+        let err = plain
+            .iter()
+            .zip(&enc)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-2, "latency logits error {err:.2e}");
+        assert_eq!(argmax(&plain), argmax(&enc));
+    }
+}
+
+#[test]
+fn linear_layers_fuse_and_plan_matches_plaintext() {
+    // conv → avgpool → flatten → dense fuse into one level.
+    let text = r#"{"input":[1,8,8],"layers":[
+        {"type":"conv2d","out_channels":3,"kernel":3,"padding":1},
+        {"type":"avg_pool2d","kernel":2},
+        {"type":"flatten"},
+        {"type":"square"},
+        {"type":"dense","units":5}]}"#;
+    let spec = ModelSpec::parse(text).unwrap();
+    let mut model = spec.build(3).unwrap();
+    let plan = Plan::compile(&model).unwrap();
+    assert_eq!(plan.stages().len(), 3, "{}", plan.summary());
+    assert_eq!(plan.depth(), 3);
+    let x: Vec<f64> = (0..64).map(|i| ((i * 37) % 17) as f64 / 17.0).collect();
+    let want = plain_logits(&mut model, &x);
+    let got = plan.eval_plain(&x).unwrap();
+    for (a, b) in want.iter().zip(&got) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn unsupported_and_too_deep_models_are_refused() {
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let relu = Sequential::new(
+        vec![4],
+        vec![
+            Layer::Dense(Dense::new(4, 4, &mut rng)),
+            Layer::Activation(Activation::new(ActivationKind::Relu)),
+            Layer::Dense(Dense::new(4, 2, &mut rng)),
+        ],
+    )
+    .unwrap();
+    match Plan::compile(&relu) {
+        Err(TensorError::Unsupported(m)) => {
+            assert!(m.contains("Relu") && m.contains("layer 1"), "{m}")
+        }
+        other => panic!("ReLU accepted: {other:?}"),
+    }
+    let maxpool = Sequential::new(
+        vec![1, 4, 4],
+        vec![
+            Layer::Pool2d(Pool2d::new(PoolKind::Max, (2, 2), (2, 2)).unwrap()),
+            Layer::Flatten(Flatten::new()),
+        ],
+    )
+    .unwrap();
+    assert!(matches!(
+        Plan::compile(&maxpool),
+        Err(TensorError::Unsupported(_))
+    ));
+    // 40 degree-15 polynomials: depth 160, beyond N = 2^16.
+    let mut layers = vec![Layer::Dense(Dense::new(4, 4, &mut rng))];
+    for _ in 0..40 {
+        layers.push(Layer::Poly(PolyActivation::new(&[0.1; 16], false).unwrap()));
+    }
+    let deep = Sequential::new(vec![4], layers).unwrap();
+    match Plan::compile(&deep) {
+        Err(TensorError::DoesNotFit(m)) => assert!(m.contains("depth 161"), "{m}"),
+        other => panic!("too deep accepted: {other:?}"),
+    }
+    // Parameter choice grows the ring with the depth, always 128-bit secure.
+    assert_eq!(choose_bits(5).unwrap().0, 13);
+    assert_eq!(choose_bits(9).unwrap().0, 14);
+    assert_eq!(choose_bits(20).unwrap().0, 15);
+}
+
+#[test]
+fn mnist_tutorial_network_one_image_if_present() {
+    let dir = repo("../shared/data/mnist");
+    let model_path = repo("data/models/mnist-tenseal-cnn.safetensors");
+    if !dir.join("t10k-images.idx3-ubyte.gz").exists()
+        && !dir.join("t10k-images-idx3-ubyte").exists()
+    {
+        eprintln!(
+            "SKIPPED: MNIST not found at {} (set up ../shared/data/mnist)",
+            dir.display()
+        );
+        return;
+    }
+    let (_, test) = match cipherflow_nn::data::load_mnist(&dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("SKIPPED: MNIST unreadable at {}: {e}", dir.display());
+            return;
+        }
+    };
+    let mut model = load_model(&model_path).unwrap();
+    let plan = Plan::compile(&model).unwrap();
+    let server = EncryptedModel::new(&plan, Mode::Latency).unwrap();
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let keys = KeySet::generate(&server, &mut rng).unwrap();
+    let x: Vec<f64> = test
+        .features()
+        .row(0)
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let ct = server
+        .encrypt(&keys.sk, std::slice::from_ref(&x), &mut rng)
+        .unwrap();
+    let enc = server
+        .run(&keys.rlk, &keys.gk, &ct)
+        .unwrap()
+        .decrypt(&keys.decryptor())
+        .unwrap()
+        .remove(0);
+    let plain = plain_logits(&mut model, &x);
+    assert_eq!(argmax(&plain), argmax(&enc));
+}
+
+#[test]
+fn polynomial_activation_model_in_both_modes() {
+    let text = r#"{"input":[20],"layers":[
+        {"type":"dense","units":12},
+        {"type":"poly","coefficients":[0.1, 0.5, 0.25, -0.05]},
+        {"type":"dense","units":3}]}"#;
+    let mut model = ModelSpec::parse(text).unwrap().build(5).unwrap();
+    let plan = Plan::compile(&model).unwrap();
+    assert_eq!(plan.depth(), 4, "1 + ⌈log2 4⌉ + 1");
+    let xs: Vec<Vec<f64>> = (0..4)
+        .map(|k| {
+            (0..20)
+                .map(|i| (((i * 7 + k * 13) % 11) as f64 / 11.0) - 0.5)
+                .collect()
+        })
+        .collect();
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+    for mode in [Mode::Latency, Mode::Throughput] {
+        let server = EncryptedModel::new(&plan, mode).unwrap();
+        let keys = KeySet::generate(&server, &mut rng).unwrap();
+        let inputs: Vec<Vec<f64>> = if mode == Mode::Latency {
+            xs[..1].to_vec()
+        } else {
+            xs.clone()
+        };
+        let ct = server.encrypt(&keys.sk, &inputs, &mut rng).unwrap();
+        let out = server
+            .run(&keys.rlk, &keys.gk, &ct)
+            .unwrap()
+            .decrypt(&keys.decryptor())
+            .unwrap();
+        for (x, enc) in inputs.iter().zip(&out) {
+            let plain = plain_logits(&mut model, x);
+            let err = plain
+                .iter()
+                .zip(enc)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-4, "{mode:?}: error {err:.2e}");
+        }
+    }
+}
