@@ -455,6 +455,36 @@ impl Evaluator {
                 "empty constant product sum".into(),
             ));
         };
+        let level = first.level();
+        for ct in cts {
+            ct.check(&self.params)?;
+            if ct.level() != level {
+                return Err(CkksError::LevelMismatch(level, ct.level()));
+            }
+            Self::check_scales(first.scale, ct.scale)?;
+        }
+        self.linear_combination(cts, weights, level, target_scale)
+    }
+
+    /// `Σ_j w_j · ct_j` read at `level`, for ciphertexts at `level` or above
+    /// (size 2) whose scales may differ: weight `j` is rounded to an integer
+    /// at `target_scale · q_level / scale_j`, so every term, and the result,
+    /// has scale exactly `target_scale · q_level` and a following
+    /// [`Evaluator::rescale`] lands on `target_scale` at `level − 1`. The
+    /// higher limbs of ciphertexts above `level` are ignored (no copy).
+    /// Polynomial evaluators combine their basis ciphertexts with this.
+    pub fn linear_combination(
+        &self,
+        cts: &[&Ciphertext],
+        weights: &[f64],
+        level: usize,
+        target_scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
+        if cts.is_empty() {
+            return Err(CkksError::InvalidParameters(
+                "empty constant product sum".into(),
+            ));
+        }
         if cts.len() != weights.len() {
             return Err(CkksError::InvalidParameters(format!(
                 "{} ciphertexts but {} weights",
@@ -462,16 +492,14 @@ impl Evaluator {
                 weights.len()
             )));
         }
-        let level = first.level();
         for ct in cts {
             ct.check(&self.params)?;
-            if ct.level() != level {
+            if ct.level() < level {
                 return Err(CkksError::LevelMismatch(level, ct.level()));
             }
             if ct.size() != 2 {
                 return Err(CkksError::WrongSize(ct.size(), 2));
             }
-            Self::check_scales(first.scale, ct.scale)?;
         }
         let ql = self
             .params
@@ -482,10 +510,10 @@ impl Evaluator {
         if !target_scale.is_finite() || target_scale <= 0.0 {
             return Err(CkksError::ValueOutOfRange(format!("scale {target_scale}")));
         }
-        let factor = target_scale * ql / first.scale;
         let consts = weights
             .iter()
-            .map(|&w| self.rns_constant(level, w * factor))
+            .zip(cts)
+            .map(|(&w, ct)| self.rns_constant(level, w * (target_scale * ql / ct.scale)))
             .collect::<Result<Vec<_>, _>>()?;
         let c = self.lazy_sum(level, cts.len(), |i, range, acc0, acc1| {
             let (Some(cts), Some(consts)) = (cts.get(range.clone()), consts.get(range)) else {

@@ -9,12 +9,18 @@
 //!   mode, parameters chosen by the plan), server time, with client times
 //!   and transfer sizes;
 //! * `--op mnist-batch`: the same network in throughput mode, one full
-//!   ciphertext batch (N/2 images), with images per hour.
+//!   ciphertext batch (N/2 images), with images per hour;
+//! * `--op poly --function sigmoid --degree 15 [--interval 8]`: a Chebyshev
+//!   approximation evaluated on one full ciphertext (N/2 values), interval
+//!   map included, parameters chosen from its depth as the plan compiler
+//!   does; levels, ciphertext products, approximation error and precision.
 
 use cipherflow_ckks::{Encoder, Encryptor, Evaluator, GaloisKeys, Preset, SecretKey};
 use cipherflow_nn::io::safetensors;
 use cipherflow_tensor::linear::LinearMap;
-use cipherflow_tensor::{EncTensor, EncodedMatVec, EncryptedModel, KeySet, Mode, Plan};
+use cipherflow_tensor::{
+    Approx, EncTensor, EncodedMatVec, EncryptedModel, KeySet, Mode, Plan, Polynomial,
+};
 use rand_core::RngCore;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,8 +28,8 @@ use std::time::Instant;
 /// Arguments of `cipherflow bench tensor`.
 #[derive(clap::Args)]
 pub struct TensorArgs {
-    /// matvec, conv, mnist (tutorial network per image) or mnist-batch
-    /// (throughput mode).
+    /// matvec, conv, mnist (tutorial network per image), mnist-batch
+    /// (throughput mode) or poly (an activation approximation).
     #[arg(long, default_value = "matvec")]
     op: String,
     /// Matrix size for matvec (n×n).
@@ -38,6 +44,16 @@ pub struct TensorArgs {
     /// Timed repetitions.
     #[arg(long, default_value_t = 10)]
     reps: usize,
+    /// poly: degree of the approximation.
+    #[arg(long, default_value_t = 15)]
+    degree: usize,
+    /// poly: sigmoid, tanh, relu or gelu.
+    #[arg(long, default_value = "sigmoid")]
+    function: String,
+    /// poly: half-width `a` of the interval [−a, a] (default: 8 for
+    /// sigmoid, 4 for tanh and GELU, 1 for ReLU).
+    #[arg(long)]
+    interval: Option<f64>,
     /// Model for mnist / mnist-batch (default: the shipped tutorial network).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -94,8 +110,9 @@ pub fn run(args: TensorArgs) -> Result<(), String> {
     cipherflow_ring::with_threads(threads, || match args.op.as_str() {
         "matvec" | "conv" => bench_matvec(&args, threads),
         "mnist" | "mnist-batch" => bench_network(&args, threads),
+        "poly" => bench_poly(&args, threads),
         other => Err(format!(
-            "unknown --op '{other}' (matvec, conv, mnist, mnist-batch)"
+            "unknown --op '{other}' (matvec, conv, mnist, mnist-batch, poly)"
         )),
     })
     .map_err(|e| e.to_string())?
@@ -243,6 +260,78 @@ fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
             up / count,
             down / count,
             server.rotations_per_run()
+        );
+    }
+    Ok(())
+}
+
+fn bench_poly(args: &TensorArgs, threads: usize) -> Result<(), String> {
+    let t = |x: cipherflow_tensor::TensorError| x.to_string();
+    let e = |x: cipherflow_ckks::CkksError| x.to_string();
+    let (f, default_a) = match args.function.as_str() {
+        "sigmoid" => (Approx::Sigmoid, 8.0),
+        "tanh" => (Approx::Tanh, 4.0),
+        "relu" => (Approx::Relu, 1.0),
+        "gelu" => (Approx::Gelu, 4.0),
+        other => {
+            return Err(format!(
+                "unknown --function '{other}' (sigmoid, tanh, relu, gelu)"
+            ))
+        }
+    };
+    let a = args.interval.unwrap_or(default_a);
+    let (p, max_error) = Polynomial::approximate(f, a, args.degree).map_err(t)?;
+    let (log_n, q, pb) = cipherflow_tensor::plan::choose_bits(p.depth()).map_err(t)?;
+    let params = cipherflow_ckks::ParamsBuilder::new(log_n)
+        .q_bits(&q)
+        .p_bits(&pb)
+        .log_scale(q.get(1).copied().unwrap_or(40))
+        .build()
+        .map_err(e)?;
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let sk = SecretKey::generate(&params, &mut rng);
+    let rlk = cipherflow_ckks::RelinKey::generate(&sk, &mut rng).map_err(e)?;
+    let encoder = Encoder::new(&params);
+    let eval = Evaluator::new(&params);
+    let x = rand_values(&mut rng, params.slots(), a);
+    let (level, scale) = (params.max_level(), params.default_scale());
+    let pt = encoder.encode(&x, level, scale).map_err(e)?;
+    let ct = Encryptor::with_secret_key(&sk)
+        .encrypt(&pt, &mut rng)
+        .map_err(e)?;
+    let (median, min) = time(args.reps, || p.eval_ct(&eval, &rlk, &ct, scale).map_err(t))?;
+    let (out, stats) = p.eval_ct_stats(&eval, &rlk, &ct, scale).map_err(t)?;
+    let got = cipherflow_ckks::Decryptor::new(&sk)
+        .decrypt_values(&out)
+        .map_err(e)?;
+    let want: Vec<f64> = x.iter().map(|&v| p.eval(v)).collect();
+    let bits = cipherflow_ckks::precision_bits(&want, got.get(..want.len()).unwrap_or(&[]));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "op": "poly", "function": args.function, "degree": args.degree,
+                "interval": [-a, a], "preset": format!("auto-n{}", params.log_n()),
+                "levels": stats.levels, "products": stats.products,
+                "max_error": max_error, "precision_bits": bits,
+                "median_us": median, "min_us": min, "slots": params.slots(), "threads": threads,
+            })
+        );
+    } else {
+        println!(
+            "{} degree {} on [-{a}, {a}] at {}: median {:.1} ms, min {:.1} ms for {} slots; \
+             {} levels (x→u included), {} ct×ct products; max approximation error {:.2e}, \
+             encrypted vs plaintext {:.1} bits; threads {threads}",
+            args.function,
+            args.degree,
+            params,
+            median / 1e3,
+            min / 1e3,
+            params.slots(),
+            stats.levels,
+            stats.products,
+            max_error,
+            bits
         );
     }
     Ok(())

@@ -8,7 +8,8 @@
 //!   maps, fused when consecutive;
 //! * [`matvec`]: plaintext matrix × encrypted vector, diagonal method with
 //!   baby-step/giant-step and hoisted rotations, any shape;
-//! * [`poly`]: minimal-depth polynomial evaluation, approximations of
+//! * [`poly`]: Chebyshev-basis polynomial evaluation (Paterson–Stockmeyer,
+//!   depth `⌈log2(d + 1)⌉`, about `2√d` products), approximations of
 //!   ReLU, sigmoid, tanh and GELU;
 //! * [`ops`]: encrypted sums, means and dot products;
 //! * [`plan`]: the compiler from a `cipherflow-nn` model to an encrypted
@@ -43,5 +44,5 @@ pub use layout::{EncTensor, Layout};
 pub use linear::LinearMap;
 pub use matvec::EncodedMatVec;
 pub use model::{EncryptedModel, KeySet, Mode};
-pub use plan::{Plan, Stage};
-pub use poly::{Approx, Polynomial};
+pub use plan::{CompileOptions, Plan, Stage};
+pub use poly::{Approx, Interval, Polynomial};

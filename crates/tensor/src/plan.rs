@@ -4,13 +4,17 @@
 //!
 //! Depth: each linear stage (any run of consecutive dense, conv, average
 //! pooling and flatten layers, fused into one matrix) costs one level, x²
-//! one level, a polynomial of degree `d` costs `⌈log2(d + 1)⌉`. Softmax as
-//! the last layer is dropped (it does not change the predicted class; the
-//! encrypted output is the logits). ReLU, sigmoid, tanh and max pooling are
-//! refused with a message saying what to use instead.
+//! one level, a polynomial of degree `d` costs `⌈log2(d + 1)⌉`: the map of
+//! its interval onto `[−1, 1]` is folded into the preceding linear stage
+//! (or polynomial), and costs one more level only after x² or as the first
+//! stage. Softmax as the last layer is dropped (it does not change the
+//! predicted class; the encrypted output is the logits). ReLU, sigmoid and
+//! tanh are replaced by Chebyshev approximations when
+//! [`CompileOptions::approximate`] says how, and refused otherwise; max
+//! pooling is refused, with a message saying what to use instead.
 
 use crate::linear::LinearMap;
-use crate::poly::Polynomial;
+use crate::poly::{Approx, Interval, Polynomial};
 use crate::TensorError;
 use cipherflow_ckks::params::max_log_qp_128;
 use cipherflow_ckks::{CkksParams, ParamsBuilder};
@@ -24,7 +28,8 @@ pub enum Stage {
     Linear(LinearMap),
     /// `x²` element-wise (one level).
     Square,
-    /// A polynomial element-wise (`⌈log2(d + 1)⌉` levels).
+    /// A polynomial element-wise (`⌈log2(d + 1)⌉` levels, one more when
+    /// its interval map is applied on the ciphertext).
     Poly(Polynomial),
 }
 
@@ -63,8 +68,49 @@ pub struct Plan {
     params: CkksParams,
 }
 
-/// Stages of a model (linear layers fused).
-pub fn stages(model: &Sequential) -> Result<Vec<Stage>, TensorError> {
+/// How the compiler treats activations that are not polynomials.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CompileOptions {
+    /// Replace ReLU, sigmoid and tanh by their Chebyshev interpolants of
+    /// this degree on this interval (inputs must stay inside it); `None`
+    /// refuses them.
+    pub approximate: Option<(usize, Interval)>,
+}
+
+/// `α · m + β` (affine map of the outputs).
+fn affine_after(m: &LinearMap, alpha: f64, beta: f64) -> Result<LinearMap, TensorError> {
+    let a: Vec<f64> = (0..m.rows())
+        .flat_map(|i| m.row(i).iter().map(move |v| v * alpha))
+        .collect();
+    let b: Vec<f64> = m.bias().iter().map(|v| alpha * v + beta).collect();
+    LinearMap::new(m.rows(), m.cols(), a, b)
+}
+
+/// Folds each polynomial's map `x → u` into the stage before it when that
+/// is a linear map or a polynomial (free there); after x² or first, it
+/// stays on the ciphertext (one level).
+fn fold_interval_maps(stages: &mut [Stage]) -> Result<(), TensorError> {
+    for i in 1..stages.len() {
+        let (before, after) = stages.split_at_mut(i);
+        let (Some(prev), Some(Stage::Poly(p))) = (before.last_mut(), after.first_mut()) else {
+            continue;
+        };
+        if !p.maps_input() {
+            continue;
+        }
+        let (alpha, beta) = p.interval().to_unit();
+        match prev {
+            Stage::Linear(m) => *m = affine_after(m, alpha, beta)?,
+            Stage::Poly(q) => *q = q.then_affine(alpha, beta)?,
+            Stage::Square => continue,
+        }
+        *p = p.on_unit_interval();
+    }
+    Ok(())
+}
+
+/// Stages of a model (linear layers fused, interval maps folded).
+pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, TensorError> {
     let mut shape = model.input_shape().to_vec();
     let mut out: Vec<Stage> = Vec::new();
     let count = model.layers().len();
@@ -95,11 +141,21 @@ pub fn stages(model: &Sequential) -> Result<Vec<Stage>, TensorError> {
             Layer::Activation(a) => match a.kind {
                 ActivationKind::Square => out.push(Stage::Square),
                 k => {
-                    return Err(TensorError::Unsupported(ctx(&format!(
-                        "{k:?} is not a polynomial; retrain with x² (type = \"square\") or a \
-                         polynomial activation (type = \"poly\"), or replace it with \
-                         Polynomial::approximate"
-                    ))))
+                    let f = match k {
+                        ActivationKind::Relu => Some(Approx::Relu),
+                        ActivationKind::Sigmoid => Some(Approx::Sigmoid),
+                        ActivationKind::Tanh => Some(Approx::Tanh),
+                        _ => None,
+                    };
+                    let (Some(f), Some((degree, interval))) = (f, opts.approximate) else {
+                        return Err(TensorError::Unsupported(ctx(&format!(
+                            "{k:?} is not a polynomial; retrain with x² (type = \"square\") or a \
+                             polynomial activation (type = \"poly\"), or compile with \
+                             CompileOptions::approximate (a Chebyshev approximation on an interval)"
+                        ))));
+                    };
+                    let (p, _) = Polynomial::approximate(f, interval, degree)?;
+                    out.push(Stage::Poly(p));
                 }
             },
             Layer::Poly(p) => {
@@ -120,6 +176,7 @@ pub fn stages(model: &Sequential) -> Result<Vec<Stage>, TensorError> {
     if out.is_empty() {
         return Err(TensorError::Invalid("the model has no layer to run".into()));
     }
+    fold_interval_maps(&mut out)?;
     Ok(out)
 }
 
@@ -154,7 +211,12 @@ pub fn choose_bits(depth: usize) -> Result<(u32, Vec<u32>, Vec<u32>), TensorErro
 impl Plan {
     /// Compiles `model` with automatically chosen parameters.
     pub fn compile(model: &Sequential) -> Result<Self, TensorError> {
-        let st = stages(model)?;
+        Self::compile_with(model, &CompileOptions::default())
+    }
+
+    /// [`Plan::compile`] with options (approximations of activations).
+    pub fn compile_with(model: &Sequential, opts: &CompileOptions) -> Result<Self, TensorError> {
+        let st = stages(model, opts)?;
         let depth: usize = st.iter().map(Stage::depth).sum();
         let (log_n, q, p) = choose_bits(depth)?;
         let params = ParamsBuilder::new(log_n)
@@ -162,12 +224,19 @@ impl Plan {
             .p_bits(&p)
             .log_scale(q.get(1).copied().unwrap_or(MAX_LOG_SCALE))
             .build()?;
-        Self::with_params(model, params)
+        Self::from_stages(model, st, params)
     }
 
     /// Compiles `model` for given parameters (refused when too shallow).
     pub fn with_params(model: &Sequential, params: CkksParams) -> Result<Self, TensorError> {
-        let st = stages(model)?;
+        Self::from_stages(model, stages(model, &CompileOptions::default())?, params)
+    }
+
+    fn from_stages(
+        model: &Sequential,
+        st: Vec<Stage>,
+        params: CkksParams,
+    ) -> Result<Self, TensorError> {
         let depth: usize = st.iter().map(Stage::depth).sum();
         if depth > params.max_level() {
             return Err(TensorError::DoesNotFit(format!(
@@ -230,7 +299,16 @@ impl Plan {
             .map(|s| match s {
                 Stage::Linear(m) => format!("linear {}→{}", m.cols(), m.rows()),
                 Stage::Square => "x²".into(),
-                Stage::Poly(p) => format!("poly deg {}", p.degree()),
+                Stage::Poly(p) => format!(
+                    "poly deg {} ({} ct×ct{})",
+                    p.degree(),
+                    p.products(),
+                    if p.maps_input() {
+                        ", +1 level for x→u"
+                    } else {
+                        ""
+                    }
+                ),
             })
             .collect();
         format!(

@@ -286,3 +286,64 @@ fn polynomial_activation_model_in_both_modes() {
         }
     }
 }
+
+#[test]
+fn approximated_activations_fold_their_interval_map() {
+    use cipherflow_tensor::{CompileOptions, Stage};
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut model = Sequential::new(
+        vec![20],
+        vec![
+            Layer::Dense(Dense::new(20, 12, &mut rng)),
+            Layer::Activation(Activation::new(ActivationKind::Sigmoid)),
+            Layer::Dense(Dense::new(12, 3, &mut rng)),
+        ],
+    )
+    .unwrap();
+    let opts = CompileOptions {
+        approximate: Some((15, (-8.0, 8.0).into())),
+    };
+    let plan = Plan::compile_with(&model, &opts).unwrap();
+    // 1 (dense, with x → x/8 folded in) + ⌈log2 16⌉ + 1 (dense): no level
+    // for the interval map.
+    assert_eq!(plan.depth(), 6, "{}", plan.summary());
+    assert!(matches!(&plan.stages()[1], Stage::Poly(p) if !p.maps_input()));
+    // The same activation first in the model keeps the map on the ciphertext.
+    let first = Sequential::new(
+        vec![4],
+        vec![
+            Layer::Activation(Activation::new(ActivationKind::Tanh)),
+            Layer::Dense(Dense::new(4, 2, &mut rng)),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        Plan::compile_with(&first, &opts).unwrap().depth(),
+        4 + 1 + 1
+    );
+
+    let xs: Vec<Vec<f64>> = (0..8)
+        .map(|k| {
+            (0..20)
+                .map(|i| (((i * 5 + k * 3) % 13) as f64 / 13.0) - 0.5)
+                .collect()
+        })
+        .collect();
+    let server = EncryptedModel::new(&plan, Mode::Throughput).unwrap();
+    let keys = KeySet::generate(&server, &mut rng).unwrap();
+    let ct = server.encrypt(&keys.sk, &xs, &mut rng).unwrap();
+    let out = server
+        .run(&keys.rlk, &keys.gk, &ct)
+        .unwrap()
+        .decrypt(&keys.decryptor())
+        .unwrap();
+    for (x, enc) in xs.iter().zip(&out) {
+        let compiled = plan.eval_plain(x).unwrap();
+        let exact = plain_logits(&mut model, x);
+        for ((c, e), t) in compiled.iter().zip(enc).zip(&exact) {
+            assert!((c - e).abs() < 1e-4, "encrypted {e} vs compiled {c}");
+            // Degree-15 sigmoid on [−8, 8]: 1.4e-3 per hidden unit.
+            assert!((c - t).abs() < 0.05, "compiled {c} vs exact model {t}");
+        }
+    }
+}

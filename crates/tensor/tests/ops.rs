@@ -7,7 +7,7 @@ use cipherflow_ckks::{
     ParamsBuilder, RelinKey, SecretKey,
 };
 use cipherflow_tensor::layout::{replicated_chunk, EncTensor, Layout};
-use cipherflow_tensor::{ops, Approx, EncodedMatVec, LinearMap, Polynomial};
+use cipherflow_tensor::{ops, EncodedMatVec, LinearMap, Polynomial};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -182,35 +182,6 @@ fn polynomials_at_minimal_depth() {
     assert_eq!(Polynomial::new(&[0.0; 8]).unwrap().depth(), 1);
     assert_eq!(Polynomial::new(&[1.0; 8]).unwrap().depth(), 3);
     assert_eq!(Polynomial::new(&[1.0; 9]).unwrap().depth(), 4);
-}
-
-#[test]
-fn activation_approximations_with_reported_error() {
-    // (function, interval half-width, degree, max error it must reach)
-    let cases = [
-        (Approx::Relu, 4.0, 8, 0.14),
-        (Approx::Relu, 4.0, 14, 0.085),
-        (Approx::Sigmoid, 8.0, 7, 0.031),
-        (Approx::Tanh, 4.0, 9, 0.028),
-        (Approx::Gelu, 4.0, 8, 0.016),
-    ];
-    let mut c = ctx(5);
-    let s = c.params.default_scale();
-    for (f, a, d, bound) in cases {
-        let (p, err) = Polynomial::approximate(f, a, d).unwrap();
-        println!("{f:?} on [-{a}, {a}], degree {d}: max error {err:.4}");
-        assert!(err <= bound, "{f:?} deg {d}: error {err} > {bound}");
-        assert!(err > 1e-6, "a real approximation has some error");
-        // Encrypted evaluation matches the plaintext polynomial.
-        let x = rand_vec(&mut c.rng, 128, a);
-        let ct = encrypt(&mut c, &x);
-        let out = p.eval_ct(&c.eval, &c.rlk, &ct.ciphertexts()[0], s).unwrap();
-        let got = Decryptor::new(&c.sk).decrypt_values(&out).unwrap();
-        let want: Vec<f64> = x.iter().map(|&v| p.eval(v)).collect();
-        let bits = precision_bits(&want, &got[..128]);
-        println!("  encrypted vs plaintext polynomial: {bits:.1} bits");
-        assert!(bits >= 15.0, "{f:?}: encrypted {bits:.1} bits");
-    }
 }
 
 #[test]
