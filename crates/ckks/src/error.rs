@@ -60,6 +60,9 @@ pub enum CkksError {
     /// Serialized bytes are malformed.
     #[error("malformed encoding: {0}")]
     Decode(String),
+    /// A multiparty protocol error (collective keys, threshold decryption).
+    #[error(transparent)]
+    Multiparty(#[from] crate::multiparty::MultipartyError),
     /// A ring-layer error.
     #[error(transparent)]
     Ring(#[from] RingError),

@@ -25,27 +25,37 @@ pub const FORMAT_VERSION: u8 = 1;
 /// Object kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-enum Kind {
+pub(crate) enum Kind {
     Ciphertext = 1,
     PublicKey = 2,
     SecretKey = 3,
     RelinKey = 4,
     GaloisKeys = 5,
+    /// Multiparty: a party's secret-key share.
+    MpSecretShare = 6,
+    /// Multiparty: a public-key share.
+    MpPublicKeyShare = 7,
+    /// Multiparty: a Shamir share of a secret-key share.
+    MpShamirShare = 8,
+    /// Multiparty: a party's threshold secret.
+    MpThresholdSecret = 9,
+    /// Multiparty: a decryption share.
+    MpDecryptionShare = 10,
 }
 
-fn bad(msg: &str) -> CkksError {
+pub(crate) fn bad(msg: &str) -> CkksError {
     CkksError::Decode(msg.to_string())
 }
 
 /// Little-endian bit packer.
-struct Writer {
+pub(crate) struct Writer {
     buf: Vec<u8>,
     acc: u128,
     nbits: u32,
 }
 
 impl Writer {
-    fn new(params: &CkksParams, kind: Kind) -> Self {
+    pub(crate) fn new(params: &CkksParams, kind: Kind) -> Self {
         let mut buf = Vec::new();
         buf.extend_from_slice(MAGIC);
         buf.push(FORMAT_VERSION);
@@ -58,11 +68,17 @@ impl Writer {
         }
     }
 
-    fn bytes(&mut self, b: &[u8]) {
+    /// Reserves room for `additional` bytes (so secret buffers are not
+    /// reallocated, leaving unzeroized copies behind).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
     }
 
-    fn bits(&mut self, v: u64, width: u32) {
+    pub(crate) fn bits(&mut self, v: u64, width: u32) {
         self.acc |= u128::from(v) << self.nbits;
         self.nbits += width;
         while self.nbits >= 8 {
@@ -72,7 +88,7 @@ impl Writer {
         }
     }
 
-    fn flush_bits(&mut self) {
+    pub(crate) fn flush_bits(&mut self) {
         if self.nbits > 0 {
             self.buf.push(self.acc as u8);
         }
@@ -80,7 +96,7 @@ impl Writer {
         self.nbits = 0;
     }
 
-    fn poly(&mut self, params: &CkksParams, p: &RnsPoly) {
+    pub(crate) fn poly(&mut self, params: &CkksParams, p: &RnsPoly) {
         let ring = params.ring();
         for (limb, t) in p.limbs().zip(ring.tables(p.q_len(), p.p_len())) {
             let w = t.modulus().bits();
@@ -91,20 +107,20 @@ impl Writer {
         self.flush_bits();
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.flush_bits();
         self.buf
     }
 }
 
 /// Validating reader.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(params: &CkksParams, data: &'a [u8], kind: Kind) -> Result<Self, CkksError> {
+    pub(crate) fn new(params: &CkksParams, data: &'a [u8], kind: Kind) -> Result<Self, CkksError> {
         let mut r = Self { data, pos: 0 };
         if r.take(4)? != MAGIC {
             return Err(bad("not a cipherflow object (bad magic)"));
@@ -123,7 +139,7 @@ impl<'a> Reader<'a> {
         Ok(r)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CkksError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CkksError> {
         let end = self
             .pos
             .checked_add(n)
@@ -136,18 +152,18 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn u8(&mut self) -> Result<u8, CkksError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, CkksError> {
         self.take(1)?
             .first()
             .copied()
             .ok_or_else(|| bad("truncated"))
     }
 
-    fn array<const K: usize>(&mut self) -> Result<[u8; K], CkksError> {
+    pub(crate) fn array<const K: usize>(&mut self) -> Result<[u8; K], CkksError> {
         self.take(K)?.try_into().map_err(|_| bad("truncated"))
     }
 
-    fn poly(
+    pub(crate) fn poly(
         &mut self,
         params: &CkksParams,
         q_len: usize,
@@ -188,7 +204,7 @@ impl<'a> Reader<'a> {
         Ok(RnsPoly::from_raw(ring, q_len, p_len, true, data)?)
     }
 
-    fn finish(self) -> Result<(), CkksError> {
+    pub(crate) fn finish(self) -> Result<(), CkksError> {
         if self.pos != self.data.len() {
             return Err(bad("trailing bytes"));
         }
