@@ -1,1 +1,41 @@
-//! `cipherflow-mpc`: three-party replicated secret sharing (work in progress).
+//! `cipherflow-mpc`: secret-shared tensors for three parties.
+//!
+//! Replicated secret sharing over Z_2^64 (or Z_2^128) in the style of
+//! ABY3, semi-honest with an honest majority: a value `x = x_0 + x_1 + x_2`
+//! is split so that party `i` holds `(x_i, x_{i+1})`; any single party's
+//! view is uniformly random, any two parties can reconstruct. Reals are
+//! fixed point with a configurable number of fractional bits.
+//!
+//! Layers, low to high:
+//!
+//! * [`ring`], [`kernels`]: ring arithmetic, fixed point, the blocked
+//!   matrix-product kernel (no networking);
+//! * [`prf`]: pairwise ChaCha20 keys for zero sharings and shared
+//!   randomness (no trusted dealer);
+//! * [`transport`]: the [`Transport`] trait, in-process channels, TCP with
+//!   mutual TLS;
+//! * [`Party`] (a party's session: keys, transport, per-operation byte and
+//!   round counters) and [`protocols`] (its methods);
+//! * [`computation`]: `private_input`, `private_variable`, `reveal_to`,
+//!   and [`run_local`] to run three parties in one process;
+//! * [`programs`]: private prediction with an nn model and private
+//!   logistic regression.
+
+pub mod computation;
+mod error;
+pub mod kernels;
+mod party;
+pub mod prf;
+pub mod programs;
+pub mod protocols;
+pub mod ring;
+pub mod transport;
+
+pub use computation::{run_local, run_local_with_timeout, LocalRun, Network, Roles};
+pub use error::MpcError;
+pub use party::{AShare, BShare, OpStats, Party, Stats};
+pub use ring::{FixedPoint, Ring};
+pub use transport::{local_mesh, Transport};
+
+/// Re-exported so callers build matrices with the same ndarray version.
+pub use ndarray;
