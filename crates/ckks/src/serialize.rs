@@ -41,6 +41,10 @@ pub(crate) enum Kind {
     MpThresholdSecret = 9,
     /// Multiparty: a decryption share.
     MpDecryptionShare = 10,
+    /// Multiparty aggregation: a share-encrypted integer vector.
+    MpSharedCiphertext = 11,
+    /// Multiparty aggregation: a decryption share of sums.
+    MpAggregateShare = 12,
 }
 
 pub(crate) fn bad(msg: &str) -> CkksError {

@@ -1,1 +1,32 @@
-//! `cipherflow-fed`: federated learning with encrypted aggregation (work in progress).
+//! `cipherflow-fed`: federated learning with encrypted aggregation.
+
+pub mod client;
+pub mod config;
+pub mod coordinator;
+pub mod dp_plan;
+pub mod error;
+pub mod keyservice;
+pub mod metrics;
+pub mod model;
+pub mod quant;
+pub mod roster;
+pub mod seal;
+pub mod sim;
+pub mod store;
+pub mod strategy;
+pub mod transport;
+pub mod wire;
+
+pub mod proto {
+    //! Protocol messages and gRPC services generated from `proto/fed.proto`.
+    #![allow(
+        missing_docs,
+        clippy::all,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )]
+    tonic::include_proto!("cipherflow.fed.v1");
+}
+
+pub use error::{FedError, Result};

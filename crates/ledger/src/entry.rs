@@ -94,6 +94,9 @@ pub enum EntryBody {
     Custom(CustomEntry),
 }
 
+/// The accountant name of rounds without differential privacy.
+pub const NO_DP: &str = "none";
+
 /// Differential-privacy settings of a round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DpSettings {
@@ -272,18 +275,19 @@ impl EntryBody {
             Self::DecryptionShareReceived(d) => non_empty("party_id", &d.party_id),
             Self::AggregateComputed(_) => Ok(()),
             Self::RoundClosed(c) => {
-                if !(c.epsilon_global.is_finite() && c.epsilon_global >= 0.0) {
+                // +∞ is allowed: rounds without DP (accountant `none`).
+                if !(c.epsilon_global >= 0.0) {
                     return Err(format!(
-                        "epsilon_global {} is not a finite ε ≥ 0",
+                        "epsilon_global {} is not an ε ≥ 0",
                         c.epsilon_global
                     ));
                 }
                 let mut seen = BTreeSet::new();
                 for ce in &c.clients {
                     non_empty("client_id", &ce.client_id)?;
-                    if !(ce.epsilon.is_finite() && ce.epsilon >= 0.0) {
+                    if !(ce.epsilon >= 0.0) {
                         return Err(format!(
-                            "ε {} of client {:?} is not a finite ε ≥ 0",
+                            "ε {} of client {:?} is not an ε ≥ 0",
                             ce.epsilon, ce.client_id
                         ));
                     }
@@ -430,12 +434,20 @@ fn non_empty(field: &str, v: &str) -> Result<(), String> {
 
 impl DpSettings {
     /// Checks q ∈ (0, 1], σ > 0, δ ∈ (0, 1), all finite, a named accountant
-    /// and `steps_cumulative >= steps_this_round`.
+    /// and `steps_cumulative >= steps_this_round`. The accountant
+    /// [`NO_DP`] marks a round without differential privacy: its σ and δ
+    /// must be 0 and its ε is reported as +∞.
     pub fn validate(&self) -> Result<(), String> {
         non_empty("accountant", &self.accountant)?;
         let q = self.sampling_rate;
         if !(q.is_finite() && q > 0.0 && q <= 1.0) {
             return Err(format!("sampling rate q = {q} is not in (0, 1]"));
+        }
+        if self.accountant == NO_DP {
+            if self.noise_multiplier != 0.0 || self.delta != 0.0 {
+                return Err("a round without DP must have σ = 0 and δ = 0".into());
+            }
+            return Ok(());
         }
         let s = self.noise_multiplier;
         if !(s.is_finite() && s > 0.0) {

@@ -531,6 +531,23 @@ impl Ledger {
         })
     }
 
+    /// Every entry of `round` of the given kind tag (see [`crate::entry`]'s
+    /// `KIND_*`), in log order, decoded.
+    pub fn round_entries(&self, round: u64, kind: u16) -> Result<Vec<Entry>, LedgerError> {
+        self.store
+            .entries_in_round(round, kind)?
+            .into_iter()
+            .map(|(idx, bytes)| {
+                Entry::decode(&bytes).map_err(|d| {
+                    LedgerError::Integrity(Failure::at(
+                        Location::Entry { index: idx },
+                        Problem::Decode(d),
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Index of the update `client_id` sent in `round`.
     pub fn find_update(&self, client_id: &str, round: u64) -> Result<u64, LedgerError> {
         for (idx, bytes) in self.store.entries_in_round(round, KIND_UPDATE_RECEIVED)? {

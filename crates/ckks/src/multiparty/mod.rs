@@ -79,6 +79,7 @@
 //! # Ok(()) }
 //! ```
 
+mod aggregate;
 mod ckg;
 mod decrypt;
 mod error;
@@ -86,6 +87,11 @@ mod shamir;
 mod smudging;
 mod wire;
 
+pub use aggregate::{
+    aggregate_decryption_share, aggregation_seed, combine_aggregate, key_holder_share,
+    max_abs_value, share_encrypt, share_sum_noise_log2, AggregateShare, SharedCiphertext,
+    MAX_CHUNKS,
+};
 pub use ckg::{
     combine_public_key, ideal_secret_key, public_key_share, Crs, PublicKeyShare, SecretShare,
 };

@@ -238,6 +238,18 @@ pub(crate) fn smudging_poly<R: RngCore + CryptoRng>(
     q_len: usize,
     rng: &mut R,
 ) -> Result<RnsPoly, CkksError> {
+    let mut poly = smudging_coeffs(params, k, q_len, rng)?;
+    poly.ntt_forward(params.ring());
+    Ok(poly)
+}
+
+/// [`smudging_poly`] in coefficient form.
+pub(crate) fn smudging_coeffs<R: RngCore + CryptoRng>(
+    params: &CkksParams,
+    k: u32,
+    q_len: usize,
+    rng: &mut R,
+) -> Result<RnsPoly, CkksError> {
     if k > MAX_SMUDGING_LOG2 {
         return Err(MultipartyError::InvalidSmudging(format!("bound 2^{k}")).into());
     }
@@ -269,6 +281,5 @@ pub(crate) fn smudging_poly<R: RngCore + CryptoRng>(
     }
     mags.zeroize();
     negs.zeroize();
-    poly.ntt_forward(ring);
     Ok(poly)
 }

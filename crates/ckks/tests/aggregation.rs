@@ -1,0 +1,301 @@
+//! Share-encryption aggregation: exact integer sums through threshold and
+//! key-holder decryption, dropouts of contributors and decryptors, refusal
+//! below the threshold, wrong sets, and validated encodings.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cipherflow_ckks::multiparty::*;
+use cipherflow_ckks::{CkksError, CkksParams, ParamsBuilder};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+fn params() -> CkksParams {
+    ParamsBuilder::new(12).q_bits(&[39, 39]).build().unwrap()
+}
+
+struct Fed {
+    params: CkksParams,
+    keys: Vec<SecretShare>,
+    /// received[j] = the Shamir shares addressed to ids[j].
+    received: Vec<Vec<ShamirShare>>,
+}
+
+fn federation(n: u64, t: usize, rng: &mut ChaCha20Rng) -> Fed {
+    let params = params();
+    let ids: Vec<u64> = (1..=n).collect();
+    let keys: Vec<SecretShare> = ids
+        .iter()
+        .map(|&id| SecretShare::generate_for(&params, id, rng))
+        .collect();
+    let mut dealt = Vec::new();
+    for k in &keys {
+        dealt.extend(shamir_deal(&params, k, t, &ids, rng).unwrap());
+    }
+    let received = ids
+        .iter()
+        .map(|&id| dealt.iter().filter(|s| s.to() == id).cloned().collect())
+        .collect();
+    Fed {
+        params,
+        keys,
+        received,
+    }
+}
+
+fn random_values(rng: &mut ChaCha20Rng, n: usize, bits: u32) -> Vec<i64> {
+    (0..n)
+        .map(|_| (rng.next_u64() % (1 << (bits + 1))) as i64 - (1 << bits))
+        .collect()
+}
+
+#[test]
+fn threshold_sum_is_exact_with_dropouts() {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let fed = federation(6, 3, &mut rng);
+    let p = &fed.params;
+    let crs = Crs([7; 32]);
+    let chunks = 2;
+    let seeds: Vec<[u8; 32]> = (0..chunks)
+        .map(|c| aggregation_seed(&crs, b"round-1", c))
+        .collect();
+    // Client 3 never uploads (dropped before upload).
+    let contributors = [1u64, 2, 4, 5, 6];
+    let n = p.n();
+    let smudging = Smudging::for_share_sum(contributors.len(), n * chunks as usize, 40).unwrap();
+    let active = [2u64, 3, 6]; // 3 decrypts although it did not contribute
+    let shift = smudging.min_shift_bits(active.len());
+    assert!(max_abs_value(p, shift) > (contributors.len() as f64) * 2f64.powi(20));
+    let mut expected = vec![vec![0i64; n]; chunks as usize];
+    let mut sums: Vec<Option<SharedCiphertext>> = vec![None; chunks as usize];
+    for &id in &contributors {
+        let key = &fed.keys[(id - 1) as usize];
+        for (c, seed) in seeds.iter().enumerate() {
+            let v = random_values(&mut rng, n - 5, 20);
+            for (e, x) in expected[c].iter_mut().zip(&v) {
+                *e += x;
+            }
+            let ct = share_encrypt(p, key, seed, &v, shift, &mut rng).unwrap();
+            // Travels as bytes.
+            let ct = SharedCiphertext::from_bytes(p, &ct.to_bytes()).unwrap();
+            match &mut sums[c] {
+                None => sums[c] = Some(ct),
+                Some(s) => s.add_assign(&ct).unwrap(),
+            }
+        }
+    }
+    let sums: Vec<SharedCiphertext> = sums.into_iter().map(Option::unwrap).collect();
+    let shares: Vec<AggregateShare> = active
+        .iter()
+        .map(|&j| {
+            let s = aggregate_decryption_share(
+                p,
+                j,
+                &fed.received[(j - 1) as usize],
+                &contributors,
+                &active,
+                &seeds,
+                &smudging,
+                &mut rng,
+            )
+            .unwrap();
+            AggregateShare::from_bytes(p, &s.to_bytes()).unwrap()
+        })
+        .collect();
+    let noise = share_sum_noise_log2(contributors.len(), n * chunks as usize, 40);
+    let out = combine_aggregate(p, &sums, &shares, noise).unwrap();
+    assert_eq!(out, expected, "the decrypted sum must be exact");
+
+    // A missing decryptor: refused, not garbage.
+    assert!(matches!(
+        combine_aggregate(p, &sums, &shares[..2], noise),
+        Err(CkksError::Multiparty(MultipartyError::MissingParty(6)))
+    ));
+    // t − 1 decryptors cannot even make shares.
+    assert!(matches!(
+        aggregate_decryption_share(
+            p,
+            2,
+            &fed.received[1],
+            &contributors,
+            &[2, 3],
+            &seeds,
+            &smudging,
+            &mut rng
+        ),
+        Err(CkksError::Multiparty(MultipartyError::NotEnoughShares {
+            have: 2,
+            need: 3
+        }))
+    ));
+}
+
+#[test]
+fn shares_for_another_contributor_set_do_not_decrypt() {
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let fed = federation(4, 2, &mut rng);
+    let p = &fed.params;
+    let seed = aggregation_seed(&Crs([1; 32]), b"r", 0);
+    let n = p.n();
+    let smudging = Smudging::for_share_sum(4, n, 40).unwrap();
+    let shift = smudging.min_shift_bits(2);
+    let v = random_values(&mut rng, n, 10);
+    let mut sum = share_encrypt(p, &fed.keys[0], &seed, &v, shift, &mut rng).unwrap();
+    let v2 = random_values(&mut rng, n, 10);
+    sum.add_assign(&share_encrypt(p, &fed.keys[1], &seed, &v2, shift, &mut rng).unwrap())
+        .unwrap();
+    let want: Vec<i64> = v.iter().zip(&v2).map(|(a, b)| a + b).collect();
+    let noise = share_sum_noise_log2(2, n, 40);
+    // Shares for S = {1, 2, 3}: the sum only holds 1 and 2 → garbage.
+    let wrong: Vec<_> = [1u64, 4]
+        .iter()
+        .map(|&j| {
+            aggregate_decryption_share(
+                p,
+                j,
+                &fed.received[(j - 1) as usize],
+                &[1, 2, 3],
+                &[1, 4],
+                &[seed],
+                &smudging,
+                &mut rng,
+            )
+            .unwrap()
+        })
+        .collect();
+    let out = combine_aggregate(p, std::slice::from_ref(&sum), &wrong, noise).unwrap();
+    let agree = out[0].iter().zip(&want).filter(|(a, b)| a == b).count();
+    assert!(agree < 10, "{agree} coefficients agree with the wrong set");
+    // The right set decrypts.
+    let right: Vec<_> = [1u64, 4]
+        .iter()
+        .map(|&j| {
+            aggregate_decryption_share(
+                p,
+                j,
+                &fed.received[(j - 1) as usize],
+                &[1, 2],
+                &[1, 4],
+                &[seed],
+                &smudging,
+                &mut rng,
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        combine_aggregate(p, &[sum.clone()], &right, noise).unwrap()[0],
+        want
+    );
+    // Another seed (another round) cannot use these shares.
+    let other = aggregation_seed(&Crs([1; 32]), b"r2", 0);
+    let mut sum2 = share_encrypt(p, &fed.keys[0], &other, &v, shift, &mut rng).unwrap();
+    sum2.add_assign(&share_encrypt(p, &fed.keys[1], &other, &v2, shift, &mut rng).unwrap())
+        .unwrap();
+    assert!(combine_aggregate(p, &[sum2], &right, noise).is_err());
+    // Mixing seeds in one sum is refused.
+    let mut mixed = sum.clone();
+    assert!(mixed
+        .add_assign(&share_encrypt(p, &fed.keys[2], &other, &v, shift, &mut rng).unwrap())
+        .is_err());
+}
+
+#[test]
+fn key_holder_decrypts_alone_and_shift_is_checked() {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let fed = federation(3, 2, &mut rng);
+    let p = &fed.params;
+    let n = p.n();
+    let seed = aggregation_seed(&Crs([9; 32]), b"x", 3);
+    let smudging = Smudging::for_share_sum(3, n, 40).unwrap();
+    let shift = smudging.min_shift_bits(1);
+    let mut want = vec![0i64; n];
+    let mut sum: Option<SharedCiphertext> = None;
+    for k in &fed.keys {
+        let v = random_values(&mut rng, n, 16);
+        for (w, x) in want.iter_mut().zip(&v) {
+            *w += x;
+        }
+        let ct = share_encrypt(p, k, &seed, &v, shift, &mut rng).unwrap();
+        match &mut sum {
+            None => sum = Some(ct),
+            Some(s) => s.add_assign(&ct).unwrap(),
+        }
+    }
+    let sum = sum.unwrap();
+    let keys: Vec<&SecretShare> = fed.keys.iter().collect();
+    let share = key_holder_share(p, &keys, &[seed], &smudging, &mut rng).unwrap();
+    assert_eq!(share.contributors(), &[1, 2, 3]);
+    let noise = share_sum_noise_log2(3, n, 40);
+    assert_eq!(
+        combine_aggregate(p, &[sum.clone()], &[share], noise).unwrap()[0],
+        want
+    );
+
+    // Too small a shift for the smudging: refused before decoding.
+    let low = share_encrypt(p, &fed.keys[0], &seed, &[1, 2, 3], 20, &mut rng).unwrap();
+    let sh = key_holder_share(p, &keys[..1], &[seed], &smudging, &mut rng).unwrap();
+    assert!(matches!(
+        combine_aggregate(p, &[low], &[sh], noise),
+        Err(CkksError::Multiparty(
+            MultipartyError::ModulusTooSmall { .. }
+        ))
+    ));
+    // Values beyond the room the shift leaves: refused at encryption.
+    let big = (max_abs_value(p, shift) * 2.0) as i64;
+    assert!(share_encrypt(p, &fed.keys[0], &seed, &[big], shift, &mut rng).is_err());
+}
+
+#[test]
+fn encodings_are_validated() {
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let fed = federation(3, 2, &mut rng);
+    let p = &fed.params;
+    let seed = aggregation_seed(&Crs([2; 32]), b"e", 0);
+    let ct = share_encrypt(p, &fed.keys[0], &seed, &[5, -6, 7], 40, &mut rng).unwrap();
+    let bytes = ct.to_bytes();
+    assert_eq!(bytes.len(), SharedCiphertext::encoded_len(p));
+    // 78 bits per coefficient: 9.75 bytes per packed integer.
+    assert_eq!(bytes.len() - 74, p.n() * 78 / 8);
+    assert_eq!(SharedCiphertext::from_bytes(p, &bytes).unwrap(), ct);
+    for cut in [0, 10, 73, bytes.len() - 1] {
+        assert!(SharedCiphertext::from_bytes(p, &bytes[..cut]).is_err());
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(SharedCiphertext::from_bytes(p, &longer).is_err());
+    // Every residue must be below its prime: set a coefficient to all ones.
+    let mut bad = bytes.clone();
+    for b in &mut bad[74..84] {
+        *b = 0xff;
+    }
+    assert!(SharedCiphertext::from_bytes(p, &bad).is_err());
+    // Random garbage never panics.
+    for len in [0usize, 5, 100, bytes.len()] {
+        let mut g = vec![0u8; len];
+        rng.fill_bytes(&mut g);
+        let _ = SharedCiphertext::from_bytes(p, &g);
+        let _ = AggregateShare::from_bytes(p, &g);
+    }
+    // Another parameter set is refused.
+    let other = ParamsBuilder::new(12).q_bits(&[40, 38]).build().unwrap();
+    assert!(matches!(
+        SharedCiphertext::from_bytes(&other, &bytes),
+        Err(CkksError::ParamsMismatch)
+    ));
+    let share = aggregate_decryption_share(
+        p,
+        1,
+        &fed.received[0],
+        &[1],
+        &[1, 2],
+        &[seed],
+        &Smudging::for_share_sum(1, p.n(), 40).unwrap(),
+        &mut rng,
+    )
+    .unwrap();
+    let sb = share.to_bytes();
+    assert_eq!(AggregateShare::from_bytes(p, &sb).unwrap(), share);
+    for cut in [0, 40, sb.len() / 2, sb.len() - 1] {
+        assert!(AggregateShare::from_bytes(p, &sb[..cut]).is_err());
+    }
+}

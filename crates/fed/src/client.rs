@@ -1,0 +1,804 @@
+//! The client agent of a hospital: deals its key share, trains locally,
+//! clips, noises, quantizes and encrypts its update, and gives decryption
+//! shares — only for an aggregate that the audit log shows to be the sum
+//! of at least the quorum of this round's updates, and for one contributor
+//! set per round.
+//!
+//! The agent never trusts the coordinator for parameters that protect it:
+//! it recomputes the wire plan and the DP plan from its own copy of the
+//! configuration and refuses a task that asks for a smaller shift, weaker
+//! noise or another clip; it takes the other clients' key-agreement keys
+//! from its own roster; it checks the ledger's signed tree heads and their
+//! consistency with the last head it saw.
+
+use crate::config::{FederationConfig, KeysMode, LocalTraining, Sizes};
+use crate::coordinator::SHARE_PART_CHUNKS;
+use crate::dp_plan::DpPlan;
+use crate::error::{FedError, Result};
+use crate::model;
+use crate::proto::{self, task::Kind};
+use crate::quant::{self, Quantizer};
+use crate::roster::{parse_public, KxSecret, Roster};
+use crate::seal;
+use crate::store::write_private;
+use crate::wire::WirePlan;
+use cipherflow_ckks::multiparty::{
+    aggregate_decryption_share, aggregation_seed, shamir_deal, share_encrypt, Crs, SecretShare,
+    ShamirShare,
+};
+use cipherflow_ckks::CkksParams;
+use cipherflow_ledger::entry::{inputs_root, EntryBody};
+use cipherflow_ledger::{
+    AggregateInput, ConsistencyProof, CountedProof, EntryProof, PublicKey, SignedTreeHead,
+};
+use cipherflow_nn::data::Dataset;
+use cipherflow_nn::Sequential;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+/// What the agent needs.
+pub struct ClientOptions {
+    /// Its id (the TLS certificate's common name).
+    pub client_id: String,
+    /// Its key-agreement secret (threshold mode).
+    pub kx: Option<KxSecret>,
+    /// Its own copy of the roster.
+    pub roster: Roster,
+    /// Its own copy of the federation configuration: the coordinator's must
+    /// be identical.
+    pub config: FederationConfig,
+    /// Local training data.
+    pub data: Dataset,
+    /// State file for key material and decryption commitments (0600);
+    /// `None` keeps them in memory only.
+    pub state: Option<PathBuf>,
+    /// Pinned ledger key (else taken from the coordinator on joining).
+    pub ledger_key: Option<PublicKey>,
+    /// Benchmarks: skip training and send a random update (N(0, 0.01²)
+    /// per parameter) through the real quantization and encryption.
+    pub synthetic: bool,
+}
+
+/// What the transport should do next for the agent.
+#[derive(Debug)]
+pub enum Action {
+    /// Post a key-setup dealing, then poll the key setup until complete.
+    PostKeySetup(proto::KeySetupPost),
+    /// Upload an update.
+    Upload(Vec<proto::UploadChunk>),
+    /// Send a decryption share.
+    Share(Vec<proto::ShareChunk>),
+    /// Nothing to do; ask again after this many milliseconds.
+    Wait(u32),
+    /// The federation finished.
+    Finished(proto::FinishedTask),
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct SavedState {
+    key: Option<String>,
+    shamir: Vec<String>,
+    decrypted: BTreeMap<u64, String>,
+    last_head: Option<SignedTreeHead>,
+}
+
+/// The client agent.
+pub struct ClientAgent {
+    id: String,
+    party: u64,
+    kx: Option<KxSecret>,
+    roster: Roster,
+    cfg: FederationConfig,
+    sizes: Sizes,
+    dp: Option<DpPlan>,
+    wire: WirePlan,
+    params: CkksParams,
+    data: Dataset,
+    model: Sequential,
+    crs: Option<Crs>,
+    epoch: u64,
+    key: Option<SecretShare>,
+    received: Vec<ShamirShare>,
+    dealt: Option<proto::KeySetupPost>,
+    ledger_key: Option<PublicKey>,
+    log_id: Option<[u8; 32]>,
+    last_head: Option<SignedTreeHead>,
+    decrypted: BTreeMap<u64, [u8; 32]>,
+    last_upload: Option<(u64, [u8; 32], Vec<proto::UploadChunk>)>,
+    unverified: Vec<(u64, [u8; 32])>,
+    state: Option<PathBuf>,
+    synthetic: bool,
+    rng: ChaCha20Rng,
+}
+
+impl std::fmt::Debug for ClientAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAgent")
+            .field("id", &self.id)
+            .field("party", &self.party)
+            .finish_non_exhaustive()
+    }
+}
+
+fn contributors_hash(ids: &[u64]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for i in ids {
+        h.update(i.to_le_bytes());
+    }
+    h.finalize().into()
+}
+
+impl ClientAgent {
+    /// A new agent (loads its state file when present).
+    pub fn new(opts: ClientOptions) -> Result<Self> {
+        opts.roster.validate()?;
+        opts.config.validate()?;
+        let party = opts.roster.admit(&opts.client_id)?.party_id;
+        let sizes = opts.config.sizes(opts.roster.clients.len())?;
+        let mut model = opts.config.model_spec()?.build(opts.config.model_seed)?;
+        let dim = model.num_params();
+        let dp = match &opts.config.dp {
+            Some(d) => Some(DpPlan::new(d, &sizes, opts.config.rounds, dim as u64)?),
+            None => None,
+        };
+        let wire = WirePlan::for_federation(&opts.config, &sizes, dp.as_ref(), dim)?;
+        let params = wire.params()?;
+        if opts.config.keys == KeysMode::Threshold && opts.kx.is_none() {
+            return Err(FedError::Config(
+                "threshold mode needs a key-agreement secret".into(),
+            ));
+        }
+        let _ = model::flatten(&mut model);
+        let mut agent = Self {
+            id: opts.client_id,
+            party,
+            kx: opts.kx,
+            roster: opts.roster,
+            cfg: opts.config,
+            sizes,
+            dp,
+            wire,
+            params,
+            data: opts.data,
+            model,
+            crs: None,
+            epoch: 0,
+            key: None,
+            received: Vec::new(),
+            dealt: None,
+            ledger_key: opts.ledger_key,
+            log_id: None,
+            last_head: None,
+            decrypted: BTreeMap::new(),
+            last_upload: None,
+            unverified: Vec::new(),
+            state: opts.state,
+            synthetic: opts.synthetic,
+            rng: cipherflow_ring::sampler::secure_rng(),
+        };
+        agent.load_state()?;
+        Ok(agent)
+    }
+
+    fn load_state(&mut self) -> Result<()> {
+        let Some(path) = &self.state else {
+            return Ok(());
+        };
+        if !path.exists() {
+            return Ok(());
+        }
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| FedError::io(path, e))?);
+        let s: SavedState = serde_json::from_str(&text)?;
+        if let Some(k) = &s.key {
+            let bytes =
+                Zeroizing::new(hex::decode(k).map_err(|_| FedError::Encoding("key".into()))?);
+            self.key = Some(SecretShare::from_bytes(&self.params, &bytes)?);
+        }
+        for sh in &s.shamir {
+            let bytes =
+                Zeroizing::new(hex::decode(sh).map_err(|_| FedError::Encoding("share".into()))?);
+            self.received
+                .push(ShamirShare::from_bytes(&self.params, &bytes)?);
+        }
+        for (r, h) in &s.decrypted {
+            let v: [u8; 32] = hex::decode(h)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| FedError::Encoding("decryption commitment".into()))?;
+            self.decrypted.insert(*r, v);
+        }
+        self.last_head = s.last_head;
+        Ok(())
+    }
+
+    fn save_state(&self) -> Result<()> {
+        let Some(path) = &self.state else {
+            return Ok(());
+        };
+        let s = SavedState {
+            key: self.key.as_ref().map(|k| hex::encode(&*k.to_bytes())),
+            shamir: self
+                .received
+                .iter()
+                .map(|s| hex::encode(&*s.to_bytes()))
+                .collect(),
+            decrypted: self
+                .decrypted
+                .iter()
+                .map(|(r, h)| (*r, hex::encode(h)))
+                .collect(),
+            last_head: self.last_head,
+        };
+        let text = Zeroizing::new(serde_json::to_string(&s)?);
+        write_private(path, text.as_bytes())
+    }
+
+    /// This client's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its Shamir party id.
+    pub fn party(&self) -> u64 {
+        self.party
+    }
+
+    /// Whether it holds its key material (key share, and in threshold mode
+    /// every dealer's Shamir share).
+    pub fn has_keys(&self) -> bool {
+        self.key.is_some()
+            && (self.cfg.keys == KeysMode::KeyService
+                || self.received.len() == self.roster.clients.len())
+    }
+
+    /// The join request.
+    pub fn join_request(&self) -> proto::JoinRequest {
+        proto::JoinRequest {
+            federation: self.cfg.name.clone(),
+            num_examples: self.data.len() as u64,
+        }
+    }
+
+    /// Checks the coordinator's reply against this client's own configuration.
+    pub fn on_join(&mut self, reply: &proto::JoinReply) -> Result<()> {
+        let theirs: FederationConfig = serde_json::from_slice(&reply.config_json)?;
+        if theirs != self.cfg {
+            return Err(FedError::Refused(
+                "the coordinator runs another configuration than this client's".into(),
+            ));
+        }
+        if reply.party_id != self.party {
+            return Err(FedError::Refused(
+                "the coordinator assigned another party id".into(),
+            ));
+        }
+        let crs: [u8; 32] = reply
+            .crs
+            .as_slice()
+            .try_into()
+            .map_err(|_| FedError::Protocol("CRS must be 32 bytes".into()))?;
+        let key_bytes: [u8; 32] = reply
+            .ledger_public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| FedError::Protocol("ledger key must be 32 bytes".into()))?;
+        let key = PublicKey::from_bytes(&key_bytes)
+            .map_err(|e| FedError::Protocol(format!("ledger key: {e}")))?;
+        match &self.ledger_key {
+            Some(pinned) if *pinned != key => {
+                return Err(FedError::Refused(
+                    "the ledger key differs from the pinned one".into(),
+                ))
+            }
+            _ => self.ledger_key = Some(key),
+        }
+        self.log_id = Some(
+            reply
+                .ledger_log_id
+                .as_slice()
+                .try_into()
+                .map_err(|_| FedError::Protocol("log id must be 32 bytes".into()))?,
+        );
+        self.crs = Some(Crs(crs));
+        self.epoch = reply.epoch;
+        Ok(())
+    }
+
+    /// Installs the key share a key service issued (key-service mode).
+    pub fn on_enroll(&mut self, reply: &proto::EnrollReply) -> Result<()> {
+        if reply.party_id != self.party {
+            return Err(FedError::Refused(
+                "the key service issued another party id".into(),
+            ));
+        }
+        let key = SecretShare::from_bytes(&self.params, &reply.key_share)?;
+        if key.party_id() != Some(self.party) {
+            return Err(FedError::Refused("key share for another party".into()));
+        }
+        self.key = Some(key);
+        self.save_state()
+    }
+
+    /// The key-setup query for polling.
+    pub fn key_setup_query(&self) -> proto::KeySetupQuery {
+        proto::KeySetupQuery {
+            federation: self.cfg.name.clone(),
+            epoch: self.epoch,
+        }
+    }
+
+    /// Opens the dealing shares addressed to this client once complete;
+    /// returns whether the key setup is done.
+    pub fn on_key_setup(&mut self, bundle: &proto::KeySetupBundle) -> Result<bool> {
+        if !bundle.complete || self.has_keys() {
+            return Ok(self.has_keys());
+        }
+        let kx = self
+            .kx
+            .as_ref()
+            .ok_or_else(|| FedError::Config("no key-agreement secret".into()))?;
+        let mut shares: Vec<ShamirShare> = self
+            .received
+            .iter()
+            .filter(|s| s.from() == self.party)
+            .cloned()
+            .collect();
+        let parties = self.roster.party_ids();
+        for sealed in &bundle.shares {
+            let dealer = self.roster.by_party(sealed.from_party).ok_or_else(|| {
+                FedError::Protocol("share from a party outside the roster".into())
+            })?;
+            let peer = parse_public(&dealer.kx_public)?;
+            let bytes = seal::open(kx, &peer, &self.cfg.name, self.epoch, self.party, sealed)?;
+            let s = ShamirShare::from_bytes(&self.params, &bytes)?;
+            if s.from() != sealed.from_party
+                || s.to() != self.party
+                || s.threshold() != self.sizes.threshold
+                || s.parties() != parties.as_slice()
+            {
+                return Err(FedError::Protocol(
+                    "a dealing share does not match the federation".into(),
+                ));
+            }
+            if shares.iter().any(|x| x.from() == s.from()) {
+                return Err(FedError::Protocol("two shares from one dealer".into()));
+            }
+            shares.push(s);
+        }
+        if shares.len() != parties.len() {
+            return Err(FedError::Protocol(format!(
+                "{} dealing shares, expected {}",
+                shares.len(),
+                parties.len()
+            )));
+        }
+        self.received = shares;
+        self.save_state()?;
+        Ok(true)
+    }
+
+    /// Acts on a task.
+    pub fn handle(&mut self, task: &proto::Task) -> Result<Action> {
+        match &task.kind {
+            None => Err(FedError::Protocol("empty task".into())),
+            Some(Kind::Wait(w)) => Ok(Action::Wait(w.retry_ms.clamp(10, 60_000))),
+            Some(Kind::Finished(f)) => Ok(Action::Finished(f.clone())),
+            Some(Kind::KeySetup(k)) => self.deal(k),
+            Some(Kind::Train(t)) => self.train(t),
+            Some(Kind::Decrypt(d)) => self.decrypt(d),
+        }
+    }
+
+    fn deal(&mut self, task: &proto::KeySetupTask) -> Result<Action> {
+        if self.cfg.keys != KeysMode::Threshold {
+            return Err(FedError::Protocol("key setup in key-service mode".into()));
+        }
+        if task.epoch != self.epoch || task.threshold as usize != self.sizes.threshold {
+            return Err(FedError::Refused(
+                "key setup for another epoch or threshold".into(),
+            ));
+        }
+        if let Some(post) = &self.dealt {
+            return Ok(Action::PostKeySetup(post.clone()));
+        }
+        let kx = self
+            .kx
+            .as_ref()
+            .ok_or_else(|| FedError::Config("no key-agreement secret".into()))?;
+        let key = match &self.key {
+            Some(k) => k.clone(),
+            None => SecretShare::generate_for(&self.params, self.party, &mut self.rng),
+        };
+        let parties = self.roster.party_ids();
+        let dealt = shamir_deal(
+            &self.params,
+            &key,
+            self.sizes.threshold,
+            &parties,
+            &mut self.rng,
+        )?;
+        let mut sealed = Vec::new();
+        let mut own = None;
+        for s in dealt {
+            if s.to() == self.party {
+                own = Some(s);
+                continue;
+            }
+            let peer = self.roster.by_party(s.to()).ok_or_else(|| {
+                FedError::Protocol("dealing to a party outside the roster".into())
+            })?;
+            let pk = parse_public(&peer.kx_public)?;
+            sealed.push(seal::seal(
+                kx,
+                &pk,
+                &self.cfg.name,
+                self.epoch,
+                self.party,
+                s.to(),
+                &s.to_bytes(),
+            )?);
+        }
+        self.key = Some(key);
+        self.received = own.into_iter().collect();
+        self.save_state()?;
+        let post = proto::KeySetupPost {
+            federation: self.cfg.name.clone(),
+            epoch: self.epoch,
+            shares: sealed,
+        };
+        self.dealt = Some(post.clone());
+        Ok(Action::PostKeySetup(post))
+    }
+
+    fn check_quantization(&self, q: &Quantizer, task: &proto::TrainTask) -> Result<()> {
+        let want = quant::expected(&self.cfg, self.dp.as_ref(), &self.wire, q.weight_reference);
+        if *q != want || task.chunks as usize != self.wire.chunks {
+            return Err(FedError::Refused(
+                "the round's quantization or noise differs from this client's configuration".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn train(&mut self, task: &proto::TrainTask) -> Result<Action> {
+        if let Some((r, _, chunks)) = &self.last_upload {
+            if *r == task.round {
+                return Ok(Action::Upload(chunks.clone()));
+            }
+        }
+        if self.key.is_none() {
+            return Err(FedError::NotReady("no key share yet".into()));
+        }
+        let crs = self
+            .crs
+            .ok_or_else(|| FedError::NotReady("join first".into()))?;
+        let q = Quantizer::from_proto(
+            task.quantization
+                .as_ref()
+                .ok_or_else(|| FedError::Protocol("no quantization".into()))?,
+        )?;
+        self.check_quantization(&q, task)?;
+        if model::model_hash(&task.model).as_slice() != task.model_hash.as_slice() {
+            return Err(FedError::Protocol("model hash mismatch".into()));
+        }
+        let global = model::from_bytes(&task.model, self.model.num_params())?;
+        let training: LocalTraining = serde_json::from_slice(&task.training_json)?;
+        if training != self.cfg.training {
+            return Err(FedError::Refused(
+                "training settings differ from the configuration".into(),
+            ));
+        }
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let mut train_rng = ChaCha20Rng::from_seed(seed);
+        let update = if self.synthetic {
+            let mut u = vec![0f64; global.len()];
+            cipherflow_dp::try_gaussian_noise(&mut train_rng, 0.01, &mut u)?;
+            u.iter().map(|&x| x as f32).collect()
+        } else {
+            model::local_update(
+                &mut self.model,
+                &global,
+                &self.data,
+                &training,
+                task.prox_mu.clamp(0.0, 10.0),
+                &mut train_rng,
+            )?
+        };
+        let chunks = self.encrypt_update(crs, task.round, &q, &update)?;
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for c in &chunks {
+            h.update(&c.ciphertext);
+        }
+        let hash: [u8; 32] = h.finalize().into();
+        self.last_upload = Some((task.round, hash, chunks.clone()));
+        Ok(Action::Upload(chunks))
+    }
+
+    /// Quantizes, noises and encrypts `update` for `round` (chunks in
+    /// parallel, each with its own generator seeded from the CSPRNG).
+    pub fn encrypt_update(
+        &mut self,
+        crs: Crs,
+        round: u64,
+        q: &Quantizer,
+        update: &[f32],
+    ) -> Result<Vec<proto::UploadChunk>> {
+        let n_examples = self.data.len() as u64;
+        let ints = q.encode(update, n_examples, &mut self.rng)?;
+        let n = self.wire.n();
+        let total = self.wire.chunks;
+        let seeds: Vec<[u8; 32]> = (0..total)
+            .map(|_| {
+                let mut s = [0u8; 32];
+                self.rng.fill_bytes(&mut s);
+                s
+            })
+            .collect();
+        let ctx = round.to_le_bytes();
+        let params = &self.params;
+        let key = self
+            .key
+            .as_ref()
+            .ok_or_else(|| FedError::NotReady("no key share yet".into()))?;
+        let fed = self.cfg.name.clone();
+        (0..total)
+            .into_par_iter()
+            .map(|c| {
+                let lo = (c * n).min(ints.len());
+                let hi = ((c + 1) * n).min(ints.len());
+                let mut rng = ChaCha20Rng::from_seed(seeds[c]);
+                let a = aggregation_seed(&crs, &ctx, c as u64);
+                let ct = share_encrypt(params, key, &a, &ints[lo..hi], q.shift, &mut rng)?;
+                Ok(proto::UploadChunk {
+                    federation: fed.clone(),
+                    round,
+                    index: c as u32,
+                    total: total as u32,
+                    num_examples: n_examples,
+                    ciphertext: ct.to_bytes(),
+                })
+            })
+            .collect()
+    }
+
+    /// Records the coordinator's receipt; its entry proof must verify.
+    pub fn on_receipt(&mut self, receipt: &proto::UploadReceipt) -> Result<()> {
+        let Some((round, hash, _)) = &self.last_upload else {
+            return Ok(());
+        };
+        let (round, hash) = (*round, *hash);
+        let proof: EntryProof = serde_json::from_slice(&receipt.entry_proof)?;
+        let e = self.verify_entry(&proof)?;
+        match &e.body {
+            EntryBody::UpdateReceived(u)
+                if u.client_id == self.id && u.ciphertext_hash == hash && e.round == round => {}
+            _ => {
+                return Err(FedError::Refused(
+                    "the receipt is not for this client's update".into(),
+                ))
+            }
+        }
+        if !self.unverified.iter().any(|(r, _)| *r == round) {
+            self.unverified.push((round, hash));
+        }
+        Ok(())
+    }
+
+    fn verify_entry(&self, proof: &EntryProof) -> Result<cipherflow_ledger::Entry> {
+        let key = self
+            .ledger_key
+            .ok_or_else(|| FedError::NotReady("no ledger key".into()))?;
+        proof
+            .verify(&key, self.log_id.as_ref())
+            .map_err(|e| FedError::Refused(format!("ledger proof: {e}")))
+    }
+
+    /// Checks a new signed head against the last one seen (append-only).
+    fn advance_head(&mut self, sth: &SignedTreeHead, consistency: &[u8]) -> Result<()> {
+        if let Some(old) = &self.last_head {
+            if sth.tree_size < old.tree_size {
+                return Err(FedError::Refused("the ledger shrank (rollback)".into()));
+            }
+            if sth.tree_size == old.tree_size {
+                if sth.root_hash != old.root_hash {
+                    return Err(FedError::Refused("the ledger forked".into()));
+                }
+            } else {
+                let p: ConsistencyProof = serde_json::from_slice(consistency)
+                    .map_err(|_| FedError::Refused("missing ledger consistency proof".into()))?;
+                if p.old_size != old.tree_size || p.new_size != sth.tree_size {
+                    return Err(FedError::Refused(
+                        "consistency proof for other sizes".into(),
+                    ));
+                }
+                p.verify(&old.root_hash, &sth.root_hash)
+                    .map_err(|e| FedError::Refused(format!("ledger not append-only: {e}")))?;
+            }
+        }
+        self.last_head = Some(*sth);
+        Ok(())
+    }
+
+    /// Size of the last verified ledger head (for task requests).
+    pub fn known_tree_size(&self) -> u64 {
+        self.last_head.map_or(0, |h| h.tree_size)
+    }
+
+    fn decrypt(&mut self, task: &proto::DecryptTask) -> Result<Action> {
+        if self.cfg.keys != KeysMode::Threshold {
+            return Err(FedError::Protocol(
+                "decryption request in key-service mode".into(),
+            ));
+        }
+        if !self.has_keys() {
+            return Err(FedError::NotReady("key setup incomplete".into()));
+        }
+        let proof: EntryProof = serde_json::from_slice(&task.aggregate_proof)?;
+        let entry = self.verify_entry(&proof)?;
+        let inputs: Vec<AggregateInput> = serde_json::from_slice(&task.inputs_json)?;
+        let contributors =
+            check_aggregate(&entry, task.round, &inputs, self.sizes.quorum, &self.roster)?;
+        if task.chunks as usize != self.wire.chunks {
+            return Err(FedError::Refused(
+                "decryption for another model size".into(),
+            ));
+        }
+        let commit = contributors_hash(&contributors);
+        if let Some(prev) = self.decrypted.get(&task.round) {
+            if *prev != commit {
+                return Err(FedError::Refused(format!(
+                    "already gave a share in round {} for another contributor set",
+                    task.round
+                )));
+            }
+        }
+        self.advance_head(&proof.sth, &task.consistency_proof)?;
+        self.decrypted.insert(task.round, commit);
+        self.save_state()?;
+        let crs = self
+            .crs
+            .ok_or_else(|| FedError::NotReady("join first".into()))?;
+        let ctx = task.round.to_le_bytes();
+        let seeds: Vec<[u8; 32]> = (0..self.wire.chunks as u64)
+            .map(|c| aggregation_seed(&crs, &ctx, c))
+            .collect();
+        let smudging = self.wire.smudging()?;
+        let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
+        let total = parts.len() as u32;
+        let part_seeds: Vec<[u8; 32]> = parts
+            .iter()
+            .map(|_| {
+                let mut s = [0u8; 32];
+                self.rng.fill_bytes(&mut s);
+                s
+            })
+            .collect();
+        let (params, received, party) = (&self.params, &self.received, self.party);
+        let fed = self.cfg.name.clone();
+        let out = parts
+            .par_iter()
+            .zip(part_seeds.par_iter())
+            .enumerate()
+            .map(|(i, (sd, seed))| {
+                let mut rng = ChaCha20Rng::from_seed(*seed);
+                let s = aggregate_decryption_share(
+                    params,
+                    party,
+                    received,
+                    &contributors,
+                    &task.active,
+                    sd,
+                    &smudging,
+                    &mut rng,
+                )?;
+                Ok(proto::ShareChunk {
+                    federation: fed.clone(),
+                    round: task.round,
+                    attempt: task.attempt,
+                    index: i as u32,
+                    total,
+                    share: s.to_bytes(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Action::Share(out))
+    }
+
+    /// The proof request for the oldest update not yet shown counted, if
+    /// its round is at most `closed` (the last round known closed).
+    pub fn proof_request(&self, closed: u64) -> Option<proto::ProofRequest> {
+        self.unverified
+            .first()
+            .filter(|(r, _)| *r <= closed)
+            .map(|(r, _)| proto::ProofRequest {
+                federation: self.cfg.name.clone(),
+                round: *r,
+            })
+    }
+
+    /// Whether this client uploaded in `round` (its update awaits a proof).
+    pub fn uploaded_in(&self, round: u64) -> bool {
+        self.unverified.iter().any(|(r, _)| *r == round)
+    }
+
+    /// Verifies "my update was counted" for the pending round.
+    pub fn on_counted_proof(
+        &mut self,
+        reply: &proto::ProofReply,
+    ) -> Result<cipherflow_ledger::Counted> {
+        let (round, hash) = self
+            .unverified
+            .first()
+            .copied()
+            .ok_or_else(|| FedError::Protocol("no proof pending".into()))?;
+        let proof: CountedProof = serde_json::from_slice(&reply.counted_proof)?;
+        let key = self
+            .ledger_key
+            .ok_or_else(|| FedError::NotReady("no ledger key".into()))?;
+        let c = proof
+            .verify(&key, self.log_id.as_ref())
+            .map_err(|e| FedError::Refused(format!("counted proof: {e}")))?;
+        if c.client_id != self.id || c.round != round || c.ciphertext_hash != hash {
+            return Err(FedError::Refused(
+                "the counted proof is for another update".into(),
+            ));
+        }
+        self.unverified.remove(0);
+        Ok(c)
+    }
+
+    /// Local data size.
+    pub fn num_examples(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Checks that a ledger entry is the round's aggregate over `inputs`, with
+/// at least `quorum` distinct roster clients; returns their party ids.
+pub fn check_aggregate(
+    entry: &cipherflow_ledger::Entry,
+    round: u64,
+    inputs: &[AggregateInput],
+    quorum: usize,
+    roster: &Roster,
+) -> Result<Vec<u64>> {
+    let EntryBody::AggregateComputed(a) = &entry.body else {
+        return Err(FedError::Refused(
+            "the proof is not of an aggregate entry".into(),
+        ));
+    };
+    if entry.round != round {
+        return Err(FedError::Refused("aggregate of another round".into()));
+    }
+    if a.input_count as usize != inputs.len() || inputs_root(inputs) != a.inputs_root {
+        return Err(FedError::Refused(
+            "the input list does not match the logged aggregate".into(),
+        ));
+    }
+    let mut parties = inputs
+        .iter()
+        .map(|i| roster.by_id(&i.client_id).map(|e| e.party_id))
+        .collect::<Option<Vec<u64>>>()
+        .ok_or_else(|| FedError::Refused("an input from outside the roster".into()))?;
+    parties.sort_unstable();
+    parties.dedup();
+    if parties.len() != inputs.len() {
+        return Err(FedError::Refused("a client counted twice".into()));
+    }
+    if parties.len() < quorum.max(2) {
+        return Err(FedError::Refused(format!(
+            "the aggregate sums {} updates, fewer than the quorum {quorum}: refusing to decrypt",
+            parties.len()
+        )));
+    }
+    Ok(parties)
+}

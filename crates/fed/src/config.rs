@@ -1,0 +1,430 @@
+//! Federation configuration (TOML or JSON), validated before use.
+//!
+//! ```toml
+//! name = "breast-cancer"
+//! rounds = 20
+//! clients_per_round = 10     # or: fraction = 0.5
+//! quorum = 7                 # updates needed to aggregate
+//! threshold = 6              # key holders needed to decrypt (threshold mode)
+//! keys = "threshold"         # or "key-service"
+//! round_timeout_s = 30
+//! model = "logreg"           # preset, or an inline [model_spec]
+//!
+//! [strategy]
+//! kind = "fedavg"            # fedavg | fedprox | fedadam | fedyogi
+//!
+//! [training]
+//! epochs = 1
+//! batch_size = 16
+//! lr = 0.1
+//!
+//! [dp]                       # optional: client-level distributed DP
+//! epsilon = 3.0
+//! delta = 1e-5
+//! clip = 1.0
+//! ```
+
+use crate::error::{FedError, Result};
+use cipherflow_nn::spec::ModelSpec;
+use serde::{Deserialize, Serialize};
+
+/// How the aggregate is decrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeysMode {
+    /// t-of-n threshold keys held by the clients (default).
+    Threshold,
+    /// A separate key service holds the keys and decrypts closed rounds' aggregates.
+    KeyService,
+}
+
+impl std::str::FromStr for KeysMode {
+    type Err = FedError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "threshold" => Ok(KeysMode::Threshold),
+            "key-service" => Ok(KeysMode::KeyService),
+            _ => Err(FedError::Config(format!(
+                "keys must be `threshold` or `key-service`, not `{s}`"
+            ))),
+        }
+    }
+}
+
+/// Server optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyKind {
+    /// FedAvg (McMahan et al. 2017): `w += η·Δ̄`.
+    FedAvg,
+    /// FedProx (Li et al. 2020): FedAvg with a proximal term μ/2‖w − w_g‖² in the local objective.
+    FedProx,
+    /// FedAdam (Reddi et al. 2021).
+    FedAdam,
+    /// FedYogi (Reddi et al. 2021).
+    FedYogi,
+}
+
+/// Server optimizer settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrategyConfig {
+    /// The optimizer.
+    pub kind: StrategyKind,
+    /// Server learning rate η (FedAvg: 1 replaces the model by the average).
+    pub server_lr: f64,
+    /// FedProx μ.
+    pub mu: f64,
+    /// FedAdam/FedYogi β1.
+    pub beta1: f64,
+    /// FedAdam/FedYogi β2.
+    pub beta2: f64,
+    /// FedAdam/FedYogi adaptivity τ.
+    pub tau: f64,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        Self {
+            kind: StrategyKind::FedAvg,
+            server_lr: 1.0,
+            mu: 0.01,
+            beta1: 0.9,
+            beta2: 0.99,
+            tau: 1e-3,
+        }
+    }
+}
+
+/// Local training on each client (sent to clients with every round).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalTraining {
+    /// Local epochs per round.
+    pub epochs: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+}
+
+impl Default for LocalTraining {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 16,
+            lr: 0.1,
+            momentum: 0.0,
+        }
+    }
+}
+
+/// Integer noise of distributed DP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseKind {
+    /// Exact discrete Gaussian shares (Canonne–Kamath–Steinke sampler).
+    DiscreteGaussian,
+    /// Skellam shares.
+    Skellam,
+}
+
+/// Client-level distributed differential privacy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpConfig {
+    /// Total ε of the federation after all rounds.
+    pub epsilon: f64,
+    /// δ.
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+    /// L2 clipping norm of each client's update.
+    #[serde(default = "default_clip")]
+    pub clip: f64,
+    /// Integer noise kind.
+    #[serde(default = "default_noise")]
+    pub noise: NoiseKind,
+    /// Per-client budget (ε of the rounds a client took part in, without
+    /// sampling amplification); `None`: not enforced beyond the global one.
+    #[serde(default)]
+    pub client_epsilon: Option<f64>,
+}
+
+fn default_delta() -> f64 {
+    1e-5
+}
+fn default_clip() -> f64 {
+    1.0
+}
+fn default_noise() -> NoiseKind {
+    NoiseKind::DiscreteGaussian
+}
+
+/// Wire encoding of updates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregationConfig {
+    /// Without DP: bits of each coordinate's quantization over `[−clip, clip]`.
+    pub quant_bits: u32,
+    /// Without DP: L2 clipping norm of the update (a bound the modulus is
+    /// sized for; generous so that it rarely bites).
+    pub clip: f64,
+    /// Statistical security λ of the decryption-share smudging (bits).
+    pub stat_sec_bits: u32,
+}
+
+impl Default for AggregationConfig {
+    fn default() -> Self {
+        Self {
+            quant_bits: 16,
+            clip: 10.0,
+            stat_sec_bits: cipherflow_ckks::multiparty::DEFAULT_STAT_SEC_BITS,
+        }
+    }
+}
+
+/// The model the federation trains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelChoice {
+    /// A preset name of `cipherflow_nn::spec::ModelSpec::preset`.
+    Preset(String),
+    /// An explicit architecture.
+    Spec(ModelSpec),
+}
+
+/// A federation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// Federation name (also the name of its audit log).
+    pub name: String,
+    /// Rounds to run.
+    pub rounds: u64,
+    /// Clients sampled per round (default: all).
+    #[serde(default)]
+    pub clients_per_round: Option<usize>,
+    /// Or a fraction of the clients per round.
+    #[serde(default)]
+    pub fraction: Option<f64>,
+    /// Updates needed to aggregate (default ⌈0.6 × sampled⌉).
+    #[serde(default)]
+    pub quorum: Option<usize>,
+    /// Key holders needed to decrypt (default ⌊n/2⌋ + 1).
+    #[serde(default)]
+    pub threshold: Option<usize>,
+    /// Key mode.
+    #[serde(default = "default_keys")]
+    pub keys: KeysMode,
+    /// Seconds a round waits for updates (and a decryption attempt for shares).
+    #[serde(default = "default_timeout")]
+    pub round_timeout_s: f64,
+    /// The model.
+    pub model: ModelChoice,
+    /// Input shape and classes, for presets.
+    #[serde(default)]
+    pub input: Vec<usize>,
+    /// Number of classes, for presets.
+    #[serde(default)]
+    pub classes: usize,
+    /// Seed of the initial model (public).
+    #[serde(default)]
+    pub model_seed: u64,
+    /// Server optimizer.
+    #[serde(default)]
+    pub strategy: StrategyConfig,
+    /// Local training.
+    #[serde(default)]
+    pub training: LocalTraining,
+    /// Distributed DP (none: no DP).
+    #[serde(default)]
+    pub dp: Option<DpConfig>,
+    /// Wire encoding.
+    #[serde(default)]
+    pub aggregation: AggregationConfig,
+    /// Keep every round's uploaded ciphertexts in the state database
+    /// (for audits); otherwise they are deleted when the round closes.
+    #[serde(default)]
+    pub keep_uploads: bool,
+}
+
+fn default_keys() -> KeysMode {
+    KeysMode::Threshold
+}
+fn default_timeout() -> f64 {
+    30.0
+}
+
+impl FederationConfig {
+    /// Parses TOML (or JSON when the text starts with `{`) and validates.
+    pub fn parse(text: &str) -> Result<Self> {
+        let cfg: Self = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| FedError::Config(e.to_string()))?
+        } else {
+            toml::from_str(text).map_err(|e| FedError::Config(e.to_string()))?
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| FedError::io(path, e))?;
+        Self::parse(&text)
+    }
+
+    /// JSON (as sent to clients).
+    pub fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    /// Checks ranges (federation size dependent checks are in [`Self::sizes`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(FedError::Config(m));
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return bad("name must be 1–64 characters of [A-Za-z0-9-_.]".into());
+        }
+        if self.rounds == 0 || self.rounds > 1_000_000 {
+            return bad("rounds must be in 1..=1e6".into());
+        }
+        if let Some(f) = self.fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                return bad("fraction must be in (0, 1]".into());
+            }
+            if self.clients_per_round.is_some() {
+                return bad("give clients_per_round or fraction, not both".into());
+            }
+        }
+        if !(self.round_timeout_s.is_finite() && self.round_timeout_s > 0.0) {
+            return bad("round_timeout_s must be positive".into());
+        }
+        let t = &self.training;
+        if t.epochs == 0 || t.epochs > 1000 || t.batch_size == 0 {
+            return bad("training epochs must be in 1..=1000 and batch_size ≥ 1".into());
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) || !(0.0..1.0).contains(&t.momentum) {
+            return bad("training lr must be positive and momentum in [0, 1)".into());
+        }
+        let s = &self.strategy;
+        let finite = [s.server_lr, s.mu, s.beta1, s.beta2, s.tau];
+        if finite.iter().any(|x| !x.is_finite()) || s.server_lr <= 0.0 || s.tau <= 0.0 {
+            return bad("strategy parameters must be finite, server_lr and tau positive".into());
+        }
+        if !(0.0..1.0).contains(&s.beta1) || !(0.0..1.0).contains(&s.beta2) || s.mu < 0.0 {
+            return bad("beta1, beta2 must be in [0, 1) and mu ≥ 0".into());
+        }
+        if let Some(dp) = &self.dp {
+            if !(dp.epsilon.is_finite() && dp.epsilon > 0.0 && dp.epsilon <= 100.0) {
+                return bad("dp.epsilon must be in (0, 100]".into());
+            }
+            if !(dp.delta > 0.0 && dp.delta < 1.0) {
+                return bad("dp.delta must be in (0, 1)".into());
+            }
+            if !(dp.clip.is_finite() && dp.clip > 0.0) {
+                return bad("dp.clip must be positive".into());
+            }
+            if let Some(c) = dp.client_epsilon {
+                if !(c.is_finite() && c > 0.0) {
+                    return bad("dp.client_epsilon must be positive".into());
+                }
+            }
+        }
+        let a = &self.aggregation;
+        if !(4..=30).contains(&a.quant_bits) {
+            return bad("aggregation.quant_bits must be in 4..=30".into());
+        }
+        if !(a.clip.is_finite() && a.clip > 0.0) {
+            return bad("aggregation.clip must be positive".into());
+        }
+        if !(20..=80).contains(&a.stat_sec_bits) {
+            return bad("aggregation.stat_sec_bits must be in 20..=80".into());
+        }
+        if let ModelChoice::Preset(_) = &self.model {
+            if self.input.is_empty() || self.classes < 2 {
+                return bad("a model preset needs `input` and `classes` (≥ 2)".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The model architecture.
+    pub fn model_spec(&self) -> Result<ModelSpec> {
+        match &self.model {
+            ModelChoice::Spec(s) => Ok(s.clone()),
+            ModelChoice::Preset(name) => Ok(ModelSpec::preset(
+                name,
+                &self.input,
+                self.classes,
+                self.dp.is_some(),
+            )?),
+        }
+    }
+
+    /// Per-round sizes for a federation of `clients` key holders.
+    pub fn sizes(&self, clients: usize) -> Result<Sizes> {
+        if clients == 0 || clients > 4096 {
+            return Err(FedError::Config(format!(
+                "{clients} clients: a federation needs 1..=4096 clients"
+            )));
+        }
+        let sampled = match (self.clients_per_round, self.fraction) {
+            (Some(k), _) => k,
+            (None, Some(f)) => ((clients as f64 * f).ceil() as usize).max(1),
+            (None, None) => clients,
+        };
+        if sampled == 0 || sampled > clients {
+            return Err(FedError::Config(format!(
+                "clients_per_round {sampled} must be in 1..={clients}"
+            )));
+        }
+        let quorum = self
+            .quorum
+            .unwrap_or_else(|| ((sampled as f64 * 0.6).ceil() as usize).max(1));
+        if quorum == 0 || quorum > sampled {
+            return Err(FedError::Config(format!(
+                "quorum {quorum} must be in 1..={sampled} (the clients sampled per round)"
+            )));
+        }
+        let threshold = match self.keys {
+            KeysMode::Threshold => self.threshold.unwrap_or(clients / 2 + 1),
+            KeysMode::KeyService => 1,
+        };
+        if threshold == 0 || threshold > clients {
+            return Err(FedError::Config(format!(
+                "threshold {threshold} must be in 1..={clients}"
+            )));
+        }
+        if self.keys == KeysMode::Threshold && quorum < 2 && clients > 1 {
+            return Err(FedError::Config(
+                "a quorum of 1 would let the key holders decrypt a single client's update".into(),
+            ));
+        }
+        Ok(Sizes {
+            clients,
+            sampled,
+            quorum,
+            threshold,
+        })
+    }
+}
+
+/// Federation sizes derived from the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizes {
+    /// Key holders (enrolled clients).
+    pub clients: usize,
+    /// Clients sampled per round.
+    pub sampled: usize,
+    /// Updates needed to aggregate (the smallest contributor set).
+    pub quorum: usize,
+    /// Decryption shares needed (1 in key-service mode).
+    pub threshold: usize,
+}

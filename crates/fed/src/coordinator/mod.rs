@@ -1,0 +1,613 @@
+//! The coordinator: an untrusted aggregator that only ever holds
+//! ciphertexts, sums them as they arrive, and publishes each round's model
+//! after the key holders (or the key service) decrypted the *sum*.
+//!
+//! The coordinator is a state machine behind plain method calls, one per
+//! protocol message ([`Coordinator::join`], [`Coordinator::next_task`],
+//! [`Coordinator::upload`], …) plus [`Coordinator::tick`] for timeouts; the
+//! transports (in-process, gRPC) only deliver messages and identities.
+//! Every change is durable in SQLite before it is acknowledged, and every
+//! protocol step is recorded in the audit ledger; after a crash
+//! [`Coordinator::open`] resumes the round where it stopped (the running
+//! sum is rebuilt from the stored uploads; ledger entries written but not
+//! yet acknowledged in the state are found, not written twice).
+
+mod round;
+
+use crate::config::{FederationConfig, KeysMode, Sizes};
+use crate::dp_plan::DpPlan;
+use crate::error::{FedError, Result};
+use crate::metrics::Metrics;
+use crate::model;
+use crate::proto;
+use crate::roster::Roster;
+use crate::store::{self, Store};
+use crate::strategy::ServerOptimizer;
+use crate::wire::WirePlan;
+use cipherflow_ckks::multiparty::{Crs, SharedCiphertext};
+use cipherflow_ckks::CkksParams;
+use cipherflow_ledger::entry::{CustomEntry, EntryBody};
+use cipherflow_ledger::{Ledger, LogSigner, PublicKey};
+use cipherflow_nn::data::Dataset;
+use cipherflow_nn::spec::ModelSpec;
+use cipherflow_nn::Sequential;
+use round::RoundState;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use round::{RoundSummary, SHARE_PART_CHUNKS};
+
+/// Seconds since an arbitrary origin (injectable for simulations).
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// A clock reading real time.
+pub fn real_clock() -> Clock {
+    let start = std::time::Instant::now();
+    Arc::new(move || start.elapsed().as_secs_f64())
+}
+
+/// Everything the coordinator needs to start or resume.
+pub struct CoordinatorOptions {
+    /// The federation.
+    pub config: FederationConfig,
+    /// Who may take part.
+    pub roster: Roster,
+    /// State database (created if missing, resumed otherwise).
+    pub state: PathBuf,
+    /// Audit ledger file.
+    pub ledger: PathBuf,
+    /// The ledger's signing key.
+    pub signer: LogSigner,
+    /// Public evaluation data for reporting accuracy (optional).
+    pub eval: Option<Dataset>,
+    /// Time source.
+    pub clock: Clock,
+}
+
+/// Federation phase.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Waiting for every key holder's Shamir dealing.
+    KeySetup,
+    /// Running rounds.
+    Training,
+    /// Done (rounds completed, budget exhausted, …).
+    Finished(String),
+}
+
+struct ClientInfo {
+    party: u64,
+    num_examples: u64,
+    participations: u64,
+    last_seen: f64,
+    /// Did not answer a decryption request; skipped until seen again.
+    unresponsive: bool,
+}
+
+/// The coordinator state machine.
+pub struct Coordinator {
+    cfg: FederationConfig,
+    roster: Roster,
+    sizes: Sizes,
+    store: Store,
+    ledger: Ledger,
+    spec: ModelSpec,
+    model: Sequential,
+    wire: WirePlan,
+    params: CkksParams,
+    dp: Option<DpPlan>,
+    crs: Crs,
+    epoch: u64,
+    global: Vec<f32>,
+    optimizer: ServerOptimizer,
+    phase: Phase,
+    rounds_opened: u64,
+    round: Option<RoundState>,
+    clients: BTreeMap<String, ClientInfo>,
+    history: Vec<RoundSummary>,
+    eval: Option<Dataset>,
+    clock: Clock,
+    metrics: Metrics,
+}
+
+const META_CONFIG: &str = "config";
+const META_CRS: &str = "crs";
+const META_GLOBAL: &str = "global";
+const META_OPTIMIZER: &str = "optimizer";
+const META_PHASE: &str = "phase";
+const META_ROUNDS_OPENED: &str = "rounds_opened";
+
+impl Coordinator {
+    /// Starts a new federation or resumes the one in `opts.state`.
+    pub fn open(opts: CoordinatorOptions) -> Result<Self> {
+        let CoordinatorOptions {
+            config: cfg,
+            roster,
+            state,
+            ledger: ledger_path,
+            signer,
+            eval,
+            clock,
+        } = opts;
+        cfg.validate()?;
+        roster.validate()?;
+        if roster.federation != cfg.name {
+            return Err(FedError::Config(format!(
+                "the roster is for federation {:?}, the configuration for {:?}",
+                roster.federation, cfg.name
+            )));
+        }
+        let sizes = cfg.sizes(roster.clients.len())?;
+        let spec = cfg.model_spec()?;
+        let mut model = spec.build(cfg.model_seed)?;
+        let dim = model.num_params();
+        let dp = match &cfg.dp {
+            Some(d) => Some(DpPlan::new(d, &sizes, cfg.rounds, dim as u64)?),
+            None => None,
+        };
+        let wire = WirePlan::for_federation(&cfg, &sizes, dp.as_ref(), dim)?;
+        let params = wire.params()?;
+        let mut store = Store::open(&state)?;
+        let cfg_json = cfg.to_json()?;
+        let resumed = match store.meta_text(META_CONFIG)? {
+            Some(stored) if stored == cfg_json => true,
+            Some(_) => {
+                return Err(FedError::Config(format!(
+                    "{} belongs to a federation with another configuration",
+                    state.display()
+                )))
+            }
+            None => false,
+        };
+        let ledger = if ledger_path.exists() {
+            Ledger::open(&ledger_path, signer)?
+        } else {
+            if resumed {
+                return Err(FedError::Config(format!(
+                    "the state exists but its ledger {} is missing",
+                    ledger_path.display()
+                )));
+            }
+            Ledger::create(&ledger_path, &cfg.name, signer)?
+        };
+        let (crs, global, optimizer, phase, rounds_opened) = if resumed {
+            let crs: [u8; 32] = store
+                .meta(META_CRS)?
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| FedError::Encoding("stored CRS".into()))?;
+            let global = model::from_bytes(&store.meta(META_GLOBAL)?.unwrap_or_default(), dim)?;
+            let optimizer = ServerOptimizer::from_json(
+                &store.meta_text(META_OPTIMIZER)?.unwrap_or_default(),
+                &cfg.strategy,
+                dim,
+            )?;
+            let phase: Phase =
+                serde_json::from_str(&store.meta_text(META_PHASE)?.unwrap_or_default())?;
+            let opened: u64 = store
+                .meta_text(META_ROUNDS_OPENED)?
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            (Crs(crs), global, optimizer, phase, opened)
+        } else {
+            let crs = Crs::generate(&mut cipherflow_ring::sampler::secure_rng());
+            let global = model::flatten(&mut model);
+            let optimizer = ServerOptimizer::new(&cfg.strategy, dim);
+            let phase = match cfg.keys {
+                KeysMode::Threshold => Phase::KeySetup,
+                KeysMode::KeyService => Phase::Training,
+            };
+            store.tx(|tx| {
+                store::set_meta(tx, META_CONFIG, cfg_json.as_bytes())?;
+                store::set_meta(tx, META_CRS, &crs.0)?;
+                store::set_meta(tx, META_GLOBAL, &model::to_bytes(&global))?;
+                store::set_meta(tx, META_OPTIMIZER, optimizer.to_json()?.as_bytes())?;
+                store::set_meta(tx, META_PHASE, serde_json::to_string(&phase)?.as_bytes())?;
+                store::set_meta(tx, META_ROUNDS_OPENED, b"0")?;
+                Ok(())
+            })?;
+            (crs, global, optimizer, phase, 0)
+        };
+        let mut clients = BTreeMap::new();
+        for (id, n, p) in store.clients()? {
+            if let Some(e) = roster.by_id(&id) {
+                clients.insert(
+                    id,
+                    ClientInfo {
+                        party: e.party_id,
+                        num_examples: n,
+                        participations: p,
+                        last_seen: f64::NEG_INFINITY,
+                        unresponsive: false,
+                    },
+                );
+            }
+        }
+        let history = store
+            .history()?
+            .iter()
+            .map(|h| serde_json::from_str(h).map_err(FedError::from))
+            .collect::<Result<Vec<RoundSummary>>>()?;
+        let mut c = Self {
+            cfg,
+            roster,
+            sizes,
+            store,
+            ledger,
+            spec,
+            model,
+            wire,
+            params,
+            dp,
+            crs,
+            epoch: 1,
+            global,
+            optimizer,
+            phase,
+            rounds_opened,
+            round: None,
+            clients,
+            history,
+            eval,
+            clock,
+            metrics: Metrics::default(),
+        };
+        if !resumed && c.ledger.is_empty() {
+            c.log_federation()?;
+        }
+        c.resume_round()?;
+        tracing::info!(
+            federation = %c.cfg.name,
+            resumed,
+            clients = c.sizes.clients,
+            dim,
+            log_q = c.wire.log_q(),
+            "coordinator ready"
+        );
+        Ok(c)
+    }
+
+    fn log_federation(&mut self) -> Result<()> {
+        let data = serde_json::json!({
+            "federation": self.cfg.name,
+            "config_sha256": hex::encode(model::model_hash(self.cfg.to_json()?.as_bytes())),
+            "crs": hex::encode(self.crs.0),
+            "epoch": self.epoch,
+            "keys": self.cfg.keys,
+            "threshold": self.sizes.threshold,
+            "clients": self.roster.clients.len(),
+            "wire": self.wire,
+        });
+        self.ledger.append(
+            0,
+            EntryBody::Custom(CustomEntry {
+                kind: "federation".into(),
+                data: data.to_string().into_bytes(),
+            }),
+        )?;
+        Ok(())
+    }
+
+    fn now(&self) -> f64 {
+        (self.clock)()
+    }
+
+    fn persist_phase(&mut self) -> Result<()> {
+        let json = serde_json::to_string(&self.phase)?;
+        self.store
+            .tx(|tx| store::set_meta(tx, META_PHASE, json.as_bytes()))
+    }
+
+    /// Admits `client` (enrolled, not revoked) and notes that it was seen.
+    fn admit(&mut self, client: &str) -> Result<u64> {
+        let party = match self.roster.admit(client) {
+            Ok(e) => e.party_id,
+            Err(e) => {
+                self.metrics.refused += 1;
+                tracing::warn!(client, reason = %e, "refused message");
+                return Err(e);
+            }
+        };
+        let now = self.now();
+        if let Some(info) = self.clients.get_mut(client) {
+            info.last_seen = now;
+            info.unresponsive = false;
+        }
+        Ok(party)
+    }
+
+    fn check_federation(&mut self, client: &str, federation: &str) -> Result<()> {
+        if federation != self.cfg.name {
+            self.metrics.refused += 1;
+            tracing::warn!(client, federation, "message for another federation");
+            return Err(FedError::Protocol(format!(
+                "message for federation {federation:?}, this is {:?}",
+                self.cfg.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// A client announces itself.
+    pub fn join(&mut self, client: &str, req: &proto::JoinRequest) -> Result<proto::JoinReply> {
+        let party = self.admit(client)?;
+        self.check_federation(client, &req.federation)?;
+        let n = req.num_examples.min(1 << 40);
+        self.store.tx(|tx| store::upsert_client(tx, client, n))?;
+        let now = self.now();
+        let info = self
+            .clients
+            .entry(client.to_string())
+            .or_insert(ClientInfo {
+                party,
+                num_examples: n,
+                participations: 0,
+                last_seen: now,
+                unresponsive: false,
+            });
+        info.num_examples = n;
+        info.last_seen = now;
+        tracing::info!(client, party, examples = n, "client joined");
+        Ok(proto::JoinReply {
+            federation: self.cfg.name.clone(),
+            config_json: self.cfg.to_json()?.into_bytes(),
+            crs: self.crs.0.to_vec(),
+            epoch: self.epoch,
+            party_id: party,
+            ledger_public_key: self.ledger.public_key().to_bytes().to_vec(),
+            ledger_log_id: self.ledger.log_id().to_vec(),
+            model_spec_json: serde_json::to_vec(&self.spec)?,
+        })
+    }
+
+    /// A key holder posts its sealed Shamir dealing (one share per other party).
+    pub fn post_key_setup(
+        &mut self,
+        client: &str,
+        post: &proto::KeySetupPost,
+    ) -> Result<proto::KeySetupBundle> {
+        let party = self.admit(client)?;
+        self.check_federation(client, &post.federation)?;
+        if post.epoch != self.epoch {
+            return Err(FedError::Replay(format!(
+                "key setup for epoch {}, the current epoch is {}",
+                post.epoch, self.epoch
+            )));
+        }
+        if self.cfg.keys != KeysMode::Threshold {
+            return Err(FedError::Protocol(
+                "key-service mode has no key setup".into(),
+            ));
+        }
+        let dealers = self.store.keysetup_dealers()?;
+        let mut expected: Vec<u64> = self.roster.party_ids();
+        expected.retain(|&p| p != party);
+        let mut got: Vec<u64> = post.shares.iter().map(|s| s.to_party).collect();
+        got.sort_unstable();
+        if got != expected || post.shares.iter().any(|s| s.from_party != party) {
+            return Err(FedError::Protocol(
+                "a dealing must hold exactly one share from the sender to every other party".into(),
+            ));
+        }
+        let max_len = 64
+            + 2 * cipherflow_ckks::multiparty::SharedCiphertext::encoded_len(&self.params)
+            + 4096;
+        if post
+            .shares
+            .iter()
+            .any(|s| s.nonce.len() != 24 || s.ciphertext.len() > max_len)
+        {
+            return Err(FedError::Protocol("sealed share of the wrong size".into()));
+        }
+        if dealers.contains(&party) {
+            // Idempotent repeat of the same dealing; anything else is a replay.
+            let mine: BTreeMap<u64, Vec<u8>> = expected
+                .iter()
+                .map(|&to| {
+                    self.store
+                        .keysetup_for(to)
+                        .map(|v| v.into_iter().find(|(f, _, _)| *f == party).map(|x| x.2))
+                        .map(|c| (to, c.unwrap_or_default()))
+                })
+                .collect::<Result<_>>()?;
+            let same = post
+                .shares
+                .iter()
+                .all(|s| mine.get(&s.to_party) == Some(&s.ciphertext));
+            if !same {
+                self.metrics.refused += 1;
+                tracing::warn!(client, "conflicting second key-setup dealing refused");
+                return Err(FedError::Replay("this party already dealt".into()));
+            }
+        } else {
+            self.store.tx(|tx| {
+                for s in &post.shares {
+                    store::insert_keysetup(tx, party, s.to_party, &s.nonce, &s.ciphertext)?;
+                }
+                Ok(())
+            })?;
+            tracing::info!(client, party, "key-setup dealing stored");
+        }
+        if self.phase == Phase::KeySetup
+            && self.store.keysetup_dealers()?.len() == self.roster.clients.len()
+        {
+            self.phase = Phase::Training;
+            self.persist_phase()?;
+            let data = serde_json::json!({
+                "epoch": self.epoch,
+                "crs": hex::encode(self.crs.0),
+                "threshold": self.sizes.threshold,
+                "parties": self.roster.party_ids(),
+            });
+            self.ledger.append(
+                0,
+                EntryBody::Custom(CustomEntry {
+                    kind: "key-setup".into(),
+                    data: data.to_string().into_bytes(),
+                }),
+            )?;
+            tracing::info!("key setup complete");
+        }
+        self.key_setup_bundle(party)
+    }
+
+    /// The dealing shares addressed to `client`, once every key holder dealt.
+    pub fn get_key_setup(
+        &mut self,
+        client: &str,
+        q: &proto::KeySetupQuery,
+    ) -> Result<proto::KeySetupBundle> {
+        let party = self.admit(client)?;
+        self.check_federation(client, &q.federation)?;
+        if q.epoch != self.epoch {
+            return Err(FedError::Replay(format!(
+                "epoch {} is not current",
+                q.epoch
+            )));
+        }
+        self.key_setup_bundle(party)
+    }
+
+    fn key_setup_bundle(&self, party: u64) -> Result<proto::KeySetupBundle> {
+        let complete = self.phase != Phase::KeySetup;
+        let shares = if complete {
+            self.store
+                .keysetup_for(party)?
+                .into_iter()
+                .map(|(from, nonce, ciphertext)| proto::SealedShare {
+                    from_party: from,
+                    to_party: party,
+                    nonce,
+                    ciphertext,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(proto::KeySetupBundle { complete, shares })
+    }
+
+    /// What `client` should do now.
+    pub fn next_task(&mut self, client: &str, req: &proto::TaskRequest) -> Result<proto::Task> {
+        let party = self.admit(client)?;
+        self.check_federation(client, &req.federation)?;
+        if !self.clients.contains_key(client) {
+            return Err(FedError::NotReady("join first".into()));
+        }
+        use proto::task::Kind;
+        let wait = |reason: &str| proto::Task {
+            kind: Some(Kind::Wait(proto::WaitTask {
+                retry_ms: 200,
+                reason: reason.into(),
+            })),
+        };
+        match &self.phase {
+            Phase::Finished(reason) => Ok(proto::Task {
+                kind: Some(Kind::Finished(proto::FinishedTask {
+                    rounds: self.history.len() as u64,
+                    model: model::to_bytes(&self.global),
+                    reason: reason.clone(),
+                })),
+            }),
+            Phase::KeySetup => {
+                if self.store.keysetup_dealers()?.contains(&party) {
+                    return Ok(wait("waiting for the other key holders' dealings"));
+                }
+                let parties = self
+                    .roster
+                    .clients
+                    .iter()
+                    .map(|c| proto::Party {
+                        client_id: c.client_id.clone(),
+                        party_id: c.party_id,
+                        kx_public: hex::decode(&c.kx_public).unwrap_or_default(),
+                    })
+                    .collect();
+                Ok(proto::Task {
+                    kind: Some(Kind::KeySetup(proto::KeySetupTask {
+                        epoch: self.epoch,
+                        threshold: self.sizes.threshold as u32,
+                        parties,
+                    })),
+                })
+            }
+            Phase::Training => Ok(self
+                .round_task(client, req.known_tree_size)?
+                .unwrap_or_else(|| wait("nothing for this client now"))),
+        }
+    }
+
+    /// The federation phase.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Summaries of the closed rounds.
+    pub fn history(&self) -> &[RoundSummary] {
+        &self.history
+    }
+
+    /// The current global model (flat).
+    pub fn global_model(&self) -> &[f32] {
+        &self.global
+    }
+
+    /// The model architecture.
+    pub fn model_spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The wire plan.
+    pub fn wire(&self) -> &WirePlan {
+        &self.wire
+    }
+
+    /// The DP plan, if DP is on.
+    pub fn dp_plan(&self) -> Option<&DpPlan> {
+        self.dp.as_ref()
+    }
+
+    /// Federation sizes.
+    pub fn sizes(&self) -> Sizes {
+        self.sizes
+    }
+
+    /// The ledger's public key.
+    pub fn ledger_public_key(&self) -> PublicKey {
+        self.ledger.public_key()
+    }
+
+    /// Counters for the metrics endpoint.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The common reference string.
+    pub fn crs(&self) -> Crs {
+        self.crs
+    }
+
+    /// The wire parameters.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// The current round number, if a round is open.
+    pub fn current_round(&self) -> Option<u64> {
+        self.round.as_ref().map(|r| r.record.round)
+    }
+
+    /// The running encrypted sum of the current round (for tests and audits).
+    pub fn running_sum(&self) -> Option<&[SharedCiphertext]> {
+        self.round.as_ref().map(|r| r.sum.as_slice())
+    }
+
+    /// Revokes a client now (in this coordinator's copy of the roster).
+    pub fn revoke(&mut self, client: &str) {
+        if !self.roster.is_revoked(client) {
+            self.roster.revoked.push(client.to_string());
+            tracing::warn!(client, "client revoked");
+        }
+    }
+}

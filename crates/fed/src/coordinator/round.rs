@@ -1,0 +1,1254 @@
+//! Rounds: open (sample, plan, log), collect (validate, store, log, fold),
+//! aggregate (log the input set), decrypt (request shares from `t` online
+//! key holders or the key service, retry with others on timeout), close
+//! (combine, server optimizer, ε, log) — and resumption after a crash.
+
+use super::{Coordinator, Phase, META_GLOBAL, META_OPTIMIZER, META_ROUNDS_OPENED};
+use crate::config::KeysMode;
+use crate::error::{FedError, Result};
+use crate::model;
+use crate::proto;
+use crate::quant::Quantizer;
+use crate::store::{self, ShareRow};
+use cipherflow_ckks::multiparty::{
+    aggregation_seed, combine_aggregate, AggregateShare, SharedCiphertext,
+};
+use cipherflow_ledger::entry::{
+    ClientEpsilon, DecryptionShareReceived, DpSettings, EntryBody, RoundClosed, RoundOpened,
+    UpdateReceived, KIND_AGGREGATE_COMPUTED, KIND_DECRYPTION_SHARE, KIND_ROUND_CLOSED,
+    KIND_ROUND_OPENED, NO_DP,
+};
+use cipherflow_ledger::AggregateInput;
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Chunks per part of a decryption share (one message each).
+pub const SHARE_PART_CHUNKS: usize = 16;
+
+/// Where a round is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RecordState {
+    Collecting,
+    Decrypting,
+    Closed,
+    Aborted,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct AggregateRecord {
+    index: Option<u64>,
+    hash: String,
+    inputs: Vec<AggregateInput>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ClosedRecord {
+    model_hash: String,
+    epsilon: Option<f64>,
+    clients: Vec<(String, u64, Option<f64>)>,
+}
+
+/// The durable record of a round.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct RoundRecord {
+    pub(crate) round: u64,
+    state: RecordState,
+    sampled: Vec<String>,
+    weight_reference: f64,
+    cumulative: u64,
+    opened_index: Option<u64>,
+    aggregate: Option<AggregateRecord>,
+    attempt: u32,
+    active: Vec<String>,
+    closed_index: Option<u64>,
+    closed: Option<ClosedRecord>,
+}
+
+/// The in-memory state of the current round.
+pub(crate) struct RoundState {
+    pub(crate) record: RoundRecord,
+    quantizer: Quantizer,
+    pub(crate) sum: Vec<SharedCiphertext>,
+    uploads: BTreeMap<String, (/*hash*/ [u8; 32], /*examples*/ u64, Option<u64>)>,
+    shares: BTreeMap<String, ([u8; 32], Vec<AggregateShare>)>,
+    opened_at: f64,
+    attempt_deadline: f64,
+    ks_requested_at: Option<f64>,
+    upload_bytes: u64,
+    started: std::time::Instant,
+}
+
+/// What a closed round achieved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundSummary {
+    /// Round number (1-based).
+    pub round: u64,
+    /// Clients sampled.
+    pub sampled: usize,
+    /// Updates summed.
+    pub contributors: usize,
+    /// Decryption shares combined.
+    pub decryptors: usize,
+    /// Decryption attempts.
+    pub attempts: u32,
+    /// The round ended without a decryption.
+    pub aborted: bool,
+    /// Accuracy of the new model on the coordinator's evaluation data.
+    pub accuracy: Option<f32>,
+    /// Global ε after this round (None: no DP).
+    pub epsilon: Option<f64>,
+    /// Wall-clock seconds from opening to closing (this process).
+    pub seconds: f64,
+    /// Bytes of ciphertext uploaded.
+    pub upload_bytes: u64,
+    /// SHA-256 of the published model.
+    pub model_hash: String,
+}
+
+fn round_context(round: u64) -> [u8; 8] {
+    round.to_le_bytes()
+}
+
+fn inputs_json(inputs: &[AggregateInput]) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(inputs)?)
+}
+
+fn split_parts(bytes: &[u8]) -> Result<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<8>()
+            .ok_or_else(|| FedError::Encoding("share part length".into()))?;
+        let n = usize::try_from(u64::from_le_bytes(*len))
+            .map_err(|_| FedError::Encoding("share part length".into()))?;
+        if n > tail.len() {
+            return Err(FedError::Encoding("share part truncated".into()));
+        }
+        let (part, t) = tail.split_at(n);
+        out.push(part);
+        rest = t;
+    }
+    Ok(out)
+}
+
+impl Coordinator {
+    fn quantizer_for(&self, weight_reference: f64) -> Quantizer {
+        crate::quant::expected(&self.cfg, self.dp.as_ref(), &self.wire, weight_reference)
+    }
+
+    fn seeds(&self, round: u64) -> Vec<[u8; 32]> {
+        (0..self.wire.chunks as u64)
+            .map(|c| aggregation_seed(&self.crs, &round_context(round), c))
+            .collect()
+    }
+
+    fn save_record(&mut self, record: &RoundRecord) -> Result<()> {
+        let json = serde_json::to_string(record)?;
+        let r = record.round;
+        self.store.tx(|tx| store::put_round(tx, r, &json))
+    }
+
+    fn dp_settings(&self, cumulative: u64) -> DpSettings {
+        match &self.dp {
+            Some(p) => p.ledger_settings(cumulative),
+            None => DpSettings {
+                accountant: NO_DP.into(),
+                sampling_rate: self.sizes.sampled as f64 / self.sizes.clients as f64,
+                noise_multiplier: 0.0,
+                delta: 0.0,
+                steps_this_round: 1,
+                steps_cumulative: cumulative,
+            },
+        }
+    }
+
+    fn opened_entry(&self, rec: &RoundRecord) -> Result<EntryBody> {
+        let mut parameters = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            parameters.insert(k.to_string(), v);
+        };
+        put("federation", self.cfg.name.clone());
+        put("epoch", self.epoch.to_string());
+        put("keys", format!("{:?}", self.cfg.keys).to_lowercase());
+        put(
+            "model_hash",
+            hex::encode(model::model_hash(&model::to_bytes(&self.global))),
+        );
+        put("wire.log_n", self.wire.log_n.to_string());
+        put("wire.q_bits", format!("{:?}", self.wire.q_bits));
+        put("wire.shift", self.wire.shift.to_string());
+        put("wire.stat_sec_bits", self.wire.stat_sec_bits.to_string());
+        put("quorum", self.sizes.quorum.to_string());
+        put("threshold", self.sizes.threshold.to_string());
+        put(
+            "strategy",
+            format!("{:?}", self.cfg.strategy.kind).to_lowercase(),
+        );
+        if let Some(p) = &self.dp {
+            put("dp.share_sigma", p.share_sigma.to_string());
+            put("dp.gamma", p.gamma.to_string());
+            put("dp.clip", p.clip.to_string());
+        }
+        let participants = rec
+            .sampled
+            .iter()
+            .filter_map(|id| self.roster.by_id(id))
+            .map(|e| Sha256::digest(e.kx_public.as_bytes()).into())
+            .collect();
+        Ok(EntryBody::RoundOpened(RoundOpened {
+            parameters,
+            participants,
+            dp: self.dp_settings(rec.cumulative),
+        }))
+    }
+
+    /// Rebuilds the current round after a restart and writes any ledger
+    /// entry that the state recorded but the ledger lacks.
+    pub(super) fn resume_round(&mut self) -> Result<()> {
+        let Some(r) = self.store.latest_round()? else {
+            return Ok(());
+        };
+        let json = self.store.round(r)?.unwrap_or_default();
+        let mut rec: RoundRecord = serde_json::from_str(&json)?;
+        if rec.opened_index.is_none() {
+            let found = self.ledger.round_entries(r, KIND_ROUND_OPENED)?;
+            rec.opened_index = Some(match found.first() {
+                Some(e) => e.index,
+                None => {
+                    let body = self.opened_entry(&rec)?;
+                    self.ledger.append(r, body)?.index
+                }
+            });
+            self.save_record(&rec)?;
+        }
+        if matches!(rec.state, RecordState::Closed | RecordState::Aborted) {
+            if rec.closed_index.is_none() {
+                self.log_closed(&mut rec)?;
+            }
+            return Ok(());
+        }
+        let quantizer = self.quantizer_for(rec.weight_reference);
+        let mut st = RoundState {
+            record: rec,
+            quantizer,
+            sum: Vec::new(),
+            uploads: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            opened_at: self.now(),
+            attempt_deadline: self.now() + self.cfg.round_timeout_s,
+            ks_requested_at: None,
+            upload_bytes: 0,
+            started: std::time::Instant::now(),
+        };
+        for row in self.store.uploads(r)? {
+            let index = match row.ledger_index {
+                Some(i) => i,
+                None => {
+                    let i = match self.ledger.find_update(&row.client_id, r) {
+                        Ok(i) => i,
+                        Err(_) => {
+                            self.ledger
+                                .append(
+                                    r,
+                                    EntryBody::UpdateReceived(UpdateReceived {
+                                        client_id: row.client_id.clone(),
+                                        ciphertext_hash: row.hash,
+                                    }),
+                                )?
+                                .index
+                        }
+                    };
+                    let c = row.client_id.clone();
+                    self.store.tx(|tx| store::set_upload_index(tx, r, &c, i))?;
+                    i
+                }
+            };
+            let bytes = row
+                .bytes
+                .ok_or_else(|| FedError::Encoding("an open round's upload was pruned".into()))?;
+            let cts = self.decode_upload(r, &bytes)?;
+            st.upload_bytes += bytes.len() as u64;
+            fold(&mut st.sum, cts)?;
+            st.uploads
+                .insert(row.client_id, (row.hash, row.num_examples, Some(index)));
+        }
+        if let Some(agg) = &mut st.record.aggregate {
+            if agg.index.is_none() {
+                let found = self.ledger.round_entries(r, KIND_AGGREGATE_COMPUTED)?;
+                agg.index = Some(match found.first() {
+                    Some(e) => e.index,
+                    None => {
+                        let h = parse_hash(&agg.hash)?;
+                        self.ledger
+                            .append_aggregate(r, h, agg.inputs.clone())?
+                            .index
+                    }
+                });
+            }
+        }
+        let rows = self.store.shares(r, st.record.attempt)?;
+        let logged = self.ledger.round_entries(r, KIND_DECRYPTION_SHARE)?;
+        for row in rows {
+            self.reconcile_share(r, st.record.attempt, &row, &logged)?;
+            let parts = self.decode_share(&st, &row.client_id, &row.bytes)?;
+            st.shares.insert(row.client_id, (row.hash, parts));
+        }
+        let rec = st.record.clone();
+        self.round = Some(st);
+        self.save_record(&rec)?;
+        tracing::info!(round = r, state = ?rec.state, uploads = self.round.as_ref().map_or(0, |s| s.uploads.len()), "round resumed");
+        Ok(())
+    }
+
+    fn reconcile_share(
+        &mut self,
+        r: u64,
+        attempt: u32,
+        row: &ShareRow,
+        logged: &[cipherflow_ledger::Entry],
+    ) -> Result<()> {
+        if row.ledger_index.is_some() {
+            return Ok(());
+        }
+        let found = logged.iter().find(|e| {
+            matches!(&e.body, EntryBody::DecryptionShareReceived(d)
+                if d.party_id == row.client_id && d.share_hash == row.hash)
+        });
+        let i = match found {
+            Some(e) => e.index,
+            None => {
+                self.ledger
+                    .append(
+                        r,
+                        EntryBody::DecryptionShareReceived(DecryptionShareReceived {
+                            party_id: row.client_id.clone(),
+                            share_hash: row.hash,
+                        }),
+                    )?
+                    .index
+            }
+        };
+        let c = row.client_id.clone();
+        self.store
+            .tx(|tx| store::set_share_index(tx, r, attempt, &c, i))
+    }
+
+    fn decode_upload(&self, round: u64, bytes: &[u8]) -> Result<Vec<SharedCiphertext>> {
+        let len = SharedCiphertext::encoded_len(&self.params);
+        if bytes.len() != len * self.wire.chunks {
+            return Err(FedError::Protocol(format!(
+                "upload of {} bytes, expected {}",
+                bytes.len(),
+                len * self.wire.chunks
+            )));
+        }
+        let seeds = self.seeds(round);
+        bytes
+            .chunks_exact(len)
+            .zip(&seeds)
+            .map(|(b, seed)| {
+                let ct = SharedCiphertext::from_bytes(&self.params, b)?;
+                if ct.seed() != seed || ct.shift() != self.wire.shift {
+                    return Err(FedError::Protocol(
+                        "ciphertext made for another round, chunk or shift".into(),
+                    ));
+                }
+                Ok(ct)
+            })
+            .collect()
+    }
+
+    fn decode_share(
+        &self,
+        st: &RoundState,
+        client: &str,
+        bytes: &[u8],
+    ) -> Result<Vec<AggregateShare>> {
+        let parts = split_parts(bytes)?;
+        let n_parts = self.wire.chunks.div_ceil(SHARE_PART_CHUNKS);
+        if parts.len() != n_parts {
+            return Err(FedError::Protocol(format!(
+                "{} share parts, expected {n_parts}",
+                parts.len()
+            )));
+        }
+        let seeds = self.seeds(st.record.round);
+        let contributors = self.contributor_parties(st)?;
+        let (party, active) = if self.cfg.keys == KeysMode::KeyService {
+            (0, Vec::new())
+        } else {
+            let p = self.roster.admit(client)?.party_id;
+            let mut a = st
+                .record
+                .active
+                .iter()
+                .map(|id| self.roster.by_id(id).map(|e| e.party_id))
+                .collect::<Option<Vec<u64>>>()
+                .ok_or_else(|| FedError::Protocol("active client not in roster".into()))?;
+            a.sort_unstable();
+            (p, a)
+        };
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let s = AggregateShare::from_bytes(&self.params, b)?;
+                let lo = i * SHARE_PART_CHUNKS;
+                let hi = (lo + SHARE_PART_CHUNKS).min(seeds.len());
+                if s.party() != party
+                    || s.active() != active.as_slice()
+                    || s.contributors() != contributors.as_slice()
+                    || s.seeds() != seeds.get(lo..hi).unwrap_or(&[])
+                {
+                    return Err(FedError::Protocol(
+                        "decryption share for another party, set, round or chunk range".into(),
+                    ));
+                }
+                Ok(s)
+            })
+            .collect()
+    }
+
+    fn contributor_parties(&self, st: &RoundState) -> Result<Vec<u64>> {
+        let agg = st
+            .record
+            .aggregate
+            .as_ref()
+            .ok_or_else(|| FedError::NotReady("no aggregate yet".into()))?;
+        let mut v = agg
+            .inputs
+            .iter()
+            .map(|i| self.roster.by_id(&i.client_id).map(|e| e.party_id))
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(|| FedError::Protocol("contributor not in roster".into()))?;
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// The task of a sampled or active client in the current round.
+    pub(super) fn round_task(&mut self, client: &str, known: u64) -> Result<Option<proto::Task>> {
+        use proto::task::Kind;
+        let Some(st) = &self.round else {
+            return Ok(None);
+        };
+        let rec = &st.record;
+        match rec.state {
+            RecordState::Collecting
+                if rec.sampled.iter().any(|s| s == client) && !st.uploads.contains_key(client) =>
+            {
+                let bytes = model::to_bytes(&self.global);
+                Ok(Some(proto::Task {
+                    kind: Some(Kind::Train(proto::TrainTask {
+                        round: rec.round,
+                        model_hash: model::model_hash(&bytes).to_vec(),
+                        model: bytes,
+                        training_json: serde_json::to_vec(&self.cfg.training)?,
+                        quantization: Some(st.quantizer.to_proto()),
+                        chunks: self.wire.chunks as u32,
+                        prox_mu: self.optimizer.prox_mu(),
+                    })),
+                }))
+            }
+            RecordState::Decrypting
+                if rec.active.iter().any(|s| s == client) && !st.shares.contains_key(client) =>
+            {
+                let agg = rec
+                    .aggregate
+                    .as_ref()
+                    .and_then(|a| a.index.map(|i| (i, a)))
+                    .ok_or_else(|| FedError::NotReady("aggregate not logged".into()))?;
+                let proof = self.ledger.entry_proof(agg.0)?;
+                let size = proof.sth.tree_size;
+                let consistency = if known > 0 && known < size {
+                    serde_json::to_vec(&self.ledger.consistency_proof(known, size)?)?
+                } else {
+                    Vec::new()
+                };
+                let mut active: Vec<u64> = rec
+                    .active
+                    .iter()
+                    .filter_map(|id| self.roster.by_id(id).map(|e| e.party_id))
+                    .collect();
+                active.sort_unstable();
+                Ok(Some(proto::Task {
+                    kind: Some(Kind::Decrypt(proto::DecryptTask {
+                        round: rec.round,
+                        attempt: rec.attempt,
+                        active,
+                        aggregate_proof: serde_json::to_vec(&proof)?,
+                        inputs_json: inputs_json(&agg.1.inputs)?,
+                        consistency_proof: consistency,
+                        chunks: self.wire.chunks as u32,
+                    })),
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Opens the next round when the federation is ready for it.
+    fn maybe_open_round(&mut self) -> Result<()> {
+        if self.phase != Phase::Training || self.round.is_some() {
+            return Ok(());
+        }
+        if self.history.len() as u64 >= self.cfg.rounds || self.rounds_opened >= self.cfg.rounds {
+            self.phase = Phase::Finished(format!("{} rounds done", self.history.len()));
+            return self.persist_phase();
+        }
+        let now = self.now();
+        let joined: Vec<String> = self
+            .clients
+            .keys()
+            .filter(|id| !self.roster.is_revoked(id))
+            .cloned()
+            .collect();
+        let first = self.rounds_opened == 0;
+        let all_joined = joined.len() == self.roster.clients.len() - self.roster.revoked.len();
+        if first && !all_joined {
+            return Ok(()); // the first round waits for every enrolled client
+        }
+        let cumulative = self.rounds_opened + 1;
+        if let Some(p) = &self.dp {
+            let eps = p.epsilon_after(cumulative)?;
+            if eps > p.target_epsilon * (1.0 + 1e-9) {
+                let spent = p.epsilon_after(self.rounds_opened)?;
+                self.phase = Phase::Finished(format!(
+                    "privacy budget exhausted: round {cumulative} would bring ε to {eps:.4} > {} (spent {spent:.4})",
+                    p.target_epsilon
+                ));
+                tracing::warn!(reason = ?self.phase, "refusing a round");
+                return self.persist_phase();
+            }
+        }
+        // Poisson sampling of the eligible clients at rate q.
+        let q = self.sizes.sampled as f64 / self.sizes.clients as f64;
+        let mut rng = cipherflow_ring::sampler::secure_rng();
+        let mut eligible = Vec::new();
+        for id in &joined {
+            let info = &self.clients[id];
+            if let (Some(p), Some(budget)) =
+                (&self.dp, self.dp.as_ref().and_then(|p| p.client_epsilon))
+            {
+                if p.client_epsilon_after(info.participations + 1)? > budget * (1.0 + 1e-9) {
+                    continue;
+                }
+            }
+            eligible.push(id.clone());
+        }
+        if eligible.len() < self.sizes.quorum {
+            self.phase = Phase::Finished(format!(
+                "only {} clients within their privacy budgets, the quorum is {}",
+                eligible.len(),
+                self.sizes.quorum
+            ));
+            tracing::warn!(reason = ?self.phase, "refusing a round");
+            return self.persist_phase();
+        }
+        let sampled: Vec<String> = if q >= 1.0 {
+            eligible
+        } else {
+            eligible
+                .into_iter()
+                .filter(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < q)
+                .collect()
+        };
+        let weight_reference = sampled
+            .iter()
+            .map(|id| self.clients[id].num_examples)
+            .max()
+            .unwrap_or(1) as f64;
+        let round = self.store.latest_round()?.unwrap_or(0) + 1;
+        let mut rec = RoundRecord {
+            round,
+            state: RecordState::Collecting,
+            sampled,
+            weight_reference,
+            cumulative,
+            opened_index: None,
+            aggregate: None,
+            attempt: 0,
+            active: Vec::new(),
+            closed_index: None,
+            closed: None,
+        };
+        let json = serde_json::to_string(&rec)?;
+        self.store.tx(|tx| {
+            store::put_round(tx, round, &json)?;
+            store::set_meta(tx, META_ROUNDS_OPENED, cumulative.to_string().as_bytes())
+        })?;
+        self.rounds_opened = cumulative;
+        let body = self.opened_entry(&rec)?;
+        rec.opened_index = Some(self.ledger.append(round, body)?.index);
+        self.save_record(&rec)?;
+        tracing::info!(round, sampled = rec.sampled.len(), "round opened");
+        let quantizer = self.quantizer_for(rec.weight_reference);
+        let too_few = rec.sampled.len() < self.sizes.quorum;
+        self.round = Some(RoundState {
+            record: rec,
+            quantizer,
+            sum: Vec::new(),
+            uploads: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            opened_at: now,
+            attempt_deadline: 0.0,
+            ks_requested_at: None,
+            upload_bytes: 0,
+            started: std::time::Instant::now(),
+        });
+        if too_few {
+            return self.abort_round("fewer clients sampled than the quorum");
+        }
+        Ok(())
+    }
+
+    /// Accepts a client's update (all its chunks, in order).
+    pub fn upload(
+        &mut self,
+        client: &str,
+        chunks: &[proto::UploadChunk],
+    ) -> Result<proto::UploadReceipt> {
+        self.admit(client)?;
+        let first = chunks
+            .first()
+            .ok_or_else(|| FedError::Protocol("empty upload".into()))?;
+        self.check_federation(client, &first.federation)?;
+        let round = first.round;
+        let Some(st) = &self.round else {
+            return Err(FedError::NotReady("no round is open".into()));
+        };
+        if st.record.round != round {
+            self.metrics.refused += 1;
+            tracing::warn!(
+                client,
+                round,
+                current = st.record.round,
+                "upload for another round refused"
+            );
+            return Err(FedError::Replay(format!(
+                "upload for round {round}, the current round is {}",
+                st.record.round
+            )));
+        }
+        if !st.record.sampled.iter().any(|s| s == client) {
+            self.metrics.refused += 1;
+            return Err(FedError::Refused(format!(
+                "{client} was not sampled in round {round}"
+            )));
+        }
+        let total = self.wire.chunks;
+        let ok_shape = chunks.len() == total
+            && chunks.iter().enumerate().all(|(i, c)| {
+                c.index as usize == i
+                    && c.total as usize == total
+                    && c.round == round
+                    && c.num_examples == first.num_examples
+                    && c.federation == first.federation
+            });
+        if !ok_shape {
+            return Err(FedError::Protocol(format!(
+                "an upload is {total} chunks numbered 0..{total} of one round"
+            )));
+        }
+        let bytes: Vec<u8> = chunks
+            .iter()
+            .flat_map(|c| c.ciphertext.iter().copied())
+            .collect();
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some((h, _, idx)) = st.uploads.get(client) {
+            if *h == hash {
+                let proof = match idx {
+                    Some(i) => serde_json::to_vec(&self.ledger.entry_proof(*i)?)?,
+                    None => Vec::new(),
+                };
+                return Ok(proto::UploadReceipt {
+                    ledger_index: idx.unwrap_or(0),
+                    entry_proof: proof,
+                    duplicate: true,
+                });
+            }
+            self.metrics.refused += 1;
+            tracing::warn!(client, round, "second, different upload refused");
+            return Err(FedError::Replay(format!(
+                "{client} already uploaded in round {round}"
+            )));
+        }
+        if st.record.state != RecordState::Collecting {
+            return Err(FedError::Refused(format!(
+                "round {round} no longer collects updates"
+            )));
+        }
+        let cts = self.decode_upload(round, &bytes)?;
+        let n = first.num_examples.min(1 << 40);
+        self.store
+            .tx(|tx| store::insert_upload(tx, round, client, &hash, n, &bytes))?;
+        let index = self
+            .ledger
+            .append(
+                round,
+                EntryBody::UpdateReceived(UpdateReceived {
+                    client_id: client.to_string(),
+                    ciphertext_hash: hash,
+                }),
+            )?
+            .index;
+        self.store
+            .tx(|tx| store::set_upload_index(tx, round, client, index))?;
+        let st = self
+            .round
+            .as_mut()
+            .ok_or_else(|| FedError::NotReady("round vanished".into()))?;
+        fold(&mut st.sum, cts)?;
+        st.upload_bytes += bytes.len() as u64;
+        st.uploads
+            .insert(client.to_string(), (hash, n, Some(index)));
+        self.metrics.uploads += 1;
+        self.metrics.upload_bytes += bytes.len() as u64;
+        let complete = st.uploads.len() == st.record.sampled.len();
+        tracing::debug!(client, round, index, "update accepted");
+        let receipt = proto::UploadReceipt {
+            ledger_index: index,
+            entry_proof: serde_json::to_vec(&self.ledger.entry_proof(index)?)?,
+            duplicate: false,
+        };
+        if complete {
+            self.aggregate()?;
+        }
+        Ok(receipt)
+    }
+
+    /// Closes collection: logs the aggregate and its input set.
+    fn aggregate(&mut self) -> Result<()> {
+        let Some(st) = &self.round else {
+            return Ok(());
+        };
+        let round = st.record.round;
+        let mut inputs: Vec<AggregateInput> = st
+            .uploads
+            .iter()
+            .map(|(id, (h, _, idx))| {
+                Ok(AggregateInput {
+                    update_index: idx
+                        .ok_or_else(|| FedError::NotReady("unlogged upload".into()))?,
+                    client_id: id.clone(),
+                    ciphertext_hash: *h,
+                })
+            })
+            .collect::<Result<_>>()?;
+        inputs.sort_by_key(|i| i.update_index);
+        let mut h = Sha256::new();
+        for ct in &st.sum {
+            h.update(ct.to_bytes());
+        }
+        let agg_hash: [u8; 32] = h.finalize().into();
+        let mut rec = st.record.clone();
+        rec.state = RecordState::Decrypting;
+        rec.aggregate = Some(AggregateRecord {
+            index: None,
+            hash: hex::encode(agg_hash),
+            inputs: inputs.clone(),
+        });
+        self.save_record(&rec)?;
+        let index = self.ledger.append_aggregate(round, agg_hash, inputs)?.index;
+        if let Some(a) = &mut rec.aggregate {
+            a.index = Some(index);
+        }
+        self.save_record(&rec)?;
+        if let Some(st) = &mut self.round {
+            st.record = rec;
+        }
+        tracing::info!(
+            round,
+            inputs = self.round.as_ref().map_or(0, |s| s.uploads.len()),
+            "aggregate logged"
+        );
+        if self.cfg.keys == KeysMode::Threshold {
+            self.start_attempt()?;
+        }
+        Ok(())
+    }
+
+    /// Picks `t` online, responsive key holders and asks them for shares.
+    fn start_attempt(&mut self) -> Result<()> {
+        let now = self.now();
+        let window = self.cfg.round_timeout_s;
+        let t = self.sizes.threshold;
+        let mut online: Vec<(&String, f64, u64)> = self
+            .clients
+            .iter()
+            .filter(|(id, c)| {
+                !c.unresponsive && !self.roster.is_revoked(id) && now - c.last_seen <= window
+            })
+            .map(|(id, c)| (id, c.last_seen, c.party))
+            .collect();
+        if online.len() < t {
+            return Ok(()); // wait for key holders to come online
+        }
+        online.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+        let active: Vec<String> = online
+            .iter()
+            .take(t)
+            .map(|(id, _, _)| (*id).clone())
+            .collect();
+        let Some(st) = &mut self.round else {
+            return Ok(());
+        };
+        st.record.attempt += 1;
+        st.record.active = active;
+        st.shares.clear();
+        st.attempt_deadline = now + window;
+        let rec = st.record.clone();
+        self.save_record(&rec)?;
+        tracing::info!(round = rec.round, attempt = rec.attempt, active = ?rec.active, "decryption requested");
+        Ok(())
+    }
+
+    /// Accepts a key holder's decryption share (all its parts).
+    pub fn send_share(
+        &mut self,
+        client: &str,
+        parts: &[proto::ShareChunk],
+    ) -> Result<proto::ShareReceipt> {
+        self.admit(client)?;
+        let first = parts
+            .first()
+            .ok_or_else(|| FedError::Protocol("empty share".into()))?;
+        self.check_federation(client, &first.federation)?;
+        let Some(st) = &self.round else {
+            return Err(FedError::NotReady("no round is open".into()));
+        };
+        let rec = &st.record;
+        if rec.state != RecordState::Decrypting
+            || first.round != rec.round
+            || first.attempt != rec.attempt
+        {
+            self.metrics.refused += 1;
+            return Err(FedError::Replay(format!(
+                "share for round {} attempt {}, expected round {} attempt {}",
+                first.round, first.attempt, rec.round, rec.attempt
+            )));
+        }
+        if !rec.active.iter().any(|a| a == client) {
+            self.metrics.refused += 1;
+            return Err(FedError::Refused(format!(
+                "{client} was not asked to decrypt"
+            )));
+        }
+        let total = parts.len();
+        if parts.iter().enumerate().any(|(i, p)| {
+            p.index as usize != i
+                || p.total as usize != total
+                || p.round != first.round
+                || p.attempt != first.attempt
+        }) {
+            return Err(FedError::Protocol("share parts out of order".into()));
+        }
+        let mut bytes = Vec::new();
+        for p in parts {
+            bytes.extend_from_slice(&(p.share.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&p.share);
+        }
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some((h, _)) = st.shares.get(client) {
+            return if *h == hash {
+                Ok(proto::ShareReceipt {
+                    accepted: true,
+                    duplicate: true,
+                })
+            } else {
+                self.metrics.refused += 1;
+                Err(FedError::Replay(format!(
+                    "{client} already sent a different share"
+                )))
+            };
+        }
+        let decoded = self.decode_share(st, client, &bytes)?;
+        self.accept_share(client, hash, bytes, decoded)?;
+        Ok(proto::ShareReceipt {
+            accepted: true,
+            duplicate: false,
+        })
+    }
+
+    fn accept_share(
+        &mut self,
+        who: &str,
+        hash: [u8; 32],
+        bytes: Vec<u8>,
+        parts: Vec<AggregateShare>,
+    ) -> Result<()> {
+        let Some(st) = &self.round else {
+            return Ok(());
+        };
+        let (round, attempt) = (st.record.round, st.record.attempt);
+        self.store
+            .tx(|tx| store::insert_share(tx, round, attempt, who, &hash, &bytes))?;
+        let index = self
+            .ledger
+            .append(
+                round,
+                EntryBody::DecryptionShareReceived(DecryptionShareReceived {
+                    party_id: who.to_string(),
+                    share_hash: hash,
+                }),
+            )?
+            .index;
+        self.store
+            .tx(|tx| store::set_share_index(tx, round, attempt, who, index))?;
+        self.metrics.shares += 1;
+        let st = self
+            .round
+            .as_mut()
+            .ok_or_else(|| FedError::NotReady("round vanished".into()))?;
+        st.shares.insert(who.to_string(), (hash, parts));
+        let done = match self.cfg.keys {
+            KeysMode::KeyService => true,
+            KeysMode::Threshold => st.record.active.iter().all(|a| st.shares.contains_key(a)),
+        };
+        if done {
+            self.close_round()?;
+        }
+        Ok(())
+    }
+
+    /// The key service's answer to [`Coordinator::tick`]'s request.
+    pub fn key_service_share(&mut self, parts: &[proto::ShareChunk]) -> Result<()> {
+        let Some(st) = &self.round else {
+            return Err(FedError::NotReady("no round is open".into()));
+        };
+        if self.cfg.keys != KeysMode::KeyService || st.record.state != RecordState::Decrypting {
+            return Err(FedError::Protocol(
+                "no key-service decryption pending".into(),
+            ));
+        }
+        if parts.first().map(|p| p.round) != Some(st.record.round) {
+            return Err(FedError::Replay(
+                "key-service share for another round".into(),
+            ));
+        }
+        let mut bytes = Vec::new();
+        for p in parts {
+            bytes.extend_from_slice(&(p.share.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&p.share);
+        }
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let decoded = self.decode_share(st, "key-service", &bytes)?;
+        self.accept_share("key-service", hash, bytes, decoded)
+    }
+
+    /// Timeouts: closes collection at the deadline (quorum reached) or
+    /// aborts a round that cannot reach it, retries decryption with other
+    /// key holders, opens the next round. In key-service mode, returns the
+    /// request to forward to the key service when one is due.
+    pub fn tick(&mut self) -> Result<Option<proto::KeyServiceDecrypt>> {
+        let now = self.now();
+        let timeout = self.cfg.round_timeout_s;
+        if self.round.is_none() {
+            self.maybe_open_round()?;
+            return Ok(None);
+        }
+        let Some(st) = &self.round else {
+            return Ok(None);
+        };
+        match st.record.state {
+            RecordState::Collecting => {
+                let age = now - st.opened_at;
+                if age >= timeout && st.uploads.len() >= self.sizes.quorum {
+                    self.aggregate()?;
+                } else if age >= 3.0 * timeout {
+                    let n = st.uploads.len();
+                    self.abort_round(&format!(
+                        "only {n} updates, the quorum is {}",
+                        self.sizes.quorum
+                    ))?;
+                }
+            }
+            RecordState::Decrypting => match self.cfg.keys {
+                KeysMode::Threshold => {
+                    if st.record.active.is_empty() {
+                        self.start_attempt()?;
+                    } else if now >= st.attempt_deadline {
+                        let missing: Vec<String> = st
+                            .record
+                            .active
+                            .iter()
+                            .filter(|a| !st.shares.contains_key(*a))
+                            .cloned()
+                            .collect();
+                        for m in &missing {
+                            if let Some(c) = self.clients.get_mut(m) {
+                                c.unresponsive = true;
+                            }
+                        }
+                        tracing::warn!(?missing, "decryptors did not answer; retrying with others");
+                        if let Some(st) = &mut self.round {
+                            st.record.active.clear();
+                        }
+                        self.start_attempt()?;
+                    }
+                }
+                KeysMode::KeyService => {
+                    let due = st.ks_requested_at.is_none_or(|t| now - t >= timeout);
+                    if due {
+                        let agg = st
+                            .record
+                            .aggregate
+                            .as_ref()
+                            .and_then(|a| a.index.map(|i| (i, a)))
+                            .ok_or_else(|| FedError::NotReady("aggregate not logged".into()))?;
+                        let req = proto::KeyServiceDecrypt {
+                            federation: self.cfg.name.clone(),
+                            round: st.record.round,
+                            aggregate_proof: serde_json::to_vec(&self.ledger.entry_proof(agg.0)?)?,
+                            inputs_json: inputs_json(&agg.1.inputs)?,
+                            consistency_proof: Vec::new(),
+                            chunks: self.wire.chunks as u32,
+                            crs: self.crs.0.to_vec(),
+                        };
+                        if let Some(st) = &mut self.round {
+                            st.ks_requested_at = Some(now);
+                        }
+                        return Ok(Some(req));
+                    }
+                }
+            },
+            RecordState::Closed | RecordState::Aborted => {
+                self.round = None;
+                self.maybe_open_round()?;
+            }
+        }
+        Ok(None)
+    }
+
+    fn close_round(&mut self) -> Result<()> {
+        let Some(st) = self.round.take() else {
+            return Ok(());
+        };
+        let result = self.finish_round(&st);
+        if result.is_err() {
+            self.round = Some(st);
+        }
+        result
+    }
+
+    fn finish_round(&mut self, st: &RoundState) -> Result<()> {
+        let round = st.record.round;
+        let noise = self.wire.noise_log2();
+        let mut totals: Vec<i64> = Vec::with_capacity(self.wire.chunks * self.wire.n());
+        let n_parts = self.wire.chunks.div_ceil(SHARE_PART_CHUNKS);
+        for p in 0..n_parts {
+            let lo = p * SHARE_PART_CHUNKS;
+            let hi = (lo + SHARE_PART_CHUNKS).min(st.sum.len());
+            let shares: Vec<AggregateShare> = st
+                .shares
+                .values()
+                .filter_map(|(_, parts)| parts.get(p).cloned())
+                .collect();
+            let sums = st
+                .sum
+                .get(lo..hi)
+                .ok_or_else(|| FedError::Protocol("sum size".into()))?;
+            for chunk in combine_aggregate(&self.params, sums, &shares, noise)? {
+                totals.extend(chunk);
+            }
+        }
+        totals.truncate(self.global.len());
+        let weight_sum: f64 = st
+            .uploads
+            .values()
+            .map(|(_, n, _)| st.quantizer.weight(*n))
+            .sum();
+        let mean = st.quantizer.decode_mean(&totals, weight_sum)?;
+        let mut global = self.global.clone();
+        let mut optimizer = self.optimizer.clone();
+        optimizer.apply(&mut global, &mean)?;
+        let contributors: Vec<String> = st.uploads.keys().cloned().collect();
+        let bytes = model::to_bytes(&global);
+        let model_hash = model::model_hash(&bytes);
+        let epsilon = match &self.dp {
+            Some(p) => Some(p.epsilon_after(st.record.cumulative)?),
+            None => None,
+        };
+        let mut clients = Vec::new();
+        for id in &contributors {
+            let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
+            let e = match &self.dp {
+                Some(p) => Some(p.client_epsilon_after(k)?),
+                None => None,
+            };
+            clients.push((id.clone(), k, e));
+        }
+        let accuracy = match &self.eval {
+            Some(d) => Some(model::evaluate(&mut self.model, &global, d)?),
+            None => None,
+        };
+        let summary = RoundSummary {
+            round,
+            sampled: st.record.sampled.len(),
+            contributors: contributors.len(),
+            decryptors: st.shares.len(),
+            attempts: st.record.attempt.max(1),
+            aborted: false,
+            accuracy,
+            epsilon,
+            seconds: st.started.elapsed().as_secs_f64(),
+            upload_bytes: st.upload_bytes,
+            model_hash: hex::encode(model_hash),
+        };
+        let mut rec = st.record.clone();
+        rec.state = RecordState::Closed;
+        rec.closed = Some(ClosedRecord {
+            model_hash: hex::encode(model_hash),
+            epsilon,
+            clients,
+        });
+        let rec_json = serde_json::to_string(&rec)?;
+        let sum_json = serde_json::to_string(&summary)?;
+        let opt_json = optimizer.to_json()?;
+        let keep = self.cfg.keep_uploads;
+        self.store.tx(|tx| {
+            store::put_round(tx, round, &rec_json)?;
+            store::set_meta(tx, META_GLOBAL, &bytes)?;
+            store::set_meta(tx, META_OPTIMIZER, opt_json.as_bytes())?;
+            store::put_history(tx, round, &sum_json)?;
+            store::add_participations(tx, &contributors)?;
+            if !keep {
+                store::prune_uploads(tx, round)?;
+            }
+            Ok(())
+        })?;
+        self.global = global;
+        self.optimizer = optimizer;
+        for id in &contributors {
+            if let Some(c) = self.clients.get_mut(id) {
+                c.participations += 1;
+            }
+        }
+        self.log_closed(&mut rec)?;
+        tracing::info!(round, contributors = summary.contributors, accuracy = ?summary.accuracy, epsilon = ?summary.epsilon, "round closed");
+        self.history.push(summary);
+        self.metrics.rounds += 1;
+        self.maybe_open_round()
+    }
+
+    fn abort_round(&mut self, why: &str) -> Result<()> {
+        let Some(st) = self.round.take() else {
+            return Ok(());
+        };
+        let round = st.record.round;
+        let epsilon = match &self.dp {
+            Some(p) => Some(p.epsilon_after(st.record.cumulative)?),
+            None => None,
+        };
+        let hash = model::model_hash(&model::to_bytes(&self.global));
+        let mut rec = st.record.clone();
+        rec.state = RecordState::Aborted;
+        rec.closed = Some(ClosedRecord {
+            model_hash: hex::encode(hash),
+            epsilon,
+            clients: Vec::new(),
+        });
+        let summary = RoundSummary {
+            round,
+            sampled: rec.sampled.len(),
+            contributors: 0,
+            decryptors: 0,
+            attempts: rec.attempt,
+            aborted: true,
+            accuracy: None,
+            epsilon,
+            seconds: st.started.elapsed().as_secs_f64(),
+            upload_bytes: st.upload_bytes,
+            model_hash: hex::encode(hash),
+        };
+        let rec_json = serde_json::to_string(&rec)?;
+        let sum_json = serde_json::to_string(&summary)?;
+        self.store.tx(|tx| {
+            store::put_round(tx, round, &rec_json)?;
+            store::put_history(tx, round, &sum_json)?;
+            store::prune_uploads(tx, round)
+        })?;
+        self.log_closed(&mut rec)?;
+        tracing::warn!(round, why, "round aborted");
+        self.history.push(summary);
+        self.maybe_open_round()
+    }
+
+    fn log_closed(&mut self, rec: &mut RoundRecord) -> Result<()> {
+        let round = rec.round;
+        let found = self.ledger.round_entries(round, KIND_ROUND_CLOSED)?;
+        let index = match found.first() {
+            Some(e) => e.index,
+            None => {
+                let c = rec
+                    .closed
+                    .as_ref()
+                    .ok_or_else(|| FedError::Encoding("closed round without its record".into()))?;
+                let body = EntryBody::RoundClosed(RoundClosed {
+                    model_hash: parse_hash(&c.model_hash)?,
+                    epsilon_global: c.epsilon.unwrap_or(f64::INFINITY),
+                    clients: c
+                        .clients
+                        .iter()
+                        .map(|(id, steps, e)| ClientEpsilon {
+                            client_id: id.clone(),
+                            steps: *steps,
+                            epsilon: e.unwrap_or(f64::INFINITY),
+                        })
+                        .collect(),
+                });
+                self.ledger.append(round, body)?.index
+            }
+        };
+        rec.closed_index = Some(index);
+        self.save_record(rec)
+    }
+
+    /// "My update was counted" proof for `client`'s update of a round.
+    pub fn counted_proof(
+        &mut self,
+        client: &str,
+        req: &proto::ProofRequest,
+    ) -> Result<proto::ProofReply> {
+        self.admit(client)?;
+        self.check_federation(client, &req.federation)?;
+        let proof = self.ledger.counted_proof_for(client, req.round)?;
+        Ok(proto::ProofReply {
+            counted_proof: serde_json::to_vec(&proof)?,
+        })
+    }
+
+    /// Contributors of the current round so far.
+    pub fn current_uploads(&self) -> usize {
+        self.round.as_ref().map_or(0, |s| s.uploads.len())
+    }
+
+    /// The clients asked to decrypt in the current attempt.
+    pub fn current_active(&self) -> Vec<String> {
+        self.round
+            .as_ref()
+            .map(|s| s.record.active.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn fold(sum: &mut Vec<SharedCiphertext>, cts: Vec<SharedCiphertext>) -> Result<()> {
+    if sum.is_empty() {
+        *sum = cts;
+        return Ok(());
+    }
+    for (s, c) in sum.iter_mut().zip(&cts) {
+        s.add_assign(c)?;
+    }
+    Ok(())
+}
+
+fn parse_hash(h: &str) -> Result<[u8; 32]> {
+    hex::decode(h)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| FedError::Encoding("stored hash".into()))
+}

@@ -1,0 +1,384 @@
+//! Client-level distributed DP for a federation: every contributing client
+//! adds an integer noise *share* to its clipped, scaled and rounded update,
+//! so the decrypted sum carries the calibrated noise and no one — the
+//! coordinator included — ever sees a noiseless update or sum.
+//!
+//! * **Rounding.** The update `x` (‖x‖₂ ≤ C) is scaled by `γ` and rounded
+//!   coordinate-wise at random (`⌊y⌋ + Bernoulli(y − ⌊y⌋)`), resampled until
+//!   `‖v‖₂² ≤ (γC)² + d/4 + (γC + √d/2)` (conditional randomized rounding,
+//!   Kairouz, Liu & Steinke, ICML 2021, with β = e^−½: each draw passes
+//!   with probability ≥ 0.39). That bound is the L2 sensitivity `Δ₂` in
+//!   integer units; `Δ₁ ≤ min(√d·Δ₂, Δ₂²)`.
+//! * **Noise.** Shares of variance `σ_total²/m_min` (`m_min` = quorum), so
+//!   any admitted contributor set has at least the planned noise.
+//! * **Accounting.** [`cipherflow_dp::distributed::DistributedNoise`]:
+//!   Kairouz et al.'s bound for sums of discrete Gaussians (Agarwal et al.'s
+//!   for Skellam), Zhu–Wang amplification for client sampling at rate
+//!   `q = sampled/clients`, integer RDP orders 2…256, tight conversion.
+//!   Global ε after `r` rounds; per-client ε over the rounds a client took
+//!   part in, without amplification (`q = 1`). Shares have σ ≥ 4 so the
+//!   discrete-Gaussian sum term `τ` is below 10⁻⁶⁰.
+//! * **Audit.** [`DpPlan::ledger_settings`] records the mechanism in the
+//!   ledger as the accountant string `ddg;…` / `skellam;…` with every
+//!   parameter, and [`ledger_epsilon`] recomputes ε from it offline.
+
+use crate::config::{DpConfig, NoiseKind, Sizes};
+use crate::error::{FedError, Result};
+use cipherflow_dp::distributed::{DistributedNoise, IntegerNoise};
+use cipherflow_ledger::entry::DpSettings;
+use serde::{Deserialize, Serialize};
+
+/// Smallest noise-share σ (integer units).
+pub const MIN_SHARE_SIGMA: f64 = 4.0;
+/// Largest discrete-Gaussian share σ the exact sampler accepts.
+pub const MAX_DG_SHARE_SIGMA: f64 = 1024.0;
+
+/// The rounding bound `Δ₂` for a scaled norm `gc = γC` in `d` dimensions.
+pub fn rounding_l2_bound(gc: f64, d: u64) -> f64 {
+    let d = d as f64;
+    (gc * gc + d / 4.0 + gc + d.sqrt() / 2.0).sqrt()
+}
+
+/// A calibrated distributed-DP plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DpPlan {
+    /// Integer noise kind.
+    pub kind: NoiseKind,
+    /// Target total ε.
+    pub target_epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// L2 clip of updates.
+    pub clip: f64,
+    /// Planned rounds.
+    pub rounds: u64,
+    /// Clients sampled per round.
+    pub sampled: u64,
+    /// Clients in the federation.
+    pub clients: u64,
+    /// Minimum contributors (quorum): shares are sized for it.
+    pub min_survivors: u64,
+    /// Model dimension.
+    pub dim: u64,
+    /// Integers per unit.
+    pub gamma: f64,
+    /// `Δ₂` in integer units (the rounding bound).
+    pub l2_bound: f64,
+    /// `Δ₁` in integer units.
+    pub l1_bound: f64,
+    /// Standard deviation of one client's share.
+    pub share_sigma: f64,
+    /// σ_total / Δ₂ (the effective noise multiplier).
+    pub noise_multiplier: f64,
+    /// Per-client budget, if enforced.
+    pub client_epsilon: Option<f64>,
+}
+
+impl DpPlan {
+    /// Calibrates the smallest noise multiplier that keeps ε ≤ the target
+    /// after `rounds` rounds and sizes `γ` for a model of `dim` parameters.
+    pub fn new(cfg: &DpConfig, sizes: &Sizes, rounds: u64, dim: u64) -> Result<Self> {
+        if dim == 0 {
+            return Err(FedError::Config("the model has no parameters".into()));
+        }
+        let q = sizes.sampled as f64 / sizes.clients as f64;
+        let m_min = sizes.quorum as u64;
+        // γC large enough that the rounding inflates Δ₂ by at most ~1 %.
+        let mut gc = (12.5 * dim as f64).sqrt().max(100.0);
+        let mut plan = Self {
+            kind: cfg.noise,
+            target_epsilon: cfg.epsilon,
+            delta: cfg.delta,
+            clip: cfg.clip,
+            rounds,
+            sampled: sizes.sampled as u64,
+            clients: sizes.clients as u64,
+            min_survivors: m_min,
+            dim,
+            gamma: 0.0,
+            l2_bound: 0.0,
+            l1_bound: 0.0,
+            share_sigma: 0.0,
+            noise_multiplier: 0.0,
+            client_epsilon: cfg.client_epsilon,
+        };
+        for _ in 0..8 {
+            plan.set_scale(gc);
+            plan.noise_multiplier = plan.calibrate(q)?;
+            plan.share_sigma = plan.noise_multiplier * plan.l2_bound / (m_min as f64).sqrt();
+            if plan.share_sigma >= MIN_SHARE_SIGMA {
+                break;
+            }
+            gc *= 1.05 * MIN_SHARE_SIGMA / plan.share_sigma;
+        }
+        if plan.share_sigma < MIN_SHARE_SIGMA {
+            return Err(FedError::Config(
+                "could not size the noise shares (σ_share ≥ 4)".into(),
+            ));
+        }
+        if plan.kind == NoiseKind::DiscreteGaussian && plan.share_sigma > MAX_DG_SHARE_SIGMA {
+            return Err(FedError::Config(format!(
+                "a discrete-Gaussian share would need σ = {:.0} > {MAX_DG_SHARE_SIGMA} for ε = {} \
+                 over {rounds} rounds with a {dim}-parameter model; use `noise = \"skellam\"`, \
+                 a larger ε, or fewer rounds",
+                plan.share_sigma, cfg.epsilon
+            )));
+        }
+        Ok(plan)
+    }
+
+    fn set_scale(&mut self, gc: f64) {
+        self.gamma = gc / self.clip;
+        self.l2_bound = rounding_l2_bound(gc, self.dim);
+        self.l1_bound =
+            ((self.dim as f64).sqrt() * self.l2_bound).min(self.l2_bound * self.l2_bound);
+    }
+
+    fn noise_with(&self, multiplier: f64) -> Result<DistributedNoise> {
+        let kind = match self.kind {
+            NoiseKind::DiscreteGaussian => IntegerNoise::DiscreteGaussian,
+            NoiseKind::Skellam => IntegerNoise::Skellam,
+        };
+        Ok(DistributedNoise::new(
+            kind,
+            self.sampled,
+            self.min_survivors,
+            multiplier * self.l2_bound,
+        )?)
+    }
+
+    fn eps(&self, multiplier: f64, q: f64, steps: u64) -> Result<f64> {
+        Ok(self.noise_with(multiplier)?.epsilon(
+            self.min_survivors,
+            self.l1_bound,
+            self.l2_bound,
+            self.dim,
+            q,
+            steps,
+            self.delta,
+        )?)
+    }
+
+    fn calibrate(&self, q: f64) -> Result<f64> {
+        let (mut lo, mut hi) = (0.05f64, 1.0f64);
+        while self.eps(hi, q, self.rounds)? > self.target_epsilon {
+            lo = hi;
+            hi *= 2.0;
+            if hi > 1e6 {
+                return Err(FedError::Config(format!(
+                    "ε = {} is out of reach for {} rounds",
+                    self.target_epsilon, self.rounds
+                )));
+            }
+        }
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if self.eps(mid, q, self.rounds)? > self.target_epsilon {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+            if hi - lo < 1e-7 * hi {
+                break;
+            }
+        }
+        Ok(hi)
+    }
+
+    /// Client sampling rate.
+    pub fn sampling_rate(&self) -> f64 {
+        self.sampled as f64 / self.clients as f64
+    }
+
+    /// Global ε after `rounds` rounds.
+    pub fn epsilon_after(&self, rounds: u64) -> Result<f64> {
+        if rounds == 0 {
+            return Ok(0.0);
+        }
+        self.eps(self.noise_multiplier, self.sampling_rate(), rounds)
+    }
+
+    /// A client's ε after taking part in `participations` rounds (no amplification).
+    pub fn client_epsilon_after(&self, participations: u64) -> Result<f64> {
+        if participations == 0 {
+            return Ok(0.0);
+        }
+        self.eps(self.noise_multiplier, 1.0, participations)
+    }
+
+    /// The accountant string recorded in the ledger (every parameter,
+    /// shortest round-trip decimal form).
+    pub fn descriptor(&self) -> String {
+        let kind = match self.kind {
+            NoiseKind::DiscreteGaussian => "ddg",
+            NoiseKind::Skellam => "skellam",
+        };
+        format!(
+            "{kind};clients={};min_survivors={};target_stddev={};l1={};l2={};dim={}",
+            self.sampled,
+            self.min_survivors,
+            self.noise_multiplier * self.l2_bound,
+            self.l1_bound,
+            self.l2_bound,
+            self.dim
+        )
+    }
+
+    /// DP settings of the `cumulative`-th round (1 step per round).
+    pub fn ledger_settings(&self, cumulative: u64) -> DpSettings {
+        DpSettings {
+            accountant: self.descriptor(),
+            sampling_rate: self.sampling_rate(),
+            noise_multiplier: self.noise_multiplier,
+            delta: self.delta,
+            steps_this_round: 1,
+            steps_cumulative: cumulative,
+        }
+    }
+}
+
+/// Recomputes ε from ledger settings written by [`DpPlan::ledger_settings`]
+/// (`client`: the per-client ε, without amplification).
+pub fn ledger_epsilon(
+    s: &DpSettings,
+    steps: u64,
+    client: bool,
+) -> std::result::Result<f64, String> {
+    let mut parts = s.accountant.split(';');
+    let kind = match parts.next() {
+        Some("ddg") => IntegerNoise::DiscreteGaussian,
+        Some("skellam") => IntegerNoise::Skellam,
+        other => return Err(format!("not a distributed-DP accountant: {other:?}")),
+    };
+    let mut get = |name: &str| -> std::result::Result<f64, String> {
+        let p = parts
+            .next()
+            .ok_or_else(|| format!("accountant string lacks {name}"))?;
+        let v = p
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix('='))
+            .ok_or_else(|| format!("expected {name}=…, found {p:?}"))?;
+        v.parse::<f64>()
+            .map_err(|_| format!("{name}: not a number: {v:?}"))
+    };
+    let clients = get("clients")?;
+    let min_survivors = get("min_survivors")?;
+    let target = get("target_stddev")?;
+    let l1 = get("l1")?;
+    let l2 = get("l2")?;
+    let dim = get("dim")?;
+    if steps == 0 {
+        return Ok(0.0);
+    }
+    let as_u64 = |x: f64, n: &str| {
+        if x.fract() == 0.0 && x >= 1.0 && x < 1e15 {
+            Ok(x as u64)
+        } else {
+            Err(format!("{n} must be a positive integer"))
+        }
+    };
+    let noise = DistributedNoise::new(
+        kind,
+        as_u64(clients, "clients")?,
+        as_u64(min_survivors, "min_survivors")?,
+        target,
+    )
+    .map_err(|e| e.to_string())?;
+    let q = if client { 1.0 } else { s.sampling_rate };
+    noise
+        .epsilon(
+            as_u64(min_survivors, "min_survivors")?,
+            l1,
+            l2,
+            as_u64(dim, "dim")?,
+            q,
+            steps,
+            s.delta,
+        )
+        .map_err(|e| e.to_string())
+}
+
+/// The ε recomputation for audit logs of any cipherflow workload: `none`
+/// (no DP: +∞), `ddg;…` / `skellam;…` (federated distributed DP,
+/// [`ledger_epsilon`]), and `rdp` / `pld` (DP-SGD, `cipherflow_dp::epsilon`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FedEpsilon;
+
+impl FedEpsilon {
+    fn compute(s: &DpSettings, steps: u64, client: bool) -> std::result::Result<f64, String> {
+        if s.accountant == cipherflow_ledger::entry::NO_DP {
+            return Ok(f64::INFINITY);
+        }
+        if s.accountant.starts_with("ddg;") || s.accountant.starts_with("skellam;") {
+            return ledger_epsilon(s, steps, client);
+        }
+        let acc: cipherflow_dp::Accountant = s.accountant.parse().map_err(|e| format!("{e}"))?;
+        if steps == 0 {
+            return Ok(0.0);
+        }
+        cipherflow_dp::epsilon(acc, s.sampling_rate, s.noise_multiplier, steps, s.delta)
+            .map(|r| r.epsilon)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl cipherflow_ledger::EpsilonRecompute for FedEpsilon {
+    fn epsilon(&self, s: &DpSettings, steps: u64) -> std::result::Result<f64, String> {
+        Self::compute(s, steps, false)
+    }
+
+    fn client_epsilon(&self, s: &DpSettings, steps: u64) -> std::result::Result<f64, String> {
+        let federated = s.accountant.starts_with("ddg;") || s.accountant.starts_with("skellam;");
+        Self::compute(s, steps, federated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sizes(clients: usize, sampled: usize, quorum: usize) -> Sizes {
+        Sizes {
+            clients,
+            sampled,
+            quorum,
+            threshold: clients / 2 + 1,
+        }
+    }
+
+    #[test]
+    fn calibrated_plan_meets_target_and_recomputes_from_the_ledger() {
+        let cfg = DpConfig {
+            epsilon: 3.0,
+            delta: 1e-5,
+            clip: 1.0,
+            noise: NoiseKind::DiscreteGaussian,
+            client_epsilon: None,
+        };
+        let plan = DpPlan::new(&cfg, &sizes(10, 10, 7), 20, 31).unwrap();
+        let e = plan.epsilon_after(20).unwrap();
+        assert!(e <= 3.0 && e > 2.99, "ε = {e}");
+        assert!(plan.epsilon_after(21).unwrap() > 3.0);
+        assert!(plan.share_sigma >= MIN_SHARE_SIGMA && plan.share_sigma <= MAX_DG_SHARE_SIGMA);
+        let s = plan.ledger_settings(20);
+        assert_eq!(ledger_epsilon(&s, 20, false).unwrap(), e);
+        assert_eq!(
+            ledger_epsilon(&s, 5, true).unwrap(),
+            plan.client_epsilon_after(5).unwrap()
+        );
+        let mut broken = s.clone();
+        broken.accountant = broken.accountant.replace("l2=", "l3=");
+        assert!(ledger_epsilon(&broken, 20, false).is_err());
+        // Sampling amplifies: half the clients per round gives a smaller σ.
+        let sampled = DpPlan::new(&cfg, &sizes(20, 10, 7), 20, 31).unwrap();
+        assert!(sampled.noise_multiplier < plan.noise_multiplier);
+        assert!(sampled.epsilon_after(20).unwrap() <= 3.0);
+    }
+
+    #[test]
+    fn rounding_bound_holds_for_conditional_rounding() {
+        assert!(rounding_l2_bound(100.0, 31) > 100.0);
+        assert!(rounding_l2_bound(100.0, 31) < 101.0);
+    }
+}

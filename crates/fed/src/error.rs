@@ -1,0 +1,92 @@
+//! Typed errors of the federated layer.
+
+use cipherflow_ckks::CkksError;
+use cipherflow_dp::DpError;
+use cipherflow_ledger::LedgerError;
+use cipherflow_nn::NnError;
+
+/// Errors of configuration, protocol, storage and transport.
+#[derive(Debug, thiserror::Error)]
+pub enum FedError {
+    /// The configuration is invalid or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A message broke the protocol (wrong federation, round, size, order).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// A peer is not in the roster.
+    #[error("unenrolled client: {0}")]
+    Unenrolled(String),
+    /// A peer's identity was revoked.
+    #[error("revoked client: {0}")]
+    Revoked(String),
+    /// A message was a replay of one already processed with other content.
+    #[error("replayed or conflicting message: {0}")]
+    Replay(String),
+    /// A request is refused by policy (budget, quorum, audit-log check).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The privacy budget would be exceeded.
+    #[error("privacy budget exhausted: {0}")]
+    Budget(String),
+    /// Not yet possible; retry later (wrong phase, waiting for others).
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// Cryptographic failure (CKKS, sealing).
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// CKKS layer.
+    #[error(transparent)]
+    Ckks(#[from] CkksError),
+    /// DP layer.
+    #[error(transparent)]
+    Dp(#[from] DpError),
+    /// Audit ledger.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Neural-network layer (training, model shapes).
+    #[error(transparent)]
+    Nn(#[from] NnError),
+    /// SQLite state.
+    #[error("state database: {0}")]
+    Store(#[from] rusqlite::Error),
+    /// Files.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Transport (gRPC, TLS).
+    #[error("transport: {0}")]
+    Transport(String),
+    /// Encoding of JSON state or messages.
+    #[error("encoding: {0}")]
+    Encoding(String),
+}
+
+impl FedError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        FedError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+impl From<serde_json::Error> for FedError {
+    fn from(e: serde_json::Error) -> Self {
+        FedError::Encoding(e.to_string())
+    }
+}
+
+impl From<cipherflow_ledger::KeyError> for FedError {
+    fn from(e: cipherflow_ledger::KeyError) -> Self {
+        FedError::Crypto(format!("ledger key: {e}"))
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = FedError> = std::result::Result<T, E>;

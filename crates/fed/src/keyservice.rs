@@ -1,0 +1,256 @@
+//! The key service (CryptFlow's KMS): for deployments that accept one
+//! trusted key holder, separate from the coordinator.
+//!
+//! It derives every enrolled client's key share from a master secret
+//! (`s_i` = ternary from ChaCha20 keyed by SHA-256 of the master, the
+//! federation and the party id), hands it to that client over mutual TLS,
+//! and later produces **one** decryption share per round — for the
+//! contributor set that the round's `AggregateComputed` ledger entry names,
+//! only if it holds at least the quorum of updates, under a validly signed
+//! tree head consistent with the last one it saw. The share
+//! `Σ_{i∈S} s_i·a + E` (smudged) decrypts nothing but the sum over `S`;
+//! the key service never sees a ciphertext.
+
+use crate::client::check_aggregate;
+use crate::config::{FederationConfig, KeysMode, Sizes};
+use crate::coordinator::SHARE_PART_CHUNKS;
+use crate::dp_plan::DpPlan;
+use crate::error::{FedError, Result};
+use crate::proto;
+use crate::roster::Roster;
+use crate::store::write_private;
+use crate::wire::WirePlan;
+use cipherflow_ckks::multiparty::{aggregation_seed, key_holder_share, Crs, SecretShare};
+use cipherflow_ckks::CkksParams;
+use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, PublicKey, SignedTreeHead};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+#[derive(Default, Serialize, Deserialize)]
+struct KsState {
+    crs: Option<String>,
+    decrypted: BTreeMap<u64, String>,
+    last_head: Option<SignedTreeHead>,
+}
+
+/// The key service.
+pub struct KeyService {
+    cfg: FederationConfig,
+    roster: Roster,
+    sizes: Sizes,
+    wire: WirePlan,
+    params: CkksParams,
+    master: Zeroizing<[u8; 32]>,
+    ledger_key: PublicKey,
+    coordinator_id: String,
+    state: Option<PathBuf>,
+    saved: KsState,
+    rng: ChaCha20Rng,
+}
+
+impl std::fmt::Debug for KeyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyService({}, master: <redacted>)", self.cfg.name)
+    }
+}
+
+impl KeyService {
+    /// A key service for `cfg`'s federation. `coordinator_id` is the only
+    /// identity allowed to request decryptions; `ledger_key` verifies the
+    /// coordinator's signed tree heads.
+    pub fn new(
+        cfg: FederationConfig,
+        roster: Roster,
+        master: Zeroizing<[u8; 32]>,
+        ledger_key: PublicKey,
+        coordinator_id: &str,
+        state: Option<PathBuf>,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        roster.validate()?;
+        if cfg.keys != KeysMode::KeyService {
+            return Err(FedError::Config(
+                "the federation is not in key-service mode".into(),
+            ));
+        }
+        let sizes = cfg.sizes(roster.clients.len())?;
+        let dim = cfg.model_spec()?.build(cfg.model_seed)?.num_params();
+        let dp = match &cfg.dp {
+            Some(d) => Some(DpPlan::new(d, &sizes, cfg.rounds, dim as u64)?),
+            None => None,
+        };
+        let wire = WirePlan::for_federation(&cfg, &sizes, dp.as_ref(), dim)?;
+        let params = wire.params()?;
+        let saved = match &state {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(p).map_err(|e| FedError::io(p, e))?;
+                serde_json::from_str(&text)?
+            }
+            _ => KsState::default(),
+        };
+        Ok(Self {
+            cfg,
+            roster,
+            sizes,
+            wire,
+            params,
+            master,
+            ledger_key,
+            coordinator_id: coordinator_id.to_string(),
+            state,
+            saved,
+            rng: cipherflow_ring::sampler::secure_rng(),
+        })
+    }
+
+    fn key_of(&self, party: u64) -> SecretShare {
+        let mut h = Sha256::new();
+        h.update(b"cipherflow-fed-kms-key-v1");
+        h.update(self.master.as_ref());
+        h.update((self.cfg.name.len() as u64).to_le_bytes());
+        h.update(self.cfg.name.as_bytes());
+        h.update(party.to_le_bytes());
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(h.finalize().into());
+        let mut rng = ChaCha20Rng::from_seed(*seed);
+        SecretShare::generate_for(&self.params, party, &mut rng)
+    }
+
+    fn save(&self) -> Result<()> {
+        if let Some(p) = &self.state {
+            write_private(p, serde_json::to_string(&self.saved)?.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Issues an enrolled client its key share.
+    pub fn enroll(
+        &mut self,
+        client: &str,
+        req: &proto::EnrollRequest,
+    ) -> Result<proto::EnrollReply> {
+        if req.federation != self.cfg.name {
+            return Err(FedError::Protocol(
+                "enrollment for another federation".into(),
+            ));
+        }
+        let e = match self.roster.admit(client) {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::warn!(client, reason = %err, "key service refused enrollment");
+                return Err(err);
+            }
+        };
+        let key = self.key_of(e.party_id);
+        tracing::info!(client, party = e.party_id, "key share issued");
+        Ok(proto::EnrollReply {
+            party_id: e.party_id,
+            key_share: key.to_bytes().to_vec(),
+            crs: Vec::new(),
+        })
+    }
+
+    /// Decrypts a closed round's aggregate: one share, once per round.
+    pub fn decrypt(
+        &mut self,
+        caller: &str,
+        req: &proto::KeyServiceDecrypt,
+    ) -> Result<Vec<proto::ShareChunk>> {
+        if caller != self.coordinator_id {
+            tracing::warn!(caller, "decryption request from a non-coordinator refused");
+            return Err(FedError::Refused(format!(
+                "{caller} may not request decryptions"
+            )));
+        }
+        if req.federation != self.cfg.name || req.chunks as usize != self.wire.chunks {
+            return Err(FedError::Protocol(
+                "request for another federation or model size".into(),
+            ));
+        }
+        let crs: [u8; 32] = req
+            .crs
+            .as_slice()
+            .try_into()
+            .map_err(|_| FedError::Protocol("CRS must be 32 bytes".into()))?;
+        let crs_hex = hex::encode(crs);
+        match &self.saved.crs {
+            Some(c) if *c != crs_hex => {
+                return Err(FedError::Refused("the federation's CRS changed".into()))
+            }
+            _ => self.saved.crs = Some(crs_hex),
+        }
+        let proof: EntryProof = serde_json::from_slice(&req.aggregate_proof)?;
+        let entry = proof
+            .verify(&self.ledger_key, None)
+            .map_err(|e| FedError::Refused(format!("ledger proof: {e}")))?;
+        let inputs: Vec<AggregateInput> = serde_json::from_slice(&req.inputs_json)?;
+        let contributors =
+            check_aggregate(&entry, req.round, &inputs, self.sizes.quorum, &self.roster)?;
+        let commit = hex::encode(Sha256::digest(
+            contributors
+                .iter()
+                .flat_map(|p| p.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        ));
+        if let Some(prev) = self.saved.decrypted.get(&req.round) {
+            if *prev != commit {
+                tracing::warn!(
+                    round = req.round,
+                    "second contributor set for a round refused"
+                );
+                return Err(FedError::Refused(format!(
+                    "round {} was already decrypted for another contributor set",
+                    req.round
+                )));
+            }
+        }
+        if let Some(old) = &self.saved.last_head {
+            let new = &proof.sth;
+            if new.tree_size < old.tree_size
+                || (new.tree_size == old.tree_size && new.root_hash != old.root_hash)
+            {
+                return Err(FedError::Refused("the ledger rolled back or forked".into()));
+            }
+            if new.tree_size > old.tree_size && !req.consistency_proof.is_empty() {
+                let p: ConsistencyProof = serde_json::from_slice(&req.consistency_proof)?;
+                p.verify(&old.root_hash, &new.root_hash)
+                    .map_err(|e| FedError::Refused(format!("ledger not append-only: {e}")))?;
+            }
+        }
+        self.saved.last_head = Some(proof.sth);
+        self.saved.decrypted.insert(req.round, commit);
+        self.save()?;
+        let keys: Vec<SecretShare> = contributors.iter().map(|&p| self.key_of(p)).collect();
+        let key_refs: Vec<&SecretShare> = keys.iter().collect();
+        let crs = Crs(crs);
+        let ctx = req.round.to_le_bytes();
+        let seeds: Vec<[u8; 32]> = (0..self.wire.chunks as u64)
+            .map(|c| aggregation_seed(&crs, &ctx, c))
+            .collect();
+        let smudging = self.wire.smudging()?;
+        let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
+        let total = parts.len() as u32;
+        let mut out = Vec::with_capacity(parts.len());
+        for (i, sd) in parts.iter().enumerate() {
+            let s = key_holder_share(&self.params, &key_refs, sd, &smudging, &mut self.rng)?;
+            out.push(proto::ShareChunk {
+                federation: self.cfg.name.clone(),
+                round: req.round,
+                attempt: 0,
+                index: i as u32,
+                total,
+                share: s.to_bytes(),
+            });
+        }
+        tracing::info!(
+            round = req.round,
+            contributors = contributors.len(),
+            "aggregate decryption share issued"
+        );
+        Ok(out)
+    }
+}

@@ -1,0 +1,127 @@
+//! Models as flat vectors, local training (FedAvg / FedProx) and evaluation.
+//!
+//! A model travels as its parameters in `Sequential::params_mut` order
+//! (layer by layer, PyTorch layouts), float32 little endian; its hash is
+//! SHA-256 of those bytes.
+
+use crate::config::LocalTraining;
+use crate::error::{FedError, Result};
+use cipherflow_nn::data::{shuffled_indices, Dataset};
+use cipherflow_nn::loss::Targets;
+use cipherflow_nn::optim::Optimizer;
+use cipherflow_nn::train::{accuracy, default_loss};
+use cipherflow_nn::Sequential;
+use rand_core::RngCore;
+use sha2::{Digest, Sha256};
+
+/// The parameters of `model`, flattened.
+pub fn flatten(model: &mut Sequential) -> Vec<f32> {
+    let mut out = Vec::with_capacity(model.num_params());
+    for p in model.params_mut() {
+        out.extend(p.value.iter().copied());
+    }
+    out
+}
+
+/// Overwrites the parameters of `model` with `flat`; the model is unchanged
+/// on a length mismatch.
+pub fn load_flat(model: &mut Sequential, flat: &[f32]) -> Result<()> {
+    if flat.len() != model.num_params() {
+        return Err(FedError::Protocol(format!(
+            "model has {} parameters, got {}",
+            model.num_params(),
+            flat.len()
+        )));
+    }
+    let mut it = flat.iter();
+    for p in model.params_mut() {
+        for v in p.value.iter_mut() {
+            *v = it.next().copied().unwrap_or(0.0);
+        }
+    }
+    Ok(())
+}
+
+/// Float32 little-endian bytes.
+pub fn to_bytes(flat: &[f32]) -> Vec<u8> {
+    flat.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Parses float32 little-endian bytes of exactly `expected` values, all finite.
+pub fn from_bytes(bytes: &[u8], expected: usize) -> Result<Vec<f32>> {
+    if bytes.len() != expected * 4 {
+        return Err(FedError::Protocol(format!(
+            "model of {} bytes, expected {}",
+            bytes.len(),
+            expected * 4
+        )));
+    }
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(FedError::Protocol("model has non-finite values".into()));
+    }
+    Ok(v)
+}
+
+/// SHA-256 of the model bytes.
+pub fn model_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Trains `model` (whose parameters are the global model `global`) on
+/// `data` and returns the update `w_local − w_global`. With `prox_mu > 0`
+/// the local objective has FedProx's term `μ/2·‖w − w_global‖²`.
+pub fn local_update(
+    model: &mut Sequential,
+    global: &[f32],
+    data: &Dataset,
+    cfg: &LocalTraining,
+    prox_mu: f64,
+    rng: &mut dyn RngCore,
+) -> Result<Vec<f32>> {
+    if data.is_empty() {
+        return Err(FedError::Refused("no local data".into()));
+    }
+    load_flat(model, global)?;
+    let loss = default_loss(model);
+    let mut opt = Optimizer::sgd(cfg.lr, cfg.momentum, 0.0)?;
+    let batch = cfg.batch_size.min(data.len()).max(1);
+    let mu = prox_mu as f32;
+    for _ in 0..cfg.epochs {
+        let order = shuffled_indices(data.len(), rng);
+        for idx in order.chunks(batch) {
+            let (x, y) = data.batch(idx)?;
+            model.zero_grad();
+            let out = model.forward(&x, true)?;
+            let lo = loss.compute(&out, &Targets::Classes(&y))?;
+            model.backward(&lo.grad)?;
+            let w = vec![1.0 / idx.len() as f32; idx.len()];
+            model.accumulate_grads(&w)?;
+            model.clear_cache();
+            if mu > 0.0 {
+                let mut g = global.iter();
+                for p in model.params_mut() {
+                    let trainable = p.trainable;
+                    for (gr, v) in p.grad.iter_mut().zip(p.value.iter()) {
+                        let w0 = g.next().copied().unwrap_or(0.0);
+                        if trainable {
+                            *gr += mu * (v - w0);
+                        }
+                    }
+                }
+            }
+            opt.step(model.params_mut())?;
+        }
+    }
+    let local = flatten(model);
+    Ok(local.iter().zip(global).map(|(a, b)| a - b).collect())
+}
+
+/// Test accuracy of the flat model `weights` on `data`.
+pub fn evaluate(model: &mut Sequential, weights: &[f32], data: &Dataset) -> Result<f32> {
+    load_flat(model, weights)?;
+    Ok(accuracy(model, data)?)
+}

@@ -1,0 +1,225 @@
+//! The federation roster: who may take part, under which Shamir party id,
+//! with which TLS certificate and key-agreement key; and who was revoked.
+//!
+//! The roster is written by the federation's CA (`cipherflow fl ca`) and
+//! given to every party out of band, like the CA certificate. The
+//! coordinator admits only roster clients (identified by the SHA-256 of
+//! their TLS certificate); clients take each other's key-agreement keys
+//! from their own copy, so a coordinator relaying sealed Shamir shares can
+//! neither read nor substitute them. Key-agreement secrets are X25519
+//! (`x25519-dalek`), zeroized on drop.
+
+use crate::error::{FedError, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::Path;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+/// One enrolled client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterEntry {
+    /// Client id (the TLS certificate's common name).
+    pub client_id: String,
+    /// Shamir evaluation point, 1..=n.
+    pub party_id: u64,
+    /// SHA-256 (hex) of the client's DER certificate; `None` in simulations
+    /// without TLS.
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
+    /// X25519 public key (hex) for sealing Shamir shares to this client.
+    pub kx_public: String,
+}
+
+/// The roster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roster {
+    /// Federation name.
+    pub federation: String,
+    /// Enrolled clients, by party id.
+    pub clients: Vec<RosterEntry>,
+    /// Revoked client ids.
+    #[serde(default)]
+    pub revoked: Vec<String>,
+}
+
+/// Checks a client id: 1–64 characters of `[A-Za-z0-9-_.]`.
+pub fn check_client_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(FedError::Config(format!(
+            "client id {id:?} must be 1–64 characters of [A-Za-z0-9-_.]"
+        )));
+    }
+    Ok(())
+}
+
+impl Roster {
+    /// Validates ids, party ids (distinct, 1..=n), keys and fingerprints.
+    pub fn validate(&self) -> Result<()> {
+        if self.clients.is_empty() || self.clients.len() > 4096 {
+            return Err(FedError::Config("a roster needs 1..=4096 clients".into()));
+        }
+        let mut ids = BTreeSet::new();
+        let mut parties = BTreeSet::new();
+        let mut certs = BTreeSet::new();
+        for c in &self.clients {
+            check_client_id(&c.client_id)?;
+            if !ids.insert(c.client_id.as_str()) {
+                return Err(FedError::Config(format!(
+                    "client {} listed twice",
+                    c.client_id
+                )));
+            }
+            if c.party_id == 0
+                || c.party_id > self.clients.len() as u64
+                || !parties.insert(c.party_id)
+            {
+                return Err(FedError::Config(format!(
+                    "party ids must be distinct and in 1..={} ({} has {})",
+                    self.clients.len(),
+                    c.client_id,
+                    c.party_id
+                )));
+            }
+            parse_public(&c.kx_public)?;
+            if let Some(h) = &c.cert_sha256 {
+                if hex::decode(h).map(|b| b.len()) != Ok(32) || !certs.insert(h.as_str()) {
+                    return Err(FedError::Config(format!(
+                        "bad or repeated certificate fingerprint for {}",
+                        c.client_id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads and validates a JSON roster.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| FedError::io(path, e))?;
+        let r: Self =
+            serde_json::from_str(&text).map_err(|e| FedError::Config(format!("roster: {e}")))?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// Writes the roster atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::store::write_atomic(path, serde_json::to_string_pretty(self)?.as_bytes(), false)
+    }
+
+    /// The entry of a client id (revoked or not).
+    pub fn by_id(&self, id: &str) -> Option<&RosterEntry> {
+        self.clients.iter().find(|c| c.client_id == id)
+    }
+
+    /// The entry of a party id.
+    pub fn by_party(&self, party: u64) -> Option<&RosterEntry> {
+        self.clients.iter().find(|c| c.party_id == party)
+    }
+
+    /// The entry whose certificate has this SHA-256.
+    pub fn by_cert(&self, sha256_hex: &str) -> Option<&RosterEntry> {
+        self.clients
+            .iter()
+            .find(|c| c.cert_sha256.as_deref() == Some(sha256_hex))
+    }
+
+    /// Whether a client id was revoked.
+    pub fn is_revoked(&self, id: &str) -> bool {
+        self.revoked.iter().any(|r| r == id)
+    }
+
+    /// Admits `id`: enrolled and not revoked.
+    pub fn admit(&self, id: &str) -> Result<&RosterEntry> {
+        let e = self
+            .by_id(id)
+            .ok_or_else(|| FedError::Unenrolled(id.to_string()))?;
+        if self.is_revoked(id) {
+            return Err(FedError::Revoked(id.to_string()));
+        }
+        Ok(e)
+    }
+
+    /// All party ids, sorted.
+    pub fn party_ids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.clients.iter().map(|c| c.party_id).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Parses a hex X25519 public key.
+pub fn parse_public(hex_key: &str) -> Result<PublicKey> {
+    let b: [u8; 32] = hex::decode(hex_key)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| FedError::Config("key-agreement key must be 32 bytes of hex".into()))?;
+    Ok(PublicKey::from(b))
+}
+
+/// A client's key-agreement secret (zeroized on drop).
+pub struct KxSecret(StaticSecret);
+
+impl std::fmt::Debug for KxSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KxSecret(<redacted>)")
+    }
+}
+
+impl KxSecret {
+    /// A fresh secret from the OS CSPRNG (ChaCha20).
+    pub fn generate() -> Self {
+        let mut rng = cipherflow_ring::sampler::secure_rng();
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand_core::RngCore::fill_bytes(&mut rng, bytes.as_mut());
+        Self(StaticSecret::from(*bytes))
+    }
+
+    /// From 32 secret bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(StaticSecret::from(bytes))
+    }
+
+    /// The secret bytes (for protected storage only).
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The public key, hex.
+    pub fn public_hex(&self) -> String {
+        hex::encode(PublicKey::from(&self.0).as_bytes())
+    }
+
+    /// Loads from a file holding the hex secret.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| FedError::io(path, e))?);
+        let bytes = Zeroizing::new(
+            hex::decode(text.trim())
+                .map_err(|_| FedError::Config(format!("{}: not hex", path.display())))?,
+        );
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| FedError::Config(format!("{}: not 32 bytes", path.display())))?;
+        Ok(Self::from_bytes(arr))
+    }
+
+    /// Saves the hex secret (mode 0600, never overwriting).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = Zeroizing::new(hex::encode(*self.to_bytes()));
+        crate::store::write_atomic(path, text.as_bytes(), true)
+    }
+
+    pub(crate) fn inner(&self) -> &StaticSecret {
+        &self.0
+    }
+}

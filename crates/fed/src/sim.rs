@@ -1,0 +1,385 @@
+//! The simulator: a whole federation in one process — coordinator, every
+//! client agent and (optionally) the key service — speaking the real
+//! protocol through the in-process transport (every message is encoded and
+//! decoded with protobuf, as on the wire), with the real persistence and
+//! audit ledger, and with dropouts injected at every stage: before
+//! uploading, after uploading (gone for the rest of the round), and before
+//! sending a decryption share. Time is virtual: when nobody can make
+//! progress, the clock jumps past the round timeout.
+
+use crate::client::{Action, ClientAgent, ClientOptions};
+use crate::config::{FederationConfig, KeysMode};
+use crate::coordinator::{Clock, Coordinator, CoordinatorOptions, Phase, RoundSummary};
+use crate::error::{FedError, Result};
+use crate::keyservice::KeyService;
+use crate::proto;
+use crate::roster::{KxSecret, Roster, RosterEntry};
+use crate::transport::inproc::wire;
+use cipherflow_ledger::{verify_log, LogSigner, VerifyOptions};
+use cipherflow_nn::data::Dataset;
+use rand_core::RngCore;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// A simulation.
+pub struct SimOptions {
+    /// The federation.
+    pub config: FederationConfig,
+    /// Each client's local data.
+    pub client_data: Vec<Dataset>,
+    /// The coordinator's evaluation data.
+    pub eval: Option<Dataset>,
+    /// Probability that a sampled client drops out in a round (at a stage
+    /// chosen uniformly: before upload, after upload, before its share).
+    pub dropout: f64,
+    /// Directory for the state database and the ledger.
+    pub dir: PathBuf,
+    /// Synthetic updates instead of training (benchmarks).
+    pub synthetic: bool,
+    /// Called after every round.
+    pub on_round: Option<Box<dyn FnMut(&RoundSummary)>>,
+}
+
+/// What a simulation did.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimReport {
+    /// Rounds closed (aborted ones included).
+    pub rounds: usize,
+    /// Per-round summaries.
+    pub history: Vec<RoundSummary>,
+    /// Accuracy after the last round.
+    pub final_accuracy: Option<f32>,
+    /// Final global ε (None: no DP).
+    pub epsilon: Option<f64>,
+    /// Upload bytes per model parameter.
+    pub upload_bytes_per_param: f64,
+    /// The same over float32's 4 bytes.
+    pub upload_ratio_to_float32: f64,
+    /// Median seconds per round.
+    pub round_seconds_median: f64,
+    /// "verified" when the audit log verified offline (ε recomputed).
+    pub ledger: String,
+    /// "My update was counted" proofs verified by clients.
+    pub counted_proofs_verified: usize,
+    /// Why the federation stopped.
+    pub finished: String,
+    /// `log2 Q` of the wire.
+    pub log_q: u32,
+    /// Model parameters.
+    pub params: usize,
+    /// The final model.
+    #[serde(skip)]
+    pub model: Vec<f32>,
+}
+
+/// A manual clock for simulations.
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// Starts at 0.
+    pub fn new() -> (Self, Clock) {
+        let t = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let r = t.clone();
+        (
+            Self(t),
+            Arc::new(move || f64::from_bits(r.load(Ordering::SeqCst))),
+        )
+    }
+
+    /// Moves time forward.
+    pub fn advance(&self, seconds: f64) {
+        let now = f64::from_bits(self.0.load(Ordering::SeqCst));
+        self.0.store((now + seconds).to_bits(), Ordering::SeqCst);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drop {
+    None,
+    BeforeUpload,
+    AfterUpload,
+    BeforeShare,
+}
+
+/// Makes a roster of `n` clients `client-1 … client-n` with fresh
+/// key-agreement keys.
+pub fn make_roster(federation: &str, n: usize) -> (Roster, Vec<KxSecret>) {
+    let kx: Vec<KxSecret> = (0..n).map(|_| KxSecret::generate()).collect();
+    let clients = kx
+        .iter()
+        .enumerate()
+        .map(|(i, k)| RosterEntry {
+            client_id: format!("client-{}", i + 1),
+            party_id: i as u64 + 1,
+            cert_sha256: None,
+            kx_public: k.public_hex(),
+        })
+        .collect();
+    (
+        Roster {
+            federation: federation.into(),
+            clients,
+            revoked: Vec::new(),
+        },
+        kx,
+    )
+}
+
+/// Runs a federation to the end.
+pub fn simulate(opts: SimOptions) -> Result<SimReport> {
+    let SimOptions {
+        config,
+        client_data,
+        eval,
+        dropout,
+        dir,
+        synthetic,
+        mut on_round,
+    } = opts;
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(FedError::Config("dropout must be in [0, 1)".into()));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| FedError::io(&dir, e))?;
+    let n = client_data.len();
+    let (roster, kx) = make_roster(&config.name, n);
+    let signer = LogSigner::generate()?;
+    let ledger_key = signer.public_key();
+    let ledger_path = dir.join("ledger.db");
+    let (clock, clock_fn) = ManualClock::new();
+    let mut coord = Coordinator::open(CoordinatorOptions {
+        config: config.clone(),
+        roster: roster.clone(),
+        state: dir.join("coordinator.db"),
+        ledger: ledger_path.clone(),
+        signer,
+        eval,
+        clock: clock_fn,
+    })?;
+    let mut kms = match config.keys {
+        KeysMode::KeyService => {
+            let mut master = Zeroizing::new([0u8; 32]);
+            cipherflow_ring::sampler::secure_rng().fill_bytes(master.as_mut());
+            Some(KeyService::new(
+                config.clone(),
+                roster.clone(),
+                master,
+                ledger_key,
+                "coordinator",
+                None,
+            )?)
+        }
+        KeysMode::Threshold => None,
+    };
+    let mut clients = Vec::with_capacity(n);
+    for (i, (data, k)) in client_data.into_iter().zip(kx).enumerate() {
+        let mut c = ClientAgent::new(ClientOptions {
+            client_id: format!("client-{}", i + 1),
+            kx: Some(k),
+            roster: roster.clone(),
+            config: config.clone(),
+            data,
+            state: None,
+            ledger_key: Some(ledger_key),
+            synthetic,
+        })?;
+        let reply = coord.join(c.id(), &wire(&c.join_request())?)?;
+        c.on_join(&wire(&reply)?)?;
+        if let Some(k) = &mut kms {
+            let r = k.enroll(
+                c.id(),
+                &proto::EnrollRequest {
+                    federation: config.name.clone(),
+                },
+            )?;
+            c.on_enroll(&wire(&r)?)?;
+        }
+        clients.push(c);
+    }
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut drops = vec![Drop::None; n];
+    let mut drawn_for: Option<u64> = None;
+    let mut counted = 0usize;
+    let mut seen_rounds = 0usize;
+    let mut idle = 0u32;
+    loop {
+        if let Some(req) = coord.tick()? {
+            if let Some(k) = &mut kms {
+                let parts = k.decrypt("coordinator", &wire(&req)?)?;
+                coord.key_service_share(&wire_vec(&parts)?)?;
+            }
+        }
+        while seen_rounds < coord.history().len() {
+            let h = coord.history()[seen_rounds].clone();
+            if let Some(f) = on_round.as_mut() {
+                f(&h);
+            }
+            seen_rounds += 1;
+            for c in clients.iter_mut() {
+                while let Some(req) = c.proof_request(h.round) {
+                    let reply = coord.counted_proof(c.id(), &wire(&req)?)?;
+                    c.on_counted_proof(&wire(&reply)?)?;
+                    counted += 1;
+                }
+            }
+        }
+        if let Phase::Finished(_) = coord.phase() {
+            break;
+        }
+        if coord.current_round() != drawn_for {
+            drawn_for = coord.current_round();
+            for d in drops.iter_mut() {
+                *d = if dropout > 0.0 && uniform(&mut rng) < dropout {
+                    match rng.next_u32() % 3 {
+                        0 => Drop::BeforeUpload,
+                        1 => Drop::AfterUpload,
+                        _ => Drop::BeforeShare,
+                    }
+                } else {
+                    Drop::None
+                };
+            }
+        }
+        let mut progress = false;
+        for (i, c) in clients.iter_mut().enumerate() {
+            let gone = drops[i] == Drop::AfterUpload
+                && coord.current_round().is_some_and(|r| c.uploaded_in(r));
+            if gone {
+                continue; // gone for the rest of the round
+            }
+            let req = proto::TaskRequest {
+                federation: config.name.clone(),
+                wait_ms: 0,
+                known_tree_size: c.known_tree_size(),
+            };
+            let task = wire(&coord.next_task(c.id(), &req)?)?;
+            match c.handle(&task)? {
+                Action::PostKeySetup(post) => {
+                    coord.post_key_setup(c.id(), &wire(&post)?)?;
+                    progress = true;
+                }
+                Action::Upload(chunks) => {
+                    if drops[i] == Drop::BeforeUpload {
+                        continue;
+                    }
+                    let receipt = coord.upload(c.id(), &wire_vec(&chunks)?)?;
+                    c.on_receipt(&wire(&receipt)?)?;
+                    progress = true;
+                }
+                Action::Share(parts) => {
+                    if drops[i] == Drop::BeforeShare {
+                        continue;
+                    }
+                    coord.send_share(c.id(), &wire_vec(&parts)?)?;
+                    progress = true;
+                }
+                Action::Wait(_) | Action::Finished(_) => {}
+            }
+        }
+        if config.keys == KeysMode::Threshold && clients.iter().any(|c| !c.has_keys()) {
+            for c in clients.iter_mut() {
+                let b = coord.get_key_setup(c.id(), &wire(&c.key_setup_query())?)?;
+                if c.on_key_setup(&wire(&b)?)? {
+                    progress = true;
+                }
+            }
+        }
+        if progress {
+            idle = 0;
+        } else {
+            idle += 1;
+            if idle > 50 {
+                return Err(FedError::Protocol("the simulation made no progress".into()));
+            }
+            clock.advance(config.round_timeout_s * 1.01);
+        }
+    }
+    let finished = match coord.phase() {
+        Phase::Finished(r) => r.clone(),
+        _ => String::new(),
+    };
+    let history = coord.history().to_vec();
+    let dim = coord.global_model().len();
+    let (bytes, contributions): (u64, usize) = history
+        .iter()
+        .fold((0, 0), |(b, c), h| (b + h.upload_bytes, c + h.contributors));
+    let per_param = if contributions > 0 {
+        bytes as f64 / (contributions as f64 * dim as f64)
+    } else {
+        0.0
+    };
+    let mut secs: Vec<f64> = history
+        .iter()
+        .filter(|h| !h.aborted)
+        .map(|h| h.seconds)
+        .collect();
+    secs.sort_by(f64::total_cmp);
+    let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
+    let log_q = coord.wire().log_q();
+    let model = coord.global_model().to_vec();
+    drop(coord);
+    let recompute = crate::dp_plan::FedEpsilon;
+    let report = verify_log(
+        &ledger_path,
+        &ledger_key,
+        &VerifyOptions {
+            epsilon: Some(&recompute),
+            ..VerifyOptions::default()
+        },
+    );
+    let ledger = match report {
+        Ok(_) => "verified".to_string(),
+        Err(f) => format!("failed: {f}"),
+    };
+    Ok(SimReport {
+        rounds: history.len(),
+        final_accuracy: history.iter().rev().find_map(|h| h.accuracy),
+        epsilon: history.last().and_then(|h| h.epsilon),
+        upload_bytes_per_param: per_param,
+        upload_ratio_to_float32: per_param / 4.0,
+        round_seconds_median: median,
+        ledger,
+        counted_proofs_verified: counted,
+        finished,
+        log_q,
+        params: dim,
+        history,
+        model,
+    })
+}
+
+/// Splits `train` among `clients`: Dirichlet(α) label skew (non-IID) when
+/// `alpha` is given, else IID; seeded.
+pub fn split_among(
+    train: &Dataset,
+    clients: usize,
+    alpha: Option<f64>,
+    seed: u64,
+) -> Result<Vec<Dataset>> {
+    use cipherflow_nn::data::{partition_dirichlet, partition_iid};
+    let parts = match alpha {
+        Some(a) => partition_dirichlet(train.labels(), train.num_classes(), clients, a, seed)?,
+        None => partition_iid(train.len(), clients, seed)?,
+    };
+    parts
+        .iter()
+        .map(|idx| {
+            if idx.is_empty() {
+                return Err(FedError::Config(
+                    "a client got no data; use more data, fewer clients or a larger α".into(),
+                ));
+            }
+            Ok(train.subset(idx)?)
+        })
+        .collect()
+}
+
+fn uniform<R: RngCore>(rng: &mut R) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn wire_vec<M: prost::Message + Default>(v: &[M]) -> Result<Vec<M>> {
+    v.iter().map(wire).collect()
+}

@@ -1,0 +1,419 @@
+//! The coordinator's durable state in SQLite (WAL, `synchronous=FULL`, one
+//! `BEGIN IMMEDIATE` transaction per change): the federation, clients, the
+//! relayed key-setup messages, rounds, every accepted upload (the running
+//! sum is rebuilt from them after a restart, so an accepted update is never
+//! lost or counted twice), decryption shares, the global model and the
+//! optimizer state.
+
+use crate::error::{FedError, Result};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY,
+    num_examples INTEGER NOT NULL,
+    participations INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS keysetup (
+    from_party INTEGER NOT NULL, to_party INTEGER NOT NULL,
+    nonce BLOB NOT NULL, ciphertext BLOB NOT NULL,
+    PRIMARY KEY (from_party, to_party)
+);
+CREATE TABLE IF NOT EXISTS rounds (round INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (
+    round INTEGER NOT NULL, client_id TEXT NOT NULL, hash BLOB NOT NULL,
+    num_examples INTEGER NOT NULL, ledger_index INTEGER, bytes BLOB,
+    PRIMARY KEY (round, client_id)
+);
+CREATE TABLE IF NOT EXISTS shares (
+    round INTEGER NOT NULL, attempt INTEGER NOT NULL, client_id TEXT NOT NULL,
+    hash BLOB NOT NULL, ledger_index INTEGER, bytes BLOB NOT NULL,
+    PRIMARY KEY (round, attempt, client_id)
+);
+CREATE TABLE IF NOT EXISTS history (round INTEGER PRIMARY KEY, data TEXT NOT NULL);
+";
+
+/// An accepted upload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UploadRow {
+    /// Client id.
+    pub client_id: String,
+    /// SHA-256 of the upload bytes.
+    pub hash: [u8; 32],
+    /// Examples reported with it.
+    pub num_examples: u64,
+    /// Its ledger entry, once appended.
+    pub ledger_index: Option<u64>,
+    /// The concatenated chunk encodings (absent once pruned).
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// A received decryption share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShareRow {
+    /// Client id.
+    pub client_id: String,
+    /// SHA-256 of the share bytes.
+    pub hash: [u8; 32],
+    /// Its ledger entry, once appended.
+    pub ledger_index: Option<u64>,
+    /// The concatenated parts, each length-prefixed.
+    pub bytes: Vec<u8>,
+}
+
+/// The state database.
+pub struct Store {
+    conn: Connection,
+}
+
+fn hash_of(v: Vec<u8>) -> Result<[u8; 32]> {
+    v.try_into()
+        .map_err(|_| FedError::Encoding("stored hash is not 32 bytes".into()))
+}
+
+fn idx(v: Option<i64>) -> Option<u64> {
+    v.and_then(|x| u64::try_from(x).ok())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Runs `f` in one immediate transaction (all or nothing).
+    pub fn tx<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// A meta value.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// A meta value as UTF-8 text.
+    pub fn meta_text(&self, key: &str) -> Result<Option<String>> {
+        self.meta(key)?
+            .map(|v| String::from_utf8(v).map_err(|_| FedError::Encoding(format!("meta {key}"))))
+            .transpose()
+    }
+
+    /// Uploads of a round, by ledger order then client id.
+    pub fn uploads(&self, round: u64) -> Result<Vec<UploadRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT client_id, hash, num_examples, ledger_index, bytes FROM uploads
+             WHERE round = ?1 ORDER BY ledger_index, client_id",
+        )?;
+        let rows = st.query_map([round as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<Vec<u8>>>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (client_id, hash, n, li, bytes) = row?;
+            Ok(UploadRow {
+                client_id,
+                hash: hash_of(hash)?,
+                num_examples: u64::try_from(n).unwrap_or(0),
+                ledger_index: idx(li),
+                bytes,
+            })
+        })
+        .collect()
+    }
+
+    /// Shares of a round's attempt.
+    pub fn shares(&self, round: u64, attempt: u32) -> Result<Vec<ShareRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT client_id, hash, ledger_index, bytes FROM shares
+             WHERE round = ?1 AND attempt = ?2 ORDER BY client_id",
+        )?;
+        let rows = st.query_map(params![round as i64, attempt], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (client_id, hash, li, bytes) = row?;
+            Ok(ShareRow {
+                client_id,
+                hash: hash_of(hash)?,
+                ledger_index: idx(li),
+                bytes,
+            })
+        })
+        .collect()
+    }
+
+    /// The JSON record of a round.
+    pub fn round(&self, round: u64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT data FROM rounds WHERE round = ?1",
+                [round as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The highest round with a record.
+    pub fn latest_round(&self) -> Result<Option<u64>> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(round) FROM rounds", [], |r| r.get(0))?;
+        Ok(idx(v))
+    }
+
+    /// Every round summary (JSON), in order.
+    pub fn history(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT data FROM history ORDER BY round")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Clients that joined: (id, examples, participations).
+    pub fn clients(&self) -> Result<Vec<(String, u64, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT client_id, num_examples, participations FROM clients")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, n, p) = row?;
+            Ok((
+                id,
+                u64::try_from(n).unwrap_or(0),
+                u64::try_from(p).unwrap_or(0),
+            ))
+        })
+        .collect()
+    }
+
+    /// Key-setup messages addressed to `to`: (from, nonce, ciphertext).
+    pub fn keysetup_for(&self, to: u64) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>> {
+        let mut st = self.conn.prepare(
+            "SELECT from_party, nonce, ciphertext FROM keysetup WHERE to_party = ?1 ORDER BY from_party",
+        )?;
+        let rows = st.query_map([to as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (f, n, c) = row?;
+            Ok((u64::try_from(f).unwrap_or(0), n, c))
+        })
+        .collect()
+    }
+
+    /// Dealers who have posted their key setup.
+    pub fn keysetup_dealers(&self) -> Result<Vec<u64>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT from_party FROM keysetup ORDER BY from_party")?;
+        let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+        rows.map(|r| Ok(u64::try_from(r?).unwrap_or(0))).collect()
+    }
+}
+
+/// Sets a meta value.
+pub fn set_meta(tx: &Transaction<'_>, key: &str, value: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// Inserts or updates a client's example count.
+pub fn upsert_client(tx: &Transaction<'_>, id: &str, num_examples: u64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO clients (client_id, num_examples) VALUES (?1, ?2)
+         ON CONFLICT(client_id) DO UPDATE SET num_examples = excluded.num_examples",
+        params![id, num_examples as i64],
+    )?;
+    Ok(())
+}
+
+/// Adds one participation to each client.
+pub fn add_participations(tx: &Transaction<'_>, ids: &[String]) -> Result<()> {
+    for id in ids {
+        tx.execute(
+            "UPDATE clients SET participations = participations + 1 WHERE client_id = ?1",
+            [id],
+        )?;
+    }
+    Ok(())
+}
+
+/// Stores a dealer's sealed shares.
+pub fn insert_keysetup(
+    tx: &Transaction<'_>,
+    from: u64,
+    to: u64,
+    nonce: &[u8],
+    ciphertext: &[u8],
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO keysetup (from_party, to_party, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4)",
+        params![from as i64, to as i64, nonce, ciphertext],
+    )?;
+    Ok(())
+}
+
+/// Writes a round record.
+pub fn put_round(tx: &Transaction<'_>, round: u64, json: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO rounds (round, data) VALUES (?1, ?2)
+         ON CONFLICT(round) DO UPDATE SET data = excluded.data",
+        params![round as i64, json],
+    )?;
+    Ok(())
+}
+
+/// Writes a round summary.
+pub fn put_history(tx: &Transaction<'_>, round: u64, json: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO history (round, data) VALUES (?1, ?2)
+         ON CONFLICT(round) DO UPDATE SET data = excluded.data",
+        params![round as i64, json],
+    )?;
+    Ok(())
+}
+
+/// Stores an accepted upload.
+pub fn insert_upload(
+    tx: &Transaction<'_>,
+    round: u64,
+    client: &str,
+    hash: &[u8; 32],
+    num_examples: u64,
+    bytes: &[u8],
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO uploads (round, client_id, hash, num_examples, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![round as i64, client, &hash[..], num_examples as i64, bytes],
+    )?;
+    Ok(())
+}
+
+/// Records an upload's ledger entry.
+pub fn set_upload_index(tx: &Transaction<'_>, round: u64, client: &str, index: u64) -> Result<()> {
+    tx.execute(
+        "UPDATE uploads SET ledger_index = ?3 WHERE round = ?1 AND client_id = ?2",
+        params![round as i64, client, index as i64],
+    )?;
+    Ok(())
+}
+
+/// Drops the ciphertexts of a closed round (hashes and indices stay).
+pub fn prune_uploads(tx: &Transaction<'_>, round: u64) -> Result<()> {
+    tx.execute(
+        "UPDATE uploads SET bytes = NULL WHERE round = ?1",
+        [round as i64],
+    )?;
+    Ok(())
+}
+
+/// Stores a decryption share.
+pub fn insert_share(
+    tx: &Transaction<'_>,
+    round: u64,
+    attempt: u32,
+    client: &str,
+    hash: &[u8; 32],
+    bytes: &[u8],
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO shares (round, attempt, client_id, hash, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![round as i64, attempt, client, &hash[..], bytes],
+    )?;
+    Ok(())
+}
+
+/// Records a share's ledger entry.
+pub fn set_share_index(
+    tx: &Transaction<'_>,
+    round: u64,
+    attempt: u32,
+    client: &str,
+    index: u64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE shares SET ledger_index = ?4 WHERE round = ?1 AND attempt = ?2 AND client_id = ?3",
+        params![round as i64, attempt, client, index as i64],
+    )?;
+    Ok(())
+}
+
+/// Writes private state (mode 0600), replacing the file atomically.
+pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    write_file(path, data, true)
+}
+
+/// Writes `data` to `path` through a temporary file and a rename (mode
+/// 0600 and refusing to overwrite when `secret`).
+pub fn write_atomic(path: &Path, data: &[u8], secret: bool) -> Result<()> {
+    if secret && path.exists() {
+        return Err(FedError::Config(format!(
+            "{} exists: refusing to overwrite a secret",
+            path.display()
+        )));
+    }
+    write_file(path, data, secret)
+}
+
+fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(d) = dir {
+        std::fs::create_dir_all(d).map_err(|e| FedError::io(d, e))?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(if secret { 0o600 } else { 0o644 });
+        }
+        let mut f = opts.open(&tmp).map_err(|e| FedError::io(&tmp, e))?;
+        f.write_all(data).map_err(|e| FedError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| FedError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| FedError::io(path, e))
+}

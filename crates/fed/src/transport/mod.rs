@@ -1,0 +1,3 @@
+//! Transports: in-process (simulations and tests) and gRPC over mutual TLS.
+
+pub mod inproc;
