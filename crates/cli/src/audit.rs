@@ -177,30 +177,48 @@ pub fn dp_epsilon(s: &DpSettings, steps: u64) -> Result<f64, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Cache key: accountant, bits of q, σ and δ, steps.
-type DpKey = (String, u64, u64, u64, u64);
+/// Cache key: accountant, bits of q, σ and δ, steps, client scope.
+type DpKey = (String, u64, u64, u64, u64, bool);
 
-/// [`dp_epsilon`] with a cache: rounds and clients often share (settings, steps).
+/// ε recomputation for every accountant a cipherflow log can name (DP-SGD's
+/// `rdp`/`pld`, federated `ddg;…`/`skellam;…`, `none`), with a cache:
+/// rounds and clients often share (settings, steps).
 #[derive(Default)]
 struct CachedDp {
     cache: RefCell<HashMap<DpKey, f64>>,
 }
 
-impl EpsilonRecompute for CachedDp {
-    fn epsilon(&self, s: &DpSettings, steps: u64) -> Result<f64, String> {
+impl CachedDp {
+    fn cached(&self, s: &DpSettings, steps: u64, client: bool) -> Result<f64, String> {
         let k = (
             s.accountant.clone(),
             s.sampling_rate.to_bits(),
             s.noise_multiplier.to_bits(),
             s.delta.to_bits(),
             steps,
+            client,
         );
         if let Some(e) = self.cache.borrow().get(&k) {
             return Ok(*e);
         }
-        let e = dp_epsilon(s, steps)?;
+        let fed = cipherflow_fed::dp_plan::FedEpsilon;
+        let e = if client {
+            fed.client_epsilon(s, steps)?
+        } else {
+            fed.epsilon(s, steps)?
+        };
         self.cache.borrow_mut().insert(k, e);
         Ok(e)
+    }
+}
+
+impl EpsilonRecompute for CachedDp {
+    fn epsilon(&self, s: &DpSettings, steps: u64) -> Result<f64, String> {
+        self.cached(s, steps, false)
+    }
+
+    fn client_epsilon(&self, s: &DpSettings, steps: u64) -> Result<f64, String> {
+        self.cached(s, steps, true)
     }
 }
 

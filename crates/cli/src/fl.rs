@@ -1,19 +1,349 @@
-//! `cipherflow fl` and `cipherflow key-service`: federated learning (work in progress).
+//! `cipherflow fl …` and `cipherflow key-service`: federated learning with
+//! encrypted aggregation — the simulator (all parties in one process, real
+//! protocol), the CA, and the coordinator, client and key service as
+//! separate processes over gRPC with mutual TLS.
+
+use crate::fl_net;
+use cipherflow_fed::config::{FederationConfig, KeysMode, ModelChoice};
+use cipherflow_fed::sim::{simulate, split_among, SimOptions};
+use cipherflow_nn::data::Dataset;
+use cipherflow_nn::spec::{LayerSpec, ModelSpec};
+use serde_json::json;
+use std::path::PathBuf;
+
+pub use fl_net::KeyServiceArgs;
 
 /// `cipherflow fl` subcommands.
 #[derive(clap::Subcommand)]
-pub enum FlCommand {}
+pub enum FlCommand {
+    /// A whole federation in one process (real protocol, in-process transport).
+    Simulate(SimulateArgs),
+    /// Certificate authority: identities and the roster of a federation.
+    Ca {
+        #[command(subcommand)]
+        what: fl_net::CaCommand,
+    },
+    /// The coordinator (gRPC + mutual TLS server).
+    Coordinator(fl_net::CoordinatorArgs),
+    /// A client (hospital) agent.
+    Client(fl_net::ClientArgs),
+}
 
-/// Arguments of `cipherflow key-service`.
-#[derive(clap::Args)]
-pub struct KeyServiceArgs {}
+/// Arguments of `cipherflow fl simulate`.
+#[derive(clap::Args, Clone)]
+pub struct SimulateArgs {
+    /// Data: breast-cancer, digits or mnist[:DIR].
+    #[arg(long, default_value = "breast-cancer")]
+    pub data: String,
+    /// Number of clients.
+    #[arg(long, default_value_t = 10)]
+    pub clients: usize,
+    /// Rounds.
+    #[arg(long)]
+    pub rounds: Option<u64>,
+    /// Probability that a sampled client drops out in a round.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// threshold or key-service.
+    #[arg(long, default_value = "threshold")]
+    pub keys: String,
+    /// Client-level distributed DP with this total ε (δ = 1e-5).
+    #[arg(long)]
+    pub dp_epsilon: Option<f64>,
+    /// Synthetic benchmark: a model of this many parameters and random updates.
+    #[arg(long)]
+    pub params_per_client: Option<usize>,
+    /// Dirichlet α of the non-IID split (0 = IID).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Model preset (logreg, mlp, cnn, tenseal-cnn).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A federation configuration file (TOML/JSON); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Clients sampled per round (default: all).
+    #[arg(long)]
+    pub clients_per_round: Option<usize>,
+    /// Statistical security λ of the decryption smudging (bits).
+    #[arg(long)]
+    pub stat_sec: Option<u32>,
+    /// Directory for the state and the audit log (default: a temporary one).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Data split seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Rayon threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// End with one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs a `cipherflow fl` subcommand.
 pub fn run(what: FlCommand) -> Result<(), String> {
-    match what {}
+    match what {
+        FlCommand::Simulate(a) => run_simulate(&a, None),
+        FlCommand::Ca { what } => fl_net::run_ca(what),
+        FlCommand::Coordinator(a) => fl_net::run_coordinator(a),
+        FlCommand::Client(a) => fl_net::run_client(a),
+    }
 }
 
 /// Runs `cipherflow key-service`.
-pub fn run_key_service(_args: KeyServiceArgs) -> Result<(), String> {
-    Err("cipherflow key-service is not built yet".into())
+pub fn run_key_service(args: KeyServiceArgs) -> Result<(), String> {
+    fl_net::run_key_service(args)
+}
+
+/// The default federation for a data set (and the flags' overrides).
+pub fn federation_config(
+    a: &SimulateArgs,
+    input: &[usize],
+    classes: usize,
+) -> Result<FederationConfig, String> {
+    let mut cfg = match &a.config {
+        Some(p) => FederationConfig::load(p).map_err(|e| e.to_string())?,
+        None => {
+            let (name, model, rounds, epochs, batch, lr, timeout) = match a.data.split(':').next() {
+                Some("mnist") => ("mnist", "cnn", 10, 1, 32, 0.05, 120.0),
+                Some("digits") => ("digits", "cnn", 20, 2, 16, 0.05, 60.0),
+                _ => ("breast-cancer", "logreg", 20, 2, 16, 0.1, 30.0),
+            };
+            FederationConfig::parse(&format!(
+                "name = \"{name}\"\nrounds = {rounds}\nmodel = \"{model}\"\nround_timeout_s = {timeout}\n\
+                 input = {input:?}\nclasses = {classes}\n\
+                 [training]\nepochs = {epochs}\nbatch_size = {batch}\nlr = {lr}\n"
+            ))
+            .map_err(|e| e.to_string())?
+        }
+    };
+    if let ModelChoice::Preset(_) = cfg.model {
+        cfg.input = input.to_vec();
+        cfg.classes = classes;
+    }
+    if let Some(m) = &a.model {
+        cfg.model = ModelChoice::Preset(m.clone());
+        cfg.input = input.to_vec();
+        cfg.classes = classes;
+    }
+    if let Some(r) = a.rounds {
+        cfg.rounds = r;
+    }
+    cfg.keys = a
+        .keys
+        .parse()
+        .map_err(|e: cipherflow_fed::FedError| e.to_string())?;
+    if let Some(e) = a.dp_epsilon {
+        cfg.dp = Some(cipherflow_fed::config::DpConfig {
+            epsilon: e,
+            delta: 1e-5,
+            clip: cfg.dp.as_ref().map_or(1.0, |d| d.clip),
+            noise: cipherflow_fed::config::NoiseKind::DiscreteGaussian,
+            client_epsilon: None,
+        });
+    }
+    if let Some(k) = a.clients_per_round {
+        cfg.clients_per_round = Some(k);
+        cfg.fraction = None;
+    }
+    if let Some(l) = a.stat_sec {
+        cfg.aggregation.stat_sec_bits = l;
+    }
+    if let Some(p) = a.params_per_client {
+        if !(2..=100_000_000).contains(&p) {
+            return Err("--params-per-client must be in 2..=1e8".into());
+        }
+        cfg.model = ModelChoice::Spec(ModelSpec {
+            input: vec![p - 1],
+            layers: vec![LayerSpec::Dense { units: 1 }],
+        });
+        cfg.name = format!("synthetic-{p}");
+        cfg.dp = None;
+    }
+    cfg.validate().map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
+fn synthetic_data(p: usize, clients: usize) -> Result<Vec<Dataset>, String> {
+    (0..clients)
+        .map(|_| {
+            Dataset::new(ndarray::Array2::zeros((1, p - 1)), vec![0], vec![p - 1], 2)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Runs the simulator; prints per-round lines, then a summary (or JSON).
+/// `banner` replaces the first line (the demo).
+pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String> {
+    if let Some(t) = a.threads {
+        if t == 0 || t > 1024 {
+            return Err("--threads must be in 1..=1024".into());
+        }
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
+    }
+    if !(a.clients >= 2 && a.clients <= 4096) {
+        return Err("--clients must be in 2..=4096".into());
+    }
+    if !(0.0..0.9).contains(&a.dropout) {
+        return Err("--dropout must be in [0, 0.9)".into());
+    }
+    let (client_data, eval, input, classes) = match a.params_per_client {
+        Some(p) => (synthetic_data(p, a.clients)?, None, vec![p - 1], 2),
+        None => {
+            let l = crate::train::load(&a.data, a.seed)?;
+            let alpha = match a.alpha {
+                Some(x) if x <= 0.0 => None,
+                Some(x) => Some(x),
+                None if a.data.starts_with("breast-cancer") => Some(0.5),
+                None => None,
+            };
+            let parts =
+                split_among(&l.train, a.clients, alpha, a.seed).map_err(|e| e.to_string())?;
+            let input = l.train.shape().to_vec();
+            let classes = l.train.num_classes();
+            (parts, Some(l.test), input, classes)
+        }
+    };
+    let cfg = federation_config(a, &input, classes)?;
+    let tmp = tempdir()?;
+    let dir = a.dir.clone().unwrap_or_else(|| tmp.clone());
+    let quiet = a.json;
+    if !quiet {
+        println!(
+            "{}",
+            banner.map_or_else(
+                || format!(
+                    "cipherflow fl simulate — {} clients, {} rounds, {:?} keys",
+                    a.clients, cfg.rounds, cfg.keys
+                ),
+                str::to_string
+            )
+        );
+        let sizes = cfg.sizes(a.clients).map_err(|e| e.to_string())?;
+        println!(
+            "  data: {} ({} clients{}), model: {}",
+            a.params_per_client
+                .map_or(a.data.clone(), |p| format!("synthetic, {p} parameters")),
+            a.clients,
+            match a.alpha {
+                Some(x) if x > 0.0 => format!(", non-IID Dirichlet α = {x}"),
+                None if a.data.starts_with("breast-cancer") && a.params_per_client.is_none() =>
+                    ", non-IID Dirichlet α = 0.5".into(),
+                _ => String::new(),
+            },
+            match &cfg.model {
+                ModelChoice::Preset(p) => p.clone(),
+                ModelChoice::Spec(_) => "custom".into(),
+            }
+        );
+        println!(
+            "  keys: {}; quorum {} of {} sampled per round; {}",
+            match cfg.keys {
+                KeysMode::Threshold => format!(
+                    "{}-of-{} threshold (collective key, Shamir-shared)",
+                    sizes.threshold, sizes.clients
+                ),
+                KeysMode::KeyService => "key service".into(),
+            },
+            sizes.quorum,
+            sizes.sampled,
+            match &cfg.dp {
+                Some(d) => format!(
+                    "client-level DP ε = {} (δ = {}), discrete-Gaussian shares",
+                    d.epsilon, d.delta
+                ),
+                None => "no DP".into(),
+            }
+        );
+    }
+    let start = std::time::Instant::now();
+    let rounds = cfg.rounds;
+    let report = simulate(SimOptions {
+        config: cfg,
+        client_data,
+        eval,
+        dropout: a.dropout,
+        dir: dir.clone(),
+        synthetic: a.params_per_client.is_some(),
+        on_round: if quiet {
+            None
+        } else {
+            Some(Box::new(move |h| {
+                if h.aborted {
+                    println!("  round {:>3}/{rounds}: aborted (quorum not reached)", h.round);
+                    return;
+                }
+                println!(
+                    "  round {:>3}/{rounds}: {:>3}/{} updates summed encrypted, {} decryption shares{}, accuracy {}, ε {}, {:.2} s",
+                    h.round,
+                    h.contributors,
+                    h.sampled,
+                    h.decryptors,
+                    if h.attempts > 1 { format!(" ({} attempts)", h.attempts) } else { String::new() },
+                    h.accuracy.map_or("—".into(), |x| format!("{:.1} %", 100.0 * x)),
+                    h.epsilon.map_or("—".into(), |e| format!("{e:.3}")),
+                    h.seconds
+                );
+            }))
+        },
+    })
+    .map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    if !quiet {
+        println!(
+            "  upload: {:.2} bytes per parameter ({:.2}× float32, log2 Q = {}); median round {:.3} s; {:.1} s in all",
+            report.upload_bytes_per_param,
+            report.upload_ratio_to_float32,
+            report.log_q,
+            report.round_seconds_median,
+            secs
+        );
+        println!(
+            "  audit log: {} ({} \"my update was counted\" proofs verified by clients)",
+            report.ledger, report.counted_proofs_verified
+        );
+        if a.dir.is_some() {
+            println!("  state and audit log in {}", dir.display());
+        }
+        println!("  finished: {}", report.finished);
+    } else {
+        println!(
+            "{}",
+            json!({
+                "rounds": report.rounds,
+                "final_accuracy": report.final_accuracy,
+                "epsilon": report.epsilon,
+                "upload_bytes_per_param": report.upload_bytes_per_param,
+                "round_seconds_median": report.round_seconds_median,
+                "ledger": report.ledger,
+                "upload_ratio_to_float32": report.upload_ratio_to_float32,
+                "params": report.params,
+                "log_q": report.log_q,
+                "counted_proofs_verified": report.counted_proofs_verified,
+                "aborted_rounds": report.history.iter().filter(|h| h.aborted).count(),
+                "seconds": secs,
+            })
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    if report.ledger != "verified" {
+        return Err(format!("the audit log did not verify: {}", report.ledger));
+    }
+    Ok(())
+}
+
+fn tempdir() -> Result<PathBuf, String> {
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let name = format!(
+        "cipherflow-fl-{:016x}",
+        rand_core::RngCore::next_u64(&mut rng)
+    );
+    let d = std::env::temp_dir().join(name);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    Ok(d)
 }

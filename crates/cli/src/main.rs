@@ -6,6 +6,7 @@ mod bench_tensor;
 mod demo;
 mod dp;
 mod fl;
+mod fl_net;
 mod infer;
 mod mpc;
 mod train;
@@ -30,9 +31,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Encrypted diagnosis scoring on the shipped breast-cancer data (CKKS).
+    /// The demo: 10 simulated hospitals train on the shipped breast-cancer
+    /// data with threshold-encrypted FedAvg and client-level DP, ending with
+    /// the audit-log verification (`demo scoring`: encrypted diagnosis
+    /// scoring with CKKS).
     Demo {
-        /// CSV file in the shipped format (default: data/breast_cancer.csv).
+        /// `federated` (default) or `scoring`.
+        #[arg(default_value = "federated")]
+        what: String,
+        /// CSV file in the shipped format (scoring; default: data/breast_cancer.csv).
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -107,7 +114,11 @@ enum CkksCommand {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Demo { data } => demo::run(&data.unwrap_or_else(demo::default_data_path)),
+        Command::Demo { what, data } => match what.as_str() {
+            "federated" => demo::run_federated(),
+            "scoring" => demo::run(&data.unwrap_or_else(demo::default_data_path)),
+            other => Err(format!("unknown demo {other:?} (federated, scoring)")),
+        },
         Command::Bench {
             what:
                 BenchCommand::Ckks {

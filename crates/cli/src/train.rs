@@ -65,14 +65,14 @@ pub struct TrainArgs {
 }
 
 /// Data-set defaults: (train, test, epochs, lr for Adam).
-struct Loaded {
-    train: Dataset,
-    test: Dataset,
+pub(crate) struct Loaded {
+    pub(crate) train: Dataset,
+    pub(crate) test: Dataset,
     epochs: usize,
     lr: f32,
 }
 
-fn repo_path(rel: &str) -> PathBuf {
+pub(crate) fn repo_path(rel: &str) -> PathBuf {
     let local = PathBuf::from(rel);
     if local.exists() {
         local
@@ -83,7 +83,7 @@ fn repo_path(rel: &str) -> PathBuf {
     }
 }
 
-fn load(data: &str, seed: u64) -> Result<Loaded, String> {
+pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
     let e = |e: cipherflow_nn::NnError| e.to_string();
     let (name, dir) = data
         .split_once(':')

@@ -725,6 +725,17 @@ impl ClientAgent {
             })
     }
 
+    /// Gives up on proving the update of `round` counted (e.g. it never
+    /// reached the coordinator).
+    pub fn forget_unverified(&mut self, round: u64) {
+        self.unverified.retain(|(r, _)| *r != round);
+    }
+
+    /// Whether this client holds its own key share (it dealt, or enrolled).
+    pub fn has_key_share(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// Whether this client uploaded in `round` (its update awaits a proof).
     pub fn uploaded_in(&self, round: u64) -> bool {
         self.unverified.iter().any(|(r, _)| *r == round)

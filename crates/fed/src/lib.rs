@@ -1,5 +1,6 @@
 //! `cipherflow-fed`: federated learning with encrypted aggregation.
 
+pub mod ca;
 pub mod client;
 pub mod config;
 pub mod coordinator;

@@ -43,6 +43,13 @@ pub struct Roster {
     /// Revoked client ids.
     #[serde(default)]
     pub revoked: Vec<String>,
+    /// SHA-256 (hex) of the coordinator's certificate (the key service
+    /// accepts decryption requests from it only).
+    #[serde(default)]
+    pub coordinator_cert_sha256: Option<String>,
+    /// SHA-256 (hex) of the key service's certificate.
+    #[serde(default)]
+    pub key_service_cert_sha256: Option<String>,
 }
 
 /// Checks a client id: 1–64 characters of `[A-Za-z0-9-_.]`.

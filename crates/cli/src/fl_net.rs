@@ -1,0 +1,463 @@
+//! The networked parties: `cipherflow fl ca`, `fl coordinator`,
+//! `fl client` and `key-service`, each its own process, over gRPC with
+//! mutual TLS on the identities `fl ca init` issued.
+
+use cipherflow_fed::ca::{self, Credentials};
+use cipherflow_fed::client::{ClientAgent, ClientOptions};
+use cipherflow_fed::config::{FederationConfig, KeysMode};
+use cipherflow_fed::coordinator::{real_clock, Coordinator, CoordinatorOptions, Phase};
+use cipherflow_fed::keyservice::KeyService;
+use cipherflow_fed::roster::{KxSecret, Roster};
+use cipherflow_fed::sim::split_among;
+use cipherflow_fed::transport::agent::{run_agent, KeyServiceApi};
+use cipherflow_fed::transport::grpc::{
+    self, CoordinatorRemote, CoordinatorServer, KeyServiceRemote, TlsFiles,
+};
+use cipherflow_ledger::{LogSigner, PublicKey};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `cipherflow fl ca` subcommands.
+#[derive(clap::Subcommand)]
+pub enum CaCommand {
+    /// Creates a CA, the coordinator's and key service's certificates, one
+    /// identity per client, the audit-log key and the roster.
+    Init {
+        /// Output directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Federation name (must match the configuration's).
+        #[arg(long)]
+        federation: String,
+        /// Number of clients (named client-1 … client-N) …
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        /// … or their names, comma separated.
+        #[arg(long)]
+        names: Option<String>,
+    },
+    /// Revokes a client (the coordinator re-reads the roster).
+    Revoke {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The client id.
+        #[arg(long)]
+        client: String,
+    },
+}
+
+/// Arguments of `cipherflow fl coordinator`.
+#[derive(clap::Args)]
+pub struct CoordinatorArgs {
+    /// Federation configuration (TOML or JSON).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The directory `fl ca init` wrote.
+    #[arg(long)]
+    pub pki: PathBuf,
+    /// State directory (SQLite state and audit log; resumed when present).
+    #[arg(long, default_value = "fl-state")]
+    pub state: PathBuf,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    pub listen: SocketAddr,
+    /// The key service (key-service mode), e.g. https://127.0.0.1:7444.
+    #[arg(long)]
+    pub key_service: Option<String>,
+    /// Evaluation data for per-round accuracy (breast-cancer, digits, mnist[:DIR]).
+    #[arg(long)]
+    pub eval: Option<String>,
+    /// Serve Prometheus metrics (text format) on this address.
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
+    /// End with one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `cipherflow fl client`.
+#[derive(clap::Args)]
+pub struct ClientArgs {
+    /// Federation configuration (must equal the coordinator's).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The directory `fl ca init` wrote (this client's files under clients/ID).
+    #[arg(long)]
+    pub pki: PathBuf,
+    /// Client id.
+    #[arg(long)]
+    pub id: String,
+    /// Coordinator URL.
+    #[arg(long, default_value = "https://127.0.0.1:7443")]
+    pub coordinator: String,
+    /// Key-service URL (key-service mode).
+    #[arg(long)]
+    pub key_service: Option<String>,
+    /// Local data: breast-cancer, digits or mnist[:DIR] …
+    #[arg(long, default_value = "breast-cancer")]
+    pub data: String,
+    /// … and this client's shard "K/N" of a seeded split among N hospitals
+    /// (a stand-in for each hospital's own records).
+    #[arg(long)]
+    pub shard: String,
+    /// Dirichlet α of the split (0 = IID; default 0.5 for breast-cancer).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Split seed (the same for every client).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// State file (key material; default pki/clients/ID/state.json).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Seconds to keep retrying an unreachable coordinator.
+    #[arg(long, default_value_t = 120.0)]
+    pub patience: f64,
+    /// End with one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `cipherflow key-service`.
+#[derive(clap::Args)]
+pub struct KeyServiceArgs {
+    /// Federation configuration (keys = "key-service").
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The directory `fl ca init` wrote.
+    #[arg(long)]
+    pub pki: PathBuf,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:7444")]
+    pub listen: SocketAddr,
+    /// Master secret file (created, mode 0600, when missing).
+    #[arg(long, default_value = "key-service-master.key")]
+    pub master: PathBuf,
+    /// State file (decryption commitments, pinned CRS and ledger head).
+    #[arg(long, default_value = "key-service-state.json")]
+    pub state: PathBuf,
+}
+
+fn e2s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+fn tls(c: &Credentials) -> TlsFiles<'_> {
+    TlsFiles {
+        ca: &c.ca,
+        cert: &c.cert,
+        key: &c.key,
+    }
+}
+
+/// Runs `cipherflow fl ca`.
+pub fn run_ca(what: CaCommand) -> Result<(), String> {
+    match what {
+        CaCommand::Init {
+            dir,
+            federation,
+            clients,
+            names,
+        } => {
+            let names: Vec<String> = match names {
+                Some(n) => n.split(',').map(|s| s.trim().to_string()).collect(),
+                None => (1..=clients).map(|i| format!("client-{i}")).collect(),
+            };
+            if names.is_empty() || names.len() > 4096 {
+                return Err("1..=4096 clients".into());
+            }
+            let r = ca::init(&dir, &federation, &names).map_err(e2s)?;
+            println!(
+                "CA for {federation:?} in {}: {} clients, coordinator and key-service certificates, roster.json, ledger.key/.pub",
+                dir.display(),
+                r.clients.len()
+            );
+            Ok(())
+        }
+        CaCommand::Revoke { dir, client } => {
+            ca::revoke(&dir, &client).map_err(e2s)?;
+            println!("{client} revoked in {}", dir.join("roster.json").display());
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(e2s)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CIPHERFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs `cipherflow fl coordinator` until the federation finishes.
+pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
+    init_tracing();
+    let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
+    let roster_path = a.pki.join("roster.json");
+    let roster = Roster::load(&roster_path).map_err(e2s)?;
+    std::fs::create_dir_all(&a.state).map_err(|e| format!("{}: {e}", a.state.display()))?;
+    let signer = LogSigner::load(&a.pki.join("ledger.key")).map_err(e2s)?;
+    let eval = match &a.eval {
+        Some(d) => Some(crate::train::load(d, 1)?.test),
+        None => None,
+    };
+    if cfg.keys == KeysMode::KeyService && a.key_service.is_none() {
+        return Err("key-service mode: pass --key-service URL".into());
+    }
+    let coord = Coordinator::open(CoordinatorOptions {
+        config: cfg.clone(),
+        roster: roster.clone(),
+        state: a.state.join("coordinator.db"),
+        ledger: a.state.join("ledger.db"),
+        signer,
+        eval,
+        clock: real_clock(),
+    })
+    .map_err(e2s)?;
+    let resumed = coord.current_round().is_some() || !coord.history().is_empty();
+    let creds = Credentials::under(&a.pki, "coordinator");
+    let rt = runtime()?;
+    let json_out = a.json;
+    rt.block_on(async move {
+        let ks = a.key_service.as_ref().map(|u| (u.clone(), tls(&creds)));
+        let server =
+            CoordinatorServer::start(coord, roster, a.listen, &tls(&creds), ks, Some(roster_path))
+                .await
+                .map_err(e2s)?;
+        if !json_out {
+            println!(
+                "coordinator for {:?} on {} ({}){}",
+                cfg.name,
+                server.addr,
+                if resumed { "resumed" } else { "new federation" },
+                a.metrics.map_or(String::new(), |m| format!(
+                    ", metrics on http://{m}/metrics"
+                ))
+            );
+        }
+        if let Some(m) = a.metrics {
+            let s2 = server_metrics(&server);
+            tokio::spawn(serve_metrics(m, s2));
+        }
+        let mut printed = server.with(|c| c.history().len()).map_err(e2s)?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (hist, phase) = server
+                .with(|c| (c.history().to_vec(), c.phase().clone()))
+                .map_err(e2s)?;
+            for h in hist.iter().skip(printed) {
+                if !json_out {
+                    println!(
+                        "  round {:>3}: {} updates, {} shares, accuracy {}, ε {}{}",
+                        h.round,
+                        h.contributors,
+                        h.decryptors,
+                        h.accuracy
+                            .map_or("—".into(), |x| format!("{:.1} %", 100.0 * x)),
+                        h.epsilon.map_or("—".into(), |e| format!("{e:.3}")),
+                        if h.aborted { " (aborted)" } else { "" }
+                    );
+                }
+            }
+            printed = hist.len();
+            if let Phase::Finished(reason) = phase {
+                // Let clients fetch their last tasks and proofs.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let last = hist.iter().rev().find(|h| !h.aborted);
+                if json_out {
+                    println!(
+                        "{}",
+                        json!({
+                            "rounds": hist.len(),
+                            "final_accuracy": last.and_then(|h| h.accuracy),
+                            "epsilon": last.and_then(|h| h.epsilon),
+                            "finished": reason,
+                        })
+                    );
+                } else {
+                    println!("  finished: {reason}");
+                }
+                server.stop().await.map_err(e2s)?;
+                return Ok(());
+            }
+        }
+    })
+}
+
+fn server_metrics(server: &CoordinatorServer) -> impl Fn() -> String + Send + Sync + 'static {
+    let h = server.handle();
+    move || h.metrics_text()
+}
+
+/// A minimal HTTP/1.1 endpoint for Prometheus scrapes (`GET /metrics`).
+/// Hand-written: one plain-text page over loopback needs no web framework.
+async fn serve_metrics(addr: SocketAddr, text: impl Fn() -> String + Send + Sync + 'static) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(listener) = tokio::net::TcpListener::bind(addr).await else {
+        tracing::error!(%addr, "cannot bind the metrics endpoint");
+        return;
+    };
+    let text = std::sync::Arc::new(text);
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let text = text.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            let req = String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]));
+            let ok = req.starts_with("GET /metrics ");
+            let body = if ok {
+                text()
+            } else {
+                "not found\n".to_string()
+            };
+            let head = format!(
+                "HTTP/1.1 {}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                if ok { "200 OK" } else { "404 Not Found" },
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--shard must be K/N with 1 ≤ K ≤ N, not {s:?}");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if k == 0 || k > n || n > 4096 {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// Runs `cipherflow fl client` until the federation finishes.
+pub fn run_client(a: ClientArgs) -> Result<(), String> {
+    init_tracing();
+    let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
+    let roster = Roster::load(&a.pki.join("roster.json")).map_err(e2s)?;
+    let (k, n) = parse_shard(&a.shard)?;
+    let loaded = crate::train::load(&a.data, a.seed)?;
+    let alpha = match a.alpha {
+        Some(x) if x <= 0.0 => None,
+        Some(x) => Some(x),
+        None if a.data.starts_with("breast-cancer") => Some(0.5),
+        None => None,
+    };
+    let parts = split_among(&loaded.train, n, alpha, a.seed).map_err(e2s)?;
+    let data = parts.into_iter().nth(k - 1).ok_or("shard out of range")?;
+    let dir = a.pki.join("clients").join(&a.id);
+    let kx = KxSecret::load(&dir.join("kx.key")).map_err(e2s)?;
+    let ledger_key = PublicKey::load(&a.pki.join("ledger.pub")).map_err(e2s)?;
+    let keys = cfg.keys;
+    let mut agent = ClientAgent::new(ClientOptions {
+        client_id: a.id.clone(),
+        kx: Some(kx),
+        roster,
+        config: cfg,
+        data,
+        state: Some(a.state.clone().unwrap_or_else(|| dir.join("state.json"))),
+        ledger_key: Some(ledger_key),
+        synthetic: false,
+    })
+    .map_err(e2s)?;
+    let creds = Credentials::under(&a.pki, &a.id);
+    let mut coord = CoordinatorRemote::connect(&a.coordinator, &tls(&creds)).map_err(e2s)?;
+    let mut kms = match &a.key_service {
+        Some(u) => Some(KeyServiceRemote::connect(u, &tls(&creds)).map_err(e2s)?),
+        None => None,
+    };
+    if !a.json {
+        println!(
+            "{} ({} local examples) → {}",
+            a.id,
+            agent.num_examples(),
+            a.coordinator
+        );
+    }
+    let patience = Duration::from_secs_f64(a.patience.clamp(1.0, 3600.0));
+    let s = run_agent(
+        &mut agent,
+        &mut coord,
+        kms.as_mut().map(|k| k as &mut dyn KeyServiceApi),
+        keys,
+        patience,
+    )
+    .map_err(e2s)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&s).map_err(e2s)?);
+    } else {
+        println!(
+            "{}: {} updates, {} decryption shares, {} counted proofs verified, {} refused tasks; finished: {}",
+            a.id, s.uploads, s.shares, s.counted_proofs, s.refused, s.finished
+        );
+    }
+    Ok(())
+}
+
+fn load_or_create_master(path: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
+    use rand_core::RngCore;
+    if path.exists() {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+        let v =
+            zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| "master key: not hex")?);
+        let arr: [u8; 32] = v
+            .as_slice()
+            .try_into()
+            .map_err(|_| "master key: not 32 bytes")?;
+        return Ok(zeroize::Zeroizing::new(arr));
+    }
+    let mut m = zeroize::Zeroizing::new([0u8; 32]);
+    cipherflow_ring::sampler::secure_rng().fill_bytes(m.as_mut());
+    cipherflow_fed::store::write_atomic(
+        path,
+        zeroize::Zeroizing::new(hex::encode(*m)).as_bytes(),
+        true,
+    )
+    .map_err(e2s)?;
+    Ok(m)
+}
+
+/// Runs `cipherflow key-service` (until killed).
+pub fn run_key_service(a: KeyServiceArgs) -> Result<(), String> {
+    init_tracing();
+    let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
+    let roster = Roster::load(&a.pki.join("roster.json")).map_err(e2s)?;
+    let ledger_key = PublicKey::load(&a.pki.join("ledger.pub")).map_err(e2s)?;
+    let master = load_or_create_master(&a.master)?;
+    let ks = KeyService::new(
+        cfg.clone(),
+        roster.clone(),
+        master,
+        ledger_key,
+        "coordinator",
+        Some(a.state.clone()),
+    )
+    .map_err(e2s)?;
+    let creds = Credentials::under(&a.pki, "key-service");
+    println!("key service for {:?} on {}", cfg.name, a.listen);
+    runtime()?
+        .block_on(grpc::serve_key_service(ks, roster, a.listen, &tls(&creds)))
+        .map_err(e2s)
+}

@@ -1,0 +1,195 @@
+//! The client's main loop over any transport: join, (enroll,) deal, then
+//! act on tasks until the federation finishes, retrying through
+//! coordinator restarts and network errors, and verifying after every
+//! round that its update was counted.
+
+use crate::client::{Action, ClientAgent};
+use crate::config::KeysMode;
+use crate::error::{FedError, Result};
+use crate::proto;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// The coordinator as a client sees it.
+pub trait CoordinatorApi {
+    /// Join.
+    fn join(&mut self, r: &proto::JoinRequest) -> Result<proto::JoinReply>;
+    /// Post a key-setup dealing.
+    fn post_key_setup(&mut self, r: &proto::KeySetupPost) -> Result<proto::KeySetupBundle>;
+    /// Poll the key setup.
+    fn get_key_setup(&mut self, r: &proto::KeySetupQuery) -> Result<proto::KeySetupBundle>;
+    /// Long-poll for a task.
+    fn next_task(&mut self, r: &proto::TaskRequest) -> Result<proto::Task>;
+    /// Stream an update.
+    fn upload(&mut self, chunks: Vec<proto::UploadChunk>) -> Result<proto::UploadReceipt>;
+    /// Stream a decryption share.
+    fn send_share(&mut self, parts: Vec<proto::ShareChunk>) -> Result<proto::ShareReceipt>;
+    /// "My update was counted" proof.
+    fn counted_proof(&mut self, r: &proto::ProofRequest) -> Result<proto::ProofReply>;
+}
+
+/// The key service as a client sees it.
+pub trait KeyServiceApi {
+    /// Get this client's key share.
+    fn enroll(&mut self, r: &proto::EnrollRequest) -> Result<proto::EnrollReply>;
+}
+
+/// What a client did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AgentSummary {
+    /// Updates uploaded.
+    pub uploads: u64,
+    /// Decryption shares sent.
+    pub shares: u64,
+    /// Counted proofs verified.
+    pub counted_proofs: u64,
+    /// Tasks refused (e.g. an aggregate below the quorum).
+    pub refused: u64,
+    /// Transport errors retried.
+    pub retries: u64,
+    /// Why the federation finished.
+    pub finished: String,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+fn transient(e: &FedError) -> bool {
+    matches!(e, FedError::Transport(_) | FedError::NotReady(_))
+}
+
+/// Retries `f` on transport errors (coordinator restarting) for up to `patience`.
+fn retry<T>(
+    summary: &mut AgentSummary,
+    patience: Duration,
+    mut f: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match f() {
+            Err(e) if transient(&e) && start.elapsed() < patience => {
+                summary.retries += 1;
+                tracing::debug!(error = %e, "retrying");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `agent` against `coord` until the federation finishes. Transport
+/// errors are retried for `patience` each (long enough to ride out a
+/// coordinator restart).
+pub fn run_agent(
+    agent: &mut ClientAgent,
+    coord: &mut dyn CoordinatorApi,
+    mut kms: Option<&mut dyn KeyServiceApi>,
+    keys: KeysMode,
+    patience: Duration,
+) -> Result<AgentSummary> {
+    let start = Instant::now();
+    let mut s = AgentSummary::default();
+    let join = agent.join_request();
+    let reply = retry(&mut s, patience, || coord.join(&join))?;
+    agent.on_join(&reply)?;
+    if keys == KeysMode::KeyService && !agent.has_keys() {
+        let kms = kms
+            .as_deref_mut()
+            .ok_or_else(|| FedError::Config("key-service mode needs the key service".into()))?;
+        let req = proto::EnrollRequest {
+            federation: reply.federation.clone(),
+        };
+        let r = retry(&mut s, patience, || kms.enroll(&req))?;
+        agent.on_enroll(&r)?;
+    }
+    let mut posted = false;
+    let mut closed_round = 0u64;
+    loop {
+        if keys == KeysMode::Threshold && (posted || agent.has_key_share()) && !agent.has_keys() {
+            let q = agent.key_setup_query();
+            let b = retry(&mut s, patience, || coord.get_key_setup(&q))?;
+            if !agent.on_key_setup(&b)? {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+        }
+        while let Some(req) = agent.proof_request(closed_round) {
+            match retry(&mut s, patience, || coord.counted_proof(&req)) {
+                Ok(reply) => {
+                    let c = agent.on_counted_proof(&reply)?;
+                    tracing::info!(
+                        round = c.round,
+                        inputs = c.input_count,
+                        "my update was counted"
+                    );
+                    s.counted_proofs += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(round = req.round, error = %e, "no proof that my update was counted");
+                    agent.forget_unverified(req.round);
+                }
+            }
+        }
+        let treq = proto::TaskRequest {
+            federation: reply.federation.clone(),
+            wait_ms: 2000,
+            known_tree_size: agent.known_tree_size(),
+        };
+        let task = retry(&mut s, patience, || coord.next_task(&treq))?;
+        if let Some(proto::task::Kind::Train(t)) = &task.kind {
+            closed_round = closed_round.max(t.round.saturating_sub(1));
+        }
+        let action = match agent.handle(&task) {
+            Ok(a) => a,
+            Err(e @ (FedError::Refused(_) | FedError::Protocol(_))) => {
+                tracing::warn!(error = %e, "task refused");
+                s.refused += 1;
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            Err(e) if transient(&e) => {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match action {
+            Action::PostKeySetup(post) => {
+                retry(&mut s, patience, || coord.post_key_setup(&post))?;
+                posted = true;
+            }
+            Action::Upload(chunks) => {
+                let receipt = retry(&mut s, patience, || coord.upload(chunks.clone()))?;
+                agent.on_receipt(&receipt)?;
+                s.uploads += 1;
+            }
+            Action::Share(parts) => {
+                match retry(&mut s, patience, || coord.send_share(parts.clone())) {
+                    Ok(_) => s.shares += 1,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "decryption share not accepted");
+                        s.refused += 1;
+                    }
+                }
+            }
+            Action::Wait(ms) => std::thread::sleep(Duration::from_millis(u64::from(ms.min(100)))),
+            Action::Finished(f) => {
+                closed_round = u64::MAX;
+                while let Some(req) = agent.proof_request(closed_round) {
+                    match coord.counted_proof(&req) {
+                        Ok(reply) => {
+                            agent.on_counted_proof(&reply)?;
+                            s.counted_proofs += 1;
+                        }
+                        Err(_) => agent.forget_unverified(req.round),
+                    }
+                }
+                s.finished = f.reason;
+                break;
+            }
+        }
+    }
+    s.seconds = start.elapsed().as_secs_f64();
+    Ok(s)
+}

@@ -1,0 +1,662 @@
+//! gRPC over mutual TLS (tonic + rustls with the ring provider): the
+//! coordinator and key-service servers, and blocking clients for the
+//! agents.
+//!
+//! A peer's identity is the SHA-256 of the certificate it presented in the
+//! TLS handshake, looked up in the roster: an unknown certificate is
+//! refused as unenrolled, a revoked client as revoked, and both are
+//! logged. Messages are capped at [`MAX_MESSAGE_BYTES`]; an upload stream
+//! at the model's chunk count.
+
+use super::agent::{CoordinatorApi, KeyServiceApi};
+use crate::coordinator::Coordinator;
+use crate::error::{FedError, Result};
+use crate::keyservice::KeyService;
+use crate::proto::{
+    self, coordinator_client, coordinator_server, key_service_client, key_service_server,
+};
+use crate::roster::Roster;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Largest gRPC message (one ciphertext chunk or share part is far below).
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// PEM files of one party.
+pub struct TlsFiles<'a> {
+    /// CA certificate.
+    pub ca: &'a Path,
+    /// Own certificate.
+    pub cert: &'a Path,
+    /// Own private key.
+    pub key: &'a Path,
+}
+
+fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| FedError::io(p, e))
+}
+
+fn server_tls(f: &TlsFiles<'_>) -> Result<ServerTlsConfig> {
+    Ok(ServerTlsConfig::new()
+        .identity(Identity::from_pem(read(f.cert)?, read(f.key)?))
+        .client_ca_root(Certificate::from_pem(read(f.ca)?)))
+}
+
+fn client_tls(f: &TlsFiles<'_>) -> Result<ClientTlsConfig> {
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(f.ca)?))
+        .identity(Identity::from_pem(read(f.cert)?, read(f.key)?))
+        .domain_name("localhost"))
+}
+
+/// Maps a protocol error to a gRPC status (messages carry no secrets).
+pub fn status(e: FedError) -> Status {
+    let m = e.to_string();
+    match e {
+        FedError::Unenrolled(_) => Status::unauthenticated(m),
+        FedError::Revoked(_) => Status::permission_denied(m),
+        FedError::Replay(_) => Status::already_exists(m),
+        FedError::Refused(_) | FedError::Budget(_) => Status::failed_precondition(m),
+        FedError::NotReady(_) => Status::unavailable(m),
+        FedError::Protocol(_) | FedError::Encoding(_) | FedError::Ckks(_) => {
+            Status::invalid_argument(m)
+        }
+        _ => Status::internal(m),
+    }
+}
+
+/// Maps a gRPC status back (unavailable / transport problems are transient).
+pub fn from_status(s: Status) -> FedError {
+    use tonic::Code;
+    let m = s.message().to_string();
+    match s.code() {
+        Code::Unauthenticated => FedError::Unenrolled(m),
+        Code::PermissionDenied => FedError::Revoked(m),
+        Code::AlreadyExists => FedError::Replay(m),
+        Code::FailedPrecondition => FedError::Refused(m),
+        Code::InvalidArgument => FedError::Protocol(m),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled => {
+            FedError::Transport(format!("{:?}: {m}", s.code()))
+        }
+        _ => FedError::Transport(format!("{:?}: {m}", s.code())),
+    }
+}
+
+fn peer_fingerprint<T>(req: &Request<T>) -> std::result::Result<String, Status> {
+    let certs = req
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    Ok(hex::encode(Sha256::digest(leaf.as_ref())))
+}
+
+struct Shared {
+    coord: Mutex<Coordinator>,
+    roster: Mutex<Roster>,
+    notify: Notify,
+    max_chunks: usize,
+}
+
+/// The coordinator's gRPC service.
+#[derive(Clone)]
+pub struct CoordinatorService {
+    inner: Arc<Shared>,
+}
+
+impl CoordinatorService {
+    fn identity<T>(&self, req: &Request<T>) -> std::result::Result<String, Status> {
+        let fp = peer_fingerprint(req)?;
+        let roster = self
+            .inner
+            .roster
+            .lock()
+            .map_err(|_| Status::internal("lock"))?;
+        match roster.by_cert(&fp) {
+            Some(e) if roster.is_revoked(&e.client_id) => {
+                tracing::warn!(client = %e.client_id, "revoked client refused");
+                Err(Status::permission_denied(format!(
+                    "{} is revoked",
+                    e.client_id
+                )))
+            }
+            Some(e) => Ok(e.client_id.clone()),
+            None => {
+                tracing::warn!(fingerprint = %fp, "unenrolled certificate refused");
+                Err(Status::unauthenticated("certificate not in the roster"))
+            }
+        }
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Coordinator) -> Result<T> + Send + 'static,
+    ) -> std::result::Result<T, Status> {
+        let inner = self.inner.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut c = inner
+                .coord
+                .lock()
+                .map_err(|_| FedError::Transport("lock".into()))?;
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(status);
+        self.inner.notify.notify_waiters();
+        out
+    }
+}
+
+#[tonic::async_trait]
+impl coordinator_server::Coordinator for CoordinatorService {
+    async fn join(
+        &self,
+        req: Request<proto::JoinRequest>,
+    ) -> std::result::Result<Response<proto::JoinReply>, Status> {
+        let id = self.identity(&req)?;
+        let r = req.into_inner();
+        self.call(move |c| c.join(&id, &r)).await.map(Response::new)
+    }
+
+    async fn post_key_setup(
+        &self,
+        req: Request<proto::KeySetupPost>,
+    ) -> std::result::Result<Response<proto::KeySetupBundle>, Status> {
+        let id = self.identity(&req)?;
+        let r = req.into_inner();
+        self.call(move |c| c.post_key_setup(&id, &r))
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_key_setup(
+        &self,
+        req: Request<proto::KeySetupQuery>,
+    ) -> std::result::Result<Response<proto::KeySetupBundle>, Status> {
+        let id = self.identity(&req)?;
+        let r = req.into_inner();
+        self.call(move |c| c.get_key_setup(&id, &r))
+            .await
+            .map(Response::new)
+    }
+
+    async fn next_task(
+        &self,
+        req: Request<proto::TaskRequest>,
+    ) -> std::result::Result<Response<proto::Task>, Status> {
+        let id = self.identity(&req)?;
+        let r = req.into_inner();
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(r.wait_ms.min(30_000)));
+        loop {
+            let notified = self.inner.notify.notified();
+            let (id2, r2) = (id.clone(), r.clone());
+            let task = self.call(move |c| c.next_task(&id2, &r2)).await?;
+            let waiting = matches!(task.kind, Some(proto::task::Kind::Wait(_)));
+            if !waiting || tokio::time::Instant::now() >= deadline {
+                return Ok(Response::new(task));
+            }
+            let _ = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)),
+                notified,
+            )
+            .await;
+        }
+    }
+
+    async fn upload(
+        &self,
+        req: Request<Streaming<proto::UploadChunk>>,
+    ) -> std::result::Result<Response<proto::UploadReceipt>, Status> {
+        let id = self.identity(&req)?;
+        let mut stream = req.into_inner();
+        let mut chunks = Vec::new();
+        while let Some(c) = stream.message().await? {
+            if chunks.len() >= self.inner.max_chunks {
+                return Err(Status::invalid_argument("too many chunks"));
+            }
+            chunks.push(c);
+        }
+        self.call(move |c| c.upload(&id, &chunks))
+            .await
+            .map(Response::new)
+    }
+
+    async fn send_share(
+        &self,
+        req: Request<Streaming<proto::ShareChunk>>,
+    ) -> std::result::Result<Response<proto::ShareReceipt>, Status> {
+        let id = self.identity(&req)?;
+        let mut stream = req.into_inner();
+        let mut parts = Vec::new();
+        while let Some(p) = stream.message().await? {
+            if parts.len() >= self.inner.max_chunks {
+                return Err(Status::invalid_argument("too many share parts"));
+            }
+            parts.push(p);
+        }
+        self.call(move |c| c.send_share(&id, &parts))
+            .await
+            .map(Response::new)
+    }
+
+    async fn counted_proof(
+        &self,
+        req: Request<proto::ProofRequest>,
+    ) -> std::result::Result<Response<proto::ProofReply>, Status> {
+        let id = self.identity(&req)?;
+        let r = req.into_inner();
+        self.call(move |c| c.counted_proof(&id, &r))
+            .await
+            .map(Response::new)
+    }
+}
+
+/// A running coordinator server.
+pub struct CoordinatorServer {
+    service: CoordinatorService,
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+}
+
+impl CoordinatorServer {
+    /// Serves `coord` on `addr` (port 0: any) with mutual TLS; a ticker
+    /// drives timeouts every 100 ms, forwards key-service requests to
+    /// `key_service` (if any) and re-reads `roster_file` revocations.
+    pub async fn start(
+        coord: Coordinator,
+        roster: Roster,
+        addr: SocketAddr,
+        tls: &TlsFiles<'_>,
+        key_service: Option<(String, TlsFiles<'_>)>,
+        roster_file: Option<std::path::PathBuf>,
+    ) -> Result<Self> {
+        let max_chunks = coord.wire().chunks.max(1) + 1;
+        let inner = Arc::new(Shared {
+            coord: Mutex::new(coord),
+            roster: Mutex::new(roster),
+            notify: Notify::new(),
+            max_chunks,
+        });
+        let service = CoordinatorService { inner };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| FedError::Transport(format!("bind {addr}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| FedError::Transport(e.to_string()))?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let svc = coordinator_server::CoordinatorServer::new(service.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let router = tonic::transport::Server::builder()
+            .tls_config(server_tls(tls)?)
+            .map_err(|e| FedError::Transport(format!("TLS: {e}")))?
+            .add_service(svc);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let handle = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = rx.await;
+        }));
+        let ks = match key_service {
+            Some((url, f)) => Some(KeyServiceRemote::connect_async(&url, &f).await?),
+            None => None,
+        };
+        let ticker = service.clone();
+        tokio::spawn(async move { ticker.tick_loop(ks, roster_file).await });
+        Ok(Self {
+            service,
+            addr,
+            shutdown: Some(tx),
+            handle,
+        })
+    }
+
+    /// Runs `f` on the coordinator (status, tests).
+    pub fn with<T>(&self, f: impl FnOnce(&mut Coordinator) -> T) -> Result<T> {
+        let mut c = self
+            .service
+            .inner
+            .coord
+            .lock()
+            .map_err(|_| FedError::Transport("lock".into()))?;
+        Ok(f(&mut c))
+    }
+
+    /// A handle for the metrics endpoint.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle(self.service.inner.clone())
+    }
+
+    /// Stops serving.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle
+            .await
+            .map_err(|e| FedError::Transport(e.to_string()))?
+            .map_err(|e| FedError::Transport(e.to_string()))
+    }
+}
+
+/// A cloneable view of a running coordinator.
+#[derive(Clone)]
+pub struct ServerHandle(Arc<Shared>);
+
+impl ServerHandle {
+    /// The Prometheus text of the coordinator's counters.
+    pub fn metrics_text(&self) -> String {
+        match self.0.coord.lock() {
+            Ok(c) => c.metrics().render(
+                c.current_round().unwrap_or(0),
+                matches!(c.phase(), crate::coordinator::Phase::Finished(_)),
+            ),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+impl CoordinatorService {
+    async fn tick_loop(
+        self,
+        mut ks: Option<KeyServiceRemote>,
+        roster_file: Option<std::path::PathBuf>,
+    ) {
+        let mut last_mtime = None;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(p) = &roster_file {
+                let m = std::fs::metadata(p).and_then(|m| m.modified()).ok();
+                if m != last_mtime {
+                    last_mtime = m;
+                    if let Ok(r) = Roster::load(p) {
+                        if let Ok(mut c) = self.inner.coord.lock() {
+                            for id in &r.revoked {
+                                c.revoke(id);
+                            }
+                        }
+                        if let Ok(mut mine) = self.inner.roster.lock() {
+                            *mine = r;
+                        }
+                    }
+                }
+            }
+            let req = match self.call(|c| c.tick()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "tick failed");
+                    continue;
+                }
+            };
+            if let (Some(req), Some(k)) = (req, ks.as_mut()) {
+                match k.decrypt_async(req).await {
+                    Ok(parts) => {
+                        if let Err(e) = self.call(move |c| c.key_service_share(&parts)).await {
+                            tracing::error!(error = %e, "key-service share refused");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "key service unavailable"),
+                }
+            }
+        }
+    }
+}
+
+/// The key service's gRPC service.
+#[derive(Clone)]
+pub struct KeyServiceService {
+    ks: Arc<Mutex<KeyService>>,
+    roster: Arc<Roster>,
+}
+
+type ShareStream = Pin<
+    Box<dyn tokio_stream::Stream<Item = std::result::Result<proto::ShareChunk, Status>> + Send>,
+>;
+
+#[tonic::async_trait]
+impl key_service_server::KeyService for KeyServiceService {
+    async fn enroll(
+        &self,
+        req: Request<proto::EnrollRequest>,
+    ) -> std::result::Result<Response<proto::EnrollReply>, Status> {
+        let fp = peer_fingerprint(&req)?;
+        let id = self
+            .roster
+            .by_cert(&fp)
+            .map(|e| e.client_id.clone())
+            .ok_or_else(|| {
+                tracing::warn!(fingerprint = %fp, "unenrolled certificate refused by the key service");
+                Status::unauthenticated("certificate not in the roster")
+            })?;
+        let r = req.into_inner();
+        let ks = self.ks.clone();
+        tokio::task::spawn_blocking(move || {
+            ks.lock()
+                .map_err(|_| FedError::Transport("lock".into()))?
+                .enroll(&id, &r)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map(Response::new)
+        .map_err(status)
+    }
+
+    type DecryptStream = ShareStream;
+
+    async fn decrypt(
+        &self,
+        req: Request<proto::KeyServiceDecrypt>,
+    ) -> std::result::Result<Response<ShareStream>, Status> {
+        let fp = peer_fingerprint(&req)?;
+        let caller = if self.roster.coordinator_cert_sha256.as_deref() == Some(fp.as_str()) {
+            "coordinator".to_string()
+        } else {
+            tracing::warn!(fingerprint = %fp, "decryption request from a non-coordinator refused");
+            return Err(Status::permission_denied(
+                "only the coordinator may request decryptions",
+            ));
+        };
+        let r = req.into_inner();
+        let ks = self.ks.clone();
+        let parts = tokio::task::spawn_blocking(move || {
+            ks.lock()
+                .map_err(|_| FedError::Transport("lock".into()))?
+                .decrypt(&caller, &r)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(status)?;
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            parts.into_iter().map(Ok),
+        ))))
+    }
+}
+
+/// Serves a key service until the process ends.
+pub async fn serve_key_service(
+    ks: KeyService,
+    roster: Roster,
+    addr: SocketAddr,
+    tls: &TlsFiles<'_>,
+) -> Result<()> {
+    let svc = KeyServiceService {
+        ks: Arc::new(Mutex::new(ks)),
+        roster: Arc::new(roster),
+    };
+    tonic::transport::Server::builder()
+        .tls_config(server_tls(tls)?)
+        .map_err(|e| FedError::Transport(format!("TLS: {e}")))?
+        .add_service(
+            key_service_server::KeyServiceServer::new(svc)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve(addr)
+        .await
+        .map_err(|e| FedError::Transport(e.to_string()))
+}
+
+async fn channel(url: &str, tls: &TlsFiles<'_>) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| FedError::Config(format!("{url}: {e}")))?
+        .tls_config(client_tls(tls)?)
+        .map_err(|e| FedError::Transport(format!("TLS: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(120));
+    Ok(endpoint.connect_lazy())
+}
+
+/// A blocking coordinator client (its own Tokio runtime).
+pub struct CoordinatorRemote {
+    rt: tokio::runtime::Runtime,
+    client: coordinator_client::CoordinatorClient<Channel>,
+}
+
+impl CoordinatorRemote {
+    /// Connects (lazily) to `url` (e.g. `https://127.0.0.1:7443`).
+    pub fn connect(url: &str, tls: &TlsFiles<'_>) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| FedError::Transport(e.to_string()))?;
+        let ch = rt.block_on(channel(url, tls))?;
+        let client = coordinator_client::CoordinatorClient::new(ch)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Self { rt, client })
+    }
+}
+
+impl CoordinatorApi for CoordinatorRemote {
+    fn join(&mut self, r: &proto::JoinRequest) -> Result<proto::JoinReply> {
+        let mut c = self.client.clone();
+        let r = r.clone();
+        self.rt
+            .block_on(async move { c.join(r).await })
+            .map(Response::into_inner)
+            .map_err(from_status)
+    }
+    fn post_key_setup(&mut self, r: &proto::KeySetupPost) -> Result<proto::KeySetupBundle> {
+        let mut c = self.client.clone();
+        let r = r.clone();
+        self.rt
+            .block_on(async move { c.post_key_setup(r).await })
+            .map(Response::into_inner)
+            .map_err(from_status)
+    }
+    fn get_key_setup(&mut self, r: &proto::KeySetupQuery) -> Result<proto::KeySetupBundle> {
+        let mut c = self.client.clone();
+        let r = r.clone();
+        self.rt
+            .block_on(async move { c.get_key_setup(r).await })
+            .map(Response::into_inner)
+            .map_err(from_status)
+    }
+    fn next_task(&mut self, r: &proto::TaskRequest) -> Result<proto::Task> {
+        let mut c = self.client.clone();
+        let r = r.clone();
+        self.rt
+            .block_on(async move { c.next_task(r).await })
+            .map(Response::into_inner)
+            .map_err(from_status)
+    }
+    fn upload(&mut self, chunks: Vec<proto::UploadChunk>) -> Result<proto::UploadReceipt> {
+        let mut c = self.client.clone();
+        self.rt
+            .block_on(async move { c.upload(tokio_stream::iter(chunks)).await })
+            .map(Response::into_inner)
+            .map_err(from_status)
+    }
+    fn send_share(&mut self, parts: Vec<proto::ShareChunk>) -> Result<proto::ShareReceipt> {
+        let mut c = self.client.clone();
+        self.rt
+            .block_on(async move { c.send_share(tokio_stream::iter(parts)).await })
+            .map(Response::into_inner)
+            .map_err(from_status)
+    }
+    fn counted_proof(&mut self, r: &proto::ProofRequest) -> Result<proto::ProofReply> {
+        let mut c = self.client.clone();
+        let r = r.clone();
+        self.rt
+            .block_on(async move { c.counted_proof(r).await })
+            .map(Response::into_inner)
+            .map_err(from_status)
+    }
+}
+
+/// A key-service client (async inside the coordinator; blocking for agents).
+pub struct KeyServiceRemote {
+    client: key_service_client::KeyServiceClient<Channel>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl KeyServiceRemote {
+    async fn connect_async(url: &str, tls: &TlsFiles<'_>) -> Result<Self> {
+        let ch = channel(url, tls).await?;
+        Ok(Self {
+            client: key_service_client::KeyServiceClient::new(ch)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            rt: None,
+        })
+    }
+
+    /// A blocking client (for agents).
+    pub fn connect(url: &str, tls: &TlsFiles<'_>) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| FedError::Transport(e.to_string()))?;
+        let mut k = rt.block_on(Self::connect_async(url, tls))?;
+        k.rt = Some(rt);
+        Ok(k)
+    }
+
+    async fn decrypt_async(
+        &mut self,
+        req: proto::KeyServiceDecrypt,
+    ) -> Result<Vec<proto::ShareChunk>> {
+        let mut stream = self
+            .client
+            .decrypt(req)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        let mut parts = Vec::new();
+        while let Some(p) = stream.message().await.map_err(from_status)? {
+            if parts.len() > cipherflow_ckks::multiparty::MAX_CHUNKS {
+                return Err(FedError::Protocol("too many share parts".into()));
+            }
+            parts.push(p);
+        }
+        Ok(parts)
+    }
+}
+
+impl KeyServiceApi for KeyServiceRemote {
+    fn enroll(&mut self, r: &proto::EnrollRequest) -> Result<proto::EnrollReply> {
+        let mut c = self.client.clone();
+        let r = r.clone();
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| FedError::Transport("async key-service client used blocking".into()))?;
+        rt.block_on(async move { c.enroll(r).await })
+            .map(Response::into_inner)
+            .map_err(from_status)
+    }
+}
