@@ -273,8 +273,11 @@ def flower_child(mode, clients, params, rounds, shares, threshold, client_cpus, 
 
         def setup_stage(self, grid, context, state):
             ok = super().setup_stage(grid, context, state)
-            protocol["num_shares"] = state.num_shares
-            protocol["reconstruction_threshold"] = state.threshold
+            protocol.update(num_shares=state.num_shares,
+                            reconstruction_threshold=state.threshold,
+                            max_weight=self.max_weight, clipping_range=state.clipping_range,
+                            quantization_range=state.quantization_range,
+                            modulus_range=state.mod_range)
             return ok
 
     server_app = ServerApp()
@@ -328,11 +331,10 @@ def flower_child(mode, clients, params, rounds, shares, threshold, client_cpus, 
         "ray_num_cpus": ray_cpus, "client_num_cpus": client_cpus,
     }
     if mode == "secagg+":
-        line.update(num_shares=protocol.get("num_shares"),
-                    reconstruction_threshold=protocol.get("reconstruction_threshold"),
-                    num_shares_arg=shares, reconstruction_threshold_arg=threshold,
-                    max_weight=1000.0, clipping_range=8.0, quantization_range=2 ** 22,
-                    modulus_range=2 ** 32)
+        # Effective values as the workflow used them in the last round (a
+        # float argument is resolved against the sampled clients), then the
+        # arguments as given; the rest are SecAggPlusWorkflow's defaults.
+        line.update(protocol, num_shares_arg=shares, reconstruction_threshold_arg=threshold)
     line["note"] = (
         f"seconds = median over rounds 2..{rounds} of the ServerApp's fit workflow "
         "(send global model, client fit() = fresh random float32 update, receive, "
@@ -431,8 +433,10 @@ def main():
     # num-shares = 3, reconstruction-threshold = 2; SecAgg+ keeps the share
     # graph small (degree num_shares - 1) independent of C. A value with a
     # dot is Flower's float form (fraction of the sampled clients / shares).
-    ap.add_argument("--secagg-shares", default="3")
-    ap.add_argument("--secagg-threshold", default="2")
+    ap.add_argument("--secagg-shares", default="3",
+                    help="SecAgg+ num_shares: int, or a fraction of C with a dot (e.g. 0.6)")
+    ap.add_argument("--secagg-threshold", default="2",
+                    help="SecAgg+ reconstruction_threshold: int, or a fraction of the shares")
     ap.add_argument("--client-cpus", type=float, default=1.0,
                     help="Ray CPUs per virtual client (1 on 2 cores: 2 clients at a time)")
     ap.add_argument("--ray-cpus", type=int, default=os.cpu_count())

@@ -291,6 +291,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
                 );
             }))
         },
+        dropout_plan: None,
     })
     .map_err(|e| e.to_string())?;
     let secs = start.elapsed().as_secs_f64();

@@ -166,10 +166,11 @@ fn default_noise() -> NoiseKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AggregationConfig {
-    /// Without DP: bits of each coordinate's quantization over `[−clip, clip]`.
+    /// Without DP: each coordinate of `[−clip, clip]` maps to the integers
+    /// `[−2^quant_bits, 2^quant_bits]` (step `clip/2^quant_bits`).
     pub quant_bits: u32,
-    /// Without DP: L2 clipping norm of the update (a bound the modulus is
-    /// sized for; generous so that it rarely bites).
+    /// Without DP: every coordinate of an update is clipped to `[−clip,
+    /// clip]` (the range the modulus is sized for).
     pub clip: f64,
     /// Statistical security λ of the decryption-share smudging (bits).
     pub stat_sec_bits: u32,
@@ -179,7 +180,7 @@ impl Default for AggregationConfig {
     fn default() -> Self {
         Self {
             quant_bits: 16,
-            clip: 10.0,
+            clip: 1.0,
             stat_sec_bits: cipherflow_ckks::multiparty::DEFAULT_STAT_SEC_BITS,
         }
     }

@@ -1,6 +1,8 @@
 //! From a model update to the integers a client encrypts, and back.
 //!
-//! A client clips its update `x` to L2 norm `C`, scales it by `γ·w` (`w`:
+//! A client clips its update `x` — to L2 norm `C` under DP (the
+//! sensitivity), else every coordinate to `[−C, C]` (the quantization
+//! range, like Flower's SecAgg+ clipping range) — scales it by `γ·w` (`w`:
 //! its FedAvg weight, 1 under DP), rounds every coordinate at random to a
 //! neighbouring integer (unbiased), resamples the rounding while the
 //! rounded vector's norm exceeds the plan's bound (DP only), and adds its
@@ -125,31 +127,19 @@ impl Quantizer {
                 "the update has NaN or infinite values".into(),
             ));
         }
-        cipherflow_dp::clipping::try_clip_l2(&mut x, self.clip)?;
+        if self.is_dp() {
+            // L2 clipping: the sensitivity the DP noise is calibrated for.
+            cipherflow_dp::clipping::try_clip_l2(&mut x, self.clip)?;
+        } else {
+            // Coordinate clipping to the quantization range (the modulus is
+            // sized for |v| ≤ γ·clip per coordinate).
+            for v in x.iter_mut() {
+                *v = v.clamp(-self.clip, self.clip);
+            }
+        }
         let scale = self.gamma * self.weight(num_examples);
         let y: Vec<f64> = x.iter().map(|v| v * scale).collect();
-        let bound2 = self.l2_bound * self.l2_bound;
-        let mut v = vec![0i64; y.len()];
-        let mut ok = false;
-        for _ in 0..MAX_ROUNDING_TRIES {
-            let mut norm2 = 0.0;
-            for (o, &t) in v.iter_mut().zip(&y) {
-                let f = t.floor();
-                let up = uniform01(rng) < t - f;
-                let r = f + if up { 1.0 } else { 0.0 };
-                norm2 += r * r;
-                *o = r as i64;
-            }
-            if norm2 <= bound2 {
-                ok = true;
-                break;
-            }
-        }
-        if !ok {
-            return Err(FedError::Crypto(
-                "randomized rounding kept exceeding its bound".into(),
-            ));
-        }
+        let mut v = randomized_round(&y, self.l2_bound * self.l2_bound, rng)?;
         match self.noise {
             ShareNoise::None => {}
             ShareNoise::DiscreteGaussian(s) => {
@@ -209,6 +199,32 @@ pub fn expected(
     }
 }
 
+/// Unbiased randomized rounding of `y`, resampled until the squared L2
+/// norm is at most `bound2` (conditional randomized rounding).
+pub(crate) fn randomized_round<R: RngCore>(
+    y: &[f64],
+    bound2: f64,
+    rng: &mut R,
+) -> Result<Vec<i64>> {
+    let mut v = vec![0i64; y.len()];
+    for _ in 0..MAX_ROUNDING_TRIES {
+        let mut norm2 = 0.0;
+        for (o, &t) in v.iter_mut().zip(y) {
+            let f = t.floor();
+            let up = uniform01(rng) < t - f;
+            let r = f + if up { 1.0 } else { 0.0 };
+            norm2 += r * r;
+            *o = r as i64;
+        }
+        if norm2 <= bound2 {
+            return Ok(v);
+        }
+    }
+    Err(FedError::Crypto(
+        "randomized rounding kept exceeding its bound".into(),
+    ))
+}
+
 /// A uniform double in [0, 1) with 53 random bits.
 fn uniform01<R: RngCore>(rng: &mut R) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -265,9 +281,11 @@ mod tests {
             shift: 50,
         };
         let mut rng = ChaCha20Rng::seed_from_u64(2);
-        let x: Vec<f32> = (0..d).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let y: Vec<f64> = (0..d)
+            .map(|i| gc / (d as f64).sqrt() * ((i as f64) * 0.37).sin())
+            .collect();
         for _ in 0..50 {
-            let v = q.encode(&x, 1, &mut rng).unwrap();
+            let v = randomized_round(&y, bound * bound, &mut rng).unwrap();
             let n2: f64 = v.iter().map(|&a| (a * a) as f64).sum();
             assert!(n2 <= bound * bound);
         }

@@ -41,6 +41,9 @@ pub struct SimOptions {
     pub synthetic: bool,
     /// Called after every round.
     pub on_round: Option<Box<dyn FnMut(&RoundSummary)>>,
+    /// Deterministic dropouts: `(round, client index) → stage` (overrides
+    /// `dropout`).
+    pub dropout_plan: Option<Box<dyn Fn(u64, usize) -> DropStage>>,
 }
 
 /// What a simulation did.
@@ -96,13 +99,20 @@ impl ManualClock {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Drop {
+/// When a client drops out of a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropStage {
+    /// It stays.
     None,
+    /// Before uploading its update.
     BeforeUpload,
+    /// Right after uploading: gone for the rest of the round.
     AfterUpload,
+    /// After being asked for its decryption share, without sending it.
     BeforeShare,
 }
+
+use DropStage as Drop;
 
 /// Makes a roster of `n` clients `client-1 … client-n` with fresh
 /// key-agreement keys.
@@ -140,6 +150,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         dir,
         synthetic,
         mut on_round,
+        dropout_plan,
     } = opts;
     if !(0.0..1.0).contains(&dropout) {
         return Err(FedError::Config("dropout must be in [0, 1)".into()));
@@ -221,31 +232,39 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
             seen_rounds += 1;
             for c in clients.iter_mut() {
                 while let Some(req) = c.proof_request(h.round) {
-                    let reply = coord.counted_proof(c.id(), &wire(&req)?)?;
-                    c.on_counted_proof(&wire(&reply)?)?;
-                    counted += 1;
+                    match coord.counted_proof(c.id(), &wire(&req)?) {
+                        Ok(reply) => {
+                            c.on_counted_proof(&wire(&reply)?)?;
+                            counted += 1;
+                        }
+                        // An aborted round: the update was never summed.
+                        Err(_) => c.forget_unverified(req.round),
+                    }
                 }
             }
         }
         if let Phase::Finished(_) = coord.phase() {
             break;
         }
-        if coord.current_round() != drawn_for {
-            drawn_for = coord.current_round();
-            for d in drops.iter_mut() {
-                *d = if dropout > 0.0 && uniform(&mut rng) < dropout {
-                    match rng.next_u32() % 3 {
-                        0 => Drop::BeforeUpload,
-                        1 => Drop::AfterUpload,
-                        _ => Drop::BeforeShare,
-                    }
-                } else {
-                    Drop::None
-                };
-            }
-        }
         let mut progress = false;
-        for (i, c) in clients.iter_mut().enumerate() {
+        for i in 0..clients.len() {
+            if coord.current_round() != drawn_for {
+                drawn_for = coord.current_round();
+                for (i, d) in drops.iter_mut().enumerate() {
+                    *d = if let (Some(plan), Some(r)) = (&dropout_plan, drawn_for) {
+                        plan(r, i)
+                    } else if dropout > 0.0 && uniform(&mut rng) < dropout {
+                        match rng.next_u32() % 3 {
+                            0 => Drop::BeforeUpload,
+                            1 => Drop::AfterUpload,
+                            _ => Drop::BeforeShare,
+                        }
+                    } else {
+                        Drop::None
+                    };
+                }
+            }
+            let c = &mut clients[i];
             let gone = drops[i] == Drop::AfterUpload
                 && coord.current_round().is_some_and(|r| c.uploaded_in(r));
             if gone {

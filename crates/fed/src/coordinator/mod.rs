@@ -312,7 +312,6 @@ impl Coordinator {
         let now = self.now();
         if let Some(info) = self.clients.get_mut(client) {
             info.last_seen = now;
-            info.unresponsive = false;
         }
         Ok(party)
     }

@@ -585,6 +585,9 @@ impl Coordinator {
         rec.opened_index = Some(self.ledger.append(round, body)?.index);
         self.save_record(&rec)?;
         tracing::info!(round, sampled = rec.sampled.len(), "round opened");
+        for c in self.clients.values_mut() {
+            c.unresponsive = false;
+        }
         let quantizer = self.quantizer_for(rec.weight_reference);
         let too_few = rec.sampled.len() < self.sizes.quorum;
         self.round = Some(RoundState {
@@ -774,24 +777,25 @@ impl Coordinator {
     /// Picks `t` online, responsive key holders and asks them for shares.
     fn start_attempt(&mut self) -> Result<()> {
         let now = self.now();
-        let window = self.cfg.round_timeout_s;
+        // Online: seen within two timeouts (clients long-poll far more often).
+        let window = 2.0 * self.cfg.round_timeout_s;
         let t = self.sizes.threshold;
-        let mut online: Vec<(&String, f64, u64)> = self
+        // Online key holders, the ones that did not leave a request of this
+        // round unanswered first.
+        let mut online: Vec<(&String, bool, f64, u64)> = self
             .clients
             .iter()
-            .filter(|(id, c)| {
-                !c.unresponsive && !self.roster.is_revoked(id) && now - c.last_seen <= window
-            })
-            .map(|(id, c)| (id, c.last_seen, c.party))
+            .filter(|(id, c)| !self.roster.is_revoked(id) && now - c.last_seen <= window)
+            .map(|(id, c)| (id, c.unresponsive, c.last_seen, c.party))
             .collect();
         if online.len() < t {
             return Ok(()); // wait for key holders to come online
         }
-        online.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+        online.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)).then(a.3.cmp(&b.3)));
         let active: Vec<String> = online
             .iter()
             .take(t)
-            .map(|(id, _, _)| (*id).clone())
+            .map(|(id, ..)| (*id).clone())
             .collect();
         let Some(st) = &mut self.round else {
             return Ok(());

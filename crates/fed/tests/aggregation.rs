@@ -1,0 +1,258 @@
+//! The encrypted aggregate against plaintext FedAvg of the same updates,
+//! and threshold decryption needing t online key holders.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use cipherflow_fed::client::{Action, ClientAgent, ClientOptions};
+use cipherflow_fed::coordinator::{Coordinator, CoordinatorOptions, Phase};
+use cipherflow_fed::model::{flatten, local_update};
+use cipherflow_fed::proto;
+use cipherflow_fed::sim::{make_roster, simulate, split_among, ManualClock, SimOptions};
+use cipherflow_ledger::LogSigner;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+#[test]
+fn encrypted_fedavg_equals_plaintext_fedavg() {
+    let (train, test) = common::breast_cancer();
+    // Full-batch local training is deterministic, so the test can redo it.
+    let cfg = cipherflow_fed::config::FederationConfig::parse(
+        "name = \"bc-exact\"\nrounds = 1\nmodel = \"logreg\"\ninput = [30]\nclasses = 2\n\
+         [training]\nepochs = 3\nbatch_size = 100000\nlr = 0.5\n[aggregation]\nquant_bits = 20\n",
+    )
+    .unwrap();
+    let parts = split_among(&train, 5, Some(0.5), 3).unwrap();
+    let spec = cfg.model_spec().unwrap();
+    let mut model = spec.build(cfg.model_seed).unwrap();
+    let g0 = flatten(&mut model);
+    let nmax = parts.iter().map(|p| p.len()).max().unwrap() as f64;
+    let mut num = vec![0f64; g0.len()];
+    let mut den = 0f64;
+    for p in &parts {
+        let mut rng = ChaCha20Rng::seed_from_u64(0);
+        let u = local_update(&mut model, &g0, p, &cfg.training, 0.0, &mut rng).unwrap();
+        let top = u.iter().map(|&x| f64::from(x).abs()).fold(0.0, f64::max);
+        assert!(
+            top < cfg.aggregation.clip,
+            "the clip must not bite here ({top})"
+        );
+        let w = p.len() as f64 / nmax;
+        for (n, &x) in num.iter_mut().zip(&u) {
+            *n += w * f64::from(x);
+        }
+        den += w;
+    }
+    let expected: Vec<f64> = g0
+        .iter()
+        .zip(&num)
+        .map(|(&g, &n)| f64::from(g) + n / den)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let report = simulate(SimOptions {
+        config: cfg.clone(),
+        client_data: parts,
+        eval: Some(test),
+        dropout: 0.0,
+        dir: dir.path().to_path_buf(),
+        synthetic: false,
+        on_round: None,
+        dropout_plan: None,
+    })
+    .unwrap();
+    let err = report
+        .model
+        .iter()
+        .zip(&expected)
+        .map(|(&a, &b)| (f64::from(a) - b).abs())
+        .fold(0.0, f64::max);
+    let mean_update = num.iter().map(|n| (n / den).abs()).fold(0.0, f64::max);
+    // Each client's weighted coordinate is rounded at random to a multiple
+    // of clip/2^20, so the mean Σv/(γ·Σw) is off by at most n·step/Σw;
+    // f32 adds ~1e-7.
+    let step = cfg.aggregation.clip / f64::from(1u32 << 20) * 5.0 / den;
+    println!(
+        "max |encrypted − plaintext| = {err:.3e} (step {step:.3e}); precision {:.1} bits of the largest mean coordinate",
+        (mean_update / err).log2()
+    );
+    assert!(err <= step + 1e-6, "error {err}");
+    assert!((mean_update / err).log2() > 14.0);
+}
+
+fn agents(
+    n: usize,
+    t: usize,
+) -> (
+    Coordinator,
+    Vec<ClientAgent>,
+    ManualClock,
+    tempfile::TempDir,
+) {
+    let (train, _) = common::breast_cancer();
+    let cfg = common::config("bc-t", 1, &format!("threshold = {t}\nquorum = {n}"));
+    let (roster, kx) = make_roster(&cfg.name, n);
+    let dir = tempfile::tempdir().unwrap();
+    let signer = LogSigner::generate().unwrap();
+    let key = signer.public_key();
+    let (clock, f) = ManualClock::new();
+    let mut coord = Coordinator::open(CoordinatorOptions {
+        config: cfg.clone(),
+        roster: roster.clone(),
+        state: dir.path().join("c.db"),
+        ledger: dir.path().join("l.db"),
+        signer,
+        eval: None,
+        clock: f,
+    })
+    .unwrap();
+    let parts = split_among(&train, n, None, 1).unwrap();
+    let mut clients: Vec<ClientAgent> = parts
+        .into_iter()
+        .zip(kx)
+        .enumerate()
+        .map(|(i, (d, k))| {
+            ClientAgent::new(ClientOptions {
+                client_id: format!("client-{}", i + 1),
+                kx: Some(k),
+                roster: roster.clone(),
+                config: cfg.clone(),
+                data: d,
+                state: None,
+                ledger_key: Some(key),
+                synthetic: false,
+            })
+            .unwrap()
+        })
+        .collect();
+    for c in clients.iter_mut() {
+        let r = coord.join(c.id(), &c.join_request()).unwrap();
+        c.on_join(&r).unwrap();
+    }
+    // Key setup.
+    for c in clients.iter_mut() {
+        let t = coord.next_task(c.id(), &task_req(c)).unwrap();
+        match c.handle(&t).unwrap() {
+            Action::PostKeySetup(p) => {
+                coord.post_key_setup(c.id(), &p).unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    for c in clients.iter_mut() {
+        let b = coord.get_key_setup(c.id(), &c.key_setup_query()).unwrap();
+        assert!(c.on_key_setup(&b).unwrap());
+    }
+    (coord, clients, clock, dir)
+}
+
+fn task_req(c: &ClientAgent) -> proto::TaskRequest {
+    proto::TaskRequest {
+        federation: "bc-t".into(),
+        wait_ms: 0,
+        known_tree_size: c.known_tree_size(),
+    }
+}
+
+/// Lets client `c` poll once and act; returns whether it sent something.
+fn step(coord: &mut Coordinator, c: &mut ClientAgent) -> bool {
+    let t = coord.next_task(c.id(), &task_req(c)).unwrap();
+    match c.handle(&t).unwrap() {
+        Action::Upload(ch) => {
+            let r = coord.upload(c.id(), &ch).unwrap();
+            c.on_receipt(&r).unwrap();
+            true
+        }
+        Action::Share(p) => {
+            coord.send_share(c.id(), &p).unwrap();
+            true
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn decryption_needs_t_online_key_holders() {
+    let (mut coord, mut clients, clock, _dir) = agents(5, 3);
+    coord.tick().unwrap();
+    for c in clients.iter_mut() {
+        assert!(step(&mut coord, c), "every client uploads");
+    }
+    // Only two key holders (t − 1) stay; the others vanish after uploading.
+    for _ in 0..10 {
+        clock.advance(6.0);
+        coord.tick().unwrap();
+        for c in clients.iter_mut().take(2) {
+            step(&mut coord, c);
+        }
+    }
+    assert!(
+        coord.history().is_empty(),
+        "decrypted with t − 1 key holders"
+    );
+    assert_eq!(coord.current_round(), Some(1));
+    // A third comes back: the next attempt succeeds.
+    for _ in 0..4 {
+        clock.advance(6.0);
+        coord.tick().unwrap();
+        for c in clients.iter_mut().take(3) {
+            step(&mut coord, c);
+        }
+        if !coord.history().is_empty() {
+            break;
+        }
+    }
+    let h = &coord.history()[0];
+    assert_eq!((h.contributors, h.decryptors), (5, 3));
+    assert!(h.attempts >= 2);
+    coord.tick().unwrap();
+    assert!(matches!(coord.phase(), Phase::Finished(_)));
+}
+
+#[test]
+fn refused_messages() {
+    let (mut coord, mut clients, _clock, _dir) = agents(3, 2);
+    // Not in the roster.
+    let e = coord
+        .join("mallory", &clients[0].join_request())
+        .unwrap_err();
+    assert!(matches!(e, cipherflow_fed::FedError::Unenrolled(_)), "{e}");
+    // Another federation's message.
+    let mut r = clients[0].join_request();
+    r.federation = "other".into();
+    assert!(coord.join("client-1", &r).is_err());
+    coord.tick().unwrap();
+    let t = coord.next_task("client-1", &task_req(&clients[0])).unwrap();
+    let Action::Upload(chunks) = clients[0].handle(&t).unwrap() else {
+        panic!()
+    };
+    // A client's update sent under another identity is for a client that
+    // did not make it: the ledger would record the wrong client; a
+    // truncated upload and a wrong round are refused.
+    assert!(coord
+        .upload("client-2", &chunks[..chunks.len() - 1])
+        .is_err());
+    let mut wrong = chunks.clone();
+    for c in wrong.iter_mut() {
+        c.round = 7;
+    }
+    assert!(matches!(
+        coord.upload("client-1", &wrong),
+        Err(cipherflow_fed::FedError::Replay(_))
+    ));
+    let mut bad = chunks.clone();
+    if let Some(b) = bad[0].ciphertext.get_mut(100) {
+        *b ^= 0xff;
+    }
+    let _ = coord.upload("client-1", &bad); // either refused or a valid-looking ciphertext
+    let r1 = coord.upload("client-1", &chunks);
+    // Replaying the same upload is idempotent; a different one is a replay.
+    if r1.is_ok() {
+        assert!(coord.upload("client-1", &chunks).unwrap().duplicate);
+    }
+    // Revoked clients are refused.
+    coord.revoke("client-3");
+    let t = coord.next_task("client-3", &task_req(&clients[2]));
+    assert!(matches!(t, Err(cipherflow_fed::FedError::Revoked(_))));
+    let _ = &mut clients;
+}
