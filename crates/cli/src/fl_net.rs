@@ -227,6 +227,14 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
     })
     .map_err(e2s)?;
     let resumed = coord.current_round().is_some() || !coord.history().is_empty();
+    let resume_note = match coord.current_round() {
+        Some(r) => format!(
+            "resumed in round {r} with {} stored updates",
+            coord.current_uploads()
+        ),
+        None if resumed => "resumed between rounds".to_string(),
+        None => "new federation".to_string(),
+    };
     let creds = Credentials::under(&a.pki, "coordinator");
     let rt = runtime()?;
     let json_out = a.json;
@@ -238,10 +246,9 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
                 .map_err(e2s)?;
         if !json_out {
             println!(
-                "coordinator for {:?} on {} ({}){}",
+                "coordinator for {:?} on {} ({resume_note}){}",
                 cfg.name,
                 server.addr,
-                if resumed { "resumed" } else { "new federation" },
                 a.metrics.map_or(String::new(), |m| format!(
                     ", metrics on http://{m}/metrics"
                 ))

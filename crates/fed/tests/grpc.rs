@@ -1,0 +1,162 @@
+//! The federation over real gRPC with mutual TLS on 127.0.0.1: a small
+//! federation runs to the end; a certificate from another CA, a
+//! certificate of the right CA that is not in the roster, and a revoked
+//! client are refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use cipherflow_fed::ca::{self, Credentials};
+use cipherflow_fed::client::{ClientAgent, ClientOptions};
+use cipherflow_fed::config::KeysMode;
+use cipherflow_fed::coordinator::{real_clock, Coordinator, CoordinatorOptions, Phase};
+use cipherflow_fed::proto;
+use cipherflow_fed::roster::{KxSecret, Roster};
+use cipherflow_fed::sim::split_among;
+use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi};
+use cipherflow_fed::transport::grpc::{CoordinatorRemote, CoordinatorServer, TlsFiles};
+use cipherflow_fed::FedError;
+use cipherflow_ledger::{LogSigner, PublicKey};
+use std::path::Path;
+use std::time::Duration;
+
+fn tls(c: &Credentials) -> TlsFiles<'_> {
+    TlsFiles {
+        ca: &c.ca,
+        cert: &c.cert,
+        key: &c.key,
+    }
+}
+
+fn join(url: &str, c: &Credentials) -> Result<proto::JoinReply, FedError> {
+    let mut r = CoordinatorRemote::connect(url, &tls(c))?;
+    r.join(&proto::JoinRequest {
+        federation: "bc-grpc".into(),
+        num_examples: 1,
+    })
+}
+
+/// A certificate signed by the federation's CA but absent from the roster.
+fn rogue_identity(pki: &Path, out: &Path) -> Credentials {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).unwrap()).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "cipherflow federation CA: bc-grpc");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["mallory".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "mallory");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(out.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(out.join("key.pem"), key.serialize_pem()).unwrap();
+    Credentials {
+        ca: pki.join("ca.pem"),
+        cert: out.join("cert.pem"),
+        key: out.join("key.pem"),
+    }
+}
+
+#[test]
+fn federation_over_mutual_tls_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let names: Vec<String> = (1..=3).map(|i| format!("client-{i}")).collect();
+    ca::init(&pki, "bc-grpc", &names).unwrap();
+    let roster = Roster::load(&pki.join("roster.json")).unwrap();
+    let cfg = common::config("bc-grpc", 2, "");
+    let (train, test) = common::breast_cancer();
+    let coord = Coordinator::open(CoordinatorOptions {
+        config: cfg.clone(),
+        roster: roster.clone(),
+        state: dir.path().join("c.db"),
+        ledger: dir.path().join("l.db"),
+        signer: LogSigner::load(&pki.join("ledger.key")).unwrap(),
+        eval: Some(test),
+        clock: real_clock(),
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let creds = Credentials::under(&pki, "coordinator");
+    let server = rt
+        .block_on(CoordinatorServer::start(
+            coord,
+            roster.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            &tls(&creds),
+            None,
+            Some(pki.join("roster.json")),
+        ))
+        .unwrap();
+    let url = format!("https://{}", server.addr);
+
+    // A certificate from another CA fails the TLS handshake.
+    let other = dir.path().join("other");
+    ca::init(&other, "bc-grpc", &["client-1".to_string()]).unwrap();
+    let foreign = Credentials::under(&other, "client-1");
+    assert!(matches!(join(&url, &foreign), Err(FedError::Transport(_))));
+    // The right CA, but not in the roster: unenrolled.
+    let rogue = rogue_identity(&pki, &dir.path().join("rogue"));
+    assert!(matches!(join(&url, &rogue), Err(FedError::Unenrolled(_))), "{:?}", join(&url, &rogue));
+
+    let parts = split_among(&train, 3, Some(0.5), 1).unwrap();
+    let ledger_key = PublicKey::load(&pki.join("ledger.pub")).unwrap();
+    let handles: Vec<_> = parts
+        .into_iter()
+        .zip(names.clone())
+        .map(|(data, id)| {
+            let (pki, url, roster, cfg) = (pki.clone(), url.clone(), roster.clone(), cfg.clone());
+            std::thread::spawn(move || {
+                let cdir = pki.join("clients").join(&id);
+                let mut agent = ClientAgent::new(ClientOptions {
+                    client_id: id.clone(),
+                    kx: Some(KxSecret::load(&cdir.join("kx.key")).unwrap()),
+                    roster,
+                    config: cfg,
+                    data,
+                    state: Some(cdir.join("state.json")),
+                    ledger_key: Some(ledger_key),
+                    synthetic: false,
+                })
+                .unwrap();
+                let c = Credentials::under(&pki, &id);
+                let mut remote = CoordinatorRemote::connect(&url, &tls(&c)).unwrap();
+                run_agent(&mut agent, &mut remote, None, KeysMode::Threshold, Duration::from_secs(30)).unwrap()
+            })
+        })
+        .collect();
+    let summaries: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for s in &summaries {
+        assert_eq!(s.uploads, 2);
+        assert_eq!(s.counted_proofs, 2);
+        assert_eq!(s.refused, 0);
+    }
+    assert_eq!(summaries.iter().map(|s| s.shares).sum::<u64>(), 4, "t = 2 shares per round");
+    let (hist, phase) = server.with(|c| (c.history().to_vec(), c.phase().clone())).unwrap();
+    assert_eq!(hist.len(), 2);
+    assert!(matches!(phase, Phase::Finished(_)));
+    assert!(hist.iter().all(|h| h.contributors == 3));
+    // The private state files are 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(pki.join("clients/client-1/state.json")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+    }
+
+    // Revocation: the coordinator re-reads the roster.
+    ca::revoke(&pki, "client-3").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let c3 = Credentials::under(&pki, "client-3");
+    assert!(matches!(join(&url, &c3), Err(FedError::Revoked(_))));
+    assert!(join(&url, &Credentials::under(&pki, "client-1")).is_ok());
+    rt.block_on(server.stop()).unwrap();
+}
