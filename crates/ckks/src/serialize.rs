@@ -85,16 +85,20 @@ impl Writer {
     pub(crate) fn bits(&mut self, v: u64, width: u32) {
         self.acc |= u128::from(v) << self.nbits;
         self.nbits += width;
-        while self.nbits >= 8 {
-            self.buf.push(self.acc as u8);
-            self.acc >>= 8;
-            self.nbits -= 8;
+        // Little-endian bit stream: emitting 8 bytes at a time gives the
+        // same bytes as one at a time.
+        if self.nbits >= 64 {
+            self.buf.extend_from_slice(&(self.acc as u64).to_le_bytes());
+            self.acc >>= 64;
+            self.nbits -= 64;
         }
     }
 
     pub(crate) fn flush_bits(&mut self) {
-        if self.nbits > 0 {
+        while self.nbits > 0 {
             self.buf.push(self.acc as u8);
+            self.acc >>= 8;
+            self.nbits = self.nbits.saturating_sub(8);
         }
         self.acc = 0;
         self.nbits = 0;
@@ -184,24 +188,43 @@ impl<'a> Reader<'a> {
         let bytes = self.take(total_bits.div_ceil(8))?;
         let mut acc: u128 = 0;
         let mut nbits: u32 = 0;
-        let mut it = bytes.iter();
+        let mut pos = 0usize;
+        let mut out_of_range = false;
         for &(w, q) in &widths {
             let mask = (1u128 << w) - 1;
             for _ in 0..n {
-                while nbits < w {
-                    let b = it.next().ok_or_else(|| bad("truncated polynomial"))?;
-                    acc |= u128::from(*b) << nbits;
-                    nbits += 8;
+                if nbits < w {
+                    // Refill 8 bytes at a time (widths are at most 61 bits).
+                    match bytes.get(pos..pos + 8) {
+                        Some(word) => {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(word);
+                            acc |= u128::from(u64::from_le_bytes(b)) << nbits;
+                            nbits += 64;
+                            pos += 8;
+                        }
+                        None => {
+                            while nbits < w {
+                                let b =
+                                    bytes.get(pos).ok_or_else(|| bad("truncated polynomial"))?;
+                                acc |= u128::from(*b) << nbits;
+                                nbits += 8;
+                                pos += 1;
+                            }
+                        }
+                    }
                 }
                 let v = (acc & mask) as u64;
                 acc >>= w;
                 nbits -= w;
-                if v >= q {
-                    return Err(bad("coefficient out of range for its modulus"));
-                }
+                out_of_range |= v >= q;
                 data.push(v);
             }
         }
+        if out_of_range {
+            return Err(bad("coefficient out of range for its modulus"));
+        }
+        // The bits left over are the last byte's padding: they must be zero.
         if acc != 0 {
             return Err(bad("non-zero padding bits"));
         }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod bench_fl;
 mod bench_tensor;
 mod demo;
 mod dp;
@@ -100,6 +101,8 @@ enum BenchCommand {
     },
     /// Encrypted tensor operations (matvec, conv, polynomial activations).
     Tensor(bench_tensor::TensorArgs),
+    /// Encrypted federated aggregation (bytes, encryption, coordinator, rounds).
+    Fl(bench_fl::FlBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -167,6 +170,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Bench {
             what: BenchCommand::Tensor(args),
         } => bench_tensor::run(args),
+        Command::Bench {
+            what: BenchCommand::Fl(args),
+        } => bench_fl::run(args),
     }
 }
 

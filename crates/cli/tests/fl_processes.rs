@@ -37,7 +37,12 @@ fn coordinator(dir: &Path, port: u16, tx: mpsc::Sender<String>) -> Child {
         .arg(dir.join("pki"))
         .arg("--state")
         .arg(dir.join("state"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--eval", "breast-cancer"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--eval",
+            "breast-cancer",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -78,7 +83,16 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
     )
     .unwrap();
     let ok = Command::new(bin())
-        .args(["fl", "ca", "init", "--federation", "bc-restart", "--clients", "4", "--dir"])
+        .args([
+            "fl",
+            "ca",
+            "init",
+            "--federation",
+            "bc-restart",
+            "--clients",
+            "4",
+            "--dir",
+        ])
         .arg(dir.join("pki"))
         .status()
         .unwrap();
@@ -95,7 +109,13 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
                 .arg("--pki")
                 .arg(dir.join("pki"))
                 .args(["--id", &format!("client-{i}"), "--shard", &format!("{i}/4")])
-                .args(["--coordinator", &format!("https://127.0.0.1:{port}"), "--patience", "90", "--json"])
+                .args([
+                    "--coordinator",
+                    &format!("https://127.0.0.1:{port}"),
+                    "--patience",
+                    "90",
+                    "--json",
+                ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -120,7 +140,11 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
     for c in clients {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success());
-        let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string();
         let v: serde_json::Value = serde_json::from_str(&last).unwrap();
         assert_eq!(v["uploads"].as_u64(), Some(6), "{last}");
         assert_eq!(v["counted_proofs"].as_u64(), Some(6), "{last}");
@@ -149,14 +173,34 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
 fn simulate_json_contract() {
     let out = Command::new(bin())
         .current_dir(repo())
-        .args(["fl", "simulate", "--data", "breast-cancer", "--clients", "6", "--rounds", "2"])
+        .args([
+            "fl",
+            "simulate",
+            "--data",
+            "breast-cancer",
+            "--clients",
+            "6",
+            "--rounds",
+            "2",
+        ])
         .args(["--dropout", "0.2", "--dp-epsilon", "3", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    for k in ["rounds", "final_accuracy", "epsilon", "upload_bytes_per_param", "round_seconds_median", "ledger"] {
+    for k in [
+        "rounds",
+        "final_accuracy",
+        "epsilon",
+        "upload_bytes_per_param",
+        "round_seconds_median",
+        "ledger",
+    ] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
     assert_eq!(v["ledger"], "verified");

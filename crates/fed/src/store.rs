@@ -3,7 +3,9 @@
 //! relayed key-setup messages, rounds, every accepted upload (the running
 //! sum is rebuilt from them after a restart, so an accepted update is never
 //! lost or counted twice), decryption shares, the global model and the
-//! optimizer state.
+//! optimizer state. Ciphertext payloads (megabytes each) are files beside
+//! the database, written and fsynced before the row that refers to them
+//! commits; a row is the commit point, a file without one is ignored.
 
 use crate::error::{FedError, Result};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -29,7 +31,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 CREATE TABLE IF NOT EXISTS shares (
     round INTEGER NOT NULL, attempt INTEGER NOT NULL, client_id TEXT NOT NULL,
-    hash BLOB NOT NULL, ledger_index INTEGER, bytes BLOB NOT NULL,
+    hash BLOB NOT NULL, ledger_index INTEGER, bytes BLOB,
     PRIMARY KEY (round, attempt, client_id)
 );
 CREATE TABLE IF NOT EXISTS history (round INTEGER PRIMARY KEY, data TEXT NOT NULL);
@@ -66,6 +68,17 @@ pub struct ShareRow {
 /// The state database.
 pub struct Store {
     conn: Connection,
+    blobs: std::path::PathBuf,
+}
+
+/// The payload file name of an upload.
+pub fn upload_blob(round: u64, client: &str) -> String {
+    format!("upload-{round}-{client}.bin")
+}
+
+/// The payload file name of a decryption share.
+pub fn share_blob(round: u64, attempt: u32, client: &str) -> String {
+    format!("share-{round}-{attempt}-{client}.bin")
 }
 
 fn hash_of(v: Vec<u8>) -> Result<[u8; 32]> {
@@ -85,7 +98,49 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        let blobs = path.with_extension("blobs");
+        std::fs::create_dir_all(&blobs).map_err(|e| FedError::io(&blobs, e))?;
+        Ok(Self { conn, blobs })
+    }
+
+    /// Writes a payload file durably (temporary file, fsync, rename, fsync
+    /// of the directory).
+    pub fn save_blob(&self, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.blobs.join(name);
+        write_file(&path, data, false)?;
+        #[cfg(unix)]
+        std::fs::File::open(&self.blobs)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| FedError::io(&self.blobs, e))?;
+        Ok(())
+    }
+
+    /// Reads a payload file, if present.
+    pub fn load_blob(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.blobs.join(name);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(FedError::io(&path, e)),
+        }
+    }
+
+    /// Deletes the payload files of a round (uploads and shares).
+    pub fn remove_round_blobs(&self, round: u64) {
+        let (u, sh) = (format!("upload-{round}-"), format!("share-{round}-"));
+        if let Ok(rd) = std::fs::read_dir(&self.blobs) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with(&u) || name.starts_with(&sh) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// Deletes a payload file (missing is fine).
+    pub fn remove_blob(&self, name: &str) {
+        let _ = std::fs::remove_file(self.blobs.join(name));
     }
 
     /// Runs `f` in one immediate transaction (all or nothing).
@@ -128,17 +183,22 @@ impl Store {
                 r.get::<_, Option<Vec<u8>>>(4)?,
             ))
         })?;
-        rows.map(|row| {
-            let (client_id, hash, n, li, bytes) = row?;
-            Ok(UploadRow {
-                client_id,
-                hash: hash_of(hash)?,
-                num_examples: u64::try_from(n).unwrap_or(0),
-                ledger_index: idx(li),
-                bytes,
+        let rows: Vec<_> = rows.collect::<std::result::Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(client_id, hash, n, li, bytes)| {
+                let bytes = match bytes {
+                    Some(b) => Some(b),
+                    None => self.load_blob(&upload_blob(round, &client_id))?,
+                };
+                Ok(UploadRow {
+                    client_id,
+                    hash: hash_of(hash)?,
+                    num_examples: u64::try_from(n).unwrap_or(0),
+                    ledger_index: idx(li),
+                    bytes,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// Shares of a round's attempt.
@@ -152,19 +212,28 @@ impl Store {
                 r.get::<_, String>(0)?,
                 r.get::<_, Vec<u8>>(1)?,
                 r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
             ))
         })?;
-        rows.map(|row| {
-            let (client_id, hash, li, bytes) = row?;
-            Ok(ShareRow {
-                client_id,
-                hash: hash_of(hash)?,
-                ledger_index: idx(li),
-                bytes,
+        let rows: Vec<_> = rows.collect::<std::result::Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(client_id, hash, li, bytes)| {
+                let bytes = match bytes {
+                    Some(b) => b,
+                    None => self
+                        .load_blob(&share_blob(round, attempt, &client_id))?
+                        .ok_or_else(|| {
+                            FedError::Encoding("a stored share's payload is missing".into())
+                        })?,
+                };
+                Ok(ShareRow {
+                    client_id,
+                    hash: hash_of(hash)?,
+                    ledger_index: idx(li),
+                    bytes,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// The JSON record of a round.
@@ -314,18 +383,18 @@ pub fn put_history(tx: &Transaction<'_>, round: u64, json: &str) -> Result<()> {
     Ok(())
 }
 
-/// Stores an accepted upload.
+/// Records an accepted upload whose payload is already saved with
+/// [`Store::save_blob`] under [`upload_blob`].
 pub fn insert_upload(
     tx: &Transaction<'_>,
     round: u64,
     client: &str,
     hash: &[u8; 32],
     num_examples: u64,
-    bytes: &[u8],
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO uploads (round, client_id, hash, num_examples, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![round as i64, client, &hash[..], num_examples as i64, bytes],
+        "INSERT INTO uploads (round, client_id, hash, num_examples) VALUES (?1, ?2, ?3, ?4)",
+        params![round as i64, client, &hash[..], num_examples as i64],
     )?;
     Ok(())
 }
@@ -348,18 +417,17 @@ pub fn prune_uploads(tx: &Transaction<'_>, round: u64) -> Result<()> {
     Ok(())
 }
 
-/// Stores a decryption share.
+/// Records a decryption share whose payload is saved under [`share_blob`].
 pub fn insert_share(
     tx: &Transaction<'_>,
     round: u64,
     attempt: u32,
     client: &str,
     hash: &[u8; 32],
-    bytes: &[u8],
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO shares (round, attempt, client_id, hash, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![round as i64, attempt, client, &hash[..], bytes],
+        "INSERT INTO shares (round, attempt, client_id, hash) VALUES (?1, ?2, ?3, ?4)",
+        params![round as i64, attempt, client, &hash[..]],
     )?;
     Ok(())
 }

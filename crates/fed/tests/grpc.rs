@@ -105,7 +105,11 @@ fn federation_over_mutual_tls_and_refusals() {
     assert!(matches!(join(&url, &foreign), Err(FedError::Transport(_))));
     // The right CA, but not in the roster: unenrolled.
     let rogue = rogue_identity(&pki, &dir.path().join("rogue"));
-    assert!(matches!(join(&url, &rogue), Err(FedError::Unenrolled(_))), "{:?}", join(&url, &rogue));
+    assert!(
+        matches!(join(&url, &rogue), Err(FedError::Unenrolled(_))),
+        "{:?}",
+        join(&url, &rogue)
+    );
 
     let parts = split_among(&train, 3, Some(0.5), 1).unwrap();
     let ledger_key = PublicKey::load(&pki.join("ledger.pub")).unwrap();
@@ -129,7 +133,14 @@ fn federation_over_mutual_tls_and_refusals() {
                 .unwrap();
                 let c = Credentials::under(&pki, &id);
                 let mut remote = CoordinatorRemote::connect(&url, &tls(&c)).unwrap();
-                run_agent(&mut agent, &mut remote, None, KeysMode::Threshold, Duration::from_secs(30)).unwrap()
+                run_agent(
+                    &mut agent,
+                    &mut remote,
+                    None,
+                    KeysMode::Threshold,
+                    Duration::from_secs(30),
+                )
+                .unwrap()
             })
         })
         .collect();
@@ -139,8 +150,14 @@ fn federation_over_mutual_tls_and_refusals() {
         assert_eq!(s.counted_proofs, 2);
         assert_eq!(s.refused, 0);
     }
-    assert_eq!(summaries.iter().map(|s| s.shares).sum::<u64>(), 4, "t = 2 shares per round");
-    let (hist, phase) = server.with(|c| (c.history().to_vec(), c.phase().clone())).unwrap();
+    assert_eq!(
+        summaries.iter().map(|s| s.shares).sum::<u64>(),
+        4,
+        "t = 2 shares per round"
+    );
+    let (hist, phase) = server
+        .with(|c| (c.history().to_vec(), c.phase().clone()))
+        .unwrap();
     assert_eq!(hist.len(), 2);
     assert!(matches!(phase, Phase::Finished(_)));
     assert!(hist.iter().all(|h| h.contributors == 3));

@@ -270,11 +270,18 @@ pub fn share_encrypt<R: RngCore + CryptoRng>(
 fn add_message(params: &CkksParams, c0: &mut RnsPoly, e: &[i64], values: &[i64], shift: u32) {
     let moduli = params.ring().q_moduli();
     for (i, m) in moduli.iter().enumerate() {
-        let two_s = m.pow(2 % m.value(), u64::from(shift));
-        for (k, c) in c0.limb_mut(i).iter_mut().enumerate() {
+        let two_s = m.pow(2, u64::from(shift));
+        let two_s_shoup = m.shoup(two_s);
+        let limb = c0.limb_mut(i);
+        for (k, c) in limb.iter_mut().enumerate() {
             let noise = m.reduce_i64(e.get(k).copied().unwrap_or(0));
-            let v = m.reduce_i64(values.get(k).copied().unwrap_or(0));
-            *c = m.add(*c, m.add(noise, m.mul(v, two_s)));
+            let v = values.get(k).copied().unwrap_or(0);
+            let scaled = if v == 0 {
+                0
+            } else {
+                m.mul_shoup(m.reduce_i64(v), two_s, two_s_shoup)
+            };
+            *c = m.add(*c, m.add(noise, scaled));
         }
     }
 }
