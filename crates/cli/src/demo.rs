@@ -274,6 +274,7 @@ pub fn run_federated() -> Result<(), String> {
         dropout: 0.0,
         keys: "threshold".into(),
         dp_epsilon: Some(3.0),
+        dp_level: "client".into(),
         params_per_client: None,
         alpha: Some(0.5),
         model: None,

@@ -47,9 +47,13 @@ pub struct SimulateArgs {
     /// threshold or key-service.
     #[arg(long, default_value = "threshold")]
     pub keys: String,
-    /// Client-level distributed DP with this total ε (δ = 1e-5).
+    /// DP with this total ε (δ = 1e-5).
     #[arg(long)]
     pub dp_epsilon: Option<f64>,
+    /// DP level: `client` (distributed noise on the aggregate) or `sample`
+    /// (local DP-SGD on every client).
+    #[arg(long, default_value = "client")]
+    pub dp_level: String,
     /// Synthetic benchmark: a model of this many parameters and random updates.
     #[arg(long)]
     pub params_per_client: Option<usize>,
@@ -136,13 +140,28 @@ pub fn federation_config(
         .parse()
         .map_err(|e: cipherflow_fed::FedError| e.to_string())?;
     if let Some(e) = a.dp_epsilon {
-        cfg.dp = Some(cipherflow_fed::config::DpConfig {
-            epsilon: e,
-            delta: 1e-5,
-            clip: cfg.dp.as_ref().map_or(1.0, |d| d.clip),
-            noise: cipherflow_fed::config::NoiseKind::DiscreteGaussian,
-            client_epsilon: None,
-        });
+        match a.dp_level.as_str() {
+            "client" => {
+                cfg.local_dp = None;
+                cfg.dp = Some(cipherflow_fed::config::DpConfig {
+                    epsilon: e,
+                    delta: 1e-5,
+                    clip: cfg.dp.as_ref().map_or(1.0, |d| d.clip),
+                    noise: cipherflow_fed::config::NoiseKind::DiscreteGaussian,
+                    client_epsilon: None,
+                });
+            }
+            "sample" => {
+                cfg.dp = None;
+                cfg.local_dp = Some(cipherflow_fed::config::LocalDpConfig {
+                    epsilon: e,
+                    delta: 1e-5,
+                    clip: cfg.local_dp.as_ref().map_or(1.0, |d| d.clip),
+                    sample_rate: cfg.local_dp.as_ref().map_or(0.05, |d| d.sample_rate),
+                });
+            }
+            other => return Err(format!("--dp-level must be client or sample, not {other:?}")),
+        }
     }
     if let Some(k) = a.clients_per_round {
         cfg.clients_per_round = Some(k);

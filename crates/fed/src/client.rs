@@ -13,7 +13,7 @@
 
 use crate::config::{FederationConfig, KeysMode, LocalTraining, Sizes};
 use crate::coordinator::SHARE_PART_CHUNKS;
-use crate::dp_plan::DpPlan;
+use crate::dp_plan::{DpPlan, LocalDpPlan};
 use crate::error::{FedError, Result};
 use crate::model;
 use crate::proto::{self, task::Kind};
@@ -96,6 +96,7 @@ pub struct ClientAgent {
     cfg: FederationConfig,
     sizes: Sizes,
     dp: Option<DpPlan>,
+    local_dp: Option<LocalDpPlan>,
     wire: WirePlan,
     params: CkksParams,
     data: Dataset,
@@ -147,6 +148,10 @@ impl ClientAgent {
             Some(d) => Some(DpPlan::new(d, &sizes, opts.config.rounds, dim as u64)?),
             None => None,
         };
+        let local_dp = match &opts.config.local_dp {
+            Some(l) => Some(LocalDpPlan::new(l, opts.config.rounds, opts.config.training.epochs)?),
+            None => None,
+        };
         let wire = WirePlan::for_federation(&opts.config, &sizes, dp.as_ref(), dim)?;
         let params = wire.params()?;
         if opts.config.keys == KeysMode::Threshold && opts.kx.is_none() {
@@ -163,6 +168,7 @@ impl ClientAgent {
             cfg: opts.config,
             sizes,
             dp,
+            local_dp,
             wire,
             params,
             data: opts.data,
@@ -502,6 +508,8 @@ impl ClientAgent {
             let mut u = vec![0f64; global.len()];
             cipherflow_dp::try_gaussian_noise(&mut train_rng, 0.01, &mut u)?;
             u.iter().map(|&x| x as f32).collect()
+        } else if let Some(plan) = &self.local_dp {
+            model::local_update_dp(&mut self.model, &global, &self.data, &training, plan)?
         } else {
             model::local_update(
                 &mut self.model,

@@ -162,6 +162,35 @@ fn default_noise() -> NoiseKind {
     NoiseKind::DiscreteGaussian
 }
 
+/// Sample-level DP: every client trains with DP-SGD (`cipherflow-nn`'s
+/// `SecureSgd`: Poisson sampling at `sample_rate`, per-example clipping,
+/// Gaussian noise), calibrated so that any patient's ε over all rounds
+/// stays within `epsilon` (RDP accountant; clients' data sets are disjoint,
+/// so the federation's ε is one client's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalDpConfig {
+    /// Total ε per client over all rounds.
+    pub epsilon: f64,
+    /// δ.
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+    /// Per-example clipping norm.
+    #[serde(default = "default_local_clip")]
+    pub clip: f32,
+    /// Poisson sampling rate of a local step (the same for every client,
+    /// so every client takes `epochs/sample_rate` steps per round).
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: f64,
+}
+
+fn default_local_clip() -> f32 {
+    1.0
+}
+fn default_sample_rate() -> f64 {
+    0.05
+}
+
 /// Wire encoding of updates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -239,9 +268,12 @@ pub struct FederationConfig {
     /// Local training.
     #[serde(default)]
     pub training: LocalTraining,
-    /// Distributed DP (none: no DP).
+    /// Client-level distributed DP (none: no DP).
     #[serde(default)]
     pub dp: Option<DpConfig>,
+    /// Sample-level DP (local DP-SGD); exclusive with `dp`.
+    #[serde(default)]
+    pub local_dp: Option<LocalDpConfig>,
     /// Wire encoding.
     #[serde(default)]
     pub aggregation: AggregationConfig,
@@ -338,6 +370,20 @@ impl FederationConfig {
                 }
             }
         }
+        if let Some(l) = &self.local_dp {
+            if self.dp.is_some() {
+                return bad("choose client-level `dp` or sample-level `local_dp`, not both".into());
+            }
+            if !(l.epsilon.is_finite() && l.epsilon > 0.0 && l.epsilon <= 100.0) {
+                return bad("local_dp.epsilon must be in (0, 100]".into());
+            }
+            if !(l.delta > 0.0 && l.delta < 1.0) || !(l.clip.is_finite() && l.clip > 0.0) {
+                return bad("local_dp.delta must be in (0, 1) and clip positive".into());
+            }
+            if !(l.sample_rate > 0.0 && l.sample_rate <= 1.0) {
+                return bad("local_dp.sample_rate must be in (0, 1]".into());
+            }
+        }
         let a = &self.aggregation;
         if !(4..=30).contains(&a.quant_bits) {
             return bad("aggregation.quant_bits must be in 4..=30".into());
@@ -364,7 +410,7 @@ impl FederationConfig {
                 name,
                 &self.input,
                 self.classes,
-                self.dp.is_some(),
+                self.dp.is_some() || self.local_dp.is_some(),
             )?),
         }
     }

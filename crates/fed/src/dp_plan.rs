@@ -237,6 +237,75 @@ impl DpPlan {
     }
 }
 
+/// A sample-level DP plan (local DP-SGD on every client).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalDpPlan {
+    /// Target ε per client over all rounds.
+    pub target_epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// Per-example clip.
+    pub clip: f32,
+    /// Poisson sampling rate.
+    pub sample_rate: f64,
+    /// Calibrated noise multiplier.
+    pub noise_multiplier: f64,
+    /// DP-SGD steps per round.
+    pub steps_per_round: u64,
+}
+
+impl LocalDpPlan {
+    /// Calibrates σ for `rounds` rounds of `epochs` local epochs.
+    pub fn new(cfg: &crate::config::LocalDpConfig, rounds: u64, epochs: usize) -> Result<Self> {
+        let steps_per_round = (epochs as f64 / cfg.sample_rate).round().max(1.0) as u64;
+        let total = steps_per_round
+            .checked_mul(rounds)
+            .ok_or_else(|| FedError::Config("too many DP-SGD steps".into()))?;
+        let sigma = cipherflow_dp::calibrate_sigma(
+            cipherflow_dp::Accountant::Rdp,
+            cfg.sample_rate,
+            total,
+            cfg.delta,
+            cfg.epsilon,
+        )?;
+        Ok(Self {
+            target_epsilon: cfg.epsilon,
+            delta: cfg.delta,
+            clip: cfg.clip,
+            sample_rate: cfg.sample_rate,
+            noise_multiplier: sigma,
+            steps_per_round,
+        })
+    }
+
+    /// ε after `steps` DP-SGD steps.
+    pub fn epsilon_after(&self, steps: u64) -> Result<f64> {
+        if steps == 0 {
+            return Ok(0.0);
+        }
+        Ok(cipherflow_dp::epsilon(
+            cipherflow_dp::Accountant::Rdp,
+            self.sample_rate,
+            self.noise_multiplier,
+            steps,
+            self.delta,
+        )?
+        .epsilon)
+    }
+
+    /// DP settings of a round after `rounds` rounds in all.
+    pub fn ledger_settings(&self, rounds: u64) -> DpSettings {
+        DpSettings {
+            accountant: "rdp".into(),
+            sampling_rate: self.sample_rate,
+            noise_multiplier: self.noise_multiplier,
+            delta: self.delta,
+            steps_this_round: self.steps_per_round,
+            steps_cumulative: rounds.saturating_mul(self.steps_per_round),
+        }
+    }
+}
+
 /// Recomputes ε from ledger settings written by [`DpPlan::ledger_settings`]
 /// (`client`: the per-client ε, without amplification).
 pub fn ledger_epsilon(

@@ -120,6 +120,39 @@ pub fn local_update(
     Ok(local.iter().zip(global).map(|(a, b)| a - b).collect())
 }
 
+/// Local DP-SGD (`SecureSgd`) for one round: `plan.steps_per_round` steps
+/// of Poisson sampling, per-example clipping and Gaussian noise, from the
+/// global model; returns `w_local − w_global`.
+pub fn local_update_dp(
+    model: &mut Sequential,
+    global: &[f32],
+    data: &Dataset,
+    cfg: &LocalTraining,
+    plan: &crate::dp_plan::LocalDpPlan,
+) -> Result<Vec<f32>> {
+    use cipherflow_nn::{DpConfig, SecureSgd};
+    if data.is_empty() {
+        return Err(FedError::Refused("no local data".into()));
+    }
+    load_flat(model, global)?;
+    let loss = default_loss(model);
+    let opt = Optimizer::sgd(cfg.lr, cfg.momentum, 0.0)?;
+    let mut sgd = SecureSgd::new(
+        DpConfig {
+            clip: plan.clip,
+            noise_multiplier: plan.noise_multiplier,
+            sample_rate: plan.sample_rate,
+        },
+        opt,
+        cipherflow_dp::Accountant::Rdp.new_accountant(),
+    )?;
+    for _ in 0..plan.steps_per_round {
+        sgd.step(model, loss, data)?;
+    }
+    let local = flatten(model);
+    Ok(local.iter().zip(global).map(|(a, b)| a - b).collect())
+}
+
 /// Test accuracy of the flat model `weights` on `data`.
 pub fn evaluate(model: &mut Sequential, weights: &[f32], data: &Dataset) -> Result<f32> {
     load_flat(model, weights)?;

@@ -15,7 +15,7 @@
 mod round;
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
-use crate::dp_plan::DpPlan;
+use crate::dp_plan::{DpPlan, LocalDpPlan};
 use crate::error::{FedError, Result};
 use crate::metrics::Metrics;
 use crate::model;
@@ -98,6 +98,7 @@ pub struct Coordinator {
     wire: WirePlan,
     params: CkksParams,
     dp: Option<DpPlan>,
+    local_dp: Option<LocalDpPlan>,
     crs: Crs,
     epoch: u64,
     global: Vec<f32>,
@@ -145,6 +146,10 @@ impl Coordinator {
         let dim = model.num_params();
         let dp = match &cfg.dp {
             Some(d) => Some(DpPlan::new(d, &sizes, cfg.rounds, dim as u64)?),
+            None => None,
+        };
+        let local_dp = match &cfg.local_dp {
+            Some(l) => Some(LocalDpPlan::new(l, cfg.rounds, cfg.training.epochs)?),
             None => None,
         };
         let wire = WirePlan::for_federation(&cfg, &sizes, dp.as_ref(), dim)?;
@@ -240,6 +245,7 @@ impl Coordinator {
             wire,
             params,
             dp,
+            local_dp,
             crs,
             epoch: 1,
             global,
@@ -562,9 +568,14 @@ impl Coordinator {
         &self.wire
     }
 
-    /// The DP plan, if DP is on.
+    /// The client-level DP plan, if on.
     pub fn dp_plan(&self) -> Option<&DpPlan> {
         self.dp.as_ref()
+    }
+
+    /// The sample-level DP plan, if on.
+    pub fn local_dp_plan(&self) -> Option<&LocalDpPlan> {
+        self.local_dp.as_ref()
     }
 
     /// Federation sizes.

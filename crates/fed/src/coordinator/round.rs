@@ -152,7 +152,23 @@ impl Coordinator {
         self.store.tx(|tx| store::put_round(tx, r, &json))
     }
 
+    /// Global ε after `rounds` rounds, and a client's after `k` rounds
+    /// of its own (None: no DP).
+    fn epsilons(&self, rounds: u64, k: u64) -> Result<(Option<f64>, Option<f64>)> {
+        Ok(match (&self.dp, &self.local_dp) {
+            (Some(p), _) => (Some(p.epsilon_after(rounds)?), Some(p.client_epsilon_after(k)?)),
+            (None, Some(l)) => (
+                Some(l.epsilon_after(rounds.saturating_mul(l.steps_per_round))?),
+                Some(l.epsilon_after(k.saturating_mul(l.steps_per_round))?),
+            ),
+            (None, None) => (None, None),
+        })
+    }
+
     fn dp_settings(&self, cumulative: u64) -> DpSettings {
+        if let Some(l) = &self.local_dp {
+            return l.ledger_settings(cumulative);
+        }
         match &self.dp {
             Some(p) => p.ledger_settings(cumulative),
             None => DpSettings {
@@ -192,6 +208,10 @@ impl Coordinator {
             put("dp.share_sigma", p.share_sigma.to_string());
             put("dp.gamma", p.gamma.to_string());
             put("dp.clip", p.clip.to_string());
+        }
+        if let Some(l) = &self.local_dp {
+            put("local_dp.clip", l.clip.to_string());
+            put("local_dp.steps_per_round", l.steps_per_round.to_string());
         }
         let participants = rec
             .sampled
@@ -512,13 +532,16 @@ impl Coordinator {
             return Ok(()); // the first round waits for every enrolled client
         }
         let cumulative = self.rounds_opened + 1;
-        if let Some(p) = &self.dp {
-            let eps = p.epsilon_after(cumulative)?;
-            if eps > p.target_epsilon * (1.0 + 1e-9) {
-                let spent = p.epsilon_after(self.rounds_opened)?;
+        let target = self
+            .dp
+            .as_ref()
+            .map(|p| p.target_epsilon)
+            .or(self.local_dp.as_ref().map(|l| l.target_epsilon));
+        if let (Some(target), (Some(eps), _)) = (target, self.epsilons(cumulative, 0)?) {
+            if eps > target * (1.0 + 1e-9) {
+                let spent = self.epsilons(self.rounds_opened, 0)?.0.unwrap_or(0.0);
                 self.phase = Phase::Finished(format!(
-                    "privacy budget exhausted: round {cumulative} would bring ε to {eps:.4} > {} (spent {spent:.4})",
-                    p.target_epsilon
+                    "privacy budget exhausted: round {cumulative} would bring ε to {eps:.4} > {target} (spent {spent:.4})"
                 ));
                 tracing::warn!(reason = ?self.phase, "refusing a round");
                 return self.persist_phase();
@@ -1075,18 +1098,13 @@ impl Coordinator {
         let contributors: Vec<String> = st.uploads.keys().cloned().collect();
         let bytes = model::to_bytes(&global);
         let model_hash = model::model_hash(&bytes);
-        let epsilon = match &self.dp {
-            Some(p) => Some(p.epsilon_after(st.record.cumulative)?),
-            None => None,
-        };
+        let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
+        let steps = self.local_dp.as_ref().map_or(1, |l| l.steps_per_round);
         let mut clients = Vec::new();
         for id in &contributors {
             let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
-            let e = match &self.dp {
-                Some(p) => Some(p.client_epsilon_after(k)?),
-                None => None,
-            };
-            clients.push((id.clone(), k, e));
+            let e = self.epsilons(0, k)?.1;
+            clients.push((id.clone(), k * steps, e));
         }
         let accuracy = match &self.eval {
             Some(d) => Some(model::evaluate(&mut self.model, &global, d)?),
@@ -1149,10 +1167,7 @@ impl Coordinator {
             return Ok(());
         };
         let round = st.record.round;
-        let epsilon = match &self.dp {
-            Some(p) => Some(p.epsilon_after(st.record.cumulative)?),
-            None => None,
-        };
+        let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
         let hash = model::model_hash(&model::to_bytes(&self.global));
         let mut rec = st.record.clone();
         rec.state = RecordState::Aborted;
