@@ -183,7 +183,7 @@ fn shares_for_another_contributor_set_do_not_decrypt() {
         })
         .collect();
     assert_eq!(
-        combine_aggregate(p, &[sum.clone()], &right, noise).unwrap()[0],
+        combine_aggregate(p, std::slice::from_ref(&sum), &right, noise).unwrap()[0],
         want
     );
     // Another seed (another round) cannot use these shares.
@@ -227,7 +227,7 @@ fn key_holder_decrypts_alone_and_shift_is_checked() {
     assert_eq!(share.contributors(), &[1, 2, 3]);
     let noise = share_sum_noise_log2(3, n, 40);
     assert_eq!(
-        combine_aggregate(p, &[sum.clone()], &[share], noise).unwrap()[0],
+        combine_aggregate(p, std::slice::from_ref(&sum), &[share], noise).unwrap()[0],
         want
     );
 

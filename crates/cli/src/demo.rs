@@ -264,8 +264,9 @@ pub fn run(path: &Path) -> Result<(), String> {
 
 /// The README's main job: 10 simulated hospitals, the shipped breast-cancer
 /// data split non-IID (Dirichlet α = 0.5), 20 rounds of 6-of-10
-/// threshold-encrypted FedAvg with client-level distributed DP (ε = 3),
-/// per-round accuracy and ε, and the offline verification of the audit log.
+/// threshold-encrypted FedAvg with sample-level DP (every hospital trains
+/// with DP-SGD; ε = 3 per patient), per-round accuracy and ε, and the
+/// offline verification of the audit log.
 pub fn run_federated() -> Result<(), String> {
     let args = crate::fl::SimulateArgs {
         data: "breast-cancer".into(),
@@ -274,7 +275,7 @@ pub fn run_federated() -> Result<(), String> {
         dropout: 0.0,
         keys: "threshold".into(),
         dp_epsilon: Some(3.0),
-        dp_level: "client".into(),
+        dp_level: "sample".into(),
         params_per_client: None,
         alpha: Some(0.5),
         model: None,

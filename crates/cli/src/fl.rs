@@ -160,7 +160,11 @@ pub fn federation_config(
                     sample_rate: cfg.local_dp.as_ref().map_or(0.05, |d| d.sample_rate),
                 });
             }
-            other => return Err(format!("--dp-level must be client or sample, not {other:?}")),
+            other => {
+                return Err(format!(
+                    "--dp-level must be client or sample, not {other:?}"
+                ))
+            }
         }
     }
     if let Some(k) = a.clients_per_round {

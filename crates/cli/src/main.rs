@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The demo: 10 simulated hospitals train on the shipped breast-cancer
-    /// data with threshold-encrypted FedAvg and client-level DP, ending with
+    /// data with threshold-encrypted FedAvg and DP-SGD, ending with
     /// the audit-log verification (`demo scoring`: encrypted diagnosis
     /// scoring with CKKS).
     Demo {

@@ -149,7 +149,11 @@ impl ClientAgent {
             None => None,
         };
         let local_dp = match &opts.config.local_dp {
-            Some(l) => Some(LocalDpPlan::new(l, opts.config.rounds, opts.config.training.epochs)?),
+            Some(l) => Some(LocalDpPlan::new(
+                l,
+                opts.config.rounds,
+                opts.config.training.epochs,
+            )?),
             None => None,
         };
         let wire = WirePlan::for_federation(&opts.config, &sizes, dp.as_ref(), dim)?;

@@ -343,7 +343,7 @@ impl FederationConfig {
         if t.epochs == 0 || t.epochs > 1000 || t.batch_size == 0 {
             return bad("training epochs must be in 1..=1000 and batch_size ≥ 1".into());
         }
-        if !(t.lr.is_finite() && t.lr > 0.0) || !(0.0..1.0).contains(&t.momentum) {
+        if !(t.lr.is_finite() && t.lr > 0.0 && (0.0..1.0).contains(&t.momentum)) {
             return bad("training lr must be positive and momentum in [0, 1)".into());
         }
         let s = &self.strategy;
@@ -377,7 +377,7 @@ impl FederationConfig {
             if !(l.epsilon.is_finite() && l.epsilon > 0.0 && l.epsilon <= 100.0) {
                 return bad("local_dp.epsilon must be in (0, 100]".into());
             }
-            if !(l.delta > 0.0 && l.delta < 1.0) || !(l.clip.is_finite() && l.clip > 0.0) {
+            if !(l.delta > 0.0 && l.delta < 1.0 && l.clip.is_finite() && l.clip > 0.0) {
                 return bad("local_dp.delta must be in (0, 1) and clip positive".into());
             }
             if !(l.sample_rate > 0.0 && l.sample_rate <= 1.0) {

@@ -340,7 +340,7 @@ pub fn ledger_epsilon(
         return Ok(0.0);
     }
     let as_u64 = |x: f64, n: &str| {
-        if x.fract() == 0.0 && x >= 1.0 && x < 1e15 {
+        if x.fract() == 0.0 && (1.0..1e15).contains(&x) {
             Ok(x as u64)
         } else {
             Err(format!("{n} must be a positive integer"))

@@ -24,6 +24,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+/// Called after every round of a simulation.
+pub type RoundCallback = Box<dyn FnMut(&RoundSummary)>;
+
+/// A deterministic dropout plan: `(round, client index) → stage`.
+pub type DropoutPlan = Box<dyn Fn(u64, usize) -> DropStage>;
+
 /// A simulation.
 pub struct SimOptions {
     /// The federation.
@@ -40,10 +46,10 @@ pub struct SimOptions {
     /// Synthetic updates instead of training (benchmarks).
     pub synthetic: bool,
     /// Called after every round.
-    pub on_round: Option<Box<dyn FnMut(&RoundSummary)>>,
+    pub on_round: Option<RoundCallback>,
     /// Deterministic dropouts: `(round, client index) → stage` (overrides
     /// `dropout`).
-    pub dropout_plan: Option<Box<dyn Fn(u64, usize) -> DropStage>>,
+    pub dropout_plan: Option<DropoutPlan>,
 }
 
 /// What a simulation did.

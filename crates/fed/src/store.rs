@@ -65,6 +65,9 @@ pub struct ShareRow {
     pub bytes: Vec<u8>,
 }
 
+/// A relayed key-setup message: (dealer, nonce, ciphertext).
+pub type SealedRow = (u64, Vec<u8>, Vec<u8>);
+
 /// The state database.
 pub struct Store {
     conn: Connection,
@@ -289,7 +292,7 @@ impl Store {
     }
 
     /// Key-setup messages addressed to `to`: (from, nonce, ciphertext).
-    pub fn keysetup_for(&self, to: u64) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>> {
+    pub fn keysetup_for(&self, to: u64) -> Result<Vec<SealedRow>> {
         let mut st = self.conn.prepare(
             "SELECT from_party, nonce, ciphertext FROM keysetup WHERE to_party = ?1 ORDER BY from_party",
         )?;

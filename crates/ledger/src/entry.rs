@@ -276,7 +276,7 @@ impl EntryBody {
             Self::AggregateComputed(_) => Ok(()),
             Self::RoundClosed(c) => {
                 // +∞ is allowed: rounds without DP (accountant `none`).
-                if !(c.epsilon_global >= 0.0) {
+                if c.epsilon_global.is_nan() || c.epsilon_global < 0.0 {
                     return Err(format!(
                         "epsilon_global {} is not an ε ≥ 0",
                         c.epsilon_global
@@ -285,7 +285,7 @@ impl EntryBody {
                 let mut seen = BTreeSet::new();
                 for ce in &c.clients {
                     non_empty("client_id", &ce.client_id)?;
-                    if !(ce.epsilon >= 0.0) {
+                    if ce.epsilon.is_nan() || ce.epsilon < 0.0 {
                         return Err(format!(
                             "ε {} of client {:?} is not an ε ≥ 0",
                             ce.epsilon, ce.client_id

@@ -449,6 +449,7 @@ fn share_polys<R: RngCore + CryptoRng>(
 /// answer). `received` must hold exactly one Shamir share addressed to
 /// `my_id` from every contributor (more may be given; the others are
 /// ignored).
+#[allow(clippy::too_many_arguments)]
 pub fn aggregate_decryption_share<R: RngCore + CryptoRng>(
     params: &CkksParams,
     my_id: u64,
@@ -648,7 +649,7 @@ pub fn combine_aggregate(
     }
     let noise = 2f64.powf(noise_log2) + smudging_total;
     let have_bits = log_q_all(params);
-    if !(2.0 * noise < 2f64.powi(shift as i32)) {
+    if noise.is_nan() || 2.0 * noise >= 2f64.powi(shift as i32) {
         return Err(MultipartyError::ModulusTooSmall {
             level: 0,
             have_bits,

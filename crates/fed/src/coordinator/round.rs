@@ -156,7 +156,10 @@ impl Coordinator {
     /// of its own (None: no DP).
     fn epsilons(&self, rounds: u64, k: u64) -> Result<(Option<f64>, Option<f64>)> {
         Ok(match (&self.dp, &self.local_dp) {
-            (Some(p), _) => (Some(p.epsilon_after(rounds)?), Some(p.client_epsilon_after(k)?)),
+            (Some(p), _) => (
+                Some(p.epsilon_after(rounds)?),
+                Some(p.client_epsilon_after(k)?),
+            ),
             (None, Some(l)) => (
                 Some(l.epsilon_after(rounds.saturating_mul(l.steps_per_round))?),
                 Some(l.epsilon_after(k.saturating_mul(l.steps_per_round))?),

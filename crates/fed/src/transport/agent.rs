@@ -95,7 +95,7 @@ pub fn run_agent(
     agent.on_join(&reply)?;
     if keys == KeysMode::KeyService && !agent.has_keys() {
         let kms = kms
-            .as_deref_mut()
+            .as_mut()
             .ok_or_else(|| FedError::Config("key-service mode needs the key service".into()))?;
         let req = proto::EnrollRequest {
             federation: reply.federation.clone(),
