@@ -276,6 +276,7 @@ pub fn run_federated() -> Result<(), String> {
         keys: "threshold".into(),
         dp_epsilon: Some(3.0),
         dp_level: "sample".into(),
+        dp_noise: "discrete-gaussian".into(),
         params_per_client: None,
         alpha: Some(0.5),
         model: None,

@@ -54,6 +54,9 @@ pub struct SimulateArgs {
     /// (local DP-SGD on every client).
     #[arg(long, default_value = "client")]
     pub dp_level: String,
+    /// Client-level noise: discrete-gaussian or skellam.
+    #[arg(long, default_value = "discrete-gaussian")]
+    pub dp_noise: String,
     /// Synthetic benchmark: a model of this many parameters and random updates.
     #[arg(long)]
     pub params_per_client: Option<usize>,
@@ -147,7 +150,15 @@ pub fn federation_config(
                     epsilon: e,
                     delta: 1e-5,
                     clip: cfg.dp.as_ref().map_or(1.0, |d| d.clip),
-                    noise: cipherflow_fed::config::NoiseKind::DiscreteGaussian,
+                    noise: match a.dp_noise.as_str() {
+                        "discrete-gaussian" => cipherflow_fed::config::NoiseKind::DiscreteGaussian,
+                        "skellam" => cipherflow_fed::config::NoiseKind::Skellam,
+                        other => {
+                            return Err(format!(
+                                "--dp-noise must be discrete-gaussian or skellam, not {other:?}"
+                            ))
+                        }
+                    },
                     client_epsilon: None,
                 });
             }
@@ -275,12 +286,16 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
             },
             sizes.quorum,
             sizes.sampled,
-            match &cfg.dp {
-                Some(d) => format!(
-                    "client-level DP ε = {} (δ = {}), discrete-Gaussian shares",
-                    d.epsilon, d.delta
+            match (&cfg.dp, &cfg.local_dp) {
+                (Some(d), _) => format!(
+                    "client-level DP ε = {} (δ = {:e}), {:?} noise shares",
+                    d.epsilon, d.delta, d.noise
                 ),
-                None => "no DP".into(),
+                (None, Some(l)) => format!(
+                    "sample-level DP ε = {} per patient (δ = {:e}): every hospital trains with DP-SGD (q = {})",
+                    l.epsilon, l.delta, l.sample_rate
+                ),
+                (None, None) => "no DP".into(),
             }
         );
     }
@@ -320,10 +335,16 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
     let secs = start.elapsed().as_secs_f64();
     if !quiet {
         println!(
-            "  upload: {:.2} bytes per parameter ({:.2}× float32, log2 Q = {}); median round {:.3} s; {:.1} s in all",
+            "  upload: {:.1} KiB per update = {:.2} bytes per parameter ({:.2}× float32; log2 Q = {}{}); median round {:.3} s; {:.1} s in all",
+            report.upload_bytes_per_update / 1024.0,
             report.upload_bytes_per_param,
             report.upload_ratio_to_float32,
             report.log_q,
+            if report.params < report.ciphertext_capacity {
+                format!(", one ciphertext holds {} parameters, the model has {}", report.ciphertext_capacity, report.params)
+            } else {
+                String::new()
+            },
             report.round_seconds_median,
             secs
         );

@@ -116,6 +116,22 @@ impl DpPlan {
                 "could not size the noise shares (σ_share ≥ 4)".into(),
             ));
         }
+        // The exact discrete-Gaussian sampler takes σ ≤ 1024: trade a
+        // coarser grid (rounding may inflate Δ₂ by up to ~5 %) for it.
+        let floor = (2.5 * dim as f64).sqrt().max(16.0);
+        for _ in 0..8 {
+            if plan.kind != NoiseKind::DiscreteGaussian || plan.share_sigma <= MAX_DG_SHARE_SIGMA {
+                break;
+            }
+            let smaller = (gc * 0.98 * MAX_DG_SHARE_SIGMA / plan.share_sigma).max(floor);
+            if smaller >= gc {
+                break;
+            }
+            gc = smaller;
+            plan.set_scale(gc);
+            plan.noise_multiplier = plan.calibrate(q)?;
+            plan.share_sigma = plan.noise_multiplier * plan.l2_bound / (m_min as f64).sqrt();
+        }
         if plan.kind == NoiseKind::DiscreteGaussian && plan.share_sigma > MAX_DG_SHARE_SIGMA {
             return Err(FedError::Config(format!(
                 "a discrete-Gaussian share would need σ = {:.0} > {MAX_DG_SHARE_SIGMA} for ε = {} \

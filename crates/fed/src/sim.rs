@@ -67,6 +67,10 @@ pub struct SimReport {
     pub upload_bytes_per_param: f64,
     /// The same over float32's 4 bytes.
     pub upload_ratio_to_float32: f64,
+    /// Bytes of one client's upload.
+    pub upload_bytes_per_update: f64,
+    /// Parameters one ciphertext holds (`N`).
+    pub ciphertext_capacity: usize,
     /// Median seconds per round.
     pub round_seconds_median: f64,
     /// "verified" when the audit log verified offline (ε recomputed).
@@ -345,6 +349,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     secs.sort_by(f64::total_cmp);
     let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
     let log_q = coord.wire().log_q();
+    let capacity = coord.wire().n();
     let model = coord.global_model().to_vec();
     drop(coord);
     let recompute = crate::dp_plan::FedEpsilon;
@@ -366,6 +371,8 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         epsilon: history.last().and_then(|h| h.epsilon),
         upload_bytes_per_param: per_param,
         upload_ratio_to_float32: per_param / 4.0,
+        upload_bytes_per_update: per_param * dim as f64,
+        ciphertext_capacity: capacity,
         round_seconds_median: median,
         ledger,
         counted_proofs_verified: counted,

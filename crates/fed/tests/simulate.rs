@@ -147,3 +147,22 @@ fn simulated_data_is_validated() {
     });
     assert!(r.is_err());
 }
+
+#[test]
+fn server_optimizers_train() {
+    for (kind, extra) in [
+        ("fedprox", "mu = 0.1"),
+        ("fedadam", "server_lr = 0.1"),
+        ("fedyogi", "server_lr = 0.1"),
+    ] {
+        let cfg = common::config(
+            &format!("bc-{kind}"),
+            4,
+            &format!("[strategy]\nkind = \"{kind}\"\n{extra}\n"),
+        );
+        let report = run(cfg, 6, None);
+        assert_eq!(report.ledger, "verified");
+        let acc = report.final_accuracy.unwrap();
+        assert!(acc > 0.85, "{kind}: {acc}");
+    }
+}

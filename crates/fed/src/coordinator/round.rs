@@ -555,11 +555,11 @@ impl Coordinator {
         let mut rng = cipherflow_ring::sampler::secure_rng();
         let mut eligible = Vec::new();
         for id in &joined {
-            let info = &self.clients[id];
+            let participations = self.clients.get(id).map_or(0, |c| c.participations);
             if let (Some(p), Some(budget)) =
                 (&self.dp, self.dp.as_ref().and_then(|p| p.client_epsilon))
             {
-                if p.client_epsilon_after(info.participations + 1)? > budget * (1.0 + 1e-9) {
+                if p.client_epsilon_after(participations + 1)? > budget * (1.0 + 1e-9) {
                     continue;
                 }
             }
@@ -584,7 +584,7 @@ impl Coordinator {
         };
         let weight_reference = sampled
             .iter()
-            .map(|id| self.clients[id].num_examples)
+            .filter_map(|id| self.clients.get(id).map(|c| c.num_examples))
             .max()
             .unwrap_or(1) as f64;
         let round = self.store.latest_round()?.unwrap_or(0) + 1;
