@@ -208,7 +208,7 @@ fn micro(
     }
     let bytes: usize = uploads[0].iter().map(|ch| ch.ciphertext.len()).sum();
     let base = json!({"lib": "cipherflow", "params": p, "clients": c, "threads": threads,
-        "log_n": wire.log_n, "q_bits": wire.q_bits, "shift": wire.shift, "stat_sec_bits": stat_sec,
+        "log_n": wire.log_n, "q_bits": wire.q_bits, "shift": wire.shift, "pack": wire.pack, "stat_sec_bits": stat_sec,
         "quant_bits": cfg.aggregation.quant_bits});
     let with = |mut v: serde_json::Value| {
         if let (Some(o), Some(b)) = (v.as_object_mut(), base.as_object()) {
@@ -269,7 +269,7 @@ fn micro(
     let t = Instant::now();
     let ints = combine_aggregate(&params, &sum, &[share], wire.noise_log2()).map_err(e2s)?;
     let combine_ms = t.elapsed().as_secs_f64() * 1e3;
-    let flat: Vec<i64> = ints.into_iter().flatten().take(p).collect();
+    let flat: Vec<i64> = wire.unpack_sums(&ints.into_iter().flatten().collect::<Vec<_>>());
     let mean = q.decode_mean(&flat, c as f64).map_err(e2s)?;
     let (mut err, mut top, mut e2, mut m2) = (0f64, 0f64, 0f64, 0f64);
     for (i, &m) in mean.iter().enumerate() {

@@ -313,7 +313,11 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
         } else {
             Some(Box::new(move |h| {
                 if h.aborted {
-                    println!("  round {:>3}/{rounds}: aborted (quorum not reached)", h.round);
+                    println!(
+                        "  round {:>3}/{rounds}: aborted ({})",
+                        h.round,
+                        h.abort_reason.as_deref().unwrap_or("no reason logged")
+                    );
                     return;
                 }
                 println!(

@@ -198,6 +198,7 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -274,7 +275,11 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
                         h.accuracy
                             .map_or("—".into(), |x| format!("{:.1} %", 100.0 * x)),
                         h.epsilon.map_or("—".into(), |e| format!("{e:.3}")),
-                        if h.aborted { " (aborted)" } else { "" }
+                        match (&h.aborted, &h.abort_reason) {
+                            (true, Some(why)) => format!(" (aborted: {why})"),
+                            (true, None) => " (aborted)".to_string(),
+                            _ => String::new(),
+                        }
                     );
                 }
             }

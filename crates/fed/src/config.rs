@@ -8,6 +8,7 @@
 //! threshold = 6              # key holders needed to decrypt (threshold mode)
 //! keys = "threshold"         # or "key-service"
 //! round_timeout_s = 30
+//! decrypt_attempts = 5       # then a round whose key holders are silent is aborted
 //! model = "logreg"           # preset, or an inline [model_spec]
 //!
 //! [strategy]
@@ -251,6 +252,13 @@ pub struct FederationConfig {
     /// Seconds a round waits for updates (and a decryption attempt for shares).
     #[serde(default = "default_timeout")]
     pub round_timeout_s: f64,
+    /// Decryption attempts (threshold mode; each waits `2·round_timeout_s`
+    /// for its `t` shares, and the whole phase at most that many times as
+    /// long) before a round whose key holders do not answer is aborted.
+    /// Its updates are discarded, and the round still counts against the
+    /// privacy budgets (shares of its sum may have been released).
+    #[serde(default = "default_decrypt_attempts")]
+    pub decrypt_attempts: u32,
     /// The model.
     pub model: ModelChoice,
     /// Input shape and classes, for presets.
@@ -288,6 +296,10 @@ fn default_keys() -> KeysMode {
 }
 fn default_timeout() -> f64 {
     30.0
+}
+
+fn default_decrypt_attempts() -> u32 {
+    5
 }
 
 impl FederationConfig {
@@ -338,6 +350,9 @@ impl FederationConfig {
         }
         if !(self.round_timeout_s.is_finite() && self.round_timeout_s > 0.0) {
             return bad("round_timeout_s must be positive".into());
+        }
+        if !(1..=1000).contains(&self.decrypt_attempts) {
+            return bad("decrypt_attempts must be in 1..=1000".into());
         }
         let t = &self.training;
         if t.epochs == 0 || t.epochs > 1000 || t.batch_size == 0 {

@@ -2,16 +2,27 @@
 //! round's updates exactly, and the shift that puts it above the
 //! encryption and smudging noise.
 //!
-//! One ciphertext packs `N` integers (coefficient packing, see
+//! One ciphertext holds `N` integers (coefficient packing, see
 //! `cipherflow_ckks::multiparty::share_encrypt`) and travels as one
-//! polynomial of `N·log2 Q` bits, so an upload costs `log2 Q / 8` bytes per
-//! parameter. `Q` needs
-//! `1 (sign) + shift + log2(bound on |Σ v|) + 1 (margin)` bits, where the
-//! shift is the smallest with `2^shift > 2·(B + t·2^k)`: `B` bounds the sum
-//! of `m` encryption noises and `2^k = 2^λ·B` is each of the `t`
-//! decryptors' smudging (λ the statistical security parameter). `Q` is one
-//! NTT prime up to 60 bits, else two of equal size; `N = 2^12` while that
-//! is 128-bit secure (`log2 Q ≤ 109`), else `2^13`.
+//! polynomial of `N·log2 Q` bits. `Q` needs
+//! `1 (sign) + shift + log2(bound on |Σ x|) + 1 (margin)` bits for the
+//! sums `Σ x` of those integers, where the shift is the smallest with
+//! `2^shift > 2·(B + t·2^k)`: `B` bounds the sum of `m` encryption noises
+//! and `2^k = 2^λ·B` is each of the `t` decryptors' smudging (λ the
+//! statistical security parameter).
+//!
+//! The shift (about 50 bits at λ = 40) costs as much as the values
+//! themselves (about 20 bits), so each integer carries `pack` model
+//! coordinates in fields of `b` bits, `x = Σ_i v_i·2^(i·b)`, with `b` one
+//! bit more than the bound on a coordinate's sum `|Σ v|` needs (its sign).
+//! Sums add field by field with borrows that the balanced unpacking
+//! ([`WirePlan::unpack_sums`]) undoes exactly, since no field's sum leaves
+//! `(−2^(b−1), 2^(b−1))`. An upload then costs `log2 Q / (8·pack)` bytes
+//! per parameter: the plan takes the largest `pack` (up to
+//! [`MAX_PACK`], fields within 62 bits) whose `Q` stays 128-bit secure at
+//! `N = 2^12` (`log2 Q ≤ 109`), else `pack = 1`, where `Q` is one NTT
+//! prime up to 60 bits, else two of equal size, and `N = 2^13` once
+//! `log2 Q > 109`.
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::DpPlan;
@@ -35,6 +46,13 @@ pub struct WirePlan {
     pub dim: usize,
     /// Ciphertexts per update.
     pub chunks: usize,
+    /// Model coordinates per plaintext integer.
+    #[serde(default = "one")]
+    pub pack: u32,
+    /// Bits of each coordinate's field inside a packed integer (0 when
+    /// `pack = 1`).
+    #[serde(default)]
+    pub field_bits: u32,
     /// Largest contributor set.
     pub max_contributors: usize,
     /// Decryptors per attempt.
@@ -44,6 +62,16 @@ pub struct WirePlan {
     /// Coefficient count the noise bounds are taken over (an upper bound
     /// on `chunks·N` for either ring size).
     pub noise_coefficients: usize,
+}
+
+/// Most coordinates in one plaintext integer.
+pub const MAX_PACK: u32 = 4;
+
+/// Largest modulus (bits) that is 128-bit secure at `N = 2^12`.
+const LOG_Q_MAX_N12: u32 = 109;
+
+fn one() -> u32 {
+    1
 }
 
 impl WirePlan {
@@ -65,8 +93,24 @@ impl WirePlan {
         let coeffs = dim.div_ceil(1 << 12) * (1 << 13);
         let smudging = Smudging::for_share_sum(contributors, coeffs, stat_sec_bits)?;
         let shift = smudging.min_shift_bits(decryptors);
-        let need = 1.0 + f64::from(shift) + sum_bound_log2.max(0.0) + 1.0;
-        let total = need.ceil() as u32;
+        let sum_bits = sum_bound_log2.max(0.0);
+        // A field holds a coordinate's sum and its sign.
+        let field_bits = sum_bits.floor() as u32 + 2;
+        let packed = (2..=MAX_PACK).rev().find_map(|pack| {
+            if pack * field_bits > 62 {
+                return None;
+            }
+            // |Σ x| ≤ bound·Σ_i 2^(i·b) = bound·(2^(pack·b) − 1)/(2^b − 1).
+            let spread = ((2f64.powi((pack * field_bits) as i32) - 1.0)
+                / (2f64.powi(field_bits as i32) - 1.0))
+                .log2();
+            let total = (2.0 + f64::from(shift) + sum_bits + spread).ceil() as u32;
+            (total <= LOG_Q_MAX_N12).then_some((pack, total))
+        });
+        let (pack, field_bits, total) = match packed {
+            Some((pack, total)) => (pack, field_bits, total),
+            None => (1, 0, (2.0 + f64::from(shift) + sum_bits).ceil() as u32),
+        };
         let q_bits = if total <= 60 {
             vec![total.max(30)]
         } else if total <= 120 {
@@ -87,7 +131,9 @@ impl WirePlan {
             shift,
             stat_sec_bits,
             dim,
-            chunks: dim.div_ceil(n),
+            chunks: dim.div_ceil(pack as usize).div_ceil(n),
+            pack,
+            field_bits,
             max_contributors: contributors,
             decryptors,
             sum_bound_log2,
@@ -121,6 +167,55 @@ impl WirePlan {
             KeysMode::KeyService => 1,
         };
         Self::new(dim, sizes.clients, decryptors, bound.log2(), lambda)
+    }
+
+    /// Packs a client's integers (one per coordinate, each within the
+    /// plan's per-coordinate bound) into the plaintext integers it
+    /// encrypts: `pack` consecutive coordinates per integer.
+    pub fn pack_values(&self, values: &[i64]) -> Result<Vec<i64>> {
+        if self.pack <= 1 {
+            return Ok(values.to_vec());
+        }
+        let b = self.field_bits;
+        let limit = 1i64 << (b - 1);
+        if values.iter().any(|v| v.unsigned_abs() >= limit as u64) {
+            return Err(FedError::Refused(format!(
+                "a coordinate exceeds the {b}-bit field of the wire plan"
+            )));
+        }
+        Ok(values
+            .chunks(self.pack as usize)
+            .map(|group| {
+                group
+                    .iter()
+                    .rev()
+                    .fold(0i64, |acc, &v| acc.wrapping_shl(b).wrapping_add(v))
+            })
+            .collect())
+    }
+
+    /// Unpacks decrypted sums of packed integers into per-coordinate sums
+    /// (the first `dim` of them). Exact while every coordinate's sum stays
+    /// inside its field, which the plan's bound guarantees.
+    pub fn unpack_sums(&self, sums: &[i64]) -> Vec<i64> {
+        if self.pack <= 1 {
+            return sums.iter().copied().take(self.dim).collect();
+        }
+        let b = self.field_bits;
+        let half = 1i64 << (b - 1);
+        let mask = (1i64 << b) - 1;
+        let mut out = Vec::with_capacity(sums.len() * self.pack as usize);
+        for &s in sums {
+            let mut rest = s;
+            for _ in 0..self.pack {
+                // The balanced residue of `rest` modulo 2^b.
+                let field = (rest.wrapping_add(half) & mask) - half;
+                out.push(field);
+                rest = rest.wrapping_sub(field) >> b;
+            }
+        }
+        out.truncate(self.dim);
+        out
     }
 
     /// The ring dimension `N`.
@@ -182,11 +277,62 @@ mod tests {
         let p = WirePlan::new(100_000, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
         let params = p.params().unwrap();
         assert_eq!(params.n(), 4096);
-        assert!(p.log_q() as f64 >= 1.0 + f64::from(p.shift) + 16.0 + 10f64.log2());
-        assert_eq!(p.chunks, 25);
+        assert_eq!(p.pack, 2);
+        assert_eq!(p.field_bits, 21);
+        assert!(p.log_q() as f64 >= 2.0 + f64::from(p.shift) + 16.0 + 10f64.log2() + 21.0);
+        assert!(p.log_q() <= 109);
+        assert_eq!(p.chunks, 13);
+        // Two coordinates per coefficient: under 2× float32 at λ = 40.
+        assert!(
+            p.ratio_to_float32(&params) < 2.0,
+            "{}",
+            p.ratio_to_float32(&params)
+        );
         // Smaller λ, smaller modulus.
         let q = WirePlan::new(100_000, 10, 6, 16.0 + 10f64.log2(), 30).unwrap();
         assert!(q.log_q() < p.log_q());
         assert!(WirePlan::new(10, 10, 6, 90.0, 40).is_err());
+        // Too wide for two fields at N = 2^12: one coordinate per integer.
+        let wide = WirePlan::new(100_000, 10, 6, 40.0, 40).unwrap();
+        assert_eq!((wide.pack, wide.field_bits), (1, 0));
+    }
+
+    #[test]
+    fn packed_sums_unpack_exactly() {
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let span = 2 * (1u64 << 16) + 1;
+        let m = 10usize;
+        let per_client = 1i64 << 16;
+        let p = WirePlan::new(1001, m, 3, ((m as i64 * per_client) as f64).log2(), 40).unwrap();
+        assert!(p.pack >= 2);
+        // Extremes and random values, summed over m clients.
+        let mut clients: Vec<Vec<i64>> = (0..m)
+            .map(|_| {
+                (0..1001)
+                    .map(|_| (rng.next_u64() % span) as i64 - per_client)
+                    .collect()
+            })
+            .collect();
+        for c in clients.iter_mut() {
+            c[0] = per_client;
+            c[1] = -per_client;
+            c[2] = -per_client;
+            c[3] = per_client;
+        }
+        let mut packed_sum = vec![0i64; 1001usize.div_ceil(p.pack as usize)];
+        for c in &clients {
+            for (s, x) in packed_sum.iter_mut().zip(p.pack_values(c).unwrap()) {
+                *s += x;
+            }
+        }
+        let want: Vec<i64> = (0..1001)
+            .map(|j| clients.iter().map(|c| c[j]).sum())
+            .collect();
+        assert_eq!(p.unpack_sums(&packed_sum), want);
+        // A coordinate outside its field is refused.
+        let mut bad = vec![0i64; 1001];
+        bad[5] = 1 << p.field_bits;
+        assert!(p.pack_values(&bad).is_err());
     }
 }

@@ -90,7 +90,12 @@ fn agents(
     tempfile::TempDir,
 ) {
     let (train, _) = common::breast_cancer();
-    let cfg = common::config("bc-t", 1, &format!("threshold = {t}\nquorum = {n}"));
+    // Decryption may wait 20 attempts (200 s) for key holders to return.
+    let cfg = common::config(
+        "bc-t",
+        1,
+        &format!("threshold = {t}\nquorum = {n}\ndecrypt_attempts = 20"),
+    );
     let (roster, kx) = make_roster(&cfg.name, n);
     let dir = tempfile::tempdir().unwrap();
     let signer = LogSigner::generate().unwrap();

@@ -97,6 +97,32 @@ fn below_quorum_a_round_is_aborted_not_decrypted() {
 }
 
 #[test]
+fn silent_key_holders_abort_the_round_after_bounded_attempts() {
+    // Round 1: five of ten clients upload but never send a decryption
+    // share, so only five key holders answer (t = 6). After
+    // `decrypt_attempts` attempts the round is aborted, charged to the
+    // budgets, and round 2 proceeds.
+    let plan = |round: u64, i: usize| {
+        if round == 1 && i < 5 {
+            DropStage::BeforeShare
+        } else {
+            DropStage::None
+        }
+    };
+    let report = run(
+        common::config("bc-silent", 2, "decrypt_attempts = 3"),
+        10,
+        Some(Box::new(plan)),
+    );
+    let first = &report.history[0];
+    assert!(first.aborted);
+    assert_eq!(first.attempts, 3, "{first:?}");
+    assert!(!report.history[1].aborted);
+    assert_eq!(report.history[1].contributors, 10);
+    assert_eq!(report.ledger, "verified");
+}
+
+#[test]
 fn key_service_mode() {
     let report = run(
         common::config("bc-kms", 3, "keys = \"key-service\""),

@@ -76,6 +76,8 @@ pub(crate) struct RoundState {
     shares: BTreeMap<String, ([u8; 32], Vec<AggregateShare>)>,
     opened_at: f64,
     attempt_deadline: f64,
+    /// When the decryption phase started (or resumed).
+    decrypt_started: f64,
     ks_requested_at: Option<f64>,
     upload_bytes: u64,
     started: std::time::Instant,
@@ -96,6 +98,9 @@ pub struct RoundSummary {
     pub attempts: u32,
     /// The round ended without a decryption.
     pub aborted: bool,
+    /// Why the round was aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_reason: Option<String>,
     /// Accuracy of the new model on the coordinator's evaluation data.
     pub accuracy: Option<f32>,
     /// Global ε after this round (None: no DP).
@@ -200,6 +205,8 @@ impl Coordinator {
         put("wire.log_n", self.wire.log_n.to_string());
         put("wire.q_bits", format!("{:?}", self.wire.q_bits));
         put("wire.shift", self.wire.shift.to_string());
+        put("wire.pack", self.wire.pack.to_string());
+        put("wire.field_bits", self.wire.field_bits.to_string());
         put("wire.stat_sec_bits", self.wire.stat_sec_bits.to_string());
         put("quorum", self.sizes.quorum.to_string());
         put("threshold", self.sizes.threshold.to_string());
@@ -263,6 +270,7 @@ impl Coordinator {
             shares: BTreeMap::new(),
             opened_at: self.now(),
             attempt_deadline: self.now() + self.cfg.round_timeout_s,
+            decrypt_started: self.now(),
             ks_requested_at: None,
             upload_bytes: 0,
             started: std::time::Instant::now(),
@@ -624,12 +632,13 @@ impl Coordinator {
             shares: BTreeMap::new(),
             opened_at: now,
             attempt_deadline: 0.0,
+            decrypt_started: 0.0,
             ks_requested_at: None,
             upload_bytes: 0,
             started: std::time::Instant::now(),
         });
         if too_few {
-            return self.abort_round("fewer clients sampled than the quorum");
+            return self.abort_round("fewer clients sampled than the quorum", false);
         }
         Ok(())
     }
@@ -788,8 +797,10 @@ impl Coordinator {
             a.index = Some(index);
         }
         self.save_record(&rec)?;
+        let now = self.now();
         if let Some(st) = &mut self.round {
             st.record = rec;
+            st.decrypt_started = now;
         }
         tracing::info!(
             round,
@@ -993,15 +1004,22 @@ impl Coordinator {
                     self.aggregate()?;
                 } else if age >= 3.0 * timeout {
                     let n = st.uploads.len();
-                    self.abort_round(&format!(
-                        "only {n} updates, the quorum is {}",
-                        self.sizes.quorum
-                    ))?;
+                    self.abort_round(
+                        &format!("only {n} updates, the quorum is {}", self.sizes.quorum),
+                        false,
+                    )?;
                 }
             }
             RecordState::Decrypting => match self.cfg.keys {
                 KeysMode::Threshold => {
-                    if st.record.active.is_empty() {
+                    let give_up = 2.0 * timeout * f64::from(self.cfg.decrypt_attempts);
+                    if now - st.decrypt_started >= give_up {
+                        let why = format!(
+                            "fewer than {} key holders answered within {} decryption attempts",
+                            self.sizes.threshold, self.cfg.decrypt_attempts
+                        );
+                        self.abort_round(&why, true)?;
+                    } else if st.record.active.is_empty() {
                         self.start_attempt()?;
                     } else if now >= st.attempt_deadline {
                         let missing: Vec<String> = st
@@ -1088,7 +1106,10 @@ impl Coordinator {
                 totals.extend(chunk);
             }
         }
-        totals.truncate(self.global.len());
+        let totals = self.wire.unpack_sums(&totals);
+        if totals.len() != self.global.len() {
+            return Err(FedError::Protocol("decrypted sum size".into()));
+        }
         let weight_sum: f64 = st
             .uploads
             .values()
@@ -1120,6 +1141,7 @@ impl Coordinator {
             decryptors: st.shares.len(),
             attempts: st.record.attempt.max(1),
             aborted: false,
+            abort_reason: None,
             accuracy,
             epsilon,
             seconds: st.started.elapsed().as_secs_f64(),
@@ -1165,19 +1187,33 @@ impl Coordinator {
         self.maybe_open_round()
     }
 
-    fn abort_round(&mut self, why: &str) -> Result<()> {
+    /// Ends the round without a new model. `charge` (the sum was logged and
+    /// shares of it may have been released): the contributors' budgets
+    /// are charged as if it had closed.
+    fn abort_round(&mut self, why: &str, charge: bool) -> Result<()> {
         let Some(st) = self.round.take() else {
             return Ok(());
         };
         let round = st.record.round;
         let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
         let hash = model::model_hash(&model::to_bytes(&self.global));
+        let charged: Vec<String> = if charge {
+            st.uploads.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let steps = self.local_dp.as_ref().map_or(1, |l| l.steps_per_round);
+        let mut clients = Vec::new();
+        for id in &charged {
+            let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
+            clients.push((id.clone(), k * steps, self.epsilons(0, k)?.1));
+        }
         let mut rec = st.record.clone();
         rec.state = RecordState::Aborted;
         rec.closed = Some(ClosedRecord {
             model_hash: hex::encode(hash),
             epsilon,
-            clients: Vec::new(),
+            clients,
         });
         let summary = RoundSummary {
             round,
@@ -1186,6 +1222,7 @@ impl Coordinator {
             decryptors: 0,
             attempts: rec.attempt,
             aborted: true,
+            abort_reason: Some(why.to_string()),
             accuracy: None,
             epsilon,
             seconds: st.started.elapsed().as_secs_f64(),
@@ -1197,9 +1234,15 @@ impl Coordinator {
         self.store.tx(|tx| {
             store::put_round(tx, round, &rec_json)?;
             store::put_history(tx, round, &sum_json)?;
+            store::add_participations(tx, &charged)?;
             store::prune_uploads(tx, round)
         })?;
         self.store.remove_round_blobs(round);
+        for id in &charged {
+            if let Some(c) = self.clients.get_mut(id) {
+                c.participations += 1;
+            }
+        }
         self.log_closed(&mut rec)?;
         tracing::warn!(round, why, "round aborted");
         self.history.push(summary);
