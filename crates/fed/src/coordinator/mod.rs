@@ -12,6 +12,7 @@
 //! sum is rebuilt from the stored uploads; ledger entries written but not
 //! yet acknowledged in the state are found, not written twice).
 
+mod decrypt;
 mod round;
 
 use crate::config::{FederationConfig, KeysMode, Sizes};

@@ -1,0 +1,465 @@
+//! Decryption and closing: picking `t` online key holders and retrying
+//! with others, validating and storing decryption shares (or the key
+//! service's), combining them into the exact sum, the server optimizer
+//! step, ε, the ledger's closing entry — and aborting a round that cannot
+//! finish.
+
+use super::round::{
+    parse_hash, split_parts, ClosedRecord, RecordState, RoundRecord, RoundState, RoundSummary,
+    SHARE_PART_CHUNKS,
+};
+use super::{Coordinator, META_GLOBAL, META_OPTIMIZER};
+use crate::config::KeysMode;
+use crate::error::{FedError, Result};
+use crate::model;
+use crate::proto;
+use crate::store;
+use cipherflow_ckks::multiparty::{combine_aggregate, AggregateShare};
+use cipherflow_ledger::entry::{
+    ClientEpsilon, DecryptionShareReceived, EntryBody, RoundClosed, KIND_ROUND_CLOSED,
+};
+use sha2::{Digest, Sha256};
+
+impl Coordinator {
+    pub(super) fn decode_share(
+        &self,
+        st: &RoundState,
+        client: &str,
+        bytes: &[u8],
+    ) -> Result<Vec<AggregateShare>> {
+        let parts = split_parts(bytes)?;
+        let n_parts = self.wire.chunks.div_ceil(SHARE_PART_CHUNKS);
+        if parts.len() != n_parts {
+            return Err(FedError::Protocol(format!(
+                "{} share parts, expected {n_parts}",
+                parts.len()
+            )));
+        }
+        let seeds = self.seeds(st.record.round);
+        let contributors = self.contributor_parties(st)?;
+        let (party, active) = if self.cfg.keys == KeysMode::KeyService {
+            (0, Vec::new())
+        } else {
+            let p = self.roster.admit(client)?.party_id;
+            let mut a = st
+                .record
+                .active
+                .iter()
+                .map(|id| self.roster.by_id(id).map(|e| e.party_id))
+                .collect::<Option<Vec<u64>>>()
+                .ok_or_else(|| FedError::Protocol("active client not in roster".into()))?;
+            a.sort_unstable();
+            (p, a)
+        };
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let s = AggregateShare::from_bytes(&self.params, b)?;
+                let lo = i * SHARE_PART_CHUNKS;
+                let hi = (lo + SHARE_PART_CHUNKS).min(seeds.len());
+                if s.party() != party
+                    || s.active() != active.as_slice()
+                    || s.contributors() != contributors.as_slice()
+                    || s.seeds() != seeds.get(lo..hi).unwrap_or(&[])
+                {
+                    return Err(FedError::Protocol(
+                        "decryption share for another party, set, round or chunk range".into(),
+                    ));
+                }
+                Ok(s)
+            })
+            .collect()
+    }
+
+    pub(super) fn contributor_parties(&self, st: &RoundState) -> Result<Vec<u64>> {
+        let agg = st
+            .record
+            .aggregate
+            .as_ref()
+            .ok_or_else(|| FedError::NotReady("no aggregate yet".into()))?;
+        let mut v = agg
+            .inputs
+            .iter()
+            .map(|i| self.roster.by_id(&i.client_id).map(|e| e.party_id))
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(|| FedError::Protocol("contributor not in roster".into()))?;
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// Picks `t` online, responsive key holders and asks them for shares.
+    pub(super) fn start_attempt(&mut self) -> Result<()> {
+        let now = self.now();
+        // Online: seen within two timeouts (clients long-poll far more often).
+        let window = 2.0 * self.cfg.round_timeout_s;
+        let t = self.sizes.threshold;
+        // Online key holders, the ones that did not leave a request of this
+        // round unanswered first.
+        let mut online: Vec<(&String, bool, f64, u64)> = self
+            .clients
+            .iter()
+            .filter(|(id, c)| !self.roster.is_revoked(id) && now - c.last_seen <= window)
+            .map(|(id, c)| (id, c.unresponsive, c.last_seen, c.party))
+            .collect();
+        if online.len() < t {
+            return Ok(()); // wait for key holders to come online
+        }
+        online.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)).then(a.3.cmp(&b.3)));
+        let active: Vec<String> = online
+            .iter()
+            .take(t)
+            .map(|(id, ..)| (*id).clone())
+            .collect();
+        let Some(st) = &mut self.round else {
+            return Ok(());
+        };
+        st.record.attempt += 1;
+        st.record.active = active;
+        st.shares.clear();
+        st.attempt_deadline = now + window;
+        let rec = st.record.clone();
+        self.save_record(&rec)?;
+        tracing::info!(round = rec.round, attempt = rec.attempt, active = ?rec.active, "decryption requested");
+        Ok(())
+    }
+
+    /// Accepts a key holder's decryption share (all its parts).
+    pub fn send_share(
+        &mut self,
+        client: &str,
+        parts: &[proto::ShareChunk],
+    ) -> Result<proto::ShareReceipt> {
+        self.admit(client)?;
+        let first = parts
+            .first()
+            .ok_or_else(|| FedError::Protocol("empty share".into()))?;
+        self.check_federation(client, &first.federation)?;
+        let Some(st) = &self.round else {
+            return Err(FedError::NotReady("no round is open".into()));
+        };
+        let rec = &st.record;
+        if rec.state != RecordState::Decrypting
+            || first.round != rec.round
+            || first.attempt != rec.attempt
+        {
+            self.metrics.refused += 1;
+            return Err(FedError::Replay(format!(
+                "share for round {} attempt {}, expected round {} attempt {}",
+                first.round, first.attempt, rec.round, rec.attempt
+            )));
+        }
+        if !rec.active.iter().any(|a| a == client) {
+            self.metrics.refused += 1;
+            return Err(FedError::Refused(format!(
+                "{client} was not asked to decrypt"
+            )));
+        }
+        let total = parts.len();
+        if parts.iter().enumerate().any(|(i, p)| {
+            p.index as usize != i
+                || p.total as usize != total
+                || p.round != first.round
+                || p.attempt != first.attempt
+        }) {
+            return Err(FedError::Protocol("share parts out of order".into()));
+        }
+        let mut bytes = Vec::new();
+        for p in parts {
+            bytes.extend_from_slice(&(p.share.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&p.share);
+        }
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some((h, _)) = st.shares.get(client) {
+            return if *h == hash {
+                Ok(proto::ShareReceipt {
+                    accepted: true,
+                    duplicate: true,
+                })
+            } else {
+                self.metrics.refused += 1;
+                Err(FedError::Replay(format!(
+                    "{client} already sent a different share"
+                )))
+            };
+        }
+        let decoded = self.decode_share(st, client, &bytes)?;
+        self.accept_share(client, hash, bytes, decoded)?;
+        Ok(proto::ShareReceipt {
+            accepted: true,
+            duplicate: false,
+        })
+    }
+
+    pub(super) fn accept_share(
+        &mut self,
+        who: &str,
+        hash: [u8; 32],
+        bytes: Vec<u8>,
+        parts: Vec<AggregateShare>,
+    ) -> Result<()> {
+        let Some(st) = &self.round else {
+            return Ok(());
+        };
+        let (round, attempt) = (st.record.round, st.record.attempt);
+        self.store
+            .save_blob(&store::share_blob(round, attempt, who), &bytes)?;
+        self.store
+            .tx(|tx| store::insert_share(tx, round, attempt, who, &hash))?;
+        let index = self
+            .ledger
+            .append(
+                round,
+                EntryBody::DecryptionShareReceived(DecryptionShareReceived {
+                    party_id: who.to_string(),
+                    share_hash: hash,
+                }),
+            )?
+            .index;
+        tracing::debug!(who, index, "decryption share logged");
+        self.metrics.shares += 1;
+        let st = self
+            .round
+            .as_mut()
+            .ok_or_else(|| FedError::NotReady("round vanished".into()))?;
+        st.shares.insert(who.to_string(), (hash, parts));
+        let done = match self.cfg.keys {
+            KeysMode::KeyService => true,
+            KeysMode::Threshold => st.record.active.iter().all(|a| st.shares.contains_key(a)),
+        };
+        if done {
+            self.close_round()?;
+        }
+        Ok(())
+    }
+
+    /// The key service's answer to [`Coordinator::tick`]'s request.
+    pub fn key_service_share(&mut self, parts: &[proto::ShareChunk]) -> Result<()> {
+        let Some(st) = &self.round else {
+            return Err(FedError::NotReady("no round is open".into()));
+        };
+        if self.cfg.keys != KeysMode::KeyService || st.record.state != RecordState::Decrypting {
+            return Err(FedError::Protocol(
+                "no key-service decryption pending".into(),
+            ));
+        }
+        if parts.first().map(|p| p.round) != Some(st.record.round) {
+            return Err(FedError::Replay(
+                "key-service share for another round".into(),
+            ));
+        }
+        let mut bytes = Vec::new();
+        for p in parts {
+            bytes.extend_from_slice(&(p.share.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&p.share);
+        }
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let decoded = self.decode_share(st, "key-service", &bytes)?;
+        self.accept_share("key-service", hash, bytes, decoded)
+    }
+
+    pub(super) fn close_round(&mut self) -> Result<()> {
+        let Some(st) = self.round.take() else {
+            return Ok(());
+        };
+        let result = self.finish_round(&st);
+        if result.is_err() {
+            self.round = Some(st);
+        }
+        result
+    }
+
+    pub(super) fn finish_round(&mut self, st: &RoundState) -> Result<()> {
+        let round = st.record.round;
+        let noise = self.wire.noise_log2();
+        let mut totals: Vec<i64> = Vec::with_capacity(self.wire.chunks * self.wire.n());
+        let n_parts = self.wire.chunks.div_ceil(SHARE_PART_CHUNKS);
+        for p in 0..n_parts {
+            let lo = p * SHARE_PART_CHUNKS;
+            let hi = (lo + SHARE_PART_CHUNKS).min(st.sum.len());
+            let shares: Vec<AggregateShare> = st
+                .shares
+                .values()
+                .filter_map(|(_, parts)| parts.get(p).cloned())
+                .collect();
+            let sums = st
+                .sum
+                .get(lo..hi)
+                .ok_or_else(|| FedError::Protocol("sum size".into()))?;
+            for chunk in combine_aggregate(&self.params, sums, &shares, noise)? {
+                totals.extend(chunk);
+            }
+        }
+        let totals = self.wire.unpack_sums(&totals);
+        if totals.len() != self.global.len() {
+            return Err(FedError::Protocol("decrypted sum size".into()));
+        }
+        let weight_sum: f64 = st
+            .uploads
+            .values()
+            .map(|(_, n, _)| st.quantizer.weight(*n))
+            .sum();
+        let mean = st.quantizer.decode_mean(&totals, weight_sum)?;
+        let mut global = self.global.clone();
+        let mut optimizer = self.optimizer.clone();
+        optimizer.apply(&mut global, &mean)?;
+        let contributors: Vec<String> = st.uploads.keys().cloned().collect();
+        let bytes = model::to_bytes(&global);
+        let model_hash = model::model_hash(&bytes);
+        let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
+        let steps = self.local_dp.as_ref().map_or(1, |l| l.steps_per_round);
+        let mut clients = Vec::new();
+        for id in &contributors {
+            let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
+            let e = self.epsilons(0, k)?.1;
+            clients.push((id.clone(), k * steps, e));
+        }
+        let accuracy = match &self.eval {
+            Some(d) => Some(model::evaluate(&mut self.model, &global, d)?),
+            None => None,
+        };
+        let summary = RoundSummary {
+            round,
+            sampled: st.record.sampled.len(),
+            contributors: contributors.len(),
+            decryptors: st.shares.len(),
+            attempts: st.record.attempt.max(1),
+            aborted: false,
+            abort_reason: None,
+            accuracy,
+            epsilon,
+            seconds: st.started.elapsed().as_secs_f64(),
+            upload_bytes: st.upload_bytes,
+            model_hash: hex::encode(model_hash),
+        };
+        let mut rec = st.record.clone();
+        rec.state = RecordState::Closed;
+        rec.closed = Some(ClosedRecord {
+            model_hash: hex::encode(model_hash),
+            epsilon,
+            clients,
+        });
+        let rec_json = serde_json::to_string(&rec)?;
+        let sum_json = serde_json::to_string(&summary)?;
+        let opt_json = optimizer.to_json()?;
+        let keep = self.cfg.keep_uploads;
+        self.store.tx(|tx| {
+            store::put_round(tx, round, &rec_json)?;
+            store::set_meta(tx, META_GLOBAL, &bytes)?;
+            store::set_meta(tx, META_OPTIMIZER, opt_json.as_bytes())?;
+            store::put_history(tx, round, &sum_json)?;
+            store::add_participations(tx, &contributors)?;
+            if !keep {
+                store::prune_uploads(tx, round)?;
+            }
+            Ok(())
+        })?;
+        if !keep {
+            self.store.remove_round_blobs(round);
+        }
+        self.global = global;
+        self.optimizer = optimizer;
+        for id in &contributors {
+            if let Some(c) = self.clients.get_mut(id) {
+                c.participations += 1;
+            }
+        }
+        self.log_closed(&mut rec)?;
+        tracing::info!(round, contributors = summary.contributors, accuracy = ?summary.accuracy, epsilon = ?summary.epsilon, "round closed");
+        self.history.push(summary);
+        self.metrics.rounds += 1;
+        self.maybe_open_round()
+    }
+
+    /// Ends the round without a new model. `charge` (the sum was logged and
+    /// shares of it may have been released): the contributors' budgets
+    /// are charged as if it had closed.
+    pub(super) fn abort_round(&mut self, why: &str, charge: bool) -> Result<()> {
+        let Some(st) = self.round.take() else {
+            return Ok(());
+        };
+        let round = st.record.round;
+        let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
+        let hash = model::model_hash(&model::to_bytes(&self.global));
+        let charged: Vec<String> = if charge {
+            st.uploads.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let steps = self.local_dp.as_ref().map_or(1, |l| l.steps_per_round);
+        let mut clients = Vec::new();
+        for id in &charged {
+            let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
+            clients.push((id.clone(), k * steps, self.epsilons(0, k)?.1));
+        }
+        let mut rec = st.record.clone();
+        rec.state = RecordState::Aborted;
+        rec.closed = Some(ClosedRecord {
+            model_hash: hex::encode(hash),
+            epsilon,
+            clients,
+        });
+        let summary = RoundSummary {
+            round,
+            sampled: rec.sampled.len(),
+            contributors: 0,
+            decryptors: 0,
+            attempts: rec.attempt,
+            aborted: true,
+            abort_reason: Some(why.to_string()),
+            accuracy: None,
+            epsilon,
+            seconds: st.started.elapsed().as_secs_f64(),
+            upload_bytes: st.upload_bytes,
+            model_hash: hex::encode(hash),
+        };
+        let rec_json = serde_json::to_string(&rec)?;
+        let sum_json = serde_json::to_string(&summary)?;
+        self.store.tx(|tx| {
+            store::put_round(tx, round, &rec_json)?;
+            store::put_history(tx, round, &sum_json)?;
+            store::add_participations(tx, &charged)?;
+            store::prune_uploads(tx, round)
+        })?;
+        self.store.remove_round_blobs(round);
+        for id in &charged {
+            if let Some(c) = self.clients.get_mut(id) {
+                c.participations += 1;
+            }
+        }
+        self.log_closed(&mut rec)?;
+        tracing::warn!(round, why, "round aborted");
+        self.history.push(summary);
+        self.maybe_open_round()
+    }
+
+    pub(super) fn log_closed(&mut self, rec: &mut RoundRecord) -> Result<()> {
+        let round = rec.round;
+        let found = self.ledger.round_entries(round, KIND_ROUND_CLOSED)?;
+        let index = match found.first() {
+            Some(e) => e.index,
+            None => {
+                let c = rec
+                    .closed
+                    .as_ref()
+                    .ok_or_else(|| FedError::Encoding("closed round without its record".into()))?;
+                let body = EntryBody::RoundClosed(RoundClosed {
+                    model_hash: parse_hash(&c.model_hash)?,
+                    epsilon_global: c.epsilon.unwrap_or(f64::INFINITY),
+                    clients: c
+                        .clients
+                        .iter()
+                        .map(|(id, steps, e)| ClientEpsilon {
+                            client_id: id.clone(),
+                            steps: *steps,
+                            epsilon: e.unwrap_or(f64::INFINITY),
+                        })
+                        .collect(),
+                });
+                self.ledger.append(round, body)?.index
+            }
+        };
+        rec.closed_index = Some(index);
+        self.save_record(rec)
+    }
+}
