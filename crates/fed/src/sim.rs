@@ -69,7 +69,7 @@ pub struct SimReport {
     pub upload_ratio_to_float32: f64,
     /// Bytes of one client's upload.
     pub upload_bytes_per_update: f64,
-    /// Parameters one ciphertext holds (`N`).
+    /// Parameters one ciphertext holds (`N·pack`).
     pub ciphertext_capacity: usize,
     /// Median seconds per round.
     pub round_seconds_median: f64,
@@ -349,7 +349,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     secs.sort_by(f64::total_cmp);
     let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
     let log_q = coord.wire().log_q();
-    let capacity = coord.wire().n();
+    let capacity = coord.wire().n() * coord.wire().pack as usize;
     let model = coord.global_model().to_vec();
     drop(coord);
     let recompute = crate::dp_plan::FedEpsilon;

@@ -18,11 +18,12 @@
 //! Sums add field by field with borrows that the balanced unpacking
 //! ([`WirePlan::unpack_sums`]) undoes exactly, since no field's sum leaves
 //! `(−2^(b−1), 2^(b−1))`. An upload then costs `log2 Q / (8·pack)` bytes
-//! per parameter: the plan takes the largest `pack` (up to
-//! [`MAX_PACK`], fields within 62 bits) whose `Q` stays 128-bit secure at
-//! `N = 2^12` (`log2 Q ≤ 109`), else `pack = 1`, where `Q` is one NTT
-//! prime up to 60 bits, else two of equal size, and `N = 2^13` once
-//! `log2 Q > 109`.
+//! per parameter. The plan takes the `pack` (up to [`MAX_PACK`], fields
+//! within 62 bits, `Q` 128-bit secure at `N = 2^12`, i.e. `log2 Q ≤ 109`)
+//! with the smallest upload, and the smallest on ties: a model that fits
+//! one ciphertext anyway keeps `pack = 1` and the smaller modulus. `Q` is
+//! one NTT prime up to 60 bits, else two of equal size; with `pack = 1`,
+//! `N = 2^13` once `log2 Q > 109`.
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::DpPlan;
@@ -95,21 +96,44 @@ impl WirePlan {
         let shift = smudging.min_shift_bits(decryptors);
         let sum_bits = sum_bound_log2.max(0.0);
         // A field holds a coordinate's sum and its sign.
-        let field_bits = sum_bits.floor() as u32 + 2;
-        let packed = (2..=MAX_PACK).rev().find_map(|pack| {
-            if pack * field_bits > 62 {
-                return None;
+        let bits = sum_bits.floor() as u32 + 2;
+        // Candidates (pack, field bits, log2 Q); keep the smallest upload.
+        let mut best: Option<(usize, (u32, u32, u32))> = None;
+        for pack in 1..=MAX_PACK {
+            let (field_bits, total) = if pack == 1 {
+                (0, (2.0 + f64::from(shift) + sum_bits).ceil() as u32)
+            } else {
+                if pack * bits > 62 {
+                    break;
+                }
+                // |Σ x| ≤ bound·Σ_i 2^(i·b) = bound·(2^(pack·b) − 1)/(2^b − 1).
+                let spread = ((2f64.powi((pack * bits) as i32) - 1.0)
+                    / (2f64.powi(bits as i32) - 1.0))
+                    .log2();
+                let total = (2.0 + f64::from(shift) + sum_bits + spread).ceil() as u32;
+                if total > LOG_Q_MAX_N12 {
+                    break;
+                }
+                (bits, total)
+            };
+            let n = if total <= LOG_Q_MAX_N12 {
+                1usize << 12
+            } else {
+                1 << 13
+            };
+            // The bits the primes will actually have (see below).
+            let q = if total <= 60 {
+                total.max(30)
+            } else {
+                2 * total.div_ceil(2)
+            };
+            let cost = dim.div_ceil(pack as usize).div_ceil(n) * n * q as usize;
+            if best.is_none_or(|(c, _)| cost < c) {
+                best = Some((cost, (pack, field_bits, total)));
             }
-            // |Σ x| ≤ bound·Σ_i 2^(i·b) = bound·(2^(pack·b) − 1)/(2^b − 1).
-            let spread = ((2f64.powi((pack * field_bits) as i32) - 1.0)
-                / (2f64.powi(field_bits as i32) - 1.0))
-                .log2();
-            let total = (2.0 + f64::from(shift) + sum_bits + spread).ceil() as u32;
-            (total <= LOG_Q_MAX_N12).then_some((pack, total))
-        });
-        let (pack, field_bits, total) = match packed {
-            Some((pack, total)) => (pack, field_bits, total),
-            None => (1, 0, (2.0 + f64::from(shift) + sum_bits).ceil() as u32),
+        }
+        let Some((_, (pack, field_bits, total))) = best else {
+            return Err(FedError::Config("no wire plan".into()));
         };
         let q_bits = if total <= 60 {
             vec![total.max(30)]
@@ -295,6 +319,10 @@ mod tests {
         // Too wide for two fields at N = 2^12: one coordinate per integer.
         let wide = WirePlan::new(100_000, 10, 6, 40.0, 40).unwrap();
         assert_eq!((wide.pack, wide.field_bits), (1, 0));
+        // A model that fits one ciphertext either way keeps the smaller modulus.
+        let small = WirePlan::new(31, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
+        assert_eq!((small.pack, small.chunks), (1, 1));
+        assert!(small.log_q() < p.log_q());
     }
 
     #[test]
@@ -304,12 +332,12 @@ mod tests {
         let span = 2 * (1u64 << 16) + 1;
         let m = 10usize;
         let per_client = 1i64 << 16;
-        let p = WirePlan::new(1001, m, 3, ((m as i64 * per_client) as f64).log2(), 40).unwrap();
+        let p = WirePlan::new(10_001, m, 3, ((m as i64 * per_client) as f64).log2(), 40).unwrap();
         assert!(p.pack >= 2);
         // Extremes and random values, summed over m clients.
         let mut clients: Vec<Vec<i64>> = (0..m)
             .map(|_| {
-                (0..1001)
+                (0..10_001)
                     .map(|_| (rng.next_u64() % span) as i64 - per_client)
                     .collect()
             })
@@ -320,18 +348,18 @@ mod tests {
             c[2] = -per_client;
             c[3] = per_client;
         }
-        let mut packed_sum = vec![0i64; 1001usize.div_ceil(p.pack as usize)];
+        let mut packed_sum = vec![0i64; 10_001usize.div_ceil(p.pack as usize)];
         for c in &clients {
             for (s, x) in packed_sum.iter_mut().zip(p.pack_values(c).unwrap()) {
                 *s += x;
             }
         }
-        let want: Vec<i64> = (0..1001)
+        let want: Vec<i64> = (0..10_001)
             .map(|j| clients.iter().map(|c| c[j]).sum())
             .collect();
         assert_eq!(p.unpack_sums(&packed_sum), want);
         // A coordinate outside its field is refused.
-        let mut bad = vec![0i64; 1001];
+        let mut bad = vec![0i64; 10_001];
         bad[5] = 1 << p.field_bits;
         assert!(p.pack_values(&bad).is_err());
     }

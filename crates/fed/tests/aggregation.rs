@@ -9,21 +9,21 @@ use cipherflow_fed::client::{Action, ClientAgent, ClientOptions};
 use cipherflow_fed::coordinator::{Coordinator, CoordinatorOptions, Phase};
 use cipherflow_fed::model::{flatten, local_update};
 use cipherflow_fed::proto;
-use cipherflow_fed::sim::{make_roster, simulate, split_among, ManualClock, SimOptions};
+use cipherflow_fed::sim::{make_roster, simulate, split_among, ManualClock, SimOptions, SimReport};
 use cipherflow_ledger::LogSigner;
+use cipherflow_nn::data::Dataset;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-#[test]
-fn encrypted_fedavg_equals_plaintext_fedavg() {
-    let (train, test) = common::breast_cancer();
-    // Full-batch local training is deterministic, so the test can redo it.
-    let cfg = cipherflow_fed::config::FederationConfig::parse(
-        "name = \"bc-exact\"\nrounds = 1\nmodel = \"logreg\"\ninput = [30]\nclasses = 2\n\
-         [training]\nepochs = 3\nbatch_size = 100000\nlr = 0.5\n[aggregation]\nquant_bits = 20\n",
-    )
-    .unwrap();
-    let parts = split_among(&train, 5, Some(0.5), 3).unwrap();
+/// Runs one encrypted round of `cfg` over `clients` and checks the new
+/// model against plaintext FedAvg of the same (deterministic) updates.
+/// Returns the report and the precision in bits.
+fn check_exact(
+    cfg: cipherflow_fed::config::FederationConfig,
+    (train, test): (Dataset, Dataset),
+    clients: usize,
+) -> (SimReport, f64) {
+    let parts = split_among(&train, clients, Some(0.5), 3).unwrap();
     let spec = cfg.model_spec().unwrap();
     let mut model = spec.build(cfg.model_seed).unwrap();
     let g0 = flatten(&mut model);
@@ -61,6 +61,7 @@ fn encrypted_fedavg_equals_plaintext_fedavg() {
         dropout_plan: None,
     })
     .unwrap();
+    assert_eq!(report.model.len(), expected.len());
     let err = report
         .model
         .iter()
@@ -69,15 +70,48 @@ fn encrypted_fedavg_equals_plaintext_fedavg() {
         .fold(0.0, f64::max);
     let mean_update = num.iter().map(|n| (n / den).abs()).fold(0.0, f64::max);
     // Each client's weighted coordinate is rounded at random to a multiple
-    // of clip/2^20, so the mean Σv/(γ·Σw) is off by at most n·step/Σw;
-    // f32 adds ~1e-7.
-    let step = cfg.aggregation.clip / f64::from(1u32 << 20) * 5.0 / den;
+    // of clip/2^quant_bits, so the mean Σv/(γ·Σw) is off by at most
+    // n·step/Σw; f32 adds ~1e-7.
+    let step =
+        cfg.aggregation.clip / 2f64.powi(cfg.aggregation.quant_bits as i32) * clients as f64 / den;
+    let bits = (mean_update / err).log2();
     println!(
-        "max |encrypted − plaintext| = {err:.3e} (step {step:.3e}); precision {:.1} bits of the largest mean coordinate",
-        (mean_update / err).log2()
+        "{} parameters, {} per ciphertext: max |encrypted − plaintext| = {err:.3e} (step {step:.3e}); \
+         precision {bits:.1} bits of the largest mean coordinate",
+        report.model.len(),
+        report.ciphertext_capacity
     );
     assert!(err <= step + 1e-6, "error {err}");
-    assert!((mean_update / err).log2() > 14.0);
+    (report, bits)
+}
+
+#[test]
+fn encrypted_fedavg_equals_plaintext_fedavg() {
+    // Full-batch local training is deterministic, so the test can redo it.
+    let cfg = cipherflow_fed::config::FederationConfig::parse(
+        "name = \"bc-exact\"\nrounds = 1\nmodel = \"logreg\"\ninput = [30]\nclasses = 2\n\
+         [training]\nepochs = 3\nbatch_size = 100000\nlr = 0.5\n[aggregation]\nquant_bits = 20\n",
+    )
+    .unwrap();
+    let (report, bits) = check_exact(cfg, common::breast_cancer(), 5);
+    // 31 weights: one coordinate per coefficient (the smaller modulus).
+    assert_eq!(report.ciphertext_capacity, 4096);
+    assert!(bits > 14.0);
+}
+
+#[test]
+fn packed_encrypted_fedavg_equals_plaintext_fedavg() {
+    // A 4,810-weight MLP on the digits: two coordinates per coefficient,
+    // negative and positive sums borrowing across fields.
+    let cfg = cipherflow_fed::config::FederationConfig::parse(
+        "name = \"digits-exact\"\nrounds = 1\nmodel = \"mlp\"\ninput = [1, 8, 8]\nclasses = 10\n\
+         [training]\nepochs = 2\nbatch_size = 100000\nlr = 0.5\n[aggregation]\nquant_bits = 20\n",
+    )
+    .unwrap();
+    let (report, bits) = check_exact(cfg, common::digits(), 6);
+    assert_eq!(report.model.len(), 4810);
+    assert_eq!(report.ciphertext_capacity, 8192, "two per coefficient");
+    assert!(bits > 12.0, "{bits}");
 }
 
 fn agents(

@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use cipherflow_fed::config::FederationConfig;
-use cipherflow_nn::data::{load_breast_cancer, Dataset, Standardizer};
+use cipherflow_nn::data::{load_breast_cancer, load_digits, Dataset, Standardizer};
 use std::path::Path;
 
 /// The shipped breast-cancer data, standardised on the train split.
@@ -14,6 +14,12 @@ pub fn breast_cancer() -> (Dataset, Dataset) {
     s.apply(&mut train).unwrap();
     s.apply(&mut test).unwrap();
     (train, test)
+}
+
+/// The shipped 8×8 digits data (pixels scaled to [0, 1]), split 80/20.
+pub fn digits() -> (Dataset, Dataset) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits.csv.gz");
+    load_digits(&path).unwrap().split(0.2, 7).unwrap()
 }
 
 /// A breast-cancer federation configuration (logistic regression).
