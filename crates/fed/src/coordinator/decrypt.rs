@@ -307,13 +307,7 @@ impl Coordinator {
         let bytes = model::to_bytes(&global);
         let model_hash = model::model_hash(&bytes);
         let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
-        let steps = self.local_dp.as_ref().map_or(1, |l| l.steps_per_round);
-        let mut clients = Vec::new();
-        for id in &contributors {
-            let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
-            let e = self.epsilons(0, k)?.1;
-            clients.push((id.clone(), k * steps, e));
-        }
+        let clients = self.charged_epsilons(&contributors)?;
         let accuracy = match &self.eval {
             Some(d) => Some(model::evaluate(&mut self.model, &global, d)?),
             None => None,
@@ -371,6 +365,18 @@ impl Coordinator {
         self.maybe_open_round()
     }
 
+    /// Each of `ids` with its steps and ε once this round is charged to it
+    /// (one more participation), for the closing ledger entry.
+    fn charged_epsilons(&self, ids: &[String]) -> Result<Vec<(String, u64, Option<f64>)>> {
+        let steps = self.local_dp.as_ref().map_or(1, |l| l.steps_per_round);
+        ids.iter()
+            .map(|id| {
+                let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
+                Ok((id.clone(), k * steps, self.epsilons(0, k)?.1))
+            })
+            .collect()
+    }
+
     /// Ends the round without a new model. `charge` (the sum was logged and
     /// shares of it may have been released): the contributors' budgets
     /// are charged as if it had closed.
@@ -386,12 +392,7 @@ impl Coordinator {
         } else {
             Vec::new()
         };
-        let steps = self.local_dp.as_ref().map_or(1, |l| l.steps_per_round);
-        let mut clients = Vec::new();
-        for id in &charged {
-            let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
-            clients.push((id.clone(), k * steps, self.epsilons(0, k)?.1));
-        }
+        let clients = self.charged_epsilons(&charged)?;
         let mut rec = st.record.clone();
         rec.state = RecordState::Aborted;
         rec.closed = Some(ClosedRecord {
