@@ -547,7 +547,7 @@ impl ClientAgent {
         let n_examples = self.data.len() as u64;
         let ints = self
             .wire
-            .pack_values(&q.encode(update, n_examples, &mut self.rng)?)?;
+            .pack_values(q.encode(update, n_examples, &mut self.rng)?)?;
         let n = self.wire.n();
         let total = self.wire.chunks;
         let seeds: Vec<[u8; 32]> = (0..total)

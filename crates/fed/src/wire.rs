@@ -196,9 +196,9 @@ impl WirePlan {
     /// Packs a client's integers (one per coordinate, each within the
     /// plan's per-coordinate bound) into the plaintext integers it
     /// encrypts: `pack` consecutive coordinates per integer.
-    pub fn pack_values(&self, values: &[i64]) -> Result<Vec<i64>> {
+    pub fn pack_values(&self, values: Vec<i64>) -> Result<Vec<i64>> {
         if self.pack <= 1 {
-            return Ok(values.to_vec());
+            return Ok(values);
         }
         let b = self.field_bits;
         let limit = 1i64 << (b - 1);
@@ -350,7 +350,7 @@ mod tests {
         }
         let mut packed_sum = vec![0i64; 10_001usize.div_ceil(p.pack as usize)];
         for c in &clients {
-            for (s, x) in packed_sum.iter_mut().zip(p.pack_values(c).unwrap()) {
+            for (s, x) in packed_sum.iter_mut().zip(p.pack_values(c.clone()).unwrap()) {
                 *s += x;
             }
         }
@@ -361,6 +361,6 @@ mod tests {
         // A coordinate outside its field is refused.
         let mut bad = vec![0i64; 10_001];
         bad[5] = 1 << p.field_bits;
-        assert!(p.pack_values(&bad).is_err());
+        assert!(p.pack_values(bad).is_err());
     }
 }
