@@ -5,7 +5,7 @@
 //! round, and the precision of the decrypted aggregate.
 
 use cipherflow_ckks::multiparty::{
-    aggregation_seed, combine_aggregate, key_holder_share, Crs, SecretShare, SharedCiphertext,
+    combine_aggregate, key_holder_share, Crs, SecretShare, SharedCiphertext,
 };
 use cipherflow_fed::client::{ClientAgent, ClientOptions};
 use cipherflow_fed::config::{FederationConfig, ModelChoice};
@@ -19,7 +19,7 @@ use cipherflow_ledger::entry::{EntryBody, UpdateReceived};
 use cipherflow_ledger::{Ledger, LogSigner};
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::spec::{LayerSpec, ModelSpec};
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
@@ -158,8 +158,11 @@ fn micro(
     let wire = WirePlan::for_federation(&cfg, &sizes, None, p).map_err(e2s)?;
     let params = wire.params().map_err(e2s)?;
     let (roster, _) = make_roster(&cfg.name, c);
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
-    let crs = Crs([3; 32]);
+    // Key shares, the CRS and the smudging come from the OS-seeded CSPRNG,
+    // as in a deployment (a fixed seed would make the shares public).
+    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut crs = Crs([0; 32]);
+    rng.fill_bytes(&mut crs.0);
     // Clients with key-service keys (a key holder decrypts for precision).
     let keys: Vec<SecretShare> = (1..=c as u64)
         .map(|id| SecretShare::generate_for(&params, id, &mut rng))
@@ -179,7 +182,7 @@ fn micro(
         })
         .map_err(e2s)?;
         agent
-            .on_enroll(&proto::EnrollReply {
+            .on_enroll(proto::EnrollReply {
                 party_id: i as u64 + 1,
                 key_share: k.to_bytes().to_vec(),
                 crs: Vec::new(),
@@ -227,9 +230,8 @@ fn micro(
         "ratio_to_float32": bytes as f64 / (4.0 * p as f64)}),
     ));
     // Coordinator compute: decode, validate (seed, shift, ranges), add.
-    let seeds: Vec<[u8; 32]> = (0..wire.chunks as u64)
-        .map(|k| aggregation_seed(&crs, &1u64.to_le_bytes(), k))
-        .collect();
+    // The agents have not joined a coordinator: key epoch 0.
+    let seeds = cipherflow_fed::wire::round_seeds(&crs, &cfg.name, 0, 1, wire.chunks);
     let mut sum: Vec<SharedCiphertext> = Vec::new();
     let mut fold = Vec::new();
     for up in &uploads {
@@ -423,10 +425,7 @@ fn plaintext_round(p: usize, c: usize) -> Result<f64, String> {
 
 fn tempdir() -> Result<std::path::PathBuf, String> {
     let mut r = cipherflow_ring::sampler::secure_rng();
-    let d = std::env::temp_dir().join(format!(
-        "cipherflow-bench-fl-{:016x}",
-        rand_core::RngCore::next_u64(&mut r)
-    ));
+    let d = std::env::temp_dir().join(format!("cipherflow-bench-fl-{:016x}", r.next_u64()));
     std::fs::create_dir_all(&d).map_err(e2s)?;
     Ok(d)
 }

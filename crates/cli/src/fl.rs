@@ -104,6 +104,12 @@ pub fn run_key_service(args: KeyServiceArgs) -> Result<(), String> {
     fl_net::run_key_service(args)
 }
 
+/// Largest synthetic model of `fl simulate --params-per-client`.
+const MAX_SYNTHETIC_PARAMS: usize = 100_000_000;
+/// Largest `--params-per-client × --clients` (about 4 GB of float32 data
+/// rows, plus updates and ciphertexts, in one process).
+const MAX_SYNTHETIC_TOTAL: usize = 1_000_000_000;
+
 /// The default federation for a data set (and the flags' overrides).
 pub fn federation_config(
     a: &SimulateArgs,
@@ -126,9 +132,19 @@ pub fn federation_config(
             .map_err(|e| e.to_string())?
         }
     };
-    if let ModelChoice::Preset(_) = cfg.model {
-        cfg.input = input.to_vec();
-        cfg.classes = classes;
+    // A configuration file is read exactly as the coordinator and the
+    // clients read it: if its shapes do not fit the data, the processes
+    // would fail after key setup, so the simulator refuses too.
+    if let (Some(path), ModelChoice::Preset(_)) = (&a.config, &cfg.model) {
+        if a.model.is_none() && (cfg.input != input || cfg.classes != classes) {
+            return Err(format!(
+                "{}: the configuration says input {:?} with {} classes, but the data has \
+                 input {input:?} with {classes} classes",
+                path.display(),
+                cfg.input,
+                cfg.classes
+            ));
+        }
     }
     if let Some(m) = &a.model {
         cfg.model = ModelChoice::Preset(m.clone());
@@ -186,8 +202,10 @@ pub fn federation_config(
         cfg.aggregation.stat_sec_bits = l;
     }
     if let Some(p) = a.params_per_client {
-        if !(2..=100_000_000).contains(&p) {
-            return Err("--params-per-client must be in 2..=1e8".into());
+        if !(2..=MAX_SYNTHETIC_PARAMS).contains(&p) {
+            return Err(format!(
+                "--params-per-client must be in 2..={MAX_SYNTHETIC_PARAMS}"
+            ));
         }
         cfg.model = ModelChoice::Spec(ModelSpec {
             input: vec![p - 1],
@@ -225,6 +243,22 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
     }
     if !(0.0..0.9).contains(&a.dropout) {
         return Err("--dropout must be in [0, 0.9)".into());
+    }
+    if let Some(p) = a.params_per_client {
+        // Checked before anything is allocated: the simulator holds every
+        // client's data row, update and ciphertexts in memory.
+        if !(2..=MAX_SYNTHETIC_PARAMS).contains(&p) {
+            return Err(format!(
+                "--params-per-client must be in 2..={MAX_SYNTHETIC_PARAMS}"
+            ));
+        }
+        if p.saturating_mul(a.clients) > MAX_SYNTHETIC_TOTAL {
+            return Err(format!(
+                "--params-per-client × --clients = {} exceeds {MAX_SYNTHETIC_TOTAL} \
+                 (the simulator keeps every client in this process's memory)",
+                p.saturating_mul(a.clients)
+            ));
+        }
     }
     let (client_data, eval, input, classes) = match a.params_per_client {
         Some(p) => (synthetic_data(p, a.clients)?, None, vec![p - 1], 2),

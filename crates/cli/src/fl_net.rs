@@ -466,7 +466,8 @@ pub fn run_key_service(a: KeyServiceArgs) -> Result<(), String> {
         "coordinator",
         Some(a.state.clone()),
     )
-    .map_err(e2s)?;
+    .map_err(e2s)?
+    .with_roster_file(a.pki.join("roster.json"));
     let creds = Credentials::under(&a.pki, "key-service");
     println!("key service for {:?} on {}", cfg.name, a.listen);
     runtime()?

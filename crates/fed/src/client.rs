@@ -23,8 +23,7 @@ use crate::seal;
 use crate::store::write_private;
 use crate::wire::WirePlan;
 use cipherflow_ckks::multiparty::{
-    aggregate_decryption_share, aggregation_seed, shamir_deal, share_encrypt, Crs, SecretShare,
-    ShamirShare,
+    aggregate_decryption_share, shamir_deal, share_encrypt, Crs, SecretShare, ShamirShare,
 };
 use cipherflow_ckks::CkksParams;
 use cipherflow_ledger::entry::{inputs_root, EntryBody};
@@ -79,12 +78,41 @@ pub enum Action {
     Finished(proto::FinishedTask),
 }
 
+/// The highest round a client uploaded in, per (federation, key epoch),
+/// with the SHA-256 of what it sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct UploadMark {
+    round: u64,
+    hash: String,
+}
+
 #[derive(Default, Serialize, Deserialize)]
 struct SavedState {
     key: Option<String>,
     shamir: Vec<String>,
+    /// Round → commitment to the (contributor set, active set) it decrypted.
     decrypted: BTreeMap<u64, String>,
     last_head: Option<SignedTreeHead>,
+    /// The CRS pinned at the first join (hex) and its key epoch.
+    #[serde(default)]
+    crs: Option<String>,
+    #[serde(default)]
+    epoch: Option<u64>,
+    /// `"<federation>/<epoch>"` → the last round this client uploaded in.
+    #[serde(default)]
+    uploads: BTreeMap<String, UploadMark>,
+}
+
+impl Drop for SavedState {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(k) = &mut self.key {
+            k.zeroize();
+        }
+        for s in &mut self.shamir {
+            s.zeroize();
+        }
+    }
 }
 
 /// The client agent.
@@ -110,6 +138,8 @@ pub struct ClientAgent {
     log_id: Option<[u8; 32]>,
     last_head: Option<SignedTreeHead>,
     decrypted: BTreeMap<u64, [u8; 32]>,
+    uploads: BTreeMap<String, UploadMark>,
+    pinned_crs: Option<(Crs, u64)>,
     last_upload: Option<(u64, [u8; 32], Vec<proto::UploadChunk>)>,
     unverified: Vec<(u64, [u8; 32])>,
     state: Option<PathBuf>,
@@ -126,11 +156,19 @@ impl std::fmt::Debug for ClientAgent {
     }
 }
 
-fn contributors_hash(ids: &[u64]) -> [u8; 32] {
+/// Commitment to the contributor set and the (sorted) active set of a
+/// decryption share.
+fn decryption_commitment(contributors: &[u64], active: &[u64]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
+    let mut active = active.to_vec();
+    active.sort_unstable();
     let mut h = Sha256::new();
-    for i in ids {
-        h.update(i.to_le_bytes());
+    h.update(b"cipherflow-fed-decrypt-v2");
+    for list in [contributors, active.as_slice()] {
+        h.update((list.len() as u64).to_le_bytes());
+        for i in list {
+            h.update(i.to_le_bytes());
+        }
     }
     h.finalize().into()
 }
@@ -186,6 +224,8 @@ impl ClientAgent {
             log_id: None,
             last_head: None,
             decrypted: BTreeMap::new(),
+            uploads: BTreeMap::new(),
+            pinned_crs: None,
             last_upload: None,
             unverified: Vec::new(),
             state: opts.state,
@@ -225,6 +265,14 @@ impl ClientAgent {
             self.decrypted.insert(*r, v);
         }
         self.last_head = s.last_head;
+        if let Some(c) = &s.crs {
+            let crs: [u8; 32] = hex::decode(c)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| FedError::Encoding("pinned CRS".into()))?;
+            self.pinned_crs = Some((Crs(crs), s.epoch.unwrap_or(0)));
+        }
+        self.uploads = s.uploads.clone();
         Ok(())
     }
 
@@ -245,6 +293,9 @@ impl ClientAgent {
                 .map(|(r, h)| (*r, hex::encode(h)))
                 .collect(),
             last_head: self.last_head,
+            crs: self.pinned_crs.map(|(c, _)| hex::encode(c.0)),
+            epoch: self.pinned_crs.map(|(_, e)| e),
+            uploads: self.uploads.clone(),
         };
         let text = Zeroizing::new(serde_json::to_string(&s)?);
         write_private(path, text.as_bytes())
@@ -309,26 +360,96 @@ impl ClientAgent {
             }
             _ => self.ledger_key = Some(key),
         }
-        self.log_id = Some(
-            reply
-                .ledger_log_id
-                .as_slice()
-                .try_into()
-                .map_err(|_| FedError::Protocol("log id must be 32 bytes".into()))?,
-        );
+        let log_id: [u8; 32] = reply
+            .ledger_log_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| FedError::Protocol("log id must be 32 bytes".into()))?;
+        // The log id is a function of the ledger key and the federation's
+        // name: proofs from another log signed with the same key are
+        // refused.
+        if log_id != cipherflow_ledger::log_id(&key, &self.cfg.name) {
+            return Err(FedError::Refused(
+                "the ledger's log id is not this federation's".into(),
+            ));
+        }
+        self.log_id = Some(log_id);
+        // The CRS is pinned at the first join (and persisted): a coordinator
+        // that changes it on a re-join would make this client encrypt
+        // under public polynomials of its choosing. A new key epoch is a
+        // new key setup, which this client does not support silently.
+        match self.pinned_crs {
+            Some((pinned, epoch)) if pinned != Crs(crs) || epoch != reply.epoch => {
+                tracing::warn!(
+                    client = %self.id,
+                    "the coordinator changed the CRS or key epoch on a re-join: refused"
+                );
+                return Err(FedError::Refused(
+                    "the coordinator sent another CRS or key epoch than at the first join".into(),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.pinned_crs = Some((Crs(crs), reply.epoch));
+                self.save_state()?;
+            }
+        }
         self.crs = Some(Crs(crs));
         self.epoch = reply.epoch;
         Ok(())
     }
 
-    /// Installs the key share a key service issued (key-service mode).
-    pub fn on_enroll(&mut self, reply: &proto::EnrollReply) -> Result<()> {
+    /// Checks the ledger's key-setup entry (its proof, in the bundle that
+    /// completes the key setup) against the CRS, threshold and parties
+    /// this client pinned: the CRS every client encrypts under is the one
+    /// the audit log records.
+    fn check_key_setup_entry(&self, proof_bytes: &[u8]) -> Result<()> {
+        let proof: EntryProof = serde_json::from_slice(proof_bytes)
+            .map_err(|_| FedError::Refused("the key setup carries no ledger proof".into()))?;
+        let e = self.verify_entry(&proof)?;
+        let EntryBody::Custom(c) = &e.body else {
+            return Err(FedError::Refused(
+                "the key-setup proof is not of a key-setup entry".into(),
+            ));
+        };
+        #[derive(Deserialize)]
+        struct KeySetupData {
+            epoch: u64,
+            crs: String,
+            threshold: usize,
+            parties: Vec<u64>,
+        }
+        let d: KeySetupData = serde_json::from_slice(&c.data)
+            .map_err(|_| FedError::Refused("malformed key-setup entry".into()))?;
+        let crs = self
+            .crs
+            .ok_or_else(|| FedError::NotReady("join first".into()))?;
+        if c.kind != "key-setup"
+            || d.crs != hex::encode(crs.0)
+            || d.epoch != self.epoch
+            || d.threshold != self.sizes.threshold
+            || d.parties != self.roster.party_ids()
+        {
+            return Err(FedError::Refused(
+                "the ledger's key-setup entry does not match this client's CRS, epoch, \
+                 threshold or roster"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Installs the key share a key service issued (key-service mode); the
+    /// reply's copy of the key is zeroized.
+    pub fn on_enroll(&mut self, reply: proto::EnrollReply) -> Result<()> {
+        let mut reply = reply;
+        let bytes = Zeroizing::new(std::mem::take(&mut reply.key_share));
         if reply.party_id != self.party {
             return Err(FedError::Refused(
                 "the key service issued another party id".into(),
             ));
         }
-        let key = SecretShare::from_bytes(&self.params, &reply.key_share)?;
+        let key = SecretShare::from_bytes(&self.params, &bytes)?;
         if key.party_id() != Some(self.party) {
             return Err(FedError::Refused("key share for another party".into()));
         }
@@ -350,6 +471,7 @@ impl ClientAgent {
         if !bundle.complete || self.has_keys() {
             return Ok(self.has_keys());
         }
+        self.check_key_setup_entry(&bundle.key_setup_proof)?;
         let kx = self
             .kx
             .as_ref()
@@ -477,10 +599,34 @@ impl ClientAgent {
         Ok(())
     }
 
+    fn upload_key(&self) -> String {
+        format!("{}/{}", self.cfg.name, self.epoch)
+    }
+
     fn train(&mut self, task: &proto::TrainTask) -> Result<Action> {
+        // A byte-identical resend of the last upload is harmless (the
+        // coordinator already holds it); anything else for a round at or
+        // before the last one this client uploaded in would put a second
+        // update under the same key share and public polynomial — the
+        // difference of the two would reveal the update.
         if let Some((r, _, chunks)) = &self.last_upload {
             if *r == task.round {
                 return Ok(Action::Upload(chunks.clone()));
+            }
+        }
+        if let Some(m) = self.uploads.get(&self.upload_key()) {
+            if task.round <= m.round {
+                tracing::warn!(
+                    client = %self.id,
+                    round = task.round,
+                    last = m.round,
+                    "training task for a round already uploaded in: refused"
+                );
+                return Err(FedError::Replay(format!(
+                    "round {} is not after round {}, the last this client uploaded in: \
+                     refusing to encrypt another update for it",
+                    task.round, m.round
+                )));
             }
         }
         if self.key.is_none() {
@@ -499,6 +645,17 @@ impl ClientAgent {
             return Err(FedError::Protocol("model hash mismatch".into()));
         }
         let global = model::from_bytes(&task.model, self.model.num_params())?;
+        let norm = global
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt();
+        if !(norm <= self.cfg.max_model_norm) {
+            return Err(FedError::Refused(format!(
+                "the global model's L2 norm {norm:.3e} exceeds max_model_norm {:.3e}",
+                self.cfg.max_model_norm
+            )));
+        }
         let training: LocalTraining = serde_json::from_slice(&task.training_json)?;
         if training != self.cfg.training {
             return Err(FedError::Refused(
@@ -531,6 +688,17 @@ impl ClientAgent {
             h.update(&c.ciphertext);
         }
         let hash: [u8; 32] = h.finalize().into();
+        // Durable before the upload leaves: after a restart this client
+        // still refuses to encrypt for this round again.
+        let key = self.upload_key();
+        self.uploads.insert(
+            key,
+            UploadMark {
+                round: task.round,
+                hash: hex::encode(hash),
+            },
+        );
+        self.save_state()?;
         self.last_upload = Some((task.round, hash, chunks.clone()));
         Ok(Action::Upload(chunks))
     }
@@ -557,7 +725,7 @@ impl ClientAgent {
                 s
             })
             .collect();
-        let ctx = round.to_le_bytes();
+        let seeds_a = crate::wire::round_seeds(&crs, &self.cfg.name, self.epoch, round, total);
         let params = &self.params;
         let key = self
             .key
@@ -569,9 +737,14 @@ impl ClientAgent {
             .map(|c| {
                 let lo = (c * n).min(ints.len());
                 let hi = ((c + 1) * n).min(ints.len());
-                let mut rng = ChaCha20Rng::from_seed(seeds[c]);
-                let a = aggregation_seed(&crs, &ctx, c as u64);
-                let ct = share_encrypt(params, key, &a, &ints[lo..hi], q.shift, &mut rng)?;
+                let seed = seeds
+                    .get(c)
+                    .ok_or_else(|| FedError::Protocol("chunk index".into()))?;
+                let mut rng = ChaCha20Rng::from_seed(*seed);
+                let a = seeds_a
+                    .get(c)
+                    .ok_or_else(|| FedError::Protocol("chunk index".into()))?;
+                let ct = share_encrypt(params, key, a, &ints[lo..hi], q.shift, &mut rng)?;
                 Ok(proto::UploadChunk {
                     federation: fed.clone(),
                     round,
@@ -666,25 +839,49 @@ impl ClientAgent {
                 "decryption for another model size".into(),
             ));
         }
-        let commit = contributors_hash(&contributors);
+        // One (contributor set, active set) per round, recorded durably
+        // before the share leaves: shares of one sum for two active sets
+        // differ only in the Lagrange factor, and enough of them expose
+        // the smudging noise (see `cipherflow_ckks::multiparty::aggregate`).
+        let commit = decryption_commitment(&contributors, &task.active);
         if let Some(prev) = self.decrypted.get(&task.round) {
             if *prev != commit {
+                tracing::warn!(
+                    client = %self.id,
+                    round = task.round,
+                    "decryption for a second contributor or active set refused"
+                );
                 return Err(FedError::Refused(format!(
-                    "already gave a share in round {} for another contributor set",
+                    "already gave a share in round {} for another contributor or active set",
                     task.round
                 )));
             }
         }
         self.advance_head(&proof.sth, &task.consistency_proof)?;
+        if task.prepare {
+            // Everything checked; nothing released, nothing committed.
+            return Ok(Action::Share(vec![proto::ShareChunk {
+                federation: self.cfg.name.clone(),
+                round: task.round,
+                attempt: task.attempt,
+                index: 0,
+                total: 1,
+                share: Vec::new(),
+                ready: true,
+            }]));
+        }
         self.decrypted.insert(task.round, commit);
         self.save_state()?;
         let crs = self
             .crs
             .ok_or_else(|| FedError::NotReady("join first".into()))?;
-        let ctx = task.round.to_le_bytes();
-        let seeds: Vec<[u8; 32]> = (0..self.wire.chunks as u64)
-            .map(|c| aggregation_seed(&crs, &ctx, c))
-            .collect();
+        let seeds = crate::wire::round_seeds(
+            &crs,
+            &self.cfg.name,
+            self.epoch,
+            task.round,
+            self.wire.chunks,
+        );
         let smudging = self.wire.smudging()?;
         let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
         let total = parts.len() as u32;
@@ -721,6 +918,7 @@ impl ClientAgent {
                     index: i as u32,
                     total,
                     share: s.to_bytes(),
+                    ready: false,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -289,6 +289,15 @@ pub struct FederationConfig {
     /// (for audits); otherwise they are deleted when the round closes.
     #[serde(default)]
     pub keep_uploads: bool,
+    /// Largest L2 norm of a global model a client accepts to train on
+    /// (a coordinator sending absurd weights, e.g. 1e12, to make a
+    /// client's update vanish or explode is refused before training).
+    #[serde(default = "default_max_model_norm")]
+    pub max_model_norm: f64,
+}
+
+fn default_max_model_norm() -> f64 {
+    1e4
 }
 
 fn default_keys() -> KeysMode {
@@ -350,6 +359,9 @@ impl FederationConfig {
         }
         if !(self.round_timeout_s.is_finite() && self.round_timeout_s > 0.0) {
             return bad("round_timeout_s must be positive".into());
+        }
+        if !(self.max_model_norm.is_finite() && self.max_model_norm > 0.0) {
+            return bad("max_model_norm must be positive and finite".into());
         }
         if !(1..=1000).contains(&self.decrypt_attempts) {
             return bad("decrypt_attempts must be in 1..=1000".into());
@@ -464,10 +476,23 @@ impl FederationConfig {
                 "threshold {threshold} must be in 1..={clients}"
             )));
         }
+        if self.keys == KeysMode::Threshold && threshold < 2 {
+            return Err(FedError::Config(format!(
+                "threshold {threshold}: in threshold mode every key holder would hold the whole \
+                 key; use t ≥ 2 (and at least 2 clients), or keys = \"key-service\""
+            )));
+        }
         if self.keys == KeysMode::Threshold && quorum < 2 && clients > 1 {
             return Err(FedError::Config(
                 "a quorum of 1 would let the key holders decrypt a single client's update".into(),
             ));
+        }
+        if self.keys == KeysMode::Threshold && 2 * threshold <= clients {
+            tracing::warn!(
+                threshold,
+                clients,
+                "threshold ≤ n/2: two disjoint groups of key holders could each decrypt"
+            );
         }
         Ok(Sizes {
             clients,

@@ -64,6 +64,16 @@ pub enum FedError {
     /// Encoding of JSON state or messages.
     #[error("encoding: {0}")]
     Encoding(String),
+    /// A decrypted result failed its checks (a key holder's share was
+    /// wrong: bound, carry or padding violated).
+    #[error("verification failed: {0}")]
+    Verification(String),
+    /// A stored artifact does not match the hash recorded for it.
+    #[error("integrity: {0}")]
+    Integrity(String),
+    /// The state directory is in use by another process.
+    #[error("state locked: {0}")]
+    Locked(String),
 }
 
 impl FedError {

@@ -20,7 +20,7 @@ use crate::proto;
 use crate::roster::Roster;
 use crate::store::write_private;
 use crate::wire::WirePlan;
-use cipherflow_ckks::multiparty::{aggregation_seed, key_holder_share, Crs, SecretShare};
+use cipherflow_ckks::multiparty::{key_holder_share, Crs, SecretShare};
 use cipherflow_ckks::CkksParams;
 use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, PublicKey, SignedTreeHead};
 use rand_chacha::ChaCha20Rng;
@@ -38,6 +38,16 @@ struct KsState {
     last_head: Option<SignedTreeHead>,
 }
 
+/// Most consistency proofs one decryption request may carry.
+pub const MAX_CONSISTENCY_PROOFS: usize = 16;
+
+/// Encodes the consistency proofs of a decryption request: one from each
+/// tree size the key service may last have seen (the coordinator cannot
+/// know whether its last request was answered), newest last.
+pub fn encode_consistency_proofs(proofs: &[ConsistencyProof]) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(proofs)?)
+}
+
 /// The key service.
 pub struct KeyService {
     cfg: FederationConfig,
@@ -48,6 +58,8 @@ pub struct KeyService {
     master: Zeroizing<[u8; 32]>,
     ledger_key: PublicKey,
     coordinator_id: String,
+    log_id: [u8; 32],
+    roster_file: Option<PathBuf>,
     state: Option<PathBuf>,
     saved: KsState,
     rng: ChaCha20Rng,
@@ -93,6 +105,7 @@ impl KeyService {
             }
             _ => KsState::default(),
         };
+        let log_id = cipherflow_ledger::log_id(&ledger_key, &cfg.name);
         Ok(Self {
             cfg,
             roster,
@@ -102,10 +115,41 @@ impl KeyService {
             master,
             ledger_key,
             coordinator_id: coordinator_id.to_string(),
+            log_id,
+            roster_file: None,
             state,
             saved,
             rng: cipherflow_ring::sampler::secure_rng(),
         })
+    }
+
+    /// Re-reads the roster from `path` before every request, so that a
+    /// revocation (`cipherflow fl ca revoke`) takes effect at once.
+    pub fn with_roster_file(mut self, path: PathBuf) -> Self {
+        self.roster_file = Some(path);
+        self
+    }
+
+    fn reload_roster(&mut self) -> Result<()> {
+        let Some(p) = &self.roster_file else {
+            return Ok(());
+        };
+        let r = Roster::load(p)?;
+        r.validate()?;
+        if r.federation != self.roster.federation
+            || r.clients.len() != self.roster.clients.len()
+            || r.clients
+                .iter()
+                .zip(&self.roster.clients)
+                .any(|(a, b)| a.client_id != b.client_id || a.party_id != b.party_id)
+        {
+            return Err(FedError::Config(format!(
+                "{} changed the federation's membership: only revocations may be added",
+                p.display()
+            )));
+        }
+        self.roster = r;
+        Ok(())
     }
 
     fn key_of(&self, party: u64) -> SecretShare {
@@ -138,6 +182,7 @@ impl KeyService {
                 "enrollment for another federation".into(),
             ));
         }
+        self.reload_roster()?;
         let e = match self.roster.admit(client) {
             Ok(e) => e,
             Err(err) => {
@@ -145,10 +190,11 @@ impl KeyService {
                 return Err(err);
             }
         };
-        let key = self.key_of(e.party_id);
-        tracing::info!(client, party = e.party_id, "key share issued");
+        let party_id = e.party_id;
+        let key = self.key_of(party_id);
+        tracing::info!(client, party = party_id, "key share issued");
         Ok(proto::EnrollReply {
-            party_id: e.party_id,
+            party_id,
             key_share: key.to_bytes().to_vec(),
             crs: Vec::new(),
         })
@@ -166,6 +212,7 @@ impl KeyService {
                 "{caller} may not request decryptions"
             )));
         }
+        self.reload_roster()?;
         if req.federation != self.cfg.name || req.chunks as usize != self.wire.chunks {
             return Err(FedError::Protocol(
                 "request for another federation or model size".into(),
@@ -184,8 +231,11 @@ impl KeyService {
             _ => self.saved.crs = Some(crs_hex),
         }
         let proof: EntryProof = serde_json::from_slice(&req.aggregate_proof)?;
+        // The log id is pinned (derived from the ledger key and the
+        // federation's name): a head of another log signed with the same
+        // key is refused.
         let entry = proof
-            .verify(&self.ledger_key, None)
+            .verify(&self.ledger_key, Some(&self.log_id))
             .map_err(|e| FedError::Refused(format!("ledger proof: {e}")))?;
         let inputs: Vec<AggregateInput> = serde_json::from_slice(&req.inputs_json)?;
         let contributors =
@@ -209,17 +259,7 @@ impl KeyService {
             }
         }
         if let Some(old) = &self.saved.last_head {
-            let new = &proof.sth;
-            if new.tree_size < old.tree_size
-                || (new.tree_size == old.tree_size && new.root_hash != old.root_hash)
-            {
-                return Err(FedError::Refused("the ledger rolled back or forked".into()));
-            }
-            if new.tree_size > old.tree_size && !req.consistency_proof.is_empty() {
-                let p: ConsistencyProof = serde_json::from_slice(&req.consistency_proof)?;
-                p.verify(&old.root_hash, &new.root_hash)
-                    .map_err(|e| FedError::Refused(format!("ledger not append-only: {e}")))?;
-            }
+            check_append_only(old, &proof.sth, &req.consistency_proof)?;
         }
         self.saved.last_head = Some(proof.sth);
         self.saved.decrypted.insert(req.round, commit);
@@ -227,10 +267,8 @@ impl KeyService {
         let keys: Vec<SecretShare> = contributors.iter().map(|&p| self.key_of(p)).collect();
         let key_refs: Vec<&SecretShare> = keys.iter().collect();
         let crs = Crs(crs);
-        let ctx = req.round.to_le_bytes();
-        let seeds: Vec<[u8; 32]> = (0..self.wire.chunks as u64)
-            .map(|c| aggregation_seed(&crs, &ctx, c))
-            .collect();
+        let seeds =
+            crate::wire::round_seeds(&crs, &self.cfg.name, req.epoch, req.round, self.wire.chunks);
         let smudging = self.wire.smudging()?;
         let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
         let total = parts.len() as u32;
@@ -244,6 +282,7 @@ impl KeyService {
                 index: i as u32,
                 total,
                 share: s.to_bytes(),
+                ready: false,
             });
         }
         tracing::info!(
@@ -253,4 +292,54 @@ impl KeyService {
         );
         Ok(out)
     }
+}
+
+/// Checks that `new` extends `old` (append-only): equal sizes need equal
+/// roots; a larger tree needs a consistency proof from exactly `old`'s
+/// size among `proofs` (see [`encode_consistency_proofs`]). A forked log
+/// shown to the key service is refused, so it cannot authorise a
+/// decryption.
+pub fn check_append_only(old: &SignedTreeHead, new: &SignedTreeHead, proofs: &[u8]) -> Result<()> {
+    if new.tree_size < old.tree_size {
+        tracing::warn!(
+            old = old.tree_size,
+            new = new.tree_size,
+            "the ledger shrank: refused"
+        );
+        return Err(FedError::Refused("the ledger rolled back".into()));
+    }
+    if new.tree_size == old.tree_size {
+        if new.root_hash != old.root_hash {
+            tracing::warn!(size = new.tree_size, "the ledger forked: refused");
+            return Err(FedError::Refused("the ledger forked".into()));
+        }
+        return Ok(());
+    }
+    let list: Vec<ConsistencyProof> = if proofs.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(proofs)
+            .map_err(|_| FedError::Refused("malformed consistency proofs".into()))?
+    };
+    if list.len() > MAX_CONSISTENCY_PROOFS {
+        return Err(FedError::Refused("too many consistency proofs".into()));
+    }
+    let p = list
+        .iter()
+        .find(|p| p.old_size == old.tree_size && p.new_size == new.tree_size)
+        .ok_or_else(|| {
+            tracing::warn!(
+                old = old.tree_size,
+                new = new.tree_size,
+                "no consistency proof from the last head seen: refused"
+            );
+            FedError::Refused(format!(
+                "no consistency proof from tree size {} (the last head seen) to {}",
+                old.tree_size, new.tree_size
+            ))
+        })?;
+    p.verify(&old.root_hash, &new.root_hash).map_err(|e| {
+        tracing::warn!(error = %e, "inconsistent ledger heads: refused");
+        FedError::Refused(format!("ledger not append-only: {e}"))
+    })
 }

@@ -217,7 +217,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
                     federation: config.name.clone(),
                 },
             )?;
-            c.on_enroll(&wire(&r)?)?;
+            c.on_enroll(wire(&r)?)?;
         }
         clients.push(c);
     }

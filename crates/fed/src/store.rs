@@ -72,6 +72,24 @@ pub type SealedRow = (u64, Vec<u8>, Vec<u8>);
 pub struct Store {
     conn: Connection,
     blobs: std::path::PathBuf,
+    /// Held open with an exclusive lock for the store's lifetime: a second
+    /// coordinator on the same state is refused.
+    _lock: std::fs::File,
+}
+
+/// Checks a stored payload against the SHA-256 recorded for it.
+fn check_hash(what: &str, bytes: &[u8], hash: &[u8; 32]) -> Result<()> {
+    use sha2::{Digest, Sha256};
+    let got: [u8; 32] = Sha256::digest(bytes).into();
+    if &got != hash {
+        return Err(FedError::Integrity(format!(
+            "{what} does not match its recorded SHA-256 (stored {}, recorded {}): \
+             the state directory was damaged",
+            hex::encode(&got[..8]),
+            hex::encode(&hash[..8])
+        )));
+    }
+    Ok(())
 }
 
 /// The payload file name of an upload.
@@ -96,6 +114,28 @@ fn idx(v: Option<i64>) -> Option<u64> {
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).map_err(|e| FedError::io(d, e))?;
+        }
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| FedError::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::warn!(state = %path.display(), "state in use by another process");
+                return Err(FedError::Locked(format!(
+                    "{} is in use by another coordinator (lock {})",
+                    path.display(),
+                    lock_path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(FedError::io(&lock_path, e)),
+        }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -103,7 +143,11 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         let blobs = path.with_extension("blobs");
         std::fs::create_dir_all(&blobs).map_err(|e| FedError::io(&blobs, e))?;
-        Ok(Self { conn, blobs })
+        Ok(Self {
+            conn,
+            blobs,
+            _lock: lock,
+        })
     }
 
     /// Writes a payload file durably (temporary file, fsync, rename, fsync
@@ -193,9 +237,17 @@ impl Store {
                     Some(b) => Some(b),
                     None => self.load_blob(&upload_blob(round, &client_id))?,
                 };
+                let hash = hash_of(hash)?;
+                if let Some(b) = &bytes {
+                    check_hash(
+                        &format!("the stored upload of {client_id} in round {round}"),
+                        b,
+                        &hash,
+                    )?;
+                }
                 Ok(UploadRow {
                     client_id,
-                    hash: hash_of(hash)?,
+                    hash,
                     num_examples: u64::try_from(n).unwrap_or(0),
                     ledger_index: idx(li),
                     bytes,
@@ -229,9 +281,15 @@ impl Store {
                             FedError::Encoding("a stored share's payload is missing".into())
                         })?,
                 };
+                let hash = hash_of(hash)?;
+                check_hash(
+                    &format!("the stored decryption share of {client_id} in round {round}"),
+                    &bytes,
+                    &hash,
+                )?;
                 Ok(ShareRow {
                     client_id,
-                    hash: hash_of(hash)?,
+                    hash,
                     ledger_index: idx(li),
                     bytes,
                 })
@@ -475,14 +533,28 @@ fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
     }
     let tmp = path.with_extension("tmp");
     {
+        // A left-over temporary file (another mode, another owner, a link)
+        // is removed, and the new one created afresh: its mode is then
+        // the one asked for, not the old file's.
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FedError::io(&tmp, e)),
+        }
         let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(if secret { 0o600 } else { 0o644 });
         }
         let mut f = opts.open(&tmp).map_err(|e| FedError::io(&tmp, e))?;
+        #[cfg(unix)]
+        if secret {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| FedError::io(&tmp, e))?;
+        }
         f.write_all(data).map_err(|e| FedError::io(&tmp, e))?;
         f.sync_all().map_err(|e| FedError::io(&tmp, e))?;
     }

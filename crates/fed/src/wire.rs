@@ -28,9 +28,58 @@
 use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::DpPlan;
 use crate::error::{FedError, Result};
-use cipherflow_ckks::multiparty::{share_sum_noise_log2, Smudging};
+use cipherflow_ckks::multiparty::{aggregation_seed, share_sum_noise_log2, Crs, Smudging};
 use cipherflow_ckks::{CkksParams, ParamsBuilder};
 use serde::{Deserialize, Serialize};
+
+/// The context of a round's public polynomials: the federation's name,
+/// the key epoch and the round (each length-prefixed or fixed-width), so
+/// that no two federations, epochs or rounds sharing a CRS ever use the
+/// same `a` — a key share never encrypts two different updates under one
+/// `a` unless the client itself repeats a byte-identical upload.
+pub fn round_context(federation: &str, epoch: u64, round: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(32 + federation.len());
+    v.extend_from_slice(b"cipherflow-fed-round-v2");
+    v.extend_from_slice(&(federation.len() as u64).to_le_bytes());
+    v.extend_from_slice(federation.as_bytes());
+    v.extend_from_slice(&epoch.to_le_bytes());
+    v.extend_from_slice(&round.to_le_bytes());
+    v
+}
+
+/// The seeds of `a` for every chunk of a round ([`round_context`]).
+pub fn round_seeds(
+    crs: &Crs,
+    federation: &str,
+    epoch: u64,
+    round: u64,
+    chunks: usize,
+) -> Vec<[u8; 32]> {
+    let ctx = round_context(federation, epoch, round);
+    (0..chunks as u64)
+        .map(|c| aggregation_seed(crs, &ctx, c))
+        .collect()
+}
+
+/// The bound on one coordinate's sum over `contributors` updates: the
+/// quantization's `2^quant_bits + 1` each without DP; with client-level DP
+/// the clipped norm `Δ₂` each plus the summed noise shares' tail at
+/// `2^−λ`.
+pub fn coordinate_sum_bound(
+    cfg: &FederationConfig,
+    dp: Option<&DpPlan>,
+    dim: usize,
+    contributors: usize,
+) -> f64 {
+    let m = contributors as f64;
+    let lambda = cfg.aggregation.stat_sec_bits;
+    let coeffs = (dim.div_ceil(1 << 12) * (1 << 13)) as f64;
+    let z = (2.0 * ((f64::from(lambda) + 1.0) * std::f64::consts::LN_2 + coeffs.ln())).sqrt();
+    match dp {
+        None => m * (2f64.powi(cfg.aggregation.quant_bits as i32) + 1.0),
+        Some(p) => m * p.l2_bound + m.sqrt() * p.share_sigma * z * 1.25,
+    }
+}
 
 /// The wire plan of a federation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,14 +227,8 @@ impl WirePlan {
         dim: usize,
     ) -> Result<WirePlan> {
         // Poisson client sampling can exceed the expected count: size for all.
-        let m = sizes.clients as f64;
         let lambda = cfg.aggregation.stat_sec_bits;
-        let coeffs = (dim.div_ceil(1 << 12) * (1 << 13)) as f64;
-        let z = (2.0 * ((f64::from(lambda) + 1.0) * std::f64::consts::LN_2 + coeffs.ln())).sqrt();
-        let bound = match dp {
-            None => m * (2f64.powi(cfg.aggregation.quant_bits as i32) + 1.0),
-            Some(p) => m * p.l2_bound + m.sqrt() * p.share_sigma * z * 1.25,
-        };
+        let bound = coordinate_sum_bound(cfg, dp, dim, sizes.clients);
         let decryptors = match cfg.keys {
             KeysMode::Threshold => sizes.threshold,
             KeysMode::KeyService => 1,
@@ -216,6 +259,63 @@ impl WirePlan {
                     .fold(0i64, |acc, &v| acc.wrapping_shl(b).wrapping_add(v))
             })
             .collect())
+    }
+
+    /// Unpacks a decrypted sum and checks it: every coordinate's sum
+    /// within `bound` ([`coordinate_sum_bound`] for the actual number of
+    /// contributors), no carry left over a packed integer's top field, and
+    /// every coefficient past the model exactly zero. A decryption share
+    /// that is random, or steers a sum outside its bound, fails here; one
+    /// that shifts a coordinate by less than its bound does not (see the
+    /// threat model in this crate's README).
+    pub fn unpack_checked(&self, sums: &[i64], bound: f64) -> Result<Vec<i64>> {
+        let used = self.dim.div_ceil(self.pack.max(1) as usize);
+        if sums.len() < used {
+            return Err(FedError::Verification(
+                "the decrypted sum is too short".into(),
+            ));
+        }
+        if let Some(k) = sums.iter().skip(used).position(|&x| x != 0) {
+            return Err(FedError::Verification(format!(
+                "coefficient {} past the model decrypted to a non-zero value",
+                used + k
+            )));
+        }
+        let out = if self.pack <= 1 {
+            sums.iter().copied().take(self.dim).collect::<Vec<i64>>()
+        } else {
+            let b = self.field_bits;
+            let half = 1i64 << (b - 1);
+            let mask = (1i64 << b) - 1;
+            let mut out = Vec::with_capacity(used * self.pack as usize);
+            for &s in sums.iter().take(used) {
+                let mut rest = s;
+                for _ in 0..self.pack {
+                    let field = (rest.wrapping_add(half) & mask) - half;
+                    out.push(field);
+                    rest = rest.wrapping_sub(field) >> b;
+                }
+                if rest != 0 {
+                    return Err(FedError::Verification(
+                        "a packed sum left a carry above its top field".into(),
+                    ));
+                }
+            }
+            // Fields past the model in the last integer must be zero too.
+            if out.iter().skip(self.dim).any(|&x| x != 0) {
+                return Err(FedError::Verification(
+                    "a field past the model decrypted to a non-zero value".into(),
+                ));
+            }
+            out.truncate(self.dim);
+            out
+        };
+        if let Some(i) = out.iter().position(|&x| x.unsigned_abs() as f64 > bound) {
+            return Err(FedError::Verification(format!(
+                "coordinate {i}'s decrypted sum is outside its bound ±{bound:.0}"
+            )));
+        }
+        Ok(out)
     }
 
     /// Unpacks decrypted sums of packed integers into per-coordinate sums

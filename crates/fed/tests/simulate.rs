@@ -69,7 +69,7 @@ fn thirty_percent_dropout_at_every_stage_does_not_stop_rounds() {
     assert_eq!(report.rounds, 4);
     assert_eq!(report.ledger, "verified");
     for h in &report.history {
-        assert!(!h.aborted);
+        assert!(!h.aborted, "{h:?}");
         assert_eq!(h.contributors, 9, "round {}", h.round);
         assert_eq!(h.decryptors, 6);
     }

@@ -34,8 +34,24 @@
 //! of ciphertexts made with that seed. A party must therefore give shares
 //! for **one** contributor set per seed (two sets differing in one client
 //! would isolate that client's vector); the federated layer enforces this
-//! and checks `S` against the audit log. Shares for different active sets
-//! `A` with the same `S` are harmless (they decrypt the same sum).
+//! and checks `S` against the audit log.
+//!
+//! A party must also give shares for **one active set** `A` per (seed,
+//! `S`). Shares of one party for two active sets are
+//! `d_A = λ_A·F·a + E` and `d_A' = λ_A'·F·a + E'`; whenever
+//! `λ_A/λ_A' = p/q` with small integers (common with small party ids),
+//! `q·d_A − p·d_A' = q·E − p·E'` (mod Q) is small and exposes the smudging
+//! noise modulo small integers — and with enough active sets, the
+//! secret-dependent term `F·a`. Retries are therefore not harmless. Two
+//! ways out exist: shares independent of `A` (Shamir scaled by `Δ = n!`, so
+//! that the combiner applies integer Lagrange factors — at the price of
+//! `log2 Δ` more modulus bits plus `log2 Σ|λ_j|` more shift, about 30 bits
+//! for ten parties and more than a 109-bit modulus can hold past about
+//! fifteen, i.e. larger rings and uploads), or **one active set per round,
+//! recorded durably by the key holder before its share leaves**. The
+//! federated layer (`cipherflow-fed`) takes the second: its clients refuse
+//! a second active set for a round, and its coordinator retries only with
+//! the same set or with key holders that have not answered yet.
 //!
 //! A key service holding the contributors' keys itself produces the single
 //! share `Σ_{i∈S} s_i·a + E` with [`key_holder_share`].

@@ -16,9 +16,10 @@ use crate::proto;
 use crate::store;
 use cipherflow_ckks::multiparty::{combine_aggregate, AggregateShare};
 use cipherflow_ledger::entry::{
-    ClientEpsilon, DecryptionShareReceived, EntryBody, RoundClosed, KIND_ROUND_CLOSED,
+    ClientEpsilon, CustomEntry, DecryptionShareReceived, EntryBody, RoundClosed, KIND_ROUND_CLOSED,
 };
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 impl Coordinator {
     pub(super) fn decode_share(
@@ -88,35 +89,85 @@ impl Coordinator {
         Ok(v)
     }
 
-    /// Picks `t` online, responsive key holders and asks them for shares.
+    /// Picks the active set of the next decryption attempt and asks it for
+    /// shares. A key holder gives shares for one active set per round
+    /// (its clients refuse a second, see `client`), so an attempt either
+    /// repeats a set asked before — whose members are all online and gave
+    /// no share for another set — or takes `t` online key holders that
+    /// have not answered yet, responsive ones first.
     pub(super) fn start_attempt(&mut self) -> Result<()> {
         let now = self.now();
         // Online: seen within two timeouts (clients long-poll far more often).
         let window = 2.0 * self.cfg.round_timeout_s;
         let t = self.sizes.threshold;
-        // Online key holders, the ones that did not leave a request of this
-        // round unanswered first.
-        let mut online: Vec<(&String, bool, f64, u64)> = self
+        let Some(st) = &self.round else {
+            return Ok(());
+        };
+        let rec = &st.record;
+        let online: BTreeMap<&String, (bool, f64, u64)> = self
             .clients
             .iter()
             .filter(|(id, c)| !self.roster.is_revoked(id) && now - c.last_seen <= window)
-            .map(|(id, c)| (id, c.unresponsive, c.last_seen, c.party))
+            .map(|(id, c)| (id, (c.unresponsive, c.last_seen, c.party)))
             .collect();
-        if online.len() < t {
-            return Ok(()); // wait for key holders to come online
-        }
-        online.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)).then(a.3.cmp(&b.3)));
-        let active: Vec<String> = online
+        let viable = |set: &Vec<String>, responsive: bool| {
+            set.iter().all(|m| {
+                online.get(m).is_some_and(|o| !(responsive && o.0))
+                    && rec.answered.get(m).is_none_or(|a| a == set)
+            })
+        };
+        // Fresh key holders, the ones that did not leave a request of this
+        // round unanswered first.
+        let mut fresh: Vec<(&String, &(bool, f64, u64))> = online
             .iter()
-            .take(t)
-            .map(|(id, ..)| (*id).clone())
+            .filter(|(id, _)| !rec.answered.contains_key(**id))
+            .map(|(id, o)| (*id, o))
             .collect();
+        fresh.sort_by(|a, b| {
+            a.1 .0
+                .cmp(&b.1 .0)
+                .then(b.1 .1.total_cmp(&a.1 .1))
+                .then(a.1 .2.cmp(&b.1 .2))
+        });
+        let fresh_set = (fresh.len() >= t).then(|| {
+            fresh
+                .iter()
+                .take(t)
+                .map(|(id, _)| (*id).clone())
+                .collect::<Vec<String>>()
+        });
+        let fresh_responsive = fresh_set
+            .as_ref()
+            .is_some_and(|set| set.iter().all(|m| online.get(m).is_some_and(|o| !o.0)));
+        let active = rec
+            .tried
+            .iter()
+            .rev()
+            .find(|set| viable(set, true))
+            .cloned()
+            .or_else(|| fresh_set.clone().filter(|_| fresh_responsive))
+            .or_else(|| {
+                rec.tried
+                    .iter()
+                    .rev()
+                    .find(|set| viable(set, false))
+                    .cloned()
+            })
+            .or(fresh_set);
+        let Some(mut active) = active else {
+            return Ok(()); // wait for key holders to come online
+        };
+        active.sort();
         let Some(st) = &mut self.round else {
             return Ok(());
         };
         st.record.attempt += 1;
+        if !st.record.tried.contains(&active) {
+            st.record.tried.push(active.clone());
+        }
         st.record.active = active;
         st.shares.clear();
+        st.ready.clear();
         st.attempt_deadline = now + window;
         let rec = st.record.clone();
         self.save_record(&rec)?;
@@ -151,9 +202,31 @@ impl Coordinator {
         }
         if !rec.active.iter().any(|a| a == client) {
             self.metrics.refused += 1;
+            tracing::warn!(
+                client,
+                round = rec.round,
+                "share from a key holder not asked refused"
+            );
             return Err(FedError::Refused(format!(
                 "{client} was not asked to decrypt"
             )));
+        }
+        if let [p] = parts {
+            if p.ready {
+                if !p.share.is_empty() || p.index != 0 || p.total != 1 {
+                    return Err(FedError::Protocol("a ready answer carries no share".into()));
+                }
+                if let Some(st) = &mut self.round {
+                    st.ready.insert(client.to_string());
+                }
+                return Ok(proto::ShareReceipt {
+                    accepted: true,
+                    duplicate: false,
+                });
+            }
+        }
+        if parts.iter().any(|p| p.ready) {
+            return Err(FedError::Protocol("a ready answer carries no share".into()));
         }
         let total = parts.len();
         if parts.iter().enumerate().any(|(i, p)| {
@@ -223,6 +296,15 @@ impl Coordinator {
             .as_mut()
             .ok_or_else(|| FedError::NotReady("round vanished".into()))?;
         st.shares.insert(who.to_string(), (hash, parts));
+        if self.cfg.keys == KeysMode::Threshold {
+            let active = st.record.active.clone();
+            st.record.answered.insert(who.to_string(), active);
+            let rec = st.record.clone();
+            self.save_record(&rec)?;
+        }
+        let Some(st) = &mut self.round else {
+            return Ok(());
+        };
         let done = match self.cfg.keys {
             KeysMode::KeyService => true,
             KeysMode::Threshold => st.record.active.iter().all(|a| st.shares.contains_key(a)),
@@ -263,10 +345,25 @@ impl Coordinator {
             return Ok(());
         };
         let result = self.finish_round(&st);
-        if result.is_err() {
-            self.round = Some(st);
+        match result {
+            Err(FedError::Verification(why)) => {
+                // A key holder's share was wrong. Its contributors' budgets
+                // are charged (shares of the sum were released); nothing is
+                // published.
+                self.metrics.refused += 1;
+                tracing::warn!(round = st.record.round, %why, active = ?st.record.active, "decrypted sum failed its checks");
+                self.round = Some(st);
+                self.abort_round(
+                    &format!("the decrypted sum failed its checks ({why}): a key holder's share was wrong"),
+                    true,
+                )
+            }
+            Err(e) => {
+                self.round = Some(st);
+                Err(e)
+            }
+            Ok(()) => Ok(()),
         }
-        result
     }
 
     pub(super) fn finish_round(&mut self, st: &RoundState) -> Result<()> {
@@ -290,7 +387,13 @@ impl Coordinator {
                 totals.extend(chunk);
             }
         }
-        let totals = self.wire.unpack_sums(&totals);
+        let bound = crate::wire::coordinate_sum_bound(
+            &self.cfg,
+            self.dp.as_ref(),
+            self.wire.dim,
+            st.uploads.len(),
+        );
+        let totals = self.wire.unpack_checked(&totals, bound)?;
         if totals.len() != self.global.len() {
             return Err(FedError::Protocol("decrypted sum size".into()));
         }
@@ -428,6 +531,15 @@ impl Coordinator {
                 c.participations += 1;
             }
         }
+        self.ledger.append(
+            round,
+            EntryBody::Custom(CustomEntry {
+                kind: "round-aborted".into(),
+                data: serde_json::json!({ "round": round, "reason": why })
+                    .to_string()
+                    .into_bytes(),
+            }),
+        )?;
         self.log_closed(&mut rec)?;
         tracing::warn!(round, why, "round aborted");
         self.history.push(summary);

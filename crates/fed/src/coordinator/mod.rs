@@ -27,7 +27,7 @@ use crate::strategy::ServerOptimizer;
 use crate::wire::WirePlan;
 use cipherflow_ckks::multiparty::{Crs, SharedCiphertext};
 use cipherflow_ckks::CkksParams;
-use cipherflow_ledger::entry::{CustomEntry, EntryBody};
+use cipherflow_ledger::entry::{CustomEntry, EntryBody, KIND_CUSTOM};
 use cipherflow_ledger::{Ledger, LogSigner, PublicKey};
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::spec::ModelSpec;
@@ -120,6 +120,7 @@ const META_GLOBAL: &str = "global";
 const META_OPTIMIZER: &str = "optimizer";
 const META_PHASE: &str = "phase";
 const META_ROUNDS_OPENED: &str = "rounds_opened";
+const META_KS_HEADS: &str = "key_service_heads";
 
 impl Coordinator {
     /// Starts a new federation or resumes the one in `opts.state`.
@@ -178,6 +179,22 @@ impl Coordinator {
             }
             Ledger::create(&ledger_path, &cfg.name, signer)?
         };
+        if !resumed && !ledger.is_empty() {
+            tracing::error!(
+                state = %state.display(),
+                ledger = %ledger_path.display(),
+                "the ledger holds a federation but the state is new or lost"
+            );
+            return Err(FedError::Integrity(format!(
+                "the ledger {} already holds {} entries of federation {:?}, but the state {} \
+                 holds none (deleted or damaged): refusing to start a new federation over it; \
+                 restore the state directory, or start a new federation with a new ledger",
+                ledger_path.display(),
+                ledger.len(),
+                ledger.name(),
+                state.display()
+            )));
+        }
         let (crs, global, optimizer, phase, rounds_opened) = if resumed {
             let crs: [u8; 32] = store
                 .meta(META_CRS)?
@@ -263,6 +280,8 @@ impl Coordinator {
         if !resumed && c.ledger.is_empty() {
             c.log_federation()?;
         }
+        c.check_state_against_ledger()?;
+        c.log_key_setup()?;
         c.resume_round()?;
         tracing::info!(
             federation = %c.cfg.name,
@@ -273,6 +292,58 @@ impl Coordinator {
             "coordinator ready"
         );
         Ok(c)
+    }
+
+    /// The state is written before the ledger, so the ledger may lag the
+    /// state but never lead it: a ledger with rounds the state does not
+    /// know, a round closed in the ledger but open in the state, or a
+    /// stored global model that is not the last closed round's means the
+    /// state lost writes (a damaged or rolled-back database). Refuse.
+    fn check_state_against_ledger(&self) -> Result<()> {
+        let n = self.ledger.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let last = self.ledger.entry(n - 1)?;
+        let state_round = self.store.latest_round()?.unwrap_or(0);
+        let damaged = |why: String| {
+            tracing::error!(%why, "state behind the ledger");
+            Err(FedError::Integrity(format!(
+                "{why}: the state database lost writes (damaged, truncated or restored from \
+                 an old copy); refusing to continue over it"
+            )))
+        };
+        if last.round > state_round {
+            return damaged(format!(
+                "the ledger records round {} but the state only knows round {state_round}",
+                last.round
+            ));
+        }
+        if state_round > 0 {
+            let json = self.store.round(state_round)?.unwrap_or_default();
+            let rec: round::RoundRecord = serde_json::from_str(&json)?;
+            let closed_in_ledger = !self
+                .ledger
+                .round_entries(state_round, cipherflow_ledger::entry::KIND_ROUND_CLOSED)?
+                .is_empty();
+            if closed_in_ledger && !rec.is_finished() {
+                return damaged(format!(
+                    "round {state_round} is closed in the ledger but open in the state"
+                ));
+            }
+        }
+        if let Some(h) = self.history.iter().rev().find(|h| !h.aborted) {
+            let stored = hex::encode(model::model_hash(&model::to_bytes(&self.global)));
+            if stored != h.model_hash {
+                return damaged(format!(
+                    "the stored global model is not round {}'s (SHA-256 {} instead of {})",
+                    h.round,
+                    &stored[..16],
+                    h.model_hash.get(..16).unwrap_or("")
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn log_federation(&mut self) -> Result<()> {
@@ -440,22 +511,46 @@ impl Coordinator {
         {
             self.phase = Phase::Training;
             self.persist_phase()?;
-            let data = serde_json::json!({
-                "epoch": self.epoch,
-                "crs": hex::encode(self.crs.0),
-                "threshold": self.sizes.threshold,
-                "parties": self.roster.party_ids(),
-            });
-            self.ledger.append(
-                0,
-                EntryBody::Custom(CustomEntry {
-                    kind: "key-setup".into(),
-                    data: data.to_string().into_bytes(),
-                }),
-            )?;
+            self.log_key_setup()?;
             tracing::info!("key setup complete");
         }
         self.key_setup_bundle(party)
+    }
+
+    /// The ledger index of the key-setup entry, if logged.
+    fn key_setup_entry(&self) -> Result<Option<u64>> {
+        Ok(self
+            .ledger
+            .round_entries(0, KIND_CUSTOM)?
+            .into_iter()
+            .find(|e| matches!(&e.body, EntryBody::Custom(c) if c.kind == "key-setup"))
+            .map(|e| e.index))
+    }
+
+    /// Logs the completed key setup (CRS, epoch, threshold, parties) unless
+    /// the ledger already holds it (a crash between the phase change and
+    /// the entry is repaired on start-up).
+    fn log_key_setup(&mut self) -> Result<()> {
+        if self.cfg.keys != KeysMode::Threshold
+            || self.phase == Phase::KeySetup
+            || self.key_setup_entry()?.is_some()
+        {
+            return Ok(());
+        }
+        let data = serde_json::json!({
+            "epoch": self.epoch,
+            "crs": hex::encode(self.crs.0),
+            "threshold": self.sizes.threshold,
+            "parties": self.roster.party_ids(),
+        });
+        self.ledger.append(
+            0,
+            EntryBody::Custom(CustomEntry {
+                kind: "key-setup".into(),
+                data: data.to_string().into_bytes(),
+            }),
+        )?;
+        Ok(())
     }
 
     /// The dealing shares addressed to `client`, once every key holder dealt.
@@ -491,7 +586,15 @@ impl Coordinator {
         } else {
             Vec::new()
         };
-        Ok(proto::KeySetupBundle { complete, shares })
+        let key_setup_proof = match (complete, self.key_setup_entry()?) {
+            (true, Some(i)) => serde_json::to_vec(&self.ledger.entry_proof(i)?)?,
+            _ => Vec::new(),
+        };
+        Ok(proto::KeySetupBundle {
+            complete,
+            shares,
+            key_setup_proof,
+        })
     }
 
     /// What `client` should do now.

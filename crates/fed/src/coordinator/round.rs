@@ -9,7 +9,7 @@ use crate::model;
 use crate::proto;
 use crate::quant::Quantizer;
 use crate::store::{self, ShareRow};
-use cipherflow_ckks::multiparty::{aggregation_seed, AggregateShare, SharedCiphertext};
+use cipherflow_ckks::multiparty::{AggregateShare, SharedCiphertext};
 use cipherflow_ledger::entry::{
     DecryptionShareReceived, DpSettings, EntryBody, RoundOpened, UpdateReceived,
     KIND_AGGREGATE_COMPUTED, KIND_DECRYPTION_SHARE, KIND_ROUND_OPENED, NO_DP,
@@ -59,8 +59,21 @@ pub(crate) struct RoundRecord {
     pub(super) aggregate: Option<AggregateRecord>,
     pub(super) attempt: u32,
     pub(super) active: Vec<String>,
+    /// Active sets asked so far this round (a key holder answers one).
+    #[serde(default)]
+    pub(super) tried: Vec<Vec<String>>,
+    /// Key holder → the active set it gave its share for.
+    #[serde(default)]
+    pub(super) answered: BTreeMap<String, Vec<String>>,
     pub(super) closed_index: Option<u64>,
     pub(super) closed: Option<ClosedRecord>,
+}
+
+impl RoundRecord {
+    /// Closed or aborted.
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.state, RecordState::Closed | RecordState::Aborted)
+    }
 }
 
 /// The in-memory state of the current round.
@@ -70,6 +83,8 @@ pub(crate) struct RoundState {
     pub(crate) sum: Vec<SharedCiphertext>,
     pub(super) uploads: BTreeMap<String, (/*hash*/ [u8; 32], /*examples*/ u64, Option<u64>)>,
     pub(super) shares: BTreeMap<String, ([u8; 32], Vec<AggregateShare>)>,
+    /// Members of the current active set that answered the `prepare` task.
+    pub(super) ready: std::collections::BTreeSet<String>,
     pub(super) opened_at: f64,
     pub(super) attempt_deadline: f64,
     /// When the decryption phase started (or resumed).
@@ -109,10 +124,6 @@ pub struct RoundSummary {
     pub model_hash: String,
 }
 
-pub(super) fn round_context(round: u64) -> [u8; 8] {
-    round.to_le_bytes()
-}
-
 pub(super) fn inputs_json(inputs: &[AggregateInput]) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(inputs)?)
 }
@@ -142,9 +153,13 @@ impl Coordinator {
     }
 
     pub(super) fn seeds(&self, round: u64) -> Vec<[u8; 32]> {
-        (0..self.wire.chunks as u64)
-            .map(|c| aggregation_seed(&self.crs, &round_context(round), c))
-            .collect()
+        crate::wire::round_seeds(
+            &self.crs,
+            &self.cfg.name,
+            self.epoch,
+            round,
+            self.wire.chunks,
+        )
     }
 
     pub(super) fn save_record(&mut self, record: &RoundRecord) -> Result<()> {
@@ -264,6 +279,7 @@ impl Coordinator {
             sum: Vec::new(),
             uploads: BTreeMap::new(),
             shares: BTreeMap::new(),
+            ready: Default::default(),
             opened_at: self.now(),
             attempt_deadline: self.now() + self.cfg.round_timeout_s,
             decrypt_started: self.now(),
@@ -271,7 +287,19 @@ impl Coordinator {
             upload_bytes: 0,
             started: std::time::Instant::now(),
         };
-        for row in self.store.uploads(r)? {
+        let rows = match self.store.uploads(r) {
+            Ok(rows) => rows,
+            Err(FedError::Integrity(why)) => {
+                // A damaged payload is never summed: the round stops, the
+                // ledger says why, and the federation goes on.
+                let charge = st.record.state == RecordState::Decrypting;
+                tracing::error!(round = r, %why, "stored upload damaged");
+                self.round = Some(st);
+                return self.abort_round(&format!("stored data damaged: {why}"), charge);
+            }
+            Err(e) => return Err(e),
+        };
+        for row in rows {
             let index = match row.ledger_index {
                 Some(i) => i,
                 None => {
@@ -317,7 +345,15 @@ impl Coordinator {
                 });
             }
         }
-        let rows = self.store.shares(r, st.record.attempt)?;
+        let rows = match self.store.shares(r, st.record.attempt) {
+            Ok(rows) => rows,
+            Err(FedError::Integrity(why)) => {
+                tracing::error!(round = r, %why, "stored decryption share damaged");
+                self.round = Some(st);
+                return self.abort_round(&format!("stored data damaged: {why}"), true);
+            }
+            Err(e) => return Err(e),
+        };
         let logged = self.ledger.round_entries(r, KIND_DECRYPTION_SHARE)?;
         for row in rows {
             self.reconcile_share(r, st.record.attempt, &row, &logged)?;
@@ -416,6 +452,17 @@ impl Coordinator {
             RecordState::Decrypting
                 if rec.active.iter().any(|s| s == client) && !st.shares.contains_key(client) =>
             {
+                // Two phases: every member says it is ready, then shares
+                // are asked for (a key holder releases for one set only).
+                let is_ready = |m: &String| {
+                    st.ready.contains(m)
+                        || st.shares.contains_key(m)
+                        || rec.answered.get(m) == Some(&rec.active)
+                };
+                let prepare = !is_ready(&client.to_string());
+                if !prepare && !rec.active.iter().all(is_ready) {
+                    return Ok(None); // wait for the others to be ready
+                }
                 let agg = rec
                     .aggregate
                     .as_ref()
@@ -443,6 +490,7 @@ impl Coordinator {
                         inputs_json: inputs_json(&agg.1.inputs)?,
                         consistency_proof: consistency,
                         chunks: self.wire.chunks as u32,
+                        prepare,
                     })),
                 }))
             }
@@ -535,6 +583,8 @@ impl Coordinator {
             aggregate: None,
             attempt: 0,
             active: Vec::new(),
+            tried: Vec::new(),
+            answered: BTreeMap::new(),
             closed_index: None,
             closed: None,
         };
@@ -559,6 +609,7 @@ impl Coordinator {
             sum: Vec::new(),
             uploads: BTreeMap::new(),
             shares: BTreeMap::new(),
+            ready: Default::default(),
             opened_at: now,
             attempt_deadline: 0.0,
             decrypt_started: 0.0,
@@ -785,7 +836,7 @@ impl Coordinator {
                             .record
                             .active
                             .iter()
-                            .filter(|a| !st.shares.contains_key(*a))
+                            .filter(|a| !st.shares.contains_key(*a) && !st.ready.contains(*a))
                             .cloned()
                             .collect();
                         for m in &missing {
@@ -809,18 +860,22 @@ impl Coordinator {
                             .as_ref()
                             .and_then(|a| a.index.map(|i| (i, a)))
                             .ok_or_else(|| FedError::NotReady("aggregate not logged".into()))?;
+                        let entry_proof = self.ledger.entry_proof(agg.0)?;
+                        let size = entry_proof.sth.tree_size;
                         let req = proto::KeyServiceDecrypt {
                             federation: self.cfg.name.clone(),
                             round: st.record.round,
-                            aggregate_proof: serde_json::to_vec(&self.ledger.entry_proof(agg.0)?)?,
+                            aggregate_proof: serde_json::to_vec(&entry_proof)?,
                             inputs_json: inputs_json(&agg.1.inputs)?,
-                            consistency_proof: Vec::new(),
+                            consistency_proof: self.key_service_consistency(size)?,
                             chunks: self.wire.chunks as u32,
                             crs: self.crs.0.to_vec(),
+                            epoch: self.epoch,
                         };
                         if let Some(st) = &mut self.round {
                             st.ks_requested_at = Some(now);
                         }
+                        self.note_key_service_head(size)?;
                         return Ok(Some(req));
                     }
                 }
@@ -831,6 +886,45 @@ impl Coordinator {
             }
         }
         Ok(None)
+    }
+
+    /// Tree sizes of the heads sent to the key service (the last
+    /// [`crate::keyservice::MAX_CONSISTENCY_PROOFS`]).
+    fn key_service_heads(&self) -> Result<Vec<u64>> {
+        Ok(match self.store.meta_text(super::META_KS_HEADS)? {
+            Some(t) => serde_json::from_str(&t)?,
+            None => Vec::new(),
+        })
+    }
+
+    /// Consistency proofs to `size` from every head the key service may
+    /// last have seen.
+    fn key_service_consistency(&self, size: u64) -> Result<Vec<u8>> {
+        let proofs = self
+            .key_service_heads()?
+            .into_iter()
+            .filter(|&s| s > 0 && s < size)
+            .map(|s| {
+                self.ledger
+                    .consistency_proof(s, size)
+                    .map_err(FedError::from)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        crate::keyservice::encode_consistency_proofs(&proofs)
+    }
+
+    fn note_key_service_head(&mut self, size: u64) -> Result<()> {
+        let mut heads = self.key_service_heads()?;
+        if !heads.contains(&size) {
+            heads.push(size);
+        }
+        let keep = crate::keyservice::MAX_CONSISTENCY_PROOFS;
+        if heads.len() > keep {
+            heads.drain(..heads.len() - keep);
+        }
+        let json = serde_json::to_string(&heads)?;
+        self.store
+            .tx(|tx| store::set_meta(tx, super::META_KS_HEADS, json.as_bytes()))
     }
 
     /// "My update was counted" proof for `client`'s update of a round.

@@ -101,7 +101,7 @@ pub fn run_agent(
             federation: reply.federation.clone(),
         };
         let r = retry(&mut s, patience, || kms.enroll(&req))?;
-        agent.on_enroll(&r)?;
+        agent.on_enroll(r)?;
     }
     let mut posted = false;
     let mut closed_round = 0u64;
@@ -165,7 +165,9 @@ pub fn run_agent(
                 s.uploads += 1;
             }
             Action::Share(parts) => {
+                let ready = parts.iter().all(|p| p.ready);
                 match retry(&mut s, patience, || coord.send_share(parts.clone())) {
+                    Ok(_) if ready => {}
                     Ok(_) => s.shares += 1,
                     Err(e) => {
                         tracing::warn!(error = %e, "decryption share not accepted");
