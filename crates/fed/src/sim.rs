@@ -102,6 +102,12 @@ impl ManualClock {
         )
     }
 
+    /// Another reader of the same time (for a restarted coordinator).
+    pub fn clock(&self) -> Clock {
+        let r = self.0.clone();
+        Arc::new(move || f64::from_bits(r.load(Ordering::SeqCst)))
+    }
+
     /// Moves time forward.
     pub fn advance(&self, seconds: f64) {
         let now = f64::from_bits(self.0.load(Ordering::SeqCst));

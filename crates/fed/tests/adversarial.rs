@@ -1,0 +1,472 @@
+//! The federation against a malicious coordinator, a lying key holder and
+//! a forked audit log. Each test plays the adversary and checks that the
+//! defence holds; each attack succeeded before its defence existed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use cipherflow_ckks::multiparty::Crs;
+use cipherflow_ckks::CkksParams;
+use cipherflow_fed::client::Action;
+use cipherflow_fed::config::FederationConfig;
+use cipherflow_fed::keyservice::{encode_consistency_proofs, KeyService};
+use cipherflow_fed::proto::{self, task::Kind};
+use cipherflow_fed::sim::make_roster;
+use cipherflow_fed::wire::round_seeds;
+use cipherflow_fed::FedError;
+use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
+use cipherflow_ledger::{AggregateInput, Ledger, LogSigner};
+use common::harness::Fed;
+
+fn train_task(t: &proto::Task) -> proto::TrainTask {
+    match &t.kind {
+        Some(Kind::Train(x)) => x.clone(),
+        other => panic!("expected a training task, got {other:?}"),
+    }
+}
+
+fn with_train(t: proto::TrainTask) -> proto::Task {
+    proto::Task {
+        kind: Some(Kind::Train(t)),
+    }
+}
+
+fn set_model(t: &mut proto::TrainTask, scale: f32) {
+    let w: Vec<f32> = cipherflow_fed::model::from_bytes(&t.model, t.model.len() / 4)
+        .unwrap()
+        .iter()
+        .map(|x| x * scale + 0.01)
+        .collect();
+    t.model = cipherflow_fed::model::to_bytes(&w);
+    t.model_hash = cipherflow_fed::model::model_hash(&t.model).to_vec();
+}
+
+#[test]
+fn a_coordinator_replaying_a_round_gets_no_second_update() {
+    let mut fed = Fed::new("adv-replay", 3, 2, 4);
+    fed.coord.tick().unwrap();
+    let t5 = fed.task(0);
+    let Action::Upload(first) = fed.clients[0].handle(&t5).unwrap() else {
+        panic!("no upload")
+    };
+    // A lost receipt: the byte-identical resend is allowed.
+    let Action::Upload(again) = fed.clients[0].handle(&t5).unwrap() else {
+        panic!("no resend")
+    };
+    assert_eq!(first, again, "a resend is byte-identical");
+    // Train(r+1), then Train(r) again with another model: the second
+    // encryption of round r under the same key share and the same `a`
+    // would hand the coordinator v − v'.
+    let mut next = train_task(&t5);
+    next.round += 1;
+    assert!(matches!(
+        fed.clients[0].handle(&with_train(next.clone())).unwrap(),
+        Action::Upload(_)
+    ));
+    let mut replay = train_task(&t5);
+    set_model(&mut replay, 1.0);
+    let e = fed.clients[0].handle(&with_train(replay)).unwrap_err();
+    assert!(matches!(e, FedError::Replay(_)), "{e}");
+    // The same after a restart: the highest round uploaded is durable.
+    fed.restart_client(0);
+    for r in [&t5, &with_train(next)] {
+        let e = fed.clients[0].handle(r).unwrap_err();
+        assert!(matches!(e, FedError::Replay(_)), "{e}");
+    }
+}
+
+#[test]
+fn a_global_model_with_absurd_weights_is_refused_before_training() {
+    let mut fed = Fed::new("adv-huge", 3, 2, 2);
+    fed.coord.tick().unwrap();
+    let mut t = train_task(&fed.task(0));
+    // Weights of 1e12 would make the client's update 0 (or explode it).
+    set_model(&mut t, 1e12);
+    let e = fed.clients[0].handle(&with_train(t.clone())).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("max_model_norm")),
+        "{e}"
+    );
+    // Non-finite weights never decode.
+    t.model = cipherflow_fed::model::to_bytes(&vec![f32::NAN; t.model.len() / 4]);
+    t.model_hash = cipherflow_fed::model::model_hash(&t.model).to_vec();
+    assert!(fed.clients[0].handle(&with_train(t)).is_err());
+}
+
+#[test]
+fn public_polynomials_differ_between_federations_epochs_and_rounds() {
+    let crs = Crs([5; 32]);
+    let base = round_seeds(&crs, "hospitals", 1, 7, 3);
+    assert_eq!(base.len(), 3);
+    assert_ne!(base, round_seeds(&crs, "hospitals-2", 1, 7, 3));
+    assert_ne!(base, round_seeds(&crs, "hospitals", 2, 7, 3));
+    assert_ne!(base, round_seeds(&crs, "hospitals", 1, 8, 3));
+    assert_eq!(base, round_seeds(&crs, "hospitals", 1, 7, 3));
+    assert_ne!(base[0], base[1]);
+}
+
+fn decrypt_task(t: &proto::Task) -> Option<proto::DecryptTask> {
+    match &t.kind {
+        Some(Kind::Decrypt(d)) => Some(d.clone()),
+        _ => None,
+    }
+}
+
+/// Drives the ready phase until every active key holder is ready.
+fn all_ready(fed: &mut Fed) -> Vec<usize> {
+    let active = fed.coord.current_active();
+    let idx: Vec<usize> = active
+        .iter()
+        .map(|id| fed.clients.iter().position(|c| c.id() == id).unwrap())
+        .collect();
+    for &i in &idx {
+        let d = decrypt_task(&fed.task(i)).expect("a decryption task");
+        assert!(d.prepare, "phase one first");
+        assert!(fed.step(i));
+    }
+    idx
+}
+
+#[test]
+fn a_coordinator_asking_for_a_second_active_set_gets_no_share() {
+    let mut fed = Fed::new("adv-sets", 5, 3, 1);
+    fed.upload_all();
+    let idx = all_ready(&mut fed);
+    let i = idx[0];
+    let release = decrypt_task(&fed.task(i)).unwrap();
+    assert!(!release.prepare);
+    let Action::Share(parts) = fed.clients[i]
+        .handle(&proto::Task {
+            kind: Some(Kind::Decrypt(release.clone())),
+        })
+        .unwrap()
+    else {
+        panic!("no share")
+    };
+    assert!(!parts[0].ready && !parts[0].share.is_empty());
+    // Same round, same contributors, another active set that still holds
+    // the victim: its share would differ only in the Lagrange factor.
+    let me = fed.clients[i].party();
+    let outsider = (1..=5u64).find(|p| !release.active.contains(p)).unwrap();
+    let mut other = release.clone();
+    other.active = release
+        .active
+        .iter()
+        .map(|&p| if p != me && p == *release.active.iter().find(|&&q| q != me).unwrap() { outsider } else { p })
+        .collect();
+    other.active.sort_unstable();
+    assert_ne!(other.active, release.active);
+    for prepare in [false, true] {
+        other.prepare = prepare;
+        let e = fed.clients[i]
+            .handle(&proto::Task {
+                kind: Some(Kind::Decrypt(other.clone())),
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&e, FedError::Refused(m) if m.contains("active set")),
+            "{e}"
+        );
+    }
+    // The commitment is durable: a restarted key holder refuses too.
+    fed.restart_client(i);
+    other.prepare = false;
+    assert!(fed.clients[i]
+        .handle(&proto::Task {
+            kind: Some(Kind::Decrypt(other)),
+        })
+        .is_err());
+    // Its own set is still answered (a lost share can be resent).
+    assert!(fed.clients[i]
+        .handle(&proto::Task {
+            kind: Some(Kind::Decrypt(release)),
+        })
+        .is_ok());
+}
+
+#[test]
+fn a_crs_of_the_coordinators_choosing_is_refused() {
+    let cfg = common::config("adv-crs", 1, "threshold = 2\nquorum = 3");
+    let mut fed = Fed::unjoined(cfg, 3);
+    // Client 1 is told another CRS than the one the ledger records.
+    for i in 0..3 {
+        let c = &mut fed.clients[i];
+        let mut r = fed.coord.join(c.id(), &c.join_request()).unwrap();
+        if i == 0 {
+            r.crs = vec![9; 32];
+        }
+        c.on_join(&r).unwrap();
+    }
+    for i in 0..3 {
+        let t = fed.task(i);
+        if let Action::PostKeySetup(p) = fed.clients[i].handle(&t).unwrap() {
+            let id = fed.clients[i].id().to_string();
+            fed.coord.post_key_setup(&id, &p).unwrap();
+        }
+    }
+    let c = &mut fed.clients[0];
+    let b = fed.coord.get_key_setup(c.id(), &c.key_setup_query()).unwrap();
+    let e = c.on_key_setup(&b).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("key-setup entry")),
+        "{e}"
+    );
+    // An honest client accepts, and then refuses a CRS changed on re-join.
+    let c = &mut fed.clients[1];
+    let b = fed.coord.get_key_setup(c.id(), &c.key_setup_query()).unwrap();
+    assert!(c.on_key_setup(&b).unwrap());
+    let mut r = fed.coord.join(c.id(), &c.join_request()).unwrap();
+    r.crs[0] ^= 1;
+    let e = c.on_join(&r).unwrap_err();
+    assert!(matches!(e, FedError::Refused(_)), "{e}");
+    // A key-setup bundle without the ledger's proof is refused.
+    let c = &mut fed.clients[2];
+    let mut b = fed.coord.get_key_setup(c.id(), &c.key_setup_query()).unwrap();
+    b.key_setup_proof.clear();
+    assert!(c.on_key_setup(&b).is_err());
+}
+
+#[test]
+fn threshold_one_is_refused() {
+    let cfg = common::config("adv-t1", 1, "threshold = 1");
+    let e = cfg.sizes(3).unwrap_err();
+    assert!(e.to_string().contains("whole key"), "{e}");
+    assert!(common::config("adv-t2", 1, "threshold = 2").sizes(3).is_ok());
+    // A key service is one holder by design.
+    let ks = common::config("adv-ks", 1, "keys = \"key-service\"");
+    assert_eq!(ks.sizes(3).unwrap().threshold, 1);
+}
+
+/// Adds `delta` to coefficient `k` of the first chunk of an encoded
+/// aggregate share, in the primes `limbs` selects — a key holder lying
+/// about its share.
+fn steer(params: &CkksParams, share: &mut [u8], k: usize, delta: i128, limbs: &[bool]) {
+    let n = params.n();
+    let mut pos = 4 + 1 + 1 + params.fingerprint().len() + 8 + 4;
+    for _ in 0..2 {
+        let count = u32::from_le_bytes(share[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += 4 + 8 * count;
+    }
+    pos += 4 + 32; // chunk count, first seed
+    let mut bit = pos * 8;
+    for (i, &q) in params.q().iter().enumerate() {
+        let w = 64 - q.leading_zeros() as usize;
+        if limbs.get(i).copied().unwrap_or(false) {
+            let at = bit + k * w;
+            let mut v: u128 = 0;
+            for b in 0..w {
+                let x = at + b;
+                v |= u128::from((share[x / 8] >> (x % 8)) & 1) << b;
+            }
+            let q = i128::from(q);
+            let nv = (v as i128 + delta).rem_euclid(q) as u128;
+            for b in 0..w {
+                let x = at + b;
+                share[x / 8] &= !(1 << (x % 8));
+                share[x / 8] |= (((nv >> b) & 1) as u8) << (x % 8);
+            }
+        }
+        bit += n * w;
+    }
+}
+
+/// Runs one round in which the first active key holder lies with `lie`;
+/// returns the round's summary and whether the global model changed.
+fn round_with_a_liar(
+    name: &str,
+    lie: impl Fn(&CkksParams, u32, usize, &mut Vec<u8>),
+) -> (cipherflow_fed::coordinator::RoundSummary, bool) {
+    let mut fed = Fed::new(name, 4, 3, 1);
+    let before = fed.coord.global_model().to_vec();
+    fed.upload_all();
+    let idx = all_ready(&mut fed);
+    let params = fed.coord.params().clone();
+    let (shift, dim) = (fed.coord.wire().shift, fed.coord.wire().dim);
+    for (n, &i) in idx.iter().enumerate() {
+        let t = fed.task(i);
+        let Action::Share(mut parts) = fed.clients[i].handle(&t).unwrap() else {
+            panic!("no share")
+        };
+        if n == 0 {
+            lie(&params, shift, dim, &mut parts[0].share);
+        }
+        let id = fed.clients[i].id().to_string();
+        fed.coord.send_share(&id, &parts).unwrap();
+    }
+    let h = fed.coord.history().first().cloned().expect("the round ended");
+    (h, fed.coord.global_model() != before.as_slice())
+}
+
+#[test]
+fn a_key_holder_sending_a_random_share_is_caught() {
+    // One prime's residue moved: the sum decrypts to garbage.
+    let (h, changed) = round_with_a_liar("adv-liar-random", |p, _, _, s| {
+        let q0 = i128::from(p.q()[0]);
+        steer(p, s, 3, q0 / 3, &[true, false]);
+    });
+    assert!(h.aborted, "{h:?}");
+    assert!(h.abort_reason.unwrap().contains("failed its checks"));
+    assert!(!changed, "nothing was published");
+}
+
+#[test]
+fn a_key_holder_steering_a_sum_out_of_its_bound_is_caught() {
+    // Coordinate 5 moved by 2^20 > its bound 4·(2^16 + 1).
+    let (h, changed) = round_with_a_liar("adv-liar-bound", |p, shift, _, s| {
+        steer(p, s, 5, (1i128 << 20) << shift, &[true, true]);
+    });
+    assert!(h.aborted, "{h:?}");
+    assert!(h.abort_reason.unwrap().contains("bound"));
+    assert!(!changed);
+}
+
+#[test]
+fn a_key_holder_steering_a_coefficient_past_the_model_is_caught() {
+    let (h, changed) = round_with_a_liar("adv-liar-padding", |p, shift, dim, s| {
+        steer(p, s, dim + 2, 1i128 << shift, &[true, true]);
+    });
+    assert!(h.aborted, "{h:?}");
+    assert!(h.abort_reason.unwrap().contains("past the model"));
+    assert!(!changed);
+}
+
+/// A key-service federation's first aggregate, logged by hand.
+fn ks_request(
+    ledger: &mut Ledger,
+    cfg: &FederationConfig,
+    round: u64,
+    ids: &[&str],
+    chunks: u32,
+) -> proto::KeyServiceDecrypt {
+    ledger
+        .append(
+            round,
+            EntryBody::RoundOpened(RoundOpened {
+                parameters: Default::default(),
+                participants: Vec::new(),
+                dp: DpSettings {
+                    accountant: NO_DP.into(),
+                    sampling_rate: 1.0,
+                    noise_multiplier: 0.0,
+                    delta: 0.0,
+                    steps_this_round: 1,
+                    steps_cumulative: round,
+                },
+            }),
+        )
+        .unwrap();
+    let mut inputs = Vec::new();
+    for id in ids {
+        let i = ledger
+            .append(
+                round,
+                EntryBody::UpdateReceived(UpdateReceived {
+                    client_id: (*id).into(),
+                    ciphertext_hash: [round as u8; 32],
+                }),
+            )
+            .unwrap()
+            .index;
+        inputs.push(AggregateInput {
+            update_index: i,
+            client_id: (*id).into(),
+            ciphertext_hash: [round as u8; 32],
+        });
+    }
+    let a = ledger
+        .append_aggregate(round, [1; 32], inputs.clone())
+        .unwrap()
+        .index;
+    proto::KeyServiceDecrypt {
+        federation: cfg.name.clone(),
+        round,
+        aggregate_proof: serde_json::to_vec(&ledger.entry_proof(a).unwrap()).unwrap(),
+        inputs_json: serde_json::to_vec(&inputs).unwrap(),
+        consistency_proof: Vec::new(),
+        chunks,
+        crs: vec![4; 32],
+        epoch: 1,
+    }
+}
+
+#[test]
+fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
+    let cfg = common::config("adv-ks-fork", 3, "keys = \"key-service\"\nquorum = 2");
+    let (roster, _) = make_roster(&cfg.name, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let roster_file = dir.path().join("roster.json");
+    roster.save(&roster_file).unwrap();
+    let seed = [3u8; 32];
+    let key = LogSigner::from_seed(&seed).public_key();
+    let mut ks = KeyService::new(
+        cfg.clone(),
+        roster.clone(),
+        zeroize::Zeroizing::new([8; 32]),
+        key,
+        "coordinator",
+        Some(dir.path().join("ks.json")),
+    )
+    .unwrap()
+    .with_roster_file(roster_file.clone());
+    let sizes = cfg.sizes(3).unwrap();
+    let dim = cfg.model_spec().unwrap().build(0).unwrap().num_params();
+    let chunks = cipherflow_fed::wire::WirePlan::for_federation(&cfg, &sizes, None, dim)
+        .unwrap()
+        .chunks as u32;
+    let mut honest = Ledger::create(
+        &dir.path().join("a.db"),
+        &cfg.name,
+        LogSigner::from_seed(&seed),
+    )
+    .unwrap();
+    let r1 = ks_request(&mut honest, &cfg, 1, &["client-1", "client-2"], chunks);
+    ks.decrypt("coordinator", &r1).unwrap();
+    // A fork: the same log id and key, other history, a larger tree.
+    let mut fork = Ledger::create(
+        &dir.path().join("b.db"),
+        &cfg.name,
+        LogSigner::from_seed(&seed),
+    )
+    .unwrap();
+    ks_request(&mut fork, &cfg, 1, &["client-1", "client-3"], chunks);
+    let mut r2 = ks_request(&mut fork, &cfg, 2, &["client-2", "client-3"], chunks);
+    // Without a consistency proof, and with one that is not from the
+    // key service's last head, the fork is refused.
+    let e = ks.decrypt("coordinator", &r2).unwrap_err();
+    assert!(matches!(&e, FedError::Refused(m) if m.contains("consistency")), "{e}");
+    let size = fork.len();
+    let proof = fork.consistency_proof(1, size).unwrap();
+    r2.consistency_proof = encode_consistency_proofs(&[proof]).unwrap();
+    assert!(ks.decrypt("coordinator", &r2).is_err());
+    let head = honest.len() - 1; // the key service saw `honest` at its last size
+    let fake = fork.consistency_proof(head.min(size - 1), size).unwrap();
+    r2.consistency_proof = encode_consistency_proofs(&[fake]).unwrap();
+    assert!(ks.decrypt("coordinator", &r2).is_err(), "a forked log passed");
+    // The honest log's continuation, with its proof, is accepted.
+    let seen = honest.len();
+    let mut r3 = ks_request(&mut honest, &cfg, 2, &["client-2", "client-3"], chunks);
+    let proof = honest.consistency_proof(seen, honest.len()).unwrap();
+    r3.consistency_proof = encode_consistency_proofs(&[proof]).unwrap();
+    ks.decrypt("coordinator", &r3).unwrap();
+    // Another log signed with the same key (another name) is refused.
+    let mut other = Ledger::create(
+        &dir.path().join("c.db"),
+        "another-federation",
+        LogSigner::from_seed(&seed),
+    )
+    .unwrap();
+    let r4 = ks_request(&mut other, &cfg, 3, &["client-1", "client-2"], chunks);
+    let e = ks.decrypt("coordinator", &r4).unwrap_err();
+    assert!(matches!(&e, FedError::Refused(m) if m.contains("ledger proof")), "{e}");
+    // A revocation in the roster file takes effect without a restart.
+    let req = proto::EnrollRequest {
+        federation: cfg.name.clone(),
+    };
+    ks.enroll("client-3", &req).unwrap();
+    let mut r = roster.clone();
+    r.revoked.push("client-3".into());
+    r.save(&roster_file).unwrap();
+    let e = ks.enroll("client-3", &req).unwrap_err();
+    assert!(matches!(e, FedError::Revoked(_)), "{e}");
+}
