@@ -76,6 +76,13 @@ pub struct CoordinatorArgs {
     /// End with one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Where to write the final model (safetensors with its architecture;
+    /// default STATE/model.safetensors).
+    #[arg(long)]
+    pub model_out: Option<PathBuf>,
+    /// Also write every closed round's model to STATE/models/round-NNNN.safetensors.
+    #[arg(long)]
+    pub save_rounds: bool,
 }
 
 /// Arguments of `cipherflow fl client`.
@@ -227,6 +234,14 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
         clock: real_clock(),
     })
     .map_err(e2s)?;
+    let mut coord = coord;
+    if a.save_rounds {
+        coord.save_round_models(a.state.join("models"));
+    }
+    let model_out = a
+        .model_out
+        .clone()
+        .unwrap_or_else(|| a.state.join("model.safetensors"));
     let resumed = coord.current_round().is_some() || !coord.history().is_empty();
     let resume_note = match coord.current_round() {
         Some(r) => format!(
@@ -288,6 +303,10 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
                 // Let clients fetch their last tasks and proofs.
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 let last = hist.iter().rev().find(|h| !h.aborted);
+                server
+                    .with(|c| c.write_model(&model_out))
+                    .map_err(e2s)?
+                    .map_err(e2s)?;
                 if json_out {
                     println!(
                         "{}",
@@ -296,10 +315,12 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
                             "final_accuracy": last.and_then(|h| h.accuracy),
                             "epsilon": last.and_then(|h| h.epsilon),
                             "finished": reason,
+                            "model": model_out.display().to_string(),
                         })
                     );
                 } else {
                     println!("  finished: {reason}");
+                    println!("  model: {}", model_out.display());
                 }
                 server.stop().await.map_err(e2s)?;
                 return Ok(());

@@ -153,7 +153,13 @@ fn a_coordinator_asking_for_a_second_active_set_gets_no_share() {
     other.active = release
         .active
         .iter()
-        .map(|&p| if p != me && p == *release.active.iter().find(|&&q| q != me).unwrap() { outsider } else { p })
+        .map(|&p| {
+            if p != me && p == *release.active.iter().find(|&&q| q != me).unwrap() {
+                outsider
+            } else {
+                p
+            }
+        })
         .collect();
     other.active.sort_unstable();
     assert_ne!(other.active, release.active);
@@ -206,7 +212,10 @@ fn a_crs_of_the_coordinators_choosing_is_refused() {
         }
     }
     let c = &mut fed.clients[0];
-    let b = fed.coord.get_key_setup(c.id(), &c.key_setup_query()).unwrap();
+    let b = fed
+        .coord
+        .get_key_setup(c.id(), &c.key_setup_query())
+        .unwrap();
     let e = c.on_key_setup(&b).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("key-setup entry")),
@@ -214,7 +223,10 @@ fn a_crs_of_the_coordinators_choosing_is_refused() {
     );
     // An honest client accepts, and then refuses a CRS changed on re-join.
     let c = &mut fed.clients[1];
-    let b = fed.coord.get_key_setup(c.id(), &c.key_setup_query()).unwrap();
+    let b = fed
+        .coord
+        .get_key_setup(c.id(), &c.key_setup_query())
+        .unwrap();
     assert!(c.on_key_setup(&b).unwrap());
     let mut r = fed.coord.join(c.id(), &c.join_request()).unwrap();
     r.crs[0] ^= 1;
@@ -222,7 +234,10 @@ fn a_crs_of_the_coordinators_choosing_is_refused() {
     assert!(matches!(e, FedError::Refused(_)), "{e}");
     // A key-setup bundle without the ledger's proof is refused.
     let c = &mut fed.clients[2];
-    let mut b = fed.coord.get_key_setup(c.id(), &c.key_setup_query()).unwrap();
+    let mut b = fed
+        .coord
+        .get_key_setup(c.id(), &c.key_setup_query())
+        .unwrap();
     b.key_setup_proof.clear();
     assert!(c.on_key_setup(&b).is_err());
 }
@@ -232,7 +247,9 @@ fn threshold_one_is_refused() {
     let cfg = common::config("adv-t1", 1, "threshold = 1");
     let e = cfg.sizes(3).unwrap_err();
     assert!(e.to_string().contains("whole key"), "{e}");
-    assert!(common::config("adv-t2", 1, "threshold = 2").sizes(3).is_ok());
+    assert!(common::config("adv-t2", 1, "threshold = 2")
+        .sizes(3)
+        .is_ok());
     // A key service is one holder by design.
     let ks = common::config("adv-ks", 1, "keys = \"key-service\"");
     assert_eq!(ks.sizes(3).unwrap().threshold, 1);
@@ -294,7 +311,12 @@ fn round_with_a_liar(
         let id = fed.clients[i].id().to_string();
         fed.coord.send_share(&id, &parts).unwrap();
     }
-    let h = fed.coord.history().first().cloned().expect("the round ended");
+    let h = fed
+        .coord
+        .history()
+        .first()
+        .cloned()
+        .expect("the round ended");
     (h, fed.coord.global_model() != before.as_slice())
 }
 
@@ -434,7 +456,10 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     // Without a consistency proof, and with one that is not from the
     // key service's last head, the fork is refused.
     let e = ks.decrypt("coordinator", &r2).unwrap_err();
-    assert!(matches!(&e, FedError::Refused(m) if m.contains("consistency")), "{e}");
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("consistency")),
+        "{e}"
+    );
     let size = fork.len();
     let proof = fork.consistency_proof(1, size).unwrap();
     r2.consistency_proof = encode_consistency_proofs(&[proof]).unwrap();
@@ -442,7 +467,10 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     let head = honest.len() - 1; // the key service saw `honest` at its last size
     let fake = fork.consistency_proof(head.min(size - 1), size).unwrap();
     r2.consistency_proof = encode_consistency_proofs(&[fake]).unwrap();
-    assert!(ks.decrypt("coordinator", &r2).is_err(), "a forked log passed");
+    assert!(
+        ks.decrypt("coordinator", &r2).is_err(),
+        "a forked log passed"
+    );
     // The honest log's continuation, with its proof, is accepted.
     let seen = honest.len();
     let mut r3 = ks_request(&mut honest, &cfg, 2, &["client-2", "client-3"], chunks);
@@ -458,7 +486,10 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     .unwrap();
     let r4 = ks_request(&mut other, &cfg, 3, &["client-1", "client-2"], chunks);
     let e = ks.decrypt("coordinator", &r4).unwrap_err();
-    assert!(matches!(&e, FedError::Refused(m) if m.contains("ledger proof")), "{e}");
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("ledger proof")),
+        "{e}"
+    );
     // A revocation in the roster file takes effect without a restart.
     let req = proto::EnrollRequest {
         federation: cfg.name.clone(),

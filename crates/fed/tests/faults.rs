@@ -30,10 +30,7 @@ fn a_flipped_stored_payload_is_never_summed() {
     let h = fed.coord.history().first().cloned().expect("round 1 ended");
     assert!(h.aborted, "{h:?}");
     let why = h.abort_reason.unwrap();
-    assert!(
-        why.contains("damaged") && why.contains("client-2"),
-        "{why}"
-    );
+    assert!(why.contains("damaged") && why.contains("client-2"), "{why}");
     // The federation goes on with the next round.
     fed.upload_all();
     fed.run_decryption(6);
@@ -55,7 +52,10 @@ fn a_deleted_state_with_the_ledger_kept_is_refused() {
         Ok(_) => panic!("a new federation was started over the old ledger"),
         Err(x) => x,
     };
-    assert!(matches!(&e, FedError::Integrity(m) if m.contains("refusing to start a new federation")), "{e}");
+    assert!(
+        matches!(&e, FedError::Integrity(m) if m.contains("refusing to start a new federation")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -84,7 +84,10 @@ fn a_state_rolled_back_behind_the_ledger_is_refused() {
         Ok(_) => panic!("the coordinator resumed from a state behind its ledger"),
         Err(x) => x,
     };
-    assert!(matches!(&e, FedError::Integrity(m) if m.contains("lost writes")), "{e}");
+    assert!(
+        matches!(&e, FedError::Integrity(m) if m.contains("lost writes")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -103,15 +106,51 @@ fn a_damaged_global_model_is_refused() {
         Ok(_) => panic!("resumed with a global model that is not the last round's"),
         Err(x) => x,
     };
-    assert!(matches!(&e, FedError::Integrity(m) if m.contains("global model")), "{e}");
+    assert!(
+        matches!(&e, FedError::Integrity(m) if m.contains("global model")),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_second_coordinator_on_the_same_state_is_refused() {
     let fed = Fed::new("fault-twice", 3, 2, 1);
-    let e = Coordinator::open(fed.coordinator_options()).err().expect("locked");
+    let e = Coordinator::open(fed.coordinator_options())
+        .err()
+        .expect("locked");
     assert!(matches!(e, FedError::Locked(_)), "{e}");
     // Once the first stops, the state opens again.
     let fed = fed.restart_coordinator(|_| {}).map_err(|(e, _)| e).unwrap();
     assert_eq!(fed.coord.current_round(), None);
+}
+
+#[test]
+fn a_state_rolled_back_within_a_round_is_refused() {
+    // Two rounds: the ledger's last round is the state's last round, but
+    // the ledger closed it and the (restored) state did not.
+    let mut fed = Fed::new("fault-rollback-2", 3, 2, 2);
+    fed.upload_all();
+    fed.run_decryption(6);
+    fed.upload_all();
+    let coord_dir = fed.dir.path().join("coord");
+    let old = fed.dir.path().join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::copy(coord_dir.join(f), old.join(f));
+    }
+    fed.run_decryption(6);
+    assert_eq!(fed.coord.history().len(), 2);
+    let (e, _dir) = match fed.restart_coordinator(|dir: &Path| {
+        for f in ["state.db", "state.db-wal", "state.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+            let _ = std::fs::copy(old.join(f), dir.join(f));
+        }
+    }) {
+        Ok(_) => panic!("the coordinator resumed a round its ledger closed"),
+        Err(x) => x,
+    };
+    assert!(
+        matches!(&e, FedError::Integrity(m) if m.contains("closed in the ledger")),
+        "{e}"
+    );
 }

@@ -462,6 +462,12 @@ impl Coordinator {
             }
         }
         self.log_closed(&mut rec)?;
+        if let Some(dir) = self.round_models.clone() {
+            let path = dir.join(format!("round-{round:04}.safetensors"));
+            if let Err(e) = self.write_model(&path) {
+                tracing::error!(round, path = %path.display(), error = %e, "could not write the round's model");
+            }
+        }
         tracing::info!(round, contributors = summary.contributors, accuracy = ?summary.accuracy, epsilon = ?summary.epsilon, "round closed");
         self.history.push(summary);
         self.metrics.rounds += 1;

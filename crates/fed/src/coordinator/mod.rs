@@ -112,6 +112,7 @@ pub struct Coordinator {
     eval: Option<Dataset>,
     clock: Clock,
     metrics: Metrics,
+    round_models: Option<PathBuf>,
 }
 
 const META_CONFIG: &str = "config";
@@ -276,6 +277,7 @@ impl Coordinator {
             eval,
             clock,
             metrics: Metrics::default(),
+            round_models: None,
         };
         if !resumed && c.ledger.is_empty() {
             c.log_federation()?;
@@ -705,6 +707,21 @@ impl Coordinator {
     /// The wire parameters.
     pub fn params(&self) -> &CkksParams {
         &self.params
+    }
+
+    /// Writes the current global model as a safetensors file with its
+    /// architecture (what `cipherflow infer` and `cipherflow train --init`
+    /// load), atomically.
+    pub fn write_model(&mut self, path: &std::path::Path) -> Result<()> {
+        model::load_flat(&mut self.model, &self.global)?;
+        cipherflow_nn::io::safetensors::save(&self.model, path)?;
+        Ok(())
+    }
+
+    /// Also writes every closed round's model to
+    /// `dir/round-NNNN.safetensors`.
+    pub fn save_round_models(&mut self, dir: PathBuf) {
+        self.round_models = Some(dir);
     }
 
     /// The current round number, if a round is open.
