@@ -222,7 +222,8 @@ fn q0_helper_keeps_stated_precision_or_refuses() {
     );
 }
 
-/// Coefficient-wise variance of `decrypt(ct) − encode(expected)`.
+/// Variance over the slots of `decrypt(ct) − expected`, in units of 1/scale.
+#[allow(clippy::unwrap_used)]
 fn error_variance(dec: &Decryptor<'_>, enc: &Encoder, ct: &Ciphertext, expected: &[f64]) -> f64 {
     let pt = dec.decrypt(ct).unwrap();
     let got = enc.decode(&pt).unwrap();
