@@ -1,5 +1,5 @@
 //! Ciphertexts, encryption (public or secret key) and decryption, with
-//! optional noise flooding of decrypted results.
+//! noise flooding of every decrypted result that leaves the key holder.
 //!
 //! # When noise flooding must be on
 //! CKKS decryption returns the message *plus the encryption noise*, and that
@@ -7,18 +7,50 @@
 //! that publishing decrypted results lets an observer recover the key
 //! (IND-CPA^D attacks). Whenever a decrypted value leaves the key holder —
 //! an aggregate published by threshold decryption, a prediction returned to
-//! a client, a key service answering requests — decrypt with
-//! [`Decryptor::decrypt_flooded`]. Its standard deviation is
-//! `2^(λ/2) · B` for statistical security parameter `λ` and a bound `B` on
-//! the ciphertext noise, which [`Decryptor::measure_noise_log2`] estimates
-//! by running the computation once on known data (OpenFHE's approach).
-//! Plain [`Decryptor::decrypt`] is for a key holder who keeps the result.
+//! a client, a key service answering requests — release it through a
+//! [`Releaser`], which floods every decryption and counts them. Plain
+//! [`Decryptor::decrypt`] / [`Decryptor::decrypt_values`] are for the key
+//! holder's own use: their output must not be handed to anyone.
+//!
+//! # How much flooding, and what λ means
+//! [`Flooding`] is sized from a *proven* bound `B` on the ciphertext's
+//! noise ([`NoiseBound`], tracked through the computation from the
+//! parameters — never measured) and from the number `D` of decryptions the
+//! key will ever release. Each coefficient of the decryption gets
+//! independent integer Gaussian noise of standard deviation `σ`
+//! ([`cipherflow_ring::sampler::flooding_gaussian`], every bit random).
+//! Shifting such noise by the secret-dependent `e` changes its distribution
+//! by a Kullback–Leibler divergence of at most `(‖e‖₂² + w·‖e‖₁)/(2σ²)`
+//! (`w` the sampler's grid step), and divergences add over coefficients and
+//! over decryptions, so with `‖e‖₂ ≤ B`, `‖e‖₁ ≤ √N·B`:
+//!
+//! `KL(real ‖ simulated) ≤ D·(B² + w√N·B)/(2σ²) ≤ 2^−λ`.
+//!
+//! That is the sizing rule: `σ ≈ B·√(D/2)·2^(λ/2)`, the form of Li,
+//! Micciancio, Schultz and Sorrell (Crypto 2022), and of OpenFHE's
+//! `NOISE_FLOODING_DECRYPT` mode (statistical security, number of
+//! adversarial queries), here with our own bound and derivation. λ is
+//! *bit security in the sense of Micciancio–Walter* used by those works;
+//! by Pinsker's inequality the statistical distance (any distinguisher's
+//! advantage) between the released values and values simulated from the
+//! exact results alone is at most `2^−(λ+1)/2`. For a statistical-distance
+//! guarantee of `2^−κ`, take `λ = 2κ`. Add the bound's own failure
+//! probability ([`NoiseBound::failure_probability`]).
+//!
+//! Flooding costs precision: the slots carry an extra error of about
+//! `σ·√N/Δ`. [`crate::ParamsBuilder::widen_q0_for_flooding`] chooses the
+//! scale and the first modulus so that flooded results keep a stated
+//! precision, or refuses.
 
 use crate::encoder::{Encoder, Plaintext};
 use crate::error::CkksError;
 use crate::keys::{rlwe_body, PublicKey, SecretKey};
+use crate::noise::NoiseBound;
 use crate::params::CkksParams;
-use cipherflow_ring::sampler::{fresh_seed, gaussian, ternary, uniform_from_seed, wide_gaussian};
+use cipherflow_ring::sampler::{
+    flooding_gaussian, flooding_grid_log2, fresh_seed, gaussian, ternary, uniform_from_seed,
+    MAX_FLOODING_LOG2,
+};
 use cipherflow_ring::RnsPoly;
 use num_complex::Complex64;
 use rand_core::{CryptoRng, RngCore};
@@ -161,20 +193,170 @@ impl<'k> Encryptor<'k> {
     }
 }
 
-/// Parameters of noise flooding at decryption.
+/// Noise flooding sized from a proven noise bound, a statistical security
+/// parameter and the number of decryptions released (see the module
+/// documentation).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Flooding {
-    /// Statistical security parameter λ (e.g. 30–40; see the module docs).
-    pub stat_sec_bits: u32,
-    /// `log2` of a bound on the ciphertext noise (from [`Decryptor::measure_noise_log2`]).
-    pub noise_log2: f64,
+    stat_sec_bits: u32,
+    decryptions: u64,
+    bound: f64,
+    sigma: f64,
+    log_n: u32,
 }
 
+/// Largest number of decryptions one [`Flooding`] may cover.
+pub const MAX_DECRYPTIONS: u64 = 1 << 40;
+
 impl Flooding {
-    /// Standard deviation of the flooding noise: `2^(λ/2 + noise_log2)`.
-    pub fn sigma(&self) -> f64 {
-        2f64.powf(f64::from(self.stat_sec_bits) / 2.0 + self.noise_log2)
+    /// Flooding that hides noise of canonical norm up to `bound` over
+    /// `decryptions` releases at statistical security `stat_sec_bits`
+    /// (20..=128): the smallest `σ` with
+    /// `D·(B² + √N·B)/(2σ²) + D·√N·B·2^−43/(2σ) ≤ 2^−λ` (the second term
+    /// is the sampler's grid, `w ≤ 1 + σ·2^−43`).
+    pub fn new(
+        params: &CkksParams,
+        bound: f64,
+        stat_sec_bits: u32,
+        decryptions: u64,
+    ) -> Result<Self, CkksError> {
+        let bad = |m: String| Err(CkksError::Flooding(m));
+        if !(20..=128).contains(&stat_sec_bits) {
+            return bad(format!(
+                "statistical security {stat_sec_bits} not in 20..=128"
+            ));
+        }
+        if decryptions == 0 || decryptions > MAX_DECRYPTIONS {
+            return bad(format!("decryptions {decryptions} not in 1..=2^40"));
+        }
+        if !bound.is_finite() || bound < 1.0 {
+            return bad(format!("noise bound {bound} must be finite and ≥ 1"));
+        }
+        let (b, d) = (bound, decryptions as f64);
+        let rn = (params.n() as f64).sqrt();
+        // a·x² + c·x − 2^−λ ≤ 0 for x = 1/σ.
+        let a = d * (b * b + rn * b) / 2.0;
+        let c = d * rn * b * 2f64.powi(-44);
+        let eps = 2f64.powi(-(stat_sec_bits as i32));
+        let x = (-c + (c * c + 4.0 * a * eps).sqrt()) / (2.0 * a);
+        let sigma = 1.0 / x;
+        if !sigma.is_finite() || sigma.log2() > MAX_FLOODING_LOG2 {
+            return bad(format!(
+                "flooding standard deviation 2^{:.1} exceeds 2^{MAX_FLOODING_LOG2}",
+                sigma.log2()
+            ));
+        }
+        Ok(Self {
+            stat_sec_bits,
+            decryptions,
+            bound,
+            sigma,
+            log_n: params.log_n(),
+        })
     }
+
+    /// Flooding for releasing decryptions of ciphertexts whose *noise* is
+    /// bounded by `bound` (IND-CPA^D: the approximation error is a function
+    /// of the inputs, not of the key).
+    pub fn for_release(
+        params: &CkksParams,
+        bound: &NoiseBound,
+        stat_sec_bits: u32,
+        decryptions: u64,
+    ) -> Result<Self, CkksError> {
+        Self::new(params, bound.noise(), stat_sec_bits, decryptions)
+    }
+
+    /// Flooding for circuit privacy ([`crate::Evaluator::sanitize`]): it must
+    /// hide everything besides the result, the approximation error included
+    /// (it depends on the evaluator's plaintexts), over `outputs`
+    /// ciphertexts returned under the same secret inputs (e.g. weights).
+    pub fn for_circuit_privacy(
+        params: &CkksParams,
+        bound: &NoiseBound,
+        stat_sec_bits: u32,
+        outputs: u64,
+    ) -> Result<Self, CkksError> {
+        Self::new(params, bound.total(), stat_sec_bits, outputs)
+    }
+
+    /// Statistical security parameter λ.
+    pub fn stat_sec_bits(&self) -> u32 {
+        self.stat_sec_bits
+    }
+
+    /// Decryptions (or returned ciphertexts) covered.
+    pub fn decryptions(&self) -> u64 {
+        self.decryptions
+    }
+
+    /// The noise bound (canonical norm) the flooding hides.
+    pub fn bound(&self) -> f64 {
+        self.bound
+    }
+
+    /// Standard deviation of the flooding noise per coefficient.
+    pub fn sigma(&self) -> f64 {
+        self.sigma
+    }
+
+    /// `log2` of [`Flooding::sigma`].
+    pub fn sigma_log2(&self) -> f64 {
+        self.sigma.log2()
+    }
+
+    /// The sampler's grid step `w` at this `σ`.
+    pub fn grid(&self) -> f64 {
+        2f64.powi(flooding_grid_log2(self.sigma) as i32)
+    }
+
+    /// A bound on one slot's flooding error that fails with probability at
+    /// most `2^−20` for the whole vector: `z·(σ + w)·√N` with
+    /// `z = √(2·ln(2N·2^20))` (real parts of the embeddings are
+    /// sub-Gaussian with proxy `N·(σ + w)²`, union over the `N/2` slots).
+    pub fn slot_error_bound(&self) -> f64 {
+        let n = f64::from(1u32 << self.log_n);
+        let z = (2.0 * ((2.0 * n).ln() + 20.0 * std::f64::consts::LN_2)).sqrt();
+        z * (self.sigma + self.grid()) * n.sqrt()
+    }
+
+    /// Expected precision (bits) of flooded values of a ciphertext bounded
+    /// by `bound` (noise, approximation error and flooding, at its scale).
+    pub fn precision_bits(&self, bound: &NoiseBound) -> f64 {
+        (bound.scale() / (bound.error() + self.slot_error_bound())).log2()
+    }
+
+    /// Whether this flooding was sized for a noise bound at least `noise`.
+    pub fn covers(&self, noise: f64) -> bool {
+        noise <= self.bound
+    }
+}
+
+/// The flooding noise polynomial over `q_len` primes, NTT form.
+pub(crate) fn flooding_poly<R: RngCore + CryptoRng>(
+    params: &CkksParams,
+    sigma: f64,
+    q_len: usize,
+    rng: &mut R,
+) -> Result<RnsPoly, CkksError> {
+    let ring = params.ring();
+    let mut noise = flooding_gaussian(rng, sigma, params.n()).ok_or_else(|| {
+        CkksError::Flooding(format!(
+            "flooding standard deviation 2^{:.1} is not representable",
+            sigma.log2()
+        ))
+    })?;
+    let mut poly = RnsPoly::zero(ring, q_len, 0, false);
+    for (i, t) in ring.q_tables().iter().take(q_len).enumerate() {
+        let m = t.modulus();
+        let q = i128::from(m.value());
+        for (c, &x) in poly.limb_mut(i).iter_mut().zip(noise.iter()) {
+            *c = x.rem_euclid(q) as u64;
+        }
+    }
+    noise.zeroize();
+    poly.ntt_forward(ring);
+    Ok(poly)
 }
 
 /// Decrypts ciphertexts with the secret key.
@@ -192,7 +374,9 @@ impl<'k> Decryptor<'k> {
         }
     }
 
-    /// `c0 + c1·s (+ c2·s²)` in NTT form, as a plaintext.
+    /// `c0 + c1·s (+ c2·s²)` in NTT form, as a plaintext — for the key
+    /// holder's own use only: the result carries secret-dependent noise and
+    /// must not be handed to another party (use a [`Releaser`]).
     pub fn decrypt(&self, ct: &Ciphertext) -> Result<Plaintext, CkksError> {
         let params = &self.sk.params;
         ct.check(params)?;
@@ -212,44 +396,68 @@ impl<'k> Decryptor<'k> {
         })
     }
 
-    /// Decrypts and decodes to real values.
+    /// Decrypts and decodes to real values, for the key holder's own use
+    /// only (see [`Decryptor::decrypt`]; values that leave go through a
+    /// [`Releaser`]).
     pub fn decrypt_values(&self, ct: &Ciphertext) -> Result<Vec<f64>, CkksError> {
         self.encoder.decode(&self.decrypt(ct)?)
     }
 
-    /// Decrypts and decodes to complex values.
+    /// Decrypts and decodes to complex values, for the key holder's own use only.
     pub fn decrypt_complex(&self, ct: &Ciphertext) -> Result<Vec<Complex64>, CkksError> {
         self.encoder.decode_complex(&self.decrypt(ct)?)
     }
 
-    /// Decrypts, adds flooding noise of standard deviation
-    /// [`Flooding::sigma`] to every coefficient, and decodes (see the module
-    /// documentation for when this is required).
+    /// Decrypts a ciphertext whose noise is proven to be at most
+    /// `bound.noise()`, adds flooding noise of standard deviation
+    /// [`Flooding::sigma`] to every coefficient, and decodes. Refuses when
+    /// `flooding` was sized for a smaller bound. Does not count releases:
+    /// hand values to another party through a [`Releaser`].
     pub fn decrypt_flooded<R: RngCore + CryptoRng>(
         &self,
         ct: &Ciphertext,
-        flooding: Flooding,
+        bound: &NoiseBound,
+        flooding: &Flooding,
         rng: &mut R,
     ) -> Result<Vec<f64>, CkksError> {
+        if !flooding.covers(bound.noise()) {
+            return Err(CkksError::Flooding(format!(
+                "the ciphertext's noise bound 2^{:.1} exceeds the 2^{:.1} the flooding was sized for",
+                bound.noise_log2(),
+                flooding.bound().log2()
+            )));
+        }
         let params = &self.sk.params;
         let ring = params.ring();
         let mut pt = self.decrypt(ct)?;
-        let noise = wide_gaussian(rng, flooding.sigma(), params.n()).ok_or_else(|| {
-            CkksError::ValueOutOfRange(format!(
-                "flooding standard deviation 2^{:.1} is not representable",
-                flooding.sigma().log2()
-            ))
-        })?;
-        let mut e = RnsPoly::from_signed(ring, &noise, pt.poly.q_len(), 0);
-        e.ntt_forward(ring);
+        let mut e = flooding_poly(params, flooding.sigma(), pt.poly.q_len(), rng)?;
         pt.poly.add_assign(ring, &e)?;
         e.zeroize();
         self.encoder.decode(&pt)
     }
 
+    /// `log2` of the canonical-embedding norm of `decrypt(ct) − encode(expected)`
+    /// (the quantity [`NoiseBound`] bounds), for tests and diagnostics —
+    /// never to size flooding.
+    pub fn measure_canonical_noise_log2(
+        &self,
+        ct: &Ciphertext,
+        expected: &[f64],
+    ) -> Result<f64, CkksError> {
+        let ring = self.sk.params.ring();
+        let mut pt = self.decrypt(ct)?;
+        let want = self.encoder.encode(expected, ct.level(), ct.scale)?;
+        pt.poly.sub_assign(ring, &want.poly)?;
+        pt.poly.ntt_inverse(ring);
+        let coeffs = self.encoder.poly_to_coeffs(&pt.poly)?;
+        let slots = self.encoder.embed(&coeffs, 1.0);
+        let max = slots.iter().fold(1.0f64, |m, c| m.max(c.norm()));
+        Ok(max.log2())
+    }
+
     /// `log2` of the largest coefficient of `decrypt(ct) − encode(expected)`:
-    /// the ciphertext's actual noise, measured on known data, used to size
-    /// flooding.
+    /// the ciphertext's actual noise in one run, for tests and diagnostics.
+    /// One run proves nothing: size flooding from a [`NoiseBound`].
     pub fn measure_noise_log2(&self, ct: &Ciphertext, expected: &[f64]) -> Result<f64, CkksError> {
         let ring = self.sk.params.ring();
         let mut pt = self.decrypt(ct)?;
@@ -259,5 +467,62 @@ impl<'k> Decryptor<'k> {
         let coeffs = self.encoder.poly_to_coeffs(&pt.poly)?;
         let max = coeffs.iter().fold(1.0f64, |m, c| m.max(c.abs()));
         Ok(max.log2())
+    }
+}
+
+/// The only way decrypted values should leave the key holder: every
+/// release is flooded ([`Flooding`], sized for the number of releases), and
+/// releases beyond that number are refused.
+pub struct Releaser<'k> {
+    dec: Decryptor<'k>,
+    flooding: Flooding,
+    released: u64,
+}
+
+impl<'k> Releaser<'k> {
+    /// A releaser for `sk` with `flooding` (its decryption count is the
+    /// release budget of this key: share one releaser per key).
+    pub fn new(sk: &'k SecretKey, flooding: Flooding) -> Self {
+        Self {
+            dec: Decryptor::new(sk),
+            flooding,
+            released: 0,
+        }
+    }
+
+    /// Decrypts, floods and decodes `ct` (noise proven ≤ `bound.noise()`);
+    /// refuses when the budget is spent or the bound exceeds the one the
+    /// flooding was sized for.
+    pub fn release<R: RngCore + CryptoRng>(
+        &mut self,
+        ct: &Ciphertext,
+        bound: &NoiseBound,
+        rng: &mut R,
+    ) -> Result<Vec<f64>, CkksError> {
+        if self.released >= self.flooding.decryptions() {
+            return Err(CkksError::Flooding(format!(
+                "release budget of {} decryptions spent: the flooding no longer covers more \
+                 (size it for more decryptions, or re-key)",
+                self.flooding.decryptions()
+            )));
+        }
+        let out = self.dec.decrypt_flooded(ct, bound, &self.flooding, rng)?;
+        self.released += 1;
+        Ok(out)
+    }
+
+    /// Releases made so far.
+    pub fn released(&self) -> u64 {
+        self.released
+    }
+
+    /// Releases left in the budget.
+    pub fn remaining(&self) -> u64 {
+        self.flooding.decryptions() - self.released
+    }
+
+    /// The flooding.
+    pub fn flooding(&self) -> &Flooding {
+        &self.flooding
     }
 }

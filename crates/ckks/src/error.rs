@@ -60,6 +60,10 @@ pub enum CkksError {
     /// Serialized bytes are malformed.
     #[error("malformed encoding: {0}")]
     Decode(String),
+    /// Noise flooding or a noise bound is invalid, insufficient, or its
+    /// release budget is spent.
+    #[error("noise flooding: {0}")]
+    Flooding(String),
     /// A multiparty protocol error (collective keys, threshold decryption).
     #[error(transparent)]
     Multiparty(#[from] crate::multiparty::MultipartyError),

@@ -2,14 +2,19 @@
 //! mismatch is a typed error, never silent garbage.
 
 use crate::encoder::Plaintext;
+use crate::encoder::Plaintext as Pt;
 use crate::encrypt::Ciphertext;
+use crate::encrypt::{flooding_poly, Encryptor, Flooding};
 use crate::error::CkksError;
+use crate::keys::PublicKey;
 use crate::keys::{
     conjugation_galois_element, decompose, key_switch, rotation_galois_element, GaloisKeys,
     RelinKey, SwitchingKey,
 };
+use crate::noise::NoiseBound;
 use crate::params::CkksParams;
 use cipherflow_ring::RnsPoly;
+use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
 
 /// Relative tolerance when comparing scales (float rounding of equal paths).
@@ -641,5 +646,63 @@ impl Evaluator {
             acc = self.add(&acc, &r)?;
         }
         Ok(acc)
+    }
+
+    /// Circuit privacy: re-randomizes an evaluated ciphertext before it goes
+    /// back to the owner of the secret key, so that it reveals the result
+    /// and nothing else about the computation (e.g. a model's weights).
+    ///
+    /// Adds a fresh public-key encryption of zero (the `c1` component
+    /// becomes a fresh RLWE sample, independent of the circuit) and
+    /// Gaussian flooding noise on `c0` that statistically hides everything
+    /// besides `Δ·result` — noise and approximation error, both bounded by
+    /// `bound.total()` — in the sense of [`Flooding`] (noise-flooding
+    /// circuit privacy, Gentry 2009, Ducas–Stehlé 2016; the divergence is
+    /// bounded as in the module documentation of [`crate::encrypt`]).
+    /// `flooding` must come from [`Flooding::for_circuit_privacy`] with a
+    /// bound at least `bound.total()` and a count of the ciphertexts that
+    /// will ever be returned under the same secret inputs.
+    ///
+    /// Returns the sanitized ciphertext and its bound. The owner's
+    /// decryption then carries noise of standard deviation `σ` per
+    /// coefficient; see [`Flooding::precision_bits`].
+    pub fn sanitize<R: RngCore + CryptoRng>(
+        &self,
+        ct: &Ciphertext,
+        pk: &PublicKey,
+        bound: &NoiseBound,
+        flooding: &Flooding,
+        rng: &mut R,
+    ) -> Result<(Ciphertext, NoiseBound), CkksError> {
+        ct.check(&self.params)?;
+        if pk.params != self.params {
+            return Err(CkksError::ParamsMismatch);
+        }
+        if ct.size() != 2 {
+            return Err(CkksError::WrongSize(ct.size(), 2));
+        }
+        if !flooding.covers(bound.total()) {
+            return Err(CkksError::Flooding(format!(
+                "the ciphertext's bound 2^{:.1} (noise and approximation error) exceeds the 2^{:.1} \
+                 the flooding was sized for",
+                bound.total().log2(),
+                flooding.bound().log2()
+            )));
+        }
+        let ring = self.params.ring();
+        let q_len = ct.level() + 1;
+        let zero = Pt {
+            poly: RnsPoly::zero(ring, q_len, 0, true),
+            scale: ct.scale,
+        };
+        let fresh = Encryptor::with_public_key(pk).encrypt(&zero, rng)?;
+        let mut out = self.add(ct, &fresh)?;
+        let mut f = flooding_poly(&self.params, flooding.sigma(), q_len, rng)?;
+        if let Some(c0) = out.c.first_mut() {
+            c0.add_assign(ring, &f)?;
+        }
+        zeroize::Zeroize::zeroize(&mut f);
+        let after = bound.after_flooding(&self.params, flooding.sigma(), flooding.grid(), true);
+        Ok((out, after))
     }
 }

@@ -20,7 +20,8 @@
 //! Layers: [`params`] (parameter sets and the security check), [`encoder`]
 //! (canonical embedding), [`keys`] (secret, public, relinearization and
 //! Galois keys, hybrid key switching), [`encrypt`] (encryption, decryption,
-//! noise flooding), [`evaluator`] (homomorphic operations), [`serialize`]
+//! noise flooding of released results), [`noise`] (proven noise bounds),
+//! [`evaluator`] (homomorphic operations), [`serialize`]
 //! (versioned, bit-packed, validated binary format).
 
 pub mod encoder;
@@ -29,16 +30,18 @@ pub mod error;
 pub mod evaluator;
 pub mod keys;
 pub mod multiparty;
+pub mod noise;
 pub mod params;
 pub mod serialize;
 
 pub use encoder::{precision_bits, Encoder, Plaintext};
-pub use encrypt::{Ciphertext, Decryptor, Encryptor, Flooding};
+pub use encrypt::{Ciphertext, Decryptor, Encryptor, Flooding, Releaser, MAX_DECRYPTIONS};
 pub use error::CkksError;
 pub use evaluator::Evaluator;
 pub use keys::{
     conjugation_galois_element, rotation_galois_element, GaloisKeys, PublicKey, RelinKey,
     SecretKey, SwitchingKey,
 };
+pub use noise::{Fresh, NoiseBound, DEFAULT_TAIL_BITS};
 pub use num_complex::Complex64;
-pub use params::{CkksParams, ParamsBuilder, Preset, SecurityLevel};
+pub use params::{CkksParams, FloodTarget, FloodedParams, ParamsBuilder, Preset, SecurityLevel};

@@ -215,6 +215,173 @@ impl ParamsBuilder {
     }
 }
 
+/// What flooded results must keep: see [`ParamsBuilder::widen_q0_for_flooding`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FloodTarget {
+    /// Bits of precision every decrypted slot must keep after flooding.
+    pub precision_bits: f64,
+    /// Statistical security λ of the flooding.
+    pub stat_sec_bits: u32,
+    /// Decryptions released (or ciphertexts returned) under the key.
+    pub decryptions: u64,
+    /// Size for circuit privacy (hide the approximation error too) rather
+    /// than for releasing decryptions.
+    pub circuit_privacy: bool,
+}
+
+/// Parameters chosen for flooded results by
+/// [`ParamsBuilder::widen_q0_for_flooding`].
+#[derive(Clone, Debug)]
+pub struct FloodedParams {
+    /// The parameters, first prime widened as needed.
+    pub params: CkksParams,
+    /// Bits of the first prime.
+    pub q0_bits: u32,
+    /// The scale the result must have at decryption.
+    pub scale: f64,
+    /// The proven bound of the result at that scale.
+    pub bound: crate::noise::NoiseBound,
+    /// The flooding sized for it.
+    pub flooding: crate::encrypt::Flooding,
+    /// Precision (bits) guaranteed after flooding: every slot within
+    /// `2^−bits` of the ideal result, except with the probability of the
+    /// bound's and the flooding tail's failure.
+    pub precision_bits: f64,
+}
+
+/// Bits (sign included) the decryption modulus needs for values of scaled
+/// size `scaled`, noise `noise` and flooding `flooding` (coefficient tail
+/// bound at 2^−40 for the vector).
+fn flooded_modulus_bits(
+    n: f64,
+    scaled: f64,
+    noise: f64,
+    flooding: &crate::encrypt::Flooding,
+) -> f64 {
+    let z = (2.0 * ((2.0 * n).ln() + 40.0 * std::f64::consts::LN_2)).sqrt();
+    (scaled + noise + z * (flooding.sigma() + flooding.grid())).log2() + 2.0
+}
+
+impl ParamsBuilder {
+    /// Chooses the first prime `q0` (at most 61 bits) and the scale a
+    /// result decrypted at `decrypt_level` must have so that, after
+    /// flooding sized by `target`, every slot keeps `target.precision_bits`
+    /// bits; refuses when that is impossible with these parameters.
+    ///
+    /// `bound_at(params, scale)` returns the proven [`crate::NoiseBound`] of
+    /// the result for a parameter set and the result's scale (the caller's
+    /// circuit, tracked with [`crate::noise`]). The precision needs
+    /// `scale ≥ 2^p·(B + flooding's slot error)`; the modulus at the
+    /// decryption level (the decoder reads the first two primes) needs
+    /// `log2(scale·V + B + flooding tail) + 2` bits. Only `q0` is widened:
+    /// it never shrinks, and a result that needs more than 61 bits there is
+    /// refused (decrypt at a higher level, or ask for less).
+    pub fn widen_q0_for_flooding<F>(
+        self,
+        decrypt_level: usize,
+        target: FloodTarget,
+        bound_at: F,
+    ) -> Result<FloodedParams, CkksError>
+    where
+        F: Fn(&CkksParams, f64) -> Result<crate::noise::NoiseBound, CkksError>,
+    {
+        use crate::encrypt::Flooding;
+        let refuse = |m: String| Err(CkksError::Flooding(m));
+        if !target.precision_bits.is_finite() || target.precision_bits <= 0.0 {
+            return refuse(format!("precision {} bits", target.precision_bits));
+        }
+        if decrypt_level >= self.q_bits.len() {
+            return Err(CkksError::InvalidLevel(decrypt_level));
+        }
+        let mut builder = self;
+        // The precision at a scale, and the modulus bits it needs there.
+        let eval = |params: &CkksParams, log_scale: f64| -> Result<_, CkksError> {
+            let bound = bound_at(params, 2f64.powf(log_scale))?;
+            let flooding = if target.circuit_privacy {
+                Flooding::for_circuit_privacy(
+                    params,
+                    &bound,
+                    target.stat_sec_bits,
+                    target.decryptions,
+                )?
+            } else {
+                Flooding::for_release(params, &bound, target.stat_sec_bits, target.decryptions)?
+            };
+            let n = params.n() as f64;
+            let need =
+                flooded_modulus_bits(n, bound.scale() * bound.values(), bound.error(), &flooding);
+            Ok((flooding.precision_bits(&bound), need, bound, flooding))
+        };
+        for _ in 0..4 {
+            let params = builder.clone().build()?;
+            // Precision grows with the scale up to the cap the relative
+            // errors set; find the smallest scale that reaches the target.
+            // (A scale whose flooding is not representable reaches nothing.)
+            let prec = |ls: f64| eval(&params, ls).map_or(f64::NEG_INFINITY, |r| r.0);
+            let (best, cap) = (10..=126)
+                .step_by(4)
+                .map(|ls| (f64::from(ls), prec(f64::from(ls))))
+                .fold(
+                    (10.0, f64::NEG_INFINITY),
+                    |a, b| if b.1 > a.1 { b } else { a },
+                );
+            if cap < target.precision_bits {
+                return refuse(format!(
+                    "{:.1} bits of precision after flooding (λ = {}, {} decryptions) are out of \
+                     reach at any scale: the relative errors (encoding of the plaintexts, \
+                     floating point) cap it at {cap:.1} bits",
+                    target.precision_bits, target.stat_sec_bits, target.decryptions
+                ));
+            }
+            let (mut lo, mut hi) = (10.0f64, best);
+            for _ in 0..60 {
+                let mid = (lo + hi) / 2.0;
+                if prec(mid) >= target.precision_bits {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            let (precision_bits, need_bits, bound, flooding) = eval(&params, hi)?;
+            let log_q: Vec<f64> = params.q().iter().map(|&q| (q as f64).log2()).collect();
+            let others: f64 = log_q.iter().take(decrypt_level + 1).take(2).skip(1).sum();
+            let have = others + log_q.first().copied().unwrap_or(0.0);
+            if have >= need_bits {
+                return Ok(FloodedParams {
+                    q0_bits: builder.q_bits.first().copied().unwrap_or(0),
+                    params,
+                    scale: bound.scale(),
+                    bound,
+                    flooding,
+                    precision_bits,
+                });
+            }
+            let q0_now = builder.q_bits.first().copied().unwrap_or(0);
+            let want = (need_bits - others).ceil().max(0.0) as u32 + 1;
+            if want > cipherflow_ring::MAX_MODULUS_BITS {
+                return refuse(format!(
+                    "{:.1} bits of precision after flooding (λ = {}, {} decryptions, noise 2^{:.1}, \
+                     σ = 2^{:.1}) need a scale of 2^{:.1} and {:.1} bits of modulus at level \
+                     {decrypt_level}: q0 would need {want} bits (at most {}); decrypt at a higher \
+                     level, use larger primes, or ask for less precision",
+                    target.precision_bits,
+                    target.stat_sec_bits,
+                    target.decryptions,
+                    bound.noise_log2(),
+                    flooding.sigma_log2(),
+                    hi,
+                    need_bits,
+                    cipherflow_ring::MAX_MODULUS_BITS
+                ));
+            }
+            if let Some(q0) = builder.q_bits.first_mut() {
+                *q0 = q0_now.max(want);
+            }
+        }
+        refuse("the scale and the first prime did not settle".into())
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     log_n: u32,

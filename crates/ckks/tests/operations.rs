@@ -381,19 +381,30 @@ fn flooding_adds_calibrated_noise() {
         .encrypt_values(&enc, &x, &mut rng)
         .unwrap();
     let dec = Decryptor::new(&sk);
-    let noise = dec.measure_noise_log2(&ct, &x).unwrap();
-    assert!(noise > 1.0 && noise < 10.0, "fresh noise 2^{noise}");
-    let fl = Flooding {
-        stat_sec_bits: 30,
-        noise_log2: noise,
-    };
+    let bound = NoiseBound::fresh(
+        &params,
+        Fresh::SecretKey,
+        1.0,
+        params.default_scale(),
+        DEFAULT_TAIL_BITS,
+    )
+    .unwrap();
+    let measured = dec.measure_canonical_noise_log2(&ct, &x).unwrap();
+    assert!(
+        measured <= bound.total().log2(),
+        "{measured} > {}",
+        bound.total().log2()
+    );
+    let fl = Flooding::for_release(&params, &bound, 30, 1).unwrap();
     let plain = dec.decrypt_values(&ct).unwrap();
-    let flooded = dec.decrypt_flooded(&ct, fl, &mut rng).unwrap();
+    let flooded = dec.decrypt_flooded(&ct, &bound, &fl, &mut rng).unwrap();
     let b_plain = precision_bits(&x, &plain);
     let b_flood = precision_bits(&x, &flooded);
-    // Flooding at 2^(15 + noise) costs roughly 15 bits of precision, no more than 20.
+    // σ ≈ 2^15·B/√2 with B ≈ 2^15 canonical: about 30 bits of precision lost.
+    assert!(b_flood < b_plain - 15.0, "{b_plain} -> {b_flood}");
     assert!(
-        b_flood < b_plain - 8.0 && b_flood > b_plain - 22.0,
-        "{b_plain} -> {b_flood}"
+        b_flood >= fl.precision_bits(&bound),
+        "{b_flood} < {}",
+        fl.precision_bits(&bound)
     );
 }

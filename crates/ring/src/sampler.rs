@@ -1,6 +1,7 @@
 //! Samplers: uniform residues from a seeded ChaCha20 stream, uniform ternary
 //! secrets, a constant-time CDT discrete Gaussian (σ = 3.2), and a wide
-//! rounded Gaussian for noise flooding.
+//! integer Gaussian for noise flooding whose every bit is random
+//! ([`flooding_gaussian`]).
 //!
 //! All randomness for secrets and noise must come from a cryptographically
 //! secure generator; [`secure_rng`] seeds ChaCha20 from the operating system.
@@ -131,24 +132,82 @@ pub fn gaussian<R: RngCore>(rng: &mut R, n: usize) -> Zeroizing<Vec<i64>> {
     out
 }
 
-/// Rounded continuous Gaussian samples of (public) standard deviation
-/// `sigma`, for noise flooding; Box–Muller on 53-bit uniforms. Returns
-/// `None` when `sigma` is not finite or so large that samples could leave
-/// the `i64` range.
-pub fn wide_gaussian<R: RngCore>(rng: &mut R, sigma: f64, n: usize) -> Option<Zeroizing<Vec<i64>>> {
-    if !sigma.is_finite() || sigma <= 0.0 || sigma > 2f64.powi(55) {
+/// Bits of randomness the floating-point part of [`flooding_gaussian`]
+/// carries: the sample is `w·round(σZ/w) + U` with `σ/w ∈ (2^43, 2^44]`.
+pub const FLOODING_FLOAT_BITS: u32 = 44;
+/// Largest `log2 σ` [`flooding_gaussian`] accepts (samples stay far inside `i128`).
+pub const MAX_FLOODING_LOG2: f64 = 100.0;
+
+/// The grid step `w = 2^m` of [`flooding_gaussian`] at standard deviation
+/// `sigma`: `1` up to `σ = 2^44`, else `2^(⌈log2 σ⌉ − 44)`, so `w ≤ max(1, σ·2^−43)`.
+pub fn flooding_grid_log2(sigma: f64) -> u32 {
+    if sigma.is_nan() || sigma <= 0.0 {
+        return 0;
+    }
+    let e = sigma.log2().ceil();
+    if e <= f64::from(FLOODING_FLOAT_BITS) {
+        0
+    } else {
+        (e - f64::from(FLOODING_FLOAT_BITS)) as u32
+    }
+}
+
+/// Integer samples of an (approximately) Gaussian distribution of public
+/// standard deviation `sigma`, for noise flooding, with *every* bit random.
+///
+/// A floating-point Gaussian of standard deviation above 2^53 has fixed low
+/// bits (its mantissa has 53), which an observer of `m + e + noise` reads
+/// `e` through. Here each sample is `Y = w·C + U` with `w = 2^m`
+/// ([`flooding_grid_log2`]), `C = round(σZ/w)` for a standard normal `Z`
+/// (Box–Muller on 53-bit uniforms; `σ/w ≤ 2^44`, so `C` is computed with
+/// 2^−5 absolute accuracy and is a rounded Gaussian of standard deviation
+/// `σ/w`), and `U` uniform on `[−w/2, w/2)` drawn exactly from the CSPRNG.
+///
+/// Why this suffices for flooding: shifting `Y` by an integer `e = a·w + r`
+/// is a bijection on `(C, U)` that shifts `C` by `a` or `a + 1` (the latter
+/// with probability `r/w`), and `C` is a deterministic function of a
+/// continuous Gaussian, so by the data-processing inequality
+/// `KL(Y + e ‖ Y) ≤ (e² + |e|·w) / (2σ²)` (up to the 2^−53 relative error of
+/// the floating-point Box–Muller transform). With `w = 1` (σ ≤ 2^44) this is
+/// the Gaussian `e²/(2σ²)` and one more term.
+///
+/// The sampler is not constant-time (floating-point `ln`, `cos`): the
+/// samples' timing may leak their rough magnitude, not their low bits.
+/// Returns `None` when `sigma` is not finite, not positive, or above
+/// `2^MAX_FLOODING_LOG2`.
+pub fn flooding_gaussian<R: RngCore>(
+    rng: &mut R,
+    sigma: f64,
+    n: usize,
+) -> Option<Zeroizing<Vec<i128>>> {
+    if !sigma.is_finite() || sigma <= 0.0 || sigma.log2() > MAX_FLOODING_LOG2 {
         return None;
     }
+    let m = flooding_grid_log2(sigma);
+    let w = 2f64.powi(m as i32);
+    let sigma_c = sigma / w;
     let unit = |r: u64| ((r >> 11) as f64 + 0.5) / 9_007_199_254_740_992.0;
     let mut out = Zeroizing::new(Vec::with_capacity(n));
+    let dither = |rng: &mut R| -> i128 {
+        if m == 0 {
+            return 0;
+        }
+        let r = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+        let u = (r & ((1u128 << m) - 1)) as i128;
+        u - (1i128 << (m - 1))
+    };
     while out.len() < n {
         let u1 = unit(rng.next_u64());
         let u2 = unit(rng.next_u64());
-        let rad = (-2.0 * u1.ln()).sqrt() * sigma;
+        let rad = (-2.0 * u1.ln()).sqrt() * sigma_c;
         let th = 2.0 * std::f64::consts::PI * u2;
-        out.push((rad * th.cos()).round() as i64);
-        if out.len() < n {
-            out.push((rad * th.sin()).round() as i64);
+        for z in [rad * th.cos(), rad * th.sin()] {
+            if out.len() < n {
+                // |z| < 9.3·2^44 < 2^48: exact in i64.
+                let c = i128::from(z.round() as i64);
+                let d = dither(rng);
+                out.push((c << m) + d);
+            }
         }
     }
     Some(out)
@@ -197,11 +256,57 @@ mod tests {
     }
 
     #[test]
-    fn wide_gaussian_scale() {
+    fn flooding_gaussian_small_sigma_moments() {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
-        let s = wide_gaussian(&mut rng, 1e6, 20_000).unwrap();
+        let s = flooding_gaussian(&mut rng, 1e6, 20_000).unwrap();
         let var = s.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / s.len() as f64;
         assert!((var.sqrt() / 1e6 - 1.0).abs() < 0.03);
-        assert!(wide_gaussian(&mut rng, f64::NAN, 4).is_none());
+        assert!(flooding_gaussian(&mut rng, f64::NAN, 4).is_none());
+        assert!(flooding_gaussian(&mut rng, 0.0, 4).is_none());
+        assert!(flooding_gaussian(&mut rng, 2f64.powi(101), 4).is_none());
+    }
+
+    /// Above 2^53 a floating-point Gaussian has fixed low bits; these samples
+    /// do not: every one of the low 16 bits is set in about half the samples,
+    /// the moments match and the range is that of a Gaussian.
+    #[test]
+    fn flooding_gaussian_is_exact_above_2_53() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let sigma = 2f64.powi(70);
+        let n = 40_000;
+        let s = flooding_gaussian(&mut rng, sigma, n).unwrap();
+        for bit in 0..16 {
+            let ones = s.iter().filter(|&&x| (x >> bit) & 1 == 1).count();
+            assert!(
+                (ones as f64 / n as f64 - 0.5).abs() < 0.02,
+                "bit {bit}: {ones}"
+            );
+        }
+        let distinct_low: std::collections::BTreeSet<i128> = s.iter().map(|&x| x & 0xff).collect();
+        assert_eq!(distinct_low.len(), 256);
+        let mean = s.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+        let var = s.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 4.0 * sigma / (n as f64).sqrt(),
+            "mean 2^{}",
+            mean.abs().log2()
+        );
+        assert!(
+            (var.sqrt() / sigma - 1.0).abs() < 0.02,
+            "std/σ {}",
+            var.sqrt() / sigma
+        );
+        assert!(s.iter().all(|&x| (x as f64).abs() < 10.0 * sigma));
+        let beyond = s
+            .iter()
+            .filter(|&&x| (x as f64).abs() > 2.0 * sigma)
+            .count();
+        // P(|Z| > 2) = 4.55 %.
+        assert!(
+            (beyond as f64 / n as f64 - 0.0455).abs() < 0.006,
+            "{beyond}"
+        );
+        assert_eq!(flooding_grid_log2(sigma), 26);
+        assert_eq!(flooding_grid_log2(1e6), 0);
     }
 }

@@ -5,13 +5,30 @@
 //! exact set of rotation steps, and `run` for both layouts. [`KeySet`] is
 //! the client side: secret key, relinearization key and exactly the Galois
 //! keys the model needs, with their sizes.
+//!
+//! # Circuit privacy: sanitize before returning
+//! [`EncryptedModel::run`] is the raw evaluation: its output's noise
+//! depends on the model's weights (and its approximation error on their
+//! encoding), so a data owner who decrypts it learns more than the
+//! prediction. Every path that hands an evaluated ciphertext back to the
+//! data owner — the `cipherflow infer` server side, and the coming
+//! split-inference platform at each point where activations or outputs
+//! leave the server — must first call [`EncryptedModel::sanitize`] (a fresh
+//! public-key encryption of zero and noise flooding per ciphertext, see
+//! `cipherflow_ckks::Evaluator::sanitize`) with a
+//! `cipherflow_ckks::Flooding::for_circuit_privacy` sized for the output's
+//! proven `NoiseBound` and the number of outputs ever returned under these
+//! weights. The plan's parameters must leave room for that flooding
+//! (`ParamsBuilder::widen_q0_for_flooding`); the default plan parameters
+//! (scale ≤ 2^40) do not, which is why `run` does not sanitize by itself yet.
 
 use crate::layout::{EncTensor, Layout};
 use crate::matvec::EncodedMatVec;
 use crate::plan::{Plan, Stage};
 use crate::TensorError;
 use cipherflow_ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, GaloisKeys, RelinKey, SecretKey,
+    Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Flooding, GaloisKeys, NoiseBound,
+    PublicKey, RelinKey, SecretKey,
 };
 use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
@@ -221,6 +238,31 @@ impl EncryptedModel {
         Ok(h)
     }
 
+    /// Circuit privacy for an evaluated output before it goes back to the
+    /// data owner (see the module documentation): every ciphertext is
+    /// re-randomized with a fresh encryption of zero under the owner's
+    /// public key and flooded for `bound` (the proven bound of each output
+    /// ciphertext) with `flooding` (from `Flooding::for_circuit_privacy`).
+    pub fn sanitize<R: RngCore + CryptoRng>(
+        &self,
+        out: &EncTensor,
+        pk: &PublicKey,
+        bound: &NoiseBound,
+        flooding: &Flooding,
+        rng: &mut R,
+    ) -> Result<EncTensor, TensorError> {
+        let cts = out
+            .cts
+            .iter()
+            .map(|c| Ok(self.eval.sanitize(c, pk, bound, flooding, rng)?.0))
+            .collect::<Result<Vec<_>, TensorError>>()?;
+        Ok(EncTensor {
+            cts,
+            shape: out.shape.clone(),
+            layout: out.layout,
+        })
+    }
+
     /// Encrypts one input (latency mode) or a batch (throughput mode).
     pub fn encrypt<R: RngCore + CryptoRng>(
         &self,
@@ -269,6 +311,8 @@ pub struct KeySet {
     pub rlk: RelinKey,
     /// Galois keys for exactly the needed rotations (sent to the server).
     pub gk: GaloisKeys,
+    /// Public key (sent to the server, which needs it to sanitize outputs).
+    pub pk: PublicKey,
 }
 
 impl KeySet {
@@ -281,7 +325,8 @@ impl KeySet {
         let sk = SecretKey::generate(params, rng);
         let rlk = RelinKey::generate(&sk, rng)?;
         let gk = GaloisKeys::generate(&sk, &model.rotation_steps(), false, rng)?;
-        Ok(Self { sk, rlk, gk })
+        let pk = PublicKey::generate(&sk, rng)?;
+        Ok(Self { sk, rlk, gk, pk })
     }
 
     /// Serialized size of the Galois keys in bytes.
