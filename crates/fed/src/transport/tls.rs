@@ -272,6 +272,10 @@ pub fn explain(e: &rustls::Error, role: Role, name: &str) -> String {
                 CertificateError::UnknownIssuer => {
                     "it was not issued by the federation's CA".to_string()
                 }
+                CertificateError::BadSignature => {
+                    "it was not issued by the federation's CA (its signature does not verify)"
+                        .to_string()
+                }
                 CertificateError::NotValidForName
                 | CertificateError::NotValidForNameContext { .. } => {
                     format!("it is not issued to the {role}'s name {name:?} ({c})")
@@ -290,7 +294,12 @@ pub fn explain(e: &rustls::Error, role: Role, name: &str) -> String {
         rustls::Error::AlertReceived(a) => {
             let why = match a {
                 AlertDescription::UnknownCA => "it does not trust the CA that issued it",
-                AlertDescription::BadCertificate => "it is malformed or not acceptable",
+                AlertDescription::BadCertificate => {
+                    "it is not acceptable (e.g. not issued by the federation's CA)"
+                }
+                AlertDescription::DecryptError => {
+                    "it does not verify (e.g. issued by another CA of the same name)"
+                }
                 AlertDescription::UnsupportedCertificate => {
                     "it is not a client certificate (extended key usage)"
                 }
@@ -335,7 +344,64 @@ impl PinnedConnector {
     }
 }
 
-type IoStream = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+type IoStream = hyper_util::rt::TokioIo<Prefixed<tokio_rustls::client::TlsStream<TcpStream>>>;
+
+/// How long a client waits, after a TLS 1.3 handshake, for the server's
+/// first bytes (an HTTP/2 server speaks first) or its refusal.
+const VERDICT_WAIT: Duration = Duration::from_secs(2);
+
+/// A stream with bytes already read from it put back in front.
+pub struct Prefixed<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if let Some(rest) = this.prefix.get(this.pos..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            this.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 impl tonic::codegen::Service<Uri> for PinnedConnector {
     type Response = IoStream;
@@ -379,16 +445,45 @@ impl tonic::codegen::Service<Uri> for PinnedConnector {
             let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name.clone(), tcp))
                 .await
                 .map_err(|_| err(ConnectFailure::Broken("handshake timed out".into())))?
-                .map_err(|e| match rustls_error(&e) {
-                    Some(r) => {
-                        let e = err(ConnectFailure::Refused(r.clone()));
-                        tracing::warn!(error = %e, "connection refused");
-                        e
+                .map_err(|e| classify(e, &err))?;
+            // In TLS 1.3 the server checks our certificate after our side
+            // of the handshake is done: wait for its first bytes or its
+            // refusal, so that a refusal is reported here, with its reason.
+            let mut tls = Prefixed {
+                prefix: Vec::new(),
+                pos: 0,
+                inner: tls,
+            };
+            if tls.inner.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+                use tokio::io::AsyncReadExt;
+                let mut first = vec![0u8; 4096];
+                match tokio::time::timeout(VERDICT_WAIT, tls.inner.read(&mut first)).await {
+                    Ok(Ok(0)) => {
+                        return Err(err(ConnectFailure::Broken(
+                            "the server closed the connection after the handshake".into(),
+                        )))
                     }
-                    None => err(ConnectFailure::Broken(e.to_string())),
-                })?;
+                    Ok(Ok(n)) => {
+                        first.truncate(n);
+                        tls.prefix = first;
+                    }
+                    Ok(Err(e)) => return Err(classify(e, &err)),
+                    Err(_) => {} // a server that waits for us to speak
+                }
+            }
             Ok(hyper_util::rt::TokioIo::new(tls))
         })
+    }
+}
+
+fn classify(e: std::io::Error, err: &impl Fn(ConnectFailure) -> ConnectError) -> ConnectError {
+    match rustls_error(&e) {
+        Some(r) => {
+            let e = err(ConnectFailure::Refused(r.clone()));
+            tracing::warn!(error = %e, "connection refused");
+            e
+        }
+        None => err(ConnectFailure::Broken(e.to_string())),
     }
 }
 
@@ -488,6 +583,10 @@ fn describe_server_side(e: &rustls::Error) -> String {
             let why = match c {
                 CertificateError::UnknownIssuer => {
                     "it was not issued by the federation's CA".to_string()
+                }
+                CertificateError::BadSignature => {
+                    "it was not issued by the federation's CA (its signature does not verify)"
+                        .to_string()
                 }
                 CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                     "it is not a client certificate (extended key usage)".to_string()
