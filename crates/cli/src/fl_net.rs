@@ -544,12 +544,10 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
     })
     .map_err(e2s)?;
     let creds = Credentials::own(&a.pki.join("ca.pem"), &dir);
-    let mut coord = CoordinatorRemote::connect(&a.coordinator, &tls(&creds), &coordinator_pin)
-        .map_err(e2s)?;
+    let mut coord =
+        CoordinatorRemote::connect(&a.coordinator, &tls(&creds), &coordinator_pin).map_err(e2s)?;
     let mut kms = match &a.key_service {
-        Some(u) => {
-            Some(KeyServiceRemote::connect(u, &tls(&creds), &key_service_pin).map_err(e2s)?)
-        }
+        Some(u) => Some(KeyServiceRemote::connect(u, &tls(&creds), &key_service_pin).map_err(e2s)?),
         None => None,
     };
     if !a.json {

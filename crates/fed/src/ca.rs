@@ -157,7 +157,11 @@ pub fn default_server_name(role: &str, federation: &str) -> String {
     }
     let label: String = label.trim_matches('-').chars().take(63).collect();
     let label = label.trim_matches('-');
-    let label = if label.is_empty() { "federation" } else { label };
+    let label = if label.is_empty() {
+        "federation"
+    } else {
+        label
+    };
     format!("{role}.{label}.cipherflow.internal")
 }
 
@@ -253,7 +257,9 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
     }
     check_validity(o.validity_days)?;
     if o.clients.len() > 4096 {
-        return Err(FedError::Config("a roster holds at most 4096 clients".into()));
+        return Err(FedError::Config(
+            "a roster holds at most 4096 clients".into(),
+        ));
     }
     for n in &o.clients {
         check_client_id(n)?;
@@ -268,7 +274,10 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
         .unwrap_or_else(|| default_server_name("key-service", &o.federation));
     let coordinator_names = server_names(&coordinator_name, &o.coordinator_extra_names)?;
     let key_service_names = server_names(&key_service_name, &o.key_service_extra_names)?;
-    if coordinator_names.iter().any(|n| key_service_names.contains(n)) {
+    if coordinator_names
+        .iter()
+        .any(|n| key_service_names.contains(n))
+    {
         return Err(FedError::Config(
             "the coordinator and the key service need different names".into(),
         ));
@@ -482,7 +491,9 @@ pub fn sign_request(dir: &Path, req: &EnrollmentRequest, validity_days: u32) -> 
     }
     let mut roster = load_roster(dir)?;
     if roster.clients.len() >= 4096 {
-        return Err(FedError::Config("a roster holds at most 4096 clients".into()));
+        return Err(FedError::Config(
+            "a roster holds at most 4096 clients".into(),
+        ));
     }
     if roster.is_revoked(&req.client_id) {
         return Err(FedError::Refused(format!(
@@ -535,33 +546,32 @@ pub fn sign_request(dir: &Path, req: &EnrollmentRequest, validity_days: u32) -> 
 pub fn renew(dir: &Path, who: &str, validity_days: u32) -> Result<String> {
     check_validity(validity_days)?;
     let mut roster = load_roster(dir)?;
-    let (names, kind) = match who {
-        "coordinator" => {
-            let mut n = vec![roster
-                .coordinator_name
-                .clone()
-                .ok_or_else(|| FedError::Config("the roster has no coordinator name".into()))?];
-            n.extend(existing_names(dir, who)?);
-            n.dedup();
-            (n, Kind::Server)
-        }
-        "key-service" => {
-            let mut n = vec![roster
-                .key_service_name
-                .clone()
-                .ok_or_else(|| FedError::Config("the roster has no key-service name".into()))?];
-            n.extend(existing_names(dir, who)?);
-            n.dedup();
-            (n, Kind::Server)
-        }
-        "coordinator-client" => (Vec::new(), Kind::Client),
-        id => {
-            if roster.by_id(id).is_none() {
-                return Err(FedError::Config(format!("{id} is not in the roster")));
+    let (names, kind) =
+        match who {
+            "coordinator" => {
+                let mut n = vec![roster.coordinator_name.clone().ok_or_else(|| {
+                    FedError::Config("the roster has no coordinator name".into())
+                })?];
+                n.extend(existing_names(dir, who)?);
+                n.dedup();
+                (n, Kind::Server)
             }
-            (Vec::new(), Kind::Client)
-        }
-    };
+            "key-service" => {
+                let mut n = vec![roster.key_service_name.clone().ok_or_else(|| {
+                    FedError::Config("the roster has no key-service name".into())
+                })?];
+                n.extend(existing_names(dir, who)?);
+                n.dedup();
+                (n, Kind::Server)
+            }
+            "coordinator-client" => (Vec::new(), Kind::Client),
+            id => {
+                if roster.by_id(id).is_none() {
+                    return Err(FedError::Config(format!("{id} is not in the roster")));
+                }
+                (Vec::new(), Kind::Client)
+            }
+        };
     let c = Credentials::under(dir, who);
     if !c.key.exists() {
         return Err(FedError::Config(format!(

@@ -110,7 +110,10 @@ impl Metrics {
             ("revoked", t.revoked),
             ("message", self.refused),
         ] {
-            let _ = writeln!(s, "cipherflow_fed_refusals_total{{reason=\"{reason}\"}} {v}");
+            let _ = writeln!(
+                s,
+                "cipherflow_fed_refusals_total{{reason=\"{reason}\"}} {v}"
+            );
         }
         let _ = writeln!(s, "# HELP cipherflow_fed_round Current round.");
         let _ = writeln!(s, "# TYPE cipherflow_fed_round gauge");

@@ -109,7 +109,12 @@ fn serve_key_service_as(
     url
 }
 
-fn enroll(url: &str, c: &Credentials, pin: &ServerPin, federation: &str) -> Result<proto::EnrollReply, FedError> {
+fn enroll(
+    url: &str,
+    c: &Credentials,
+    pin: &ServerPin,
+    federation: &str,
+) -> Result<proto::EnrollReply, FedError> {
     let mut k = KeyServiceRemote::connect(url, &tls(c), pin)?;
     k.enroll(&proto::EnrollRequest {
         federation: federation.into(),
@@ -124,11 +129,13 @@ fn issue_with_ca(
     names: Vec<String>,
     eku: rcgen::ExtendedKeyUsagePurpose,
 ) -> Credentials {
-    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).unwrap())
-        .unwrap();
-    let issuer =
-        rcgen::Issuer::from_ca_cert_pem(&std::fs::read_to_string(pki.join("ca.pem")).unwrap(), ca_key)
-            .unwrap();
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(
+        &std::fs::read_to_string(pki.join("ca.pem")).unwrap(),
+        ca_key,
+    )
+    .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut p = rcgen::CertificateParams::new(names).unwrap();
     p.distinguished_name
@@ -162,7 +169,12 @@ fn coordinator_posing_as_key_service_is_refused() {
     let rt = runtime();
 
     // The coordinator's certificate behind the key-service API.
-    let fake = serve_key_service_as(&rt, &pki, "ks-pose", Credentials::under(&pki, "coordinator"));
+    let fake = serve_key_service_as(
+        &rt,
+        &pki,
+        "ks-pose",
+        Credentials::under(&pki, "coordinator"),
+    );
     let t0 = Instant::now();
     let r = enroll(&fake, &client, &pin, "ks-pose");
     let took = t0.elapsed();
@@ -189,7 +201,12 @@ fn coordinator_posing_as_key_service_is_refused() {
     }
 
     // The genuine key service hands out the share.
-    let real = serve_key_service_as(&rt, &pki, "ks-pose", Credentials::under(&pki, "key-service"));
+    let real = serve_key_service_as(
+        &rt,
+        &pki,
+        "ks-pose",
+        Credentials::under(&pki, "key-service"),
+    );
     let reply = enroll(&real, &client, &pin, "ks-pose").unwrap();
     assert_eq!(reply.party_id, 1);
     assert!(!reply.key_share.is_empty());
@@ -256,9 +273,16 @@ fn certificates_are_used_only_for_their_purpose() {
         Err(FedError::Refused(m)) => assert!(m.contains("certificate"), "{m}"),
         other => panic!("a server certificate authenticated a client: {other:?}"),
     }
-    let m = wait_for_metric(&server, "cipherflow_fed_refusals_total{reason=\"tls_handshake\"} 1");
+    let m = wait_for_metric(
+        &server,
+        "cipherflow_fed_refusals_total{reason=\"tls_handshake\"} 1",
+    );
     assert!(m.contains("cipherflow_fed_refused_total 1\n"), "{m}");
-    assert!(log_text().contains("not a client certificate"), "{}", log_text());
+    assert!(
+        log_text().contains("not a client certificate"),
+        "{}",
+        log_text()
+    );
     rt.block_on(server.stop()).unwrap();
 }
 
@@ -329,7 +353,10 @@ fn foreign_ca_client_is_refused_promptly_logged_and_counted() {
             num_examples: 1,
         })
     };
-    assert!(server.handle().metrics_text().contains("cipherflow_fed_refused_total 0\n"));
+    assert!(server
+        .handle()
+        .metrics_text()
+        .contains("cipherflow_fed_refused_total 0\n"));
 
     let other = dir.path().join("other");
     ca::init(&other, "foreign", &["client-1".to_string()]).unwrap();
@@ -352,7 +379,10 @@ fn foreign_ca_client_is_refused_promptly_logged_and_counted() {
         other => panic!("a foreign client got {other:?}"),
     }
     assert!(took < Duration::from_secs(3), "refused after {took:?}");
-    let m = wait_for_metric(&server, "cipherflow_fed_refusals_total{reason=\"tls_handshake\"} 1");
+    let m = wait_for_metric(
+        &server,
+        "cipherflow_fed_refusals_total{reason=\"tls_handshake\"} 1",
+    );
     assert!(m.contains("cipherflow_fed_refused_total 1\n"), "{m}");
     let log = log_text();
     assert!(
@@ -365,7 +395,9 @@ fn foreign_ca_client_is_refused_promptly_logged_and_counted() {
     // coordinator itself, promptly, saying why.
     let foreign_own = Credentials::under(&other, "client-1");
     match join(&foreign_own) {
-        Err(FedError::Refused(m)) => assert!(m.contains("not issued by the federation's CA"), "{m}"),
+        Err(FedError::Refused(m)) => {
+            assert!(m.contains("not issued by the federation's CA"), "{m}")
+        }
         other => panic!("{other:?}"),
     }
 
@@ -385,8 +417,14 @@ fn foreign_ca_client_is_refused_promptly_logged_and_counted() {
         Err(FedError::Revoked(_))
     ));
     let m = server.handle().metrics_text();
-    assert!(m.contains("cipherflow_fed_refusals_total{reason=\"unenrolled\"} 1\n"), "{m}");
-    assert!(m.contains("cipherflow_fed_refusals_total{reason=\"revoked\"} 1\n"), "{m}");
+    assert!(
+        m.contains("cipherflow_fed_refusals_total{reason=\"unenrolled\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("cipherflow_fed_refusals_total{reason=\"revoked\"} 1\n"),
+        "{m}"
+    );
     assert!(m.contains("cipherflow_fed_refused_total 4\n"), "{m}");
     assert!(join(&Credentials::under(&pki, "client-1")).is_ok());
     rt.block_on(server.stop()).unwrap();
@@ -396,10 +434,20 @@ fn foreign_ca_client_is_refused_promptly_logged_and_counted() {
 /// by the CA, by enrollment requests and by the roster.
 #[test]
 fn host_like_client_ids_are_refused() {
-    for id in ["a.example.org", "10.0.0.1", "localhost.", "::1", "coordinator", "key-service"] {
+    for id in [
+        "a.example.org",
+        "10.0.0.1",
+        "localhost.",
+        "::1",
+        "coordinator",
+        "key-service",
+    ] {
         assert!(check_client_id(id).is_err(), "{id}");
         let dir = tempfile::tempdir().unwrap();
-        assert!(ca::init(&dir.path().join("pki"), "ids", &[id.to_string()]).is_err(), "{id}");
+        assert!(
+            ca::init(&dir.path().join("pki"), "ids", &[id.to_string()]).is_err(),
+            "{id}"
+        );
         assert!(ca::make_request(&dir.path().join("h"), id).is_err(), "{id}");
     }
     check_client_id("hospital_3-b").unwrap();
@@ -418,7 +466,13 @@ fn host_like_client_ids_are_refused() {
     let mut r = Roster::load(&pki.join("roster.json")).unwrap();
     r.clients[0].client_id = "a.example.org".into();
     assert!(r.validate().is_err());
-    assert_eq!(Roster::load(&pki.join("roster.json")).unwrap().clients.len(), 1);
+    assert_eq!(
+        Roster::load(&pki.join("roster.json"))
+            .unwrap()
+            .clients
+            .len(),
+        1
+    );
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -463,8 +517,16 @@ fn csr_enrolled_client_completes_a_round() {
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains(key_pem.trim()), "{} holds the hospital's key", f.display());
-        assert!(!text.contains(kx_hex.trim()), "{} holds the hospital's kx key", f.display());
+        assert!(
+            !text.contains(key_pem.trim()),
+            "{} holds the hospital's key",
+            f.display()
+        );
+        assert!(
+            !text.contains(kx_hex.trim()),
+            "{} holds the hospital's kx key",
+            f.display()
+        );
     }
     assert!(!pki.join("clients/hospital-3/key.pem").exists());
     assert!(!pki.join("clients/hospital-3/kx.key").exists());
@@ -474,14 +536,18 @@ fn csr_enrolled_client_completes_a_round() {
     let e = roster.by_id("hospital-3").unwrap();
     assert_eq!(e.party_id, 3);
     assert_eq!(e.kx_public, kx.public_hex());
-    assert_eq!(e.cert_sha256.as_deref(), Some(fingerprint(&hospital.join("cert.pem")).as_str()));
+    assert_eq!(
+        e.cert_sha256.as_deref(),
+        Some(fingerprint(&hospital.join("cert.pem")).as_str())
+    );
 
     // A CSR that asks for a server certificate gets a client certificate.
     {
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut p = rcgen::CertificateParams::new(vec![roster.coordinator_name.clone().unwrap()])
-            .unwrap();
-        p.distinguished_name.push(rcgen::DnType::CommonName, "greedy");
+        let mut p =
+            rcgen::CertificateParams::new(vec![roster.coordinator_name.clone().unwrap()]).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "greedy");
         p.extended_key_usages = vec![
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
@@ -496,9 +562,7 @@ fn csr_enrolled_client_completes_a_round() {
         let copy = dir.path().join("pki-copy");
         copy_dir(&pki, &copy);
         let issued = ca::sign_request(&copy, &greedy, 365).unwrap();
-        let der = rustls::pki_types::CertificateDer::from(
-            rustls_pem_der(&issued),
-        );
+        let der = rustls::pki_types::CertificateDer::from(rustls_pem_der(&issued));
         let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
         let eku = x.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
@@ -632,7 +696,12 @@ fn certificates_expire_in_a_year_and_renewal_goes_through_the_roster() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     ca::init(&pki, "life", &["client-1".to_string()]).unwrap();
-    for who in ["coordinator", "coordinator-client", "key-service", "client-1"] {
+    for who in [
+        "coordinator",
+        "coordinator-client",
+        "key-service",
+        "client-1",
+    ] {
         let d = days_left(&Credentials::under(&pki, who).cert);
         assert!((364.0..=365.1).contains(&d), "{who}: {d} days");
     }
@@ -658,8 +727,14 @@ fn certificates_expire_in_a_year_and_renewal_goes_through_the_roster() {
     let old_roster = Roster::load(&pki.join("roster.json")).unwrap();
     let fp = ca::renew(&pki, "coordinator", 365).unwrap();
     let new_roster = Roster::load(&pki.join("roster.json")).unwrap();
-    assert_eq!(new_roster.coordinator_cert_sha256.as_deref(), Some(fp.as_str()));
-    assert_ne!(old_roster.coordinator_cert_sha256, new_roster.coordinator_cert_sha256);
+    assert_eq!(
+        new_roster.coordinator_cert_sha256.as_deref(),
+        Some(fp.as_str())
+    );
+    assert_ne!(
+        old_roster.coordinator_cert_sha256,
+        new_roster.coordinator_cert_sha256
+    );
     assert_eq!(new_roster.coordinator_name, old_roster.coordinator_name);
     let rt = runtime();
     let server = start_coordinator(&rt, &pki, dir.path(), "life", &new_roster);

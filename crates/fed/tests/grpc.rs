@@ -178,7 +178,10 @@ fn federation_over_mutual_tls_and_refusals() {
     ca::revoke(&pki, "client-3").unwrap();
     std::thread::sleep(Duration::from_millis(600));
     let c3 = Credentials::under(&pki, "client-3");
-    assert!(matches!(join(&url, &c3, &roster), Err(FedError::Revoked(_))));
+    assert!(matches!(
+        join(&url, &c3, &roster),
+        Err(FedError::Revoked(_))
+    ));
     assert!(join(&url, &Credentials::under(&pki, "client-1"), &roster).is_ok());
     rt.block_on(server.stop()).unwrap();
 }

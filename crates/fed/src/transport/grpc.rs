@@ -14,10 +14,10 @@ use super::agent::{CoordinatorApi, KeyServiceApi};
 use crate::coordinator::Coordinator;
 use crate::error::{FedError, Result};
 use crate::keyservice::KeyService;
+use crate::metrics::TransportRefusals;
 use crate::proto::{
     self, coordinator_client, coordinator_server, key_service_client, key_service_server,
 };
-use crate::metrics::TransportRefusals;
 use crate::roster::{Role, Roster, ServerPin};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;

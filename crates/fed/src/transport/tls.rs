@@ -57,10 +57,7 @@ fn read_certs(p: &Path) -> Result<Vec<CertificateDer<'static>>> {
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| FedError::Config(format!("{}: {e}", p.display())))?;
     if certs.is_empty() {
-        return Err(FedError::Config(format!(
-            "{}: no certificate",
-            p.display()
-        )));
+        return Err(FedError::Config(format!("{}: no certificate", p.display())));
     }
     Ok(certs)
 }
@@ -199,9 +196,10 @@ pub fn client_config(ca: &Path, cert: &Path, key: &Path, pin: &ServerPin) -> Res
 /// A server's TLS configuration: its certificate and key, client
 /// certificates required and verified against the CA (ClientAuth usage).
 pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<ServerConfig> {
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
-        .build()
-        .map_err(tls_err)?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
+            .build()
+            .map_err(tls_err)?;
     let mut c = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls_err)?
@@ -280,7 +278,8 @@ pub fn explain(e: &rustls::Error, role: Role, name: &str) -> String {
                 | CertificateError::NotValidForNameContext { .. } => {
                     format!("it is not issued to the {role}'s name {name:?} ({c})")
                 }
-                CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                CertificateError::InvalidPurpose
+                | CertificateError::InvalidPurposeContext { .. } => {
                     "it is not a server certificate (extended key usage)".to_string()
                 }
                 CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -331,10 +330,7 @@ impl PinnedConnector {
     /// A connector for `pin`'s role.
     pub fn new(ca: &Path, cert: &Path, key: &Path, pin: &ServerPin) -> Result<Self> {
         let name = ServerName::try_from(pin.name.clone()).map_err(|_| {
-            FedError::Config(format!(
-                "{:?} is not a DNS name or an IP address",
-                pin.name
-            ))
+            FedError::Config(format!("{:?} is not a DNS name or an IP address", pin.name))
         })?;
         Ok(Self {
             config: Arc::new(client_config(ca, cert, key, pin)?),
@@ -385,10 +381,7 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<S> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(
@@ -491,11 +484,7 @@ fn classify(e: std::io::Error, err: &impl Fn(ConnectFailure) -> ConnectError) ->
 /// in the error's sources (ours, or the server's alert after a TLS 1.3
 /// handshake), in words, from the point of view of a party dialling
 /// `role` under `name`.
-pub fn refusal_in(
-    e: &(dyn std::error::Error + 'static),
-    role: Role,
-    name: &str,
-) -> Option<String> {
+pub fn refusal_in(e: &(dyn std::error::Error + 'static), role: Role, name: &str) -> Option<String> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(c) = err.downcast_ref::<ConnectError>() {
@@ -588,7 +577,8 @@ fn describe_server_side(e: &rustls::Error) -> String {
                     "it was not issued by the federation's CA (its signature does not verify)"
                         .to_string()
                 }
-                CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                CertificateError::InvalidPurpose
+                | CertificateError::InvalidPurposeContext { .. } => {
                     "it is not a client certificate (extended key usage)".to_string()
                 }
                 other => other.to_string(),
