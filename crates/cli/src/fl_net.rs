@@ -7,7 +7,7 @@ use cipherflow_fed::client::{ClientAgent, ClientOptions};
 use cipherflow_fed::config::{FederationConfig, KeysMode};
 use cipherflow_fed::coordinator::{real_clock, Coordinator, CoordinatorOptions, Phase};
 use cipherflow_fed::keyservice::KeyService;
-use cipherflow_fed::roster::{KxSecret, Roster};
+use cipherflow_fed::roster::{KxSecret, Role, Roster};
 use cipherflow_fed::sim::split_among;
 use cipherflow_fed::transport::agent::{run_agent, KeyServiceApi};
 use cipherflow_fed::transport::grpc::{
@@ -22,8 +22,11 @@ use std::time::Duration;
 /// `cipherflow fl ca` subcommands.
 #[derive(clap::Subcommand)]
 pub enum CaCommand {
-    /// Creates a CA, the coordinator's and key service's certificates, one
-    /// identity per client, the audit-log key and the roster.
+    /// Creates a CA, the coordinator's (server and client) and key
+    /// service's certificates, the audit-log key, the roster and — for a
+    /// demo or tests on one machine only — client identities whose private
+    /// keys it generates itself. Hospitals of a real deployment enroll with
+    /// `fl ca csr` and `fl ca sign` instead (use --clients 0).
     Init {
         /// Output directory.
         #[arg(long)]
@@ -31,12 +34,74 @@ pub enum CaCommand {
         /// Federation name (must match the configuration's).
         #[arg(long)]
         federation: String,
-        /// Number of clients (named client-1 … client-N) …
+        /// Number of locally generated clients (named client-1 … client-N) …
         #[arg(long, default_value_t = 10)]
         clients: usize,
-        /// … or their names, comma separated.
+        /// … or their names, comma separated ([A-Za-z0-9-_], no dots).
         #[arg(long)]
         names: Option<String>,
+        /// The coordinator's server name, which clients verify whatever
+        /// address they dial [default: coordinator.<federation>.cipherflow.internal].
+        #[arg(long)]
+        coordinator_name: Option<String>,
+        /// The key service's server name
+        /// [default: key-service.<federation>.cipherflow.internal].
+        #[arg(long)]
+        key_service_name: Option<String>,
+        /// Further names or IP addresses in the coordinator's certificate,
+        /// comma separated (e.g. localhost,127.0.0.1 for other tools).
+        #[arg(long)]
+        coordinator_san: Option<String>,
+        /// Further names or IP addresses in the key service's certificate.
+        #[arg(long)]
+        key_service_san: Option<String>,
+        /// Lifetime of the issued certificates, days (the CA's: ten times as
+        /// long). Renew with `fl ca renew` or a new `fl ca sign`.
+        #[arg(long, default_value_t = ca::DEFAULT_VALIDITY_DAYS)]
+        validity_days: u32,
+    },
+    /// A hospital's side of enrollment: generates its TLS key and its
+    /// key-agreement key in --out (mode 0600; they never leave it) and
+    /// writes the request to send the CA (--out/request.json, no secret).
+    Csr {
+        /// The client id to ask for ([A-Za-z0-9-_], no dots).
+        #[arg(long)]
+        id: String,
+        /// The hospital's own directory (created).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The CA's side of enrollment: checks a hospital's request, issues its
+    /// client certificate (dir/clients/ID/cert.pem, also written to --out)
+    /// and adds it to the roster. Signing a new request of an enrolled
+    /// client with the same key-agreement key renews its certificate.
+    Sign {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The hospital's request.json.
+        #[arg(long, alias = "csr")]
+        request: PathBuf,
+        /// Also write the certificate here (e.g. the hospital's directory/cert.pem).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Lifetime of the certificate, days.
+        #[arg(long, default_value_t = ca::DEFAULT_VALIDITY_DAYS)]
+        validity_days: u32,
+    },
+    /// Re-issues a certificate whose key the CA holds (coordinator,
+    /// coordinator-client, key-service, or a locally generated client) and
+    /// updates the roster's fingerprint; hand every party the new roster.
+    Renew {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// coordinator, coordinator-client, key-service or a client id.
+        #[arg(long)]
+        who: String,
+        /// Lifetime of the new certificate, days.
+        #[arg(long, default_value_t = ca::DEFAULT_VALIDITY_DAYS)]
+        validity_days: u32,
     },
     /// Revokes a client (the coordinator re-reads the roster).
     Revoke {
@@ -91,12 +156,17 @@ pub struct ClientArgs {
     /// Federation configuration (must equal the coordinator's).
     #[arg(long)]
     pub config: PathBuf,
-    /// The directory `fl ca init` wrote (this client's files under clients/ID).
+    /// The federation's public files (ca.pem, roster.json, ledger.pub);
+    /// this client's own files are under clients/ID unless --identity.
     #[arg(long)]
     pub pki: PathBuf,
     /// Client id.
     #[arg(long)]
     pub id: String,
+    /// This client's own directory (key.pem and kx.key from `fl ca csr`,
+    /// cert.pem from `fl ca sign`) [default: PKI/clients/ID].
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
     /// Coordinator URL.
     #[arg(long, default_value = "https://127.0.0.1:7443")]
     pub coordinator: String,
@@ -167,19 +237,86 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
             federation,
             clients,
             names,
+            coordinator_name,
+            key_service_name,
+            coordinator_san,
+            key_service_san,
+            validity_days,
         } => {
             let names: Vec<String> = match names {
                 Some(n) => n.split(',').map(|s| s.trim().to_string()).collect(),
                 None => (1..=clients).map(|i| format!("client-{i}")).collect(),
             };
-            if names.is_empty() || names.len() > 4096 {
-                return Err("1..=4096 clients".into());
+            if names.len() > 4096 {
+                return Err("at most 4096 clients".into());
             }
-            let r = ca::init(&dir, &federation, &names).map_err(e2s)?;
+            let list = |s: Option<String>| -> Vec<String> {
+                s.map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+            };
+            let opts = ca::CaOptions {
+                federation: federation.clone(),
+                clients: names,
+                coordinator_name,
+                key_service_name,
+                coordinator_extra_names: list(coordinator_san),
+                key_service_extra_names: list(key_service_san),
+                validity_days,
+            };
+            let r = ca::init_with(&dir, &opts).map_err(e2s)?;
             println!(
-                "CA for {federation:?} in {}: {} clients, coordinator and key-service certificates, roster.json, ledger.key/.pub",
+                "CA for {federation:?} in {}: {} locally generated clients (keys included: local use only), \
+                 coordinator {:?} and key service {:?} certificates valid {validity_days} days, roster.json, ledger.key/.pub",
                 dir.display(),
-                r.clients.len()
+                r.clients.len(),
+                r.coordinator_name.as_deref().unwrap_or(""),
+                r.key_service_name.as_deref().unwrap_or(""),
+            );
+            Ok(())
+        }
+        CaCommand::Csr { id, out } => {
+            let req = ca::make_request(&out, &id).map_err(e2s)?;
+            println!(
+                "keys for {id:?} in {} (keep them there); send {} to the CA and confirm its SHA-256 {} out of band",
+                out.display(),
+                out.join(ca::REQUEST_FILE).display(),
+                req.fingerprint().map_err(e2s)?
+            );
+            Ok(())
+        }
+        CaCommand::Sign {
+            dir,
+            request,
+            out,
+            validity_days,
+        } => {
+            let req = ca::EnrollmentRequest::load(&request).map_err(e2s)?;
+            let fp = req.fingerprint().map_err(e2s)?;
+            let pem = ca::sign_request(&dir, &req, validity_days).map_err(e2s)?;
+            if let Some(o) = &out {
+                cipherflow_fed::store::write_atomic(o, pem.as_bytes(), false).map_err(e2s)?;
+            }
+            println!(
+                "{} enrolled (request SHA-256 {fp}); certificate in {}; hand it, ca.pem, roster.json and ledger.pub to the hospital and the new roster.json to every party",
+                req.client_id,
+                dir.join("clients").join(&req.client_id).join("cert.pem").display()
+            );
+            Ok(())
+        }
+        CaCommand::Renew {
+            dir,
+            who,
+            validity_days,
+        } => {
+            let fp = ca::renew(&dir, &who, validity_days).map_err(e2s)?;
+            println!(
+                "{who}: new certificate (SHA-256 {fp}), valid {validity_days} days; hand every party the new {}",
+                dir.join("roster.json").display()
             );
             Ok(())
         }
@@ -252,10 +389,19 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
         None => "new federation".to_string(),
     };
     let creds = Credentials::under(&a.pki, "coordinator");
+    // It calls the key service with its client certificate (a PKI from
+    // before the split has one certificate for both).
+    let mut client_creds = Credentials::under(&a.pki, "coordinator-client");
+    if !client_creds.cert.exists() {
+        client_creds = creds.clone();
+    }
     let rt = runtime()?;
     let json_out = a.json;
     rt.block_on(async move {
-        let ks = a.key_service.as_ref().map(|u| (u.clone(), tls(&creds)));
+        let ks = a
+            .key_service
+            .as_ref()
+            .map(|u| (u.clone(), tls(&client_creds)));
         let server =
             CoordinatorServer::start(coord, roster, a.listen, &tls(&creds), ks, Some(roster_path))
                 .await
@@ -398,8 +544,13 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
     };
     let parts = split_among(&loaded.train, n, alpha, a.seed).map_err(e2s)?;
     let data = parts.into_iter().nth(k - 1).ok_or("shard out of range")?;
-    let dir = a.pki.join("clients").join(&a.id);
+    let dir = a
+        .identity
+        .clone()
+        .unwrap_or_else(|| a.pki.join("clients").join(&a.id));
     let kx = KxSecret::load(&dir.join("kx.key")).map_err(e2s)?;
+    let coordinator_pin = roster.server_pin(Role::Coordinator).map_err(e2s)?;
+    let key_service_pin = roster.server_pin(Role::KeyService).map_err(e2s)?;
     let ledger_key = PublicKey::load(&a.pki.join("ledger.pub")).map_err(e2s)?;
     let keys = cfg.keys;
     let mut agent = ClientAgent::new(ClientOptions {
@@ -413,10 +564,11 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
         synthetic: false,
     })
     .map_err(e2s)?;
-    let creds = Credentials::under(&a.pki, &a.id);
-    let mut coord = CoordinatorRemote::connect(&a.coordinator, &tls(&creds)).map_err(e2s)?;
+    let creds = Credentials::own(&a.pki.join("ca.pem"), &dir);
+    let mut coord =
+        CoordinatorRemote::connect(&a.coordinator, &tls(&creds), &coordinator_pin).map_err(e2s)?;
     let mut kms = match &a.key_service {
-        Some(u) => Some(KeyServiceRemote::connect(u, &tls(&creds)).map_err(e2s)?),
+        Some(u) => Some(KeyServiceRemote::connect(u, &tls(&creds), &key_service_pin).map_err(e2s)?),
         None => None,
     };
     if !a.json {

@@ -33,7 +33,7 @@ pub struct RosterEntry {
 }
 
 /// The roster.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Roster {
     /// Federation name.
@@ -43,26 +43,95 @@ pub struct Roster {
     /// Revoked client ids.
     #[serde(default)]
     pub revoked: Vec<String>,
-    /// SHA-256 (hex) of the coordinator's certificate (the key service
-    /// accepts decryption requests from it only).
+    /// SHA-256 (hex) of the coordinator's server certificate: clients pin it.
+    /// (Rosters written before the coordinator had a separate client
+    /// certificate also let the key service identify the coordinator by it.)
     #[serde(default)]
     pub coordinator_cert_sha256: Option<String>,
-    /// SHA-256 (hex) of the key service's certificate.
+    /// SHA-256 (hex) of the key service's server certificate: clients and
+    /// the coordinator pin it.
     #[serde(default)]
     pub key_service_cert_sha256: Option<String>,
+    /// SHA-256 (hex) of the coordinator's client certificate (ClientAuth
+    /// only), with which it calls the key service; the key service accepts
+    /// decryption requests from it only.
+    #[serde(default)]
+    pub coordinator_client_cert_sha256: Option<String>,
+    /// The DNS name (or IP address) the coordinator's certificate is issued
+    /// to and clients verify, whatever address they dial; `None` in rosters
+    /// from before per-role names (then `localhost`).
+    #[serde(default)]
+    pub coordinator_name: Option<String>,
+    /// The key service's server name (as `coordinator_name`).
+    #[serde(default)]
+    pub key_service_name: Option<String>,
 }
 
-/// Checks a client id: 1–64 characters of `[A-Za-z0-9-_.]`.
+/// A server role of the federation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The coordinator.
+    Coordinator,
+    /// The key service.
+    KeyService,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Coordinator => "coordinator",
+            Role::KeyService => "key service",
+        })
+    }
+}
+
+/// What a client requires of a server it dials: the role's name (checked
+/// against the certificate's subject alternative names, whatever address
+/// was dialled) and the SHA-256 of the role's certificate from the roster
+/// (checked after the chain to the CA, the ServerAuth usage and the
+/// validity period).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerPin {
+    /// The role (for messages).
+    pub role: Role,
+    /// The name to verify.
+    pub name: String,
+    /// SHA-256 (hex, lower case) of the DER certificate.
+    pub cert_sha256: String,
+}
+
+/// Checks a server name: a DNS name or an IP address.
+pub fn check_server_name(name: &str) -> Result<()> {
+    rustls::pki_types::ServerName::try_from(name)
+        .map(|_| ())
+        .map_err(|_| FedError::Config(format!("{name:?} is not a DNS name or an IP address")))
+}
+
+/// Names no client may take: the server roles' directories under the CA.
+pub const RESERVED_IDS: [&str; 3] = ["coordinator", "key-service", "coordinator-client"];
+
+/// Checks a client id: 1–64 characters of `[A-Za-z0-9-_]`, not a reserved
+/// role name. A dot is refused: an id must not look like a host name or an
+/// IP address, so that a client's certificate can never be mistaken for a
+/// server's (its only subject name is its id).
 pub fn check_client_id(id: &str) -> Result<()> {
+    if id.parse::<std::net::IpAddr>().is_ok() || id.contains('.') {
+        return Err(FedError::Config(format!(
+            "client id {id:?} looks like a host name or an IP address; use [A-Za-z0-9-_] only"
+        )));
+    }
     if id.is_empty()
         || id.len() > 64
         || !id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
     {
         return Err(FedError::Config(format!(
-            "client id {id:?} must be 1–64 characters of [A-Za-z0-9-_.]"
+            "client id {id:?} must be 1–64 characters of [A-Za-z0-9-_]"
         )));
+    }
+    if RESERVED_IDS.iter().any(|r| r.eq_ignore_ascii_case(id)) {
+        return Err(FedError::Config(format!("client id {id:?} is reserved")));
     }
     Ok(())
 }
@@ -97,7 +166,7 @@ impl Roster {
             }
             parse_public(&c.kx_public)?;
             if let Some(h) = &c.cert_sha256 {
-                if hex::decode(h).map(|b| b.len()) != Ok(32) || !certs.insert(h.as_str()) {
+                if !is_fingerprint(h) || !certs.insert(h.as_str()) {
                     return Err(FedError::Config(format!(
                         "bad or repeated certificate fingerprint for {}",
                         c.client_id
@@ -105,7 +174,56 @@ impl Roster {
                 }
             }
         }
+        for (what, h) in [
+            ("coordinator", &self.coordinator_cert_sha256),
+            ("key service", &self.key_service_cert_sha256),
+            ("coordinator client", &self.coordinator_client_cert_sha256),
+        ] {
+            if let Some(h) = h {
+                if !is_fingerprint(h) || !certs.insert(h.as_str()) {
+                    return Err(FedError::Config(format!(
+                        "bad or repeated certificate fingerprint for the {what}"
+                    )));
+                }
+            }
+        }
+        for n in [&self.coordinator_name, &self.key_service_name]
+            .into_iter()
+            .flatten()
+        {
+            check_server_name(n)?;
+        }
         Ok(())
+    }
+
+    /// What a client pins when it dials `role`: the role's name and
+    /// certificate fingerprint. A roster without the fingerprint cannot be
+    /// used to dial (nothing to pin).
+    pub fn server_pin(&self, role: Role) -> Result<ServerPin> {
+        let (name, fp) = match role {
+            Role::Coordinator => (&self.coordinator_name, &self.coordinator_cert_sha256),
+            Role::KeyService => (&self.key_service_name, &self.key_service_cert_sha256),
+        };
+        let cert_sha256 = fp.clone().ok_or_else(|| {
+            FedError::Config(format!(
+                "the roster has no certificate fingerprint for the {role}: nothing to pin"
+            ))
+        })?;
+        Ok(ServerPin {
+            role,
+            name: name.clone().unwrap_or_else(|| "localhost".into()),
+            cert_sha256: cert_sha256.to_ascii_lowercase(),
+        })
+    }
+
+    /// Whether `sha256_hex` is the certificate with which the coordinator
+    /// calls the key service (its client certificate; in rosters without
+    /// one, its server certificate).
+    pub fn is_coordinator_client(&self, sha256_hex: &str) -> bool {
+        match &self.coordinator_client_cert_sha256 {
+            Some(c) => c == sha256_hex,
+            None => self.coordinator_cert_sha256.as_deref() == Some(sha256_hex),
+        }
     }
 
     /// Loads and validates a JSON roster.
@@ -161,6 +279,10 @@ impl Roster {
         v.sort_unstable();
         v
     }
+}
+
+fn is_fingerprint(h: &str) -> bool {
+    hex::decode(h).map(|b| b.len()) == Ok(32)
 }
 
 /// Parses a hex X25519 public key.

@@ -149,8 +149,7 @@ pub fn make_roster(federation: &str, n: usize) -> (Roster, Vec<KxSecret>) {
             federation: federation.into(),
             clients,
             revoked: Vec::new(),
-            coordinator_cert_sha256: None,
-            key_service_cert_sha256: None,
+            ..Roster::default()
         },
         kx,
     )

@@ -12,7 +12,7 @@ use cipherflow_fed::client::{ClientAgent, ClientOptions};
 use cipherflow_fed::config::KeysMode;
 use cipherflow_fed::coordinator::{real_clock, Coordinator, CoordinatorOptions, Phase};
 use cipherflow_fed::proto;
-use cipherflow_fed::roster::{KxSecret, Roster};
+use cipherflow_fed::roster::{KxSecret, Role, Roster};
 use cipherflow_fed::sim::split_among;
 use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi};
 use cipherflow_fed::transport::grpc::{CoordinatorRemote, CoordinatorServer, TlsFiles};
@@ -29,8 +29,9 @@ fn tls(c: &Credentials) -> TlsFiles<'_> {
     }
 }
 
-fn join(url: &str, c: &Credentials) -> Result<proto::JoinReply, FedError> {
-    let mut r = CoordinatorRemote::connect(url, &tls(c))?;
+fn join(url: &str, c: &Credentials, roster: &Roster) -> Result<proto::JoinReply, FedError> {
+    let pin = roster.server_pin(Role::Coordinator)?;
+    let mut r = CoordinatorRemote::connect(url, &tls(c), &pin)?;
     r.join(&proto::JoinRequest {
         federation: "bc-grpc".into(),
         num_examples: 1,
@@ -102,13 +103,16 @@ fn federation_over_mutual_tls_and_refusals() {
     let other = dir.path().join("other");
     ca::init(&other, "bc-grpc", &["client-1".to_string()]).unwrap();
     let foreign = Credentials::under(&other, "client-1");
-    assert!(matches!(join(&url, &foreign), Err(FedError::Transport(_))));
+    assert!(matches!(
+        join(&url, &foreign, &roster),
+        Err(FedError::Refused(_))
+    ));
     // The right CA, but not in the roster: unenrolled.
     let rogue = rogue_identity(&pki, &dir.path().join("rogue"));
     assert!(
-        matches!(join(&url, &rogue), Err(FedError::Unenrolled(_))),
+        matches!(join(&url, &rogue, &roster), Err(FedError::Unenrolled(_))),
         "{:?}",
-        join(&url, &rogue)
+        join(&url, &rogue, &roster)
     );
 
     let parts = split_among(&train, 3, Some(0.5), 1).unwrap();
@@ -120,6 +124,7 @@ fn federation_over_mutual_tls_and_refusals() {
             let (pki, url, roster, cfg) = (pki.clone(), url.clone(), roster.clone(), cfg.clone());
             std::thread::spawn(move || {
                 let cdir = pki.join("clients").join(&id);
+                let pin = roster.server_pin(Role::Coordinator).unwrap();
                 let mut agent = ClientAgent::new(ClientOptions {
                     client_id: id.clone(),
                     kx: Some(KxSecret::load(&cdir.join("kx.key")).unwrap()),
@@ -132,7 +137,7 @@ fn federation_over_mutual_tls_and_refusals() {
                 })
                 .unwrap();
                 let c = Credentials::under(&pki, &id);
-                let mut remote = CoordinatorRemote::connect(&url, &tls(&c)).unwrap();
+                let mut remote = CoordinatorRemote::connect(&url, &tls(&c), &pin).unwrap();
                 run_agent(
                     &mut agent,
                     &mut remote,
@@ -173,7 +178,10 @@ fn federation_over_mutual_tls_and_refusals() {
     ca::revoke(&pki, "client-3").unwrap();
     std::thread::sleep(Duration::from_millis(600));
     let c3 = Credentials::under(&pki, "client-3");
-    assert!(matches!(join(&url, &c3), Err(FedError::Revoked(_))));
-    assert!(join(&url, &Credentials::under(&pki, "client-1")).is_ok());
+    assert!(matches!(
+        join(&url, &c3, &roster),
+        Err(FedError::Revoked(_))
+    ));
+    assert!(join(&url, &Credentials::under(&pki, "client-1"), &roster).is_ok());
     rt.block_on(server.stop()).unwrap();
 }

@@ -2,20 +2,23 @@
 //! coordinator and key-service servers, and blocking clients for the
 //! agents.
 //!
-//! A peer's identity is the SHA-256 of the certificate it presented in the
-//! TLS handshake, looked up in the roster: an unknown certificate is
-//! refused as unenrolled, a revoked client as revoked, and both are
-//! logged. Messages are capped at [`MAX_MESSAGE_BYTES`]; an upload stream
-//! at the model's chunk count.
+//! TLS is set up by [`super::tls`]: clients dial each role by its name
+//! from the roster and pin its certificate; servers log and count every
+//! refused handshake. A peer's identity is the SHA-256 of the certificate
+//! it presented in the TLS handshake, looked up in the roster: an unknown
+//! certificate is refused as unenrolled, a revoked client as revoked, both
+//! logged at `warn` and counted in the metrics. Messages are capped at
+//! [`MAX_MESSAGE_BYTES`]; an upload stream at the model's chunk count.
 
 use super::agent::{CoordinatorApi, KeyServiceApi};
 use crate::coordinator::Coordinator;
 use crate::error::{FedError, Result};
 use crate::keyservice::KeyService;
+use crate::metrics::TransportRefusals;
 use crate::proto::{
     self, coordinator_client, coordinator_server, key_service_client, key_service_server,
 };
-use crate::roster::Roster;
+use crate::roster::{Role, Roster, ServerPin};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,9 +26,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
-};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Largest gRPC message (one ciphertext chunk or share part is far below).
@@ -41,21 +42,8 @@ pub struct TlsFiles<'a> {
     pub key: &'a Path,
 }
 
-fn read(p: &Path) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|e| FedError::io(p, e))
-}
-
-fn server_tls(f: &TlsFiles<'_>) -> Result<ServerTlsConfig> {
-    Ok(ServerTlsConfig::new()
-        .identity(Identity::from_pem(read(f.cert)?, read(f.key)?))
-        .client_ca_root(Certificate::from_pem(read(f.ca)?)))
-}
-
-fn client_tls(f: &TlsFiles<'_>) -> Result<ClientTlsConfig> {
-    Ok(ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(f.ca)?))
-        .identity(Identity::from_pem(read(f.cert)?, read(f.key)?))
-        .domain_name("localhost"))
+fn server_config(f: &TlsFiles<'_>) -> Result<rustls::ServerConfig> {
+    super::tls::server_config(f.ca, f.cert, f.key)
 }
 
 /// Maps a protocol error to a gRPC status (messages carry no secrets).
@@ -71,6 +59,16 @@ pub fn status(e: FedError) -> Status {
             Status::invalid_argument(m)
         }
         _ => Status::internal(m),
+    }
+}
+
+/// Maps a failed call to `pin`'s role back: a refused TLS handshake (found
+/// in the status's sources) is [`FedError::Refused`] with its reason, not
+/// retried; otherwise as [`from_status`].
+pub fn from_call(pin: &ServerPin, s: Status) -> FedError {
+    match super::tls::refusal_in(&s, pin.role, &pin.name) {
+        Some(why) => FedError::Refused(why),
+        None => from_status(s),
     }
 }
 
@@ -106,6 +104,7 @@ struct Shared {
     roster: Mutex<Roster>,
     notify: Notify,
     max_chunks: usize,
+    refusals: Arc<TransportRefusals>,
 }
 
 /// The coordinator's gRPC service.
@@ -124,6 +123,7 @@ impl CoordinatorService {
             .map_err(|_| Status::internal("lock"))?;
         match roster.by_cert(&fp) {
             Some(e) if roster.is_revoked(&e.client_id) => {
+                self.inner.refusals.count_revoked();
                 tracing::warn!(client = %e.client_id, "revoked client refused");
                 Err(Status::permission_denied(format!(
                     "{} is revoked",
@@ -132,8 +132,11 @@ impl CoordinatorService {
             }
             Some(e) => Ok(e.client_id.clone()),
             None => {
+                self.inner.refusals.count_unenrolled();
                 tracing::warn!(fingerprint = %fp, "unenrolled certificate refused");
-                Err(Status::unauthenticated("certificate not in the roster"))
+                Err(Status::unauthenticated(format!(
+                    "certificate SHA-256 {fp} is not in the roster"
+                )))
             }
         }
     }
@@ -270,12 +273,16 @@ pub struct CoordinatorServer {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+    acceptor: tokio::task::JoinHandle<()>,
 }
 
 impl CoordinatorServer {
-    /// Serves `coord` on `addr` (port 0: any) with mutual TLS; a ticker
-    /// drives timeouts every 100 ms, forwards key-service requests to
-    /// `key_service` (if any) and re-reads `roster_file` revocations.
+    /// Serves `coord` on `addr` (port 0: any) with mutual TLS on the
+    /// coordinator's server certificate `tls`; a ticker drives timeouts
+    /// every 100 ms, forwards key-service requests to `key_service` (if
+    /// any: its URL and the coordinator's *client* credentials; the key
+    /// service is dialled by its roster name and pinned) and re-reads
+    /// `roster_file` revocations.
     pub async fn start(
         coord: Coordinator,
         roster: Roster,
@@ -285,11 +292,17 @@ impl CoordinatorServer {
         roster_file: Option<std::path::PathBuf>,
     ) -> Result<Self> {
         let max_chunks = coord.wire().chunks.max(1) + 1;
+        let ks_pin = match &key_service {
+            Some(_) => Some(roster.server_pin(Role::KeyService)?),
+            None => None,
+        };
+        let refusals = Arc::new(TransportRefusals::default());
         let inner = Arc::new(Shared {
             coord: Mutex::new(coord),
             roster: Mutex::new(roster),
             notify: Notify::new(),
             max_chunks,
+            refusals: refusals.clone(),
         });
         let service = CoordinatorService { inner };
         let listener = tokio::net::TcpListener::bind(addr)
@@ -302,17 +315,17 @@ impl CoordinatorServer {
         let svc = coordinator_server::CoordinatorServer::new(service.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let router = tonic::transport::Server::builder()
-            .tls_config(server_tls(tls)?)
-            .map_err(|e| FedError::Transport(format!("TLS: {e}")))?
-            .add_service(svc);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let router = tonic::transport::Server::builder().add_service(svc);
+        let (incoming, acceptor) =
+            super::tls::accept_tls(listener, server_config(tls)?, "coordinator", refusals);
         let handle = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = rx.await;
         }));
-        let ks = match key_service {
-            Some((url, f)) => Some(KeyServiceRemote::connect_async(&url, &f).await?),
-            None => None,
+        let ks = match (key_service, ks_pin) {
+            (Some((url, f)), Some(pin)) => {
+                Some(KeyServiceRemote::connect_async(&url, &f, &pin).await?)
+            }
+            _ => None,
         };
         let ticker = service.clone();
         tokio::spawn(async move { ticker.tick_loop(ks, roster_file).await });
@@ -321,6 +334,7 @@ impl CoordinatorServer {
             addr,
             shutdown: Some(tx),
             handle,
+            acceptor,
         })
     }
 
@@ -345,6 +359,7 @@ impl CoordinatorServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.acceptor.abort();
         self.handle
             .await
             .map_err(|e| FedError::Transport(e.to_string()))?
@@ -360,10 +375,14 @@ impl ServerHandle {
     /// The Prometheus text of the coordinator's counters.
     pub fn metrics_text(&self) -> String {
         match self.0.coord.lock() {
-            Ok(c) => c.metrics().render(
-                c.current_round().unwrap_or(0),
-                matches!(c.phase(), crate::coordinator::Phase::Finished(_)),
-            ),
+            Ok(c) => {
+                let mut m = c.metrics().clone();
+                m.transport = self.0.refusals.snapshot();
+                m.render(
+                    c.current_round().unwrap_or(0),
+                    matches!(c.phase(), crate::coordinator::Phase::Finished(_)),
+                )
+            }
             Err(_) => String::new(),
         }
     }
@@ -420,6 +439,7 @@ impl CoordinatorService {
 pub struct KeyServiceService {
     ks: Arc<Mutex<KeyService>>,
     roster: Arc<Roster>,
+    refusals: Arc<TransportRefusals>,
 }
 
 type ShareStream = Pin<
@@ -438,8 +458,9 @@ impl key_service_server::KeyService for KeyServiceService {
             .by_cert(&fp)
             .map(|e| e.client_id.clone())
             .ok_or_else(|| {
+                self.refusals.count_unenrolled();
                 tracing::warn!(fingerprint = %fp, "unenrolled certificate refused by the key service");
-                Status::unauthenticated("certificate not in the roster")
+                Status::unauthenticated(format!("certificate SHA-256 {fp} is not in the roster"))
             })?;
         let r = req.into_inner();
         let ks = self.ks.clone();
@@ -461,9 +482,10 @@ impl key_service_server::KeyService for KeyServiceService {
         req: Request<proto::KeyServiceDecrypt>,
     ) -> std::result::Result<Response<ShareStream>, Status> {
         let fp = peer_fingerprint(&req)?;
-        let caller = if self.roster.coordinator_cert_sha256.as_deref() == Some(fp.as_str()) {
+        let caller = if self.roster.is_coordinator_client(&fp) {
             "coordinator".to_string()
         } else {
+            self.refusals.count_unenrolled();
             tracing::warn!(fingerprint = %fp, "decryption request from a non-coordinator refused");
             return Err(Status::permission_denied(
                 "only the coordinator may request decryptions",
@@ -492,52 +514,90 @@ pub async fn serve_key_service(
     addr: SocketAddr,
     tls: &TlsFiles<'_>,
 ) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| FedError::Transport(format!("bind {addr}: {e}")))?;
+    serve_key_service_on(ks, roster, listener, tls).await
+}
+
+/// Serves a key service on a bound listener until the process ends.
+pub async fn serve_key_service_on(
+    ks: KeyService,
+    roster: Roster,
+    listener: tokio::net::TcpListener,
+    tls: &TlsFiles<'_>,
+) -> Result<()> {
+    let refusals = Arc::new(TransportRefusals::default());
     let svc = KeyServiceService {
         ks: Arc::new(Mutex::new(ks)),
         roster: Arc::new(roster),
+        refusals: refusals.clone(),
     };
+    let (incoming, _acceptor) =
+        super::tls::accept_tls(listener, server_config(tls)?, "key service", refusals);
     tonic::transport::Server::builder()
-        .tls_config(server_tls(tls)?)
-        .map_err(|e| FedError::Transport(format!("TLS: {e}")))?
         .add_service(
             key_service_server::KeyServiceServer::new(svc)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve(addr)
+        .serve_with_incoming(incoming)
         .await
         .map_err(|e| FedError::Transport(e.to_string()))
 }
 
-async fn channel(url: &str, tls: &TlsFiles<'_>) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_string())
+/// A lazily connected channel to `url`, over TLS with `tls`'s certificate,
+/// to the server that proves `pin`'s name and certificate.
+fn channel(url: &str, tls: &TlsFiles<'_>, pin: &ServerPin) -> Result<Channel> {
+    // The connector does TLS itself; tonic sees plain HTTP/2.
+    let plain = match url.strip_prefix("https://") {
+        Some(rest) => format!("http://{rest}"),
+        None => {
+            return Err(FedError::Config(format!(
+                "{url}: the {} is dialled over https://",
+                pin.role
+            )))
+        }
+    };
+    let endpoint = Endpoint::from_shared(plain)
         .map_err(|e| FedError::Config(format!("{url}: {e}")))?
-        .tls_config(client_tls(tls)?)
-        .map_err(|e| FedError::Transport(format!("TLS: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(120));
-    Ok(endpoint.connect_lazy())
+    let connector = super::tls::PinnedConnector::new(tls.ca, tls.cert, tls.key, pin)?;
+    Ok(endpoint.connect_with_connector_lazy(connector))
 }
 
 /// A blocking coordinator client (its own Tokio runtime).
 pub struct CoordinatorRemote {
     rt: tokio::runtime::Runtime,
     client: coordinator_client::CoordinatorClient<Channel>,
+    pin: ServerPin,
 }
 
 impl CoordinatorRemote {
-    /// Connects (lazily) to `url` (e.g. `https://127.0.0.1:7443`).
-    pub fn connect(url: &str, tls: &TlsFiles<'_>) -> Result<Self> {
+    /// Connects (lazily) to `url` (e.g. `https://127.0.0.1:7443`), where
+    /// the coordinator must prove `pin` (`roster.server_pin(Role::Coordinator)`).
+    pub fn connect(url: &str, tls: &TlsFiles<'_>, pin: &ServerPin) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| FedError::Transport(e.to_string()))?;
-        let ch = rt.block_on(channel(url, tls))?;
+        let ch = {
+            let _guard = rt.enter();
+            channel(url, tls, pin)?
+        };
         let client = coordinator_client::CoordinatorClient::new(ch)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { rt, client })
+        Ok(Self {
+            rt,
+            client,
+            pin: pin.clone(),
+        })
+    }
+
+    fn fail(&self) -> impl Fn(Status) -> FedError + '_ {
+        |s| from_call(&self.pin, s)
     }
 }
 
@@ -548,7 +608,7 @@ impl CoordinatorApi for CoordinatorRemote {
         self.rt
             .block_on(async move { c.join(r).await })
             .map(Response::into_inner)
-            .map_err(from_status)
+            .map_err(self.fail())
     }
     fn post_key_setup(&mut self, r: &proto::KeySetupPost) -> Result<proto::KeySetupBundle> {
         let mut c = self.client.clone();
@@ -556,7 +616,7 @@ impl CoordinatorApi for CoordinatorRemote {
         self.rt
             .block_on(async move { c.post_key_setup(r).await })
             .map(Response::into_inner)
-            .map_err(from_status)
+            .map_err(self.fail())
     }
     fn get_key_setup(&mut self, r: &proto::KeySetupQuery) -> Result<proto::KeySetupBundle> {
         let mut c = self.client.clone();
@@ -564,7 +624,7 @@ impl CoordinatorApi for CoordinatorRemote {
         self.rt
             .block_on(async move { c.get_key_setup(r).await })
             .map(Response::into_inner)
-            .map_err(from_status)
+            .map_err(self.fail())
     }
     fn next_task(&mut self, r: &proto::TaskRequest) -> Result<proto::Task> {
         let mut c = self.client.clone();
@@ -572,21 +632,21 @@ impl CoordinatorApi for CoordinatorRemote {
         self.rt
             .block_on(async move { c.next_task(r).await })
             .map(Response::into_inner)
-            .map_err(from_status)
+            .map_err(self.fail())
     }
     fn upload(&mut self, chunks: Vec<proto::UploadChunk>) -> Result<proto::UploadReceipt> {
         let mut c = self.client.clone();
         self.rt
             .block_on(async move { c.upload(tokio_stream::iter(chunks)).await })
             .map(Response::into_inner)
-            .map_err(from_status)
+            .map_err(self.fail())
     }
     fn send_share(&mut self, parts: Vec<proto::ShareChunk>) -> Result<proto::ShareReceipt> {
         let mut c = self.client.clone();
         self.rt
             .block_on(async move { c.send_share(tokio_stream::iter(parts)).await })
             .map(Response::into_inner)
-            .map_err(from_status)
+            .map_err(self.fail())
     }
     fn counted_proof(&mut self, r: &proto::ProofRequest) -> Result<proto::ProofReply> {
         let mut c = self.client.clone();
@@ -594,7 +654,7 @@ impl CoordinatorApi for CoordinatorRemote {
         self.rt
             .block_on(async move { c.counted_proof(r).await })
             .map(Response::into_inner)
-            .map_err(from_status)
+            .map_err(self.fail())
     }
 }
 
@@ -602,26 +662,29 @@ impl CoordinatorApi for CoordinatorRemote {
 pub struct KeyServiceRemote {
     client: key_service_client::KeyServiceClient<Channel>,
     rt: Option<tokio::runtime::Runtime>,
+    pin: ServerPin,
 }
 
 impl KeyServiceRemote {
-    async fn connect_async(url: &str, tls: &TlsFiles<'_>) -> Result<Self> {
-        let ch = channel(url, tls).await?;
+    async fn connect_async(url: &str, tls: &TlsFiles<'_>, pin: &ServerPin) -> Result<Self> {
+        let ch = channel(url, tls, pin)?;
         Ok(Self {
             client: key_service_client::KeyServiceClient::new(ch)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             rt: None,
+            pin: pin.clone(),
         })
     }
 
-    /// A blocking client (for agents).
-    pub fn connect(url: &str, tls: &TlsFiles<'_>) -> Result<Self> {
+    /// A blocking client (for agents) of the key service at `url`, which
+    /// must prove `pin` (`roster.server_pin(Role::KeyService)`).
+    pub fn connect(url: &str, tls: &TlsFiles<'_>, pin: &ServerPin) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| FedError::Transport(e.to_string()))?;
-        let mut k = rt.block_on(Self::connect_async(url, tls))?;
+        let mut k = rt.block_on(Self::connect_async(url, tls, pin))?;
         k.rt = Some(rt);
         Ok(k)
     }
@@ -630,14 +693,15 @@ impl KeyServiceRemote {
         &mut self,
         req: proto::KeyServiceDecrypt,
     ) -> Result<Vec<proto::ShareChunk>> {
+        let pin = self.pin.clone();
         let mut stream = self
             .client
             .decrypt(req)
             .await
-            .map_err(from_status)?
+            .map_err(|s| from_call(&pin, s))?
             .into_inner();
         let mut parts = Vec::new();
-        while let Some(p) = stream.message().await.map_err(from_status)? {
+        while let Some(p) = stream.message().await.map_err(|s| from_call(&pin, s))? {
             if parts.len() > cipherflow_ckks::multiparty::MAX_CHUNKS {
                 return Err(FedError::Protocol("too many share parts".into()));
             }
@@ -657,6 +721,6 @@ impl KeyServiceApi for KeyServiceRemote {
             .ok_or_else(|| FedError::Transport("async key-service client used blocking".into()))?;
         rt.block_on(async move { c.enroll(r).await })
             .map(Response::into_inner)
-            .map_err(from_status)
+            .map_err(|s| from_call(&self.pin, s))
     }
 }

@@ -4,3 +4,4 @@
 pub mod agent;
 pub mod grpc;
 pub mod inproc;
+pub mod tls;
