@@ -229,6 +229,10 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
         }
     }
     assert!(log.iter().any(|l| l.contains("finished: 6 rounds done")));
+    // The federation's model is a file the rest of the tool loads.
+    let model = cipherflow_nn::io::safetensors::load_model(&dir.join("state/model.safetensors"))
+        .expect("the coordinator wrote the final model");
+    assert_eq!(model.num_params(), 31);
     let v = Command::new(bin())
         .args(["audit", "verify"])
         .arg(dir.join("state/ledger.db"))
@@ -282,4 +286,39 @@ fn simulate_json_contract() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--clients"));
+    // Absurd sizes are refused before anything is allocated (no panic, no
+    // allocator abort).
+    for p in ["0", "1", "10000000000"] {
+        let bad = Command::new(bin())
+            .args(["fl", "simulate", "--params-per-client", p, "--clients", "4"])
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(1), "--params-per-client {p}");
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("--params-per-client"),
+            "{}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+    }
+    // A configuration is read exactly as the processes read it: shapes that
+    // do not fit the data are an error, not silently replaced.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("fed.toml");
+    std::fs::write(
+        &cfg,
+        "name = \"bc\"\nrounds = 1\nmodel = \"logreg\"\ninput = [10]\nclasses = 2\n",
+    )
+    .unwrap();
+    let bad = Command::new(bin())
+        .current_dir(repo())
+        .args(["fl", "simulate", "--clients", "4", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("the configuration says input [10]"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }

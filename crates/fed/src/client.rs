@@ -650,7 +650,7 @@ impl ClientAgent {
             .map(|&x| f64::from(x) * f64::from(x))
             .sum::<f64>()
             .sqrt();
-        if !(norm <= self.cfg.max_model_norm) {
+        if !norm.is_finite() || norm > self.cfg.max_model_norm {
             return Err(FedError::Refused(format!(
                 "the global model's L2 norm {norm:.3e} exceeds max_model_norm {:.3e}",
                 self.cfg.max_model_norm

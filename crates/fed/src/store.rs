@@ -560,3 +560,30 @@ fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
     }
     std::fs::rename(&tmp, path).map_err(|e| FedError::io(path, e))
 }
+
+#[cfg(test)]
+mod private_file_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_is_written_0600_even_over_a_left_over_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.json");
+        // A temporary file left world-readable by an earlier crash.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, b"old").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, b"secret").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+        // And when the file itself existed with a wider mode.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, b"secret 2").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
