@@ -361,20 +361,33 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
     if cfg.keys == KeysMode::KeyService && a.key_service.is_none() {
         return Err("key-service mode: pass --key-service URL".into());
     }
-    let coord = Coordinator::open(CoordinatorOptions {
-        config: cfg.clone(),
-        roster: roster.clone(),
-        state: a.state.join("coordinator.db"),
-        ledger: a.state.join("ledger.db"),
-        signer,
-        eval,
-        clock: real_clock(),
-    })
-    .map_err(e2s)?;
-    let mut coord = coord;
-    if a.save_rounds {
-        coord.save_round_models(a.state.join("models"));
-    }
+    // How to open the coordinator — now, and again after a storage failure
+    // (a full disk): the roster and the signing key are re-read.
+    let open = {
+        let (cfg, roster_path, state) = (cfg.clone(), roster_path.clone(), a.state.clone());
+        let key_path = a.pki.join("ledger.key");
+        let rounds_dir = a.save_rounds.then(|| a.state.join("models"));
+        move |signer: LogSigner| {
+            let mut c = Coordinator::open(CoordinatorOptions {
+                config: cfg.clone(),
+                roster: Roster::load(&roster_path)?,
+                state: state.join("coordinator.db"),
+                ledger: state.join("ledger.db"),
+                signer,
+                eval: eval.clone(),
+                clock: real_clock(),
+            })?;
+            if let Some(d) = &rounds_dir {
+                c.save_round_models(d.clone());
+            }
+            Ok::<_, cipherflow_fed::FedError>((c, key_path.clone()))
+        }
+    };
+    let (coord, key_path) = open(signer).map_err(e2s)?;
+    let reopen: cipherflow_fed::transport::grpc::Reopen = Box::new(move || {
+        let signer = LogSigner::load(&key_path)?;
+        open(signer).map(|(c, _)| c)
+    });
     let model_out = a
         .model_out
         .clone()
@@ -406,6 +419,7 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
             CoordinatorServer::start(coord, roster, a.listen, &tls(&creds), ks, Some(roster_path))
                 .await
                 .map_err(e2s)?;
+        server.recover_with(reopen);
         if !json_out {
             println!(
                 "coordinator for {:?} on {} ({resume_note}){}",

@@ -322,3 +322,125 @@ fn simulate_json_contract() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// Unmounts on drop (even when the test fails).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_coordinator_during_key_setup_is_survived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("fed.toml"),
+        "name = \"bc-full\"\nrounds = 2\nmodel = \"logreg\"\ninput = [30]\nclasses = 2\n\
+         round_timeout_s = 20\n[training]\nepochs = 2\nbatch_size = 16\nlr = 0.1\n",
+    )
+    .unwrap();
+    let ok = Command::new(bin())
+        .args([
+            "fl",
+            "ca",
+            "init",
+            "--federation",
+            "bc-full",
+            "--clients",
+            "3",
+            "--dir",
+        ])
+        .arg(dir.join("pki"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // The coordinator's state on a 4 MiB file system of its own.
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&state)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (root needed); full-disk test not run");
+        return;
+    }
+    let _unmount = Mounted(state.clone());
+    let port = free_port();
+    let (tx, rx) = mpsc::channel();
+    let mut log = Vec::new();
+    let mut coord = coordinator(dir, port, tx);
+    wait_for(&rx, &mut log, |l| l.starts_with("coordinator for"));
+    // Fill the disk before anyone joins: every join and dealing fails to
+    // be stored.
+    let filler = state.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 << 10];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let clients: Vec<Child> = (1..=3)
+        .map(|i| {
+            Command::new(bin())
+                .current_dir(repo())
+                .args(["fl", "client", "--config"])
+                .arg(dir.join("fed.toml"))
+                .arg("--pki")
+                .arg(dir.join("pki"))
+                .args(["--id", &format!("client-{i}"), "--shard", &format!("{i}/3")])
+                .args([
+                    "--coordinator",
+                    &format!("https://127.0.0.1:{port}"),
+                    "--patience",
+                    "120",
+                    "--json",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // The coordinator says what failed, at error level…
+    wait_for(&rx, &mut log, |l| {
+        l.starts_with("log: ") && l.contains("ERROR") && l.contains("storage failure")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // …and once space returns, the federation resumes and completes.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(&rx, &mut log, |l| {
+        !l.starts_with("log: ") && l.contains("finished:")
+    });
+    assert!(coord.wait().unwrap().success());
+    assert!(
+        log.iter().any(|l| l.contains("finished: 2 rounds done")),
+        "{log:?}"
+    );
+    for c in clients {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "a client gave up");
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+        assert_eq!(v["uploads"].as_u64(), Some(2), "{last}");
+        assert!(v["retries"].as_u64().unwrap_or(0) > 0, "{last}");
+    }
+    let v = Command::new(bin())
+        .args(["audit", "verify"])
+        .arg(state.join("ledger.db"))
+        .arg("--key")
+        .arg(dir.join("pki/ledger.pub"))
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}

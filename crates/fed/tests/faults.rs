@@ -154,3 +154,99 @@ fn a_state_rolled_back_within_a_round_is_refused() {
         "{e}"
     );
 }
+
+/// Holds the ledger's write lock from another connection until dropped:
+/// the coordinator's next ledger append fails after SQLite's busy timeout,
+/// after its state write succeeded — a write failing half-way.
+struct LedgerLocked {
+    _conn: rusqlite::Connection,
+}
+
+impl LedgerLocked {
+    fn new(path: &Path) -> Self {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        Self { _conn: c }
+    }
+}
+
+/// Key setup, where the ledger's key-setup entry fails to be written after
+/// the state recorded the phase change; returns whether every client got
+/// a complete, provable key setup.
+fn key_setup_with_a_failing_ledger(recover: bool) -> bool {
+    use cipherflow_fed::client::Action;
+    use cipherflow_fed::coordinator::Recovering;
+    let cfg = common::config("fault-ledger", 1, "threshold = 2\nquorum = 3");
+    let mut fed = Fed::unjoined(cfg, 3);
+    fed.join_all();
+    let ledger = fed.coordinator_options().ledger;
+    // The federation's coordinator behind crash-only recovery.
+    let placeholder = fed.restart_coordinator(|_| {}).map_err(|(e, _)| e).unwrap();
+    let Fed {
+        coord,
+        mut clients,
+        clock,
+        cfg,
+        roster,
+        dir,
+    } = placeholder;
+    let mut rc = Recovering::new(coord);
+    if recover {
+        let clock_fn = clock.clock();
+        let (cfg2, roster2, dir2) = (cfg.clone(), roster.clone(), dir.path().to_path_buf());
+        rc.set_reopen(Box::new(move || {
+            cipherflow_fed::coordinator::Coordinator::open(
+                cipherflow_fed::coordinator::CoordinatorOptions {
+                    config: cfg2.clone(),
+                    roster: roster2.clone(),
+                    state: dir2.join("coord/state.db"),
+                    ledger: dir2.join("coord/ledger.db"),
+                    signer: common::harness::signer(),
+                    eval: None,
+                    clock: clock_fn.clone(),
+                },
+            )
+        }));
+    }
+    let req = |c: &cipherflow_fed::client::ClientAgent| cipherflow_fed::proto::TaskRequest {
+        federation: cfg.name.clone(),
+        wait_ms: 0,
+        known_tree_size: c.known_tree_size(),
+    };
+    for (i, c) in clients.iter_mut().enumerate() {
+        let r = req(c);
+        let id = c.id().to_string();
+        let t = rc.run(|k| k.next_task(&id, &r)).unwrap();
+        let Action::PostKeySetup(p) = c.handle(&t).unwrap() else {
+            panic!("no dealing")
+        };
+        let lock = (i == 2).then(|| LedgerLocked::new(&ledger));
+        let out = rc.run(|k| k.post_key_setup(&id, &p));
+        if lock.is_some() {
+            assert!(out.is_err(), "the ledger write should have failed");
+        }
+        drop(lock);
+    }
+    let mut complete = true;
+    for c in clients.iter_mut() {
+        let q = c.key_setup_query();
+        let id = c.id().to_string();
+        let ok = rc
+            .run(|k| k.get_key_setup(&id, &q))
+            .ok()
+            .and_then(|b| c.on_key_setup(&b).ok())
+            .unwrap_or(false);
+        complete &= ok;
+    }
+    drop((rc, clock, dir));
+    complete
+}
+
+#[test]
+fn a_write_failing_half_way_is_recovered_by_reopening() {
+    // Without recovery, the coordinator believes the key setup complete,
+    // but the ledger lacks its entry: the clients refuse the key setup.
+    assert!(!key_setup_with_a_failing_ledger(false));
+    // Reopened from disk, the coordinator writes the missing entry.
+    assert!(key_setup_with_a_failing_ledger(true));
+}

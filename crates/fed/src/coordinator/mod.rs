@@ -13,6 +13,7 @@
 //! yet acknowledged in the state are found, not written twice).
 
 mod decrypt;
+mod recover;
 mod round;
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
@@ -38,6 +39,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use recover::{is_storage_failure, Recovering, Reopen};
 pub use round::{RoundSummary, SHARE_PART_CHUNKS};
 
 /// Seconds since an arbitrary origin (injectable for simulations).

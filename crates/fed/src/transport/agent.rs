@@ -57,6 +57,32 @@ fn transient(e: &FedError) -> bool {
     matches!(e, FedError::Transport(_) | FedError::NotReady(_))
 }
 
+/// Tracks how long this client's own storage has been failing (its state
+/// file could not be written, e.g. a full disk): the action is retried —
+/// nothing was sent — until `patience` runs out.
+#[derive(Default)]
+struct LocalFailures {
+    since: Option<Instant>,
+}
+
+impl LocalFailures {
+    /// `Ok(())` to retry after a pause, or the error once patience ran out.
+    fn retry_or_fail(&mut self, e: FedError, patience: Duration) -> Result<()> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= patience {
+            tracing::error!(error = %e, "local storage still failing: giving up");
+            return Err(e);
+        }
+        tracing::error!(error = %e, "local storage failure: nothing sent; retrying");
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(())
+    }
+
+    fn ok(&mut self) {
+        self.since = None;
+    }
+}
+
 /// Retries `f` on transport errors (coordinator restarting) for up to `patience`.
 fn retry<T>(
     summary: &mut AgentSummary,
@@ -105,13 +131,22 @@ pub fn run_agent(
     }
     let mut posted = false;
     let mut closed_round = 0u64;
+    let mut local = LocalFailures::default();
     loop {
         if keys == KeysMode::Threshold && (posted || agent.has_key_share()) && !agent.has_keys() {
             let q = agent.key_setup_query();
             let b = retry(&mut s, patience, || coord.get_key_setup(&q))?;
-            if !agent.on_key_setup(&b)? {
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
+            match agent.on_key_setup(&b) {
+                Ok(true) => local.ok(),
+                // Not complete: ask for a task, which is the key setup again
+                // if the coordinator never got this client's dealing (its
+                // write failed, or the client's did before it was posted).
+                Ok(false) => {}
+                Err(e @ FedError::Io { .. }) => {
+                    local.retry_or_fail(e, patience)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
         }
         while let Some(req) = agent.proof_request(closed_round) {
@@ -152,8 +187,13 @@ pub fn run_agent(
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
             }
+            Err(e @ FedError::Io { .. }) => {
+                local.retry_or_fail(e, patience)?;
+                continue;
+            }
             Err(e) => return Err(e),
         };
+        local.ok();
         match action {
             Action::PostKeySetup(post) => {
                 retry(&mut s, patience, || coord.post_key_setup(&post))?;

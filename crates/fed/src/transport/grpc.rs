@@ -55,6 +55,9 @@ pub fn status(e: FedError) -> Status {
         FedError::Replay(_) => Status::already_exists(m),
         FedError::Refused(_) | FedError::Budget(_) => Status::failed_precondition(m),
         FedError::NotReady(_) => Status::unavailable(m),
+        e if is_storage_failure(&e) => {
+            Status::unavailable(format!("coordinator storage failure, retry later: {m}"))
+        }
         FedError::Protocol(_) | FedError::Encoding(_) | FedError::Ckks(_) => {
             Status::invalid_argument(m)
         }
@@ -99,8 +102,11 @@ fn peer_fingerprint<T>(req: &Request<T>) -> std::result::Result<String, Status> 
     Ok(hex::encode(Sha256::digest(leaf.as_ref())))
 }
 
+pub use crate::coordinator::Reopen;
+use crate::coordinator::{is_storage_failure, Recovering};
+
 struct Shared {
-    coord: Mutex<Coordinator>,
+    coord: Mutex<Recovering>,
     roster: Mutex<Roster>,
     notify: Notify,
     max_chunks: usize,
@@ -146,18 +152,23 @@ impl CoordinatorService {
         f: impl FnOnce(&mut Coordinator) -> Result<T> + Send + 'static,
     ) -> std::result::Result<T, Status> {
         let inner = self.inner.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let mut c = inner
-                .coord
-                .lock()
-                .map_err(|_| FedError::Transport("lock".into()))?;
-            f(&mut c)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(status);
+        let out = tokio::task::spawn_blocking(move || inner.run(f))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status);
         self.inner.notify.notify_waiters();
         out
+    }
+}
+
+impl Shared {
+    /// Runs `f` on the coordinator; a storage failure reopens it from disk
+    /// ([`Recovering`]).
+    fn run<T>(&self, f: impl FnOnce(&mut Coordinator) -> Result<T>) -> Result<T> {
+        self.coord
+            .lock()
+            .map_err(|_| FedError::Transport("lock".into()))?
+            .run(f)
     }
 }
 
@@ -298,7 +309,7 @@ impl CoordinatorServer {
         };
         let refusals = Arc::new(TransportRefusals::default());
         let inner = Arc::new(Shared {
-            coord: Mutex::new(coord),
+            coord: Mutex::new(Recovering::new(coord)),
             roster: Mutex::new(roster),
             notify: Notify::new(),
             max_chunks,
@@ -340,13 +351,15 @@ impl CoordinatorServer {
 
     /// Runs `f` on the coordinator (status, tests).
     pub fn with<T>(&self, f: impl FnOnce(&mut Coordinator) -> T) -> Result<T> {
-        let mut c = self
-            .service
-            .inner
-            .coord
-            .lock()
-            .map_err(|_| FedError::Transport("lock".into()))?;
-        Ok(f(&mut c))
+        self.service.inner.run(|c| Ok(f(c)))
+    }
+
+    /// How to reopen the coordinator after a storage failure (see
+    /// `Shared::run`); without it, a failed write is only reported.
+    pub fn recover_with(&self, reopen: Reopen) {
+        if let Ok(mut c) = self.service.inner.coord.lock() {
+            c.set_reopen(reopen);
+        }
     }
 
     /// A handle for the metrics endpoint.
@@ -375,7 +388,10 @@ impl ServerHandle {
     /// The Prometheus text of the coordinator's counters.
     pub fn metrics_text(&self) -> String {
         match self.0.coord.lock() {
-            Ok(c) => {
+            Ok(g) => {
+                let Some(c) = g.get() else {
+                    return String::new();
+                };
                 let mut m = c.metrics().clone();
                 m.transport = self.0.refusals.snapshot();
                 m.render(
@@ -402,11 +418,13 @@ impl CoordinatorService {
                 if m != last_mtime {
                     last_mtime = m;
                     if let Ok(r) = Roster::load(p) {
-                        if let Ok(mut c) = self.inner.coord.lock() {
-                            for id in &r.revoked {
+                        let revoked = r.revoked.clone();
+                        let _ = self.inner.run(move |c| {
+                            for id in &revoked {
                                 c.revoke(id);
                             }
-                        }
+                            Ok(())
+                        });
                         if let Ok(mut mine) = self.inner.roster.lock() {
                             *mine = r;
                         }
