@@ -325,7 +325,7 @@ impl FederationConfig {
 
     /// Reads and parses a file.
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| FedError::io(path, e))?;
+        let text = crate::store::read_text_limited(path, 1 << 20)?;
         Self::parse(&text)
     }
 

@@ -223,10 +223,15 @@ impl KeyService {
             .as_slice()
             .try_into()
             .map_err(|_| FedError::Protocol("CRS must be 32 bytes".into()))?;
-        let crs_hex = hex::encode(crs);
+        // The CRS and the key epoch are pinned on first use: seeds of `a`
+        // for another epoch would be shares for public polynomials the
+        // clients never encrypted under.
+        let crs_hex = format!("{}/{}", hex::encode(crs), req.epoch);
         match &self.saved.crs {
             Some(c) if *c != crs_hex => {
-                return Err(FedError::Refused("the federation's CRS changed".into()))
+                return Err(FedError::Refused(
+                    "the federation's CRS or key epoch changed".into(),
+                ))
             }
             _ => self.saved.crs = Some(crs_hex),
         }

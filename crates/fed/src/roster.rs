@@ -228,7 +228,7 @@ impl Roster {
 
     /// Loads and validates a JSON roster.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| FedError::io(path, e))?;
+        let text = crate::store::read_text_limited(path, 64 << 20)?;
         let r: Self =
             serde_json::from_str(&text).map_err(|e| FedError::Config(format!("roster: {e}")))?;
         r.validate()?;

@@ -508,6 +508,24 @@ pub fn set_share_index(
     Ok(())
 }
 
+/// Reads a UTF-8 file of at most `max` bytes: a larger one is refused
+/// before it is read into memory.
+pub fn read_text_limited(path: &Path, max: u64) -> Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| FedError::io(path, e))?;
+    let mut text = String::new();
+    f.take(max + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| FedError::io(path, e))?;
+    if text.len() as u64 > max {
+        return Err(FedError::Config(format!(
+            "{} is larger than {max} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
 /// Writes private state (mode 0600), replacing the file atomically.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     write_file(path, data, true)
@@ -565,6 +583,15 @@ fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
 mod private_file_tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn files_larger_than_their_limit_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fed.toml");
+        std::fs::write(&path, vec![b'#'; 2048]).unwrap();
+        assert!(read_text_limited(&path, 1024).is_err());
+        assert_eq!(read_text_limited(&path, 2048).unwrap().len(), 2048);
+    }
 
     #[cfg(unix)]
     #[test]

@@ -444,6 +444,14 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     .unwrap();
     let r1 = ks_request(&mut honest, &cfg, 1, &["client-1", "client-2"], chunks);
     ks.decrypt("coordinator", &r1).unwrap();
+    // The key epoch is pinned with the CRS.
+    let mut other_epoch = r1.clone();
+    other_epoch.epoch = 2;
+    let e = ks.decrypt("coordinator", &other_epoch).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("epoch")),
+        "{e}"
+    );
     // A fork: the same log id and key, other history, a larger tree.
     let mut fork = Ledger::create(
         &dir.path().join("b.db"),
