@@ -542,21 +542,23 @@ pub fn accept_tls(
                     }
                     Ok(Err(e)) => match rustls_error(&e) {
                         Some(r) => {
-                            refusals.count_handshake();
+                            // Logged before counted: whoever sees the count
+                            // finds the reason in the log.
                             tracing::warn!(
                                 server,
                                 %peer,
                                 reason = %describe_server_side(r),
                                 "TLS handshake refused"
                             );
+                            refusals.count_handshake();
                         }
                         None => {
                             tracing::info!(server, %peer, error = %e, "TLS handshake broken off");
                         }
                     },
                     Err(_) => {
-                        refusals.count_handshake();
                         tracing::warn!(server, %peer, "TLS handshake timed out");
+                        refusals.count_handshake();
                     }
                 }
             });
