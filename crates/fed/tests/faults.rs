@@ -250,3 +250,30 @@ fn a_write_failing_half_way_is_recovered_by_reopening() {
     // Reopened from disk, the coordinator writes the missing entry.
     assert!(key_setup_with_a_failing_ledger(true));
 }
+
+#[test]
+fn a_coordinator_with_no_live_client_opens_no_rounds() {
+    let mut fed = Fed::new("fault-idle", 3, 2, 5);
+    fed.upload_all();
+    fed.run_decryption(6);
+    assert_eq!(fed.coord.current_round(), Some(2));
+    // Every client goes silent: round 2 is aborted at its deadline…
+    for _ in 0..8 {
+        fed.clock.advance(fed.cfg.round_timeout_s * 1.01);
+        fed.coord.tick().unwrap();
+    }
+    let h = fed.coord.history().to_vec();
+    assert_eq!(h.len(), 2);
+    assert!(h[1].aborted);
+    // …and no round is opened for nobody, however long it waits.
+    for _ in 0..20 {
+        fed.clock.advance(fed.cfg.round_timeout_s * 1.01);
+        fed.coord.tick().unwrap();
+    }
+    assert_eq!(fed.coord.current_round(), None);
+    assert_eq!(fed.coord.history().len(), 2);
+    // A client comes back: the next round opens.
+    fed.task(0);
+    fed.coord.tick().unwrap();
+    assert_eq!(fed.coord.current_round(), Some(3));
+}

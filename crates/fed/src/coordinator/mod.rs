@@ -115,6 +115,8 @@ pub struct Coordinator {
     clock: Clock,
     metrics: Metrics,
     round_models: Option<PathBuf>,
+    /// Said that no client is live (once, until one is seen again).
+    said_idle: bool,
 }
 
 const META_CONFIG: &str = "config";
@@ -280,6 +282,7 @@ impl Coordinator {
             clock,
             metrics: Metrics::default(),
             round_models: None,
+            said_idle: false,
         };
         if !resumed && c.ledger.is_empty() {
             c.log_federation()?;

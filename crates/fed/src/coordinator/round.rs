@@ -519,6 +519,27 @@ impl Coordinator {
         if first && !all_joined {
             return Ok(()); // the first round waits for every enrolled client
         }
+        // A round with nobody to train would only be aborted (and, with
+        // DP, charged): wait for a live client, and say so once.
+        let window = 2.0 * self.cfg.round_timeout_s;
+        let live = self
+            .clients
+            .iter()
+            .filter(|(id, c)| !self.roster.is_revoked(id) && now - c.last_seen <= window)
+            .count();
+        if live == 0 {
+            if !self.said_idle {
+                self.said_idle = true;
+                tracing::warn!(
+                    seconds = window,
+                    round = self.rounds_opened + 1,
+                    "no live client: no client was seen in the last {window} s; the next round \
+                     opens when one is"
+                );
+            }
+            return Ok(());
+        }
+        self.said_idle = false;
         let cumulative = self.rounds_opened + 1;
         let target = self
             .dp

@@ -251,6 +251,10 @@ pub mod harness {
 
         /// Every client uploads in the open round (opening it if needed).
         pub fn upload_all(&mut self) {
+            // Everyone is seen first (a coordinator opens no round for nobody).
+            for i in 0..self.clients.len() {
+                self.task(i);
+            }
             self.coord.tick().unwrap();
             for i in 0..self.clients.len() {
                 assert!(self.step(i), "client {i} uploads");
