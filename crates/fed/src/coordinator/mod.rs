@@ -10,10 +10,14 @@
 //! protocol step is recorded in the audit ledger; after a crash
 //! [`Coordinator::open`] resumes the round where it stopped (the running
 //! sum is rebuilt from the stored uploads; ledger entries written but not
-//! yet acknowledged in the state are found, not written twice).
+//! yet acknowledged in the state are found, not written twice). A state
+//! that lost writes relative to its ledger (deleted, rolled back, damaged)
+//! is refused, and [`Recovering`] reopens the coordinator from disk after
+//! a storage failure.
 
 mod decrypt;
 mod recover;
+mod resume;
 mod round;
 
 use crate::config::{FederationConfig, KeysMode, Sizes};

@@ -11,8 +11,13 @@
 //! from its own roster; it checks the ledger's signed tree heads and their
 //! consistency with the last head it saw.
 
+mod decrypt;
+mod state;
+
+pub use decrypt::check_aggregate;
+use state::UploadMark;
+
 use crate::config::{FederationConfig, KeysMode, LocalTraining, Sizes};
-use crate::coordinator::SHARE_PART_CHUNKS;
 use crate::dp_plan::{DpPlan, LocalDpPlan};
 use crate::error::{FedError, Result};
 use crate::model;
@@ -20,22 +25,17 @@ use crate::proto::{self, task::Kind};
 use crate::quant::{self, Quantizer};
 use crate::roster::{parse_public, KxSecret, Roster};
 use crate::seal;
-use crate::store::write_private;
 use crate::wire::WirePlan;
-use cipherflow_ckks::multiparty::{
-    aggregate_decryption_share, shamir_deal, share_encrypt, Crs, SecretShare, ShamirShare,
-};
+use cipherflow_ckks::multiparty::{shamir_deal, share_encrypt, Crs, SecretShare, ShamirShare};
 use cipherflow_ckks::CkksParams;
-use cipherflow_ledger::entry::{inputs_root, EntryBody};
-use cipherflow_ledger::{
-    AggregateInput, ConsistencyProof, CountedProof, EntryProof, PublicKey, SignedTreeHead,
-};
+use cipherflow_ledger::entry::EntryBody;
+use cipherflow_ledger::{CountedProof, EntryProof, PublicKey, SignedTreeHead};
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::Sequential;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
@@ -78,43 +78,6 @@ pub enum Action {
     Finished(proto::FinishedTask),
 }
 
-/// The highest round a client uploaded in, per (federation, key epoch),
-/// with the SHA-256 of what it sent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct UploadMark {
-    round: u64,
-    hash: String,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-struct SavedState {
-    key: Option<String>,
-    shamir: Vec<String>,
-    /// Round → commitment to the (contributor set, active set) it decrypted.
-    decrypted: BTreeMap<u64, String>,
-    last_head: Option<SignedTreeHead>,
-    /// The CRS pinned at the first join (hex) and its key epoch.
-    #[serde(default)]
-    crs: Option<String>,
-    #[serde(default)]
-    epoch: Option<u64>,
-    /// `"<federation>/<epoch>"` → the last round this client uploaded in.
-    #[serde(default)]
-    uploads: BTreeMap<String, UploadMark>,
-}
-
-impl Drop for SavedState {
-    fn drop(&mut self) {
-        use zeroize::Zeroize;
-        if let Some(k) = &mut self.key {
-            k.zeroize();
-        }
-        for s in &mut self.shamir {
-            s.zeroize();
-        }
-    }
-}
-
 /// The client agent.
 pub struct ClientAgent {
     id: String,
@@ -154,23 +117,6 @@ impl std::fmt::Debug for ClientAgent {
             .field("party", &self.party)
             .finish_non_exhaustive()
     }
-}
-
-/// Commitment to the contributor set and the (sorted) active set of a
-/// decryption share.
-fn decryption_commitment(contributors: &[u64], active: &[u64]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut active = active.to_vec();
-    active.sort_unstable();
-    let mut h = Sha256::new();
-    h.update(b"cipherflow-fed-decrypt-v2");
-    for list in [contributors, active.as_slice()] {
-        h.update((list.len() as u64).to_le_bytes());
-        for i in list {
-            h.update(i.to_le_bytes());
-        }
-    }
-    h.finalize().into()
 }
 
 impl ClientAgent {
@@ -235,72 +181,6 @@ impl ClientAgent {
         agent.load_state()?;
         Ok(agent)
     }
-
-    fn load_state(&mut self) -> Result<()> {
-        let Some(path) = &self.state else {
-            return Ok(());
-        };
-        if !path.exists() {
-            return Ok(());
-        }
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| FedError::io(path, e))?);
-        let s: SavedState = serde_json::from_str(&text)?;
-        if let Some(k) = &s.key {
-            let bytes =
-                Zeroizing::new(hex::decode(k).map_err(|_| FedError::Encoding("key".into()))?);
-            self.key = Some(SecretShare::from_bytes(&self.params, &bytes)?);
-        }
-        for sh in &s.shamir {
-            let bytes =
-                Zeroizing::new(hex::decode(sh).map_err(|_| FedError::Encoding("share".into()))?);
-            self.received
-                .push(ShamirShare::from_bytes(&self.params, &bytes)?);
-        }
-        for (r, h) in &s.decrypted {
-            let v: [u8; 32] = hex::decode(h)
-                .ok()
-                .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| FedError::Encoding("decryption commitment".into()))?;
-            self.decrypted.insert(*r, v);
-        }
-        self.last_head = s.last_head;
-        if let Some(c) = &s.crs {
-            let crs: [u8; 32] = hex::decode(c)
-                .ok()
-                .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| FedError::Encoding("pinned CRS".into()))?;
-            self.pinned_crs = Some((Crs(crs), s.epoch.unwrap_or(0)));
-        }
-        self.uploads = s.uploads.clone();
-        Ok(())
-    }
-
-    fn save_state(&self) -> Result<()> {
-        let Some(path) = &self.state else {
-            return Ok(());
-        };
-        let s = SavedState {
-            key: self.key.as_ref().map(|k| hex::encode(&*k.to_bytes())),
-            shamir: self
-                .received
-                .iter()
-                .map(|s| hex::encode(&*s.to_bytes()))
-                .collect(),
-            decrypted: self
-                .decrypted
-                .iter()
-                .map(|(r, h)| (*r, hex::encode(h)))
-                .collect(),
-            last_head: self.last_head,
-            crs: self.pinned_crs.map(|(c, _)| hex::encode(c.0)),
-            epoch: self.pinned_crs.map(|(_, e)| e),
-            uploads: self.uploads.clone(),
-        };
-        let text = Zeroizing::new(serde_json::to_string(&s)?);
-        write_private(path, text.as_bytes())
-    }
-
     /// This client's id.
     pub fn id(&self) -> &str {
         &self.id
@@ -779,152 +659,6 @@ impl ClientAgent {
         }
         Ok(())
     }
-
-    fn verify_entry(&self, proof: &EntryProof) -> Result<cipherflow_ledger::Entry> {
-        let key = self
-            .ledger_key
-            .ok_or_else(|| FedError::NotReady("no ledger key".into()))?;
-        proof
-            .verify(&key, self.log_id.as_ref())
-            .map_err(|e| FedError::Refused(format!("ledger proof: {e}")))
-    }
-
-    /// Checks a new signed head against the last one seen (append-only).
-    fn advance_head(&mut self, sth: &SignedTreeHead, consistency: &[u8]) -> Result<()> {
-        if let Some(old) = &self.last_head {
-            if sth.tree_size < old.tree_size {
-                return Err(FedError::Refused("the ledger shrank (rollback)".into()));
-            }
-            if sth.tree_size == old.tree_size {
-                if sth.root_hash != old.root_hash {
-                    return Err(FedError::Refused("the ledger forked".into()));
-                }
-            } else {
-                let p: ConsistencyProof = serde_json::from_slice(consistency)
-                    .map_err(|_| FedError::Refused("missing ledger consistency proof".into()))?;
-                if p.old_size != old.tree_size || p.new_size != sth.tree_size {
-                    return Err(FedError::Refused(
-                        "consistency proof for other sizes".into(),
-                    ));
-                }
-                p.verify(&old.root_hash, &sth.root_hash)
-                    .map_err(|e| FedError::Refused(format!("ledger not append-only: {e}")))?;
-            }
-        }
-        self.last_head = Some(*sth);
-        Ok(())
-    }
-
-    /// Size of the last verified ledger head (for task requests).
-    pub fn known_tree_size(&self) -> u64 {
-        self.last_head.map_or(0, |h| h.tree_size)
-    }
-
-    fn decrypt(&mut self, task: &proto::DecryptTask) -> Result<Action> {
-        if self.cfg.keys != KeysMode::Threshold {
-            return Err(FedError::Protocol(
-                "decryption request in key-service mode".into(),
-            ));
-        }
-        if !self.has_keys() {
-            return Err(FedError::NotReady("key setup incomplete".into()));
-        }
-        let proof: EntryProof = serde_json::from_slice(&task.aggregate_proof)?;
-        let entry = self.verify_entry(&proof)?;
-        let inputs: Vec<AggregateInput> = serde_json::from_slice(&task.inputs_json)?;
-        let contributors =
-            check_aggregate(&entry, task.round, &inputs, self.sizes.quorum, &self.roster)?;
-        if task.chunks as usize != self.wire.chunks {
-            return Err(FedError::Refused(
-                "decryption for another model size".into(),
-            ));
-        }
-        // One (contributor set, active set) per round, recorded durably
-        // before the share leaves: shares of one sum for two active sets
-        // differ only in the Lagrange factor, and enough of them expose
-        // the smudging noise (see `cipherflow_ckks::multiparty::aggregate`).
-        let commit = decryption_commitment(&contributors, &task.active);
-        if let Some(prev) = self.decrypted.get(&task.round) {
-            if *prev != commit {
-                tracing::warn!(
-                    client = %self.id,
-                    round = task.round,
-                    "decryption for a second contributor or active set refused"
-                );
-                return Err(FedError::Refused(format!(
-                    "already gave a share in round {} for another contributor or active set",
-                    task.round
-                )));
-            }
-        }
-        self.advance_head(&proof.sth, &task.consistency_proof)?;
-        if task.prepare {
-            // Everything checked; nothing released, nothing committed.
-            return Ok(Action::Share(vec![proto::ShareChunk {
-                federation: self.cfg.name.clone(),
-                round: task.round,
-                attempt: task.attempt,
-                index: 0,
-                total: 1,
-                share: Vec::new(),
-                ready: true,
-            }]));
-        }
-        self.decrypted.insert(task.round, commit);
-        self.save_state()?;
-        let crs = self
-            .crs
-            .ok_or_else(|| FedError::NotReady("join first".into()))?;
-        let seeds = crate::wire::round_seeds(
-            &crs,
-            &self.cfg.name,
-            self.epoch,
-            task.round,
-            self.wire.chunks,
-        );
-        let smudging = self.wire.smudging()?;
-        let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
-        let total = parts.len() as u32;
-        let part_seeds: Vec<[u8; 32]> = parts
-            .iter()
-            .map(|_| {
-                let mut s = [0u8; 32];
-                self.rng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
-        let (params, received, party) = (&self.params, &self.received, self.party);
-        let fed = self.cfg.name.clone();
-        let out = parts
-            .par_iter()
-            .zip(part_seeds.par_iter())
-            .enumerate()
-            .map(|(i, (sd, seed))| {
-                let mut rng = ChaCha20Rng::from_seed(*seed);
-                let s = aggregate_decryption_share(
-                    params,
-                    party,
-                    received,
-                    &contributors,
-                    &task.active,
-                    sd,
-                    &smudging,
-                    &mut rng,
-                )?;
-                Ok(proto::ShareChunk {
-                    federation: fed.clone(),
-                    round: task.round,
-                    attempt: task.attempt,
-                    index: i as u32,
-                    total,
-                    share: s.to_bytes(),
-                    ready: false,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Action::Share(out))
-    }
-
     /// The proof request for the oldest update not yet shown counted, if
     /// its round is at most `closed` (the last round known closed).
     pub fn proof_request(&self, closed: u64) -> Option<proto::ProofRequest> {
@@ -983,45 +717,4 @@ impl ClientAgent {
     pub fn num_examples(&self) -> usize {
         self.data.len()
     }
-}
-
-/// Checks that a ledger entry is the round's aggregate over `inputs`, with
-/// at least `quorum` distinct roster clients; returns their party ids.
-pub fn check_aggregate(
-    entry: &cipherflow_ledger::Entry,
-    round: u64,
-    inputs: &[AggregateInput],
-    quorum: usize,
-    roster: &Roster,
-) -> Result<Vec<u64>> {
-    let EntryBody::AggregateComputed(a) = &entry.body else {
-        return Err(FedError::Refused(
-            "the proof is not of an aggregate entry".into(),
-        ));
-    };
-    if entry.round != round {
-        return Err(FedError::Refused("aggregate of another round".into()));
-    }
-    if a.input_count as usize != inputs.len() || inputs_root(inputs) != a.inputs_root {
-        return Err(FedError::Refused(
-            "the input list does not match the logged aggregate".into(),
-        ));
-    }
-    let mut parties = inputs
-        .iter()
-        .map(|i| roster.by_id(&i.client_id).map(|e| e.party_id))
-        .collect::<Option<Vec<u64>>>()
-        .ok_or_else(|| FedError::Refused("an input from outside the roster".into()))?;
-    parties.sort_unstable();
-    parties.dedup();
-    if parties.len() != inputs.len() {
-        return Err(FedError::Refused("a client counted twice".into()));
-    }
-    if parties.len() < quorum.max(2) {
-        return Err(FedError::Refused(format!(
-            "the aggregate sums {} updates, fewer than the quorum {quorum}: refusing to decrypt",
-            parties.len()
-        )));
-    }
-    Ok(parties)
 }
