@@ -74,6 +74,33 @@ fn coordinator(dir: &Path, port: u16, tx: mpsc::Sender<String>) -> Child {
     child
 }
 
+/// Spawns client `i` of `n` (shard `i/n`), JSON summary on stdout.
+fn client(dir: &Path, port: u16, i: usize, n: usize, patience_s: u32) -> Child {
+    Command::new(bin())
+        .current_dir(repo())
+        .args(["fl", "client", "--config"])
+        .arg(dir.join("fed.toml"))
+        .arg("--pki")
+        .arg(dir.join("pki"))
+        .args([
+            "--id",
+            &format!("client-{i}"),
+            "--shard",
+            &format!("{i}/{n}"),
+        ])
+        .args([
+            "--coordinator",
+            &format!("https://127.0.0.1:{port}"),
+            "--patience",
+            &patience_s.to_string(),
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn wait_for(rx: &mpsc::Receiver<String>, log: &mut Vec<String>, pred: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
@@ -116,28 +143,7 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
     let port = free_port();
     let (tx, rx) = mpsc::channel();
     let mut coord = coordinator(dir, port, tx.clone());
-    let clients: Vec<Child> = (1..=4)
-        .map(|i| {
-            Command::new(bin())
-                .current_dir(repo())
-                .args(["fl", "client", "--config"])
-                .arg(dir.join("fed.toml"))
-                .arg("--pki")
-                .arg(dir.join("pki"))
-                .args(["--id", &format!("client-{i}"), "--shard", &format!("{i}/4")])
-                .args([
-                    "--coordinator",
-                    &format!("https://127.0.0.1:{port}"),
-                    "--patience",
-                    "90",
-                    "--json",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let clients: Vec<Child> = (1..=4).map(|i| client(dir, port, i, 4, 90)).collect();
     let mut log = Vec::new();
     // Kill the coordinator twice mid-round: in round 3 right after it
     // stored its second update, in round 5 right after it asked for
@@ -386,28 +392,7 @@ fn a_full_disk_under_the_coordinator_during_key_setup_is_survived() {
         while f.write_all(&block).is_ok() {}
         let _ = f.sync_all();
     }
-    let clients: Vec<Child> = (1..=3)
-        .map(|i| {
-            Command::new(bin())
-                .current_dir(repo())
-                .args(["fl", "client", "--config"])
-                .arg(dir.join("fed.toml"))
-                .arg("--pki")
-                .arg(dir.join("pki"))
-                .args(["--id", &format!("client-{i}"), "--shard", &format!("{i}/3")])
-                .args([
-                    "--coordinator",
-                    &format!("https://127.0.0.1:{port}"),
-                    "--patience",
-                    "120",
-                    "--json",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let clients: Vec<Child> = (1..=3).map(|i| client(dir, port, i, 3, 120)).collect();
     // The coordinator says what failed, at error level…
     wait_for(&rx, &mut log, |l| {
         l.starts_with("log: ") && l.contains("ERROR") && l.contains("storage failure")

@@ -11,6 +11,17 @@ use cipherflow_fed::FedError;
 use common::harness::Fed;
 use std::path::Path;
 
+const STATE_FILES: [&str; 3] = ["state.db", "state.db-wal", "state.db-shm"];
+
+/// Copies the coordinator's state files (a backup, or putting one back).
+fn copy_state(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in STATE_FILES {
+        let _ = std::fs::remove_file(to.join(f));
+        let _ = std::fs::copy(from.join(f), to.join(f));
+    }
+}
+
 #[test]
 fn a_flipped_stored_payload_is_never_summed() {
     let mut fed = Fed::new("fault-flip", 3, 2, 2);
@@ -45,7 +56,7 @@ fn a_deleted_state_with_the_ledger_kept_is_refused() {
     fed.run_decryption(6);
     assert_eq!(fed.coord.history().len(), 1);
     let (e, _dir) = match fed.restart_coordinator(|dir: &Path| {
-        for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        for f in STATE_FILES {
             let _ = std::fs::remove_file(dir.join(f));
         }
     }) {
@@ -64,23 +75,14 @@ fn a_state_rolled_back_behind_the_ledger_is_refused() {
     fed.upload_all();
     fed.run_decryption(6);
     // A copy of the state after round 1 (round 2 just opened)…
-    let coord_dir = fed.dir.path().join("coord");
     let old = fed.dir.path().join("old");
-    std::fs::create_dir_all(&old).unwrap();
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
-        let _ = std::fs::copy(coord_dir.join(f), old.join(f));
-    }
+    copy_state(&fed.dir.path().join("coord"), &old);
     // …round 2 closes…
     fed.upload_all();
     fed.run_decryption(6);
     assert_eq!(fed.coord.history().len(), 2);
     // …and the old copy is put back (a restored backup, a lost WAL).
-    let (e, _dir) = match fed.restart_coordinator(|dir: &Path| {
-        for f in ["state.db", "state.db-wal", "state.db-shm"] {
-            let _ = std::fs::remove_file(dir.join(f));
-            let _ = std::fs::copy(old.join(f), dir.join(f));
-        }
-    }) {
+    let (e, _dir) = match fed.restart_coordinator(|dir: &Path| copy_state(&old, dir)) {
         Ok(_) => panic!("the coordinator resumed from a state behind its ledger"),
         Err(x) => x,
     };
@@ -132,20 +134,11 @@ fn a_state_rolled_back_within_a_round_is_refused() {
     fed.upload_all();
     fed.run_decryption(6);
     fed.upload_all();
-    let coord_dir = fed.dir.path().join("coord");
     let old = fed.dir.path().join("old");
-    std::fs::create_dir_all(&old).unwrap();
-    for f in ["state.db", "state.db-wal", "state.db-shm"] {
-        let _ = std::fs::copy(coord_dir.join(f), old.join(f));
-    }
+    copy_state(&fed.dir.path().join("coord"), &old);
     fed.run_decryption(6);
     assert_eq!(fed.coord.history().len(), 2);
-    let (e, _dir) = match fed.restart_coordinator(|dir: &Path| {
-        for f in ["state.db", "state.db-wal", "state.db-shm"] {
-            let _ = std::fs::remove_file(dir.join(f));
-            let _ = std::fs::copy(old.join(f), dir.join(f));
-        }
-    }) {
+    let (e, _dir) = match fed.restart_coordinator(|dir: &Path| copy_state(&old, dir)) {
         Ok(_) => panic!("the coordinator resumed a round its ledger closed"),
         Err(x) => x,
     };

@@ -267,12 +267,8 @@ pub fn explain(e: &rustls::Error, role: Role, name: &str) -> String {
     match e {
         rustls::Error::InvalidCertificate(c) => {
             let why = match c {
-                CertificateError::UnknownIssuer => {
-                    "it was not issued by the federation's CA".to_string()
-                }
-                CertificateError::BadSignature => {
-                    "it was not issued by the federation's CA (its signature does not verify)"
-                        .to_string()
+                CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                    issuer_problem(c)
                 }
                 CertificateError::NotValidForName
                 | CertificateError::NotValidForNameContext { .. } => {
@@ -567,17 +563,24 @@ pub fn accept_tls(
     (tokio_stream::wrappers::ReceiverStream::new(rx), handle)
 }
 
+/// Why a certificate of another CA (or of a CA of the same name with
+/// another key) is refused, in words both sides use.
+fn issuer_problem(c: &CertificateError) -> String {
+    match c {
+        CertificateError::BadSignature => {
+            "it was not issued by the federation's CA (its signature does not verify)".into()
+        }
+        _ => "it was not issued by the federation's CA".into(),
+    }
+}
+
 /// A server's view of a refused handshake.
 fn describe_server_side(e: &rustls::Error) -> String {
     match e {
         rustls::Error::InvalidCertificate(c) => {
             let why = match c {
-                CertificateError::UnknownIssuer => {
-                    "it was not issued by the federation's CA".to_string()
-                }
-                CertificateError::BadSignature => {
-                    "it was not issued by the federation's CA (its signature does not verify)"
-                        .to_string()
+                CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                    issuer_problem(c)
                 }
                 CertificateError::InvalidPurpose
                 | CertificateError::InvalidPurposeContext { .. } => {
