@@ -275,10 +275,23 @@ impl Coordinator {
             return Ok(());
         };
         let (round, attempt) = (st.record.round, st.record.attempt);
+        // Threshold mode: the holder answered this active set; recorded in
+        // the same transaction as the share (one fsync).
+        let mut rec = st.record.clone();
+        let answered = self.cfg.keys == KeysMode::Threshold;
+        if answered {
+            rec.answered.insert(who.to_string(), rec.active.clone());
+        }
+        let rec_json = serde_json::to_string(&rec)?;
         self.store
             .save_blob(&store::share_blob(round, attempt, who), &bytes)?;
-        self.store
-            .tx(|tx| store::insert_share(tx, round, attempt, who, &hash))?;
+        self.store.tx(|tx| {
+            store::insert_share(tx, round, attempt, who, &hash)?;
+            if answered {
+                store::put_round(tx, round, &rec_json)?;
+            }
+            Ok(())
+        })?;
         let index = self
             .ledger
             .append(
@@ -296,15 +309,7 @@ impl Coordinator {
             .as_mut()
             .ok_or_else(|| FedError::NotReady("round vanished".into()))?;
         st.shares.insert(who.to_string(), (hash, parts));
-        if self.cfg.keys == KeysMode::Threshold {
-            let active = st.record.active.clone();
-            st.record.answered.insert(who.to_string(), active);
-            let rec = st.record.clone();
-            self.save_record(&rec)?;
-        }
-        let Some(st) = &mut self.round else {
-            return Ok(());
-        };
+        st.record.answered = rec.answered;
         let done = match self.cfg.keys {
             KeysMode::KeyService => true,
             KeysMode::Threshold => st.record.active.iter().all(|a| st.shares.contains_key(a)),
