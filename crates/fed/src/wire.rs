@@ -281,35 +281,19 @@ impl WirePlan {
                 used + k
             )));
         }
-        let out = if self.pack <= 1 {
-            sums.iter().copied().take(self.dim).collect::<Vec<i64>>()
-        } else {
-            let b = self.field_bits;
-            let half = 1i64 << (b - 1);
-            let mask = (1i64 << b) - 1;
-            let mut out = Vec::with_capacity(used * self.pack as usize);
-            for &s in sums.iter().take(used) {
-                let mut rest = s;
-                for _ in 0..self.pack {
-                    let field = (rest.wrapping_add(half) & mask) - half;
-                    out.push(field);
-                    rest = rest.wrapping_sub(field) >> b;
-                }
-                if rest != 0 {
-                    return Err(FedError::Verification(
-                        "a packed sum left a carry above its top field".into(),
-                    ));
-                }
-            }
-            // Fields past the model in the last integer must be zero too.
-            if out.iter().skip(self.dim).any(|&x| x != 0) {
-                return Err(FedError::Verification(
-                    "a field past the model decrypted to a non-zero value".into(),
-                ));
-            }
-            out.truncate(self.dim);
-            out
-        };
+        let (mut out, carry) = self.unpack_fields(sums.get(..used).unwrap_or(sums));
+        if carry {
+            return Err(FedError::Verification(
+                "a packed sum left a carry above its top field".into(),
+            ));
+        }
+        // Fields past the model in the last integer must be zero too.
+        if out.iter().skip(self.dim).any(|&x| x != 0) {
+            return Err(FedError::Verification(
+                "a field past the model decrypted to a non-zero value".into(),
+            ));
+        }
+        out.truncate(self.dim);
         if let Some(i) = out.iter().position(|&x| x.unsigned_abs() as f64 > bound) {
             return Err(FedError::Verification(format!(
                 "coordinate {i}'s decrypted sum is outside its bound ±{bound:.0}"
@@ -322,13 +306,23 @@ impl WirePlan {
     /// (the first `dim` of them). Exact while every coordinate's sum stays
     /// inside its field, which the plan's bound guarantees.
     pub fn unpack_sums(&self, sums: &[i64]) -> Vec<i64> {
+        let (mut out, _) = self.unpack_fields(sums);
+        out.truncate(self.dim);
+        out
+    }
+
+    /// Every field of every integer (balanced residues modulo `2^b`, low
+    /// field first), and whether any integer left a carry above its top
+    /// field.
+    fn unpack_fields(&self, sums: &[i64]) -> (Vec<i64>, bool) {
         if self.pack <= 1 {
-            return sums.iter().copied().take(self.dim).collect();
+            return (sums.to_vec(), false);
         }
         let b = self.field_bits;
         let half = 1i64 << (b - 1);
         let mask = (1i64 << b) - 1;
         let mut out = Vec::with_capacity(sums.len() * self.pack as usize);
+        let mut carry = false;
         for &s in sums {
             let mut rest = s;
             for _ in 0..self.pack {
@@ -337,9 +331,9 @@ impl WirePlan {
                 out.push(field);
                 rest = rest.wrapping_sub(field) >> b;
             }
+            carry |= rest != 0;
         }
-        out.truncate(self.dim);
-        out
+        (out, carry)
     }
 
     /// The ring dimension `N`.

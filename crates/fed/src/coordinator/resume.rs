@@ -11,7 +11,6 @@ use cipherflow_ledger::entry::{
     DecryptionShareReceived, EntryBody, UpdateReceived, KIND_AGGREGATE_COMPUTED,
     KIND_DECRYPTION_SHARE, KIND_ROUND_OPENED,
 };
-use std::collections::BTreeMap;
 
 impl Coordinator {
     /// Rebuilds the current round after a restart and writes any ledger
@@ -40,20 +39,8 @@ impl Coordinator {
             return Ok(());
         }
         let quantizer = self.quantizer_for(rec.weight_reference);
-        let mut st = RoundState {
-            record: rec,
-            quantizer,
-            sum: Vec::new(),
-            uploads: BTreeMap::new(),
-            shares: BTreeMap::new(),
-            ready: Default::default(),
-            opened_at: self.now(),
-            attempt_deadline: self.now() + self.cfg.round_timeout_s,
-            decrypt_started: self.now(),
-            ks_requested_at: None,
-            upload_bytes: 0,
-            started: std::time::Instant::now(),
-        };
+        let now = self.now();
+        let mut st = RoundState::new(rec, quantizer, now, now + self.cfg.round_timeout_s, now);
         let rows = match self.store.uploads(r) {
             Ok(rows) => rows,
             Err(FedError::Integrity(why)) => {

@@ -66,6 +66,32 @@ pub(crate) struct RoundRecord {
     pub(super) closed: Option<ClosedRecord>,
 }
 
+impl RoundState {
+    /// A round with nothing collected yet.
+    pub(super) fn new(
+        record: RoundRecord,
+        quantizer: Quantizer,
+        opened_at: f64,
+        attempt_deadline: f64,
+        decrypt_started: f64,
+    ) -> Self {
+        Self {
+            record,
+            quantizer,
+            sum: Vec::new(),
+            uploads: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            ready: Default::default(),
+            opened_at,
+            attempt_deadline,
+            decrypt_started,
+            ks_requested_at: None,
+            upload_bytes: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
 impl RoundRecord {
     /// Closed or aborted.
     pub(crate) fn is_finished(&self) -> bool {
@@ -468,20 +494,7 @@ impl Coordinator {
         }
         let quantizer = self.quantizer_for(rec.weight_reference);
         let too_few = rec.sampled.len() < self.sizes.quorum;
-        self.round = Some(RoundState {
-            record: rec,
-            quantizer,
-            sum: Vec::new(),
-            uploads: BTreeMap::new(),
-            shares: BTreeMap::new(),
-            ready: Default::default(),
-            opened_at: now,
-            attempt_deadline: 0.0,
-            decrypt_started: 0.0,
-            ks_requested_at: None,
-            upload_bytes: 0,
-            started: std::time::Instant::now(),
-        });
+        self.round = Some(RoundState::new(rec, quantizer, now, 0.0, 0.0));
         if too_few {
             return self.abort_round("fewer clients sampled than the quorum", false);
         }
