@@ -77,6 +77,9 @@ pub struct Ledger {
     latest_head: Option<SignedTreeHead>,
     next_head_seq: u64,
     auto_sign: bool,
+    /// Wall clock in ms since the epoch (a field so that a unit test can
+    /// set it behind the last entry, as a clock stepped back by NTP is).
+    clock: fn() -> u64,
 }
 
 fn now_ms() -> u64 {
@@ -205,6 +208,7 @@ impl Ledger {
             latest_head: Some(first),
             next_head_seq: 1,
             auto_sign: true,
+            clock: now_ms,
         })
     }
 
@@ -235,6 +239,7 @@ impl Ledger {
             latest_head: Some(sth),
             next_head_seq: seq + 1,
             auto_sign: true,
+            clock: now_ms,
         })
     }
 
@@ -393,7 +398,7 @@ impl Ledger {
         let mut rows = Vec::with_capacity(items.len());
         let mut input_rows = Vec::new();
         let mut out = Vec::with_capacity(items.len());
-        let ts = now_ms().max(self.replay.last_ts());
+        let ts = (self.clock)().max(self.replay.last_ts());
         for item in items {
             let index = self.replay.len();
             if matches!(item.body, EntryBody::AggregateComputed(_)) && item.inputs.is_none() {
@@ -455,7 +460,7 @@ impl Ledger {
 
     fn make_head(&self) -> Result<SignedTreeHead, LedgerError> {
         let signer = self.signer.as_ref().ok_or(LedgerError::ReadOnly)?;
-        let ts = now_ms().max(self.latest_head.map_or(0, |h| h.timestamp_ms));
+        let ts = (self.clock)().max(self.latest_head.map_or(0, |h| h.timestamp_ms));
         Ok(signer.sign(TreeHead {
             log_id: self.log_id,
             tree_size: self.replay.len(),
@@ -605,5 +610,44 @@ impl Ledger {
         round: u64,
     ) -> Result<CountedProof, LedgerError> {
         self.counted_proof(self.find_update(client_id, round)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::CustomEntry;
+    use crate::verify::{verify_log, VerifyOptions};
+
+    fn note(i: u8) -> EntryBody {
+        EntryBody::Custom(CustomEntry {
+            kind: "note".into(),
+            data: vec![i],
+        })
+    }
+
+    /// A clock stepped back (NTP, a VM restored from a snapshot) must not
+    /// write an entry or head dated before the previous one: the log would
+    /// refuse it, and the offline verifier would reject the file.
+    #[test]
+    fn a_clock_behind_the_last_entry_does_not_date_entries_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let signer = LogSigner::from_seed(&[5; 32]);
+        let key = signer.public_key();
+        let mut log = Ledger::create(&path, "clock", signer).unwrap();
+        let first = log.append(0, note(0)).unwrap().index;
+        let t0 = log.entry(first).unwrap().timestamp_ms;
+        let head0 = log.latest_head().unwrap().timestamp_ms;
+        log.clock = || 1;
+        let a = log.append(0, note(1)).unwrap();
+        let e = log.entry(a.index).unwrap();
+        assert_eq!(e.timestamp_ms, t0, "held at the previous entry's time");
+        assert_eq!(log.latest_head().unwrap().timestamp_ms, head0);
+        log.append_batch(vec![NewEntry::new(0, note(2)), NewEntry::new(0, note(3))])
+            .unwrap();
+        drop(log);
+        let report = verify_log(&path, &key, &VerifyOptions::default()).unwrap();
+        assert_eq!(report.entries, 4);
     }
 }

@@ -56,6 +56,16 @@ pub enum KeyError {
     /// The file is not a key file of the expected kind.
     #[error("{0} is not a cipherflow-ledger {1} key file")]
     WrongKind(PathBuf, &'static str),
+    /// The file is larger than any key file (read nothing of it).
+    #[error("{path} is {size} bytes, larger than a key file ({max} bytes at most)")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The largest key file accepted.
+        max: u64,
+    },
     /// Not hex, or not 32 bytes.
     #[error("key material is not 64 hex digits (32 bytes)")]
     BadEncoding,
@@ -257,7 +267,11 @@ fn read_small(path: &Path) -> Result<String, KeyError> {
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > MAX_KEY_FILE {
-        return Err(KeyError::WrongKind(path.to_path_buf(), "(oversized)"));
+        return Err(KeyError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            max: MAX_KEY_FILE,
+        });
     }
     let bytes = std::fs::read(path).map_err(io)?;
     String::from_utf8(bytes).map_err(|_| KeyError::BadEncoding)
@@ -405,6 +419,38 @@ mod tests {
         let other = LogSigner::from_seed(&[43; 32]).public_key();
         assert!(other.verify_head(&sth, None).is_err());
         assert!(pk.verify_head(&sth, Some(&[0; 32])).is_err());
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_of_the_key_bytes() {
+        let pk = LogSigner::from_seed(&[42; 32]).public_key();
+        let want: Hash = Sha256::digest(pk.to_bytes()).into();
+        assert_eq!(pk.fingerprint(), want);
+        // Pinned: peers store fingerprints, so the definition must not drift.
+        assert_eq!(hex::encode(pk.fingerprint()), FINGERPRINT_42);
+        let other = LogSigner::from_seed(&[43; 32]).public_key();
+        assert_ne!(other.fingerprint(), pk.fingerprint());
+    }
+
+    const FINGERPRINT_42: &str = "b600306cfa76723fdec395e53a9b3d9fdb78b1e2d7a23c32fcbcd2dc6d0c4092";
+
+    #[test]
+    fn key_files_at_the_size_limit_load_and_larger_ones_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let pk = LogSigner::from_seed(&[42; 32]).public_key();
+        let path = dir.path().join("padded.pub");
+        let mut text = format!("{PUBLIC_TAG}{}", pk.to_hex()).into_bytes();
+        text.resize(MAX_KEY_FILE as usize, b'\n');
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(PublicKey::load(&path).unwrap(), pk);
+        text.push(b'\n');
+        std::fs::write(&path, &text).unwrap();
+        match PublicKey::load(&path) {
+            Err(KeyError::TooLarge { size, max, .. }) => {
+                assert_eq!((size, max), (MAX_KEY_FILE + 1, MAX_KEY_FILE))
+            }
+            other => panic!("oversized key file: {other:?}"),
+        }
     }
 
     #[test]

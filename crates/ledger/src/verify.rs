@@ -208,8 +208,14 @@ fn same_mechanism(a: &DpSettings, b: &DpSettings) -> bool {
 }
 
 impl DpAudit<'_> {
+    /// `|reported − expected| ≤ tol · max(1, |expected|)` for finite values;
+    /// an infinite ε (no privacy) matches only itself, and NaN nothing (a
+    /// relative tolerance of ∞ would otherwise accept any finite report).
     fn close_enough(&self, reported: f64, expected: f64) -> bool {
-        reported == expected || (reported - expected).abs() <= self.tol * expected.abs().max(1.0)
+        if !reported.is_finite() || !expected.is_finite() {
+            return reported == expected;
+        }
+        (reported - expected).abs() <= self.tol * expected.abs().max(1.0)
     }
 
     fn entry(&mut self, replay: &Replay, e: &Entry) -> Result<(), Failure> {
