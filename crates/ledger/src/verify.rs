@@ -102,6 +102,7 @@ pub struct VerifyReport {
     pub latest_head: Option<SignedTreeHead>,
 }
 
+/// Heads read from the store at a time (bounded memory for any log).
 const HEAD_PAGE: u32 = 4096;
 
 struct HeadCheck<'a> {
@@ -110,19 +111,21 @@ struct HeadCheck<'a> {
     log_id: Hash,
     page: VecDeque<HeadRow>,
     last_seq: Option<u64>,
-    done: bool,
+    page_size: u32,
     prev: Option<SignedTreeHead>,
     count: u64,
 }
 
 impl HeadCheck<'_> {
     fn peek(&mut self) -> Result<Option<&HeadRow>, Failure> {
-        if self.page.is_empty() && !self.done {
+        // An empty page is refilled; once every head is read, each call
+        // costs one indexed query that returns nothing (only entries after
+        // the last head, an unsigned tail, call it more than once).
+        if self.page.is_empty() {
             let rows = self
                 .store
-                .heads_page(self.last_seq, HEAD_PAGE)
+                .heads_page(self.last_seq, self.page_size)
                 .map_err(|e| Failure::at(Location::Log, Problem::Storage(e.to_string())))?;
-            self.done = rows.len() < HEAD_PAGE as usize;
             self.page.extend(rows);
         }
         Ok(self.page.front())
@@ -302,11 +305,20 @@ pub fn verify_log(
     key: &PublicKey,
     opts: &VerifyOptions<'_>,
 ) -> Result<VerifyReport, Failure> {
+    verify_log_paged(path, key, opts, HEAD_PAGE)
+}
+
+fn verify_log_paged(
+    path: &Path,
+    key: &PublicKey,
+    opts: &VerifyOptions<'_>,
+    page_size: u32,
+) -> Result<VerifyReport, Failure> {
     let store = Store::open(path, false).map_err(storage)?;
     // One snapshot for everything, so a log being appended to verifies as
     // of one moment.
     store.begin_read().map_err(storage)?;
-    let result = verify_store(&store, key, opts);
+    let result = verify_store(&store, key, opts, page_size);
     store.end_read().map_err(storage)?;
     result
 }
@@ -315,6 +327,7 @@ fn verify_store(
     store: &Store,
     key: &PublicKey,
     opts: &VerifyOptions<'_>,
+    page_size: u32,
 ) -> Result<VerifyReport, Failure> {
     let (name, log_id, stored_key) = read_meta(store).map_err(storage)?;
     if &stored_key != key {
@@ -326,7 +339,7 @@ fn verify_store(
         log_id,
         page: VecDeque::new(),
         last_seq: None,
-        done: false,
+        page_size,
         prev: None,
         count: 0,
     };
@@ -405,4 +418,77 @@ fn verify_store(
         epsilon_checked: opts.epsilon.is_some(),
         latest_head: Some(latest),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::CustomEntry;
+    use crate::ledger::Ledger;
+    use crate::sth::LogSigner;
+
+    fn log_with_heads(path: &Path, appends: u8) -> PublicKey {
+        let signer = LogSigner::from_seed(&[3; 32]);
+        let key = signer.public_key();
+        let mut log = Ledger::create(path, "paged", signer).unwrap();
+        for i in 0..appends {
+            log.append(
+                0,
+                EntryBody::Custom(CustomEntry {
+                    kind: "n".into(),
+                    data: vec![i],
+                }),
+            )
+            .unwrap();
+        }
+        key
+    }
+
+    /// Heads are read a page at a time: every page is checked, the last
+    /// one included, and each head exactly once.
+    #[test]
+    fn heads_beyond_the_first_page_are_checked_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        // 1 + 6 heads: pages of 2, 2, 2 and 1.
+        let key = log_with_heads(&path, 6);
+        let opts = VerifyOptions::default();
+        for page in [1, 2, 3, 7, 8, HEAD_PAGE] {
+            let r = verify_log_paged(&path, &key, &opts, page).unwrap();
+            assert_eq!((r.entries, r.heads), (6, 7), "page {page}");
+        }
+        // A flipped signature in the last head, on the last page.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute(
+            "UPDATE heads SET signature = zeroblob(64) WHERE seq = 6",
+            [],
+        )
+        .unwrap();
+        for page in [1, 2, 3, 7] {
+            let f = verify_log_paged(&path, &key, &opts, page).unwrap_err();
+            assert_eq!(
+                f.location,
+                Location::Head {
+                    seq: 6,
+                    tree_size: 6
+                },
+                "page {page}: {f}"
+            );
+        }
+    }
+
+    #[test]
+    fn options_debug_shows_what_is_checked_without_the_accountant() {
+        let acct = |_: &DpSettings, _: u64| Ok(1.0);
+        let opts = VerifyOptions {
+            epsilon: Some(&acct),
+            epsilon_tolerance: 0.5,
+            trusted_head: None,
+            allow_unsigned_tail: true,
+        };
+        assert_eq!(
+            format!("{opts:?}"),
+            "VerifyOptions { epsilon: true, epsilon_tolerance: 0.5, trusted_head: None, allow_unsigned_tail: true }"
+        );
+    }
 }
