@@ -107,7 +107,8 @@ fn two_rounds(change: impl Fn(&mut DpSettings)) -> Vec<Round> {
 fn a_mechanism_changed_between_rounds_is_refused_field_by_field() {
     let dir = tempfile::tempdir().unwrap();
     let acct = any_accountant;
-    let changes: [(&str, fn(&mut DpSettings)); 4] = [
+    type Change = (&'static str, fn(&mut DpSettings));
+    let changes: [Change; 4] = [
         ("accountant", |d| d.accountant = "pld".into()),
         ("sampling rate", |d| d.sampling_rate *= 2.0),
         ("noise multiplier", |d| d.noise_multiplier += 0.5),
