@@ -434,3 +434,63 @@ fn an_aggregate_input_differing_from_the_update_in_one_field_is_not_a_count() {
         Err(ProofFailure::Path("aggregate input", _))
     ));
 }
+
+/// A head a client saw earlier must still be in the log: same size or
+/// smaller, same root, signed by the key.
+#[test]
+fn a_trusted_head_is_checked_against_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let mut log = Ledger::create(&path, "trusted", signer()).unwrap();
+    for i in 0..6 {
+        log.append(0, note(i)).unwrap();
+    }
+    let id = log.log_id();
+    let at = |size: u64, root: Hash| {
+        signer().sign(TreeHead {
+            log_id: id,
+            tree_size: size,
+            root_hash: root,
+            timestamp_ms: 1,
+        })
+    };
+    let heads = [
+        at(3, log.root_at(3).unwrap()),
+        at(6, log.root_at(6).unwrap()),
+    ];
+    let other_root = log.root_at(5).unwrap();
+    drop(log);
+    let with = |t: &cipherflow_ledger::SignedTreeHead| {
+        let opts = VerifyOptions {
+            trusted_head: Some(t),
+            ..VerifyOptions::default()
+        };
+        verify_log(&path, &signer().public_key(), &opts)
+    };
+    // An older head and the latest one (size equal to the log) verify.
+    for h in &heads {
+        with(h).unwrap();
+    }
+    let fails = |t, problem: fn(&Problem) -> bool| {
+        let f = with(&t).unwrap_err();
+        assert_eq!(f.location, Location::TrustedHead, "{f}");
+        assert!(problem(&f.problem), "{f}");
+    };
+    // A head from a log that went on further than this file (rolled back).
+    fails(at(7, [1; 32]), |p| {
+        matches!(
+            p,
+            Problem::HeadBeyondLog {
+                tree_size: 7,
+                entries: 6
+            }
+        )
+    });
+    // A fork: same size, another root, validly signed.
+    fails(at(6, other_root), |p| matches!(p, Problem::RootMismatch));
+    fails(at(2, other_root), |p| matches!(p, Problem::RootMismatch));
+    // Not signed by the log's key.
+    let mut forged = heads[1];
+    forged.signature[0] ^= 1;
+    fails(forged, |p| matches!(p, Problem::Signature(_)));
+}
