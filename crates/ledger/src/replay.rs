@@ -300,3 +300,43 @@ pub(crate) fn check_row(row: &crate::store::EntryRow) -> Result<(Entry, Hash), P
     }
     Ok((e, leaf))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::CustomEntry;
+
+    fn note(r: &Replay, ts: u64) -> (Entry, Hash) {
+        let e = Entry {
+            index: r.len(),
+            round: 0,
+            timestamp_ms: ts,
+            prev_hash: r.chain(),
+            body: EntryBody::Custom(CustomEntry {
+                kind: "n".into(),
+                data: vec![1],
+            }),
+        };
+        let leaf = merkle::leaf_hash(&e.encode());
+        (e, leaf)
+    }
+
+    /// A committed append cannot be undone by a later rollback; an
+    /// uncommitted one is undone entirely (tree, chain, clock).
+    #[test]
+    fn rollback_undoes_only_what_was_not_committed() {
+        let mut r = Replay::new(&[1; 32]);
+        let (e, leaf) = note(&r, 5);
+        r.begin();
+        r.apply(&e, leaf, None).unwrap();
+        r.commit();
+        r.rollback();
+        assert_eq!((r.len(), r.chain(), r.last_ts()), (1, leaf, 5));
+        let (e2, leaf2) = note(&r, 9);
+        r.begin();
+        r.apply(&e2, leaf2, None).unwrap();
+        assert_eq!((r.len(), r.chain(), r.last_ts()), (2, leaf2, 9));
+        r.rollback();
+        assert_eq!((r.len(), r.chain(), r.last_ts()), (1, leaf, 5));
+    }
+}
