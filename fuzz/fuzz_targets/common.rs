@@ -16,6 +16,7 @@ pub fn params() -> &'static CkksParams {
 }
 
 /// `CFHE`, version 1, `kind`, fingerprint, then `body`.
+#[allow(dead_code)]
 pub fn with_header(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut v = b"CFHE".to_vec();
     v.push(1);

@@ -432,6 +432,23 @@ mod tests {
         assert_ne!(other.fingerprint(), pk.fingerprint());
     }
 
+    /// Debug output (logs, panics) names the public key and never shows
+    /// the signing key.
+    #[test]
+    fn debug_shows_the_public_key_and_never_the_secret() {
+        let seed = [42u8; 32];
+        let s = LogSigner::from_seed(&seed);
+        let pk = s.public_key();
+        assert_eq!(format!("{pk:?}"), format!("PublicKey({})", pk.to_hex()));
+        let shown = format!("{s:?} {s:#?}");
+        assert_eq!(
+            format!("{s:?}"),
+            format!("LogSigner(public {})", pk.to_hex())
+        );
+        assert!(!shown.contains(&hex::encode(seed)), "{shown}");
+        assert!(!shown.contains("42, 42"), "{shown}");
+    }
+
     const FINGERPRINT_42: &str = "b600306cfa76723fdec395e53a9b3d9fdb78b1e2d7a23c32fcbcd2dc6d0c4092";
 
     #[test]
