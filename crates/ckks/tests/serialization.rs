@@ -84,7 +84,7 @@ fn round_trips_and_sizes() {
         let ct = Ciphertext::from_bytes(p, bytes).unwrap();
         assert_eq!(&ct.to_bytes(p).unwrap(), bytes);
         let got = dec.decrypt_values(&ct).unwrap();
-        assert!(precision_bits(&f.values, &got) > 15.0);
+        assert!(precision_bits(&f.values, &got).unwrap() > 15.0);
     }
     // Bit-packed: 40 + 30 bits per coefficient pair instead of 128; the
     // secret-key ciphertext stores c1 as a seed (half size).
