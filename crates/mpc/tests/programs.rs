@@ -15,6 +15,19 @@ fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
 }
 
+/// Whether data a test needs is present. When it is not, the test fails,
+/// unless `CIPHERFLOW_SKIP_MISSING_DATA=1` asks to skip it (then `false`).
+fn data_present(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("CIPHERFLOW_SKIP_MISSING_DATA").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: {what} (CIPHERFLOW_SKIP_MISSING_DATA=1)");
+        return false;
+    }
+    panic!("{what}; set CIPHERFLOW_SKIP_MISSING_DATA=1 to skip the tests that need it");
+}
+
 #[test]
 fn private_prediction_agrees_with_plaintext_on_digits() {
     let all = load_digits(&data_dir().join("digits.csv.gz")).unwrap();
@@ -107,12 +120,13 @@ fn private_logistic_regression_matches_plaintext_for_both_splits() {
 }
 
 /// Trains an MLP for one epoch and classifies 1,000 MNIST test images
-/// (≈ 4 s); skipped when `../shared/data/mnist` is absent.
+/// (≈ 4 s). Needs `../shared/data/mnist`: fails without it unless
+/// `CIPHERFLOW_SKIP_MISSING_DATA=1`.
 #[test]
 fn private_prediction_agrees_with_plaintext_on_mnist() {
     let dir = data_dir().join("../../shared/data/mnist");
-    if !dir.join("t10k-labels.idx1-ubyte.gz").exists() {
-        eprintln!("skipping: MNIST not found in {}", dir.display());
+    let present = dir.join("t10k-labels.idx1-ubyte.gz").exists();
+    if !data_present(&format!("MNIST not found in {}", dir.display()), present) {
         return;
     }
     let (train, test) = cipherflow_nn::data::load_mnist(&dir).unwrap();

@@ -41,6 +41,19 @@ fn max_abs_err(want: &[f64], got: &[f64]) -> f64 {
         .fold(0.0, |m: f64, d| if d.is_nan() || d > m { d } else { m })
 }
 
+/// Whether data a test needs is present. When it is not, the test fails,
+/// unless `CIPHERFLOW_SKIP_MISSING_DATA=1` asks to skip it (then `false`).
+fn data_present(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("CIPHERFLOW_SKIP_MISSING_DATA").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: {what} (CIPHERFLOW_SKIP_MISSING_DATA=1)");
+        return false;
+    }
+    panic!("{what}; set CIPHERFLOW_SKIP_MISSING_DATA=1 to skip the tests that need it");
+}
+
 fn plain_logits(model: &mut Sequential, x: &[f64]) -> Vec<f64> {
     let mut shape = vec![1];
     shape.extend(model.input_shape());
@@ -213,26 +226,20 @@ fn unsupported_and_too_deep_models_are_refused() {
     assert_eq!(choose_bits(20).unwrap().0, 15);
 }
 
+/// Needs `../shared/data/mnist`: fails without it unless
+/// `CIPHERFLOW_SKIP_MISSING_DATA=1`.
 #[test]
-fn mnist_tutorial_network_one_image_if_present() {
+fn mnist_tutorial_network_one_image() {
     let dir = repo("../shared/data/mnist");
     let model_path = repo("data/models/mnist-tenseal-cnn.safetensors");
-    if !dir.join("t10k-images.idx3-ubyte.gz").exists()
-        && !dir.join("t10k-images-idx3-ubyte").exists()
-    {
-        eprintln!(
-            "SKIPPED: MNIST not found at {} (set up ../shared/data/mnist)",
-            dir.display()
-        );
+    let present = dir.join("t10k-images.idx3-ubyte.gz").exists()
+        || dir.join("t10k-images-idx3-ubyte").exists();
+    if !data_present(&format!("MNIST not found at {}", dir.display()), present) {
         return;
     }
-    let (_, test) = match cipherflow_nn::data::load_mnist(&dir) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("SKIPPED: MNIST unreadable at {}: {e}", dir.display());
-            return;
-        }
-    };
+    // Present but unreadable is a failure, not a skip.
+    let (_, test) = cipherflow_nn::data::load_mnist(&dir)
+        .unwrap_or_else(|e| panic!("MNIST unreadable at {}: {e}", dir.display()));
     let mut model = load_model(&model_path).unwrap();
     let plan = Plan::compile(&model).unwrap();
     let server = EncryptedModel::new(&plan, Mode::Latency).unwrap();
