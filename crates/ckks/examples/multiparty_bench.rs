@@ -135,7 +135,7 @@ fn run(name: &str, preset: Preset, n: u64, t: usize, reps: usize) {
         .decode(&combine_decryption(&params, &sum, &shares).unwrap())
         .unwrap();
     let want: Vec<f64> = vals.iter().map(|v| v * n as f64).collect();
-    let bits = cipherflow_ckks::precision_bits(&want, &out);
+    let bits = cipherflow_ckks::precision_bits(&want, &out).unwrap();
     let exp = sm.expected_precision_bits(&params, 2f64.powf(log_scale), t);
     emit(
         "combine_decryption",

@@ -280,16 +280,67 @@ impl Encoder {
     }
 }
 
-/// Bits of precision of `got` against `want`: `-log2(max |got - want|)`.
-pub fn precision_bits(want: &[f64], got: &[f64]) -> f64 {
-    let err = want
-        .iter()
-        .zip(got)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f64, f64::max);
-    if err == 0.0 {
+/// Bits of precision of `got` against `want`: `-log2(max |got - want|)`,
+/// `+∞` when they are equal and `−∞` when a difference is not finite (a
+/// NaN or infinite value has no precision).
+///
+/// The slices must have the same, non-zero length (compare a prefix with
+/// `&got[..want.len()]`): an empty or short output is an error, never a
+/// vacuous match.
+pub fn precision_bits(want: &[f64], got: &[f64]) -> Result<f64, CkksError> {
+    if want.is_empty() || want.len() != got.len() {
+        return Err(CkksError::LengthMismatch {
+            want: want.len(),
+            got: got.len(),
+        });
+    }
+    let mut err = 0.0f64;
+    for (a, b) in want.iter().zip(got) {
+        let d = (a - b).abs();
+        if !d.is_finite() {
+            return Ok(f64::NEG_INFINITY);
+        }
+        err = err.max(d);
+    }
+    Ok(if err == 0.0 {
         f64::INFINITY
     } else {
         -err.log2()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn precision_bits_refuses_to_compare_nothing() {
+        assert_eq!(
+            precision_bits(&[1.0, 2.0], &[1.0, 2.0 + 2f64.powi(-10)]),
+            Ok(10.0)
+        );
+        assert_eq!(precision_bits(&[0.5], &[0.5]), Ok(f64::INFINITY));
+        assert_eq!(
+            precision_bits(&[0.5, 1.0], &[0.5, f64::NAN]),
+            Ok(f64::NEG_INFINITY)
+        );
+        assert_eq!(
+            precision_bits(&[0.5], &[f64::INFINITY]),
+            Ok(f64::NEG_INFINITY)
+        );
+        for (want, got) in [
+            (&[][..], &[][..]),
+            (&[1.0][..], &[][..]),
+            (&[1.0][..], &[1.0, 2.0][..]),
+        ] {
+            assert_eq!(
+                precision_bits(want, got),
+                Err(CkksError::LengthMismatch {
+                    want: want.len(),
+                    got: got.len()
+                })
+            );
+        }
     }
 }

@@ -57,6 +57,17 @@ pub enum CkksError {
     /// The ciphertext has the wrong number of components.
     #[error("ciphertext has {0} components; this operation needs {1}")]
     WrongSize(usize, usize),
+    /// Two value vectors compared slot by slot differ in length or are
+    /// empty (see [`crate::precision_bits`]).
+    #[error(
+        "cannot compare {want} expected values with {got} results (need equal, non-zero lengths)"
+    )]
+    LengthMismatch {
+        /// Expected values.
+        want: usize,
+        /// Values obtained.
+        got: usize,
+    },
     /// Serialized bytes are malformed.
     #[error("malformed encoding: {0}")]
     Decode(String),

@@ -73,7 +73,7 @@ fn noise_bound_covers_a_real_computation() {
     assert!(bound.failure_probability() < 2f64.powi(-30));
     assert!(bound.values() >= 8.0 * 0.81);
     let got = dec.decrypt_values(&out).unwrap();
-    assert!(precision_bits(&expected, &got) >= bound.precision_bits());
+    assert!(precision_bits(&expected, &got).unwrap() >= bound.precision_bits());
 }
 
 /// σ grows as √D with the number of decryptions D, linearly with the
@@ -128,7 +128,7 @@ fn releaser_floods_counts_and_refuses() {
     assert_ne!(a, b);
     let want_bits = flooding.precision_bits(&bound);
     for v in [&a, &b] {
-        let got = precision_bits(&x, &v[..16]);
+        let got = precision_bits(&x, &v[..16]).unwrap();
         assert!(got >= want_bits, "{got} < {want_bits}");
     }
     assert_eq!(rel.remaining(), 1);
@@ -198,7 +198,7 @@ fn q0_helper_keeps_stated_precision_or_refuses() {
     let mut worst = f64::INFINITY;
     for _ in 0..4 {
         let got = rel.release(&out, &fp.bound, &mut rng).unwrap();
-        worst = worst.min(precision_bits(&want, &got));
+        worst = worst.min(precision_bits(&want, &got).unwrap());
     }
     eprintln!("measured precision after flooding: {worst:.1} bits");
     assert!(worst >= 8.0, "{worst} bits");
@@ -294,7 +294,7 @@ fn sanitize_hides_the_weights_and_keeps_precision() {
         assert_ne!(clean.components()[0], out.components()[0]);
         clean_var.push(error_variance(&dec, &enc, &clean, &want));
         let got = dec.decrypt_values(&clean).unwrap();
-        let bits = precision_bits(&want, &got);
+        let bits = precision_bits(&want, &got).unwrap();
         assert!(bits >= target.precision_bits, "{bits} bits after sanitize");
         assert!(
             bits >= after.precision_bits(),

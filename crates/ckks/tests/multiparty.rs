@@ -141,7 +141,7 @@ fn collective_key_additive_decryption() {
         .enc
         .decode(&combine_decryption(&f.params, &ct, &shares).unwrap())
         .unwrap();
-    let bits = precision_bits(&values, &out);
+    let bits = precision_bits(&values, &out).unwrap();
     let expected = sm.expected_precision_bits(&f.params, 2f64.powi(LOG_SCALE), 5);
     assert!(
         bits >= 22.0 && bits >= expected - 1.0,
@@ -150,11 +150,11 @@ fn collective_key_additive_decryption() {
     // The ideal key s = Σ s_i decrypts the same ciphertext without smudging.
     let ideal = ideal_secret_key(&f.params, &f.sks).unwrap();
     let exact = Decryptor::new(&ideal).decrypt_values(&ct).unwrap();
-    assert!(precision_bits(&values, &exact) > 40.0);
+    assert!(precision_bits(&values, &exact).unwrap() > 40.0);
     // Missing one party: garbage.
     let out = combine_decryption(&f.params, &ct, &shares[1..])
         .and_then(|p| f.enc.decode(&p))
-        .map(|v| precision_bits(&values, &v));
+        .map(|v| precision_bits(&values, &v).unwrap());
     assert!(
         out.as_ref().map_or(true, |&b| b < 0.0),
         "n-1 additive shares decrypted: {out:?}"
@@ -174,7 +174,7 @@ fn threshold_with_exactly_t_parties_of_several_subsets() {
         vec![1, 2, 3, 4, 5, 6],
     ] {
         let out = threshold_decrypt(&mut f, &active, &ct, &sm).unwrap();
-        let bits = precision_bits(&values, &out[..64]);
+        let bits = precision_bits(&values, &out[..64]).unwrap();
         assert!(bits >= 22.0, "{active:?}: {bits:.1} bits");
     }
 }
@@ -247,7 +247,7 @@ fn federated_sum_of_client_vectors() {
         .unwrap();
     let active = [1u64, 2, 4, 5, 7, 8, 10];
     let out = threshold_decrypt(&mut f, &active, &acc, &sm).unwrap();
-    let bits = precision_bits(&sum, &out);
+    let bits = precision_bits(&sum, &out).unwrap();
     let expected = sm.expected_precision_bits(&f.params, acc.scale(), active.len());
     assert!(
         bits >= 20.0 && bits >= expected - 1.5,
@@ -392,27 +392,57 @@ fn invalid_ids_and_thresholds_are_refused() {
     let params = Preset::Aggregation.build().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(8);
     let sk = SecretShare::generate_for(&params, 1, &mut rng);
-    for (t, ids) in [
-        (2, vec![0u64, 1]),
-        (2, vec![1, 1, 2]),
-        (0, vec![1, 2]),
-        (3, vec![1, 2]),
+    use MultipartyError as M;
+    let mp = |r: Result<Vec<ShamirShare>, CkksError>| match r {
+        Err(CkksError::Multiparty(e)) => e,
+        other => panic!("expected a multiparty error, got {other:?}"),
+    };
+    for (t, ids, want) in [
+        (2, vec![0u64, 1], M::InvalidPartyId(0)),
+        (2, vec![1, 1, 2], M::DuplicateParty(1)),
+        (
+            0,
+            vec![1, 2],
+            M::InvalidThreshold {
+                threshold: 0,
+                parties: 2,
+            },
+        ),
+        (
+            3,
+            vec![1, 2],
+            M::InvalidThreshold {
+                threshold: 3,
+                parties: 2,
+            },
+        ),
     ] {
-        assert!(
-            shamir_deal(&params, &sk, t, &ids, &mut rng).is_err(),
-            "{t} {ids:?}"
-        );
+        let e = mp(shamir_deal(&params, &sk, t, &ids, &mut rng));
+        assert_eq!(e, want, "{t} {ids:?}");
     }
-    assert!(shamir_deal(&params, &sk, 2, &[2, 3], &mut rng).is_err());
+    // The dealer (party 1) is not among the recipients.
+    let e = mp(shamir_deal(&params, &sk, 2, &[2, 3], &mut rng));
+    assert_eq!(e, M::UnexpectedParty(1));
     let anonymous = SecretShare::generate(&params, &mut rng);
-    assert!(shamir_deal(&params, &anonymous, 1, &[1], &mut rng).is_err());
+    let e = mp(shamir_deal(&params, &anonymous, 1, &[1], &mut rng));
+    assert!(
+        matches!(&e, M::Mismatch(m) if m.contains("no party id")),
+        "{e}"
+    );
     // An id ≡ 0 modulo a prime.
     let q0 = params.q()[0];
-    assert!(shamir_deal(&params, &sk, 1, &[1, q0], &mut rng).is_err());
+    let e = mp(shamir_deal(&params, &sk, 1, &[1, q0], &mut rng));
+    assert_eq!(e, M::InvalidPartyId(q0));
     // Combining shares addressed to someone else, or from two dealings.
     let s = shamir_deal(&params, &sk, 1, &[1, 2], &mut rng).unwrap();
-    assert!(shamir_combine(&params, 1, &s).is_err());
-    assert!(shamir_combine(&params, 1, &s[..1]).is_err()); // party 2's share missing
+    let e = shamir_combine(&params, 1, &s).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Multiparty(M::Mismatch(m)) if m.contains("addressed to party 2")),
+        "{e}"
+    );
+    // Party 2's dealing is missing.
+    let e = shamir_combine(&params, 1, &s[..1]).unwrap_err();
+    assert_eq!(e, CkksError::Multiparty(M::MissingParty(2)));
     assert!(format!("{sk:?}").contains("redacted"));
     assert!(format!("{:?}", s[0]).contains("redacted"));
 }
@@ -502,13 +532,26 @@ fn serialization_round_trips_and_rejects_malformed_bytes() {
     let header = 4 + 1 + 1 + 32;
     let mut bad_party = db.clone();
     bad_party[header] = 7; // party 7 is not in the active set
-    assert!(DecryptionShare::from_bytes(&params, &bad_party).is_err());
+    assert_eq!(
+        DecryptionShare::from_bytes(&params, &bad_party).unwrap_err(),
+        CkksError::Multiparty(MultipartyError::UnexpectedParty(7))
+    );
     let mut bad_t = db.clone();
     bad_t[header + 8 + 1 + 4 + 16] = 9; // threshold 9 > 2 active
-    assert!(DecryptionShare::from_bytes(&params, &bad_t).is_err());
+    assert_eq!(
+        DecryptionShare::from_bytes(&params, &bad_t).unwrap_err(),
+        CkksError::Multiparty(MultipartyError::InvalidThreshold {
+            threshold: 9,
+            parties: 2
+        })
+    );
     let mut bad_ternary = sk_bytes.to_vec();
     bad_ternary[header + 9] = 0xff; // coefficient code 3
-    assert!(SecretShare::from_bytes(&params, &bad_ternary).is_err());
+    let e = SecretShare::from_bytes(&params, &bad_ternary).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Decode(m) if m.contains("not ternary")),
+        "{e}"
+    );
     // A share re-parsed from bytes still combines.
     let ds3 = decryption_share(&params, &f.thr[2], &[1, 3], &ct, &sm, &mut f.rng).unwrap();
     let parsed = DecryptionShare::from_bytes(&params, &ds3.to_bytes()).unwrap();
@@ -529,7 +572,7 @@ fn collective_key_at_n13() {
         .unwrap();
     let sm = Smudging::for_fresh_sum(&f.params, 4, 1, 40).unwrap();
     let out = threshold_decrypt(&mut f, &[2, 3, 4], &ct, &sm).unwrap();
-    assert!(precision_bits(&values, &out[..32]) >= 22.0);
+    assert!(precision_bits(&values, &out[..32]).unwrap() >= 22.0);
 }
 
 mod fuzz {

@@ -54,7 +54,7 @@ const FRESH_BITS: f64 = 21.0;
 const MUL_BITS: f64 = 20.0;
 
 fn check(label: &str, want: &[f64], got: &[f64], min_bits: f64) {
-    let bits = precision_bits(want, &got[..want.len()]);
+    let bits = precision_bits(want, &got[..want.len()]).unwrap();
     println!("{label}: {bits:.1} bits");
     assert!(bits >= min_bits, "{label}: {bits:.1} bits < {min_bits}");
 }
@@ -398,8 +398,8 @@ fn flooding_adds_calibrated_noise() {
     let fl = Flooding::for_release(&params, &bound, 30, 1).unwrap();
     let plain = dec.decrypt_values(&ct).unwrap();
     let flooded = dec.decrypt_flooded(&ct, &bound, &fl, &mut rng).unwrap();
-    let b_plain = precision_bits(&x, &plain);
-    let b_flood = precision_bits(&x, &flooded);
+    let b_plain = precision_bits(&x, &plain).unwrap();
+    let b_flood = precision_bits(&x, &flooded).unwrap();
     // σ ≈ 2^15·B/√2 with B ≈ 2^15 canonical: about 30 bits of precision lost.
     assert!(b_flood < b_plain - 15.0, "{b_plain} -> {b_flood}");
     assert!(

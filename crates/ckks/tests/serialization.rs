@@ -75,6 +75,70 @@ fn decode_all(p: &CkksParams, bytes: &[u8]) -> usize {
     .count()
 }
 
+/// Every decoder on `bytes` (ciphertext, public, secret, relinearization
+/// and Galois keys), each result re-encoded.
+fn decode_each(p: &CkksParams, bytes: &[u8]) -> [Result<Vec<u8>, CkksError>; 5] {
+    [
+        Ciphertext::from_bytes(p, bytes).map(|x| x.to_bytes(p).unwrap()),
+        PublicKey::from_bytes(p, bytes).map(|x| x.to_bytes()),
+        SecretKey::from_bytes(p, bytes).map(|x| x.to_bytes().to_vec()),
+        RelinKey::from_bytes(p, bytes).map(|x| x.to_bytes()),
+        GaloisKeys::from_bytes(p, bytes).map(|x| x.to_bytes(p)),
+    ]
+}
+
+/// The fixture's encodings with the index of their decoder in [`decode_each`].
+fn sources(f: &Fixture) -> [(&Vec<u8>, usize); 6] {
+    [
+        (&f.ct_pk, 0),
+        (&f.ct_sk, 0),
+        (&f.pk, 1),
+        (&f.sk_bytes, 2),
+        (&f.rlk, 3),
+        (&f.gk, 4),
+    ]
+}
+
+/// What the decoders must say of `src` (decoded by decoder `kind`) with bit
+/// `bit` of byte `i` flipped: magic, version and kind (bytes 0..6) and
+/// every other decoder (wrong kind) give `Decode`; the parameter
+/// fingerprint (6..38) gives `ParamsMismatch`; in the body, `Decode`, or an
+/// object that re-encodes to the flipped bytes (a decoder never ignores a
+/// change). Galois keys re-sort their elements, so a flipped element id may
+/// re-encode in another order: there only the change itself is checked.
+fn check_flip(p: &CkksParams, src: &[u8], kind: usize, i: usize, bit: u8) -> Result<(), String> {
+    let mut v = src.to_vec();
+    v[i] ^= 1 << bit;
+    for (k, r) in decode_each(p, &v).into_iter().enumerate() {
+        let ok = match (&r, k == kind, i) {
+            (Err(CkksError::Decode(_)), false, _) | (Err(CkksError::Decode(_)), true, 0..6) => true,
+            (Err(CkksError::ParamsMismatch), true, 6..38) => true,
+            (Err(CkksError::Decode(_)), true, 38..) => true,
+            (Ok(re), true, 38..) => *re != src && (k == 4 || *re == v),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "decoder {k} on source kind {kind}, byte {i} bit {bit}: {:?}",
+                r.map(|re| re.len())
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn header_bit_flips_give_their_error() {
+    let f = fixture();
+    for (src, kind) in sources(f) {
+        for i in 0..38 {
+            for bit in 0..8 {
+                check_flip(&f.params, src, kind, i, bit).unwrap();
+            }
+        }
+    }
+}
+
 #[test]
 fn round_trips_and_sizes() {
     let f = fixture();
@@ -84,7 +148,7 @@ fn round_trips_and_sizes() {
         let ct = Ciphertext::from_bytes(p, bytes).unwrap();
         assert_eq!(&ct.to_bytes(p).unwrap(), bytes);
         let got = dec.decrypt_values(&ct).unwrap();
-        assert!(precision_bits(&f.values, &got) > 15.0);
+        assert!(precision_bits(&f.values, &got).unwrap() > 15.0);
     }
     // Bit-packed: 40 + 30 bits per coefficient pair instead of 128; the
     // secret-key ciphertext stores c1 as a seed (half size).
@@ -167,20 +231,26 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
         let p = &fixture().params;
-        let _ = decode_all(p, &bytes);
-        // Also with a valid header in front.
+        // No magic: every decoder says Decode.
+        for r in decode_each(p, &bytes) {
+            prop_assert!(matches!(r, Err(CkksError::Decode(_))), "{:?}", r.map(|b| b.len()));
+        }
+        // Also with a valid ciphertext header in front: too short for any
+        // ciphertext of these parameters, another kind for the others.
         let mut v = fixture().ct_pk[..38].to_vec();
         v.extend_from_slice(&bytes);
-        let _ = decode_all(p, &v);
+        for r in decode_each(p, &v) {
+            prop_assert!(matches!(r, Err(CkksError::Decode(_))), "{:?}", r.map(|b| b.len()));
+        }
     }
 
     #[test]
     fn bit_flips_never_panic(pos in 0usize..200_000, bit in 0u8..8, which in 0usize..6) {
         let f = fixture();
-        let src = [&f.ct_pk, &f.ct_sk, &f.pk, &f.sk_bytes, &f.rlk, &f.gk][which];
-        let mut v = src.clone();
-        let i = pos % v.len();
-        v[i] ^= 1 << bit;
-        let _ = decode_all(&f.params, &v);
+        let (src, kind) = sources(f)[which];
+        let i = pos % src.len();
+        if let Err(m) = check_flip(&f.params, src, kind, i, bit) {
+            prop_assert!(false, "{}", m);
+        }
     }
 }

@@ -305,7 +305,8 @@ fn bench_poly(args: &TensorArgs, threads: usize) -> Result<(), String> {
         .decrypt_values(&out)
         .map_err(e)?;
     let want: Vec<f64> = x.iter().map(|&v| p.eval(v)).collect();
-    let bits = cipherflow_ckks::precision_bits(&want, got.get(..want.len()).unwrap_or(&[]));
+    let bits =
+        cipherflow_ckks::precision_bits(&want, got.get(..want.len()).unwrap_or(&[])).map_err(e)?;
     if args.json {
         println!(
             "{}",

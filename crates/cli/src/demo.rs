@@ -246,9 +246,9 @@ pub fn run(path: &Path) -> Result<(), String> {
         Evaluator::inner_sum_steps(WINDOW).len(),
         t_eval.as_secs_f64() * 1e3
     );
+    let bits = precision_bits(&want, &got).map_err(err)?;
     println!(
-        "  scores vs plaintext model: {:.1} bits of precision; same decision for {agree}/{} patients",
-        precision_bits(&want, &got),
+        "  scores vs plaintext model: {bits:.1} bits of precision; same decision for {agree}/{} patients",
         test.len()
     );
     println!(

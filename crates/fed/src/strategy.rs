@@ -134,4 +134,69 @@ mod tests {
         o.apply(&mut w, &[1.0]).unwrap();
         assert!(w[0] > 0.0);
     }
+
+    #[test]
+    fn fedyogi_two_steps_by_hand() {
+        // Reddi et al. 2021, Algorithm 2 (FedYogi), no bias correction:
+        //   m = β1·m + (1 − β1)·Δ,  v = v − (1 − β2)·Δ²·sign(v − Δ²),
+        //   w += η·m/(√v + τ),  v starts at τ².
+        // β1 = 0.5, β2 = 0.75, τ = 0.5 (v0 = 0.25), η = 1: every m and v
+        // below is exact in f32.
+        let cfg = StrategyConfig {
+            kind: StrategyKind::FedYogi,
+            server_lr: 1.0,
+            beta1: 0.5,
+            beta2: 0.75,
+            tau: 0.5,
+            ..StrategyConfig::default()
+        };
+        let mut o = ServerOptimizer::new(&cfg, 4);
+        let mut w = vec![1.0f32, 2.0, -1.0, 0.5];
+        let close = |w: &[f32], want: [f64; 4]| {
+            assert_eq!(w.len(), want.len());
+            for (i, (&got, want)) in w.iter().zip(want).enumerate() {
+                assert!(
+                    (f64::from(got) - want).abs() < 1e-6,
+                    "w[{i}] = {got}, expected {want}"
+                );
+            }
+        };
+        // Step 1, Δ = [2, −1, 0.25, 0], Δ² = [4, 1, 0.0625, 0]:
+        //   m = [1, −0.5, 0.125, 0]
+        //   v0 − Δ² = [−3.75, −0.75, 0.1875, 0.25]: signs [−, −, +, +]
+        //   v = [0.25 + 1, 0.25 + 0.25, 0.25 − 0.015625, 0.25]
+        //     = [1.25, 0.5, 0.234375, 0.25]   (Adam would give 1.1875, …)
+        //   Δw = [1/(√1.25 + 0.5) = (√5 − 1)/2, −0.5/(√0.5 + 0.5) = 1 − √2,
+        //         0.125/(√0.234375 + 0.5), 0]
+        o.apply(&mut w, &[2.0, -1.0, 0.25, 0.0]).unwrap();
+        assert_eq!(o.m, vec![1.0, -0.5, 0.125, 0.0]);
+        assert_eq!(o.v, vec![1.25, 0.5, 0.234375, 0.25]);
+        let r = 0.234375f64.sqrt() + 0.5;
+        let w1 = [
+            1.0 + (5f64.sqrt() - 1.0) / 2.0,
+            2.0 + 1.0 - 2f64.sqrt(),
+            -1.0 + 0.125 / r,
+            0.5,
+        ];
+        close(&w, w1);
+        // Step 2, Δ = [1, 1, 0, −0.75], Δ² = [1, 1, 0, 0.5625]:
+        //   m = [0.5 + 0.5, −0.25 + 0.5, 0.0625, −0.375] = [1, 0.25, 0.0625, −0.375]
+        //   v − Δ² = [0.25, −0.5, 0.234375, −0.3125]: signs [+, −, +, −]
+        //   v = [1.25 − 0.25, 0.5 + 0.25, 0.234375, 0.25 + 0.140625]
+        //     = [1, 0.75, 0.234375, 0.390625]
+        //   Δw = [1/1.5, 0.25/(√0.75 + 0.5), 0.0625/(√0.234375 + 0.5),
+        //         −0.375/(0.625 + 0.5) = −1/3]
+        o.apply(&mut w, &[1.0, 1.0, 0.0, -0.75]).unwrap();
+        assert_eq!(o.m, vec![1.0, 0.25, 0.0625, -0.375]);
+        assert_eq!(o.v, vec![1.0, 0.75, 0.234375, 0.390625]);
+        close(
+            &w,
+            [
+                w1[0] + 1.0 / 1.5,
+                w1[1] + 0.25 / (0.75f64.sqrt() + 0.5),
+                w1[2] + 0.0625 / r,
+                w1[3] - 1.0 / 3.0,
+            ],
+        );
+    }
 }

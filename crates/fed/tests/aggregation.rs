@@ -250,48 +250,117 @@ fn decryption_needs_t_online_key_holders() {
 
 #[test]
 fn refused_messages() {
+    use cipherflow_ckks::CkksError;
+    use cipherflow_fed::FedError;
     let (mut coord, mut clients, _clock, _dir) = agents(3, 2);
     // Not in the roster.
     let e = coord
         .join("mallory", &clients[0].join_request())
         .unwrap_err();
-    assert!(matches!(e, cipherflow_fed::FedError::Unenrolled(_)), "{e}");
+    assert!(matches!(e, FedError::Unenrolled(_)), "{e}");
     // Another federation's message.
     let mut r = clients[0].join_request();
     r.federation = "other".into();
-    assert!(coord.join("client-1", &r).is_err());
+    let e = coord.join("client-1", &r).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Protocol(m) if m.contains("federation \"other\"")),
+        "{e}"
+    );
     coord.tick().unwrap();
     let t = coord.next_task("client-1", &task_req(&clients[0])).unwrap();
     let Action::Upload(chunks) = clients[0].handle(&t).unwrap() else {
         panic!()
     };
-    // A client's update sent under another identity is for a client that
-    // did not make it: the ledger would record the wrong client; a
-    // truncated upload and a wrong round are refused.
-    assert!(coord
-        .upload("client-2", &chunks[..chunks.len() - 1])
-        .is_err());
+    // 31 weights: one chunk, one shared ciphertext.
+    assert_eq!(chunks.len(), 1);
+    // Each case below has exactly one fault; none of them may count as the
+    // client's upload (the genuine one is accepted afterwards).
+    // Someone outside the roster sends a genuine update. (A complete
+    // upload under another sampled client's id is not refused here: the
+    // coordinator cannot tell whose key share encrypted it; the transport's
+    // mutual TLS binds the id to the sender.)
+    let e = coord.upload("mallory", &chunks).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Unenrolled(id) if id == "mallory"),
+        "{e}"
+    );
+    // An empty upload.
+    let e = coord.upload("client-1", &[]).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Protocol(m) if m.contains("empty upload")),
+        "{e}"
+    );
+    // A truncated upload: the ciphertext one byte short.
+    let mut short = chunks.clone();
+    short[0].ciphertext.pop();
+    let e = coord.upload("client-1", &short).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Protocol(m) if m.starts_with("upload of ")),
+        "{e}"
+    );
+    // A wrong round.
     let mut wrong = chunks.clone();
     for c in wrong.iter_mut() {
         c.round = 7;
     }
-    assert!(matches!(
-        coord.upload("client-1", &wrong),
-        Err(cipherflow_fed::FedError::Replay(_))
-    ));
-    let mut bad = chunks.clone();
-    if let Some(b) = bad[0].ciphertext.get_mut(100) {
-        *b ^= 0xff;
+    let e = coord.upload("client-1", &wrong).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Replay(m) if m.contains("upload for round 7")),
+        "{e}"
+    );
+    // Corrupted bytes. The encoding is magic 4, version 1, kind 1,
+    // parameter fingerprint 32, seed of `a` 32, shift 4, then the residues
+    // bit-packed. A flip inside a residue that stays below its prime is a
+    // valid-looking ciphertext (only the transport can tell); the
+    // fingerprint, the seed and out-of-range residues are checked here.
+    let mut fp = chunks.clone();
+    fp[0].ciphertext[10] ^= 1;
+    let e = coord.upload("client-1", &fp).unwrap_err();
+    assert!(
+        matches!(e, FedError::Ckks(CkksError::ParamsMismatch)),
+        "{e}"
+    );
+    let mut seed = chunks.clone();
+    seed[0].ciphertext[38] ^= 1;
+    let e = coord.upload("client-1", &seed).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Protocol(m) if m.contains("another round, chunk or shift")),
+        "{e}"
+    );
+    // 16 bytes of ones hold a whole residue of all ones (≥ its prime).
+    let mut range = chunks.clone();
+    for b in &mut range[0].ciphertext[74..90] {
+        *b = 0xff;
     }
-    let _ = coord.upload("client-1", &bad); // either refused or a valid-looking ciphertext
-    let r1 = coord.upload("client-1", &chunks);
-    // Replaying the same upload is idempotent; a different one is a replay.
-    if r1.is_ok() {
-        assert!(coord.upload("client-1", &chunks).unwrap().duplicate);
-    }
+    let e = coord.upload("client-1", &range).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Ckks(CkksError::Decode(m)) if m.contains("out of range")),
+        "{e}"
+    );
+    // The genuine upload is accepted; a byte-identical resend is idempotent.
+    let first = coord.upload("client-1", &chunks).unwrap();
+    assert!(!first.duplicate);
+    let again = coord.upload("client-1", &chunks).unwrap();
+    assert!(again.duplicate, "a byte-identical resend is a duplicate");
+    assert_eq!(again.ledger_index, first.ledger_index);
+    // Different bytes for the same (client, round) are a replay, even a
+    // well-formed ciphertext: clearing a set bit only lowers a residue.
+    let mut other = chunks.clone();
+    let byte = other[0].ciphertext[74..]
+        .iter_mut()
+        .find(|b| **b != 0)
+        .unwrap();
+    *byte &= *byte - 1;
+    assert_ne!(other[0].ciphertext, chunks[0].ciphertext);
+    let e = coord.upload("client-1", &other).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Replay(m) if m.contains("already uploaded")),
+        "{e}"
+    );
+    // The replay changed nothing: the genuine upload is still the one held.
+    assert!(coord.upload("client-1", &chunks).unwrap().duplicate);
     // Revoked clients are refused.
     coord.revoke("client-3");
     let t = coord.next_task("client-3", &task_req(&clients[2]));
-    assert!(matches!(t, Err(cipherflow_fed::FedError::Revoked(_))));
-    let _ = &mut clients;
+    assert!(matches!(t, Err(FedError::Revoked(_))));
 }

@@ -8,7 +8,9 @@ mod common;
 
 use cipherflow_fed::config::FederationConfig;
 use cipherflow_fed::sim::{simulate, split_among, DropStage, SimOptions, SimReport};
+use cipherflow_fed::FedError;
 use cipherflow_nn::data::Dataset;
+use cipherflow_nn::NnError;
 
 fn run(
     cfg: FederationConfig,
@@ -158,7 +160,11 @@ fn dp_budgets_are_enforced_and_logged() {
 #[test]
 fn simulated_data_is_validated() {
     let (train, _) = common::breast_cancer();
-    assert!(split_among(&train, 1000, Some(0.01), 1).is_err());
+    let e = split_among(&train, 1000, Some(0.01), 1).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Nn(NnError::Config(m)) if m.contains("into 1000 clients")),
+        "{e}"
+    );
     let empty: Vec<Dataset> = Vec::new();
     let dir = tempfile::tempdir().unwrap();
     let r = simulate(SimOptions {
@@ -171,7 +177,12 @@ fn simulated_data_is_validated() {
         on_round: None,
         dropout_plan: None,
     });
-    assert!(r.is_err());
+    // No client: refused before anything runs.
+    assert!(
+        matches!(&r, Err(FedError::Config(m)) if m.contains("roster needs 1..=")),
+        "{:?}",
+        r.as_ref().err()
+    );
 }
 
 #[test]

@@ -169,4 +169,30 @@ mod tests {
         let a: Vec<u64> = (0..12).collect();
         assert_eq!(transpose(&transpose(&a, 3, 4), 4, 3), a);
     }
+
+    #[test]
+    fn transpose_of_non_square_matrices() {
+        // The round trip above also holds for a transpose that does
+        // nothing: check the elements. [[0 1 2 3] [4 5 6 7] [8 9 10 11]]ᵀ:
+        let a: Vec<u64> = (0..12).collect();
+        assert_eq!(
+            transpose(&a, 3, 4),
+            vec![0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]
+        );
+        // [[1 2] [3 4] [5 6]]ᵀ = [[1 3 5] [2 4 6]].
+        assert_eq!(
+            transpose(&[1u64, 2, 3, 4, 5, 6], 3, 2),
+            vec![1, 3, 5, 2, 4, 6]
+        );
+        // 33 × 70 crosses the 32 × 32 blocks: row j of the result is
+        // column j of the input, whose entries are i·70 + j.
+        let (rows, cols) = (33, 70);
+        let big: Vec<u64> = (0..(rows * cols) as u64).collect();
+        let t = transpose(&big, rows, cols);
+        assert_eq!(t.len(), rows * cols);
+        for (j, row) in t.chunks(rows).enumerate() {
+            let want: Vec<u64> = (0..rows).map(|i| (i * cols + j) as u64).collect();
+            assert_eq!(row, want, "row {j} of the transpose");
+        }
+    }
 }

@@ -189,6 +189,7 @@ fn three_parties_over_tcp_with_mutual_tls() {
     .unwrap();
     let want = x.dot(&w).mapv(|v| v.max(0.0));
     let got = run.outputs[1].as_ref().unwrap();
+    assert_eq!(got.shape(), &[6, 4], "x·w is 6×4");
     assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-3));
     assert!(run.outputs[0].is_none() && run.outputs[2].is_none());
     assert!(run.stats.bytes() > 0 && run.stats.rounds() >= 10);

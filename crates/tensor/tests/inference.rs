@@ -30,6 +30,30 @@ fn argmax(v: &[f64]) -> usize {
         .0
 }
 
+/// Largest `|want − got|` (NaN if any difference is NaN), after checking
+/// both have the same, non-zero length: an empty output is no match.
+fn max_abs_err(want: &[f64], got: &[f64]) -> f64 {
+    assert!(!want.is_empty(), "nothing to compare");
+    assert_eq!(want.len(), got.len(), "expected and obtained lengths");
+    want.iter()
+        .zip(got)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, |m: f64, d| if d.is_nan() || d > m { d } else { m })
+}
+
+/// Whether data a test needs is present. When it is not, the test fails,
+/// unless `CIPHERFLOW_SKIP_MISSING_DATA=1` asks to skip it (then `false`).
+fn data_present(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("CIPHERFLOW_SKIP_MISSING_DATA").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: {what} (CIPHERFLOW_SKIP_MISSING_DATA=1)");
+        return false;
+    }
+    panic!("{what}; set CIPHERFLOW_SKIP_MISSING_DATA=1 to skip the tests that need it");
+}
+
 fn plain_logits(model: &mut Sequential, x: &[f64]) -> Vec<f64> {
     let mut shape = vec![1];
     shape.extend(model.input_shape());
@@ -82,13 +106,17 @@ fn shipped_digits_model_agrees_under_encryption() {
     let logits = out.decrypt(&keys.decryptor()).unwrap();
     let mut agree = 0;
     let mut max_err: f64 = 0.0;
+    assert_eq!(logits.len(), xs.len(), "one output per image");
+    assert!(!xs.is_empty());
     for (x, enc) in xs.iter().zip(&logits) {
         let plain = plain_logits(&mut model, x);
-        max_err = plain
-            .iter()
-            .zip(enc)
-            .map(|(a, b)| (a - b).abs())
-            .fold(max_err, f64::max);
+        let err = max_abs_err(&plain, enc);
+        // f64::max would drop a NaN.
+        max_err = if max_err.is_nan() || err.is_nan() {
+            f64::NAN
+        } else {
+            max_err.max(err)
+        };
         agree += usize::from(argmax(&plain) == argmax(enc));
     }
     println!(
@@ -122,11 +150,7 @@ fn shipped_digits_model_agrees_under_encryption() {
         assert_eq!(out.level(), 0);
         let enc = out.decrypt(&keys.decryptor()).unwrap().remove(0);
         let plain = plain_logits(&mut model, x);
-        let err = plain
-            .iter()
-            .zip(&enc)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let err = max_abs_err(&plain, &enc);
         assert!(err < 1e-2, "latency logits error {err:.2e}");
         assert_eq!(argmax(&plain), argmax(&enc));
     }
@@ -149,6 +173,8 @@ fn linear_layers_fuse_and_plan_matches_plaintext() {
     let x: Vec<f64> = (0..64).map(|i| ((i * 37) % 17) as f64 / 17.0).collect();
     let want = plain_logits(&mut model, &x);
     let got = plan.eval_plain(&x).unwrap();
+    assert_eq!(want.len(), 5, "five logits");
+    assert_eq!(got.len(), want.len());
     for (a, b) in want.iter().zip(&got) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
@@ -200,26 +226,20 @@ fn unsupported_and_too_deep_models_are_refused() {
     assert_eq!(choose_bits(20).unwrap().0, 15);
 }
 
+/// Needs `../shared/data/mnist`: fails without it unless
+/// `CIPHERFLOW_SKIP_MISSING_DATA=1`.
 #[test]
-fn mnist_tutorial_network_one_image_if_present() {
+fn mnist_tutorial_network_one_image() {
     let dir = repo("../shared/data/mnist");
     let model_path = repo("data/models/mnist-tenseal-cnn.safetensors");
-    if !dir.join("t10k-images.idx3-ubyte.gz").exists()
-        && !dir.join("t10k-images-idx3-ubyte").exists()
-    {
-        eprintln!(
-            "SKIPPED: MNIST not found at {} (set up ../shared/data/mnist)",
-            dir.display()
-        );
+    let present = dir.join("t10k-images.idx3-ubyte.gz").exists()
+        || dir.join("t10k-images-idx3-ubyte").exists();
+    if !data_present(&format!("MNIST not found at {}", dir.display()), present) {
         return;
     }
-    let (_, test) = match cipherflow_nn::data::load_mnist(&dir) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("SKIPPED: MNIST unreadable at {}: {e}", dir.display());
-            return;
-        }
-    };
+    // Present but unreadable is a failure, not a skip.
+    let (_, test) = cipherflow_nn::data::load_mnist(&dir)
+        .unwrap_or_else(|e| panic!("MNIST unreadable at {}: {e}", dir.display()));
     let mut model = load_model(&model_path).unwrap();
     let plan = Plan::compile(&model).unwrap();
     let server = EncryptedModel::new(&plan, Mode::Latency).unwrap();
@@ -241,6 +261,8 @@ fn mnist_tutorial_network_one_image_if_present() {
         .unwrap()
         .remove(0);
     let plain = plain_logits(&mut model, &x);
+    assert_eq!(plain.len(), 10, "ten digit logits");
+    assert_eq!(enc.len(), plain.len());
     assert_eq!(argmax(&plain), argmax(&enc));
 }
 
@@ -275,13 +297,11 @@ fn polynomial_activation_model_in_both_modes() {
             .unwrap()
             .decrypt(&keys.decryptor())
             .unwrap();
+        assert_eq!(out.len(), inputs.len(), "{mode:?}: one output per input");
         for (x, enc) in inputs.iter().zip(&out) {
             let plain = plain_logits(&mut model, x);
-            let err = plain
-                .iter()
-                .zip(enc)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
+            assert_eq!(plain.len(), 3);
+            let err = max_abs_err(&plain, enc);
             assert!(err < 1e-4, "{mode:?}: error {err:.2e}");
         }
     }
@@ -337,9 +357,13 @@ fn approximated_activations_fold_their_interval_map() {
         .unwrap()
         .decrypt(&keys.decryptor())
         .unwrap();
+    assert_eq!(out.len(), xs.len(), "one output per input");
     for (x, enc) in xs.iter().zip(&out) {
         let compiled = plan.eval_plain(x).unwrap();
         let exact = plain_logits(&mut model, x);
+        assert_eq!(exact.len(), 3);
+        assert_eq!(compiled.len(), exact.len());
+        assert_eq!(enc.len(), exact.len());
         for ((c, e), t) in compiled.iter().zip(enc).zip(&exact) {
             assert!((c - e).abs() < 1e-4, "encrypted {e} vs compiled {c}");
             // Degree-15 sigmoid on [−8, 8]: 1.4e-3 per hidden unit.
