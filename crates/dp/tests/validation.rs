@@ -196,3 +196,80 @@ fn budget_and_schedule_reject_bad_inputs() {
         assert!(Schedule::new(bad).is_err());
     }
 }
+
+#[test]
+fn client_budgets_are_set_kept_and_enforced() {
+    let b = |epsilon| Budget::new(epsilon, 1e-5).unwrap();
+    let mut l = BudgetLedger::new(b(10.0), None).unwrap();
+    l.set_client_budget("a", b(0.5)).unwrap();
+    assert_eq!(l.client("a").unwrap().budget, b(0.5));
+    l.try_charge(Some("a"), Charge::Epsilon { epsilon: 0.4 })
+        .unwrap();
+    match l.try_charge(Some("a"), Charge::Epsilon { epsilon: 0.2 }) {
+        Err(DpError::BudgetExceeded { scope, total, .. }) => {
+            assert!(scope.contains('a'), "{scope}");
+            assert_eq!(total, 0.5);
+        }
+        other => panic!("a client's budget was not enforced: {other:?}"),
+    }
+    // Raising it keeps the history: 0.4 spent of 1.0.
+    l.set_client_budget("a", b(1.0)).unwrap();
+    let a = l.client("a").unwrap();
+    assert_eq!((a.budget, a.charges.len()), (b(1.0), 1));
+    assert!((a.remaining().unwrap() - 0.6).abs() < 1e-12);
+    // An invalid budget is refused and changes nothing.
+    let bad = Budget {
+        epsilon: f64::NAN,
+        delta: 1e-5,
+    };
+    assert!(matches!(
+        l.set_client_budget("a", bad),
+        Err(DpError::InvalidEpsilon(e)) if e.is_nan()
+    ));
+    assert_eq!(l.client("a").unwrap().budget, b(1.0));
+}
+
+#[test]
+fn a_stored_ledger_with_a_negative_spend_is_refused() {
+    let mut l = BudgetLedger::new(Budget::new(10.0, 1e-5).unwrap(), None).unwrap();
+    l.set_client_budget("a", Budget::new(1.0, 1e-5).unwrap())
+        .unwrap();
+    l.try_charge(Some("a"), Charge::Epsilon { epsilon: 0.5 })
+        .unwrap();
+    let json = l.to_json().unwrap();
+    assert_eq!(BudgetLedger::from_json(&json).unwrap(), l);
+    // Someone edits the file to give a client its budget back.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for (scope, path) in [
+        ("client", "/clients/a/pure_epsilon"),
+        ("global", "/global/pure_epsilon"),
+    ] {
+        let mut edited = v.clone();
+        *edited.pointer_mut(path).unwrap() = serde_json::json!(-1.0);
+        match BudgetLedger::from_json(&edited.to_string()) {
+            Err(DpError::InvalidParameter { name, .. }) => assert_eq!(name, "pure_epsilon"),
+            other => panic!("{scope} account with ε spent −1 accepted: {other:?}"),
+        }
+    }
+    *v.pointer_mut("/clients/a/pure_epsilon").unwrap() = serde_json::json!(0.25);
+    let back = BudgetLedger::from_json(&v.to_string()).unwrap();
+    assert!((back.client("a").unwrap().spent().unwrap() - 0.25).abs() < 1e-12);
+}
+
+/// A budget can be spent to the last bit (within a relative 1e-12 for
+/// floating-point composition noise) and not one ulp beyond.
+#[test]
+fn the_budget_can_be_spent_exactly_and_not_beyond_its_tolerance() {
+    let fresh = || BudgetLedger::new(Budget::new(1.0, 1e-5).unwrap(), None).unwrap();
+    let edge = 1.0 * (1.0 + 1e-12);
+    for ok in [1.0, edge] {
+        fresh()
+            .try_charge(None, Charge::Epsilon { epsilon: ok })
+            .unwrap_or_else(|e| panic!("ε {ok} of 1.0 refused: {e}"));
+    }
+    let over = f64::from_bits(edge.to_bits() + 1);
+    assert!(matches!(
+        fresh().try_charge(None, Charge::Epsilon { epsilon: over }),
+        Err(DpError::BudgetExceeded { .. })
+    ));
+}
