@@ -16,7 +16,7 @@ use cipherflow_fed::sim::make_roster;
 use cipherflow_fed::wire::round_seeds;
 use cipherflow_fed::FedError;
 use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
-use cipherflow_ledger::{AggregateInput, Ledger, LogSigner};
+use cipherflow_ledger::{AggregateInput, EntryProof, Ledger, LogSigner};
 use common::harness::Fed;
 
 fn train_task(t: &proto::Task) -> proto::TrainTask {
@@ -488,12 +488,18 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
         matches!(&e, FedError::Refused(m) if m.contains("no consistency proof from tree size")),
         "{e}"
     );
-    let head = honest.len() - 1; // the key service saw `honest` at its last size
-    let fake = fork.consistency_proof(head.min(size - 1), size).unwrap();
+    // A proof from exactly the head the key service last saw (the one r1's
+    // entry proof is signed over, covering all of `honest`), made from the
+    // fork: the sizes match, so only the proof's verification refuses it.
+    let r1_proof: EntryProof = serde_json::from_slice(&r1.aggregate_proof).unwrap();
+    let head = r1_proof.sth.tree_size;
+    assert_eq!(head, honest.len());
+    let fake = fork.consistency_proof(head, size).unwrap();
     r2.consistency_proof = encode_consistency_proofs(&[fake]).unwrap();
+    let e = ks.decrypt("coordinator", &r2).unwrap_err();
     assert!(
-        ks.decrypt("coordinator", &r2).is_err(),
-        "a forked log passed"
+        matches!(&e, FedError::Refused(m) if m.contains("ledger not append-only")),
+        "a forked log passed: {e}"
     );
     // The honest log's continuation, with its proof, is accepted.
     let seen = honest.len();
