@@ -205,7 +205,12 @@ fn fewer_than_t_shares_fail() {
         Err(CkksError::Multiparty(MultipartyError::DuplicateParty(1)))
     ));
     // A party outside the active set, and an id outside the federation.
-    assert!(decryption_share(&f.params, &f.thr[4], &active, &ct, &sm, &mut f.rng).is_err());
+    let e = decryption_share(&f.params, &f.thr[4], &active, &ct, &sm, &mut f.rng).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Multiparty(MultipartyError::Mismatch(m))
+            if m == "party 5 is not in the active set"),
+        "{e:?}"
+    );
     assert!(matches!(
         decryption_share(&f.params, &f.thr[0], &[1, 2, 9], &ct, &sm, &mut f.rng),
         Err(CkksError::Multiparty(MultipartyError::UnexpectedParty(9)))
@@ -341,15 +346,33 @@ fn shares_are_bound_to_their_ciphertext_and_mode() {
     ));
     // Shares for different active sets.
     let other = decryption_share(&f.params, &f.thr[1], &[2, 3], &a, &sm, &mut f.rng).unwrap();
-    assert!(combine_decryption(&f.params, &a, &[sa[0].clone(), other]).is_err());
-    assert!(combine_decryption(&f.params, &a, &[]).is_err());
+    let e = combine_decryption(&f.params, &a, &[sa[0].clone(), other]).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Multiparty(MultipartyError::Mismatch(m))
+            if m.contains("different active sets")),
+        "{e:?}"
+    );
+    assert_eq!(
+        combine_decryption(&f.params, &a, &[]).unwrap_err(),
+        CkksError::Multiparty(MultipartyError::NoShares)
+    );
     // Public-key shares of another CRS, or twice the same share.
     let mut rng = ChaCha20Rng::seed_from_u64(60);
     let crs = Crs([1; 32]);
     let p1 = public_key_share(&f.params, &f.sks[0], &crs, &mut rng).unwrap();
     let p2 = public_key_share(&f.params, &f.sks[1], &Crs([2; 32]), &mut rng).unwrap();
-    assert!(combine_public_key(&f.params, &crs, &[p1.clone(), p2]).is_err());
-    assert!(combine_public_key(&f.params, &crs, &[p1.clone(), p1]).is_err());
+    let e = combine_public_key(&f.params, &crs, &[p1.clone(), p2]).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Multiparty(MultipartyError::Mismatch(m))
+            if m.contains("another CRS")),
+        "{e:?}"
+    );
+    let e = combine_public_key(&f.params, &crs, &[p1.clone(), p1]).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Multiparty(MultipartyError::Mismatch(m))
+            if m.contains("given twice")),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -381,10 +404,32 @@ fn modulus_too_small_for_smudging_is_refused() {
     assert!(max > 95.0 && max < 99.0, "max scale 2^{max:.1}");
     assert!(sm.max_log_scale(&f.params, 0, 2).unwrap() < 60.0);
     let big = sm.with_value_bound(2f64.powi(12)).unwrap();
-    assert!(decryption_share(&f.params, &f.thr[0], &[1, 2], &ct, &big, &mut f.rng).is_err());
-    assert!(Smudging::new(10, 5.0).is_err());
-    assert!(Smudging::new(40, f64::NAN).is_err());
-    assert!(Smudging::new(128, 100.0).is_err());
+    let e = decryption_share(&f.params, &f.thr[0], &[1, 2], &ct, &big, &mut f.rng).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CkksError::Multiparty(MultipartyError::ModulusTooSmall {
+                level: 1,
+                parties: 2,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    // λ out of 20..=128, a non-finite noise bound, and λ + log2 B = 228
+    // over the 120-bit sampler.
+    for (lambda, noise, why) in [
+        (10, 5.0, "statistical security 10"),
+        (40, f64::NAN, "noise bound"),
+        (128, 100.0, "smudging bound 2^228"),
+    ] {
+        let e = Smudging::new(lambda, noise).unwrap_err();
+        assert!(
+            matches!(&e, CkksError::Multiparty(MultipartyError::InvalidSmudging(m))
+                if m.contains(why)),
+            "{lambda} {noise}: {e:?}"
+        );
+    }
 }
 
 #[test]
@@ -447,34 +492,60 @@ fn invalid_ids_and_thresholds_are_refused() {
     assert!(format!("{:?}", s[0]).contains("redacted"));
 }
 
+/// `Err(CkksError::Decode(m))` with `m` containing `want`.
+fn assert_decode_error<T>(r: Result<T, CkksError>, want: &str, what: &str) {
+    match r {
+        Err(CkksError::Decode(m)) if m.contains(want) => {}
+        other => panic!(
+            "{what}: expected Decode(\"…{want}…\"), got {:?}",
+            other.map(|_| ())
+        ),
+    }
+}
+
+/// Every malformed variant of `bytes` is refused with its own error;
+/// `tail_error` is the message of the saturated tail (the secret share's
+/// ternary check, a residue's range check elsewhere).
 fn assert_decode_errors<T: std::fmt::Debug>(
     name: &str,
     bytes: &[u8],
+    tail_error: &str,
     parse: impl Fn(&[u8]) -> Result<T, CkksError>,
 ) {
     assert!(parse(bytes).is_ok(), "{name}: valid bytes refused");
     for cut in [0, 5, 38, 40, bytes.len() / 2, bytes.len() - 1] {
-        assert!(parse(&bytes[..cut]).is_err(), "{name}: truncated at {cut}");
+        assert_decode_error(
+            parse(&bytes[..cut]),
+            "truncated",
+            &format!("{name}: truncated at {cut}"),
+        );
     }
     let mut long = bytes.to_vec();
     long.push(0);
-    assert!(parse(&long).is_err(), "{name}: trailing byte");
+    assert_decode_error(
+        parse(&long),
+        "trailing bytes",
+        &format!("{name}: trailing byte"),
+    );
     let mut kind = bytes.to_vec();
     kind[5] ^= 0x0f;
-    assert!(parse(&kind).is_err(), "{name}: wrong kind");
+    let want = format!("object kind {}, expected {}", bytes[5] ^ 0x0f, bytes[5]);
+    assert_decode_error(parse(&kind), &want, &format!("{name}: wrong kind"));
     let mut fp = bytes.to_vec();
     fp[10] ^= 1;
     assert!(
         matches!(parse(&fp), Err(CkksError::ParamsMismatch)),
         "{name}: fingerprint"
     );
-    // Saturating the tail: an out-of-range residue or non-zero padding.
+    // Saturating the tail: an out-of-range residue, or in a secret share a
+    // coefficient code 3 (N·width bits fill whole bytes: there is no padding
+    // for the padding check to see).
     let mut tail = bytes.to_vec();
     let len = tail.len();
     for b in &mut tail[len - 16..] {
         *b = 0xff;
     }
-    assert!(parse(&tail).is_err(), "{name}: saturated tail");
+    assert_decode_error(parse(&tail), tail_error, &format!("{name}: saturated tail"));
 }
 
 #[test]
@@ -487,14 +558,16 @@ fn serialization_round_trips_and_rejects_malformed_bytes() {
     let back = SecretShare::from_bytes(&params, &sk_bytes).unwrap();
     assert_eq!(back.party_id(), Some(1));
     assert_eq!(back.to_bytes(), sk_bytes);
-    assert_decode_errors("secret share", &sk_bytes, |b| {
+    assert_decode_errors("secret share", &sk_bytes, "not ternary", |b| {
         SecretShare::from_bytes(&params, b)
     });
     // Public-key share.
     let pks = public_key_share(&params, &f.sks[0], &crs, &mut f.rng).unwrap();
     let pb = pks.to_bytes();
     assert_eq!(PublicKeyShare::from_bytes(&params, &pb).unwrap(), pks);
-    assert_decode_errors("pk share", &pb, |b| PublicKeyShare::from_bytes(&params, b));
+    assert_decode_errors("pk share", &pb, "coefficient out of range", |b| {
+        PublicKeyShare::from_bytes(&params, b)
+    });
     // Shamir share and threshold secret.
     let sh = shamir_deal(&params, &f.sks[0], 2, &f.ids, &mut f.rng).unwrap();
     // Party 2's share is drawn from a seed (t − 1 = 1 seeded recipient) and
@@ -509,7 +582,9 @@ fn serialization_round_trips_and_rejects_malformed_bytes() {
     let back = ShamirShare::from_bytes(&params, &sb).unwrap();
     assert_eq!((back.from(), back.to(), back.threshold()), (1, 3, 2));
     assert_eq!(back.to_bytes(), sb);
-    assert_decode_errors("shamir share", &sb, |b| ShamirShare::from_bytes(&params, b));
+    assert_decode_errors("shamir share", &sb, "coefficient out of range", |b| {
+        ShamirShare::from_bytes(&params, b)
+    });
     let tb = f.thr[0].to_bytes();
     assert_eq!(
         ThresholdSecret::from_bytes(&params, &tb)
@@ -517,7 +592,7 @@ fn serialization_round_trips_and_rejects_malformed_bytes() {
             .to_bytes(),
         tb
     );
-    assert_decode_errors("threshold secret", &tb, |b| {
+    assert_decode_errors("threshold secret", &tb, "coefficient out of range", |b| {
         ThresholdSecret::from_bytes(&params, b)
     });
     // Decryption share; then with a corrupted party id / threshold.
@@ -526,7 +601,7 @@ fn serialization_round_trips_and_rejects_malformed_bytes() {
     let ds = decryption_share(&params, &f.thr[0], &[1, 3], &ct, &sm, &mut f.rng).unwrap();
     let db = ds.to_bytes();
     assert_eq!(DecryptionShare::from_bytes(&params, &db).unwrap(), ds);
-    assert_decode_errors("decryption share", &db, |b| {
+    assert_decode_errors("decryption share", &db, "coefficient out of range", |b| {
         DecryptionShare::from_bytes(&params, b)
     });
     let header = 4 + 1 + 1 + 32;

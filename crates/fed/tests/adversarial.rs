@@ -16,7 +16,7 @@ use cipherflow_fed::sim::make_roster;
 use cipherflow_fed::wire::round_seeds;
 use cipherflow_fed::FedError;
 use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
-use cipherflow_ledger::{AggregateInput, Ledger, LogSigner};
+use cipherflow_ledger::{AggregateInput, EntryProof, Ledger, LogSigner};
 use common::harness::Fed;
 
 fn train_task(t: &proto::Task) -> proto::TrainTask {
@@ -91,7 +91,11 @@ fn a_global_model_with_absurd_weights_is_refused_before_training() {
     // Non-finite weights never decode.
     t.model = cipherflow_fed::model::to_bytes(&vec![f32::NAN; t.model.len() / 4]);
     t.model_hash = cipherflow_fed::model::model_hash(&t.model).to_vec();
-    assert!(fed.clients[0].handle(&with_train(t)).is_err());
+    let e = fed.clients[0].handle(&with_train(t)).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Protocol(m) if m.contains("non-finite")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -178,11 +182,15 @@ fn a_coordinator_asking_for_a_second_active_set_gets_no_share() {
     // The commitment is durable: a restarted key holder refuses too.
     fed.restart_client(i);
     other.prepare = false;
-    assert!(fed.clients[i]
+    let e = fed.clients[i]
         .handle(&proto::Task {
             kind: Some(Kind::Decrypt(other)),
         })
-        .is_err());
+        .unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("already gave a share")),
+        "{e}"
+    );
     // Its own set is still answered (a lost share can be resent).
     assert!(fed.clients[i]
         .handle(&proto::Task {
@@ -239,7 +247,11 @@ fn a_crs_of_the_coordinators_choosing_is_refused() {
         .get_key_setup(c.id(), &c.key_setup_query())
         .unwrap();
     b.key_setup_proof.clear();
-    assert!(c.on_key_setup(&b).is_err());
+    let e = c.on_key_setup(&b).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("no ledger proof")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -471,13 +483,23 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     let size = fork.len();
     let proof = fork.consistency_proof(1, size).unwrap();
     r2.consistency_proof = encode_consistency_proofs(&[proof]).unwrap();
-    assert!(ks.decrypt("coordinator", &r2).is_err());
-    let head = honest.len() - 1; // the key service saw `honest` at its last size
-    let fake = fork.consistency_proof(head.min(size - 1), size).unwrap();
-    r2.consistency_proof = encode_consistency_proofs(&[fake]).unwrap();
+    let e = ks.decrypt("coordinator", &r2).unwrap_err();
     assert!(
-        ks.decrypt("coordinator", &r2).is_err(),
-        "a forked log passed"
+        matches!(&e, FedError::Refused(m) if m.contains("no consistency proof from tree size")),
+        "{e}"
+    );
+    // A proof from exactly the head the key service last saw (the one r1's
+    // entry proof is signed over, covering all of `honest`), made from the
+    // fork: the sizes match, so only the proof's verification refuses it.
+    let r1_proof: EntryProof = serde_json::from_slice(&r1.aggregate_proof).unwrap();
+    let head = r1_proof.sth.tree_size;
+    assert_eq!(head, honest.len());
+    let fake = fork.consistency_proof(head, size).unwrap();
+    r2.consistency_proof = encode_consistency_proofs(&[fake]).unwrap();
+    let e = ks.decrypt("coordinator", &r2).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("ledger not append-only")),
+        "a forked log passed: {e}"
     );
     // The honest log's continuation, with its proof, is accepted.
     let seen = honest.len();

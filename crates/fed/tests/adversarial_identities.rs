@@ -434,21 +434,38 @@ fn foreign_ca_client_is_refused_promptly_logged_and_counted() {
 /// by the CA, by enrollment requests and by the roster.
 #[test]
 fn host_like_client_ids_are_refused() {
-    for id in [
-        "a.example.org",
-        "10.0.0.1",
-        "localhost.",
-        "::1",
-        "coordinator",
-        "key-service",
+    const HOST: &str = "looks like a host name or an IP address";
+    const RESERVED: &str = "is reserved";
+    /// The id check's refusal: a configuration error naming `why`.
+    fn refused<T>(r: Result<T, FedError>, why: &str, what: &str) {
+        match r {
+            Err(FedError::Config(m)) if m.contains(why) => {}
+            other => panic!(
+                "{what}: expected Config(\"…{why}…\"), got {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+    for (id, why) in [
+        ("a.example.org", HOST),
+        ("10.0.0.1", HOST),
+        ("localhost.", HOST),
+        ("::1", HOST),
+        ("coordinator", RESERVED),
+        ("key-service", RESERVED),
     ] {
-        assert!(check_client_id(id).is_err(), "{id}");
+        refused(check_client_id(id), why, id);
         let dir = tempfile::tempdir().unwrap();
-        assert!(
-            ca::init(&dir.path().join("pki"), "ids", &[id.to_string()]).is_err(),
-            "{id}"
+        refused(
+            ca::init(&dir.path().join("pki"), "ids", &[id.to_string()]),
+            why,
+            &format!("ca init {id}"),
         );
-        assert!(ca::make_request(&dir.path().join("h"), id).is_err(), "{id}");
+        refused(
+            ca::make_request(&dir.path().join("h"), id),
+            why,
+            &format!("request {id}"),
+        );
     }
     check_client_id("hospital_3-b").unwrap();
 
@@ -458,14 +475,18 @@ fn host_like_client_ids_are_refused() {
     // A request that names a host in the CSR and in the id.
     let mut req = ca::make_request(&dir.path().join("h"), "hospital").unwrap();
     req.client_id = "10.0.0.1".into();
-    assert!(ca::sign_request(&pki, &req, 365).is_err());
+    refused(ca::sign_request(&pki, &req, 365), HOST, "sign 10.0.0.1");
     // A CSR whose common name is not the id asked for.
     req.client_id = "other-hospital".into();
-    assert!(ca::sign_request(&pki, &req, 365).is_err());
+    let e = ca::sign_request(&pki, &req, 365).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("CSR names Some(\"hospital\")")),
+        "{e}"
+    );
     // A roster edited by hand.
     let mut r = Roster::load(&pki.join("roster.json")).unwrap();
     r.clients[0].client_id = "a.example.org".into();
-    assert!(r.validate().is_err());
+    refused(r.validate(), HOST, "edited roster");
     assert_eq!(
         Roster::load(&pki.join("roster.json"))
             .unwrap()
@@ -721,7 +742,12 @@ fn certificates_expire_in_a_year_and_renewal_goes_through_the_roster() {
     let d = days_left(&Credentials::under(&short, "coordinator").cert);
     assert!((29.0..=30.1).contains(&d), "{d}");
     o.validity_days = 100 * 365;
-    assert!(ca::init_with(&dir.path().join("long"), &o).is_err());
+    let e = ca::init_with(&dir.path().join("long"), &o).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Config(m)
+            if m.contains(&format!("validity must be 1..={} days, not 36500", ca::MAX_VALIDITY_DAYS))),
+        "{e}"
+    );
 
     // Renewal: new certificate, new fingerprint in the roster.
     let old_roster = Roster::load(&pki.join("roster.json")).unwrap();
