@@ -390,6 +390,52 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn cfg(extra: &str) -> FederationConfig {
+        FederationConfig::parse(&format!(
+            "name = \"b\"\nrounds = 5\nmodel = \"logreg\"\ninput = [4]\nclasses = 2\n\
+             [training]\nepochs = 1\nbatch_size = 8\nlr = 0.1\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    /// Without DP each coordinate of an update is at most `2^quant_bits + 1`.
+    #[test]
+    fn the_sum_bound_without_dp_is_the_quantization_range_per_contributor() {
+        let c = cfg("[aggregation]\nquant_bits = 16\n");
+        assert_eq!(coordinate_sum_bound(&c, None, 10, 3), 3.0 * 65537.0);
+        assert_eq!(coordinate_sum_bound(&c, None, 10, 1), 65537.0);
+    }
+
+    /// With DP: `m·Δ₂` for the clipped updates plus the summed noise
+    /// shares' tail, `1.25·√m·σ·z`, where `z` solves the union bound over
+    /// every coefficient of every chunk: `coeffs · 2·e^{−z²/2} = 2^−λ`.
+    #[test]
+    fn the_dp_sum_bound_is_the_union_tail_at_two_to_minus_lambda() {
+        let c = cfg("[dp]\nepsilon = 3.0\ndelta = 1e-5\nclip = 1.0\n");
+        let sizes = c.sizes(10).unwrap();
+        let lambda = f64::from(c.aggregation.stat_sec_bits);
+        // Coefficients summed over: 2^13 per started block of 2^12 coordinates.
+        for (dim, coeffs) in [
+            (1, 8192.0),
+            (4096, 8192.0),
+            (4097, 16384.0),
+            (100_000, 204_800.0),
+        ] {
+            let dp = DpPlan::new(c.dp.as_ref().unwrap(), &sizes, c.rounds, dim as u64).unwrap();
+            for m in [1usize, 4, 9] {
+                let mf = m as f64;
+                let b = coordinate_sum_bound(&c, Some(&dp), dim, m);
+                let z = (b - mf * dp.l2_bound) / (1.25 * mf.sqrt() * dp.share_sigma);
+                let tail = coeffs * 2.0 * (-z * z / 2.0).exp();
+                let want = 2f64.powf(-lambda);
+                assert!(
+                    (tail / want - 1.0).abs() < 1e-9,
+                    "dim {dim}, {m} contributors: tail {tail:e}, want {want:e}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn plans_fit_and_are_secure() {
         let p = WirePlan::new(100_000, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
