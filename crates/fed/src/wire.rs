@@ -436,6 +436,49 @@ mod tests {
         }
     }
 
+    fn verification(r: Result<Vec<i64>>, needle: &str) {
+        match r {
+            Err(FedError::Verification(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("expected a verification failure ({needle}), got {other:?}"),
+        }
+    }
+
+    /// Each check of a decrypted sum on its own: length, coefficients and
+    /// fields past the model, and the bound (inclusive).
+    #[test]
+    fn unpack_checked_refuses_each_malformed_sum() {
+        let dim = 100_001;
+        let p = WirePlan::new(dim, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
+        assert_eq!(p.pack, 2, "an odd model leaves one spare field");
+        let values: Vec<i64> = (0..dim as i64).map(|i| (i % 2001) - 1000).collect();
+        let packed = p.pack_values(values.clone()).unwrap();
+        let used = dim.div_ceil(2);
+        assert_eq!(packed.len(), used);
+        let mut sums = packed.clone();
+        sums.resize(p.n() * p.chunks, 0);
+        assert_eq!(p.unpack_checked(&sums, 1000.0).unwrap(), values);
+        // Exactly the used integers is enough; one fewer is not.
+        assert_eq!(p.unpack_checked(&packed, 1000.0).unwrap(), values);
+        verification(p.unpack_checked(&packed[..used - 1], 1000.0), "too short");
+        // A coefficient past the model.
+        let mut bad = sums.clone();
+        bad[used + 3] = 1;
+        verification(p.unpack_checked(&bad, 1000.0), "past the model decrypted");
+        // The spare field of the last integer.
+        let mut bad = sums.clone();
+        bad[used - 1] += 1 << p.field_bits;
+        verification(p.unpack_checked(&bad, 1000.0), "a field past the model");
+        // A carry above the top field.
+        let mut bad = sums.clone();
+        bad[0] += 1 << (2 * p.field_bits);
+        verification(p.unpack_checked(&bad, 1000.0), "carry");
+        // The bound is inclusive: |1000| passes ±1000, not ±999.
+        verification(
+            p.unpack_checked(&sums, 999.0),
+            "coordinate 0's decrypted sum",
+        );
+    }
+
     #[test]
     fn plans_fit_and_are_secure() {
         let p = WirePlan::new(100_000, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
