@@ -426,6 +426,7 @@ mod tests {
                 let mf = m as f64;
                 let b = coordinate_sum_bound(&c, Some(&dp), dim, m);
                 let z = (b - mf * dp.l2_bound) / (1.25 * mf.sqrt() * dp.share_sigma);
+                assert!(z > 0.0, "the noise tail adds to m·Δ₂ (z = {z})");
                 let tail = coeffs * 2.0 * (-z * z / 2.0).exp();
                 let want = 2f64.powf(-lambda);
                 assert!(
