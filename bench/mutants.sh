@@ -37,6 +37,9 @@ declare -A tests=(
 # ../shared (MNIST) is not beside it: the tests that need it skip there.
 export CIPHERFLOW_SKIP_MISSING_DATA=1
 
+# Functions per set (a cargo-mutants -F regex; empty = every function).
+declare -A only=([fed]="unpack|coordinate_sum_bound")
+
 sets=("$@")
 [[ ${#sets[@]} -gt 0 ]] || sets=(ledger ckks fed dp mpc)
 mkdir -p bench/results
@@ -44,6 +47,7 @@ for s in "${sets[@]}"; do
     [[ -n "${files[$s]:-}" ]] || { echo "unknown set $s" >&2; exit 2; }
     args=()
     for f in ${files[$s]}; do args+=(-f "$f"); done
+    [[ -z "${only[$s]:-}" ]] || args+=(-F "${only[$s]}")
     out=bench/results/mutants-$s
     rm -rf "$out"
     # shellcheck disable=SC2086
