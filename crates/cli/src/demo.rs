@@ -5,8 +5,8 @@
 //! ciphertext without seeing a feature; only the hospital decrypts.
 
 use cipherflow_ckks::{
-    precision_bits, Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, GaloisKeys, Preset,
-    PublicKey, SecretKey,
+    precision_bits, Ciphertext, CkksParams, Decryptor, Encoder, Encryptor, Evaluator, FloodTarget,
+    Fresh, GaloisKeys, NoiseBound, ParamsBuilder, PublicKey, SecretKey, DEFAULT_TAIL_BITS,
 };
 use cipherflow_ring::sampler::secure_rng;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,26 @@ use std::time::Instant;
 
 /// Features per patient, padded to a power of two for the slot windows.
 const WINDOW: usize = 32;
+
+/// Standardised features are clamped to `±FEATURE_BOUND` before encryption:
+/// the declared input range the server's noise bound relies on.
+const FEATURE_BOUND: f64 = 8.0;
+
+/// Circuit privacy: score ciphertexts the server may return under one set
+/// of weights (the flooding is sized for this many).
+const RETURNED_OUTPUTS: u64 = 1 << 10;
+
+/// Circuit privacy: the statistical security of the flooding that hides the
+/// weights in a returned score. The flooding must cover the approximation
+/// error, whose proven bound (the encoder's floating-point error, about
+/// 2^−31 of the scale after this circuit) leaves −2.5 bits of precision at
+/// λ = 40 (see crates/ckks/README.md, "Circuit privacy"); 20 bits keep the
+/// scores usable. (The hospital's own key needs no flooding here: it
+/// decrypts for itself.)
+const CIRCUIT_PRIVACY_LAMBDA: u32 = 20;
+
+/// Bits of precision every returned score keeps after flooding.
+const SCORE_PRECISION_BITS: f64 = 6.0;
 
 /// A labelled data set.
 pub struct Dataset {
@@ -105,6 +125,39 @@ fn train_logreg(x: &[Vec<f64>], y: &[f64]) -> (Vec<f64>, f64) {
     (w, b)
 }
 
+/// The scoring parameters: N = 2^13, Q = [60, 40, 58], P = [60] (128-bit
+/// secure). The weights are encoded at the 58-bit top prime so that their
+/// rounding (≤ N/2 in the canonical norm) stays far below the flooding;
+/// `q0` is then widened as the flooding needs.
+fn score_params() -> ParamsBuilder {
+    ParamsBuilder::new(13).q_bits(&[60, 40, 58]).p_bits(&[60])
+}
+
+/// The proven bound of a returned score at `scale` (the server's circuit:
+/// a public-key encryption of features `|x| ≤ FEATURE_BOUND` at the top
+/// level, times weights `|w| ≤ w_bound` encoded at the top prime, a
+/// rescale, the inner sum over the window, plus a bias `|b| ≤ b_bound`).
+fn score_bound(
+    params: &CkksParams,
+    scale: f64,
+    w_bound: f64,
+    b_bound: f64,
+) -> Result<NoiseBound, cipherflow_ckks::CkksError> {
+    let top = params.max_level();
+    let q_top = params.q().get(top).copied().unwrap_or(1) as f64;
+    NoiseBound::fresh(
+        params,
+        Fresh::PublicKey,
+        FEATURE_BOUND,
+        scale,
+        DEFAULT_TAIL_BITS,
+    )?
+    .mul_plain(params, w_bound, q_top)?
+    .rescale(params, top)?
+    .inner_sum(params, top - 1, WINDOW)?
+    .add_const(b_bound)
+}
+
 /// Runs the demo and prints a report.
 pub fn run(path: &Path) -> Result<(), String> {
     let err = |e: cipherflow_ckks::CkksError| e.to_string();
@@ -139,7 +192,7 @@ pub fn run(path: &Path) -> Result<(), String> {
             .iter()
             .zip(&mean)
             .zip(&std)
-            .map(|((v, m), s)| (v - m) / s)
+            .map(|((v, m), s)| ((v - m) / s).clamp(-FEATURE_BOUND, FEATURE_BOUND))
             .collect()
     };
     let xtr: Vec<Vec<f64>> = train.iter().map(|&i| z(i)).collect();
@@ -148,8 +201,30 @@ pub fn run(path: &Path) -> Result<(), String> {
 
     println!("cipherflow demo — encrypted breast-cancer diagnosis scores");
     println!("  data: {} ({n} patients, {d} features)", path.display());
-    let params = Preset::Depth2.build().map_err(err)?;
-    println!("  CKKS: {params}");
+    // Model owner: parameters whose returned scores can be flooded for
+    // circuit privacy and keep SCORE_PRECISION_BITS (public, with the scale).
+    let w_bound = w.iter().fold(b.abs(), |m, v| m.max(v.abs()));
+    let w_bound = 2f64.powf(w_bound.max(1e-3).log2().ceil());
+    let b_bound = w_bound;
+    let builder = score_params();
+    let top = builder.clone().build().map_err(err)?.max_level();
+    let fp = builder
+        .widen_q0_for_flooding(
+            top - 1,
+            FloodTarget {
+                precision_bits: SCORE_PRECISION_BITS,
+                stat_sec_bits: CIRCUIT_PRIVACY_LAMBDA,
+                decryptions: RETURNED_OUTPUTS,
+                circuit_privacy: true,
+            },
+            |p, scale| score_bound(p, scale, w_bound, b_bound),
+        )
+        .map_err(err)?;
+    let params = fp.params.clone();
+    println!(
+        "  CKKS: {params}; features encrypted at scale 2^{:.1}",
+        fp.scale.log2()
+    );
     let slots = params.slots();
     let per_ct = slots / WINDOW;
 
@@ -176,7 +251,7 @@ pub fn run(path: &Path) -> Result<(), String> {
         }
         cts.push(
             encryptor
-                .encrypt_values(&enc, &packed, &mut rng)
+                .encrypt(&enc.encode(&packed, top, fp.scale).map_err(err)?, &mut rng)
                 .map_err(err)?,
         );
     }
@@ -197,7 +272,6 @@ pub fn run(path: &Path) -> Result<(), String> {
             }
         }
     }
-    let top = params.max_level();
     let w_pt = enc
         .encode(&wrep, top, params.q().get(top).copied().unwrap_or(1) as f64)
         .map_err(err)?;
@@ -207,9 +281,13 @@ pub fn run(path: &Path) -> Result<(), String> {
         .map(|c| {
             let prod = eval.rescale(&eval.mul_plain(c, &w_pt)?)?;
             let summed = eval.inner_sum(&prod, WINDOW, &gk)?;
-            eval.add_const(&summed, b)
+            let scores = eval.add_const(&summed, b)?;
+            // Circuit privacy: re-randomised and flooded before it leaves.
+            Ok(eval
+                .sanitize(&scores, &pk, &fp.bound, &fp.flooding, &mut rng)?
+                .0)
         })
-        .collect::<Result<_, _>>()
+        .collect::<Result<_, cipherflow_ckks::CkksError>>()
         .map_err(err)?;
     let t_eval = t2.elapsed();
 
@@ -245,6 +323,14 @@ pub fn run(path: &Path) -> Result<(), String> {
         "  encrypted scoring (mul_plain, rescale, {} rotations): {:.0} ms",
         Evaluator::inner_sum_steps(WINDOW).len(),
         t_eval.as_secs_f64() * 1e3
+    );
+    println!(
+        "  scores re-randomised and flooded before leaving the server (circuit privacy: \
+         σ = 2^{:.1}, λ = {CIRCUIT_PRIVACY_LAMBDA}, sized for {} returned ciphertexts): \
+         ≥ {:.1} bits guaranteed",
+        fp.flooding.sigma_log2(),
+        RETURNED_OUTPUTS,
+        fp.precision_bits
     );
     let bits = precision_bits(&want, &got).map_err(err)?;
     println!(
