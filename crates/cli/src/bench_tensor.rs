@@ -22,7 +22,7 @@ use cipherflow_tensor::{
     Approx, EncTensor, EncodedMatVec, EncryptedModel, KeySet, Mode, Plan, Polynomial,
 };
 use rand_core::RngCore;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Arguments of `cipherflow bench tensor`.
@@ -60,17 +60,6 @@ pub struct TensorArgs {
     /// One JSON object.
     #[arg(long)]
     json: bool,
-}
-
-fn repo_path(rel: &str) -> PathBuf {
-    let local = PathBuf::from(rel);
-    if local.exists() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(rel)
-    }
 }
 
 fn stats(us: &mut [f64]) -> (f64, f64) {
@@ -190,11 +179,10 @@ fn bench_matvec(args: &TensorArgs, threads: usize) -> Result<(), String> {
 
 fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
     let t = |x: cipherflow_tensor::TensorError| x.to_string();
-    let path = args
-        .model
-        .clone()
-        .unwrap_or_else(|| repo_path("data/models/mnist-tenseal-cnn.safetensors"));
-    let model = safetensors::load_model(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let model = match &args.model {
+        Some(path) => safetensors::load_model(path).map_err(|e| e.to_string())?,
+        None => cipherflow_nn::examples::mnist_tenseal_cnn().map_err(|e| e.to_string())?,
+    };
     let plan = Plan::compile(&model).map_err(t)?;
     let batch = args.op == "mnist-batch";
     let mode = if batch {

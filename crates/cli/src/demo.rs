@@ -9,7 +9,7 @@ use cipherflow_ckks::{
     Fresh, GaloisKeys, NoiseBound, ParamsBuilder, PublicKey, SecretKey, DEFAULT_TAIL_BITS,
 };
 use cipherflow_ring::sampler::secure_rng;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// Features per patient, padded to a power of two for the slot windows.
@@ -35,65 +35,35 @@ const CIRCUIT_PRIVACY_LAMBDA: u32 = 20;
 /// Bits of precision every returned score keeps after flooding.
 const SCORE_PRECISION_BITS: f64 = 6.0;
 
-/// A labelled data set.
-pub struct Dataset {
-    /// Rows of features.
-    pub x: Vec<Vec<f64>>,
-    /// Labels 0/1.
-    pub y: Vec<f64>,
+/// A labelled data set: rows of features, labels 0/1.
+struct Dataset {
+    x: Vec<Vec<f64>>,
+    y: Vec<f64>,
 }
 
-/// Parses the breast-cancer CSV (header `569,30,…`, then features and a 0/1 label).
-pub fn load_breast_cancer(path: &Path) -> Result<Dataset, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header = lines.next().ok_or("empty file")?;
-    let mut h = header.split(',');
-    let rows: usize = h
-        .next()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or("bad header: row count")?;
-    let cols: usize = h
-        .next()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or("bad header: column count")?;
-    if cols == 0 || cols > WINDOW {
-        return Err(format!("{cols} features do not fit a window of {WINDOW}"));
+/// The scoring demo's data: `path` (the shipped format: a header line, 30
+/// features and a 0/1 label per line) or the shipped file embedded in the
+/// binary.
+fn load(path: Option<&Path>) -> Result<Dataset, String> {
+    let d = match path {
+        Some(p) => cipherflow_nn::data::load_breast_cancer(p),
+        None => cipherflow_nn::examples::breast_cancer(),
     }
-    let mut x = Vec::with_capacity(rows);
-    let mut y = Vec::with_capacity(rows);
-    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let vals: Vec<f64> = line
-            .split(',')
-            .map(|s| s.trim().parse::<f64>())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("line {}: {e}", i + 2))?;
-        if vals.len() != cols + 1 || vals.iter().any(|v| !v.is_finite()) {
-            return Err(format!(
-                "line {}: expected {} finite numbers",
-                i + 2,
-                cols + 1
-            ));
-        }
-        let (feat, label) = vals.split_at(cols);
-        x.push(feat.to_vec());
-        y.push(label.first().copied().unwrap_or(0.0));
+    .map_err(|e| e.to_string())?;
+    if d.shape().iter().product::<usize>() > WINDOW {
+        return Err(format!(
+            "{:?} features do not fit a window of {WINDOW}",
+            d.shape()
+        ));
     }
-    if x.len() != rows {
-        return Err(format!("header says {rows} rows, file has {}", x.len()));
-    }
-    Ok(Dataset { x, y })
-}
-
-/// Default location of the shipped data: `./data`, else next to the sources.
-pub fn default_data_path() -> PathBuf {
-    let local = PathBuf::from("data/breast_cancer.csv");
-    if local.exists() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/breast_cancer.csv")
-    }
+    Ok(Dataset {
+        x: d.features()
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+            .collect(),
+        y: d.labels().iter().map(|&c| c as f64).collect(),
+    })
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -159,9 +129,9 @@ fn score_bound(
 }
 
 /// Runs the demo and prints a report.
-pub fn run(path: &Path) -> Result<(), String> {
+pub fn run(path: Option<&Path>) -> Result<(), String> {
     let err = |e: cipherflow_ckks::CkksError| e.to_string();
-    let data = load_breast_cancer(path)?;
+    let data = load(path)?;
     let n = data.x.len();
     let d = data.x.first().map_or(0, Vec::len);
     // Deterministic 80/20 split: every fifth patient is a test patient.
@@ -200,7 +170,11 @@ pub fn run(path: &Path) -> Result<(), String> {
     let (w, b) = train_logreg(&xtr, &ytr);
 
     println!("cipherflow demo — encrypted breast-cancer diagnosis scores");
-    println!("  data: {} ({n} patients, {d} features)", path.display());
+    let source = path.map_or_else(
+        || "breast_cancer.csv (shipped)".into(),
+        |p| p.display().to_string(),
+    );
+    println!("  data: {source} ({n} patients, {d} features)");
     // Model owner: parameters whose returned scores can be flooded for
     // circuit privacy and keep SCORE_PRECISION_BITS (public, with the scale).
     let w_bound = w.iter().fold(b.abs(), |m, v| m.max(v.abs()));

@@ -5,7 +5,8 @@
 //! their byte encoding both ways, so the sizes reported are what travels.
 
 use cipherflow_ckks::Ciphertext;
-use cipherflow_nn::data::{load_digits, load_mnist, Dataset};
+use cipherflow_nn::data::{load_mnist, Dataset};
+use cipherflow_nn::examples;
 use cipherflow_nn::io::safetensors;
 use cipherflow_nn::{Sequential, Tensor};
 use cipherflow_tensor::{EncTensor, EncryptedModel, KeySet, Mode, Plan};
@@ -20,7 +21,9 @@ pub struct InferArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Data: digits (the shipped UCI set, its 20 % test split) or
-    /// mnist[:DIR] (the 10,000 test images; default DIR ../shared/data/mnist).
+    /// mnist[:DIR] (the 10,000 test images; default DIR
+    /// $CIPHERFLOW_DATA/mnist, else data/mnist or ../shared/data/mnist from
+    /// the working directory). The digits set and its model are embedded.
     #[arg(long, default_value = "digits")]
     data: String,
     /// Only the first K test images (default: all).
@@ -39,32 +42,23 @@ pub struct InferArgs {
     json: bool,
 }
 
-fn repo_path(rel: &str) -> PathBuf {
-    let local = PathBuf::from(rel);
-    if local.exists() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(rel)
-    }
-}
-
-fn load(data: &str) -> Result<(Dataset, PathBuf), String> {
+/// The test split of a data set and the shipped model for it.
+fn load(data: &str) -> Result<(Dataset, Sequential), String> {
+    let e = |e: cipherflow_nn::NnError| e.to_string();
     let (name, dir) = data
         .split_once(':')
         .map_or((data, None), |(n, d)| (n, Some(d)));
     match (name, dir) {
         ("digits", None) => {
-            let d = load_digits(&repo_path("data/digits.csv.gz")).map_err(|e| e.to_string())?;
+            let d = examples::digits().map_err(e)?;
             // The split `cipherflow train --data digits` holds out (seed 0).
-            let (_, test) = d.split(0.2, 0).map_err(|e| e.to_string())?;
-            Ok((test, repo_path("data/models/digits-cnn.safetensors")))
+            let (_, test) = d.split(0.2, 0).map_err(e)?;
+            Ok((test, examples::digits_cnn().map_err(e)?))
         }
         ("mnist", dir) => {
-            let dir = dir.map_or_else(|| repo_path("../shared/data/mnist"), PathBuf::from);
+            let dir = examples::mnist_dir(dir.map(Path::new)).map_err(e)?;
             let (_, test) = load_mnist(&dir).map_err(|e| format!("{e} (pass --data mnist:DIR)"))?;
-            Ok((test, repo_path("data/models/mnist-tenseal-cnn.safetensors")))
+            Ok((test, examples::mnist_tenseal_cnn().map_err(e)?))
         }
         _ => Err(format!("unknown data set '{data}' (digits, mnist[:DIR])")),
     }
@@ -124,10 +118,14 @@ pub fn run(args: InferArgs) -> Result<(), String> {
 }
 
 fn run_inner(args: &InferArgs) -> Result<(), String> {
-    let (test, default_model) = load(&args.data)?;
-    let model_path = args.model.clone().unwrap_or(default_model);
-    let mut model = safetensors::load_model(&model_path)
-        .map_err(|e| format!("{}: {e}", model_path.display()))?;
+    let (test, shipped_model) = load(&args.data)?;
+    let (mut model, model_name) = match &args.model {
+        Some(path) => (
+            safetensors::load_model(path).map_err(|e| e.to_string())?,
+            path.display().to_string(),
+        ),
+        None => (shipped_model, format!("shipped for {}", args.data)),
+    };
     if model.input_shape() != test.shape() {
         return Err(format!(
             "the model takes inputs of shape {:?}, the data has {:?}",
@@ -168,7 +166,7 @@ fn run_inner(args: &InferArgs) -> Result<(), String> {
     let gk_bytes = keys.galois_bytes(&server);
     let rlk_bytes = keys.relin_bytes();
     if !args.json {
-        println!("model {}: {}", model_path.display(), plan.summary());
+        println!("model {model_name}: {}", plan.summary());
         println!(
             "mode {:?}: {} rotation keys ({} bytes), relinearization key {} bytes, \
              {} rotations per image; prepared in {prep_ms:.0} ms, keys in {keygen_ms:.0} ms",

@@ -40,7 +40,8 @@ enum Command {
         /// `federated` (default) or `scoring`.
         #[arg(default_value = "federated")]
         what: String,
-        /// CSV file in the shipped format (scoring; default: data/breast_cancer.csv).
+        /// CSV file in the shipped format (scoring; default: the shipped
+        /// breast_cancer.csv, embedded in the binary).
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -119,7 +120,7 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Demo { what, data } => match what.as_str() {
             "federated" => demo::run_federated(),
-            "scoring" => demo::run(&data.unwrap_or_else(demo::default_data_path)),
+            "scoring" => demo::run(data.as_deref()),
             other => Err(format!("unknown demo {other:?} (federated, scoring)")),
         },
         Command::Bench {

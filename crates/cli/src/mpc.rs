@@ -15,9 +15,10 @@ use cipherflow_mpc::programs::predict::{
 };
 use cipherflow_mpc::transport::tls::{self, NetworkConfig};
 use cipherflow_mpc::{run_local, FixedPoint, MpcError, Network, Party, Ring, Stats};
-use cipherflow_nn::data::{load_breast_cancer, load_digits, load_mnist, Dataset};
+use cipherflow_nn::data::{load_mnist, Dataset};
+use cipherflow_nn::examples;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// `cipherflow mpc` subcommands.
@@ -25,7 +26,9 @@ use std::time::{Duration, Instant};
 pub enum MpcCommand {
     /// Private prediction: model of party 0, inputs of party 1, classes revealed to party 1.
     Predict {
-        /// digits, mnist (from ../shared/data/mnist or data/) or mnist:DIR.
+        /// digits (shipped, embedded), mnist ($CIPHERFLOW_DATA/mnist, else
+        /// data/mnist or ../shared/data/mnist from the working directory) or
+        /// mnist:DIR.
         #[arg(long, default_value = "digits")]
         data: String,
         /// Classify only the first K test examples.
@@ -163,25 +166,15 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn data_path(name: &str) -> PathBuf {
-    PathBuf::from("data").join(name)
-}
-
 /// (train, test) for `digits` or `mnist[:DIR]`.
 fn load_classification(spec: &str) -> Result<(Dataset, Dataset, &'static str), String> {
     if spec == "digits" {
-        let all = load_digits(&data_path("digits.csv.gz")).map_err(err)?;
+        let all = examples::digits().map_err(err)?;
         let (tr, te) = all.split(0.2, 7).map_err(err)?;
         return Ok((tr, te, "digits"));
     }
     let dir = match spec.strip_prefix("mnist") {
-        Some("") => ["../shared/data/mnist", "data"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|d| load_mnist_ok(d))
-            .ok_or(
-                "MNIST not found (looked in ../shared/data/mnist and data/); use --data mnist:DIR",
-            )?,
+        Some("") => examples::mnist_dir(None).map_err(err)?,
         Some(rest) => PathBuf::from(rest.trim_start_matches(':')),
         None => {
             return Err(format!(
@@ -191,10 +184,6 @@ fn load_classification(spec: &str) -> Result<(Dataset, Dataset, &'static str), S
     };
     let (tr, te) = load_mnist(&dir).map_err(err)?;
     Ok((tr, te, "mnist"))
-}
-
-fn load_mnist_ok(d: &Path) -> bool {
-    d.join("t10k-labels.idx1-ubyte.gz").exists() || d.join("t10k-labels-idx1-ubyte.gz").exists()
 }
 
 fn take(data: &Dataset, limit: Option<usize>) -> Result<Dataset, String> {
@@ -645,7 +634,7 @@ fn logreg(
         other => return Err(format!("--split must be rows or columns, not {other:?}")),
     };
     let fp = fixed(frac, 64)?;
-    let all = load_breast_cancer(&data_path("breast_cancer.csv")).map_err(err)?;
+    let all = examples::breast_cancer().map_err(err)?;
     let (train, test) = all.split(0.2, 3).map_err(err)?;
     let xtr = features_f64(&train);
     let ytr: Vec<f64> = train.labels().iter().map(|&c| c as f64).collect();

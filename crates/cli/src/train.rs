@@ -1,7 +1,8 @@
 //! `cipherflow train`: trains a model on a shipped data set or MNIST,
 //! optionally with DP-SGD, and saves it as safetensors.
 
-use cipherflow_nn::data::{load_breast_cancer, load_digits, load_mnist, Dataset, Standardizer};
+use cipherflow_nn::data::{load_mnist, Dataset, Standardizer};
+use cipherflow_nn::examples;
 use cipherflow_nn::io::safetensors;
 use cipherflow_nn::spec::{ModelSpec, SpecFile};
 use cipherflow_nn::train::{
@@ -15,8 +16,9 @@ use std::time::Instant;
 /// Arguments of `cipherflow train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Data: breast-cancer, digits, or mnist[:DIR] (default DIR:
-    /// ../shared/data/mnist).
+    /// Data: breast-cancer, digits (shipped, embedded in the binary), or
+    /// mnist[:DIR] (default DIR: $CIPHERFLOW_DATA/mnist, else data/mnist or
+    /// ../shared/data/mnist from the working directory).
     #[arg(long, default_value = "breast-cancer")]
     data: String,
     /// Model: logreg, mlp, cnn, tenseal-cnn, or a TOML/JSON spec file.
@@ -72,17 +74,6 @@ pub(crate) struct Loaded {
     lr: f32,
 }
 
-pub(crate) fn repo_path(rel: &str) -> PathBuf {
-    let local = PathBuf::from(rel);
-    if local.exists() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(rel)
-    }
-}
-
 pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
     let e = |e: cipherflow_nn::NnError| e.to_string();
     let (name, dir) = data
@@ -90,7 +81,7 @@ pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
         .map_or((data, None), |(n, d)| (n, Some(d)));
     match (name, dir) {
         ("breast-cancer", None) => {
-            let d = load_breast_cancer(&repo_path("data/breast_cancer.csv")).map_err(e)?;
+            let d = examples::breast_cancer().map_err(e)?;
             let (mut train, mut test) = d.split(0.2, seed).map_err(e)?;
             let s = Standardizer::fit(&train).map_err(e)?;
             s.apply(&mut train).map_err(e)?;
@@ -103,7 +94,7 @@ pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
             })
         }
         ("digits", None) => {
-            let d = load_digits(&repo_path("data/digits.csv.gz")).map_err(e)?;
+            let d = examples::digits().map_err(e)?;
             let (train, test) = d.split(0.2, seed).map_err(e)?;
             Ok(Loaded {
                 train,
@@ -113,7 +104,7 @@ pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
             })
         }
         ("mnist", dir) => {
-            let dir = dir.map_or_else(|| repo_path("../shared/data/mnist"), PathBuf::from);
+            let dir = examples::mnist_dir(dir.map(Path::new)).map_err(e)?;
             let (train, test) =
                 load_mnist(&dir).map_err(|err| format!("{err} (pass --data mnist:DIR)"))?;
             Ok(Loaded {

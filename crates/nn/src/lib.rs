@@ -15,6 +15,8 @@
 //!   reporting each step to a [`cipherflow_dp::PrivacyAccountant`];
 //! * [`data`]: IDX (MNIST) and CSV loaders, splits, standardisation,
 //!   IID and Dirichlet partitions for federated experiments;
+//! * [`examples`]: the shipped example data sets and models, embedded, and
+//!   where MNIST is looked for at run time;
 //! * [`spec`] and [`train`]: models and training runs described in TOML or
 //!   JSON, and the training loop the CLI and the federated client use.
 //!
@@ -22,6 +24,7 @@
 
 pub mod data;
 mod error;
+pub mod examples;
 pub mod io;
 pub mod layers;
 pub mod loss;

@@ -5,7 +5,8 @@ mod csv;
 mod idx;
 mod partition;
 
-pub use csv::{load_breast_cancer, load_csv, load_digits, CsvOptions};
+pub(crate) use csv::{digits_shape, BREAST_CANCER, DIGITS};
+pub use csv::{load_breast_cancer, load_csv, load_digits, parse_csv, CsvOptions};
 pub use idx::{load_idx_images, load_idx_labels, load_mnist};
 pub use partition::{partition_dirichlet, partition_iid};
 

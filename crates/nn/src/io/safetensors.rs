@@ -107,8 +107,15 @@ pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<(), NnError> 
 /// Rebuilds a model from a file written by [`save`] (architecture from the
 /// metadata, then the weights).
 pub fn load_model(path: &Path) -> Result<Sequential, NnError> {
-    let bytes = read_limited(path)?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    load_model_bytes(&read_limited(path)?).map_err(|e| match e {
+        NnError::ModelFile(m) => NnError::ModelFile(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// [`load_model`] from the bytes of such a file.
+pub fn load_model_bytes(bytes: &[u8]) -> Result<Sequential, NnError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| NnError::ModelFile(format!("not a safetensors file: {e}")))?;
     let spec_json = meta
         .metadata()
@@ -116,14 +123,13 @@ pub fn load_model(path: &Path) -> Result<Sequential, NnError> {
         .and_then(|m| m.get(SPEC_KEY))
         .ok_or_else(|| {
             NnError::ModelFile(format!(
-                "{} has no architecture ({SPEC_KEY} metadata); build the model and use load_weights",
-                path.display()
+                "no architecture ({SPEC_KEY} metadata); build the model and use load_weights"
             ))
         })?;
     let spec: ModelSpec = serde_json::from_str(spec_json)
         .map_err(|e| NnError::ModelFile(format!("architecture: {e}")))?;
     let mut model = spec.build(0)?;
-    load_weights_bytes(&mut model, &bytes)?;
+    load_weights_bytes(&mut model, bytes)?;
     Ok(model)
 }
 
