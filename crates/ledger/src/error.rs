@@ -180,6 +180,7 @@ impl Failure {
 #[non_exhaustive]
 pub enum LedgerError {
     /// SQLite failed.
+    #[cfg(feature = "sqlite")]
     #[error("storage: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// A key problem.

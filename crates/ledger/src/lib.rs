@@ -17,6 +17,11 @@
 //! * [`verify`]: the offline whole-log verifier, with a pluggable ε
 //!   recomputation ([`EpsilonRecompute`]).
 //!
+//! The `sqlite` feature (default) brings [`Ledger`] and [`verify`]; without
+//! it the crate holds what a client verifies — entries, Merkle proofs,
+//! signed heads, [`EntryProof`] and [`CountedProof`] — and compiles for
+//! `wasm32-unknown-unknown`.
+//!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use cipherflow_ledger::{Ledger, LogSigner, verify_log, VerifyOptions};
@@ -38,21 +43,27 @@
 mod codec;
 pub mod entry;
 mod error;
+#[cfg(feature = "sqlite")]
 mod ledger;
 pub mod merkle;
 pub mod proof;
+#[cfg(feature = "sqlite")]
 mod replay;
 pub mod sth;
+#[cfg(feature = "sqlite")]
 mod store;
+#[cfg(feature = "sqlite")]
 pub mod verify;
 
 pub use codec::{hex_bytes, hex_hash, hex_hashes, parse_hash, DecodeError};
 pub use entry::{AggregateInput, Entry, EntryBody};
 pub use error::{Failure, LedgerError, Location, Problem};
+#[cfg(feature = "sqlite")]
 pub use ledger::{Appended, Ledger, NewEntry};
 pub use merkle::{Hash, MerkleTree, ProofError};
 pub use proof::{
     ConsistencyProof, Counted, CountedProof, EntryProof, InclusionProof, ProofFailure,
 };
 pub use sth::{log_id, KeyError, LogSigner, PublicKey, SignedTreeHead, SthError, TreeHead};
+#[cfg(feature = "sqlite")]
 pub use verify::{verify_log, EpsilonRecompute, VerifyOptions, VerifyReport};
