@@ -215,8 +215,25 @@ mod tests {
             let e: u128 = u128::encode(x, 40);
             assert!((e.decode(40) - x).abs() < 1e-11);
         }
-        assert!(FixedPoint::new::<u64>(30).is_err());
+        assert!(matches!(
+            FixedPoint::new::<u64>(30),
+            Err(MpcError::Config(_))
+        ));
         assert!(FixedPoint::new::<u128>(40).is_ok());
+        assert_eq!(FixedPoint::default().ulp(), 1.0 / 65536.0);
+        assert_eq!(
+            FixedPoint::new::<u128>(40).map(|f| f.ulp()).ok(),
+            Some(2f64.powi(-40))
+        );
+    }
+
+    #[test]
+    fn bits_are_read_from_the_right() {
+        let v: u64 = 0b1010;
+        let bits: Vec<u64> = (0..5).map(|i| v.bit(i)).collect();
+        assert_eq!(bits, [0, 1, 0, 1, 0]);
+        assert_eq!((1u128 << 127).bit(127), 1);
+        assert_eq!(u64::MAX.bit(63), 1);
     }
 
     #[test]

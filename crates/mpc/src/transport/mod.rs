@@ -210,8 +210,17 @@ mod tests {
         let mut h = &buf[..2];
         assert!(matches!(
             read_frame(&mut h, 100),
-            Err(MpcError::Truncated { .. })
+            Err(MpcError::Truncated {
+                expected: 4,
+                got: 2
+            })
         ));
+        // A frame of exactly the limit is accepted.
+        let mut exact = &buf[..];
+        assert_eq!(
+            read_frame(&mut exact, 5).ok().flatten(),
+            Some(b"hello".to_vec())
+        );
         let mut big = &buf[..];
         assert!(matches!(
             read_frame(&mut big, 3),
@@ -223,6 +232,61 @@ mod tests {
     fn channel_receive_times_out() {
         let [mut a, _b, _c] = local_mesh(Duration::from_millis(50));
         assert!(matches!(a.recv(1), Err(MpcError::Timeout { from: 1, .. })));
-        assert!(a.send(0, vec![]).is_err());
+    }
+
+    #[test]
+    fn a_party_talks_only_to_the_two_others() {
+        assert!(check_peer(0, 1).is_ok() && check_peer(0, 2).is_ok());
+        for (me, p) in [(0, 0), (1, 1), (0, 3), (2, 7)] {
+            assert!(
+                matches!(check_peer(me, p), Err(MpcError::Party(_))),
+                "{me} → {p}"
+            );
+        }
+        let [mut a, _b, _c] = local_mesh(Duration::from_millis(50));
+        assert!(matches!(a.send(0, vec![]), Err(MpcError::Party(_))));
+        assert!(matches!(a.send(3, vec![]), Err(MpcError::Party(_))));
+        assert!(matches!(a.recv(0), Err(MpcError::Party(_))));
+    }
+
+    /// A reader that fails with `kinds` (one per call) before the data.
+    struct Flaky<'a> {
+        kinds: Vec<std::io::ErrorKind>,
+        data: &'a [u8],
+    }
+
+    impl std::io::Read for Flaky<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if let Some(k) = self.kinds.pop() {
+                return Err(k.into());
+            }
+            self.data.read(buf)
+        }
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried_and_other_errors_are_reported() {
+        use std::io::ErrorKind;
+        let mut buf = Vec::new();
+        write_frame(&mut buf, b"hello").ok();
+        let mut r = Flaky {
+            kinds: vec![ErrorKind::Interrupted, ErrorKind::Interrupted],
+            data: &buf,
+        };
+        assert_eq!(
+            read_frame(&mut r, 100).ok().flatten(),
+            Some(b"hello".to_vec())
+        );
+        // An end of stream reported as an error is an end of stream.
+        let mut r = Flaky {
+            kinds: vec![ErrorKind::UnexpectedEof],
+            data: &buf,
+        };
+        assert!(matches!(read_frame(&mut r, 100), Ok(None)));
+        let mut r = Flaky {
+            kinds: vec![ErrorKind::ConnectionReset],
+            data: &buf,
+        };
+        assert!(matches!(read_frame(&mut r, 100), Err(MpcError::Io(_))));
     }
 }
