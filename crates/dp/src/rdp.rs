@@ -288,6 +288,50 @@ mod tests {
         assert_eq!(rdp_poisson_gaussian(1.0, 2.0, 3.0), 3.0 / 8.0);
     }
 
+    /// The two conversions are inverses at a given order: the δ that
+    /// `rdp_to_delta` gives for the ε that `rdp_to_epsilon` found is the δ
+    /// it started from (both bounds are `ln δ = (α−1)(r − ε + ln(1−1/α)) − ln α`).
+    #[test]
+    fn epsilon_and_delta_conversions_are_inverses() {
+        let orders = default_orders();
+        for &(q, sigma, steps) in &[(0.01, 1.1, 1000.0), (1.0, 4.0, 1.0), (0.001, 0.8, 1e5)] {
+            let rdp: Vec<f64> = orders
+                .iter()
+                .map(|&a| steps * rdp_poisson_gaussian(q, sigma, a))
+                .collect();
+            for delta in [1e-5, 1e-8] {
+                let (eps, a) = rdp_to_epsilon(&orders, &rdp, delta);
+                assert!(eps > 0.0 && a > 1.01);
+                let (back, a2) = rdp_to_delta(&orders, &rdp, eps);
+                assert!(
+                    ((back - delta) / delta).abs() < 1e-6,
+                    "q {q} σ {sigma}: δ {delta} → ε {eps} (α {a}) → δ {back} (α {a2})"
+                );
+                assert_eq!(a, a2);
+            }
+        }
+        // The Gaussian mechanism by hand: r(α) = α/(2σ²) at α = 10, σ = 4,
+        // ε = 1: ln δ = 9·(10/32 − 1 + ln 0.9) − ln 10.
+        let r = 10.0 / 32.0;
+        let want = (9.0 * (r - 1.0 + 0.9f64.ln()) - 10f64.ln()).exp();
+        let (got, a) = rdp_to_delta(&[10.0], &[r], 1.0);
+        assert_eq!(a, 10.0);
+        assert!(((got - want) / want).abs() < 1e-12, "{got} vs {want}");
+    }
+
+    /// Orders at or below 1.01 are numerically unstable: they give no
+    /// (ε, δ) bound of their own, only the KL/total-variation one.
+    #[test]
+    fn orders_at_or_below_one_point_zero_one_are_skipped() {
+        assert_eq!(rdp_to_epsilon(&[1.01], &[0.5], 1e-5).0, f64::INFINITY);
+        assert_eq!(rdp_to_epsilon(&[1.005], &[0.5], 1e-5).0, f64::INFINITY);
+        let tv = (0.5 * (-(-0.5f64).exp()).ln_1p()).exp();
+        assert_eq!(rdp_to_delta(&[1.01], &[0.5], 0.1).0, tv);
+        assert_eq!(rdp_to_delta(&[1.005], &[0.5], 0.1).0, tv);
+        // A divergence so small that δ alone covers it needs no ε.
+        assert_eq!(rdp_to_epsilon(&[2.0], &[1e-12], 1e-5).0, 0.0);
+    }
+
     #[test]
     fn integer_and_fractional_series_agree_near_integers() {
         // The fractional series at α = 3 ± tiny must match the exact integer sum.
