@@ -12,20 +12,7 @@ use cipherflow_nn::data::{load_breast_cancer, load_digits};
 use std::path::PathBuf;
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
-}
-
-/// Whether data a test needs is present. When it is not, the test fails,
-/// unless `CIPHERFLOW_SKIP_MISSING_DATA=1` asks to skip it (then `false`).
-fn data_present(what: &str, present: bool) -> bool {
-    if present {
-        return true;
-    }
-    if std::env::var("CIPHERFLOW_SKIP_MISSING_DATA").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: {what} (CIPHERFLOW_SKIP_MISSING_DATA=1)");
-        return false;
-    }
-    panic!("{what}; set CIPHERFLOW_SKIP_MISSING_DATA=1 to skip the tests that need it");
+    cipherflow_testkit::shipped("")
 }
 
 #[test]
@@ -138,11 +125,9 @@ fn private_logistic_regression_matches_plaintext_for_both_splits() {
 /// `CIPHERFLOW_SKIP_MISSING_DATA=1`.
 #[test]
 fn private_prediction_agrees_with_plaintext_on_mnist() {
-    let dir = data_dir().join("../../shared/data/mnist");
-    let present = dir.join("t10k-labels.idx1-ubyte.gz").exists();
-    if !data_present(&format!("MNIST not found in {}", dir.display()), present) {
+    let Some(dir) = cipherflow_testkit::mnist() else {
         return;
-    }
+    };
     let (train, test) = cipherflow_nn::data::load_mnist(&dir).unwrap();
     let test = test.subset(&(0..1000).collect::<Vec<_>>()).unwrap();
     let mut model = train_mlp(&train, &[128, 128], 1, 1).unwrap();

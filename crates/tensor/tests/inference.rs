@@ -12,12 +12,10 @@ use cipherflow_nn::spec::ModelSpec;
 use cipherflow_nn::{Layer, Sequential, Tensor};
 use cipherflow_tensor::plan::choose_bits;
 use cipherflow_tensor::{EncryptedModel, KeySet, Mode, Plan, TensorError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
+    cipherflow_testkit::workspace_root().join(rel)
 }
 
 fn argmax(v: &[f64]) -> usize {
@@ -39,19 +37,6 @@ fn max_abs_err(want: &[f64], got: &[f64]) -> f64 {
         .zip(got)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, |m: f64, d| if d.is_nan() || d > m { d } else { m })
-}
-
-/// Whether data a test needs is present. When it is not, the test fails,
-/// unless `CIPHERFLOW_SKIP_MISSING_DATA=1` asks to skip it (then `false`).
-fn data_present(what: &str, present: bool) -> bool {
-    if present {
-        return true;
-    }
-    if std::env::var("CIPHERFLOW_SKIP_MISSING_DATA").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: {what} (CIPHERFLOW_SKIP_MISSING_DATA=1)");
-        return false;
-    }
-    panic!("{what}; set CIPHERFLOW_SKIP_MISSING_DATA=1 to skip the tests that need it");
 }
 
 fn plain_logits(model: &mut Sequential, x: &[f64]) -> Vec<f64> {
@@ -230,13 +215,10 @@ fn unsupported_and_too_deep_models_are_refused() {
 /// `CIPHERFLOW_SKIP_MISSING_DATA=1`.
 #[test]
 fn mnist_tutorial_network_one_image() {
-    let dir = repo("../shared/data/mnist");
     let model_path = repo("data/models/mnist-tenseal-cnn.safetensors");
-    let present = dir.join("t10k-images.idx3-ubyte.gz").exists()
-        || dir.join("t10k-images-idx3-ubyte").exists();
-    if !data_present(&format!("MNIST not found at {}", dir.display()), present) {
+    let Some(dir) = cipherflow_testkit::mnist() else {
         return;
-    }
+    };
     // Present but unreadable is a failure, not a skip.
     let (_, test) = cipherflow_nn::data::load_mnist(&dir)
         .unwrap_or_else(|e| panic!("MNIST unreadable at {}: {e}", dir.display()));
