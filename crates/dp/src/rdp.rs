@@ -332,6 +332,35 @@ mod tests {
         assert_eq!(rdp_to_epsilon(&[2.0], &[1e-12], 1e-5).0, 0.0);
     }
 
+    /// Every condition on a deserialised accountant, each broken alone.
+    #[test]
+    fn validate_refuses_each_inconsistency_alone() {
+        let acc = |orders: &[f64], rdp: &[f64]| RdpAccountant {
+            orders: orders.to_vec(),
+            rdp: rdp.to_vec(),
+        };
+        let refused = |a: RdpAccountant| {
+            matches!(
+                a.validate(),
+                Err(DpError::InvalidParameter {
+                    name: "rdp accountant",
+                    ..
+                })
+            )
+        };
+        assert!(acc(&[1.5, 2.0], &[0.0, f64::INFINITY]).validate().is_ok());
+        assert!(RdpAccountant::new().validate().is_ok());
+        assert!(refused(acc(&[], &[])));
+        assert!(refused(acc(&[2.0], &[0.1, 0.2])));
+        assert!(refused(acc(&[2.0, 3.0], &[0.1])));
+        assert!(refused(acc(&[1.0, 2.0], &[0.1, 0.2])));
+        assert!(refused(acc(&[0.5, 2.0], &[0.1, 0.2])));
+        assert!(refused(acc(&[f64::INFINITY, 2.0], &[0.1, 0.2])));
+        assert!(refused(acc(&[f64::NAN, 2.0], &[0.1, 0.2])));
+        assert!(refused(acc(&[2.0, 3.0], &[0.1, f64::NAN])));
+        assert!(refused(acc(&[2.0, 3.0], &[-1e-300, 0.2])));
+    }
+
     #[test]
     fn integer_and_fractional_series_agree_near_integers() {
         // The fractional series at α = 3 ± tiny must match the exact integer sum.
