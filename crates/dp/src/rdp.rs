@@ -362,10 +362,45 @@ mod tests {
     }
 
     #[test]
+    fn custom_orders_and_recorded_curves() {
+        let mut acc = RdpAccountant::with_orders(vec![1.5, 2.0, 8.0]).unwrap();
+        assert_eq!(acc.orders(), &[1.5, 2.0, 8.0]);
+        assert_eq!(acc.rdp(), &[0.0, 0.0, 0.0]);
+        for bad in [vec![], vec![1.0], vec![0.5, 2.0], vec![2.0, f64::INFINITY]] {
+            assert!(matches!(
+                RdpAccountant::with_orders(bad),
+                Err(DpError::InvalidParameter { name: "orders", .. })
+            ));
+        }
+        acc.record_curve(&[0.25, 0.5, 2.0], 4).unwrap();
+        assert_eq!(acc.rdp(), &[1.0, 2.0, 8.0]);
+        for bad in [
+            vec![0.1, 0.2],
+            vec![0.1, f64::NAN, 0.2],
+            vec![0.1, -0.2, 0.3],
+        ] {
+            assert!(matches!(
+                acc.record_curve(&bad, 1),
+                Err(DpError::InvalidParameter {
+                    name: "rdp curve",
+                    ..
+                })
+            ));
+        }
+        assert_eq!(
+            acc.rdp(),
+            &[1.0, 2.0, 8.0],
+            "a refused curve changes nothing"
+        );
+    }
+
+    #[test]
     fn integer_and_fractional_series_agree_near_integers() {
         // The fractional series at α = 3 ± tiny must match the exact integer sum.
         for &(q, s) in &[(0.01, 1.0), (0.1, 0.7), (1e-4, 4.0)] {
             let exact = rdp_poisson_gaussian(q, s, 3.0);
+            // Integer orders take the exact binomial sum.
+            assert_eq!(exact, log_a_int(q, s, 3) / 2.0);
             let frac = log_a_frac(q, s, 3.000_000_1) / 2.000_000_1;
             assert!(
                 ((frac - exact) / exact).abs() < 1e-5,
