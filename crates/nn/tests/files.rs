@@ -23,9 +23,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(name)
+    cipherflow_testkit::shipped(name)
 }
 
 struct TorchIo {
@@ -309,30 +307,13 @@ fn idx_files_parse_and_reject_garbage() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Whether data a test needs is present. When it is not, the test fails,
-/// unless `CIPHERFLOW_SKIP_MISSING_DATA=1` asks to skip it (then `false`).
-fn data_present(what: &str, present: bool) -> bool {
-    if present {
-        return true;
-    }
-    if std::env::var("CIPHERFLOW_SKIP_MISSING_DATA").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: {what} (CIPHERFLOW_SKIP_MISSING_DATA=1)");
-        return false;
-    }
-    panic!("{what}; set CIPHERFLOW_SKIP_MISSING_DATA=1 to skip the tests that need it");
-}
-
 /// Needs `../shared/data/mnist`: fails without it unless
 /// `CIPHERFLOW_SKIP_MISSING_DATA=1`.
 #[test]
 fn mnist_loads() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
-    if !data_present(
-        &format!("MNIST not found at {}", dir.display()),
-        dir.exists(),
-    ) {
+    let Some(dir) = cipherflow_testkit::mnist() else {
         return;
-    }
+    };
     let (train, test) = cipherflow_nn::data::load_mnist(&dir).unwrap();
     assert_eq!(
         (train.len(), test.len(), train.shape()),
