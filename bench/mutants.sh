@@ -3,7 +3,8 @@
 # mutant must be caught by the crate's tests, or be listed as equivalent in
 # the crate's README. Slow (minutes to hours per set), so not part of CI.
 #
-#   bench/mutants.sh [set ...]      sets: ledger ckks fed dp mpc (default: all)
+#   bench/mutants.sh [set ...]      sets: ledger ckks fed fed-coordinator dp mpc
+#                                   (default: all)
 #
 # Needs `cargo install cargo-mutants`. Results go to
 # bench/results/mutants-<set>/mutants.out (caught.txt, missed.txt, ...), and
@@ -14,21 +15,23 @@ command -v cargo-mutants >/dev/null || { echo "cargo install cargo-mutants first
 
 declare -A files=(
     [ledger]="crates/ledger/src/proof.rs crates/ledger/src/verify.rs crates/ledger/src/sth.rs crates/ledger/src/replay.rs"
-    [ckks]="crates/ckks/src/multiparty/wire.rs crates/ckks/src/multiparty/decrypt.rs crates/ckks/src/multiparty/shamir.rs"
+    [ckks]="crates/ckks/src/multiparty/shamir.rs crates/ckks/src/multiparty/aggregate.rs"
     [fed]="crates/fed/src/wire.rs"
+    [fed-coordinator]="crates/fed/src/coordinator/round.rs crates/fed/src/coordinator/decrypt.rs crates/fed/src/coordinator/mod.rs"
     [dp]="crates/dp/src/budget.rs crates/dp/src/rdp.rs"
     [mpc]="crates/mpc/src/ring.rs crates/mpc/src/transport/mod.rs"
 )
 declare -A package=(
     [ledger]=cipherflow-ledger [ckks]=cipherflow-ckks [fed]=cipherflow-fed
-    [dp]=cipherflow-dp [mpc]=cipherflow-mpc
+    [dp]=cipherflow-dp [mpc]=cipherflow-mpc [fed-coordinator]=cipherflow-fed
 )
 # Test targets per set: the crate's tests that exercise these modules (the
 # full fed and ckks suites take minutes per mutant).
 declare -A tests=(
     [ledger]=""
-    [ckks]="--test multiparty --test serialization --lib"
+    [ckks]="--lib --test multiparty --test aggregation --test serialization --test aggregate_checks"
     [fed]="--test adversarial --test aggregation --lib"
+    [fed-coordinator]="--lib --test adversarial --test aggregation --test faults"
     [dp]=""
     [mpc]=""
 )
@@ -38,10 +41,16 @@ declare -A tests=(
 export CIPHERFLOW_SKIP_MISSING_DATA=1
 
 # Functions per set (a cargo-mutants -F regex; empty = every function).
-declare -A only=([fed]="unpack|coordinate_sum_bound")
+# ckks: the checks of received shares and ciphertexts and the combiner;
+# fed-coordinator: the coordinator's handling of uploads and shares.
+declare -A only=(
+    [fed]="unpack|coordinate_sum_bound"
+    [ckks]="from_bytes|validate_ids|combine_aggregate|sorted_unique"
+    [fed-coordinator]="Coordinator::upload|decode_upload|check_federation|key_service_share"
+)
 
 sets=("$@")
-[[ ${#sets[@]} -gt 0 ]] || sets=(ledger ckks fed dp mpc)
+[[ ${#sets[@]} -gt 0 ]] || sets=(ledger ckks fed fed-coordinator dp mpc)
 mkdir -p bench/results
 for s in "${sets[@]}"; do
     [[ -n "${files[$s]:-}" ]] || { echo "unknown set $s" >&2; exit 2; }
