@@ -258,7 +258,8 @@ fn refused_messages() {
         .join("mallory", &clients[0].join_request())
         .unwrap_err();
     assert!(matches!(e, FedError::Unenrolled(_)), "{e}");
-    // Another federation's message.
+    // Another federation's message: refused and counted.
+    let refused = coord.metrics().refused;
     let mut r = clients[0].join_request();
     r.federation = "other".into();
     let e = coord.join("client-1", &r).unwrap_err();
@@ -266,6 +267,7 @@ fn refused_messages() {
         matches!(&e, FedError::Protocol(m) if m.contains("federation \"other\"")),
         "{e}"
     );
+    assert_eq!(coord.metrics().refused, refused + 1);
     coord.tick().unwrap();
     let t = coord.next_task("client-1", &task_req(&clients[0])).unwrap();
     let Action::Upload(chunks) = clients[0].handle(&t).unwrap() else {
@@ -275,6 +277,7 @@ fn refused_messages() {
     assert_eq!(chunks.len(), 1);
     // Each case below has exactly one fault; none of them may count as the
     // client's upload (the genuine one is accepted afterwards).
+    let refused = coord.metrics().refused;
     // Someone outside the roster sends a genuine update. (A complete
     // upload under another sampled client's id is not refused here: the
     // coordinator cannot tell whose key share encrypted it; the transport's
@@ -337,6 +340,8 @@ fn refused_messages() {
         matches!(&e, FedError::Ckks(CkksError::Decode(m)) if m.contains("out of range")),
         "{e}"
     );
+    // Every refusal above was counted.
+    assert_eq!(coord.metrics().refused, refused + 7);
     // The genuine upload is accepted; a byte-identical resend is idempotent.
     let first = coord.upload("client-1", &chunks).unwrap();
     assert!(!first.duplicate);

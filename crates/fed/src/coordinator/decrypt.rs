@@ -175,8 +175,19 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Accepts a key holder's decryption share (all its parts).
+    /// Accepts a key holder's decryption share (all its parts). A refused
+    /// share is logged and counted once in the metrics.
     pub fn send_share(
+        &mut self,
+        client: &str,
+        parts: &[proto::ShareChunk],
+    ) -> Result<proto::ShareReceipt> {
+        let before = self.metrics.refused;
+        let r = self.check_and_store_share(client, parts);
+        self.count_refusal(client, "decryption share", before, r)
+    }
+
+    fn check_and_store_share(
         &mut self,
         client: &str,
         parts: &[proto::ShareChunk],

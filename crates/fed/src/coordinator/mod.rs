@@ -405,6 +405,38 @@ impl Coordinator {
         Ok(party)
     }
 
+    /// Counts and logs a refused message from `client` that no check
+    /// counted yet (`before` is the refusal count when it arrived), so each
+    /// refused message counts exactly once. Errors that are not the
+    /// message's fault (storage, not ready) are not refusals.
+    fn count_refusal<T>(
+        &mut self,
+        client: &str,
+        what: &str,
+        before: u64,
+        r: Result<T>,
+    ) -> Result<T> {
+        if let Err(e) = &r {
+            let refusal = matches!(
+                e,
+                FedError::Protocol(_)
+                    | FedError::Unenrolled(_)
+                    | FedError::Revoked(_)
+                    | FedError::Replay(_)
+                    | FedError::Refused(_)
+                    | FedError::Crypto(_)
+                    | FedError::Ckks(_)
+                    | FedError::Encoding(_)
+                    | FedError::Verification(_)
+            );
+            if refusal && self.metrics.refused == before {
+                self.metrics.refused += 1;
+                tracing::warn!(client, reason = %e, "{what} refused");
+            }
+        }
+        r
+    }
+
     fn check_federation(&mut self, client: &str, federation: &str) -> Result<()> {
         if federation != self.cfg.name {
             self.metrics.refused += 1;

@@ -501,8 +501,19 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Accepts a client's update (all its chunks, in order).
+    /// Accepts a client's update (all its chunks, in order). A refused
+    /// upload is logged and counted once in the metrics.
     pub fn upload(
+        &mut self,
+        client: &str,
+        chunks: &[proto::UploadChunk],
+    ) -> Result<proto::UploadReceipt> {
+        let before = self.metrics.refused;
+        let r = self.check_and_store_upload(client, chunks);
+        self.count_refusal(client, "upload", before, r)
+    }
+
+    fn check_and_store_upload(
         &mut self,
         client: &str,
         chunks: &[proto::UploadChunk],
