@@ -230,6 +230,18 @@ fn decryption_needs_t_online_key_holders() {
         "decrypted with t − 1 key holders"
     );
     assert_eq!(coord.current_round(), Some(1));
+    // The round waits for threshold shares: a "key service" answer is not
+    // one (this federation has none), whatever round it names.
+    let ks = proto::ShareChunk {
+        federation: "bc-t".into(),
+        round: 1,
+        ..Default::default()
+    };
+    let e = coord.key_service_share(&[ks]).unwrap_err();
+    assert!(
+        matches!(&e, cipherflow_fed::FedError::Protocol(m) if m.contains("no key-service decryption pending")),
+        "{e}"
+    );
     // A third comes back: the next attempt succeeds.
     for _ in 0..4 {
         clock.advance(6.0);
