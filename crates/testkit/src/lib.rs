@@ -8,6 +8,10 @@
 //! a broken setup — unless `CIPHERFLOW_SKIP_MISSING_DATA=1` asks to skip
 //! it, and then it says so on stderr.
 
+// Failing the calling test is this crate's job: it panics by design, and
+// only test code depends on it.
+#![allow(clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 /// The variable that turns a missing-data failure into a reported skip.
