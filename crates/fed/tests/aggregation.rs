@@ -313,6 +313,17 @@ fn refused_messages() {
         matches!(&e, FedError::Protocol(m) if m.starts_with("upload of ")),
         "{e}"
     );
+    // Chunks misnumbered: an index or a total that is not the plan's.
+    for (index, total) in [(1, 1), (0, 2)] {
+        let mut bad = chunks.clone();
+        bad[0].index = index;
+        bad[0].total = total;
+        let e = coord.upload("client-1", &bad).unwrap_err();
+        assert!(
+            matches!(&e, FedError::Protocol(m) if m.contains("chunks numbered")),
+            "index {index}, total {total}: {e}"
+        );
+    }
     // A wrong round.
     let mut wrong = chunks.clone();
     for c in wrong.iter_mut() {
@@ -353,10 +364,18 @@ fn refused_messages() {
         "{e}"
     );
     // Every refusal above was counted.
-    assert_eq!(coord.metrics().refused, refused + 7);
+    assert_eq!(coord.metrics().refused, refused + 9);
+    assert_eq!(
+        coord.metrics().uploads,
+        0,
+        "no refused upload counts as one"
+    );
     // The genuine upload is accepted; a byte-identical resend is idempotent.
     let first = coord.upload("client-1", &chunks).unwrap();
     assert!(!first.duplicate);
+    let sent: usize = chunks.iter().map(|c| c.ciphertext.len()).sum();
+    assert_eq!(coord.metrics().uploads, 1);
+    assert_eq!(coord.metrics().upload_bytes, sent as u64);
     let again = coord.upload("client-1", &chunks).unwrap();
     assert!(again.duplicate, "a byte-identical resend is a duplicate");
     assert_eq!(again.ledger_index, first.ledger_index);
