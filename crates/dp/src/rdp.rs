@@ -325,9 +325,14 @@ mod tests {
     fn orders_at_or_below_one_point_zero_one_are_skipped() {
         assert_eq!(rdp_to_epsilon(&[1.01], &[0.5], 1e-5).0, f64::INFINITY);
         assert_eq!(rdp_to_epsilon(&[1.005], &[0.5], 1e-5).0, f64::INFINITY);
+        // At ε = 100 the order's own bound would be below the TV one: it must
+        // still not be used.
         let tv = (0.5 * (-(-0.5f64).exp()).ln_1p()).exp();
-        assert_eq!(rdp_to_delta(&[1.01], &[0.5], 0.1).0, tv);
-        assert_eq!(rdp_to_delta(&[1.005], &[0.5], 0.1).0, tv);
+        for a in [1.01f64, 1.005] {
+            let own = ((a - 1.0) * (0.5 - 100.0 + (-1.0 / a).ln_1p()) - a.ln()).exp();
+            assert!(own < tv);
+            assert_eq!(rdp_to_delta(&[a], &[0.5], 100.0).0, tv);
+        }
         // A divergence so small that δ alone covers it needs no ε.
         assert_eq!(rdp_to_epsilon(&[2.0], &[1e-12], 1e-5).0, 0.0);
     }
