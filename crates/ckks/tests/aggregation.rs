@@ -191,12 +191,20 @@ fn shares_for_another_contributor_set_do_not_decrypt() {
     let mut sum2 = share_encrypt(p, &fed.keys[0], &other, &v, shift, &mut rng).unwrap();
     sum2.add_assign(&share_encrypt(p, &fed.keys[1], &other, &v2, shift, &mut rng).unwrap())
         .unwrap();
-    assert!(combine_aggregate(p, &[sum2], &right, noise).is_err());
+    let r = combine_aggregate(p, &[sum2], &right, noise);
+    assert!(
+        matches!(&r, Err(CkksError::Multiparty(MultipartyError::Mismatch(m)))
+            if m.contains("another seed")),
+        "{r:?}"
+    );
     // Mixing seeds in one sum is refused.
     let mut mixed = sum.clone();
-    assert!(mixed
-        .add_assign(&share_encrypt(p, &fed.keys[2], &other, &v, shift, &mut rng).unwrap())
-        .is_err());
+    let r = mixed.add_assign(&share_encrypt(p, &fed.keys[2], &other, &v, shift, &mut rng).unwrap());
+    assert!(
+        matches!(&r, Err(CkksError::Multiparty(MultipartyError::Mismatch(m)))
+            if m.contains("different seeds")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -242,7 +250,12 @@ fn key_holder_decrypts_alone_and_shift_is_checked() {
     ));
     // Values beyond the room the shift leaves: refused at encryption.
     let big = (max_abs_value(p, shift) * 2.0) as i64;
-    assert!(share_encrypt(p, &fed.keys[0], &seed, &[big], shift, &mut rng).is_err());
+    let r = share_encrypt(p, &fed.keys[0], &seed, &[big], shift, &mut rng);
+    assert!(
+        matches!(&r, Err(CkksError::Multiparty(MultipartyError::Mismatch(m)))
+            if m.contains("a value exceeds")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -257,18 +270,25 @@ fn encodings_are_validated() {
     // 78 bits per coefficient: 9.75 bytes per packed integer.
     assert_eq!(bytes.len() - 74, p.n() * 78 / 8);
     assert_eq!(SharedCiphertext::from_bytes(p, &bytes).unwrap(), ct);
+    let decode_error = |r: Result<SharedCiphertext, CkksError>| match r {
+        Err(CkksError::Decode(m)) => m,
+        other => panic!("not a decoding error: {other:?}"),
+    };
     for cut in [0, 10, 73, bytes.len() - 1] {
-        assert!(SharedCiphertext::from_bytes(p, &bytes[..cut]).is_err());
+        let m = decode_error(SharedCiphertext::from_bytes(p, &bytes[..cut]));
+        assert_eq!(m, "truncated", "cut at {cut}");
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(SharedCiphertext::from_bytes(p, &longer).is_err());
+    let m = decode_error(SharedCiphertext::from_bytes(p, &longer));
+    assert_eq!(m, "trailing bytes");
     // Every residue must be below its prime: set a coefficient to all ones.
     let mut bad = bytes.clone();
     for b in &mut bad[74..84] {
         *b = 0xff;
     }
-    assert!(SharedCiphertext::from_bytes(p, &bad).is_err());
+    let m = decode_error(SharedCiphertext::from_bytes(p, &bad));
+    assert!(m.contains("out of range for its modulus"), "{m}");
     // Random garbage never panics.
     for len in [0usize, 5, 100, bytes.len()] {
         let mut g = vec![0u8; len];
@@ -296,6 +316,10 @@ fn encodings_are_validated() {
     let sb = share.to_bytes();
     assert_eq!(AggregateShare::from_bytes(p, &sb).unwrap(), share);
     for cut in [0, 40, sb.len() / 2, sb.len() - 1] {
-        assert!(AggregateShare::from_bytes(p, &sb[..cut]).is_err());
+        let r = AggregateShare::from_bytes(p, &sb[..cut]);
+        assert!(
+            matches!(&r, Err(CkksError::Decode(m)) if m == "truncated"),
+            "cut at {cut}: {r:?}"
+        );
     }
 }

@@ -97,10 +97,18 @@ fn sigma_grows_with_decryptions_bound_and_lambda() {
     for d in [1u64, 2, 100, 1 << 20] {
         assert!(s(2f64.powi(20), 40, d + 1) > s(2f64.powi(20), 40, d));
     }
-    assert!(Flooding::new(&params, 2f64.powi(20), 40, 0).is_err());
-    assert!(Flooding::new(&params, 2f64.powi(20), 10, 1).is_err());
-    assert!(Flooding::new(&params, f64::NAN, 40, 1).is_err());
-    assert!(Flooding::new(&params, 2f64.powi(90), 128, 1 << 40).is_err());
+    for ((bound, bits, decryptions), why) in [
+        ((2f64.powi(20), 40, 0), "decryptions 0 not in"),
+        ((2f64.powi(20), 10, 1), "statistical security 10 not in"),
+        ((f64::NAN, 40, 1), "noise bound NaN must be finite"),
+        ((2f64.powi(90), 128, 1 << 40), "flooding standard deviation"),
+    ] {
+        let r = Flooding::new(&params, bound, bits, decryptions);
+        assert!(
+            matches!(&r, Err(CkksError::Flooding(m)) if m.contains(why)),
+            "{why}: {r:?}"
+        );
+    }
 }
 
 /// Values that leave the key holder go through a releaser: flooded (two
@@ -143,8 +151,16 @@ fn releaser_floods_counts_and_refuses() {
         Err(CkksError::Flooding(_))
     ));
     // Stated bounds are validated.
-    assert!(NoiseBound::stated(&params, 1.0, 0.0, 1.0, scale, 0.0).is_err());
-    assert!(NoiseBound::stated(&params, f64::INFINITY, 0.0, 1.0, scale, 0.0).is_err());
+    let r = NoiseBound::stated(&params, 1.0, 0.0, 1.0, scale, 0.0);
+    assert!(
+        matches!(&r, Err(CkksError::Flooding(m)) if m.contains("a fresh encryption")),
+        "below a fresh encryption's noise: {r:?}"
+    );
+    let r = NoiseBound::stated(&params, f64::INFINITY, 0.0, 1.0, scale, 0.0);
+    assert!(
+        matches!(&r, Err(CkksError::Flooding(m)) if m.contains("noise must be finite")),
+        "{r:?}"
+    );
 }
 
 /// A computation decrypted at level 0 (modulus q0 alone): the helper widens
@@ -325,5 +341,10 @@ fn sanitize_hides_the_weights_and_keeps_precision() {
         NoiseBound::stated(params, fp.bound.total() * 2.0, 0.0, w_max, fp.scale, 0.0).unwrap();
     let w_pt = enc.encode(&[1.0], 2, q2).unwrap();
     let out = eval.rescale(&eval.mul_plain(&ct, &w_pt).unwrap()).unwrap();
-    assert!(eval.sanitize(&out, &pk, &bigger, &small, &mut rng).is_err());
+    let r = eval.sanitize(&out, &pk, &bigger, &small, &mut rng);
+    assert!(
+        matches!(&r, Err(CkksError::Flooding(m)) if m.contains("the flooding was sized for")),
+        "{:?}",
+        r.as_ref().err()
+    );
 }

@@ -41,7 +41,11 @@ fn epsilon_rejects_bad_inputs() {
             Err(DpError::InvalidSteps(_))
         ));
         for t in BAD.iter().copied().chain([0.0]) {
-            assert!(calibrate_sigma(acc, 0.1, 10, 1e-5, t).is_err());
+            let e = calibrate_sigma(acc, 0.1, 10, 1e-5, t).unwrap_err();
+            assert!(
+                matches!(e, DpError::InvalidTargetEpsilon(x) if x.to_bits() == t.to_bits()),
+                "{e:?}"
+            );
         }
     }
 }
@@ -61,7 +65,11 @@ fn extreme_but_valid_inputs_do_not_panic() {
     let r = epsilon(Accountant::Rdp, 1e-9, 1e3, 1_000_000_000_000, 1e-300).unwrap();
     assert!(r.epsilon.is_finite());
     // Calibration that cannot succeed reports a calibration error.
-    assert!(calibrate_sigma(Accountant::Rdp, 1.0, 1_000_000_000_000, 1e-12, 1e-9).is_err());
+    let e = calibrate_sigma(Accountant::Rdp, 1.0, 1_000_000_000_000, 1e-12, 1e-9).unwrap_err();
+    assert!(
+        matches!(&e, DpError::Calibration(m) if m.contains("no noise multiplier")),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -71,15 +79,38 @@ fn accountant_trait_validates() {
         Box::new(PldAccountant::new()),
     ];
     for a in accs.iter_mut() {
-        assert!(a.record_poisson_gaussian(f64::NAN, 1.0, 1).is_err());
-        assert!(a.record_poisson_gaussian(0.1, 0.0, 1).is_err());
-        assert!(a.record_poisson_gaussian(0.1, 1.0, 0).is_err());
-        assert!(a.epsilon(0.0).is_err());
-        assert!(a.epsilon(f64::NAN).is_err());
+        let e = a.record_poisson_gaussian(f64::NAN, 1.0, 1).unwrap_err();
+        assert!(
+            matches!(e, DpError::InvalidSamplingRate(q) if q.is_nan()),
+            "{e:?}"
+        );
+        let e = a.record_poisson_gaussian(0.1, 0.0, 1).unwrap_err();
+        assert!(matches!(e, DpError::InvalidNoiseMultiplier(0.0)), "{e:?}");
+        let e = a.record_poisson_gaussian(0.1, 1.0, 0).unwrap_err();
+        assert!(matches!(e, DpError::InvalidSteps(0)), "{e:?}");
+        let e = a.epsilon(0.0).unwrap_err();
+        assert!(matches!(e, DpError::InvalidDelta(0.0)), "{e:?}");
+        let e = a.epsilon(f64::NAN).unwrap_err();
+        assert!(matches!(e, DpError::InvalidDelta(d) if d.is_nan()), "{e:?}");
     }
-    assert!(PldAccountant::with_discretization(0.0).is_err());
-    assert!(RdpAccountant::with_orders(vec![1.0]).is_err());
-    assert!(RdpAccountant::with_orders(vec![]).is_err());
+    let e = PldAccountant::with_discretization(0.0).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DpError::InvalidParameter {
+                name: "discretization",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    for orders in [vec![1.0], vec![]] {
+        let e = RdpAccountant::with_orders(orders).unwrap_err();
+        assert!(
+            matches!(e, DpError::InvalidParameter { name: "orders", .. }),
+            "{e:?}"
+        );
+    }
 }
 
 #[test]
@@ -87,7 +118,11 @@ fn mechanisms_reject_bad_inputs() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let mut v = vec![1.0; 4];
     for s in BAD {
-        assert!(try_gaussian_noise(&mut rng, s, &mut v).is_err());
+        let e = try_gaussian_noise(&mut rng, s, &mut v).unwrap_err();
+        assert!(
+            matches!(e, DpError::InvalidParameter { name: "sigma", .. }),
+            "{e:?}"
+        );
         assert_eq!(v, vec![1.0; 4], "untouched on error");
         let mut w = vec![1.0; 3];
         gaussian_noise(&mut rng, s, &mut w);
@@ -96,31 +131,122 @@ fn mechanisms_reject_bad_inputs() {
             "poisoned, never silently un-noised"
         );
     }
-    assert!(DiscreteGaussian::new(0, 1).is_err());
-    assert!(DiscreteGaussian::new(1, 0).is_err());
-    assert!(DiscreteGaussian::new(1 << 41, 1).is_err());
-    assert!(DiscreteGaussian::from_sigma(f64::NAN).is_err());
-    assert!(DiscreteGaussian::from_sigma(1e9).is_err());
-    for mu in BAD {
-        assert!(skellam(&mut rng, mu).is_err());
+    for (num, den) in [(0, 1), (1, 0), (1 << 41, 1)] {
+        let e = DiscreteGaussian::new(num, den).unwrap_err();
+        assert!(
+            matches!(&e, DpError::InvalidParameter { name: "sigma^2", value, .. }
+                if *value == format!("{num}/{den}")),
+            "{e:?}"
+        );
     }
-    assert!(DistributedNoise::new(IntegerNoise::Skellam, 0, 0, 1.0).is_err());
-    assert!(DistributedNoise::new(IntegerNoise::Skellam, 10, 11, 1.0).is_err());
-    assert!(DistributedNoise::new(IntegerNoise::Skellam, 10, 5, f64::NAN).is_err());
+    for s in [f64::NAN, 1e9] {
+        let e = DiscreteGaussian::from_sigma(s).unwrap_err();
+        assert!(
+            matches!(e, DpError::InvalidParameter { name: "sigma", .. }),
+            "{e:?}"
+        );
+    }
+    for mu in BAD {
+        let e = skellam(&mut rng, mu).unwrap_err();
+        assert!(
+            matches!(e, DpError::InvalidParameter { name: "mu", .. }),
+            "{e:?}"
+        );
+    }
+    // No clients (with the smallest otherwise-valid survivor count).
+    let e = DistributedNoise::new(IntegerNoise::Skellam, 0, 1, 1.0).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DpError::InvalidParameter {
+                name: "clients",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = DistributedNoise::new(IntegerNoise::Skellam, 10, 11, 1.0).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DpError::InvalidParameter {
+                name: "min_survivors",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = DistributedNoise::new(IntegerNoise::Skellam, 10, 5, f64::NAN).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DpError::InvalidParameter {
+                name: "target_stddev",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     let plan = DistributedNoise::new(IntegerNoise::DiscreteGaussian, 10, 5, 10.0).unwrap();
-    assert!(plan.epsilon(0, 1.0, 1.0, 1, 1.0, 1, 1e-5).is_err());
-    assert!(plan.epsilon(11, 1.0, 1.0, 1, 1.0, 1, 1e-5).is_err());
-    assert!(plan.epsilon(5, f64::NAN, 1.0, 1, 1.0, 1, 1e-5).is_err());
+    for survivors in [0, 11] {
+        let e = plan
+            .epsilon(survivors, 1.0, 1.0, 1, 1.0, 1, 1e-5)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DpError::InvalidParameter {
+                    name: "survivors",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    let e = plan.epsilon(5, f64::NAN, 1.0, 1, 1.0, 1, 1e-5).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DpError::InvalidParameter {
+                name: "sensitivity",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn clipping_rejects_bad_inputs() {
-    assert!(AdaptiveClipper::new(0.0, 0.5, 0.2, 1.0).is_err());
-    assert!(AdaptiveClipper::new(1.0, 1.0, 0.2, 1.0).is_err());
-    assert!(AdaptiveClipper::new(1.0, 0.5, f64::NAN, 1.0).is_err());
-    assert!(AdaptiveClipper::new(1.0, 0.5, 0.2, -1.0).is_err());
-    assert!(update_noise_multiplier(1.0, 0.4).is_err()); // 2σ_b ≤ z
-    assert!(update_noise_multiplier(f64::NAN, 1.0).is_err());
+    for (args, param) in [
+        ((0.0, 0.5, 0.2, 1.0), "initial clip"),
+        ((1.0, 1.0, 0.2, 1.0), "target quantile"),
+        ((1.0, 0.5, f64::NAN, 1.0), "learning rate"),
+        ((1.0, 0.5, 0.2, -1.0), "count noise stddev"),
+    ] {
+        let e = AdaptiveClipper::new(args.0, args.1, args.2, args.3).unwrap_err();
+        assert!(
+            matches!(e, DpError::InvalidParameter { name, .. } if name == param),
+            "{args:?}: {e:?}"
+        );
+    }
+    // 2σ_b ≤ z
+    let e = update_noise_multiplier(1.0, 0.4).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DpError::InvalidParameter {
+                name: "count noise stddev",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = update_noise_multiplier(f64::NAN, 1.0).unwrap_err();
+    assert!(
+        matches!(e, DpError::InvalidNoiseMultiplier(z) if z.is_nan()),
+        "{e:?}"
+    );
     let mut v = vec![3.0, 4.0];
     assert_eq!(clip_l2(&mut v, f64::NAN), 5.0);
     assert_eq!(v, vec![0.0, 0.0], "NaN bound clips to zero");
@@ -128,29 +254,46 @@ fn clipping_rejects_bad_inputs() {
 
 #[test]
 fn budget_and_schedule_reject_bad_inputs() {
-    assert!(Budget::new(f64::NAN, 1e-5).is_err());
-    assert!(Budget::new(1.0, 0.0).is_err());
+    let e = Budget::new(f64::NAN, 1e-5).unwrap_err();
+    assert!(
+        matches!(e, DpError::InvalidEpsilon(x) if x.is_nan()),
+        "{e:?}"
+    );
+    let e = Budget::new(1.0, 0.0).unwrap_err();
+    assert!(matches!(e, DpError::InvalidDelta(0.0)), "{e:?}");
     let mut l = BudgetLedger::new(Budget::new(1.0, 1e-5).unwrap(), None).unwrap();
-    assert!(l
+    let e = l
         .try_charge(None, Charge::Epsilon { epsilon: -1.0 })
-        .is_err());
-    assert!(l
+        .unwrap_err();
+    assert!(matches!(e, DpError::InvalidEpsilon(-1.0)), "{e:?}");
+    let e = l
         .try_charge(
             None,
             Charge::PoissonGaussian {
                 q: 2.0,
                 sigma: 1.0,
-                steps: 1
-            }
+                steps: 1,
+            },
         )
-        .is_err());
+        .unwrap_err();
+    assert!(matches!(e, DpError::InvalidSamplingRate(2.0)), "{e:?}");
+    let e = l
+        .try_charge(Some("nobody"), Charge::Epsilon { epsilon: 0.1 })
+        .unwrap_err();
     assert!(
-        l.try_charge(Some("nobody"), Charge::Epsilon { epsilon: 0.1 })
-            .is_err(),
-        "no default budget"
+        matches!(&e, DpError::InvalidParameter { name: "client", value, .. } if value == "nobody"),
+        "no default budget: {e:?}"
     );
-    assert!(BudgetLedger::from_json("{").is_err());
-    assert!(BudgetLedger::from_json("null").is_err());
+    let e = BudgetLedger::from_json("{").unwrap_err();
+    assert!(
+        matches!(&e, DpError::Json(j) if j.is_eof()),
+        "truncated JSON: {e:?}"
+    );
+    let e = BudgetLedger::from_json("null").unwrap_err();
+    assert!(
+        matches!(&e, DpError::Json(j) if j.is_data()),
+        "not a ledger: {e:?}"
+    );
     let base = ScheduleConfig {
         total_epsilon: 1.0,
         delta: 1e-5,
@@ -161,40 +304,55 @@ fn budget_and_schedule_reject_bad_inputs() {
         profile: Profile::Constant,
         plateau: None,
     };
-    for bad in [
-        ScheduleConfig {
-            total_epsilon: 0.0,
-            ..base.clone()
+    Schedule::new(base.clone()).expect("the base configuration is valid");
+    let e = Schedule::new(ScheduleConfig {
+        total_epsilon: 0.0,
+        ..base.clone()
+    })
+    .unwrap_err();
+    assert!(matches!(e, DpError::InvalidTargetEpsilon(0.0)), "{e:?}");
+    let e = Schedule::new(ScheduleConfig {
+        delta: 1.0,
+        ..base.clone()
+    })
+    .unwrap_err();
+    assert!(matches!(e, DpError::InvalidDelta(1.0)), "{e:?}");
+    let e = Schedule::new(ScheduleConfig {
+        rounds: 0,
+        ..base.clone()
+    })
+    .unwrap_err();
+    assert!(matches!(e, DpError::InvalidSteps(0)), "{e:?}");
+    let e = Schedule::new(ScheduleConfig {
+        q: 0.0,
+        ..base.clone()
+    })
+    .unwrap_err();
+    assert!(matches!(e, DpError::InvalidSamplingRate(0.0)), "{e:?}");
+    let e = Schedule::new(ScheduleConfig {
+        profile: Profile::FrontLoaded {
+            ratio: 0.5,
+            phases: 3,
         },
-        ScheduleConfig {
-            delta: 1.0,
-            ..base.clone()
+        ..base.clone()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(e, DpError::InvalidParameter { name: "ratio", .. }),
+        "{e:?}"
+    );
+    let e = Schedule::new(ScheduleConfig {
+        profile: Profile::FrontLoaded {
+            ratio: 2.0,
+            phases: 0,
         },
-        ScheduleConfig {
-            rounds: 0,
-            ..base.clone()
-        },
-        ScheduleConfig {
-            q: 0.0,
-            ..base.clone()
-        },
-        ScheduleConfig {
-            profile: Profile::FrontLoaded {
-                ratio: 0.5,
-                phases: 3,
-            },
-            ..base.clone()
-        },
-        ScheduleConfig {
-            profile: Profile::FrontLoaded {
-                ratio: 2.0,
-                phases: 0,
-            },
-            ..base.clone()
-        },
-    ] {
-        assert!(Schedule::new(bad).is_err());
-    }
+        ..base
+    })
+    .unwrap_err();
+    assert!(
+        matches!(e, DpError::InvalidParameter { name: "phases", .. }),
+        "{e:?}"
+    );
 }
 
 #[test]

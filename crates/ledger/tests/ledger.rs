@@ -8,8 +8,8 @@ use cipherflow_ledger::entry::{
     CustomEntry, DpSettings, EntryBody, RoundClosed, RoundOpened, UpdateReceived,
 };
 use cipherflow_ledger::{
-    verify_log, AggregateInput, Failure, Ledger, LedgerError, Location, LogSigner, NewEntry,
-    Problem, VerifyOptions,
+    verify_log, AggregateInput, Entry, Failure, Ledger, LedgerError, Location, LogSigner, NewEntry,
+    Problem, ProofError, ProofFailure, SthError, VerifyOptions,
 };
 use common::*;
 use std::collections::BTreeMap;
@@ -97,15 +97,59 @@ fn my_update_was_counted() {
             Err(LedgerError::NoSuch(_))
         ));
     }
-    assert!(log.counted_proof_for("nobody", 1).is_err());
+    let e = log.counted_proof_for("nobody", 1).unwrap_err();
+    assert!(
+        matches!(&e, LedgerError::NoSuch(m) if m.contains("\"nobody\"")),
+        "{e:?}"
+    );
     // The wrong key rejects.
     let other = LogSigner::from_seed(&[8; 32]).public_key();
     let p = log.counted_proof_for(&client(0), 1).unwrap();
-    assert!(p.verify(&other, None).is_err());
+    assert_eq!(
+        p.verify(&other, None),
+        Err(ProofFailure::Head(SthError::BadSignature))
+    );
 }
 
 fn flip(bytes: &mut [u8], bit: usize) {
     bytes[bit / 8] ^= 1 << (bit % 8);
+}
+
+/// Whether `f` is what a proof must report when the bytes of its `what`
+/// entry, at `index`, were altered into `bytes`: they no longer decode (the
+/// decoder's own error), or decode to another index than the path's, or
+/// else hash to a leaf the path does not lead to the signed root from.
+fn is_altered_entry(f: &ProofFailure, what: &str, bytes: &[u8], index: u64) -> bool {
+    match Entry::decode(bytes) {
+        Err(d) => matches!(f, ProofFailure::Decode(w, e) if *w == what && *e == d),
+        Ok(e) if e.index != index => {
+            matches!(f, ProofFailure::Mismatch(w, m) if *w == what && m.contains("path is for index"))
+        }
+        Ok(_) => matches!(f, ProofFailure::Path(w, ProofError::RootMismatch) if *w == what),
+    }
+}
+
+/// Whether `f` reports the signed tree head's signature as not verifying.
+fn is_bad_head(f: &ProofFailure) -> bool {
+    *f == ProofFailure::Head(SthError::BadSignature)
+}
+
+/// Whether `f` reports the `what` Merkle path as not leading to its root.
+fn is_bad_path(f: &ProofFailure, what: &str) -> bool {
+    matches!(f, ProofFailure::Path(w, ProofError::RootMismatch) if *w == what)
+}
+
+/// Whether `f` reports the `what` path as made for another position.
+fn is_wrong_index(f: &ProofFailure, what: &str) -> bool {
+    matches!(f, ProofFailure::Mismatch(w, m) if *w == what && m.contains("path is for index"))
+}
+
+/// Length of the inclusion path of leaf `index` in a tree of `size` leaves
+/// (`index < size`; transparency-dev/merkle, `decompInclProof`).
+fn inclusion_len(index: u64, size: u64) -> usize {
+    let inner = 64 - (index ^ (size - 1)).leading_zeros();
+    let border = (index >> inner).count_ones();
+    (inner + border) as usize
 }
 
 #[test]
@@ -118,74 +162,110 @@ fn every_flipped_bit_in_a_counted_proof_is_detected() {
     good.verify(&key, None).unwrap();
 
     let mut cases = 0;
-    let mut check = |p: &cipherflow_ledger::CountedProof, what: &str| {
-        assert!(p.verify(&key, None).is_err(), "undetected: {what}");
+    let mut check = |p: &cipherflow_ledger::CountedProof,
+                     what: &str,
+                     expected: &dyn Fn(&ProofFailure) -> bool| {
+        match p.verify(&key, None) {
+            Ok(c) => panic!("undetected: {what}: {c:?}"),
+            Err(f) => assert!(expected(&f), "{what}: wrong failure: {f:?}"),
+        }
         cases += 1;
     };
+    let is_input_mismatch = |f: &ProofFailure| matches!(f, ProofFailure::Mismatch("input", _));
+    let (update_at, aggregate_at) = (
+        good.update_inclusion.leaf_index,
+        good.aggregate_inclusion.leaf_index,
+    );
     for bit in 0..good.update_entry.len() * 8 {
         let mut p = good.clone();
         flip(&mut p.update_entry, bit);
-        check(&p, "update entry");
+        let bytes = p.update_entry.clone();
+        check(&p, "update entry", &|f| {
+            is_altered_entry(f, "update", &bytes, update_at)
+        });
     }
     for bit in 0..good.aggregate_entry.len() * 8 {
         let mut p = good.clone();
         flip(&mut p.aggregate_entry, bit);
-        check(&p, "aggregate entry");
+        let bytes = p.aggregate_entry.clone();
+        check(&p, "aggregate entry", &|f| {
+            is_altered_entry(f, "aggregate", &bytes, aggregate_at)
+        });
     }
     for bit in 0..256 {
         let mut p = good.clone();
         flip(&mut p.sth.root_hash, bit);
-        check(&p, "root");
+        check(&p, "root", &is_bad_head);
         let mut p = good.clone();
         flip(&mut p.sth.log_id, bit);
-        check(&p, "log id");
+        check(&p, "log id", &is_bad_head);
         let mut p = good.clone();
         flip(&mut p.input.ciphertext_hash, bit);
-        check(&p, "input hash");
+        check(&p, "input hash", &is_input_mismatch);
         for k in 0..good.update_inclusion.path.len() {
             let mut p = good.clone();
             flip(&mut p.update_inclusion.path[k], bit);
-            check(&p, "update path");
+            check(&p, "update path", &|f| is_bad_path(f, "update"));
         }
         for k in 0..good.aggregate_inclusion.path.len() {
             let mut p = good.clone();
             flip(&mut p.aggregate_inclusion.path[k], bit);
-            check(&p, "aggregate path");
+            check(&p, "aggregate path", &|f| is_bad_path(f, "aggregate"));
         }
         for k in 0..good.input_path.len() {
             let mut p = good.clone();
             flip(&mut p.input_path[k], bit);
-            check(&p, "input path");
+            check(&p, "input path", &|f| is_bad_path(f, "aggregate input"));
         }
     }
     for bit in 0..512 {
         let mut p = good.clone();
         flip(&mut p.sth.signature, bit);
-        check(&p, "signature");
+        check(&p, "signature", &is_bad_head);
     }
+    let input_count = good.verify(&key, None).unwrap().input_count;
+    assert_eq!(
+        good.input_path.len(),
+        inclusion_len(good.input_position, input_count)
+    );
     for bit in 0..64 {
         let mut p = good.clone();
         p.sth.tree_size ^= 1 << bit;
-        check(&p, "tree size");
+        check(&p, "tree size", &is_bad_head);
         let mut p = good.clone();
         p.sth.timestamp_ms ^= 1 << bit;
-        check(&p, "timestamp");
+        check(&p, "timestamp", &is_bad_head);
         let mut p = good.clone();
         p.update_inclusion.leaf_index ^= 1 << bit;
-        check(&p, "update index");
+        check(&p, "update index", &|f| is_wrong_index(f, "update"));
         let mut p = good.clone();
         p.aggregate_inclusion.leaf_index ^= 1 << bit;
-        check(&p, "aggregate index");
+        check(&p, "aggregate index", &|f| is_wrong_index(f, "aggregate"));
         let mut p = good.clone();
         p.input_position ^= 1 << bit;
-        check(&p, "input position");
+        // The input path checked for another position: out of range, the
+        // wrong length for it, or a root it does not lead to.
+        let position = p.input_position;
+        let expected = if position >= input_count {
+            ProofError::IndexOutOfRange {
+                index: position,
+                size: input_count,
+            }
+        } else if good.input_path.len() != inclusion_len(position, input_count) {
+            ProofError::WrongLength
+        } else {
+            ProofError::RootMismatch
+        };
+        check(&p, "input position", &|f| {
+            *f == ProofFailure::Path("aggregate input", expected.clone())
+        });
         let mut p = good.clone();
         p.input.update_index ^= 1 << bit;
-        check(&p, "input update index");
+        check(&p, "input update index", &is_input_mismatch);
     }
     let mut p = good.clone();
     p.input.client_id.push('x');
-    check(&p, "input client");
+    check(&p, "input client", &is_input_mismatch);
     assert!(cases > 5000);
 }
 
@@ -199,22 +279,29 @@ fn every_flipped_bit_in_an_entry_proof_is_detected() {
     for bit in 0..good.entry.len() * 8 {
         let mut p = good.clone();
         flip(&mut p.entry, bit);
-        assert!(p.verify(&key, None).is_err(), "entry bit {bit}");
+        let f = p.verify(&key, None).unwrap_err();
+        assert!(
+            is_altered_entry(&f, "the", &p.entry, 4),
+            "entry bit {bit}: {f:?}"
+        );
     }
     for bit in 0..256 {
         for k in 0..good.inclusion.path.len() {
             let mut p = good.clone();
             flip(&mut p.inclusion.path[k], bit);
-            assert!(p.verify(&key, None).is_err());
+            let f = p.verify(&key, None).unwrap_err();
+            assert!(is_bad_path(&f, "the"), "path {k} bit {bit}: {f:?}");
         }
         let mut p = good.clone();
         flip(&mut p.sth.root_hash, bit);
-        assert!(p.verify(&key, None).is_err());
+        let f = p.verify(&key, None).unwrap_err();
+        assert!(is_bad_head(&f), "root bit {bit}: {f:?}");
     }
     for bit in 0..512 {
         let mut p = good.clone();
         flip(&mut p.sth.signature, bit);
-        assert!(p.verify(&key, None).is_err());
+        let f = p.verify(&key, None).unwrap_err();
+        assert!(is_bad_head(&f), "signature bit {bit}: {f:?}");
     }
 }
 
@@ -401,7 +488,14 @@ fn altered_aggregate_inputs_are_detected() {
         matches!(f.location, Location::Entry { .. } | Location::Log),
         "{f}"
     );
-    assert!(Ledger::open_read_only(&path).is_err());
+    let e = Ledger::open_read_only(&path).unwrap_err();
+    assert!(
+        matches!(&e, LedgerError::Integrity(Failure {
+            problem: Problem::AggregateInputs(m),
+            ..
+        }) if m.contains("input 1 is missing")),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -430,9 +524,23 @@ fn tampering_with_meta_or_key_is_detected() {
     // Not a ledger at all.
     let junk = dir.path().join("junk.db");
     std::fs::write(&junk, b"this is not sqlite").unwrap();
-    assert!(verify(&junk).is_err());
-    assert!(Ledger::open_read_only(&junk).is_err());
-    assert!(verify(&dir.path().join("missing.db")).is_err());
+    let f = verify(&junk).unwrap_err();
+    assert!(
+        matches!(f.problem, Problem::NotALedger(_)) && f.location == Location::Log,
+        "{f:?}"
+    );
+    let e = Ledger::open_read_only(&junk).unwrap_err();
+    assert!(
+        matches!(&e, LedgerError::Sqlite(s)
+            if s.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase)),
+        "{e:?}"
+    );
+    let f = verify(&dir.path().join("missing.db")).unwrap_err();
+    assert!(
+        matches!(&f.problem, Problem::Storage(m) if m.contains("does not exist"))
+            && f.location == Location::Log,
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -452,7 +560,12 @@ fn epsilon_check_uses_the_plugged_accountant() {
     verify_log(&path, &signer().public_key(), &opts_with_eps(&close)).unwrap();
     // A failing accountant is a failure, not a pass.
     let broken = |_: &DpSettings, _: u64| -> Result<f64, String> { Err("no".into()) };
-    assert!(verify_log(&path, &signer().public_key(), &opts_with_eps(&broken)).is_err());
+    let f = verify_log(&path, &signer().public_key(), &opts_with_eps(&broken)).unwrap_err();
+    assert_eq!(f.location, Location::Entry { index: 6 }, "{f}");
+    assert!(
+        matches!(&f.problem, Problem::Epsilon(m) if m.contains("accountant failed: no")),
+        "{f:?}"
+    );
     // Without an accountant the check is skipped and reported as such.
     let r = verify_log(&path, &signer().public_key(), &VerifyOptions::default()).unwrap();
     assert!(!r.epsilon_checked);
@@ -519,8 +632,12 @@ fn round_rules_are_enforced_on_append() {
         Err(LedgerError::Refused(_))
     ));
     append_round(&mut log, 1, 2);
+    let refused = |r: Result<cipherflow_ledger::Appended, LedgerError>, why: &str| match r {
+        Err(LedgerError::Refused(m)) => assert!(m.contains(why), "refused for {m:?}, not {why:?}"),
+        other => panic!("not refused ({why}): {other:?}"),
+    };
     // Round 1 is closed; reopening or reusing it fails, as does going back.
-    assert!(log.append(1, upd("a")).is_err());
+    refused(log.append(1, upd("a")), "round 1 is already closed");
     let open = |r: u64| {
         EntryBody::RoundOpened(RoundOpened {
             parameters: BTreeMap::new(),
@@ -528,36 +645,43 @@ fn round_rules_are_enforced_on_append() {
             dp: dp(r),
         })
     };
-    assert!(log.append(1, open(1)).is_err());
+    refused(log.append(1, open(1)), "rounds must increase");
     log.append(2, open(2)).unwrap();
     let a = log.append(2, upd("a")).unwrap();
-    assert!(log.append(2, upd("a")).is_err(), "duplicate client");
+    refused(log.append(2, upd("a")), "already sent an update in round 2");
     // Aggregates must come with inputs that name real updates of the round.
     let agg = EntryBody::AggregateComputed(cipherflow_ledger::entry::AggregateComputed {
         aggregate_hash: [0; 32],
         input_count: 0,
         inputs_root: [0; 32],
     });
-    assert!(log.append(2, agg).is_err());
+    refused(
+        log.append(2, agg),
+        "aggregates must be appended with their inputs",
+    );
     let bogus = AggregateInput {
         update_index: a.index,
         client_id: "a".into(),
         ciphertext_hash: [2; 32],
     };
-    assert!(log.append_aggregate(2, [0; 32], vec![bogus]).is_err());
+    refused(
+        log.append_aggregate(2, [0; 32], vec![bogus]),
+        "is not an update of round 2",
+    );
     // Invalid DP settings and non-finite ε are refused.
     let mut bad = dp(3);
     bad.noise_multiplier = f64::NAN;
-    assert!(log
-        .append(
+    refused(
+        log.append(
             3,
             EntryBody::RoundOpened(RoundOpened {
                 parameters: BTreeMap::new(),
                 participants: vec![],
-                dp: bad
-            })
-        )
-        .is_err());
+                dp: bad,
+            }),
+        ),
+        "noise multiplier",
+    );
     // A failed batch leaves nothing behind.
     let before = (log.len(), log.root(), *log.latest_head().unwrap());
     let r = log.append_batch(vec![
@@ -565,7 +689,10 @@ fn round_rules_are_enforced_on_append() {
         NewEntry::new(2, upd("c")),
         NewEntry::new(2, upd("b")),
     ]);
-    assert!(r.is_err());
+    assert!(
+        matches!(&r, Err(LedgerError::Refused(m)) if m.contains("client \"b\" already sent")),
+        "{r:?}"
+    );
     assert_eq!((log.len(), log.root(), *log.latest_head().unwrap()), before);
     // ... and the same entries then go in fine.
     log.append_batch(vec![NewEntry::new(2, upd("b")), NewEntry::new(2, upd("c"))])
@@ -597,7 +724,11 @@ fn manual_heads_and_unsigned_tail() {
     for i in 0..5 {
         log.append(0, note(i)).unwrap();
     }
-    assert!(log.entry_proof(0).is_err(), "no head covers it yet");
+    let e = log.entry_proof(0).unwrap_err();
+    assert!(
+        matches!(&e, LedgerError::NoSuch(m) if m.contains("not covered by a signed head")),
+        "no head covers it yet: {e:?}"
+    );
     let f = verify(&path).unwrap_err();
     assert!(
         matches!(f.problem, Problem::UnsignedTail { first: 0, last: 4 }),

@@ -140,6 +140,67 @@ fn hashes(v: &[&str]) -> Vec<Hash> {
     v.iter().map(|s| hx(s)).collect()
 }
 
+/// Length of the inclusion path of leaf `index` in a tree of `size` leaves
+/// (`index < size`): the levels below the split of `index` and `size − 1`,
+/// plus one hash per set bit above it (transparency-dev/merkle,
+/// `decompInclProof`). An independent oracle for the expected errors.
+fn inclusion_len(index: u64, size: u64) -> usize {
+    let inner = 64 - (index ^ (size - 1)).leading_zeros();
+    let border = (index >> inner).count_ones();
+    (inner + border) as usize
+}
+
+/// Length of the consistency proof between sizes `0 < old < new`
+/// (transparency-dev/merkle, `VerifyConsistency`): the inclusion path of
+/// leaf `old − 1` without the levels inside the largest power-of-two subtree
+/// ending at `old`, plus that subtree's root unless it is the whole old tree.
+fn consistency_len(old: u64, new: u64) -> usize {
+    let shift = old.trailing_zeros() as usize;
+    let seed = usize::from(!old.is_power_of_two());
+    seed + inclusion_len(old - 1, new) - shift
+}
+
+/// The error `verify_inclusion` must give for a path of `len` hashes that is
+/// the right path for some other position, or has the wrong length: the
+/// index check comes first, then the length; with both right only the
+/// recomputed root can differ.
+fn inclusion_error(index: u64, size: u64, len: usize) -> ProofError {
+    if index >= size {
+        ProofError::IndexOutOfRange { index, size }
+    } else if len != inclusion_len(index, size) {
+        ProofError::WrongLength
+    } else {
+        ProofError::RootMismatch
+    }
+}
+
+/// The size check `verify_consistency` must fail for a proof of `len`
+/// hashes between `old` and `new`, or `None` when the sizes and the length
+/// are consistent (then only a root can mismatch).
+fn consistency_size_error(old: u64, new: u64, len: usize) -> Option<ProofError> {
+    if old > new {
+        Some(ProofError::SizeOrder { old, new })
+    } else if old == new || old == 0 {
+        (len > 0).then_some(ProofError::NotEmpty)
+    } else if len != consistency_len(old, new) {
+        Some(ProofError::WrongLength)
+    } else {
+        None
+    }
+}
+
+/// The error for a right-length consistency proof checked against a wrong
+/// old root. A power-of-two old tree is itself a node of the new tree: its
+/// root seeds the recomputation, so a wrong one shows up as a new-root
+/// mismatch; otherwise the old root is recomputed from the proof and fails.
+fn wrong_old_root_error(old: u64) -> ProofError {
+    if old.is_power_of_two() {
+        ProofError::RootMismatch
+    } else {
+        ProofError::OldRootMismatch
+    }
+}
+
 #[test]
 fn ct_vector_leaves_and_roots() {
     assert_eq!(empty_root(), hx(ROOTS[0]));
@@ -182,9 +243,13 @@ fn ct_vector_inclusion_proofs() {
             (index, size, leaf, [vec![root], want.clone()].concat(), root),
             (index, size, leaf, want[..want.len() - 1].to_vec(), root),
         ];
+        assert_eq!(want.len(), inclusion_len(index, size), "{index}/{size}");
         for (i, (bi, bs, bl, bp, br)) in bad_inputs.into_iter().enumerate() {
-            assert!(
-                verify_inclusion(bi, bs, &bl, &bp, &br).is_err(),
+            // Probes 5 and 6 keep the position and corrupt the leaf or root.
+            let expected = inclusion_error(bi, bs, bp.len());
+            assert_eq!(
+                verify_inclusion(bi, bs, &bl, &bp, &br),
+                Err(expected),
                 "probe {i} of {index}/{size}"
             );
         }
@@ -219,9 +284,19 @@ fn ct_vector_consistency_proofs() {
             (old, new, r1, r2, [vec![want[0]], want.clone()].concat()),
             (old, new, r1, r2, want[..want.len() - 1].to_vec()),
         ];
+        assert_eq!(want.len(), consistency_len(old, new), "{old}->{new}");
         for (i, (a, b, x, y, p)) in probes.into_iter().enumerate() {
-            assert!(
-                verify_consistency(a, b, &x, &y, &p).is_err(),
+            let expected = match i {
+                // Wrong old root (replaced, or swapped with the new one).
+                5 | 7 => wrong_old_root_error(old),
+                6 => ProofError::RootMismatch,
+                // Every other probe changes a size or the proof length.
+                _ => consistency_size_error(a, b, p.len())
+                    .unwrap_or_else(|| panic!("probe {i} of {old}->{new} is size-consistent")),
+            };
+            assert_eq!(
+                verify_consistency(a, b, &x, &y, &p),
+                Err(expected),
                 "probe {i} of {old}->{new}"
             );
         }
@@ -236,18 +311,36 @@ fn trivial_consistency_cases() {
         Ok(())
     );
     assert_eq!(verify_consistency(0, 5, &empty_root(), &r, &[]), Ok(()));
-    assert!(verify_consistency(0, 5, &empty_root(), &r, &[r]).is_err());
-    assert!(verify_consistency(0, 5, &r, &r, &[]).is_err());
+    assert_eq!(
+        verify_consistency(0, 5, &empty_root(), &r, &[r]),
+        Err(ProofError::NotEmpty)
+    );
+    assert_eq!(
+        verify_consistency(0, 5, &r, &r, &[]),
+        Err(ProofError::OldRootMismatch)
+    );
     assert_eq!(verify_consistency(3, 3, &r, &r, &[]), Ok(()));
-    assert!(verify_consistency(3, 3, &r, &[6; 32], &[]).is_err());
-    assert!(verify_consistency(3, 3, &r, &r, &[r]).is_err());
+    assert_eq!(
+        verify_consistency(3, 3, &r, &[6; 32], &[]),
+        Err(ProofError::RootMismatch)
+    );
+    assert_eq!(
+        verify_consistency(3, 3, &r, &r, &[r]),
+        Err(ProofError::NotEmpty)
+    );
     assert!(matches!(
         verify_consistency(4, 3, &r, &r, &[r]),
         Err(ProofError::SizeOrder { .. })
     ));
-    assert!(verify_inclusion(0, 0, &r, &[], &r).is_err());
+    assert_eq!(
+        verify_inclusion(0, 0, &r, &[], &r),
+        Err(ProofError::IndexOutOfRange { index: 0, size: 0 })
+    );
     assert_eq!(verify_inclusion(0, 1, &r, &[], &r), Ok(()));
-    assert!(verify_inclusion(1, 1, &r, &[], &r).is_err());
+    assert_eq!(
+        verify_inclusion(1, 1, &r, &[], &r),
+        Err(ProofError::IndexOutOfRange { index: 1, size: 1 })
+    );
 }
 
 fn flip(h: &Hash, bit: usize) -> Hash {
@@ -275,6 +368,7 @@ fn every_inclusion_proof_up_to_300_verifies_and_rejects_tampering() {
         assert_eq!(root, root_of(&leaves[..size as usize]), "root {size}");
         for i in 0..size {
             let p = t.inclusion_proof(i, size).unwrap();
+            assert_eq!(p.len(), inclusion_len(i, size), "{i}/{size}");
             if size <= 64 {
                 assert_eq!(p, inclusion_path_of(&leaves[..size as usize], i).unwrap());
             }
@@ -283,18 +377,33 @@ fn every_inclusion_proof_up_to_300_verifies_and_rejects_tampering() {
             // A different index, a flipped bit in the leaf, root or any path
             // element (cycling through bit positions), or a shortened path fail.
             if size > 1 {
-                assert!(verify_inclusion((i + 1) % size, size, &leaf, &p, &root).is_err());
+                let j = (i + 1) % size;
+                assert_eq!(
+                    verify_inclusion(j, size, &leaf, &p, &root),
+                    Err(inclusion_error(j, size, p.len())),
+                    "{i}/{size} checked as {j}"
+                );
             }
             let bit = ((i * 7 + size) % 256) as usize;
-            assert!(verify_inclusion(i, size, &flip(&leaf, bit), &p, &root).is_err());
-            assert!(verify_inclusion(i, size, &leaf, &p, &flip(&root, bit)).is_err());
+            let mismatch = Err(ProofError::RootMismatch);
+            assert_eq!(
+                verify_inclusion(i, size, &flip(&leaf, bit), &p, &root),
+                mismatch
+            );
+            assert_eq!(
+                verify_inclusion(i, size, &leaf, &p, &flip(&root, bit)),
+                mismatch
+            );
             for k in 0..p.len() {
                 let mut q = p.clone();
                 q[k] = flip(&q[k], (bit + k) % 256);
-                assert!(verify_inclusion(i, size, &leaf, &q, &root).is_err());
+                assert_eq!(verify_inclusion(i, size, &leaf, &q, &root), mismatch);
             }
             if !p.is_empty() {
-                assert!(verify_inclusion(i, size, &leaf, &p[1..], &root).is_err());
+                assert_eq!(
+                    verify_inclusion(i, size, &leaf, &p[1..], &root),
+                    Err(ProofError::WrongLength)
+                );
             }
         }
     }
@@ -302,8 +411,22 @@ fn every_inclusion_proof_up_to_300_verifies_and_rejects_tampering() {
 
 #[test]
 fn every_consistency_proof_up_to_300_verifies_and_rejects_tampering() {
-    let (t, _) = big_tree();
+    let (t, leaves) = big_tree();
     let roots: Vec<Hash> = (0..=N).map(|s| t.root_at(s).unwrap()).collect();
+    // End of the leaf range of every complete, aligned subtree, by its hash.
+    // A proof hash whose subtree ends at or before `old` is part of the old
+    // root; flipping it fails the old-root check. Any other proof hash (a
+    // subtree after `old`, or a partial one on the new tree's right edge)
+    // only enters the new root.
+    let mut subtree_end = std::collections::HashMap::new();
+    let mut width = 1;
+    while width <= N {
+        for start in (0..=N - width).step_by(width as usize) {
+            let range = start as usize..(start + width) as usize;
+            subtree_end.insert(root_of(&leaves[range]), start + width);
+        }
+        width *= 2;
+    }
     for new in 1..=N {
         for old in 1..=new {
             let p = t.consistency_proof(old, new).unwrap();
@@ -313,21 +436,46 @@ fn every_consistency_proof_up_to_300_verifies_and_rejects_tampering() {
                 assert!(p.is_empty());
                 continue;
             }
+            assert_eq!(p.len(), consistency_len(old, new), "{old}->{new}");
             let bit = ((old * 13 + new) % 256) as usize;
-            assert!(verify_consistency(old, new, &flip(&r1, bit), &r2, &p).is_err());
-            assert!(verify_consistency(old, new, &r1, &flip(&r2, bit), &p).is_err());
+            assert_eq!(
+                verify_consistency(old, new, &flip(&r1, bit), &r2, &p),
+                Err(wrong_old_root_error(old)),
+                "{old}->{new}"
+            );
+            assert_eq!(
+                verify_consistency(old, new, &r1, &flip(&r2, bit), &p),
+                Err(ProofError::RootMismatch),
+                "{old}->{new}"
+            );
             for k in 0..p.len() {
                 let mut q = p.clone();
                 q[k] = flip(&q[k], (bit + k) % 256);
-                assert!(
-                    verify_consistency(old, new, &r1, &r2, &q).is_err(),
+                let in_old_root = subtree_end.get(&p[k]).is_some_and(|&end| end <= old);
+                let expected = if in_old_root {
+                    ProofError::OldRootMismatch
+                } else {
+                    ProofError::RootMismatch
+                };
+                assert_eq!(
+                    verify_consistency(old, new, &r1, &r2, &q),
+                    Err(expected),
                     "{old}->{new} elem {k}"
                 );
             }
-            assert!(verify_consistency(old, new, &r1, &r2, &p[..p.len() - 1]).is_err());
+            assert_eq!(
+                verify_consistency(old, new, &r1, &r2, &p[..p.len() - 1]),
+                Err(ProofError::WrongLength),
+                "{old}->{new}"
+            );
             if old + 1 < new {
-                assert!(
-                    verify_consistency(old + 1, new, &roots[old as usize + 1], &r2, &p).is_err()
+                // The proof for `old` checked as one for `old + 1`.
+                let expected = consistency_size_error(old + 1, new, p.len())
+                    .unwrap_or_else(|| panic!("{old}->{new}: same length as from {}", old + 1));
+                assert_eq!(
+                    verify_consistency(old + 1, new, &roots[old as usize + 1], &r2, &p),
+                    Err(expected),
+                    "{old}->{new}"
                 );
             }
         }
@@ -337,13 +485,41 @@ fn every_consistency_proof_up_to_300_verifies_and_rejects_tampering() {
 #[test]
 fn proofs_past_the_tree_are_errors_not_panics() {
     let (t, _) = big_tree();
-    assert!(t.inclusion_proof(0, N + 1).is_err());
-    assert!(t.inclusion_proof(N, N).is_err());
-    assert!(t.consistency_proof(5, N + 1).is_err());
-    assert!(t.consistency_proof(6, 5).is_err());
-    assert!(t.root_at(N + 1).is_err());
-    assert!(verify_inclusion(u64::MAX, u64::MAX, &[0; 32], &[[0; 32]; 70], &[0; 32]).is_err());
-    assert!(
-        verify_consistency(u64::MAX - 1, u64::MAX, &[0; 32], &[0; 32], &[[0; 32]; 70]).is_err()
+    let past = Err(ProofError::SizeOutOfRange {
+        size: N + 1,
+        available: N,
+    });
+    assert_eq!(t.inclusion_proof(0, N + 1), past);
+    assert_eq!(
+        t.inclusion_proof(N, N),
+        Err(ProofError::IndexOutOfRange { index: N, size: N })
+    );
+    assert_eq!(t.consistency_proof(5, N + 1), past);
+    assert_eq!(
+        t.consistency_proof(6, 5),
+        Err(ProofError::SizeOrder { old: 6, new: 5 })
+    );
+    assert_eq!(
+        t.root_at(N + 1),
+        Err(ProofError::SizeOutOfRange {
+            size: N + 1,
+            available: N,
+        })
+    );
+    assert_eq!(
+        verify_inclusion(u64::MAX, u64::MAX, &[0; 32], &[[0; 32]; 70], &[0; 32]),
+        Err(ProofError::IndexOutOfRange {
+            index: u64::MAX,
+            size: u64::MAX,
+        })
+    );
+    // In range, but no tree of 2^64 − 1 leaves has a 70-hash path.
+    assert_eq!(
+        verify_inclusion(u64::MAX - 1, u64::MAX, &[0; 32], &[[0; 32]; 70], &[0; 32]),
+        Err(ProofError::WrongLength)
+    );
+    assert_eq!(
+        verify_consistency(u64::MAX - 1, u64::MAX, &[0; 32], &[0; 32], &[[0; 32]; 70]),
+        Err(ProofError::WrongLength)
     );
 }

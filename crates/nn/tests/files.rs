@@ -116,13 +116,28 @@ fn unsupported_onnx_nodes_are_all_named() {
         other => panic!("expected UnsupportedOnnx, got {other:?}"),
     }
     let bytes = std::fs::read(fixture("torch_digits.onnx")).unwrap();
-    for cut in [0, 1, 10, bytes.len() / 2, bytes.len() - 1] {
+    // No bytes decode as an empty model (no graph); a cut anywhere else
+    // leaves a protobuf field unfinished.
+    for (cut, why) in [
+        (0, "ONNX model has no graph"),
+        (1, "not an ONNX model"),
+        (10, "not an ONNX model"),
+        (bytes.len() / 2, "not an ONNX model"),
+        (bytes.len() - 1, "not an ONNX model"),
+    ] {
+        let r = onnx::import_bytes(&bytes[..cut]);
         assert!(
-            onnx::import_bytes(&bytes[..cut]).is_err(),
-            "truncated at {cut}"
+            matches!(&r, Err(NnError::ModelFile(m)) if m.contains(why)),
+            "truncated at {cut}: {:?}",
+            r.err()
         );
     }
-    assert!(onnx::import_bytes(b"definitely not protobuf \xff\xff\xff").is_err());
+    let r = onnx::import_bytes(b"definitely not protobuf \xff\xff\xff");
+    assert!(
+        matches!(&r, Err(NnError::ModelFile(m)) if m.contains("not an ONNX model")),
+        "{:?}",
+        r.err()
+    );
 }
 
 #[test]
@@ -191,7 +206,11 @@ fn bad_safetensors_give_typed_errors_and_leave_the_model_unchanged() {
         Err(NnError::ModelFile(_))
     ));
     // Random garbage.
-    assert!(safetensors::load_weights_bytes(&mut model, &[0xff; 64]).is_err());
+    let r = safetensors::load_weights_bytes(&mut model, &[0xff; 64]);
+    assert!(
+        matches!(&r, Err(NnError::ModelFile(m)) if m.contains("not a safetensors file")),
+        "{r:?}"
+    );
     assert_eq!(
         model.predict(&io.inputs).unwrap(),
         before,
@@ -276,8 +295,16 @@ fn split_standardise_partition() {
         low > 0.5 && high < 0.25,
         "α = 0.1 gives skewed clients ({low}), α = 100 near-IID ({high})"
     );
-    assert!(partition_dirichlet(dg.labels(), 10, 8, 0.0, 3).is_err());
-    assert!(partition_iid(3, 4, 0).is_err());
+    let r = partition_dirichlet(dg.labels(), 10, 8, 0.0, 3);
+    assert!(
+        matches!(&r, Err(NnError::Config(m)) if m.contains("Dirichlet α must be positive")),
+        "{r:?}"
+    );
+    let r = partition_iid(3, 4, 0);
+    assert!(
+        matches!(&r, Err(NnError::Config(m)) if m.contains("cannot split 3 examples into 4")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -337,17 +364,30 @@ layers = [
     assert_eq!(model.output_shape(), [10]);
     let json = serde_json::to_string(&spec).unwrap();
     assert_eq!(ModelSpec::parse(&json).unwrap(), spec);
-    assert!(
+    let config_error = |r: Result<_, NnError>| match r {
+        Err(NnError::Config(m)) => m,
+        Err(e) => panic!("not a configuration error: {e:?}"),
+        Ok(()) => panic!("accepted"),
+    };
+    let m = config_error(
         ModelSpec::parse(r#"{"input":[3],"layers":[{"type":"dense","units":2,"bogus":1}]}"#)
-            .is_err()
+            .map(drop),
     );
-    assert!(ModelSpec::parse(r#"{"input":[3],"layers":[{"type":"lstm"}]}"#).is_err());
-    assert!(ModelSpec::parse(
-        r#"{"input":[3],"layers":[{"type":"conv2d","out_channels":2,"kernel":3}]}"#
-    )
-    .unwrap()
-    .build(0)
-    .is_err());
+    assert!(m.contains("unknown field `bogus`"), "{m}");
+    let m = config_error(ModelSpec::parse(r#"{"input":[3],"layers":[{"type":"lstm"}]}"#).map(drop));
+    assert!(m.contains("unknown variant `lstm`"), "{m}");
+    let m = config_error(
+        ModelSpec::parse(
+            r#"{"input":[3],"layers":[{"type":"conv2d","out_channels":2,"kernel":3}]}"#,
+        )
+        .unwrap()
+        .build(0)
+        .map(drop),
+    );
+    assert!(
+        m.contains("layer 0") && m.contains("conv2d takes [channels, height, width] inputs"),
+        "{m}"
+    );
     for name in ["logreg", "mlp", "cnn", "tenseal-cnn"] {
         ModelSpec::preset(name, &[1, 28, 28], 10, false)
             .unwrap()
@@ -355,5 +395,9 @@ layers = [
             .unwrap();
     }
     let d = Dataset::new(ndarray::Array2::zeros((2, 3)), vec![0, 1], vec![3], 2).unwrap();
-    assert!(d.batch(&[2]).is_err());
+    let r = d.batch(&[2]);
+    assert!(
+        matches!(&r, Err(NnError::Config(m)) if m.contains("example 2 out of range")),
+        "{r:?}"
+    );
 }
