@@ -400,3 +400,85 @@ fn refused_messages() {
     let t = coord.next_task("client-3", &task_req(&clients[2]));
     assert!(matches!(t, Err(FedError::Revoked(_))));
 }
+
+/// The coordinator's checks of a decryption share, one fault at a time:
+/// each is refused with its own error and counted, and none displaces the
+/// genuine share that follows.
+#[test]
+fn refused_shares() {
+    use cipherflow_fed::FedError;
+    let (mut coord, mut clients, _clock, _dir) = agents(3, 2);
+    coord.tick().unwrap();
+    for c in clients.iter_mut() {
+        assert!(step(&mut coord, c), "every client uploads");
+    }
+    // Poll until a key holder has its share ready (after its "ready" answer).
+    let mut found = None;
+    'poll: for _ in 0..10 {
+        coord.tick().unwrap();
+        for (i, c) in clients.iter_mut().enumerate() {
+            let t = coord.next_task(c.id(), &task_req(c)).unwrap();
+            if let Action::Share(p) = c.handle(&t).unwrap() {
+                if p.iter().any(|x| x.ready) {
+                    coord.send_share(c.id(), &p).unwrap();
+                } else {
+                    found = Some((i, p));
+                    break 'poll;
+                }
+            }
+        }
+    }
+    let (i, parts) = found.expect("a key holder sends its share");
+    let id = clients[i].id().to_string();
+    let refused = coord.metrics().refused;
+    let mut refuse = |bad: Vec<proto::ShareChunk>| coord.send_share(&id, &bad).unwrap_err();
+    let edit = |f: &dyn Fn(&mut proto::ShareChunk)| {
+        let mut p = parts.clone();
+        p.iter_mut().for_each(f);
+        p
+    };
+    let e = refuse(edit(&|p| p.round += 1));
+    assert!(
+        matches!(&e, FedError::Replay(m) if m.contains("share for round")),
+        "{e}"
+    );
+    let e = refuse(edit(&|p| p.attempt += 1));
+    assert!(
+        matches!(&e, FedError::Replay(m) if m.contains("attempt")),
+        "{e}"
+    );
+    let e = refuse(edit(&|p| p.ready = true));
+    assert!(
+        matches!(&e, FedError::Protocol(m) if m.contains("a ready answer carries no share")),
+        "{e}"
+    );
+    let e = refuse(edit(&|p| p.index += 1));
+    assert!(
+        matches!(&e, FedError::Protocol(m) if m.contains("out of order")),
+        "{e}"
+    );
+    let e = refuse(edit(&|p| p.total += 1));
+    assert!(
+        matches!(&e, FedError::Protocol(m) if m.contains("out of order")),
+        "{e}"
+    );
+    assert_eq!(
+        coord.metrics().refused,
+        refused + 5,
+        "each refusal counted once"
+    );
+    // The genuine share is accepted; the same bytes again are a duplicate;
+    // different bytes are a replay, and counted.
+    let r = coord.send_share(&id, &parts).unwrap();
+    assert!(r.accepted && !r.duplicate);
+    assert!(coord.send_share(&id, &parts).unwrap().duplicate);
+    let mut other = parts.clone();
+    let byte = other[0].share.iter_mut().rev().find(|b| **b != 0).unwrap();
+    *byte &= *byte - 1;
+    let e = coord.send_share(&id, &other).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Replay(m) if m.contains("different share")),
+        "{e}"
+    );
+    assert_eq!(coord.metrics().refused, refused + 6);
+}
