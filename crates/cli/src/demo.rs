@@ -355,3 +355,38 @@ pub fn run_federated() -> Result<(), String> {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figure the README and CIRCUIT_PRIVACY_LAMBDA cite: at λ = 40 and
+    /// 1024 returned scores, flooding for circuit privacy leaves at most
+    /// −2.5 bits (weights bounded by 2, as the shipped model's are), while
+    /// λ = 20 keeps the stated precision. Run with `--nocapture` to see it.
+    #[test]
+    fn circuit_privacy_at_lambda_40_is_out_of_reach_and_20_keeps_6_bits() {
+        let top = 2;
+        let target = |lambda| FloodTarget {
+            precision_bits: SCORE_PRECISION_BITS,
+            stat_sec_bits: lambda,
+            decryptions: RETURNED_OUTPUTS,
+            circuit_privacy: true,
+        };
+        let bound = |p: &CkksParams, s: f64| score_bound(p, s, 2.0, 2.0);
+        match score_params().widen_q0_for_flooding(top - 1, target(40), bound) {
+            Err(cipherflow_ckks::CkksError::Flooding(m)) => {
+                eprintln!("λ = 40: {m}");
+                assert!(m.contains("cap it at -2.5 bits"), "{m}");
+            }
+            other => panic!("λ = 40 should be out of reach: {other:?}"),
+        }
+        let fp = score_params()
+            .widen_q0_for_flooding(top - 1, target(CIRCUIT_PRIVACY_LAMBDA), bound)
+            .map_err(|e| e.to_string());
+        assert!(
+            matches!(&fp, Ok(f) if f.precision_bits >= SCORE_PRECISION_BITS),
+            "{fp:?}"
+        );
+    }
+}
