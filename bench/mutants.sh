@@ -31,7 +31,7 @@ declare -A tests=(
     [ledger]=""
     [ckks]="--lib --test multiparty --test aggregation --test serialization --test aggregate_checks"
     [fed]="--test adversarial --test aggregation --lib"
-    [fed-coordinator]="--lib --test adversarial --test aggregation --test faults"
+    [fed-coordinator]="--lib --test adversarial --test aggregation --test faults --test coordinator_checks"
     [dp]=""
     [mpc]=""
 )
@@ -46,7 +46,7 @@ export CIPHERFLOW_SKIP_MISSING_DATA=1
 declare -A only=(
     [fed]="unpack|coordinate_sum_bound"
     [ckks]="from_bytes|validate_ids|combine_aggregate|sorted_unique"
-    [fed-coordinator]="Coordinator::upload|decode_upload|check_federation|key_service_share"
+    [fed-coordinator]="Coordinator::upload|check_and_store|count_refusal|decode_upload|check_federation|key_service_share"
 )
 
 sets=("$@")

@@ -205,19 +205,12 @@ impl Coordinator {
             || first.round != rec.round
             || first.attempt != rec.attempt
         {
-            self.metrics.refused += 1;
             return Err(FedError::Replay(format!(
                 "share for round {} attempt {}, expected round {} attempt {}",
                 first.round, first.attempt, rec.round, rec.attempt
             )));
         }
         if !rec.active.iter().any(|a| a == client) {
-            self.metrics.refused += 1;
-            tracing::warn!(
-                client,
-                round = rec.round,
-                "share from a key holder not asked refused"
-            );
             return Err(FedError::Refused(format!(
                 "{client} was not asked to decrypt"
             )));
@@ -261,7 +254,6 @@ impl Coordinator {
                     duplicate: true,
                 })
             } else {
-                self.metrics.refused += 1;
                 Err(FedError::Replay(format!(
                     "{client} already sent a different share"
                 )))
@@ -331,8 +323,15 @@ impl Coordinator {
         Ok(())
     }
 
-    /// The key service's answer to [`Coordinator::tick`]'s request.
+    /// The key service's answer to [`Coordinator::tick`]'s request. A
+    /// refused answer is logged and counted once in the metrics.
     pub fn key_service_share(&mut self, parts: &[proto::ShareChunk]) -> Result<()> {
+        let before = self.metrics.refused;
+        let r = self.check_and_store_key_service_share(parts);
+        self.count_refusal("key-service", "key-service share", before, r)
+    }
+
+    fn check_and_store_key_service_share(&mut self, parts: &[proto::ShareChunk]) -> Result<()> {
         let Some(st) = &self.round else {
             return Err(FedError::NotReady("no round is open".into()));
         };

@@ -528,20 +528,12 @@ impl Coordinator {
             return Err(FedError::NotReady("no round is open".into()));
         };
         if st.record.round != round {
-            self.metrics.refused += 1;
-            tracing::warn!(
-                client,
-                round,
-                current = st.record.round,
-                "upload for another round refused"
-            );
             return Err(FedError::Replay(format!(
                 "upload for round {round}, the current round is {}",
                 st.record.round
             )));
         }
         if !st.record.sampled.iter().any(|s| s == client) {
-            self.metrics.refused += 1;
             return Err(FedError::Refused(format!(
                 "{client} was not sampled in round {round}"
             )));
@@ -577,8 +569,6 @@ impl Coordinator {
                     duplicate: true,
                 });
             }
-            self.metrics.refused += 1;
-            tracing::warn!(client, round, "second, different upload refused");
             return Err(FedError::Replay(format!(
                 "{client} already uploaded in round {round}"
             )));
