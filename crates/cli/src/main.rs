@@ -1,4 +1,4 @@
-//! The `cipherflow` command-line tool.
+#![doc = include_str!("../README.md")]
 
 mod audit;
 mod bench;

@@ -1,5 +1,6 @@
-//! Differential privacy for cipherflow: accountants, mechanisms, clipping,
-//! budgets and a dynamic ε schedule.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
 //!
 //! * [`rdp`] — Rényi-DP accountant for the (Poisson-subsampled) Gaussian
 //!   mechanism, on dp-accounting's default order grid with its tight
@@ -16,14 +17,6 @@
 //!   (Andrew et al. 2021).
 //! * [`budget`] — per-client and global budget ledgers (serde, JSON).
 //! * [`schedule`] — a dynamic σ schedule that never exceeds a total (ε, δ).
-//!
-//! ```
-//! use cipherflow_dp::{epsilon, calibrate_sigma, Accountant};
-//! let r = epsilon(Accountant::Rdp, 256.0 / 60000.0, 1.1, 3516, 1e-5).unwrap();
-//! assert!((r.epsilon - 1.281).abs() < 0.01);
-//! let s = calibrate_sigma(Accountant::Rdp, 0.01, 1000, 1e-5, 2.0).unwrap();
-//! assert!(epsilon(Accountant::Rdp, 0.01, s, 1000, 1e-5).unwrap().epsilon <= 2.0);
-//! ```
 
 pub mod budget;
 pub mod calibrate;

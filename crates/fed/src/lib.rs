@@ -1,4 +1,4 @@
-//! `cipherflow-fed`: federated learning with encrypted aggregation.
+#![doc = include_str!("../README.md")]
 
 pub mod ca;
 pub mod client;

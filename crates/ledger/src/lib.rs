@@ -1,6 +1,6 @@
-//! Audit ledger for cipherflow: an append-only transparency log in the
-//! style of Certificate Transparency (RFC 9162), so an auditor needs only
-//! the log file and the log's public key.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
 //!
 //! * [`merkle`]: RFC 9162 tree hashing (leaf prefix `0x00`, node prefix
 //!   `0x01`, SHA-256), inclusion and consistency proofs and the RFC's
@@ -21,24 +21,6 @@
 //! it the crate holds what a client verifies — entries, Merkle proofs,
 //! signed heads, [`EntryProof`] and [`CountedProof`] — and compiles for
 //! `wasm32-unknown-unknown`.
-//!
-//! ```
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use cipherflow_ledger::{Ledger, LogSigner, verify_log, VerifyOptions};
-//! use cipherflow_ledger::entry::{EntryBody, CustomEntry};
-//! let dir = tempfile::tempdir()?;
-//! let path = dir.path().join("audit.db");
-//! let signer = LogSigner::generate()?;
-//! let key = signer.public_key();
-//! let mut log = Ledger::create(&path, "example", signer)?;
-//! let a = log.append(0, EntryBody::Custom(CustomEntry { kind: "note".into(), data: b"hi".to_vec() }))?;
-//! let proof = log.entry_proof(a.index)?;
-//! proof.verify(&key, Some(&log.log_id()))?;
-//! drop(log);
-//! let report = verify_log(&path, &key, &VerifyOptions::default())?;
-//! assert_eq!(report.entries, 1);
-//! # Ok(()) }
-//! ```
 
 mod codec;
 pub mod entry;

@@ -1,12 +1,6 @@
-//! `cipherflow-mpc`: secret-shared tensors for three parties.
+#![doc = include_str!("../README.md")]
 //!
-//! Replicated secret sharing over Z_2^64 (or Z_2^128) in the style of
-//! ABY3, semi-honest with an honest majority: a value `x = x_0 + x_1 + x_2`
-//! is split so that party `i` holds `(x_i, x_{i+1})`; any single party's
-//! view is uniformly random, any two parties can reconstruct. Reals are
-//! fixed point with a configurable number of fractional bits.
-//!
-//! Layers, low to high:
+//! ## Modules, low to high
 //!
 //! * [`ring`], [`kernels`]: ring arithmetic, fixed point, the blocked
 //!   matrix-product kernel (no networking);

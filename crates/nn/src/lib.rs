@@ -1,6 +1,6 @@
-//! Plaintext neural networks for cipherflow.
+#![doc = include_str!("../README.md")]
 //!
-//! A small, fast training library on `ndarray` and `rayon`:
+//! ## Modules
 //!
 //! * [`layers`]: Dense, Conv2d, average and max pooling, Flatten, ReLU,
 //!   Square, polynomial activations (HE-friendly), Sigmoid, Tanh, Softmax —

@@ -1,5 +1,6 @@
-//! `cipherflow-ring`: the arithmetic layer under cipherflow's lattice
-//! cryptography.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
 //!
 //! * [`Modulus`]: Barrett and Shoup modular arithmetic for primes below 2^61,
 //!   and [`generate_primes`] for NTT-friendly primes `q ≡ 1 (mod 2n)`.

@@ -1,5 +1,6 @@
-//! `cipherflow-tensor`: encrypted tensors on RNS-CKKS and encrypted
-//! inference of small CNNs.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
 //!
 //! * [`layout`]: encrypted tensors with their shape and packing — the
 //!   replicated layout (latency mode) and the batched layout (throughput
@@ -16,19 +17,6 @@
 //!   plan with automatically chosen 128-bit secure parameters;
 //! * [`model`]: running a plan on ciphertexts, and the keys it needs.
 //!
-//! ```no_run
-//! use cipherflow_tensor::{EncryptedModel, KeySet, Mode, Plan};
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let model = cipherflow_nn::io::safetensors::load_model("data/models/digits-cnn.safetensors".as_ref())?;
-//! let plan = Plan::compile(&model)?;              // depth, params, stages
-//! let server = EncryptedModel::new(&plan, Mode::Latency)?;
-//! let mut rng = cipherflow_ring::sampler::secure_rng();
-//! let keys = KeySet::generate(&server, &mut rng)?; // only the rotations needed
-//! let x = server.encrypt(&keys.sk, &[vec![0.0; 64]], &mut rng)?;
-//! let y = server.run(&keys.rlk, &keys.gk, &x)?;
-//! let logits = y.decrypt(&keys.decryptor())?;
-//! # Ok(()) }
-//! ```
 
 mod error;
 pub mod layout;

@@ -1,13 +1,4 @@
-//! Test helpers shared by the workspace's test suites: where the shipped
-//! data and the external MNIST copy are, and the one rule for a test whose
-//! data is missing. A dev-dependency only; no library depends on it.
-//!
-//! The rule: a test that needs data the repository does not ship (MNIST in
-//! `../shared/data/mnist`, beside the checkout) **fails** with a clear
-//! message when the data is absent — CI has it, so a silent pass would hide
-//! a broken setup — unless `CIPHERFLOW_SKIP_MISSING_DATA=1` asks to skip
-//! it, and then it says so on stderr.
-
+#![doc = include_str!("../README.md")]
 // Failing the calling test is this crate's job: it panics by design, and
 // only test code depends on it.
 #![allow(clippy::panic)]
