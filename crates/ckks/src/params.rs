@@ -411,10 +411,10 @@ impl PartialEq for CkksParams {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
     /// Federated aggregation: additions and one plaintext product
-    /// (N = 2^13, Q = [60, 40], P = [60]; 160 bits, 128-bit secure).
+    /// (N = 2^13, Q = \[60, 40\], P = \[60\]; 160 bits, 128-bit secure).
     Aggregation,
     /// Shallow inference, depth 2 — the `n13` benchmark set
-    /// (N = 2^13, Q = [60, 40, 40], P = [60]; 200 bits, 128-bit secure).
+    /// (N = 2^13, Q = \[60, 40, 40\], P = \[60\]; 200 bits, 128-bit secure).
     Depth2,
     /// Deep inference, depth 16 — the `n15` benchmark set
     /// (N = 2^15, Q = [60, 40×16], P = [60×3], dnum 6; 880 bits, 128-bit secure).

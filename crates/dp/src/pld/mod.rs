@@ -6,7 +6,7 @@
 //! default) with the pessimistic connect-the-dots rule, once for the
 //! "remove" and once for the "add" direction (they differ when q < 1);
 //! the composition of all recorded steps is computed by FFT (see
-//! [`compose`]); ε(δ) and δ(ε) take the worse of the two directions. Every
+//! `compose.rs`); ε(δ) and δ(ε) take the worse of the two directions. Every
 //! approximation (discretisation, noise-tail truncation, composition-window
 //! truncation, FFT round-off clamping) errs on the pessimistic side, so the
 //! reported ε is an upper bound on the true ε up to floating-point rounding.
