@@ -54,6 +54,7 @@ use cipherflow_ring::sampler::{
 use cipherflow_ring::RnsPoly;
 use num_complex::Complex64;
 use rand_core::{CryptoRng, RngCore};
+use std::sync::Arc;
 use zeroize::Zeroize;
 
 /// A CKKS ciphertext: 2 components (3 after a product before
@@ -97,31 +98,37 @@ impl Ciphertext {
     }
 }
 
-/// Encrypts plaintexts under a public key or a secret key.
-pub struct Encryptor<'k> {
+/// Encrypts plaintexts under a public key or a secret key. It owns (a
+/// shared copy of) its key, so a long-lived object — a Python or
+/// WebAssembly handle, a server's state — can hold it without a borrow.
+#[derive(Clone)]
+pub struct Encryptor {
     params: CkksParams,
-    key: EncryptionKey<'k>,
+    key: EncryptionKey,
 }
 
-enum EncryptionKey<'k> {
-    Public(&'k PublicKey),
-    Secret(&'k SecretKey),
+#[derive(Clone)]
+enum EncryptionKey {
+    Public(Arc<PublicKey>),
+    Secret(Arc<SecretKey>),
 }
 
-impl<'k> Encryptor<'k> {
-    /// Public-key encryptor.
-    pub fn with_public_key(pk: &'k PublicKey) -> Self {
+impl Encryptor {
+    /// Public-key encryptor (holds a copy of `pk`).
+    pub fn with_public_key(pk: &PublicKey) -> Self {
         Self {
             params: pk.params.clone(),
-            key: EncryptionKey::Public(pk),
+            key: EncryptionKey::Public(Arc::new(pk.clone())),
         }
     }
 
-    /// Secret-key encryptor (smaller noise; ciphertexts serialize at half size).
-    pub fn with_secret_key(sk: &'k SecretKey) -> Self {
+    /// Secret-key encryptor (smaller noise; ciphertexts serialize at half
+    /// size). Holds a copy of `sk`, zeroized when the last clone of this
+    /// encryptor is dropped.
+    pub fn with_secret_key(sk: &SecretKey) -> Self {
         Self {
             params: sk.params.clone(),
-            key: EncryptionKey::Secret(sk),
+            key: EncryptionKey::Secret(Arc::new(sk.clone())),
         }
     }
 
@@ -147,7 +154,7 @@ impl<'k> Encryptor<'k> {
             p.ntt_forward(ring);
             p
         };
-        let (c0, c1, seed) = match self.key {
+        let (c0, c1, seed) = match &self.key {
             EncryptionKey::Public(pk) => {
                 // (v·b + e0 + m, v·a + e1)
                 let mut v = small(rng, true);
@@ -359,17 +366,19 @@ pub(crate) fn flooding_poly<R: RngCore + CryptoRng>(
     Ok(poly)
 }
 
-/// Decrypts ciphertexts with the secret key.
-pub struct Decryptor<'k> {
-    sk: &'k SecretKey,
+/// Decrypts ciphertexts with the secret key. It owns (a shared copy of)
+/// the key, zeroized when the last clone of this decryptor is dropped.
+#[derive(Clone)]
+pub struct Decryptor {
+    sk: Arc<SecretKey>,
     encoder: Encoder,
 }
 
-impl<'k> Decryptor<'k> {
-    /// A decryptor for `sk`.
-    pub fn new(sk: &'k SecretKey) -> Self {
+impl Decryptor {
+    /// A decryptor for `sk` (holds a copy of it).
+    pub fn new(sk: &SecretKey) -> Self {
         Self {
-            sk,
+            sk: Arc::new(sk.clone()),
             encoder: Encoder::new(&sk.params),
         }
     }
@@ -473,16 +482,16 @@ impl<'k> Decryptor<'k> {
 /// The only way decrypted values should leave the key holder: every
 /// release is flooded ([`Flooding`], sized for the number of releases), and
 /// releases beyond that number are refused.
-pub struct Releaser<'k> {
-    dec: Decryptor<'k>,
+pub struct Releaser {
+    dec: Decryptor,
     flooding: Flooding,
     released: u64,
 }
 
-impl<'k> Releaser<'k> {
+impl Releaser {
     /// A releaser for `sk` with `flooding` (its decryption count is the
     /// release budget of this key: share one releaser per key).
-    pub fn new(sk: &'k SecretKey, flooding: Flooding) -> Self {
+    pub fn new(sk: &SecretKey, flooding: Flooding) -> Self {
         Self {
             dec: Decryptor::new(sk),
             flooding,

@@ -240,7 +240,7 @@ fn q0_helper_keeps_stated_precision_or_refuses() {
 
 /// Variance over the slots of `decrypt(ct) − expected`, in units of 1/scale.
 #[allow(clippy::unwrap_used)]
-fn error_variance(dec: &Decryptor<'_>, enc: &Encoder, ct: &Ciphertext, expected: &[f64]) -> f64 {
+fn error_variance(dec: &Decryptor, enc: &Encoder, ct: &Ciphertext, expected: &[f64]) -> f64 {
     let pt = dec.decrypt(ct).unwrap();
     let got = enc.decode(&pt).unwrap();
     // Slot errors in units of the scale: variance over the slots.

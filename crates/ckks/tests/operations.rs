@@ -408,3 +408,39 @@ fn flooding_adds_calibrated_noise() {
         fl.precision_bits(&bound)
     );
 }
+
+/// Encryptors, decryptors and releasers own their keys: they outlive the
+/// key they were made from and move across threads, as a Python or
+/// WebAssembly object holding them must.
+#[test]
+fn encryptor_and_decryptor_own_their_keys() {
+    fn send_sync<T: Send + Sync + 'static>(_: &T) {}
+    let params = Preset::Depth2.build().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let encoder = Encoder::new(&params);
+    let (enc, dec, pk_enc) = {
+        let sk = SecretKey::generate(&params, &mut rng);
+        let pk = PublicKey::generate(&sk, &mut rng).unwrap();
+        (
+            Encryptor::with_secret_key(&sk),
+            Decryptor::new(&sk),
+            Encryptor::with_public_key(&pk),
+        )
+    }; // the keys they were made from are dropped (and zeroized) here
+    send_sync(&enc);
+    send_sync(&dec);
+    let values = [0.25, -1.5, 3.0];
+    let worker = std::thread::spawn(move || {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let a = enc.encrypt_values(&encoder, &values, &mut rng).unwrap();
+        let b = pk_enc.encrypt_values(&encoder, &values, &mut rng).unwrap();
+        (
+            dec.decrypt_values(&a).unwrap(),
+            dec.decrypt_values(&b).unwrap(),
+        )
+    });
+    let (a, b) = worker.join().unwrap();
+    for got in [a, b] {
+        check("owned keys", &values, &got[..values.len()], 20.0);
+    }
+}

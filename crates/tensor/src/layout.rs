@@ -94,7 +94,7 @@ impl EncTensor {
     /// Encrypts one tensor (latency mode) at `level` and `scale`.
     #[allow(clippy::too_many_arguments)]
     pub fn encrypt<R: RngCore + CryptoRng>(
-        encryptor: &Encryptor<'_>,
+        encryptor: &Encryptor,
         encoder: &Encoder,
         values: &[f64],
         shape: &[usize],
@@ -128,7 +128,7 @@ impl EncTensor {
     /// ciphertext `e` holds element `e` of every example.
     #[allow(clippy::too_many_arguments)]
     pub fn encrypt_batch<R: RngCore + CryptoRng>(
-        encryptor: &Encryptor<'_>,
+        encryptor: &Encryptor,
         encoder: &Encoder,
         examples: &[Vec<f64>],
         shape: &[usize],
@@ -171,7 +171,7 @@ impl EncTensor {
     }
 
     /// Decrypts: one vector per example (one in latency mode).
-    pub fn decrypt(&self, dec: &Decryptor<'_>) -> Result<Vec<Vec<f64>>, TensorError> {
+    pub fn decrypt(&self, dec: &Decryptor) -> Result<Vec<Vec<f64>>, TensorError> {
         let len = self.len();
         match self.layout {
             Layout::Replicated { chunk } => {

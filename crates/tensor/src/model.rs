@@ -340,7 +340,7 @@ impl KeySet {
     }
 
     /// A decryptor.
-    pub fn decryptor(&self) -> Decryptor<'_> {
+    pub fn decryptor(&self) -> Decryptor {
         Decryptor::new(&self.sk)
     }
 }
