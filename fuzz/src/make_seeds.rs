@@ -52,6 +52,12 @@ fn ckks(out: &Out) {
     out.put("relin_key", "valid", &RelinKey::generate(&sk, &mut rng).unwrap().to_bytes());
     let gk = GaloisKeys::generate(&sk, &[1, -2], true, &mut rng).unwrap();
     out.put("galois_keys", "rotations-and-conjugation", &gk.to_bytes(p));
+    for (name, preset) in [("depth2", cipherflow_ckks::Preset::Depth2), ("n15", cipherflow_ckks::Preset::N15)] {
+        let lit = preset.build().unwrap().literal();
+        out.put("params_literal", &format!("{name}.bin"), &lit.to_bytes().unwrap());
+        out.put("params_literal", &format!("{name}.json"), serde_json::to_string(&lit).unwrap().as_bytes());
+    }
+    out.put("params_literal", "small.bin", &p.literal().to_bytes().unwrap());
 
     // Threshold multiparty objects: 3 parties, t = 2.
     let crs = Crs([3; 32]);

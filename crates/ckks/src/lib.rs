@@ -15,6 +15,7 @@ pub mod encrypt;
 pub mod error;
 pub mod evaluator;
 pub mod keys;
+mod literal;
 pub mod multiparty;
 pub mod noise;
 pub mod params;
@@ -28,6 +29,7 @@ pub use keys::{
     conjugation_galois_element, rotation_galois_element, GaloisKeys, PublicKey, RelinKey,
     SecretKey, SwitchingKey,
 };
+pub use literal::{ParamsLiteral, MAX_P_PRIMES, MAX_Q_PRIMES};
 pub use noise::{Fresh, NoiseBound, DEFAULT_TAIL_BITS};
 pub use num_complex::Complex64;
 pub use params::{CkksParams, FloodTarget, FloodedParams, ParamsBuilder, Preset, SecurityLevel};

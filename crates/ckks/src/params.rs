@@ -3,7 +3,8 @@
 //! HomomorphicEncryption.org standard.
 
 use crate::error::CkksError;
-use cipherflow_ring::{generate_primes, RingContext};
+use cipherflow_ring::{generate_primes, is_prime, RingContext, MAX_MODULUS_BITS};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
@@ -23,15 +24,19 @@ const HE_STD: [(u32, u32, u32, u32); 7] = [
 ];
 
 /// A security level of the HomomorphicEncryption.org standard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SecurityLevel {
     /// Below 128 bits (only with an explicit opt-in).
+    #[serde(rename = "insecure")]
     Insecure,
     /// 128-bit classical security.
+    #[serde(rename = "128")]
     Bits128,
     /// 192-bit classical security.
+    #[serde(rename = "192")]
     Bits192,
     /// 256-bit classical security.
+    #[serde(rename = "256")]
     Bits256,
 }
 
@@ -73,6 +78,8 @@ pub struct ParamsBuilder {
     log_n: u32,
     q_bits: Vec<u32>,
     p_bits: Vec<u32>,
+    /// Exact primes (instead of bit sizes), from [`ParamsBuilder::primes`].
+    primes: Option<(Vec<u64>, Vec<u64>)>,
     log_scale: u32,
     dnum: Option<usize>,
     allow_insecure: bool,
@@ -85,6 +92,7 @@ impl ParamsBuilder {
             log_n,
             q_bits: Vec::new(),
             p_bits: Vec::new(),
+            primes: None,
             log_scale: 40,
             dnum: None,
             allow_insecure: false,
@@ -101,6 +109,16 @@ impl ParamsBuilder {
     /// Bit sizes of the special primes `P` of hybrid key switching.
     pub fn p_bits(mut self, bits: &[u32]) -> Self {
         self.p_bits = bits.to_vec();
+        self
+    }
+
+    /// Exact primes instead of bit sizes (a published parameter set being
+    /// rebuilt, see [`crate::ParamsLiteral`]): each is checked to be an odd
+    /// prime of 10 to 61 bits with `q ≡ 1 (mod 2N)`, all distinct.
+    pub fn primes(mut self, q: &[u64], p: &[u64]) -> Self {
+        self.q_bits = q.iter().map(|&x| 64 - x.leading_zeros()).collect();
+        self.p_bits = p.iter().map(|&x| 64 - x.leading_zeros()).collect();
+        self.primes = Some((q.to_vec(), p.to_vec()));
         self
     }
 
@@ -138,7 +156,19 @@ impl ParamsBuilder {
             return invalid("log_scale must be in 10..=60");
         }
         let n = 1usize << self.log_n;
-        // Generate primes bit size by bit size, all distinct.
+        let (q, p) = match &self.primes {
+            Some((q, p)) => {
+                check_primes(q, p, n)?;
+                (q.clone(), p.clone())
+            }
+            None => self.pick_primes(n)?,
+        };
+        self.finish(q, p)
+    }
+
+    /// The largest NTT-friendly primes of the requested bit sizes, all
+    /// distinct.
+    fn pick_primes(&self, n: usize) -> Result<(Vec<u64>, Vec<u64>), CkksError> {
         let mut used: Vec<u64> = Vec::new();
         let mut pick = |bits: u32| -> Result<u64, CkksError> {
             let p = generate_primes(bits, n, 1, &used)?
@@ -158,6 +188,14 @@ impl ParamsBuilder {
             .iter()
             .map(|&b| pick(b))
             .collect::<Result<_, _>>()?;
+        Ok((q, p))
+    }
+
+    /// Checks the key-switching digits and the security level of the
+    /// moduli, and builds the ring.
+    fn finish(self, q: Vec<u64>, p: Vec<u64>) -> Result<CkksParams, CkksError> {
+        let invalid = |m: &str| Err(CkksError::InvalidParameters(m.to_string()));
+        let n = 1usize << self.log_n;
         let alpha = match (self.dnum, p.len()) {
             (_, 0) => 0,
             (None, k) => k,
@@ -213,6 +251,28 @@ impl ParamsBuilder {
             }),
         })
     }
+}
+
+/// Exact primes given by a caller: odd primes of 10 to 61 bits,
+/// `x ≡ 1 (mod 2n)`, all distinct.
+fn check_primes(q: &[u64], p: &[u64], n: usize) -> Result<(), CkksError> {
+    let two_n = 2 * n as u64;
+    let mut seen: Vec<u64> = Vec::with_capacity(q.len() + p.len());
+    for &x in q.iter().chain(p) {
+        let bits = 64 - x.leading_zeros();
+        if !(10..=MAX_MODULUS_BITS).contains(&bits) || !is_prime(x) || x % two_n != 1 {
+            return Err(CkksError::InvalidParameters(format!(
+                "{x} is not a prime of 10 to {MAX_MODULUS_BITS} bits congruent to 1 mod {two_n}"
+            )));
+        }
+        if seen.contains(&x) {
+            return Err(CkksError::InvalidParameters(format!(
+                "prime {x} is listed twice"
+            )));
+        }
+        seen.push(x);
+    }
+    Ok(())
 }
 
 /// What flooded results must keep: see [`ParamsBuilder::widen_q0_for_flooding`].
