@@ -193,7 +193,8 @@ fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
     let server = EncryptedModel::new(&plan, mode).map_err(t)?;
     let params = plan.params().clone();
     let mut rng = cipherflow_ring::sampler::secure_rng();
-    let keys = KeySet::generate(&server, &mut rng).map_err(t)?;
+    let client = server.client().map_err(t)?;
+    let keys = KeySet::generate(&client, &mut rng).map_err(t)?;
     let len: usize = plan.input_shape().iter().product();
     let count = if batch { params.slots() } else { 1 };
     let xs: Vec<Vec<f64>> = (0..count)
@@ -205,7 +206,7 @@ fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
         })
         .collect();
     let te = Instant::now();
-    let ct = server.encrypt(&keys.sk, &xs, &mut rng).map_err(t)?;
+    let ct = client.encrypt(&keys.sk, &xs, &mut rng).map_err(t)?;
     let encrypt_us = te.elapsed().as_secs_f64() * 1e6;
     let reps = if batch { args.reps.min(3) } else { args.reps };
     let (median, min) = time(reps, || server.run(&keys.rlk, &keys.gk, &ct).map_err(t))?;
@@ -227,7 +228,7 @@ fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
                 "median_us_per_image": per_image(median),
                 "images_per_hour": images_per_hour,
                 "upload_bytes": up / count, "download_bytes": down / count,
-                "galois_key_bytes": keys.galois_bytes(&server),
+                "galois_key_bytes": keys.galois_bytes(),
                 "relin_key_bytes": keys.relin_bytes(), "threads": threads,
             })
         );

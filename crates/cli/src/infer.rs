@@ -9,7 +9,7 @@ use cipherflow_nn::data::{load_mnist, Dataset};
 use cipherflow_nn::examples;
 use cipherflow_nn::io::safetensors;
 use cipherflow_nn::{Sequential, Tensor};
-use cipherflow_tensor::{EncTensor, EncryptedModel, KeySet, Mode, Plan};
+use cipherflow_tensor::{EncTensor, EncryptedModel, KeySet, Mode, ModelClient, Plan};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -161,9 +161,14 @@ fn run_inner(args: &InferArgs) -> Result<(), String> {
     let params = plan.params().clone();
     let mut rng = cipherflow_ring::sampler::secure_rng();
     let t0 = Instant::now();
-    let keys = KeySet::generate(&server, &mut rng).map_err(|e| e.to_string())?;
+    // The client knows the model only by its published input spec (no
+    // weights), as a remote client would.
+    let spec = serde_json::to_string(&server.input_spec()).map_err(|e| e.to_string())?;
+    let client = ModelClient::new(serde_json::from_str(&spec).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let keys = KeySet::generate(&client, &mut rng).map_err(|e| e.to_string())?;
     let keygen_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let gk_bytes = keys.galois_bytes(&server);
+    let gk_bytes = keys.galois_bytes();
     let rlk_bytes = keys.relin_bytes();
     if !args.json {
         println!("model {model_name}: {}", plan.summary());
@@ -185,7 +190,7 @@ fn run_inner(args: &InferArgs) -> Result<(), String> {
     let group = if args.batch { params.slots() } else { 1 };
     for (g, chunk) in xs.chunks(group).enumerate() {
         let t = Instant::now();
-        let ct = server
+        let ct = client
             .encrypt(&keys.sk, chunk, &mut rng)
             .map_err(|e| e.to_string())?;
         let (ct, b) = transfer(&ct, &params)?;

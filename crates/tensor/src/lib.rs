@@ -15,9 +15,12 @@
 //! * [`ops`]: encrypted sums, means and dot products;
 //! * [`plan`]: the compiler from a `cipherflow-nn` model to an encrypted
 //!   plan with automatically chosen 128-bit secure parameters;
-//! * [`model`]: running a plan on ciphertexts, and the keys it needs.
+//! * [`model`]: running a plan on ciphertexts (the server side);
+//! * [`client`]: the client side, from the model's published input
+//!   specification: keys and encryption, no weights.
 //!
 
+pub mod client;
 mod error;
 pub mod layout;
 pub mod linear;
@@ -27,10 +30,11 @@ pub mod ops;
 pub mod plan;
 pub mod poly;
 
+pub use client::{InputSpec, KeySet, ModelClient};
 pub use error::TensorError;
 pub use layout::{EncTensor, Layout};
 pub use linear::LinearMap;
 pub use matvec::EncodedMatVec;
-pub use model::{EncryptedModel, KeySet, Mode};
+pub use model::{EncryptedModel, Mode};
 pub use plan::{CompileOptions, Plan, Stage};
 pub use poly::{Approx, Interval, Polynomial};

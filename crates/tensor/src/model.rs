@@ -2,9 +2,9 @@
 //!
 //! [`EncryptedModel`] is the server side: the plan with every matrix
 //! pre-encoded at the level and scale it will meet (latency mode), the
-//! exact set of rotation steps, and `run` for both layouts. [`KeySet`] is
-//! the client side: secret key, relinearization key and exactly the Galois
-//! keys the model needs, with their sizes.
+//! exact set of rotation steps, and `run` for both layouts. The client side
+//! ([`crate::client`]) needs only the model's [`InputSpec`]
+//! ([`EncryptedModel::input_spec`]).
 //!
 //! # Circuit privacy: sanitize before returning
 //! [`EncryptedModel::run`] is the raw evaluation: its output's noise
@@ -22,21 +22,23 @@
 //! (`ParamsBuilder::widen_q0_for_flooding`); the default plan parameters
 //! (scale ≤ 2^40) do not, which is why `run` does not sanitize by itself yet.
 
+use crate::client::{InputSpec, ModelClient, INPUT_SPEC_VERSION};
 use crate::layout::{EncTensor, Layout};
 use crate::matvec::EncodedMatVec;
 use crate::plan::{Plan, Stage};
 use crate::TensorError;
 use cipherflow_ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Flooding, GaloisKeys, NoiseBound,
-    PublicKey, RelinKey, SecretKey,
+    Ciphertext, Encoder, Evaluator, Flooding, GaloisKeys, NoiseBound, PublicKey, RelinKey,
 };
 use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// Latency (one input per ciphertext, rotations) or throughput (one example
 /// per slot, no rotations).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Replicated layout, diagonal-method matrix products.
     Latency,
@@ -141,6 +143,27 @@ impl EncryptedModel {
             s.extend(e.rotation_steps());
         }
         s.into_iter().collect()
+    }
+
+    /// What a client needs to make keys and encrypt inputs for this model
+    /// (no weights): publish it, e.g. as JSON.
+    pub fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            version: INPUT_SPEC_VERSION,
+            params: self.plan.params().literal(),
+            input_shape: self.plan.input_shape().to_vec(),
+            mode: self.mode,
+            level: self.input_level(),
+            scale: self.input_scale(),
+            rotations: self.rotation_steps(),
+            output_len: self.plan.output_len(),
+        }
+    }
+
+    /// A client of this model in the same process (its parameters shared,
+    /// not rebuilt); a remote client uses `ModelClient::new(input_spec)`.
+    pub fn client(&self) -> Result<ModelClient, TensorError> {
+        ModelClient::with_params(self.input_spec(), self.plan.params().clone())
     }
 
     /// Key switches (rotations) per latency-mode inference.
@@ -261,92 +284,5 @@ impl EncryptedModel {
             shape: out.shape.clone(),
             layout: out.layout,
         })
-    }
-
-    /// Encrypts one input (latency mode) or a batch (throughput mode).
-    pub fn encrypt<R: RngCore + CryptoRng>(
-        &self,
-        sk: &SecretKey,
-        examples: &[Vec<f64>],
-        rng: &mut R,
-    ) -> Result<EncTensor, TensorError> {
-        let enc = Encryptor::with_secret_key(sk);
-        let shape = self.plan.input_shape();
-        match self.mode {
-            Mode::Latency => {
-                let [one] = examples else {
-                    return Err(TensorError::Invalid(
-                        "latency mode encrypts exactly one input".into(),
-                    ));
-                };
-                EncTensor::encrypt(
-                    &enc,
-                    &self.encoder,
-                    one,
-                    shape,
-                    self.input_level(),
-                    self.input_scale(),
-                    rng,
-                )
-            }
-            Mode::Throughput => EncTensor::encrypt_batch(
-                &enc,
-                &self.encoder,
-                examples,
-                shape,
-                self.input_level(),
-                self.input_scale(),
-                rng,
-            ),
-        }
-    }
-}
-
-/// The client's keys for a model: secret key, relinearization key and
-/// exactly the Galois keys the model's rotations need.
-pub struct KeySet {
-    /// The secret key (stays with the client; zeroized on drop).
-    pub sk: SecretKey,
-    /// Relinearization key (sent to the server).
-    pub rlk: RelinKey,
-    /// Galois keys for exactly the needed rotations (sent to the server).
-    pub gk: GaloisKeys,
-    /// Public key (sent to the server, which needs it to sanitize outputs).
-    pub pk: PublicKey,
-}
-
-impl KeySet {
-    /// Generates the keys for `model` from a CSPRNG.
-    pub fn generate<R: RngCore + CryptoRng>(
-        model: &EncryptedModel,
-        rng: &mut R,
-    ) -> Result<Self, TensorError> {
-        let params = model.plan().params();
-        let sk = SecretKey::generate(params, rng);
-        let rlk = RelinKey::generate(&sk, rng)?;
-        let gk = GaloisKeys::generate(&sk, &model.rotation_steps(), false, rng)?;
-        let pk = PublicKey::generate(&sk, rng)?;
-        Ok(Self { sk, rlk, gk, pk })
-    }
-
-    /// Serialized size of the Galois keys in bytes.
-    pub fn galois_bytes(&self, model: &EncryptedModel) -> usize {
-        self.gk.to_bytes(model.plan().params()).len()
-    }
-
-    /// Serialized size of the relinearization key in bytes.
-    pub fn relin_bytes(&self) -> usize {
-        self.rlk.to_bytes().len()
-    }
-
-    /// A decryptor.
-    pub fn decryptor(&self) -> Decryptor {
-        Decryptor::new(&self.sk)
-    }
-}
-
-impl std::fmt::Debug for KeySet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeySet(<redacted>)")
     }
 }

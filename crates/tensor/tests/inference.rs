@@ -76,7 +76,8 @@ fn shipped_digits_model_agrees_under_encryption() {
         server.rotation_steps().is_empty(),
         "throughput mode needs no rotations"
     );
-    let keys = KeySet::generate(&server, &mut rng).unwrap();
+    let client = server.client().unwrap();
+    let keys = KeySet::generate(&client, &mut rng).unwrap();
     let xs: Vec<Vec<f64>> = (0..test.len())
         .map(|i| {
             test.features()
@@ -86,7 +87,7 @@ fn shipped_digits_model_agrees_under_encryption() {
                 .collect()
         })
         .collect();
-    let ct = server.encrypt(&keys.sk, &xs, &mut rng).unwrap();
+    let ct = client.encrypt(&keys.sk, &xs, &mut rng).unwrap();
     let out = server.run(&keys.rlk, &keys.gk, &ct).unwrap();
     let logits = out.decrypt(&keys.decryptor()).unwrap();
     let mut agree = 0;
@@ -123,11 +124,12 @@ fn shipped_digits_model_agrees_under_encryption() {
     let server = EncryptedModel::new(&plan, Mode::Latency).unwrap();
     let steps = server.rotation_steps();
     assert!(!steps.is_empty());
-    let keys = KeySet::generate(&server, &mut rng).unwrap();
+    let client = server.client().unwrap();
+    let keys = KeySet::generate(&client, &mut rng).unwrap();
     assert_eq!(keys.gk.elements().count(), steps.len());
-    assert!(keys.galois_bytes(&server) > 0);
+    assert!(keys.galois_bytes() > 0);
     for x in xs.iter().take(3) {
-        let ct = server
+        let ct = client
             .encrypt(&keys.sk, std::slice::from_ref(x), &mut rng)
             .unwrap();
         assert_eq!(ct.ciphertexts().len(), 1, "one upload ciphertext per image");
@@ -226,14 +228,15 @@ fn mnist_tutorial_network_one_image() {
     let plan = Plan::compile(&model).unwrap();
     let server = EncryptedModel::new(&plan, Mode::Latency).unwrap();
     let mut rng = cipherflow_ring::sampler::secure_rng();
-    let keys = KeySet::generate(&server, &mut rng).unwrap();
+    let client = server.client().unwrap();
+    let keys = KeySet::generate(&client, &mut rng).unwrap();
     let x: Vec<f64> = test
         .features()
         .row(0)
         .iter()
         .map(|&v| f64::from(v))
         .collect();
-    let ct = server
+    let ct = client
         .encrypt(&keys.sk, std::slice::from_ref(&x), &mut rng)
         .unwrap();
     let enc = server
@@ -267,13 +270,14 @@ fn polynomial_activation_model_in_both_modes() {
     let mut rng = cipherflow_ring::sampler::secure_rng();
     for mode in [Mode::Latency, Mode::Throughput] {
         let server = EncryptedModel::new(&plan, mode).unwrap();
-        let keys = KeySet::generate(&server, &mut rng).unwrap();
+        let client = server.client().unwrap();
+        let keys = KeySet::generate(&client, &mut rng).unwrap();
         let inputs: Vec<Vec<f64>> = if mode == Mode::Latency {
             xs[..1].to_vec()
         } else {
             xs.clone()
         };
-        let ct = server.encrypt(&keys.sk, &inputs, &mut rng).unwrap();
+        let ct = client.encrypt(&keys.sk, &inputs, &mut rng).unwrap();
         let out = server
             .run(&keys.rlk, &keys.gk, &ct)
             .unwrap()
@@ -332,8 +336,9 @@ fn approximated_activations_fold_their_interval_map() {
         })
         .collect();
     let server = EncryptedModel::new(&plan, Mode::Throughput).unwrap();
-    let keys = KeySet::generate(&server, &mut rng).unwrap();
-    let ct = server.encrypt(&keys.sk, &xs, &mut rng).unwrap();
+    let client = server.client().unwrap();
+    let keys = KeySet::generate(&client, &mut rng).unwrap();
+    let ct = client.encrypt(&keys.sk, &xs, &mut rng).unwrap();
     let out = server
         .run(&keys.rlk, &keys.gk, &ct)
         .unwrap()
