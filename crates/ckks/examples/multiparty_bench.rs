@@ -22,7 +22,7 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn run(name: &str, preset: Preset, n: u64, t: usize, reps: usize) {
     let params = preset.build().unwrap();
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
     let crs = Crs::generate(&mut rng);
     let ids: Vec<u64> = (1..=n).collect();
     let sks: Vec<SecretShare> = ids

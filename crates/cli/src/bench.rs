@@ -47,7 +47,7 @@ fn time<T>(
 
 /// Runs every operation of the contract on `params` (current thread pool).
 pub fn run_ckks(params: &CkksParams, reps: usize) -> Result<Vec<Measurement>, CkksError> {
-    let mut rng = secure_rng();
+    let mut rng = secure_rng()?;
     let sk = SecretKey::generate(params, &mut rng);
     let pk = PublicKey::generate(&sk, &mut rng)?;
     let rlk = RelinKey::generate(&sk, &mut rng)?;
@@ -76,7 +76,7 @@ pub fn run_ckks(params: &CkksParams, reps: usize) -> Result<Vec<Measurement>, Ck
     };
     push("encode", time(reps, || enc.encode_default(&values))?);
     push("encrypt_pk", time(reps, || encp.encrypt(&pt, &mut rng))?);
-    let mut rng2 = secure_rng();
+    let mut rng2 = secure_rng()?;
     push("encrypt_sk", time(reps, || encs.encrypt(&pt, &mut rng2))?);
     push("add", time(reps, || eval.add(&a, &b))?);
     push("mul_plain", time(reps, || eval.mul_plain(&a, &pt))?);

@@ -157,10 +157,10 @@ fn micro(
     let sizes = cfg.sizes(c).map_err(e2s)?;
     let wire = WirePlan::for_federation(&cfg, &sizes, None, p).map_err(e2s)?;
     let params = wire.params().map_err(e2s)?;
-    let (roster, _) = make_roster(&cfg.name, c);
+    let (roster, _) = make_roster(&cfg.name, c).map_err(|e| e.to_string())?;
     // Key shares, the CRS and the smudging come from the OS-seeded CSPRNG,
     // as in a deployment (a fixed seed would make the shares public).
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
     let mut crs = Crs([0; 32]);
     rng.fill_bytes(&mut crs.0);
     // Clients with key-service keys (a key holder decrypts for precision).
@@ -424,7 +424,7 @@ fn plaintext_round(p: usize, c: usize) -> Result<f64, String> {
 }
 
 fn tempdir() -> Result<std::path::PathBuf, String> {
-    let mut r = cipherflow_ring::sampler::secure_rng();
+    let mut r = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
     let d = std::env::temp_dir().join(format!("cipherflow-bench-fl-{:016x}", r.next_u64()));
     std::fs::create_dir_all(&d).map_err(e2s)?;
     Ok(d)

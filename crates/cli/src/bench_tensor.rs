@@ -114,7 +114,7 @@ fn bench_matvec(args: &TensorArgs, threads: usize) -> Result<(), String> {
         .filter(|p| matches!(p, Preset::N13 | Preset::N14 | Preset::N15 | Preset::N16))
         .ok_or_else(|| format!("unknown preset '{}' (n13, n14, n15, n16)", args.preset))?;
     let params = preset.build().map_err(e)?;
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
     let (map, n) = if args.op == "conv" {
         let mut model =
             cipherflow_nn::spec::ModelSpec::preset("tenseal-cnn", &[1, 28, 28], 10, false)
@@ -192,7 +192,7 @@ fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
     };
     let server = EncryptedModel::new(&plan, mode).map_err(t)?;
     let params = plan.params().clone();
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
     let client = server.client().map_err(t)?;
     let keys = KeySet::generate(&client, &mut rng).map_err(t)?;
     let len: usize = plan.input_shape().iter().product();
@@ -277,7 +277,7 @@ fn bench_poly(args: &TensorArgs, threads: usize) -> Result<(), String> {
         .log_scale(q.get(1).copied().unwrap_or(40))
         .build()
         .map_err(e)?;
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
     let sk = SecretKey::generate(&params, &mut rng);
     let rlk = cipherflow_ckks::RelinKey::generate(&sk, &mut rng).map_err(e)?;
     let encoder = Encoder::new(&params);

@@ -204,7 +204,7 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
 
     // Hospital: keys and encryption of the test patients.
     let t0 = Instant::now();
-    let mut rng = secure_rng();
+    let mut rng = secure_rng().map_err(|e| e.to_string())?;
     let sk = SecretKey::generate(&params, &mut rng);
     let pk = PublicKey::generate(&sk, &mut rng).map_err(err)?;
     let gk = GaloisKeys::generate(&sk, &Evaluator::inner_sum_steps(WINDOW), false, &mut rng)

@@ -421,7 +421,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
 }
 
 fn tempdir() -> Result<PathBuf, String> {
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
     let name = format!(
         "cipherflow-fl-{:016x}",
         rand_core::RngCore::next_u64(&mut rng)

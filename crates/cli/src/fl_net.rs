@@ -628,7 +628,9 @@ fn load_or_create_master(path: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, St
         return Ok(zeroize::Zeroizing::new(arr));
     }
     let mut m = zeroize::Zeroizing::new([0u8; 32]);
-    cipherflow_ring::sampler::secure_rng().fill_bytes(m.as_mut());
+    cipherflow_ring::sampler::secure_rng()
+        .map_err(|e| e.to_string())?
+        .fill_bytes(m.as_mut());
     cipherflow_fed::store::write_atomic(
         path,
         zeroize::Zeroizing::new(hex::encode(*m)).as_bytes(),

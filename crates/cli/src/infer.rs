@@ -159,7 +159,7 @@ fn run_inner(args: &InferArgs) -> Result<(), String> {
     let server = EncryptedModel::new(&plan, mode).map_err(|e| e.to_string())?;
     let prep_ms = t0.elapsed().as_secs_f64() * 1e3;
     let params = plan.params().clone();
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     // The client knows the model only by its published input spec (no
     // weights), as a remote client would.

@@ -63,9 +63,6 @@ pub enum DpError {
     /// Integer overflow in an exact sampler (parameters too large).
     #[error("arithmetic overflow in exact sampler: {0}")]
     Overflow(&'static str),
-    /// The OS random number generator failed.
-    #[error("operating system RNG failed: {0}")]
-    Rng(String),
     /// (De)serialisation of a ledger or schedule failed.
     #[error("invalid ledger JSON: {0}")]
     Json(#[from] serde_json::Error),

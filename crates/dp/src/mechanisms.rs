@@ -13,14 +13,7 @@
 //! discrete samplers in [`crate::discrete`].
 
 use crate::error::DpError;
-use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
-
-/// A ChaCha20 RNG seeded from the operating system. Fixed seeds belong in
-/// tests only.
-pub fn secure_rng() -> Result<ChaCha20Rng, DpError> {
-    ChaCha20Rng::try_from_os_rng().map_err(|e| DpError::Rng(e.to_string()))
-}
+use rand_core::{CryptoRng, RngCore};
 
 /// A uniform double in (0, 1]: 53 random bits, never zero.
 pub(crate) fn uniform_open0<R: RngCore + ?Sized>(rng: &mut R) -> f64 {

@@ -324,7 +324,7 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
     let mut clients = Vec::with_capacity(o.clients.len());
     for (i, name) in o.clients.iter().enumerate() {
         let fp = issue_local(dir, &issuer, name, Vec::new(), Kind::Client, days)?;
-        let kx = KxSecret::generate();
+        let kx = KxSecret::generate()?;
         kx.save(&dir.join("clients").join(name).join("kx.key"))?;
         clients.push(RosterEntry {
             client_id: name.clone(),
@@ -440,7 +440,7 @@ pub fn make_request(out: &Path, client_id: &str) -> Result<EnrollmentRequest> {
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
     p.distinguished_name.push(DnType::CommonName, client_id);
     let csr = p.serialize_request(&key).map_err(rc)?;
-    let kx = KxSecret::generate();
+    let kx = KxSecret::generate()?;
     write_atomic(
         &key_path,
         zeroize::Zeroizing::new(key.serialize_pem()).as_bytes(),

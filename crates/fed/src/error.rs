@@ -35,6 +35,9 @@ pub enum FedError {
     /// Cryptographic failure (CKKS, sealing).
     #[error("crypto: {0}")]
     Crypto(String),
+    /// Ring layer (the operating system's randomness).
+    #[error(transparent)]
+    Ring(#[from] cipherflow_ring::RingError),
     /// CKKS layer.
     #[error(transparent)]
     Ckks(#[from] CkksError),

@@ -119,7 +119,7 @@ impl KeyService {
             roster_file: None,
             state,
             saved,
-            rng: cipherflow_ring::sampler::secure_rng(),
+            rng: cipherflow_ring::sampler::secure_rng()?,
         })
     }
 

@@ -305,11 +305,11 @@ impl std::fmt::Debug for KxSecret {
 
 impl KxSecret {
     /// A fresh secret from the OS CSPRNG (ChaCha20).
-    pub fn generate() -> Self {
-        let mut rng = cipherflow_ring::sampler::secure_rng();
+    pub fn generate() -> Result<Self> {
+        let mut rng = cipherflow_ring::sampler::secure_rng()?;
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand_core::RngCore::fill_bytes(&mut rng, bytes.as_mut());
-        Self(StaticSecret::from(*bytes))
+        Ok(Self(StaticSecret::from(*bytes)))
     }
 
     /// From 32 secret bytes.

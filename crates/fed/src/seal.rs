@@ -53,7 +53,7 @@ pub fn seal(
     let ctx = context(federation, epoch, from, to);
     let c = cipher(mine, peer, &ctx)?;
     let mut nonce = [0u8; 24];
-    cipherflow_ring::sampler::secure_rng().fill_bytes(&mut nonce);
+    cipherflow_ring::sampler::secure_rng()?.fill_bytes(&mut nonce);
     let ciphertext = c
         .encrypt(
             XNonce::from_slice(&nonce),
@@ -118,9 +118,9 @@ mod tests {
     #[test]
     fn seal_open_and_tamper() {
         let (a, b, c) = (
-            KxSecret::generate(),
-            KxSecret::generate(),
-            KxSecret::generate(),
+            KxSecret::generate().unwrap(),
+            KxSecret::generate().unwrap(),
+            KxSecret::generate().unwrap(),
         );
         let pa = crate::roster::parse_public(&a.public_hex()).unwrap();
         let pb = crate::roster::parse_public(&b.public_hex()).unwrap();

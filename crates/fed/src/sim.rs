@@ -132,8 +132,10 @@ use DropStage as Drop;
 
 /// Makes a roster of `n` clients `client-1 … client-n` with fresh
 /// key-agreement keys.
-pub fn make_roster(federation: &str, n: usize) -> (Roster, Vec<KxSecret>) {
-    let kx: Vec<KxSecret> = (0..n).map(|_| KxSecret::generate()).collect();
+pub fn make_roster(federation: &str, n: usize) -> Result<(Roster, Vec<KxSecret>)> {
+    let kx: Vec<KxSecret> = (0..n)
+        .map(|_| KxSecret::generate())
+        .collect::<Result<_>>()?;
     let clients = kx
         .iter()
         .enumerate()
@@ -144,7 +146,7 @@ pub fn make_roster(federation: &str, n: usize) -> (Roster, Vec<KxSecret>) {
             kx_public: k.public_hex(),
         })
         .collect();
-    (
+    Ok((
         Roster {
             federation: federation.into(),
             clients,
@@ -152,7 +154,7 @@ pub fn make_roster(federation: &str, n: usize) -> (Roster, Vec<KxSecret>) {
             ..Roster::default()
         },
         kx,
-    )
+    ))
 }
 
 /// Runs a federation to the end.
@@ -172,7 +174,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     }
     std::fs::create_dir_all(&dir).map_err(|e| FedError::io(&dir, e))?;
     let n = client_data.len();
-    let (roster, kx) = make_roster(&config.name, n);
+    let (roster, kx) = make_roster(&config.name, n)?;
     let signer = LogSigner::generate()?;
     let ledger_key = signer.public_key();
     let ledger_path = dir.join("ledger.db");
@@ -189,7 +191,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     let mut kms = match config.keys {
         KeysMode::KeyService => {
             let mut master = Zeroizing::new([0u8; 32]);
-            cipherflow_ring::sampler::secure_rng().fill_bytes(master.as_mut());
+            cipherflow_ring::sampler::secure_rng()?.fill_bytes(master.as_mut());
             Some(KeyService::new(
                 config.clone(),
                 roster.clone(),
@@ -226,7 +228,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         }
         clients.push(c);
     }
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng()?;
     let mut drops = vec![Drop::None; n];
     let mut drawn_for: Option<u64> = None;
     let mut counted = 0usize;

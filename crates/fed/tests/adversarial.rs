@@ -427,7 +427,7 @@ fn ks_request(
 #[test]
 fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     let cfg = common::config("adv-ks-fork", 3, "keys = \"key-service\"\nquorum = 2");
-    let (roster, _) = make_roster(&cfg.name, 3);
+    let (roster, _) = make_roster(&cfg.name, 3).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let roster_file = dir.path().join("roster.json");
     roster.save(&roster_file).unwrap();

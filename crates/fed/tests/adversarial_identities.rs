@@ -577,7 +577,7 @@ fn csr_enrolled_client_completes_a_round() {
         let greedy = EnrollmentRequest {
             client_id: "greedy".into(),
             csr_pem: csr.pem().unwrap(),
-            kx_public: KxSecret::generate().public_hex(),
+            kx_public: KxSecret::generate().unwrap().public_hex(),
         };
         // Signed into a copy of the CA, to keep this federation at three.
         let copy = dir.path().join("pki-copy");

@@ -130,7 +130,7 @@ fn agents(
         1,
         &format!("threshold = {t}\nquorum = {n}\ndecrypt_attempts = 20"),
     );
-    let (roster, kx) = make_roster(&cfg.name, n);
+    let (roster, kx) = make_roster(&cfg.name, n).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let signer = LogSigner::generate().unwrap();
     let key = signer.public_key();

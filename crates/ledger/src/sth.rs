@@ -26,8 +26,7 @@
 use crate::codec::{hex_hash, hex_sig};
 use crate::merkle::Hash;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -190,7 +189,8 @@ impl fmt::Debug for LogSigner {
 impl LogSigner {
     /// A fresh key: 32 secret bytes from ChaCha20 seeded by the OS.
     pub fn generate() -> Result<Self, KeyError> {
-        let mut rng = ChaCha20Rng::try_from_os_rng().map_err(|e| KeyError::Rng(e.to_string()))?;
+        let mut rng =
+            cipherflow_ring::sampler::secure_rng().map_err(|e| KeyError::Rng(e.to_string()))?;
         let mut seed = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(seed.as_mut());
         Ok(Self::from_seed(&seed))

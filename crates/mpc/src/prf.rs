@@ -15,7 +15,7 @@
 //! both holders of a key draw the same values.
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::{OsRng, SeedableRng, TryRngCore};
+use rand_core::{RngCore, SeedableRng};
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -25,9 +25,9 @@ pub type Key = Zeroizing<[u8; 32]>;
 /// A fresh key from the operating system's CSPRNG.
 pub fn fresh_key() -> Result<Key, crate::MpcError> {
     let mut k = Zeroizing::new([0u8; 32]);
-    OsRng
-        .try_fill_bytes(k.as_mut())
-        .map_err(|e| crate::MpcError::Config(format!("OS randomness unavailable: {e}")))?;
+    cipherflow_ring::sampler::secure_rng()
+        .map_err(|e| crate::MpcError::Config(e.to_string()))?
+        .fill_bytes(k.as_mut());
     Ok(k)
 }
 

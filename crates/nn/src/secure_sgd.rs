@@ -86,8 +86,8 @@ impl SecureSgd {
         inner: Optimizer,
         accountant: Box<dyn PrivacyAccountant>,
     ) -> Result<Self, NnError> {
-        let rng = ChaCha20Rng::try_from_os_rng()
-            .map_err(|e| NnError::Config(format!("operating-system RNG: {e}")))?;
+        let rng =
+            cipherflow_ring::sampler::secure_rng().map_err(|e| NnError::Config(e.to_string()))?;
         Self::with_rng(config, inner, accountant, rng)
     }
 

@@ -73,6 +73,9 @@ pub enum RingError {
     /// A value has no inverse modulo the prime.
     #[error("value is not invertible")]
     NotInvertible,
+    /// The operating system could not supply randomness.
+    #[error("operating-system randomness unavailable: {0}")]
+    Rng(String),
     /// Automorphisms need an odd exponent.
     #[error("galois element {0} is not odd")]
     InvalidGaloisElement(u64),

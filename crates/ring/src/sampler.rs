@@ -8,6 +8,7 @@
 
 use crate::context::RingContext;
 use crate::poly::RnsPoly;
+use crate::RingError;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
@@ -18,9 +19,12 @@ pub const ERROR_STD_DEV: f64 = 3.2;
 /// Tail cut of the error distribution: |e| ≤ 19 (≈ 6σ).
 pub const ERROR_BOUND: i64 = 19;
 
-/// A ChaCha20 generator seeded from the operating system.
-pub fn secure_rng() -> ChaCha20Rng {
-    ChaCha20Rng::from_os_rng()
+/// A ChaCha20 generator seeded from the operating system: the one entry
+/// point for secret randomness in cipherflow (keys, noise, masks, nonces).
+/// Fails, rather than panicking, when the operating system cannot supply
+/// randomness. Fixed seeds belong in tests only.
+pub fn secure_rng() -> Result<ChaCha20Rng, RingError> {
+    ChaCha20Rng::try_from_os_rng().map_err(|e| RingError::Rng(e.to_string()))
 }
 
 /// A fresh 32-byte seed from `rng`.

@@ -68,7 +68,7 @@ fn shipped_digits_model_agrees_under_encryption() {
         "smallest secure ring for depth 5"
     );
     assert!(plan.params().security() >= SecurityLevel::Bits128);
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
 
     // Throughput mode: the whole test split (360 images) in one pass.
     let server = EncryptedModel::new(&plan, Mode::Throughput).unwrap();
@@ -169,7 +169,7 @@ fn linear_layers_fuse_and_plan_matches_plaintext() {
 
 #[test]
 fn unsupported_and_too_deep_models_are_refused() {
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
     let relu = Sequential::new(
         vec![4],
         vec![
@@ -227,7 +227,7 @@ fn mnist_tutorial_network_one_image() {
     let mut model = load_model(&model_path).unwrap();
     let plan = Plan::compile(&model).unwrap();
     let server = EncryptedModel::new(&plan, Mode::Latency).unwrap();
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
     let client = server.client().unwrap();
     let keys = KeySet::generate(&client, &mut rng).unwrap();
     let x: Vec<f64> = test
@@ -267,7 +267,7 @@ fn polynomial_activation_model_in_both_modes() {
                 .collect()
         })
         .collect();
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
     for mode in [Mode::Latency, Mode::Throughput] {
         let server = EncryptedModel::new(&plan, mode).unwrap();
         let client = server.client().unwrap();
@@ -296,7 +296,7 @@ fn polynomial_activation_model_in_both_modes() {
 #[test]
 fn approximated_activations_fold_their_interval_map() {
     use cipherflow_tensor::{CompileOptions, Stage};
-    let mut rng = cipherflow_ring::sampler::secure_rng();
+    let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
     let mut model = Sequential::new(
         vec![20],
         vec![

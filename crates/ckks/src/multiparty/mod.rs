@@ -42,7 +42,7 @@
 //! use cipherflow_ckks::{Encoder, Encryptor, Preset};
 //! # fn main() -> Result<(), cipherflow_ckks::CkksError> {
 //! let params = Preset::Aggregation.build()?;
-//! let mut rng = cipherflow_ring::sampler::secure_rng();
+//! let mut rng = cipherflow_ring::sampler::secure_rng()?;
 //! let crs = Crs::generate(&mut rng);
 //! let ids = [1u64, 2, 3];
 //! let sks: Vec<SecretShare> =

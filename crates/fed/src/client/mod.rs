@@ -176,7 +176,7 @@ impl ClientAgent {
             unverified: Vec::new(),
             state: opts.state,
             synthetic: opts.synthetic,
-            rng: cipherflow_ring::sampler::secure_rng(),
+            rng: cipherflow_ring::sampler::secure_rng()?,
         };
         agent.load_state()?;
         Ok(agent)

@@ -223,7 +223,7 @@ impl Coordinator {
                 .unwrap_or(0);
             (Crs(crs), global, optimizer, phase, opened)
         } else {
-            let crs = Crs::generate(&mut cipherflow_ring::sampler::secure_rng());
+            let crs = Crs::generate(&mut cipherflow_ring::sampler::secure_rng()?);
             let global = model::flatten(&mut model);
             let optimizer = ServerOptimizer::new(&cfg.strategy, dim);
             let phase = match cfg.keys {

@@ -428,7 +428,7 @@ impl Coordinator {
         }
         // Poisson sampling of the eligible clients at rate q.
         let q = self.sizes.sampled as f64 / self.sizes.clients as f64;
-        let mut rng = cipherflow_ring::sampler::secure_rng();
+        let mut rng = cipherflow_ring::sampler::secure_rng()?;
         let mut eligible = Vec::new();
         for id in &joined {
             let participations = self.clients.get(id).map_or(0, |c| c.participations);

@@ -80,7 +80,7 @@ pub mod harness {
         /// `n` clients of `cfg`, none joined yet.
         pub fn unjoined(cfg: FederationConfig, n: usize) -> Self {
             let (train, _) = super::breast_cancer();
-            let (roster, kx) = make_roster(&cfg.name, n);
+            let (roster, kx) = make_roster(&cfg.name, n).unwrap();
             let dir = tempfile::tempdir().unwrap();
             let (clock, f) = ManualClock::new();
             let coord = Coordinator::open(CoordinatorOptions {
@@ -172,7 +172,7 @@ pub mod harness {
             let data = split_among(&train, n, None, 1).unwrap().swap_remove(i);
             self.clients[i] = ClientAgent::new(ClientOptions {
                 client_id: format!("client-{}", i + 1),
-                kx: Some(cipherflow_fed::roster::KxSecret::generate()),
+                kx: Some(cipherflow_fed::roster::KxSecret::generate().unwrap()),
                 roster: self.roster.clone(),
                 config: self.cfg.clone(),
                 data,
