@@ -3,7 +3,7 @@
 # mutant must be caught by the crate's tests, or be listed as equivalent in
 # the crate's README. Slow (minutes to hours per set), so not part of CI.
 #
-#   bench/mutants.sh [set ...]      sets: ledger ckks fed fed-coordinator dp mpc
+#   bench/mutants.sh [set ...]      sets: ledger ckks fed fed-coordinator fed-client dp mpc
 #                                   (default: all)
 #
 # Needs `cargo install cargo-mutants`. Results go to
@@ -18,12 +18,14 @@ declare -A files=(
     [ckks]="crates/ckks/src/multiparty/shamir.rs crates/ckks/src/multiparty/aggregate.rs"
     [fed]="crates/fed/src/wire.rs"
     [fed-coordinator]="crates/fed/src/coordinator/round.rs crates/fed/src/coordinator/decrypt.rs crates/fed/src/coordinator/mod.rs"
+    [fed-client]="crates/fed/src/client/mod.rs crates/fed/src/client/decrypt.rs crates/fed/src/client/state.rs"
     [dp]="crates/dp/src/budget.rs crates/dp/src/rdp.rs"
     [mpc]="crates/mpc/src/ring.rs crates/mpc/src/transport/mod.rs"
 )
 declare -A package=(
     [ledger]=cipherflow-ledger [ckks]=cipherflow-ckks [fed]=cipherflow-fed
     [dp]=cipherflow-dp [mpc]=cipherflow-mpc [fed-coordinator]=cipherflow-fed
+    [fed-client]=cipherflow-fed
 )
 # Test targets per set: the crate's tests that exercise these modules (the
 # full fed and ckks suites take minutes per mutant).
@@ -32,6 +34,7 @@ declare -A tests=(
     [ckks]="--lib --test multiparty --test aggregation --test serialization --test aggregate_checks"
     [fed]="--test adversarial --test aggregation --lib"
     [fed-coordinator]="--lib --test adversarial --test aggregation --test faults --test coordinator_checks"
+    [fed-client]="--lib --test adversarial --test aggregation --test faults --test coordinator_checks"
     [dp]=""
     [mpc]=""
 )
@@ -42,15 +45,17 @@ export CIPHERFLOW_SKIP_MISSING_DATA=1
 
 # Functions per set (a cargo-mutants -F regex; empty = every function).
 # ckks: the checks of received shares and ciphertexts and the combiner;
-# fed-coordinator: the coordinator's handling of uploads and shares.
+# fed-coordinator: the coordinator's handling of uploads and shares;
+# fed-client: the client's checks of tasks, receipts, proofs and key setup.
 declare -A only=(
     [fed]="unpack|coordinate_sum_bound"
     [ckks]="from_bytes|validate_ids|combine_aggregate|sorted_unique"
     [fed-coordinator]="Coordinator::upload|check_and_store|count_refusal|decode_upload|check_federation|key_service_share"
+    [fed-client]="on_join|check_key_setup_entry|on_enroll|on_key_setup|handle|deal|check_quantization|train|on_receipt|on_counted_proof|decrypt|check_aggregate|load_state"
 )
 
 sets=("$@")
-[[ ${#sets[@]} -gt 0 ]] || sets=(ledger ckks fed fed-coordinator dp mpc)
+[[ ${#sets[@]} -gt 0 ]] || sets=(ledger ckks fed fed-coordinator fed-client dp mpc)
 mkdir -p bench/results
 for s in "${sets[@]}"; do
     [[ -n "${files[$s]:-}" ]] || { echo "unknown set $s" >&2; exit 2; }
