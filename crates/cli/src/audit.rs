@@ -5,18 +5,13 @@
 //! non-zero naming the first entry or head that fails (with `--json`, one
 //! JSON object on stdout either way).
 
-use cipherflow_ledger::entry::{
-    ClientEpsilon, DecryptionShareReceived, DpSettings, EntryBody, RoundClosed, RoundOpened,
-    UpdateReceived,
-};
+use cipherflow_ledger::entry::EntryBody;
 use cipherflow_ledger::{
-    merkle, verify_log, AggregateInput, CountedProof, EntryProof, EpsilonRecompute, Hash, Ledger,
-    LogSigner, NewEntry, PublicKey, SignedTreeHead, VerifyOptions,
+    verify_log, CountedProof, EntryProof, EpsilonRecompute, Hash, Ledger, LogSigner, PublicKey,
+    SignedTreeHead, VerifyOptions,
 };
 use clap::Subcommand;
 use serde_json::{json, Value};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Subcommands of `cipherflow audit`.
@@ -162,70 +157,6 @@ pub fn run(cmd: AuditCommand) -> Result<(), String> {
     }
 }
 
-/// ε from `cipherflow-dp` for logged settings: the accountant named in the
-/// log (`rdp`/`pld`), at its q, σ and δ. Zero steps spend nothing.
-pub fn dp_epsilon(s: &DpSettings, steps: u64) -> Result<f64, String> {
-    if steps == 0 {
-        return Ok(0.0);
-    }
-    let acc: cipherflow_dp::Accountant = s
-        .accountant
-        .parse()
-        .map_err(|e: cipherflow_dp::DpError| e.to_string())?;
-    cipherflow_dp::epsilon(acc, s.sampling_rate, s.noise_multiplier, steps, s.delta)
-        .map(|r| r.epsilon)
-        .map_err(|e| e.to_string())
-}
-
-/// Cache key: accountant, bits of q, σ and δ, steps, client scope.
-type DpKey = (String, u64, u64, u64, u64, bool);
-
-/// ε recomputation for every accountant a cipherflow log can name (DP-SGD's
-/// `rdp`/`pld`, federated `ddg;…`/`skellam;…`, `none`), with a cache:
-/// rounds and clients often share (settings, steps).
-#[derive(Default)]
-struct CachedDp {
-    cache: RefCell<HashMap<DpKey, f64>>,
-}
-
-impl CachedDp {
-    fn cached(&self, s: &DpSettings, steps: u64, client: bool) -> Result<f64, String> {
-        let k = (
-            s.accountant.clone(),
-            s.sampling_rate.to_bits(),
-            s.noise_multiplier.to_bits(),
-            s.delta.to_bits(),
-            steps,
-            client,
-        );
-        if let Some(e) = self.cache.borrow().get(&k) {
-            return Ok(*e);
-        }
-        let fed = cipherflow_fed::dp_plan::FedEpsilon;
-        let e = if client {
-            fed.client_epsilon(s, steps)?
-        } else {
-            fed.epsilon(s, steps)?
-        };
-        self.cache.borrow_mut().insert(k, e);
-        Ok(e)
-    }
-}
-
-impl EpsilonRecompute for CachedDp {
-    fn epsilon(&self, s: &DpSettings, steps: u64) -> Result<f64, String> {
-        self.cached(s, steps, false)
-    }
-
-    fn client_epsilon(&self, s: &DpSettings, steps: u64) -> Result<f64, String> {
-        self.cached(s, steps, true)
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn load_key(path: &Path) -> Result<PublicKey, String> {
     PublicKey::load(path).map_err(|e| e.to_string())
 }
@@ -271,7 +202,7 @@ fn verify(
     if !(tolerance.is_finite() && tolerance >= 0.0) {
         return Err("--epsilon-tolerance must be a finite number ≥ 0".into());
     }
-    let dp = CachedDp::default();
+    let dp = cipherflow_fed::dp_plan::FedEpsilon::default();
     let opts = VerifyOptions {
         epsilon: epsilon.then_some(&dp as &dyn EpsilonRecompute),
         epsilon_tolerance: tolerance,
@@ -304,7 +235,7 @@ fn verify(
                     println!(
                         "   latest head: size {} root {}",
                         h.tree_size,
-                        hex(&h.root_hash)
+                        hex::encode(h.root_hash)
                     );
                 }
             }
@@ -341,7 +272,7 @@ fn prove(
                 e.body.kind_name(),
                 e.round,
                 p.sth.tree_size,
-                hex(&p.sth.root_hash),
+                hex::encode(p.sth.root_hash),
                 p.inclusion.path.len()
             );
             (v, s)
@@ -431,11 +362,11 @@ fn show(log: &Path, from: u64, limit: u64, json: bool) -> Result<(), String> {
     if json {
         let v = json!({
             "name": ledger.name(),
-            "log_id": hex(&ledger.log_id()),
+            "log_id": hex::encode(ledger.log_id()),
             "public_key": ledger.public_key().to_hex(),
             "entries": ledger.len(),
             "heads": heads,
-            "root": hex(&ledger.root()),
+            "root": hex::encode(ledger.root()),
             "latest_head": ledger.latest_head(),
             "listed": { "from": from, "entries": entries },
         });
@@ -443,7 +374,7 @@ fn show(log: &Path, from: u64, limit: u64, json: bool) -> Result<(), String> {
         return Ok(());
     }
     println!("log        {:?}", ledger.name());
-    println!("log id     {}", hex(&ledger.log_id()));
+    println!("log id     {}", hex::encode(ledger.log_id()));
     println!("public key {}", ledger.public_key().to_hex());
     println!("entries    {}", ledger.len());
     println!("heads      {heads}");
@@ -451,7 +382,7 @@ fn show(log: &Path, from: u64, limit: u64, json: bool) -> Result<(), String> {
         println!(
             "latest     size {} root {} at {} ms",
             h.tree_size,
-            hex(&h.root_hash),
+            hex::encode(h.root_hash),
             h.timestamp_ms
         );
     }
@@ -465,7 +396,7 @@ fn show(log: &Path, from: u64, limit: u64, json: bool) -> Result<(), String> {
 }
 
 fn short(h: &Hash) -> String {
-    hex(&h[..6])
+    hex::encode(&h[..6])
 }
 
 fn describe(b: &EntryBody) -> String {
@@ -504,99 +435,14 @@ fn describe(b: &EntryBody) -> String {
     }
 }
 
-fn demo_hash(parts: &[&[u8]]) -> Hash {
-    merkle::leaf_hash(&parts.concat())
-}
-
 fn demo_log(out: &Path, key: &Path, rounds: u64, clients: usize) -> Result<(), String> {
-    if rounds == 0 || rounds > 1000 || clients == 0 || clients > 100_000 {
-        return Err("--rounds must be in 1..=1000 and --clients in 1..=100000".into());
-    }
     let signer = LogSigner::generate().map_err(|e| e.to_string())?;
     let (sk, pk) = signer.save(key).map_err(|e| e.to_string())?;
-    let mut log = Ledger::create(out, "cipherflow-demo", signer).map_err(|e| e.to_string())?;
-    let steps = 50u64;
-    let err = |e: cipherflow_ledger::LedgerError| e.to_string();
-    for r in 1..=rounds {
-        let rb = r.to_be_bytes();
-        let dp = DpSettings {
-            accountant: "rdp".into(),
-            sampling_rate: 0.01,
-            noise_multiplier: 1.1,
-            delta: 1e-5,
-            steps_this_round: steps,
-            steps_cumulative: steps * r,
-        };
-        let ids: Vec<String> = (0..clients).map(|c| format!("client-{c}")).collect();
-        let mut parameters = BTreeMap::new();
-        parameters.insert("ckks_preset".to_string(), "aggregation".to_string());
-        parameters.insert("model".to_string(), "logistic-regression".to_string());
-        log.append(
-            r,
-            EntryBody::RoundOpened(RoundOpened {
-                parameters,
-                participants: ids
-                    .iter()
-                    .map(|c| demo_hash(&[b"pk", c.as_bytes()]))
-                    .collect(),
-                dp: dp.clone(),
-            }),
-        )
-        .map_err(err)?;
-        let updates: Vec<NewEntry> = ids
-            .iter()
-            .map(|c| {
-                NewEntry::new(
-                    r,
-                    EntryBody::UpdateReceived(UpdateReceived {
-                        client_id: c.clone(),
-                        ciphertext_hash: demo_hash(&[b"ct", &rb, c.as_bytes()]),
-                    }),
-                )
-            })
-            .collect();
-        let appended = log.append_batch(updates).map_err(err)?;
-        let inputs: Vec<AggregateInput> = ids
-            .iter()
-            .zip(&appended)
-            .map(|(c, a)| AggregateInput {
-                update_index: a.index,
-                client_id: c.clone(),
-                ciphertext_hash: demo_hash(&[b"ct", &rb, c.as_bytes()]),
-            })
-            .collect();
-        log.append_aggregate(r, demo_hash(&[b"sum", &rb]), inputs)
-            .map_err(err)?;
-        log.append(
-            r,
-            EntryBody::DecryptionShareReceived(DecryptionShareReceived {
-                party_id: "keyholder-0".into(),
-                share_hash: demo_hash(&[b"share", &rb]),
-            }),
-        )
-        .map_err(err)?;
-        let eps = dp_epsilon(&dp, dp.steps_cumulative)?;
-        log.append(
-            r,
-            EntryBody::RoundClosed(RoundClosed {
-                model_hash: demo_hash(&[b"model", &rb]),
-                epsilon_global: eps,
-                clients: ids
-                    .iter()
-                    .map(|c| ClientEpsilon {
-                        client_id: c.clone(),
-                        steps: dp.steps_cumulative,
-                        epsilon: eps,
-                    })
-                    .collect(),
-            }),
-        )
-        .map_err(err)?;
-    }
+    let entries = cipherflow_fed::sim::synthetic_audit_log(out, signer, rounds, clients)
+        .map_err(|e| e.to_string())?;
     println!(
-        "wrote {} ({} entries) and keys {} / {}",
+        "wrote {} ({entries} entries) and keys {} / {}",
         out.display(),
-        log.len(),
         sk.display(),
         pk.display()
     );
@@ -611,34 +457,14 @@ fn demo_log(out: &Path, key: &Path, rounds: u64, clients: usize) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cipherflow_ledger::entry::{DpSettings, RoundClosed, RoundOpened};
+    use std::collections::BTreeMap;
 
     fn tmpdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("cf-audit-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
-    }
-
-    #[test]
-    fn dp_adapter_matches_cipherflow_dp() {
-        let s = DpSettings {
-            accountant: "rdp".into(),
-            sampling_rate: 0.01,
-            noise_multiplier: 1.1,
-            delta: 1e-5,
-            steps_this_round: 100,
-            steps_cumulative: 100,
-        };
-        let want = cipherflow_dp::epsilon(cipherflow_dp::Accountant::Rdp, 0.01, 1.1, 100, 1e-5)
-            .unwrap()
-            .epsilon;
-        assert_eq!(dp_epsilon(&s, 100), Ok(want));
-        assert_eq!(dp_epsilon(&s, 0), Ok(0.0));
-        let bad = DpSettings {
-            accountant: "moments".into(),
-            ..s
-        };
-        assert!(dp_epsilon(&bad, 100).is_err());
     }
 
     #[test]
@@ -696,7 +522,9 @@ mod tests {
             steps_this_round: 20,
             steps_cumulative: 20,
         };
-        let real = dp_epsilon(&dp, 20).unwrap();
+        let real = cipherflow_fed::dp_plan::FedEpsilon::default()
+            .epsilon(&dp, 20)
+            .unwrap();
         log.append(
             1,
             EntryBody::RoundOpened(RoundOpened {

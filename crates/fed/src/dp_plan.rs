@@ -27,6 +27,8 @@ use crate::error::{FedError, Result};
 use cipherflow_dp::distributed::{DistributedNoise, IntegerNoise};
 use cipherflow_ledger::entry::DpSettings;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Smallest noise-share σ (integer units).
 pub const MIN_SHARE_SIGMA: f64 = 4.0;
@@ -386,8 +388,15 @@ pub fn ledger_epsilon(
 /// The ε recomputation for audit logs of any cipherflow workload: `none`
 /// (no DP: +∞), `ddg;…` / `skellam;…` (federated distributed DP,
 /// [`ledger_epsilon`]), and `rdp` / `pld` (DP-SGD, `cipherflow_dp::epsilon`).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FedEpsilon;
+/// Results are cached per (settings, steps, scope): the rounds and clients
+/// of a log mostly share them, and a PLD composition is not free.
+#[derive(Debug, Default)]
+pub struct FedEpsilon {
+    cache: RefCell<HashMap<EpsilonKey, f64>>,
+}
+
+/// Accountant, the bits of q, σ and δ, steps, and whether per client.
+type EpsilonKey = (String, u64, u64, u64, u64, bool);
 
 impl FedEpsilon {
     fn compute(s: &DpSettings, steps: u64, client: bool) -> std::result::Result<f64, String> {
@@ -405,16 +414,33 @@ impl FedEpsilon {
             .map(|r| r.epsilon)
             .map_err(|e| e.to_string())
     }
+
+    fn cached(&self, s: &DpSettings, steps: u64, client: bool) -> std::result::Result<f64, String> {
+        let key = (
+            s.accountant.clone(),
+            s.sampling_rate.to_bits(),
+            s.noise_multiplier.to_bits(),
+            s.delta.to_bits(),
+            steps,
+            client,
+        );
+        if let Some(e) = self.cache.borrow().get(&key) {
+            return Ok(*e);
+        }
+        let e = Self::compute(s, steps, client)?;
+        self.cache.borrow_mut().insert(key, e);
+        Ok(e)
+    }
 }
 
 impl cipherflow_ledger::EpsilonRecompute for FedEpsilon {
     fn epsilon(&self, s: &DpSettings, steps: u64) -> std::result::Result<f64, String> {
-        Self::compute(s, steps, false)
+        self.cached(s, steps, false)
     }
 
     fn client_epsilon(&self, s: &DpSettings, steps: u64) -> std::result::Result<f64, String> {
         let federated = s.accountant.starts_with("ddg;") || s.accountant.starts_with("skellam;");
-        Self::compute(s, steps, federated)
+        self.cached(s, steps, federated)
     }
 }
 
@@ -422,6 +448,47 @@ impl cipherflow_ledger::EpsilonRecompute for FedEpsilon {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use cipherflow_ledger::EpsilonRecompute;
+
+    #[test]
+    fn dp_sgd_settings_recompute_with_cipherflow_dp_and_cache() {
+        let s = DpSettings {
+            accountant: "rdp".into(),
+            sampling_rate: 0.01,
+            noise_multiplier: 1.1,
+            delta: 1e-5,
+            steps_this_round: 100,
+            steps_cumulative: 100,
+        };
+        let want = cipherflow_dp::epsilon(cipherflow_dp::Accountant::Rdp, 0.01, 1.1, 100, 1e-5)
+            .unwrap()
+            .epsilon;
+        let fed = FedEpsilon::default();
+        assert_eq!(fed.epsilon(&s, 100), Ok(want));
+        assert_eq!(fed.epsilon(&s, 100), Ok(want), "from the cache");
+        assert_eq!(
+            fed.client_epsilon(&s, 100),
+            Ok(want),
+            "DP-SGD: same per client"
+        );
+        assert_eq!(fed.epsilon(&s, 0), Ok(0.0));
+        // Another σ is another entry, not the cached one.
+        let other = DpSettings {
+            noise_multiplier: 2.0,
+            ..s.clone()
+        };
+        assert!(fed.epsilon(&other, 100).unwrap() < want);
+        let none = DpSettings {
+            accountant: cipherflow_ledger::entry::NO_DP.into(),
+            ..s.clone()
+        };
+        assert_eq!(fed.epsilon(&none, 100), Ok(f64::INFINITY));
+        let bad = DpSettings {
+            accountant: "moments".into(),
+            ..s
+        };
+        assert!(fed.epsilon(&bad, 100).unwrap_err().contains("moments"));
+    }
 
     fn sizes(clients: usize, sampled: usize, quorum: usize) -> Sizes {
         Sizes {
