@@ -13,8 +13,8 @@ use cipherflow_mpc::programs::logreg::{
 use cipherflow_mpc::programs::predict::{
     features_f64, predict_shared, share_model, train_mlp, CLIENT, MODEL_OWNER,
 };
-use cipherflow_mpc::transport::tls::{self, NetworkConfig};
-use cipherflow_mpc::{run_local, FixedPoint, MpcError, Network, Party, Ring, Stats};
+use cipherflow_mpc::transport::tls;
+use cipherflow_mpc::{run_local, run_party, FixedPoint, MpcError, Network, Party, Ring, Stats};
 use cipherflow_nn::data::{load_mnist, Dataset};
 use cipherflow_nn::examples;
 use serde_json::json;
@@ -218,25 +218,15 @@ fn execute<R: Ring, T: Send>(
             })
         }
         Mode::Party(id, cfg) => {
-            let cfg = NetworkConfig::load(cfg).map_err(err)?;
-            let creds = cfg.credentials(*id).map_err(err)?;
-            let addrs = cfg.addresses();
-            let addr = addrs.get(*id).ok_or("bad id")?;
-            let listener =
-                std::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
-            let timeout = Duration::from_millis(cfg.timeout_ms);
-            let t = tls::connect(*id, listener, &addrs, &creds, timeout).map_err(err)?;
-            let mut p = Party::<R>::setup(Box::new(t), fp).map_err(err)?;
-            p.reset_stats();
-            let t0 = Instant::now();
-            let out = program(&mut p).map_err(err)?;
-            let seconds = t0.elapsed().as_secs_f64();
+            let run = run_party::<R, T, _>(*id, cfg, fp, program).map_err(err)?;
             let mut outputs: Vec<Option<T>> = vec![None, None, None];
-            outputs[*id] = Some(out);
+            if let Some(slot) = outputs.get_mut(run.id) {
+                *slot = Some(run.output);
+            }
             Ok(Outcome {
                 outputs,
-                stats: p.stats().clone(),
-                seconds,
+                stats: run.stats,
+                seconds: run.seconds,
             })
         }
     }

@@ -215,6 +215,61 @@ where
     })
 }
 
+/// The outcome of [`run_party`] for this process's party.
+#[derive(Debug)]
+pub struct PartyRun<T> {
+    /// This party's id.
+    pub id: usize,
+    /// This party's result.
+    pub output: T,
+    /// This party's counters, without the key setup.
+    pub stats: Stats,
+    /// Seconds from the end of setup to this party's end.
+    pub seconds: f64,
+}
+
+/// Runs `program` as party `id` of a three-process computation described
+/// by the network file `config` ([`tls::NetworkConfig`]): binds this
+/// party's address, connects to the two peers over mutually authenticated
+/// TLS (retrying until the file's timeout), sets up the pairwise keys and
+/// runs. Only this party's credentials are read.
+pub fn run_party<R, T, F>(
+    id: usize,
+    config: &std::path::Path,
+    fp: FixedPoint,
+    program: F,
+) -> Result<PartyRun<T>, MpcError>
+where
+    R: Ring,
+    F: FnOnce(&mut Party<R>) -> Result<T, MpcError>,
+{
+    if id >= 3 {
+        return Err(MpcError::Config(format!(
+            "party {id}: the parties are 0, 1 and 2"
+        )));
+    }
+    let cfg = tls::NetworkConfig::load(config)?;
+    let creds = cfg.credentials(id)?;
+    let addrs = cfg.addresses();
+    let addr = addrs
+        .get(id)
+        .ok_or_else(|| MpcError::Config(format!("party {id}: no address in the network file")))?;
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| MpcError::Config(format!("party {id}: cannot listen on {addr}: {e}")))?;
+    let timeout = Duration::from_millis(cfg.timeout_ms);
+    let t = tls::connect(id, listener, &addrs, &creds, timeout)?;
+    let mut p = Party::<R>::setup(Box::new(t), fp)?;
+    p.reset_stats();
+    let t0 = Instant::now();
+    let output = program(&mut p)?;
+    Ok(PartyRun {
+        id,
+        output,
+        stats: p.stats().clone(),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
 /// Three TLS transports on 127.0.0.1 with fresh credentials.
 fn local_tls(timeout: Duration) -> Result<Vec<Box<dyn Transport>>, MpcError> {
     let creds = tls::generate_credentials()?;

@@ -25,7 +25,9 @@ pub mod protocols;
 pub mod ring;
 pub mod transport;
 
-pub use computation::{run_local, run_local_with_timeout, LocalRun, Network, Roles};
+pub use computation::{
+    run_local, run_local_with_timeout, run_party, LocalRun, Network, PartyRun, Roles,
+};
 pub use error::MpcError;
 pub use party::{AShare, BShare, OpStats, Party, Stats};
 pub use ring::{FixedPoint, Ring};
