@@ -8,6 +8,10 @@ use cipherflow_ckks::{
     precision_bits, Ciphertext, CkksParams, Decryptor, Encoder, Encryptor, Evaluator, FloodTarget,
     Fresh, GaloisKeys, NoiseBound, ParamsBuilder, PublicKey, SecretKey, DEFAULT_TAIL_BITS,
 };
+use cipherflow_nn::data::{Dataset, Standardizer};
+use cipherflow_nn::loss::Loss;
+use cipherflow_nn::spec::ModelSpec;
+use cipherflow_nn::train::{fit, OptimizerKind, TrainConfig};
 use cipherflow_ring::sampler::secure_rng;
 use std::path::Path;
 use std::time::Instant;
@@ -35,15 +39,8 @@ const CIRCUIT_PRIVACY_LAMBDA: u32 = 20;
 /// Bits of precision every returned score keeps after flooding.
 const SCORE_PRECISION_BITS: f64 = 6.0;
 
-/// A labelled data set: rows of features, labels 0/1.
-struct Dataset {
-    x: Vec<Vec<f64>>,
-    y: Vec<f64>,
-}
-
-/// The scoring demo's data: `path` (the shipped format: a header line, 30
-/// features and a 0/1 label per line) or the shipped file embedded in the
-/// binary.
+/// The scoring demo's data: `path` (a header line, 30 features and a 0/1
+/// label per line) or the shipped file embedded in the binary.
 fn load(path: Option<&Path>) -> Result<Dataset, String> {
     let d = match path {
         Some(p) => cipherflow_nn::data::load_breast_cancer(p),
@@ -56,43 +53,36 @@ fn load(path: Option<&Path>) -> Result<Dataset, String> {
             d.shape()
         ));
     }
-    Ok(Dataset {
-        x: d.features()
-            .rows()
-            .into_iter()
-            .map(|r| r.iter().map(|&v| f64::from(v)).collect())
-            .collect(),
-        y: d.labels().iter().map(|&c| c as f64).collect(),
-    })
+    Ok(d)
 }
 
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
-
-/// Full-batch gradient descent on the logistic loss with a small L2 penalty.
-fn train_logreg(x: &[Vec<f64>], y: &[f64]) -> (Vec<f64>, f64) {
-    let d = x.first().map_or(0, Vec::len);
-    let mut w = vec![0.0; d];
-    let mut b = 0.0;
-    let n = x.len() as f64;
-    for _ in 0..500 {
-        let mut gw = vec![0.0; d];
-        let mut gb = 0.0;
-        for (xi, &yi) in x.iter().zip(y) {
-            let z: f64 = xi.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>() + b;
-            let e = sigmoid(z) - yi;
-            for (g, &v) in gw.iter_mut().zip(xi) {
-                *g += e * v / n;
-            }
-            gb += e / n;
-        }
-        for (wj, g) in w.iter_mut().zip(&gw) {
-            *wj -= 0.5 * (g + 1e-3 * *wj);
-        }
-        b -= 0.5 * gb;
+/// Logistic regression by full-batch gradient descent (cipherflow-nn's
+/// trainer: 500 steps of SGD at 0.5 with a small L2 penalty, zero initial
+/// weights); returns the weights and the bias.
+fn train_logreg(train: &Dataset) -> Result<(Vec<f64>, f64), String> {
+    let e = |e: cipherflow_nn::NnError| e.to_string();
+    let mut model = ModelSpec::preset("logreg", train.shape(), 2, false)
+        .and_then(|s| s.build(0))
+        .map_err(e)?;
+    for p in model.params_mut() {
+        p.value.fill(0.0);
     }
-    (w, b)
+    let mut cfg = TrainConfig::default_for(500, train.len(), None);
+    cfg.optimizer = OptimizerKind::Sgd;
+    cfg.lr = 0.5;
+    cfg.momentum = 0.0;
+    cfg.weight_decay = 1e-3;
+    fit(&mut model, Loss::Logistic, train, None, &cfg, &mut |_| {}).map_err(e)?;
+    let params = model.named_params();
+    let value = |name: &str| -> Result<Vec<f64>, String> {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.value.iter().map(|&v| f64::from(v)).collect())
+            .ok_or_else(|| format!("the logistic model has no {name}"))
+    };
+    let b = value("0.bias")?.first().copied().unwrap_or(0.0);
+    Ok((value("0.weight")?, b))
 }
 
 /// The scoring parameters: N = 2^13, Q = [60, 40, 58], P = [60] (128-bit
@@ -132,42 +122,29 @@ fn score_bound(
 pub fn run(path: Option<&Path>) -> Result<(), String> {
     let err = |e: cipherflow_ckks::CkksError| e.to_string();
     let data = load(path)?;
-    let n = data.x.len();
-    let d = data.x.first().map_or(0, Vec::len);
+    let n = data.len();
+    let d = data.shape().iter().product::<usize>();
     // Deterministic 80/20 split: every fifth patient is a test patient.
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        if i % 5 == 4 {
-            test.push(i);
-        } else {
-            train.push(i);
-        }
-    }
-    // Standardisation with training statistics (part of the public model).
-    let mut mean = vec![0.0; d];
-    let mut std = vec![0.0; d];
-    for &i in &train {
-        for (m, v) in mean.iter_mut().zip(&data.x[i]) {
-            *m += v / train.len() as f64;
-        }
-    }
-    for &i in &train {
-        for ((s, v), m) in std.iter_mut().zip(&data.x[i]).zip(&mean) {
-            *s += (v - m).powi(2) / train.len() as f64;
-        }
-    }
-    std.iter_mut().for_each(|s| *s = s.sqrt().max(1e-12));
+    let (train_idx, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 5 != 4);
+    let mut train = data.subset(&train_idx).map_err(|e| e.to_string())?;
+    // Standardisation with training statistics (part of the public model);
+    // the encrypted features are clamped to ±FEATURE_BOUND.
+    let standardizer = Standardizer::fit(&train).map_err(|e| e.to_string())?;
+    standardizer.apply(&mut train).map_err(|e| e.to_string())?;
+    let mut standardized = data.clone();
+    standardizer
+        .apply(&mut standardized)
+        .map_err(|e| e.to_string())?;
+    let label = |i: usize| data.labels().get(i).copied().unwrap_or(0);
     let z = |i: usize| -> Vec<f64> {
-        data.x[i]
+        standardized
+            .features()
+            .row(i)
             .iter()
-            .zip(&mean)
-            .zip(&std)
-            .map(|((v, m), s)| ((v - m) / s).clamp(-FEATURE_BOUND, FEATURE_BOUND))
+            .map(|&v| f64::from(v).clamp(-FEATURE_BOUND, FEATURE_BOUND))
             .collect()
     };
-    let xtr: Vec<Vec<f64>> = train.iter().map(|&i| z(i)).collect();
-    let ytr: Vec<f64> = train.iter().map(|&i| data.y[i]).collect();
-    let (w, b) = train_logreg(&xtr, &ytr);
+    let (w, b) = train_logreg(&train)?;
 
     println!("cipherflow demo — encrypted breast-cancer diagnosis scores");
     let source = path.map_or_else(
@@ -283,7 +260,7 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
     let correct = got
         .iter()
         .zip(&test)
-        .filter(|(g, &i)| (**g > 0.0) == (data.y[i] > 0.5))
+        .filter(|(g, &i)| (**g > 0.0) == (label(i) == 1))
         .count();
     println!(
         "  keys: {:.0} ms; encrypt {} patients into {} ciphertext(s): {:.0} ms, {} KiB on the wire",
