@@ -4,7 +4,9 @@
 //! separate processes over gRPC with mutual TLS.
 
 use crate::fl_net;
-use cipherflow_fed::config::{FederationConfig, KeysMode, ModelChoice};
+use cipherflow_fed::config::{
+    FederationConfig, FederationPreset, KeysMode, ModelChoice, NoiseKind,
+};
 use cipherflow_fed::sim::{simulate, split_among, SimOptions};
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::spec::{LayerSpec, ModelSpec};
@@ -29,6 +31,33 @@ pub enum FlCommand {
     Client(fl_net::ClientArgs),
 }
 
+/// `--keys`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// t-of-n threshold keys held by the clients.
+    Threshold,
+    /// A separate key service.
+    KeyService,
+}
+
+/// `--dp-level`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpLevel {
+    /// Distributed noise on the aggregate (client-level DP).
+    Client,
+    /// DP-SGD on every client (sample-level DP).
+    Sample,
+}
+
+/// `--dp-noise`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpNoise {
+    /// Exact discrete Gaussian shares.
+    DiscreteGaussian,
+    /// Skellam shares.
+    Skellam,
+}
+
 /// Arguments of `cipherflow fl simulate`.
 #[derive(clap::Args, Clone)]
 pub struct SimulateArgs {
@@ -44,19 +73,19 @@ pub struct SimulateArgs {
     /// Probability that a sampled client drops out in a round.
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f64,
-    /// threshold or key-service.
-    #[arg(long, default_value = "threshold")]
-    pub keys: String,
+    /// Who decrypts the sum: any t of the clients, or a key service.
+    #[arg(long, value_enum, default_value_t = Keys::Threshold)]
+    pub keys: Keys,
     /// DP with this total ε (δ = 1e-5).
     #[arg(long)]
     pub dp_epsilon: Option<f64>,
     /// DP level: `client` (distributed noise on the aggregate) or `sample`
     /// (local DP-SGD on every client).
-    #[arg(long, default_value = "client")]
-    pub dp_level: String,
-    /// Client-level noise: discrete-gaussian or skellam.
-    #[arg(long, default_value = "discrete-gaussian")]
-    pub dp_noise: String,
+    #[arg(long, value_enum, default_value_t = DpLevel::Client)]
+    pub dp_level: DpLevel,
+    /// Client-level noise shares.
+    #[arg(long, value_enum, default_value_t = DpNoise::DiscreteGaussian)]
+    pub dp_noise: DpNoise,
     /// Synthetic benchmark: a model of this many parameters and random updates.
     #[arg(long)]
     pub params_per_client: Option<usize>,
@@ -119,17 +148,12 @@ pub fn federation_config(
     let mut cfg = match &a.config {
         Some(p) => FederationConfig::load(p).map_err(|e| e.to_string())?,
         None => {
-            let (name, model, rounds, epochs, batch, lr, timeout) = match a.data.split(':').next() {
-                Some("mnist") => ("mnist", "cnn", 10, 1, 32, 0.05, 120.0),
-                Some("digits") => ("digits", "cnn", 20, 2, 16, 0.05, 60.0),
-                _ => ("breast-cancer", "logreg", 20, 2, 16, 0.1, 30.0),
+            let preset = match a.data.split(':').next() {
+                Some("mnist") => FederationPreset::Mnist,
+                Some("digits") => FederationPreset::Digits,
+                _ => FederationPreset::BreastCancer,
             };
-            FederationConfig::parse(&format!(
-                "name = \"{name}\"\nrounds = {rounds}\nmodel = \"{model}\"\nround_timeout_s = {timeout}\n\
-                 input = {input:?}\nclasses = {classes}\n\
-                 [training]\nepochs = {epochs}\nbatch_size = {batch}\nlr = {lr}\n"
-            ))
-            .map_err(|e| e.to_string())?
+            FederationConfig::preset(preset, input, classes).map_err(|e| e.to_string())?
         }
     };
     // A configuration file is read exactly as the coordinator and the
@@ -154,44 +178,20 @@ pub fn federation_config(
     if let Some(r) = a.rounds {
         cfg.rounds = r;
     }
-    cfg.keys = a
-        .keys
-        .parse()
-        .map_err(|e: cipherflow_fed::FedError| e.to_string())?;
+    cfg.keys = match a.keys {
+        Keys::Threshold => KeysMode::Threshold,
+        Keys::KeyService => KeysMode::KeyService,
+    };
     if let Some(e) = a.dp_epsilon {
-        match a.dp_level.as_str() {
-            "client" => {
-                cfg.local_dp = None;
-                cfg.dp = Some(cipherflow_fed::config::DpConfig {
-                    epsilon: e,
-                    delta: 1e-5,
-                    clip: cfg.dp.as_ref().map_or(1.0, |d| d.clip),
-                    noise: match a.dp_noise.as_str() {
-                        "discrete-gaussian" => cipherflow_fed::config::NoiseKind::DiscreteGaussian,
-                        "skellam" => cipherflow_fed::config::NoiseKind::Skellam,
-                        other => {
-                            return Err(format!(
-                                "--dp-noise must be discrete-gaussian or skellam, not {other:?}"
-                            ))
-                        }
-                    },
-                    client_epsilon: None,
-                });
-            }
-            "sample" => {
-                cfg.dp = None;
-                cfg.local_dp = Some(cipherflow_fed::config::LocalDpConfig {
-                    epsilon: e,
-                    delta: 1e-5,
-                    clip: cfg.local_dp.as_ref().map_or(1.0, |d| d.clip),
-                    sample_rate: cfg.local_dp.as_ref().map_or(0.05, |d| d.sample_rate),
-                });
-            }
-            other => {
-                return Err(format!(
-                    "--dp-level must be client or sample, not {other:?}"
-                ))
-            }
+        match a.dp_level {
+            DpLevel::Client => cfg.set_client_dp(
+                e,
+                match a.dp_noise {
+                    DpNoise::DiscreteGaussian => NoiseKind::DiscreteGaussian,
+                    DpNoise::Skellam => NoiseKind::Skellam,
+                },
+            ),
+            DpLevel::Sample => cfg.set_sample_dp(e),
         }
     }
     if let Some(k) = a.clients_per_round {

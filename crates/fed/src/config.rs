@@ -311,7 +311,107 @@ fn default_decrypt_attempts() -> u32 {
     5
 }
 
+/// The built-in federations of the shipped example data sets (what
+/// `cipherflow fl simulate --data …` and `cipherflow demo` run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FederationPreset {
+    /// UCI breast cancer: logistic regression, 20 rounds.
+    BreastCancer,
+    /// 8×8 digits: the small CNN, 20 rounds.
+    Digits,
+    /// MNIST: the small CNN, 10 rounds.
+    Mnist,
+}
+
 impl FederationConfig {
+    /// A federation of `model` with every other setting at its default
+    /// (threshold keys, all clients each round, FedAvg, no DP), validated.
+    pub fn new(
+        name: &str,
+        rounds: u64,
+        model: ModelChoice,
+        input: Vec<usize>,
+        classes: usize,
+        training: LocalTraining,
+    ) -> Result<Self> {
+        let cfg = Self {
+            name: name.to_string(),
+            rounds,
+            clients_per_round: None,
+            fraction: None,
+            quorum: None,
+            threshold: None,
+            keys: default_keys(),
+            round_timeout_s: default_timeout(),
+            decrypt_attempts: default_decrypt_attempts(),
+            model,
+            input,
+            classes,
+            model_seed: 0,
+            strategy: StrategyConfig::default(),
+            training,
+            dp: None,
+            local_dp: None,
+            aggregation: AggregationConfig::default(),
+            keep_uploads: false,
+            max_model_norm: default_max_model_norm(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The built-in federation `preset` for data of shape `input` with
+    /// `classes` classes.
+    pub fn preset(preset: FederationPreset, input: &[usize], classes: usize) -> Result<Self> {
+        let (name, model, rounds, epochs, batch_size, lr, timeout) = match preset {
+            FederationPreset::Mnist => ("mnist", "cnn", 10, 1, 32, 0.05, 120.0),
+            FederationPreset::Digits => ("digits", "cnn", 20, 2, 16, 0.05, 60.0),
+            FederationPreset::BreastCancer => ("breast-cancer", "logreg", 20, 2, 16, 0.1, 30.0),
+        };
+        let training = LocalTraining {
+            epochs,
+            batch_size,
+            lr,
+            momentum: 0.0,
+        };
+        let mut cfg = Self::new(
+            name,
+            rounds,
+            ModelChoice::Preset(model.into()),
+            input.to_vec(),
+            classes,
+            training,
+        )?;
+        cfg.round_timeout_s = timeout;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Client-level distributed DP at `epsilon` (δ = 1e-5) with `noise`
+    /// shares, replacing any sample-level DP; keeps a configured clip.
+    pub fn set_client_dp(&mut self, epsilon: f64, noise: NoiseKind) {
+        self.local_dp = None;
+        self.dp = Some(DpConfig {
+            epsilon,
+            delta: 1e-5,
+            clip: self.dp.as_ref().map_or(1.0, |d| d.clip),
+            noise,
+            client_epsilon: None,
+        });
+    }
+
+    /// Sample-level DP (DP-SGD on every client) at `epsilon` (δ = 1e-5),
+    /// replacing any client-level DP; keeps a configured clip and rate.
+    pub fn set_sample_dp(&mut self, epsilon: f64) {
+        self.dp = None;
+        self.local_dp = Some(LocalDpConfig {
+            epsilon,
+            delta: 1e-5,
+            clip: self.local_dp.as_ref().map_or(1.0, |d| d.clip),
+            sample_rate: self.local_dp.as_ref().map_or(0.05, |d| d.sample_rate),
+        });
+    }
+
     /// Parses TOML (or JSON when the text starts with `{`) and validates.
     pub fn parse(text: &str) -> Result<Self> {
         let cfg: Self = if text.trim_start().starts_with('{') {
@@ -514,4 +614,71 @@ pub struct Sizes {
     pub quorum: usize,
     /// Decryption shares needed (1 in key-service mode).
     pub threshold: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn presets_equal_their_configuration_files() {
+        for (preset, text, input, classes) in [
+            (
+                FederationPreset::BreastCancer,
+                "name = \"breast-cancer\"\nrounds = 20\nmodel = \"logreg\"\nround_timeout_s = 30.0\n\
+                 input = [30]\nclasses = 2\n[training]\nepochs = 2\nbatch_size = 16\nlr = 0.1\n",
+                vec![30],
+                2,
+            ),
+            (
+                FederationPreset::Digits,
+                "name = \"digits\"\nrounds = 20\nmodel = \"cnn\"\nround_timeout_s = 60.0\n\
+                 input = [1, 8, 8]\nclasses = 10\n[training]\nepochs = 2\nbatch_size = 16\nlr = 0.05\n",
+                vec![1, 8, 8],
+                10,
+            ),
+            (
+                FederationPreset::Mnist,
+                "name = \"mnist\"\nrounds = 10\nmodel = \"cnn\"\nround_timeout_s = 120.0\n\
+                 input = [1, 28, 28]\nclasses = 10\n[training]\nepochs = 1\nbatch_size = 32\nlr = 0.05\n",
+                vec![1, 28, 28],
+                10,
+            ),
+        ] {
+            let built = FederationConfig::preset(preset, &input, classes).unwrap();
+            assert_eq!(built, FederationConfig::parse(text).unwrap(), "{preset:?}");
+        }
+    }
+
+    #[test]
+    fn dp_levels_replace_each_other_and_keep_the_clip() {
+        let mut cfg = FederationConfig::preset(FederationPreset::BreastCancer, &[30], 2).unwrap();
+        cfg.set_sample_dp(2.0);
+        cfg.local_dp.as_mut().unwrap().clip = 0.5;
+        cfg.set_sample_dp(3.0);
+        let l = cfg.local_dp.as_ref().unwrap();
+        assert_eq!((l.epsilon, l.clip, l.sample_rate), (3.0, 0.5, 0.05));
+        cfg.set_client_dp(4.0, NoiseKind::Skellam);
+        assert!(cfg.local_dp.is_none());
+        let d = cfg.dp.as_ref().unwrap();
+        assert_eq!(
+            (d.epsilon, d.delta, d.noise),
+            (4.0, 1e-5, NoiseKind::Skellam)
+        );
+        cfg.validate().unwrap();
+        cfg.set_sample_dp(1.0);
+        assert!(cfg.dp.is_none() && cfg.local_dp.is_some());
+        // The builder validates what it builds.
+        let e = FederationConfig::new(
+            "",
+            1,
+            ModelChoice::Preset("logreg".into()),
+            vec![30],
+            2,
+            LocalTraining::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, FedError::Config(_)), "{e}");
+    }
 }
