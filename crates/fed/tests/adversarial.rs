@@ -531,3 +531,108 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     let e = ks.enroll("client-3", &req).unwrap_err();
     assert!(matches!(e, FedError::Revoked(_)), "{e}");
 }
+
+/// A coordinator holds the ledger's signing key, so it can log a key-setup
+/// entry of its choosing. A client checks the entry against what it
+/// pinned: one field changed at a time (kind, CRS, epoch, threshold,
+/// parties) is refused; the same forgery with nothing changed passes, so
+/// each refusal is that field's.
+#[test]
+fn a_key_setup_entry_that_differs_in_one_field_is_refused() {
+    use cipherflow_ledger::entry::CustomEntry;
+    let cfg = common::config("adv-ks-entry", 1, "threshold = 2\nquorum = 3");
+    let name = cfg.name.clone();
+    let mut fed = Fed::unjoined(cfg, 3);
+    fed.join_all();
+    for i in 0..3 {
+        let t = fed.task(i);
+        if let Action::PostKeySetup(p) = fed.clients[i].handle(&t).unwrap() {
+            let id = fed.clients[i].id().to_string();
+            fed.coord.post_key_setup(&id, &p).unwrap();
+        }
+    }
+    let key = common::harness::signer().public_key();
+    let log_id = cipherflow_ledger::log_id(&key, &name);
+    let id = fed.clients[0].id().to_string();
+    let query = fed.clients[0].key_setup_query();
+    let genuine = fed.coord.get_key_setup(&id, &query).unwrap();
+    let proof: EntryProof = serde_json::from_slice(&genuine.key_setup_proof).unwrap();
+    let EntryBody::Custom(entry) = proof.verify(&key, Some(&log_id)).unwrap().body else {
+        panic!("the key-setup proof is of a custom entry")
+    };
+    let data: serde_json::Value = serde_json::from_slice(&entry.data).unwrap();
+    // A log of the coordinator's making: same name and key, one entry.
+    let dir = tempfile::tempdir().unwrap();
+    let forge = |n: usize, kind: &str, data: &serde_json::Value| {
+        let path = dir.path().join(format!("forged-{n}.db"));
+        let mut log = Ledger::create(&path, &name, common::harness::signer()).unwrap();
+        let body = EntryBody::Custom(CustomEntry {
+            kind: kind.into(),
+            data: data.to_string().into_bytes(),
+        });
+        let i = log.append(0, body).unwrap().index;
+        let mut b = genuine.clone();
+        b.key_setup_proof = serde_json::to_vec(&log.entry_proof(i).unwrap()).unwrap();
+        b
+    };
+    let crs = data["crs"].as_str().unwrap();
+    let other_crs = format!(
+        "{}{}",
+        if crs.starts_with('0') { '1' } else { '0' },
+        &crs[1..]
+    );
+    let edits: [(&str, &str, serde_json::Value); 4] = [
+        ("crs", "key-setup", serde_json::json!(other_crs)),
+        (
+            "epoch",
+            "key-setup",
+            serde_json::json!(data["epoch"].as_u64().unwrap() + 1),
+        ),
+        ("threshold", "key-setup", serde_json::json!(3)),
+        ("parties", "key-setup", serde_json::json!([1, 2])),
+    ];
+    let mut cases: Vec<(String, proto::KeySetupBundle)> = edits
+        .iter()
+        .enumerate()
+        .map(|(n, (field, kind, value))| {
+            let mut d = data.clone();
+            d[*field] = value.clone();
+            (field.to_string(), forge(n, kind, &d))
+        })
+        .collect();
+    cases.push(("kind".into(), forge(9, "key-setup-v2", &data)));
+    for (field, bundle) in &cases {
+        let e = fed.clients[0].on_key_setup(bundle).unwrap_err();
+        assert!(
+            matches!(&e, FedError::Refused(m) if m.contains("does not match this client's")),
+            "{field}: {e}"
+        );
+    }
+    // The same forgery, unchanged, is accepted: the refusals above are the
+    // fields', not the forgery's.
+    assert!(fed.clients[0]
+        .on_key_setup(&forge(10, "key-setup", &data))
+        .unwrap());
+}
+
+/// A client pinned the ledger key: a join reply naming another key (with
+/// a log id that matches that key) is refused.
+#[test]
+fn a_ledger_key_other_than_the_pinned_one_is_refused() {
+    let cfg = common::config("adv-ledger-key", 1, "threshold = 2\nquorum = 3");
+    let name = cfg.name.clone();
+    let mut fed = Fed::unjoined(cfg, 3);
+    let c = &mut fed.clients[0];
+    let mut r = fed.coord.join(c.id(), &c.join_request()).unwrap();
+    let other = LogSigner::from_seed(&[8; 32]).public_key();
+    r.ledger_public_key = other.to_bytes().to_vec();
+    r.ledger_log_id = cipherflow_ledger::log_id(&other, &name).to_vec();
+    let e = c.on_join(&r).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("differs from the pinned one")),
+        "{e}"
+    );
+    // The genuine reply is accepted.
+    let r = fed.coord.join(c.id(), &c.join_request()).unwrap();
+    c.on_join(&r).unwrap();
+}
