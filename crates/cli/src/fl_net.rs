@@ -2,7 +2,7 @@
 //! `fl client` and `key-service`, each its own process, over gRPC with
 //! mutual TLS on the identities `fl ca init` issued.
 
-use cipherflow_fed::ca::{self, Credentials};
+use cipherflow_fed::ca::{self, kx_key_file, Credentials, PkiDir};
 use cipherflow_fed::client::{ClientAgent, ClientOptions};
 use cipherflow_fed::config::{FederationConfig, KeysMode};
 use cipherflow_fed::coordinator::{real_clock, Coordinator, CoordinatorOptions, Phase};
@@ -16,7 +16,7 @@ use cipherflow_fed::transport::grpc::{
 use cipherflow_ledger::{LogSigner, PublicKey};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `cipherflow fl ca` subcommands.
@@ -304,7 +304,7 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
             println!(
                 "{} enrolled (request SHA-256 {fp}); certificate in {}; hand it, ca.pem, roster.json and ledger.pub to the hospital and the new roster.json to every party",
                 req.client_id,
-                dir.join("clients").join(&req.client_id).join("cert.pem").display()
+                PkiDir::new(&dir).party_dir(&req.client_id).join("cert.pem").display()
             );
             Ok(())
         }
@@ -316,13 +316,16 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
             let fp = ca::renew(&dir, &who, validity_days).map_err(e2s)?;
             println!(
                 "{who}: new certificate (SHA-256 {fp}), valid {validity_days} days; hand every party the new {}",
-                dir.join("roster.json").display()
+                PkiDir::new(&dir).roster().display()
             );
             Ok(())
         }
         CaCommand::Revoke { dir, client } => {
             ca::revoke(&dir, &client).map_err(e2s)?;
-            println!("{client} revoked in {}", dir.join("roster.json").display());
+            println!(
+                "{client} revoked in {}",
+                PkiDir::new(&dir).roster().display()
+            );
             Ok(())
         }
     }
@@ -350,10 +353,10 @@ fn init_tracing() {
 pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
     init_tracing();
     let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
-    let roster_path = a.pki.join("roster.json");
+    let roster_path = PkiDir::new(&a.pki).roster();
     let roster = Roster::load(&roster_path).map_err(e2s)?;
     std::fs::create_dir_all(&a.state).map_err(|e| format!("{}: {e}", a.state.display()))?;
-    let signer = LogSigner::load(&a.pki.join("ledger.key")).map_err(e2s)?;
+    let signer = LogSigner::load(&PkiDir::new(&a.pki).ledger_signing_key()).map_err(e2s)?;
     let eval = match &a.eval {
         Some(d) => Some(crate::train::load(d, 1)?.test),
         None => None,
@@ -365,7 +368,7 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
     // (a full disk): the roster and the signing key are re-read.
     let open = {
         let (cfg, roster_path, state) = (cfg.clone(), roster_path.clone(), a.state.clone());
-        let key_path = a.pki.join("ledger.key");
+        let key_path = PkiDir::new(&a.pki).ledger_signing_key();
         let rounds_dir = a.save_rounds.then(|| a.state.join("models"));
         move |signer: LogSigner| {
             let mut c = Coordinator::open(CoordinatorOptions {
@@ -547,7 +550,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 pub fn run_client(a: ClientArgs) -> Result<(), String> {
     init_tracing();
     let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
-    let roster = Roster::load(&a.pki.join("roster.json")).map_err(e2s)?;
+    let roster = Roster::load(&PkiDir::new(&a.pki).roster()).map_err(e2s)?;
     let (k, n) = parse_shard(&a.shard)?;
     let loaded = crate::train::load(&a.data, a.seed)?;
     let alpha = match a.alpha {
@@ -562,10 +565,10 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
         .identity
         .clone()
         .unwrap_or_else(|| a.pki.join("clients").join(&a.id));
-    let kx = KxSecret::load(&dir.join("kx.key")).map_err(e2s)?;
+    let kx = KxSecret::load(&kx_key_file(&dir)).map_err(e2s)?;
     let coordinator_pin = roster.server_pin(Role::Coordinator).map_err(e2s)?;
     let key_service_pin = roster.server_pin(Role::KeyService).map_err(e2s)?;
-    let ledger_key = PublicKey::load(&a.pki.join("ledger.pub")).map_err(e2s)?;
+    let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key()).map_err(e2s)?;
     let keys = cfg.keys;
     let mut agent = ClientAgent::new(ClientOptions {
         client_id: a.id.clone(),
@@ -578,7 +581,7 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
         synthetic: false,
     })
     .map_err(e2s)?;
-    let creds = Credentials::own(&a.pki.join("ca.pem"), &dir);
+    let creds = Credentials::own(&PkiDir::new(&a.pki).ca_cert(), &dir);
     let mut coord =
         CoordinatorRemote::connect(&a.coordinator, &tls(&creds), &coordinator_pin).map_err(e2s)?;
     let mut kms = match &a.key_service {
@@ -613,40 +616,13 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn load_or_create_master(path: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
-    use rand_core::RngCore;
-    if path.exists() {
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        );
-        let v =
-            zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| "master key: not hex")?);
-        let arr: [u8; 32] = v
-            .as_slice()
-            .try_into()
-            .map_err(|_| "master key: not 32 bytes")?;
-        return Ok(zeroize::Zeroizing::new(arr));
-    }
-    let mut m = zeroize::Zeroizing::new([0u8; 32]);
-    cipherflow_ring::sampler::secure_rng()
-        .map_err(|e| e.to_string())?
-        .fill_bytes(m.as_mut());
-    cipherflow_fed::store::write_atomic(
-        path,
-        zeroize::Zeroizing::new(hex::encode(*m)).as_bytes(),
-        true,
-    )
-    .map_err(e2s)?;
-    Ok(m)
-}
-
 /// Runs `cipherflow key-service` (until killed).
 pub fn run_key_service(a: KeyServiceArgs) -> Result<(), String> {
     init_tracing();
     let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
-    let roster = Roster::load(&a.pki.join("roster.json")).map_err(e2s)?;
-    let ledger_key = PublicKey::load(&a.pki.join("ledger.pub")).map_err(e2s)?;
-    let master = load_or_create_master(&a.master)?;
+    let roster = Roster::load(&PkiDir::new(&a.pki).roster()).map_err(e2s)?;
+    let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key()).map_err(e2s)?;
+    let master = cipherflow_fed::keyservice::load_or_create_master_key(&a.master).map_err(e2s)?;
     let ks = KeyService::new(
         cfg.clone(),
         roster.clone(),
@@ -656,7 +632,7 @@ pub fn run_key_service(a: KeyServiceArgs) -> Result<(), String> {
         Some(a.state.clone()),
     )
     .map_err(e2s)?
-    .with_roster_file(a.pki.join("roster.json"));
+    .with_roster_file(PkiDir::new(&a.pki).roster());
     let creds = Credentials::under(&a.pki, "key-service");
     println!("key service for {:?} on {}", cfg.name, a.listen);
     runtime()?

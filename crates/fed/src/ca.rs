@@ -70,6 +70,70 @@ pub fn cert_fingerprint(pem: &str) -> Result<String> {
     Ok(hex::encode(Sha256::digest(der.as_ref())))
 }
 
+/// The file layout of a federation's PKI directory: what [`init_with`]
+/// and [`sign_request`] write and every party reads (the one place that
+/// names these files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PkiDir(PathBuf);
+
+impl PkiDir {
+    /// The layout under `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self(dir.into())
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The CA certificate (public).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.0.join("ca.pem")
+    }
+
+    /// The CA's private key (the CA only).
+    pub fn ca_key(&self) -> PathBuf {
+        self.0.join("ca.key")
+    }
+
+    /// The roster (public; every party pins it).
+    pub fn roster(&self) -> PathBuf {
+        self.0.join("roster.json")
+    }
+
+    /// The prefix of the audit log's key files: `ledger.key` (the
+    /// coordinator's signing key) and `ledger.pub` (pinned by everyone).
+    pub fn ledger_keys(&self) -> PathBuf {
+        self.0.join("ledger")
+    }
+
+    /// The audit log's signing key (the coordinator only).
+    pub fn ledger_signing_key(&self) -> PathBuf {
+        self.0.join("ledger.key")
+    }
+
+    /// The audit log's public key.
+    pub fn ledger_public_key(&self) -> PathBuf {
+        self.0.join("ledger.pub")
+    }
+
+    /// The directory of `who`'s certificate (and of its keys when the CA
+    /// generated them): `coordinator`, `coordinator-client`, `key-service`
+    /// or `clients/<id>`.
+    pub fn party_dir(&self, who: &str) -> PathBuf {
+        match who {
+            "coordinator" | "key-service" | "coordinator-client" => self.0.join(who),
+            id => self.0.join("clients").join(id),
+        }
+    }
+}
+
+/// A party's key-agreement secret in its own directory (`kx.key`).
+pub fn kx_key_file(own: &Path) -> PathBuf {
+    own.join("kx.key")
+}
+
 /// Paths of one party's credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
@@ -85,12 +149,10 @@ impl Credentials {
     /// The credentials of `who` (`coordinator`, `coordinator-client`,
     /// `key-service` or a client id) under `dir`.
     pub fn under(dir: &Path, who: &str) -> Self {
-        let base = match who {
-            "coordinator" | "key-service" | "coordinator-client" => dir.join(who),
-            id => dir.join("clients").join(id),
-        };
+        let pki = PkiDir::new(dir);
+        let base = pki.party_dir(who);
         Self {
-            ca: dir.join("ca.pem"),
+            ca: pki.ca_cert(),
             cert: base.join("cert.pem"),
             key: base.join("key.pem"),
         }
@@ -249,7 +311,7 @@ pub fn init(dir: &Path, federation: &str, names: &[String]) -> Result<Roster> {
 /// service's certificates, the locally generated client identities (keys
 /// included: local use only) and the roster.
 pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
-    if dir.join("ca.key").exists() {
+    if PkiDir::new(dir).ca_key().exists() {
         return Err(FedError::Config(format!(
             "{} already holds a CA",
             dir.display()
@@ -293,8 +355,8 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
     let ca_key = KeyPair::generate().map_err(rc)?;
     let ca_key_pem = zeroize::Zeroizing::new(ca_key.serialize_pem());
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(rc)?;
-    write_atomic(&dir.join("ca.key"), ca_key_pem.as_bytes(), true)?;
-    write_atomic(&dir.join("ca.pem"), ca.pem().as_bytes(), false)?;
+    write_atomic(&PkiDir::new(dir).ca_key(), ca_key_pem.as_bytes(), true)?;
+    write_atomic(&PkiDir::new(dir).ca_cert(), ca.pem().as_bytes(), false)?;
     let issuer = load_issuer(dir)?;
     let days = o.validity_days;
     let coordinator = issue_local(
@@ -325,7 +387,7 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
     for (i, name) in o.clients.iter().enumerate() {
         let fp = issue_local(dir, &issuer, name, Vec::new(), Kind::Client, days)?;
         let kx = KxSecret::generate()?;
-        kx.save(&dir.join("clients").join(name).join("kx.key"))?;
+        kx.save(&kx_key_file(&PkiDir::new(dir).party_dir(name)))?;
         clients.push(RosterEntry {
             client_id: name.clone(),
             party_id: i as u64 + 1,
@@ -346,17 +408,17 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
     save_roster(dir, &roster)?;
     // The coordinator's audit-log signing key; clients and the key service
     // pin `ledger.pub`.
-    cipherflow_ledger::LogSigner::generate()?.save(&dir.join("ledger"))?;
+    cipherflow_ledger::LogSigner::generate()?.save(&PkiDir::new(dir).ledger_keys())?;
     Ok(roster)
 }
 
 /// The CA's issuer (its certificate and key) from `dir`.
 fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>> {
-    let kp = dir.join("ca.key");
+    let kp = PkiDir::new(dir).ca_key();
     let key_pem =
         zeroize::Zeroizing::new(std::fs::read_to_string(&kp).map_err(|e| FedError::io(&kp, e))?);
     let key = KeyPair::from_pem(&key_pem).map_err(rc)?;
-    let cp = dir.join("ca.pem");
+    let cp = PkiDir::new(dir).ca_cert();
     let ca_pem = std::fs::read_to_string(&cp).map_err(|e| FedError::io(&cp, e))?;
     Issuer::from_ca_cert_pem(&ca_pem, key).map_err(rc)
 }
@@ -364,7 +426,7 @@ fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>> {
 /// Loads the CA's roster without requiring a client (a CA whose hospitals
 /// all enroll by request starts with none).
 fn load_roster(dir: &Path) -> Result<Roster> {
-    let path = dir.join("roster.json");
+    let path = PkiDir::new(dir).roster();
     let text = std::fs::read_to_string(&path).map_err(|e| FedError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| FedError::Config(format!("roster: {e}")))
 }
@@ -373,7 +435,7 @@ fn save_roster(dir: &Path, r: &Roster) -> Result<()> {
     if !r.clients.is_empty() {
         r.validate()?;
     }
-    r.save(&dir.join("roster.json"))
+    r.save(&PkiDir::new(dir).roster())
 }
 
 /// Marks `client` revoked in `dir/roster.json`.
@@ -427,7 +489,7 @@ pub const REQUEST_FILE: &str = "request.json";
 pub fn make_request(out: &Path, client_id: &str) -> Result<EnrollmentRequest> {
     check_client_id(client_id)?;
     let key_path = out.join("key.pem");
-    let kx_path = out.join("kx.key");
+    let kx_path = kx_key_file(out);
     for p in [&key_path, &kx_path] {
         if p.exists() {
             return Err(FedError::Config(format!(
@@ -530,7 +592,7 @@ pub fn sign_request(dir: &Path, req: &EnrollmentRequest, validity_days: u32) -> 
             kx_public: req.kx_public.clone(),
         }),
     }
-    let cert_path = dir.join("clients").join(&req.client_id).join("cert.pem");
+    let cert_path = PkiDir::new(dir).party_dir(&req.client_id).join("cert.pem");
     save_roster(dir, &roster)?;
     write_atomic(&cert_path, pem.as_bytes(), false)?;
     Ok(pem)

@@ -41,6 +41,32 @@ struct KsState {
 /// Most consistency proofs one decryption request may carry.
 pub const MAX_CONSISTENCY_PROOFS: usize = 16;
 
+/// The key service's master key at `path` (64 hex digits, mode 0600):
+/// read when the file exists, otherwise drawn from the operating system's
+/// randomness and written (atomically, never overwriting a file). Every
+/// secret the service issues derives from it, so it is its whole state
+/// worth protecting.
+pub fn load_or_create_master_key(path: &std::path::Path) -> Result<Zeroizing<[u8; 32]>> {
+    use rand_core::RngCore;
+    if path.exists() {
+        let text = Zeroizing::new(crate::store::read_text_limited(path, 256)?);
+        let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
+            FedError::Config(format!("{}: the master key is not hex", path.display()))
+        })?);
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            FedError::Config(format!(
+                "{}: the master key is not 32 bytes",
+                path.display()
+            ))
+        })?;
+        return Ok(Zeroizing::new(key));
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    cipherflow_ring::sampler::secure_rng()?.fill_bytes(key.as_mut());
+    crate::store::write_atomic(path, Zeroizing::new(hex::encode(*key)).as_bytes(), true)?;
+    Ok(key)
+}
+
 /// Encodes the consistency proofs of a decryption request: one from each
 /// tree size the key service may last have seen (the coordinator cannot
 /// know whether its last request was answered), newest last.
@@ -347,4 +373,37 @@ pub fn check_append_only(old: &SignedTreeHead, new: &SignedTreeHead, proofs: &[u
         tracing::warn!(error = %e, "inconsistent ledger heads: refused");
         FedError::Refused(format!("ledger not append-only: {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_master_key_is_created_once_then_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let made = load_or_create_master_key(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap().len(), 64);
+        assert_eq!(*load_or_create_master_key(&path).unwrap(), *made);
+        let other = dir.path().join("other.key");
+        assert_ne!(*load_or_create_master_key(&other).unwrap(), *made);
+        for (bad, why) in [("zz", "not hex"), ("abcd", "not 32 bytes")] {
+            std::fs::write(&path, bad).unwrap();
+            let e = load_or_create_master_key(&path).unwrap_err();
+            assert!(matches!(&e, FedError::Config(m) if m.contains(why)), "{e}");
+        }
+        std::fs::write(&path, "0".repeat(1000)).unwrap();
+        assert!(
+            load_or_create_master_key(&path).is_err(),
+            "an oversized file"
+        );
+    }
 }
