@@ -434,8 +434,15 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
             );
         }
         if let Some(m) = a.metrics {
-            let s2 = server_metrics(&server);
-            tokio::spawn(serve_metrics(m, s2));
+            let listener = cipherflow_fed::transport::metrics::bind(m)
+                .await
+                .map_err(e2s)?;
+            let handle = server.handle();
+            tokio::spawn(async move {
+                if let Err(e) = cipherflow_fed::transport::metrics::serve(listener, handle).await {
+                    tracing::error!(%e, "metrics endpoint stopped");
+                }
+            });
         }
         let mut printed = server.with(|c| c.history().len()).map_err(e2s)?;
         loop {
@@ -490,50 +497,6 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
             }
         }
     })
-}
-
-fn server_metrics(server: &CoordinatorServer) -> impl Fn() -> String + Send + Sync + 'static {
-    let h = server.handle();
-    move || h.metrics_text()
-}
-
-/// A minimal HTTP/1.1 endpoint for Prometheus scrapes (`GET /metrics`).
-/// Hand-written: one plain-text page over loopback needs no web framework.
-async fn serve_metrics(addr: SocketAddr, text: impl Fn() -> String + Send + Sync + 'static) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(listener) = tokio::net::TcpListener::bind(addr).await else {
-        tracing::error!(%addr, "cannot bind the metrics endpoint");
-        return;
-    };
-    let text = std::sync::Arc::new(text);
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let text = text.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or(0);
-            let req = String::from_utf8_lossy(buf.get(..n).unwrap_or(&[]));
-            let ok = req.starts_with("GET /metrics ");
-            let body = if ok {
-                text()
-            } else {
-                "not found\n".to_string()
-            };
-            let head = format!(
-                "HTTP/1.1 {}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                if ok { "200 OK" } else { "404 Not Found" },
-                body.len()
-            );
-            let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
-        });
-    }
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {

@@ -16,6 +16,7 @@ use cipherflow_fed::roster::{KxSecret, Role, Roster};
 use cipherflow_fed::sim::split_among;
 use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi};
 use cipherflow_fed::transport::grpc::{CoordinatorRemote, CoordinatorServer, TlsFiles};
+use cipherflow_fed::transport::metrics;
 use cipherflow_fed::FedError;
 use cipherflow_ledger::{LogSigner, PublicKey};
 use std::path::Path;
@@ -183,5 +184,33 @@ fn federation_over_mutual_tls_and_refusals() {
         Err(FedError::Revoked(_))
     ));
     assert!(join(&url, &Credentials::under(&pki, "client-1"), &roster).is_ok());
+
+    // The Prometheus endpoint: the counters of this run; other paths 404.
+    let listener = rt
+        .block_on(metrics::bind("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(metrics::serve(listener, server.handle()));
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page = get("/metrics");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("text/plain; version=0.0.4"), "{page}");
+    assert!(page.contains("cipherflow_fed_uploads_total 6"), "{page}");
+    assert!(
+        page.contains("cipherflow_fed_rounds_closed_total 2"),
+        "{page}"
+    );
+    assert!(get("/").starts_with("HTTP/1.1 404"));
     rt.block_on(server.stop()).unwrap();
 }

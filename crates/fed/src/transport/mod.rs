@@ -4,4 +4,5 @@
 pub mod agent;
 pub mod grpc;
 pub mod inproc;
+pub mod metrics;
 pub mod tls;
