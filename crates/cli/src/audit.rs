@@ -5,6 +5,7 @@
 //! non-zero naming the first entry or head that fails (with `--json`, one
 //! JSON object on stdout either way).
 
+use anyhow::anyhow;
 use cipherflow_ledger::entry::EntryBody;
 use cipherflow_ledger::{
     verify_log, CountedProof, EntryProof, EpsilonRecompute, Hash, Ledger, LogSigner, PublicKey,
@@ -113,7 +114,7 @@ pub enum AuditCommand {
 }
 
 /// Runs a `cipherflow audit` subcommand.
-pub fn run(cmd: AuditCommand) -> Result<(), String> {
+pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Keygen { out } => keygen(&out),
         AuditCommand::Verify {
@@ -157,18 +158,18 @@ pub fn run(cmd: AuditCommand) -> Result<(), String> {
     }
 }
 
-fn load_key(path: &Path) -> Result<PublicKey, String> {
-    PublicKey::load(path).map_err(|e| e.to_string())
+fn load_key(path: &Path) -> anyhow::Result<PublicKey> {
+    Ok(PublicKey::load(path)?)
 }
 
-fn read_json(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow!("{}: not JSON: {e}", path.display()))
 }
 
-fn keygen(out: &Path) -> Result<(), String> {
-    let signer = LogSigner::generate().map_err(|e| e.to_string())?;
-    let (sk, pk) = signer.save(out).map_err(|e| e.to_string())?;
+fn keygen(out: &Path) -> anyhow::Result<()> {
+    let signer = LogSigner::generate()?;
+    let (sk, pk) = signer.save(out)?;
     println!("secret key: {}", sk.display());
     println!(
         "public key: {} ({})",
@@ -186,7 +187,7 @@ fn verify(
     allow_unsigned_tail: bool,
     epsilon: bool,
     tolerance: f64,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let key = load_key(key)?;
     let trusted: Option<SignedTreeHead> = match trusted {
         Some(p) => {
@@ -195,12 +196,12 @@ fn verify(
             if let Some(sth) = v.get("sth") {
                 v = sth.clone();
             }
-            Some(serde_json::from_value(v).map_err(|e| format!("trusted head: {e}"))?)
+            Some(serde_json::from_value(v).map_err(|e| anyhow!("trusted head: {e}"))?)
         }
         None => None,
     };
     if !(tolerance.is_finite() && tolerance >= 0.0) {
-        return Err("--epsilon-tolerance must be a finite number ≥ 0".into());
+        return Err(anyhow!("--epsilon-tolerance must be a finite number ≥ 0"));
     }
     let dp = cipherflow_fed::dp_plan::FedEpsilon::default();
     let opts = VerifyOptions {
@@ -248,7 +249,7 @@ fn verify(
                     json!({ "ok": false, "failure": { "location": f.location, "problem": f.problem.to_string(), "message": f.to_string() } })
                 );
             }
-            Err(format!("verification FAILED at {f}"))
+            Err(anyhow!("verification FAILED at {f}"))
         }
     }
 }
@@ -259,13 +260,13 @@ fn prove(
     client: Option<(String, u64)>,
     json: bool,
     out: Option<&Path>,
-) -> Result<(), String> {
-    let ledger = Ledger::open_read_only(log).map_err(|e| e.to_string())?;
+) -> anyhow::Result<()> {
+    let ledger = Ledger::open_read_only(log)?;
     let (value, summary) = match (index, client) {
         (Some(i), None) => {
-            let p = ledger.entry_proof(i).map_err(|e| e.to_string())?;
-            let e = ledger.entry(i).map_err(|e| e.to_string())?;
-            let mut v = serde_json::to_value(&p).map_err(|e| e.to_string())?;
+            let p = ledger.entry_proof(i)?;
+            let e = ledger.entry(i)?;
+            let mut v = serde_json::to_value(&p)?;
             v["type"] = json!("entry_proof");
             let s = format!(
                 "entry {i} ({}, round {}) is in the log under the head of size {} (root {}), path of {} hashes",
@@ -278,11 +279,11 @@ fn prove(
             (v, s)
         }
         (None, Some((c, r))) => {
-            let p = ledger.counted_proof_for(&c, r).map_err(|e| e.to_string())?;
+            let p = ledger.counted_proof_for(&c, r)?;
             let counted = p
                 .verify(&ledger.public_key(), Some(&ledger.log_id()))
-                .map_err(|e| format!("internal: fresh proof does not verify: {e}"))?;
-            let mut v = serde_json::to_value(&p).map_err(|e| e.to_string())?;
+                .map_err(|e| anyhow!("internal: fresh proof does not verify: {e}"))?;
+            let mut v = serde_json::to_value(&p)?;
             v["type"] = json!("counted_proof");
             let s = format!(
                 "client {:?}'s update (entry {}) in round {r} was counted in aggregate entry {} ({} inputs) under the head of size {}",
@@ -290,11 +291,11 @@ fn prove(
             );
             (v, s)
         }
-        _ => return Err("give --index I, or --client ID --round R".into()),
+        _ => return Err(anyhow!("give --index I, or --client ID --round R")),
     };
-    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&value)?;
     if let Some(o) = out {
-        std::fs::write(o, format!("{text}\n")).map_err(|e| format!("{}: {e}", o.display()))?;
+        std::fs::write(o, format!("{text}\n")).map_err(|e| anyhow!("{}: {e}", o.display()))?;
     }
     if json {
         println!("{text}");
@@ -308,7 +309,7 @@ fn prove(
     Ok(())
 }
 
-fn verify_proof(path: &Path, key: &Path, json: bool) -> Result<(), String> {
+fn verify_proof(path: &Path, key: &Path, json: bool) -> anyhow::Result<()> {
     let key = load_key(key)?;
     let v = read_json(path)?;
     let kind = v
@@ -319,19 +320,19 @@ fn verify_proof(path: &Path, key: &Path, json: bool) -> Result<(), String> {
     let result: Result<Value, String> = match kind.as_str() {
         "entry_proof" => {
             let p: EntryProof =
-                serde_json::from_value(v).map_err(|e| format!("malformed proof: {e}"))?;
+                serde_json::from_value(v).map_err(|e| anyhow!("malformed proof: {e}"))?;
             p.verify(&key, None)
                 .map(|e| json!({ "entry": e, "tree_size": p.sth.tree_size }))
                 .map_err(|e| e.to_string())
         }
         "counted_proof" => {
             let p: CountedProof =
-                serde_json::from_value(v).map_err(|e| format!("malformed proof: {e}"))?;
+                serde_json::from_value(v).map_err(|e| anyhow!("malformed proof: {e}"))?;
             p.verify(&key, None)
                 .map(|c| json!({ "counted": c }))
                 .map_err(|e| e.to_string())
         }
-        other => return Err(format!("unknown proof type {other:?}")),
+        other => return Err(anyhow!("unknown proof type {other:?}")),
     };
     match result {
         Ok(detail) => {
@@ -346,18 +347,18 @@ fn verify_proof(path: &Path, key: &Path, json: bool) -> Result<(), String> {
             if json {
                 println!("{}", json!({ "ok": false, "type": kind, "problem": e }));
             }
-            Err(format!("proof does NOT verify: {e}"))
+            Err(anyhow!("proof does NOT verify: {e}"))
         }
     }
 }
 
-fn show(log: &Path, from: u64, limit: u64, json: bool) -> Result<(), String> {
-    let ledger = Ledger::open_read_only(log).map_err(|e| e.to_string())?;
-    let heads = ledger.head_count().map_err(|e| e.to_string())?;
+fn show(log: &Path, from: u64, limit: u64, json: bool) -> anyhow::Result<()> {
+    let ledger = Ledger::open_read_only(log)?;
+    let heads = ledger.head_count()?;
     let end = from.saturating_add(limit).min(ledger.len());
     let mut entries = Vec::new();
     for i in from.min(end)..end {
-        entries.push(ledger.entry(i).map_err(|e| e.to_string())?);
+        entries.push(ledger.entry(i)?);
     }
     if json {
         let v = json!({
@@ -435,11 +436,10 @@ fn describe(b: &EntryBody) -> String {
     }
 }
 
-fn demo_log(out: &Path, key: &Path, rounds: u64, clients: usize) -> Result<(), String> {
-    let signer = LogSigner::generate().map_err(|e| e.to_string())?;
-    let (sk, pk) = signer.save(key).map_err(|e| e.to_string())?;
-    let entries = cipherflow_fed::sim::synthetic_audit_log(out, signer, rounds, clients)
-        .map_err(|e| e.to_string())?;
+fn demo_log(out: &Path, key: &Path, rounds: u64, clients: usize) -> anyhow::Result<()> {
+    let signer = LogSigner::generate()?;
+    let (sk, pk) = signer.save(key)?;
+    let entries = cipherflow_fed::sim::synthetic_audit_log(out, signer, rounds, clients)?;
     println!(
         "wrote {} ({entries} entries) and keys {} / {}",
         out.display(),
@@ -546,7 +546,7 @@ mod tests {
         drop(log);
         let key = d.join("k.pub");
         let e = verify(&path, &key, true, None, false, true, 1e-6).unwrap_err();
-        assert!(e.contains("entry 1"), "{e}");
+        assert!(e.to_string().contains("entry 1"), "{e}");
         verify(&path, &key, false, None, false, false, 1e-6).unwrap();
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -4,6 +4,7 @@
 //! coordinator time per client, whole-round time against our own plaintext
 //! round, and the precision of the decrypted aggregate.
 
+use anyhow::anyhow;
 use cipherflow_ckks::multiparty::{
     combine_aggregate, key_holder_share, Crs, SecretShare, SharedCiphertext,
 };
@@ -50,18 +51,14 @@ pub struct FlBenchArgs {
     json: bool,
 }
 
-fn list(s: &str) -> Result<Vec<usize>, String> {
+fn list(s: &str) -> anyhow::Result<Vec<usize>> {
     s.split(',')
         .map(|x| {
             x.trim()
                 .parse::<usize>()
-                .map_err(|_| format!("bad number {x:?}"))
+                .map_err(|_| anyhow!("bad number {x:?}"))
         })
         .collect()
-}
-
-fn e2s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
 }
 
 fn config(
@@ -69,28 +66,27 @@ fn config(
     rounds: u64,
     keys: &str,
     stat_sec: u32,
-) -> Result<FederationConfig, String> {
+) -> anyhow::Result<FederationConfig> {
     let mut cfg = FederationConfig::parse(&format!(
         "name = \"bench-{params}\"\nrounds = {rounds}\nmodel = \"logreg\"\ninput = [1]\nclasses = 2\n\
          keys = \"{keys}\"\nround_timeout_s = 600\n[aggregation]\nstat_sec_bits = {stat_sec}\n"
     ))
-    .map_err(e2s)?;
+    ?;
     cfg.model = ModelChoice::Spec(ModelSpec {
         input: vec![params - 1],
         layers: vec![LayerSpec::Dense { units: 1 }],
     });
-    cfg.validate().map_err(e2s)?;
+    cfg.validate()?;
     Ok(cfg)
 }
 
-fn dummy(params: usize) -> Result<Dataset, String> {
-    Dataset::new(
+fn dummy(params: usize) -> anyhow::Result<Dataset> {
+    Ok(Dataset::new(
         ndarray::Array2::zeros((1, params - 1)),
         vec![0],
         vec![params - 1],
         2,
-    )
-    .map_err(e2s)
+    )?)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -98,9 +94,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn random_update(rng: &mut rand_chacha::ChaCha20Rng, n: usize) -> Result<Vec<f32>, String> {
+fn random_update(rng: &mut rand_chacha::ChaCha20Rng, n: usize) -> anyhow::Result<Vec<f32>> {
     let mut u = vec![0f64; n];
-    cipherflow_dp::try_gaussian_noise(rng, 0.01, &mut u).map_err(e2s)?;
+    cipherflow_dp::try_gaussian_noise(rng, 0.01, &mut u)?;
     Ok(u.iter().map(|&x| x as f32).collect())
 }
 
@@ -119,18 +115,18 @@ impl Emit {
 }
 
 /// Runs `cipherflow bench fl`.
-pub fn run(a: FlBenchArgs) -> Result<(), String> {
+pub fn run(a: FlBenchArgs) -> anyhow::Result<()> {
     if a.threads == 0 || a.threads > 1024 || a.reps == 0 || a.reps > 1000 {
-        return Err("--threads in 1..=1024 and --reps in 1..=1000".into());
+        return Err(anyhow!("--threads in 1..=1024 and --reps in 1..=1000"));
     }
     let (ps, cs) = (list(&a.params)?, list(&a.clients)?);
     if ps.iter().any(|&p| !(2..=10_000_000).contains(&p))
         || cs.iter().any(|&c| !(2..=1000).contains(&c))
     {
-        return Err("--params in 2..=1e7 and --clients in 2..=1000".into());
+        return Err(anyhow!("--params in 2..=1e7 and --clients in 2..=1000"));
     }
     let out = Emit { json: a.json };
-    cipherflow_ring::with_threads(a.threads, || -> Result<(), String> {
+    cipherflow_ring::with_threads(a.threads, || -> anyhow::Result<()> {
         for &p in &ps {
             for &c in &cs {
                 micro(&out, p, c, a.reps, a.stat_sec, a.threads)?;
@@ -140,8 +136,7 @@ pub fn run(a: FlBenchArgs) -> Result<(), String> {
             }
         }
         Ok(())
-    })
-    .map_err(e2s)?
+    })?
 }
 
 /// Encryption, bytes, coordinator accept (compute and durable), precision.
@@ -152,15 +147,15 @@ fn micro(
     reps: usize,
     stat_sec: u32,
     threads: usize,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let cfg = config(p, 1, "key-service", stat_sec)?;
-    let sizes = cfg.sizes(c).map_err(e2s)?;
-    let wire = WirePlan::for_federation(&cfg, &sizes, None, p).map_err(e2s)?;
-    let params = wire.params().map_err(e2s)?;
-    let (roster, _) = make_roster(&cfg.name, c).map_err(|e| e.to_string())?;
+    let sizes = cfg.sizes(c)?;
+    let wire = WirePlan::for_federation(&cfg, &sizes, None, p)?;
+    let params = wire.params()?;
+    let (roster, _) = make_roster(&cfg.name, c)?;
     // Key shares, the CRS and the smudging come from the OS-seeded CSPRNG,
     // as in a deployment (a fixed seed would make the shares public).
-    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
+    let mut rng = cipherflow_ring::sampler::secure_rng()?;
     let mut crs = Crs([0; 32]);
     rng.fill_bytes(&mut crs.0);
     // Clients with key-service keys (a key holder decrypts for precision).
@@ -179,15 +174,12 @@ fn micro(
             state: None,
             ledger_key: None,
             synthetic: true,
-        })
-        .map_err(e2s)?;
-        agent
-            .on_enroll(proto::EnrollReply {
-                party_id: i as u64 + 1,
-                key_share: k.to_bytes().to_vec(),
-                crs: Vec::new(),
-            })
-            .map_err(e2s)?;
+        })?;
+        agent.on_enroll(proto::EnrollReply {
+            party_id: i as u64 + 1,
+            key_share: k.to_bytes().to_vec(),
+            crs: Vec::new(),
+        })?;
         agents.push(agent);
     }
     let updates: Vec<Vec<f32>> = (0..c)
@@ -198,16 +190,14 @@ fn micro(
     let mut uploads = Vec::new();
     for r in 0..reps.max(1) {
         let t = Instant::now();
-        let chunks = agents[0]
-            .encrypt_update(crs, 1, &q, &updates[0])
-            .map_err(e2s)?;
+        let chunks = agents[0].encrypt_update(crs, 1, &q, &updates[0])?;
         enc.push(t.elapsed().as_secs_f64() * 1e3);
         if r == 0 {
             uploads.push(chunks);
         }
     }
     for (agent, u) in agents.iter_mut().zip(&updates).skip(1) {
-        uploads.push(agent.encrypt_update(crs, 1, &q, u).map_err(e2s)?);
+        uploads.push(agent.encrypt_update(crs, 1, &q, u)?);
     }
     let bytes: usize = uploads[0].iter().map(|ch| ch.ciphertext.len()).sum();
     let base = json!({"lib": "cipherflow", "params": p, "clients": c, "threads": threads,
@@ -242,19 +232,19 @@ fn micro(
             .zip(&seeds)
             .map(|(ch, s)| {
                 h.update(&ch.ciphertext);
-                let ct = SharedCiphertext::from_bytes(&params, &ch.ciphertext).map_err(e2s)?;
+                let ct = SharedCiphertext::from_bytes(&params, &ch.ciphertext)?;
                 if ct.seed() != s || ct.shift() != wire.shift {
-                    return Err("seed".to_string());
+                    return Err(anyhow!("ciphertext for another seed or shift"));
                 }
                 Ok(ct)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<anyhow::Result<_>>()?;
         let _digest = h.finalize();
         if sum.is_empty() {
             sum = cts;
         } else {
             for (s, x) in sum.iter_mut().zip(&cts) {
-                s.add_assign(x).map_err(e2s)?;
+                s.add_assign(x)?;
             }
         }
         fold.push(t.elapsed().as_secs_f64() * 1e3);
@@ -265,14 +255,14 @@ fn micro(
     ));
     // Precision of the decrypted aggregate (exact integer sum; only the
     // quantization is lossy).
-    let smudging = wire.smudging().map_err(e2s)?;
+    let smudging = wire.smudging()?;
     let refs: Vec<&SecretShare> = keys.iter().collect();
-    let share = key_holder_share(&params, &refs, &seeds, &smudging, &mut rng).map_err(e2s)?;
+    let share = key_holder_share(&params, &refs, &seeds, &smudging, &mut rng)?;
     let t = Instant::now();
-    let ints = combine_aggregate(&params, &sum, &[share], wire.noise_log2()).map_err(e2s)?;
+    let ints = combine_aggregate(&params, &sum, &[share], wire.noise_log2())?;
     let combine_ms = t.elapsed().as_secs_f64() * 1e3;
     let flat: Vec<i64> = wire.unpack_sums(&ints.into_iter().flatten().collect::<Vec<_>>());
-    let mean = q.decode_mean(&flat, c as f64).map_err(e2s)?;
+    let mean = q.decode_mean(&flat, c as f64)?;
     let (mut err, mut top, mut e2, mut m2) = (0f64, 0f64, 0f64, 0f64);
     for (i, &m) in mean.iter().enumerate() {
         let truth: f64 = updates.iter().map(|u| f64::from(u[i])).sum::<f64>() / c as f64;
@@ -287,7 +277,7 @@ fn micro(
         "note": "decrypted mean of N(0, 0.01²) updates vs the plaintext mean; decryption is exact, the error is the quantization's"})));
     // Durable accept: the coordinator's full upload path (SQLite, ledger, fold).
     let dir = tempdir()?;
-    let signer = LogSigner::generate().map_err(e2s)?;
+    let signer = LogSigner::generate()?;
     let ks_cfg = config(p, 1, "key-service", stat_sec)?;
     let (_clock, f) = ManualClock::new();
     let mut coord = Coordinator::open(CoordinatorOptions {
@@ -298,21 +288,19 @@ fn micro(
         signer,
         eval: None,
         clock: f,
-    })
-    .map_err(e2s)?;
+    })?;
     for agent in agents.iter_mut() {
-        let r = coord.join(agent.id(), &agent.join_request()).map_err(e2s)?;
-        agent.on_join(&r).map_err(e2s)?;
+        let r = coord.join(agent.id(), &agent.join_request())?;
+        agent.on_join(&r)?;
     }
-    coord.tick().map_err(e2s)?;
+    coord.tick()?;
     let crs = coord.crs();
     let mut accept = Vec::new();
     for (agent, u) in agents.iter_mut().zip(&updates).take(c - 1) {
-        let chunks = agent
-            .encrypt_update(crs, 1, &quant::expected(&ks_cfg, None, &wire, 1.0), u)
-            .map_err(e2s)?;
+        let chunks =
+            agent.encrypt_update(crs, 1, &quant::expected(&ks_cfg, None, &wire, 1.0), u)?;
         let t = Instant::now();
-        coord.upload(agent.id(), &chunks).map_err(e2s)?;
+        coord.upload(agent.id(), &chunks)?;
         accept.push(t.elapsed().as_secs_f64() * 1e3);
     }
     drop(coord);
@@ -325,7 +313,7 @@ fn micro(
 /// Whole rounds: encrypted (threshold keys, real protocol, in-process) and
 /// our plaintext baseline (same transport encoding, same durable storage
 /// and ledger entries, float32 updates summed in the clear).
-fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> Result<(), String> {
+fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> anyhow::Result<()> {
     let cfg = config(p, 2, "threshold", stat_sec)?;
     let dir = tempdir()?;
     let data = (0..c).map(|_| dummy(p)).collect::<Result<Vec<_>, _>>()?;
@@ -338,8 +326,7 @@ fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> Resu
         synthetic: true,
         on_round: None,
         dropout_plan: None,
-    })
-    .map_err(e2s)?;
+    })?;
     let _ = std::fs::remove_dir_all(&dir);
     let enc = report.round_seconds_median;
     let plain = plaintext_round(p, c)?;
@@ -351,37 +338,34 @@ fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> Resu
 }
 
 /// Plaintext FedAvg with the same transport encoding and durability.
-fn plaintext_round(p: usize, c: usize) -> Result<f64, String> {
+fn plaintext_round(p: usize, c: usize) -> anyhow::Result<f64> {
     let dir = tempdir()?;
-    let mut store = Store::open(&dir.join("plain.db")).map_err(e2s)?;
+    let mut store = Store::open(&dir.join("plain.db"))?;
     let mut ledger = Ledger::create(
         &dir.join("plain-ledger.db"),
         "plain",
-        LogSigner::generate().map_err(e2s)?,
-    )
-    .map_err(e2s)?;
+        LogSigner::generate()?,
+    )?;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
     let updates: Vec<Vec<f32>> = (0..c)
         .map(|_| random_update(&mut rng, p))
         .collect::<Result<_, _>>()?;
     let t = Instant::now();
-    ledger
-        .append(
-            1,
-            EntryBody::RoundOpened(cipherflow_ledger::entry::RoundOpened {
-                parameters: Default::default(),
-                participants: Vec::new(),
-                dp: cipherflow_ledger::entry::DpSettings {
-                    accountant: cipherflow_ledger::entry::NO_DP.into(),
-                    sampling_rate: 1.0,
-                    noise_multiplier: 0.0,
-                    delta: 0.0,
-                    steps_this_round: 1,
-                    steps_cumulative: 1,
-                },
-            }),
-        )
-        .map_err(e2s)?;
+    ledger.append(
+        1,
+        EntryBody::RoundOpened(cipherflow_ledger::entry::RoundOpened {
+            parameters: Default::default(),
+            participants: Vec::new(),
+            dp: cipherflow_ledger::entry::DpSettings {
+                accountant: cipherflow_ledger::entry::NO_DP.into(),
+                sampling_rate: 1.0,
+                noise_multiplier: 0.0,
+                delta: 0.0,
+                steps_this_round: 1,
+                steps_cumulative: 1,
+            },
+        }),
+    )?;
     let mut sum = vec![0f64; p];
     for (i, u) in updates.iter().enumerate() {
         let chunk = proto::UploadChunk {
@@ -392,25 +376,19 @@ fn plaintext_round(p: usize, c: usize) -> Result<f64, String> {
             num_examples: 1,
             ciphertext: cipherflow_fed::model::to_bytes(u),
         };
-        let wire = cipherflow_fed::transport::inproc::wire(&chunk).map_err(e2s)?;
-        let got = cipherflow_fed::model::from_bytes(&wire.ciphertext, p).map_err(e2s)?;
+        let wire = cipherflow_fed::transport::inproc::wire(&chunk)?;
+        let got = cipherflow_fed::model::from_bytes(&wire.ciphertext, p)?;
         let hash: [u8; 32] = Sha256::digest(&wire.ciphertext).into();
         let id = format!("client-{i}");
-        store
-            .save_blob(&store::upload_blob(1, &id), &wire.ciphertext)
-            .map_err(e2s)?;
-        store
-            .tx(|tx| store::insert_upload(tx, 1, &id, &hash, 1))
-            .map_err(e2s)?;
-        ledger
-            .append(
-                1,
-                EntryBody::UpdateReceived(UpdateReceived {
-                    client_id: id,
-                    ciphertext_hash: hash,
-                }),
-            )
-            .map_err(e2s)?;
+        store.save_blob(&store::upload_blob(1, &id), &wire.ciphertext)?;
+        store.tx(|tx| store::insert_upload(tx, 1, &id, &hash, 1))?;
+        ledger.append(
+            1,
+            EntryBody::UpdateReceived(UpdateReceived {
+                client_id: id,
+                ciphertext_hash: hash,
+            }),
+        )?;
         for (s, &x) in sum.iter_mut().zip(&got) {
             *s += f64::from(x);
         }
@@ -423,9 +401,9 @@ fn plaintext_round(p: usize, c: usize) -> Result<f64, String> {
     Ok(secs)
 }
 
-fn tempdir() -> Result<std::path::PathBuf, String> {
-    let mut r = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
+fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+    let mut r = cipherflow_ring::sampler::secure_rng()?;
     let d = std::env::temp_dir().join(format!("cipherflow-bench-fl-{:016x}", r.next_u64()));
-    std::fs::create_dir_all(&d).map_err(e2s)?;
+    std::fs::create_dir_all(&d)?;
     Ok(d)
 }

@@ -15,6 +15,7 @@
 //!   map included, parameters chosen from its depth as the plan compiler
 //!   does; levels, ciphertext products, approximation error and precision.
 
+use anyhow::anyhow;
 use cipherflow_ckks::{Encoder, Encryptor, Evaluator, GaloisKeys, Preset, SecretKey};
 use cipherflow_nn::io::safetensors;
 use cipherflow_tensor::linear::LinearMap;
@@ -69,7 +70,10 @@ fn stats(us: &mut [f64]) -> (f64, f64) {
     (median, min)
 }
 
-fn time<T>(reps: usize, mut f: impl FnMut() -> Result<T, String>) -> Result<(f64, f64), String> {
+fn time<T, E>(reps: usize, mut f: impl FnMut() -> Result<T, E>) -> anyhow::Result<(f64, f64)>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     f()?; // warm-up
     let mut us = Vec::with_capacity(reps);
     for _ in 0..reps {
@@ -87,67 +91,62 @@ fn rand_values(rng: &mut impl RngCore, n: usize, amp: f64) -> Vec<f64> {
 }
 
 /// Runs `cipherflow bench tensor`.
-pub fn run(args: TensorArgs) -> Result<(), String> {
+pub fn run(args: TensorArgs) -> anyhow::Result<()> {
     let threads = match args.threads {
-        Some(t) if t == 0 || t > 1024 => return Err("--threads must be in 1..=1024".into()),
+        Some(t) if t == 0 || t > 1024 => return Err(anyhow!("--threads must be in 1..=1024")),
         Some(t) => t,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     if args.reps == 0 || args.reps > 10_000 {
-        return Err("--reps must be in 1..=10000".into());
+        return Err(anyhow!("--reps must be in 1..=10000"));
     }
     cipherflow_ring::with_threads(threads, || match args.op.as_str() {
         "matvec" | "conv" => bench_matvec(&args, threads),
         "mnist" | "mnist-batch" => bench_network(&args, threads),
         "poly" => bench_poly(&args, threads),
-        other => Err(format!(
+        other => Err(anyhow!(
             "unknown --op '{other}' (matvec, conv, mnist, mnist-batch, poly)"
         )),
-    })
-    .map_err(|e| e.to_string())?
+    })?
 }
 
-fn bench_matvec(args: &TensorArgs, threads: usize) -> Result<(), String> {
-    let e = |x: cipherflow_ckks::CkksError| x.to_string();
-    let t = |x: cipherflow_tensor::TensorError| x.to_string();
+fn bench_matvec(args: &TensorArgs, threads: usize) -> anyhow::Result<()> {
     let preset = Preset::from_name(&args.preset)
         .filter(|p| matches!(p, Preset::N13 | Preset::N14 | Preset::N15 | Preset::N16))
-        .ok_or_else(|| format!("unknown preset '{}' (n13, n14, n15, n16)", args.preset))?;
-    let params = preset.build().map_err(e)?;
-    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
+        .ok_or_else(|| anyhow!("unknown preset '{}' (n13, n14, n15, n16)", args.preset))?;
+    let params = preset.build()?;
+    let mut rng = cipherflow_ring::sampler::secure_rng()?;
     let (map, n) = if args.op == "conv" {
         let mut model =
             cipherflow_nn::spec::ModelSpec::preset("tenseal-cnn", &[1, 28, 28], 10, false)
-                .and_then(|s| s.build(0))
-                .map_err(|x| x.to_string())?;
+                .and_then(|s| s.build(0))?;
         let conv = match model.layers_mut().first() {
             Some(cipherflow_nn::Layer::Conv2d(c)) => c.clone(),
-            _ => return Err("tenseal-cnn preset has no convolution first".into()),
+            _ => return Err(anyhow!("tenseal-cnn preset has no convolution first")),
         };
-        (LinearMap::from_conv(&conv, &[1, 28, 28]).map_err(t)?, 784)
+        (LinearMap::from_conv(&conv, &[1, 28, 28])?, 784)
     } else {
         if args.n == 0 || args.n > params.slots() * 4 {
-            return Err(format!("--n must be in 1..={}", params.slots() * 4));
+            return Err(anyhow!("--n must be in 1..={}", params.slots() * 4));
         }
         let n = args.n;
         let a = rand_values(&mut rng, n * n, 1.0 / (n as f64).sqrt());
-        (LinearMap::new(n, n, a, vec![0.0; n]).map_err(t)?, n)
+        (LinearMap::new(n, n, a, vec![0.0; n])?, n)
     };
     let encoder = Encoder::new(&params);
     let eval = Evaluator::new(&params);
     let level = params.max_level();
     let scale = params.default_scale();
-    let mv = EncodedMatVec::new(&encoder, &eval, &map, level, scale, scale).map_err(t)?;
+    let mv = EncodedMatVec::new(&encoder, &eval, &map, level, scale, scale)?;
     let sk = SecretKey::generate(&params, &mut rng);
     let steps = mv.rotation_steps();
-    let gk = GaloisKeys::generate(&sk, &steps, false, &mut rng).map_err(e)?;
+    let gk = GaloisKeys::generate(&sk, &steps, false, &mut rng)?;
     let x = rand_values(&mut rng, map.cols(), 1.0);
     let enc = Encryptor::with_secret_key(&sk);
-    let ct =
-        EncTensor::encrypt(&enc, &encoder, &x, &[map.cols()], level, scale, &mut rng).map_err(t)?;
-    let (median, min) = time(args.reps, || mv.apply(&eval, &gk, &ct).map_err(t))?;
+    let ct = EncTensor::encrypt(&enc, &encoder, &x, &[map.cols()], level, scale, &mut rng)?;
+    let (median, min) = time(args.reps, || mv.apply(&eval, &gk, &ct))?;
     let gk_bytes = gk.to_bytes(&params).len();
-    let upload = ct.byte_size(&params).map_err(t)?;
+    let upload = ct.byte_size(&params)?;
     if args.json {
         println!(
             "{}",
@@ -177,24 +176,23 @@ fn bench_matvec(args: &TensorArgs, threads: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
-    let t = |x: cipherflow_tensor::TensorError| x.to_string();
+fn bench_network(args: &TensorArgs, threads: usize) -> anyhow::Result<()> {
     let model = match &args.model {
-        Some(path) => safetensors::load_model(path).map_err(|e| e.to_string())?,
-        None => cipherflow_nn::examples::mnist_tenseal_cnn().map_err(|e| e.to_string())?,
+        Some(path) => safetensors::load_model(path)?,
+        None => cipherflow_nn::examples::mnist_tenseal_cnn()?,
     };
-    let plan = Plan::compile(&model).map_err(t)?;
+    let plan = Plan::compile(&model)?;
     let batch = args.op == "mnist-batch";
     let mode = if batch {
         Mode::Throughput
     } else {
         Mode::Latency
     };
-    let server = EncryptedModel::new(&plan, mode).map_err(t)?;
+    let server = EncryptedModel::new(&plan, mode)?;
     let params = plan.params().clone();
-    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
-    let client = server.client().map_err(t)?;
-    let keys = KeySet::generate(&client, &mut rng).map_err(t)?;
+    let mut rng = cipherflow_ring::sampler::secure_rng()?;
+    let client = server.client()?;
+    let keys = KeySet::generate(&client, &mut rng)?;
     let len: usize = plan.input_shape().iter().product();
     let count = if batch { params.slots() } else { 1 };
     let xs: Vec<Vec<f64>> = (0..count)
@@ -206,16 +204,16 @@ fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
         })
         .collect();
     let te = Instant::now();
-    let ct = client.encrypt(&keys.sk, &xs, &mut rng).map_err(t)?;
+    let ct = client.encrypt(&keys.sk, &xs, &mut rng)?;
     let encrypt_us = te.elapsed().as_secs_f64() * 1e6;
     let reps = if batch { args.reps.min(3) } else { args.reps };
-    let (median, min) = time(reps, || server.run(&keys.rlk, &keys.gk, &ct).map_err(t))?;
-    let out = server.run(&keys.rlk, &keys.gk, &ct).map_err(t)?;
+    let (median, min) = time(reps, || server.run(&keys.rlk, &keys.gk, &ct))?;
+    let out = server.run(&keys.rlk, &keys.gk, &ct)?;
     let td = Instant::now();
-    let _ = out.decrypt(&keys.decryptor()).map_err(t)?;
+    let _ = out.decrypt(&keys.decryptor())?;
     let decrypt_us = td.elapsed().as_secs_f64() * 1e6;
-    let up = ct.byte_size(&params).map_err(t)?;
-    let down = out.byte_size(&params).map_err(t)?;
+    let up = ct.byte_size(&params)?;
+    let down = out.byte_size(&params)?;
     let per_image = |v: f64| v / count as f64;
     let images_per_hour = 3600.0 * 1e6 / per_image(median + encrypt_us + decrypt_us);
     if args.json {
@@ -254,48 +252,40 @@ fn bench_network(args: &TensorArgs, threads: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn bench_poly(args: &TensorArgs, threads: usize) -> Result<(), String> {
-    let t = |x: cipherflow_tensor::TensorError| x.to_string();
-    let e = |x: cipherflow_ckks::CkksError| x.to_string();
+fn bench_poly(args: &TensorArgs, threads: usize) -> anyhow::Result<()> {
     let (f, default_a) = match args.function.as_str() {
         "sigmoid" => (Approx::Sigmoid, 8.0),
         "tanh" => (Approx::Tanh, 4.0),
         "relu" => (Approx::Relu, 1.0),
         "gelu" => (Approx::Gelu, 4.0),
         other => {
-            return Err(format!(
+            return Err(anyhow!(
                 "unknown --function '{other}' (sigmoid, tanh, relu, gelu)"
             ))
         }
     };
     let a = args.interval.unwrap_or(default_a);
-    let (p, max_error) = Polynomial::approximate(f, a, args.degree).map_err(t)?;
-    let (log_n, q, pb) = cipherflow_tensor::plan::choose_bits(p.depth()).map_err(t)?;
+    let (p, max_error) = Polynomial::approximate(f, a, args.degree)?;
+    let (log_n, q, pb) = cipherflow_tensor::plan::choose_bits(p.depth())?;
     let params = cipherflow_ckks::ParamsBuilder::new(log_n)
         .q_bits(&q)
         .p_bits(&pb)
         .log_scale(q.get(1).copied().unwrap_or(40))
-        .build()
-        .map_err(e)?;
-    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
+        .build()?;
+    let mut rng = cipherflow_ring::sampler::secure_rng()?;
     let sk = SecretKey::generate(&params, &mut rng);
-    let rlk = cipherflow_ckks::RelinKey::generate(&sk, &mut rng).map_err(e)?;
+    let rlk = cipherflow_ckks::RelinKey::generate(&sk, &mut rng)?;
     let encoder = Encoder::new(&params);
     let eval = Evaluator::new(&params);
     let x = rand_values(&mut rng, params.slots(), a);
     let (level, scale) = (params.max_level(), params.default_scale());
-    let pt = encoder.encode(&x, level, scale).map_err(e)?;
-    let ct = Encryptor::with_secret_key(&sk)
-        .encrypt(&pt, &mut rng)
-        .map_err(e)?;
-    let (median, min) = time(args.reps, || p.eval_ct(&eval, &rlk, &ct, scale).map_err(t))?;
-    let (out, stats) = p.eval_ct_stats(&eval, &rlk, &ct, scale).map_err(t)?;
-    let got = cipherflow_ckks::Decryptor::new(&sk)
-        .decrypt_values(&out)
-        .map_err(e)?;
+    let pt = encoder.encode(&x, level, scale)?;
+    let ct = Encryptor::with_secret_key(&sk).encrypt(&pt, &mut rng)?;
+    let (median, min) = time(args.reps, || p.eval_ct(&eval, &rlk, &ct, scale))?;
+    let (out, stats) = p.eval_ct_stats(&eval, &rlk, &ct, scale)?;
+    let got = cipherflow_ckks::Decryptor::new(&sk).decrypt_values(&out)?;
     let want: Vec<f64> = x.iter().map(|&v| p.eval(v)).collect();
-    let bits =
-        cipherflow_ckks::precision_bits(&want, got.get(..want.len()).unwrap_or(&[])).map_err(e)?;
+    let bits = cipherflow_ckks::precision_bits(&want, got.get(..want.len()).unwrap_or(&[]))?;
     if args.json {
         println!(
             "{}",

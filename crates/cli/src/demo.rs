@@ -4,6 +4,7 @@
 //! one ciphertext); the server computes every patient's score on the
 //! ciphertext without seeing a feature; only the hospital decrypts.
 
+use anyhow::anyhow;
 use cipherflow_ckks::{
     precision_bits, Ciphertext, CkksParams, Decryptor, Encoder, Encryptor, Evaluator, FloodTarget,
     Fresh, GaloisKeys, NoiseBound, ParamsBuilder, PublicKey, SecretKey, DEFAULT_TAIL_BITS,
@@ -41,14 +42,13 @@ const SCORE_PRECISION_BITS: f64 = 6.0;
 
 /// The scoring demo's data: `path` (a header line, 30 features and a 0/1
 /// label per line) or the shipped file embedded in the binary.
-fn load(path: Option<&Path>) -> Result<Dataset, String> {
+fn load(path: Option<&Path>) -> anyhow::Result<Dataset> {
     let d = match path {
         Some(p) => cipherflow_nn::data::load_breast_cancer(p),
         None => cipherflow_nn::examples::breast_cancer(),
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     if d.shape().iter().product::<usize>() > WINDOW {
-        return Err(format!(
+        return Err(anyhow!(
             "{:?} features do not fit a window of {WINDOW}",
             d.shape()
         ));
@@ -59,11 +59,9 @@ fn load(path: Option<&Path>) -> Result<Dataset, String> {
 /// Logistic regression by full-batch gradient descent (cipherflow-nn's
 /// trainer: 500 steps of SGD at 0.5 with a small L2 penalty, zero initial
 /// weights); returns the weights and the bias.
-fn train_logreg(train: &Dataset) -> Result<(Vec<f64>, f64), String> {
-    let e = |e: cipherflow_nn::NnError| e.to_string();
-    let mut model = ModelSpec::preset("logreg", train.shape(), 2, false)
-        .and_then(|s| s.build(0))
-        .map_err(e)?;
+fn train_logreg(train: &Dataset) -> anyhow::Result<(Vec<f64>, f64)> {
+    let mut model =
+        ModelSpec::preset("logreg", train.shape(), 2, false).and_then(|s| s.build(0))?;
     for p in model.params_mut() {
         p.value.fill(0.0);
     }
@@ -72,14 +70,14 @@ fn train_logreg(train: &Dataset) -> Result<(Vec<f64>, f64), String> {
     cfg.lr = 0.5;
     cfg.momentum = 0.0;
     cfg.weight_decay = 1e-3;
-    fit(&mut model, Loss::Logistic, train, None, &cfg, &mut |_| {}).map_err(e)?;
+    fit(&mut model, Loss::Logistic, train, None, &cfg, &mut |_| {})?;
     let params = model.named_params();
-    let value = |name: &str| -> Result<Vec<f64>, String> {
+    let value = |name: &str| -> anyhow::Result<Vec<f64>> {
         params
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, p)| p.value.iter().map(|&v| f64::from(v)).collect())
-            .ok_or_else(|| format!("the logistic model has no {name}"))
+            .ok_or_else(|| anyhow!("the logistic model has no {name}"))
     };
     let b = value("0.bias")?.first().copied().unwrap_or(0.0);
     Ok((value("0.weight")?, b))
@@ -119,22 +117,19 @@ fn score_bound(
 }
 
 /// Runs the demo and prints a report.
-pub fn run(path: Option<&Path>) -> Result<(), String> {
-    let err = |e: cipherflow_ckks::CkksError| e.to_string();
+pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
     let data = load(path)?;
     let n = data.len();
     let d = data.shape().iter().product::<usize>();
     // Deterministic 80/20 split: every fifth patient is a test patient.
     let (train_idx, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 5 != 4);
-    let mut train = data.subset(&train_idx).map_err(|e| e.to_string())?;
+    let mut train = data.subset(&train_idx)?;
     // Standardisation with training statistics (part of the public model);
     // the encrypted features are clamped to ±FEATURE_BOUND.
-    let standardizer = Standardizer::fit(&train).map_err(|e| e.to_string())?;
-    standardizer.apply(&mut train).map_err(|e| e.to_string())?;
+    let standardizer = Standardizer::fit(&train)?;
+    standardizer.apply(&mut train)?;
     let mut standardized = data.clone();
-    standardizer
-        .apply(&mut standardized)
-        .map_err(|e| e.to_string())?;
+    standardizer.apply(&mut standardized)?;
     let label = |i: usize| data.labels().get(i).copied().unwrap_or(0);
     let z = |i: usize| -> Vec<f64> {
         standardized
@@ -158,19 +153,17 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
     let w_bound = 2f64.powf(w_bound.max(1e-3).log2().ceil());
     let b_bound = w_bound;
     let builder = score_params();
-    let top = builder.clone().build().map_err(err)?.max_level();
-    let fp = builder
-        .widen_q0_for_flooding(
-            top - 1,
-            FloodTarget {
-                precision_bits: SCORE_PRECISION_BITS,
-                stat_sec_bits: CIRCUIT_PRIVACY_LAMBDA,
-                decryptions: RETURNED_OUTPUTS,
-                circuit_privacy: true,
-            },
-            |p, scale| score_bound(p, scale, w_bound, b_bound),
-        )
-        .map_err(err)?;
+    let top = builder.clone().build()?.max_level();
+    let fp = builder.widen_q0_for_flooding(
+        top - 1,
+        FloodTarget {
+            precision_bits: SCORE_PRECISION_BITS,
+            stat_sec_bits: CIRCUIT_PRIVACY_LAMBDA,
+            decryptions: RETURNED_OUTPUTS,
+            circuit_privacy: true,
+        },
+        |p, scale| score_bound(p, scale, w_bound, b_bound),
+    )?;
     let params = fp.params.clone();
     println!(
         "  CKKS: {params}; features encrypted at scale 2^{:.1}",
@@ -181,11 +174,10 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
 
     // Hospital: keys and encryption of the test patients.
     let t0 = Instant::now();
-    let mut rng = secure_rng().map_err(|e| e.to_string())?;
+    let mut rng = secure_rng()?;
     let sk = SecretKey::generate(&params, &mut rng);
-    let pk = PublicKey::generate(&sk, &mut rng).map_err(err)?;
-    let gk = GaloisKeys::generate(&sk, &Evaluator::inner_sum_steps(WINDOW), false, &mut rng)
-        .map_err(err)?;
+    let pk = PublicKey::generate(&sk, &mut rng)?;
+    let gk = GaloisKeys::generate(&sk, &Evaluator::inner_sum_steps(WINDOW), false, &mut rng)?;
     let t_keys = t0.elapsed();
     let enc = Encoder::new(&params);
     let encryptor = Encryptor::with_public_key(&pk);
@@ -200,18 +192,13 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
                 }
             }
         }
-        cts.push(
-            encryptor
-                .encrypt(&enc.encode(&packed, top, fp.scale).map_err(err)?, &mut rng)
-                .map_err(err)?,
-        );
+        cts.push(encryptor.encrypt(&enc.encode(&packed, top, fp.scale)?, &mut rng)?);
     }
     let t_enc = t1.elapsed();
     let wire: usize = cts
         .iter()
         .map(|c| c.to_bytes(&params).map(|b| b.len()))
-        .sum::<Result<usize, _>>()
-        .map_err(err)?;
+        .sum::<Result<usize, _>>()?;
 
     // Server: w·x + b for every patient, on ciphertexts only.
     let eval = Evaluator::new(&params);
@@ -223,9 +210,7 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
             }
         }
     }
-    let w_pt = enc
-        .encode(&wrep, top, params.q().get(top).copied().unwrap_or(1) as f64)
-        .map_err(err)?;
+    let w_pt = enc.encode(&wrep, top, params.q().get(top).copied().unwrap_or(1) as f64)?;
     let t2 = Instant::now();
     let scores_ct: Vec<Ciphertext> = cts
         .iter()
@@ -238,15 +223,14 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
                 .sanitize(&scores, &pk, &fp.bound, &fp.flooding, &mut rng)?
                 .0)
         })
-        .collect::<Result<_, cipherflow_ckks::CkksError>>()
-        .map_err(err)?;
+        .collect::<Result<_, cipherflow_ckks::CkksError>>()?;
     let t_eval = t2.elapsed();
 
     // Hospital: decrypt, compare with the plaintext model.
     let dec = Decryptor::new(&sk);
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for (chunk, ct) in test.chunks(per_ct).zip(&scores_ct) {
-        let vals = dec.decrypt_values(ct).map_err(err)?;
+        let vals = dec.decrypt_values(ct)?;
         for (k, &i) in chunk.iter().enumerate() {
             got.push(vals.get(k * WINDOW).copied().unwrap_or(f64::NAN));
             want.push(z(i).iter().zip(&w).map(|(a, c)| a * c).sum::<f64>() + b);
@@ -283,7 +267,7 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
         RETURNED_OUTPUTS,
         fp.precision_bits
     );
-    let bits = precision_bits(&want, &got).map_err(err)?;
+    let bits = precision_bits(&want, &got)?;
     println!(
         "  scores vs plaintext model: {bits:.1} bits of precision; same decision for {agree}/{} patients",
         test.len()
@@ -294,7 +278,7 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
         test.len()
     );
     if agree != test.len() {
-        return Err("encrypted and plaintext decisions differ".into());
+        return Err(anyhow!("encrypted and plaintext decisions differ"));
     }
     Ok(())
 }
@@ -304,7 +288,7 @@ pub fn run(path: Option<&Path>) -> Result<(), String> {
 /// threshold-encrypted FedAvg with sample-level DP (every hospital trains
 /// with DP-SGD; ε = 3 per patient), per-round accuracy and ε, and the
 /// offline verification of the audit log.
-pub fn run_federated() -> Result<(), String> {
+pub fn run_federated() -> anyhow::Result<()> {
     let args = crate::fl::SimulateArgs {
         data: "breast-cancer".into(),
         clients: 10,
@@ -358,9 +342,8 @@ mod tests {
             }
             other => panic!("λ = 40 should be out of reach: {other:?}"),
         }
-        let fp = score_params()
-            .widen_q0_for_flooding(top - 1, target(CIRCUIT_PRIVACY_LAMBDA), bound)
-            .map_err(|e| e.to_string());
+        let fp =
+            score_params().widen_q0_for_flooding(top - 1, target(CIRCUIT_PRIVACY_LAMBDA), bound);
         assert!(
             matches!(&fp, Ok(f) if f.precision_bits >= SCORE_PRECISION_BITS),
             "{fp:?}"

@@ -10,6 +10,7 @@
 //! non-finite numbers) are reported as errors, which `main` prints as
 //! `error: …` with exit status 1.
 
+use anyhow::anyhow;
 use cipherflow_dp::{calibrate_sigma, epsilon, Accountant};
 use clap::{Subcommand, ValueEnum};
 
@@ -79,13 +80,13 @@ pub enum DpCommand {
 }
 
 /// Runs a `cipherflow dp` subcommand.
-pub fn run(cmd: DpCommand) -> Result<(), String> {
+pub fn run(cmd: DpCommand) -> anyhow::Result<()> {
     println!("{}", render(cmd)?);
     Ok(())
 }
 
 /// The text a subcommand prints (one line, without the newline).
-fn render(cmd: DpCommand) -> Result<String, String> {
+fn render(cmd: DpCommand) -> anyhow::Result<String> {
     match cmd {
         DpCommand::Epsilon {
             q,
@@ -96,9 +97,9 @@ fn render(cmd: DpCommand) -> Result<String, String> {
             json,
         } => {
             let acc = Accountant::from(accountant);
-            let r = epsilon(acc, q, sigma, steps, delta).map_err(|e| e.to_string())?;
+            let r = epsilon(acc, q, sigma, steps, delta)?;
             if !r.epsilon.is_finite() {
-                return Err(format!(
+                return Err(anyhow!(
                     "no finite epsilon at delta = {delta}: the mass at infinite privacy loss exceeds delta"
                 ));
             }
@@ -135,8 +136,7 @@ fn render(cmd: DpCommand) -> Result<String, String> {
             json,
         } => {
             let acc = Accountant::from(accountant);
-            let s =
-                calibrate_sigma(acc, q, steps, delta, target_epsilon).map_err(|e| e.to_string())?;
+            let s = calibrate_sigma(acc, q, steps, delta, target_epsilon)?;
             if json {
                 Ok(serde_json::json!({ "sigma": s }).to_string())
             } else {
@@ -159,7 +159,7 @@ mod tests {
         steps: u64,
         delta: f64,
         accountant: AccountantArg,
-    ) -> Result<String, String> {
+    ) -> anyhow::Result<String> {
         render(DpCommand::Epsilon {
             q,
             sigma,
@@ -213,7 +213,7 @@ mod tests {
             (f64::NAN, 1.0, 0.5),
         ] {
             let e = eps(q, s, 10, d, AccountantArg::Rdp).unwrap_err();
-            assert!(e.starts_with("invalid "), "{e}");
+            assert!(e.to_string().starts_with("invalid "), "{e}");
         }
         assert!(eps(0.1, 1.0, 0, 1e-5, AccountantArg::Pld).is_err());
     }

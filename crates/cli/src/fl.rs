@@ -4,6 +4,7 @@
 //! separate processes over gRPC with mutual TLS.
 
 use crate::fl_net;
+use anyhow::anyhow;
 use cipherflow_fed::config::{
     FederationConfig, FederationPreset, KeysMode, ModelChoice, NoiseKind,
 };
@@ -119,7 +120,7 @@ pub struct SimulateArgs {
 }
 
 /// Runs a `cipherflow fl` subcommand.
-pub fn run(what: FlCommand) -> Result<(), String> {
+pub fn run(what: FlCommand) -> anyhow::Result<()> {
     match what {
         FlCommand::Simulate(a) => run_simulate(&a, None),
         FlCommand::Ca { what } => fl_net::run_ca(what),
@@ -129,7 +130,7 @@ pub fn run(what: FlCommand) -> Result<(), String> {
 }
 
 /// Runs `cipherflow key-service`.
-pub fn run_key_service(args: KeyServiceArgs) -> Result<(), String> {
+pub fn run_key_service(args: KeyServiceArgs) -> anyhow::Result<()> {
     fl_net::run_key_service(args)
 }
 
@@ -144,16 +145,16 @@ pub fn federation_config(
     a: &SimulateArgs,
     input: &[usize],
     classes: usize,
-) -> Result<FederationConfig, String> {
+) -> anyhow::Result<FederationConfig> {
     let mut cfg = match &a.config {
-        Some(p) => FederationConfig::load(p).map_err(|e| e.to_string())?,
+        Some(p) => FederationConfig::load(p)?,
         None => {
             let preset = match a.data.split(':').next() {
                 Some("mnist") => FederationPreset::Mnist,
                 Some("digits") => FederationPreset::Digits,
                 _ => FederationPreset::BreastCancer,
             };
-            FederationConfig::preset(preset, input, classes).map_err(|e| e.to_string())?
+            FederationConfig::preset(preset, input, classes)?
         }
     };
     // A configuration file is read exactly as the coordinator and the
@@ -161,7 +162,7 @@ pub fn federation_config(
     // would fail after key setup, so the simulator refuses too.
     if let (Some(path), ModelChoice::Preset(_)) = (&a.config, &cfg.model) {
         if a.model.is_none() && (cfg.input != input || cfg.classes != classes) {
-            return Err(format!(
+            return Err(anyhow!(
                 "{}: the configuration says input {:?} with {} classes, but the data has \
                  input {input:?} with {classes} classes",
                 path.display(),
@@ -203,7 +204,7 @@ pub fn federation_config(
     }
     if let Some(p) = a.params_per_client {
         if !(2..=MAX_SYNTHETIC_PARAMS).contains(&p) {
-            return Err(format!(
+            return Err(anyhow!(
                 "--params-per-client must be in 2..={MAX_SYNTHETIC_PARAMS}"
             ));
         }
@@ -214,46 +215,50 @@ pub fn federation_config(
         cfg.name = format!("synthetic-{p}");
         cfg.dp = None;
     }
-    cfg.validate().map_err(|e| e.to_string())?;
+    cfg.validate()?;
     Ok(cfg)
 }
 
-fn synthetic_data(p: usize, clients: usize) -> Result<Vec<Dataset>, String> {
+fn synthetic_data(p: usize, clients: usize) -> anyhow::Result<Vec<Dataset>> {
     (0..clients)
         .map(|_| {
-            Dataset::new(ndarray::Array2::zeros((1, p - 1)), vec![0], vec![p - 1], 2)
-                .map_err(|e| e.to_string())
+            Ok(Dataset::new(
+                ndarray::Array2::zeros((1, p - 1)),
+                vec![0],
+                vec![p - 1],
+                2,
+            )?)
         })
         .collect()
 }
 
 /// Runs the simulator; prints per-round lines, then a summary (or JSON).
 /// `banner` replaces the first line (the demo).
-pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String> {
+pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()> {
     if let Some(t) = a.threads {
         if t == 0 || t > 1024 {
-            return Err("--threads must be in 1..=1024".into());
+            return Err(anyhow!("--threads must be in 1..=1024"));
         }
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global();
     }
     if !(a.clients >= 2 && a.clients <= 4096) {
-        return Err("--clients must be in 2..=4096".into());
+        return Err(anyhow!("--clients must be in 2..=4096"));
     }
     if !(0.0..0.9).contains(&a.dropout) {
-        return Err("--dropout must be in [0, 0.9)".into());
+        return Err(anyhow!("--dropout must be in [0, 0.9)"));
     }
     if let Some(p) = a.params_per_client {
         // Checked before anything is allocated: the simulator holds every
         // client's data row, update and ciphertexts in memory.
         if !(2..=MAX_SYNTHETIC_PARAMS).contains(&p) {
-            return Err(format!(
+            return Err(anyhow!(
                 "--params-per-client must be in 2..={MAX_SYNTHETIC_PARAMS}"
             ));
         }
         if p.saturating_mul(a.clients) > MAX_SYNTHETIC_TOTAL {
-            return Err(format!(
+            return Err(anyhow!(
                 "--params-per-client × --clients = {} exceeds {MAX_SYNTHETIC_TOTAL} \
                  (the simulator keeps every client in this process's memory)",
                 p.saturating_mul(a.clients)
@@ -270,8 +275,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
                 None if a.data.starts_with("breast-cancer") => Some(0.5),
                 None => None,
             };
-            let parts =
-                split_among(&l.train, a.clients, alpha, a.seed).map_err(|e| e.to_string())?;
+            let parts = split_among(&l.train, a.clients, alpha, a.seed)?;
             let input = l.train.shape().to_vec();
             let classes = l.train.num_classes();
             (parts, Some(l.test), input, classes)
@@ -292,7 +296,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
                 str::to_string
             )
         );
-        let sizes = cfg.sizes(a.clients).map_err(|e| e.to_string())?;
+        let sizes = cfg.sizes(a.clients)?;
         println!(
             "  data: {} ({} clients{}), model: {}",
             a.params_per_client
@@ -368,8 +372,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
             }))
         },
         dropout_plan: None,
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let secs = start.elapsed().as_secs_f64();
     if !quiet {
         println!(
@@ -415,18 +418,18 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> Result<(), String
     }
     let _ = std::fs::remove_dir_all(&tmp);
     if report.ledger != "verified" {
-        return Err(format!("the audit log did not verify: {}", report.ledger));
+        return Err(anyhow!("the audit log did not verify: {}", report.ledger));
     }
     Ok(())
 }
 
-fn tempdir() -> Result<PathBuf, String> {
-    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let mut rng = cipherflow_ring::sampler::secure_rng()?;
     let name = format!(
         "cipherflow-fl-{:016x}",
         rand_core::RngCore::next_u64(&mut rng)
     );
     let d = std::env::temp_dir().join(name);
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    std::fs::create_dir_all(&d).map_err(|e| anyhow!("{}: {e}", d.display()))?;
     Ok(d)
 }

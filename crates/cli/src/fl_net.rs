@@ -2,6 +2,7 @@
 //! `fl client` and `key-service`, each its own process, over gRPC with
 //! mutual TLS on the identities `fl ca init` issued.
 
+use anyhow::anyhow;
 use cipherflow_fed::ca::{self, kx_key_file, Credentials, PkiDir};
 use cipherflow_fed::client::{ClientAgent, ClientOptions};
 use cipherflow_fed::config::{FederationConfig, KeysMode};
@@ -217,10 +218,6 @@ pub struct KeyServiceArgs {
     pub state: PathBuf,
 }
 
-fn e2s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
-
 fn tls(c: &Credentials) -> TlsFiles<'_> {
     TlsFiles {
         ca: &c.ca,
@@ -230,7 +227,7 @@ fn tls(c: &Credentials) -> TlsFiles<'_> {
 }
 
 /// Runs `cipherflow fl ca`.
-pub fn run_ca(what: CaCommand) -> Result<(), String> {
+pub fn run_ca(what: CaCommand) -> anyhow::Result<()> {
     match what {
         CaCommand::Init {
             dir,
@@ -248,7 +245,7 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
                 None => (1..=clients).map(|i| format!("client-{i}")).collect(),
             };
             if names.len() > 4096 {
-                return Err("at most 4096 clients".into());
+                return Err(anyhow!("at most 4096 clients"));
             }
             let list = |s: Option<String>| -> Vec<String> {
                 s.map(|s| {
@@ -268,7 +265,7 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
                 key_service_extra_names: list(key_service_san),
                 validity_days,
             };
-            let r = ca::init_with(&dir, &opts).map_err(e2s)?;
+            let r = ca::init_with(&dir, &opts)?;
             println!(
                 "CA for {federation:?} in {}: {} locally generated clients (keys included: local use only), \
                  coordinator {:?} and key service {:?} certificates valid {validity_days} days, roster.json, ledger.key/.pub",
@@ -280,12 +277,12 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
             Ok(())
         }
         CaCommand::Csr { id, out } => {
-            let req = ca::make_request(&out, &id).map_err(e2s)?;
+            let req = ca::make_request(&out, &id)?;
             println!(
                 "keys for {id:?} in {} (keep them there); send {} to the CA and confirm its SHA-256 {} out of band",
                 out.display(),
                 out.join(ca::REQUEST_FILE).display(),
-                req.fingerprint().map_err(e2s)?
+                req.fingerprint()?
             );
             Ok(())
         }
@@ -295,11 +292,11 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
             out,
             validity_days,
         } => {
-            let req = ca::EnrollmentRequest::load(&request).map_err(e2s)?;
-            let fp = req.fingerprint().map_err(e2s)?;
-            let pem = ca::sign_request(&dir, &req, validity_days).map_err(e2s)?;
+            let req = ca::EnrollmentRequest::load(&request)?;
+            let fp = req.fingerprint()?;
+            let pem = ca::sign_request(&dir, &req, validity_days)?;
             if let Some(o) = &out {
-                cipherflow_fed::store::write_atomic(o, pem.as_bytes(), false).map_err(e2s)?;
+                cipherflow_fed::store::write_atomic(o, pem.as_bytes(), false)?;
             }
             println!(
                 "{} enrolled (request SHA-256 {fp}); certificate in {}; hand it, ca.pem, roster.json and ledger.pub to the hospital and the new roster.json to every party",
@@ -313,7 +310,7 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
             who,
             validity_days,
         } => {
-            let fp = ca::renew(&dir, &who, validity_days).map_err(e2s)?;
+            let fp = ca::renew(&dir, &who, validity_days)?;
             println!(
                 "{who}: new certificate (SHA-256 {fp}), valid {validity_days} days; hand every party the new {}",
                 PkiDir::new(&dir).roster().display()
@@ -321,7 +318,7 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
             Ok(())
         }
         CaCommand::Revoke { dir, client } => {
-            ca::revoke(&dir, &client).map_err(e2s)?;
+            ca::revoke(&dir, &client)?;
             println!(
                 "{client} revoked in {}",
                 PkiDir::new(&dir).roster().display()
@@ -331,12 +328,11 @@ pub fn run_ca(what: CaCommand) -> Result<(), String> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()
-        .map_err(e2s)
+        .build()?)
 }
 
 fn init_tracing() {
@@ -350,19 +346,19 @@ fn init_tracing() {
 }
 
 /// Runs `cipherflow fl coordinator` until the federation finishes.
-pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
+pub fn run_coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     init_tracing();
-    let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
+    let cfg = FederationConfig::load(&a.config)?;
     let roster_path = PkiDir::new(&a.pki).roster();
-    let roster = Roster::load(&roster_path).map_err(e2s)?;
-    std::fs::create_dir_all(&a.state).map_err(|e| format!("{}: {e}", a.state.display()))?;
-    let signer = LogSigner::load(&PkiDir::new(&a.pki).ledger_signing_key()).map_err(e2s)?;
+    let roster = Roster::load(&roster_path)?;
+    std::fs::create_dir_all(&a.state).map_err(|e| anyhow!("{}: {e}", a.state.display()))?;
+    let signer = LogSigner::load(&PkiDir::new(&a.pki).ledger_signing_key())?;
     let eval = match &a.eval {
         Some(d) => Some(crate::train::load(d, 1)?.test),
         None => None,
     };
     if cfg.keys == KeysMode::KeyService && a.key_service.is_none() {
-        return Err("key-service mode: pass --key-service URL".into());
+        return Err(anyhow!("key-service mode: pass --key-service URL"));
     }
     // How to open the coordinator — now, and again after a storage failure
     // (a full disk): the roster and the signing key are re-read.
@@ -386,7 +382,7 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
             Ok::<_, cipherflow_fed::FedError>((c, key_path.clone()))
         }
     };
-    let (coord, key_path) = open(signer).map_err(e2s)?;
+    let (coord, key_path) = open(signer)?;
     let reopen: cipherflow_fed::transport::grpc::Reopen = Box::new(move || {
         let signer = LogSigner::load(&key_path)?;
         open(signer).map(|(c, _)| c)
@@ -420,8 +416,7 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
             .map(|u| (u.clone(), tls(&client_creds)));
         let server =
             CoordinatorServer::start(coord, roster, a.listen, &tls(&creds), ks, Some(roster_path))
-                .await
-                .map_err(e2s)?;
+                .await?;
         server.recover_with(reopen);
         if !json_out {
             println!(
@@ -434,9 +429,7 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
             );
         }
         if let Some(m) = a.metrics {
-            let listener = cipherflow_fed::transport::metrics::bind(m)
-                .await
-                .map_err(e2s)?;
+            let listener = cipherflow_fed::transport::metrics::bind(m).await?;
             let handle = server.handle();
             tokio::spawn(async move {
                 if let Err(e) = cipherflow_fed::transport::metrics::serve(listener, handle).await {
@@ -444,12 +437,10 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
                 }
             });
         }
-        let mut printed = server.with(|c| c.history().len()).map_err(e2s)?;
+        let mut printed = server.with(|c| c.history().len())?;
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let (hist, phase) = server
-                .with(|c| (c.history().to_vec(), c.phase().clone()))
-                .map_err(e2s)?;
+            let (hist, phase) = server.with(|c| (c.history().to_vec(), c.phase().clone()))?;
             for h in hist.iter().skip(printed) {
                 if !json_out {
                     println!(
@@ -473,10 +464,7 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
                 // Let clients fetch their last tasks and proofs.
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 let last = hist.iter().rev().find(|h| !h.aborted);
-                server
-                    .with(|c| c.write_model(&model_out))
-                    .map_err(e2s)?
-                    .map_err(e2s)?;
+                server.with(|c| c.write_model(&model_out))??;
                 if json_out {
                     println!(
                         "{}",
@@ -492,15 +480,15 @@ pub fn run_coordinator(a: CoordinatorArgs) -> Result<(), String> {
                     println!("  finished: {reason}");
                     println!("  model: {}", model_out.display());
                 }
-                server.stop().await.map_err(e2s)?;
+                server.stop().await?;
                 return Ok(());
             }
         }
     })
 }
 
-fn parse_shard(s: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("--shard must be K/N with 1 ≤ K ≤ N, not {s:?}");
+fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
+    let bad = || anyhow!("--shard must be K/N with 1 ≤ K ≤ N, not {s:?}");
     let (k, n) = s.split_once('/').ok_or_else(bad)?;
     let (k, n): (usize, usize) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
     if k == 0 || k > n || n > 4096 {
@@ -510,10 +498,10 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 }
 
 /// Runs `cipherflow fl client` until the federation finishes.
-pub fn run_client(a: ClientArgs) -> Result<(), String> {
+pub fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     init_tracing();
-    let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
-    let roster = Roster::load(&PkiDir::new(&a.pki).roster()).map_err(e2s)?;
+    let cfg = FederationConfig::load(&a.config)?;
+    let roster = Roster::load(&PkiDir::new(&a.pki).roster())?;
     let (k, n) = parse_shard(&a.shard)?;
     let loaded = crate::train::load(&a.data, a.seed)?;
     let alpha = match a.alpha {
@@ -522,16 +510,19 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
         None if a.data.starts_with("breast-cancer") => Some(0.5),
         None => None,
     };
-    let parts = split_among(&loaded.train, n, alpha, a.seed).map_err(e2s)?;
-    let data = parts.into_iter().nth(k - 1).ok_or("shard out of range")?;
+    let parts = split_among(&loaded.train, n, alpha, a.seed)?;
+    let data = parts
+        .into_iter()
+        .nth(k - 1)
+        .ok_or_else(|| anyhow!("shard out of range"))?;
     let dir = a
         .identity
         .clone()
         .unwrap_or_else(|| a.pki.join("clients").join(&a.id));
-    let kx = KxSecret::load(&kx_key_file(&dir)).map_err(e2s)?;
-    let coordinator_pin = roster.server_pin(Role::Coordinator).map_err(e2s)?;
-    let key_service_pin = roster.server_pin(Role::KeyService).map_err(e2s)?;
-    let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key()).map_err(e2s)?;
+    let kx = KxSecret::load(&kx_key_file(&dir))?;
+    let coordinator_pin = roster.server_pin(Role::Coordinator)?;
+    let key_service_pin = roster.server_pin(Role::KeyService)?;
+    let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key())?;
     let keys = cfg.keys;
     let mut agent = ClientAgent::new(ClientOptions {
         client_id: a.id.clone(),
@@ -542,13 +533,15 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
         state: Some(a.state.clone().unwrap_or_else(|| dir.join("state.json"))),
         ledger_key: Some(ledger_key),
         synthetic: false,
-    })
-    .map_err(e2s)?;
+    })?;
     let creds = Credentials::own(&PkiDir::new(&a.pki).ca_cert(), &dir);
-    let mut coord =
-        CoordinatorRemote::connect(&a.coordinator, &tls(&creds), &coordinator_pin).map_err(e2s)?;
+    let mut coord = CoordinatorRemote::connect(&a.coordinator, &tls(&creds), &coordinator_pin)?;
     let mut kms = match &a.key_service {
-        Some(u) => Some(KeyServiceRemote::connect(u, &tls(&creds), &key_service_pin).map_err(e2s)?),
+        Some(u) => Some(KeyServiceRemote::connect(
+            u,
+            &tls(&creds),
+            &key_service_pin,
+        )?),
         None => None,
     };
     if !a.json {
@@ -566,10 +559,9 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
         kms.as_mut().map(|k| k as &mut dyn KeyServiceApi),
         keys,
         patience,
-    )
-    .map_err(e2s)?;
+    )?;
     if a.json {
-        println!("{}", serde_json::to_string(&s).map_err(e2s)?);
+        println!("{}", serde_json::to_string(&s)?);
     } else {
         println!(
             "{}: {} updates, {} decryption shares, {} counted proofs verified, {} refused tasks; finished: {}",
@@ -580,12 +572,12 @@ pub fn run_client(a: ClientArgs) -> Result<(), String> {
 }
 
 /// Runs `cipherflow key-service` (until killed).
-pub fn run_key_service(a: KeyServiceArgs) -> Result<(), String> {
+pub fn run_key_service(a: KeyServiceArgs) -> anyhow::Result<()> {
     init_tracing();
-    let cfg = FederationConfig::load(&a.config).map_err(e2s)?;
-    let roster = Roster::load(&PkiDir::new(&a.pki).roster()).map_err(e2s)?;
-    let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key()).map_err(e2s)?;
-    let master = cipherflow_fed::keyservice::load_or_create_master_key(&a.master).map_err(e2s)?;
+    let cfg = FederationConfig::load(&a.config)?;
+    let roster = Roster::load(&PkiDir::new(&a.pki).roster())?;
+    let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key())?;
+    let master = cipherflow_fed::keyservice::load_or_create_master_key(&a.master)?;
     let ks = KeyService::new(
         cfg.clone(),
         roster.clone(),
@@ -593,12 +585,9 @@ pub fn run_key_service(a: KeyServiceArgs) -> Result<(), String> {
         ledger_key,
         "coordinator",
         Some(a.state.clone()),
-    )
-    .map_err(e2s)?
+    )?
     .with_roster_file(PkiDir::new(&a.pki).roster());
     let creds = Credentials::under(&a.pki, "key-service");
     println!("key service for {:?} on {}", cfg.name, a.listen);
-    runtime()?
-        .block_on(grpc::serve_key_service(ks, roster, a.listen, &tls(&creds)))
-        .map_err(e2s)
+    Ok(runtime()?.block_on(grpc::serve_key_service(ks, roster, a.listen, &tls(&creds)))?)
 }

@@ -4,6 +4,7 @@
 //! the result is compared with the plaintext model. Ciphertexts go through
 //! their byte encoding both ways, so the sizes reported are what travels.
 
+use anyhow::anyhow;
 use cipherflow_ckks::Ciphertext;
 use cipherflow_nn::data::{load_mnist, Dataset};
 use cipherflow_nn::examples;
@@ -43,24 +44,23 @@ pub struct InferArgs {
 }
 
 /// The test split of a data set and the shipped model for it.
-fn load(data: &str) -> Result<(Dataset, Sequential), String> {
-    let e = |e: cipherflow_nn::NnError| e.to_string();
+fn load(data: &str) -> anyhow::Result<(Dataset, Sequential)> {
     let (name, dir) = data
         .split_once(':')
         .map_or((data, None), |(n, d)| (n, Some(d)));
     match (name, dir) {
         ("digits", None) => {
-            let d = examples::digits().map_err(e)?;
+            let d = examples::digits()?;
             // The split `cipherflow train --data digits` holds out (seed 0).
-            let (_, test) = d.split(0.2, 0).map_err(e)?;
-            Ok((test, examples::digits_cnn().map_err(e)?))
+            let (_, test) = d.split(0.2, 0)?;
+            Ok((test, examples::digits_cnn()?))
         }
         ("mnist", dir) => {
-            let dir = examples::mnist_dir(dir.map(Path::new)).map_err(e)?;
-            let (_, test) = load_mnist(&dir).map_err(|e| format!("{e} (pass --data mnist:DIR)"))?;
-            Ok((test, examples::mnist_tenseal_cnn().map_err(e)?))
+            let dir = examples::mnist_dir(dir.map(Path::new))?;
+            let (_, test) = load_mnist(&dir).map_err(|e| anyhow!("{e} (pass --data mnist:DIR)"))?;
+            Ok((test, examples::mnist_tenseal_cnn()?))
         }
-        _ => Err(format!("unknown data set '{data}' (digits, mnist[:DIR])")),
+        _ => Err(anyhow!("unknown data set '{data}' (digits, mnist[:DIR])")),
     }
 }
 
@@ -74,14 +74,14 @@ fn argmax(v: &[f64]) -> usize {
         .0
 }
 
-fn plain_predictions(model: &mut Sequential, xs: &[Vec<f64>]) -> Result<Vec<usize>, String> {
+fn plain_predictions(model: &mut Sequential, xs: &[Vec<f64>]) -> anyhow::Result<Vec<usize>> {
     let mut out = Vec::with_capacity(xs.len());
     for chunk in xs.chunks(512) {
         let mut shape = vec![chunk.len()];
         shape.extend(model.input_shape());
         let flat: Vec<f32> = chunk.iter().flatten().map(|&v| v as f32).collect();
-        let t = Tensor::from_shape_vec(ndarray::IxDyn(&shape), flat).map_err(|e| e.to_string())?;
-        let y = model.predict(&t).map_err(|e| e.to_string())?;
+        let t = Tensor::from_shape_vec(ndarray::IxDyn(&shape), flat)?;
+        let y = model.predict(&t)?;
         let classes = y.len() / chunk.len().max(1);
         let v: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
         out.extend(v.chunks(classes.max(1)).map(argmax));
@@ -94,40 +94,36 @@ fn plain_predictions(model: &mut Sequential, xs: &[Vec<f64>]) -> Result<Vec<usiz
 fn transfer(
     t: &EncTensor,
     params: &cipherflow_ckks::CkksParams,
-) -> Result<(EncTensor, usize), String> {
+) -> anyhow::Result<(EncTensor, usize)> {
     let mut bytes = 0;
     let mut cts = Vec::with_capacity(t.ciphertexts().len());
     for ct in t.ciphertexts() {
-        let b = ct.to_bytes(params).map_err(|e| e.to_string())?;
+        let b = ct.to_bytes(params)?;
         bytes += b.len();
-        cts.push(Ciphertext::from_bytes(params, &b).map_err(|e| e.to_string())?);
+        cts.push(Ciphertext::from_bytes(params, &b)?);
     }
-    let t = EncTensor::from_parts(cts, t.shape().to_vec(), t.layout(), params.slots())
-        .map_err(|e| e.to_string())?;
+    let t = EncTensor::from_parts(cts, t.shape().to_vec(), t.layout(), params.slots())?;
     Ok((t, bytes))
 }
 
 /// Runs `cipherflow infer`.
-pub fn run(args: InferArgs) -> Result<(), String> {
+pub fn run(args: InferArgs) -> anyhow::Result<()> {
     let threads = match args.threads {
-        Some(t) if t == 0 || t > 1024 => return Err("--threads must be in 1..=1024".into()),
+        Some(t) if t == 0 || t > 1024 => return Err(anyhow!("--threads must be in 1..=1024")),
         Some(t) => t,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    cipherflow_ring::with_threads(threads, || run_inner(&args)).map_err(|e| e.to_string())?
+    cipherflow_ring::with_threads(threads, || run_inner(&args))?
 }
 
-fn run_inner(args: &InferArgs) -> Result<(), String> {
+fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     let (test, shipped_model) = load(&args.data)?;
     let (mut model, model_name) = match &args.model {
-        Some(path) => (
-            safetensors::load_model(path).map_err(|e| e.to_string())?,
-            path.display().to_string(),
-        ),
+        Some(path) => (safetensors::load_model(path)?, path.display().to_string()),
         None => (shipped_model, format!("shipped for {}", args.data)),
     };
     if model.input_shape() != test.shape() {
-        return Err(format!(
+        return Err(anyhow!(
             "the model takes inputs of shape {:?}, the data has {:?}",
             model.input_shape(),
             test.shape()
@@ -135,7 +131,7 @@ fn run_inner(args: &InferArgs) -> Result<(), String> {
     }
     let n = args.limit.unwrap_or(test.len()).min(test.len());
     if n == 0 {
-        return Err("no images to run (--limit 0?)".into());
+        return Err(anyhow!("no images to run (--limit 0?)"));
     }
     let xs: Vec<Vec<f64>> = (0..n)
         .map(|i| {
@@ -150,23 +146,22 @@ fn run_inner(args: &InferArgs) -> Result<(), String> {
     let plain = plain_predictions(&mut model, &xs)?;
 
     let t0 = Instant::now();
-    let plan = Plan::compile(&model).map_err(|e| e.to_string())?;
+    let plan = Plan::compile(&model)?;
     let mode = if args.batch {
         Mode::Throughput
     } else {
         Mode::Latency
     };
-    let server = EncryptedModel::new(&plan, mode).map_err(|e| e.to_string())?;
+    let server = EncryptedModel::new(&plan, mode)?;
     let prep_ms = t0.elapsed().as_secs_f64() * 1e3;
     let params = plan.params().clone();
-    let mut rng = cipherflow_ring::sampler::secure_rng().map_err(|e| e.to_string())?;
+    let mut rng = cipherflow_ring::sampler::secure_rng()?;
     let t0 = Instant::now();
     // The client knows the model only by its published input spec (no
     // weights), as a remote client would.
-    let spec = serde_json::to_string(&server.input_spec()).map_err(|e| e.to_string())?;
-    let client = ModelClient::new(serde_json::from_str(&spec).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let keys = KeySet::generate(&client, &mut rng).map_err(|e| e.to_string())?;
+    let spec = serde_json::to_string(&server.input_spec())?;
+    let client = ModelClient::new(serde_json::from_str(&spec)?)?;
+    let keys = KeySet::generate(&client, &mut rng)?;
     let keygen_ms = t0.elapsed().as_secs_f64() * 1e3;
     let gk_bytes = keys.galois_bytes();
     let rlk_bytes = keys.relin_bytes();
@@ -190,21 +185,17 @@ fn run_inner(args: &InferArgs) -> Result<(), String> {
     let group = if args.batch { params.slots() } else { 1 };
     for (g, chunk) in xs.chunks(group).enumerate() {
         let t = Instant::now();
-        let ct = client
-            .encrypt(&keys.sk, chunk, &mut rng)
-            .map_err(|e| e.to_string())?;
+        let ct = client.encrypt(&keys.sk, chunk, &mut rng)?;
         let (ct, b) = transfer(&ct, &params)?;
         client_s += t.elapsed().as_secs_f64();
         up += b;
         let t = Instant::now();
-        let out = server
-            .run(&keys.rlk, &keys.gk, &ct)
-            .map_err(|e| e.to_string())?;
+        let out = server.run(&keys.rlk, &keys.gk, &ct)?;
         server_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let (out, b) = transfer(&out, &params)?;
         down += b;
-        let logits = out.decrypt(&dec).map_err(|e| e.to_string())?;
+        let logits = out.decrypt(&dec)?;
         client_s += t.elapsed().as_secs_f64();
         if !args.json && args.batch && g == 0 && n > 20 {
             println!("(throughput mode: the first 20 of {n} images)");

@@ -12,6 +12,7 @@ mod infer;
 mod mpc;
 mod train;
 
+use anyhow::anyhow;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,12 +117,12 @@ enum CkksCommand {
     },
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { what, data } => match what.as_str() {
             "federated" => demo::run_federated(),
             "scoring" => demo::run(data.as_deref()),
-            other => Err(format!("unknown demo {other:?} (federated, scoring)")),
+            other => Err(anyhow!("unknown demo {other:?} (federated, scoring)")),
         },
         Command::Bench {
             what:
@@ -133,20 +134,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 },
         } => {
             let p = bench::preset(&preset)
-                .ok_or_else(|| format!("unknown preset '{preset}' (n13, n14, n15, n16)"))?;
+                .ok_or_else(|| anyhow!("unknown preset '{preset}' (n13, n14, n15, n16)"))?;
             if threads == 0 || threads > 1024 {
-                return Err("--threads must be in 1..=1024".into());
+                return Err(anyhow!("--threads must be in 1..=1024"));
             }
             if reps == 0 || reps > 100_000 {
-                return Err("--reps must be in 1..=100000".into());
+                return Err(anyhow!("--reps must be in 1..=100000"));
             }
-            let params = p.build().map_err(|e| e.to_string())?;
+            let params = p.build()?;
             if !json {
                 println!("{preset}: {params}");
             }
-            let ms = cipherflow_ring::with_threads(threads, || bench::run_ckks(&params, reps))
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let ms = cipherflow_ring::with_threads(threads, || bench::run_ckks(&params, reps))??;
             bench::print(&preset, threads, reps, &ms, json);
             Ok(())
         }
@@ -154,8 +153,8 @@ fn run(cli: Cli) -> Result<(), String> {
             what: CkksCommand::Params { preset },
         } => {
             let p = cipherflow_ckks::Preset::from_name(&preset)
-                .ok_or_else(|| format!("unknown preset '{preset}'"))?;
-            let params = p.build().map_err(|e| e.to_string())?;
+                .ok_or_else(|| anyhow!("unknown preset '{preset}'"))?;
+            let params = p.build()?;
             println!("{preset}: {params}");
             println!("  q = {:?}", params.q());
             println!("  p = {:?}", params.p());
@@ -202,7 +201,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@
 //! `party` runs one party of a multi-process deployment (`gen-certs`
 //! writes its configuration).
 
+use anyhow::anyhow;
 use cipherflow_mpc::ndarray::{self, Array2};
 use cipherflow_mpc::programs::logreg::{
     accuracy, plaintext_logreg, private_logreg, split_owners, LogRegConfig, Scaling, Split,
@@ -162,33 +163,29 @@ fn net_json(c: &Common) -> serde_json::Value {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// (train, test) for `digits` or `mnist[:DIR]`.
-fn load_classification(spec: &str) -> Result<(Dataset, Dataset, &'static str), String> {
+fn load_classification(spec: &str) -> anyhow::Result<(Dataset, Dataset, &'static str)> {
     if spec == "digits" {
-        let all = examples::digits().map_err(err)?;
-        let (tr, te) = all.split(0.2, 7).map_err(err)?;
+        let all = examples::digits()?;
+        let (tr, te) = all.split(0.2, 7)?;
         return Ok((tr, te, "digits"));
     }
     let dir = match spec.strip_prefix("mnist") {
-        Some("") => examples::mnist_dir(None).map_err(err)?,
+        Some("") => examples::mnist_dir(None)?,
         Some(rest) => PathBuf::from(rest.trim_start_matches(':')),
         None => {
-            return Err(format!(
+            return Err(anyhow!(
                 "unknown data set {spec:?} (digits, mnist, mnist:DIR)"
             ))
         }
     };
-    let (tr, te) = load_mnist(&dir).map_err(err)?;
+    let (tr, te) = load_mnist(&dir)?;
     Ok((tr, te, "mnist"))
 }
 
-fn take(data: &Dataset, limit: Option<usize>) -> Result<Dataset, String> {
+fn take(data: &Dataset, limit: Option<usize>) -> anyhow::Result<Dataset> {
     let n = limit.unwrap_or(data.len()).min(data.len());
-    data.subset(&(0..n).collect::<Vec<_>>()).map_err(err)
+    Ok(data.subset(&(0..n).collect::<Vec<_>>())?)
 }
 
 /// Runs one party over TLS from a config file, or three local parties.
@@ -207,10 +204,10 @@ fn execute<R: Ring, T: Send>(
     mode: &Mode,
     fp: FixedPoint,
     program: impl Fn(&mut Party<R>) -> Result<T, MpcError> + Sync,
-) -> Result<Outcome<T>, String> {
+) -> anyhow::Result<Outcome<T>> {
     match mode {
         Mode::Local(n) => {
-            let r = run_local::<R, T, _>(*n, fp, program).map_err(err)?;
+            let r = run_local::<R, T, _>(*n, fp, program)?;
             Ok(Outcome {
                 outputs: r.outputs.into_iter().map(Some).collect(),
                 stats: r.stats,
@@ -218,7 +215,7 @@ fn execute<R: Ring, T: Send>(
             })
         }
         Mode::Party(id, cfg) => {
-            let run = run_party::<R, T, _>(*id, cfg, fp, program).map_err(err)?;
+            let run = run_party::<R, T, _>(*id, cfg, fp, program)?;
             let mut outputs: Vec<Option<T>> = vec![None, None, None];
             if let Some(slot) = outputs.get_mut(run.id) {
                 *slot = Some(run.output);
@@ -232,16 +229,16 @@ fn execute<R: Ring, T: Send>(
     }
 }
 
-fn fixed(frac: u32, ring: u32) -> Result<FixedPoint, String> {
-    if ring == 128 {
-        FixedPoint::new::<u128>(frac).map_err(err)
+fn fixed(frac: u32, ring: u32) -> anyhow::Result<FixedPoint> {
+    Ok(if ring == 128 {
+        FixedPoint::new::<u128>(frac)?
     } else {
-        FixedPoint::new::<u64>(frac).map_err(err)
-    }
+        FixedPoint::new::<u64>(frac)?
+    })
 }
 
 /// Runs a `cipherflow mpc` subcommand.
-pub fn run(what: MpcCommand) -> Result<(), String> {
+pub fn run(what: MpcCommand) -> anyhow::Result<()> {
     match what {
         MpcCommand::Predict {
             data,
@@ -293,7 +290,7 @@ pub fn run(what: MpcCommand) -> Result<(), String> {
                     net_json(&common),
                 )
             } else {
-                Err("--ring must be 64 or 128".into())
+                Err(anyhow!("--ring must be 64 or 128"))
             }
         }
         MpcCommand::Party {
@@ -310,7 +307,7 @@ pub fn run(what: MpcCommand) -> Result<(), String> {
             json,
         } => {
             if id >= 3 {
-                return Err("--id must be 0, 1 or 2".into());
+                return Err(anyhow!("--id must be 0, 1 or 2"));
             }
             let mode = Mode::Party(id, config);
             let pj = || json!({"kind": "tcp-tls-processes"});
@@ -338,14 +335,14 @@ pub fn run(what: MpcCommand) -> Result<(), String> {
                     pj(),
                 ),
                 "bench-matmul" => matmul::<u64>(&mode, n, fixed(frac, 64)?, json, pj()),
-                other => Err(format!("unknown task {other:?}")),
+                other => Err(anyhow!("unknown task {other:?}")),
             }
         }
         MpcCommand::GenCerts { dir, base_port } => {
             let addrs: Vec<String> = (0..3u16)
                 .map(|i| format!("127.0.0.1:{}", base_port.saturating_add(i)))
                 .collect();
-            let path = tls::write_credentials(&dir, &addrs).map_err(err)?;
+            let path = tls::write_credentials(&dir, &addrs)?;
             println!("{}", path.display());
             Ok(())
         }
@@ -379,9 +376,9 @@ fn matmul<R: Ring>(
     fp: FixedPoint,
     json_out: bool,
     netj: serde_json::Value,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     if n == 0 || n > 4096 {
-        return Err("--n must be in 1..=4096".into());
+        return Err(anyhow!("--n must be in 1..=4096"));
     }
     let a = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 17) as f64 / 17.0 - 0.5);
     let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 5 + j * 11) % 13) as f64 / 13.0 - 0.5);
@@ -459,7 +456,7 @@ fn predict(
     frac: u32,
     json_out: bool,
     netj: serde_json::Value,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let me = party_of(mode);
     let fp = fixed(frac, 64)?;
     let (train, test, name) = load_classification(data)?;
@@ -470,13 +467,13 @@ fn predict(
     // The model owner trains; in a party process only party 0 does.
     let t0 = Instant::now();
     let mut model = if me.is_none() || me == Some(MODEL_OWNER) {
-        Some(train_mlp(&train, &hidden, epochs, 1).map_err(err)?)
+        Some(train_mlp(&train, &hidden, epochs, 1)?)
     } else {
         None
     };
     let train_secs = t0.elapsed().as_secs_f64();
     let plain = match model.as_mut() {
-        Some(m) => Some(cipherflow_nn::train::predict(m, &test).map_err(err)?),
+        Some(m) => Some(cipherflow_nn::train::predict(m, &test)?),
         None => None,
     };
     let x = features_f64(&test);
@@ -617,15 +614,15 @@ fn logreg(
     frac: u32,
     json_out: bool,
     netj: serde_json::Value,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let split = match split {
         "rows" => Split::Rows,
         "columns" => Split::Columns,
-        other => return Err(format!("--split must be rows or columns, not {other:?}")),
+        other => return Err(anyhow!("--split must be rows or columns, not {other:?}")),
     };
     let fp = fixed(frac, 64)?;
-    let all = examples::breast_cancer().map_err(err)?;
-    let (train, test) = all.split(0.2, 3).map_err(err)?;
+    let all = examples::breast_cancer()?;
+    let (train, test) = all.split(0.2, 3)?;
     let xtr = features_f64(&train);
     let ytr: Vec<f64> = train.labels().iter().map(|&c| c as f64).collect();
     let xte = features_f64(&test);

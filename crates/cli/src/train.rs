@@ -1,6 +1,7 @@
 //! `cipherflow train`: trains a model on a shipped data set or MNIST,
 //! optionally with DP-SGD, and saves it as safetensors.
 
+use anyhow::anyhow;
 use cipherflow_nn::data::{load_mnist, Dataset, Standardizer};
 use cipherflow_nn::examples;
 use cipherflow_nn::io::safetensors;
@@ -74,18 +75,17 @@ pub(crate) struct Loaded {
     lr: f32,
 }
 
-pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
-    let e = |e: cipherflow_nn::NnError| e.to_string();
+pub(crate) fn load(data: &str, seed: u64) -> anyhow::Result<Loaded> {
     let (name, dir) = data
         .split_once(':')
         .map_or((data, None), |(n, d)| (n, Some(d)));
     match (name, dir) {
         ("breast-cancer", None) => {
-            let d = examples::breast_cancer().map_err(e)?;
-            let (mut train, mut test) = d.split(0.2, seed).map_err(e)?;
-            let s = Standardizer::fit(&train).map_err(e)?;
-            s.apply(&mut train).map_err(e)?;
-            s.apply(&mut test).map_err(e)?;
+            let d = examples::breast_cancer()?;
+            let (mut train, mut test) = d.split(0.2, seed)?;
+            let s = Standardizer::fit(&train)?;
+            s.apply(&mut train)?;
+            s.apply(&mut test)?;
             Ok(Loaded {
                 train,
                 test,
@@ -94,8 +94,8 @@ pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
             })
         }
         ("digits", None) => {
-            let d = examples::digits().map_err(e)?;
-            let (train, test) = d.split(0.2, seed).map_err(e)?;
+            let d = examples::digits()?;
+            let (train, test) = d.split(0.2, seed)?;
             Ok(Loaded {
                 train,
                 test,
@@ -104,9 +104,9 @@ pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
             })
         }
         ("mnist", dir) => {
-            let dir = examples::mnist_dir(dir.map(Path::new)).map_err(e)?;
+            let dir = examples::mnist_dir(dir.map(Path::new))?;
             let (train, test) =
-                load_mnist(&dir).map_err(|err| format!("{err} (pass --data mnist:DIR)"))?;
+                load_mnist(&dir).map_err(|err| anyhow!("{err} (pass --data mnist:DIR)"))?;
             Ok(Loaded {
                 train,
                 test,
@@ -114,14 +114,14 @@ pub(crate) fn load(data: &str, seed: u64) -> Result<Loaded, String> {
                 lr: 1e-3,
             })
         }
-        _ => Err(format!(
+        _ => Err(anyhow!(
             "unknown data set '{data}' (breast-cancer, digits, mnist[:DIR])"
         )),
     }
 }
 
-fn parse_schedule(s: &str) -> Result<ScheduleSpec, String> {
-    let bad = || format!("bad --schedule '{s}' (constant, cosine, step:EPOCHS:GAMMA)");
+fn parse_schedule(s: &str) -> anyhow::Result<ScheduleSpec> {
+    let bad = || anyhow!("bad --schedule '{s}' (constant, cosine, step:EPOCHS:GAMMA)");
     match s.split(':').collect::<Vec<_>>()[..] {
         ["constant"] => Ok(ScheduleSpec::Constant),
         ["cosine"] => Ok(ScheduleSpec::Cosine { eta_min: 0.0 }),
@@ -138,26 +138,25 @@ fn parse_schedule(s: &str) -> Result<ScheduleSpec, String> {
 }
 
 /// Runs `cipherflow train`.
-pub fn run(args: TrainArgs) -> Result<(), String> {
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(t) = args.threads {
         if t == 0 || t > 1024 {
-            return Err("--threads must be in 1..=1024".into());
+            return Err(anyhow!("--threads must be in 1..=1024"));
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
-            .build_global()
-            .map_err(|e| e.to_string())?;
+            .build_global()?;
     }
     if args.dp_epsilon.is_some() && args.dp_sigma.is_some() {
-        return Err("give --dp-epsilon or --dp-sigma, not both".into());
+        return Err(anyhow!("give --dp-epsilon or --dp-sigma, not both"));
     }
     if let Some(eps) = args.dp_epsilon {
         if !(eps.is_finite() && eps > 0.0) {
-            return Err(format!("--dp-epsilon must be positive, got {eps}"));
+            return Err(anyhow!("--dp-epsilon must be positive, got {eps}"));
         }
     }
     if !(args.dp_delta > 0.0 && args.dp_delta < 1.0) {
-        return Err(format!(
+        return Err(anyhow!(
             "--dp-delta must be in (0, 1), got {}",
             args.dp_delta
         ));
@@ -165,15 +164,15 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     let accountant = match args.accountant.as_str() {
         "rdp" => AccountantKind::Rdp,
         "pld" => AccountantKind::Pld,
-        other => return Err(format!("unknown accountant '{other}' (rdp, pld)")),
+        other => return Err(anyhow!("unknown accountant '{other}' (rdp, pld)")),
     };
     let loaded = load(&args.data, args.seed)?;
     let dp_wanted = args.dp_epsilon.is_some() || args.dp_sigma.is_some();
     let classes = loaded.train.num_classes();
     let (spec, file_train) = if Path::new(&args.model).is_file() {
         let text =
-            std::fs::read_to_string(&args.model).map_err(|e| format!("{}: {e}", args.model))?;
-        let f = SpecFile::parse(&text).map_err(|e| format!("{}: {e}", args.model))?;
+            std::fs::read_to_string(&args.model).map_err(|e| anyhow!("{}: {e}", args.model))?;
+        let f = SpecFile::parse(&text).map_err(|e| anyhow!("{}: {e}", args.model))?;
         let input = f.input.unwrap_or_else(|| loaded.train.shape().to_vec());
         (
             ModelSpec {
@@ -183,11 +182,10 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             f.train,
         )
     } else {
-        let spec = ModelSpec::preset(&args.model, loaded.train.shape(), classes, dp_wanted)
-            .map_err(|e| e.to_string())?;
+        let spec = ModelSpec::preset(&args.model, loaded.train.shape(), classes, dp_wanted)?;
         (spec, None)
     };
-    let mut model = spec.build(args.seed).map_err(|e| e.to_string())?;
+    let mut model = spec.build(args.seed)?;
     let dp = dp_wanted.then_some(DpSpec {
         clip: args.dp_clip,
         noise_multiplier: args.dp_sigma,
@@ -267,13 +265,12 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
                 }
             }
         },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    let acc = accuracy(&mut model, &loaded.test).map_err(|e| e.to_string())?;
+    let acc = accuracy(&mut model, &loaded.test)?;
     if let Some(out) = &args.out {
-        safetensors::save(&model, out).map_err(|e| e.to_string())?;
+        safetensors::save(&model, out)?;
     }
     if json {
         let line = serde_json::json!({
