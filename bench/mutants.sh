@@ -16,7 +16,7 @@ command -v cargo-mutants >/dev/null || { echo "cargo install cargo-mutants first
 declare -A files=(
     [ledger]="crates/ledger/src/proof.rs crates/ledger/src/verify.rs crates/ledger/src/sth.rs crates/ledger/src/replay.rs"
     [ckks]="crates/ckks/src/multiparty/shamir.rs crates/ckks/src/multiparty/aggregate.rs"
-    [fed]="crates/fed/src/wire.rs"
+    [fed]="crates/fed/src/packing.rs"
     [fed-coordinator]="crates/fed/src/coordinator/round.rs crates/fed/src/coordinator/decrypt.rs crates/fed/src/coordinator/mod.rs"
     [fed-client]="crates/fed/src/client/mod.rs crates/fed/src/client/decrypt.rs crates/fed/src/client/state.rs"
     [dp]="crates/dp/src/budget.rs crates/dp/src/rdp.rs"

@@ -51,7 +51,7 @@ fn enc<M: prost::Message>(m: &M) -> Vec<u8> {
 pub fn build(dir: std::path::PathBuf) -> Federation {
     let cfg = config();
     let n = 3;
-    let (roster, kx) = make_roster(&cfg.name, n);
+    let (roster, kx) = make_roster(&cfg.name, n).unwrap();
     let signer = LogSigner::from_seed(&[7; 32]);
     let key = signer.public_key();
     let (clock, f) = ManualClock::new();

@@ -1,10 +1,10 @@
 //! Fuzzes the federation's configuration and roster files (TOML, JSON) and
 //! what is derived from them before any round: validation, sizes, the model
-//! and the wire plan. Any input must give Ok or a typed error.
+//! and the packing plan. Any input must give Ok or a typed error.
 #![no_main]
 use cipherflow_fed::config::FederationConfig;
 use cipherflow_fed::roster::Roster;
-use cipherflow_fed::wire::WirePlan;
+use cipherflow_fed::packing::PackingPlan;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,9 +17,9 @@ fuzz_target!(|data: &[u8]| {
                 if let Ok(spec) = cfg.model_spec() {
                     if let Ok(mut m) = spec.build(0) {
                         let dim = m.num_params();
-                        let _ = cipherflow_fed::model::flatten(&mut m);
+                        let _ = cipherflow_fed::training::flatten(&mut m);
                         if dim <= 1 << 16 {
-                            let _ = WirePlan::for_federation(&cfg, &sizes, None, dim);
+                            let _ = PackingPlan::for_federation(&cfg, &sizes, None, dim);
                         }
                     }
                 }

@@ -176,7 +176,7 @@ fn fed(out: &Out, fed: &fed_common::Federation) {
               [strategy]\nkind = \"fedyogi\"\n[training]\nepochs = 1\nbatch_size = 16\nlr = 0.1\n\
               [dp]\nepsilon = 3.0\ndelta = 1e-5\nclip = 1.0\n[aggregation]\nquant_bits = 20\n";
     out.put("fed_config", "dp-key-service.toml", dp.as_bytes());
-    let (roster, _) = cipherflow_fed::sim::make_roster("fuzz", 3);
+    let (roster, _) = cipherflow_fed::sim::make_roster("fuzz", 3).unwrap();
     out.put("fed_config", "roster.json", &serde_json::to_vec_pretty(&roster).unwrap());
 }
 
@@ -231,7 +231,7 @@ fn models_and_data(out: &Out) {
     let mut model = cipherflow_nn::spec::ModelSpec::parse(spec).unwrap().build(1).unwrap();
     let st = cipherflow_nn::io::safetensors::to_bytes(&model).unwrap();
     out.put("model_files", "small-cnn.safetensors", &[&[1u8][..], &st].concat());
-    let _ = cipherflow_fed::model::flatten(&mut model);
+    let _ = cipherflow_fed::training::flatten(&mut model);
 
     // IDX: 2 images of 3×3 and their labels; CSV with a header.
     let mut img = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3];

@@ -11,11 +11,11 @@ use cipherflow_ckks::multiparty::{
 use cipherflow_fed::client::{ClientAgent, ClientOptions};
 use cipherflow_fed::config::{FederationConfig, ModelChoice};
 use cipherflow_fed::coordinator::{Coordinator, CoordinatorOptions};
+use cipherflow_fed::packing::PackingPlan;
 use cipherflow_fed::proto;
 use cipherflow_fed::quant;
 use cipherflow_fed::sim::{make_roster, simulate, ManualClock, SimOptions};
 use cipherflow_fed::store::{self, Store};
-use cipherflow_fed::wire::WirePlan;
 use cipherflow_ledger::entry::{EntryBody, UpdateReceived};
 use cipherflow_ledger::{Ledger, LogSigner};
 use cipherflow_nn::data::Dataset;
@@ -150,8 +150,8 @@ fn micro(
 ) -> anyhow::Result<()> {
     let cfg = config(p, 1, "key-service", stat_sec)?;
     let sizes = cfg.sizes(c)?;
-    let wire = WirePlan::for_federation(&cfg, &sizes, None, p)?;
-    let params = wire.params()?;
+    let packing = PackingPlan::for_federation(&cfg, &sizes, None, p)?;
+    let params = packing.params()?;
     let (roster, _) = make_roster(&cfg.name, c)?;
     // Key shares, the CRS and the smudging come from the OS-seeded CSPRNG,
     // as in a deployment (a fixed seed would make the shares public).
@@ -162,7 +162,7 @@ fn micro(
     let keys: Vec<SecretShare> = (1..=c as u64)
         .map(|id| SecretShare::generate_for(&params, id, &mut rng))
         .collect();
-    let q = quant::expected(&cfg, None, &wire, 1.0);
+    let q = quant::expected(&cfg, None, &packing, 1.0);
     let mut agents = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         let mut agent = ClientAgent::new(ClientOptions {
@@ -201,7 +201,7 @@ fn micro(
     }
     let bytes: usize = uploads[0].iter().map(|ch| ch.ciphertext.len()).sum();
     let base = json!({"lib": "cipherflow", "params": p, "clients": c, "threads": threads,
-        "log_n": wire.log_n, "q_bits": wire.q_bits, "shift": wire.shift, "pack": wire.pack, "stat_sec_bits": stat_sec,
+        "log_n": packing.log_n, "q_bits": packing.q_bits, "shift": packing.shift, "pack": packing.pack, "stat_sec_bits": stat_sec,
         "quant_bits": cfg.aggregation.quant_bits});
     let with = |mut v: serde_json::Value| {
         if let (Some(o), Some(b)) = (v.as_object_mut(), base.as_object()) {
@@ -221,7 +221,7 @@ fn micro(
     ));
     // Coordinator compute: decode, validate (seed, shift, ranges), add.
     // The agents have not joined a coordinator: key epoch 0.
-    let seeds = cipherflow_fed::wire::round_seeds(&crs, &cfg.name, 0, 1, wire.chunks);
+    let seeds = cipherflow_fed::packing::round_seeds(&crs, &cfg.name, 0, 1, packing.chunks);
     let mut sum: Vec<SharedCiphertext> = Vec::new();
     let mut fold = Vec::new();
     for up in &uploads {
@@ -233,7 +233,7 @@ fn micro(
             .map(|(ch, s)| {
                 h.update(&ch.ciphertext);
                 let ct = SharedCiphertext::from_bytes(&params, &ch.ciphertext)?;
-                if ct.seed() != s || ct.shift() != wire.shift {
+                if ct.seed() != s || ct.shift() != packing.shift {
                     return Err(anyhow!("ciphertext for another seed or shift"));
                 }
                 Ok(ct)
@@ -255,13 +255,13 @@ fn micro(
     ));
     // Precision of the decrypted aggregate (exact integer sum; only the
     // quantization is lossy).
-    let smudging = wire.smudging()?;
+    let smudging = packing.smudging()?;
     let refs: Vec<&SecretShare> = keys.iter().collect();
     let share = key_holder_share(&params, &refs, &seeds, &smudging, &mut rng)?;
     let t = Instant::now();
-    let ints = combine_aggregate(&params, &sum, &[share], wire.noise_log2())?;
+    let ints = combine_aggregate(&params, &sum, &[share], packing.noise_log2())?;
     let combine_ms = t.elapsed().as_secs_f64() * 1e3;
-    let flat: Vec<i64> = wire.unpack_sums(&ints.into_iter().flatten().collect::<Vec<_>>());
+    let flat: Vec<i64> = packing.unpack_sums(&ints.into_iter().flatten().collect::<Vec<_>>());
     let mean = q.decode_mean(&flat, c as f64)?;
     let (mut err, mut top, mut e2, mut m2) = (0f64, 0f64, 0f64, 0f64);
     for (i, &m) in mean.iter().enumerate() {
@@ -298,7 +298,7 @@ fn micro(
     let mut accept = Vec::new();
     for (agent, u) in agents.iter_mut().zip(&updates).take(c - 1) {
         let chunks =
-            agent.encrypt_update(crs, 1, &quant::expected(&ks_cfg, None, &wire, 1.0), u)?;
+            agent.encrypt_update(crs, 1, &quant::expected(&ks_cfg, None, &packing, 1.0), u)?;
         let t = Instant::now();
         coord.upload(agent.id(), &chunks)?;
         accept.push(t.elapsed().as_secs_f64() * 1e3);
@@ -374,13 +374,13 @@ fn plaintext_round(p: usize, c: usize) -> anyhow::Result<f64> {
             index: 0,
             total: 1,
             num_examples: 1,
-            ciphertext: cipherflow_fed::model::to_bytes(u),
+            ciphertext: cipherflow_fed::training::to_bytes(u),
         };
-        let wire = cipherflow_fed::transport::inproc::wire(&chunk)?;
-        let got = cipherflow_fed::model::from_bytes(&wire.ciphertext, p)?;
-        let hash: [u8; 32] = Sha256::digest(&wire.ciphertext).into();
+        let packing = cipherflow_fed::transport::inproc::roundtrip(&chunk)?;
+        let got = cipherflow_fed::training::from_bytes(&packing.ciphertext, p)?;
+        let hash: [u8; 32] = Sha256::digest(&packing.ciphertext).into();
         let id = format!("client-{i}");
-        store.save_blob(&store::upload_blob(1, &id), &wire.ciphertext)?;
+        store.save_blob(&store::upload_blob(1, &id), &packing.ciphertext)?;
         store.tx(|tx| store::insert_upload(tx, 1, &id, &hash, 1))?;
         ledger.append(
             1,

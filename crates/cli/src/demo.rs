@@ -195,7 +195,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
         cts.push(encryptor.encrypt(&enc.encode(&packed, top, fp.scale)?, &mut rng)?);
     }
     let t_enc = t1.elapsed();
-    let wire: usize = cts
+    let packing: usize = cts
         .iter()
         .map(|c| c.to_bytes(&params).map(|b| b.len()))
         .sum::<Result<usize, _>>()?;
@@ -252,7 +252,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
         test.len(),
         cts.len(),
         t_enc.as_secs_f64() * 1e3,
-        wire / 1024
+        packing / 1024
     );
     println!(
         "  encrypted scoring (mul_plain, rescale, {} rotations): {:.0} ms",

@@ -16,10 +16,10 @@ use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::coordinator::SHARE_PART_CHUNKS;
 use crate::dp_plan::DpPlan;
 use crate::error::{FedError, Result};
+use crate::packing::PackingPlan;
 use crate::proto;
 use crate::roster::Roster;
 use crate::store::write_private;
-use crate::wire::WirePlan;
 use cipherflow_ckks::multiparty::{key_holder_share, Crs, SecretShare};
 use cipherflow_ckks::CkksParams;
 use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, PublicKey, SignedTreeHead};
@@ -79,7 +79,7 @@ pub struct KeyService {
     cfg: FederationConfig,
     roster: Roster,
     sizes: Sizes,
-    wire: WirePlan,
+    packing: PackingPlan,
     params: CkksParams,
     master: Zeroizing<[u8; 32]>,
     ledger_key: PublicKey,
@@ -122,8 +122,8 @@ impl KeyService {
             Some(d) => Some(DpPlan::new(d, &sizes, cfg.rounds, dim as u64)?),
             None => None,
         };
-        let wire = WirePlan::for_federation(&cfg, &sizes, dp.as_ref(), dim)?;
-        let params = wire.params()?;
+        let packing = PackingPlan::for_federation(&cfg, &sizes, dp.as_ref(), dim)?;
+        let params = packing.params()?;
         let saved = match &state {
             Some(p) if p.exists() => {
                 let text = std::fs::read_to_string(p).map_err(|e| FedError::io(p, e))?;
@@ -136,7 +136,7 @@ impl KeyService {
             cfg,
             roster,
             sizes,
-            wire,
+            packing,
             params,
             master,
             ledger_key,
@@ -239,7 +239,7 @@ impl KeyService {
             )));
         }
         self.reload_roster()?;
-        if req.federation != self.cfg.name || req.chunks as usize != self.wire.chunks {
+        if req.federation != self.cfg.name || req.chunks as usize != self.packing.chunks {
             return Err(FedError::Protocol(
                 "request for another federation or model size".into(),
             ));
@@ -298,9 +298,14 @@ impl KeyService {
         let keys: Vec<SecretShare> = contributors.iter().map(|&p| self.key_of(p)).collect();
         let key_refs: Vec<&SecretShare> = keys.iter().collect();
         let crs = Crs(crs);
-        let seeds =
-            crate::wire::round_seeds(&crs, &self.cfg.name, req.epoch, req.round, self.wire.chunks);
-        let smudging = self.wire.smudging()?;
+        let seeds = crate::packing::round_seeds(
+            &crs,
+            &self.cfg.name,
+            req.epoch,
+            req.round,
+            self.packing.chunks,
+        );
+        let smudging = self.packing.smudging()?;
         let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
         let total = parts.len() as u32;
         let mut out = Vec::with_capacity(parts.len());

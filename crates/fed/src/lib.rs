@@ -5,18 +5,18 @@ pub mod client;
 pub mod config;
 pub mod coordinator;
 pub mod dp_plan;
+pub mod envelope;
 pub mod error;
 pub mod keyservice;
 pub mod metrics;
-pub mod model;
+pub mod packing;
 pub mod quant;
 pub mod roster;
-pub mod seal;
 pub mod sim;
 pub mod store;
 pub mod strategy;
+pub mod training;
 pub mod transport;
-pub mod wire;
 
 pub mod proto {
     //! Protocol messages and gRPC services generated from `proto/fed.proto`.

@@ -166,7 +166,7 @@ impl Quantizer {
 pub fn expected(
     cfg: &crate::config::FederationConfig,
     dp: Option<&crate::dp_plan::DpPlan>,
-    wire: &crate::wire::WirePlan,
+    packing: &crate::packing::PackingPlan,
     weight_reference: f64,
 ) -> Quantizer {
     match dp {
@@ -178,7 +178,7 @@ pub fn expected(
                 l2_bound: f64::INFINITY,
                 noise: ShareNoise::None,
                 weight_reference: weight_reference.max(1.0),
-                shift: wire.shift,
+                shift: packing.shift,
             }
         }
         Some(p) => Quantizer {
@@ -194,7 +194,7 @@ pub fn expected(
                 }
             },
             weight_reference: 1.0,
-            shift: wire.shift,
+            shift: packing.shift,
         },
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{FedError, Result};
 use crate::keyservice::KeyService;
 use crate::proto;
 use crate::roster::{KxSecret, Roster, RosterEntry};
-use crate::transport::inproc::wire;
+use crate::transport::inproc::roundtrip;
 use cipherflow_ledger::{verify_log, LogSigner, VerifyOptions};
 use cipherflow_nn::data::Dataset;
 use rand_core::RngCore;
@@ -79,7 +79,7 @@ pub struct SimReport {
     pub counted_proofs_verified: usize,
     /// Why the federation stopped.
     pub finished: String,
-    /// `log2 Q` of the wire.
+    /// `log2 Q` of the packing.
     pub log_q: u32,
     /// Model parameters.
     pub params: usize,
@@ -215,8 +215,8 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
             ledger_key: Some(ledger_key),
             synthetic,
         })?;
-        let reply = coord.join(c.id(), &wire(&c.join_request())?)?;
-        c.on_join(&wire(&reply)?)?;
+        let reply = coord.join(c.id(), &roundtrip(&c.join_request())?)?;
+        c.on_join(&roundtrip(&reply)?)?;
         if let Some(k) = &mut kms {
             let r = k.enroll(
                 c.id(),
@@ -224,7 +224,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
                     federation: config.name.clone(),
                 },
             )?;
-            c.on_enroll(wire(&r)?)?;
+            c.on_enroll(roundtrip(&r)?)?;
         }
         clients.push(c);
     }
@@ -237,7 +237,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     loop {
         if let Some(req) = coord.tick()? {
             if let Some(k) = &mut kms {
-                let parts = k.decrypt("coordinator", &wire(&req)?)?;
+                let parts = k.decrypt("coordinator", &roundtrip(&req)?)?;
                 coord.key_service_share(&wire_vec(&parts)?)?;
             }
         }
@@ -249,9 +249,9 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
             seen_rounds += 1;
             for c in clients.iter_mut() {
                 while let Some(req) = c.proof_request(h.round) {
-                    match coord.counted_proof(c.id(), &wire(&req)?) {
+                    match coord.counted_proof(c.id(), &roundtrip(&req)?) {
                         Ok(reply) => {
-                            c.on_counted_proof(&wire(&reply)?)?;
+                            c.on_counted_proof(&roundtrip(&reply)?)?;
                             counted += 1;
                         }
                         // An aborted round: the update was never summed.
@@ -292,10 +292,10 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
                 wait_ms: 0,
                 known_tree_size: c.known_tree_size(),
             };
-            let task = wire(&coord.next_task(c.id(), &req)?)?;
+            let task = roundtrip(&coord.next_task(c.id(), &req)?)?;
             match c.handle(&task)? {
                 Action::PostKeySetup(post) => {
-                    coord.post_key_setup(c.id(), &wire(&post)?)?;
+                    coord.post_key_setup(c.id(), &roundtrip(&post)?)?;
                     progress = true;
                 }
                 Action::Upload(chunks) => {
@@ -303,7 +303,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
                         continue;
                     }
                     let receipt = coord.upload(c.id(), &wire_vec(&chunks)?)?;
-                    c.on_receipt(&wire(&receipt)?)?;
+                    c.on_receipt(&roundtrip(&receipt)?)?;
                     progress = true;
                 }
                 Action::Share(parts) => {
@@ -318,8 +318,8 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         }
         if config.keys == KeysMode::Threshold && clients.iter().any(|c| !c.has_keys()) {
             for c in clients.iter_mut() {
-                let b = coord.get_key_setup(c.id(), &wire(&c.key_setup_query())?)?;
-                if c.on_key_setup(&wire(&b)?)? {
+                let b = coord.get_key_setup(c.id(), &roundtrip(&c.key_setup_query())?)?;
+                if c.on_key_setup(&roundtrip(&b)?)? {
                     progress = true;
                 }
             }
@@ -355,8 +355,8 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         .collect();
     secs.sort_by(f64::total_cmp);
     let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
-    let log_q = coord.wire().log_q();
-    let capacity = coord.wire().n() * coord.wire().pack as usize;
+    let log_q = coord.packing().log_q();
+    let capacity = coord.packing().n() * coord.packing().pack as usize;
     let model = coord.global_model().to_vec();
     drop(coord);
     let recompute = crate::dp_plan::FedEpsilon::default();
@@ -422,7 +422,7 @@ fn uniform<R: RngCore>(rng: &mut R) -> f64 {
 }
 
 fn wire_vec<M: prost::Message + Default>(v: &[M]) -> Result<Vec<M>> {
-    v.iter().map(wire).collect()
+    v.iter().map(roundtrip).collect()
 }
 
 /// Writes a synthetic audit log of `rounds` rounds with `clients` clients

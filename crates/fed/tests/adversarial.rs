@@ -11,9 +11,9 @@ use cipherflow_ckks::CkksParams;
 use cipherflow_fed::client::Action;
 use cipherflow_fed::config::FederationConfig;
 use cipherflow_fed::keyservice::{encode_consistency_proofs, KeyService};
+use cipherflow_fed::packing::round_seeds;
 use cipherflow_fed::proto::{self, task::Kind};
 use cipherflow_fed::sim::make_roster;
-use cipherflow_fed::wire::round_seeds;
 use cipherflow_fed::FedError;
 use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
 use cipherflow_ledger::{AggregateInput, EntryProof, Ledger, LogSigner};
@@ -33,13 +33,13 @@ fn with_train(t: proto::TrainTask) -> proto::Task {
 }
 
 fn set_model(t: &mut proto::TrainTask, scale: f32) {
-    let w: Vec<f32> = cipherflow_fed::model::from_bytes(&t.model, t.model.len() / 4)
+    let w: Vec<f32> = cipherflow_fed::training::from_bytes(&t.model, t.model.len() / 4)
         .unwrap()
         .iter()
         .map(|x| x * scale + 0.01)
         .collect();
-    t.model = cipherflow_fed::model::to_bytes(&w);
-    t.model_hash = cipherflow_fed::model::model_hash(&t.model).to_vec();
+    t.model = cipherflow_fed::training::to_bytes(&w);
+    t.model_hash = cipherflow_fed::training::model_hash(&t.model).to_vec();
 }
 
 #[test]
@@ -89,8 +89,8 @@ fn a_global_model_with_absurd_weights_is_refused_before_training() {
         "{e}"
     );
     // Non-finite weights never decode.
-    t.model = cipherflow_fed::model::to_bytes(&vec![f32::NAN; t.model.len() / 4]);
-    t.model_hash = cipherflow_fed::model::model_hash(&t.model).to_vec();
+    t.model = cipherflow_fed::training::to_bytes(&vec![f32::NAN; t.model.len() / 4]);
+    t.model_hash = cipherflow_fed::training::model_hash(&t.model).to_vec();
     let e = fed.clients[0].handle(&with_train(t)).unwrap_err();
     assert!(
         matches!(&e, FedError::Protocol(m) if m.contains("non-finite")),
@@ -311,7 +311,7 @@ fn round_with_a_liar(
     fed.upload_all();
     let idx = all_ready(&mut fed);
     let params = fed.coord.params().clone();
-    let (shift, dim) = (fed.coord.wire().shift, fed.coord.wire().dim);
+    let (shift, dim) = (fed.coord.packing().shift, fed.coord.packing().dim);
     for (n, &i) in idx.iter().enumerate() {
         let t = fed.task(i);
         let Action::Share(mut parts) = fed.clients[i].handle(&t).unwrap() else {
@@ -445,7 +445,7 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     .with_roster_file(roster_file.clone());
     let sizes = cfg.sizes(3).unwrap();
     let dim = cfg.model_spec().unwrap().build(0).unwrap().num_params();
-    let chunks = cipherflow_fed::wire::WirePlan::for_federation(&cfg, &sizes, None, dim)
+    let chunks = cipherflow_fed::packing::PackingPlan::for_federation(&cfg, &sizes, None, dim)
         .unwrap()
         .chunks as u32;
     let mut honest = Ledger::create(

@@ -7,9 +7,9 @@ mod common;
 
 use cipherflow_fed::client::{Action, ClientAgent, ClientOptions};
 use cipherflow_fed::coordinator::{Coordinator, CoordinatorOptions, Phase};
-use cipherflow_fed::model::{flatten, local_update};
 use cipherflow_fed::proto;
 use cipherflow_fed::sim::{make_roster, simulate, split_among, ManualClock, SimOptions, SimReport};
+use cipherflow_fed::training::{flatten, local_update};
 use cipherflow_ledger::LogSigner;
 use cipherflow_nn::data::Dataset;
 use rand_chacha::ChaCha20Rng;

@@ -28,16 +28,16 @@ pub mod examples;
 pub mod io;
 pub mod layers;
 pub mod loss;
-mod model;
 pub mod optim;
 mod secure_sgd;
+mod sequential;
 pub mod spec;
 pub mod train;
 
 pub use error::NnError;
 pub use layers::{Layer, Param};
-pub use model::Sequential;
 pub use secure_sgd::{DpConfig, SecureSgd, StepReport};
+pub use sequential::Sequential;
 
 /// The tensor type of this crate: `f32`, batch first.
 pub type Tensor = ndarray::ArrayD<f32>;

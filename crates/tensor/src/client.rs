@@ -7,7 +7,7 @@
 //! package.
 
 use crate::layout::EncTensor;
-use crate::model::Mode;
+use crate::server::Mode;
 use crate::TensorError;
 use cipherflow_ckks::{
     CkksParams, Decryptor, Encoder, Encryptor, GaloisKeys, ParamsLiteral, PublicKey, RelinKey,

@@ -15,7 +15,7 @@
 //! * [`ops`]: encrypted sums, means and dot products;
 //! * [`plan`]: the compiler from a `cipherflow-nn` model to an encrypted
 //!   plan with automatically chosen 128-bit secure parameters;
-//! * [`model`]: running a plan on ciphertexts (the server side);
+//! * [`server`]: running a plan on ciphertexts (the server side);
 //! * [`client`]: the client side, from the model's published input
 //!   specification: keys and encryption, no weights.
 //!
@@ -25,16 +25,16 @@ mod error;
 pub mod layout;
 pub mod linear;
 pub mod matvec;
-pub mod model;
 pub mod ops;
 pub mod plan;
 pub mod poly;
+pub mod server;
 
 pub use client::{InputSpec, KeySet, ModelClient};
 pub use error::TensorError;
 pub use layout::{EncTensor, Layout};
 pub use linear::LinearMap;
 pub use matvec::EncodedMatVec;
-pub use model::{EncryptedModel, Mode};
 pub use plan::{CompileOptions, Plan, Stage};
 pub use poly::{Approx, Interval, Polynomial};
+pub use server::{EncryptedModel, Mode};

@@ -56,7 +56,7 @@
 //! A key service holding the contributors' keys itself produces the single
 //! share `Σ_{i∈S} s_i·a + E` with [`key_holder_share`].
 
-use super::ckg::{Crs, SecretShare};
+use super::collective_keygen::{Crs, SecretShare};
 use super::error::MultipartyError;
 use super::shamir::{lagrange, validate_ids, ShamirShare};
 use super::smudging::{smudging_coeffs, Smudging};

@@ -80,29 +80,29 @@
 //! ```
 
 mod aggregate;
-mod ckg;
+mod collective_keygen;
 mod decrypt;
+mod encoding;
 mod error;
 mod shamir;
 mod smudging;
-mod wire;
 
 pub use aggregate::{
     aggregate_decryption_share, aggregation_seed, combine_aggregate, key_holder_share,
     max_abs_value, share_encrypt, share_sum_noise_log2, AggregateShare, SharedCiphertext,
     MAX_CHUNKS,
 };
-pub use ckg::{
+pub use collective_keygen::{
     combine_public_key, ideal_secret_key, public_key_share, Crs, PublicKeyShare, SecretShare,
 };
 pub use decrypt::{
     ciphertext_hash, combine_decryption, decryption_share, decryption_share_additive,
     DecryptionShare, ShareMode,
 };
+pub use encoding::MAX_PARTIES;
 pub use error::MultipartyError;
 pub use shamir::{shamir_combine, shamir_deal, ShamirShare, ThresholdSecret};
 pub use smudging::{Smudging, DEFAULT_STAT_SEC_BITS, MAX_SMUDGING_LOG2};
-pub use wire::MAX_PARTIES;
 
 #[cfg(test)]
 mod tests;

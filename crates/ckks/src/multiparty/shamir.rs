@@ -19,7 +19,7 @@
 //! Seeded shares travel as their seed (~120 bytes instead of `N·log2 Q`
 //! bits), so a dealer sends `n − t` full shares instead of `n − 1`.
 
-use super::ckg::SecretShare;
+use super::collective_keygen::SecretShare;
 use super::error::MultipartyError;
 use crate::error::CkksError;
 use crate::params::CkksParams;

@@ -88,7 +88,7 @@ impl ClientAgent {
         let inputs: Vec<AggregateInput> = serde_json::from_slice(&task.inputs_json)?;
         let contributors =
             check_aggregate(&entry, task.round, &inputs, self.sizes.quorum, &self.roster)?;
-        if task.chunks as usize != self.wire.chunks {
+        if task.chunks as usize != self.packing.chunks {
             return Err(FedError::Refused(
                 "decryption for another model size".into(),
             ));
@@ -129,14 +129,14 @@ impl ClientAgent {
         let crs = self
             .crs
             .ok_or_else(|| FedError::NotReady("join first".into()))?;
-        let seeds = crate::wire::round_seeds(
+        let seeds = crate::packing::round_seeds(
             &crs,
             &self.cfg.name,
             self.epoch,
             task.round,
-            self.wire.chunks,
+            self.packing.chunks,
         );
-        let smudging = self.wire.smudging()?;
+        let smudging = self.packing.smudging()?;
         let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
         let total = parts.len() as u32;
         let part_seeds: Vec<[u8; 32]> = parts

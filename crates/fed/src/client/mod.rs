@@ -5,7 +5,7 @@
 //! set per round.
 //!
 //! The agent never trusts the coordinator for parameters that protect it:
-//! it recomputes the wire plan and the DP plan from its own copy of the
+//! it recomputes the packing plan and the DP plan from its own copy of the
 //! configuration and refuses a task that asks for a smaller shift, weaker
 //! noise or another clip; it takes the other clients' key-agreement keys
 //! from its own roster; it checks the ledger's signed tree heads and their
@@ -19,13 +19,13 @@ use state::UploadMark;
 
 use crate::config::{FederationConfig, KeysMode, LocalTraining, Sizes};
 use crate::dp_plan::{DpPlan, LocalDpPlan};
+use crate::envelope;
 use crate::error::{FedError, Result};
-use crate::model;
+use crate::packing::PackingPlan;
 use crate::proto::{self, task::Kind};
 use crate::quant::{self, Quantizer};
 use crate::roster::{parse_public, KxSecret, Roster};
-use crate::seal;
-use crate::wire::WirePlan;
+use crate::training;
 use cipherflow_ckks::multiparty::{shamir_deal, share_encrypt, Crs, SecretShare, ShamirShare};
 use cipherflow_ckks::CkksParams;
 use cipherflow_ledger::entry::EntryBody;
@@ -88,7 +88,7 @@ pub struct ClientAgent {
     sizes: Sizes,
     dp: Option<DpPlan>,
     local_dp: Option<LocalDpPlan>,
-    wire: WirePlan,
+    packing: PackingPlan,
     params: CkksParams,
     data: Dataset,
     model: Sequential,
@@ -140,14 +140,14 @@ impl ClientAgent {
             )?),
             None => None,
         };
-        let wire = WirePlan::for_federation(&opts.config, &sizes, dp.as_ref(), dim)?;
-        let params = wire.params()?;
+        let packing = PackingPlan::for_federation(&opts.config, &sizes, dp.as_ref(), dim)?;
+        let params = packing.params()?;
         if opts.config.keys == KeysMode::Threshold && opts.kx.is_none() {
             return Err(FedError::Config(
                 "threshold mode needs a key-agreement secret".into(),
             ));
         }
-        let _ = model::flatten(&mut model);
+        let _ = training::flatten(&mut model);
         let mut agent = Self {
             id: opts.client_id,
             party,
@@ -157,7 +157,7 @@ impl ClientAgent {
             sizes,
             dp,
             local_dp,
-            wire,
+            packing,
             params,
             data: opts.data,
             model,
@@ -368,7 +368,7 @@ impl ClientAgent {
                 FedError::Protocol("share from a party outside the roster".into())
             })?;
             let peer = parse_public(&dealer.kx_public)?;
-            let bytes = seal::open(kx, &peer, &self.cfg.name, self.epoch, self.party, sealed)?;
+            let bytes = envelope::open(kx, &peer, &self.cfg.name, self.epoch, self.party, sealed)?;
             let s = ShamirShare::from_bytes(&self.params, &bytes)?;
             if s.from() != sealed.from_party
                 || s.to() != self.party
@@ -447,7 +447,7 @@ impl ClientAgent {
                 FedError::Protocol("dealing to a party outside the roster".into())
             })?;
             let pk = parse_public(&peer.kx_public)?;
-            sealed.push(seal::seal(
+            sealed.push(envelope::seal(
                 kx,
                 &pk,
                 &self.cfg.name,
@@ -470,8 +470,13 @@ impl ClientAgent {
     }
 
     fn check_quantization(&self, q: &Quantizer, task: &proto::TrainTask) -> Result<()> {
-        let want = quant::expected(&self.cfg, self.dp.as_ref(), &self.wire, q.weight_reference);
-        if *q != want || task.chunks as usize != self.wire.chunks {
+        let want = quant::expected(
+            &self.cfg,
+            self.dp.as_ref(),
+            &self.packing,
+            q.weight_reference,
+        );
+        if *q != want || task.chunks as usize != self.packing.chunks {
             return Err(FedError::Refused(
                 "the round's quantization or noise differs from this client's configuration".into(),
             ));
@@ -521,10 +526,10 @@ impl ClientAgent {
                 .ok_or_else(|| FedError::Protocol("no quantization".into()))?,
         )?;
         self.check_quantization(&q, task)?;
-        if model::model_hash(&task.model).as_slice() != task.model_hash.as_slice() {
+        if training::model_hash(&task.model).as_slice() != task.model_hash.as_slice() {
             return Err(FedError::Protocol("model hash mismatch".into()));
         }
-        let global = model::from_bytes(&task.model, self.model.num_params())?;
+        let global = training::from_bytes(&task.model, self.model.num_params())?;
         let norm = global
             .iter()
             .map(|&x| f64::from(x) * f64::from(x))
@@ -550,9 +555,9 @@ impl ClientAgent {
             cipherflow_dp::try_gaussian_noise(&mut train_rng, 0.01, &mut u)?;
             u.iter().map(|&x| x as f32).collect()
         } else if let Some(plan) = &self.local_dp {
-            model::local_update_dp(&mut self.model, &global, &self.data, &training, plan)?
+            training::local_update_dp(&mut self.model, &global, &self.data, &training, plan)?
         } else {
-            model::local_update(
+            training::local_update(
                 &mut self.model,
                 &global,
                 &self.data,
@@ -594,10 +599,10 @@ impl ClientAgent {
     ) -> Result<Vec<proto::UploadChunk>> {
         let n_examples = self.data.len() as u64;
         let ints = self
-            .wire
+            .packing
             .pack_values(q.encode(update, n_examples, &mut self.rng)?)?;
-        let n = self.wire.n();
-        let total = self.wire.chunks;
+        let n = self.packing.n();
+        let total = self.packing.chunks;
         let seeds: Vec<[u8; 32]> = (0..total)
             .map(|_| {
                 let mut s = [0u8; 32];
@@ -605,7 +610,7 @@ impl ClientAgent {
                 s
             })
             .collect();
-        let seeds_a = crate::wire::round_seeds(&crs, &self.cfg.name, self.epoch, round, total);
+        let seeds_a = crate::packing::round_seeds(&crs, &self.cfg.name, self.epoch, round, total);
         let params = &self.params;
         let key = self
             .key

@@ -11,9 +11,9 @@ use super::round::{
 use super::{Coordinator, META_GLOBAL, META_OPTIMIZER};
 use crate::config::KeysMode;
 use crate::error::{FedError, Result};
-use crate::model;
 use crate::proto;
 use crate::store;
+use crate::training;
 use cipherflow_ckks::multiparty::{combine_aggregate, AggregateShare};
 use cipherflow_ledger::entry::{
     ClientEpsilon, CustomEntry, DecryptionShareReceived, EntryBody, RoundClosed, KIND_ROUND_CLOSED,
@@ -29,7 +29,7 @@ impl Coordinator {
         bytes: &[u8],
     ) -> Result<Vec<AggregateShare>> {
         let parts = split_parts(bytes)?;
-        let n_parts = self.wire.chunks.div_ceil(SHARE_PART_CHUNKS);
+        let n_parts = self.packing.chunks.div_ceil(SHARE_PART_CHUNKS);
         if parts.len() != n_parts {
             return Err(FedError::Protocol(format!(
                 "{} share parts, expected {n_parts}",
@@ -383,9 +383,9 @@ impl Coordinator {
 
     pub(super) fn finish_round(&mut self, st: &RoundState) -> Result<()> {
         let round = st.record.round;
-        let noise = self.wire.noise_log2();
-        let mut totals: Vec<i64> = Vec::with_capacity(self.wire.chunks * self.wire.n());
-        let n_parts = self.wire.chunks.div_ceil(SHARE_PART_CHUNKS);
+        let noise = self.packing.noise_log2();
+        let mut totals: Vec<i64> = Vec::with_capacity(self.packing.chunks * self.packing.n());
+        let n_parts = self.packing.chunks.div_ceil(SHARE_PART_CHUNKS);
         for p in 0..n_parts {
             let lo = p * SHARE_PART_CHUNKS;
             let hi = (lo + SHARE_PART_CHUNKS).min(st.sum.len());
@@ -402,13 +402,13 @@ impl Coordinator {
                 totals.extend(chunk);
             }
         }
-        let bound = crate::wire::coordinate_sum_bound(
+        let bound = crate::packing::coordinate_sum_bound(
             &self.cfg,
             self.dp.as_ref(),
-            self.wire.dim,
+            self.packing.dim,
             st.uploads.len(),
         );
-        let totals = self.wire.unpack_checked(&totals, bound)?;
+        let totals = self.packing.unpack_checked(&totals, bound)?;
         if totals.len() != self.global.len() {
             return Err(FedError::Protocol("decrypted sum size".into()));
         }
@@ -422,12 +422,12 @@ impl Coordinator {
         let mut optimizer = self.optimizer.clone();
         optimizer.apply(&mut global, &mean)?;
         let contributors: Vec<String> = st.uploads.keys().cloned().collect();
-        let bytes = model::to_bytes(&global);
-        let model_hash = model::model_hash(&bytes);
+        let bytes = training::to_bytes(&global);
+        let model_hash = training::model_hash(&bytes);
         let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
         let clients = self.charged_epsilons(&contributors)?;
         let accuracy = match &self.eval {
-            Some(d) => Some(model::evaluate(&mut self.model, &global, d)?),
+            Some(d) => Some(training::evaluate(&mut self.model, &global, d)?),
             None => None,
         };
         let summary = RoundSummary {
@@ -510,7 +510,7 @@ impl Coordinator {
         };
         let round = st.record.round;
         let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
-        let hash = model::model_hash(&model::to_bytes(&self.global));
+        let hash = training::model_hash(&training::to_bytes(&self.global));
         let charged: Vec<String> = if charge {
             st.uploads.keys().cloned().collect()
         } else {

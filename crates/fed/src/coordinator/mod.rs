@@ -24,12 +24,12 @@ use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::{DpPlan, LocalDpPlan};
 use crate::error::{FedError, Result};
 use crate::metrics::Metrics;
-use crate::model;
+use crate::packing::PackingPlan;
 use crate::proto;
 use crate::roster::Roster;
 use crate::store::{self, Store};
 use crate::strategy::ServerOptimizer;
-use crate::wire::WirePlan;
+use crate::training;
 use cipherflow_ckks::multiparty::{Crs, SharedCiphertext};
 use cipherflow_ckks::CkksParams;
 use cipherflow_ledger::entry::{CustomEntry, EntryBody, KIND_CUSTOM};
@@ -102,7 +102,7 @@ pub struct Coordinator {
     ledger: Ledger,
     spec: ModelSpec,
     model: Sequential,
-    wire: WirePlan,
+    packing: PackingPlan,
     params: CkksParams,
     dp: Option<DpPlan>,
     local_dp: Option<LocalDpPlan>,
@@ -163,8 +163,8 @@ impl Coordinator {
             Some(l) => Some(LocalDpPlan::new(l, cfg.rounds, cfg.training.epochs)?),
             None => None,
         };
-        let wire = WirePlan::for_federation(&cfg, &sizes, dp.as_ref(), dim)?;
-        let params = wire.params()?;
+        let packing = PackingPlan::for_federation(&cfg, &sizes, dp.as_ref(), dim)?;
+        let params = packing.params()?;
         let mut store = Store::open(&state)?;
         let cfg_json = cfg.to_json()?;
         let resumed = match store.meta_text(META_CONFIG)? {
@@ -209,7 +209,7 @@ impl Coordinator {
                 .meta(META_CRS)?
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| FedError::Encoding("stored CRS".into()))?;
-            let global = model::from_bytes(&store.meta(META_GLOBAL)?.unwrap_or_default(), dim)?;
+            let global = training::from_bytes(&store.meta(META_GLOBAL)?.unwrap_or_default(), dim)?;
             let optimizer = ServerOptimizer::from_json(
                 &store.meta_text(META_OPTIMIZER)?.unwrap_or_default(),
                 &cfg.strategy,
@@ -224,7 +224,7 @@ impl Coordinator {
             (Crs(crs), global, optimizer, phase, opened)
         } else {
             let crs = Crs::generate(&mut cipherflow_ring::sampler::secure_rng()?);
-            let global = model::flatten(&mut model);
+            let global = training::flatten(&mut model);
             let optimizer = ServerOptimizer::new(&cfg.strategy, dim);
             let phase = match cfg.keys {
                 KeysMode::Threshold => Phase::KeySetup,
@@ -233,7 +233,7 @@ impl Coordinator {
             store.tx(|tx| {
                 store::set_meta(tx, META_CONFIG, cfg_json.as_bytes())?;
                 store::set_meta(tx, META_CRS, &crs.0)?;
-                store::set_meta(tx, META_GLOBAL, &model::to_bytes(&global))?;
+                store::set_meta(tx, META_GLOBAL, &training::to_bytes(&global))?;
                 store::set_meta(tx, META_OPTIMIZER, optimizer.to_json()?.as_bytes())?;
                 store::set_meta(tx, META_PHASE, serde_json::to_string(&phase)?.as_bytes())?;
                 store::set_meta(tx, META_ROUNDS_OPENED, b"0")?;
@@ -269,7 +269,7 @@ impl Coordinator {
             ledger,
             spec,
             model,
-            wire,
+            packing,
             params,
             dp,
             local_dp,
@@ -299,7 +299,7 @@ impl Coordinator {
             resumed,
             clients = c.sizes.clients,
             dim,
-            log_q = c.wire.log_q(),
+            log_q = c.packing.log_q(),
             "coordinator ready"
         );
         Ok(c)
@@ -344,7 +344,7 @@ impl Coordinator {
             }
         }
         if let Some(h) = self.history.iter().rev().find(|h| !h.aborted) {
-            let stored = hex::encode(model::model_hash(&model::to_bytes(&self.global)));
+            let stored = hex::encode(training::model_hash(&training::to_bytes(&self.global)));
             if stored != h.model_hash {
                 return damaged(format!(
                     "the stored global model is not round {}'s (SHA-256 {} instead of {})",
@@ -360,13 +360,13 @@ impl Coordinator {
     fn log_federation(&mut self) -> Result<()> {
         let data = serde_json::json!({
             "federation": self.cfg.name,
-            "config_sha256": hex::encode(model::model_hash(self.cfg.to_json()?.as_bytes())),
+            "config_sha256": hex::encode(training::model_hash(self.cfg.to_json()?.as_bytes())),
             "crs": hex::encode(self.crs.0),
             "epoch": self.epoch,
             "keys": self.cfg.keys,
             "threshold": self.sizes.threshold,
             "clients": self.roster.clients.len(),
-            "wire": self.wire,
+            "packing": self.packing,
         });
         self.ledger.append(
             0,
@@ -658,7 +658,7 @@ impl Coordinator {
             Phase::Finished(reason) => Ok(proto::Task {
                 kind: Some(Kind::Finished(proto::FinishedTask {
                     rounds: self.history.len() as u64,
-                    model: model::to_bytes(&self.global),
+                    model: training::to_bytes(&self.global),
                     reason: reason.clone(),
                 })),
             }),
@@ -710,9 +710,9 @@ impl Coordinator {
         &self.spec
     }
 
-    /// The wire plan.
-    pub fn wire(&self) -> &WirePlan {
-        &self.wire
+    /// The packing plan.
+    pub fn packing(&self) -> &PackingPlan {
+        &self.packing
     }
 
     /// The client-level DP plan, if on.
@@ -745,7 +745,7 @@ impl Coordinator {
         self.crs
     }
 
-    /// The wire parameters.
+    /// The packing parameters.
     pub fn params(&self) -> &CkksParams {
         &self.params
     }
@@ -754,7 +754,7 @@ impl Coordinator {
     /// architecture (what `cipherflow infer` and `cipherflow train --init`
     /// load), atomically.
     pub fn write_model(&mut self, path: &std::path::Path) -> Result<()> {
-        model::load_flat(&mut self.model, &self.global)?;
+        training::load_flat(&mut self.model, &self.global)?;
         cipherflow_nn::io::safetensors::save(&self.model, path)?;
         Ok(())
     }

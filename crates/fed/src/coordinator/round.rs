@@ -5,10 +5,10 @@
 use super::{Coordinator, Phase, META_ROUNDS_OPENED};
 use crate::config::KeysMode;
 use crate::error::{FedError, Result};
-use crate::model;
 use crate::proto;
 use crate::quant::Quantizer;
 use crate::store;
+use crate::training;
 use cipherflow_ckks::multiparty::{AggregateShare, SharedCiphertext};
 use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
 use cipherflow_ledger::AggregateInput;
@@ -172,16 +172,16 @@ pub(super) fn split_parts(bytes: &[u8]) -> Result<Vec<&[u8]>> {
 
 impl Coordinator {
     pub(super) fn quantizer_for(&self, weight_reference: f64) -> Quantizer {
-        crate::quant::expected(&self.cfg, self.dp.as_ref(), &self.wire, weight_reference)
+        crate::quant::expected(&self.cfg, self.dp.as_ref(), &self.packing, weight_reference)
     }
 
     pub(super) fn seeds(&self, round: u64) -> Vec<[u8; 32]> {
-        crate::wire::round_seeds(
+        crate::packing::round_seeds(
             &self.crs,
             &self.cfg.name,
             self.epoch,
             round,
-            self.wire.chunks,
+            self.packing.chunks,
         )
     }
 
@@ -234,14 +234,17 @@ impl Coordinator {
         put("keys", format!("{:?}", self.cfg.keys).to_lowercase());
         put(
             "model_hash",
-            hex::encode(model::model_hash(&model::to_bytes(&self.global))),
+            hex::encode(training::model_hash(&training::to_bytes(&self.global))),
         );
-        put("wire.log_n", self.wire.log_n.to_string());
-        put("wire.q_bits", format!("{:?}", self.wire.q_bits));
-        put("wire.shift", self.wire.shift.to_string());
-        put("wire.pack", self.wire.pack.to_string());
-        put("wire.field_bits", self.wire.field_bits.to_string());
-        put("wire.stat_sec_bits", self.wire.stat_sec_bits.to_string());
+        put("packing.log_n", self.packing.log_n.to_string());
+        put("packing.q_bits", format!("{:?}", self.packing.q_bits));
+        put("packing.shift", self.packing.shift.to_string());
+        put("packing.pack", self.packing.pack.to_string());
+        put("packing.field_bits", self.packing.field_bits.to_string());
+        put(
+            "packing.stat_sec_bits",
+            self.packing.stat_sec_bits.to_string(),
+        );
         put("quorum", self.sizes.quorum.to_string());
         put("threshold", self.sizes.threshold.to_string());
         put(
@@ -272,11 +275,11 @@ impl Coordinator {
 
     pub(super) fn decode_upload(&self, round: u64, bytes: &[u8]) -> Result<Vec<SharedCiphertext>> {
         let len = SharedCiphertext::encoded_len(&self.params);
-        if bytes.len() != len * self.wire.chunks {
+        if bytes.len() != len * self.packing.chunks {
             return Err(FedError::Protocol(format!(
                 "upload of {} bytes, expected {}",
                 bytes.len(),
-                len * self.wire.chunks
+                len * self.packing.chunks
             )));
         }
         let seeds = self.seeds(round);
@@ -285,7 +288,7 @@ impl Coordinator {
             .zip(&seeds)
             .map(|(b, seed)| {
                 let ct = SharedCiphertext::from_bytes(&self.params, b)?;
-                if ct.seed() != seed || ct.shift() != self.wire.shift {
+                if ct.seed() != seed || ct.shift() != self.packing.shift {
                     return Err(FedError::Protocol(
                         "ciphertext made for another round, chunk or shift".into(),
                     ));
@@ -306,15 +309,15 @@ impl Coordinator {
             RecordState::Collecting
                 if rec.sampled.iter().any(|s| s == client) && !st.uploads.contains_key(client) =>
             {
-                let bytes = model::to_bytes(&self.global);
+                let bytes = training::to_bytes(&self.global);
                 Ok(Some(proto::Task {
                     kind: Some(Kind::Train(proto::TrainTask {
                         round: rec.round,
-                        model_hash: model::model_hash(&bytes).to_vec(),
+                        model_hash: training::model_hash(&bytes).to_vec(),
                         model: bytes,
                         training_json: serde_json::to_vec(&self.cfg.training)?,
                         quantization: Some(st.quantizer.to_proto()),
-                        chunks: self.wire.chunks as u32,
+                        chunks: self.packing.chunks as u32,
                         prox_mu: self.optimizer.prox_mu(),
                     })),
                 }))
@@ -359,7 +362,7 @@ impl Coordinator {
                         aggregate_proof: serde_json::to_vec(&proof)?,
                         inputs_json: inputs_json(&agg.1.inputs)?,
                         consistency_proof: consistency,
-                        chunks: self.wire.chunks as u32,
+                        chunks: self.packing.chunks as u32,
                         prepare,
                     })),
                 }))
@@ -538,7 +541,7 @@ impl Coordinator {
                 "{client} was not sampled in round {round}"
             )));
         }
-        let total = self.wire.chunks;
+        let total = self.packing.chunks;
         let ok_shape = chunks.len() == total
             && chunks.iter().enumerate().all(|(i, c)| {
                 c.index as usize == i
@@ -747,7 +750,7 @@ impl Coordinator {
                             aggregate_proof: serde_json::to_vec(&entry_proof)?,
                             inputs_json: inputs_json(&agg.1.inputs)?,
                             consistency_proof: self.key_service_consistency(size)?,
-                            chunks: self.wire.chunks as u32,
+                            chunks: self.packing.chunks as u32,
                             crs: self.crs.0.to_vec(),
                             epoch: self.epoch,
                         };

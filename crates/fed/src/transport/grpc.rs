@@ -302,7 +302,7 @@ impl CoordinatorServer {
         key_service: Option<(String, TlsFiles<'_>)>,
         roster_file: Option<std::path::PathBuf>,
     ) -> Result<Self> {
-        let max_chunks = coord.wire().chunks.max(1) + 1;
+        let max_chunks = coord.packing().chunks.max(1) + 1;
         let ks_pin = match &key_service {
             Some(_) => Some(roster.server_pin(Role::KeyService)?),
             None => None,

@@ -5,7 +5,7 @@
 use crate::error::{FedError, Result};
 
 /// Encodes and decodes a message (a protobuf round trip).
-pub fn wire<M: prost::Message + Default>(m: &M) -> Result<M> {
+pub fn roundtrip<M: prost::Message + Default>(m: &M) -> Result<M> {
     M::decode(m.encode_to_vec().as_slice()).map_err(|e| FedError::Protocol(format!("decode: {e}")))
 }
 
@@ -32,37 +32,38 @@ impl LocalCoordinator {
 }
 
 fn wire_all<M: prost::Message + Default>(v: &[M]) -> Result<Vec<M>> {
-    v.iter().map(wire).collect()
+    v.iter().map(roundtrip).collect()
 }
 
 impl super::agent::CoordinatorApi for LocalCoordinator {
     fn join(&mut self, r: &crate::proto::JoinRequest) -> Result<crate::proto::JoinReply> {
-        let r = wire(r)?;
-        self.with(|c, id| c.join(id, &r)).and_then(|x| wire(&x))
+        let r = roundtrip(r)?;
+        self.with(|c, id| c.join(id, &r))
+            .and_then(|x| roundtrip(&x))
     }
     fn post_key_setup(
         &mut self,
         r: &crate::proto::KeySetupPost,
     ) -> Result<crate::proto::KeySetupBundle> {
-        let r = wire(r)?;
+        let r = roundtrip(r)?;
         self.with(|c, id| c.post_key_setup(id, &r))
-            .and_then(|x| wire(&x))
+            .and_then(|x| roundtrip(&x))
     }
     fn get_key_setup(
         &mut self,
         r: &crate::proto::KeySetupQuery,
     ) -> Result<crate::proto::KeySetupBundle> {
-        let r = wire(r)?;
+        let r = roundtrip(r)?;
         self.with(|c, id| c.get_key_setup(id, &r))
-            .and_then(|x| wire(&x))
+            .and_then(|x| roundtrip(&x))
     }
     fn next_task(&mut self, r: &crate::proto::TaskRequest) -> Result<crate::proto::Task> {
-        let r = wire(r)?;
+        let r = roundtrip(r)?;
         let t = self.with(|c, id| {
             c.tick()?;
             c.next_task(id, &r)
         })?;
-        wire(&t)
+        roundtrip(&t)
     }
     fn upload(
         &mut self,
@@ -70,7 +71,7 @@ impl super::agent::CoordinatorApi for LocalCoordinator {
     ) -> Result<crate::proto::UploadReceipt> {
         let chunks = wire_all(&chunks)?;
         self.with(|c, id| c.upload(id, &chunks))
-            .and_then(|x| wire(&x))
+            .and_then(|x| roundtrip(&x))
     }
     fn send_share(
         &mut self,
@@ -78,14 +79,14 @@ impl super::agent::CoordinatorApi for LocalCoordinator {
     ) -> Result<crate::proto::ShareReceipt> {
         let parts = wire_all(&parts)?;
         self.with(|c, id| c.send_share(id, &parts))
-            .and_then(|x| wire(&x))
+            .and_then(|x| roundtrip(&x))
     }
     fn counted_proof(
         &mut self,
         r: &crate::proto::ProofRequest,
     ) -> Result<crate::proto::ProofReply> {
-        let r = wire(r)?;
+        let r = roundtrip(r)?;
         self.with(|c, id| c.counted_proof(id, &r))
-            .and_then(|x| wire(&x))
+            .and_then(|x| roundtrip(&x))
     }
 }

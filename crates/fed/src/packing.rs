@@ -1,4 +1,4 @@
-//! The wire plan: the smallest ring and modulus that hold the sum of a
+//! The packing plan: the smallest ring and modulus that hold the sum of a
 //! round's updates exactly, and the shift that puts it above the
 //! encryption and smudging noise.
 //!
@@ -16,7 +16,7 @@
 //! coordinates in fields of `b` bits, `x = Σ_i v_i·2^(i·b)`, with `b` one
 //! bit more than the bound on a coordinate's sum `|Σ v|` needs (its sign).
 //! Sums add field by field with borrows that the balanced unpacking
-//! ([`WirePlan::unpack_sums`]) undoes exactly, since no field's sum leaves
+//! ([`PackingPlan::unpack_sums`]) undoes exactly, since no field's sum leaves
 //! `(−2^(b−1), 2^(b−1))`. An upload then costs `log2 Q / (8·pack)` bytes
 //! per parameter. The plan takes the `pack` (up to [`MAX_PACK`], fields
 //! within 62 bits, `Q` 128-bit secure at `N = 2^12`, i.e. `log2 Q ≤ 109`)
@@ -81,9 +81,9 @@ pub fn coordinate_sum_bound(
     }
 }
 
-/// The wire plan of a federation.
+/// The packing plan of a federation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WirePlan {
+pub struct PackingPlan {
     /// `log2 N`.
     pub log_n: u32,
     /// Bit sizes of the primes of `Q`.
@@ -124,7 +124,7 @@ fn one() -> u32 {
     1
 }
 
-impl WirePlan {
+impl PackingPlan {
     /// Plans for `dim` parameters, at most `contributors` updates per sum
     /// whose coordinates each stay below `2^sum_bound_log2` in absolute
     /// value, decrypted by `decryptors` shares.
@@ -182,7 +182,7 @@ impl WirePlan {
             }
         }
         let Some((_, (pack, field_bits, total))) = best else {
-            return Err(FedError::Config("no wire plan".into()));
+            return Err(FedError::Config("no packing plan".into()));
         };
         let q_bits = if total <= 60 {
             vec![total.max(30)]
@@ -225,7 +225,7 @@ impl WirePlan {
         sizes: &Sizes,
         dp: Option<&DpPlan>,
         dim: usize,
-    ) -> Result<WirePlan> {
+    ) -> Result<PackingPlan> {
         // Poisson client sampling can exceed the expected count: size for all.
         let lambda = cfg.aggregation.stat_sec_bits;
         let bound = coordinate_sum_bound(cfg, dp, dim, sizes.clients);
@@ -247,7 +247,7 @@ impl WirePlan {
         let limit = 1i64 << (b - 1);
         if values.iter().any(|v| v.unsigned_abs() >= limit as u64) {
             return Err(FedError::Refused(format!(
-                "a coordinate exceeds the {b}-bit field of the wire plan"
+                "a coordinate exceeds the {b}-bit field of the packing plan"
             )));
         }
         Ok(values
@@ -344,7 +344,7 @@ impl WirePlan {
     /// Builds (and security-checks) the parameter set.
     pub fn params(&self) -> Result<CkksParams> {
         if !(12..=13).contains(&self.log_n) || self.q_bits.is_empty() || self.q_bits.len() > 2 {
-            return Err(FedError::Config("wire plan out of range".into()));
+            return Err(FedError::Config("packing plan out of range".into()));
         }
         Ok(ParamsBuilder::new(self.log_n)
             .q_bits(&self.q_bits)
@@ -449,7 +449,7 @@ mod tests {
     #[test]
     fn unpack_checked_refuses_each_malformed_sum() {
         let dim = 100_001;
-        let p = WirePlan::new(dim, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
+        let p = PackingPlan::new(dim, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
         assert_eq!(p.pack, 2, "an odd model leaves one spare field");
         let values: Vec<i64> = (0..dim as i64).map(|i| (i % 2001) - 1000).collect();
         let packed = p.pack_values(values.clone()).unwrap();
@@ -482,7 +482,7 @@ mod tests {
 
     #[test]
     fn plans_fit_and_are_secure() {
-        let p = WirePlan::new(100_000, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
+        let p = PackingPlan::new(100_000, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
         let params = p.params().unwrap();
         assert_eq!(params.n(), 4096);
         assert_eq!(p.pack, 2);
@@ -497,14 +497,14 @@ mod tests {
             p.ratio_to_float32(&params)
         );
         // Smaller λ, smaller modulus.
-        let q = WirePlan::new(100_000, 10, 6, 16.0 + 10f64.log2(), 30).unwrap();
+        let q = PackingPlan::new(100_000, 10, 6, 16.0 + 10f64.log2(), 30).unwrap();
         assert!(q.log_q() < p.log_q());
-        assert!(WirePlan::new(10, 10, 6, 90.0, 40).is_err());
+        assert!(PackingPlan::new(10, 10, 6, 90.0, 40).is_err());
         // Too wide for two fields at N = 2^12: one coordinate per integer.
-        let wide = WirePlan::new(100_000, 10, 6, 40.0, 40).unwrap();
+        let wide = PackingPlan::new(100_000, 10, 6, 40.0, 40).unwrap();
         assert_eq!((wide.pack, wide.field_bits), (1, 0));
         // A model that fits one ciphertext either way keeps the smaller modulus.
-        let small = WirePlan::new(31, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
+        let small = PackingPlan::new(31, 10, 6, 16.0 + 10f64.log2(), 40).unwrap();
         assert_eq!((small.pack, small.chunks), (1, 1));
         assert!(small.log_q() < p.log_q());
     }
@@ -516,7 +516,8 @@ mod tests {
         let span = 2 * (1u64 << 16) + 1;
         let m = 10usize;
         let per_client = 1i64 << 16;
-        let p = WirePlan::new(10_001, m, 3, ((m as i64 * per_client) as f64).log2(), 40).unwrap();
+        let p =
+            PackingPlan::new(10_001, m, 3, ((m as i64 * per_client) as f64).log2(), 40).unwrap();
         assert!(p.pack >= 2);
         // Extremes and random values, summed over m clients.
         let mut clients: Vec<Vec<i64>> = (0..m)

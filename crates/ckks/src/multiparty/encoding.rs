@@ -5,7 +5,7 @@
 //! trailing bytes and returns a typed error; secret encodings are returned
 //! in [`Zeroizing`] buffers.
 
-use super::ckg::{PublicKeyShare, SecretShare};
+use super::collective_keygen::{PublicKeyShare, SecretShare};
 use super::decrypt::{DecryptionShare, ShareMode};
 use super::error::MultipartyError;
 use super::shamir::{validate_ids, ShamirShare, ThresholdSecret};
