@@ -20,7 +20,7 @@ declare -A files=(
     [fed-coordinator]="crates/fed/src/coordinator/round.rs crates/fed/src/coordinator/decrypt.rs crates/fed/src/coordinator/mod.rs"
     [fed-client]="crates/fed/src/client/mod.rs crates/fed/src/client/decrypt.rs crates/fed/src/client/state.rs"
     [dp]="crates/dp/src/budget.rs crates/dp/src/rdp.rs"
-    [mpc]="crates/mpc/src/ring.rs crates/mpc/src/transport/mod.rs"
+    [mpc]="crates/mpc/src/z2k.rs crates/mpc/src/transport/mod.rs"
 )
 declare -A package=(
     [ledger]=cipherflow-ledger [ckks]=cipherflow-ckks [fed]=cipherflow-fed

@@ -3,7 +3,7 @@
 //! first two bytes pick the element count). Any input must give Ok or a
 //! typed error, never a panic or an allocation beyond the frame limit.
 #![no_main]
-use cipherflow_mpc::ring::from_bytes;
+use cipherflow_mpc::z2k::from_bytes;
 use cipherflow_mpc::transport::read_frame;
 use libfuzzer_sys::fuzz_target;
 

@@ -15,7 +15,7 @@ use cipherflow_mpc::programs::predict::{
     features_f64, predict_shared, share_model, train_mlp, CLIENT, MODEL_OWNER,
 };
 use cipherflow_mpc::transport::tls;
-use cipherflow_mpc::{run_local, run_party, FixedPoint, MpcError, Network, Party, Ring, Stats};
+use cipherflow_mpc::{run_local, run_party, FixedPoint, MpcError, Network, Party, Stats, Z2k};
 use cipherflow_nn::data::{load_mnist, Dataset};
 use cipherflow_nn::examples;
 use serde_json::json;
@@ -200,7 +200,7 @@ struct Outcome<T> {
     seconds: f64,
 }
 
-fn execute<R: Ring, T: Send>(
+fn execute<R: Z2k, T: Send>(
     mode: &Mode,
     fp: FixedPoint,
     program: impl Fn(&mut Party<R>) -> Result<T, MpcError> + Sync,
@@ -370,7 +370,7 @@ fn ops_json(s: &Stats) -> serde_json::Value {
     )
 }
 
-fn matmul<R: Ring>(
+fn matmul<R: Z2k>(
     mode: &Mode,
     n: usize,
     fp: FixedPoint,

@@ -16,8 +16,8 @@
 //! ```
 
 use crate::party::{AShare, Party, Stats};
-use crate::ring::{FixedPoint, Ring};
 use crate::transport::{local_mesh, tls, Transport, DEFAULT_TIMEOUT};
+use crate::z2k::{FixedPoint, Z2k};
 use crate::MpcError;
 use ndarray::Array2;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ impl Roles {
     }
 }
 
-impl<R: Ring> Party<R> {
+impl<R: Z2k> Party<R> {
     /// Secret-shares `owner`'s real matrix (`Some` at the owner, `None`
     /// elsewhere), encoded in fixed point.
     pub fn private_input(
@@ -124,7 +124,7 @@ pub struct LocalRun<T> {
 /// counted.
 pub fn run_local<R, T, F>(net: Network, fp: FixedPoint, program: F) -> Result<LocalRun<T>, MpcError>
 where
-    R: Ring,
+    R: Z2k,
     T: Send,
     F: Fn(&mut Party<R>) -> Result<T, MpcError> + Sync,
 {
@@ -139,7 +139,7 @@ pub fn run_local_with_timeout<R, T, F>(
     program: F,
 ) -> Result<LocalRun<T>, MpcError>
 where
-    R: Ring,
+    R: Z2k,
     T: Send,
     F: Fn(&mut Party<R>) -> Result<T, MpcError> + Sync,
 {
@@ -240,7 +240,7 @@ pub fn run_party<R, T, F>(
     program: F,
 ) -> Result<PartyRun<T>, MpcError>
 where
-    R: Ring,
+    R: Z2k,
     F: FnOnce(&mut Party<R>) -> Result<T, MpcError>,
 {
     if id >= 3 {

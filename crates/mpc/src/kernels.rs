@@ -7,7 +7,7 @@
 //! accumulators), the inner dimension in blocks that keep the eight rows in
 //! L1, and row blocks of `A` in parallel with rayon.
 
-use crate::ring::Ring;
+use crate::z2k::Z2k;
 use rayon::prelude::*;
 
 const MR: usize = 4;
@@ -15,7 +15,7 @@ const NR: usize = 4;
 const KB: usize = 512;
 
 /// Transposes a row-major `rows × cols` matrix.
-pub fn transpose<R: Ring>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
+pub fn transpose<R: Z2k>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
     let mut t = vec![R::ZERO; a.len()];
     const B: usize = 32;
     for i0 in (0..rows).step_by(B) {
@@ -33,7 +33,7 @@ pub fn transpose<R: Ring>(a: &[R], rows: usize, cols: usize) -> Vec<R> {
 /// `Σ_t A_t · B_t` for row-major `A_t` (`m × k_t`) and row-major `B_tᵀ`
 /// (`n × k_t`), as one product of the operands concatenated along the inner
 /// dimension. Returns the row-major `m × n` result.
-pub fn matmul_sum_bt<R: Ring>(terms: &[(&[R], &[R], usize)], m: usize, n: usize) -> Vec<R> {
+pub fn matmul_sum_bt<R: Z2k>(terms: &[(&[R], &[R], usize)], m: usize, n: usize) -> Vec<R> {
     let k: usize = terms.iter().map(|t| t.2).sum();
     let mp = m.div_ceil(MR) * MR;
     let np = n.div_ceil(NR) * NR;
@@ -84,12 +84,12 @@ pub fn matmul_sum_bt<R: Ring>(terms: &[(&[R], &[R], usize)], m: usize, n: usize)
 /// CPU (safe dispatch; LLVM vectorises the 4×4 accumulator loop with 64-bit
 /// vector multiplies, 7× faster than the baseline build here).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2", "x86_64+avx2",))]
-fn block_row<R: Ring>(a: &[R], bt: &[R], k: usize, np: usize, ib: usize, cblock: &mut [R]) {
+fn block_row<R: Z2k>(a: &[R], bt: &[R], k: usize, np: usize, ib: usize, cblock: &mut [R]) {
     block_row_body(a, bt, k, np, ib, cblock);
 }
 
 #[inline(always)]
-fn block_row_body<R: Ring>(a: &[R], bt: &[R], k: usize, np: usize, ib: usize, cblock: &mut [R]) {
+fn block_row_body<R: Z2k>(a: &[R], bt: &[R], k: usize, np: usize, ib: usize, cblock: &mut [R]) {
     {
         let arows = &a[ib * MR * k..(ib + 1) * MR * k];
         for k0 in (0..k).step_by(KB) {
@@ -113,7 +113,7 @@ fn block_row_body<R: Ring>(a: &[R], bt: &[R], k: usize, np: usize, ib: usize, cb
 }
 
 #[inline(always)]
-fn micro<R: Ring>(a: [&[R]; MR], b: [&[R]; NR], kk: usize) -> [[R; NR]; MR] {
+fn micro<R: Z2k>(a: [&[R]; MR], b: [&[R]; NR], kk: usize) -> [[R; NR]; MR] {
     let mut acc = [[R::ZERO; NR]; MR];
     let (a0, a1, a2, a3) = (&a[0][..kk], &a[1][..kk], &a[2][..kk], &a[3][..kk]);
     let (b0, b1, b2, b3) = (&b[0][..kk], &b[1][..kk], &b[2][..kk], &b[3][..kk]);
@@ -130,7 +130,7 @@ fn micro<R: Ring>(a: [&[R]; MR], b: [&[R]; NR], kk: usize) -> [[R; NR]; MR] {
 }
 
 /// Plain row-major `A · B` (`m × k` times `k × n`).
-pub fn matmul<R: Ring>(a: &[R], b: &[R], m: usize, k: usize, n: usize) -> Vec<R> {
+pub fn matmul<R: Z2k>(a: &[R], b: &[R], m: usize, k: usize, n: usize) -> Vec<R> {
     let bt = transpose(b, k, n);
     matmul_sum_bt(&[(a, &bt, k)], m, n)
 }

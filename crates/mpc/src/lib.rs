@@ -2,7 +2,7 @@
 //!
 //! ## Modules, low to high
 //!
-//! * [`ring`], [`kernels`]: ring arithmetic, fixed point, the blocked
+//! * [`z2k`], [`kernels`]: ring arithmetic, fixed point, the blocked
 //!   matrix-product kernel (no networking);
 //! * [`prf`]: pairwise ChaCha20 keys for zero sharings and shared
 //!   randomness (no trusted dealer);
@@ -22,16 +22,16 @@ mod party;
 pub mod prf;
 pub mod programs;
 pub mod protocols;
-pub mod ring;
 pub mod transport;
+pub mod z2k;
 
 pub use computation::{
     run_local, run_local_with_timeout, run_party, LocalRun, Network, PartyRun, Roles,
 };
 pub use error::MpcError;
 pub use party::{AShare, BShare, OpStats, Party, Stats};
-pub use ring::{FixedPoint, Ring};
 pub use transport::{local_mesh, Transport};
+pub use z2k::{FixedPoint, Z2k};
 
 /// Re-exported so callers build matrices with the same ndarray version.
 pub use ndarray;

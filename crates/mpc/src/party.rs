@@ -3,8 +3,8 @@
 //! are methods on [`Party`]; every party runs the same program.
 
 use crate::prf::{fresh_key, PairwiseKeys};
-use crate::ring::{fill_random, from_bytes, to_bytes, FixedPoint, Ring};
 use crate::transport::Transport;
+use crate::z2k::{fill_random, from_bytes, to_bytes, FixedPoint, Z2k};
 use crate::MpcError;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,7 +80,7 @@ impl fmt::Display for Stats {
 /// A replicated arithmetic sharing of a `rows × cols` matrix over `R`:
 /// `x = x_0 + x_1 + x_2`, party `i` holds `(x_i, x_{i+1})` as `(a, b)`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AShare<R: Ring> {
+pub struct AShare<R: Z2k> {
     pub(crate) rows: usize,
     pub(crate) cols: usize,
     pub(crate) a: Vec<R>,
@@ -89,24 +89,24 @@ pub struct AShare<R: Ring> {
 
 /// A replicated binary (XOR) sharing, bitwise over `R`'s words.
 #[derive(Clone, PartialEq, Eq)]
-pub struct BShare<R: Ring> {
+pub struct BShare<R: Z2k> {
     pub(crate) a: Vec<R>,
     pub(crate) b: Vec<R>,
 }
 
-impl<R: Ring> fmt::Debug for AShare<R> {
+impl<R: Z2k> fmt::Debug for AShare<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AShare({}×{}, <shares>)", self.rows, self.cols)
     }
 }
 
-impl<R: Ring> fmt::Debug for BShare<R> {
+impl<R: Z2k> fmt::Debug for BShare<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BShare({}, <shares>)", self.a.len())
     }
 }
 
-impl<R: Ring> AShare<R> {
+impl<R: Z2k> AShare<R> {
     /// `(rows, cols)`.
     pub fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
@@ -132,7 +132,7 @@ impl<R: Ring> AShare<R> {
     }
 }
 
-impl<R: Ring> BShare<R> {
+impl<R: Z2k> BShare<R> {
     /// This party's two components.
     pub fn components(&self) -> (&[R], &[R]) {
         (&self.a, &self.b)
@@ -140,7 +140,7 @@ impl<R: Ring> BShare<R> {
 }
 
 /// One of the three parties of a computation.
-pub struct Party<R: Ring = u64> {
+pub struct Party<R: Z2k = u64> {
     id: usize,
     transport: Box<dyn Transport>,
     keys: PairwiseKeys,
@@ -150,7 +150,7 @@ pub struct Party<R: Ring = u64> {
     _ring: std::marker::PhantomData<R>,
 }
 
-impl<R: Ring> fmt::Debug for Party<R> {
+impl<R: Z2k> fmt::Debug for Party<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -162,7 +162,7 @@ impl<R: Ring> fmt::Debug for Party<R> {
     }
 }
 
-impl<R: Ring> Party<R> {
+impl<R: Z2k> Party<R> {
     /// Sets up a party over `transport`: draws its PRF key from the OS,
     /// sends it to the previous party and receives the next party's key.
     pub fn setup(transport: Box<dyn Transport>, fp: FixedPoint) -> Result<Self, MpcError> {
@@ -315,7 +315,7 @@ impl<R: Ring> Party<R> {
     }
 }
 
-impl<R: Ring> Party<R> {
+impl<R: Z2k> Party<R> {
     /// This operation's raw PRF streams `(F(k_i), F(k_{i+1}))`.
     pub(crate) fn streams(&mut self) -> (rand_chacha::ChaCha20Rng, rand_chacha::ChaCha20Rng) {
         self.keys.streams()

@@ -2,7 +2,7 @@
 //! Every protocol against plaintext, over the in-process transport.
 
 use cipherflow_mpc::protocols::approx::{sigmoid_reference, SIGMOID_MAX_ERROR, SOFTMAX_MAX_ERROR};
-use cipherflow_mpc::{run_local, FixedPoint, MpcError, Network, Party, Ring};
+use cipherflow_mpc::{run_local, FixedPoint, MpcError, Network, Party, Z2k};
 use ndarray::Array2;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -15,7 +15,7 @@ fn rand_matrix(rng: &mut ChaCha20Rng, r: usize, c: usize, scale: f64) -> Array2<
 
 /// Runs `f` on three in-process parties with x owned by 0 and y by 1 and
 /// returns what party 1 gets revealed.
-fn two_inputs<R: Ring>(
+fn two_inputs<R: Z2k>(
     fp: FixedPoint,
     x: &Array2<f64>,
     y: &Array2<f64>,

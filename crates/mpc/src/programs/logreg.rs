@@ -14,7 +14,7 @@
 
 use crate::computation::Roles;
 use crate::party::{AShare, Party};
-use crate::ring::Ring;
+use crate::z2k::Z2k;
 use crate::MpcError;
 use ndarray::{concatenate, Array1, Array2, Axis};
 
@@ -113,7 +113,7 @@ fn column(v: &[f64]) -> Result<Array2<f64>, MpcError> {
 
 /// Runs private training as party `p` (`data` is `Some` at the owners).
 /// Owners get `Some(Trained)`, the helper `None`.
-pub fn private_logreg<R: Ring>(
+pub fn private_logreg<R: Z2k>(
     p: &mut Party<R>,
     split: Split,
     data: Option<&OwnerData>,

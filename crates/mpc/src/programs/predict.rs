@@ -8,7 +8,7 @@
 
 use crate::computation::Roles;
 use crate::party::{AShare, Party};
-use crate::ring::Ring;
+use crate::z2k::Z2k;
 use crate::MpcError;
 use cipherflow_nn::layers::{Activation, ActivationKind, Dense, Flatten, Layer};
 use cipherflow_nn::{NnError, Sequential};
@@ -57,14 +57,14 @@ fn to_array2(t: &cipherflow_nn::Tensor, rows: usize, cols: usize) -> Result<Arra
 
 /// A model's architecture and secret-shared parameters.
 #[derive(Debug)]
-pub struct SharedModel<R: Ring> {
+pub struct SharedModel<R: Z2k> {
     arch: Vec<u8>,
     dense: Vec<(AShare<R>, AShare<R>)>,
 }
 
 /// Secret-shares the model owner's model (it passes `Some`); the
 /// architecture is sent in the clear, the weights as shares.
-pub fn share_model<R: Ring>(
+pub fn share_model<R: Z2k>(
     p: &mut Party<R>,
     model: Option<&Sequential>,
 ) -> Result<SharedModel<R>, MpcError> {
@@ -116,7 +116,7 @@ pub fn share_model<R: Ring>(
 
 /// Classifies the client's inputs (`Some` at the client: `B × features`,
 /// flattened) with a shared model; the client gets `Some(classes)`.
-pub fn predict_shared<R: Ring>(
+pub fn predict_shared<R: Z2k>(
     p: &mut Party<R>,
     model: &SharedModel<R>,
     inputs: Option<&Array2<f64>>,
@@ -148,7 +148,7 @@ pub fn predict_shared<R: Ring>(
 
 /// [`share_model`] then [`predict_shared`]: the model owner passes
 /// `Some(model)`, the client `Some(inputs)`; the client gets the classes.
-pub fn private_predict<R: Ring>(
+pub fn private_predict<R: Z2k>(
     p: &mut Party<R>,
     model: Option<&Sequential>,
     inputs: Option<&Array2<f64>>,

@@ -15,7 +15,7 @@
 //!   absolute error ≤ [`SOFTMAX_MAX_ERROR`].
 
 use crate::party::{AShare, Party};
-use crate::ring::Ring;
+use crate::z2k::Z2k;
 use crate::MpcError;
 
 /// Bound on |sigmoid_approx(x) − σ(x)| for all x (f ≥ 16).
@@ -47,7 +47,7 @@ pub fn sigmoid_reference(x: f64) -> f64 {
     1.0
 }
 
-impl<R: Ring> Party<R> {
+impl<R: Z2k> Party<R> {
     /// Piecewise-linear sigmoid (see the module docs for the error).
     pub fn sigmoid(&mut self, x: &AShare<R>) -> Result<AShare<R>, MpcError> {
         let f = self.fixed_point().frac;

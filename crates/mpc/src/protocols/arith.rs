@@ -4,24 +4,24 @@
 use crate::error::shape_err;
 use crate::kernels::{matmul_sum_bt, transpose};
 use crate::party::{AShare, Party};
-use crate::ring::Ring;
+use crate::z2k::Z2k;
 use crate::MpcError;
 
 /// Largest matrix a peer may announce in an input header (2^28 elements).
 const MAX_ELEMS: usize = 1 << 28;
 
-fn same_shape<R: Ring>(op: &'static str, x: &AShare<R>, y: &AShare<R>) -> Result<(), MpcError> {
+fn same_shape<R: Z2k>(op: &'static str, x: &AShare<R>, y: &AShare<R>) -> Result<(), MpcError> {
     if x.shape() != y.shape() {
         return Err(shape_err(op, format!("{:?} vs {:?}", x.shape(), y.shape())));
     }
     Ok(())
 }
 
-fn zip<R: Ring>(x: &[R], y: &[R], f: impl Fn(R, R) -> R) -> Vec<R> {
+fn zip<R: Z2k>(x: &[R], y: &[R], f: impl Fn(R, R) -> R) -> Vec<R> {
     x.iter().zip(y).map(|(&a, &b)| f(a, b)).collect()
 }
 
-impl<R: Ring> Party<R> {
+impl<R: Z2k> Party<R> {
     /// Secret-shares `owner`'s `rows × cols` matrix of ring elements
     /// (`Some` at the owner, `None` elsewhere; the shape travels with the
     /// shares). The owner's first two components come from PRF streams it
@@ -51,8 +51,8 @@ impl<R: Ring> Party<R> {
                 }
                 let mut x0 = vec![R::ZERO; v.len()];
                 let mut x1 = vec![R::ZERO; v.len()];
-                crate::ring::fill_random(&mut s_own, &mut x0);
-                crate::ring::fill_random(&mut s_next, &mut x1);
+                crate::z2k::fill_random(&mut s_own, &mut x0);
+                crate::z2k::fill_random(&mut s_next, &mut x1);
                 let x2: Vec<R> = v
                     .iter()
                     .zip(x0.iter().zip(&x1))
@@ -61,7 +61,7 @@ impl<R: Ring> Party<R> {
                 let mut msg = Vec::with_capacity(16 + x2.len() * R::BYTES);
                 msg.extend_from_slice(&(rows as u64).to_le_bytes());
                 msg.extend_from_slice(&(cols as u64).to_le_bytes());
-                msg.extend_from_slice(&crate::ring::to_bytes(&x2));
+                msg.extend_from_slice(&crate::z2k::to_bytes(&x2));
                 p.send_bytes(p.next(), msg.clone())?;
                 p.send_bytes(p.prev(), msg)?;
                 Ok(AShare::from_parts(rows, cols, x0, x1))
@@ -82,16 +82,16 @@ impl<R: Ring> Party<R> {
                     .and_then(|(r, c)| r.checked_mul(c))
                     .filter(|&n| n <= MAX_ELEMS)
                     .ok_or_else(|| bad("input shape too large"))?;
-                let x2 = crate::ring::from_bytes::<R>(body, n, owner)?;
+                let x2 = crate::z2k::from_bytes::<R>(body, n, owner)?;
                 let mut other = vec![R::ZERO; n];
                 let (rows, cols) = (rows as usize, cols as usize);
                 if me == (owner + 1) % 3 {
                     // Holds (x_{o+1}, x_{o+2}); k_{o+1} is its own key.
-                    crate::ring::fill_random(&mut s_own, &mut other);
+                    crate::z2k::fill_random(&mut s_own, &mut other);
                     Ok(AShare::from_parts(rows, cols, other, x2))
                 } else {
                     // Party o+2 holds (x_{o+2}, x_o); k_o is its next key.
-                    crate::ring::fill_random(&mut s_next, &mut other);
+                    crate::z2k::fill_random(&mut s_next, &mut other);
                     Ok(AShare::from_parts(rows, cols, x2, other))
                 }
             }
@@ -413,6 +413,6 @@ impl<R: Ring> Party<R> {
     }
 }
 
-fn p_streams<R: Ring>(p: &mut Party<R>) -> (rand_chacha::ChaCha20Rng, rand_chacha::ChaCha20Rng) {
+fn p_streams<R: Z2k>(p: &mut Party<R>) -> (rand_chacha::ChaCha20Rng, rand_chacha::ChaCha20Rng) {
     p.streams()
 }

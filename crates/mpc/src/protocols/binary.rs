@@ -4,41 +4,41 @@
 
 use crate::error::shape_err;
 use crate::party::{AShare, BShare, Party};
-use crate::ring::Ring;
+use crate::z2k::Z2k;
 use crate::MpcError;
 
-fn xor<R: Ring>(x: &[R], y: &[R]) -> Vec<R> {
+fn xor<R: Z2k>(x: &[R], y: &[R]) -> Vec<R> {
     x.iter().zip(y).map(|(&a, &b)| a.xor(b)).collect()
 }
 
-fn bxor<R: Ring>(x: &BShare<R>, y: &BShare<R>) -> BShare<R> {
+fn bxor<R: Z2k>(x: &BShare<R>, y: &BShare<R>) -> BShare<R> {
     BShare {
         a: xor(&x.a, &y.a),
         b: xor(&x.b, &y.b),
     }
 }
 
-fn bshl<R: Ring>(x: &BShare<R>, s: u32) -> BShare<R> {
+fn bshl<R: Z2k>(x: &BShare<R>, s: u32) -> BShare<R> {
     BShare {
         a: x.a.iter().map(|v| v.shl(s)).collect(),
         b: x.b.iter().map(|v| v.shl(s)).collect(),
     }
 }
 
-fn concat<R: Ring>(x: &BShare<R>, y: &BShare<R>) -> BShare<R> {
+fn concat<R: Z2k>(x: &BShare<R>, y: &BShare<R>) -> BShare<R> {
     BShare {
         a: x.a.iter().chain(&y.a).copied().collect(),
         b: x.b.iter().chain(&y.b).copied().collect(),
     }
 }
 
-fn split<R: Ring>(mut x: BShare<R>, at: usize) -> (BShare<R>, BShare<R>) {
+fn split<R: Z2k>(mut x: BShare<R>, at: usize) -> (BShare<R>, BShare<R>) {
     let a2 = x.a.split_off(at.min(x.a.len()));
     let b2 = x.b.split_off(at.min(x.b.len()));
     (x, BShare { a: a2, b: b2 })
 }
 
-impl<R: Ring> Party<R> {
+impl<R: Z2k> Party<R> {
     /// Bitwise AND of binary sharings (one round).
     pub fn and(&mut self, x: &BShare<R>, y: &BShare<R>) -> Result<BShare<R>, MpcError> {
         if x.a.len() != y.a.len() {
@@ -344,7 +344,7 @@ pub const ALL_PAIRS_MAX_COLS: usize = 16;
 
 /// Sums `blocks` consecutive blocks of `rows` rows of a single-column
 /// sharing: → `rows × 1`.
-fn sum_blocks<R: Ring>(x: &AShare<R>, blocks: usize, rows: usize) -> AShare<R> {
+fn sum_blocks<R: Z2k>(x: &AShare<R>, blocks: usize, rows: usize) -> AShare<R> {
     let s = |v: &[R]| {
         (0..rows)
             .map(|r| {
@@ -358,13 +358,13 @@ fn sum_blocks<R: Ring>(x: &AShare<R>, blocks: usize, rows: usize) -> AShare<R> {
 }
 
 /// Column `c` of `x` as `rows × 1`.
-fn column<R: Ring>(x: &AShare<R>, c: usize) -> AShare<R> {
+fn column<R: Z2k>(x: &AShare<R>, c: usize) -> AShare<R> {
     let pick = |v: &[R]| v.iter().skip(c).step_by(x.cols.max(1)).copied().collect();
     AShare::from_parts(x.rows, 1, pick(&x.a), pick(&x.b))
 }
 
 /// Rows `start..start+n` of a single-column sharing.
-fn rows_of<R: Ring>(x: &AShare<R>, start: usize, n: usize) -> AShare<R> {
+fn rows_of<R: Z2k>(x: &AShare<R>, start: usize, n: usize) -> AShare<R> {
     let r = start..(start + n).min(x.a.len());
     AShare::from_parts(n, 1, x.a[r.clone()].to_vec(), x.b[r].to_vec())
 }

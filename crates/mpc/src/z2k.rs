@@ -1,6 +1,6 @@
 //! The rings Z_2^64 and Z_2^128 and fixed-point encoding.
 //!
-//! Ring elements are unsigned integers with wrapping arithmetic; a real
+//! Z2k elements are unsigned integers with wrapping arithmetic; a real
 //! number `x` is encoded as `round(x · 2^f)` in two's complement, so values
 //! in `[−2^(ℓ−f−1), 2^(ℓ−f−1))` are representable (ℓ = 64 or 128).
 
@@ -8,10 +8,10 @@ use crate::MpcError;
 use rand_core::RngCore;
 use std::fmt::Debug;
 
-/// A ring Z_2^ℓ: wrapping arithmetic on an unsigned integer type, also
+/// The ring Z_2^k (k = `BITS`): wrapping arithmetic on an unsigned integer type, also
 /// used bitwise for binary (XOR) sharings.
-pub trait Ring: Copy + Clone + Default + Debug + PartialEq + Eq + Send + Sync + 'static {
-    /// ℓ.
+pub trait Z2k: Copy + Clone + Default + Debug + PartialEq + Eq + Send + Sync + 'static {
+    /// k.
     const BITS: u32;
     /// Bytes per element on the wire.
     const BYTES: usize;
@@ -50,13 +50,13 @@ pub trait Ring: Copy + Clone + Default + Debug + PartialEq + Eq + Send + Sync + 
     fn random(rng: &mut dyn RngCore) -> Self;
     /// Appends little-endian bytes.
     fn put(self, out: &mut Vec<u8>);
-    /// Reads from exactly [`Ring::BYTES`] little-endian bytes.
+    /// Reads from exactly [`Z2k::BYTES`] little-endian bytes.
     fn get(bytes: &[u8]) -> Self;
 }
 
 macro_rules! impl_ring {
     ($t:ty, $s:ty) => {
-        impl Ring for $t {
+        impl Z2k for $t {
             const BITS: u32 = <$t>::BITS;
             const BYTES: usize = std::mem::size_of::<$t>();
             const ZERO: Self = 0;
@@ -125,7 +125,7 @@ impl_ring!(u64, i64);
 impl_ring!(u128, i128);
 
 /// Serialises ring elements (little-endian, no header).
-pub fn to_bytes<R: Ring>(v: &[R]) -> Vec<u8> {
+pub fn to_bytes<R: Z2k>(v: &[R]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * R::BYTES);
     for &x in v {
         x.put(&mut out);
@@ -135,7 +135,7 @@ pub fn to_bytes<R: Ring>(v: &[R]) -> Vec<u8> {
 
 /// Parses exactly `n` ring elements sent by `from`; any other length is a
 /// [`MpcError::Malformed`].
-pub fn from_bytes<R: Ring>(bytes: &[u8], n: usize, from: usize) -> Result<Vec<R>, MpcError> {
+pub fn from_bytes<R: Z2k>(bytes: &[u8], n: usize, from: usize) -> Result<Vec<R>, MpcError> {
     if Some(bytes.len()) != n.checked_mul(R::BYTES) {
         return Err(MpcError::Malformed {
             from,
@@ -150,7 +150,7 @@ pub fn from_bytes<R: Ring>(bytes: &[u8], n: usize, from: usize) -> Result<Vec<R>
 }
 
 /// Fills `out` with uniformly random ring elements from `rng`.
-pub fn fill_random<R: Ring>(rng: &mut dyn RngCore, out: &mut [R]) {
+pub fn fill_random<R: Z2k>(rng: &mut dyn RngCore, out: &mut [R]) {
     let mut buf = vec![0u8; out.len() * R::BYTES];
     rng.fill_bytes(&mut buf);
     for (o, c) in out.iter_mut().zip(buf.chunks_exact(R::BYTES)) {
@@ -176,7 +176,7 @@ impl Default for FixedPoint {
 impl FixedPoint {
     /// `frac` fractional bits; must leave room for products in `R`
     /// (2·frac + 8 < ℓ).
-    pub fn new<R: Ring>(frac: u32) -> Result<Self, MpcError> {
+    pub fn new<R: Z2k>(frac: u32) -> Result<Self, MpcError> {
         if frac == 0 || 2 * frac + 8 >= R::BITS {
             return Err(MpcError::Config(format!(
                 "{frac} fractional bits do not fit a {}-bit ring",
@@ -187,12 +187,12 @@ impl FixedPoint {
     }
 
     /// Encodes reals.
-    pub fn encode<R: Ring>(&self, x: &[f64]) -> Vec<R> {
+    pub fn encode<R: Z2k>(&self, x: &[f64]) -> Vec<R> {
         x.iter().map(|&v| R::encode(v, self.frac)).collect()
     }
 
     /// Decodes ring elements.
-    pub fn decode<R: Ring>(&self, x: &[R]) -> Vec<f64> {
+    pub fn decode<R: Z2k>(&self, x: &[R]) -> Vec<f64> {
         x.iter().map(|v| v.decode(self.frac)).collect()
     }
 
