@@ -11,6 +11,7 @@ pub mod keyservice;
 pub mod metrics;
 pub mod packing;
 pub mod quant;
+pub mod records;
 pub mod roster;
 pub mod sim;
 pub mod store;

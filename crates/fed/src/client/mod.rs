@@ -24,6 +24,7 @@ use crate::error::{FedError, Result};
 use crate::packing::PackingPlan;
 use crate::proto::{self, task::Kind};
 use crate::quant::{self, Quantizer};
+use crate::records::{KeySetupRecord, KIND_KEY_SETUP};
 use crate::roster::{parse_public, KxSecret, Roster};
 use crate::training;
 use cipherflow_ckks::multiparty::{shamir_deal, share_encrypt, Crs, SecretShare, ShamirShare};
@@ -35,7 +36,6 @@ use cipherflow_nn::Sequential;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
@@ -292,24 +292,17 @@ impl ClientAgent {
                 "the key-setup proof is not of a key-setup entry".into(),
             ));
         };
-        #[derive(Deserialize)]
-        struct KeySetupData {
-            epoch: u64,
-            crs: String,
-            threshold: usize,
-            parties: Vec<u64>,
-        }
-        let d: KeySetupData = serde_json::from_slice(&c.data)
-            .map_err(|_| FedError::Refused("malformed key-setup entry".into()))?;
+        let logged = KeySetupRecord::parse(&c.data)?;
         let crs = self
             .crs
             .ok_or_else(|| FedError::NotReady("join first".into()))?;
-        if c.kind != "key-setup"
-            || d.crs != hex::encode(crs.0)
-            || d.epoch != self.epoch
-            || d.threshold != self.sizes.threshold
-            || d.parties != self.roster.party_ids()
-        {
+        let pinned = KeySetupRecord::new(
+            self.epoch,
+            &crs,
+            self.sizes.threshold,
+            self.roster.party_ids(),
+        );
+        if c.kind != KIND_KEY_SETUP || logged != pinned {
             return Err(FedError::Refused(
                 "the ledger's key-setup entry does not match this client's CRS, epoch, \
                  threshold or roster"

@@ -26,6 +26,7 @@ use crate::error::{FedError, Result};
 use crate::metrics::Metrics;
 use crate::packing::PackingPlan;
 use crate::proto;
+use crate::records::{KeySetupRecord, KIND_KEY_SETUP};
 use crate::roster::Roster;
 use crate::store::{self, Store};
 use crate::strategy::ServerOptimizer;
@@ -566,7 +567,7 @@ impl Coordinator {
             .ledger
             .round_entries(0, KIND_CUSTOM)?
             .into_iter()
-            .find(|e| matches!(&e.body, EntryBody::Custom(c) if c.kind == "key-setup"))
+            .find(|e| matches!(&e.body, EntryBody::Custom(c) if c.kind == KIND_KEY_SETUP))
             .map(|e| e.index))
     }
 
@@ -580,19 +581,14 @@ impl Coordinator {
         {
             return Ok(());
         }
-        let data = serde_json::json!({
-            "epoch": self.epoch,
-            "crs": hex::encode(self.crs.0),
-            "threshold": self.sizes.threshold,
-            "parties": self.roster.party_ids(),
-        });
-        self.ledger.append(
-            0,
-            EntryBody::Custom(CustomEntry {
-                kind: "key-setup".into(),
-                data: data.to_string().into_bytes(),
-            }),
-        )?;
+        let record = KeySetupRecord::new(
+            self.epoch,
+            &self.crs,
+            self.sizes.threshold,
+            self.roster.party_ids(),
+        );
+        self.ledger
+            .append(0, EntryBody::Custom(record.to_entry()?))?;
         Ok(())
     }
 
