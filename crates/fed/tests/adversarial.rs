@@ -636,3 +636,147 @@ fn a_ledger_key_other_than_the_pinned_one_is_refused() {
     let r = fed.coord.join(c.id(), &c.join_request()).unwrap();
     c.on_join(&r).unwrap();
 }
+
+/// A coordinator that announces a round with weaker protection than the
+/// federation's configuration — a wider clip, a smaller noise share, another
+/// scale, shift or noise kind, another chunk count — is refused before the
+/// client trains: each client recomputes the quantization from its own copy
+/// of the configuration. One field at a time.
+#[test]
+fn a_round_with_other_quantization_or_noise_is_refused() {
+    let cfg = common::config(
+        "adv-quant",
+        2,
+        "threshold = 2\nquorum = 3\n[dp]\nepsilon = 3.0\n",
+    );
+    let mut fed = Fed::with_config(cfg, 3);
+    for i in 0..3 {
+        fed.task(i);
+    }
+    fed.coord.tick().unwrap();
+    let genuine = train_task(&fed.task(0));
+    let q = genuine.quantization.clone().unwrap();
+    assert!(q.noise_share_sigma > 0.0, "a DP federation adds noise");
+    let edits: [(&str, &dyn Fn(&mut proto::TrainTask)); 8] = [
+        ("clip", &|t| t.quantization.as_mut().unwrap().clip *= 2.0),
+        ("gamma", &|t| t.quantization.as_mut().unwrap().gamma *= 2.0),
+        ("l2 bound", &|t| {
+            t.quantization.as_mut().unwrap().l2_bound *= 2.0
+        }),
+        ("noise σ", &|t| {
+            t.quantization.as_mut().unwrap().noise_share_sigma /= 2.0
+        }),
+        ("weight reference", &|t| {
+            t.quantization.as_mut().unwrap().weight_reference *= 2.0
+        }),
+        ("shift", &|t| t.quantization.as_mut().unwrap().shift -= 1),
+        ("noise kind", &|t| {
+            t.quantization.as_mut().unwrap().noise = "skellam".into()
+        }),
+        ("chunks", &|t| t.chunks += 1),
+    ];
+    for (what, edit) in edits {
+        let mut t = genuine.clone();
+        edit(&mut t);
+        let e = fed.clients[0].handle(&with_train(t)).unwrap_err();
+        assert!(
+            matches!(&e, FedError::Refused(m) if m.contains("quantization or noise differs")),
+            "{what}: {e}"
+        );
+    }
+    // The genuine task is still accepted.
+    assert!(matches!(
+        fed.clients[0].handle(&with_train(genuine)).unwrap(),
+        Action::Upload(_)
+    ));
+}
+
+/// The global model's norm bound is inclusive: a model exactly at
+/// `max_model_norm` is trained on.
+#[test]
+fn a_global_model_exactly_at_the_norm_bound_is_accepted() {
+    let probe = common::config("adv-norm", 1, "threshold = 2\nquorum = 3");
+    let mut model = probe.model_spec().unwrap().build(probe.model_seed).unwrap();
+    let w = cipherflow_fed::training::flatten(&mut model);
+    let norm = w
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    let cfg = common::config(
+        "adv-norm",
+        1,
+        &format!("threshold = 2\nquorum = 3\nmax_model_norm = {norm:?}"),
+    );
+    assert_eq!(cfg.max_model_norm, norm);
+    let mut fed = Fed::with_config(cfg, 3);
+    for i in 0..3 {
+        fed.task(i);
+    }
+    fed.coord.tick().unwrap();
+    let t = fed.task(0);
+    assert!(matches!(
+        fed.clients[0].handle(&t).unwrap(),
+        Action::Upload(_)
+    ));
+}
+
+/// Key setup: a dealing task for another epoch or threshold is refused
+/// (one field at a time), and an incomplete bundle changes nothing.
+#[test]
+fn key_setup_tasks_and_bundles_are_checked() {
+    let cfg = common::config("adv-deal", 1, "threshold = 2\nquorum = 3");
+    let mut fed = Fed::unjoined(cfg, 3);
+    fed.join_all();
+    let Some(Kind::KeySetup(genuine)) = fed.task(0).kind else {
+        panic!("a key-setup task first")
+    };
+    for (what, edit) in [
+        (
+            "epoch",
+            &(|k: &mut proto::KeySetupTask| k.epoch += 1) as &dyn Fn(&mut proto::KeySetupTask),
+        ),
+        ("threshold", &|k: &mut proto::KeySetupTask| k.threshold += 1),
+    ] {
+        let mut k = genuine.clone();
+        edit(&mut k);
+        let e = fed.clients[0]
+            .handle(&proto::Task {
+                kind: Some(Kind::KeySetup(k)),
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&e, FedError::Refused(m) if m.contains("another epoch or threshold")),
+            "{what}: {e}"
+        );
+    }
+    // Client 1 deals; the others have not: its bundle is incomplete.
+    let Action::PostKeySetup(p) = fed.clients[0]
+        .handle(&proto::Task {
+            kind: Some(Kind::KeySetup(genuine)),
+        })
+        .unwrap()
+    else {
+        panic!("client 1 deals")
+    };
+    let id = fed.clients[0].id().to_string();
+    let bundle = fed.coord.post_key_setup(&id, &p).unwrap();
+    assert!(!bundle.complete);
+    assert!(!fed.clients[0].on_key_setup(&bundle).unwrap());
+    assert!(!fed.clients[0].has_keys());
+    // The others deal; now the bundle completes the setup.
+    for i in 1..3 {
+        let t = fed.task(i);
+        if let Action::PostKeySetup(p) = fed.clients[i].handle(&t).unwrap() {
+            let id = fed.clients[i].id().to_string();
+            fed.coord.post_key_setup(&id, &p).unwrap();
+        }
+    }
+    let c = &mut fed.clients[0];
+    let b = fed
+        .coord
+        .get_key_setup(c.id(), &c.key_setup_query())
+        .unwrap();
+    assert!(b.complete);
+    assert!(c.on_key_setup(&b).unwrap());
+}
