@@ -657,7 +657,8 @@ fn a_round_with_other_quantization_or_noise_is_refused() {
     let genuine = train_task(&fed.task(0));
     let q = genuine.quantization.clone().unwrap();
     assert!(q.noise_share_sigma > 0.0, "a DP federation adds noise");
-    let edits: [(&str, &dyn Fn(&mut proto::TrainTask)); 8] = [
+    type Edit<'a> = (&'a str, &'a dyn Fn(&mut proto::TrainTask));
+    let edits: [Edit; 8] = [
         ("clip", &|t| t.quantization.as_mut().unwrap().clip *= 2.0),
         ("gamma", &|t| t.quantization.as_mut().unwrap().gamma *= 2.0),
         ("l2 bound", &|t| {
