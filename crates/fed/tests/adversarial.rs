@@ -781,3 +781,104 @@ fn key_setup_tasks_and_bundles_are_checked() {
     assert!(b.complete);
     assert!(c.on_key_setup(&b).unwrap());
 }
+
+/// The coordinator's receipt must prove that this client's update — its
+/// id, its ciphertext's hash, this round — is in the log. Another client's
+/// receipt is refused, and so is a receipt forged by the coordinator (it
+/// holds the ledger key) that differs in one of the three.
+#[test]
+fn a_receipt_for_another_update_is_refused() {
+    let mut fed = Fed::new("adv-receipt", 3, 2, 1);
+    for i in 0..3 {
+        fed.task(i);
+    }
+    fed.coord.tick().unwrap();
+    let mut receipts = Vec::new();
+    for i in 0..2 {
+        let t = fed.task(i);
+        let Action::Upload(chunks) = fed.clients[i].handle(&t).unwrap() else {
+            panic!("client {i} uploads")
+        };
+        let id = fed.clients[i].id().to_string();
+        receipts.push(fed.coord.upload(&id, &chunks).unwrap());
+    }
+    let refused = |e: &FedError| matches!(e, FedError::Refused(m) if m.contains("not for this client's update"));
+    // Client 2's receipt shown to client 1.
+    let e = fed.clients[0].on_receipt(&receipts[1]).unwrap_err();
+    assert!(refused(&e), "{e}");
+    // What client 1's genuine receipt proves.
+    let key = common::harness::signer().public_key();
+    let log_id = cipherflow_ledger::log_id(&key, "adv-receipt");
+    let proof: EntryProof = serde_json::from_slice(&receipts[0].entry_proof).unwrap();
+    let entry = proof.verify(&key, Some(&log_id)).unwrap();
+    let EntryBody::UpdateReceived(mine) = entry.body else {
+        panic!("an update receipt")
+    };
+    let round = entry.round;
+    // Forged logs: same name and key, the round opened, one entry.
+    let dir = tempfile::tempdir().unwrap();
+    let forge = |n: usize, at: u64, client: &str, hash: [u8; 32]| {
+        let mut log = Ledger::create(
+            &dir.path().join(format!("f{n}.db")),
+            "adv-receipt",
+            common::harness::signer(),
+        )
+        .unwrap();
+        for r in 1..=at {
+            log.append(
+                r,
+                EntryBody::RoundOpened(RoundOpened {
+                    parameters: Default::default(),
+                    participants: Vec::new(),
+                    dp: DpSettings {
+                        accountant: NO_DP.into(),
+                        sampling_rate: 1.0,
+                        noise_multiplier: 0.0,
+                        delta: 0.0,
+                        steps_this_round: 1,
+                        steps_cumulative: r,
+                    },
+                }),
+            )
+            .unwrap();
+        }
+        let i = log
+            .append(
+                at,
+                EntryBody::UpdateReceived(UpdateReceived {
+                    client_id: client.into(),
+                    ciphertext_hash: hash,
+                }),
+            )
+            .unwrap()
+            .index;
+        proto::UploadReceipt {
+            ledger_index: i,
+            entry_proof: serde_json::to_vec(&log.entry_proof(i).unwrap()).unwrap(),
+            duplicate: false,
+        }
+    };
+    let mut other_hash = mine.ciphertext_hash;
+    other_hash[0] ^= 1;
+    for (what, receipt) in [
+        ("client", forge(0, round, "client-2", mine.ciphertext_hash)),
+        ("hash", forge(1, round, &mine.client_id, other_hash)),
+        (
+            "round",
+            forge(2, round + 1, &mine.client_id, mine.ciphertext_hash),
+        ),
+    ] {
+        let e = fed.clients[0].on_receipt(&receipt).unwrap_err();
+        assert!(refused(&e), "{what}: {e}");
+        assert!(
+            !fed.clients[0].uploaded_in(round),
+            "{what}: nothing recorded"
+        );
+    }
+    // The same forgery, unchanged, passes; so does the genuine receipt.
+    fed.clients[0]
+        .on_receipt(&forge(3, round, &mine.client_id, mine.ciphertext_hash))
+        .unwrap();
+    fed.clients[0].on_receipt(&receipts[0]).unwrap();
+    assert!(fed.clients[0].uploaded_in(round));
+}
