@@ -824,24 +824,7 @@ fn a_receipt_for_another_update_is_refused() {
             common::harness::signer(),
         )
         .unwrap();
-        for r in 1..=at {
-            log.append(
-                r,
-                EntryBody::RoundOpened(RoundOpened {
-                    parameters: Default::default(),
-                    participants: Vec::new(),
-                    dp: DpSettings {
-                        accountant: NO_DP.into(),
-                        sampling_rate: 1.0,
-                        noise_multiplier: 0.0,
-                        delta: 0.0,
-                        steps_this_round: 1,
-                        steps_cumulative: r,
-                    },
-                }),
-            )
-            .unwrap();
-        }
+        open_rounds(&mut log, at);
         let i = log
             .append(
                 at,
@@ -881,4 +864,116 @@ fn a_receipt_for_another_update_is_refused() {
         .unwrap();
     fed.clients[0].on_receipt(&receipts[0]).unwrap();
     assert!(fed.clients[0].uploaded_in(round));
+}
+
+/// Opens rounds `1..=last` in a forged log (no DP, nobody sampled).
+fn open_rounds(log: &mut Ledger, last: u64) {
+    for r in 1..=last {
+        log.append(
+            r,
+            EntryBody::RoundOpened(RoundOpened {
+                parameters: Default::default(),
+                participants: Vec::new(),
+                dp: DpSettings {
+                    accountant: NO_DP.into(),
+                    sampling_rate: 1.0,
+                    noise_multiplier: 0.0,
+                    delta: 0.0,
+                    steps_this_round: 1,
+                    steps_cumulative: r,
+                },
+            }),
+        )
+        .unwrap();
+    }
+}
+
+/// "My update was counted" must name this client's update — id,
+/// ciphertext hash and round. A counted proof forged by the coordinator
+/// (it holds the ledger key) that differs in one of the three is refused
+/// and the update stays pending; the unchanged forgery passes.
+#[test]
+fn a_counted_proof_for_another_update_is_refused() {
+    let mut fed = Fed::new("adv-counted", 3, 2, 1);
+    for i in 0..3 {
+        fed.task(i);
+    }
+    fed.coord.tick().unwrap();
+    let t = fed.task(0);
+    let Action::Upload(chunks) = fed.clients[0].handle(&t).unwrap() else {
+        panic!("client 1 uploads")
+    };
+    let id = fed.clients[0].id().to_string();
+    let receipt = fed.coord.upload(&id, &chunks).unwrap();
+    fed.clients[0].on_receipt(&receipt).unwrap();
+    let key = common::harness::signer().public_key();
+    let log_id = cipherflow_ledger::log_id(&key, "adv-counted");
+    let proof: EntryProof = serde_json::from_slice(&receipt.entry_proof).unwrap();
+    let entry = proof.verify(&key, Some(&log_id)).unwrap();
+    let EntryBody::UpdateReceived(mine) = entry.body else {
+        panic!("an update receipt")
+    };
+    let round = entry.round;
+    assert!(fed.clients[0].uploaded_in(round));
+    let dir = tempfile::tempdir().unwrap();
+    let forge = |n: usize, at: u64, client: &str, hash: [u8; 32]| {
+        let mut log = Ledger::create(
+            &dir.path().join(format!("c{n}.db")),
+            "adv-counted",
+            common::harness::signer(),
+        )
+        .unwrap();
+        open_rounds(&mut log, at);
+        let mut inputs = Vec::new();
+        for (c, h) in [
+            (client.to_string(), hash),
+            ("client-3".to_string(), [9; 32]),
+        ] {
+            let i = log
+                .append(
+                    at,
+                    EntryBody::UpdateReceived(UpdateReceived {
+                        client_id: c.clone(),
+                        ciphertext_hash: h,
+                    }),
+                )
+                .unwrap()
+                .index;
+            inputs.push(AggregateInput {
+                update_index: i,
+                client_id: c,
+                ciphertext_hash: h,
+            });
+        }
+        let counted = inputs[0].update_index;
+        log.append_aggregate(at, [1; 32], inputs).unwrap();
+        proto::ProofReply {
+            counted_proof: serde_json::to_vec(&log.counted_proof(counted).unwrap()).unwrap(),
+        }
+    };
+    let mut other_hash = mine.ciphertext_hash;
+    other_hash[0] ^= 1;
+    for (what, reply) in [
+        ("client", forge(0, round, "client-2", mine.ciphertext_hash)),
+        ("hash", forge(1, round, &mine.client_id, other_hash)),
+        (
+            "round",
+            forge(2, round + 1, &mine.client_id, mine.ciphertext_hash),
+        ),
+    ] {
+        let e = fed.clients[0].on_counted_proof(&reply).unwrap_err();
+        assert!(
+            matches!(&e, FedError::Refused(m) if m.contains("for another update")),
+            "{what}: {e}"
+        );
+        assert!(fed.clients[0].uploaded_in(round), "{what}: still pending");
+    }
+    let c = fed.clients[0]
+        .on_counted_proof(&forge(3, round, &mine.client_id, mine.ciphertext_hash))
+        .unwrap();
+    assert_eq!(
+        (c.client_id.as_str(), c.round),
+        (mine.client_id.as_str(), round)
+    );
+    assert!(!fed.clients[0].uploaded_in(round), "shown counted");
 }
