@@ -977,3 +977,101 @@ fn a_counted_proof_for_another_update_is_refused() {
     );
     assert!(!fed.clients[0].uploaded_in(round), "shown counted");
 }
+
+/// A malicious key holder deals Shamir shares that do not fit the
+/// federation — another threshold, another party list, a share that is
+/// another dealer's, or one meant for another recipient — sealed properly
+/// (the coordinator cannot see inside). Each honest recipient refuses the
+/// key setup; an honest dealing in the same place completes it.
+#[test]
+fn dealing_shares_that_do_not_fit_the_federation_are_refused() {
+    use cipherflow_ckks::multiparty::{shamir_deal, SecretShare};
+    use cipherflow_fed::envelope;
+    use cipherflow_fed::roster::parse_public;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Fault {
+        Threshold,
+        Parties,
+        Dealer,
+        Recipient,
+        None,
+    }
+    for fault in [
+        Fault::Threshold,
+        Fault::Parties,
+        Fault::Dealer,
+        Fault::Recipient,
+        Fault::None,
+    ] {
+        let cfg = common::config("adv-dealer", 1, "threshold = 2\nquorum = 3");
+        let (mut fed, kx) = Fed::unjoined_keeping_kx(cfg.clone(), 3);
+        fed.join_all();
+        let Some(Kind::KeySetup(task)) = fed.task(1).kind else {
+            panic!("a key-setup task")
+        };
+        // Clients 1 and 3 deal honestly.
+        for i in [0, 2] {
+            let t = fed.task(i);
+            let Action::PostKeySetup(p) = fed.clients[i].handle(&t).unwrap() else {
+                panic!("client {i} deals")
+            };
+            let id = fed.clients[i].id().to_string();
+            fed.coord.post_key_setup(&id, &p).unwrap();
+        }
+        // Client 2 (party 2) deals what `fault` says.
+        let params = fed.coord.packing().params().unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(17);
+        let dealer = match fault {
+            Fault::Dealer => 3,
+            _ => 2,
+        };
+        let sk = SecretShare::generate_for(&params, dealer, &mut rng);
+        let (threshold, parties): (usize, Vec<u64>) = match fault {
+            Fault::Threshold => (3, vec![1, 2, 3]),
+            Fault::Parties => (2, vec![1, 2, 3, 4]),
+            _ => (2, vec![1, 2, 3]),
+        };
+        let dealt = shamir_deal(&params, &sk, threshold, &parties, &mut rng).unwrap();
+        let shares: Vec<_> = dealt
+            .iter()
+            .filter(|s| s.to() == 1 || s.to() == 3)
+            .map(|s| {
+                let to = match fault {
+                    Fault::Recipient => 4 - s.to(), // 1 ↔ 3
+                    _ => s.to(),
+                };
+                let peer = parse_public(&fed.roster.by_party(to).unwrap().kx_public).unwrap();
+                envelope::seal(&kx[1], &peer, &cfg.name, task.epoch, 2, to, &s.to_bytes()).unwrap()
+            })
+            .collect();
+        let post = proto::KeySetupPost {
+            federation: cfg.name.clone(),
+            epoch: task.epoch,
+            shares,
+        };
+        let id = fed.clients[1].id().to_string();
+        fed.coord.post_key_setup(&id, &post).unwrap();
+        for i in [0, 2] {
+            let c = &mut fed.clients[i];
+            let b = fed
+                .coord
+                .get_key_setup(c.id(), &c.key_setup_query())
+                .unwrap();
+            assert!(b.complete, "{fault:?}");
+            match (fault, c.on_key_setup(&b)) {
+                (Fault::None, Ok(done)) => assert!(done),
+                (Fault::None, Err(e)) => panic!("an honest dealing refused: {e}"),
+                (_, Err(FedError::Protocol(m))) => {
+                    assert!(
+                        m.contains("does not match the federation"),
+                        "{fault:?}: {m}"
+                    )
+                }
+                (_, other) => panic!("{fault:?}: {other:?}"),
+            }
+        }
+    }
+}

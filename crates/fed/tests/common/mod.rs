@@ -79,8 +79,21 @@ pub mod harness {
 
         /// `n` clients of `cfg`, none joined yet.
         pub fn unjoined(cfg: FederationConfig, n: usize) -> Self {
+            Self::unjoined_keeping_kx(cfg, n).0
+        }
+
+        /// As [`Fed::unjoined`], and a copy of every client's key-agreement
+        /// secret (for tests that play a malicious client).
+        pub fn unjoined_keeping_kx(
+            cfg: FederationConfig,
+            n: usize,
+        ) -> (Self, Vec<cipherflow_fed::roster::KxSecret>) {
             let (train, _) = super::breast_cancer();
             let (roster, kx) = make_roster(&cfg.name, n).unwrap();
+            let copies = kx
+                .iter()
+                .map(|k| cipherflow_fed::roster::KxSecret::from_bytes(*k.to_bytes()))
+                .collect();
             let dir = tempfile::tempdir().unwrap();
             let (clock, f) = ManualClock::new();
             let coord = Coordinator::open(CoordinatorOptions {
@@ -112,14 +125,17 @@ pub mod harness {
                     .unwrap()
                 })
                 .collect();
-            Self {
-                coord,
-                clients,
-                clock,
-                cfg,
-                roster,
-                dir,
-            }
+            (
+                Self {
+                    coord,
+                    clients,
+                    clock,
+                    cfg,
+                    roster,
+                    dir,
+                },
+                copies,
+            )
         }
 
         /// Options to open this federation's coordinator (again).
