@@ -1075,3 +1075,101 @@ fn dealing_shares_that_do_not_fit_the_federation_are_refused() {
         }
     }
 }
+
+/// A key holder remembers the last signed head it verified: a coordinator
+/// that later shows it a forked log (same key and name, another history,
+/// an aggregate that would pass every other check) gets no share, with or
+/// without a consistency proof; the genuine log is still answered.
+#[test]
+fn a_key_holder_refuses_a_forked_log() {
+    let mut fed = Fed::new("adv-fork", 3, 2, 2);
+    fed.upload_all();
+    fed.run_decryption(10);
+    assert_eq!(fed.coord.history().len(), 1);
+    // A key holder that verified a head in round 1.
+    let i = (0..3)
+        .find(|&i| fed.clients[i].known_tree_size() > 0)
+        .expect("a key holder saw the log");
+    let seen = fed.clients[i].known_tree_size();
+    // Round 2: everyone uploads; the coordinator asks for shares.
+    fed.upload_all();
+    fed.coord.tick().unwrap();
+    let genuine = (0..3)
+        .find_map(|j| match fed.task(j).kind {
+            Some(Kind::Decrypt(d)) => Some(d),
+            _ => None,
+        })
+        .expect("a decryption request");
+    // The forged log: rounds 1 and 2, every client's "update", round 2's
+    // aggregate, padded past the size the key holder saw.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Ledger::create(
+        &dir.path().join("fork.db"),
+        "adv-fork",
+        common::harness::signer(),
+    )
+    .unwrap();
+    open_rounds(&mut log, 2);
+    while log.len() + 4 <= seen {
+        log.append(
+            0,
+            EntryBody::Custom(cipherflow_ledger::entry::CustomEntry {
+                kind: "padding".into(),
+                data: vec![0; 8],
+            }),
+        )
+        .unwrap();
+    }
+    let mut inputs = Vec::new();
+    for c in ["client-1", "client-2", "client-3"] {
+        let k = log
+            .append(
+                2,
+                EntryBody::UpdateReceived(UpdateReceived {
+                    client_id: c.into(),
+                    ciphertext_hash: [c.len() as u8; 32],
+                }),
+            )
+            .unwrap()
+            .index;
+        inputs.push(AggregateInput {
+            update_index: k,
+            client_id: c.into(),
+            ciphertext_hash: [c.len() as u8; 32],
+        });
+    }
+    let a = log
+        .append_aggregate(2, [5; 32], inputs.clone())
+        .unwrap()
+        .index;
+    assert!(log.len() > seen, "the fork is longer than what was seen");
+    let mut forged = genuine.clone();
+    forged.prepare = true;
+    forged.aggregate_proof = serde_json::to_vec(&log.entry_proof(a).unwrap()).unwrap();
+    forged.inputs_json = serde_json::to_vec(&inputs).unwrap();
+    // A consistency proof within the fork does not connect to the head
+    // the key holder saw; none at all is refused too.
+    for consistency in [
+        serde_json::to_vec(&log.consistency_proof(seen, log.len()).unwrap()).unwrap(),
+        Vec::new(),
+    ] {
+        forged.consistency_proof = consistency;
+        let e = fed.clients[i]
+            .handle(&proto::Task {
+                kind: Some(Kind::Decrypt(forged.clone())),
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&e, FedError::Refused(m) if m.contains("append-only") || m.contains("consistency proof")),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        fed.clients[i].known_tree_size(),
+        seen,
+        "the fork was not adopted"
+    );
+    // The genuine log completes the round.
+    fed.run_decryption(10);
+    assert_eq!(fed.coord.history().len(), 2);
+}
