@@ -1169,6 +1169,24 @@ fn a_key_holder_refuses_a_forked_log() {
         seen,
         "the fork was not adopted"
     );
+    // A genuine consistency proof, but from another size than the one the
+    // key holder saw, is refused as such.
+    let real = Ledger::open_read_only(&fed.dir.path().join("coord/ledger.db")).unwrap();
+    let agg: EntryProof = serde_json::from_slice(&genuine.aggregate_proof).unwrap();
+    let mut other = genuine.clone();
+    other.prepare = true;
+    other.consistency_proof =
+        serde_json::to_vec(&real.consistency_proof(seen - 1, agg.sth.tree_size).unwrap()).unwrap();
+    let e = fed.clients[i]
+        .handle(&proto::Task {
+            kind: Some(Kind::Decrypt(other)),
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&e, FedError::Refused(m) if m.contains("consistency proof for other sizes")),
+        "{e}"
+    );
+    drop(real);
     // The genuine log completes the round.
     fed.run_decryption(10);
     assert_eq!(fed.coord.history().len(), 2);
