@@ -1187,6 +1187,27 @@ fn a_key_holder_refuses_a_forked_log() {
         "{e}"
     );
     drop(real);
+    // The inputs sent with the request must be the logged ones: one hash
+    // changed (same count), or one input dropped.
+    let logged: Vec<AggregateInput> = serde_json::from_slice(&genuine.inputs_json).unwrap();
+    let mut changed = logged.clone();
+    changed[0].ciphertext_hash[0] ^= 1;
+    let mut dropped = logged.clone();
+    dropped.pop();
+    for inputs in [changed, dropped] {
+        let mut t = genuine.clone();
+        t.prepare = true;
+        t.inputs_json = serde_json::to_vec(&inputs).unwrap();
+        let e = fed.clients[i]
+            .handle(&proto::Task {
+                kind: Some(Kind::Decrypt(t)),
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&e, FedError::Refused(m) if m.contains("input list does not match")),
+            "{e}"
+        );
+    }
     // The genuine log completes the round.
     fed.run_decryption(10);
     assert_eq!(fed.coord.history().len(), 2);
