@@ -213,11 +213,7 @@ fn a_crs_of_the_coordinators_choosing_is_refused() {
         c.on_join(&r).unwrap();
     }
     for i in 0..3 {
-        let t = fed.task(i);
-        if let Action::PostKeySetup(p) = fed.clients[i].handle(&t).unwrap() {
-            let id = fed.clients[i].id().to_string();
-            fed.coord.post_key_setup(&id, &p).unwrap();
-        }
+        fed.deal(i);
     }
     let c = &mut fed.clients[0];
     let b = fed
@@ -545,11 +541,7 @@ fn a_key_setup_entry_that_differs_in_one_field_is_refused() {
     let mut fed = Fed::unjoined(cfg, 3);
     fed.join_all();
     for i in 0..3 {
-        let t = fed.task(i);
-        if let Action::PostKeySetup(p) = fed.clients[i].handle(&t).unwrap() {
-            let id = fed.clients[i].id().to_string();
-            fed.coord.post_key_setup(&id, &p).unwrap();
-        }
+        fed.deal(i);
     }
     let key = common::harness::signer().public_key();
     let log_id = cipherflow_ledger::log_id(&key, &name);
@@ -650,10 +642,7 @@ fn a_round_with_other_quantization_or_noise_is_refused() {
         "threshold = 2\nquorum = 3\n[dp]\nepsilon = 3.0\n",
     );
     let mut fed = Fed::with_config(cfg, 3);
-    for i in 0..3 {
-        fed.task(i);
-    }
-    fed.coord.tick().unwrap();
+    fed.open_round();
     let genuine = train_task(&fed.task(0));
     let q = genuine.quantization.clone().unwrap();
     assert!(q.noise_share_sigma > 0.0, "a DP federation adds noise");
@@ -711,10 +700,7 @@ fn a_global_model_exactly_at_the_norm_bound_is_accepted() {
     );
     assert_eq!(cfg.max_model_norm, norm);
     let mut fed = Fed::with_config(cfg, 3);
-    for i in 0..3 {
-        fed.task(i);
-    }
-    fed.coord.tick().unwrap();
+    fed.open_round();
     let t = fed.task(0);
     assert!(matches!(
         fed.clients[0].handle(&t).unwrap(),
@@ -767,11 +753,7 @@ fn key_setup_tasks_and_bundles_are_checked() {
     assert!(!fed.clients[0].has_keys());
     // The others deal; now the bundle completes the setup.
     for i in 1..3 {
-        let t = fed.task(i);
-        if let Action::PostKeySetup(p) = fed.clients[i].handle(&t).unwrap() {
-            let id = fed.clients[i].id().to_string();
-            fed.coord.post_key_setup(&id, &p).unwrap();
-        }
+        fed.deal(i);
     }
     let c = &mut fed.clients[0];
     let b = fed
@@ -789,10 +771,7 @@ fn key_setup_tasks_and_bundles_are_checked() {
 #[test]
 fn a_receipt_for_another_update_is_refused() {
     let mut fed = Fed::new("adv-receipt", 3, 2, 1);
-    for i in 0..3 {
-        fed.task(i);
-    }
-    fed.coord.tick().unwrap();
+    fed.open_round();
     let mut receipts = Vec::new();
     for i in 0..2 {
         let t = fed.task(i);
@@ -895,10 +874,7 @@ fn open_rounds(log: &mut Ledger, last: u64) {
 #[test]
 fn a_counted_proof_for_another_update_is_refused() {
     let mut fed = Fed::new("adv-counted", 3, 2, 1);
-    for i in 0..3 {
-        fed.task(i);
-    }
-    fed.coord.tick().unwrap();
+    fed.open_round();
     let t = fed.task(0);
     let Action::Upload(chunks) = fed.clients[0].handle(&t).unwrap() else {
         panic!("client 1 uploads")

@@ -179,10 +179,7 @@ fn big_model(name: &str) -> FederationConfig {
 #[test]
 fn multi_chunk_uploads_and_multi_part_shares() {
     let mut fed = Fed::with_config(big_model("big"), 3);
-    for i in 0..3 {
-        fed.task(i);
-    }
-    fed.coord.tick().unwrap();
+    fed.open_round();
     let t = fed.task(0);
     let Action::Upload(chunks) = fed.clients[0].handle(&t).unwrap() else {
         panic!("client 1 uploads")

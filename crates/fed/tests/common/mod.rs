@@ -209,16 +209,21 @@ pub mod harness {
             }
         }
 
+        /// Client `i` takes its key-setup task and posts its dealing.
+        pub fn deal(&mut self, i: usize) -> proto::KeySetupBundle {
+            let t = self.task(i);
+            match self.clients[i].handle(&t).unwrap() {
+                Action::PostKeySetup(p) => {
+                    let id = self.clients[i].id().to_string();
+                    self.coord.post_key_setup(&id, &p).unwrap()
+                }
+                other => panic!("client {i} should deal, got {other:?}"),
+            }
+        }
+
         pub fn key_setup(&mut self) {
             for i in 0..self.clients.len() {
-                let t = self.task(i);
-                match self.clients[i].handle(&t).unwrap() {
-                    Action::PostKeySetup(p) => {
-                        let id = self.clients[i].id().to_string();
-                        self.coord.post_key_setup(&id, &p).unwrap();
-                    }
-                    other => panic!("{other:?}"),
-                }
+                self.deal(i);
             }
             for c in self.clients.iter_mut() {
                 let b = self
@@ -265,13 +270,18 @@ pub mod harness {
             }
         }
 
-        /// Every client uploads in the open round (opening it if needed).
-        pub fn upload_all(&mut self) {
-            // Everyone is seen first (a coordinator opens no round for nobody).
+        /// Every client is seen (a coordinator opens no round for nobody),
+        /// then the coordinator ticks: a round opens if one is due.
+        pub fn open_round(&mut self) {
             for i in 0..self.clients.len() {
                 self.task(i);
             }
             self.coord.tick().unwrap();
+        }
+
+        /// Every client uploads in the open round (opening it if needed).
+        pub fn upload_all(&mut self) {
+            self.open_round();
             for i in 0..self.clients.len() {
                 assert!(self.step(i), "client {i} uploads");
             }
