@@ -117,13 +117,27 @@ fn ledger(out: &Out, tmp: &Path) {
         out.put("ledger_entry", &format!("entry-{i}"), &bytes);
         let p = log.entry_proof(i).unwrap();
         out.put("ledger_proofs", &format!("entry-proof-{i}"), &serde_json::to_vec(&p).unwrap());
+        out.put("ledger_proofs", &format!("entry-proof-{i}.bin"), &p.encode());
+        if i == 0 {
+            out.put("ledger_proofs", "inclusion-proof.bin", &p.inclusion.encode());
+        }
     }
     if let Ok(p) = log.counted_proof_for("client-1", 1) {
         out.put("ledger_proofs", "counted-proof", &serde_json::to_vec(&p).unwrap());
+        out.put("ledger_proofs", "counted-proof.bin", &p.encode());
+        let inputs = vec![p.input.clone(), p.input.clone()];
+        out.put("ledger_proofs", "inputs.bin", &cipherflow_ledger::AggregateInput::encode_list(&inputs));
     }
     let n = log.len();
     let c = log.consistency_proof(n / 2, n).unwrap();
     out.put("ledger_proofs", "consistency-proof", &serde_json::to_vec(&c).unwrap());
+    out.put("ledger_proofs", "consistency-proof.bin", &c.encode());
+    let c2 = log.consistency_proof(n / 3, n).unwrap();
+    out.put(
+        "ledger_proofs",
+        "consistency-proofs.bin",
+        &cipherflow_ledger::ConsistencyProof::encode_list(&[c, c2]),
+    );
     let head = log.latest_head().unwrap();
     out.put("ledger_proofs", "signed-head", &serde_json::to_vec(head).unwrap());
     // A custom entry, and a round opening with DP settings, from a fresh log.

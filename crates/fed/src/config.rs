@@ -122,6 +122,29 @@ impl Default for LocalTraining {
     }
 }
 
+impl LocalTraining {
+    /// The settings as a training task carries them.
+    pub fn to_proto(&self) -> crate::proto::LocalTraining {
+        crate::proto::LocalTraining {
+            epochs: u32::try_from(self.epochs).unwrap_or(u32::MAX),
+            batch_size: u32::try_from(self.batch_size).unwrap_or(u32::MAX),
+            lr: self.lr,
+            momentum: self.momentum,
+        }
+    }
+
+    /// The settings of a training task (a client compares them with its
+    /// own configuration, so no range check beyond the types is needed).
+    pub fn from_proto(m: &crate::proto::LocalTraining) -> Self {
+        Self {
+            epochs: m.epochs as usize,
+            batch_size: m.batch_size as usize,
+            lr: m.lr,
+            momentum: m.momentum,
+        }
+    }
+}
+
 /// Integer noise of distributed DP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -432,6 +455,18 @@ impl FederationConfig {
     /// JSON (as sent to clients).
     pub fn to_json(&self) -> Result<String> {
         Ok(serde_json::to_string(self)?)
+    }
+
+    /// SHA-256 over a domain tag and the configuration's serde encoding
+    /// (every field, in declaration order): what the coordinator sends a
+    /// joining client and logs in its federation record, so that a client
+    /// refuses a coordinator that runs another configuration than its own.
+    pub fn digest(&self) -> Result<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"cipherflow-fed/v1/federation-config\0");
+        h.update(self.to_json()?.as_bytes());
+        Ok(h.finalize().into())
     }
 
     /// Checks ranges (federation size dependent checks are in [`Self::sizes`]).

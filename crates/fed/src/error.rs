@@ -64,7 +64,7 @@ pub enum FedError {
     /// Transport (gRPC, TLS).
     #[error("transport: {0}")]
     Transport(String),
-    /// Encoding of JSON state or messages.
+    /// Encoding of stored state or of a message's bytes.
     #[error("encoding: {0}")]
     Encoding(String),
     /// A decrypted result failed its checks (a key holder's share was
@@ -91,6 +91,12 @@ impl FedError {
 
 impl From<serde_json::Error> for FedError {
     fn from(e: serde_json::Error) -> Self {
+        FedError::Encoding(e.to_string())
+    }
+}
+
+impl From<cipherflow_ledger::DecodeError> for FedError {
+    fn from(e: cipherflow_ledger::DecodeError) -> Self {
         FedError::Encoding(e.to_string())
     }
 }

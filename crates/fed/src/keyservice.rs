@@ -67,13 +67,6 @@ pub fn load_or_create_master_key(path: &std::path::Path) -> Result<Zeroizing<[u8
     Ok(key)
 }
 
-/// Encodes the consistency proofs of a decryption request: one from each
-/// tree size the key service may last have seen (the coordinator cannot
-/// know whether its last request was answered), newest last.
-pub fn encode_consistency_proofs(proofs: &[ConsistencyProof]) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec(proofs)?)
-}
-
 /// The key service.
 pub struct KeyService {
     cfg: FederationConfig,
@@ -261,14 +254,14 @@ impl KeyService {
             }
             _ => self.saved.crs = Some(crs_hex),
         }
-        let proof: EntryProof = serde_json::from_slice(&req.aggregate_proof)?;
+        let proof = EntryProof::decode(&req.aggregate_proof)?;
         // The log id is pinned (derived from the ledger key and the
         // federation's name): a head of another log signed with the same
         // key is refused.
         let entry = proof
             .verify(&self.ledger_key, Some(&self.log_id))
             .map_err(|e| FedError::Refused(format!("ledger proof: {e}")))?;
-        let inputs: Vec<AggregateInput> = serde_json::from_slice(&req.inputs_json)?;
+        let inputs = AggregateInput::decode_list(&req.inputs)?;
         let contributors =
             check_aggregate(&entry, req.round, &inputs, self.sizes.quorum, &self.roster)?;
         let commit = hex::encode(Sha256::digest(
@@ -332,7 +325,9 @@ impl KeyService {
 
 /// Checks that `new` extends `old` (append-only): equal sizes need equal
 /// roots; a larger tree needs a consistency proof from exactly `old`'s
-/// size among `proofs` (see [`encode_consistency_proofs`]). A forked log
+/// size among `proofs` ([`ConsistencyProof::encode_list`] of one proof from
+/// each tree size the key service may last have seen: the coordinator
+/// cannot know whether its last request was answered). A forked log
 /// shown to the key service is refused, so it cannot authorise a
 /// decryption.
 pub fn check_append_only(old: &SignedTreeHead, new: &SignedTreeHead, proofs: &[u8]) -> Result<()> {
@@ -354,8 +349,8 @@ pub fn check_append_only(old: &SignedTreeHead, new: &SignedTreeHead, proofs: &[u
     let list: Vec<ConsistencyProof> = if proofs.is_empty() {
         Vec::new()
     } else {
-        serde_json::from_slice(proofs)
-            .map_err(|_| FedError::Refused("malformed consistency proofs".into()))?
+        ConsistencyProof::decode_list(proofs)
+            .map_err(|e| FedError::Refused(format!("malformed consistency proofs: {e}")))?
     };
     if list.len() > MAX_CONSISTENCY_PROOFS {
         return Err(FedError::Refused("too many consistency proofs".into()));

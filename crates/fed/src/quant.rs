@@ -10,7 +10,7 @@
 //! these integers and divides by `γ·Σw`.
 
 use crate::error::{FedError, Result};
-use crate::proto::Quantization;
+use crate::proto::{self, Quantization};
 use cipherflow_dp::discrete::{add_skellam, DiscreteGaussian};
 use rand_core::{CryptoRng, RngCore};
 
@@ -63,10 +63,14 @@ impl Quantizer {
             return bad("shift out of range");
         }
         let s = q.noise_share_sigma;
-        let noise = match q.noise.as_str() {
-            "none" => ShareNoise::None,
-            "discrete-gaussian" if finite_pos(s) && s <= 1024.0 => ShareNoise::DiscreteGaussian(s),
-            "skellam" if finite_pos(s) && s <= 2f64.powi(30) => ShareNoise::Skellam(s * s),
+        let noise = match proto::ShareNoise::try_from(q.noise) {
+            Ok(proto::ShareNoise::None) => ShareNoise::None,
+            Ok(proto::ShareNoise::DiscreteGaussian) if finite_pos(s) && s <= 1024.0 => {
+                ShareNoise::DiscreteGaussian(s)
+            }
+            Ok(proto::ShareNoise::Skellam) if finite_pos(s) && s <= 2f64.powi(30) => {
+                ShareNoise::Skellam(s * s)
+            }
             _ => return bad("unknown noise or σ out of range"),
         };
         if noise != ShareNoise::None && q.l2_bound.is_infinite() {
@@ -85,9 +89,9 @@ impl Quantizer {
     /// The message for a task.
     pub fn to_proto(&self) -> Quantization {
         let (noise, sigma) = match self.noise {
-            ShareNoise::None => ("none", 0.0),
-            ShareNoise::DiscreteGaussian(s) => ("discrete-gaussian", s),
-            ShareNoise::Skellam(v) => ("skellam", v.sqrt()),
+            ShareNoise::None => (proto::ShareNoise::None, 0.0),
+            ShareNoise::DiscreteGaussian(s) => (proto::ShareNoise::DiscreteGaussian, s),
+            ShareNoise::Skellam(v) => (proto::ShareNoise::Skellam, v.sqrt()),
         };
         Quantization {
             clip: self.clip,
@@ -96,7 +100,7 @@ impl Quantizer {
             noise_share_sigma: sigma,
             weight_reference: self.weight_reference,
             shift: self.shift,
-            noise: noise.into(),
+            noise: noise as i32,
         }
     }
 
@@ -301,7 +305,9 @@ mod tests {
         p.gamma = f64::NAN;
         assert!(Quantizer::from_proto(&p).is_err());
         let mut p = with_noise.to_proto();
-        p.noise = "laplace".into();
+        p.noise = 9;
+        assert!(Quantizer::from_proto(&p).is_err());
+        p.noise = proto::ShareNoise::Unspecified as i32;
         assert!(Quantizer::from_proto(&p).is_err());
         assert!(q.encode(&[f32::NAN], 1, &mut rng).is_err());
     }

@@ -10,13 +10,14 @@ use cipherflow_ckks::multiparty::Crs;
 use cipherflow_ckks::CkksParams;
 use cipherflow_fed::client::Action;
 use cipherflow_fed::config::FederationConfig;
-use cipherflow_fed::keyservice::{encode_consistency_proofs, KeyService};
+use cipherflow_fed::keyservice::KeyService;
 use cipherflow_fed::packing::round_seeds;
 use cipherflow_fed::proto::{self, task::Kind};
+use cipherflow_fed::records::KeySetupRecord;
 use cipherflow_fed::sim::make_roster;
 use cipherflow_fed::FedError;
 use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
-use cipherflow_ledger::{AggregateInput, EntryProof, Ledger, LogSigner};
+use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, Ledger, LogSigner};
 use common::harness::Fed;
 
 fn train_task(t: &proto::Task) -> proto::TrainTask {
@@ -411,8 +412,8 @@ fn ks_request(
     proto::KeyServiceDecrypt {
         federation: cfg.name.clone(),
         round,
-        aggregate_proof: serde_json::to_vec(&ledger.entry_proof(a).unwrap()).unwrap(),
-        inputs_json: serde_json::to_vec(&inputs).unwrap(),
+        aggregate_proof: ledger.entry_proof(a).unwrap().encode(),
+        inputs: AggregateInput::encode_list(&inputs),
         consistency_proof: Vec::new(),
         chunks,
         crs: vec![4; 32],
@@ -478,7 +479,7 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     );
     let size = fork.len();
     let proof = fork.consistency_proof(1, size).unwrap();
-    r2.consistency_proof = encode_consistency_proofs(&[proof]).unwrap();
+    r2.consistency_proof = ConsistencyProof::encode_list(&[proof]);
     let e = ks.decrypt("coordinator", &r2).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("no consistency proof from tree size")),
@@ -487,11 +488,11 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     // A proof from exactly the head the key service last saw (the one r1's
     // entry proof is signed over, covering all of `honest`), made from the
     // fork: the sizes match, so only the proof's verification refuses it.
-    let r1_proof: EntryProof = serde_json::from_slice(&r1.aggregate_proof).unwrap();
+    let r1_proof = EntryProof::decode(&r1.aggregate_proof).unwrap();
     let head = r1_proof.sth.tree_size;
     assert_eq!(head, honest.len());
     let fake = fork.consistency_proof(head, size).unwrap();
-    r2.consistency_proof = encode_consistency_proofs(&[fake]).unwrap();
+    r2.consistency_proof = ConsistencyProof::encode_list(&[fake]);
     let e = ks.decrypt("coordinator", &r2).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("ledger not append-only")),
@@ -501,7 +502,7 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     let seen = honest.len();
     let mut r3 = ks_request(&mut honest, &cfg, 2, &["client-2", "client-3"], chunks);
     let proof = honest.consistency_proof(seen, honest.len()).unwrap();
-    r3.consistency_proof = encode_consistency_proofs(&[proof]).unwrap();
+    r3.consistency_proof = ConsistencyProof::encode_list(&[proof]);
     ks.decrypt("coordinator", &r3).unwrap();
     // Another log signed with the same key (another name) is refused.
     let mut other = Ledger::create(
@@ -548,51 +549,42 @@ fn a_key_setup_entry_that_differs_in_one_field_is_refused() {
     let id = fed.clients[0].id().to_string();
     let query = fed.clients[0].key_setup_query();
     let genuine = fed.coord.get_key_setup(&id, &query).unwrap();
-    let proof: EntryProof = serde_json::from_slice(&genuine.key_setup_proof).unwrap();
+    let proof = EntryProof::decode(&genuine.key_setup_proof).unwrap();
     let EntryBody::Custom(entry) = proof.verify(&key, Some(&log_id)).unwrap().body else {
         panic!("the key-setup proof is of a custom entry")
     };
-    let data: serde_json::Value = serde_json::from_slice(&entry.data).unwrap();
+    let record = KeySetupRecord::parse(&entry.data).unwrap();
     // A log of the coordinator's making: same name and key, one entry.
     let dir = tempfile::tempdir().unwrap();
-    let forge = |n: usize, kind: &str, data: &serde_json::Value| {
+    let forge = |n: usize, kind: &str, record: &KeySetupRecord| {
         let path = dir.path().join(format!("forged-{n}.db"));
         let mut log = Ledger::create(&path, &name, common::harness::signer()).unwrap();
         let body = EntryBody::Custom(CustomEntry {
             kind: kind.into(),
-            data: data.to_string().into_bytes(),
+            data: record.to_entry().data,
         });
         let i = log.append(0, body).unwrap().index;
         let mut b = genuine.clone();
-        b.key_setup_proof = serde_json::to_vec(&log.entry_proof(i).unwrap()).unwrap();
+        b.key_setup_proof = log.entry_proof(i).unwrap().encode();
         b
     };
-    let crs = data["crs"].as_str().unwrap();
-    let other_crs = format!(
-        "{}{}",
-        if crs.starts_with('0') { '1' } else { '0' },
-        &crs[1..]
-    );
-    let edits: [(&str, &str, serde_json::Value); 4] = [
-        ("crs", "key-setup", serde_json::json!(other_crs)),
-        (
-            "epoch",
-            "key-setup",
-            serde_json::json!(data["epoch"].as_u64().unwrap() + 1),
-        ),
-        ("threshold", "key-setup", serde_json::json!(3)),
-        ("parties", "key-setup", serde_json::json!([1, 2])),
+    let edit = |f: &dyn Fn(&mut KeySetupRecord)| {
+        let mut r = record.clone();
+        f(&mut r);
+        r
+    };
+    let edits: [(&str, KeySetupRecord); 4] = [
+        ("crs", edit(&|r| r.crs[0] ^= 1)),
+        ("epoch", edit(&|r| r.epoch += 1)),
+        ("threshold", edit(&|r| r.threshold = 3)),
+        ("parties", edit(&|r| r.parties = vec![1, 2])),
     ];
     let mut cases: Vec<(String, proto::KeySetupBundle)> = edits
         .iter()
         .enumerate()
-        .map(|(n, (field, kind, value))| {
-            let mut d = data.clone();
-            d[*field] = value.clone();
-            (field.to_string(), forge(n, kind, &d))
-        })
+        .map(|(n, (field, r))| (field.to_string(), forge(n, "key-setup", r)))
         .collect();
-    cases.push(("kind".into(), forge(9, "key-setup-v2", &data)));
+    cases.push(("kind".into(), forge(9, "key-setup-v2", &record)));
     for (field, bundle) in &cases {
         let e = fed.clients[0].on_key_setup(bundle).unwrap_err();
         assert!(
@@ -603,7 +595,7 @@ fn a_key_setup_entry_that_differs_in_one_field_is_refused() {
     // The same forgery, unchanged, is accepted: the refusals above are the
     // fields', not the forgery's.
     assert!(fed.clients[0]
-        .on_key_setup(&forge(10, "key-setup", &data))
+        .on_key_setup(&forge(10, "key-setup", &record))
         .unwrap());
 }
 
@@ -644,7 +636,7 @@ fn a_round_with_other_quantization_or_noise_is_refused() {
     let mut fed = Fed::with_config(cfg, 3);
     fed.open_round();
     let genuine = train_task(&fed.task(0));
-    let q = genuine.quantization.clone().unwrap();
+    let q = genuine.quantization.unwrap();
     assert!(q.noise_share_sigma > 0.0, "a DP federation adds noise");
     type Edit<'a> = (&'a str, &'a dyn Fn(&mut proto::TrainTask));
     let edits: [Edit; 8] = [
@@ -661,7 +653,7 @@ fn a_round_with_other_quantization_or_noise_is_refused() {
         }),
         ("shift", &|t| t.quantization.as_mut().unwrap().shift -= 1),
         ("noise kind", &|t| {
-            t.quantization.as_mut().unwrap().noise = "skellam".into()
+            t.quantization.as_mut().unwrap().noise = proto::ShareNoise::Skellam as i32
         }),
         ("chunks", &|t| t.chunks += 1),
     ];
@@ -788,7 +780,7 @@ fn a_receipt_for_another_update_is_refused() {
     // What client 1's genuine receipt proves.
     let key = common::harness::signer().public_key();
     let log_id = cipherflow_ledger::log_id(&key, "adv-receipt");
-    let proof: EntryProof = serde_json::from_slice(&receipts[0].entry_proof).unwrap();
+    let proof = EntryProof::decode(&receipts[0].entry_proof).unwrap();
     let entry = proof.verify(&key, Some(&log_id)).unwrap();
     let EntryBody::UpdateReceived(mine) = entry.body else {
         panic!("an update receipt")
@@ -816,7 +808,7 @@ fn a_receipt_for_another_update_is_refused() {
             .index;
         proto::UploadReceipt {
             ledger_index: i,
-            entry_proof: serde_json::to_vec(&log.entry_proof(i).unwrap()).unwrap(),
+            entry_proof: log.entry_proof(i).unwrap().encode(),
             duplicate: false,
         }
     };
@@ -887,7 +879,7 @@ fn a_counted_proof_for_another_update_is_refused() {
     fed.clients[0].on_receipt(&receipt).unwrap();
     let key = common::harness::signer().public_key();
     let log_id = cipherflow_ledger::log_id(&key, "adv-counted");
-    let proof: EntryProof = serde_json::from_slice(&receipt.entry_proof).unwrap();
+    let proof = EntryProof::decode(&receipt.entry_proof).unwrap();
     let entry = proof.verify(&key, Some(&log_id)).unwrap();
     let EntryBody::UpdateReceived(mine) = entry.body else {
         panic!("an update receipt")
@@ -927,7 +919,7 @@ fn a_counted_proof_for_another_update_is_refused() {
         let counted = inputs[0].update_index;
         log.append_aggregate(at, [1; 32], inputs).unwrap();
         proto::ProofReply {
-            counted_proof: serde_json::to_vec(&log.counted_proof(counted).unwrap()).unwrap(),
+            counted_proof: log.counted_proof(counted).unwrap().encode(),
         }
     };
     let mut other_hash = mine.ciphertext_hash;
@@ -1124,12 +1116,12 @@ fn a_key_holder_refuses_a_forked_log() {
     assert!(log.len() > seen, "the fork is longer than what was seen");
     let mut forged = genuine.clone();
     forged.prepare = true;
-    forged.aggregate_proof = serde_json::to_vec(&log.entry_proof(a).unwrap()).unwrap();
-    forged.inputs_json = serde_json::to_vec(&inputs).unwrap();
+    forged.aggregate_proof = log.entry_proof(a).unwrap().encode();
+    forged.inputs = AggregateInput::encode_list(&inputs);
     // A consistency proof within the fork does not connect to the head
     // the key holder saw; none at all is refused too.
     for consistency in [
-        serde_json::to_vec(&log.consistency_proof(seen, log.len()).unwrap()).unwrap(),
+        log.consistency_proof(seen, log.len()).unwrap().encode(),
         Vec::new(),
     ] {
         forged.consistency_proof = consistency;
@@ -1151,11 +1143,13 @@ fn a_key_holder_refuses_a_forked_log() {
     // A genuine consistency proof, but from another size than the one the
     // key holder saw, is refused as such.
     let real = Ledger::open_read_only(&fed.dir.path().join("coord/ledger.db")).unwrap();
-    let agg: EntryProof = serde_json::from_slice(&genuine.aggregate_proof).unwrap();
+    let agg = EntryProof::decode(&genuine.aggregate_proof).unwrap();
     let mut other = genuine.clone();
     other.prepare = true;
-    other.consistency_proof =
-        serde_json::to_vec(&real.consistency_proof(seen - 1, agg.sth.tree_size).unwrap()).unwrap();
+    other.consistency_proof = real
+        .consistency_proof(seen - 1, agg.sth.tree_size)
+        .unwrap()
+        .encode();
     let e = fed.clients[i]
         .handle(&proto::Task {
             kind: Some(Kind::Decrypt(other)),
@@ -1168,7 +1162,7 @@ fn a_key_holder_refuses_a_forked_log() {
     drop(real);
     // The inputs sent with the request must be the logged ones: one hash
     // changed (same count), or one input dropped.
-    let logged: Vec<AggregateInput> = serde_json::from_slice(&genuine.inputs_json).unwrap();
+    let logged = AggregateInput::decode_list(&genuine.inputs).unwrap();
     let mut changed = logged.clone();
     changed[0].ciphertext_hash[0] ^= 1;
     let mut dropped = logged.clone();
@@ -1176,7 +1170,7 @@ fn a_key_holder_refuses_a_forked_log() {
     for inputs in [changed, dropped] {
         let mut t = genuine.clone();
         t.prepare = true;
-        t.inputs_json = serde_json::to_vec(&inputs).unwrap();
+        t.inputs = AggregateInput::encode_list(&inputs);
         let e = fed.clients[i]
             .handle(&proto::Task {
                 kind: Some(Kind::Decrypt(t)),

@@ -36,58 +36,86 @@ pub enum DecodeError {
     /// Encoded value too large.
     #[error("encoding is {0} bytes, over the limit")]
     TooLarge(usize),
+    /// The bytes encode another kind of object.
+    #[error("expected an encoded {expected}, found type tag {found}")]
+    WrongType {
+        /// What the caller asked for.
+        expected: &'static str,
+        /// The tag the bytes carry.
+        found: u8,
+    },
+    /// A list is longer than its limit.
+    #[error("`{0}` has {1} elements, over the limit")]
+    TooMany(&'static str, usize),
 }
 
-/// Appends canonical fields to a byte buffer.
+/// Appends canonical fields to a byte buffer. Public so that the payloads
+/// of custom entries (a federation's own records) use the same strict
+/// encoding as the entries around them.
 #[derive(Debug, Default)]
-pub(crate) struct Writer {
+pub struct Writer {
     pub(crate) buf: Vec<u8>,
 }
 
 impl Writer {
-    pub(crate) fn u8(&mut self, v: u8) {
+    /// The bytes written.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+    /// One byte.
+    pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
-    pub(crate) fn u16(&mut self, v: u16) {
+    /// A big-endian `u16`.
+    pub fn u16(&mut self, v: u16) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    pub(crate) fn u32(&mut self, v: u32) {
+    /// A big-endian `u32`.
+    pub fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    pub(crate) fn u64(&mut self, v: u64) {
+    /// A big-endian `u64`.
+    pub fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    pub(crate) fn f64(&mut self, v: f64) {
+    /// An `f64` as its IEEE-754 bits.
+    pub fn f64(&mut self, v: f64) {
         self.u64(v.to_bits());
     }
-    pub(crate) fn hash(&mut self, h: &Hash) {
+    /// A 32-byte hash.
+    pub fn hash(&mut self, h: &Hash) {
         self.buf.extend_from_slice(h);
     }
     /// Length-prefixed bytes. Lengths over `u32::MAX` are clamped and the
     /// result is then rejected by the size limit on entries.
-    pub(crate) fn bytes(&mut self, b: &[u8]) {
+    pub fn bytes(&mut self, b: &[u8]) {
         self.len(b.len());
         self.buf.extend_from_slice(b);
     }
-    pub(crate) fn str(&mut self, s: &str) {
+    /// A length-prefixed UTF-8 string.
+    pub fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
-    pub(crate) fn len(&mut self, n: usize) {
+    /// A `u32` length or count (clamped; see [`bytes`](Self::bytes)).
+    pub fn len(&mut self, n: usize) {
         self.u32(u32::try_from(n).unwrap_or(u32::MAX));
     }
 }
 
-/// Reads canonical fields from a byte slice.
+/// Reads canonical fields from a byte slice, strictly: every read names its
+/// field for the error, and [`finish`](Self::finish) refuses trailing bytes.
 #[derive(Debug)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    /// A reader over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
         Self { data }
     }
-    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         if n > self.data.len() {
             return Err(DecodeError::Truncated(field));
         }
@@ -101,30 +129,38 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(s);
         Ok(a)
     }
-    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+    /// One byte.
+    pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         let [b] = self.array::<1>(field)?;
         Ok(b)
     }
-    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+    /// A big-endian `u16`.
+    pub fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array(field)?))
     }
-    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+    /// A big-endian `u32`.
+    pub fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array(field)?))
     }
-    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+    /// A big-endian `u64`.
+    pub fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
-    pub(crate) fn f64(&mut self, field: &'static str) -> Result<f64, DecodeError> {
+    /// An `f64` from its bits.
+    pub fn f64(&mut self, field: &'static str) -> Result<f64, DecodeError> {
         Ok(f64::from_bits(self.u64(field)?))
     }
-    pub(crate) fn hash(&mut self, field: &'static str) -> Result<Hash, DecodeError> {
+    /// A 32-byte hash.
+    pub fn hash(&mut self, field: &'static str) -> Result<Hash, DecodeError> {
         self.array(field)
     }
-    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    /// Length-prefixed bytes.
+    pub fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let n = self.u32(field)? as usize;
         self.take(n, field)
     }
-    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+    /// A length-prefixed UTF-8 string.
+    pub fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
         let b = self.bytes(field)?;
         std::str::from_utf8(b)
             .map(str::to_owned)
@@ -132,18 +168,15 @@ impl<'a> Reader<'a> {
     }
     /// An element count, bounded by the bytes left (each element takes at
     /// least `min_size` bytes), so hostile counts cannot force allocations.
-    pub(crate) fn count(
-        &mut self,
-        min_size: usize,
-        field: &'static str,
-    ) -> Result<usize, DecodeError> {
+    pub fn count(&mut self, min_size: usize, field: &'static str) -> Result<usize, DecodeError> {
         let n = self.u32(field)? as usize;
         if n.saturating_mul(min_size.max(1)) > self.data.len() {
             return Err(DecodeError::Truncated(field));
         }
         Ok(n)
     }
-    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+    /// Ok only when every byte was read.
+    pub fn finish(&self) -> Result<(), DecodeError> {
         if self.data.is_empty() {
             Ok(())
         } else {

@@ -13,7 +13,9 @@
 //! * [`Ledger`]: the log in SQLite (WAL, `synchronous=FULL`): durable
 //!   appends, tamper detection on open, proofs.
 //! * [`proof`]: self-contained proofs ([`EntryProof`], [`CountedProof`]
-//!   "my update was counted") that verify offline with the public key.
+//!   "my update was counted") that verify offline with the public key;
+//!   JSON for files, a strict versioned binary encoding (`encode`/`decode`,
+//!   limits `MAX_*`) for messages between parties.
 //! * [`verify`]: the offline whole-log verifier, with a pluggable ε
 //!   recomputation ([`EpsilonRecompute`]).
 //!
@@ -29,6 +31,7 @@ mod error;
 mod ledger;
 pub mod merkle;
 pub mod proof;
+mod proof_encoding;
 #[cfg(feature = "sqlite")]
 mod replay;
 pub mod sth;
@@ -37,7 +40,7 @@ mod store;
 #[cfg(feature = "sqlite")]
 pub mod verify;
 
-pub use codec::{hex_bytes, hex_hash, hex_hashes, parse_hash, DecodeError};
+pub use codec::{hex_bytes, hex_hash, hex_hashes, parse_hash, DecodeError, Reader, Writer};
 pub use entry::{AggregateInput, Entry, EntryBody};
 pub use error::{Failure, LedgerError, Location, Problem};
 #[cfg(feature = "sqlite")]
@@ -45,6 +48,10 @@ pub use ledger::{Appended, Ledger, NewEntry};
 pub use merkle::{Hash, MerkleTree, ProofError};
 pub use proof::{
     ConsistencyProof, Counted, CountedProof, EntryProof, InclusionProof, ProofFailure,
+};
+pub use proof_encoding::{
+    MAX_CONSISTENCY_PATH, MAX_CONSISTENCY_PROOFS, MAX_INCLUSION_PATH, MAX_INPUTS, MAX_INPUTS_BYTES,
+    MAX_PROOF_BYTES, PROOF_VERSION,
 };
 pub use sth::{log_id, KeyError, LogSigner, PublicKey, SignedTreeHead, SthError, TreeHead};
 #[cfg(feature = "sqlite")]

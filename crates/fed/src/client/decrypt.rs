@@ -54,8 +54,9 @@ impl ClientAgent {
                     return Err(FedError::Refused("the ledger forked".into()));
                 }
             } else {
-                let p: ConsistencyProof = serde_json::from_slice(consistency)
-                    .map_err(|_| FedError::Refused("missing ledger consistency proof".into()))?;
+                let p = ConsistencyProof::decode(consistency).map_err(|e| {
+                    FedError::Refused(format!("missing ledger consistency proof: {e}"))
+                })?;
                 if p.old_size != old.tree_size || p.new_size != sth.tree_size {
                     return Err(FedError::Refused(
                         "consistency proof for other sizes".into(),
@@ -83,9 +84,9 @@ impl ClientAgent {
         if !self.has_keys() {
             return Err(FedError::NotReady("key setup incomplete".into()));
         }
-        let proof: EntryProof = serde_json::from_slice(&task.aggregate_proof)?;
+        let proof = EntryProof::decode(&task.aggregate_proof)?;
         let entry = self.verify_entry(&proof)?;
-        let inputs: Vec<AggregateInput> = serde_json::from_slice(&task.inputs_json)?;
+        let inputs = AggregateInput::decode_list(&task.inputs)?;
         let contributors =
             check_aggregate(&entry, task.round, &inputs, self.sizes.quorum, &self.roster)?;
         if task.chunks as usize != self.packing.chunks {

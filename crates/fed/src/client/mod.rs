@@ -209,8 +209,7 @@ impl ClientAgent {
 
     /// Checks the coordinator's reply against this client's own configuration.
     pub fn on_join(&mut self, reply: &proto::JoinReply) -> Result<()> {
-        let theirs: FederationConfig = serde_json::from_slice(&reply.config_json)?;
-        if theirs != self.cfg {
+        if reply.config_digest != self.cfg.digest()? {
             return Err(FedError::Refused(
                 "the coordinator runs another configuration than this client's".into(),
             ));
@@ -284,8 +283,9 @@ impl ClientAgent {
     /// this client pinned: the CRS every client encrypts under is the one
     /// the audit log records.
     fn check_key_setup_entry(&self, proof_bytes: &[u8]) -> Result<()> {
-        let proof: EntryProof = serde_json::from_slice(proof_bytes)
-            .map_err(|_| FedError::Refused("the key setup carries no ledger proof".into()))?;
+        let proof = EntryProof::decode(proof_bytes).map_err(|e| {
+            FedError::Refused(format!("the key setup carries no ledger proof: {e}"))
+        })?;
         let e = self.verify_entry(&proof)?;
         let EntryBody::Custom(c) = &e.body else {
             return Err(FedError::Refused(
@@ -534,7 +534,11 @@ impl ClientAgent {
                 self.cfg.max_model_norm
             )));
         }
-        let training: LocalTraining = serde_json::from_slice(&task.training_json)?;
+        let training = task
+            .training
+            .as_ref()
+            .map(LocalTraining::from_proto)
+            .ok_or_else(|| FedError::Protocol("a training task without its settings".into()))?;
         if training != self.cfg.training {
             return Err(FedError::Refused(
                 "training settings differ from the configuration".into(),
@@ -641,7 +645,7 @@ impl ClientAgent {
             return Ok(());
         };
         let (round, hash) = (*round, *hash);
-        let proof: EntryProof = serde_json::from_slice(&receipt.entry_proof)?;
+        let proof = EntryProof::decode(&receipt.entry_proof)?;
         let e = self.verify_entry(&proof)?;
         match &e.body {
             EntryBody::UpdateReceived(u)
@@ -695,7 +699,7 @@ impl ClientAgent {
             .first()
             .copied()
             .ok_or_else(|| FedError::Protocol("no proof pending".into()))?;
-        let proof: CountedProof = serde_json::from_slice(&reply.counted_proof)?;
+        let proof = CountedProof::decode(&reply.counted_proof)?;
         let key = self
             .ledger_key
             .ok_or_else(|| FedError::NotReady("no ledger key".into()))?;

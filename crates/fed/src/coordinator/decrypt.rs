@@ -12,11 +12,12 @@ use super::{Coordinator, META_GLOBAL, META_OPTIMIZER};
 use crate::config::KeysMode;
 use crate::error::{FedError, Result};
 use crate::proto;
+use crate::records::RoundAbortedRecord;
 use crate::store;
 use crate::training;
 use cipherflow_ckks::multiparty::{combine_aggregate, AggregateShare};
 use cipherflow_ledger::entry::{
-    ClientEpsilon, CustomEntry, DecryptionShareReceived, EntryBody, RoundClosed, KIND_ROUND_CLOSED,
+    ClientEpsilon, DecryptionShareReceived, EntryBody, RoundClosed, KIND_ROUND_CLOSED,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -554,12 +555,13 @@ impl Coordinator {
         }
         self.ledger.append(
             round,
-            EntryBody::Custom(CustomEntry {
-                kind: "round-aborted".into(),
-                data: serde_json::json!({ "round": round, "reason": why })
-                    .to_string()
-                    .into_bytes(),
-            }),
+            EntryBody::Custom(
+                RoundAbortedRecord {
+                    round,
+                    reason: why.to_string(),
+                }
+                .to_entry(),
+            ),
         )?;
         self.log_closed(&mut rec)?;
         tracing::warn!(round, why, "round aborted");

@@ -26,14 +26,14 @@ use crate::error::{FedError, Result};
 use crate::metrics::Metrics;
 use crate::packing::PackingPlan;
 use crate::proto;
-use crate::records::{KeySetupRecord, KIND_KEY_SETUP};
+use crate::records::{FederationRecord, KeySetupRecord, KIND_KEY_SETUP};
 use crate::roster::Roster;
 use crate::store::{self, Store};
 use crate::strategy::ServerOptimizer;
 use crate::training;
 use cipherflow_ckks::multiparty::{Crs, SharedCiphertext};
 use cipherflow_ckks::CkksParams;
-use cipherflow_ledger::entry::{CustomEntry, EntryBody, KIND_CUSTOM};
+use cipherflow_ledger::entry::{EntryBody, KIND_CUSTOM};
 use cipherflow_ledger::{Ledger, LogSigner, PublicKey};
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::spec::ModelSpec;
@@ -359,23 +359,17 @@ impl Coordinator {
     }
 
     fn log_federation(&mut self) -> Result<()> {
-        let data = serde_json::json!({
-            "federation": self.cfg.name,
-            "config_sha256": hex::encode(training::model_hash(self.cfg.to_json()?.as_bytes())),
-            "crs": hex::encode(self.crs.0),
-            "epoch": self.epoch,
-            "keys": self.cfg.keys,
-            "threshold": self.sizes.threshold,
-            "clients": self.roster.clients.len(),
-            "packing": self.packing,
-        });
-        self.ledger.append(
-            0,
-            EntryBody::Custom(CustomEntry {
-                kind: "federation".into(),
-                data: data.to_string().into_bytes(),
-            }),
-        )?;
+        let record = FederationRecord::new(
+            &self.cfg.name,
+            self.cfg.digest()?,
+            &self.crs,
+            self.epoch,
+            self.cfg.keys,
+            (self.sizes.threshold, self.roster.clients.len()),
+            &self.packing,
+        );
+        self.ledger
+            .append(0, EntryBody::Custom(record.to_entry()))?;
         Ok(())
     }
 
@@ -472,13 +466,12 @@ impl Coordinator {
         tracing::info!(client, party, examples = n, "client joined");
         Ok(proto::JoinReply {
             federation: self.cfg.name.clone(),
-            config_json: self.cfg.to_json()?.into_bytes(),
+            config_digest: self.cfg.digest()?.to_vec(),
             crs: self.crs.0.to_vec(),
             epoch: self.epoch,
             party_id: party,
             ledger_public_key: self.ledger.public_key().to_bytes().to_vec(),
             ledger_log_id: self.ledger.log_id().to_vec(),
-            model_spec_json: serde_json::to_vec(&self.spec)?,
         })
     }
 
@@ -588,7 +581,7 @@ impl Coordinator {
             self.roster.party_ids(),
         );
         self.ledger
-            .append(0, EntryBody::Custom(record.to_entry()?))?;
+            .append(0, EntryBody::Custom(record.to_entry()))?;
         Ok(())
     }
 
@@ -626,7 +619,7 @@ impl Coordinator {
             Vec::new()
         };
         let key_setup_proof = match (complete, self.key_setup_entry()?) {
-            (true, Some(i)) => serde_json::to_vec(&self.ledger.entry_proof(i)?)?,
+            (true, Some(i)) => self.ledger.entry_proof(i)?.encode(),
             _ => Vec::new(),
         };
         Ok(proto::KeySetupBundle {

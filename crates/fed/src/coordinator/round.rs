@@ -11,7 +11,7 @@ use crate::store;
 use crate::training;
 use cipherflow_ckks::multiparty::{AggregateShare, SharedCiphertext};
 use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
-use cipherflow_ledger::AggregateInput;
+use cipherflow_ledger::{AggregateInput, ConsistencyProof};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -147,8 +147,8 @@ pub struct RoundSummary {
     pub model_hash: String,
 }
 
-pub(super) fn inputs_json(inputs: &[AggregateInput]) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec(inputs)?)
+pub(super) fn encode_inputs(inputs: &[AggregateInput]) -> Vec<u8> {
+    AggregateInput::encode_list(inputs)
 }
 
 pub(super) fn split_parts(bytes: &[u8]) -> Result<Vec<&[u8]>> {
@@ -315,7 +315,7 @@ impl Coordinator {
                         round: rec.round,
                         model_hash: training::model_hash(&bytes).to_vec(),
                         model: bytes,
-                        training_json: serde_json::to_vec(&self.cfg.training)?,
+                        training: Some(self.cfg.training.to_proto()),
                         quantization: Some(st.quantizer.to_proto()),
                         chunks: self.packing.chunks as u32,
                         prox_mu: self.optimizer.prox_mu(),
@@ -344,7 +344,7 @@ impl Coordinator {
                 let proof = self.ledger.entry_proof(agg.0)?;
                 let size = proof.sth.tree_size;
                 let consistency = if known > 0 && known < size {
-                    serde_json::to_vec(&self.ledger.consistency_proof(known, size)?)?
+                    self.ledger.consistency_proof(known, size)?.encode()
                 } else {
                     Vec::new()
                 };
@@ -359,8 +359,8 @@ impl Coordinator {
                         round: rec.round,
                         attempt: rec.attempt,
                         active,
-                        aggregate_proof: serde_json::to_vec(&proof)?,
-                        inputs_json: inputs_json(&agg.1.inputs)?,
+                        aggregate_proof: proof.encode(),
+                        inputs: encode_inputs(&agg.1.inputs),
                         consistency_proof: consistency,
                         chunks: self.packing.chunks as u32,
                         prepare,
@@ -563,7 +563,7 @@ impl Coordinator {
         if let Some((h, _, idx)) = st.uploads.get(client) {
             if *h == hash {
                 let proof = match idx {
-                    Some(i) => serde_json::to_vec(&self.ledger.entry_proof(*i)?)?,
+                    Some(i) => self.ledger.entry_proof(*i)?.encode(),
                     None => Vec::new(),
                 };
                 return Ok(proto::UploadReceipt {
@@ -613,7 +613,7 @@ impl Coordinator {
         tracing::debug!(client, round, index, "update accepted");
         let receipt = proto::UploadReceipt {
             ledger_index: index,
-            entry_proof: serde_json::to_vec(&self.ledger.entry_proof(index)?)?,
+            entry_proof: self.ledger.entry_proof(index)?.encode(),
             duplicate: false,
         };
         if complete {
@@ -747,8 +747,8 @@ impl Coordinator {
                         let req = proto::KeyServiceDecrypt {
                             federation: self.cfg.name.clone(),
                             round: st.record.round,
-                            aggregate_proof: serde_json::to_vec(&entry_proof)?,
-                            inputs_json: inputs_json(&agg.1.inputs)?,
+                            aggregate_proof: entry_proof.encode(),
+                            inputs: encode_inputs(&agg.1.inputs),
                             consistency_proof: self.key_service_consistency(size)?,
                             chunks: self.packing.chunks as u32,
                             crs: self.crs.0.to_vec(),
@@ -792,7 +792,7 @@ impl Coordinator {
                     .map_err(FedError::from)
             })
             .collect::<Result<Vec<_>>>()?;
-        crate::keyservice::encode_consistency_proofs(&proofs)
+        Ok(ConsistencyProof::encode_list(&proofs))
     }
 
     fn note_key_service_head(&mut self, size: u64) -> Result<()> {
@@ -819,7 +819,7 @@ impl Coordinator {
         self.check_federation(client, &req.federation)?;
         let proof = self.ledger.counted_proof_for(client, req.round)?;
         Ok(proto::ProofReply {
-            counted_proof: serde_json::to_vec(&proof)?,
+            counted_proof: proof.encode(),
         })
     }
 
