@@ -158,10 +158,10 @@ fn ledger(out: &Out, tmp: &Path) {
         .append(
             1,
             EntryBody::RoundOpened(RoundOpened {
-                parameters: [("preset".to_string(), "aggregation".to_string())].into(),
+                parameters: [("preset".to_string(), "aggregation".into())].into(),
                 participants: vec![[1; 32]],
                 dp: DpSettings {
-                    accountant: "rdp".into(),
+                    accountant: cipherflow_ledger::entry::DpAccounting::Rdp,
                     sampling_rate: 0.5,
                     noise_multiplier: 1.1,
                     delta: 1e-5,

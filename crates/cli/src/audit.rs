@@ -515,7 +515,7 @@ mod tests {
         signer.public_key().save(&d.join("k.pub")).unwrap();
         let mut log = Ledger::create(&path, "eps", signer).unwrap();
         let dp = DpSettings {
-            accountant: "rdp".into(),
+            accountant: cipherflow_ledger::entry::DpAccounting::Rdp,
             sampling_rate: 0.02,
             noise_multiplier: 1.0,
             delta: 1e-5,

@@ -357,7 +357,7 @@ fn plaintext_round(p: usize, c: usize) -> anyhow::Result<f64> {
             parameters: Default::default(),
             participants: Vec::new(),
             dp: cipherflow_ledger::entry::DpSettings {
-                accountant: cipherflow_ledger::entry::NO_DP.into(),
+                accountant: cipherflow_ledger::entry::DpAccounting::NoDp,
                 sampling_rate: 1.0,
                 noise_multiplier: 0.0,
                 delta: 0.0,

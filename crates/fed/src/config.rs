@@ -66,6 +66,18 @@ pub enum StrategyKind {
     FedYogi,
 }
 
+impl StrategyKind {
+    /// The name in configuration files and the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FedAvg => "fedavg",
+            Self::FedProx => "fedprox",
+            Self::FedAdam => "fedadam",
+            Self::FedYogi => "fedyogi",
+        }
+    }
+}
+
 /// Server optimizer settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -19,13 +19,13 @@
 //!   part in, without amplification (`q = 1`). Shares have σ ≥ 4 so the
 //!   discrete-Gaussian sum term `τ` is below 10⁻⁶⁰.
 //! * **Audit.** [`DpPlan::ledger_settings`] records the mechanism in the
-//!   ledger as the accountant string `ddg;…` / `skellam;…` with every
+//!   ledger as a typed accountant (`DpAccounting::Distributed`) with every
 //!   parameter, and [`ledger_epsilon`] recomputes ε from it offline.
 
 use crate::config::{DpConfig, NoiseKind, Sizes};
 use crate::error::{FedError, Result};
 use cipherflow_dp::distributed::{DistributedNoise, IntegerNoise};
-use cipherflow_ledger::entry::DpSettings;
+use cipherflow_ledger::entry::{DistributedDp, DistributedNoiseKind, DpAccounting, DpSettings};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -224,28 +224,27 @@ impl DpPlan {
         self.eps(self.noise_multiplier, 1.0, participations)
     }
 
-    /// The accountant string recorded in the ledger (every parameter,
-    /// shortest round-trip decimal form).
-    pub fn descriptor(&self) -> String {
-        let kind = match self.kind {
-            NoiseKind::DiscreteGaussian => "ddg",
-            NoiseKind::Skellam => "skellam",
-        };
-        format!(
-            "{kind};clients={};min_survivors={};target_stddev={};l1={};l2={};dim={}",
-            self.sampled,
-            self.min_survivors,
-            self.noise_multiplier * self.l2_bound,
-            self.l1_bound,
-            self.l2_bound,
-            self.dim
-        )
+    /// The accountant recorded in the ledger: every parameter the
+    /// recomputation needs.
+    pub fn accounting(&self) -> DpAccounting {
+        DpAccounting::Distributed(DistributedDp {
+            noise: match self.kind {
+                NoiseKind::DiscreteGaussian => DistributedNoiseKind::DiscreteGaussian,
+                NoiseKind::Skellam => DistributedNoiseKind::Skellam,
+            },
+            clients: self.sampled,
+            min_survivors: self.min_survivors,
+            target_stddev: self.noise_multiplier * self.l2_bound,
+            l1: self.l1_bound,
+            l2: self.l2_bound,
+            dim: self.dim,
+        })
     }
 
     /// DP settings of the `cumulative`-th round (1 step per round).
     pub fn ledger_settings(&self, cumulative: u64) -> DpSettings {
         DpSettings {
-            accountant: self.descriptor(),
+            accountant: self.accounting(),
             sampling_rate: self.sampling_rate(),
             noise_multiplier: self.noise_multiplier,
             delta: self.delta,
@@ -314,7 +313,7 @@ impl LocalDpPlan {
     /// DP settings of a round after `rounds` rounds in all.
     pub fn ledger_settings(&self, rounds: u64) -> DpSettings {
         DpSettings {
-            accountant: "rdp".into(),
+            accountant: DpAccounting::Rdp,
             sampling_rate: self.sample_rate,
             noise_multiplier: self.noise_multiplier,
             delta: self.delta,
@@ -331,63 +330,27 @@ pub fn ledger_epsilon(
     steps: u64,
     client: bool,
 ) -> std::result::Result<f64, String> {
-    let mut parts = s.accountant.split(';');
-    let kind = match parts.next() {
-        Some("ddg") => IntegerNoise::DiscreteGaussian,
-        Some("skellam") => IntegerNoise::Skellam,
-        other => return Err(format!("not a distributed-DP accountant: {other:?}")),
+    let DpAccounting::Distributed(d) = &s.accountant else {
+        return Err(format!("not a distributed-DP accountant: {}", s.accountant));
     };
-    let mut get = |name: &str| -> std::result::Result<f64, String> {
-        let p = parts
-            .next()
-            .ok_or_else(|| format!("accountant string lacks {name}"))?;
-        let v = p
-            .strip_prefix(name)
-            .and_then(|r| r.strip_prefix('='))
-            .ok_or_else(|| format!("expected {name}=…, found {p:?}"))?;
-        v.parse::<f64>()
-            .map_err(|_| format!("{name}: not a number: {v:?}"))
-    };
-    let clients = get("clients")?;
-    let min_survivors = get("min_survivors")?;
-    let target = get("target_stddev")?;
-    let l1 = get("l1")?;
-    let l2 = get("l2")?;
-    let dim = get("dim")?;
     if steps == 0 {
         return Ok(0.0);
     }
-    let as_u64 = |x: f64, n: &str| {
-        if x.fract() == 0.0 && (1.0..1e15).contains(&x) {
-            Ok(x as u64)
-        } else {
-            Err(format!("{n} must be a positive integer"))
-        }
+    let kind = match d.noise {
+        DistributedNoiseKind::DiscreteGaussian => IntegerNoise::DiscreteGaussian,
+        DistributedNoiseKind::Skellam => IntegerNoise::Skellam,
     };
-    let noise = DistributedNoise::new(
-        kind,
-        as_u64(clients, "clients")?,
-        as_u64(min_survivors, "min_survivors")?,
-        target,
-    )
-    .map_err(|e| e.to_string())?;
+    let noise = DistributedNoise::new(kind, d.clients, d.min_survivors, d.target_stddev)
+        .map_err(|e| e.to_string())?;
     let q = if client { 1.0 } else { s.sampling_rate };
     noise
-        .epsilon(
-            as_u64(min_survivors, "min_survivors")?,
-            l1,
-            l2,
-            as_u64(dim, "dim")?,
-            q,
-            steps,
-            s.delta,
-        )
+        .epsilon(d.min_survivors, d.l1, d.l2, d.dim, q, steps, s.delta)
         .map_err(|e| e.to_string())
 }
 
-/// The ε recomputation for audit logs of any cipherflow workload: `none`
-/// (no DP: +∞), `ddg;…` / `skellam;…` (federated distributed DP,
-/// [`ledger_epsilon`]), and `rdp` / `pld` (DP-SGD, `cipherflow_dp::epsilon`).
+/// The ε recomputation for audit logs of any cipherflow workload: no DP
+/// (+∞), distributed DP (federated, [`ledger_epsilon`]), and RDP / PLD
+/// (DP-SGD, `cipherflow_dp::epsilon`).
 /// Results are cached per (settings, steps, scope): the rounds and clients
 /// of a log mostly share them, and a PLD composition is not free.
 #[derive(Debug, Default)]
@@ -395,18 +358,18 @@ pub struct FedEpsilon {
     cache: RefCell<HashMap<EpsilonKey, f64>>,
 }
 
-/// Accountant, the bits of q, σ and δ, steps, and whether per client.
+/// The accountant (its `Debug` form: every field, floats in shortest
+/// round-trip form), the bits of q, σ and δ, steps, and whether per client.
 type EpsilonKey = (String, u64, u64, u64, u64, bool);
 
 impl FedEpsilon {
     fn compute(s: &DpSettings, steps: u64, client: bool) -> std::result::Result<f64, String> {
-        if s.accountant == cipherflow_ledger::entry::NO_DP {
-            return Ok(f64::INFINITY);
-        }
-        if s.accountant.starts_with("ddg;") || s.accountant.starts_with("skellam;") {
-            return ledger_epsilon(s, steps, client);
-        }
-        let acc: cipherflow_dp::Accountant = s.accountant.parse().map_err(|e| format!("{e}"))?;
+        let acc = match &s.accountant {
+            DpAccounting::NoDp => return Ok(f64::INFINITY),
+            DpAccounting::Distributed(_) => return ledger_epsilon(s, steps, client),
+            DpAccounting::Rdp => cipherflow_dp::Accountant::Rdp,
+            DpAccounting::Pld => cipherflow_dp::Accountant::Pld,
+        };
         if steps == 0 {
             return Ok(0.0);
         }
@@ -417,7 +380,7 @@ impl FedEpsilon {
 
     fn cached(&self, s: &DpSettings, steps: u64, client: bool) -> std::result::Result<f64, String> {
         let key = (
-            s.accountant.clone(),
+            format!("{:?}", s.accountant),
             s.sampling_rate.to_bits(),
             s.noise_multiplier.to_bits(),
             s.delta.to_bits(),
@@ -439,7 +402,7 @@ impl cipherflow_ledger::EpsilonRecompute for FedEpsilon {
     }
 
     fn client_epsilon(&self, s: &DpSettings, steps: u64) -> std::result::Result<f64, String> {
-        let federated = s.accountant.starts_with("ddg;") || s.accountant.starts_with("skellam;");
+        let federated = matches!(s.accountant, DpAccounting::Distributed(_));
         self.cached(s, steps, federated)
     }
 }
@@ -453,7 +416,7 @@ mod tests {
     #[test]
     fn dp_sgd_settings_recompute_with_cipherflow_dp_and_cache() {
         let s = DpSettings {
-            accountant: "rdp".into(),
+            accountant: DpAccounting::Rdp,
             sampling_rate: 0.01,
             noise_multiplier: 1.1,
             delta: 1e-5,
@@ -479,15 +442,20 @@ mod tests {
         };
         assert!(fed.epsilon(&other, 100).unwrap() < want);
         let none = DpSettings {
-            accountant: cipherflow_ledger::entry::NO_DP.into(),
+            accountant: DpAccounting::NoDp,
             ..s.clone()
         };
         assert_eq!(fed.epsilon(&none, 100), Ok(f64::INFINITY));
-        let bad = DpSettings {
-            accountant: "moments".into(),
+        // PLD is its own accountant, not RDP's cached value.
+        let pld = DpSettings {
+            accountant: DpAccounting::Pld,
             ..s
         };
-        assert!(fed.epsilon(&bad, 100).unwrap_err().contains("moments"));
+        let want_pld = cipherflow_dp::epsilon(cipherflow_dp::Accountant::Pld, 0.01, 1.1, 100, 1e-5)
+            .unwrap()
+            .epsilon;
+        assert_eq!(fed.epsilon(&pld, 100), Ok(want_pld));
+        assert_ne!(want_pld, want);
     }
 
     fn sizes(clients: usize, sampled: usize, quorum: usize) -> Sizes {
@@ -520,7 +488,14 @@ mod tests {
             plan.client_epsilon_after(5).unwrap()
         );
         let mut broken = s.clone();
-        broken.accountant = broken.accountant.replace("l2=", "l3=");
+        broken.accountant = DpAccounting::Rdp;
+        assert!(ledger_epsilon(&broken, 20, false)
+            .unwrap_err()
+            .contains("not a distributed-DP accountant"));
+        let mut broken = s.clone();
+        if let DpAccounting::Distributed(d) = &mut broken.accountant {
+            d.min_survivors = d.clients + 1;
+        }
         assert!(ledger_epsilon(&broken, 20, false).is_err());
         // Sampling amplifies: half the clients per round gives a smaller σ.
         let sampled = DpPlan::new(&cfg, &sizes(20, 10, 7), 20, 31).unwrap();

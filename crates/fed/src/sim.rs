@@ -456,7 +456,7 @@ pub fn synthetic_audit_log(
     for r in 1..=rounds {
         let rb = r.to_be_bytes();
         let dp = DpSettings {
-            accountant: "rdp".into(),
+            accountant: cipherflow_ledger::entry::DpAccounting::Rdp,
             sampling_rate: 0.01,
             noise_multiplier: 1.1,
             delta: 1e-5,
@@ -464,8 +464,8 @@ pub fn synthetic_audit_log(
             steps_cumulative: steps * r,
         };
         let parameters = [
-            ("ckks_preset".to_string(), "aggregation".to_string()),
-            ("model".to_string(), "logistic-regression".to_string()),
+            ("ckks_preset".to_string(), "aggregation".into()),
+            ("model".to_string(), "logistic-regression".into()),
         ]
         .into_iter()
         .collect();

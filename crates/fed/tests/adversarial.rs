@@ -16,7 +16,7 @@ use cipherflow_fed::proto::{self, task::Kind};
 use cipherflow_fed::records::KeySetupRecord;
 use cipherflow_fed::sim::make_roster;
 use cipherflow_fed::FedError;
-use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
+use cipherflow_ledger::entry::{DpAccounting, DpSettings, EntryBody, RoundOpened, UpdateReceived};
 use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, Ledger, LogSigner};
 use common::harness::Fed;
 
@@ -377,7 +377,7 @@ fn ks_request(
                 parameters: Default::default(),
                 participants: Vec::new(),
                 dp: DpSettings {
-                    accountant: NO_DP.into(),
+                    accountant: DpAccounting::NoDp,
                     sampling_rate: 1.0,
                     noise_multiplier: 0.0,
                     delta: 0.0,
@@ -846,7 +846,7 @@ fn open_rounds(log: &mut Ledger, last: u64) {
                 parameters: Default::default(),
                 participants: Vec::new(),
                 dp: DpSettings {
-                    accountant: NO_DP.into(),
+                    accountant: DpAccounting::NoDp,
                     sampling_rate: 1.0,
                     noise_multiplier: 0.0,
                     delta: 0.0,

@@ -32,7 +32,7 @@ fn h(tag: &[u8], a: u64, b: u64) -> Hash {
 
 fn dp(round: u64) -> DpSettings {
     DpSettings {
-        accountant: "rdp".into(),
+        accountant: cipherflow_ledger::entry::DpAccounting::Rdp,
         sampling_rate: 0.01,
         noise_multiplier: 1.1,
         delta: 1e-5,

@@ -1,18 +1,21 @@
 //! Typed log entries and their canonical encoding.
 //!
-//! # Canonical encoding (version 1)
+//! # Canonical encoding (version 2)
 //!
 //! An entry is encoded as
 //!
 //! ```text
-//! version:u8 (=1) | index:u64 | round:u64 | timestamp_ms:u64 | prev_hash:[32]
+//! version:u8 (=2) | index:u64 | round:u64 | timestamp_ms:u64 | prev_hash:[32]
 //! | kind:u16 | body_len:u32 | body
 //! ```
 //!
 //! with big-endian fixed-width integers, `u32`-length-prefixed UTF-8 strings
 //! and byte strings, `u32`-counted lists, maps as counted lists of pairs in
 //! strictly increasing key order, and `f64` as its IEEE-754 bit pattern
-//! (exact round trip). Decoding is strict (no trailing bytes, no unsorted
+//! (exact round trip); enums (a round parameter's value, the accountant)
+//! are a `u8` tag and the variant's fields. Version 2 made the round
+//! parameters and the accountant typed (version 1 held them as text).
+//! Decoding is strict (no trailing bytes, no unsorted
 //! keys, no unknown kinds), so every entry has exactly one encoding and
 //! `encode(decode(b)) == b`. The Merkle leaf hash of an entry is
 //! `SHA-256(0x00 || encoding)`; `prev_hash` is the leaf hash of the previous
@@ -33,7 +36,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Version byte of the entry encoding.
-pub const ENTRY_VERSION: u8 = 1;
+pub const ENTRY_VERSION: u8 = 2;
 
 /// Largest accepted encoded entry (16 MiB).
 pub const MAX_ENTRY_BYTES: usize = 16 << 20;
@@ -94,31 +97,16 @@ pub enum EntryBody {
     Custom(CustomEntry),
 }
 
-/// The accountant name of rounds without differential privacy.
-pub const NO_DP: &str = "none";
-
-/// Differential-privacy settings of a round.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DpSettings {
-    /// Accountant used for ε (`"rdp"` or `"pld"`).
-    pub accountant: String,
-    /// Sampling rate q in (0, 1].
-    pub sampling_rate: f64,
-    /// Noise multiplier σ > 0.
-    pub noise_multiplier: f64,
-    /// δ in (0, 1).
-    pub delta: f64,
-    /// DP-SGD steps taken in this round.
-    pub steps_this_round: u64,
-    /// Steps in all rounds so far, this one included.
-    pub steps_cumulative: u64,
-}
+pub use crate::round_settings::{
+    DistributedDp, DistributedNoiseKind, DpAccounting, DpSettings, ParamValue,
+};
 
 /// Round opened: parameters, participants and DP settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundOpened {
-    /// Free-form parameters (CKKS preset, model id, ...), sorted by key.
-    pub parameters: BTreeMap<String, String>,
+    /// The round's parameters (CKKS preset, model id, ...), typed, sorted
+    /// by key.
+    pub parameters: BTreeMap<String, ParamValue>,
     /// SHA-256 fingerprints of the participants' public keys.
     #[serde(with = "hex_hashes")]
     pub participants: Vec<Hash>,
@@ -307,19 +295,13 @@ impl EntryBody {
                 w.len(o.parameters.len());
                 for (k, v) in &o.parameters {
                     w.str(k);
-                    w.str(v);
+                    v.encode_into(w);
                 }
                 w.len(o.participants.len());
                 for p in &o.participants {
                     w.hash(p);
                 }
-                let d = &o.dp;
-                w.str(&d.accountant);
-                w.f64(d.sampling_rate);
-                w.f64(d.noise_multiplier);
-                w.f64(d.delta);
-                w.u64(d.steps_this_round);
-                w.u64(d.steps_cumulative);
+                o.dp.encode_into(w);
             }
             Self::UpdateReceived(u) => {
                 w.str(&u.client_id);
@@ -359,7 +341,7 @@ impl EntryBody {
                 let mut last: Option<String> = None;
                 for _ in 0..n {
                     let k = r.string("parameter key")?;
-                    let v = r.string("parameter value")?;
+                    let v = ParamValue::decode_from(r)?;
                     if last.as_ref().is_some_and(|l| *l >= k) {
                         return Err(DecodeError::Unsorted("parameters"));
                     }
@@ -370,14 +352,7 @@ impl EntryBody {
                 let participants = (0..n)
                     .map(|_| r.hash("participant"))
                     .collect::<Result<Vec<_>, _>>()?;
-                let dp = DpSettings {
-                    accountant: r.string("accountant")?,
-                    sampling_rate: r.f64("sampling_rate")?,
-                    noise_multiplier: r.f64("noise_multiplier")?,
-                    delta: r.f64("delta")?,
-                    steps_this_round: r.u64("steps_this_round")?,
-                    steps_cumulative: r.u64("steps_cumulative")?,
-                };
+                let dp = DpSettings::decode_from(r)?;
                 Self::RoundOpened(RoundOpened {
                     parameters,
                     participants,
@@ -428,41 +403,6 @@ fn non_empty(field: &str, v: &str) -> Result<(), String> {
     if v.is_empty() {
         Err(format!("{field} is empty"))
     } else {
-        Ok(())
-    }
-}
-
-impl DpSettings {
-    /// Checks q ∈ (0, 1], σ > 0, δ ∈ (0, 1), all finite, a named accountant
-    /// and `steps_cumulative >= steps_this_round`. The accountant
-    /// [`NO_DP`] marks a round without differential privacy: its σ and δ
-    /// must be 0 and its ε is reported as +∞.
-    pub fn validate(&self) -> Result<(), String> {
-        non_empty("accountant", &self.accountant)?;
-        let q = self.sampling_rate;
-        if !(q.is_finite() && q > 0.0 && q <= 1.0) {
-            return Err(format!("sampling rate q = {q} is not in (0, 1]"));
-        }
-        if self.accountant == NO_DP {
-            if self.noise_multiplier != 0.0 || self.delta != 0.0 {
-                return Err("a round without DP must have σ = 0 and δ = 0".into());
-            }
-            return Ok(());
-        }
-        let s = self.noise_multiplier;
-        if !(s.is_finite() && s > 0.0) {
-            return Err(format!("noise multiplier σ = {s} is not a finite σ > 0"));
-        }
-        let d = self.delta;
-        if !(d.is_finite() && d > 0.0 && d < 1.0) {
-            return Err(format!("δ = {d} is not in (0, 1)"));
-        }
-        if self.steps_cumulative < self.steps_this_round {
-            return Err(format!(
-                "steps_cumulative {} < steps_this_round {}",
-                self.steps_cumulative, self.steps_this_round
-            ));
-        }
         Ok(())
     }
 }
@@ -524,19 +464,55 @@ mod tests {
 
     fn sample_bodies() -> Vec<EntryBody> {
         let mut parameters = BTreeMap::new();
-        parameters.insert("preset".to_string(), "aggregation".to_string());
-        parameters.insert("model".to_string(), "logreg-v1".to_string());
+        parameters.insert("preset".to_string(), "aggregation".into());
+        parameters.insert("model".to_string(), "logreg-v1".into());
+        parameters.insert("epoch".to_string(), 3u64.into());
+        parameters.insert("clip".to_string(), 1.5f64.into());
+        parameters.insert("model_hash".to_string(), ParamValue::Hash([5; 32]));
+        parameters.insert("q_bits".to_string(), ParamValue::U64s(vec![60, 50, 50]));
         vec![
             EntryBody::RoundOpened(RoundOpened {
                 parameters,
                 participants: vec![[7; 32], [9; 32]],
                 dp: DpSettings {
-                    accountant: "rdp".into(),
+                    accountant: DpAccounting::Rdp,
                     sampling_rate: 0.01,
                     noise_multiplier: 1.1,
                     delta: 1e-5,
                     steps_this_round: 100,
                     steps_cumulative: 300,
+                },
+            }),
+            EntryBody::RoundOpened(RoundOpened {
+                parameters: BTreeMap::new(),
+                participants: vec![],
+                dp: DpSettings {
+                    accountant: DpAccounting::Distributed(DistributedDp {
+                        noise: DistributedNoiseKind::Skellam,
+                        clients: 10,
+                        min_survivors: 8,
+                        target_stddev: 1234.5,
+                        l1: 3e5,
+                        l2: 2e3,
+                        dim: 1000,
+                    }),
+                    sampling_rate: 0.5,
+                    noise_multiplier: 0.6,
+                    delta: 1e-6,
+                    steps_this_round: 1,
+                    steps_cumulative: 4,
+                },
+            }),
+            EntryBody::RoundOpened(RoundOpened {
+                parameters: BTreeMap::new(),
+                participants: vec![],
+                dp: DpSettings {
+                    accountant: DpAccounting::NoDp,
+                    sampling_rate: 1.0,
+                    noise_multiplier: 0.0,
+                    delta: 0.0,
+                    steps_this_round: 1,
+                    steps_cumulative: 1,
                 },
             }),
             EntryBody::UpdateReceived(UpdateReceived {
@@ -649,7 +625,7 @@ mod tests {
         w.u32(2);
         for k in ["b", "a"] {
             w.str(k);
-            w.str("v");
+            ParamValue::from("v").encode_into(&mut w);
         }
         w.u32(0);
         let mut r = Reader::new(&w.buf);
@@ -675,7 +651,7 @@ mod tests {
             assert_eq!(b.validate(), Ok(()));
         }
         let mut dp = DpSettings {
-            accountant: "rdp".into(),
+            accountant: DpAccounting::Rdp,
             sampling_rate: 0.0,
             noise_multiplier: 1.0,
             delta: 1e-5,

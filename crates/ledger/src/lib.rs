@@ -34,6 +34,7 @@ pub mod proof;
 mod proof_encoding;
 #[cfg(feature = "sqlite")]
 mod replay;
+mod round_settings;
 pub mod sth;
 #[cfg(feature = "sqlite")]
 mod store;

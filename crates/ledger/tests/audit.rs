@@ -8,8 +8,8 @@
 mod common;
 
 use cipherflow_ledger::entry::{
-    inputs_root, AggregateComputed, ClientEpsilon, CustomEntry, DpSettings, EntryBody, RoundClosed,
-    RoundOpened, UpdateReceived,
+    inputs_root, AggregateComputed, ClientEpsilon, CustomEntry, DpAccounting, DpSettings,
+    EntryBody, RoundClosed, RoundOpened, UpdateReceived,
 };
 use cipherflow_ledger::{
     verify_log, AggregateInput, CountedProof, Entry, EpsilonRecompute, Failure, Hash,
@@ -109,7 +109,7 @@ fn a_mechanism_changed_between_rounds_is_refused_field_by_field() {
     let acct = any_accountant;
     type Change = (&'static str, fn(&mut DpSettings));
     let changes: [Change; 4] = [
-        ("accountant", |d| d.accountant = "pld".into()),
+        ("accountant", |d| d.accountant = DpAccounting::Pld),
         ("sampling rate", |d| d.sampling_rate *= 2.0),
         ("noise multiplier", |d| d.noise_multiplier += 0.5),
         ("delta", |d| d.delta /= 10.0),

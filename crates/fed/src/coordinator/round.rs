@@ -10,7 +10,9 @@ use crate::quant::Quantizer;
 use crate::store;
 use crate::training;
 use cipherflow_ckks::multiparty::{AggregateShare, SharedCiphertext};
-use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived, NO_DP};
+use cipherflow_ledger::entry::{
+    DpAccounting, DpSettings, EntryBody, ParamValue, RoundOpened, UpdateReceived,
+};
 use cipherflow_ledger::{AggregateInput, ConsistencyProof};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -214,7 +216,7 @@ impl Coordinator {
         match &self.dp {
             Some(p) => p.ledger_settings(cumulative),
             None => DpSettings {
-                accountant: NO_DP.into(),
+                accountant: DpAccounting::NoDp,
                 sampling_rate: self.sizes.sampled as f64 / self.sizes.clients as f64,
                 noise_multiplier: 0.0,
                 delta: 0.0,
@@ -226,39 +228,41 @@ impl Coordinator {
 
     pub(super) fn opened_entry(&self, rec: &RoundRecord) -> Result<EntryBody> {
         let mut parameters = BTreeMap::new();
-        let mut put = |k: &str, v: String| {
+        let mut put = |k: &str, v: ParamValue| {
             parameters.insert(k.to_string(), v);
         };
-        put("federation", self.cfg.name.clone());
-        put("epoch", self.epoch.to_string());
-        put("keys", format!("{:?}", self.cfg.keys).to_lowercase());
+        let keys = match self.cfg.keys {
+            KeysMode::Threshold => "threshold",
+            KeysMode::KeyService => "key-service",
+        };
+        let p = &self.packing;
+        put("federation", self.cfg.name.as_str().into());
+        put("epoch", self.epoch.into());
+        put("keys", keys.into());
         put(
             "model_hash",
-            hex::encode(training::model_hash(&training::to_bytes(&self.global))),
+            ParamValue::Hash(training::model_hash(&training::to_bytes(&self.global))),
         );
-        put("packing.log_n", self.packing.log_n.to_string());
-        put("packing.q_bits", format!("{:?}", self.packing.q_bits));
-        put("packing.shift", self.packing.shift.to_string());
-        put("packing.pack", self.packing.pack.to_string());
-        put("packing.field_bits", self.packing.field_bits.to_string());
+        put("packing.log_n", u64::from(p.log_n).into());
         put(
-            "packing.stat_sec_bits",
-            self.packing.stat_sec_bits.to_string(),
+            "packing.q_bits",
+            ParamValue::U64s(p.q_bits.iter().map(|&b| u64::from(b)).collect()),
         );
-        put("quorum", self.sizes.quorum.to_string());
-        put("threshold", self.sizes.threshold.to_string());
-        put(
-            "strategy",
-            format!("{:?}", self.cfg.strategy.kind).to_lowercase(),
-        );
-        if let Some(p) = &self.dp {
-            put("dp.share_sigma", p.share_sigma.to_string());
-            put("dp.gamma", p.gamma.to_string());
-            put("dp.clip", p.clip.to_string());
+        put("packing.shift", u64::from(p.shift).into());
+        put("packing.pack", u64::from(p.pack).into());
+        put("packing.field_bits", u64::from(p.field_bits).into());
+        put("packing.stat_sec_bits", u64::from(p.stat_sec_bits).into());
+        put("quorum", (self.sizes.quorum as u64).into());
+        put("threshold", (self.sizes.threshold as u64).into());
+        put("strategy", self.cfg.strategy.kind.name().into());
+        if let Some(d) = &self.dp {
+            put("dp.share_sigma", d.share_sigma.into());
+            put("dp.gamma", d.gamma.into());
+            put("dp.clip", d.clip.into());
         }
         if let Some(l) = &self.local_dp {
-            put("local_dp.clip", l.clip.to_string());
-            put("local_dp.steps_per_round", l.steps_per_round.to_string());
+            put("local_dp.clip", f64::from(l.clip).into());
+            put("local_dp.steps_per_round", l.steps_per_round.into());
         }
         let participants = rec
             .sampled

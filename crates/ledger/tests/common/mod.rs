@@ -2,8 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use cipherflow_ledger::entry::{
-    ClientEpsilon, DecryptionShareReceived, DpSettings, EntryBody, RoundClosed, RoundOpened,
-    UpdateReceived,
+    ClientEpsilon, DecryptionShareReceived, DpAccounting, DpSettings, EntryBody, RoundClosed,
+    RoundOpened, UpdateReceived,
 };
 use cipherflow_ledger::{AggregateInput, Hash, Ledger, LogSigner, NewEntry};
 use sha2::{Digest, Sha256};
@@ -27,7 +27,7 @@ pub fn signer() -> LogSigner {
 
 pub fn dp(round: u64) -> DpSettings {
     DpSettings {
-        accountant: "rdp".into(),
+        accountant: DpAccounting::Rdp,
         sampling_rate: 0.01,
         noise_multiplier: 1.1,
         delta: 1e-5,
@@ -38,7 +38,7 @@ pub fn dp(round: u64) -> DpSettings {
 
 /// Test double for the accountant: any deterministic function of the settings.
 pub fn fake_epsilon(s: &DpSettings, steps: u64) -> Result<f64, String> {
-    if s.accountant != "rdp" {
+    if s.accountant != DpAccounting::Rdp {
         return Err(format!("unknown accountant {}", s.accountant));
     }
     Ok(s.sampling_rate * (steps as f64).sqrt() / s.noise_multiplier + s.delta.ln().abs() / 100.0)
@@ -57,7 +57,7 @@ pub fn update_hash(round: u64, c: usize) -> Hash {
 /// Returns the update indices.
 pub fn append_round(log: &mut Ledger, round: u64, clients: usize) -> Vec<u64> {
     let mut parameters = BTreeMap::new();
-    parameters.insert("preset".to_string(), "aggregation".to_string());
+    parameters.insert("preset".to_string(), "aggregation".into());
     log.append(
         round,
         EntryBody::RoundOpened(RoundOpened {
