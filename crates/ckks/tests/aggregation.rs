@@ -323,3 +323,64 @@ fn encodings_are_validated() {
         );
     }
 }
+
+/// The one check of received Shamir shares (shared by `shamir_combine` and
+/// `aggregate_decryption_share`): a share from another dealing — same
+/// threshold, another party set — a share addressed to someone else, and a
+/// contributor's share missing are each refused by the aggregate share.
+#[test]
+fn aggregate_shares_check_the_received_shamir_shares() {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let fed = federation(4, 2, &mut rng);
+    let p = &fed.params;
+    let seed = aggregation_seed(&Crs([1; 32]), b"r", 0);
+    let smudging = Smudging::for_share_sum(3, p.n(), 40).unwrap();
+    let share = |received: &[ShamirShare]| {
+        aggregate_decryption_share(
+            p,
+            1,
+            received,
+            &[1, 2, 3],
+            &[1, 2],
+            &[seed],
+            &smudging,
+            &mut ChaCha20Rng::seed_from_u64(4),
+        )
+    };
+    assert!(share(&fed.received[0]).is_ok());
+    // Party 2 re-deals to {1, 2, 3} only: same threshold, another party set.
+    let other = shamir_deal(p, &fed.keys[1], 2, &[1, 2, 3], &mut rng).unwrap();
+    let mut mixed: Vec<ShamirShare> = fed.received[0]
+        .iter()
+        .filter(|s| s.from() != 2)
+        .cloned()
+        .collect();
+    mixed.extend(other.into_iter().filter(|s| s.to() == 1));
+    let e = share(&mixed).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Multiparty(MultipartyError::Mismatch(m)) if m.contains("different dealings")),
+        "{e}"
+    );
+    // Party 2's share for party 1 swapped for its share for party 3.
+    let mut misaddressed: Vec<ShamirShare> = fed.received[0]
+        .iter()
+        .filter(|s| s.from() != 2)
+        .cloned()
+        .collect();
+    misaddressed.extend(fed.received[2].iter().filter(|s| s.from() == 2).cloned());
+    let e = share(&misaddressed).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Multiparty(MultipartyError::Mismatch(m)) if m.contains("addressed to party 3")),
+        "{e}"
+    );
+    // Contributor 3's share is missing.
+    let missing: Vec<ShamirShare> = fed.received[0]
+        .iter()
+        .filter(|s| s.from() != 3)
+        .cloned()
+        .collect();
+    assert_eq!(
+        share(&missing).unwrap_err(),
+        CkksError::Multiparty(MultipartyError::MissingParty(3))
+    );
+}

@@ -58,7 +58,7 @@
 
 use super::collective_keygen::{Crs, SecretShare};
 use super::error::MultipartyError;
-use super::shamir::{lagrange, validate_ids, ShamirShare};
+use super::shamir::{lagrange, sum_received, validate_ids, ReceivedSum, ShamirShare};
 use super::smudging::{smudging_coeffs, Smudging};
 use crate::error::CkksError;
 use crate::params::CkksParams;
@@ -489,45 +489,14 @@ pub fn aggregate_decryption_share<R: RngCore + CryptoRng>(
         );
     }
     let ring = params.ring();
-    let q_len = params.q().len();
-    let mut key = Zeroizing::new(RnsPoly::zero(ring, q_len, 0, true));
-    let mut seen = BTreeSet::new();
-    let mut threshold = None;
-    for s in received.iter().filter(|s| contributors.contains(&s.from)) {
-        if &s.params != params {
-            return Err(CkksError::ParamsMismatch);
-        }
-        if s.to != my_id {
-            return Err(MultipartyError::Mismatch(format!(
-                "share addressed to party {}, not {my_id}",
-                s.to
-            ))
-            .into());
-        }
-        match threshold {
-            None => threshold = Some(s.threshold),
-            Some(t) if t != s.threshold => {
-                return Err(MultipartyError::Mismatch(
-                    "Shamir shares with different thresholds".into(),
-                )
-                .into())
-            }
-            Some(_) => {}
-        }
-        if !s.parties.contains(&my_id) || active.iter().any(|p| !s.parties.contains(p)) {
-            return Err(
-                MultipartyError::Mismatch("active party outside the dealing".into()).into(),
-            );
-        }
-        if !seen.insert(s.from) {
-            return Err(MultipartyError::DuplicateParty(s.from).into());
-        }
-        key.add_assign(ring, &s.poly)?;
+    let ReceivedSum {
+        threshold: t,
+        parties,
+        sum: mut key,
+    } = sum_received(params, my_id, received, &contributors)?;
+    if active.iter().any(|p| !parties.contains(p)) {
+        return Err(MultipartyError::Mismatch("active party outside the dealing".into()).into());
     }
-    if let Some(&missing) = contributors.iter().find(|p| !seen.contains(p)) {
-        return Err(MultipartyError::MissingParty(missing).into());
-    }
-    let t = threshold.ok_or(MultipartyError::NoShares)?;
     if active.len() < t {
         return Err(MultipartyError::NotEnoughShares {
             have: active.len(),

@@ -257,23 +257,39 @@ impl ThresholdSecret {
     }
 }
 
-/// Sums the Shamir shares party `my_id` received — exactly one from every
-/// party of the dealing, itself included — into its threshold secret.
-pub fn shamir_combine(
+/// The dealing a set of received shares belongs to, and their sum.
+pub(crate) struct ReceivedSum {
+    /// The dealing's threshold.
+    pub(crate) threshold: usize,
+    /// The dealing's parties (sorted).
+    pub(crate) parties: Vec<u64>,
+    /// The sum of the shares' polynomials (secret).
+    pub(crate) sum: Zeroizing<RnsPoly>,
+}
+
+/// The one check of Shamir shares a party received (both for its threshold
+/// secret and for an aggregate's decryption): every share is for `params`,
+/// addressed to `my_id`, of one dealing (same threshold and party set, which
+/// holds `my_id`), from a party of that dealing, and `senders` each sent
+/// exactly one. Returns the dealing and the sum of the shares; shares from
+/// other parties than `senders` are ignored.
+pub(crate) fn sum_received(
     params: &CkksParams,
     my_id: u64,
     received: &[ShamirShare],
-) -> Result<ThresholdSecret, CkksError> {
-    let first = received.first().ok_or(MultipartyError::NoShares)?;
+    senders: &[u64],
+) -> Result<ReceivedSum, CkksError> {
+    let mut mine = received.iter().filter(|s| senders.contains(&s.from));
+    let first = mine.next().ok_or(MultipartyError::NoShares)?;
     let (threshold, parties) = (first.threshold, first.parties.clone());
     validate_ids(params, &parties)?;
     if !parties.contains(&my_id) {
         return Err(MultipartyError::UnexpectedParty(my_id).into());
     }
     let ring = params.ring();
-    let mut acc = RnsPoly::zero(ring, ring.q_len(), 0, true);
+    let mut sum = Zeroizing::new(RnsPoly::zero(ring, ring.q_len(), 0, true));
     let mut seen = BTreeSet::new();
-    for s in received {
+    for s in std::iter::once(first).chain(mine) {
         if &s.params != params {
             return Err(CkksError::ParamsMismatch);
         }
@@ -296,17 +312,37 @@ pub fn shamir_combine(
         if !seen.insert(s.from) {
             return Err(MultipartyError::DuplicateParty(s.from).into());
         }
-        acc.add_assign(ring, &s.poly)?;
+        sum.add_assign(ring, &s.poly)?;
     }
-    if let Some(&missing) = parties.iter().find(|p| !seen.contains(p)) {
-        acc.zeroize();
+    if let Some(&missing) = senders.iter().find(|p| !seen.contains(p)) {
         return Err(MultipartyError::MissingParty(missing).into());
     }
-    Ok(ThresholdSecret {
-        id: my_id,
+    Ok(ReceivedSum {
         threshold,
         parties,
-        poly: acc,
+        sum,
+    })
+}
+
+/// Sums the Shamir shares party `my_id` received — exactly one from every
+/// party of the dealing, itself included — into its threshold secret.
+pub fn shamir_combine(
+    params: &CkksParams,
+    my_id: u64,
+    received: &[ShamirShare],
+) -> Result<ThresholdSecret, CkksError> {
+    let first = received.first().ok_or(MultipartyError::NoShares)?;
+    let parties = first.parties.clone();
+    if received.iter().any(|s| !parties.contains(&s.from)) {
+        let stranger = received.iter().find(|s| !parties.contains(&s.from));
+        return Err(MultipartyError::UnexpectedParty(stranger.map_or(0, |s| s.from)).into());
+    }
+    let r = sum_received(params, my_id, received, &parties)?;
+    Ok(ThresholdSecret {
+        id: my_id,
+        threshold: r.threshold,
+        parties: r.parties,
+        poly: (*r.sum).clone(),
         params: params.clone(),
     })
 }
