@@ -20,7 +20,7 @@ use crate::packing::PackingPlan;
 use crate::proto;
 use crate::roster::Roster;
 use crate::store::write_private;
-use cipherflow_ckks::multiparty::{key_holder_share, Crs, SecretShare};
+use cipherflow_ckks::multiparty::{key_holder_share, SecretShare};
 use cipherflow_ckks::CkksParams;
 use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, PublicKey, SignedTreeHead};
 use rand_chacha::ChaCha20Rng;
@@ -237,15 +237,11 @@ impl KeyService {
                 "request for another federation or model size".into(),
             ));
         }
-        let crs: [u8; 32] = req
-            .crs
-            .as_slice()
-            .try_into()
-            .map_err(|_| FedError::Protocol("CRS must be 32 bytes".into()))?;
+        let crs = crate::packing::crs_from_bytes(&req.crs)?;
         // The CRS and the key epoch are pinned on first use: seeds of `a`
         // for another epoch would be shares for public polynomials the
         // clients never encrypted under.
-        let crs_hex = format!("{}/{}", hex::encode(crs), req.epoch);
+        let crs_hex = format!("{}/{}", hex::encode(crs.0), req.epoch);
         match &self.saved.crs {
             Some(c) if *c != crs_hex => {
                 return Err(FedError::Refused(
@@ -290,7 +286,6 @@ impl KeyService {
         self.save()?;
         let keys: Vec<SecretShare> = contributors.iter().map(|&p| self.key_of(p)).collect();
         let key_refs: Vec<&SecretShare> = keys.iter().collect();
-        let crs = Crs(crs);
         let seeds = crate::packing::round_seeds(
             &crs,
             &self.cfg.name,

@@ -47,6 +47,14 @@ pub fn round_context(federation: &str, epoch: u64, round: u64) -> Vec<u8> {
     v
 }
 
+/// The CRS a message carries (exactly 32 bytes).
+pub fn crs_from_bytes(bytes: &[u8]) -> Result<Crs> {
+    let crs: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| FedError::Protocol("CRS must be 32 bytes".into()))?;
+    Ok(Crs(crs))
+}
+
 /// The seeds of `a` for every chunk of a round ([`round_context`]).
 pub fn round_seeds(
     crs: &Crs,

@@ -255,6 +255,105 @@ mod tests {
         assert_eq!(fft_len(11), 12);
         assert_eq!(fft_len(13), 15);
         assert_eq!(fft_len(1025), 1080);
+        // Sizes that are already 2^a·3^b·5^c are kept.
+        for n in [12, 15, 45, 150, 1080] {
+            assert_eq!(fft_len(n), n, "{n}");
+        }
+    }
+
+    fn convolve_power(probs: &[f64], t: u64) -> Vec<f64> {
+        let mut direct = vec![1.0f64];
+        for _ in 0..t {
+            let mut next = vec![0.0; direct.len() + probs.len() - 1];
+            for (i, x) in direct.iter().enumerate() {
+                for (j, y) in probs.iter().enumerate() {
+                    next[i + j] += x * y;
+                }
+            }
+            direct = next;
+        }
+        direct
+    }
+
+    /// Every repetition count, odd and even, with a component whose
+    /// alternating sum (the FFT's real Nyquist bin) is negative: the sign
+    /// of a real bin's power depends on the parity of the count.
+    #[test]
+    fn every_count_matches_direct_convolution() {
+        let a = Pmf {
+            offset: 0,
+            probs: vec![0.1, 0.6, 0.3],
+            infinity: 0.0,
+            interval: 1.0,
+        };
+        for t in 1..=6u64 {
+            let direct = convolve_power(&a.probs, t);
+            let c = compose(&[(a.clone(), t)], 1e-300).unwrap();
+            let mut got = vec![0.0; direct.len()];
+            for (i, p) in c.probs.iter().enumerate() {
+                got[(c.offset as usize) + i] = *p;
+            }
+            for (x, y) in got.iter().zip(&direct) {
+                assert!((x - y).abs() < 1e-14, "t = {t}: {got:?} vs {direct:?}");
+            }
+        }
+    }
+
+    /// The composition-window tail is added to the mass at +∞, exactly.
+    #[test]
+    fn the_window_tail_goes_to_infinity() {
+        let a = Pmf {
+            offset: -1,
+            probs: vec![0.25, 0.5, 0.2],
+            infinity: 0.05,
+            interval: 0.5,
+        };
+        let c = compose(&[(a, 2)], 1e-6).unwrap();
+        let want = 1.0 - 0.95f64.powi(2) + 1e-6;
+        assert!(
+            (c.infinity - want).abs() < 1e-15,
+            "{} vs {want}",
+            c.infinity
+        );
+    }
+
+    /// A wide component composed many times: the Chernoff window keeps all
+    /// but `tail` of the mass (what is left out is at most `tail`, which
+    /// went to +∞), and the kept part equals direct convolution.
+    #[test]
+    fn the_window_keeps_all_but_the_tail() {
+        let n = 60;
+        let raw: Vec<f64> = (0..n)
+            .map(|i| (-((i as f64 - 20.0) / 6.0).powi(2)).exp())
+            .collect();
+        let total: f64 = raw.iter().sum();
+        let probs: Vec<f64> = raw.iter().map(|p| p / total).collect();
+        let a = Pmf {
+            offset: -20,
+            probs: probs.clone(),
+            infinity: 0.0,
+            interval: 0.1,
+        };
+        let t = 12;
+        let tail = 1e-6;
+        let c = compose(&[(a, t)], tail).unwrap();
+        let kept: f64 = c.probs.iter().sum();
+        assert!(kept >= 1.0 - tail - 1e-12, "kept {kept}");
+        assert!(kept + c.infinity >= 1.0 - 1e-12);
+        assert!(c.probs.len() < (n - 1) * t as usize + 1, "the window trims");
+        // Mass below the window aliases into it (upwards: pessimistic), so
+        // every kept point holds at least the true mass, and the excess is
+        // what lay below — at most `tail`.
+        let direct = convolve_power(&probs, t);
+        let start = (c.offset + 20 * t as i64) as usize;
+        let mut excess = 0.0;
+        for (i, p) in c.probs.iter().enumerate() {
+            assert!(*p >= direct[start + i] - 1e-13, "{i}");
+            excess += p - direct[start + i];
+        }
+        assert!(excess <= tail + 1e-12, "excess {excess}");
+        let above: f64 = direct[start + c.probs.len()..].iter().sum();
+        assert!(above <= tail, "mass above the window {above}");
     }
 
     #[test]

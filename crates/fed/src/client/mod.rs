@@ -219,11 +219,7 @@ impl ClientAgent {
                 "the coordinator assigned another party id".into(),
             ));
         }
-        let crs: [u8; 32] = reply
-            .crs
-            .as_slice()
-            .try_into()
-            .map_err(|_| FedError::Protocol("CRS must be 32 bytes".into()))?;
+        let crs = crate::packing::crs_from_bytes(&reply.crs)?;
         let key_bytes: [u8; 32] = reply
             .ledger_public_key
             .as_slice()
@@ -258,7 +254,7 @@ impl ClientAgent {
         // under public polynomials of its choosing. A new key epoch is a
         // new key setup, which this client does not support silently.
         match self.pinned_crs {
-            Some((pinned, epoch)) if pinned != Crs(crs) || epoch != reply.epoch => {
+            Some((pinned, epoch)) if pinned != crs || epoch != reply.epoch => {
                 tracing::warn!(
                     client = %self.id,
                     "the coordinator changed the CRS or key epoch on a re-join: refused"
@@ -269,11 +265,11 @@ impl ClientAgent {
             }
             Some(_) => {}
             None => {
-                self.pinned_crs = Some((Crs(crs), reply.epoch));
+                self.pinned_crs = Some((crs, reply.epoch));
                 self.save_state()?;
             }
         }
-        self.crs = Some(Crs(crs));
+        self.crs = Some(crs);
         self.epoch = reply.epoch;
         Ok(())
     }
