@@ -7,9 +7,8 @@
 use crate::config::LocalTraining;
 use crate::error::{FedError, Result};
 use cipherflow_nn::data::{shuffled_indices, Dataset};
-use cipherflow_nn::loss::Targets;
 use cipherflow_nn::optim::Optimizer;
-use cipherflow_nn::train::{accuracy, default_loss};
+use cipherflow_nn::train::{accuracy, default_loss, plain_step, Proximal};
 use cipherflow_nn::Sequential;
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
@@ -89,31 +88,14 @@ pub fn local_update(
     let loss = default_loss(model);
     let mut opt = Optimizer::sgd(cfg.lr, cfg.momentum, 0.0)?;
     let batch = cfg.batch_size.min(data.len()).max(1);
-    let mu = prox_mu as f32;
+    let proximal = Proximal {
+        mu: prox_mu as f32,
+        anchor: global,
+    };
     for _ in 0..cfg.epochs {
         let order = shuffled_indices(data.len(), rng);
         for idx in order.chunks(batch) {
-            let (x, y) = data.batch(idx)?;
-            model.zero_grad();
-            let out = model.forward(&x, true)?;
-            let lo = loss.compute(&out, &Targets::Classes(&y))?;
-            model.backward(&lo.grad)?;
-            let w = vec![1.0 / idx.len() as f32; idx.len()];
-            model.accumulate_grads(&w)?;
-            model.clear_cache();
-            if mu > 0.0 {
-                let mut g = global.iter();
-                for p in model.params_mut() {
-                    let trainable = p.trainable;
-                    for (gr, v) in p.grad.iter_mut().zip(p.value.iter()) {
-                        let w0 = g.next().copied().unwrap_or(0.0);
-                        if trainable {
-                            *gr += mu * (v - w0);
-                        }
-                    }
-                }
-            }
-            opt.step(model.params_mut())?;
+            plain_step(model, loss, data, idx, &mut opt, Some(proximal))?;
         }
     }
     let local = flatten(model);

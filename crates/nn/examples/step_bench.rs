@@ -62,7 +62,7 @@ fn main() -> Result<(), NnError> {
                 if mode == "plain" {
                     let idx: Vec<usize> = (start_idx..start_idx + batch).map(|i| i % n).collect();
                     start_idx += batch;
-                    plain_step(&mut model, Loss::CrossEntropy, &data, &idx, &mut opt)?;
+                    plain_step(&mut model, Loss::CrossEntropy, &data, &idx, &mut opt, None)?;
                 } else {
                     sgd.step(&mut model, Loss::CrossEntropy, &data)?;
                 }

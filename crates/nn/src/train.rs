@@ -251,7 +251,7 @@ pub fn fit(
                 let mut total = 0.0;
                 let mut count = 0usize;
                 for idx in order.chunks(batch) {
-                    let l = plain_step(model, loss, train, idx, &mut optimizer)?;
+                    let l = plain_step(model, loss, train, idx, &mut optimizer, None)?;
                     total += l;
                     count += 1;
                     progress(Progress::Step { loss: l });
@@ -339,14 +339,51 @@ fn finish_epoch(
     Ok(report)
 }
 
-/// One plain minibatch step: forward, backward, mean gradient, update.
-/// Returns the batch's mean loss.
+/// A proximal term `μ/2·‖w − anchor‖²` added to the objective of a
+/// minibatch step (FedProx's local objective, with the global model as the
+/// anchor). `anchor` holds every parameter in `Sequential::params_mut`
+/// order; frozen parameters are not pulled.
+#[derive(Clone, Copy, Debug)]
+pub struct Proximal<'a> {
+    /// The coefficient μ ≥ 0.
+    pub mu: f32,
+    /// The parameters the term pulls towards.
+    pub anchor: &'a [f32],
+}
+
+impl Proximal<'_> {
+    /// Adds `μ·(w − anchor)` to every trainable parameter's gradient.
+    fn add_gradient(&self, model: &mut Sequential) -> Result<(), NnError> {
+        if self.anchor.len() != model.num_params() {
+            return Err(NnError::shape(
+                "proximal anchor",
+                &[model.num_params()],
+                &[self.anchor.len()],
+            ));
+        }
+        let mut anchor = self.anchor.iter();
+        for p in model.params_mut() {
+            let trainable = p.trainable;
+            for (g, v) in p.grad.iter_mut().zip(p.value.iter()) {
+                let w0 = anchor.next().copied().unwrap_or(0.0);
+                if trainable {
+                    *g += self.mu * (v - w0);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One plain minibatch step: forward, backward, mean gradient (plus the
+/// proximal term's, if any), update. Returns the batch's mean loss.
 pub fn plain_step(
     model: &mut Sequential,
     loss: Loss,
     data: &Dataset,
     idx: &[usize],
     optimizer: &mut Optimizer,
+    proximal: Option<Proximal<'_>>,
 ) -> Result<f32, NnError> {
     let (x, y) = data.batch(idx)?;
     model.zero_grad();
@@ -356,6 +393,9 @@ pub fn plain_step(
     let w = vec![1.0 / idx.len() as f32; idx.len()];
     model.accumulate_grads(&w)?;
     model.clear_cache();
+    if let Some(p) = proximal.filter(|p| p.mu > 0.0) {
+        p.add_gradient(model)?;
+    }
     optimizer.step(model.params_mut())?;
     Ok(lo.mean())
 }

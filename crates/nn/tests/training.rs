@@ -375,3 +375,52 @@ fn digits_cnn_trains() {
     println!("digits cnn: test accuracy {acc:.4}");
     assert!(acc >= 0.95, "{acc}");
 }
+
+/// The proximal hook of `plain_step` (FedProx's local objective): with the
+/// anchor at the current weights it changes nothing; away from them it
+/// adds exactly `μ·(w − anchor)` to the gradient, so one plain SGD step at
+/// learning rate η moves the weights by `−η·μ·(w − anchor)` more; an anchor
+/// of the wrong length is refused.
+#[test]
+fn the_proximal_term_adds_mu_times_the_distance_to_the_anchor() {
+    use cipherflow_nn::train::{plain_step, Proximal};
+    let (train, _) = breast_cancer();
+    let mut r = ChaCha20Rng::seed_from_u64(5);
+    let model0 = Sequential::new(vec![30], vec![Layer::Dense(Dense::new(30, 2, &mut r))]).unwrap();
+    let flat = |m: &mut Sequential| -> Vec<f32> {
+        m.params_mut()
+            .iter()
+            .flat_map(|p| p.value.iter().copied().collect::<Vec<_>>())
+            .collect()
+    };
+    let idx: Vec<usize> = (0..16).collect();
+    let (lr, mu) = (0.1f32, 0.5f32);
+    let step = |anchor: Option<&[f32]>| {
+        let mut m = model0.clone();
+        let mut opt = Optimizer::sgd(lr, 0.0, 0.0).unwrap();
+        let prox = anchor.map(|a| Proximal { mu, anchor: a });
+        plain_step(&mut m, Loss::CrossEntropy, &train, &idx, &mut opt, prox).unwrap();
+        flat(&mut m)
+    };
+    let w0 = flat(&mut model0.clone());
+    let plain = step(None);
+    assert_eq!(step(Some(&w0)), plain, "anchored at w: no pull");
+    let anchor: Vec<f32> = w0.iter().map(|w| w - 1.0).collect();
+    let pulled = step(Some(&anchor));
+    for ((p, q), _) in pulled.iter().zip(&plain).zip(&w0) {
+        // w − anchor = 1 everywhere: one step moves by −η·μ·1 more.
+        assert!((p - (q - lr * mu)).abs() < 1e-6, "{p} vs {q}");
+    }
+    let mut m = model0.clone();
+    let mut opt = Optimizer::sgd(lr, 0.0, 0.0).unwrap();
+    let short = &w0[1..];
+    let e = plain_step(
+        &mut m,
+        Loss::CrossEntropy,
+        &train,
+        &idx,
+        &mut opt,
+        Some(Proximal { mu, anchor: short }),
+    );
+    assert!(e.unwrap_err().to_string().contains("proximal anchor"));
+}
