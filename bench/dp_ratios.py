@@ -6,9 +6,11 @@ relative difference from dp-accounting's.
 Usage: python3 bench/dp_ratios.py bench/results/dp-<stamp>.jsonl   (or lines on stdin)
 """
 
-import json
-import math
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import geomean, read_records  # noqa: E402
 
 
 def key(r):
@@ -16,13 +18,8 @@ def key(r):
 
 
 def main():
-    src = open(sys.argv[1]) if len(sys.argv) > 1 else sys.stdin
     by_lib = {}
-    for line in src:
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        r = json.loads(line)
+    for r in read_records(sys.argv[1:]):
         if "lib" not in r or "accountant" not in r:
             continue
         by_lib.setdefault(r["lib"], {})[key(r)] = r
@@ -52,12 +49,12 @@ def main():
               f"{rel:+.2e} | {p['median_s']:.4f} | {o['median_s']:.5f} | {ratio:.1f}x | {cli_s:.4f} | {cli_ratio:.1f}x |")
     print()
     for acc, s in sorted(summary.items()):
-        geo = math.exp(sum(math.log(x) for x in s["ratios"]) / len(s["ratios"]))
+        geo = geomean(s["ratios"])
         line = (f"{acc}: {len(s['ratios'])} rows, speed-up (dp-accounting time / ours) geomean {geo:.1f}x, "
                 f"min {min(s['ratios']):.1f}x, max {max(s['ratios']):.1f}x; "
                 f"epsilon rel diff max {max(s['rel']):+.2e}, min {min(s['rel']):+.2e}")
         if s["cli"]:
-            cgeo = math.exp(sum(math.log(x) for x in s["cli"]) / len(s["cli"]))
+            cgeo = geomean(s["cli"])
             line += f"; CLI process geomean {cgeo:.1f}x (min {min(s['cli']):.1f}x)"
         print(line)
 

@@ -1,30 +1,14 @@
 """Ratio tables for bench/fl.sh results: cipherflow vs TenSEAL (NVIDIA
 FLARE's HE path) and Flower (FedAvg, SecAgg+). Usage: fl_ratios.py FILE..."""
-import json
+import os
 import sys
 
-
-def load(paths):
-    rows = []
-    for p in paths:
-        for line in open(p):
-            line = line.strip()
-            if line.startswith("{"):
-                rows.append(json.loads(line))
-    return rows
-
-
-def pick(rows, **kw):
-    out = [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
-    return out[-1] if out else None
-
-
-def ratio(a, b):
-    return f"{a / b:.3f}×" if a and b else "–"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import pick, ratio, read_records  # noqa: E402
 
 
 def main():
-    rows = load(sys.argv[1:])
+    rows = read_records(sys.argv[1:])
     params = sorted({r["params"] for r in rows if "params" in r})
     clients = sorted({r["clients"] for r in rows if r.get("lib") == "cipherflow" and "clients" in r})
     print("\n## Client and coordinator costs (ours at λ = 40 unless noted)\n")

@@ -32,9 +32,9 @@ RAY_PIN="2.55.1"
 TENSEAL_PIN="0.3.16"
 NUMPY_PIN="2.4.6"
 
-say() { echo "fl_setup_venv: $*" >&2; }
-
-pyver() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+VENV_SAY=fl_setup_venv
+# shellcheck source=venv_lib.sh
+source "$HERE/venv_lib.sh"
 
 PYV="$(pyver "$PY" || true)"
 if [[ -z "$PYV" ]]; then
@@ -54,19 +54,7 @@ from flwr.simulation import run_simulation
 from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.client.mod import secaggplus_mod'
 
-report() {
-    "$VENV/bin/python" - >&2 <<'PYEOF'
-import sys
-from importlib.metadata import version
-parts = [f"python {sys.version.split()[0]}"]
-for p in ("flwr", "ray", "tenseal", "numpy", "grpcio", "protobuf", "cryptography"):
-    try:
-        parts.append(f"{p} {version(p)}")
-    except Exception:
-        parts.append(f"{p} -")
-print("fl_setup_venv: ready: " + ", ".join(parts))
-PYEOF
-}
+report() { venv_report "$VENV" flwr ray tenseal numpy grpcio protobuf cryptography; }
 
 # ---- fast path: already set up ---------------------------------------------
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
@@ -79,19 +67,7 @@ if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; t
 fi
 
 # ---- (re)create the venv ----------------------------------------------------
-if [[ -e "$VENV" && "$(pyver "$VENV/bin/python" || true)" != "$PYV" ]]; then
-    say "existing $VENV is not a Python $PYV venv: recreating"
-    rm -rf "$VENV"
-fi
-if [[ ! -x "$VENV/bin/python" ]]; then
-    say "creating $VENV with $PY (Python $PYV)"
-    if ! "$PY" -m venv "$VENV"; then
-        say "ERROR: '$PY -m venv' failed (on Debian: apt-get install python3-venv)"
-        exit 1
-    fi
-fi
-VPY="$VENV/bin/python"
-PIP=("$VPY" -m pip --disable-pip-version-check -q)
+venv_create "$VENV" "$PY" || exit 1
 rm -f "$STAMP"
 
 # Ray's and Flower's wheels are large (Ray ~70 MB); about a minute here.

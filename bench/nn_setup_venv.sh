@@ -4,14 +4,24 @@
 # PyPI's torch wheel pulls the CUDA libraries (about 5 GB installed; about
 # 2.5 minutes here); download.pytorch.org's CPU-only index is not reachable
 # from our machines. Idempotent.
+#
+# Overrides: PEERS_PYTHON=/path/to/python   interpreter for the venv
+#            TORCH_VENV=/path/to/venv       default: bench/.venv-torch
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${TORCH_VENV:-$HERE/.venv-torch}"
-PY="${PEERS_PYTHON:-python3}"
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import torch, opacus, safetensors, onnx' 2>/dev/null; then
+PY="${PEERS_PYTHON:-$(command -v python3)}"
+VENV_SAY=nn_setup_venv
+# shellcheck source=venv_lib.sh
+source "$HERE/venv_lib.sh"
+
+CHECK='import torch, opacus, safetensors, onnx'
+if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
+    venv_report "$VENV" torch opacus safetensors onnx numpy
     exit 0
 fi
-"$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q torch==2.5.1 opacus==1.5.2 safetensors==0.8.0 onnx==1.23.2 "numpy<2"
-"$VENV/bin/python" -c 'import torch, opacus; print("torch", torch.__version__, "opacus", opacus.__version__)' >&2
+venv_create "$VENV" "$PY" || exit 1
+"${PIP[@]}" install --upgrade pip
+"${PIP[@]}" install torch==2.5.1 opacus==1.5.2 safetensors==0.8.0 onnx==1.23.2 "numpy<2"
+"$VPY" -c "$CHECK"
+venv_report "$VENV" torch opacus safetensors onnx numpy

@@ -16,8 +16,11 @@ Output columns (medians, microseconds):
 Ratios below 1 mean we are faster. Missing entries are shown as "—".
 """
 
-import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import DASH, ratio, read_records  # noqa: E402
 
 OURS = "cipherflow"
 # Canonical op order; ops not listed here follow in order of appearance.
@@ -25,22 +28,14 @@ OP_ORDER = [
     "encode", "encrypt_pk", "encrypt_sk", "add", "mul_plain", "mul", "relin",
     "rescale", "mul_relin_rescale", "rotate", "decrypt",
 ]
-DASH = "—"
 
 
-def parse(lines):
+def parse(records):
     data = {}        # (preset, op) -> {lib: median_us}
     meta = {}        # preset -> {"dnum": set(), "threads": set(), "reps": {lib: set()}}
     presets, ops = [], []
-    for raw in lines:
-        raw = raw.strip()
-        if not raw.startswith("{"):
-            continue
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(rec, dict) or not {"preset", "op", "median_us"} <= rec.keys():
+    for rec in records:
+        if not {"preset", "op", "median_us"} <= rec.keys():
             continue
         lib = str(rec.get("lib") or OURS).lower()
         preset, op = str(rec["preset"]), str(rec["op"])
@@ -78,12 +73,6 @@ def fmt_us(v):
     return f"{v:.2f}"
 
 
-def fmt_ratio(ours, peer):
-    if ours is None or peer is None or peer <= 0:
-        return DASH
-    return f"{ours / peer:.2f}×"
-
-
 def render(data, meta, presets, ops):
     ordered_ops = [o for o in OP_ORDER if o in ops] + [o for o in ops if o not in OP_ORDER]
     out = []
@@ -104,8 +93,8 @@ def render(data, meta, presets, ops):
             if not row:
                 continue
             ours, seal, ofhe = row.get(OURS), row.get("seal"), row.get("openfhe")
-            out.append(f"| {op} | {fmt_us(ours)} | {fmt_us(seal)} | {fmt_ratio(ours, seal)} "
-                       f"| {fmt_us(ofhe)} | {fmt_ratio(ours, ofhe)} |")
+            out.append(f"| {op} | {fmt_us(ours)} | {fmt_us(seal)} | {ratio(ours, seal, 2)} "
+                       f"| {fmt_us(ofhe)} | {ratio(ours, ofhe, 2)} |")
         out.append("")
     return "\n".join(out)
 
@@ -114,17 +103,7 @@ def main(argv):
     if len(argv) > 1 and argv[1] in ("-h", "--help"):
         print(__doc__)
         return 0
-    lines = []
-    if len(argv) > 1:
-        for path in argv[1:]:
-            if path == "-":
-                lines.extend(sys.stdin)
-            else:
-                with open(path, encoding="utf-8") as f:
-                    lines.extend(f)
-    else:
-        lines.extend(sys.stdin)
-    data, meta, presets, ops = parse(lines)
+    data, meta, presets, ops = parse(read_records(argv[1:]))
     if not presets:
         print("ratios.py: no benchmark lines found", file=sys.stderr)
         return 1

@@ -30,9 +30,9 @@ TENSEAL_PIN_DEFAULT="0.3.18"   # cp311 / cp312 wheels
 NUMPY_PIN_310="2.2.6"          # newest numpy for CPython 3.10
 NUMPY_PIN_DEFAULT="2.3.5"
 
-say() { echo "setup_venv: $*" >&2; }
-
-pyver() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+VENV_SAY=setup_venv
+# shellcheck source=venv_lib.sh
+source "$HERE/venv_lib.sh"
 
 find_py310() {
     local c root=""
@@ -103,19 +103,7 @@ if [[ -x "$VENV/bin/python" && -f "$STAMP" ]]; then
 fi
 
 # ---- (re)create the venv ----------------------------------------------------
-if [[ -e "$VENV" && "$(pyver "$VENV/bin/python" || true)" != "$PYV" ]]; then
-    say "existing $VENV is not a Python $PYV venv: recreating"
-    rm -rf "$VENV"
-fi
-if [[ ! -x "$VENV/bin/python" ]]; then
-    say "creating $VENV with $PY (Python $PYV)"
-    if ! "$PY" -m venv "$VENV"; then
-        say "ERROR: '$PY -m venv' failed (on Debian: apt-get install python3-venv)"
-        exit 1
-    fi
-fi
-VPY="$VENV/bin/python"
-PIP=("$VPY" -m pip --disable-pip-version-check -q)
+venv_create "$VENV" "$PY" || exit 1
 rm -f "$STAMP"
 
 say "installing tenseal==$TENSEAL_PIN numpy==$NUMPY_PIN"
@@ -150,14 +138,4 @@ else
     openfhe_missing_banner
 fi
 
-"$VPY" - >&2 <<'PYEOF'
-import sys
-from importlib.metadata import version
-parts = [f"python {sys.version.split()[0]}"]
-for p in ("tenseal", "openfhe", "numpy"):
-    try:
-        parts.append(f"{p} {version(p)}")
-    except Exception:
-        parts.append(f"{p} -")
-print("setup_venv: ready: " + ", ".join(parts))
-PYEOF
+venv_report "$VENV" tenseal openfhe numpy

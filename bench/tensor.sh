@@ -88,12 +88,13 @@ else
     echo "tensor.sh: MNIST not found at $MNIST: skipping the network rows (pass --mnist DIR)" >&2
 fi
 
-python3 - "$OUT" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+python3 - "$OUT" "$HERE" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from benchlib import ratio, read_records
+rows = read_records(sys.argv[1:2])
 ours = {r["op"]: r for r in rows if "lib" not in r and "op" in r}
 peer = {r["op"]: r for r in rows if r.get("lib") == "tenseal"}
-def ratio(a, b): return f"{a / b:.3f}x" if a and b else "-"
 print(f"\n## cipherflow vs TenSEAL ({sys.argv[1]})\n")
 print("| measure | cipherflow | TenSEAL | ours / TenSEAL | target |")
 print("|---|---|---|---|---|")
