@@ -10,6 +10,7 @@
 
 use crate::error::CkksError;
 use crate::params::CkksParams;
+use crate::secret::SecretPoly;
 use cipherflow_ring::basis::{mod_down, mod_up_digits};
 use cipherflow_ring::sampler::{fresh_seed, gaussian, ternary, uniform_from_seed};
 use cipherflow_ring::RnsPoly;
@@ -23,14 +24,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// Zeroized on drop; never printed.
 #[derive(Clone)]
 pub struct SecretKey {
-    pub(crate) poly: RnsPoly,
+    pub(crate) poly: SecretPoly,
     pub(crate) params: CkksParams,
-}
-
-impl Drop for SecretKey {
-    fn drop(&mut self) {
-        self.poly.zeroize();
-    }
 }
 
 impl ZeroizeOnDrop for SecretKey {}
@@ -49,7 +44,7 @@ impl SecretKey {
         let mut poly = RnsPoly::from_signed(ring, &coeffs, ring.q_len(), ring.p_len());
         poly.ntt_forward(ring);
         Self {
-            poly,
+            poly: poly.into(),
             params: params.clone(),
         }
     }
@@ -62,7 +57,7 @@ impl SecretKey {
             return Err(CkksError::Decode("secret key shape".into()));
         }
         Ok(Self {
-            poly,
+            poly: poly.into(),
             params: params.clone(),
         })
     }
@@ -74,11 +69,11 @@ impl SecretKey {
 
     /// The key polynomial restricted to `q_len` ciphertext limbs (and the
     /// special limbs when `with_p`).
-    pub(crate) fn restricted(&self, q_len: usize, with_p: bool) -> Zeroizing<RnsPoly> {
+    pub(crate) fn restricted(&self, q_len: usize, with_p: bool) -> SecretPoly {
         let mut s = self.poly.clone();
         // Shapes are internal invariants: truncate cannot fail for q_len ≤ L+1.
         let _ = s.truncate(q_len, with_p);
-        Zeroizing::new(s)
+        s
     }
 }
 
@@ -230,7 +225,7 @@ impl RelinKey {
         rng: &mut R,
     ) -> Result<Self, CkksError> {
         let ring = sk.params.ring();
-        let mut s2 = Zeroizing::new(sk.poly.clone());
+        let mut s2 = sk.poly.clone();
         s2.mul_assign(ring, &sk.poly)?;
         Ok(Self {
             key: SwitchingKey::generate(sk, &s2, rng)?,

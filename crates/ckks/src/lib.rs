@@ -19,6 +19,7 @@ mod literal;
 pub mod multiparty;
 pub mod noise;
 pub mod params;
+mod secret;
 pub mod serialize;
 
 pub use encoder::{precision_bits, Encoder, Plaintext};

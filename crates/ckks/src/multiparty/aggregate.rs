@@ -62,13 +62,13 @@ use super::shamir::{lagrange, sum_received, validate_ids, ReceivedSum, ShamirSha
 use super::smudging::{smudging_coeffs, Smudging};
 use crate::error::CkksError;
 use crate::params::CkksParams;
+use crate::secret::SecretPoly;
 use crate::serialize::{bad, Kind, Reader, Writer};
 use cipherflow_ring::sampler::{gaussian, uniform_from_seed, ERROR_BOUND, ERROR_STD_DEV};
 use cipherflow_ring::RnsPoly;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use zeroize::Zeroizing;
 
 /// Largest number of chunks one aggregate share may cover in a decoder.
 pub const MAX_CHUNKS: usize = 1 << 16;
@@ -540,7 +540,7 @@ pub fn key_holder_share<R: RngCore + CryptoRng>(
     }
     let ring = params.ring();
     let q_len = params.q().len();
-    let mut key = Zeroizing::new(RnsPoly::zero(ring, q_len, 0, true));
+    let mut key = SecretPoly::new(RnsPoly::zero(ring, q_len, 0, true));
     let mut ids = Vec::with_capacity(keys.len());
     for sk in keys {
         sk.check(params)?;

@@ -10,12 +10,13 @@ use super::error::MultipartyError;
 use crate::error::CkksError;
 use crate::keys::{rlwe_body, PublicKey, SecretKey};
 use crate::params::CkksParams;
+use crate::secret::SecretPoly;
 use cipherflow_ring::sampler::{ternary, uniform_from_seed};
 use cipherflow_ring::RnsPoly;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 /// The common reference string: a public 32-byte seed all parties agree on
 /// (e.g. drawn by the coordinator and recorded in the ledger). Every public
@@ -47,15 +48,9 @@ impl Crs {
 #[derive(Clone)]
 pub struct SecretShare {
     pub(crate) coeffs: Zeroizing<Vec<i64>>,
-    pub(crate) poly: RnsPoly,
+    pub(crate) poly: SecretPoly,
     pub(crate) party_id: Option<u64>,
     pub(crate) params: CkksParams,
-}
-
-impl Drop for SecretShare {
-    fn drop(&mut self) {
-        self.poly.zeroize();
-    }
 }
 
 impl ZeroizeOnDrop for SecretShare {}
@@ -79,7 +74,7 @@ impl SecretShare {
         poly.ntt_forward(ring);
         Self {
             coeffs,
-            poly,
+            poly: poly.into(),
             party_id: None,
             params: params.clone(),
         }
@@ -109,8 +104,8 @@ impl SecretShare {
     }
 
     /// `s_i` restricted to the first `q_len` ciphertext primes.
-    pub(crate) fn restricted(&self, q_len: usize) -> Result<Zeroizing<RnsPoly>, CkksError> {
-        let mut s = Zeroizing::new(self.poly.clone());
+    pub(crate) fn restricted(&self, q_len: usize) -> Result<SecretPoly, CkksError> {
+        let mut s = self.poly.clone();
         s.truncate(q_len, false)?;
         Ok(s)
     }

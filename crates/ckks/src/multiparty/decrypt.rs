@@ -21,7 +21,6 @@ use cipherflow_ring::RnsPoly;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use zeroize::Zeroizing;
 
 /// How a decryption share was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,7 +194,7 @@ pub fn decryption_share<R: RngCore + CryptoRng>(
         .take(q_len)
         .map(|m| lagrange(m, thr.id, active))
         .collect::<Result<Vec<u64>, _>>()?;
-    let mut s = Zeroizing::new(thr.poly.clone());
+    let mut s = thr.poly.clone();
     s.truncate(q_len, false)?;
     s.mul_rns_scalar(ring, &lambdas)?;
     let poly = share_poly(params, &s, ct, smudging.bound_log2(), rng)?;

@@ -207,7 +207,7 @@ impl ShamirShare {
             to,
             threshold,
             parties,
-            poly,
+            poly: poly.into(),
             seed,
             params: params.clone(),
         })
@@ -241,7 +241,7 @@ impl ThresholdSecret {
             id,
             threshold,
             parties,
-            poly,
+            poly: poly.into(),
             params: params.clone(),
         })
     }

@@ -23,11 +23,12 @@ use super::collective_keygen::SecretShare;
 use super::error::MultipartyError;
 use crate::error::CkksError;
 use crate::params::CkksParams;
+use crate::secret::SecretPoly;
 use cipherflow_ring::sampler::{fresh_seed, uniform_from_seed};
 use cipherflow_ring::{Modulus, RnsPoly};
 use rand_core::{CryptoRng, RngCore};
 use std::collections::BTreeSet;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 /// Checks that `ids` are non-zero, distinct, and non-zero and distinct
 /// modulo every ciphertext prime (Shamir evaluation points).
@@ -65,17 +66,11 @@ pub struct ShamirShare {
     pub(crate) to: u64,
     pub(crate) threshold: usize,
     pub(crate) parties: Vec<u64>,
-    pub(crate) poly: RnsPoly,
+    pub(crate) poly: SecretPoly,
     /// Set when `poly` is the expansion of this (secret) seed: the share
     /// then travels as the seed.
     pub(crate) seed: Option<Zeroizing<[u8; 32]>>,
     pub(crate) params: CkksParams,
-}
-
-impl Drop for ShamirShare {
-    fn drop(&mut self) {
-        self.poly.zeroize();
-    }
 }
 
 impl ZeroizeOnDrop for ShamirShare {}
@@ -160,11 +155,11 @@ pub fn shamir_deal<R: RngCore + CryptoRng>(
         .iter()
         .map(|_| Zeroizing::new(fresh_seed(rng)))
         .collect();
-    let values: Vec<Zeroizing<RnsPoly>> = std::iter::once(sk.restricted(q_len))
+    let values: Vec<SecretPoly> = std::iter::once(sk.restricted(q_len))
         .chain(
             seeds
                 .iter()
-                .map(|seed| Ok(Zeroizing::new(uniform_from_seed(ring, seed, q_len, 0)))),
+                .map(|seed| Ok(SecretPoly::new(uniform_from_seed(ring, seed, q_len, 0)))),
         )
         .collect::<Result<_, CkksError>>()?;
     // Interpolation nodes: 0, then the seeded recipients.
@@ -201,7 +196,7 @@ pub fn shamir_deal<R: RngCore + CryptoRng>(
             to,
             threshold,
             parties: parties.clone(),
-            poly,
+            poly: poly.into(),
             seed,
             params: params.clone(),
         });
@@ -216,14 +211,8 @@ pub struct ThresholdSecret {
     pub(crate) id: u64,
     pub(crate) threshold: usize,
     pub(crate) parties: Vec<u64>,
-    pub(crate) poly: RnsPoly,
+    pub(crate) poly: SecretPoly,
     pub(crate) params: CkksParams,
-}
-
-impl Drop for ThresholdSecret {
-    fn drop(&mut self) {
-        self.poly.zeroize();
-    }
 }
 
 impl ZeroizeOnDrop for ThresholdSecret {}
@@ -263,8 +252,8 @@ pub(crate) struct ReceivedSum {
     pub(crate) threshold: usize,
     /// The dealing's parties (sorted).
     pub(crate) parties: Vec<u64>,
-    /// The sum of the shares' polynomials (secret).
-    pub(crate) sum: Zeroizing<RnsPoly>,
+    /// The sum of the shares' polynomials.
+    pub(crate) sum: SecretPoly,
 }
 
 /// The one check of Shamir shares a party received (both for its threshold
@@ -287,7 +276,7 @@ pub(crate) fn sum_received(
         return Err(MultipartyError::UnexpectedParty(my_id).into());
     }
     let ring = params.ring();
-    let mut sum = Zeroizing::new(RnsPoly::zero(ring, ring.q_len(), 0, true));
+    let mut sum = SecretPoly::new(RnsPoly::zero(ring, ring.q_len(), 0, true));
     let mut seen = BTreeSet::new();
     for s in std::iter::once(first).chain(mine) {
         if &s.params != params {
@@ -342,7 +331,7 @@ pub fn shamir_combine(
         id: my_id,
         threshold: r.threshold,
         parties: r.parties,
-        poly: (*r.sum).clone(),
+        poly: r.sum,
         params: params.clone(),
     })
 }
