@@ -2,9 +2,9 @@
 //! open and client 1's update uploaded: the state the federated fuzz
 //! target and the seed generator start from.
 #![allow(dead_code)]
-use cipherflow_fed::client::{Action, ClientAgent, ClientOptions};
-use cipherflow_fed::config::FederationConfig;
-use cipherflow_fed::coordinator::{Coordinator, CoordinatorOptions};
+use cipherflow_fed::{Action, ClientAgent, ClientOptions};
+use cipherflow_fed::FederationConfig;
+use cipherflow_fed::{Coordinator, CoordinatorOptions};
 use cipherflow_fed::proto;
 use cipherflow_fed::sim::{make_roster, ManualClock};
 use cipherflow_ledger::LogSigner;

@@ -2,9 +2,9 @@
 //! what is derived from them before any round: validation, sizes, the model
 //! and the packing plan. Any input must give Ok or a typed error.
 #![no_main]
-use cipherflow_fed::config::FederationConfig;
-use cipherflow_fed::roster::Roster;
-use cipherflow_fed::packing::PackingPlan;
+use cipherflow_fed::FederationConfig;
+use cipherflow_fed::Roster;
+use cipherflow_fed::PackingPlan;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -203,7 +203,7 @@ fn verify(
     if !(tolerance.is_finite() && tolerance >= 0.0) {
         return Err(anyhow!("--epsilon-tolerance must be a finite number ≥ 0"));
     }
-    let dp = cipherflow_fed::dp_plan::FedEpsilon::default();
+    let dp = cipherflow_fed::FedEpsilon::default();
     let opts = VerifyOptions {
         epsilon: epsilon.then_some(&dp as &dyn EpsilonRecompute),
         epsilon_tolerance: tolerance,
@@ -522,7 +522,7 @@ mod tests {
             steps_this_round: 20,
             steps_cumulative: 20,
         };
-        let real = cipherflow_fed::dp_plan::FedEpsilon::default()
+        let real = cipherflow_fed::FedEpsilon::default()
             .epsilon(&dp, 20)
             .unwrap();
         log.append(

@@ -8,19 +8,17 @@ use anyhow::anyhow;
 use cipherflow_ckks::multiparty::{
     combine_aggregate, key_holder_share, Crs, SecretShare, SharedCiphertext,
 };
-use cipherflow_fed::client::{ClientAgent, ClientOptions};
-use cipherflow_fed::config::{FederationConfig, ModelChoice};
-use cipherflow_fed::coordinator::{Coordinator, CoordinatorOptions};
-use cipherflow_fed::packing::PackingPlan;
 use cipherflow_fed::proto;
 use cipherflow_fed::quant;
 use cipherflow_fed::sim::{make_roster, simulate, ManualClock, SimOptions};
-use cipherflow_fed::store::{self, Store};
-use cipherflow_ledger::entry::{EntryBody, UpdateReceived};
-use cipherflow_ledger::{Ledger, LogSigner};
+use cipherflow_fed::PackingPlan;
+use cipherflow_fed::{ClientAgent, ClientOptions};
+use cipherflow_fed::{Coordinator, CoordinatorOptions};
+use cipherflow_fed::{FederationConfig, ModelChoice};
+use cipherflow_ledger::LogSigner;
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::spec::{LayerSpec, ModelSpec};
-use rand_core::{RngCore, SeedableRng};
+use rand_core::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
@@ -221,7 +219,7 @@ fn micro(
     ));
     // Coordinator compute: decode, validate (seed, shift, ranges), add.
     // The agents have not joined a coordinator: key epoch 0.
-    let seeds = cipherflow_fed::packing::round_seeds(&crs, &cfg.name, 0, 1, packing.chunks);
+    let seeds = cipherflow_fed::round_seeds(&crs, &cfg.name, 0, 1, packing.chunks);
     let mut sum: Vec<SharedCiphertext> = Vec::new();
     let mut fold = Vec::new();
     for up in &uploads {
@@ -329,76 +327,14 @@ fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> anyh
     })?;
     let _ = std::fs::remove_dir_all(&dir);
     let enc = report.round_seconds_median;
-    let plain = plaintext_round(p, c)?;
+    let plain_dir = tempdir()?;
+    let plain = cipherflow_fed::sim::plaintext_round(p, c, &plain_dir)?;
+    let _ = std::fs::remove_dir_all(&plain_dir);
     out.line(json!({"lib": "cipherflow", "bench": "round", "mode": "threshold", "params": p, "clients": c,
         "threads": threads, "seconds": enc, "plaintext_seconds": plain, "ratio_to_plaintext": enc / plain,
         "ledger": report.ledger,
         "note": "median of 2 rounds: every client's synthetic update quantized, encrypted, uploaded (protobuf round trip), stored, logged, summed; t decryption shares; combine; FedAvg. One process, 2 cores shared by all parties"}));
     Ok(())
-}
-
-/// Plaintext FedAvg with the same transport encoding and durability.
-fn plaintext_round(p: usize, c: usize) -> anyhow::Result<f64> {
-    let dir = tempdir()?;
-    let mut store = Store::open(&dir.join("plain.db"))?;
-    let mut ledger = Ledger::create(
-        &dir.join("plain-ledger.db"),
-        "plain",
-        LogSigner::generate()?,
-    )?;
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
-    let updates: Vec<Vec<f32>> = (0..c)
-        .map(|_| random_update(&mut rng, p))
-        .collect::<Result<_, _>>()?;
-    let t = Instant::now();
-    ledger.append(
-        1,
-        EntryBody::RoundOpened(cipherflow_ledger::entry::RoundOpened {
-            parameters: Default::default(),
-            participants: Vec::new(),
-            dp: cipherflow_ledger::entry::DpSettings {
-                accountant: cipherflow_ledger::entry::DpAccounting::NoDp,
-                sampling_rate: 1.0,
-                noise_multiplier: 0.0,
-                delta: 0.0,
-                steps_this_round: 1,
-                steps_cumulative: 1,
-            },
-        }),
-    )?;
-    let mut sum = vec![0f64; p];
-    for (i, u) in updates.iter().enumerate() {
-        let chunk = proto::UploadChunk {
-            federation: "plain".into(),
-            round: 1,
-            index: 0,
-            total: 1,
-            num_examples: 1,
-            ciphertext: cipherflow_fed::training::to_bytes(u),
-        };
-        let packing = cipherflow_fed::transport::inproc::roundtrip(&chunk)?;
-        let got = cipherflow_fed::training::from_bytes(&packing.ciphertext, p)?;
-        let hash: [u8; 32] = Sha256::digest(&packing.ciphertext).into();
-        let id = format!("client-{i}");
-        store.save_blob(&store::upload_blob(1, &id), &packing.ciphertext)?;
-        store.tx(|tx| store::insert_upload(tx, 1, &id, &hash, 1))?;
-        ledger.append(
-            1,
-            EntryBody::UpdateReceived(UpdateReceived {
-                client_id: id,
-                ciphertext_hash: hash,
-            }),
-        )?;
-        for (s, &x) in sum.iter_mut().zip(&got) {
-            *s += f64::from(x);
-        }
-    }
-    let mean: Vec<f32> = sum.iter().map(|s| (s / c as f64) as f32).collect();
-    std::hint::black_box(&mean);
-    let secs = t.elapsed().as_secs_f64();
-    drop(ledger);
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(secs)
 }
 
 fn tempdir() -> anyhow::Result<std::path::PathBuf> {

@@ -5,10 +5,8 @@
 
 use crate::fl_net;
 use anyhow::anyhow;
-use cipherflow_fed::config::{
-    FederationConfig, FederationPreset, KeysMode, ModelChoice, NoiseKind,
-};
 use cipherflow_fed::sim::{simulate, split_among, SimOptions};
+use cipherflow_fed::{FederationConfig, FederationPreset, KeysMode, ModelChoice, NoiseKind};
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::spec::{LayerSpec, ModelSpec};
 use serde_json::json;

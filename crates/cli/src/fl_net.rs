@@ -4,16 +4,16 @@
 
 use anyhow::anyhow;
 use cipherflow_fed::ca::{self, kx_key_file, Credentials, PkiDir};
-use cipherflow_fed::client::{ClientAgent, ClientOptions};
-use cipherflow_fed::config::{FederationConfig, KeysMode};
-use cipherflow_fed::coordinator::{real_clock, Coordinator, CoordinatorOptions, Phase};
-use cipherflow_fed::keyservice::KeyService;
-use cipherflow_fed::roster::{KxSecret, Role, Roster};
 use cipherflow_fed::sim::split_among;
 use cipherflow_fed::transport::agent::{run_agent, KeyServiceApi};
 use cipherflow_fed::transport::grpc::{
     self, CoordinatorRemote, CoordinatorServer, KeyServiceRemote, TlsFiles,
 };
+use cipherflow_fed::KeyService;
+use cipherflow_fed::{real_clock, Coordinator, CoordinatorOptions, Phase};
+use cipherflow_fed::{ClientAgent, ClientOptions};
+use cipherflow_fed::{FederationConfig, KeysMode};
+use cipherflow_fed::{KxSecret, Role, Roster};
 use cipherflow_ledger::{LogSigner, PublicKey};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -296,7 +296,7 @@ pub fn run_ca(what: CaCommand) -> anyhow::Result<()> {
             let fp = req.fingerprint()?;
             let pem = ca::sign_request(&dir, &req, validity_days)?;
             if let Some(o) = &out {
-                cipherflow_fed::store::write_atomic(o, pem.as_bytes(), false)?;
+                cipherflow_fed::write_atomic(o, pem.as_bytes(), false)?;
             }
             println!(
                 "{} enrolled (request SHA-256 {fp}); certificate in {}; hand it, ca.pem, roster.json and ledger.pub to the hospital and the new roster.json to every party",
@@ -577,7 +577,7 @@ pub fn run_key_service(a: KeyServiceArgs) -> anyhow::Result<()> {
     let cfg = FederationConfig::load(&a.config)?;
     let roster = Roster::load(&PkiDir::new(&a.pki).roster())?;
     let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key())?;
-    let master = cipherflow_fed::keyservice::load_or_create_master_key(&a.master)?;
+    let master = cipherflow_fed::load_or_create_master_key(&a.master)?;
     let ks = KeyService::new(
         cfg.clone(),
         roster.clone(),

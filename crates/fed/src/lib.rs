@@ -1,40 +1,44 @@
 #![doc = include_str!("../README.md")]
 //!
-//! ## Modules, by role
+//! ## Module map, by role
 //!
-//! * The parties: [`coordinator`] (the untrusted aggregator: rounds,
-//!   uploads, decryption, its durable [`store`] and [`metrics`]),
-//!   [`client`] (a hospital's agent: key setup, local [`training`],
-//!   encryption, decryption shares, proofs), [`keyservice`] (the optional
-//!   key service).
-//! * What they agree on: [`config`] (the federation), [`roster`] and
-//!   [`ca`] (identities and certificates), [`packing`] (ring, modulus and
-//!   packing of updates), [`quant`] (quantization and noise), [`dp_plan`]
-//!   (client-level distributed DP and its accounting), [`strategy`]
-//!   (server optimizers), [`records`] (the federation's own audit-log
-//!   records), [`envelope`] (sealing key shares between clients).
+//! The modules are private; what a program needs is re-exported at the
+//! crate root. Public modules are the namespaces a caller uses as such.
+//!
+//! * The parties: `coordinator` ([`Coordinator`]: the untrusted aggregator —
+//!   rounds, uploads, decryption, its durable `store` and [`Metrics`]),
+//!   `client` ([`ClientAgent`]: a hospital's agent — key setup, local
+//!   [`training`], encryption, decryption shares, proofs), `keyservice`
+//!   ([`KeyService`], optional).
+//! * What they agree on: `config` ([`FederationConfig`]), `roster`
+//!   ([`Roster`]) and [`ca`] (identities and certificates), `packing`
+//!   ([`PackingPlan`]: ring, modulus and packing of updates), [`quant`]
+//!   (quantization and noise), `dp_plan` ([`DpPlan`]: client-level
+//!   distributed DP and its accounting, [`FedEpsilon`]), `strategy`
+//!   ([`ServerOptimizer`]), `records` (the federation's own audit-log
+//!   records, [`FederationRecord`], [`KeySetupRecord`]), [`envelope`]
+//!   (sealing key shares between clients).
 //! * How they talk: [`proto`] (the messages, at the transport edge) and
 //!   [`transport`] (in-process, gRPC with mutual TLS, Prometheus).
-//! * [`sim`]: a whole federation in one process, and synthetic audit logs.
-//!
-//! The types most programs need are re-exported here.
+//! * [`sim`]: a whole federation in one process, the plaintext baseline
+//!   round, and synthetic audit logs.
 
 pub mod ca;
-pub mod client;
-pub mod config;
-pub mod coordinator;
-pub mod dp_plan;
+mod client;
+mod config;
+mod coordinator;
+mod dp_plan;
 pub mod envelope;
-pub mod error;
-pub mod keyservice;
-pub mod metrics;
-pub mod packing;
+mod error;
+mod keyservice;
+mod metrics;
+mod packing;
 pub mod quant;
-pub mod records;
-pub mod roster;
+mod records;
+mod roster;
 pub mod sim;
-pub mod store;
-pub mod strategy;
+mod store;
+mod strategy;
 pub mod training;
 pub mod transport;
 
@@ -51,8 +55,33 @@ pub mod proto {
 }
 
 pub use client::{Action, ClientAgent, ClientOptions};
-pub use config::{FederationConfig, FederationPreset, KeysMode};
-pub use coordinator::{Coordinator, CoordinatorOptions, Phase, RoundSummary};
+pub use config::{
+    AggregationConfig, DpConfig, FederationConfig, FederationPreset, KeysMode, LocalDpConfig,
+    LocalTraining, ModelChoice, NoiseKind, Sizes, StrategyConfig, StrategyKind,
+};
+pub use coordinator::{
+    real_clock, Clock, Coordinator, CoordinatorOptions, Phase, Recovering, RoundSummary,
+};
+pub use dp_plan::{
+    ledger_epsilon, rounding_l2_bound, DpPlan, FedEpsilon, LocalDpPlan, MAX_DG_SHARE_SIGMA,
+    MIN_SHARE_SIGMA,
+};
 pub use error::{FedError, Result};
-pub use keyservice::KeyService;
+pub use keyservice::{
+    check_append_only, load_or_create_master_key, KeyService, MAX_CONSISTENCY_PROOFS,
+};
+pub use metrics::{Metrics, TransportCounts, TransportRefusals};
+pub use packing::{
+    coordinate_sum_bound, crs_from_bytes, round_context, round_seeds, PackingPlan, MAX_PACK,
+};
+pub use records::{
+    FederationRecord, KeySetupRecord, RoundAbortedRecord, KIND_FEDERATION, KIND_KEY_SETUP,
+    KIND_ROUND_ABORTED, RECORD_VERSION,
+};
+pub use roster::{
+    check_client_id, check_server_name, parse_public, KxSecret, Role, Roster, RosterEntry,
+    ServerPin, RESERVED_IDS,
+};
 pub use sim::{simulate, SimOptions, SimReport};
+pub use store::write_atomic;
+pub use strategy::ServerOptimizer;

@@ -532,3 +532,81 @@ pub fn synthetic_audit_log(
     }
     Ok(log.len())
 }
+
+/// The plaintext baseline of a round, for benchmarks: `clients` updates of
+/// `params` values (Gaussian, σ = 0.01, fixed seed) go through the same
+/// transport encoding (protobuf round trip), durable storage (state
+/// database and blob files under `dir`) and audit log as encrypted ones,
+/// and are averaged in the clear. Returns the seconds the round took
+/// (generating the updates excluded).
+pub fn plaintext_round(params: usize, clients: usize, dir: &std::path::Path) -> Result<f64> {
+    use cipherflow_ledger::entry::{
+        DpAccounting, DpSettings, EntryBody, RoundOpened, UpdateReceived,
+    };
+    use cipherflow_ledger::Ledger;
+    use rand_core::SeedableRng;
+    use sha2::{Digest, Sha256};
+    let mut store = crate::store::Store::open(&dir.join("plain.db"))?;
+    let mut ledger = Ledger::create(
+        &dir.join("plain-ledger.db"),
+        "plain",
+        LogSigner::generate()?,
+    )?;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let updates: Vec<Vec<f32>> = (0..clients)
+        .map(|_| {
+            let mut u = vec![0f64; params];
+            cipherflow_dp::try_gaussian_noise(&mut rng, 0.01, &mut u)?;
+            Ok(u.iter().map(|&x| x as f32).collect())
+        })
+        .collect::<Result<_>>()?;
+    let t = std::time::Instant::now();
+    ledger.append(
+        1,
+        EntryBody::RoundOpened(RoundOpened {
+            parameters: Default::default(),
+            participants: Vec::new(),
+            dp: DpSettings {
+                accountant: DpAccounting::NoDp,
+                sampling_rate: 1.0,
+                noise_multiplier: 0.0,
+                delta: 0.0,
+                steps_this_round: 1,
+                steps_cumulative: 1,
+            },
+        }),
+    )?;
+    let mut sum = vec![0f64; params];
+    for (i, u) in updates.iter().enumerate() {
+        let chunk = proto::UploadChunk {
+            federation: "plain".into(),
+            round: 1,
+            index: 0,
+            total: 1,
+            num_examples: 1,
+            ciphertext: crate::training::to_bytes(u),
+        };
+        let received = roundtrip(&chunk)?;
+        let got = crate::training::from_bytes(&received.ciphertext, params)?;
+        let hash: [u8; 32] = Sha256::digest(&received.ciphertext).into();
+        let id = format!("client-{i}");
+        store.save_blob(&crate::store::upload_blob(1, &id), &received.ciphertext)?;
+        store.tx(|tx| crate::store::insert_upload(tx, 1, &id, &hash, 1))?;
+        ledger.append(
+            1,
+            EntryBody::UpdateReceived(UpdateReceived {
+                client_id: id,
+                ciphertext_hash: hash,
+            }),
+        )?;
+        for (s, &x) in sum.iter_mut().zip(&got) {
+            *s += f64::from(x);
+        }
+    }
+    let mean: Vec<f32> = sum
+        .iter()
+        .map(|s| (s / clients.max(1) as f64) as f32)
+        .collect();
+    std::hint::black_box(&mean);
+    Ok(t.elapsed().as_secs_f64())
+}

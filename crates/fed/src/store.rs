@@ -185,11 +185,6 @@ impl Store {
         }
     }
 
-    /// Deletes a payload file (missing is fine).
-    pub fn remove_blob(&self, name: &str) {
-        let _ = std::fs::remove_file(self.blobs.join(name));
-    }
-
     /// Runs `f` in one immediate transaction (all or nothing).
     pub fn tx<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let tx = self

@@ -8,14 +8,14 @@ mod common;
 
 use cipherflow_ckks::multiparty::Crs;
 use cipherflow_ckks::CkksParams;
-use cipherflow_fed::client::Action;
-use cipherflow_fed::config::FederationConfig;
-use cipherflow_fed::keyservice::KeyService;
-use cipherflow_fed::packing::round_seeds;
 use cipherflow_fed::proto::{self, task::Kind};
-use cipherflow_fed::records::KeySetupRecord;
+use cipherflow_fed::round_seeds;
 use cipherflow_fed::sim::make_roster;
+use cipherflow_fed::Action;
 use cipherflow_fed::FedError;
+use cipherflow_fed::FederationConfig;
+use cipherflow_fed::KeyService;
+use cipherflow_fed::KeySetupRecord;
 use cipherflow_ledger::entry::{DpAccounting, DpSettings, EntryBody, RoundOpened, UpdateReceived};
 use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, Ledger, LogSigner};
 use common::harness::Fed;
@@ -302,7 +302,7 @@ fn steer(params: &CkksParams, share: &mut [u8], k: usize, delta: i128, limbs: &[
 fn round_with_a_liar(
     name: &str,
     lie: impl Fn(&CkksParams, u32, usize, &mut Vec<u8>),
-) -> (cipherflow_fed::coordinator::RoundSummary, bool) {
+) -> (cipherflow_fed::RoundSummary, bool) {
     let mut fed = Fed::new(name, 4, 3, 1);
     let before = fed.coord.global_model().to_vec();
     fed.upload_all();
@@ -442,7 +442,7 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     .with_roster_file(roster_file.clone());
     let sizes = cfg.sizes(3).unwrap();
     let dim = cfg.model_spec().unwrap().build(0).unwrap().num_params();
-    let chunks = cipherflow_fed::packing::PackingPlan::for_federation(&cfg, &sizes, None, dim)
+    let chunks = cipherflow_fed::PackingPlan::for_federation(&cfg, &sizes, None, dim)
         .unwrap()
         .chunks as u32;
     let mut honest = Ledger::create(
@@ -958,7 +958,7 @@ fn a_counted_proof_for_another_update_is_refused() {
 fn dealing_shares_that_do_not_fit_the_federation_are_refused() {
     use cipherflow_ckks::multiparty::{shamir_deal, SecretShare};
     use cipherflow_fed::envelope;
-    use cipherflow_fed::roster::parse_public;
+    use cipherflow_fed::parse_public;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 

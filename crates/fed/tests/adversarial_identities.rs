@@ -10,18 +10,18 @@
 mod common;
 
 use cipherflow_fed::ca::{self, CaOptions, Credentials, EnrollmentRequest};
-use cipherflow_fed::client::{ClientAgent, ClientOptions};
-use cipherflow_fed::config::KeysMode;
-use cipherflow_fed::coordinator::{real_clock, Coordinator, CoordinatorOptions, Phase};
-use cipherflow_fed::keyservice::KeyService;
 use cipherflow_fed::proto;
-use cipherflow_fed::roster::{check_client_id, KxSecret, Role, Roster, ServerPin};
 use cipherflow_fed::sim::split_among;
 use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi, KeyServiceApi};
 use cipherflow_fed::transport::grpc::{
     serve_key_service_on, CoordinatorRemote, CoordinatorServer, KeyServiceRemote, TlsFiles,
 };
 use cipherflow_fed::FedError;
+use cipherflow_fed::KeyService;
+use cipherflow_fed::KeysMode;
+use cipherflow_fed::{check_client_id, KxSecret, Role, Roster, ServerPin};
+use cipherflow_fed::{real_clock, Coordinator, CoordinatorOptions, Phase};
+use cipherflow_fed::{ClientAgent, ClientOptions};
 use cipherflow_ledger::{LogSigner, PublicKey};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -76,7 +76,7 @@ fn log_text() -> String {
     String::from_utf8_lossy(&warnings().lock().unwrap()).into_owned()
 }
 
-fn key_service_config(name: &str) -> cipherflow_fed::config::FederationConfig {
+fn key_service_config(name: &str) -> cipherflow_fed::FederationConfig {
     common::config(name, 1, "keys = \"key-service\"")
 }
 

@@ -5,11 +5,11 @@
 
 mod common;
 
-use cipherflow_fed::client::{Action, ClientAgent, ClientOptions};
-use cipherflow_fed::coordinator::{Coordinator, CoordinatorOptions, Phase};
 use cipherflow_fed::proto;
 use cipherflow_fed::sim::{make_roster, simulate, split_among, ManualClock, SimOptions, SimReport};
 use cipherflow_fed::training::{flatten, local_update};
+use cipherflow_fed::{Action, ClientAgent, ClientOptions};
+use cipherflow_fed::{Coordinator, CoordinatorOptions, Phase};
 use cipherflow_ledger::LogSigner;
 use cipherflow_nn::data::Dataset;
 use rand_chacha::ChaCha20Rng;
@@ -19,7 +19,7 @@ use rand_core::SeedableRng;
 /// model against plaintext FedAvg of the same (deterministic) updates.
 /// Returns the report and the precision in bits.
 fn check_exact(
-    cfg: cipherflow_fed::config::FederationConfig,
+    cfg: cipherflow_fed::FederationConfig,
     (train, test): (Dataset, Dataset),
     clients: usize,
 ) -> (SimReport, f64) {
@@ -88,7 +88,7 @@ fn check_exact(
 #[test]
 fn encrypted_fedavg_equals_plaintext_fedavg() {
     // Full-batch local training is deterministic, so the test can redo it.
-    let cfg = cipherflow_fed::config::FederationConfig::parse(
+    let cfg = cipherflow_fed::FederationConfig::parse(
         "name = \"bc-exact\"\nrounds = 1\nmodel = \"logreg\"\ninput = [30]\nclasses = 2\n\
          [training]\nepochs = 3\nbatch_size = 100000\nlr = 0.5\n[aggregation]\nquant_bits = 20\n",
     )
@@ -103,7 +103,7 @@ fn encrypted_fedavg_equals_plaintext_fedavg() {
 fn packed_encrypted_fedavg_equals_plaintext_fedavg() {
     // A 4,810-weight MLP on the digits: two coordinates per coefficient,
     // negative and positive sums borrowing across fields.
-    let cfg = cipherflow_fed::config::FederationConfig::parse(
+    let cfg = cipherflow_fed::FederationConfig::parse(
         "name = \"digits-exact\"\nrounds = 1\nmodel = \"mlp\"\ninput = [1, 8, 8]\nclasses = 10\n\
          [training]\nepochs = 2\nbatch_size = 100000\nlr = 0.5\n[aggregation]\nquant_bits = 20\n",
     )

@@ -12,11 +12,11 @@
 
 mod common;
 
-use cipherflow_fed::client::Action;
-use cipherflow_fed::config::FederationConfig;
-use cipherflow_fed::keyservice::KeyService;
 use cipherflow_fed::proto;
+use cipherflow_fed::Action;
 use cipherflow_fed::FedError;
+use cipherflow_fed::FederationConfig;
+use cipherflow_fed::KeyService;
 use common::harness::{signer, Fed};
 use zeroize::Zeroizing;
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use cipherflow_fed::coordinator::Coordinator;
+use cipherflow_fed::Coordinator;
 use cipherflow_fed::FedError;
 use common::harness::Fed;
 use std::path::Path;
@@ -167,8 +167,8 @@ impl LedgerLocked {
 /// the state recorded the phase change; returns whether every client got
 /// a complete, provable key setup.
 fn key_setup_with_a_failing_ledger(recover: bool) -> bool {
-    use cipherflow_fed::client::Action;
-    use cipherflow_fed::coordinator::Recovering;
+    use cipherflow_fed::Action;
+    use cipherflow_fed::Recovering;
     let cfg = common::config("fault-ledger", 1, "threshold = 2\nquorum = 3");
     let mut fed = Fed::unjoined(cfg, 3);
     fed.join_all();
@@ -188,20 +188,18 @@ fn key_setup_with_a_failing_ledger(recover: bool) -> bool {
         let clock_fn = clock.clock();
         let (cfg2, roster2, dir2) = (cfg.clone(), roster.clone(), dir.path().to_path_buf());
         rc.set_reopen(Box::new(move || {
-            cipherflow_fed::coordinator::Coordinator::open(
-                cipherflow_fed::coordinator::CoordinatorOptions {
-                    config: cfg2.clone(),
-                    roster: roster2.clone(),
-                    state: dir2.join("coord/state.db"),
-                    ledger: dir2.join("coord/ledger.db"),
-                    signer: common::harness::signer(),
-                    eval: None,
-                    clock: clock_fn.clone(),
-                },
-            )
+            cipherflow_fed::Coordinator::open(cipherflow_fed::CoordinatorOptions {
+                config: cfg2.clone(),
+                roster: roster2.clone(),
+                state: dir2.join("coord/state.db"),
+                ledger: dir2.join("coord/ledger.db"),
+                signer: common::harness::signer(),
+                eval: None,
+                clock: clock_fn.clone(),
+            })
         }));
     }
-    let req = |c: &cipherflow_fed::client::ClientAgent| cipherflow_fed::proto::TaskRequest {
+    let req = |c: &cipherflow_fed::ClientAgent| cipherflow_fed::proto::TaskRequest {
         federation: cfg.name.clone(),
         wait_ms: 0,
         known_tree_size: c.known_tree_size(),

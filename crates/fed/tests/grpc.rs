@@ -8,16 +8,16 @@
 mod common;
 
 use cipherflow_fed::ca::{self, Credentials};
-use cipherflow_fed::client::{ClientAgent, ClientOptions};
-use cipherflow_fed::config::KeysMode;
-use cipherflow_fed::coordinator::{real_clock, Coordinator, CoordinatorOptions, Phase};
 use cipherflow_fed::proto;
-use cipherflow_fed::roster::{KxSecret, Role, Roster};
 use cipherflow_fed::sim::split_among;
 use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi};
 use cipherflow_fed::transport::grpc::{CoordinatorRemote, CoordinatorServer, TlsFiles};
 use cipherflow_fed::transport::metrics;
 use cipherflow_fed::FedError;
+use cipherflow_fed::KeysMode;
+use cipherflow_fed::{real_clock, Coordinator, CoordinatorOptions, Phase};
+use cipherflow_fed::{ClientAgent, ClientOptions};
+use cipherflow_fed::{KxSecret, Role, Roster};
 use cipherflow_ledger::{LogSigner, PublicKey};
 use std::path::Path;
 use std::time::Duration;

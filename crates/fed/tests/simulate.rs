@@ -6,9 +6,9 @@
 
 mod common;
 
-use cipherflow_fed::config::FederationConfig;
 use cipherflow_fed::sim::{simulate, split_among, DropStage, SimOptions, SimReport};
 use cipherflow_fed::FedError;
+use cipherflow_fed::FederationConfig;
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::NnError;
 

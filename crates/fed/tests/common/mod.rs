@@ -1,7 +1,7 @@
 //! Shared helpers of the federated tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use cipherflow_fed::config::FederationConfig;
+use cipherflow_fed::FederationConfig;
 use cipherflow_nn::data::{load_breast_cancer, load_digits, Dataset, Standardizer};
 use std::path::Path;
 
@@ -34,12 +34,12 @@ pub fn config(name: &str, rounds: u64, extra: &str) -> FederationConfig {
 /// An in-process federation driven message by message, so that a test can
 /// play the coordinator, a key holder or the operator between steps.
 pub mod harness {
-    use cipherflow_fed::client::{Action, ClientAgent, ClientOptions};
-    use cipherflow_fed::config::FederationConfig;
-    use cipherflow_fed::coordinator::{Coordinator, CoordinatorOptions};
     use cipherflow_fed::proto;
-    use cipherflow_fed::roster::Roster;
     use cipherflow_fed::sim::{make_roster, split_among, ManualClock};
+    use cipherflow_fed::FederationConfig;
+    use cipherflow_fed::Roster;
+    use cipherflow_fed::{Action, ClientAgent, ClientOptions};
+    use cipherflow_fed::{Coordinator, CoordinatorOptions};
     use cipherflow_ledger::LogSigner;
     use std::path::PathBuf;
 
@@ -87,12 +87,12 @@ pub mod harness {
         pub fn unjoined_keeping_kx(
             cfg: FederationConfig,
             n: usize,
-        ) -> (Self, Vec<cipherflow_fed::roster::KxSecret>) {
+        ) -> (Self, Vec<cipherflow_fed::KxSecret>) {
             let (train, _) = super::breast_cancer();
             let (roster, kx) = make_roster(&cfg.name, n).unwrap();
             let copies = kx
                 .iter()
-                .map(|k| cipherflow_fed::roster::KxSecret::from_bytes(*k.to_bytes()))
+                .map(|k| cipherflow_fed::KxSecret::from_bytes(*k.to_bytes()))
                 .collect();
             let dir = tempfile::tempdir().unwrap();
             let (clock, f) = ManualClock::new();
@@ -188,7 +188,7 @@ pub mod harness {
             let data = split_among(&train, n, None, 1).unwrap().swap_remove(i);
             self.clients[i] = ClientAgent::new(ClientOptions {
                 client_id: format!("client-{}", i + 1),
-                kx: Some(cipherflow_fed::roster::KxSecret::generate().unwrap()),
+                kx: Some(cipherflow_fed::KxSecret::generate().unwrap()),
                 roster: self.roster.clone(),
                 config: self.cfg.clone(),
                 data,
