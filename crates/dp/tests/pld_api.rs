@@ -125,11 +125,18 @@ fn composition_limits_are_enforced() {
     }
     assert!(a.compose(9e-4).is_ok());
     // A composition whose window needs more grid points than the FFT limit
-    // is refused, not attempted.
-    let mut huge = PldAccountant::with_discretization(1e-6).unwrap();
-    huge.record_poisson_gaussian(1.0, 0.05, 1_000_000).unwrap();
+    // (each step's PLD fits: σ = 0.5 at Δ = 1e-4 is ~2·10^5 points; a
+    // million steps spread the sum over ~10^8) is refused, not attempted.
+    let huge = accountant(1.0, 0.5, 1_000_000);
     match huge.epsilon(1e-5) {
-        Err(DpError::TooLarge(m)) => assert!(m.contains("grid points"), "{m}"),
+        Err(DpError::TooLarge(m)) => assert!(m.contains("composed PLD"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // A single step too fine for its grid is refused by the step's own limit.
+    let mut fine = PldAccountant::with_discretization(1e-6).unwrap();
+    fine.record_poisson_gaussian(1.0, 0.05, 1).unwrap();
+    match fine.epsilon(1e-5) {
+        Err(DpError::TooLarge(m)) => assert!(m.contains("single-step PLD"), "{m}"),
         other => panic!("{other:?}"),
     }
 }
