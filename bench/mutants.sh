@@ -19,7 +19,7 @@ declare -A files=(
     [fed]="crates/fed/src/packing.rs"
     [fed-coordinator]="crates/fed/src/coordinator/round.rs crates/fed/src/coordinator/decrypt.rs crates/fed/src/coordinator/mod.rs"
     [fed-client]="crates/fed/src/client/mod.rs crates/fed/src/client/decrypt.rs crates/fed/src/client/state.rs"
-    [dp]="crates/dp/src/budget.rs crates/dp/src/rdp.rs"
+    [dp]="crates/dp/src/budget.rs crates/dp/src/rdp.rs crates/dp/src/pld/mod.rs crates/dp/src/pld/compose.rs crates/dp/src/pld/pmf.rs"
     [mpc]="crates/mpc/src/z2k.rs crates/mpc/src/transport/mod.rs"
 )
 declare -A package=(
