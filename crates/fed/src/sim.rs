@@ -540,9 +540,7 @@ pub fn synthetic_audit_log(
 /// and are averaged in the clear. Returns the seconds the round took
 /// (generating the updates excluded).
 pub fn plaintext_round(params: usize, clients: usize, dir: &std::path::Path) -> Result<f64> {
-    use cipherflow_ledger::entry::{
-        DpAccounting, DpSettings, EntryBody, RoundOpened, UpdateReceived,
-    };
+    use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived};
     use cipherflow_ledger::Ledger;
     use rand_core::SeedableRng;
     use sha2::{Digest, Sha256};
@@ -566,14 +564,7 @@ pub fn plaintext_round(params: usize, clients: usize, dir: &std::path::Path) -> 
         EntryBody::RoundOpened(RoundOpened {
             parameters: Default::default(),
             participants: Vec::new(),
-            dp: DpSettings {
-                accountant: DpAccounting::NoDp,
-                sampling_rate: 1.0,
-                noise_multiplier: 0.0,
-                delta: 0.0,
-                steps_this_round: 1,
-                steps_cumulative: 1,
-            },
+            dp: DpSettings::no_dp(1.0, 1),
         }),
     )?;
     let mut sum = vec![0f64; params];

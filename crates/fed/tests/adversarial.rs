@@ -16,7 +16,7 @@ use cipherflow_fed::FedError;
 use cipherflow_fed::FederationConfig;
 use cipherflow_fed::KeyService;
 use cipherflow_fed::KeySetupRecord;
-use cipherflow_ledger::entry::{DpAccounting, DpSettings, EntryBody, RoundOpened, UpdateReceived};
+use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived};
 use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, Ledger, LogSigner};
 use common::harness::Fed;
 
@@ -376,14 +376,7 @@ fn ks_request(
             EntryBody::RoundOpened(RoundOpened {
                 parameters: Default::default(),
                 participants: Vec::new(),
-                dp: DpSettings {
-                    accountant: DpAccounting::NoDp,
-                    sampling_rate: 1.0,
-                    noise_multiplier: 0.0,
-                    delta: 0.0,
-                    steps_this_round: 1,
-                    steps_cumulative: round,
-                },
+                dp: DpSettings::no_dp(1.0, round),
             }),
         )
         .unwrap();
@@ -845,14 +838,7 @@ fn open_rounds(log: &mut Ledger, last: u64) {
             EntryBody::RoundOpened(RoundOpened {
                 parameters: Default::default(),
                 participants: Vec::new(),
-                dp: DpSettings {
-                    accountant: DpAccounting::NoDp,
-                    sampling_rate: 1.0,
-                    noise_multiplier: 0.0,
-                    delta: 0.0,
-                    steps_this_round: 1,
-                    steps_cumulative: r,
-                },
+                dp: DpSettings::no_dp(1.0, r),
             }),
         )
         .unwrap();

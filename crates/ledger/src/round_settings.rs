@@ -258,6 +258,19 @@ pub struct DpSettings {
 }
 
 impl DpSettings {
+    /// A round without differential privacy (one step, the `cumulative`-th):
+    /// σ and δ are 0 and ε is reported as +∞.
+    pub fn no_dp(sampling_rate: f64, cumulative: u64) -> Self {
+        Self {
+            accountant: DpAccounting::NoDp,
+            sampling_rate,
+            noise_multiplier: 0.0,
+            delta: 0.0,
+            steps_this_round: 1,
+            steps_cumulative: cumulative,
+        }
+    }
+
     pub(crate) fn encode_into(&self, w: &mut Writer) {
         self.accountant.encode_into(w);
         w.f64(self.sampling_rate);

@@ -10,9 +10,7 @@ use crate::quant::Quantizer;
 use crate::store;
 use crate::training;
 use cipherflow_ckks::multiparty::{AggregateShare, SharedCiphertext};
-use cipherflow_ledger::entry::{
-    DpAccounting, DpSettings, EntryBody, ParamValue, RoundOpened, UpdateReceived,
-};
+use cipherflow_ledger::entry::{DpSettings, EntryBody, ParamValue, RoundOpened, UpdateReceived};
 use cipherflow_ledger::{AggregateInput, ConsistencyProof};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -215,14 +213,10 @@ impl Coordinator {
         }
         match &self.dp {
             Some(p) => p.ledger_settings(cumulative),
-            None => DpSettings {
-                accountant: DpAccounting::NoDp,
-                sampling_rate: self.sizes.sampled as f64 / self.sizes.clients as f64,
-                noise_multiplier: 0.0,
-                delta: 0.0,
-                steps_this_round: 1,
-                steps_cumulative: cumulative,
-            },
+            None => DpSettings::no_dp(
+                self.sizes.sampled as f64 / self.sizes.clients as f64,
+                cumulative,
+            ),
         }
     }
 
