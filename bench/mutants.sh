@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || { echo "cargo install cargo-mutants first" >&2; exit 2; }
 
 declare -A files=(
-    [ledger]="crates/ledger/src/proof.rs crates/ledger/src/verify.rs crates/ledger/src/sth.rs crates/ledger/src/replay.rs"
+    [ledger]="crates/ledger/src/proof.rs crates/ledger/src/proof_encoding.rs crates/ledger/src/verify.rs crates/ledger/src/sth.rs crates/ledger/src/replay.rs"
     [ckks]="crates/ckks/src/multiparty/shamir.rs crates/ckks/src/multiparty/aggregate.rs"
     [fed]="crates/fed/src/packing.rs"
     [fed-coordinator]="crates/fed/src/coordinator/round.rs crates/fed/src/coordinator/decrypt.rs crates/fed/src/coordinator/mod.rs"
