@@ -142,7 +142,24 @@ fn one_kind_of_proof_is_never_read_as_another() {
     let one = f.consistency.encode();
     assert!(matches!(
         ConsistencyProof::decode_list(&one),
-        Err(DecodeError::WrongType { .. })
+        Err(DecodeError::WrongType {
+            expected: "consistency-proof list",
+            ..
+        })
+    ));
+    assert!(matches!(
+        InclusionProof::decode(&one),
+        Err(DecodeError::WrongType {
+            expected: "inclusion proof",
+            ..
+        })
+    ));
+    assert!(matches!(
+        ConsistencyProof::decode(&f.entry.inclusion.encode()),
+        Err(DecodeError::WrongType {
+            expected: "consistency proof",
+            ..
+        })
     ));
     assert!(matches!(
         AggregateInput::decode_list(&one),
@@ -233,4 +250,50 @@ fn every_flipped_byte_is_refused_or_no_longer_verifies() {
             assert!(p.verify(&key, None).is_err(), "byte {i} still verifies");
         }
     }
+}
+
+/// The size limit admits every valid proof — a counted proof with two
+/// entries of the largest size and the deepest paths — and refuses
+/// anything larger before reading it.
+#[test]
+fn the_size_limit_admits_the_largest_valid_proof_and_nothing_more() {
+    use cipherflow_ledger::entry::MAX_ENTRY_BYTES;
+    use cipherflow_ledger::MAX_PROOF_BYTES;
+    let f = fixture();
+    let path = vec![[5u8; 32]; MAX_INCLUSION_PATH];
+    let inclusion = InclusionProof {
+        leaf_index: u64::MAX,
+        tree_size: u64::MAX,
+        path: path.clone(),
+    };
+    let largest = CountedProof {
+        update_entry: vec![1; MAX_ENTRY_BYTES],
+        update_inclusion: inclusion.clone(),
+        aggregate_entry: vec![2; MAX_ENTRY_BYTES],
+        aggregate_inclusion: inclusion,
+        input_path: path,
+        ..f.counted.clone()
+    };
+    let b = largest.encode();
+    assert!(
+        b.len() <= MAX_PROOF_BYTES,
+        "{} > {MAX_PROOF_BYTES}",
+        b.len()
+    );
+    assert_eq!(CountedProof::decode(&b).unwrap(), largest);
+    let mut over = f.entry.encode();
+    over.resize(MAX_PROOF_BYTES + 1, 0);
+    assert_eq!(
+        EntryProof::decode(&over).unwrap_err(),
+        DecodeError::TooLarge(MAX_PROOF_BYTES + 1)
+    );
+    // An entry one byte over its own limit is refused inside a proof too.
+    let too_big = EntryProof {
+        entry: vec![0; MAX_ENTRY_BYTES + 1],
+        ..f.entry.clone()
+    };
+    assert_eq!(
+        EntryProof::decode(&too_big.encode()).unwrap_err(),
+        DecodeError::TooLarge(MAX_ENTRY_BYTES + 1)
+    );
 }
