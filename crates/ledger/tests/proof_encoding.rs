@@ -186,6 +186,12 @@ fn hostile_counts_are_refused_before_allocation() {
         AggregateInput::decode_list(&with_count(&b, 2, u32::MAX)).unwrap_err(),
         DecodeError::Truncated("inputs")
     );
+    // One more input than the bytes hold (each takes at least 44 bytes) is
+    // refused by the count check itself, before any input is read.
+    assert_eq!(
+        AggregateInput::decode_list(&with_count(&b, 2, f.inputs.len() as u32 + 1)).unwrap_err(),
+        DecodeError::Truncated("inputs")
+    );
     // A count that the bytes could hold but the limit forbids.
     let many = MAX_INPUTS + 1;
     let mut big = vec![PROOF_VERSION, 5];
