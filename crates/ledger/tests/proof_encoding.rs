@@ -192,6 +192,21 @@ fn hostile_counts_are_refused_before_allocation() {
         AggregateInput::decode_list(&with_count(&b, 2, f.inputs.len() as u32 + 1)).unwrap_err(),
         DecodeError::Truncated("inputs")
     );
+    // Exactly the limit is a valid list.
+    let most: Vec<AggregateInput> = (0..MAX_INPUTS as u64)
+        .map(|i| AggregateInput {
+            update_index: i,
+            client_id: String::new(),
+            ciphertext_hash: [0; 32],
+        })
+        .collect();
+    assert_eq!(
+        AggregateInput::decode_list(&AggregateInput::encode_list(&most))
+            .unwrap()
+            .len(),
+        MAX_INPUTS
+    );
+    drop(most);
     // A count that the bytes could hold but the limit forbids.
     let many = MAX_INPUTS + 1;
     let mut big = vec![PROOF_VERSION, 5];
