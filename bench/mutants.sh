@@ -49,7 +49,7 @@ export CIPHERFLOW_SKIP_MISSING_DATA=1
 # fed-client: the client's checks of tasks, receipts, proofs and key setup.
 declare -A only=(
     [fed]="unpack|coordinate_sum_bound"
-    [ckks]="from_bytes|validate_ids|combine_aggregate|sorted_unique"
+    [ckks]="from_bytes|validate_ids|combine_aggregate|sorted_unique|sum_received"
     [fed-coordinator]="Coordinator::upload|check_and_store|count_refusal|decode_upload|check_federation|key_service_share"
     [fed-client]="on_join|check_key_setup_entry|on_enroll|on_key_setup|handle|deal|check_quantization|train|on_receipt|on_counted_proof|decrypt|check_aggregate|load_state"
 )
