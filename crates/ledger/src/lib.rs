@@ -51,7 +51,7 @@ pub use proof::{
     ConsistencyProof, Counted, CountedProof, EntryProof, InclusionProof, ProofFailure,
 };
 pub use proof_encoding::{
-    MAX_CONSISTENCY_PATH, MAX_CONSISTENCY_PROOFS, MAX_INCLUSION_PATH, MAX_INPUTS, MAX_INPUTS_BYTES,
+    MAX_CONSISTENCY_LIST, MAX_CONSISTENCY_PATH, MAX_INCLUSION_PATH, MAX_INPUTS, MAX_INPUTS_BYTES,
     MAX_PROOF_BYTES, PROOF_VERSION,
 };
 pub use sth::{log_id, KeyError, LogSigner, PublicKey, SignedTreeHead, SthError, TreeHead};

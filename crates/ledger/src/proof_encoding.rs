@@ -26,8 +26,9 @@ pub const MAX_INCLUSION_PATH: usize = 64;
 pub const MAX_CONSISTENCY_PATH: usize = 128;
 /// Most inputs in an encoded aggregate-input list.
 pub const MAX_INPUTS: usize = 1 << 20;
-/// Most proofs in an encoded list of consistency proofs.
-pub const MAX_CONSISTENCY_PROOFS: usize = 64;
+/// Most proofs in an encoded list of consistency proofs (the decoding
+/// bound; the key service keeps its own, smaller, policy limit).
+pub const MAX_CONSISTENCY_LIST: usize = 64;
 /// Largest encoding of one proof (two entries and their paths).
 pub const MAX_PROOF_BYTES: usize = 2 * MAX_ENTRY_BYTES + (1 << 16);
 /// Largest encoding of an input list.
@@ -79,6 +80,41 @@ fn open(bytes: &[u8], tag: u8, max: usize) -> Result<Reader<'_>, DecodeError> {
     Ok(r)
 }
 
+/// The encoding of one value: header, then what `write` appends.
+fn encoded(tag: u8, write: impl FnOnce(&mut Writer)) -> Vec<u8> {
+    let mut w = header(tag);
+    write(&mut w);
+    w.buf
+}
+
+/// Decodes one value: limit, header, what `read` takes, and nothing after.
+fn decoded<T>(
+    bytes: &[u8],
+    tag: u8,
+    max: usize,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let mut r = open(bytes, tag, max)?;
+    let v = read(&mut r)?;
+    r.finish()?;
+    Ok(v)
+}
+
+/// A counted list of at most `max` elements of at least `min_size` bytes.
+fn read_list<T>(
+    r: &mut Reader<'_>,
+    min_size: usize,
+    max: usize,
+    field: &'static str,
+    mut read_one: impl FnMut(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let n = r.count(min_size, field)?;
+    if n > max {
+        return Err(DecodeError::TooMany(field, n));
+    }
+    (0..n).map(|_| read_one(r)).collect()
+}
+
 fn write_hashes(w: &mut Writer, path: &[Hash]) {
     w.len(path.len());
     for h in path {
@@ -91,11 +127,7 @@ fn read_hashes(
     max: usize,
     field: &'static str,
 ) -> Result<Vec<Hash>, DecodeError> {
-    let n = r.count(32, field)?;
-    if n > max {
-        return Err(DecodeError::TooMany(field, n));
-    }
-    (0..n).map(|_| r.hash(field)).collect()
+    read_list(r, 32, max, field, |r| r.hash(field))
 }
 
 fn write_sth(w: &mut Writer, s: &SignedTreeHead) {
@@ -178,115 +210,96 @@ const MIN_INPUT_BYTES: usize = 8 + 4 + 32;
 impl InclusionProof {
     /// Canonical bytes (see the module docs of `proof_encoding`).
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = header(TAG_INCLUSION);
-        write_inclusion(&mut w, self);
-        w.buf
+        encoded(TAG_INCLUSION, |w| write_inclusion(w, self))
     }
 
     /// Strict inverse of [`encode`](Self::encode).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = open(bytes, TAG_INCLUSION, MAX_PROOF_BYTES)?;
-        let p = read_inclusion(&mut r)?;
-        r.finish()?;
-        Ok(p)
+        decoded(bytes, TAG_INCLUSION, MAX_PROOF_BYTES, read_inclusion)
     }
 }
 
 impl ConsistencyProof {
     /// Canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = header(TAG_CONSISTENCY);
-        write_consistency(&mut w, self);
-        w.buf
+        encoded(TAG_CONSISTENCY, |w| write_consistency(w, self))
     }
 
     /// Strict inverse of [`encode`](Self::encode).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = open(bytes, TAG_CONSISTENCY, MAX_PROOF_BYTES)?;
-        let p = read_consistency(&mut r)?;
-        r.finish()?;
-        Ok(p)
+        decoded(bytes, TAG_CONSISTENCY, MAX_PROOF_BYTES, read_consistency)
     }
 
     /// Canonical bytes of a list of proofs (at most
-    /// [`MAX_CONSISTENCY_PROOFS`]; more are refused by the decoder).
+    /// [`MAX_CONSISTENCY_LIST`]; more are refused by the decoder).
     pub fn encode_list(proofs: &[ConsistencyProof]) -> Vec<u8> {
-        let mut w = header(TAG_CONSISTENCY_LIST);
-        w.len(proofs.len());
-        for p in proofs {
-            write_consistency(&mut w, p);
-        }
-        w.buf
+        encoded(TAG_CONSISTENCY_LIST, |w| {
+            w.len(proofs.len());
+            for p in proofs {
+                write_consistency(w, p);
+            }
+        })
     }
 
     /// Strict inverse of [`encode_list`](Self::encode_list).
     pub fn decode_list(bytes: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        let mut r = open(bytes, TAG_CONSISTENCY_LIST, MAX_PROOF_BYTES)?;
-        let n = r.count(20, "proofs")?;
-        if n > MAX_CONSISTENCY_PROOFS {
-            return Err(DecodeError::TooMany("proofs", n));
-        }
-        let list = (0..n)
-            .map(|_| read_consistency(&mut r))
-            .collect::<Result<Vec<_>, _>>()?;
-        r.finish()?;
-        Ok(list)
+        decoded(bytes, TAG_CONSISTENCY_LIST, MAX_PROOF_BYTES, |r| {
+            read_list(r, 20, MAX_CONSISTENCY_LIST, "proofs", read_consistency)
+        })
     }
 }
 
 impl EntryProof {
     /// Canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = header(TAG_ENTRY);
-        write_sth(&mut w, &self.sth);
-        w.bytes(&self.entry);
-        write_inclusion(&mut w, &self.inclusion);
-        w.buf
+        encoded(TAG_ENTRY, |w| {
+            write_sth(w, &self.sth);
+            w.bytes(&self.entry);
+            write_inclusion(w, &self.inclusion);
+        })
     }
 
     /// Strict inverse of [`encode`](Self::encode).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = open(bytes, TAG_ENTRY, MAX_PROOF_BYTES)?;
-        let p = Self {
-            sth: read_sth(&mut r)?,
-            entry: read_entry_bytes(&mut r, "entry")?,
-            inclusion: read_inclusion(&mut r)?,
-        };
-        r.finish()?;
-        Ok(p)
+        decoded(bytes, TAG_ENTRY, MAX_PROOF_BYTES, |r| {
+            Ok(Self {
+                sth: read_sth(r)?,
+                entry: read_entry_bytes(r, "entry")?,
+                inclusion: read_inclusion(r)?,
+            })
+        })
     }
 }
 
 impl CountedProof {
     /// Canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = header(TAG_COUNTED);
-        write_sth(&mut w, &self.sth);
-        w.bytes(&self.update_entry);
-        write_inclusion(&mut w, &self.update_inclusion);
-        w.bytes(&self.aggregate_entry);
-        write_inclusion(&mut w, &self.aggregate_inclusion);
-        write_input(&mut w, &self.input);
-        w.u64(self.input_position);
-        write_hashes(&mut w, &self.input_path);
-        w.buf
+        encoded(TAG_COUNTED, |w| {
+            write_sth(w, &self.sth);
+            w.bytes(&self.update_entry);
+            write_inclusion(w, &self.update_inclusion);
+            w.bytes(&self.aggregate_entry);
+            write_inclusion(w, &self.aggregate_inclusion);
+            write_input(w, &self.input);
+            w.u64(self.input_position);
+            write_hashes(w, &self.input_path);
+        })
     }
 
     /// Strict inverse of [`encode`](Self::encode).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = open(bytes, TAG_COUNTED, MAX_PROOF_BYTES)?;
-        let p = Self {
-            sth: read_sth(&mut r)?,
-            update_entry: read_entry_bytes(&mut r, "update_entry")?,
-            update_inclusion: read_inclusion(&mut r)?,
-            aggregate_entry: read_entry_bytes(&mut r, "aggregate_entry")?,
-            aggregate_inclusion: read_inclusion(&mut r)?,
-            input: read_input(&mut r)?,
-            input_position: r.u64("input_position")?,
-            input_path: read_hashes(&mut r, MAX_INCLUSION_PATH, "input_path")?,
-        };
-        r.finish()?;
-        Ok(p)
+        decoded(bytes, TAG_COUNTED, MAX_PROOF_BYTES, |r| {
+            Ok(Self {
+                sth: read_sth(r)?,
+                update_entry: read_entry_bytes(r, "update_entry")?,
+                update_inclusion: read_inclusion(r)?,
+                aggregate_entry: read_entry_bytes(r, "aggregate_entry")?,
+                aggregate_inclusion: read_inclusion(r)?,
+                input: read_input(r)?,
+                input_position: r.u64("input_position")?,
+                input_path: read_hashes(r, MAX_INCLUSION_PATH, "input_path")?,
+            })
+        })
     }
 }
 
@@ -294,25 +307,18 @@ impl AggregateInput {
     /// Canonical bytes of an aggregate's input list, in order (at most
     /// [`MAX_INPUTS`]; more are refused by the decoder).
     pub fn encode_list(inputs: &[AggregateInput]) -> Vec<u8> {
-        let mut w = header(TAG_INPUTS);
-        w.len(inputs.len());
-        for i in inputs {
-            write_input(&mut w, i);
-        }
-        w.buf
+        encoded(TAG_INPUTS, |w| {
+            w.len(inputs.len());
+            for i in inputs {
+                write_input(w, i);
+            }
+        })
     }
 
     /// Strict inverse of [`encode_list`](Self::encode_list).
     pub fn decode_list(bytes: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        let mut r = open(bytes, TAG_INPUTS, MAX_INPUTS_BYTES)?;
-        let n = r.count(MIN_INPUT_BYTES, "inputs")?;
-        if n > MAX_INPUTS {
-            return Err(DecodeError::TooMany("inputs", n));
-        }
-        let list = (0..n)
-            .map(|_| read_input(&mut r))
-            .collect::<Result<Vec<_>, _>>()?;
-        r.finish()?;
-        Ok(list)
+        decoded(bytes, TAG_INPUTS, MAX_INPUTS_BYTES, |r| {
+            read_list(r, MIN_INPUT_BYTES, MAX_INPUTS, "inputs", read_input)
+        })
     }
 }

@@ -9,7 +9,7 @@ mod common;
 
 use cipherflow_ledger::{
     AggregateInput, ConsistencyProof, CountedProof, DecodeError, EntryProof, InclusionProof,
-    MAX_CONSISTENCY_PROOFS, MAX_INCLUSION_PATH, MAX_INPUTS, PROOF_VERSION,
+    MAX_CONSISTENCY_LIST, MAX_INCLUSION_PATH, MAX_INPUTS, PROOF_VERSION,
 };
 use common::*;
 
@@ -238,12 +238,12 @@ fn hostile_counts_are_refused_before_allocation() {
     };
     assert_eq!(InclusionProof::decode(&deepest.encode()).unwrap(), deepest);
 
-    let list = vec![f.consistency.clone(); MAX_CONSISTENCY_PROOFS + 1];
+    let list = vec![f.consistency.clone(); MAX_CONSISTENCY_LIST + 1];
     assert_eq!(
         ConsistencyProof::decode_list(&ConsistencyProof::encode_list(&list)).unwrap_err(),
-        DecodeError::TooMany("proofs", MAX_CONSISTENCY_PROOFS + 1)
+        DecodeError::TooMany("proofs", MAX_CONSISTENCY_LIST + 1)
     );
-    let list = vec![f.consistency.clone(); MAX_CONSISTENCY_PROOFS];
+    let list = vec![f.consistency.clone(); MAX_CONSISTENCY_LIST];
     assert_eq!(
         ConsistencyProof::decode_list(&ConsistencyProof::encode_list(&list)).unwrap(),
         list

@@ -322,9 +322,10 @@ pub fn shamir_combine(
 ) -> Result<ThresholdSecret, CkksError> {
     let first = received.first().ok_or(MultipartyError::NoShares)?;
     let parties = first.parties.clone();
-    if received.iter().any(|s| !parties.contains(&s.from)) {
-        let stranger = received.iter().find(|s| !parties.contains(&s.from));
-        return Err(MultipartyError::UnexpectedParty(stranger.map_or(0, |s| s.from)).into());
+    // `sum_received` ignores senders outside the list it is given; here
+    // every share must come from the dealing.
+    if let Some(s) = received.iter().find(|s| !parties.contains(&s.from)) {
+        return Err(MultipartyError::UnexpectedParty(s.from).into());
     }
     let r = sum_received(params, my_id, received, &parties)?;
     Ok(ThresholdSecret {
