@@ -358,9 +358,9 @@ pub struct FedEpsilon {
     cache: RefCell<HashMap<EpsilonKey, f64>>,
 }
 
-/// The accountant (its `Debug` form: every field, floats in shortest
-/// round-trip form), the bits of q, σ and δ, steps, and whether per client.
-type EpsilonKey = (String, u64, u64, u64, u64, bool);
+/// The accountant's canonical bytes, the bits of q, σ and δ, steps, and
+/// whether per client.
+type EpsilonKey = (Vec<u8>, u64, u64, u64, u64, bool);
 
 impl FedEpsilon {
     fn compute(s: &DpSettings, steps: u64, client: bool) -> std::result::Result<f64, String> {
@@ -380,7 +380,7 @@ impl FedEpsilon {
 
     fn cached(&self, s: &DpSettings, steps: u64, client: bool) -> std::result::Result<f64, String> {
         let key = (
-            format!("{:?}", s.accountant),
+            s.accountant.encode(),
             s.sampling_rate.to_bits(),
             s.noise_multiplier.to_bits(),
             s.delta.to_bits(),

@@ -183,6 +183,15 @@ impl fmt::Display for DpAccounting {
 }
 
 impl DpAccounting {
+    /// Its canonical bytes (as inside an entry): equal exactly when the
+    /// accountants are equal, floats compared by their bits — a key for
+    /// caches of recomputed ε.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        self.encode_into(&mut w);
+        w.buf
+    }
+
     pub(crate) fn encode_into(&self, w: &mut Writer) {
         match self {
             Self::NoDp => w.u8(0),
