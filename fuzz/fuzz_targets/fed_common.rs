@@ -5,7 +5,8 @@
 use cipherflow_fed::{Action, ClientAgent, ClientOptions};
 use cipherflow_fed::FederationConfig;
 use cipherflow_fed::{Coordinator, CoordinatorOptions};
-use cipherflow_fed::proto;
+use cipherflow_fed::messages;
+use cipherflow_fed::transport::OnWire;
 use cipherflow_fed::sim::{make_roster, ManualClock};
 use cipherflow_ledger::LogSigner;
 use cipherflow_nn::data::Dataset;
@@ -43,8 +44,9 @@ fn data(seed: usize) -> Dataset {
     Dataset::new(x, y, vec![6], 2).unwrap_or_else(|e| fail("data", e))
 }
 
-fn enc<M: prost::Message>(m: &M) -> Vec<u8> {
-    m.encode_to_vec()
+/// A message's protobuf encoding (what the wire carries).
+fn enc<D: OnWire + Clone>(m: &D) -> Vec<u8> {
+    prost::Message::encode_to_vec(&D::Proto::from(m.clone()))
 }
 
 /// Builds the federation (once per process).
@@ -89,7 +91,7 @@ pub fn build(dir: std::path::PathBuf) -> Federation {
         c.on_join(&r).unwrap_or_else(|e| fail("on_join", e));
     }
     let task = |coord: &mut Coordinator, c: &ClientAgent, seen: &mut Vec<(u8, Vec<u8>)>| {
-        let req = proto::TaskRequest {
+        let req = messages::TaskRequest {
             federation: "fuzz".into(),
             wait_ms: 0,
             known_tree_size: c.known_tree_size(),

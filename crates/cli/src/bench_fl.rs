@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use cipherflow_ckks::multiparty::{
     combine_aggregate, key_holder_share, Crs, SecretShare, SharedCiphertext,
 };
-use cipherflow_fed::proto;
+use cipherflow_fed::messages::EnrollReply;
 use cipherflow_fed::quant;
 use cipherflow_fed::sim::{make_roster, simulate, ManualClock, SimOptions};
 use cipherflow_fed::PackingPlan;
@@ -173,10 +173,9 @@ fn micro(
             ledger_key: None,
             synthetic: true,
         })?;
-        agent.on_enroll(proto::EnrollReply {
+        agent.on_enroll(EnrollReply {
             party_id: i as u64 + 1,
-            key_share: k.to_bytes().to_vec(),
-            crs: Vec::new(),
+            key_share: zeroize::Zeroizing::new(k.to_bytes().to_vec()),
         })?;
         agents.push(agent);
     }

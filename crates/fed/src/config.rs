@@ -134,29 +134,6 @@ impl Default for LocalTraining {
     }
 }
 
-impl LocalTraining {
-    /// The settings as a training task carries them.
-    pub fn to_proto(&self) -> crate::proto::LocalTraining {
-        crate::proto::LocalTraining {
-            epochs: u32::try_from(self.epochs).unwrap_or(u32::MAX),
-            batch_size: u32::try_from(self.batch_size).unwrap_or(u32::MAX),
-            lr: self.lr,
-            momentum: self.momentum,
-        }
-    }
-
-    /// The settings of a training task (a client compares them with its
-    /// own configuration, so no range check beyond the types is needed).
-    pub fn from_proto(m: &crate::proto::LocalTraining) -> Self {
-        Self {
-            epochs: m.epochs as usize,
-            batch_size: m.batch_size as usize,
-            lr: m.lr,
-            momentum: m.momentum,
-        }
-    }
-}
-
 /// Integer noise of distributed DP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

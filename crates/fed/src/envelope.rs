@@ -7,7 +7,7 @@
 //! refused.
 
 use crate::error::{FedError, Result};
-use crate::proto::SealedShare;
+use crate::messages::SealedShare;
 use crate::roster::KxSecret;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -66,7 +66,7 @@ pub fn seal(
     Ok(SealedShare {
         from_party: from,
         to_party: to,
-        nonce: nonce.to_vec(),
+        nonce,
         ciphertext,
     })
 }
@@ -86,11 +86,6 @@ pub fn open(
             "share sealed to party {}, not {me}",
             sealed.to_party
         )));
-    }
-    if sealed.nonce.len() != 24 {
-        return Err(FedError::Protocol(
-            "sealed share nonce must be 24 bytes".into(),
-        ));
     }
     let ctx = context(federation, epoch, sealed.from_party, me);
     let c = cipher(mine, peer, &ctx)?;

@@ -14,6 +14,10 @@ pub enum FedError {
     /// A message broke the protocol (wrong federation, round, size, order).
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// A peer's answer does not convert to its domain type (a proof that
+    /// does not decode, a digest of the wrong length, a task of no kind).
+    #[error("malformed message: {0}")]
+    Malformed(String),
     /// A peer is not in the roster.
     #[error("unenrolled client: {0}")]
     Unenrolled(String),
@@ -54,12 +58,13 @@ pub enum FedError {
     #[error("state database: {0}")]
     Store(#[from] rusqlite::Error),
     /// Files.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message; not repeated as a source, so a
+        /// report that prints the cause chain names it once).
+        cause: std::io::Error,
     },
     /// Transport (gRPC, TLS).
     #[error("transport: {0}")]
@@ -81,10 +86,10 @@ pub enum FedError {
 
 impl FedError {
     /// An I/O error on `path`.
-    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+    pub fn io(path: impl AsRef<std::path::Path>, cause: std::io::Error) -> Self {
         FedError::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            cause,
         }
     }
 }
@@ -109,3 +114,22 @@ impl From<cipherflow_ledger::KeyError> for FedError {
 
 /// Result alias.
 pub type Result<T, E = FedError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_names_its_cause_once_in_a_cause_chain_report() {
+        let e = FedError::io("state.json", std::io::Error::other("disk full"));
+        // What a report that prints the cause chain shows.
+        let mut report = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            report.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        assert_eq!(report.matches("disk full").count(), 1, "{report}");
+        assert!(report.starts_with("state.json"), "{report}");
+    }
+}

@@ -16,13 +16,13 @@ use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::coordinator::SHARE_PART_CHUNKS;
 use crate::dp_plan::DpPlan;
 use crate::error::{FedError, Result};
+use crate::messages::{EnrollReply, EnrollRequest, KeyServiceDecrypt, ShareChunk};
 use crate::packing::PackingPlan;
-use crate::proto;
 use crate::roster::Roster;
 use crate::store::write_private;
 use cipherflow_ckks::multiparty::{key_holder_share, SecretShare};
 use cipherflow_ckks::CkksParams;
-use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, PublicKey, SignedTreeHead};
+use cipherflow_ledger::{ConsistencyProof, PublicKey, SignedTreeHead};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -191,11 +191,7 @@ impl KeyService {
     }
 
     /// Issues an enrolled client its key share.
-    pub fn enroll(
-        &mut self,
-        client: &str,
-        req: &proto::EnrollRequest,
-    ) -> Result<proto::EnrollReply> {
+    pub fn enroll(&mut self, client: &str, req: &EnrollRequest) -> Result<EnrollReply> {
         if req.federation != self.cfg.name {
             return Err(FedError::Protocol(
                 "enrollment for another federation".into(),
@@ -212,19 +208,14 @@ impl KeyService {
         let party_id = e.party_id;
         let key = self.key_of(party_id);
         tracing::info!(client, party = party_id, "key share issued");
-        Ok(proto::EnrollReply {
+        Ok(EnrollReply {
             party_id,
-            key_share: key.to_bytes().to_vec(),
-            crs: Vec::new(),
+            key_share: Zeroizing::new(key.to_bytes().to_vec()),
         })
     }
 
     /// Decrypts a closed round's aggregate: one share, once per round.
-    pub fn decrypt(
-        &mut self,
-        caller: &str,
-        req: &proto::KeyServiceDecrypt,
-    ) -> Result<Vec<proto::ShareChunk>> {
+    pub fn decrypt(&mut self, caller: &str, req: &KeyServiceDecrypt) -> Result<Vec<ShareChunk>> {
         if caller != self.coordinator_id {
             tracing::warn!(caller, "decryption request from a non-coordinator refused");
             return Err(FedError::Refused(format!(
@@ -237,7 +228,7 @@ impl KeyService {
                 "request for another federation or model size".into(),
             ));
         }
-        let crs = crate::packing::crs_from_bytes(&req.crs)?;
+        let crs = req.crs;
         // The CRS and the key epoch are pinned on first use: seeds of `a`
         // for another epoch would be shares for public polynomials the
         // clients never encrypted under.
@@ -250,16 +241,20 @@ impl KeyService {
             }
             _ => self.saved.crs = Some(crs_hex),
         }
-        let proof = EntryProof::decode(&req.aggregate_proof)?;
+        let proof = &req.aggregate_proof;
         // The log id is pinned (derived from the ledger key and the
         // federation's name): a head of another log signed with the same
         // key is refused.
         let entry = proof
             .verify(&self.ledger_key, Some(&self.log_id))
             .map_err(|e| FedError::Refused(format!("ledger proof: {e}")))?;
-        let inputs = AggregateInput::decode_list(&req.inputs)?;
-        let contributors =
-            check_aggregate(&entry, req.round, &inputs, self.sizes.quorum, &self.roster)?;
+        let contributors = check_aggregate(
+            &entry,
+            req.round,
+            &req.inputs,
+            self.sizes.quorum,
+            &self.roster,
+        )?;
         let commit = hex::encode(Sha256::digest(
             contributors
                 .iter()
@@ -279,7 +274,7 @@ impl KeyService {
             }
         }
         if let Some(old) = &self.saved.last_head {
-            check_append_only(old, &proof.sth, &req.consistency_proof)?;
+            check_append_only(old, &proof.sth, &req.consistency_proofs)?;
         }
         self.saved.last_head = Some(proof.sth);
         self.saved.decrypted.insert(req.round, commit);
@@ -299,7 +294,7 @@ impl KeyService {
         let mut out = Vec::with_capacity(parts.len());
         for (i, sd) in parts.iter().enumerate() {
             let s = key_holder_share(&self.params, &key_refs, sd, &smudging, &mut self.rng)?;
-            out.push(proto::ShareChunk {
+            out.push(ShareChunk {
                 federation: self.cfg.name.clone(),
                 round: req.round,
                 attempt: 0,
@@ -325,7 +320,11 @@ impl KeyService {
 /// cannot know whether its last request was answered). A forked log
 /// shown to the key service is refused, so it cannot authorise a
 /// decryption.
-pub fn check_append_only(old: &SignedTreeHead, new: &SignedTreeHead, proofs: &[u8]) -> Result<()> {
+pub fn check_append_only(
+    old: &SignedTreeHead,
+    new: &SignedTreeHead,
+    list: &[ConsistencyProof],
+) -> Result<()> {
     if new.tree_size < old.tree_size {
         tracing::warn!(
             old = old.tree_size,
@@ -341,12 +340,6 @@ pub fn check_append_only(old: &SignedTreeHead, new: &SignedTreeHead, proofs: &[u
         }
         return Ok(());
     }
-    let list: Vec<ConsistencyProof> = if proofs.is_empty() {
-        Vec::new()
-    } else {
-        ConsistencyProof::decode_list(proofs)
-            .map_err(|e| FedError::Refused(format!("malformed consistency proofs: {e}")))?
-    };
     if list.len() > MAX_CONSISTENCY_PROOFS {
         return Err(FedError::Refused("too many consistency proofs".into()));
     }

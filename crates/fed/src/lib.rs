@@ -18,8 +18,10 @@
 //!   ([`ServerOptimizer`]), `records` (the federation's own audit-log
 //!   records, [`FederationRecord`], [`KeySetupRecord`]), [`envelope`]
 //!   (sealing key shares between clients).
-//! * How they talk: [`proto`] (the messages, at the transport edge) and
-//!   [`transport`] (in-process, gRPC with mutual TLS, Prometheus).
+//! * How they talk: [`messages`] (what the parties take and return),
+//!   [`proto`] (their protobuf form, at the transport edge only) and
+//!   [`transport`] (the conversions between the two; in-process, gRPC
+//!   with mutual TLS, Prometheus).
 //! * [`sim`]: a whole federation in one process, the plaintext baseline
 //!   round, and synthetic audit logs.
 
@@ -31,6 +33,7 @@ mod dp_plan;
 pub mod envelope;
 mod error;
 mod keyservice;
+pub mod messages;
 mod metrics;
 mod packing;
 pub mod quant;

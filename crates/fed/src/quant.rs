@@ -10,7 +10,6 @@
 //! these integers and divides by `γ·Σw`.
 
 use crate::error::{FedError, Result};
-use crate::proto::{self, Quantization};
 use cipherflow_dp::discrete::{add_skellam, DiscreteGaussian};
 use rand_core::{CryptoRng, RngCore};
 
@@ -46,62 +45,51 @@ pub struct Quantizer {
 const MAX_ROUNDING_TRIES: usize = 200;
 
 impl Quantizer {
-    /// Validates a task's quantization message.
-    pub fn from_proto(q: &Quantization) -> Result<Self> {
+    /// A quantization recipe, validated: positive finite clip, γ and
+    /// weight reference, γ·clip ≤ 2^40, a shift in 1..=110, a positive
+    /// L2 bound (infinite only without DP noise), and a noise share in
+    /// range (discrete Gaussian σ ≤ 1024, Skellam σ ≤ 2^30).
+    pub fn new(
+        clip: f64,
+        gamma: f64,
+        l2_bound: f64,
+        noise: ShareNoise,
+        weight_reference: f64,
+        shift: u32,
+    ) -> Result<Self> {
         let bad = |m: &str| Err(FedError::Protocol(format!("quantization: {m}")));
         let finite_pos = |x: f64| x.is_finite() && x > 0.0;
-        if !finite_pos(q.clip) || !finite_pos(q.gamma) || !finite_pos(q.weight_reference) {
+        if !finite_pos(clip) || !finite_pos(gamma) || !finite_pos(weight_reference) {
             return bad("clip, gamma and weight reference must be positive");
         }
-        if !(q.l2_bound.is_infinite() || finite_pos(q.l2_bound)) {
+        if !(l2_bound.is_infinite() || finite_pos(l2_bound)) {
             return bad("l2 bound must be positive");
         }
-        if q.gamma * q.clip > 2f64.powi(40) {
+        if gamma * clip > 2f64.powi(40) {
             return bad("gamma·clip above 2^40");
         }
-        if q.shift == 0 || q.shift > 110 {
+        if shift == 0 || shift > 110 {
             return bad("shift out of range");
         }
-        let s = q.noise_share_sigma;
-        let noise = match proto::ShareNoise::try_from(q.noise) {
-            Ok(proto::ShareNoise::None) => ShareNoise::None,
-            Ok(proto::ShareNoise::DiscreteGaussian) if finite_pos(s) && s <= 1024.0 => {
-                ShareNoise::DiscreteGaussian(s)
-            }
-            Ok(proto::ShareNoise::Skellam) if finite_pos(s) && s <= 2f64.powi(30) => {
-                ShareNoise::Skellam(s * s)
-            }
-            _ => return bad("unknown noise or σ out of range"),
+        let in_range = match noise {
+            ShareNoise::None => true,
+            ShareNoise::DiscreteGaussian(s) => finite_pos(s) && s <= 1024.0,
+            ShareNoise::Skellam(v) => finite_pos(v) && v <= 2f64.powi(60),
         };
-        if noise != ShareNoise::None && q.l2_bound.is_infinite() {
+        if !in_range {
+            return bad("unknown noise or σ out of range");
+        }
+        if noise != ShareNoise::None && l2_bound.is_infinite() {
             return bad("DP noise needs an L2 bound");
         }
         Ok(Self {
-            clip: q.clip,
-            gamma: q.gamma,
-            l2_bound: q.l2_bound,
+            clip,
+            gamma,
+            l2_bound,
             noise,
-            weight_reference: q.weight_reference,
-            shift: q.shift,
+            weight_reference,
+            shift,
         })
-    }
-
-    /// The message for a task.
-    pub fn to_proto(&self) -> Quantization {
-        let (noise, sigma) = match self.noise {
-            ShareNoise::None => (proto::ShareNoise::None, 0.0),
-            ShareNoise::DiscreteGaussian(s) => (proto::ShareNoise::DiscreteGaussian, s),
-            ShareNoise::Skellam(v) => (proto::ShareNoise::Skellam, v.sqrt()),
-        };
-        Quantization {
-            clip: self.clip,
-            gamma: self.gamma,
-            l2_bound: self.l2_bound,
-            noise_share_sigma: sigma,
-            weight_reference: self.weight_reference,
-            shift: self.shift,
-            noise: noise as i32,
-        }
     }
 
     /// Whether DP noise is added.
@@ -272,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn dp_rounding_respects_the_bound_and_proto_round_trips() {
+    fn dp_rounding_respects_the_bound_and_recipes_are_validated() {
         let d = 500u64;
         let gc = 200.0;
         let bound = crate::dp_plan::rounding_l2_bound(gc, d);
@@ -297,18 +285,13 @@ mod tests {
             noise: ShareNoise::DiscreteGaussian(8.0),
             ..q
         };
+        assert!(Quantizer::new(1.0, f64::NAN, bound, with_noise.noise, 1.0, 50).is_err());
+        assert!(Quantizer::new(1.0, gc, f64::INFINITY, with_noise.noise, 1.0, 50).is_err());
+        assert!(Quantizer::new(1.0, gc, bound, ShareNoise::Skellam(-1.0), 1.0, 50).is_err());
         assert_eq!(
-            Quantizer::from_proto(&with_noise.to_proto()).unwrap(),
+            Quantizer::new(1.0, gc, bound, with_noise.noise, 1.0, 50).unwrap(),
             with_noise
         );
-        let mut p = with_noise.to_proto();
-        p.gamma = f64::NAN;
-        assert!(Quantizer::from_proto(&p).is_err());
-        let mut p = with_noise.to_proto();
-        p.noise = 9;
-        assert!(Quantizer::from_proto(&p).is_err());
-        p.noise = proto::ShareNoise::Unspecified as i32;
-        assert!(Quantizer::from_proto(&p).is_err());
         assert!(q.encode(&[f32::NAN], 1, &mut rng).is_err());
     }
 }

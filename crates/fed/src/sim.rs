@@ -12,9 +12,9 @@ use crate::config::{FederationConfig, KeysMode};
 use crate::coordinator::{Clock, Coordinator, CoordinatorOptions, Phase, RoundSummary};
 use crate::error::{FedError, Result};
 use crate::keyservice::KeyService;
-use crate::proto;
+use crate::messages::{EnrollRequest, TaskRequest, UploadChunk};
 use crate::roster::{KxSecret, Roster, RosterEntry};
-use crate::transport::inproc::roundtrip;
+use crate::transport::inproc::{roundtrip, roundtrip_all};
 use cipherflow_ledger::{verify_log, LogSigner, VerifyOptions};
 use cipherflow_nn::data::Dataset;
 use rand_core::RngCore;
@@ -215,16 +215,16 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
             ledger_key: Some(ledger_key),
             synthetic,
         })?;
-        let reply = coord.join(c.id(), &roundtrip(&c.join_request())?)?;
-        c.on_join(&roundtrip(&reply)?)?;
+        let reply = coord.join(c.id(), &roundtrip(c.join_request())?)?;
+        c.on_join(&roundtrip(reply)?)?;
         if let Some(k) = &mut kms {
             let r = k.enroll(
                 c.id(),
-                &proto::EnrollRequest {
+                &EnrollRequest {
                     federation: config.name.clone(),
                 },
             )?;
-            c.on_enroll(roundtrip(&r)?)?;
+            c.on_enroll(roundtrip(r)?)?;
         }
         clients.push(c);
     }
@@ -237,8 +237,8 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     loop {
         if let Some(req) = coord.tick()? {
             if let Some(k) = &mut kms {
-                let parts = k.decrypt("coordinator", &roundtrip(&req)?)?;
-                coord.key_service_share(&wire_vec(&parts)?)?;
+                let parts = k.decrypt("coordinator", &roundtrip(req)?)?;
+                coord.key_service_share(&roundtrip_all(&parts)?)?;
             }
         }
         while seen_rounds < coord.history().len() {
@@ -249,9 +249,9 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
             seen_rounds += 1;
             for c in clients.iter_mut() {
                 while let Some(req) = c.proof_request(h.round) {
-                    match coord.counted_proof(c.id(), &roundtrip(&req)?) {
+                    match coord.counted_proof(c.id(), &roundtrip(req.clone())?) {
                         Ok(reply) => {
-                            c.on_counted_proof(&roundtrip(&reply)?)?;
+                            c.on_counted_proof(&roundtrip(reply)?)?;
                             counted += 1;
                         }
                         // An aborted round: the update was never summed.
@@ -287,30 +287,30 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
             if gone {
                 continue; // gone for the rest of the round
             }
-            let req = proto::TaskRequest {
+            let req = TaskRequest {
                 federation: config.name.clone(),
                 wait_ms: 0,
                 known_tree_size: c.known_tree_size(),
             };
-            let task = roundtrip(&coord.next_task(c.id(), &req)?)?;
+            let task = roundtrip(coord.next_task(c.id(), &req)?)?;
             match c.handle(&task)? {
                 Action::PostKeySetup(post) => {
-                    coord.post_key_setup(c.id(), &roundtrip(&post)?)?;
+                    coord.post_key_setup(c.id(), &roundtrip(post)?)?;
                     progress = true;
                 }
                 Action::Upload(chunks) => {
                     if drops[i] == Drop::BeforeUpload {
                         continue;
                     }
-                    let receipt = coord.upload(c.id(), &wire_vec(&chunks)?)?;
-                    c.on_receipt(&roundtrip(&receipt)?)?;
+                    let receipt = coord.upload(c.id(), &roundtrip_all(&chunks)?)?;
+                    c.on_receipt(&roundtrip(receipt)?)?;
                     progress = true;
                 }
                 Action::Share(parts) => {
                     if drops[i] == Drop::BeforeShare {
                         continue;
                     }
-                    coord.send_share(c.id(), &wire_vec(&parts)?)?;
+                    coord.send_share(c.id(), &roundtrip_all(&parts)?)?;
                     progress = true;
                 }
                 Action::Wait(_) | Action::Finished(_) => {}
@@ -318,8 +318,8 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         }
         if config.keys == KeysMode::Threshold && clients.iter().any(|c| !c.has_keys()) {
             for c in clients.iter_mut() {
-                let b = coord.get_key_setup(c.id(), &roundtrip(&c.key_setup_query())?)?;
-                if c.on_key_setup(&roundtrip(&b)?)? {
+                let b = coord.get_key_setup(c.id(), &roundtrip(c.key_setup_query())?)?;
+                if c.on_key_setup(&roundtrip(b)?)? {
                     progress = true;
                 }
             }
@@ -419,10 +419,6 @@ pub fn split_among(
 
 fn uniform<R: RngCore>(rng: &mut R) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn wire_vec<M: prost::Message + Default>(v: &[M]) -> Result<Vec<M>> {
-    v.iter().map(roundtrip).collect()
 }
 
 /// Writes a synthetic audit log of `rounds` rounds with `clients` clients
@@ -569,7 +565,7 @@ pub fn plaintext_round(params: usize, clients: usize, dir: &std::path::Path) -> 
     )?;
     let mut sum = vec![0f64; params];
     for (i, u) in updates.iter().enumerate() {
-        let chunk = proto::UploadChunk {
+        let chunk = UploadChunk {
             federation: "plain".into(),
             round: 1,
             index: 0,
@@ -577,7 +573,7 @@ pub fn plaintext_round(params: usize, clients: usize, dir: &std::path::Path) -> 
             num_examples: 1,
             ciphertext: crate::training::to_bytes(u),
         };
-        let received = roundtrip(&chunk)?;
+        let received = roundtrip(chunk)?;
         let got = crate::training::from_bytes(&received.ciphertext, params)?;
         let hash: [u8; 32] = Sha256::digest(&received.ciphertext).into();
         let id = format!("client-{i}");

@@ -65,6 +65,21 @@ pub fn from_bytes(bytes: &[u8], expected: usize) -> Result<Vec<f32>> {
     Ok(v)
 }
 
+/// Checks that a received model has exactly `expected` values, all finite.
+pub fn check_model(model: &[f32], expected: usize) -> Result<Vec<f32>> {
+    if model.len() != expected {
+        return Err(FedError::Protocol(format!(
+            "model of {} bytes, expected {}",
+            model.len() * 4,
+            expected * 4
+        )));
+    }
+    if model.iter().any(|x| !x.is_finite()) {
+        return Err(FedError::Protocol("model has non-finite values".into()));
+    }
+    Ok(model.to_vec())
+}
+
 /// SHA-256 of the model bytes.
 pub fn model_hash(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()

@@ -8,7 +8,8 @@ mod common;
 
 use cipherflow_ckks::multiparty::Crs;
 use cipherflow_ckks::CkksParams;
-use cipherflow_fed::proto::{self, task::Kind};
+use cipherflow_fed::messages::{self, Task};
+use cipherflow_fed::quant::ShareNoise;
 use cipherflow_fed::round_seeds;
 use cipherflow_fed::sim::make_roster;
 use cipherflow_fed::Action;
@@ -17,30 +18,29 @@ use cipherflow_fed::FederationConfig;
 use cipherflow_fed::KeyService;
 use cipherflow_fed::KeySetupRecord;
 use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived};
-use cipherflow_ledger::{AggregateInput, ConsistencyProof, EntryProof, Ledger, LogSigner};
+use cipherflow_ledger::{AggregateInput, Ledger, LogSigner};
 use common::harness::Fed;
 
-fn train_task(t: &proto::Task) -> proto::TrainTask {
-    match &t.kind {
-        Some(Kind::Train(x)) => x.clone(),
+fn train_task(t: &Task) -> messages::TrainTask {
+    match t {
+        Task::Train(x) => x.clone(),
         other => panic!("expected a training task, got {other:?}"),
     }
 }
 
-fn with_train(t: proto::TrainTask) -> proto::Task {
-    proto::Task {
-        kind: Some(Kind::Train(t)),
-    }
+fn with_train(t: messages::TrainTask) -> Task {
+    Task::Train(t)
 }
 
-fn set_model(t: &mut proto::TrainTask, scale: f32) {
-    let w: Vec<f32> = cipherflow_fed::training::from_bytes(&t.model, t.model.len() / 4)
-        .unwrap()
-        .iter()
-        .map(|x| x * scale + 0.01)
-        .collect();
-    t.model = cipherflow_fed::training::to_bytes(&w);
-    t.model_hash = cipherflow_fed::training::model_hash(&t.model).to_vec();
+/// Sets the task's model, with the matching hash.
+fn put_model(t: &mut messages::TrainTask, w: Vec<f32>) {
+    t.model_hash = cipherflow_fed::training::model_hash(&cipherflow_fed::training::to_bytes(&w));
+    t.model = w;
+}
+
+fn set_model(t: &mut messages::TrainTask, scale: f32) {
+    let w = t.model.iter().map(|x| x * scale + 0.01).collect();
+    put_model(t, w);
 }
 
 #[test]
@@ -90,8 +90,8 @@ fn a_global_model_with_absurd_weights_is_refused_before_training() {
         "{e}"
     );
     // Non-finite weights never decode.
-    t.model = cipherflow_fed::training::to_bytes(&vec![f32::NAN; t.model.len() / 4]);
-    t.model_hash = cipherflow_fed::training::model_hash(&t.model).to_vec();
+    let n = t.model.len();
+    put_model(&mut t, vec![f32::NAN; n]);
     let e = fed.clients[0].handle(&with_train(t)).unwrap_err();
     assert!(
         matches!(&e, FedError::Protocol(m) if m.contains("non-finite")),
@@ -111,9 +111,9 @@ fn public_polynomials_differ_between_federations_epochs_and_rounds() {
     assert_ne!(base[0], base[1]);
 }
 
-fn decrypt_task(t: &proto::Task) -> Option<proto::DecryptTask> {
-    match &t.kind {
-        Some(Kind::Decrypt(d)) => Some(d.clone()),
+fn decrypt_task(t: &Task) -> Option<messages::DecryptTask> {
+    match t {
+        Task::Decrypt(d) => Some(d.clone()),
         _ => None,
     }
 }
@@ -142,9 +142,7 @@ fn a_coordinator_asking_for_a_second_active_set_gets_no_share() {
     let release = decrypt_task(&fed.task(i)).unwrap();
     assert!(!release.prepare);
     let Action::Share(parts) = fed.clients[i]
-        .handle(&proto::Task {
-            kind: Some(Kind::Decrypt(release.clone())),
-        })
+        .handle(&Task::Decrypt(release.clone()))
         .unwrap()
     else {
         panic!("no share")
@@ -171,9 +169,7 @@ fn a_coordinator_asking_for_a_second_active_set_gets_no_share() {
     for prepare in [false, true] {
         other.prepare = prepare;
         let e = fed.clients[i]
-            .handle(&proto::Task {
-                kind: Some(Kind::Decrypt(other.clone())),
-            })
+            .handle(&Task::Decrypt(other.clone()))
             .unwrap_err();
         assert!(
             matches!(&e, FedError::Refused(m) if m.contains("active set")),
@@ -183,21 +179,13 @@ fn a_coordinator_asking_for_a_second_active_set_gets_no_share() {
     // The commitment is durable: a restarted key holder refuses too.
     fed.restart_client(i);
     other.prepare = false;
-    let e = fed.clients[i]
-        .handle(&proto::Task {
-            kind: Some(Kind::Decrypt(other)),
-        })
-        .unwrap_err();
+    let e = fed.clients[i].handle(&Task::Decrypt(other)).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("already gave a share")),
         "{e}"
     );
     // Its own set is still answered (a lost share can be resent).
-    assert!(fed.clients[i]
-        .handle(&proto::Task {
-            kind: Some(Kind::Decrypt(release)),
-        })
-        .is_ok());
+    assert!(fed.clients[i].handle(&Task::Decrypt(release)).is_ok());
 }
 
 #[test]
@@ -209,7 +197,7 @@ fn a_crs_of_the_coordinators_choosing_is_refused() {
         let c = &mut fed.clients[i];
         let mut r = fed.coord.join(c.id(), &c.join_request()).unwrap();
         if i == 0 {
-            r.crs = vec![9; 32];
+            r.crs = Crs([9; 32]);
         }
         c.on_join(&r).unwrap();
     }
@@ -234,7 +222,7 @@ fn a_crs_of_the_coordinators_choosing_is_refused() {
         .unwrap();
     assert!(c.on_key_setup(&b).unwrap());
     let mut r = fed.coord.join(c.id(), &c.join_request()).unwrap();
-    r.crs[0] ^= 1;
+    r.crs.0[0] ^= 1;
     let e = c.on_join(&r).unwrap_err();
     assert!(matches!(e, FedError::Refused(_)), "{e}");
     // A key-setup bundle without the ledger's proof is refused.
@@ -243,7 +231,7 @@ fn a_crs_of_the_coordinators_choosing_is_refused() {
         .coord
         .get_key_setup(c.id(), &c.key_setup_query())
         .unwrap();
-    b.key_setup_proof.clear();
+    b.key_setup_proof = None;
     let e = c.on_key_setup(&b).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("no ledger proof")),
@@ -369,7 +357,7 @@ fn ks_request(
     round: u64,
     ids: &[&str],
     chunks: u32,
-) -> proto::KeyServiceDecrypt {
+) -> messages::KeyServiceDecrypt {
     ledger
         .append(
             round,
@@ -402,14 +390,14 @@ fn ks_request(
         .append_aggregate(round, [1; 32], inputs.clone())
         .unwrap()
         .index;
-    proto::KeyServiceDecrypt {
+    messages::KeyServiceDecrypt {
         federation: cfg.name.clone(),
         round,
-        aggregate_proof: ledger.entry_proof(a).unwrap().encode(),
-        inputs: AggregateInput::encode_list(&inputs),
-        consistency_proof: Vec::new(),
+        aggregate_proof: ledger.entry_proof(a).unwrap(),
+        inputs,
+        consistency_proofs: Vec::new(),
         chunks,
-        crs: vec![4; 32],
+        crs: Crs([4; 32]),
         epoch: 1,
     }
 }
@@ -472,7 +460,7 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     );
     let size = fork.len();
     let proof = fork.consistency_proof(1, size).unwrap();
-    r2.consistency_proof = ConsistencyProof::encode_list(&[proof]);
+    r2.consistency_proofs = vec![proof];
     let e = ks.decrypt("coordinator", &r2).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("no consistency proof from tree size")),
@@ -481,11 +469,11 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     // A proof from exactly the head the key service last saw (the one r1's
     // entry proof is signed over, covering all of `honest`), made from the
     // fork: the sizes match, so only the proof's verification refuses it.
-    let r1_proof = EntryProof::decode(&r1.aggregate_proof).unwrap();
+    let r1_proof = &r1.aggregate_proof;
     let head = r1_proof.sth.tree_size;
     assert_eq!(head, honest.len());
     let fake = fork.consistency_proof(head, size).unwrap();
-    r2.consistency_proof = ConsistencyProof::encode_list(&[fake]);
+    r2.consistency_proofs = vec![fake];
     let e = ks.decrypt("coordinator", &r2).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("ledger not append-only")),
@@ -495,7 +483,7 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     let seen = honest.len();
     let mut r3 = ks_request(&mut honest, &cfg, 2, &["client-2", "client-3"], chunks);
     let proof = honest.consistency_proof(seen, honest.len()).unwrap();
-    r3.consistency_proof = ConsistencyProof::encode_list(&[proof]);
+    r3.consistency_proofs = vec![proof];
     ks.decrypt("coordinator", &r3).unwrap();
     // Another log signed with the same key (another name) is refused.
     let mut other = Ledger::create(
@@ -511,7 +499,7 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
         "{e}"
     );
     // A revocation in the roster file takes effect without a restart.
-    let req = proto::EnrollRequest {
+    let req = messages::EnrollRequest {
         federation: cfg.name.clone(),
     };
     ks.enroll("client-3", &req).unwrap();
@@ -542,7 +530,7 @@ fn a_key_setup_entry_that_differs_in_one_field_is_refused() {
     let id = fed.clients[0].id().to_string();
     let query = fed.clients[0].key_setup_query();
     let genuine = fed.coord.get_key_setup(&id, &query).unwrap();
-    let proof = EntryProof::decode(&genuine.key_setup_proof).unwrap();
+    let proof = genuine.key_setup_proof.clone().unwrap();
     let EntryBody::Custom(entry) = proof.verify(&key, Some(&log_id)).unwrap().body else {
         panic!("the key-setup proof is of a custom entry")
     };
@@ -558,7 +546,7 @@ fn a_key_setup_entry_that_differs_in_one_field_is_refused() {
         });
         let i = log.append(0, body).unwrap().index;
         let mut b = genuine.clone();
-        b.key_setup_proof = log.entry_proof(i).unwrap().encode();
+        b.key_setup_proof = Some(log.entry_proof(i).unwrap());
         b
     };
     let edit = |f: &dyn Fn(&mut KeySetupRecord)| {
@@ -572,7 +560,7 @@ fn a_key_setup_entry_that_differs_in_one_field_is_refused() {
         ("threshold", edit(&|r| r.threshold = 3)),
         ("parties", edit(&|r| r.parties = vec![1, 2])),
     ];
-    let mut cases: Vec<(String, proto::KeySetupBundle)> = edits
+    let mut cases: Vec<(String, messages::KeySetupBundle)> = edits
         .iter()
         .enumerate()
         .map(|(n, (field, r))| (field.to_string(), forge(n, "key-setup", r)))
@@ -602,8 +590,8 @@ fn a_ledger_key_other_than_the_pinned_one_is_refused() {
     let c = &mut fed.clients[0];
     let mut r = fed.coord.join(c.id(), &c.join_request()).unwrap();
     let other = LogSigner::from_seed(&[8; 32]).public_key();
-    r.ledger_public_key = other.to_bytes().to_vec();
-    r.ledger_log_id = cipherflow_ledger::log_id(&other, &name).to_vec();
+    r.ledger_public_key = other;
+    r.ledger_log_id = cipherflow_ledger::log_id(&other, &name);
     let e = c.on_join(&r).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("differs from the pinned one")),
@@ -629,24 +617,24 @@ fn a_round_with_other_quantization_or_noise_is_refused() {
     let mut fed = Fed::with_config(cfg, 3);
     fed.open_round();
     let genuine = train_task(&fed.task(0));
-    let q = genuine.quantization.unwrap();
-    assert!(q.noise_share_sigma > 0.0, "a DP federation adds noise");
-    type Edit<'a> = (&'a str, &'a dyn Fn(&mut proto::TrainTask));
+    let ShareNoise::DiscreteGaussian(sigma) = genuine.quantization.noise else {
+        panic!("a DP federation adds discrete Gaussian noise")
+    };
+    assert!(sigma > 0.0, "a DP federation adds noise");
+    type Edit<'a> = (&'a str, &'a dyn Fn(&mut messages::TrainTask));
     let edits: [Edit; 8] = [
-        ("clip", &|t| t.quantization.as_mut().unwrap().clip *= 2.0),
-        ("gamma", &|t| t.quantization.as_mut().unwrap().gamma *= 2.0),
-        ("l2 bound", &|t| {
-            t.quantization.as_mut().unwrap().l2_bound *= 2.0
-        }),
+        ("clip", &|t| t.quantization.clip *= 2.0),
+        ("gamma", &|t| t.quantization.gamma *= 2.0),
+        ("l2 bound", &|t| t.quantization.l2_bound *= 2.0),
         ("noise σ", &|t| {
-            t.quantization.as_mut().unwrap().noise_share_sigma /= 2.0
+            t.quantization.noise = ShareNoise::DiscreteGaussian(sigma / 2.0)
         }),
         ("weight reference", &|t| {
-            t.quantization.as_mut().unwrap().weight_reference *= 2.0
+            t.quantization.weight_reference *= 2.0
         }),
-        ("shift", &|t| t.quantization.as_mut().unwrap().shift -= 1),
+        ("shift", &|t| t.quantization.shift -= 1),
         ("noise kind", &|t| {
-            t.quantization.as_mut().unwrap().noise = proto::ShareNoise::Skellam as i32
+            t.quantization.noise = ShareNoise::Skellam(sigma * sigma)
         }),
         ("chunks", &|t| t.chunks += 1),
     ];
@@ -700,35 +688,29 @@ fn key_setup_tasks_and_bundles_are_checked() {
     let cfg = common::config("adv-deal", 1, "threshold = 2\nquorum = 3");
     let mut fed = Fed::unjoined(cfg, 3);
     fed.join_all();
-    let Some(Kind::KeySetup(genuine)) = fed.task(0).kind else {
+    let Task::KeySetup(genuine) = fed.task(0) else {
         panic!("a key-setup task first")
     };
     for (what, edit) in [
         (
             "epoch",
-            &(|k: &mut proto::KeySetupTask| k.epoch += 1) as &dyn Fn(&mut proto::KeySetupTask),
+            &(|k: &mut messages::KeySetupTask| k.epoch += 1)
+                as &dyn Fn(&mut messages::KeySetupTask),
         ),
-        ("threshold", &|k: &mut proto::KeySetupTask| k.threshold += 1),
+        ("threshold", &|k: &mut messages::KeySetupTask| {
+            k.threshold += 1
+        }),
     ] {
         let mut k = genuine.clone();
         edit(&mut k);
-        let e = fed.clients[0]
-            .handle(&proto::Task {
-                kind: Some(Kind::KeySetup(k)),
-            })
-            .unwrap_err();
+        let e = fed.clients[0].handle(&Task::KeySetup(k)).unwrap_err();
         assert!(
             matches!(&e, FedError::Refused(m) if m.contains("another epoch or threshold")),
             "{what}: {e}"
         );
     }
     // Client 1 deals; the others have not: its bundle is incomplete.
-    let Action::PostKeySetup(p) = fed.clients[0]
-        .handle(&proto::Task {
-            kind: Some(Kind::KeySetup(genuine)),
-        })
-        .unwrap()
-    else {
+    let Action::PostKeySetup(p) = fed.clients[0].handle(&Task::KeySetup(genuine)).unwrap() else {
         panic!("client 1 deals")
     };
     let id = fed.clients[0].id().to_string();
@@ -773,7 +755,7 @@ fn a_receipt_for_another_update_is_refused() {
     // What client 1's genuine receipt proves.
     let key = common::harness::signer().public_key();
     let log_id = cipherflow_ledger::log_id(&key, "adv-receipt");
-    let proof = EntryProof::decode(&receipts[0].entry_proof).unwrap();
+    let proof = receipts[0].entry_proof.clone().unwrap();
     let entry = proof.verify(&key, Some(&log_id)).unwrap();
     let EntryBody::UpdateReceived(mine) = entry.body else {
         panic!("an update receipt")
@@ -799,9 +781,9 @@ fn a_receipt_for_another_update_is_refused() {
             )
             .unwrap()
             .index;
-        proto::UploadReceipt {
+        messages::UploadReceipt {
             ledger_index: i,
-            entry_proof: log.entry_proof(i).unwrap().encode(),
+            entry_proof: Some(log.entry_proof(i).unwrap()),
             duplicate: false,
         }
     };
@@ -865,7 +847,7 @@ fn a_counted_proof_for_another_update_is_refused() {
     fed.clients[0].on_receipt(&receipt).unwrap();
     let key = common::harness::signer().public_key();
     let log_id = cipherflow_ledger::log_id(&key, "adv-counted");
-    let proof = EntryProof::decode(&receipt.entry_proof).unwrap();
+    let proof = receipt.entry_proof.clone().unwrap();
     let entry = proof.verify(&key, Some(&log_id)).unwrap();
     let EntryBody::UpdateReceived(mine) = entry.body else {
         panic!("an update receipt")
@@ -904,8 +886,8 @@ fn a_counted_proof_for_another_update_is_refused() {
         }
         let counted = inputs[0].update_index;
         log.append_aggregate(at, [1; 32], inputs).unwrap();
-        proto::ProofReply {
-            counted_proof: log.counted_proof(counted).unwrap().encode(),
+        messages::ProofReply {
+            counted_proof: log.counted_proof(counted).unwrap(),
         }
     };
     let mut other_hash = mine.ciphertext_hash;
@@ -966,7 +948,7 @@ fn dealing_shares_that_do_not_fit_the_federation_are_refused() {
         let cfg = common::config("adv-dealer", 1, "threshold = 2\nquorum = 3");
         let (mut fed, kx) = Fed::unjoined_keeping_kx(cfg.clone(), 3);
         fed.join_all();
-        let Some(Kind::KeySetup(task)) = fed.task(1).kind else {
+        let Task::KeySetup(task) = fed.task(1) else {
             panic!("a key-setup task")
         };
         // Clients 1 and 3 deal honestly.
@@ -1004,7 +986,7 @@ fn dealing_shares_that_do_not_fit_the_federation_are_refused() {
                 envelope::seal(&kx[1], &peer, &cfg.name, task.epoch, 2, to, &s.to_bytes()).unwrap()
             })
             .collect();
-        let post = proto::KeySetupPost {
+        let post = messages::KeySetupPost {
             federation: cfg.name.clone(),
             epoch: task.epoch,
             shares,
@@ -1052,8 +1034,8 @@ fn a_key_holder_refuses_a_forked_log() {
     fed.upload_all();
     fed.coord.tick().unwrap();
     let genuine = (0..3)
-        .find_map(|j| match fed.task(j).kind {
-            Some(Kind::Decrypt(d)) => Some(d),
+        .find_map(|j| match fed.task(j) {
+            Task::Decrypt(d) => Some(d),
             _ => None,
         })
         .expect("a decryption request");
@@ -1102,19 +1084,14 @@ fn a_key_holder_refuses_a_forked_log() {
     assert!(log.len() > seen, "the fork is longer than what was seen");
     let mut forged = genuine.clone();
     forged.prepare = true;
-    forged.aggregate_proof = log.entry_proof(a).unwrap().encode();
-    forged.inputs = AggregateInput::encode_list(&inputs);
+    forged.aggregate_proof = log.entry_proof(a).unwrap();
+    forged.inputs = inputs;
     // A consistency proof within the fork does not connect to the head
     // the key holder saw; none at all is refused too.
-    for consistency in [
-        log.consistency_proof(seen, log.len()).unwrap().encode(),
-        Vec::new(),
-    ] {
+    for consistency in [Some(log.consistency_proof(seen, log.len()).unwrap()), None] {
         forged.consistency_proof = consistency;
         let e = fed.clients[i]
-            .handle(&proto::Task {
-                kind: Some(Kind::Decrypt(forged.clone())),
-            })
+            .handle(&Task::Decrypt(forged.clone()))
             .unwrap_err();
         assert!(
             matches!(&e, FedError::Refused(m) if m.contains("append-only") || m.contains("consistency proof")),
@@ -1129,18 +1106,11 @@ fn a_key_holder_refuses_a_forked_log() {
     // A genuine consistency proof, but from another size than the one the
     // key holder saw, is refused as such.
     let real = Ledger::open_read_only(&fed.dir.path().join("coord/ledger.db")).unwrap();
-    let agg = EntryProof::decode(&genuine.aggregate_proof).unwrap();
+    let agg = &genuine.aggregate_proof;
     let mut other = genuine.clone();
     other.prepare = true;
-    other.consistency_proof = real
-        .consistency_proof(seen - 1, agg.sth.tree_size)
-        .unwrap()
-        .encode();
-    let e = fed.clients[i]
-        .handle(&proto::Task {
-            kind: Some(Kind::Decrypt(other)),
-        })
-        .unwrap_err();
+    other.consistency_proof = Some(real.consistency_proof(seen - 1, agg.sth.tree_size).unwrap());
+    let e = fed.clients[i].handle(&Task::Decrypt(other)).unwrap_err();
     assert!(
         matches!(&e, FedError::Refused(m) if m.contains("consistency proof for other sizes")),
         "{e}"
@@ -1148,7 +1118,7 @@ fn a_key_holder_refuses_a_forked_log() {
     drop(real);
     // The inputs sent with the request must be the logged ones: one hash
     // changed (same count), or one input dropped.
-    let logged = AggregateInput::decode_list(&genuine.inputs).unwrap();
+    let logged = genuine.inputs.clone();
     let mut changed = logged.clone();
     changed[0].ciphertext_hash[0] ^= 1;
     let mut dropped = logged.clone();
@@ -1156,12 +1126,8 @@ fn a_key_holder_refuses_a_forked_log() {
     for inputs in [changed, dropped] {
         let mut t = genuine.clone();
         t.prepare = true;
-        t.inputs = AggregateInput::encode_list(&inputs);
-        let e = fed.clients[i]
-            .handle(&proto::Task {
-                kind: Some(Kind::Decrypt(t)),
-            })
-            .unwrap_err();
+        t.inputs = inputs;
+        let e = fed.clients[i].handle(&Task::Decrypt(t)).unwrap_err();
         assert!(
             matches!(&e, FedError::Refused(m) if m.contains("input list does not match")),
             "{e}"

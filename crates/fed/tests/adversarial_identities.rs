@@ -10,7 +10,7 @@
 mod common;
 
 use cipherflow_fed::ca::{self, CaOptions, Credentials, EnrollmentRequest};
-use cipherflow_fed::proto;
+use cipherflow_fed::messages;
 use cipherflow_fed::sim::split_among;
 use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi, KeyServiceApi};
 use cipherflow_fed::transport::grpc::{
@@ -114,9 +114,9 @@ fn enroll(
     c: &Credentials,
     pin: &ServerPin,
     federation: &str,
-) -> Result<proto::EnrollReply, FedError> {
+) -> Result<messages::EnrollReply, FedError> {
     let mut k = KeyServiceRemote::connect(url, &tls(c), pin)?;
-    k.enroll(&proto::EnrollRequest {
+    k.enroll(&messages::EnrollRequest {
         federation: federation.into(),
     })
 }
@@ -265,7 +265,7 @@ fn certificates_are_used_only_for_their_purpose() {
     let ks_as_client = Credentials::under(&pki, "key-service");
     let coord_pin = roster.server_pin(Role::Coordinator).unwrap();
     let mut remote = CoordinatorRemote::connect(&url, &tls(&ks_as_client), &coord_pin).unwrap();
-    let r = remote.join(&proto::JoinRequest {
+    let r = remote.join(&messages::JoinRequest {
         federation: "eku".into(),
         num_examples: 1,
     });
@@ -348,7 +348,7 @@ fn foreign_ca_client_is_refused_promptly_logged_and_counted() {
     let pin = roster.server_pin(Role::Coordinator).unwrap();
     let join = |c: &Credentials| {
         let mut r = CoordinatorRemote::connect(&url, &tls(c), &pin)?;
-        r.join(&proto::JoinRequest {
+        r.join(&messages::JoinRequest {
             federation: "foreign".into(),
             num_examples: 1,
         })
@@ -769,7 +769,7 @@ fn certificates_expire_in_a_year_and_renewal_goes_through_the_roster() {
     let join = |r: &Roster| {
         let mut remote =
             CoordinatorRemote::connect(&url, &tls(&c1), &r.server_pin(Role::Coordinator).unwrap())?;
-        remote.join(&proto::JoinRequest {
+        remote.join(&messages::JoinRequest {
             federation: "life".into(),
             num_examples: 1,
         })

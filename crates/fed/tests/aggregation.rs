@@ -5,7 +5,7 @@
 
 mod common;
 
-use cipherflow_fed::proto;
+use cipherflow_fed::messages;
 use cipherflow_fed::sim::{make_roster, simulate, split_among, ManualClock, SimOptions, SimReport};
 use cipherflow_fed::training::{flatten, local_update};
 use cipherflow_fed::{Action, ClientAgent, ClientOptions};
@@ -185,8 +185,8 @@ fn agents(
     (coord, clients, clock, dir)
 }
 
-fn task_req(c: &ClientAgent) -> proto::TaskRequest {
-    proto::TaskRequest {
+fn task_req(c: &ClientAgent) -> messages::TaskRequest {
+    messages::TaskRequest {
         federation: "bc-t".into(),
         wait_ms: 0,
         known_tree_size: c.known_tree_size(),
@@ -232,7 +232,7 @@ fn decryption_needs_t_online_key_holders() {
     assert_eq!(coord.current_round(), Some(1));
     // The round waits for threshold shares: a "key service" answer is not
     // one (this federation has none), whatever round it names.
-    let ks = proto::ShareChunk {
+    let ks = messages::ShareChunk {
         federation: "bc-t".into(),
         round: 1,
         ..Default::default()
@@ -431,8 +431,8 @@ fn refused_shares() {
     let (i, parts) = found.expect("a key holder sends its share");
     let id = clients[i].id().to_string();
     let refused = coord.metrics().refused;
-    let mut refuse = |bad: Vec<proto::ShareChunk>| coord.send_share(&id, &bad).unwrap_err();
-    let edit = |f: &dyn Fn(&mut proto::ShareChunk)| {
+    let mut refuse = |bad: Vec<messages::ShareChunk>| coord.send_share(&id, &bad).unwrap_err();
+    let edit = |f: &dyn Fn(&mut messages::ShareChunk)| {
         let mut p = parts.clone();
         p.iter_mut().for_each(f);
         p

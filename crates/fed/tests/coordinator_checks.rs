@@ -12,7 +12,7 @@
 
 mod common;
 
-use cipherflow_fed::proto;
+use cipherflow_fed::messages;
 use cipherflow_fed::Action;
 use cipherflow_fed::FedError;
 use cipherflow_fed::FederationConfig;
@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 /// Polls the clients of an open round that everyone uploaded to until a
 /// key holder has a real share (not its "ready" answer, which is sent).
 /// Returns the holder's index, its share and the last "ready" answer seen.
-fn first_share(fed: &mut Fed) -> (usize, Vec<proto::ShareChunk>, proto::ShareChunk) {
+fn first_share(fed: &mut Fed) -> (usize, Vec<messages::ShareChunk>, messages::ShareChunk) {
     let mut ready = None;
     for _ in 0..10 {
         fed.coord.tick().unwrap();
@@ -139,7 +139,7 @@ fn shares_from_key_holders_not_asked_and_swollen_ready_answers() {
     assert_eq!(not_asked, 1, "one of the three holders was not asked");
     // A "ready" answer carries nothing else: one extra field at a time.
     let id = fed.clients[i].id().to_string();
-    let swollen: [&dyn Fn(&mut proto::ShareChunk); 3] =
+    let swollen: [&dyn Fn(&mut messages::ShareChunk); 3] =
         [&|p| p.share = vec![1], &|p| p.index = 1, &|p| p.total = 2];
     for edit in swollen {
         let mut p = ready.clone();
@@ -187,7 +187,7 @@ fn multi_chunk_uploads_and_multi_part_shares() {
     assert!(chunks.len() > 16, "{} chunks", chunks.len());
     let refused = fed.coord.metrics().refused;
     // One field of the second chunk wrong at a time.
-    let faults: [&dyn Fn(&mut proto::UploadChunk); 5] = [
+    let faults: [&dyn Fn(&mut messages::UploadChunk); 5] = [
         &|c| c.index += 1,
         &|c| c.total += 1,
         &|c| c.round += 1,
@@ -227,7 +227,7 @@ fn multi_chunk_uploads_and_multi_part_shares() {
     assert!(parts.len() > 1, "{} parts", parts.len());
     let id = fed.clients[i].id().to_string();
     let refused = fed.coord.metrics().refused;
-    let faults: [&dyn Fn(&mut proto::ShareChunk); 5] = [
+    let faults: [&dyn Fn(&mut messages::ShareChunk); 5] = [
         &|p| p.index += 1,
         &|p| p.total += 1,
         &|p| p.round += 1,
@@ -271,7 +271,7 @@ fn key_service_answers_are_checked() {
         let r = ks
             .enroll(
                 c.id(),
-                &proto::EnrollRequest {
+                &messages::EnrollRequest {
                     federation: cfg.name.clone(),
                 },
             )
@@ -287,7 +287,7 @@ fn key_service_answers_are_checked() {
         "collecting: no request"
     );
     // An answer while the round still collects updates.
-    let early = proto::ShareChunk {
+    let early = messages::ShareChunk {
         federation: cfg.name.clone(),
         round: 1,
         total: 1,

@@ -199,7 +199,7 @@ fn key_setup_with_a_failing_ledger(recover: bool) -> bool {
             })
         }));
     }
-    let req = |c: &cipherflow_fed::ClientAgent| cipherflow_fed::proto::TaskRequest {
+    let req = |c: &cipherflow_fed::ClientAgent| cipherflow_fed::messages::TaskRequest {
         federation: cfg.name.clone(),
         wait_ms: 0,
         known_tree_size: c.known_tree_size(),

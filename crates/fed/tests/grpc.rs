@@ -8,7 +8,7 @@
 mod common;
 
 use cipherflow_fed::ca::{self, Credentials};
-use cipherflow_fed::proto;
+use cipherflow_fed::messages;
 use cipherflow_fed::sim::split_among;
 use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi};
 use cipherflow_fed::transport::grpc::{CoordinatorRemote, CoordinatorServer, TlsFiles};
@@ -30,10 +30,10 @@ fn tls(c: &Credentials) -> TlsFiles<'_> {
     }
 }
 
-fn join(url: &str, c: &Credentials, roster: &Roster) -> Result<proto::JoinReply, FedError> {
+fn join(url: &str, c: &Credentials, roster: &Roster) -> Result<messages::JoinReply, FedError> {
     let pin = roster.server_pin(Role::Coordinator)?;
     let mut r = CoordinatorRemote::connect(url, &tls(c), &pin)?;
-    r.join(&proto::JoinRequest {
+    r.join(&messages::JoinRequest {
         federation: "bc-grpc".into(),
         num_examples: 1,
     })

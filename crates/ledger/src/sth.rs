@@ -45,12 +45,13 @@ const MAX_KEY_FILE: u64 = 4096;
 #[non_exhaustive]
 pub enum KeyError {
     /// File could not be read or written.
-    #[error("key file {path}: {source}")]
+    #[error("key file {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message; not repeated as a source, so a
+        /// report that prints the cause chain names it once).
+        cause: std::io::Error,
     },
     /// The file is not a key file of the expected kind.
     #[error("{0} is not a cipherflow-ledger {1} key file")]
@@ -241,7 +242,7 @@ impl LogSigner {
             if p.exists() {
                 return Err(KeyError::Io {
                     path: p.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
+                    cause: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
                 });
             }
         }
@@ -261,9 +262,9 @@ fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
 }
 
 fn read_small(path: &Path) -> Result<String, KeyError> {
-    let io = |source| KeyError::Io {
+    let io = |cause| KeyError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > MAX_KEY_FILE {
@@ -278,9 +279,9 @@ fn read_small(path: &Path) -> Result<String, KeyError> {
 }
 
 fn write_new(path: &Path, data: &[u8], secret: bool) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io {
+    let io = |cause| KeyError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

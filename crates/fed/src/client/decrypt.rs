@@ -7,7 +7,7 @@ use super::{Action, ClientAgent};
 use crate::config::KeysMode;
 use crate::coordinator::SHARE_PART_CHUNKS;
 use crate::error::{FedError, Result};
-use crate::proto;
+use crate::messages::{DecryptTask, ShareChunk};
 use crate::roster::Roster;
 use cipherflow_ckks::multiparty::aggregate_decryption_share;
 use cipherflow_ledger::entry::{inputs_root, EntryBody};
@@ -44,7 +44,11 @@ impl ClientAgent {
     }
 
     /// Checks a new signed head against the last one seen (append-only).
-    pub(super) fn advance_head(&mut self, sth: &SignedTreeHead, consistency: &[u8]) -> Result<()> {
+    pub(super) fn advance_head(
+        &mut self,
+        sth: &SignedTreeHead,
+        consistency: Option<&ConsistencyProof>,
+    ) -> Result<()> {
         if let Some(old) = &self.last_head {
             if sth.tree_size < old.tree_size {
                 return Err(FedError::Refused("the ledger shrank (rollback)".into()));
@@ -54,9 +58,8 @@ impl ClientAgent {
                     return Err(FedError::Refused("the ledger forked".into()));
                 }
             } else {
-                let p = ConsistencyProof::decode(consistency).map_err(|e| {
-                    FedError::Refused(format!("missing ledger consistency proof: {e}"))
-                })?;
+                let p = consistency
+                    .ok_or_else(|| FedError::Refused("missing ledger consistency proof".into()))?;
                 if p.old_size != old.tree_size || p.new_size != sth.tree_size {
                     return Err(FedError::Refused(
                         "consistency proof for other sizes".into(),
@@ -75,7 +78,7 @@ impl ClientAgent {
         self.last_head.map_or(0, |h| h.tree_size)
     }
 
-    pub(super) fn decrypt(&mut self, task: &proto::DecryptTask) -> Result<Action> {
+    pub(super) fn decrypt(&mut self, task: &DecryptTask) -> Result<Action> {
         if self.cfg.keys != KeysMode::Threshold {
             return Err(FedError::Protocol(
                 "decryption request in key-service mode".into(),
@@ -84,11 +87,15 @@ impl ClientAgent {
         if !self.has_keys() {
             return Err(FedError::NotReady("key setup incomplete".into()));
         }
-        let proof = EntryProof::decode(&task.aggregate_proof)?;
-        let entry = self.verify_entry(&proof)?;
-        let inputs = AggregateInput::decode_list(&task.inputs)?;
-        let contributors =
-            check_aggregate(&entry, task.round, &inputs, self.sizes.quorum, &self.roster)?;
+        let proof = &task.aggregate_proof;
+        let entry = self.verify_entry(proof)?;
+        let contributors = check_aggregate(
+            &entry,
+            task.round,
+            &task.inputs,
+            self.sizes.quorum,
+            &self.roster,
+        )?;
         if task.chunks as usize != self.packing.chunks {
             return Err(FedError::Refused(
                 "decryption for another model size".into(),
@@ -112,10 +119,10 @@ impl ClientAgent {
                 )));
             }
         }
-        self.advance_head(&proof.sth, &task.consistency_proof)?;
+        self.advance_head(&proof.sth, task.consistency_proof.as_ref())?;
         if task.prepare {
             // Everything checked; nothing released, nothing committed.
-            return Ok(Action::Share(vec![proto::ShareChunk {
+            return Ok(Action::Share(vec![ShareChunk {
                 federation: self.cfg.name.clone(),
                 round: task.round,
                 attempt: task.attempt,
@@ -166,7 +173,7 @@ impl ClientAgent {
                     &smudging,
                     &mut rng,
                 )?;
-                Ok(proto::ShareChunk {
+                Ok(ShareChunk {
                     federation: fed.clone(),
                     round: task.round,
                     attempt: task.attempt,

@@ -17,12 +17,15 @@ mod state;
 pub use decrypt::check_aggregate;
 use state::UploadMark;
 
-use crate::config::{FederationConfig, KeysMode, LocalTraining, Sizes};
+use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::{DpPlan, LocalDpPlan};
 use crate::envelope;
 use crate::error::{FedError, Result};
+use crate::messages::{
+    EnrollReply, JoinReply, JoinRequest, KeySetupBundle, KeySetupPost, KeySetupQuery, KeySetupTask,
+    ProofReply, ProofRequest, Task, TrainTask, UploadChunk, UploadReceipt,
+};
 use crate::packing::PackingPlan;
-use crate::proto::{self, task::Kind};
 use crate::quant::{self, Quantizer};
 use crate::records::{KeySetupRecord, KIND_KEY_SETUP};
 use crate::roster::{parse_public, KxSecret, Roster};
@@ -30,7 +33,7 @@ use crate::training;
 use cipherflow_ckks::multiparty::{shamir_deal, share_encrypt, Crs, SecretShare, ShamirShare};
 use cipherflow_ckks::CkksParams;
 use cipherflow_ledger::entry::EntryBody;
-use cipherflow_ledger::{CountedProof, EntryProof, PublicKey, SignedTreeHead};
+use cipherflow_ledger::{EntryProof, PublicKey, SignedTreeHead};
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::Sequential;
 use rand_chacha::ChaCha20Rng;
@@ -38,7 +41,6 @@ use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use zeroize::Zeroizing;
 
 /// What the agent needs.
 pub struct ClientOptions {
@@ -67,15 +69,15 @@ pub struct ClientOptions {
 #[derive(Debug)]
 pub enum Action {
     /// Post a key-setup dealing, then poll the key setup until complete.
-    PostKeySetup(proto::KeySetupPost),
+    PostKeySetup(KeySetupPost),
     /// Upload an update.
-    Upload(Vec<proto::UploadChunk>),
+    Upload(Vec<UploadChunk>),
     /// Send a decryption share.
-    Share(Vec<proto::ShareChunk>),
+    Share(Vec<crate::messages::ShareChunk>),
     /// Nothing to do; ask again after this many milliseconds.
     Wait(u32),
     /// The federation finished.
-    Finished(proto::FinishedTask),
+    Finished(crate::messages::FinishedTask),
 }
 
 /// The client agent.
@@ -96,14 +98,14 @@ pub struct ClientAgent {
     epoch: u64,
     key: Option<SecretShare>,
     received: Vec<ShamirShare>,
-    dealt: Option<proto::KeySetupPost>,
+    dealt: Option<KeySetupPost>,
     ledger_key: Option<PublicKey>,
     log_id: Option<[u8; 32]>,
     last_head: Option<SignedTreeHead>,
     decrypted: BTreeMap<u64, [u8; 32]>,
     uploads: BTreeMap<String, UploadMark>,
     pinned_crs: Option<(Crs, u64)>,
-    last_upload: Option<(u64, [u8; 32], Vec<proto::UploadChunk>)>,
+    last_upload: Option<(u64, [u8; 32], Vec<UploadChunk>)>,
     unverified: Vec<(u64, [u8; 32])>,
     state: Option<PathBuf>,
     synthetic: bool,
@@ -200,15 +202,15 @@ impl ClientAgent {
     }
 
     /// The join request.
-    pub fn join_request(&self) -> proto::JoinRequest {
-        proto::JoinRequest {
+    pub fn join_request(&self) -> JoinRequest {
+        JoinRequest {
             federation: self.cfg.name.clone(),
             num_examples: self.data.len() as u64,
         }
     }
 
     /// Checks the coordinator's reply against this client's own configuration.
-    pub fn on_join(&mut self, reply: &proto::JoinReply) -> Result<()> {
+    pub fn on_join(&mut self, reply: &JoinReply) -> Result<()> {
         if reply.config_digest != self.cfg.digest()? {
             return Err(FedError::Refused(
                 "the coordinator runs another configuration than this client's".into(),
@@ -219,14 +221,7 @@ impl ClientAgent {
                 "the coordinator assigned another party id".into(),
             ));
         }
-        let crs = crate::packing::crs_from_bytes(&reply.crs)?;
-        let key_bytes: [u8; 32] = reply
-            .ledger_public_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| FedError::Protocol("ledger key must be 32 bytes".into()))?;
-        let key = PublicKey::from_bytes(&key_bytes)
-            .map_err(|e| FedError::Protocol(format!("ledger key: {e}")))?;
+        let (crs, key) = (reply.crs, reply.ledger_public_key);
         match &self.ledger_key {
             Some(pinned) if *pinned != key => {
                 return Err(FedError::Refused(
@@ -235,11 +230,7 @@ impl ClientAgent {
             }
             _ => self.ledger_key = Some(key),
         }
-        let log_id: [u8; 32] = reply
-            .ledger_log_id
-            .as_slice()
-            .try_into()
-            .map_err(|_| FedError::Protocol("log id must be 32 bytes".into()))?;
+        let log_id = reply.ledger_log_id;
         // The log id is a function of the ledger key and the federation's
         // name: proofs from another log signed with the same key are
         // refused.
@@ -278,11 +269,10 @@ impl ClientAgent {
     /// completes the key setup) against the CRS, threshold and parties
     /// this client pinned: the CRS every client encrypts under is the one
     /// the audit log records.
-    fn check_key_setup_entry(&self, proof_bytes: &[u8]) -> Result<()> {
-        let proof = EntryProof::decode(proof_bytes).map_err(|e| {
-            FedError::Refused(format!("the key setup carries no ledger proof: {e}"))
-        })?;
-        let e = self.verify_entry(&proof)?;
+    fn check_key_setup_entry(&self, proof: Option<&EntryProof>) -> Result<()> {
+        let proof = proof
+            .ok_or_else(|| FedError::Refused("the key setup carries no ledger proof".into()))?;
+        let e = self.verify_entry(proof)?;
         let EntryBody::Custom(c) = &e.body else {
             return Err(FedError::Refused(
                 "the key-setup proof is not of a key-setup entry".into(),
@@ -310,9 +300,8 @@ impl ClientAgent {
 
     /// Installs the key share a key service issued (key-service mode); the
     /// reply's copy of the key is zeroized.
-    pub fn on_enroll(&mut self, reply: proto::EnrollReply) -> Result<()> {
-        let mut reply = reply;
-        let bytes = Zeroizing::new(std::mem::take(&mut reply.key_share));
+    pub fn on_enroll(&mut self, reply: EnrollReply) -> Result<()> {
+        let bytes = reply.key_share;
         if reply.party_id != self.party {
             return Err(FedError::Refused(
                 "the key service issued another party id".into(),
@@ -327,8 +316,8 @@ impl ClientAgent {
     }
 
     /// The key-setup query for polling.
-    pub fn key_setup_query(&self) -> proto::KeySetupQuery {
-        proto::KeySetupQuery {
+    pub fn key_setup_query(&self) -> KeySetupQuery {
+        KeySetupQuery {
             federation: self.cfg.name.clone(),
             epoch: self.epoch,
         }
@@ -336,11 +325,11 @@ impl ClientAgent {
 
     /// Opens the dealing shares addressed to this client once complete;
     /// returns whether the key setup is done.
-    pub fn on_key_setup(&mut self, bundle: &proto::KeySetupBundle) -> Result<bool> {
+    pub fn on_key_setup(&mut self, bundle: &KeySetupBundle) -> Result<bool> {
         if !bundle.complete || self.has_keys() {
             return Ok(self.has_keys());
         }
-        self.check_key_setup_entry(&bundle.key_setup_proof)?;
+        self.check_key_setup_entry(bundle.key_setup_proof.as_ref())?;
         let kx = self
             .kx
             .as_ref()
@@ -386,18 +375,17 @@ impl ClientAgent {
     }
 
     /// Acts on a task.
-    pub fn handle(&mut self, task: &proto::Task) -> Result<Action> {
-        match &task.kind {
-            None => Err(FedError::Protocol("empty task".into())),
-            Some(Kind::Wait(w)) => Ok(Action::Wait(w.retry_ms.clamp(10, 60_000))),
-            Some(Kind::Finished(f)) => Ok(Action::Finished(f.clone())),
-            Some(Kind::KeySetup(k)) => self.deal(k),
-            Some(Kind::Train(t)) => self.train(t),
-            Some(Kind::Decrypt(d)) => self.decrypt(d),
+    pub fn handle(&mut self, task: &Task) -> Result<Action> {
+        match task {
+            Task::Wait { retry_ms, .. } => Ok(Action::Wait((*retry_ms).clamp(10, 60_000))),
+            Task::Finished(f) => Ok(Action::Finished(f.clone())),
+            Task::KeySetup(k) => self.deal(k),
+            Task::Train(t) => self.train(t),
+            Task::Decrypt(d) => self.decrypt(d),
         }
     }
 
-    fn deal(&mut self, task: &proto::KeySetupTask) -> Result<Action> {
+    fn deal(&mut self, task: &KeySetupTask) -> Result<Action> {
         if self.cfg.keys != KeysMode::Threshold {
             return Err(FedError::Protocol("key setup in key-service mode".into()));
         }
@@ -449,7 +437,7 @@ impl ClientAgent {
         self.key = Some(key);
         self.received = own.into_iter().collect();
         self.save_state()?;
-        let post = proto::KeySetupPost {
+        let post = KeySetupPost {
             federation: self.cfg.name.clone(),
             epoch: self.epoch,
             shares: sealed,
@@ -458,7 +446,7 @@ impl ClientAgent {
         Ok(Action::PostKeySetup(post))
     }
 
-    fn check_quantization(&self, q: &Quantizer, task: &proto::TrainTask) -> Result<()> {
+    fn check_quantization(&self, q: &Quantizer, task: &TrainTask) -> Result<()> {
         let want = quant::expected(
             &self.cfg,
             self.dp.as_ref(),
@@ -477,7 +465,7 @@ impl ClientAgent {
         format!("{}/{}", self.cfg.name, self.epoch)
     }
 
-    fn train(&mut self, task: &proto::TrainTask) -> Result<Action> {
+    fn train(&mut self, task: &TrainTask) -> Result<Action> {
         // A byte-identical resend of the last upload is harmless (the
         // coordinator already holds it); anything else for a round at or
         // before the last one this client uploaded in would put a second
@@ -509,16 +497,12 @@ impl ClientAgent {
         let crs = self
             .crs
             .ok_or_else(|| FedError::NotReady("join first".into()))?;
-        let q = Quantizer::from_proto(
-            task.quantization
-                .as_ref()
-                .ok_or_else(|| FedError::Protocol("no quantization".into()))?,
-        )?;
-        self.check_quantization(&q, task)?;
-        if training::model_hash(&task.model).as_slice() != task.model_hash.as_slice() {
+        let q = &task.quantization;
+        self.check_quantization(q, task)?;
+        if training::model_hash(&training::to_bytes(&task.model)) != task.model_hash {
             return Err(FedError::Protocol("model hash mismatch".into()));
         }
-        let global = training::from_bytes(&task.model, self.model.num_params())?;
+        let global = training::check_model(&task.model, self.model.num_params())?;
         let norm = global
             .iter()
             .map(|&x| f64::from(x) * f64::from(x))
@@ -530,12 +514,8 @@ impl ClientAgent {
                 self.cfg.max_model_norm
             )));
         }
-        let training = task
-            .training
-            .as_ref()
-            .map(LocalTraining::from_proto)
-            .ok_or_else(|| FedError::Protocol("a training task without its settings".into()))?;
-        if training != self.cfg.training {
+        let training = &task.training;
+        if *training != self.cfg.training {
             return Err(FedError::Refused(
                 "training settings differ from the configuration".into(),
             ));
@@ -548,18 +528,18 @@ impl ClientAgent {
             cipherflow_dp::try_gaussian_noise(&mut train_rng, 0.01, &mut u)?;
             u.iter().map(|&x| x as f32).collect()
         } else if let Some(plan) = &self.local_dp {
-            training::local_update_dp(&mut self.model, &global, &self.data, &training, plan)?
+            training::local_update_dp(&mut self.model, &global, &self.data, training, plan)?
         } else {
             training::local_update(
                 &mut self.model,
                 &global,
                 &self.data,
-                &training,
+                training,
                 task.prox_mu.clamp(0.0, 10.0),
                 &mut train_rng,
             )?
         };
-        let chunks = self.encrypt_update(crs, task.round, &q, &update)?;
+        let chunks = self.encrypt_update(crs, task.round, q, &update)?;
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for c in &chunks {
@@ -589,7 +569,7 @@ impl ClientAgent {
         round: u64,
         q: &Quantizer,
         update: &[f32],
-    ) -> Result<Vec<proto::UploadChunk>> {
+    ) -> Result<Vec<UploadChunk>> {
         let n_examples = self.data.len() as u64;
         let ints = self
             .packing
@@ -623,7 +603,7 @@ impl ClientAgent {
                     .get(c)
                     .ok_or_else(|| FedError::Protocol("chunk index".into()))?;
                 let ct = share_encrypt(params, key, a, &ints[lo..hi], q.shift, &mut rng)?;
-                Ok(proto::UploadChunk {
+                Ok(UploadChunk {
                     federation: fed.clone(),
                     round,
                     index: c as u32,
@@ -636,13 +616,16 @@ impl ClientAgent {
     }
 
     /// Records the coordinator's receipt; its entry proof must verify.
-    pub fn on_receipt(&mut self, receipt: &proto::UploadReceipt) -> Result<()> {
+    pub fn on_receipt(&mut self, receipt: &UploadReceipt) -> Result<()> {
         let Some((round, hash, _)) = &self.last_upload else {
             return Ok(());
         };
         let (round, hash) = (*round, *hash);
-        let proof = EntryProof::decode(&receipt.entry_proof)?;
-        let e = self.verify_entry(&proof)?;
+        let proof = receipt
+            .entry_proof
+            .as_ref()
+            .ok_or_else(|| FedError::Refused("a receipt without its ledger proof".into()))?;
+        let e = self.verify_entry(proof)?;
         match &e.body {
             EntryBody::UpdateReceived(u)
                 if u.client_id == self.id && u.ciphertext_hash == hash && e.round == round => {}
@@ -659,11 +642,11 @@ impl ClientAgent {
     }
     /// The proof request for the oldest update not yet shown counted, if
     /// its round is at most `closed` (the last round known closed).
-    pub fn proof_request(&self, closed: u64) -> Option<proto::ProofRequest> {
+    pub fn proof_request(&self, closed: u64) -> Option<ProofRequest> {
         self.unverified
             .first()
             .filter(|(r, _)| *r <= closed)
-            .map(|(r, _)| proto::ProofRequest {
+            .map(|(r, _)| ProofRequest {
                 federation: self.cfg.name.clone(),
                 round: *r,
             })
@@ -686,16 +669,13 @@ impl ClientAgent {
     }
 
     /// Verifies "my update was counted" for the pending round.
-    pub fn on_counted_proof(
-        &mut self,
-        reply: &proto::ProofReply,
-    ) -> Result<cipherflow_ledger::Counted> {
+    pub fn on_counted_proof(&mut self, reply: &ProofReply) -> Result<cipherflow_ledger::Counted> {
         let (round, hash) = self
             .unverified
             .first()
             .copied()
             .ok_or_else(|| FedError::Protocol("no proof pending".into()))?;
-        let proof = CountedProof::decode(&reply.counted_proof)?;
+        let proof = &reply.counted_proof;
         let key = self
             .ledger_key
             .ok_or_else(|| FedError::NotReady("no ledger key".into()))?;

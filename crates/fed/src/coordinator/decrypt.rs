@@ -11,7 +11,7 @@ use super::round::{
 use super::{Coordinator, META_GLOBAL, META_OPTIMIZER};
 use crate::config::KeysMode;
 use crate::error::{FedError, Result};
-use crate::proto;
+use crate::messages::{ShareChunk, ShareReceipt};
 use crate::records::RoundAbortedRecord;
 use crate::store;
 use crate::training;
@@ -178,11 +178,7 @@ impl Coordinator {
 
     /// Accepts a key holder's decryption share (all its parts). A refused
     /// share is logged and counted once in the metrics.
-    pub fn send_share(
-        &mut self,
-        client: &str,
-        parts: &[proto::ShareChunk],
-    ) -> Result<proto::ShareReceipt> {
+    pub fn send_share(&mut self, client: &str, parts: &[ShareChunk]) -> Result<ShareReceipt> {
         let before = self.metrics.refused;
         let r = self.check_and_store_share(client, parts);
         self.count_refusal(client, "decryption share", before, r)
@@ -191,8 +187,8 @@ impl Coordinator {
     fn check_and_store_share(
         &mut self,
         client: &str,
-        parts: &[proto::ShareChunk],
-    ) -> Result<proto::ShareReceipt> {
+        parts: &[ShareChunk],
+    ) -> Result<ShareReceipt> {
         self.admit(client)?;
         let first = parts
             .first()
@@ -224,7 +220,7 @@ impl Coordinator {
                 if let Some(st) = &mut self.round {
                     st.ready.insert(client.to_string());
                 }
-                return Ok(proto::ShareReceipt {
+                return Ok(ShareReceipt {
                     accepted: true,
                     duplicate: false,
                 });
@@ -250,7 +246,7 @@ impl Coordinator {
         let hash: [u8; 32] = Sha256::digest(&bytes).into();
         if let Some((h, _)) = st.shares.get(client) {
             return if *h == hash {
-                Ok(proto::ShareReceipt {
+                Ok(ShareReceipt {
                     accepted: true,
                     duplicate: true,
                 })
@@ -262,7 +258,7 @@ impl Coordinator {
         }
         let decoded = self.decode_share(st, client, &bytes)?;
         self.accept_share(client, hash, bytes, decoded)?;
-        Ok(proto::ShareReceipt {
+        Ok(ShareReceipt {
             accepted: true,
             duplicate: false,
         })
@@ -326,13 +322,13 @@ impl Coordinator {
 
     /// The key service's answer to [`Coordinator::tick`]'s request. A
     /// refused answer is logged and counted once in the metrics.
-    pub fn key_service_share(&mut self, parts: &[proto::ShareChunk]) -> Result<()> {
+    pub fn key_service_share(&mut self, parts: &[ShareChunk]) -> Result<()> {
         let before = self.metrics.refused;
         let r = self.check_and_store_key_service_share(parts);
         self.count_refusal("key-service", "key-service share", before, r)
     }
 
-    fn check_and_store_key_service_share(&mut self, parts: &[proto::ShareChunk]) -> Result<()> {
+    fn check_and_store_key_service_share(&mut self, parts: &[ShareChunk]) -> Result<()> {
         let Some(st) = &self.round else {
             return Err(FedError::NotReady("no round is open".into()));
         };

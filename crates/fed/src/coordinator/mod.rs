@@ -23,11 +23,14 @@ mod round;
 use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::{DpPlan, LocalDpPlan};
 use crate::error::{FedError, Result};
+use crate::messages::{
+    FinishedTask, JoinReply, JoinRequest, KeySetupBundle, KeySetupPost, KeySetupQuery,
+    KeySetupTask, Party, SealedShare, Task, TaskRequest,
+};
 use crate::metrics::Metrics;
 use crate::packing::PackingPlan;
-use crate::proto;
 use crate::records::{FederationRecord, KeySetupRecord, KIND_KEY_SETUP};
-use crate::roster::Roster;
+use crate::roster::{parse_public, Roster};
 use crate::store::{self, Store};
 use crate::strategy::ServerOptimizer;
 use crate::training;
@@ -445,7 +448,7 @@ impl Coordinator {
     }
 
     /// A client announces itself.
-    pub fn join(&mut self, client: &str, req: &proto::JoinRequest) -> Result<proto::JoinReply> {
+    pub fn join(&mut self, client: &str, req: &JoinRequest) -> Result<JoinReply> {
         let party = self.admit(client)?;
         self.check_federation(client, &req.federation)?;
         let n = req.num_examples.min(1 << 40);
@@ -464,23 +467,19 @@ impl Coordinator {
         info.num_examples = n;
         info.last_seen = now;
         tracing::info!(client, party, examples = n, "client joined");
-        Ok(proto::JoinReply {
+        Ok(JoinReply {
             federation: self.cfg.name.clone(),
-            config_digest: self.cfg.digest()?.to_vec(),
-            crs: self.crs.0.to_vec(),
+            config_digest: self.cfg.digest()?,
+            crs: self.crs,
             epoch: self.epoch,
             party_id: party,
-            ledger_public_key: self.ledger.public_key().to_bytes().to_vec(),
-            ledger_log_id: self.ledger.log_id().to_vec(),
+            ledger_public_key: self.ledger.public_key(),
+            ledger_log_id: self.ledger.log_id(),
         })
     }
 
     /// A key holder posts its sealed Shamir dealing (one share per other party).
-    pub fn post_key_setup(
-        &mut self,
-        client: &str,
-        post: &proto::KeySetupPost,
-    ) -> Result<proto::KeySetupBundle> {
+    pub fn post_key_setup(&mut self, client: &str, post: &KeySetupPost) -> Result<KeySetupBundle> {
         let party = self.admit(client)?;
         self.check_federation(client, &post.federation)?;
         if post.epoch != self.epoch {
@@ -507,11 +506,7 @@ impl Coordinator {
         let max_len = 64
             + 2 * cipherflow_ckks::multiparty::SharedCiphertext::encoded_len(&self.params)
             + 4096;
-        if post
-            .shares
-            .iter()
-            .any(|s| s.nonce.len() != 24 || s.ciphertext.len() > max_len)
-        {
+        if post.shares.iter().any(|s| s.ciphertext.len() > max_len) {
             return Err(FedError::Protocol("sealed share of the wrong size".into()));
         }
         if dealers.contains(&party) {
@@ -586,11 +581,7 @@ impl Coordinator {
     }
 
     /// The dealing shares addressed to `client`, once every key holder dealt.
-    pub fn get_key_setup(
-        &mut self,
-        client: &str,
-        q: &proto::KeySetupQuery,
-    ) -> Result<proto::KeySetupBundle> {
+    pub fn get_key_setup(&mut self, client: &str, q: &KeySetupQuery) -> Result<KeySetupBundle> {
         let party = self.admit(client)?;
         self.check_federation(client, &q.federation)?;
         if q.epoch != self.epoch {
@@ -602,27 +593,31 @@ impl Coordinator {
         self.key_setup_bundle(party)
     }
 
-    fn key_setup_bundle(&self, party: u64) -> Result<proto::KeySetupBundle> {
+    fn key_setup_bundle(&self, party: u64) -> Result<KeySetupBundle> {
         let complete = self.phase != Phase::KeySetup;
         let shares = if complete {
             self.store
                 .keysetup_for(party)?
                 .into_iter()
-                .map(|(from, nonce, ciphertext)| proto::SealedShare {
-                    from_party: from,
-                    to_party: party,
-                    nonce,
-                    ciphertext,
+                .map(|(from, nonce, ciphertext)| {
+                    Ok(SealedShare {
+                        from_party: from,
+                        to_party: party,
+                        nonce: nonce.as_slice().try_into().map_err(|_| {
+                            FedError::Integrity("a stored sealed share's nonce".into())
+                        })?,
+                        ciphertext,
+                    })
                 })
-                .collect()
+                .collect::<Result<_>>()?
         } else {
             Vec::new()
         };
         let key_setup_proof = match (complete, self.key_setup_entry()?) {
-            (true, Some(i)) => self.ledger.entry_proof(i)?.encode(),
-            _ => Vec::new(),
+            (true, Some(i)) => Some(self.ledger.entry_proof(i)?),
+            _ => None,
         };
-        Ok(proto::KeySetupBundle {
+        Ok(KeySetupBundle {
             complete,
             shares,
             key_setup_proof,
@@ -630,27 +625,22 @@ impl Coordinator {
     }
 
     /// What `client` should do now.
-    pub fn next_task(&mut self, client: &str, req: &proto::TaskRequest) -> Result<proto::Task> {
+    pub fn next_task(&mut self, client: &str, req: &TaskRequest) -> Result<Task> {
         let party = self.admit(client)?;
         self.check_federation(client, &req.federation)?;
         if !self.clients.contains_key(client) {
             return Err(FedError::NotReady("join first".into()));
         }
-        use proto::task::Kind;
-        let wait = |reason: &str| proto::Task {
-            kind: Some(Kind::Wait(proto::WaitTask {
-                retry_ms: 200,
-                reason: reason.into(),
-            })),
+        let wait = |reason: &str| Task::Wait {
+            retry_ms: 200,
+            reason: reason.into(),
         };
         match &self.phase {
-            Phase::Finished(reason) => Ok(proto::Task {
-                kind: Some(Kind::Finished(proto::FinishedTask {
-                    rounds: self.history.len() as u64,
-                    model: training::to_bytes(&self.global),
-                    reason: reason.clone(),
-                })),
-            }),
+            Phase::Finished(reason) => Ok(Task::Finished(FinishedTask {
+                rounds: self.history.len() as u64,
+                model: self.global.clone(),
+                reason: reason.clone(),
+            })),
             Phase::KeySetup => {
                 if self.store.keysetup_dealers()?.contains(&party) {
                     return Ok(wait("waiting for the other key holders' dealings"));
@@ -659,19 +649,19 @@ impl Coordinator {
                     .roster
                     .clients
                     .iter()
-                    .map(|c| proto::Party {
-                        client_id: c.client_id.clone(),
-                        party_id: c.party_id,
-                        kx_public: hex::decode(&c.kx_public).unwrap_or_default(),
+                    .map(|c| {
+                        Ok(Party {
+                            client_id: c.client_id.clone(),
+                            party_id: c.party_id,
+                            kx_public: parse_public(&c.kx_public)?.to_bytes(),
+                        })
                     })
-                    .collect();
-                Ok(proto::Task {
-                    kind: Some(Kind::KeySetup(proto::KeySetupTask {
-                        epoch: self.epoch,
-                        threshold: self.sizes.threshold as u32,
-                        parties,
-                    })),
-                })
+                    .collect::<Result<_>>()?;
+                Ok(Task::KeySetup(KeySetupTask {
+                    epoch: self.epoch,
+                    threshold: self.sizes.threshold as u32,
+                    parties,
+                }))
             }
             Phase::Training => Ok(self
                 .round_task(client, req.known_tree_size)?

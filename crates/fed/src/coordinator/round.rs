@@ -5,7 +5,10 @@
 use super::{Coordinator, Phase, META_ROUNDS_OPENED};
 use crate::config::KeysMode;
 use crate::error::{FedError, Result};
-use crate::proto;
+use crate::messages::{
+    DecryptTask, KeyServiceDecrypt, ProofReply, ProofRequest, Task, TrainTask, UploadChunk,
+    UploadReceipt,
+};
 use crate::quant::Quantizer;
 use crate::store;
 use crate::training;
@@ -145,10 +148,6 @@ pub struct RoundSummary {
     pub upload_bytes: u64,
     /// SHA-256 of the published model.
     pub model_hash: String,
-}
-
-pub(super) fn encode_inputs(inputs: &[AggregateInput]) -> Vec<u8> {
-    AggregateInput::encode_list(inputs)
 }
 
 pub(super) fn split_parts(bytes: &[u8]) -> Result<Vec<&[u8]>> {
@@ -297,8 +296,7 @@ impl Coordinator {
     }
 
     /// The task of a sampled or active client in the current round.
-    pub(super) fn round_task(&mut self, client: &str, known: u64) -> Result<Option<proto::Task>> {
-        use proto::task::Kind;
+    pub(super) fn round_task(&mut self, client: &str, known: u64) -> Result<Option<Task>> {
         let Some(st) = &self.round else {
             return Ok(None);
         };
@@ -308,17 +306,15 @@ impl Coordinator {
                 if rec.sampled.iter().any(|s| s == client) && !st.uploads.contains_key(client) =>
             {
                 let bytes = training::to_bytes(&self.global);
-                Ok(Some(proto::Task {
-                    kind: Some(Kind::Train(proto::TrainTask {
-                        round: rec.round,
-                        model_hash: training::model_hash(&bytes).to_vec(),
-                        model: bytes,
-                        training: Some(self.cfg.training.to_proto()),
-                        quantization: Some(st.quantizer.to_proto()),
-                        chunks: self.packing.chunks as u32,
-                        prox_mu: self.optimizer.prox_mu(),
-                    })),
-                }))
+                Ok(Some(Task::Train(TrainTask {
+                    round: rec.round,
+                    model_hash: training::model_hash(&bytes),
+                    model: self.global.clone(),
+                    training: self.cfg.training.clone(),
+                    quantization: st.quantizer.clone(),
+                    chunks: self.packing.chunks as u32,
+                    prox_mu: self.optimizer.prox_mu(),
+                })))
             }
             RecordState::Decrypting
                 if rec.active.iter().any(|s| s == client) && !st.shares.contains_key(client) =>
@@ -342,9 +338,9 @@ impl Coordinator {
                 let proof = self.ledger.entry_proof(agg.0)?;
                 let size = proof.sth.tree_size;
                 let consistency = if known > 0 && known < size {
-                    self.ledger.consistency_proof(known, size)?.encode()
+                    Some(self.ledger.consistency_proof(known, size)?)
                 } else {
-                    Vec::new()
+                    None
                 };
                 let mut active: Vec<u64> = rec
                     .active
@@ -352,18 +348,16 @@ impl Coordinator {
                     .filter_map(|id| self.roster.by_id(id).map(|e| e.party_id))
                     .collect();
                 active.sort_unstable();
-                Ok(Some(proto::Task {
-                    kind: Some(Kind::Decrypt(proto::DecryptTask {
-                        round: rec.round,
-                        attempt: rec.attempt,
-                        active,
-                        aggregate_proof: proof.encode(),
-                        inputs: encode_inputs(&agg.1.inputs),
-                        consistency_proof: consistency,
-                        chunks: self.packing.chunks as u32,
-                        prepare,
-                    })),
-                }))
+                Ok(Some(Task::Decrypt(DecryptTask {
+                    round: rec.round,
+                    attempt: rec.attempt,
+                    active,
+                    aggregate_proof: proof,
+                    inputs: agg.1.inputs.clone(),
+                    consistency_proof: consistency,
+                    chunks: self.packing.chunks as u32,
+                    prepare,
+                })))
             }
             _ => Ok(None),
         }
@@ -504,11 +498,7 @@ impl Coordinator {
 
     /// Accepts a client's update (all its chunks, in order). A refused
     /// upload is logged and counted once in the metrics.
-    pub fn upload(
-        &mut self,
-        client: &str,
-        chunks: &[proto::UploadChunk],
-    ) -> Result<proto::UploadReceipt> {
+    pub fn upload(&mut self, client: &str, chunks: &[UploadChunk]) -> Result<UploadReceipt> {
         let before = self.metrics.refused;
         let r = self.check_and_store_upload(client, chunks);
         self.count_refusal(client, "upload", before, r)
@@ -517,8 +507,8 @@ impl Coordinator {
     fn check_and_store_upload(
         &mut self,
         client: &str,
-        chunks: &[proto::UploadChunk],
-    ) -> Result<proto::UploadReceipt> {
+        chunks: &[UploadChunk],
+    ) -> Result<UploadReceipt> {
         self.admit(client)?;
         let first = chunks
             .first()
@@ -561,10 +551,10 @@ impl Coordinator {
         if let Some((h, _, idx)) = st.uploads.get(client) {
             if *h == hash {
                 let proof = match idx {
-                    Some(i) => self.ledger.entry_proof(*i)?.encode(),
-                    None => Vec::new(),
+                    Some(i) => Some(self.ledger.entry_proof(*i)?),
+                    None => None,
                 };
-                return Ok(proto::UploadReceipt {
+                return Ok(UploadReceipt {
                     ledger_index: idx.unwrap_or(0),
                     entry_proof: proof,
                     duplicate: true,
@@ -609,9 +599,9 @@ impl Coordinator {
         self.metrics.upload_bytes += bytes.len() as u64;
         let complete = st.uploads.len() == st.record.sampled.len();
         tracing::debug!(client, round, index, "update accepted");
-        let receipt = proto::UploadReceipt {
+        let receipt = UploadReceipt {
             ledger_index: index,
-            entry_proof: self.ledger.entry_proof(index)?.encode(),
+            entry_proof: Some(self.ledger.entry_proof(index)?),
             duplicate: false,
         };
         if complete {
@@ -677,7 +667,7 @@ impl Coordinator {
     /// aborts a round that cannot reach it, retries decryption with other
     /// key holders, opens the next round. In key-service mode, returns the
     /// request to forward to the key service when one is due.
-    pub fn tick(&mut self) -> Result<Option<proto::KeyServiceDecrypt>> {
+    pub fn tick(&mut self) -> Result<Option<KeyServiceDecrypt>> {
         let now = self.now();
         let timeout = self.cfg.round_timeout_s;
         if self.round.is_none() {
@@ -742,14 +732,14 @@ impl Coordinator {
                             .ok_or_else(|| FedError::NotReady("aggregate not logged".into()))?;
                         let entry_proof = self.ledger.entry_proof(agg.0)?;
                         let size = entry_proof.sth.tree_size;
-                        let req = proto::KeyServiceDecrypt {
+                        let req = KeyServiceDecrypt {
                             federation: self.cfg.name.clone(),
                             round: st.record.round,
-                            aggregate_proof: entry_proof.encode(),
-                            inputs: encode_inputs(&agg.1.inputs),
-                            consistency_proof: self.key_service_consistency(size)?,
+                            aggregate_proof: entry_proof,
+                            inputs: agg.1.inputs.clone(),
+                            consistency_proofs: self.key_service_consistency(size)?,
                             chunks: self.packing.chunks as u32,
-                            crs: self.crs.0.to_vec(),
+                            crs: self.crs,
                             epoch: self.epoch,
                         };
                         if let Some(st) = &mut self.round {
@@ -779,9 +769,8 @@ impl Coordinator {
 
     /// Consistency proofs to `size` from every head the key service may
     /// last have seen.
-    fn key_service_consistency(&self, size: u64) -> Result<Vec<u8>> {
-        let proofs = self
-            .key_service_heads()?
+    fn key_service_consistency(&self, size: u64) -> Result<Vec<ConsistencyProof>> {
+        self.key_service_heads()?
             .into_iter()
             .filter(|&s| s > 0 && s < size)
             .map(|s| {
@@ -789,8 +778,7 @@ impl Coordinator {
                     .consistency_proof(s, size)
                     .map_err(FedError::from)
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ConsistencyProof::encode_list(&proofs))
+            .collect()
     }
 
     fn note_key_service_head(&mut self, size: u64) -> Result<()> {
@@ -808,16 +796,11 @@ impl Coordinator {
     }
 
     /// "My update was counted" proof for `client`'s update of a round.
-    pub fn counted_proof(
-        &mut self,
-        client: &str,
-        req: &proto::ProofRequest,
-    ) -> Result<proto::ProofReply> {
+    pub fn counted_proof(&mut self, client: &str, req: &ProofRequest) -> Result<ProofReply> {
         self.admit(client)?;
         self.check_federation(client, &req.federation)?;
-        let proof = self.ledger.counted_proof_for(client, req.round)?;
-        Ok(proto::ProofReply {
-            counted_proof: proof.encode(),
+        Ok(ProofReply {
+            counted_proof: self.ledger.counted_proof_for(client, req.round)?,
         })
     }
 

@@ -6,32 +6,37 @@
 use crate::client::{Action, ClientAgent};
 use crate::config::KeysMode;
 use crate::error::{FedError, Result};
-use crate::proto;
+use crate::messages::{
+    EnrollReply, EnrollRequest, JoinReply, JoinRequest, KeySetupBundle, KeySetupPost,
+    KeySetupQuery, ProofReply, ProofRequest, ShareChunk, ShareReceipt, Task, TaskRequest,
+    UploadChunk, UploadReceipt,
+};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// The coordinator as a client sees it.
 pub trait CoordinatorApi {
     /// Join.
-    fn join(&mut self, r: &proto::JoinRequest) -> Result<proto::JoinReply>;
+    fn join(&mut self, r: &JoinRequest) -> Result<JoinReply>;
     /// Post a key-setup dealing.
-    fn post_key_setup(&mut self, r: &proto::KeySetupPost) -> Result<proto::KeySetupBundle>;
+    fn post_key_setup(&mut self, r: &KeySetupPost) -> Result<KeySetupBundle>;
     /// Poll the key setup.
-    fn get_key_setup(&mut self, r: &proto::KeySetupQuery) -> Result<proto::KeySetupBundle>;
-    /// Long-poll for a task.
-    fn next_task(&mut self, r: &proto::TaskRequest) -> Result<proto::Task>;
+    fn get_key_setup(&mut self, r: &KeySetupQuery) -> Result<KeySetupBundle>;
+    /// Long-poll for a task. A task that does not convert (a malformed
+    /// message) is an error of the call.
+    fn next_task(&mut self, r: &TaskRequest) -> Result<Task>;
     /// Stream an update.
-    fn upload(&mut self, chunks: Vec<proto::UploadChunk>) -> Result<proto::UploadReceipt>;
+    fn upload(&mut self, chunks: Vec<UploadChunk>) -> Result<UploadReceipt>;
     /// Stream a decryption share.
-    fn send_share(&mut self, parts: Vec<proto::ShareChunk>) -> Result<proto::ShareReceipt>;
+    fn send_share(&mut self, parts: Vec<ShareChunk>) -> Result<ShareReceipt>;
     /// "My update was counted" proof.
-    fn counted_proof(&mut self, r: &proto::ProofRequest) -> Result<proto::ProofReply>;
+    fn counted_proof(&mut self, r: &ProofRequest) -> Result<ProofReply>;
 }
 
 /// The key service as a client sees it.
 pub trait KeyServiceApi {
     /// Get this client's key share.
-    fn enroll(&mut self, r: &proto::EnrollRequest) -> Result<proto::EnrollReply>;
+    fn enroll(&mut self, r: &EnrollRequest) -> Result<EnrollReply>;
 }
 
 /// What a client did.
@@ -123,7 +128,7 @@ pub fn run_agent(
         let kms = kms
             .as_mut()
             .ok_or_else(|| FedError::Config("key-service mode needs the key service".into()))?;
-        let req = proto::EnrollRequest {
+        let req = EnrollRequest {
             federation: reply.federation.clone(),
         };
         let r = retry(&mut s, patience, || kms.enroll(&req))?;
@@ -166,13 +171,24 @@ pub fn run_agent(
                 }
             }
         }
-        let treq = proto::TaskRequest {
+        let treq = TaskRequest {
             federation: reply.federation.clone(),
             wait_ms: 2000,
             known_tree_size: agent.known_tree_size(),
         };
-        let task = retry(&mut s, patience, || coord.next_task(&treq))?;
-        if let Some(proto::task::Kind::Train(t)) = &task.kind {
+        // A malformed task is refused like a task the agent's checks
+        // refuse: the coordinator may answer better on the next poll.
+        let task = match retry(&mut s, patience, || coord.next_task(&treq)) {
+            Ok(t) => t,
+            Err(e @ FedError::Malformed(_)) => {
+                tracing::warn!(error = %e, "task refused");
+                s.refused += 1;
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Task::Train(t) = &task {
             closed_round = closed_round.max(t.round.saturating_sub(1));
         }
         let action = match agent.handle(&task) {

@@ -11,9 +11,11 @@
 //! [`MAX_MESSAGE_BYTES`]; an upload stream at the model's chunk count.
 
 use super::agent::{CoordinatorApi, KeyServiceApi};
+use super::convert::{all_in, all_out, OnWire};
 use crate::coordinator::Coordinator;
 use crate::error::{FedError, Result};
 use crate::keyservice::KeyService;
+use crate::messages as m;
 use crate::metrics::TransportRefusals;
 use crate::proto::{
     self, coordinator_client, coordinator_server, key_service_client, key_service_server,
@@ -58,9 +60,10 @@ pub fn status(e: FedError) -> Status {
         e if is_storage_failure(&e) => {
             Status::unavailable(format!("coordinator storage failure, retry later: {m}"))
         }
-        FedError::Protocol(_) | FedError::Encoding(_) | FedError::Ckks(_) => {
-            Status::invalid_argument(m)
-        }
+        FedError::Protocol(_)
+        | FedError::Malformed(_)
+        | FedError::Encoding(_)
+        | FedError::Ckks(_) => Status::invalid_argument(m),
         _ => Status::internal(m),
     }
 }
@@ -172,6 +175,23 @@ impl Shared {
     }
 }
 
+/// A request as the server receives it: converted to its domain type, or
+/// refused as `invalid_argument`.
+fn incoming<D: OnWire>(p: D::Proto) -> std::result::Result<D, Status> {
+    D::try_from(p).map_err(status)
+}
+
+/// A reply, in its protobuf form.
+fn outgoing<D: OnWire>(d: D) -> Response<D::Proto> {
+    Response::new(d.into())
+}
+
+/// A reply as the calling client receives it: one that does not convert
+/// is [`FedError::Malformed`].
+fn received<D: OnWire>(r: Response<D::Proto>) -> Result<D> {
+    D::try_from(r.into_inner()).map_err(|e| FedError::Malformed(e.to_string()))
+}
+
 #[tonic::async_trait]
 impl coordinator_server::Coordinator for CoordinatorService {
     async fn join(
@@ -179,8 +199,8 @@ impl coordinator_server::Coordinator for CoordinatorService {
         req: Request<proto::JoinRequest>,
     ) -> std::result::Result<Response<proto::JoinReply>, Status> {
         let id = self.identity(&req)?;
-        let r = req.into_inner();
-        self.call(move |c| c.join(&id, &r)).await.map(Response::new)
+        let r = incoming(req.into_inner())?;
+        self.call(move |c| c.join(&id, &r)).await.map(outgoing)
     }
 
     async fn post_key_setup(
@@ -188,10 +208,10 @@ impl coordinator_server::Coordinator for CoordinatorService {
         req: Request<proto::KeySetupPost>,
     ) -> std::result::Result<Response<proto::KeySetupBundle>, Status> {
         let id = self.identity(&req)?;
-        let r = req.into_inner();
+        let r = incoming(req.into_inner())?;
         self.call(move |c| c.post_key_setup(&id, &r))
             .await
-            .map(Response::new)
+            .map(outgoing)
     }
 
     async fn get_key_setup(
@@ -199,10 +219,10 @@ impl coordinator_server::Coordinator for CoordinatorService {
         req: Request<proto::KeySetupQuery>,
     ) -> std::result::Result<Response<proto::KeySetupBundle>, Status> {
         let id = self.identity(&req)?;
-        let r = req.into_inner();
+        let r = incoming(req.into_inner())?;
         self.call(move |c| c.get_key_setup(&id, &r))
             .await
-            .map(Response::new)
+            .map(outgoing)
     }
 
     async fn next_task(
@@ -210,16 +230,16 @@ impl coordinator_server::Coordinator for CoordinatorService {
         req: Request<proto::TaskRequest>,
     ) -> std::result::Result<Response<proto::Task>, Status> {
         let id = self.identity(&req)?;
-        let r = req.into_inner();
+        let r: m::TaskRequest = incoming(req.into_inner())?;
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(u64::from(r.wait_ms.min(30_000)));
         loop {
             let notified = self.inner.notify.notified();
             let (id2, r2) = (id.clone(), r.clone());
             let task = self.call(move |c| c.next_task(&id2, &r2)).await?;
-            let waiting = matches!(task.kind, Some(proto::task::Kind::Wait(_)));
+            let waiting = matches!(task, m::Task::Wait { .. });
             if !waiting || tokio::time::Instant::now() >= deadline {
-                return Ok(Response::new(task));
+                return Ok(outgoing(task));
             }
             let _ = tokio::time::timeout_at(
                 deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)),
@@ -242,9 +262,10 @@ impl coordinator_server::Coordinator for CoordinatorService {
             }
             chunks.push(c);
         }
+        let chunks: Vec<m::UploadChunk> = all_in(chunks).map_err(status)?;
         self.call(move |c| c.upload(&id, &chunks))
             .await
-            .map(Response::new)
+            .map(outgoing)
     }
 
     async fn send_share(
@@ -260,9 +281,10 @@ impl coordinator_server::Coordinator for CoordinatorService {
             }
             parts.push(p);
         }
+        let parts: Vec<m::ShareChunk> = all_in(parts).map_err(status)?;
         self.call(move |c| c.send_share(&id, &parts))
             .await
-            .map(Response::new)
+            .map(outgoing)
     }
 
     async fn counted_proof(
@@ -270,10 +292,10 @@ impl coordinator_server::Coordinator for CoordinatorService {
         req: Request<proto::ProofRequest>,
     ) -> std::result::Result<Response<proto::ProofReply>, Status> {
         let id = self.identity(&req)?;
-        let r = req.into_inner();
+        let r = incoming(req.into_inner())?;
         self.call(move |c| c.counted_proof(&id, &r))
             .await
-            .map(Response::new)
+            .map(outgoing)
     }
 }
 
@@ -480,7 +502,7 @@ impl key_service_server::KeyService for KeyServiceService {
                 tracing::warn!(fingerprint = %fp, "unenrolled certificate refused by the key service");
                 Status::unauthenticated(format!("certificate SHA-256 {fp} is not in the roster"))
             })?;
-        let r = req.into_inner();
+        let r = incoming(req.into_inner())?;
         let ks = self.ks.clone();
         tokio::task::spawn_blocking(move || {
             ks.lock()
@@ -489,7 +511,7 @@ impl key_service_server::KeyService for KeyServiceService {
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
-        .map(Response::new)
+        .map(outgoing)
         .map_err(status)
     }
 
@@ -509,7 +531,7 @@ impl key_service_server::KeyService for KeyServiceService {
                 "only the coordinator may request decryptions",
             ));
         };
-        let r = req.into_inner();
+        let r = incoming(req.into_inner())?;
         let ks = self.ks.clone();
         let parts = tokio::task::spawn_blocking(move || {
             ks.lock()
@@ -519,6 +541,7 @@ impl key_service_server::KeyService for KeyServiceService {
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(status)?;
+        let parts: Vec<proto::ShareChunk> = all_out(parts);
         Ok(Response::new(Box::pin(tokio_stream::iter(
             parts.into_iter().map(Ok),
         ))))
@@ -619,60 +642,54 @@ impl CoordinatorRemote {
     }
 }
 
+impl CoordinatorRemote {
+    /// One unary call: the request in its protobuf form, the reply back
+    /// in its domain type.
+    fn unary<Q: OnWire + Clone, R: OnWire, F, Fut>(&self, r: &Q, call: F) -> Result<R>
+    where
+        F: FnOnce(coordinator_client::CoordinatorClient<Channel>, Q::Proto) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<Response<R::Proto>, Status>>,
+    {
+        let c = self.client.clone();
+        let req = Q::Proto::from(r.clone());
+        let reply = self.rt.block_on(call(c, req)).map_err(self.fail())?;
+        received(reply)
+    }
+}
+
 impl CoordinatorApi for CoordinatorRemote {
-    fn join(&mut self, r: &proto::JoinRequest) -> Result<proto::JoinReply> {
-        let mut c = self.client.clone();
-        let r = r.clone();
-        self.rt
-            .block_on(async move { c.join(r).await })
-            .map(Response::into_inner)
-            .map_err(self.fail())
+    fn join(&mut self, r: &m::JoinRequest) -> Result<m::JoinReply> {
+        self.unary(r, |mut c, r| async move { c.join(r).await })
     }
-    fn post_key_setup(&mut self, r: &proto::KeySetupPost) -> Result<proto::KeySetupBundle> {
-        let mut c = self.client.clone();
-        let r = r.clone();
-        self.rt
-            .block_on(async move { c.post_key_setup(r).await })
-            .map(Response::into_inner)
-            .map_err(self.fail())
+    fn post_key_setup(&mut self, r: &m::KeySetupPost) -> Result<m::KeySetupBundle> {
+        self.unary(r, |mut c, r| async move { c.post_key_setup(r).await })
     }
-    fn get_key_setup(&mut self, r: &proto::KeySetupQuery) -> Result<proto::KeySetupBundle> {
-        let mut c = self.client.clone();
-        let r = r.clone();
-        self.rt
-            .block_on(async move { c.get_key_setup(r).await })
-            .map(Response::into_inner)
-            .map_err(self.fail())
+    fn get_key_setup(&mut self, r: &m::KeySetupQuery) -> Result<m::KeySetupBundle> {
+        self.unary(r, |mut c, r| async move { c.get_key_setup(r).await })
     }
-    fn next_task(&mut self, r: &proto::TaskRequest) -> Result<proto::Task> {
-        let mut c = self.client.clone();
-        let r = r.clone();
-        self.rt
-            .block_on(async move { c.next_task(r).await })
-            .map(Response::into_inner)
-            .map_err(self.fail())
+    fn next_task(&mut self, r: &m::TaskRequest) -> Result<m::Task> {
+        self.unary(r, |mut c, r| async move { c.next_task(r).await })
     }
-    fn upload(&mut self, chunks: Vec<proto::UploadChunk>) -> Result<proto::UploadReceipt> {
+    fn upload(&mut self, chunks: Vec<m::UploadChunk>) -> Result<m::UploadReceipt> {
         let mut c = self.client.clone();
-        self.rt
+        let chunks: Vec<proto::UploadChunk> = all_out(chunks);
+        let reply = self
+            .rt
             .block_on(async move { c.upload(tokio_stream::iter(chunks)).await })
-            .map(Response::into_inner)
-            .map_err(self.fail())
+            .map_err(self.fail())?;
+        received(reply)
     }
-    fn send_share(&mut self, parts: Vec<proto::ShareChunk>) -> Result<proto::ShareReceipt> {
+    fn send_share(&mut self, parts: Vec<m::ShareChunk>) -> Result<m::ShareReceipt> {
         let mut c = self.client.clone();
-        self.rt
+        let parts: Vec<proto::ShareChunk> = all_out(parts);
+        let reply = self
+            .rt
             .block_on(async move { c.send_share(tokio_stream::iter(parts)).await })
-            .map(Response::into_inner)
-            .map_err(self.fail())
+            .map_err(self.fail())?;
+        received(reply)
     }
-    fn counted_proof(&mut self, r: &proto::ProofRequest) -> Result<proto::ProofReply> {
-        let mut c = self.client.clone();
-        let r = r.clone();
-        self.rt
-            .block_on(async move { c.counted_proof(r).await })
-            .map(Response::into_inner)
-            .map_err(self.fail())
+    fn counted_proof(&mut self, r: &m::ProofRequest) -> Result<m::ProofReply> {
+        self.unary(r, |mut c, r| async move { c.counted_proof(r).await })
     }
 }
 
@@ -707,14 +724,11 @@ impl KeyServiceRemote {
         Ok(k)
     }
 
-    async fn decrypt_async(
-        &mut self,
-        req: proto::KeyServiceDecrypt,
-    ) -> Result<Vec<proto::ShareChunk>> {
+    async fn decrypt_async(&mut self, req: m::KeyServiceDecrypt) -> Result<Vec<m::ShareChunk>> {
         let pin = self.pin.clone();
         let mut stream = self
             .client
-            .decrypt(req)
+            .decrypt(proto::KeyServiceDecrypt::from(req))
             .await
             .map_err(|s| from_call(&pin, s))?
             .into_inner();
@@ -725,20 +739,21 @@ impl KeyServiceRemote {
             }
             parts.push(p);
         }
-        Ok(parts)
+        all_in(parts).map_err(|e| FedError::Malformed(e.to_string()))
     }
 }
 
 impl KeyServiceApi for KeyServiceRemote {
-    fn enroll(&mut self, r: &proto::EnrollRequest) -> Result<proto::EnrollReply> {
+    fn enroll(&mut self, r: &m::EnrollRequest) -> Result<m::EnrollReply> {
         let mut c = self.client.clone();
-        let r = r.clone();
+        let r = proto::EnrollRequest::from(r.clone());
         let rt = self
             .rt
             .as_ref()
             .ok_or_else(|| FedError::Transport("async key-service client used blocking".into()))?;
-        rt.block_on(async move { c.enroll(r).await })
-            .map(Response::into_inner)
-            .map_err(|s| from_call(&self.pin, s))
+        let reply = rt
+            .block_on(async move { c.enroll(r).await })
+            .map_err(|s| from_call(&self.pin, s))?;
+        received(reply)
     }
 }

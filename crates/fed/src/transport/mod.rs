@@ -1,7 +1,11 @@
 //! Transports: in-process (simulations and tests) and gRPC over mutual TLS,
-//! and the client's main loop over either.
+//! the client's main loop over either, and the conversions between the
+//! protocol's messages and their protobuf form (every message crosses
+//! them, in process too).
 
 pub mod agent;
+mod convert;
+pub use convert::OnWire;
 pub mod grpc;
 pub mod inproc;
 pub mod metrics;

@@ -34,7 +34,7 @@ pub fn config(name: &str, rounds: u64, extra: &str) -> FederationConfig {
 /// An in-process federation driven message by message, so that a test can
 /// play the coordinator, a key holder or the operator between steps.
 pub mod harness {
-    use cipherflow_fed::proto;
+    use cipherflow_fed::messages;
     use cipherflow_fed::sim::{make_roster, split_among, ManualClock};
     use cipherflow_fed::FederationConfig;
     use cipherflow_fed::Roster;
@@ -210,7 +210,7 @@ pub mod harness {
         }
 
         /// Client `i` takes its key-setup task and posts its dealing.
-        pub fn deal(&mut self, i: usize) -> proto::KeySetupBundle {
+        pub fn deal(&mut self, i: usize) -> messages::KeySetupBundle {
             let t = self.task(i);
             match self.clients[i].handle(&t).unwrap() {
                 Action::PostKeySetup(p) => {
@@ -240,9 +240,9 @@ pub mod harness {
         }
 
         /// What the coordinator tells client `i` to do now.
-        pub fn task(&mut self, i: usize) -> proto::Task {
+        pub fn task(&mut self, i: usize) -> messages::Task {
             let c = &self.clients[i];
-            let req = proto::TaskRequest {
+            let req = messages::TaskRequest {
                 federation: self.cfg.name.clone(),
                 wait_ms: 0,
                 known_tree_size: c.known_tree_size(),
