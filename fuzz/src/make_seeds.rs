@@ -14,8 +14,7 @@ mod fed_common;
 
 use cipherflow_ckks::multiparty::{
     aggregate_decryption_share, aggregation_seed, combine_public_key, decryption_share,
-    public_key_share, shamir_combine, shamir_deal, share_encrypt, Crs, SecretShare, ShamirShare,
-    Smudging,
+    public_key_share, share_encrypt, Crs, LocalParties, Smudging,
 };
 use cipherflow_ckks::{Encoder, Encryptor, GaloisKeys, PublicKey, RelinKey, SecretKey};
 use rand_chacha::ChaCha20Rng;
@@ -61,31 +60,21 @@ fn ckks(out: &Out) {
 
     // Threshold multiparty objects: 3 parties, t = 2.
     let crs = Crs([3; 32]);
-    let ids = [1u64, 2, 3];
-    let sks: Vec<SecretShare> = ids
-        .iter()
-        .map(|&id| SecretShare::generate_for(p, id, &mut rng))
-        .collect();
+    let parties = LocalParties::setup(p, 3, 2, &mut rng).unwrap();
+    let sks = &parties.keys;
     let pks: Vec<_> = sks
         .iter()
         .map(|s| public_key_share(p, s, &crs, &mut rng).unwrap())
         .collect();
     let jpk = combine_public_key(p, &crs, &pks).unwrap();
-    let mut dealt: Vec<ShamirShare> = Vec::new();
-    for s in &sks {
-        dealt.extend(shamir_deal(p, s, 2, &ids, &mut rng).unwrap());
-    }
-    let thr: Vec<_> = ids
-        .iter()
-        .map(|&id| {
-            let mine: Vec<ShamirShare> = dealt.iter().filter(|s| s.to() == id).cloned().collect();
-            shamir_combine(p, id, &mine).unwrap()
-        })
-        .collect();
+    // Party 1's dealing: to party 2 a seeded share (the first t − 1), to
+    // party 3 a full one.
+    let from_1 = |to: u64| parties.received_by(to).iter().find(|s| s.from() == 1).unwrap();
+    let thr = parties.threshold_secrets(p).unwrap();
     out.put("multiparty", "0-secret-share", &[&[0u8][..], &sks[0].to_bytes()].concat());
     out.put("multiparty", "1-public-key-share", &[&[1u8][..], &pks[0].to_bytes()].concat());
-    out.put("multiparty", "2-shamir-seeded", &[&[2u8][..], &dealt[1].to_bytes()].concat());
-    out.put("multiparty", "2-shamir-full", &[&[2u8][..], &dealt[2].to_bytes()].concat());
+    out.put("multiparty", "2-shamir-seeded", &[&[2u8][..], &from_1(2).to_bytes()].concat());
+    out.put("multiparty", "2-shamir-full", &[&[2u8][..], &from_1(3).to_bytes()].concat());
     out.put("multiparty", "3-threshold-secret", &[&[3u8][..], &thr[0].to_bytes()].concat());
     let ct = Encryptor::with_public_key(&jpk)
         .encrypt_values(&enc, &values[..4], &mut rng)
@@ -100,8 +89,7 @@ fn ckks(out: &Out) {
     let sc = share_encrypt(p, &sks[0], &seed, &[1, -2, 3], shift, &mut rng).unwrap();
     out.put("aggregation", "shared-ciphertext", &sc.to_bytes());
     let sm = Smudging::for_share_sum(3, p.n(), 40).unwrap();
-    let mine: Vec<ShamirShare> = dealt.iter().filter(|s| s.to() == 1).cloned().collect();
-    let agg = aggregate_decryption_share(p, 1, &mine, &ids, &[1, 2], &[seed], &sm, &mut rng)
+    let agg = aggregate_decryption_share(p, 1, parties.received_by(1), &parties.ids, &[1, 2], &[seed], &sm, &mut rng)
         .unwrap();
     out.put("aggregation", "aggregate-share", &agg.to_bytes());
 }

@@ -24,11 +24,8 @@ fn run(name: &str, preset: Preset, n: u64, t: usize, reps: usize) {
     let params = preset.build().unwrap();
     let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
     let crs = Crs::generate(&mut rng);
-    let ids: Vec<u64> = (1..=n).collect();
-    let sks: Vec<SecretShare> = ids
-        .iter()
-        .map(|&id| SecretShare::generate_for(&params, id, &mut rng))
-        .collect();
+    let parties = LocalParties::setup(&params, n, t, &mut rng).unwrap();
+    let (ids, sks) = (&parties.ids, &parties.keys);
     let emit = |op: &str, ms: f64, bytes: Option<usize>, note: &str| {
         println!(
             "{{\"bench\":\"ckks_multiparty\",\"preset\":\"{name}\",\"parties\":{n},\"threshold\":{t},\"op\":\"{op}\",\"ms\":{ms:.3},\"bytes\":{},\"threads\":1,\"note\":\"{note}\"}}",
@@ -54,12 +51,9 @@ fn run(name: &str, preset: Preset, n: u64, t: usize, reps: usize) {
         "n shares -> collective pk",
     );
     let ms = median_ms(reps, || {
-        shamir_deal(&params, &sks[0], t, &ids, &mut rng).unwrap();
+        shamir_deal(&params, &sks[0], t, ids, &mut rng).unwrap();
     });
-    let mut dealt = Vec::new();
-    for sk in &sks {
-        dealt.extend(shamir_deal(&params, sk, t, &ids, &mut rng).unwrap());
-    }
+    let dealt: Vec<&ShamirShare> = parties.received.iter().flatten().collect();
     let sent: usize = dealt
         .iter()
         .filter(|s| s.from() == 1 && s.to() != 1)
@@ -71,17 +65,10 @@ fn run(name: &str, preset: Preset, n: u64, t: usize, reps: usize) {
         Some(sent),
         "one dealer; bytes = all it sends (t-1 seeded shares + n-t full shares)",
     );
-    let mine: Vec<ShamirShare> = dealt.iter().filter(|s| s.to() == 1).cloned().collect();
     let ms = median_ms(reps, || {
-        shamir_combine(&params, 1, &mine).unwrap();
+        shamir_combine(&params, 1, parties.received_by(1)).unwrap();
     });
-    let thr: Vec<ThresholdSecret> = ids
-        .iter()
-        .map(|&id| {
-            let m: Vec<_> = dealt.iter().filter(|s| s.to() == id).cloned().collect();
-            shamir_combine(&params, id, &m).unwrap()
-        })
-        .collect();
+    let thr: Vec<ThresholdSecret> = parties.threshold_secrets(&params).unwrap();
     emit(
         "shamir_combine",
         ms,

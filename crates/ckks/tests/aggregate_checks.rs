@@ -26,25 +26,13 @@ struct Setup {
 fn setup() -> Setup {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let params = ParamsBuilder::new(12).q_bits(&[39, 39]).build().unwrap();
-    let ids = [1u64, 2, 3, 4];
-    let keys: Vec<SecretShare> = ids
-        .iter()
-        .map(|&id| SecretShare::generate_for(&params, id, &mut rng))
-        .collect();
-    let mut dealt = Vec::new();
-    for k in &keys {
-        dealt.extend(shamir_deal(&params, k, 2, &ids, &mut rng).unwrap());
-    }
-    let received = ids
-        .iter()
-        .map(|&id| dealt.iter().filter(|s| s.to() == id).cloned().collect())
-        .collect();
+    let parties = LocalParties::setup(&params, 4, 2, &mut rng).unwrap();
     let seeds = vec![aggregation_seed(&Crs([3; 32]), b"round-1", 0)];
     let smudging = Smudging::for_share_sum(3, params.n(), 40).unwrap();
     Setup {
         params,
-        keys,
-        received,
+        keys: parties.keys,
+        received: parties.received,
         seeds,
         smudging,
     }

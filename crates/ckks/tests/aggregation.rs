@@ -22,23 +22,11 @@ struct Fed {
 
 fn federation(n: u64, t: usize, rng: &mut ChaCha20Rng) -> Fed {
     let params = params();
-    let ids: Vec<u64> = (1..=n).collect();
-    let keys: Vec<SecretShare> = ids
-        .iter()
-        .map(|&id| SecretShare::generate_for(&params, id, rng))
-        .collect();
-    let mut dealt = Vec::new();
-    for k in &keys {
-        dealt.extend(shamir_deal(&params, k, t, &ids, rng).unwrap());
-    }
-    let received = ids
-        .iter()
-        .map(|&id| dealt.iter().filter(|s| s.to() == id).cloned().collect())
-        .collect();
+    let parties = LocalParties::setup(&params, n, t, rng).unwrap();
     Fed {
         params,
-        keys,
-        received,
+        keys: parties.keys,
+        received: parties.received,
     }
 }
 

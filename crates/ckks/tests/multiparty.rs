@@ -23,32 +23,14 @@ struct Federation {
 fn federation(params: CkksParams, n: u64, t: usize, seed: u64) -> Federation {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let crs = Crs::generate(&mut rng);
-    let ids: Vec<u64> = (1..=n).collect();
-    let sks: Vec<SecretShare> = ids
-        .iter()
-        .map(|&id| SecretShare::generate_for(&params, id, &mut rng))
-        .collect();
-    let pks: Vec<PublicKeyShare> = sks
-        .iter()
-        .map(|s| public_key_share(&params, s, &crs, &mut rng).unwrap())
-        .collect();
-    let pk = combine_public_key(&params, &crs, &pks).unwrap();
-    let mut dealt = Vec::new();
-    for sk in &sks {
-        dealt.extend(shamir_deal(&params, sk, t, &ids, &mut rng).unwrap());
-    }
-    let thr = ids
-        .iter()
-        .map(|&id| {
-            let mine: Vec<ShamirShare> = dealt.iter().filter(|s| s.to() == id).cloned().collect();
-            shamir_combine(&params, id, &mine).unwrap()
-        })
-        .collect();
+    let parties = LocalParties::setup(&params, n, t, &mut rng).unwrap();
+    let pk = parties.public_key(&params, &crs, &mut rng).unwrap();
+    let thr = parties.threshold_secrets(&params).unwrap();
     let enc = Encoder::new(&params);
     Federation {
         params,
-        ids,
-        sks,
+        ids: parties.ids,
+        sks: parties.keys,
         pk,
         thr,
         enc,

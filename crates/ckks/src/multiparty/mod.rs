@@ -18,7 +18,8 @@
 //! 3. **Threshold.** Party `i` runs [`shamir_deal`] and sends `f_i(j)` to
 //!    party `j` (secretly); party `j` runs [`shamir_combine`] to obtain its
 //!    [`ThresholdSecret`] `F(j)`. Any `t` parties can now decrypt; `t − 1`
-//!    learn nothing about `s`.
+//!    learn nothing about `s`. ([`LocalParties`] runs steps 2 and 3 for
+//!    every party in one process: tests, benchmarks, simulations.)
 //! 4. **Decryption.** Each party of an active set `S` (`|S| ≥ t`) sends
 //!    [`decryption_share`]; [`combine_decryption`] adds them to `c0` and
 //!    returns the plaintext. In n-of-n mode parties use
@@ -84,6 +85,7 @@ mod collective_keygen;
 mod decrypt;
 mod encoding;
 mod error;
+mod local;
 mod shamir;
 mod smudging;
 
@@ -101,6 +103,7 @@ pub use decrypt::{
 };
 pub use encoding::MAX_PARTIES;
 pub use error::MultipartyError;
+pub use local::LocalParties;
 pub use shamir::{shamir_combine, shamir_deal, ShamirShare, ThresholdSecret};
 pub use smudging::{Smudging, DEFAULT_STAT_SEC_BITS, MAX_SMUDGING_LOG2};
 

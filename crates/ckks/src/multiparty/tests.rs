@@ -13,28 +13,9 @@ fn forced_combination_below_threshold_is_garbage() {
     let params = Preset::Aggregation.build().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(11);
     let crs = Crs([5; 32]);
-    let ids = [1u64, 2, 3, 4];
-    let t = 3;
-    let sks: Vec<SecretShare> = ids
-        .iter()
-        .map(|&id| SecretShare::generate_for(&params, id, &mut rng))
-        .collect();
-    let pks: Vec<_> = sks
-        .iter()
-        .map(|s| public_key_share(&params, s, &crs, &mut rng).unwrap())
-        .collect();
-    let pk = combine_public_key(&params, &crs, &pks).unwrap();
-    let mut dealt = Vec::new();
-    for sk in &sks {
-        dealt.extend(shamir_deal(&params, sk, t, &ids, &mut rng).unwrap());
-    }
-    let mut thr: Vec<ThresholdSecret> = ids
-        .iter()
-        .map(|&id| {
-            let mine: Vec<_> = dealt.iter().filter(|s| s.to == id).cloned().collect();
-            shamir_combine(&params, id, &mine).unwrap()
-        })
-        .collect();
+    let parties = LocalParties::setup(&params, 4, 3, &mut rng).unwrap();
+    let pk = parties.public_key(&params, &crs, &mut rng).unwrap();
+    let mut thr = parties.threshold_secrets(&params).unwrap();
     let enc = Encoder::new(&params);
     let values = [0.25, -0.5, 0.75];
     let pt = enc.encode(&values, 1, 2f64.powi(90)).unwrap();
