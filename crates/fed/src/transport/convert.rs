@@ -52,26 +52,39 @@ fn entry_proof(bytes: &[u8]) -> Result<EntryProof> {
     Ok(EntryProof::decode(bytes)?)
 }
 
+/// Messages whose protobuf form has the same fields, of the same types:
+/// converted field by field, nothing to refuse.
+macro_rules! same_fields {
+    ($($t:ident { $($f:ident),* $(,)? })*) => {
+        $(
+            impl From<m::$t> for p::$t {
+                fn from(x: m::$t) -> Self {
+                    Self { $($f: x.$f),* }
+                }
+            }
+
+            impl TryFrom<p::$t> for m::$t {
+                type Error = FedError;
+                fn try_from(x: p::$t) -> Result<Self> {
+                    Ok(Self { $($f: x.$f),* })
+                }
+            }
+        )*
+    };
+}
+
+same_fields! {
+    JoinRequest { federation, num_examples }
+    KeySetupQuery { federation, epoch }
+    TaskRequest { federation, wait_ms, known_tree_size }
+    UploadChunk { federation, round, index, total, num_examples, ciphertext }
+    ShareChunk { federation, round, attempt, index, total, share, ready }
+    ShareReceipt { accepted, duplicate }
+    ProofRequest { federation, round }
+    EnrollRequest { federation }
+}
+
 // ---------------------------------------------------------------- joining
-
-impl From<m::JoinRequest> for p::JoinRequest {
-    fn from(r: m::JoinRequest) -> Self {
-        Self {
-            federation: r.federation,
-            num_examples: r.num_examples,
-        }
-    }
-}
-
-impl TryFrom<p::JoinRequest> for m::JoinRequest {
-    type Error = FedError;
-    fn try_from(r: p::JoinRequest) -> Result<Self> {
-        Ok(Self {
-            federation: r.federation,
-            num_examples: r.num_examples,
-        })
-    }
-}
 
 impl From<m::JoinReply> for p::JoinReply {
     fn from(r: m::JoinReply) -> Self {
@@ -159,25 +172,6 @@ impl TryFrom<p::KeySetupPost> for m::KeySetupPost {
     }
 }
 
-impl From<m::KeySetupQuery> for p::KeySetupQuery {
-    fn from(r: m::KeySetupQuery) -> Self {
-        Self {
-            federation: r.federation,
-            epoch: r.epoch,
-        }
-    }
-}
-
-impl TryFrom<p::KeySetupQuery> for m::KeySetupQuery {
-    type Error = FedError;
-    fn try_from(r: p::KeySetupQuery) -> Result<Self> {
-        Ok(Self {
-            federation: r.federation,
-            epoch: r.epoch,
-        })
-    }
-}
-
 impl From<m::KeySetupBundle> for p::KeySetupBundle {
     fn from(r: m::KeySetupBundle) -> Self {
         Self {
@@ -202,27 +196,6 @@ impl TryFrom<p::KeySetupBundle> for m::KeySetupBundle {
 }
 
 // ---------------------------------------------------------------- tasks
-
-impl From<m::TaskRequest> for p::TaskRequest {
-    fn from(r: m::TaskRequest) -> Self {
-        Self {
-            federation: r.federation,
-            wait_ms: r.wait_ms,
-            known_tree_size: r.known_tree_size,
-        }
-    }
-}
-
-impl TryFrom<p::TaskRequest> for m::TaskRequest {
-    type Error = FedError;
-    fn try_from(r: p::TaskRequest) -> Result<Self> {
-        Ok(Self {
-            federation: r.federation,
-            wait_ms: r.wait_ms,
-            known_tree_size: r.known_tree_size,
-        })
-    }
-}
 
 impl From<LocalTraining> for p::LocalTraining {
     fn from(t: LocalTraining) -> Self {
@@ -467,33 +440,6 @@ impl TryFrom<p::Task> for m::Task {
 
 // ---------------------------------------------------------------- uploads
 
-impl From<m::UploadChunk> for p::UploadChunk {
-    fn from(c: m::UploadChunk) -> Self {
-        Self {
-            federation: c.federation,
-            round: c.round,
-            index: c.index,
-            total: c.total,
-            num_examples: c.num_examples,
-            ciphertext: c.ciphertext,
-        }
-    }
-}
-
-impl TryFrom<p::UploadChunk> for m::UploadChunk {
-    type Error = FedError;
-    fn try_from(c: p::UploadChunk) -> Result<Self> {
-        Ok(Self {
-            federation: c.federation,
-            round: c.round,
-            index: c.index,
-            total: c.total,
-            num_examples: c.num_examples,
-            ciphertext: c.ciphertext,
-        })
-    }
-}
-
 impl From<m::UploadReceipt> for p::UploadReceipt {
     fn from(r: m::UploadReceipt) -> Self {
         Self {
@@ -511,73 +457,6 @@ impl TryFrom<p::UploadReceipt> for m::UploadReceipt {
             ledger_index: r.ledger_index,
             entry_proof: optional(&r.entry_proof, entry_proof)?,
             duplicate: r.duplicate,
-        })
-    }
-}
-
-impl From<m::ShareChunk> for p::ShareChunk {
-    fn from(c: m::ShareChunk) -> Self {
-        Self {
-            federation: c.federation,
-            round: c.round,
-            attempt: c.attempt,
-            index: c.index,
-            total: c.total,
-            share: c.share,
-            ready: c.ready,
-        }
-    }
-}
-
-impl TryFrom<p::ShareChunk> for m::ShareChunk {
-    type Error = FedError;
-    fn try_from(c: p::ShareChunk) -> Result<Self> {
-        Ok(Self {
-            federation: c.federation,
-            round: c.round,
-            attempt: c.attempt,
-            index: c.index,
-            total: c.total,
-            share: c.share,
-            ready: c.ready,
-        })
-    }
-}
-
-impl From<m::ShareReceipt> for p::ShareReceipt {
-    fn from(r: m::ShareReceipt) -> Self {
-        Self {
-            accepted: r.accepted,
-            duplicate: r.duplicate,
-        }
-    }
-}
-
-impl TryFrom<p::ShareReceipt> for m::ShareReceipt {
-    type Error = FedError;
-    fn try_from(r: p::ShareReceipt) -> Result<Self> {
-        Ok(Self {
-            accepted: r.accepted,
-            duplicate: r.duplicate,
-        })
-    }
-}
-
-impl From<m::ProofRequest> for p::ProofRequest {
-    fn from(r: m::ProofRequest) -> Self {
-        Self {
-            federation: r.federation,
-            round: r.round,
-        }
-    }
-}
-
-impl TryFrom<p::ProofRequest> for m::ProofRequest {
-    type Error = FedError;
-    fn try_from(r: p::ProofRequest) -> Result<Self> {
-        Ok(Self {
-            federation: r.federation,
-            round: r.round,
         })
     }
 }
@@ -600,23 +479,6 @@ impl TryFrom<p::ProofReply> for m::ProofReply {
 }
 
 // ---------------------------------------------------------------- key service
-
-impl From<m::EnrollRequest> for p::EnrollRequest {
-    fn from(r: m::EnrollRequest) -> Self {
-        Self {
-            federation: r.federation,
-        }
-    }
-}
-
-impl TryFrom<p::EnrollRequest> for m::EnrollRequest {
-    type Error = FedError;
-    fn try_from(r: p::EnrollRequest) -> Result<Self> {
-        Ok(Self {
-            federation: r.federation,
-        })
-    }
-}
 
 impl From<m::EnrollReply> for p::EnrollReply {
     fn from(r: m::EnrollReply) -> Self {
