@@ -7,20 +7,15 @@
 //! writes its configuration).
 
 use anyhow::anyhow;
-use cipherflow_mpc::ndarray::{self, Array2};
-use cipherflow_mpc::programs::logreg::{
-    accuracy, plaintext_logreg, private_logreg, split_owners, LogRegConfig, Scaling, Split,
-};
-use cipherflow_mpc::programs::predict::{
-    features_f64, predict_shared, share_model, train_mlp, CLIENT, MODEL_OWNER,
-};
+use cipherflow_mpc::jobs::{self, Deployment, PredictJob};
+use cipherflow_mpc::programs::logreg::{LogRegConfig, Split};
 use cipherflow_mpc::transport::tls;
-use cipherflow_mpc::{run_local, run_party, FixedPoint, MpcError, Network, Party, Stats, Z2k};
+use cipherflow_mpc::{FixedPoint, Network, Stats, Z2k};
 use cipherflow_nn::data::{load_mnist, Dataset};
 use cipherflow_nn::examples;
 use serde_json::json;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `cipherflow mpc` subcommands.
 #[derive(clap::Subcommand)]
@@ -188,47 +183,6 @@ fn take(data: &Dataset, limit: Option<usize>) -> anyhow::Result<Dataset> {
     Ok(data.subset(&(0..n).collect::<Vec<_>>())?)
 }
 
-/// Runs one party over TLS from a config file, or three local parties.
-enum Mode {
-    Local(Network),
-    Party(usize, PathBuf),
-}
-
-struct Outcome<T> {
-    outputs: Vec<Option<T>>,
-    stats: Stats,
-    seconds: f64,
-}
-
-fn execute<R: Z2k, T: Send>(
-    mode: &Mode,
-    fp: FixedPoint,
-    program: impl Fn(&mut Party<R>) -> Result<T, MpcError> + Sync,
-) -> anyhow::Result<Outcome<T>> {
-    match mode {
-        Mode::Local(n) => {
-            let r = run_local::<R, T, _>(*n, fp, program)?;
-            Ok(Outcome {
-                outputs: r.outputs.into_iter().map(Some).collect(),
-                stats: r.stats,
-                seconds: r.seconds,
-            })
-        }
-        Mode::Party(id, cfg) => {
-            let run = run_party::<R, T, _>(*id, cfg, fp, program)?;
-            let mut outputs: Vec<Option<T>> = vec![None, None, None];
-            if let Some(slot) = outputs.get_mut(run.id) {
-                *slot = Some(run.output);
-            }
-            Ok(Outcome {
-                outputs,
-                stats: run.stats,
-                seconds: run.seconds,
-            })
-        }
-    }
-}
-
 fn fixed(frac: u32, ring: u32) -> anyhow::Result<FixedPoint> {
     Ok(if ring == 128 {
         FixedPoint::new::<u128>(frac)?
@@ -248,7 +202,7 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
             latency_reps,
             common,
         } => predict(
-            &Mode::Local(net(&common)),
+            &Deployment::Local(net(&common)),
             &data,
             limit,
             hidden,
@@ -264,7 +218,7 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
             lr,
             common,
         } => logreg(
-            &Mode::Local(net(&common)),
+            &Deployment::Local(net(&common)),
             &split,
             LogRegConfig { iterations, lr },
             common.frac,
@@ -272,7 +226,7 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
             net_json(&common),
         ),
         MpcCommand::BenchMatmul { n, ring, common } => {
-            let mode = Mode::Local(net(&common));
+            let mode = Deployment::Local(net(&common));
             if ring == 128 {
                 matmul::<u128>(
                     &mode,
@@ -309,7 +263,7 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
             if id >= 3 {
                 return Err(anyhow!("--id must be 0, 1 or 2"));
             }
-            let mode = Mode::Party(id, config);
+            let mode = Deployment::Party { id, config };
             let pj = || json!({"kind": "tcp-tls-processes"});
             match task.as_str() {
                 "predict" => predict(
@@ -349,105 +303,30 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
     }
 }
 
-fn party_of(mode: &Mode) -> Option<usize> {
-    match mode {
-        Mode::Local(_) => None,
-        Mode::Party(id, _) => Some(*id),
-    }
-}
-
-fn ops_json(s: &Stats) -> serde_json::Value {
-    serde_json::Value::Object(
-        s.ops
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    json!({"calls": v.calls, "bytes": v.bytes, "rounds": v.rounds}),
-                )
-            })
-            .collect(),
-    )
-}
-
-fn matmul<R: Z2k>(
-    mode: &Mode,
-    n: usize,
-    fp: FixedPoint,
-    json_out: bool,
-    netj: serde_json::Value,
-) -> anyhow::Result<()> {
-    if n == 0 || n > 4096 {
-        return Err(anyhow!("--n must be in 1..=4096"));
-    }
-    let a = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 17) as f64 / 17.0 - 0.5);
-    let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 5 + j * 11) % 13) as f64 / 13.0 - 0.5);
-    let out = execute::<R, _>(mode, fp, |p| {
-        let x = p.private_input(0, (p.id() == 0).then_some(&a))?;
-        let y = p.private_input(1, (p.id() == 1).then_some(&b))?;
-        p.reset_stats();
-        let t0 = Instant::now();
-        let z = p.matmul_fx(&x, &y)?;
-        let secs = t0.elapsed().as_secs_f64();
-        let st = p.stats().clone();
-        // Spot-check the first row at party 0.
-        let r = p.reveal_to(&z, &[0])?;
-        Ok((secs, st, r))
-    })?;
-    let mut secs: f64 = 0.0;
-    let mut stats = Vec::new();
-    let mut max_err: Option<f64> = None;
-    for (i, o) in out.outputs.iter().enumerate() {
-        if let Some((s, st, r)) = o {
-            secs = secs.max(*s);
-            stats.push(st.clone());
-            if let (0, Some(r)) = (i, r) {
-                let want = a.row(0).dot(&b);
-                max_err = Some(
-                    r.row(0)
-                        .iter()
-                        .zip(&want)
-                        .map(|(x, y)| (x - y).abs())
-                        .fold(0.0, f64::max),
-                );
-            }
-        }
-    }
-    let st = Stats::combine(&stats);
-    if json_out {
-        let mut j = json!({"task": "bench-matmul", "n": n, "ring": R::BITS, "frac": fp.frac,
-            "seconds": secs, "bytes": st.bytes(), "rounds": st.rounds(), "network": netj});
-        if let Some(e) = max_err {
-            j["max_abs_error_row0"] = json!(e);
-        }
-        if let Some(id) = party_of(mode) {
-            j["party"] = json!(id);
-        }
-        println!("{j}");
-    } else {
-        println!(
-            "secret-shared {n}×{n} fixed-point matmul (Z_2^{}, f = {}): {secs:.3} s",
-            R::BITS,
-            fp.frac
-        );
-        if let Some(e) = max_err {
-            println!("max |error| on row 0: {e:.2e}");
-        }
-        println!("{st}");
-    }
+/// One JSON line: the report, with the network it ran over.
+fn print_json(report: &impl serde::Serialize, network: serde_json::Value) -> anyhow::Result<()> {
+    let mut j = serde_json::to_value(report)?;
+    j["network"] = network;
+    println!("{j}");
     Ok(())
 }
 
-struct PredictRun {
-    classes: Option<Vec<usize>>,
-    batch: (f64, Stats),
-    latency: Vec<f64>,
-    latency_stats: Stats,
+fn print_roles(roles: &cipherflow_mpc::Roles) {
+    println!(
+        "parties: 0 = {}, 1 = {}, 2 = {}",
+        roles.name(0),
+        roles.name(1),
+        roles.name(2)
+    );
+}
+
+fn print_ops(ops: &std::collections::BTreeMap<&'static str, cipherflow_mpc::OpStats>) {
+    println!("{}", Stats { ops: ops.clone() });
 }
 
 #[allow(clippy::too_many_arguments)]
 fn predict(
-    mode: &Mode,
+    deployment: &Deployment,
     data: &str,
     limit: Option<usize>,
     hidden: Option<Vec<usize>>,
@@ -455,220 +334,107 @@ fn predict(
     latency_reps: usize,
     frac: u32,
     json_out: bool,
-    netj: serde_json::Value,
+    network: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let me = party_of(mode);
-    let fp = fixed(frac, 64)?;
     let (train, test, name) = load_classification(data)?;
     let test = take(&test, limit)?;
     let is_mnist = name == "mnist";
-    let hidden = hidden.unwrap_or(if is_mnist { vec![128, 128] } else { vec![64] });
-    let epochs = epochs.unwrap_or(if is_mnist { 2 } else { 15 });
-    // The model owner trains; in a party process only party 0 does.
-    let t0 = Instant::now();
-    let mut model = if me.is_none() || me == Some(MODEL_OWNER) {
-        Some(train_mlp(&train, &hidden, epochs, 1)?)
-    } else {
-        None
+    let job = PredictJob {
+        train: &train,
+        test: &test,
+        data: name,
+        hidden: hidden.unwrap_or(if is_mnist { vec![128, 128] } else { vec![64] }),
+        epochs: epochs.unwrap_or(if is_mnist { 2 } else { 15 }),
+        latency_reps,
     };
-    let train_secs = t0.elapsed().as_secs_f64();
-    let plain = match model.as_mut() {
-        Some(m) => Some(cipherflow_nn::train::predict(m, &test)?),
-        None => None,
-    };
-    let x = features_f64(&test);
-    let out = execute::<u64, _>(mode, fp, |p| {
-        let t0 = Instant::now();
-        let shared = share_model(
-            p,
-            if p.id() == MODEL_OWNER {
-                model.as_ref()
-            } else {
-                None
-            },
-        )?;
-        let classes = predict_shared(p, &shared, (p.id() == CLIENT).then_some(&x))?;
-        let batch = (t0.elapsed().as_secs_f64(), p.stats().clone());
-        p.reset_stats();
-        let one = x.slice(ndarray::s![0..1, ..]).to_owned();
-        let mut latency = Vec::new();
-        for _ in 0..latency_reps {
-            let t = Instant::now();
-            predict_shared(p, &shared, (p.id() == CLIENT).then_some(&one))?;
-            latency.push(t.elapsed().as_secs_f64());
-        }
-        Ok(PredictRun {
-            classes,
-            batch,
-            latency,
-            latency_stats: p.stats().clone(),
-        })
-    })?;
-    let runs: Vec<&PredictRun> = out.outputs.iter().flatten().collect();
-    let batch_secs = runs.iter().map(|r| r.batch.0).fold(0.0, f64::max);
-    let batch_stats = Stats::combine(&runs.iter().map(|r| r.batch.1.clone()).collect::<Vec<_>>());
-    let reps = latency_reps.max(1) as u64;
-    let lat_stats = Stats::combine(
-        &runs
-            .iter()
-            .map(|r| r.latency_stats.clone())
-            .collect::<Vec<_>>(),
-    );
-    let mut lat: Vec<f64> = (0..latency_reps)
-        .map(|i| {
-            runs.iter()
-                .filter_map(|r| r.latency.get(i))
-                .fold(0.0, |a: f64, &b| a.max(b))
-        })
-        .collect();
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let median = lat.get(lat.len() / 2).copied();
-    let classes = out
-        .outputs
-        .get(CLIENT)
-        .and_then(|o| o.as_ref())
-        .and_then(|r| r.classes.clone());
-    let accuracy = classes.as_ref().map(|c| {
-        c.iter().zip(test.labels()).filter(|(a, b)| a == b).count() as f64
-            / test.len().max(1) as f64
-    });
-    let agreement = match (&classes, &plain) {
-        (Some(c), Some(p)) => {
-            Some(c.iter().zip(p).filter(|(a, b)| a == b).count() as f64 / test.len().max(1) as f64)
-        }
-        _ => None,
-    };
-    let plain_acc = plain.as_ref().map(|p| {
-        p.iter().zip(test.labels()).filter(|(a, b)| a == b).count() as f64
-            / test.len().max(1) as f64
-    });
-    let _ = out.seconds;
+    let r = jobs::predict(deployment, &job, fixed(frac, 64)?)?;
     if json_out {
-        let mut j = json!({"task": "predict", "data": name, "examples": test.len(), "hidden": hidden,
-            "seconds": batch_secs, "bytes": batch_stats.bytes(), "rounds": batch_stats.rounds(),
-            "latency_seconds": median, "latency_bytes": lat_stats.bytes() / reps,
-            "latency_rounds": lat_stats.rounds() / reps, "train_seconds": train_secs, "ops": ops_json(&batch_stats), "network": netj});
-        if let Some(a) = accuracy {
-            j["accuracy"] = json!(a);
-        }
-        if let Some(a) = agreement {
-            j["agreement"] = json!(a);
-        }
-        if let Some(a) = plain_acc {
-            j["plaintext_accuracy"] = json!(a);
-        }
-        if let Some(id) = me {
-            // In a multi-process run no single party knows both sides: the
-            // client prints what it learnt, the model owner the plaintext
-            // predictions, and bench/mpc.sh compares them.
-            j["party"] = json!(id);
-            if let Some(c) = &classes {
-                j["classes"] = json!(c);
-            }
-            if let Some(p) = &plain {
-                j["plaintext_classes"] = json!(p);
-            }
-        }
-        println!("{j}");
-    } else {
-        println!("private prediction on {name}: {} examples, MLP hidden {hidden:?} (trained in {train_secs:.1} s)", test.len());
-        let roles = &cipherflow_mpc::programs::predict::ROLES;
-        println!(
-            "parties: 0 = {}, 1 = {}, 2 = {}",
-            roles.name(0),
-            roles.name(1),
-            roles.name(2)
-        );
-        if let Some(a) = accuracy {
-            println!("accuracy (revealed to the client only): {:.2} %", 100.0 * a);
-        }
-        if let (Some(a), Some(p)) = (agreement, plain_acc) {
-            println!(
-                "agreement with plaintext: {:.2} % (plaintext accuracy {:.2} %)",
-                100.0 * a,
-                100.0 * p
-            );
-        }
-        println!(
-            "batch: {batch_secs:.3} s, {} bytes, {} rounds",
-            batch_stats.bytes(),
-            batch_stats.rounds()
-        );
-        if let Some(m) = median {
-            println!(
-                "one example (model already shared): median {:.1} ms, {} bytes, {} rounds",
-                1e3 * m,
-                lat_stats.bytes() / reps,
-                lat_stats.rounds() / reps
-            );
-        }
-        println!("{batch_stats}");
+        return print_json(&r, network);
     }
+    println!(
+        "private prediction on {name}: {} examples, MLP hidden {:?} (trained in {:.1} s)",
+        r.examples, r.hidden, r.train_seconds
+    );
+    print_roles(&cipherflow_mpc::programs::predict::ROLES);
+    if let Some(a) = r.accuracy {
+        println!("accuracy (revealed to the client only): {:.2} %", 100.0 * a);
+    }
+    if let (Some(a), Some(p)) = (r.agreement, r.plaintext_accuracy) {
+        println!(
+            "agreement with plaintext: {:.2} % (plaintext accuracy {:.2} %)",
+            100.0 * a,
+            100.0 * p
+        );
+    }
+    println!(
+        "batch: {:.3} s, {} bytes, {} rounds",
+        r.seconds, r.bytes, r.rounds
+    );
+    if let Some(m) = r.latency_seconds {
+        println!(
+            "one example (model already shared): median {:.1} ms, {} bytes, {} rounds",
+            1e3 * m,
+            r.latency_bytes,
+            r.latency_rounds
+        );
+    }
+    print_ops(&r.ops);
     Ok(())
 }
 
 fn logreg(
-    mode: &Mode,
+    deployment: &Deployment,
     split: &str,
     cfg: LogRegConfig,
     frac: u32,
     json_out: bool,
-    netj: serde_json::Value,
+    network: serde_json::Value,
 ) -> anyhow::Result<()> {
     let split = match split {
         "rows" => Split::Rows,
         "columns" => Split::Columns,
         other => return Err(anyhow!("--split must be rows or columns, not {other:?}")),
     };
-    let fp = fixed(frac, 64)?;
     let all = examples::breast_cancer()?;
     let (train, test) = all.split(0.2, 3)?;
-    let xtr = features_f64(&train);
-    let ytr: Vec<f64> = train.labels().iter().map(|&c| c as f64).collect();
-    let xte = features_f64(&test);
-    let yte: Vec<f64> = test.labels().iter().map(|&c| c as f64).collect();
-    let owners = split_owners(&xtr, &ytr, split);
-    let out = execute::<u64, _>(mode, fp, |p| {
-        private_logreg(p, split, owners.get(p.id()), cfg)
-    })?;
-    // Baseline: same algorithm in f64 on the jointly standardised data.
-    let sc = Scaling::fit(&xtr);
-    let (pw, pb) = plaintext_logreg(&sc.apply(&xtr), &ytr, cfg);
-    let plain_acc = accuracy(&sc.apply(&xte), &yte, &pw, pb);
-    let trained = out.outputs.iter().flatten().flatten().next();
-    let acc = trained.map(|t| accuracy(&sc.apply(&xte), &yte, &t.w, t.b));
+    let r = jobs::logreg(deployment, &train, &test, split, cfg, fixed(frac, 64)?)?;
     if json_out {
-        let mut j = json!({"task": "train-logreg", "split": format!("{split:?}").to_lowercase(),
-            "iterations": cfg.iterations, "seconds": out.seconds, "bytes": out.stats.bytes(),
-            "rounds": out.stats.rounds(), "plaintext_accuracy": plain_acc, "ops": ops_json(&out.stats), "network": netj});
-        if let Some(a) = acc {
-            j["accuracy"] = json!(a);
-            j["agreement"] = json!(1.0 - (a - plain_acc).abs());
-        }
-        if let Some(id) = party_of(mode) {
-            j["party"] = json!(id);
-        }
-        println!("{j}");
-    } else {
-        println!(
-            "private logistic regression, {split:?} split, {} iterations: {:.3} s",
-            cfg.iterations, out.seconds
-        );
-        let roles = &cipherflow_mpc::programs::logreg::ROLES;
-        println!(
-            "parties: 0 = {}, 1 = {}, 2 = {}",
-            roles.name(0),
-            roles.name(1),
-            roles.name(2)
-        );
-        if let Some(a) = acc {
-            println!(
-                "test accuracy {:.2} % (plaintext {:.2} %)",
-                100.0 * a,
-                100.0 * plain_acc
-            );
-        }
-        println!("{}", out.stats);
+        return print_json(&r, network);
     }
+    println!(
+        "private logistic regression, {split:?} split, {} iterations: {:.3} s",
+        cfg.iterations, r.seconds
+    );
+    print_roles(&cipherflow_mpc::programs::logreg::ROLES);
+    if let Some(a) = r.accuracy {
+        println!(
+            "test accuracy {:.2} % (plaintext {:.2} %)",
+            100.0 * a,
+            100.0 * r.plaintext_accuracy
+        );
+    }
+    print_ops(&r.ops);
+    Ok(())
+}
+
+fn matmul<R: Z2k>(
+    deployment: &Deployment,
+    n: usize,
+    fp: FixedPoint,
+    json_out: bool,
+    network: serde_json::Value,
+) -> anyhow::Result<()> {
+    let r = jobs::matmul::<R>(deployment, n, fp)?;
+    if json_out {
+        return print_json(&r, network);
+    }
+    println!(
+        "secret-shared {n}×{n} fixed-point matmul (Z_2^{}, f = {}): {:.3} s",
+        r.ring, r.frac, r.seconds
+    );
+    if let Some(e) = r.max_abs_error {
+        println!("max |error| on row 0: {e:.2e}");
+    }
+    println!("{}", r.stats);
     Ok(())
 }

@@ -13,10 +13,13 @@
 //! * [`computation`]: `private_input`, `private_variable`, `reveal_to`,
 //!   and [`run_local`] to run three parties in one process;
 //! * [`programs`]: private prediction with an nn model and private
-//!   logistic regression.
+//!   logistic regression;
+//! * [`jobs`]: those programs as whole jobs a front end runs — three
+//!   parties here or one party of three processes — with their reports.
 
 pub mod computation;
 mod error;
+pub mod jobs;
 pub mod kernels;
 mod party;
 pub mod prf;
