@@ -6,10 +6,9 @@
 
 use anyhow::anyhow;
 use cipherflow_ckks::Ciphertext;
-use cipherflow_nn::data::{load_mnist, Dataset};
+use cipherflow_nn::data::{load_inputs, load_mnist, Dataset, InputOptions, Inputs};
 use cipherflow_nn::examples;
-use cipherflow_nn::io::safetensors;
-use cipherflow_nn::{Sequential, Tensor};
+use cipherflow_nn::{Preprocessing, Sequential, Tensor};
 use cipherflow_tensor::{EncTensor, EncryptedModel, KeySet, Mode, ModelClient, Plan};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,34 +16,68 @@ use std::time::Instant;
 /// Arguments of `cipherflow infer`.
 #[derive(clap::Args)]
 pub struct InferArgs {
-    /// Model (safetensors with its architecture); default: the model the
-    /// repository ships for the data set (data/models/).
+    /// Model file: ONNX (opset 7–21; tensors in a `.onnx.data` file beside
+    /// it are read) or safetensors with its architecture, told apart by
+    /// content. Default: the model the repository ships for --data.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Data: digits (the shipped UCI set, its 20 % test split) or
-    /// mnist[:DIR] (the 10,000 test images; default DIR
+    /// Your inputs: an image (PNG, JPEG), a folder of images (or one
+    /// subfolder of images per class, torchvision's ImageFolder: the
+    /// folders give the labels), a .npy array ([N, …]), an IDX file (gzip
+    /// or not) or a CSV table with a header.
+    #[arg(long, conflicts_with = "data")]
+    input: Option<PathBuf>,
+    /// Labels for an IDX or .npy --input (an IDX label file, gzip or not).
+    #[arg(long, requires = "input")]
+    labels: Option<PathBuf>,
+    /// CSV --input: the column holding the label.
+    #[arg(long, requires = "input")]
+    label_column: Option<String>,
+    /// CSV --input: the column identifying each row (default: row number).
+    #[arg(long, requires = "input")]
+    id_column: Option<String>,
+    /// Normalization the model was trained with, applied after images are
+    /// scaled to [0, 1]: MEAN,STD (all channels) or M1,…,Mc,S1,…,Sc.
+    /// Overrides what the model file stores.
+    #[arg(long)]
+    normalize: Option<String>,
+    /// Shipped example data instead of --input: digits (the UCI set, its
+    /// 20 % test split) or mnist[:DIR] (the 10,000 test images; default DIR
     /// $CIPHERFLOW_DATA/mnist, else data/mnist or ../shared/data/mnist from
     /// the working directory). The digits set and its model are embedded.
     #[arg(long, default_value = "digits")]
     data: String,
-    /// Only the first K test images (default: all).
+    /// Only the first K inputs (default: all).
     #[arg(long)]
     limit: Option<usize>,
-    /// Throughput mode: one image per slot, thousands per ciphertext
-    /// (default: latency mode, one image per ciphertext).
+    /// Throughput mode: one input per slot, thousands per ciphertext
+    /// (default: latency mode, one input per ciphertext).
     #[arg(long)]
     batch: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// End with one JSON line: images, plain_accuracy, encrypted_accuracy,
-    /// agreement, ms_per_image, upload_bytes, download_bytes (per image).
+    /// Writes one CSV row per input: id, class, class name, scores.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// End with one JSON line: inputs, ms_per_input, upload_bytes,
+    /// download_bytes (per input), plain_agreement (with the plaintext
+    /// model), accuracies where labels are known, and the key sizes.
     #[arg(long)]
     json: bool,
 }
 
-/// The test split of a data set and the shipped model for it.
-fn load(data: &str) -> anyhow::Result<(Dataset, Sequential)> {
+/// What `infer` runs: the inputs, their labels if known, the model and
+/// what it is called.
+struct Job {
+    inputs: Inputs,
+    model: Sequential,
+    model_name: String,
+    class_names: Option<Vec<String>>,
+}
+
+/// The test split of a shipped data set and the shipped model for it.
+fn shipped(data: &str) -> anyhow::Result<(Dataset, Sequential)> {
     let (name, dir) = data
         .split_once(':')
         .map_or((data, None), |(n, d)| (n, Some(d)));
@@ -60,8 +93,79 @@ fn load(data: &str) -> anyhow::Result<(Dataset, Sequential)> {
             let (_, test) = load_mnist(&dir).map_err(|e| anyhow!("{e} (pass --data mnist:DIR)"))?;
             Ok((test, examples::mnist_tenseal_cnn()?))
         }
-        _ => Err(anyhow!("unknown data set '{data}' (digits, mnist[:DIR])")),
+        _ => Err(anyhow!(
+            "unknown data set '{data}' (digits, mnist[:DIR]); your own files go in --input"
+        )),
     }
+}
+
+fn load_job(args: &InferArgs) -> anyhow::Result<Job> {
+    let mut preprocessing = None;
+    let (model, model_name) = match &args.model {
+        Some(path) => {
+            let f = cipherflow_nn::io::load(path)?;
+            preprocessing = f.preprocessing;
+            (f.model, format!("{} ({:?})", path.display(), f.format))
+        }
+        None if args.input.is_some() => {
+            return Err(anyhow!("--input needs the model to run: pass --model FILE"))
+        }
+        None => (shipped(&args.data)?.1, format!("shipped for {}", args.data)),
+    };
+    let mut inputs = match &args.input {
+        Some(path) => load_inputs(
+            path,
+            &InputOptions {
+                shape: Some(model.input_shape().to_vec()),
+                labels: args.labels.clone(),
+                label_column: args.label_column.clone(),
+                id_column: args.id_column.clone(),
+            },
+        )?,
+        None => {
+            let (test, _) = shipped(&args.data)?;
+            Inputs {
+                ids: (0..test.len()).map(|i| i.to_string()).collect(),
+                features: test.features().clone(),
+                shape: test.shape().to_vec(),
+                labels: Some(test.labels().to_vec()),
+                class_names: None,
+            }
+        }
+    };
+    if model.input_shape() != inputs.shape.as_slice() {
+        return Err(anyhow!(
+            "the model takes inputs of shape {:?}, the data has {:?}",
+            model.input_shape(),
+            inputs.shape
+        ));
+    }
+    if let Some(s) = &args.normalize {
+        let mut p = Preprocessing::parse_normalize(s)?;
+        p.class_names = preprocessing.and_then(|q| q.class_names);
+        preprocessing = Some(p);
+    } else if args.model.is_some() && preprocessing.is_none() {
+        eprintln!(
+            "warning: the model stores no preprocessing; its inputs are used as loaded \
+             (images scaled to [0, 1], no normalization). Pass --normalize MEAN,STD if it \
+             was trained with one (e.g. 0.1307,0.3081 for torchvision's MNIST)."
+        );
+    }
+    if let Some(p) = &preprocessing {
+        p.apply(&mut inputs.features, &inputs.shape)?;
+    }
+    let class_names = preprocessing.and_then(|p| p.class_names);
+    inputs.relabel(class_names.as_deref())?;
+    inputs.truncate(args.limit.unwrap_or(usize::MAX));
+    if inputs.is_empty() {
+        return Err(anyhow!("no inputs to run (--limit 0?)"));
+    }
+    Ok(Job {
+        class_names,
+        inputs,
+        model,
+        model_name,
+    })
 }
 
 fn argmax(v: &[f64]) -> usize {
@@ -117,32 +221,20 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
 }
 
 fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
-    let (test, shipped_model) = load(&args.data)?;
-    let (mut model, model_name) = match &args.model {
-        Some(path) => (safetensors::load_model(path)?, path.display().to_string()),
-        None => (shipped_model, format!("shipped for {}", args.data)),
-    };
-    if model.input_shape() != test.shape() {
-        return Err(anyhow!(
-            "the model takes inputs of shape {:?}, the data has {:?}",
-            model.input_shape(),
-            test.shape()
-        ));
-    }
-    let n = args.limit.unwrap_or(test.len()).min(test.len());
-    if n == 0 {
-        return Err(anyhow!("no images to run (--limit 0?)"));
-    }
-    let xs: Vec<Vec<f64>> = (0..n)
-        .map(|i| {
-            test.features()
-                .row(i)
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect()
-        })
+    let Job {
+        inputs,
+        mut model,
+        model_name,
+        class_names,
+    } = load_job(args)?;
+    let n = inputs.len();
+    let xs: Vec<Vec<f64>> = inputs
+        .features
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|&v| f64::from(v)).collect())
         .collect();
-    let labels = test.labels().get(..n).unwrap_or(&[]).to_vec();
+    let labels = inputs.labels.clone();
     let plain = plain_predictions(&mut model, &xs)?;
 
     let t0 = Instant::now();
@@ -180,9 +272,12 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
 
     let dec = keys.decryptor();
     let mut enc_pred = Vec::with_capacity(n);
+    let mut scores: Vec<Vec<f64>> =
+        Vec::with_capacity(if args.predictions.is_some() { n } else { 0 });
     let (mut up, mut down) = (0usize, 0usize);
     let (mut client_s, mut server_s) = (0.0f64, 0.0f64);
     let group = if args.batch { params.slots() } else { 1 };
+    const SHOWN: usize = 20;
     for (g, chunk) in xs.chunks(group).enumerate() {
         let t = Instant::now();
         let ct = client.encrypt(&keys.sk, chunk, &mut rng)?;
@@ -197,17 +292,19 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
         down += b;
         let logits = out.decrypt(&dec)?;
         client_s += t.elapsed().as_secs_f64();
-        if !args.json && args.batch && g == 0 && n > 20 {
-            println!("(throughput mode: the first 20 of {n} images)");
-        }
         for (k, l) in logits.iter().enumerate() {
             let i = g * group + k;
             let p = argmax(l);
-            if !args.json && (!args.batch || i < 20) {
+            if !args.json && i < SHOWN {
+                let label = match labels.as_ref().and_then(|v| v.get(i)) {
+                    Some(l) => format!(", label {}", class_name(class_names.as_deref(), *l)),
+                    None => String::new(),
+                };
                 println!(
-                    "image {i}: encrypted class {p}, plaintext class {}, label {}{}",
-                    plain.get(i).copied().unwrap_or(0),
-                    labels.get(i).copied().unwrap_or(0),
+                    "{}: encrypted class {}, plaintext class {}{label}{}",
+                    inputs.ids.get(i).map_or("?", String::as_str),
+                    class_name(class_names.as_deref(), p),
+                    class_name(class_names.as_deref(), plain.get(i).copied().unwrap_or(0)),
                     if plain.get(i) == Some(&p) {
                         ""
                     } else {
@@ -216,44 +313,111 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
                 );
             }
             enc_pred.push(p);
+            if args.predictions.is_some() {
+                scores.push(l.clone());
+            }
         }
     }
-    let acc = |p: &[usize]| p.iter().zip(&labels).filter(|(a, b)| a == b).count() as f64 / n as f64;
+    if !args.json && n > SHOWN {
+        println!(
+            "(the first {SHOWN} of {n} inputs{})",
+            if args.predictions.is_some() {
+                "; all of them in --predictions"
+            } else {
+                "; --predictions FILE.csv writes all of them"
+            }
+        );
+    }
+    if let Some(path) = &args.predictions {
+        write_predictions(
+            path,
+            &inputs.ids,
+            &enc_pred,
+            &scores,
+            class_names.as_deref(),
+        )?;
+    }
+    let acc = |p: &[usize]| {
+        labels
+            .as_ref()
+            .map(|l| p.iter().zip(l).filter(|(a, b)| a == b).count() as f64 / n as f64)
+    };
     let agreement = enc_pred.iter().zip(&plain).filter(|(a, b)| a == b).count() as f64 / n as f64;
-    let ms_per_image = (client_s + server_s) * 1e3 / n as f64;
+    let ms_per_input = (client_s + server_s) * 1e3 / n as f64;
     let server_ms = server_s * 1e3 / n as f64;
     let (up_i, down_i) = (up / n, down / n);
     if args.json {
         println!(
             "{}",
             serde_json::json!({
-                "images": n,
-                "plain_accuracy": acc(&plain),
-                "encrypted_accuracy": acc(&enc_pred),
-                "agreement": agreement,
-                "ms_per_image": ms_per_image,
+                "inputs": n,
+                "ms_per_input": ms_per_input,
                 "upload_bytes": up_i,
                 "download_bytes": down_i,
+                "plain_agreement": agreement,
+                "plain_accuracy": acc(&plain),
+                "encrypted_accuracy": acc(&enc_pred),
                 "mode": if args.batch { "throughput" } else { "latency" },
-                "server_ms_per_image": server_ms,
+                "server_ms_per_input": server_ms,
                 "keygen_ms": keygen_ms,
                 "galois_key_bytes": gk_bytes,
                 "relin_key_bytes": rlk_bytes,
                 "log_n": params.log_n(),
                 "threads": rayon::current_num_threads(),
+                // The names of earlier releases, kept for scripts that read them.
+                "images": n,
+                "agreement": agreement,
+                "ms_per_image": ms_per_input,
+                "server_ms_per_image": server_ms,
             })
         );
     } else {
+        match (acc(&plain), acc(&enc_pred)) {
+            (Some(p), Some(e)) => println!(
+                "{n} inputs: plaintext accuracy {:.2} %, encrypted accuracy {:.2} %, agreement {:.2} %",
+                100.0 * p,
+                100.0 * e,
+                100.0 * agreement
+            ),
+            _ => println!(
+                "{n} inputs (no labels): agreement with the plaintext model {:.2} %",
+                100.0 * agreement
+            ),
+        }
         println!(
-            "{n} images: plaintext accuracy {:.2} %, encrypted accuracy {:.2} %, agreement {:.2} %",
-            100.0 * acc(&plain),
-            100.0 * acc(&enc_pred),
-            100.0 * agreement
-        );
-        println!(
-            "{ms_per_image:.2} ms per image end to end ({server_ms:.2} ms on the server); \
-             upload {up_i} bytes, download {down_i} bytes per image"
+            "{ms_per_input:.2} ms per input end to end ({server_ms:.2} ms on the server); \
+             upload {up_i} bytes, download {down_i} bytes per input"
         );
     }
+    Ok(())
+}
+
+/// A class's name where the model names its classes, else its index.
+fn class_name(names: Option<&[String]>, class: usize) -> String {
+    names
+        .and_then(|n| n.get(class))
+        .cloned()
+        .unwrap_or_else(|| class.to_string())
+}
+
+/// One CSV row per input: id, class, class name, then the scores.
+fn write_predictions(
+    path: &Path,
+    ids: &[String],
+    classes: &[usize],
+    scores: &[Vec<f64>],
+    names: Option<&[String]>,
+) -> anyhow::Result<()> {
+    let k = scores.first().map_or(0, Vec::len);
+    let mut w = csv::Writer::from_path(path)?;
+    let mut header = vec!["id".to_string(), "class".into(), "class_name".into()];
+    header.extend((0..k).map(|c| format!("score_{c}")));
+    w.write_record(&header)?;
+    for ((id, &c), s) in ids.iter().zip(classes).zip(scores) {
+        let mut row = vec![id.clone(), c.to_string(), class_name(names, c)];
+        row.extend(s.iter().map(|v| format!("{v:.6}")));
+        w.write_record(&row)?;
+    }
+    w.flush()?;
     Ok(())
 }

@@ -13,8 +13,11 @@
 //! * [`SecureSgd`]: DP-SGD with Poisson sampling, per-example clipping from
 //!   layer-wise norms (no per-example backward passes) and Gaussian noise,
 //!   reporting each step to a [`cipherflow_dp::PrivacyAccountant`];
-//! * [`data`]: IDX (MNIST) and CSV loaders, splits, standardisation,
+//! * [`data`]: the files a user brings (images, image folders, `.npy`,
+//!   IDX, CSV tables), the shipped sets' loaders, splits, standardisation,
 //!   IID and Dirichlet partitions for federated experiments;
+//! * [`Preprocessing`]: a model's input normalization and class names,
+//!   stored with it and applied by every command;
 //! * [`examples`]: the shipped example data sets and models, embedded, and
 //!   where MNIST is looked for at run time;
 //! * [`spec`] and [`train`]: models and training runs described in TOML or
@@ -29,6 +32,7 @@ pub mod io;
 pub mod layers;
 pub mod loss;
 pub mod optim;
+mod preprocess;
 mod secure_sgd;
 mod sequential;
 pub mod spec;
@@ -36,6 +40,7 @@ pub mod train;
 
 pub use error::NnError;
 pub use layers::{Layer, Param};
+pub use preprocess::{Preprocessing, PREPROCESSING_KEY};
 pub use secure_sgd::{DpConfig, SecureSgd, StepReport};
 pub use sequential::Sequential;
 

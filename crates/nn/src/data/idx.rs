@@ -35,7 +35,10 @@ fn bad(path: &Path, reason: impl Into<String>) -> NnError {
 
 /// Parses an IDX header of unsigned bytes (type 0x08) and returns the
 /// dimensions and the payload.
-fn parse_u8_idx<'a>(path: &Path, bytes: &'a [u8]) -> Result<(Vec<usize>, &'a [u8]), NnError> {
+pub(super) fn parse_u8_idx<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<(Vec<usize>, &'a [u8]), NnError> {
     let [0, 0, ty, ndim, rest @ ..] = bytes else {
         return Err(bad(path, "not an IDX file (bad magic number)"));
     };

@@ -1,13 +1,21 @@
-//! Data sets: loaders (IDX for MNIST, CSV for the UCI sets), splits,
+//! Data sets: the files a user brings ([`load_inputs`]: images, image
+//! folders, `.npy`, IDX, CSV tables with a header), loaders of the shipped
+//! sets (IDX for MNIST, CSV for the UCI sets), splits,
 //! standardisation, shuffling, and partitions into federated clients.
 
 mod csv;
 mod idx;
+mod inputs;
+mod npy;
 mod partition;
+mod table;
 
 pub(crate) use csv::{digits_shape, BREAST_CANCER, DIGITS};
 pub use csv::{load_breast_cancer, load_csv, load_digits, parse_csv, CsvOptions};
 pub use idx::{load_idx_images, load_idx_labels, load_mnist};
+pub use inputs::{
+    load_inputs, InputOptions, Inputs, MAX_FILES, MAX_FILE_BYTES, MAX_IMAGE_SIDE, MAX_VALUES,
+};
 pub use partition::{partition_dirichlet, partition_iid};
 
 use crate::{NnError, Tensor};

@@ -1,11 +1,85 @@
 //! Model files: safetensors weights (PyTorch-compatible names and layouts)
-//! and ONNX import.
+//! and ONNX import, and [`load`], which takes either (found from the
+//! content) with the preprocessing stored beside the weights.
 
 pub mod onnx;
+mod onnx_external;
 pub mod safetensors;
 
-use crate::NnError;
+use crate::preprocess::{Preprocessing, PREPROCESSING_KEY};
+use crate::{NnError, Sequential};
 use std::path::Path;
+
+/// The format of a model file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// ONNX (external data read from beside the file).
+    Onnx,
+    /// safetensors with cipherflow's architecture metadata.
+    Safetensors,
+}
+
+/// A model read from a file, with what is stored beside its weights.
+#[derive(Debug)]
+pub struct ModelFile {
+    /// The model.
+    pub model: Sequential,
+    /// Its preprocessing, if the file stores one.
+    pub preprocessing: Option<Preprocessing>,
+    /// The file's format.
+    pub format: ModelFormat,
+}
+
+/// Whether `bytes` start like a safetensors file: a little-endian u64
+/// header length that fits the file, then a JSON object.
+fn is_safetensors(bytes: &[u8]) -> bool {
+    match bytes.split_first_chunk::<8>() {
+        Some((n, rest)) => {
+            u64::from_le_bytes(*n) <= rest.len() as u64 && rest.first() == Some(&b'{')
+        }
+        None => false,
+    }
+}
+
+/// Reads a model file of either format, found from its content.
+pub fn load(path: &Path) -> Result<ModelFile, NnError> {
+    let bytes = read_limited(path)?;
+    let named = |e: NnError| match e {
+        NnError::ModelFile(m) => NnError::ModelFile(format!("{}: {m}", path.display())),
+        other => other,
+    };
+    if is_safetensors(&bytes) {
+        let model = safetensors::load_model_bytes(&bytes).map_err(named)?;
+        let preprocessing = safetensors::metadata(&bytes)
+            .map_err(named)?
+            .get(PREPROCESSING_KEY)
+            .map(|j| Preprocessing::from_json(j))
+            .transpose()
+            .map_err(named)?;
+        return Ok(ModelFile {
+            model,
+            preprocessing,
+            format: ModelFormat::Safetensors,
+        });
+    }
+    let (model, meta) = onnx::import_with_metadata(&bytes, path.parent()).map_err(|e| match e {
+        NnError::ModelFile(m) if m.starts_with("not an ONNX model") => NnError::ModelFile(format!(
+            "{}: neither an ONNX model nor a safetensors file ({m})",
+            path.display()
+        )),
+        other => named(other),
+    })?;
+    let preprocessing = meta
+        .get(PREPROCESSING_KEY)
+        .map(|j| Preprocessing::from_json(j))
+        .transpose()
+        .map_err(named)?;
+    Ok(ModelFile {
+        model,
+        preprocessing,
+        format: ModelFormat::Onnx,
+    })
+}
 
 /// Largest model file read (weights of the models this crate trains are a
 /// few megabytes).

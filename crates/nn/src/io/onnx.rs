@@ -30,8 +30,8 @@ mod proto {
 }
 
 pub use proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// ONNX element types read by the importer.
@@ -39,19 +39,43 @@ const FLOAT: i32 = 1;
 const INT64: i32 = 7;
 const DOUBLE: i32 = 11;
 
-/// Imports an ONNX file.
+/// Imports an ONNX file; tensors stored as external data are read from
+/// beside it (see `onnx_external`).
 pub fn import(path: &Path) -> Result<Sequential, NnError> {
-    import_bytes(&read_limited(path)?)
+    import_with_metadata(&read_limited(path)?, path.parent()).map(|(m, _)| m)
 }
 
-/// Imports an ONNX model from its protobuf bytes.
+/// Imports an ONNX model from its protobuf bytes (external data refused:
+/// there is no folder to read it from).
 pub fn import_bytes(bytes: &[u8]) -> Result<Sequential, NnError> {
+    import_with_metadata(bytes, None).map(|(m, _)| m)
+}
+
+/// Imports an ONNX model and returns its `metadata_props` too; external
+/// data is read from `base` (the model's folder).
+pub fn import_with_metadata(
+    bytes: &[u8],
+    base: Option<&Path>,
+) -> Result<(Sequential, HashMap<String, String>), NnError> {
     let model = ModelProto::decode(bytes)
         .map_err(|e| NnError::ModelFile(format!("not an ONNX model: {e}")))?;
-    let graph = model
+    let meta = model
+        .metadata_props
+        .iter()
+        .map(|e| (e.key().to_string(), e.value().to_string()))
+        .collect();
+    let mut graph = model
         .graph
         .ok_or_else(|| NnError::ModelFile("ONNX model has no graph".into()))?;
-    Importer::new(&graph)?.run(&graph)
+    let base = base.map(|b| {
+        if b.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            b
+        }
+    });
+    super::onnx_external::load_external(&mut graph, base)?;
+    Ok((Importer::new(&graph)?.run(&graph)?, meta))
 }
 
 struct Importer {

@@ -22,6 +22,15 @@ pub const SPEC_KEY: &str = "cipherflow.spec";
 /// Serializes the model's parameters (f32, little-endian) and its
 /// architecture.
 pub fn to_bytes(model: &Sequential) -> Result<Vec<u8>, NnError> {
+    to_bytes_with(model, None)
+}
+
+/// [`to_bytes`], with the model's preprocessing in the metadata
+/// ([`crate::PREPROCESSING_KEY`]).
+pub fn to_bytes_with(
+    model: &Sequential,
+    preprocessing: Option<&crate::Preprocessing>,
+) -> Result<Vec<u8>, NnError> {
     let named = model.named_params();
     let mut raw: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(named.len());
     for (name, p) in &named {
@@ -36,10 +45,14 @@ pub fn to_bytes(model: &Sequential) -> Result<Vec<u8>, NnError> {
     }
     let spec = ModelSpec::from_model(model)?;
     let spec_json = serde_json::to_string(&spec).map_err(|e| NnError::ModelFile(e.to_string()))?;
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("format".to_string(), "pt".to_string()),
         (SPEC_KEY.to_string(), spec_json),
     ]);
+    if let Some(p) = preprocessing {
+        p.validate()?;
+        meta.insert(crate::PREPROCESSING_KEY.to_string(), p.to_json()?);
+    }
     safetensors::tensor::serialize(views, Some(meta)).map_err(|e| NnError::ModelFile(e.to_string()))
 }
 
@@ -47,6 +60,22 @@ pub fn to_bytes(model: &Sequential) -> Result<Vec<u8>, NnError> {
 /// new one is fully on disk).
 pub fn save(model: &Sequential, path: &Path) -> Result<(), NnError> {
     write_atomic(path, &to_bytes(model)?)
+}
+
+/// [`save`], with the model's preprocessing.
+pub fn save_with(
+    model: &Sequential,
+    preprocessing: Option<&crate::Preprocessing>,
+    path: &Path,
+) -> Result<(), NnError> {
+    write_atomic(path, &to_bytes_with(model, preprocessing)?)
+}
+
+/// The string metadata of a safetensors file.
+pub fn metadata(bytes: &[u8]) -> Result<HashMap<String, String>, NnError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| NnError::ModelFile(format!("not a safetensors file: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
 }
 
 /// Loads weights into an existing model of the same architecture. Every

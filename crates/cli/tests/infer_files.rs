@@ -1,0 +1,189 @@
+//! `cipherflow infer` on the files a user brings: a PyTorch-exported ONNX
+//! model with external data and stored preprocessing, run encrypted on a
+//! folder of PNG files, a `.npy` array and a CSV table, from another
+//! working directory; the per-input predictions file equals PyTorch's
+//! classes, and a wrong input gets a clear error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn byo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../nn/tests/fixtures/byo")
+        .join(name)
+        .canonicalize()
+        .unwrap()
+}
+
+fn cipherflow(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cipherflow"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json_line(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// PyTorch's class for each of the eight inputs (argmax of its outputs).
+fn torch_classes() -> (Vec<usize>, serde_json::Value) {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(byo("io.json")).unwrap()).unwrap();
+    let argmax = |o: &serde_json::Value| {
+        let o: Vec<f64> = serde_json::from_value(o.clone()).unwrap();
+        (0..o.len()).max_by(|&a, &b| o[a].total_cmp(&o[b])).unwrap()
+    };
+    let batch = v["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(argmax)
+        .collect();
+    (batch, v)
+}
+
+#[test]
+fn encrypted_predictions_on_user_files_equal_pytorchs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = byo("digits_norm_cnn.onnx");
+    let model = model.to_str().unwrap();
+    let (want, io) = torch_classes();
+    // A folder of PNG files, one subfolder per class.
+    let preds = dir.path().join("images.csv");
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "infer",
+            "--model",
+            model,
+            "--input",
+            byo("images").to_str().unwrap(),
+            "--predictions",
+            preds.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let j = json_line(&out);
+    assert_eq!(j["inputs"], 8);
+    assert_eq!(j["plain_agreement"], 1.0);
+    assert_eq!(j["encrypted_accuracy"], 1.0, "{j}");
+    assert!(j["upload_bytes"].as_u64().unwrap() > 0 && j["ms_per_input"].as_f64().unwrap() > 0.0);
+    let mut r = csv::Reader::from_path(&preds).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 8);
+    let image_out = io["image_outputs"].as_object().unwrap();
+    for row in &rows {
+        let o: Vec<f64> =
+            serde_json::from_value(image_out[&format!("images/{}", &row[0])].clone()).unwrap();
+        let torch = (0..o.len()).max_by(|&a, &b| o[a].total_cmp(&o[b])).unwrap();
+        assert_eq!(row[1].parse::<usize>().unwrap(), torch, "{row:?}");
+        assert_eq!(&row[2], io["class_names"][torch].as_str().unwrap());
+        assert_eq!(row.len(), 3 + 10);
+    }
+    // The same inputs as a .npy array and as a table.
+    for (input, extra) in [
+        ("inputs.npy", vec![]),
+        (
+            "table.csv",
+            vec!["--id-column", "id", "--label-column", "label"],
+        ),
+    ] {
+        let preds = dir.path().join(format!("{input}.csv"));
+        let (input_path, preds_path) = (byo(input), preds.display().to_string());
+        let mut args = vec![
+            "infer",
+            "--model",
+            model,
+            "--input",
+            input_path.to_str().unwrap(),
+            "--predictions",
+            &preds_path,
+            "--json",
+        ];
+        args.extend(extra);
+        let j = json_line(&cipherflow(dir.path(), &args));
+        assert_eq!(j["plain_agreement"], 1.0, "{input}: {j}");
+        let got: Vec<usize> = csv::Reader::from_path(&preds)
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap()[1].parse().unwrap())
+            .collect();
+        assert_eq!(got, want, "{input}");
+    }
+}
+
+#[test]
+fn a_model_without_preprocessing_warns_and_a_wrong_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = byo("digits_norm_cnn_plain.onnx");
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "infer",
+            "--model",
+            plain.to_str().unwrap(),
+            "--input",
+            byo("inputs.npy").to_str().unwrap(),
+            "--limit",
+            "1",
+        ],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stores no preprocessing") && err.contains("--normalize"),
+        "{err}"
+    );
+    // With the normalization given, no warning.
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "infer",
+            "--model",
+            plain.to_str().unwrap(),
+            "--input",
+            byo("inputs.npy").to_str().unwrap(),
+            "--normalize",
+            "0.3052,0.3749",
+            "--limit",
+            "1",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    // A file that is no input; a model file that is no model.
+    let junk = dir.path().join("notes.txt");
+    std::fs::write(&junk, "hello").unwrap();
+    for (model, input, expect) in [
+        (plain.clone(), junk.clone(), "not a PNG or JPEG image"),
+        (
+            junk.clone(),
+            byo("inputs.npy"),
+            "neither an ONNX model nor a safetensors file",
+        ),
+    ] {
+        let out = cipherflow(
+            dir.path(),
+            &[
+                "infer",
+                "--model",
+                model.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+            ],
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{err}");
+    }
+}

@@ -1,0 +1,326 @@
+//! The files a user brings, made by PyTorch, Pillow and onnx
+//! (`bench/byo_fixtures.py`): an ONNX model with external data and its
+//! preprocessing in the metadata, the same inputs as PNG files in an
+//! ImageFolder layout, JPEG, `.npy`, IDX and a CSV table. Each loads to the
+//! values PyTorch saw, the model's outputs match PyTorch's, and each kind
+//! of broken file gets an error that names what is wrong.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cipherflow_nn::data::{load_inputs, InputOptions, Inputs};
+use cipherflow_nn::io::{self, safetensors, ModelFormat};
+use cipherflow_nn::{NnError, Preprocessing, Sequential, Tensor};
+use std::path::{Path, PathBuf};
+
+fn byo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/byo")
+        .join(name)
+}
+
+struct Reference {
+    mean: f32,
+    std: f32,
+    labels: Vec<usize>,
+    names: Vec<String>,
+    inputs: Vec<Vec<f32>>,
+    outputs: Vec<Vec<f32>>,
+    image_outputs: serde_json::Map<String, serde_json::Value>,
+    jpeg: serde_json::Map<String, serde_json::Value>,
+}
+
+fn reference() -> Reference {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(byo("io.json")).unwrap()).unwrap();
+    fn f<T: serde::de::DeserializeOwned>(v: &serde_json::Value, k: &str) -> T {
+        serde_json::from_value(v[k].clone()).unwrap()
+    }
+    Reference {
+        mean: f(&v, "mean"),
+        std: f(&v, "std"),
+        labels: f(&v, "labels"),
+        names: f(&v, "class_names"),
+        inputs: f(&v, "inputs"),
+        outputs: f(&v, "outputs"),
+        image_outputs: v["image_outputs"].as_object().unwrap().clone(),
+        jpeg: v["jpeg_pixels"].as_object().unwrap().clone(),
+    }
+}
+
+fn shape() -> InputOptions {
+    InputOptions {
+        shape: Some(vec![1, 8, 8]),
+        ..InputOptions::default()
+    }
+}
+
+fn predict(model: &mut Sequential, inputs: &Inputs) -> Vec<Vec<f32>> {
+    let mut dims = vec![inputs.len()];
+    dims.extend(&inputs.shape);
+    let t = Tensor::from_shape_vec(
+        ndarray::IxDyn(&dims),
+        inputs.features.iter().copied().collect(),
+    )
+    .unwrap();
+    let y = model.predict(&t).unwrap();
+    y.outer_iter()
+        .map(|r| r.iter().copied().collect())
+        .collect()
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    for (a, b) in got.iter().zip(want) {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{what}: {a} vs PyTorch {b}"
+        );
+    }
+}
+
+#[test]
+fn the_exported_model_with_external_data_and_preprocessing_matches_pytorch() {
+    let r = reference();
+    let f = io::load(&byo("digits_norm_cnn.onnx")).unwrap();
+    assert_eq!(f.format, ModelFormat::Onnx);
+    let p = f
+        .preprocessing
+        .clone()
+        .expect("preprocessing in metadata_props");
+    assert_eq!((p.mean.clone(), p.std.clone()), (vec![r.mean], vec![r.std]));
+    assert_eq!(p.class_names.as_deref(), Some(r.names.as_slice()));
+    let mut model = f.model;
+    // The images, as a user has them: ImageFolder, labels from folders.
+    let mut inputs = load_inputs(&byo("images"), &shape()).unwrap();
+    assert_eq!(inputs.len(), 8);
+    p.apply(&mut inputs.features, &inputs.shape).unwrap();
+    inputs.relabel(p.class_names.as_deref()).unwrap();
+    let out = predict(&mut model, &inputs);
+    for (i, id) in inputs.ids.iter().enumerate() {
+        let want: Vec<f32> =
+            serde_json::from_value(r.image_outputs[&format!("images/{id}")].clone()).unwrap();
+        assert_close(&out[i], &want, id);
+    }
+    // Folder names became the model's class indices.
+    let mut labels = inputs.labels.clone().unwrap();
+    let mut want = r.labels.clone();
+    labels.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(labels, want);
+    // The embedded copy without metadata loads the same weights.
+    let plain = io::load(&byo("digits_norm_cnn_plain.onnx")).unwrap();
+    assert!(plain.preprocessing.is_none());
+    let mut plain = plain.model;
+    assert_eq!(predict(&mut plain, &inputs), out);
+}
+
+#[test]
+fn npy_idx_and_csv_give_the_values_pytorch_saw() {
+    let r = reference();
+    let opts = InputOptions {
+        labels: Some(byo("labels-idx1-ubyte.gz")),
+        ..shape()
+    };
+    let npy = load_inputs(&byo("inputs.npy"), &opts).unwrap();
+    let idx = load_inputs(&byo("inputs-idx3-ubyte.gz"), &opts).unwrap();
+    let csv = load_inputs(
+        &byo("table.csv"),
+        &InputOptions {
+            label_column: Some("label".into()),
+            id_column: Some("id".into()),
+            ..shape()
+        },
+    )
+    .unwrap();
+    for (what, x) in [("npy", &npy), ("idx", &idx), ("csv", &csv)] {
+        assert_eq!(x.shape, vec![1, 8, 8], "{what}");
+        for (row, want) in x.features.outer_iter().zip(&r.inputs) {
+            assert_close(&row.to_vec(), want, what);
+        }
+    }
+    assert_eq!(npy.labels.as_deref(), Some(r.labels.as_slice()));
+    assert_eq!(idx.labels.as_deref(), Some(r.labels.as_slice()));
+    assert_eq!(csv.ids.first().map(String::as_str), Some("patient-0"));
+    let mut csv = csv;
+    csv.relabel(Some(&r.names)).unwrap();
+    assert_eq!(csv.labels.as_deref(), Some(r.labels.as_slice()));
+    // The batch through the model, normalized as PyTorch did.
+    let f = io::load(&byo("digits_norm_cnn.onnx")).unwrap();
+    let mut model = f.model;
+    let mut x = npy;
+    f.preprocessing
+        .unwrap()
+        .apply(&mut x.features, &x.shape)
+        .unwrap();
+    for (got, want) in predict(&mut model, &x).iter().zip(&r.outputs) {
+        assert_close(got, want, "npy batch");
+    }
+}
+
+#[test]
+fn jpeg_and_single_files_load() {
+    let r = reference();
+    for (rel, want) in &r.jpeg {
+        let want: Vec<f32> = serde_json::from_value(want.clone()).unwrap();
+        let x = load_inputs(&byo(rel), &shape()).unwrap();
+        assert_eq!(
+            (x.len(), x.ids[0].as_str()),
+            (1, Path::new(rel).file_name().unwrap().to_str().unwrap())
+        );
+        // Two JPEG decoders agree to within a grey level or two.
+        let diff = x
+            .features
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff <= 3.0 / 255.0, "{rel}: {diff}");
+    }
+    let flat = load_inputs(&byo("jpeg"), &shape()).unwrap();
+    assert_eq!((flat.len(), flat.labels.is_none()), (2, true));
+}
+
+fn data_error(e: NnError) -> String {
+    match e {
+        NnError::Data { reason, .. } => reason,
+        NnError::Config(m) | NnError::ModelFile(m) => m,
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn broken_and_hostile_files_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    // An image of another size than the model takes.
+    let wrong = load_inputs(
+        &byo("images/zero/0.png"),
+        &InputOptions {
+            shape: Some(vec![1, 28, 28]),
+            ..InputOptions::default()
+        },
+    );
+    assert!(data_error(wrong.unwrap_err()).contains("8×8"));
+    // A PNG cut short; a file of no known kind.
+    let png = std::fs::read(byo("images/zero/0.png")).unwrap();
+    let cut = put("cut.png", &png[..png.len() / 2]);
+    assert!(data_error(load_inputs(&cut, &shape()).unwrap_err()).contains("image"));
+    let junk = put("x.bin", b"hello");
+    assert!(data_error(load_inputs(&junk, &shape()).unwrap_err()).contains("not a PNG"));
+    // An IDX header that declares more than the file holds.
+    let mut idx = vec![0, 0, 8, 3];
+    for d in [1000u32, 8, 8] {
+        idx.extend(d.to_be_bytes());
+    }
+    idx.extend([0u8; 64]);
+    let short = put("short-idx3-ubyte", &idx);
+    assert!(data_error(load_inputs(&short, &shape()).unwrap_err()).contains("do not match"));
+    // CSV: the first bad row and column are named; a missing column too.
+    let csv = put("t.csv", b"id,a,b,label\nx,1,2,one\ny,3,oops,two\n");
+    let e = load_inputs(
+        &csv,
+        &InputOptions {
+            label_column: Some("label".into()),
+            id_column: Some("id".into()),
+            ..InputOptions::default()
+        },
+    )
+    .unwrap_err();
+    let m = data_error(e);
+    assert!(
+        m.contains("row 3") && m.contains("\"b\"") && m.contains("oops"),
+        "{m}"
+    );
+    let e = load_inputs(
+        &csv,
+        &InputOptions {
+            label_column: Some("diagnosis".into()),
+            ..InputOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(data_error(e).contains("no label column \"diagnosis\""));
+    // Labels the model does not name.
+    let mut x = load_inputs(&byo("images"), &shape()).unwrap();
+    let e = x
+        .relabel(Some(&["cat".to_string(), "dog".to_string()]))
+        .unwrap_err();
+    assert!(data_error(e).contains("not one of the model's classes"));
+    // A label file of another length.
+    let e = load_inputs(
+        &byo("inputs.npy"),
+        &InputOptions {
+            labels: Some(byo("labels-idx1-ubyte.gz")),
+            shape: Some(vec![1, 8, 8]),
+            ..InputOptions::default()
+        },
+    );
+    assert!(e.is_ok());
+    let e = load_inputs(
+        &byo("jpeg/0.jpg"),
+        &InputOptions {
+            labels: Some(byo("labels-idx1-ubyte.gz")),
+            ..shape()
+        },
+    )
+    .unwrap_err();
+    assert!(data_error(e).contains("8 labels for 1 inputs"));
+}
+
+#[test]
+fn external_data_outside_the_folder_or_beyond_the_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = std::fs::read(byo("digits_norm_cnn.onnx")).unwrap();
+    let data = std::fs::read(byo("digits_norm_cnn.onnx.data")).unwrap();
+    // The data file missing, cut short, or named outside the folder.
+    let lone = dir.path().join("m.onnx");
+    std::fs::write(&lone, &model).unwrap();
+    assert!(matches!(io::load(&lone), Err(NnError::Io { .. })));
+    std::fs::write(
+        dir.path().join("digits_norm_cnn.onnx.data"),
+        &data[..data.len() / 2],
+    )
+    .unwrap();
+    let m = data_error(io::load(&lone).unwrap_err());
+    assert!(m.contains("beyond"), "{m}");
+    let escaping = String::from_utf8_lossy(&model)
+        .contains("digits_norm_cnn.onnx.data")
+        .then(|| {
+            let mut b = model.clone();
+            let at = b
+                .windows(25)
+                .position(|w| w == b"digits_norm_cnn.onnx.data")
+                .unwrap();
+            b[at..at + 3].copy_from_slice(b"../");
+            b
+        })
+        .unwrap();
+    let sneaky = dir.path().join("sneaky.onnx");
+    std::fs::write(&sneaky, escaping).unwrap();
+    let m = data_error(io::load(&sneaky).unwrap_err());
+    assert!(m.contains("inside the model's folder"), "{m}");
+    // From bytes alone there is no folder to read from.
+    let e = cipherflow_nn::io::onnx::import_bytes(&model).unwrap_err();
+    assert!(data_error(e).contains("external file"));
+}
+
+#[test]
+fn preprocessing_round_trips_through_safetensors() {
+    let f = io::load(&byo("digits_norm_cnn.onnx")).unwrap();
+    let p = f.preprocessing.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    safetensors::save_with(&f.model, Some(&p), &path).unwrap();
+    let back = io::load(&path).unwrap();
+    assert_eq!(back.format, ModelFormat::Safetensors);
+    assert_eq!(back.preprocessing, Some(p));
+    let none = dir.path().join("n.safetensors");
+    safetensors::save(&back.model, &none).unwrap();
+    assert_eq!(
+        io::load(&none).unwrap().preprocessing,
+        None::<Preprocessing>
+    );
+}
