@@ -12,6 +12,13 @@ and onnx the way a user makes them:
                                      metadata_props["cipherflow.preprocessing"]
   digits_norm_cnn_plain.onnx         the same model, weights embedded, no
                                      metadata (a model that says nothing)
+  bn_cnn.onnx, bn_cnn_unfolded.onnx  conv (no bias) -> BatchNorm2d -> x^2 ->
+                                     avgpool -> linear -> BatchNorm1d -> x^2 ->
+                                     linear, trained with batch statistics,
+                                     exported in eval mode with the default
+                                     constant folding (PyTorch fuses the conv's
+                                     BatchNorm, keeps the other) and without
+                                     (both BatchNormalization nodes remain)
   images/<class>/<i>.png             8 test digits, torchvision ImageFolder
   jpeg/<i>.jpg                       2 test digits as JPEG (quality 95)
   inputs.npy                         the 8 inputs, [8, 1, 8, 8] float32 in [0, 1]
@@ -118,9 +125,9 @@ def main():
         jpeg[rel] = (np.asarray(Image.open(os.path.join(OUT, rel)), dtype=np.float32)
                      / 255.0).reshape(-1).tolist()
     np.save(os.path.join(OUT, "inputs.npy"), sel)
-    with gzip.open(os.path.join(OUT, "inputs-idx3-ubyte.gz"), "wb") as f:
+    with gzip.GzipFile(os.path.join(OUT, "inputs-idx3-ubyte.gz"), "wb", mtime=0) as f:
         f.write(struct.pack(">IIII", 0x0803, len(picks), 8, 8) + raw.tobytes())
-    with gzip.open(os.path.join(OUT, "labels-idx1-ubyte.gz"), "wb") as f:
+    with gzip.GzipFile(os.path.join(OUT, "labels-idx1-ubyte.gz"), "wb", mtime=0) as f:
         f.write(struct.pack(">II", 0x0801, len(picks)) + y[picks].astype(np.uint8).tobytes())
     with open(os.path.join(OUT, "table.csv"), "w") as f:
         f.write("id," + ",".join(f"p{j}" for j in range(64)) + ",label\n")
@@ -129,6 +136,7 @@ def main():
             f.write(f"patient-{k},{vals},{NAMES[y[i]]}\n")
     with torch.no_grad():
         batch = model(norm(torch.from_numpy(sel))).tolist()
+    bn_outputs = batch_norm_model(xt, yt, norm, torch.from_numpy(sel))
     with open(os.path.join(OUT, "io.json"), "w") as f:
         json.dump({
             "producer": f"torch {torch.__version__}, onnx {onnx.__version__}",
@@ -139,9 +147,35 @@ def main():
             "inputs": sel.reshape(len(picks), -1).tolist(),
             "outputs": batch,
             "image_outputs": outputs,
+            "bn_outputs": bn_outputs,
             "jpeg_pixels": jpeg,
             "test_accuracy": acc,
         }, f)
+
+
+def batch_norm_model(xt, yt, norm, sel):
+    torch.manual_seed(5)
+    m = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), Square(),
+        nn.AvgPool2d(2, stride=2), nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16),
+        Square(), nn.Linear(16, 10),
+    )
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(300):
+        idx = torch.randint(0, 1500, (64,))
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(norm(xt[idx])), yt[idx]).backward()
+        opt.step()
+    m.eval()
+    for name, fold in (("bn_cnn.onnx", True), ("bn_cnn_unfolded.onnx", False)):
+        torch.onnx.export(m, norm(xt[:1]), os.path.join(OUT, name), input_names=["image"],
+                          output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=13, do_constant_folding=fold)
+        ops = [n.op_type for n in onnx.load(os.path.join(OUT, name)).graph.node]
+        print(name, ops)
+    with torch.no_grad():
+        return m(norm(sel)).tolist()
 
 
 if __name__ == "__main__":

@@ -308,6 +308,43 @@ fn external_data_outside_the_folder_or_beyond_the_file_is_refused() {
 }
 
 #[test]
+fn batch_norm_folds_exactly_whether_pytorch_fused_it_or_not() {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(byo("io.json")).unwrap()).unwrap();
+    let want: Vec<Vec<f32>> = serde_json::from_value(v["bn_outputs"].clone()).unwrap();
+    let p = Preprocessing::normalize(
+        vec![v["mean"].as_f64().unwrap() as f32],
+        vec![v["std"].as_f64().unwrap() as f32],
+    )
+    .unwrap();
+    let mut x = load_inputs(&byo("inputs.npy"), &shape()).unwrap();
+    p.apply(&mut x.features, &x.shape).unwrap();
+    for name in ["bn_cnn.onnx", "bn_cnn_unfolded.onnx"] {
+        let mut model = io::load(&byo(name)).unwrap().model;
+        // The BatchNormalization nodes left no layer behind.
+        assert_eq!(model.layers().len(), 7, "{name}");
+        for (got, want) in predict(&mut model, &x).iter().zip(&want) {
+            assert_close(got, want, name);
+        }
+    }
+}
+
+#[test]
+fn every_unsupported_node_is_listed_in_one_error() {
+    // GELU as PyTorch exports it (Div, Erf, Add, Mul, Mul) after a Gemm,
+    // and a LeakyRelu: each node is named, not just the first.
+    let e = cipherflow_nn::io::onnx::import(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/unsupported.onnx"),
+    )
+    .unwrap_err();
+    let NnError::UnsupportedOnnx(nodes) = e else {
+        panic!("{e}")
+    };
+    assert!(nodes.len() >= 2, "{nodes:?}");
+    assert!(nodes.iter().any(|n| n.contains("LeakyRelu")), "{nodes:?}");
+}
+
+#[test]
 fn preprocessing_round_trips_through_safetensors() {
     let f = io::load(&byo("digits_norm_cnn.onnx")).unwrap();
     let p = f.preprocessing.unwrap();

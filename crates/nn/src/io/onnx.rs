@@ -3,7 +3,9 @@
 //! The graph must be a chain (each node consumes the previous node's
 //! output plus constant initializers), as PyTorch exports an
 //! `nn.Sequential`. Supported operators: `Gemm`, `MatMul` (+ `Add` of a
-//! bias), `Conv`, `Relu`, `Sigmoid`, `Tanh`, `AveragePool`, `MaxPool`,
+//! bias), `Conv`, `BatchNormalization` (inference mode, folded exactly into
+//! the preceding `Conv` or dense layer), `Relu`, `Sigmoid`, `Tanh`,
+//! `AveragePool`, `MaxPool`,
 //! `Flatten`, `Reshape` to `[N, -1]`, `Softmax` (last axis), `Mul(x, x)`
 //! and `Pow(x, 2)` as x², plus `Identity`, `Dropout` and `Constant`. Every
 //! other node is reported by name and operator in one
@@ -168,18 +170,40 @@ impl Importer {
                 self.consts.insert(out, tensor_values(t)?);
                 continue;
             }
+            // An Identity of a constant (PyTorch's exporter copies
+            // BatchNormalization parameters so) is that constant.
+            if node.op_type() == "Identity" {
+                let src = node.input.first().and_then(|i| self.consts.get(i)).cloned();
+                if let (Some(c), Some(out)) = (src, node.output.first()) {
+                    self.consts.insert(out.clone(), c);
+                    continue;
+                }
+            }
             if node.input.first() != Some(&current) {
-                return Err(err(format!(
-                    "node {} does not consume the previous output '{current}': only chains of layers are supported",
-                    label(node)
-                )));
+                // Not a chain of layers (e.g. GELU exported as Div, Erf,
+                // Add, Mul): listed with the rest, so one error names every
+                // node that cannot be imported.
+                unsupported.push(format!("{} (not a chain of layers)", label(node)));
+                if let Some(out) = node.output.first() {
+                    current.clone_from(out);
+                }
+                continue;
             }
             let layer = match node.op_type() {
                 "Identity" | "Dropout" => None,
                 "Gemm" => Some(self.gemm(node)?),
                 "MatMul" => Some(self.matmul(node)?),
                 "Add" => {
-                    self.fold_bias(node, layers.last_mut())?;
+                    if self.fold_bias(node, layers.last_mut()).is_err() {
+                        unsupported
+                            .push(format!("{} (Add other than a MatMul's bias)", label(node)));
+                    }
+                    None
+                }
+                "BatchNormalization" => {
+                    if let Err(e) = self.fold_batch_norm(node, layers.last_mut()) {
+                        unsupported.push(format!("{} ({e})", label(node)));
+                    }
                     None
                 }
                 "Conv" => Some(self.conv(node)?),
@@ -322,6 +346,55 @@ impl Importer {
                 label(node)
             ))),
         }
+    }
+
+    /// Folds an inference-mode BatchNormalization into the preceding
+    /// convolution or dense layer, exactly: per output channel `c`,
+    /// `w' = w·γ/√(σ²+ε)` and `b' = (b − μ)·γ/√(σ²+ε) + β`.
+    fn fold_batch_norm(&self, node: &NodeProto, last: Option<&mut Layer>) -> Result<(), String> {
+        if int_attr(node, "training_mode").unwrap_or(0) != 0 {
+            return Err("training mode".into());
+        }
+        let eps = f64::from(float_attr(node, "epsilon").unwrap_or(1e-5));
+        let param = |k: usize| -> Result<&Vec<f64>, String> {
+            self.constant(node, k)
+                .map(|(_, v)| v)
+                .map_err(|_| format!("input {k} must be a constant"))
+        };
+        let (gamma, beta, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
+        let (weight, bias) = match last {
+            Some(Layer::Conv2d(c)) => (&mut c.weight.value, &mut c.bias.value),
+            Some(Layer::Dense(d)) => (&mut d.weight.value, &mut d.bias.value),
+            _ => return Err("folded only into a preceding Conv or Gemm/MatMul".into()),
+        };
+        let channels = bias.len();
+        if [gamma, beta, mean, var].iter().any(|v| v.len() != channels) {
+            return Err(format!(
+                "parameters for another channel count than {channels}"
+            ));
+        }
+        if var.iter().any(|&v| v + eps <= 0.0) {
+            return Err("a variance + epsilon that is not positive".into());
+        }
+        let per = weight.len() / channels.max(1);
+        let scale: Vec<f64> = gamma
+            .iter()
+            .zip(var.iter())
+            .map(|(g, v)| g / (v + eps).sqrt())
+            .collect();
+        for (i, w) in weight.iter_mut().enumerate() {
+            let c = i / per.max(1);
+            *w = (f64::from(*w) * scale.get(c).copied().unwrap_or(1.0)) as f32;
+        }
+        for (c, b) in bias.iter_mut().enumerate() {
+            let (s, m, be) = (
+                scale.get(c).copied().unwrap_or(1.0),
+                mean.get(c).copied().unwrap_or(0.0),
+                beta.get(c).copied().unwrap_or(0.0),
+            );
+            *b = ((f64::from(*b) - m) * s + be) as f32;
+        }
+        Ok(())
     }
 
     fn conv(&self, node: &NodeProto) -> Result<Layer, NnError> {
