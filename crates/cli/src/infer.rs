@@ -62,7 +62,9 @@ pub struct InferArgs {
     predictions: Option<PathBuf>,
     /// End with one JSON line: inputs, ms_per_input, upload_bytes,
     /// download_bytes (per input), plain_agreement (with the plaintext
-    /// model), accuracies where labels are known, and the key sizes.
+    /// model), accuracies where labels are known, load_ms (reading and
+    /// preprocessing), encrypted_ms (the whole encrypted run) and the key
+    /// sizes.
     #[arg(long)]
     json: bool,
 }
@@ -221,12 +223,15 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
 }
 
 fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
+    let t_load = Instant::now();
     let Job {
         inputs,
         mut model,
         model_name,
         class_names,
     } = load_job(args)?;
+    // Reading, decoding and preprocessing the inputs (and the model).
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     let n = inputs.len();
     let xs: Vec<Vec<f64>> = inputs
         .features
@@ -359,6 +364,8 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
                 "encrypted_accuracy": acc(&enc_pred),
                 "mode": if args.batch { "throughput" } else { "latency" },
                 "server_ms_per_input": server_ms,
+                "load_ms": load_ms,
+                "encrypted_ms": (client_s + server_s) * 1e3,
                 "keygen_ms": keygen_ms,
                 "galois_key_bytes": gk_bytes,
                 "relin_key_bytes": rlk_bytes,

@@ -1,14 +1,16 @@
-//! `cipherflow train`: trains a model on a shipped data set or MNIST,
-//! optionally with DP-SGD, and saves it as safetensors.
+//! `cipherflow train`: trains a model on the user's labelled file or
+//! folder, a shipped data set or MNIST, optionally with DP-SGD, and saves
+//! it as safetensors with its preprocessing (normalization, class names).
 
 use anyhow::anyhow;
-use cipherflow_nn::data::{load_mnist, Dataset, Standardizer};
+use cipherflow_nn::data::{load_inputs, load_mnist, Dataset, InputOptions, Standardizer};
 use cipherflow_nn::examples;
 use cipherflow_nn::io::safetensors;
 use cipherflow_nn::spec::{ModelSpec, SpecFile};
 use cipherflow_nn::train::{
     accuracy, default_loss, fit, AccountantKind, DpSpec, Progress, ScheduleSpec, TrainConfig,
 };
+use cipherflow_nn::Preprocessing;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -17,11 +19,29 @@ use std::time::Instant;
 /// Arguments of `cipherflow train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Data: breast-cancer, digits (shipped, embedded in the binary), or
-    /// mnist[:DIR] (default DIR: $CIPHERFLOW_DATA/mnist, else data/mnist or
-    /// ../shared/data/mnist from the working directory).
+    /// Data: your file or folder — a CSV table with a header (labels in
+    /// --label-column), a folder of images with one subfolder per class
+    /// (torchvision's ImageFolder), or a .npy / IDX file with --labels —
+    /// or a shipped example: breast-cancer, digits (embedded in the
+    /// binary), mnist[:DIR] (default DIR: $CIPHERFLOW_DATA/mnist, else
+    /// data/mnist or ../shared/data/mnist from the working directory).
+    /// 20 % is held out for testing.
     #[arg(long, default_value = "breast-cancer")]
     data: String,
+    /// CSV --data: the column holding the label (default "label").
+    #[arg(long)]
+    label_column: Option<String>,
+    /// CSV --data: a column identifying rows, left out of the features.
+    #[arg(long)]
+    id_column: Option<String>,
+    /// .npy or IDX --data: the IDX label file (gzip or not).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Normalization applied to the inputs before training, and stored
+    /// with the saved model so every command applies it: MEAN,STD or
+    /// M1,…,Mc,S1,…,Sc (images are scaled to [0, 1] first).
+    #[arg(long)]
+    normalize: Option<String>,
     /// Model: logreg, mlp, cnn, tenseal-cnn, or a TOML/JSON spec file.
     #[arg(long, default_value = "logreg")]
     model: String,
@@ -67,15 +87,70 @@ pub struct TrainArgs {
     json: bool,
 }
 
-/// Data-set defaults: (train, test, epochs, lr for Adam).
+/// Data-set defaults: (train, test, epochs, lr for Adam), and the class
+/// names where the files name them.
 pub(crate) struct Loaded {
     pub(crate) train: Dataset,
     pub(crate) test: Dataset,
     epochs: usize,
     lr: f32,
+    class_names: Option<Vec<String>>,
+}
+
+/// Where labels are in a user's file.
+#[derive(Default)]
+pub(crate) struct LabelSource {
+    /// CSV: the label column (default "label").
+    pub(crate) column: Option<String>,
+    /// .npy / IDX: the IDX label file.
+    pub(crate) file: Option<PathBuf>,
+    /// CSV: a column identifying rows (not a feature).
+    pub(crate) id_column: Option<String>,
+}
+
+/// A user's labelled file or folder as a data set (80 % / 20 % split).
+fn load_path(path: &Path, labels: &LabelSource, seed: u64) -> anyhow::Result<Loaded> {
+    let inputs = load_inputs(
+        path,
+        &InputOptions {
+            shape: None,
+            labels: labels.file.clone(),
+            label_column: Some(labels.column.clone().unwrap_or_else(|| "label".into())),
+            id_column: labels.id_column.clone(),
+        },
+    )?;
+    let Some(y) = inputs.labels.clone() else {
+        return Err(anyhow!(
+            "{}: no labels (a CSV needs a label column, images one subfolder per class, \
+             .npy and IDX files --labels FILE)",
+            path.display()
+        ));
+    };
+    let classes = inputs
+        .class_names
+        .as_ref()
+        .map_or_else(|| y.iter().max().map_or(2, |m| m + 1), Vec::len)
+        .max(2);
+    let all = Dataset::new(inputs.features, y, inputs.shape, classes)?;
+    let (train, test) = all.split(0.2, seed)?;
+    Ok(Loaded {
+        train,
+        test,
+        epochs: 10,
+        lr: 1e-3,
+        class_names: inputs.class_names,
+    })
 }
 
 pub(crate) fn load(data: &str, seed: u64) -> anyhow::Result<Loaded> {
+    load_labelled(data, &LabelSource::default(), seed)
+}
+
+/// [`load`], with where a user's file keeps its labels.
+pub(crate) fn load_labelled(data: &str, labels: &LabelSource, seed: u64) -> anyhow::Result<Loaded> {
+    if Path::new(data).exists() {
+        return load_path(Path::new(data), labels, seed);
+    }
     let (name, dir) = data
         .split_once(':')
         .map_or((data, None), |(n, d)| (n, Some(d)));
@@ -91,6 +166,7 @@ pub(crate) fn load(data: &str, seed: u64) -> anyhow::Result<Loaded> {
                 test,
                 epochs: 30,
                 lr: 1e-2,
+                class_names: None,
             })
         }
         ("digits", None) => {
@@ -101,6 +177,7 @@ pub(crate) fn load(data: &str, seed: u64) -> anyhow::Result<Loaded> {
                 test,
                 epochs: 15,
                 lr: 1e-2,
+                class_names: None,
             })
         }
         ("mnist", dir) => {
@@ -112,12 +189,26 @@ pub(crate) fn load(data: &str, seed: u64) -> anyhow::Result<Loaded> {
                 test,
                 epochs: 10,
                 lr: 1e-3,
+                class_names: None,
             })
         }
         _ => Err(anyhow!(
-            "unknown data set '{data}' (breast-cancer, digits, mnist[:DIR])"
+            "no file or folder '{data}', and no shipped data set of that name \
+             (breast-cancer, digits, mnist[:DIR])"
         )),
     }
+}
+
+/// A copy of `d` with `p` applied to its features.
+fn normalized(d: &Dataset, p: &Preprocessing) -> anyhow::Result<Dataset> {
+    let mut x = d.features().clone();
+    p.apply(&mut x, d.shape())?;
+    Ok(Dataset::new(
+        x,
+        d.labels().to_vec(),
+        d.shape().to_vec(),
+        d.num_classes(),
+    )?)
 }
 
 fn parse_schedule(s: &str) -> anyhow::Result<ScheduleSpec> {
@@ -166,7 +257,31 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "pld" => AccountantKind::Pld,
         other => return Err(anyhow!("unknown accountant '{other}' (rdp, pld)")),
     };
-    let loaded = load(&args.data, args.seed)?;
+    let mut loaded = load_labelled(
+        &args.data,
+        &LabelSource {
+            column: args.label_column.clone(),
+            file: args.labels.clone(),
+            id_column: args.id_column.clone(),
+        },
+        args.seed,
+    )?;
+    let preprocessing = match &args.normalize {
+        Some(s) => {
+            let mut p = Preprocessing::parse_normalize(s)?;
+            p.check(loaded.train.shape())?;
+            for d in [&mut loaded.train, &mut loaded.test] {
+                *d = normalized(d, &p)?;
+            }
+            p.class_names = loaded.class_names.clone();
+            Some(p)
+        }
+        None => loaded.class_names.clone().map(|names| Preprocessing {
+            mean: vec![0.0],
+            std: vec![1.0],
+            class_names: Some(names),
+        }),
+    };
     let dp_wanted = args.dp_epsilon.is_some() || args.dp_sigma.is_some();
     let classes = loaded.train.num_classes();
     let (spec, file_train) = if Path::new(&args.model).is_file() {
@@ -270,7 +385,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let acc = accuracy(&mut model, &loaded.test)?;
     if let Some(out) = &args.out {
-        safetensors::save(&model, out)?;
+        safetensors::save_with(&model, preprocessing.as_ref(), out)?;
     }
     if json {
         let line = serde_json::json!({

@@ -187,3 +187,89 @@ fn a_model_without_preprocessing_warns_and_a_wrong_input_is_named() {
         assert!(err.contains(expect), "{err}");
     }
 }
+
+#[test]
+fn a_model_trained_on_user_files_carries_its_preprocessing_to_infer() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = byo("images");
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            images.to_str().unwrap(),
+            "--model",
+            "logreg",
+            "--epochs",
+            "5",
+            "--normalize",
+            "0.3052,0.3749",
+            "--out",
+            "m.safetensors",
+            "--json",
+        ],
+    );
+    let j = json_line(&out);
+    assert!(j["test_accuracy"].is_number(), "{j}");
+    // The stored preprocessing (normalization and the folder names as
+    // class names) reaches infer: no warning, labels matched by name.
+    let preds = dir.path().join("p.csv");
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "infer",
+            "--model",
+            "m.safetensors",
+            "--input",
+            images.to_str().unwrap(),
+            "--predictions",
+            preds.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    let j = json_line(&out);
+    assert_eq!(j["plain_agreement"], 1.0, "{j}");
+    assert!(
+        j["encrypted_accuracy"].is_number(),
+        "labels known by name: {j}"
+    );
+    let names: Vec<String> = csv::Reader::from_path(&preds)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap()[2].to_string())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| ["eight", "five", "three", "zero"].contains(&n.as_str())),
+        "{names:?}"
+    );
+    // A CSV table: the id column named, the label column by default.
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            byo("table.csv").to_str().unwrap(),
+            "--id-column",
+            "id",
+            "--model",
+            "logreg",
+            "--epochs",
+            "2",
+            "--json",
+        ],
+    );
+    assert!(json_line(&out)["test_accuracy"].is_number());
+    // Without the id column the first text value is named.
+    let out = cipherflow(
+        dir.path(),
+        &["train", "--data", byo("table.csv").to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("row 2, column \"id\""),
+        "{err}"
+    );
+}

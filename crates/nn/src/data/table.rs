@@ -94,7 +94,10 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &InputOptions) -> Result<Inp
             let v: f32 = field.parse().map_err(|_| {
                 bad(
                     path,
-                    format!("row {row}, column {name:?}: {field:?} is not a number"),
+                    format!(
+                        "row {row}, column {name:?}: {field:?} is not a number (a column \
+                         that is not a feature is named as the label or id column)"
+                    ),
                 )
             })?;
             if !v.is_finite() {
