@@ -19,6 +19,10 @@ and onnx the way a user makes them:
                                      constant folding (PyTorch fuses the conv's
                                      BatchNorm, keeps the other) and without
                                      (both BatchNormalization nodes remain)
+  relu_mlp.onnx                      flatten -> linear 64->32 -> ReLU -> linear 10,
+                                     trained with the same Normalize, its
+                                     preprocessing in metadata_props (run
+                                     encrypted only under --approximate)
   images/<class>/<i>.png             8 test digits, torchvision ImageFolder
   jpeg/<i>.jpg                       2 test digits as JPEG (quality 95)
   inputs.npy                         the 8 inputs, [8, 1, 8, 8] float32 in [0, 1]
@@ -137,6 +141,7 @@ def main():
     with torch.no_grad():
         batch = model(norm(torch.from_numpy(sel))).tolist()
     bn_outputs = batch_norm_model(xt, yt, norm, torch.from_numpy(sel))
+    relu_outputs = relu_model(xt, yt, norm, torch.from_numpy(sel), mean, std)
     with open(os.path.join(OUT, "io.json"), "w") as f:
         json.dump({
             "producer": f"torch {torch.__version__}, onnx {onnx.__version__}",
@@ -148,9 +153,33 @@ def main():
             "outputs": batch,
             "image_outputs": outputs,
             "bn_outputs": bn_outputs,
+            "relu_outputs": relu_outputs,
             "jpeg_pixels": jpeg,
             "test_accuracy": acc,
         }, f)
+
+
+def relu_model(xt, yt, norm, sel, mean, std):
+    torch.manual_seed(9)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(300):
+        idx = torch.randint(0, 1500, (64,))
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(norm(xt[idx])), yt[idx]).backward()
+        opt.step()
+    m.eval()
+    path = os.path.join(OUT, "relu_mlp.onnx")
+    torch.onnx.export(m, norm(xt[:1]), path, input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                      opset_version=13)
+    model = onnx.load(path)
+    meta = model.metadata_props.add()
+    meta.key = "cipherflow.preprocessing"
+    meta.value = json.dumps({"mean": [mean], "std": [std], "class_names": NAMES})
+    onnx.save_model(model, path)
+    with torch.no_grad():
+        return m(norm(sel)).tolist()
 
 
 def batch_norm_model(xt, yt, norm, sel):

@@ -8,8 +8,13 @@ use anyhow::anyhow;
 use cipherflow_ckks::Ciphertext;
 use cipherflow_nn::data::{load_inputs, load_mnist, Dataset, InputOptions, Inputs};
 use cipherflow_nn::examples;
+use cipherflow_nn::layers::ActivationKind;
+use cipherflow_nn::Layer;
 use cipherflow_nn::{Preprocessing, Sequential, Tensor};
-use cipherflow_tensor::{EncTensor, EncryptedModel, KeySet, Mode, ModelClient, Plan};
+use cipherflow_tensor::{
+    Approx, CompileOptions, EncTensor, EncryptedModel, Interval, KeySet, Mode, ModelClient, Plan,
+    Polynomial,
+};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -57,6 +62,20 @@ pub struct InferArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Replace ReLU, sigmoid and tanh by Chebyshev approximations on an
+    /// interval measured from calibration inputs (reported: the interval,
+    /// the approximation's error on it, and the largest logit error).
+    /// Without it such models are refused.
+    #[arg(long)]
+    approximate: bool,
+    /// Calibration inputs for --approximate (any --input format; default:
+    /// the inputs themselves). The interval is 1.25× the largest value
+    /// entering an approximated activation on them.
+    #[arg(long, requires = "approximate")]
+    calibration: Option<PathBuf>,
+    /// Degree of the approximations (depth ⌈log2(degree + 1)⌉ each).
+    #[arg(long, default_value_t = 15, requires = "approximate")]
+    degree: usize,
     /// Writes one CSV row per input: id, class, class name, scores.
     #[arg(long)]
     predictions: Option<PathBuf>,
@@ -76,6 +95,7 @@ struct Job {
     model: Sequential,
     model_name: String,
     class_names: Option<Vec<String>>,
+    preprocessing: Option<Preprocessing>,
 }
 
 /// The test split of a shipped data set and the shipped model for it.
@@ -156,7 +176,7 @@ fn load_job(args: &InferArgs) -> anyhow::Result<Job> {
     if let Some(p) = &preprocessing {
         p.apply(&mut inputs.features, &inputs.shape)?;
     }
-    let class_names = preprocessing.and_then(|p| p.class_names);
+    let class_names = preprocessing.as_ref().and_then(|p| p.class_names.clone());
     inputs.relabel(class_names.as_deref())?;
     inputs.truncate(args.limit.unwrap_or(usize::MAX));
     if inputs.is_empty() {
@@ -167,6 +187,7 @@ fn load_job(args: &InferArgs) -> anyhow::Result<Job> {
         inputs,
         model,
         model_name,
+        preprocessing,
     })
 }
 
@@ -180,8 +201,13 @@ fn argmax(v: &[f64]) -> usize {
         .0
 }
 
-fn plain_predictions(model: &mut Sequential, xs: &[Vec<f64>]) -> anyhow::Result<Vec<usize>> {
+/// The exact model's classes and logits.
+fn plain_predictions(
+    model: &mut Sequential,
+    xs: &[Vec<f64>],
+) -> anyhow::Result<(Vec<usize>, Vec<Vec<f64>>)> {
     let mut out = Vec::with_capacity(xs.len());
+    let mut all = Vec::with_capacity(xs.len());
     for chunk in xs.chunks(512) {
         let mut shape = vec![chunk.len()];
         shape.extend(model.input_shape());
@@ -191,8 +217,88 @@ fn plain_predictions(model: &mut Sequential, xs: &[Vec<f64>]) -> anyhow::Result<
         let classes = y.len() / chunk.len().max(1);
         let v: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
         out.extend(v.chunks(classes.max(1)).map(argmax));
+        all.extend(v.chunks(classes.max(1)).map(<[f64]>::to_vec));
     }
-    Ok(out)
+    Ok((out, all))
+}
+
+/// What --approximate did: the interval, the degree, and the largest
+/// error of each approximated function on the interval.
+struct Approximation {
+    half_width: f64,
+    degree: usize,
+    errors: Vec<(String, f64)>,
+}
+
+/// Compile options for --approximate: the interval from the calibration
+/// inputs (1.25× the largest value entering a non-polynomial activation).
+fn approximation(
+    args: &InferArgs,
+    model: &mut Sequential,
+    inputs: &Inputs,
+    preprocessing: Option<&Preprocessing>,
+) -> anyhow::Result<(CompileOptions, Option<Approximation>)> {
+    if !args.approximate {
+        return Ok((CompileOptions::default(), None));
+    }
+    let cal = match &args.calibration {
+        Some(path) => {
+            let mut c = load_inputs(
+                path,
+                &InputOptions {
+                    shape: Some(model.input_shape().to_vec()),
+                    ..InputOptions::default()
+                },
+            )?;
+            if let Some(p) = preprocessing {
+                p.apply(&mut c.features, &c.shape)?;
+            }
+            c.features
+        }
+        None => inputs.features.clone(),
+    };
+    let mut shape = vec![cal.nrows()];
+    shape.extend(model.input_shape());
+    let x = Tensor::from_shape_vec(ndarray::IxDyn(&shape), cal.iter().copied().collect())?;
+    let bounds = model.input_bounds(&x)?;
+    let mut kinds = Vec::new();
+    let mut widest = 0f32;
+    for (l, b) in model.layers().iter().zip(&bounds) {
+        let approx = match l {
+            Layer::Activation(a) => match a.kind {
+                ActivationKind::Relu => Some(Approx::Relu),
+                ActivationKind::Sigmoid => Some(Approx::Sigmoid),
+                ActivationKind::Tanh => Some(Approx::Tanh),
+                ActivationKind::Square => None,
+            },
+            _ => None,
+        };
+        if let Some(f) = approx {
+            widest = widest.max(*b);
+            if !kinds.contains(&f) {
+                kinds.push(f);
+            }
+        }
+    }
+    if kinds.is_empty() {
+        return Ok((CompileOptions::default(), None));
+    }
+    let half_width = (1.25 * f64::from(widest)).max(1e-3);
+    let mut errors = Vec::new();
+    for f in &kinds {
+        let (_, e) = Polynomial::approximate(*f, half_width, args.degree)?;
+        errors.push((format!("{f:?}").to_lowercase(), e));
+    }
+    Ok((
+        CompileOptions {
+            approximate: Some((args.degree, Interval::from(half_width))),
+        },
+        Some(Approximation {
+            half_width,
+            degree: args.degree,
+            errors,
+        }),
+    ))
 }
 
 /// Serializes and parses back every ciphertext (what a network hop does);
@@ -229,6 +335,7 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
         mut model,
         model_name,
         class_names,
+        preprocessing,
     } = load_job(args)?;
     // Reading, decoding and preprocessing the inputs (and the model).
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
@@ -240,10 +347,11 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
         .map(|r| r.iter().map(|&v| f64::from(v)).collect())
         .collect();
     let labels = inputs.labels.clone();
-    let plain = plain_predictions(&mut model, &xs)?;
+    let (plain, exact_logits) = plain_predictions(&mut model, &xs)?;
+    let (opts, approx) = approximation(args, &mut model, &inputs, preprocessing.as_ref())?;
 
     let t0 = Instant::now();
-    let plan = Plan::compile(&model)?;
+    let plan = Plan::compile_with(&model, &opts)?;
     let mode = if args.batch {
         Mode::Throughput
     } else {
@@ -277,6 +385,7 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
 
     let dec = keys.decryptor();
     let mut enc_pred = Vec::with_capacity(n);
+    let mut max_logit_error = 0f64;
     let mut scores: Vec<Vec<f64>> =
         Vec::with_capacity(if args.predictions.is_some() { n } else { 0 });
     let (mut up, mut down) = (0usize, 0usize);
@@ -318,6 +427,14 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
                 );
             }
             enc_pred.push(p);
+            if let Some(e) = exact_logits.get(i) {
+                let d = e
+                    .iter()
+                    .zip(l)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                max_logit_error = max_logit_error.max(d);
+            }
             if args.predictions.is_some() {
                 scores.push(l.clone());
             }
@@ -371,6 +488,13 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
                 "relin_key_bytes": rlk_bytes,
                 "log_n": params.log_n(),
                 "threads": rayon::current_num_threads(),
+                "max_logit_error": max_logit_error,
+                "approximation": approx.as_ref().map(|a| serde_json::json!({
+                    "interval": [-a.half_width, a.half_width],
+                    "degree": a.degree,
+                    "max_error": a.errors.iter().map(|(k, e)| (k.clone(), serde_json::json!(e)))
+                        .collect::<serde_json::Map<_, _>>(),
+                })),
                 // The names of earlier releases, kept for scripts that read them.
                 "images": n,
                 "agreement": agreement,
@@ -390,6 +514,20 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
                 "{n} inputs (no labels): agreement with the plaintext model {:.2} %",
                 100.0 * agreement
             ),
+        }
+        if let Some(a) = &approx {
+            let errs: Vec<String> = a
+                .errors
+                .iter()
+                .map(|(k, e)| format!("{k} {e:.3e}"))
+                .collect();
+            println!(
+                "approximated on [−{0:.3}, {0:.3}] at degree {1}: max error {2}; largest logit \
+                 difference from the exact model {max_logit_error:.3e}",
+                a.half_width,
+                a.degree,
+                errs.join(", ")
+            );
         }
         println!(
             "{ms_per_input:.2} ms per input end to end ({server_ms:.2} ms on the server); \

@@ -273,3 +273,36 @@ fn a_model_trained_on_user_files_carries_its_preprocessing_to_infer() {
         "{err}"
     );
 }
+
+#[test]
+fn a_relu_model_is_refused_naming_the_flag_and_runs_approximated() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = byo("relu_mlp.onnx");
+    let images = byo("images");
+    let base = [
+        "infer",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        images.to_str().unwrap(),
+    ];
+    let out = cipherflow(dir.path(), &base);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--approximate"),
+        "{err}"
+    );
+    let mut args = base.to_vec();
+    args.extend(["--approximate", "--degree", "31", "--json"]);
+    let j = json_line(&cipherflow(dir.path(), &args));
+    let a = &j["approximation"];
+    assert_eq!(a["degree"], 31, "{j}");
+    let half = a["interval"][1].as_f64().unwrap();
+    assert!(half > 1.0 && half < 100.0, "{j}");
+    // The approximation's own error bounds what the logits may move by
+    // (one ReLU layer feeding a 32→10 map), and the classes hold.
+    let relu_err = a["max_error"]["relu"].as_f64().unwrap();
+    assert!(relu_err > 0.0 && relu_err < 0.05 * half, "{j}");
+    assert!(j["plain_agreement"].as_f64().unwrap() >= 0.875, "{j}");
+    assert!(j["max_logit_error"].as_f64().unwrap() < 2.0, "{j}");
+}

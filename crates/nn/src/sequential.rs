@@ -75,6 +75,24 @@ impl Sequential {
         Ok(h)
     }
 
+    /// The largest `|x|` entering each layer on the batch `x`, by layer
+    /// index: what an approximation of a non-polynomial activation must
+    /// cover (calibration).
+    pub fn input_bounds(&mut self, x: &Tensor) -> Result<Vec<f32>, NnError> {
+        if x.shape().get(1..) != Some(self.input_shape.as_slice()) {
+            let mut want = vec![x.shape().first().copied().unwrap_or(0)];
+            want.extend(&self.input_shape);
+            return Err(NnError::shape("model input", &want, x.shape()));
+        }
+        let mut bounds = Vec::with_capacity(self.layers.len());
+        let mut h = x.clone();
+        for l in self.layers.iter_mut() {
+            bounds.push(h.iter().fold(0f32, |m, v| m.max(v.abs())));
+            h = l.forward(&h, false)?;
+        }
+        Ok(bounds)
+    }
+
     /// Inference: forward without caching.
     pub fn predict(&mut self, x: &Tensor) -> Result<Tensor, NnError> {
         self.forward(x, false)

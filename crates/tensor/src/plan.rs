@@ -149,9 +149,10 @@ pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, T
                     };
                     let (Some(f), Some((degree, interval))) = (f, opts.approximate) else {
                         return Err(TensorError::Unsupported(ctx(&format!(
-                            "{k:?} is not a polynomial; retrain with x² (type = \"square\") or a \
-                             polynomial activation (type = \"poly\"), or compile with \
-                             CompileOptions::approximate (a Chebyshev approximation on an interval)"
+                            "{k:?} is not a polynomial; approximate it (cipherflow infer \
+                             --approximate; CompileOptions::approximate in the library: a \
+                             Chebyshev approximation on an interval), or retrain with x² (type = \
+                             \"square\") or a polynomial activation (type = \"poly\")"
                         ))));
                     };
                     let (p, _) = Polynomial::approximate(f, interval, degree)?;
