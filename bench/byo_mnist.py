@@ -10,6 +10,9 @@ with `cipherflow infer` on the same files:
   bn_cnn           conv 5x5/2 (8 maps) -> BatchNorm2d -> x^2 -> avgpool 2 ->
                    fc 288 -> 10 (BatchNorm fused by the exporter or folded
                    by cipherflow)
+  relu_mlp         784 -> 128 -> ReLU -> 10 (run under --approximate, with
+                   the first 1,000 training images, calib.npy, as the
+                   calibration inputs)
 
 The models carry no preprocessing metadata: the benchmark passes
 --normalize 0.1307,0.3081, as a user of a plain export does. The test
@@ -61,6 +64,8 @@ def models():
                                      nn.Linear(256, 64), Square(), nn.Linear(64, 10)),
         "bn_cnn": nn.Sequential(nn.Conv2d(1, 8, 5, stride=2, bias=False), nn.BatchNorm2d(8),
                                 Square(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(288, 10)),
+        "relu_mlp": nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
+                                  nn.Linear(128, 10)),
     }
 
 
@@ -95,6 +100,7 @@ def main():
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
         np.save(os.path.join(out, f"{name}.torch_pred.npy"), pred)
         print(f"{name}: PyTorch test accuracy {acc:.4f} ({time.time() - t:.0f} s)", flush=True)
+    np.save(os.path.join(out, "calib.npy"), xtr[:1000].astype(np.float32) / 255.0)
     png = os.path.join(out, "t10k-png")
     os.makedirs(png, exist_ok=True)
     for i, im in enumerate(xte):

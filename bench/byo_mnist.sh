@@ -22,13 +22,15 @@ IMAGES="$(file t10k-images-idx3-ubyte)"
 LABELS="$(file t10k-labels-idx1-ubyte)"
 bash "$HERE/nn_setup_venv.sh" >&2
 PY="$HERE/.venv-torch/bin/python"
-[[ -f "$OUT/bn_cnn.onnx" && -d "$OUT/t10k-png" ]] || "$PY" "$HERE/byo_mnist.py" "$MNIST" "$OUT" >&2
+[[ -f "$OUT/relu_mlp.onnx" && -f "$OUT/calib.npy" && -d "$OUT/t10k-png" ]] || "$PY" "$HERE/byo_mnist.py" "$MNIST" "$OUT" >&2
 (cd "$ROOT" && cargo build --release --locked -p cipherflow-cli >&2)
 CF="$ROOT/target/release/cipherflow"
-for m in mlp_square tenseal_cnn bn_cnn; do
+for m in mlp_square tenseal_cnn bn_cnn relu_mlp; do
     echo "+ infer $m: 10,000 images (IDX), throughput mode" >&2
+    APPROX=()
+    [[ $m == relu_mlp ]] && APPROX=(--approximate --calibration "$OUT/calib.npy" --degree 31)
     "$CF" infer --model "$OUT/$m.onnx" --input "$IMAGES" --labels "$LABELS" \
-        --normalize 0.1307,0.3081 --batch --predictions "$OUT/$m.pred.csv" --json \
+        --normalize 0.1307,0.3081 --batch --predictions "$OUT/$m.pred.csv" --json "${APPROX[@]}" \
         | tail -n 1 > "$OUT/$m.json"
     "$PY" - "$OUT" "$m" <<'PYEOF' | tee -a "$RES"
 import csv, json, sys
@@ -42,7 +44,9 @@ print(json.dumps({"bench": "byo-mnist", "model": m, "format": "onnx (torch.onnx.
                   "encrypted_accuracy": d["encrypted_accuracy"], "plain_agreement": d["plain_agreement"],
                   "ms_per_image": d["ms_per_input"], "upload_bytes": d["upload_bytes"],
                   "download_bytes": d["download_bytes"], "load_ms": d["load_ms"],
-                  "encrypted_ms": d["encrypted_ms"], "log_n": d["log_n"], "threads": d["threads"]}))
+                  "encrypted_ms": d["encrypted_ms"], "log_n": d["log_n"], "threads": d["threads"],
+                  "exact_model_accuracy": d["plain_accuracy"], "approximation": d["approximation"],
+                  "max_logit_error": d["max_logit_error"]}))
 PYEOF
 done
 echo "+ loading 10,000 PNG files (tenseal_cnn)" >&2
