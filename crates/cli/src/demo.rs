@@ -291,6 +291,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<()> {
 pub fn run_federated() -> anyhow::Result<()> {
     let args = crate::fl::SimulateArgs {
         data: "breast-cancer".into(),
+        labels: crate::train::LabelArgs::default(),
         clients: 10,
         rounds: Some(20),
         dropout: 0.0,

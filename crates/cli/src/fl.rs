@@ -60,9 +60,13 @@ pub enum DpNoise {
 /// Arguments of `cipherflow fl simulate`.
 #[derive(clap::Args, Clone)]
 pub struct SimulateArgs {
-    /// Data: breast-cancer, digits or mnist[:DIR].
+    /// Data: your labelled file or folder (a CSV table, an ImageFolder,
+    /// .npy or IDX with --labels), split among the simulated hospitals; or
+    /// breast-cancer, digits or mnist[:DIR].
     #[arg(long, default_value = "breast-cancer")]
     pub data: String,
+    #[command(flatten)]
+    pub labels: crate::train::LabelArgs,
     /// Number of clients.
     #[arg(long, default_value_t = 10)]
     pub clients: usize,
@@ -266,7 +270,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
     let (client_data, eval, input, classes) = match a.params_per_client {
         Some(p) => (synthetic_data(p, a.clients)?, None, vec![p - 1], 2),
         None => {
-            let l = crate::train::load(&a.data, a.seed)?;
+            let l = crate::train::load_labelled(&a.data, &a.labels, a.seed)?;
             let alpha = match a.alpha {
                 Some(x) if x <= 0.0 => None,
                 Some(x) => Some(x),

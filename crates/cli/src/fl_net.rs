@@ -17,7 +17,7 @@ use cipherflow_fed::{KxSecret, Role, Roster};
 use cipherflow_ledger::{LogSigner, PublicKey};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `cipherflow fl ca` subcommands.
@@ -174,13 +174,17 @@ pub struct ClientArgs {
     /// Key-service URL (key-service mode).
     #[arg(long)]
     pub key_service: Option<String>,
-    /// Local data: breast-cancer, digits or mnist[:DIR] …
+    /// Local data: this hospital's own file or folder (a CSV table, an
+    /// ImageFolder, .npy or IDX with --labels), used whole; or a shipped
+    /// example (breast-cancer, digits, mnist[:DIR]) with --shard.
     #[arg(long, default_value = "breast-cancer")]
     pub data: String,
-    /// … and this client's shard "K/N" of a seeded split among N hospitals
-    /// (a stand-in for each hospital's own records).
+    #[command(flatten)]
+    pub labels: crate::train::LabelArgs,
+    /// For a shipped example: this client's shard "K/N" of a seeded split
+    /// among N hospitals (a stand-in for each hospital's own records).
     #[arg(long)]
-    pub shard: String,
+    pub shard: Option<String>,
     /// Dirichlet α of the split (0 = IID; default 0.5 for breast-cancer).
     #[arg(long)]
     pub alpha: Option<f64>,
@@ -502,19 +506,38 @@ pub fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     init_tracing();
     let cfg = FederationConfig::load(&a.config)?;
     let roster = Roster::load(&PkiDir::new(&a.pki).roster())?;
-    let (k, n) = parse_shard(&a.shard)?;
-    let loaded = crate::train::load(&a.data, a.seed)?;
-    let alpha = match a.alpha {
-        Some(x) if x <= 0.0 => None,
-        Some(x) => Some(x),
-        None if a.data.starts_with("breast-cancer") => Some(0.5),
-        None => None,
+    let own = Path::new(&a.data);
+    let data = if own.exists() {
+        if a.shard.is_some() {
+            return Err(anyhow!(
+                "--shard splits a shipped example among simulated hospitals; {} is this \
+                 hospital's own data and is used whole",
+                own.display()
+            ));
+        }
+        crate::train::load_file(own, &a.labels)?.0
+    } else {
+        let shard = a.shard.as_deref().ok_or_else(|| {
+            anyhow!(
+                "--data {}: a shipped example needs --shard K/N (or pass this hospital's own \
+                 file)",
+                a.data
+            )
+        })?;
+        let (k, n) = parse_shard(shard)?;
+        let loaded = crate::train::load(&a.data, a.seed)?;
+        let alpha = match a.alpha {
+            Some(x) if x <= 0.0 => None,
+            Some(x) => Some(x),
+            None if a.data.starts_with("breast-cancer") => Some(0.5),
+            None => None,
+        };
+        let parts = split_among(&loaded.train, n, alpha, a.seed)?;
+        parts
+            .into_iter()
+            .nth(k - 1)
+            .ok_or_else(|| anyhow!("shard out of range"))?
     };
-    let parts = split_among(&loaded.train, n, alpha, a.seed)?;
-    let data = parts
-        .into_iter()
-        .nth(k - 1)
-        .ok_or_else(|| anyhow!("shard out of range"))?;
     let dir = a
         .identity
         .clone()

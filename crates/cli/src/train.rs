@@ -28,15 +28,8 @@ pub struct TrainArgs {
     /// 20 % is held out for testing.
     #[arg(long, default_value = "breast-cancer")]
     data: String,
-    /// CSV --data: the column holding the label (default "label").
-    #[arg(long)]
-    label_column: Option<String>,
-    /// CSV --data: a column identifying rows, left out of the features.
-    #[arg(long)]
-    id_column: Option<String>,
-    /// .npy or IDX --data: the IDX label file (gzip or not).
-    #[arg(long)]
-    labels: Option<PathBuf>,
+    #[command(flatten)]
+    labels: LabelArgs,
     /// Normalization applied to the inputs before training, and stored
     /// with the saved model so every command applies it: MEAN,STD or
     /// M1,…,Mc,S1,…,Sc (images are scaled to [0, 1] first).
@@ -97,19 +90,26 @@ pub(crate) struct Loaded {
     class_names: Option<Vec<String>>,
 }
 
-/// Where labels are in a user's file.
-#[derive(Default)]
-pub(crate) struct LabelSource {
-    /// CSV: the label column (default "label").
+/// Where the labels are in a user's data file (`--data PATH`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct LabelArgs {
+    /// CSV --data: the column holding the label (default "label").
+    #[arg(long = "label-column")]
     pub(crate) column: Option<String>,
-    /// .npy / IDX: the IDX label file.
-    pub(crate) file: Option<PathBuf>,
-    /// CSV: a column identifying rows (not a feature).
+    /// CSV --data: a column identifying rows, left out of the features.
+    #[arg(long)]
     pub(crate) id_column: Option<String>,
+    /// .npy or IDX --data: the IDX label file (gzip or not).
+    #[arg(long = "labels")]
+    pub(crate) file: Option<PathBuf>,
 }
 
-/// A user's labelled file or folder as a data set (80 % / 20 % split).
-fn load_path(path: &Path, labels: &LabelSource, seed: u64) -> anyhow::Result<Loaded> {
+/// A user's labelled file or folder, whole (a hospital's own records),
+/// and its class names where the file names them.
+pub(crate) fn load_file(
+    path: &Path,
+    labels: &LabelArgs,
+) -> anyhow::Result<(Dataset, Option<Vec<String>>)> {
     let inputs = load_inputs(
         path,
         &InputOptions {
@@ -131,23 +131,31 @@ fn load_path(path: &Path, labels: &LabelSource, seed: u64) -> anyhow::Result<Loa
         .as_ref()
         .map_or_else(|| y.iter().max().map_or(2, |m| m + 1), Vec::len)
         .max(2);
-    let all = Dataset::new(inputs.features, y, inputs.shape, classes)?;
+    Ok((
+        Dataset::new(inputs.features, y, inputs.shape, classes)?,
+        inputs.class_names,
+    ))
+}
+
+/// A user's labelled file or folder as a data set (80 % / 20 % split).
+fn load_path(path: &Path, labels: &LabelArgs, seed: u64) -> anyhow::Result<Loaded> {
+    let (all, class_names) = load_file(path, labels)?;
     let (train, test) = all.split(0.2, seed)?;
     Ok(Loaded {
         train,
         test,
         epochs: 10,
         lr: 1e-3,
-        class_names: inputs.class_names,
+        class_names,
     })
 }
 
 pub(crate) fn load(data: &str, seed: u64) -> anyhow::Result<Loaded> {
-    load_labelled(data, &LabelSource::default(), seed)
+    load_labelled(data, &LabelArgs::default(), seed)
 }
 
 /// [`load`], with where a user's file keeps its labels.
-pub(crate) fn load_labelled(data: &str, labels: &LabelSource, seed: u64) -> anyhow::Result<Loaded> {
+pub(crate) fn load_labelled(data: &str, labels: &LabelArgs, seed: u64) -> anyhow::Result<Loaded> {
     if Path::new(data).exists() {
         return load_path(Path::new(data), labels, seed);
     }
@@ -257,15 +265,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "pld" => AccountantKind::Pld,
         other => return Err(anyhow!("unknown accountant '{other}' (rdp, pld)")),
     };
-    let mut loaded = load_labelled(
-        &args.data,
-        &LabelSource {
-            column: args.label_column.clone(),
-            file: args.labels.clone(),
-            id_column: args.id_column.clone(),
-        },
-        args.seed,
-    )?;
+    let mut loaded = load_labelled(&args.data, &args.labels, args.seed)?;
     let preprocessing = match &args.normalize {
         Some(s) => {
             let mut p = Preprocessing::parse_normalize(s)?;

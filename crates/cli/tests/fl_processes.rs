@@ -74,20 +74,22 @@ fn coordinator(dir: &Path, port: u16, tx: mpsc::Sender<String>) -> Child {
     child
 }
 
-/// Spawns client `i` of `n` (shard `i/n`), JSON summary on stdout.
+/// Spawns client `i` of `n` (shard `i/n` of the shipped set), JSON
+/// summary on stdout.
 fn client(dir: &Path, port: u16, i: usize, n: usize, patience_s: u32) -> Child {
+    client_with(dir, port, i, &["--shard", &format!("{i}/{n}")], patience_s)
+}
+
+/// Spawns client `i` with these data arguments.
+fn client_with(dir: &Path, port: u16, i: usize, data: &[&str], patience_s: u32) -> Child {
     Command::new(bin())
         .current_dir(repo())
         .args(["fl", "client", "--config"])
         .arg(dir.join("fed.toml"))
         .arg("--pki")
         .arg(dir.join("pki"))
-        .args([
-            "--id",
-            &format!("client-{i}"),
-            "--shard",
-            &format!("{i}/{n}"),
-        ])
+        .args(["--id", &format!("client-{i}")])
+        .args(data)
         .args([
             "--coordinator",
             &format!("https://127.0.0.1:{port}"),
@@ -115,6 +117,32 @@ fn wait_for(rx: &mpsc::Receiver<String>, log: &mut Vec<String>, pred: impl Fn(&s
     panic!("timed out; coordinator said:\n{}", log.join("\n"));
 }
 
+/// A hospital's own records: every fourth standardized breast-cancer
+/// example, as a CSV with a header, an id column and a named label column.
+fn hospital_csv() -> String {
+    let all = cipherflow_nn::examples::breast_cancer().unwrap();
+    let mut d = all
+        .subset(&(0..all.len()).step_by(4).collect::<Vec<_>>())
+        .unwrap();
+    cipherflow_nn::data::Standardizer::fit(&d)
+        .unwrap()
+        .apply(&mut d)
+        .unwrap();
+    let mut out = String::from("patient");
+    for j in 0..30 {
+        out.push_str(&format!(",f{j}"));
+    }
+    out.push_str(",label\n");
+    for (i, (row, y)) in d.features().outer_iter().zip(d.labels()).enumerate() {
+        out.push_str(&format!("p{i}"));
+        for v in row {
+            out.push_str(&format!(",{v}"));
+        }
+        out.push_str(&format!(",{y}\n"));
+    }
+    out
+}
+
 #[test]
 fn coordinator_killed_mid_round_resumes_without_loss() {
     let tmp = tempfile::tempdir().unwrap();
@@ -140,10 +168,21 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
         .status()
         .unwrap();
     assert!(ok.success());
+    // Hospital 4 brings its own file (a CSV with a header and a label
+    // column, standardized features), used whole; the others are shards.
+    let own = dir.join("hospital-4.csv");
+    std::fs::write(&own, hospital_csv()).unwrap();
     let port = free_port();
     let (tx, rx) = mpsc::channel();
     let mut coord = coordinator(dir, port, tx.clone());
-    let clients: Vec<Child> = (1..=4).map(|i| client(dir, port, i, 4, 90)).collect();
+    let mut clients: Vec<Child> = (1..=3).map(|i| client(dir, port, i, 4, 90)).collect();
+    clients.push(client_with(
+        dir,
+        port,
+        4,
+        &["--data", own.to_str().unwrap(), "--id-column", "patient"],
+        90,
+    ));
     let mut log = Vec::new();
     // Kill the coordinator twice mid-round: in round 3 right after it
     // stored its second update, in round 5 right after it asked for
