@@ -45,12 +45,13 @@ pub enum NnError {
     #[error(transparent)]
     Dp(#[from] cipherflow_dp::DpError),
     /// An I/O error, with the path involved.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message; not repeated as a source,
+        /// so a report that prints the cause chain names it once).
+        cause: std::io::Error,
     },
 }
 
@@ -63,10 +64,10 @@ impl NnError {
         }
     }
 
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &std::path::Path, cause: std::io::Error) -> Self {
         NnError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         }
     }
 }
