@@ -392,6 +392,23 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     let (mut client_s, mut server_s) = (0.0f64, 0.0f64);
     let group = if args.batch { params.slots() } else { 1 };
     const SHOWN: usize = 20;
+    // A progress bar on stderr (not under --json; indicatif draws it only
+    // when the run lasts).
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::with_draw_target(
+            Some(n as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} inputs encrypted, run, decrypted",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    };
     for (g, chunk) in xs.chunks(group).enumerate() {
         let t = Instant::now();
         let ct = client.encrypt(&keys.sk, chunk, &mut rng)?;
@@ -406,6 +423,7 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
         down += b;
         let logits = out.decrypt(&dec)?;
         client_s += t.elapsed().as_secs_f64();
+        bar.inc(chunk.len() as u64);
         for (k, l) in logits.iter().enumerate() {
             let i = g * group + k;
             let p = argmax(l);
@@ -414,17 +432,19 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
                     Some(l) => format!(", label {}", class_name(class_names.as_deref(), *l)),
                     None => String::new(),
                 };
-                println!(
-                    "{}: encrypted class {}, plaintext class {}{label}{}",
-                    inputs.ids.get(i).map_or("?", String::as_str),
-                    class_name(class_names.as_deref(), p),
-                    class_name(class_names.as_deref(), plain.get(i).copied().unwrap_or(0)),
-                    if plain.get(i) == Some(&p) {
-                        ""
-                    } else {
-                        "  <- disagrees"
-                    }
-                );
+                bar.suspend(|| {
+                    println!(
+                        "{}: encrypted class {}, plaintext class {}{label}{}",
+                        inputs.ids.get(i).map_or("?", String::as_str),
+                        class_name(class_names.as_deref(), p),
+                        class_name(class_names.as_deref(), plain.get(i).copied().unwrap_or(0)),
+                        if plain.get(i) == Some(&p) {
+                            ""
+                        } else {
+                            "  <- disagrees"
+                        }
+                    );
+                });
             }
             enc_pred.push(p);
             if let Some(e) = exact_logits.get(i) {
@@ -440,6 +460,7 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
             }
         }
     }
+    bar.finish_and_clear();
     if !args.json && n > SHOWN {
         println!(
             "(the first {SHOWN} of {n} inputs{})",
