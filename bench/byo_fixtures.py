@@ -19,6 +19,9 @@ and onnx the way a user makes them:
                                      constant folding (PyTorch fuses the conv's
                                      BatchNorm, keeps the other) and without
                                      (both BatchNormalization nodes remain)
+  gelu_mlp13.onnx, gelu_mlp20.onnx   flatten -> linear 64->16 -> GELU -> linear 10,
+                                     exported at opset 13 (GELU written as
+                                     Div/Erf/Add/Mul/Mul) and 20 (a Gelu node)
   relu_mlp.onnx                      flatten -> linear 64->32 -> ReLU -> linear 10,
                                      trained with the same Normalize, its
                                      preprocessing in metadata_props (run
@@ -142,6 +145,7 @@ def main():
         batch = model(norm(torch.from_numpy(sel))).tolist()
     bn_outputs = batch_norm_model(xt, yt, norm, torch.from_numpy(sel))
     relu_outputs = relu_model(xt, yt, norm, torch.from_numpy(sel), mean, std)
+    gelu_outputs = gelu_model(xt, yt, norm, torch.from_numpy(sel))
     with open(os.path.join(OUT, "io.json"), "w") as f:
         json.dump({
             "producer": f"torch {torch.__version__}, onnx {onnx.__version__}",
@@ -154,9 +158,29 @@ def main():
             "image_outputs": outputs,
             "bn_outputs": bn_outputs,
             "relu_outputs": relu_outputs,
+            "gelu_outputs": gelu_outputs,
             "jpeg_pixels": jpeg,
             "test_accuracy": acc,
         }, f)
+
+
+def gelu_model(xt, yt, norm, sel):
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.GELU(), nn.Linear(16, 10))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(200):
+        idx = torch.randint(0, 1500, (64,))
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(norm(xt[idx])), yt[idx]).backward()
+        opt.step()
+    m.eval()
+    for opset in (13, 20):
+        torch.onnx.export(m, norm(xt[:1]), os.path.join(OUT, f"gelu_mlp{opset}.onnx"),
+                          input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=opset)
+    with torch.no_grad():
+        return m(norm(sel)).tolist()
 
 
 def relu_model(xt, yt, norm, sel, mean, std):

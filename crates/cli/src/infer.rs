@@ -62,7 +62,7 @@ pub struct InferArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Replace ReLU, sigmoid and tanh by Chebyshev approximations on an
+    /// Replace ReLU, sigmoid, tanh and GELU by Chebyshev approximations on an
     /// interval measured from calibration inputs (reported: the interval,
     /// the approximation's error on it, and the largest logit error).
     /// Without it such models are refused.
@@ -269,6 +269,7 @@ fn approximation(
                 ActivationKind::Relu => Some(Approx::Relu),
                 ActivationKind::Sigmoid => Some(Approx::Sigmoid),
                 ActivationKind::Tanh => Some(Approx::Tanh),
+                ActivationKind::Gelu => Some(Approx::GeluErf),
                 ActivationKind::Square => None,
             },
             _ => None,
@@ -287,7 +288,10 @@ fn approximation(
     let mut errors = Vec::new();
     for f in &kinds {
         let (_, e) = Polynomial::approximate(*f, half_width, args.degree)?;
-        errors.push((format!("{f:?}").to_lowercase(), e));
+        errors.push((
+            format!("{f:?}").to_lowercase().replace("geluerf", "gelu"),
+            e,
+        ));
     }
     Ok((
         CompileOptions {

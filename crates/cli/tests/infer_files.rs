@@ -305,4 +305,26 @@ fn a_relu_model_is_refused_naming_the_flag_and_runs_approximated() {
     assert!(relu_err > 0.0 && relu_err < 0.05 * half, "{j}");
     assert!(j["plain_agreement"].as_f64().unwrap() >= 0.875, "{j}");
     assert!(j["max_logit_error"].as_f64().unwrap() < 2.0, "{j}");
+    // GELU as PyTorch's opset-13 export writes it (five nodes).
+    let gelu = byo("gelu_mlp13.onnx");
+    let npy = byo("inputs.npy");
+    let j = json_line(&cipherflow(
+        dir.path(),
+        &[
+            "infer",
+            "--model",
+            gelu.to_str().unwrap(),
+            "--input",
+            npy.to_str().unwrap(),
+            "--normalize",
+            "0.3052,0.3749",
+            "--approximate",
+            "--json",
+        ],
+    ));
+    assert!(
+        j["approximation"]["max_error"]["gelu"].as_f64().unwrap() > 0.0,
+        "{j}"
+    );
+    assert!(j["plain_agreement"].as_f64().unwrap() >= 0.875, "{j}");
 }

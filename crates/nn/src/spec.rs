@@ -104,6 +104,8 @@ pub enum LayerSpec {
     Sigmoid,
     /// tanh.
     Tanh,
+    /// GELU, `x·Φ(x)` (PyTorch's default `nn.GELU`).
+    Gelu,
     /// Softmax over the last axis.
     Softmax,
     /// Polynomial `Σ a_k x^k`.
@@ -189,6 +191,7 @@ impl ModelSpec {
                 LayerSpec::Square => Layer::Activation(Activation::new(ActivationKind::Square)),
                 LayerSpec::Sigmoid => Layer::Activation(Activation::new(ActivationKind::Sigmoid)),
                 LayerSpec::Tanh => Layer::Activation(Activation::new(ActivationKind::Tanh)),
+                LayerSpec::Gelu => Layer::Activation(Activation::new(ActivationKind::Gelu)),
                 LayerSpec::Softmax => Layer::Softmax(Softmax::new()),
                 LayerSpec::Poly {
                     coefficients,
@@ -229,6 +232,7 @@ impl ModelSpec {
                     ActivationKind::Square => LayerSpec::Square,
                     ActivationKind::Sigmoid => LayerSpec::Sigmoid,
                     ActivationKind::Tanh => LayerSpec::Tanh,
+                    ActivationKind::Gelu => LayerSpec::Gelu,
                 },
                 Layer::Poly(p) => LayerSpec::Poly {
                     coefficients: p.coefficients.value.iter().copied().collect(),

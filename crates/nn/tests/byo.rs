@@ -330,6 +330,28 @@ fn batch_norm_folds_exactly_whether_pytorch_fused_it_or_not() {
 }
 
 #[test]
+fn gelu_imports_from_both_export_forms_and_matches_pytorch() {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(byo("io.json")).unwrap()).unwrap();
+    let want: Vec<Vec<f32>> = serde_json::from_value(v["gelu_outputs"].clone()).unwrap();
+    let p = Preprocessing::normalize(
+        vec![v["mean"].as_f64().unwrap() as f32],
+        vec![v["std"].as_f64().unwrap() as f32],
+    )
+    .unwrap();
+    let mut x = load_inputs(&byo("inputs.npy"), &shape()).unwrap();
+    p.apply(&mut x.features, &x.shape).unwrap();
+    for name in ["gelu_mlp13.onnx", "gelu_mlp20.onnx"] {
+        let mut model = io::load(&byo(name)).unwrap().model;
+        // Flatten, Dense, GELU, Dense: the five opset-13 nodes are one layer.
+        assert_eq!(model.layers().len(), 4, "{name}");
+        for (got, want) in predict(&mut model, &x).iter().zip(&want) {
+            assert_close(got, want, name);
+        }
+    }
+}
+
+#[test]
 fn every_unsupported_node_is_listed_in_one_error() {
     // GELU as PyTorch exports it (Div, Erf, Add, Mul, Mul) after a Gemm,
     // and a LeakyRelu: each node is named, not just the first.

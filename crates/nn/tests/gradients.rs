@@ -142,6 +142,7 @@ fn activation_gradients() {
         (ActivationKind::Square, 1e-2),
         (ActivationKind::Sigmoid, 1e-2),
         (ActivationKind::Tanh, 1e-2),
+        (ActivationKind::Gelu, 1e-2),
     ] {
         check_model(
             Sequential::new(vec![7], vec![act(kind)]).unwrap(),

@@ -8,8 +8,8 @@
 //! its interval onto `[−1, 1]` is folded into the preceding linear stage
 //! (or polynomial), and costs one more level only after x² or as the first
 //! stage. Softmax as the last layer is dropped (it does not change the
-//! predicted class; the encrypted output is the logits). ReLU, sigmoid and
-//! tanh are replaced by Chebyshev approximations when
+//! predicted class; the encrypted output is the logits). ReLU, sigmoid,
+//! tanh and GELU are replaced by Chebyshev approximations when
 //! [`CompileOptions::approximate`] says how, and refused otherwise; max
 //! pooling is refused, with a message saying what to use instead.
 
@@ -145,6 +145,7 @@ pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, T
                         ActivationKind::Relu => Some(Approx::Relu),
                         ActivationKind::Sigmoid => Some(Approx::Sigmoid),
                         ActivationKind::Tanh => Some(Approx::Tanh),
+                        ActivationKind::Gelu => Some(Approx::GeluErf),
                         _ => None,
                     };
                     let (Some(f), Some((degree, interval))) = (f, opts.approximate) else {

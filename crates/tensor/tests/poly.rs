@@ -51,6 +51,8 @@ fn reference(f: Approx, x: f64) -> f64 {
             let k = (2.0 / std::f64::consts::PI).sqrt();
             0.5 * x * (1.0 + (k * (x + 0.044715 * x.powi(3))).tanh())
         }
+        // The exact form (PyTorch's default), Φ from libm's erf.
+        Approx::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
     }
 }
 
@@ -86,7 +88,15 @@ fn reference_functions_at_known_points() {
     assert_eq!(reference(Approx::Relu, 0.5), 0.5);
     assert!((reference(Approx::Tanh, 1.0) - 0.761_594_155_955_764_9).abs() < 1e-15);
     assert!((reference(Approx::Gelu, 1.0) - 0.841_191_990_608_276_8).abs() < 1e-15);
-    for f in [Approx::Relu, Approx::Sigmoid, Approx::Tanh, Approx::Gelu] {
+    // Φ(1) = 0.841344746068542948… (the normal table's value).
+    assert!((reference(Approx::GeluErf, 1.0) - 0.841_344_746_068_542_9).abs() < 1e-15);
+    for f in [
+        Approx::Relu,
+        Approx::Sigmoid,
+        Approx::Tanh,
+        Approx::Gelu,
+        Approx::GeluErf,
+    ] {
         for x in [-3.0, -0.5, 0.0, 0.7, 2.5] {
             assert!((f.eval(x) - reference(f, x)).abs() < 1e-15, "{f:?}({x})");
         }
@@ -128,6 +138,9 @@ fn chebyshev_paterson_stockmeyer_degrees_3_to_63() {
         (Approx::Gelu, 4.0, 15, 2.8e-4, 20.0),
         (Approx::Gelu, 4.0, 31, 9.5e-9, 20.0),
         (Approx::Gelu, 4.0, 63, 1e-13, 20.0),
+        (Approx::GeluErf, 4.0, 7, 0.053, 20.0),
+        (Approx::GeluErf, 4.0, 15, 2.5e-4, 20.0),
+        (Approx::GeluErf, 4.0, 31, 8e-11, 20.0),
     ];
     let n = 1024;
     for (f, a, d, err_bound, min_bits) in cases {

@@ -4,6 +4,7 @@
 
 pub mod onnx;
 mod onnx_external;
+mod onnx_patterns;
 pub mod safetensors;
 
 use crate::preprocess::{Preprocessing, PREPROCESSING_KEY};

@@ -4,7 +4,8 @@
 //! output plus constant initializers), as PyTorch exports an
 //! `nn.Sequential`. Supported operators: `Gemm`, `MatMul` (+ `Add` of a
 //! bias), `Conv`, `BatchNormalization` (inference mode, folded exactly into
-//! the preceding `Conv` or dense layer), `Relu`, `Sigmoid`, `Tanh`,
+//! the preceding `Conv` or dense layer), `Relu`, `Sigmoid`, `Tanh`, `Gelu`
+//! (opset 20, or the Div/Erf/Add/Mul/Mul subgraph earlier opsets write),
 //! `AveragePool`, `MaxPool`,
 //! `Flatten`, `Reshape` to `[N, -1]`, `Softmax` (last axis), `Mul(x, x)`
 //! and `Pow(x, 2)` as x², plus `Identity`, `Dropout` and `Constant`. Every
@@ -77,7 +78,29 @@ pub fn import_with_metadata(
         }
     });
     super::onnx_external::load_external(&mut graph, base)?;
-    Ok((Importer::new(&graph)?.run(&graph)?, meta))
+    let importer = Importer::new(&graph)?;
+    let mut scalars: HashMap<String, Vec<f64>> = importer
+        .consts
+        .iter()
+        .filter(|(_, (_, v))| v.len() == 1)
+        .map(|(k, (_, v))| (k.clone(), v.clone()))
+        .collect();
+    for n in graph.node.iter().filter(|n| n.op_type() == "Constant") {
+        let t = n
+            .attribute
+            .iter()
+            .find(|a| a.name() == "value")
+            .and_then(|a| a.t.as_ref());
+        if let (Some(t), Some(out)) = (t, n.output.first()) {
+            if let Ok((_, v)) = tensor_values(t) {
+                if v.len() == 1 {
+                    scalars.insert(out.clone(), v);
+                }
+            }
+        }
+    }
+    super::onnx_patterns::fuse_gelu(&mut graph, &scalars);
+    Ok((importer.run(&graph)?, meta))
 }
 
 struct Importer {
@@ -210,6 +233,15 @@ impl Importer {
                 "Relu" => Some(Layer::Activation(Activation::new(ActivationKind::Relu))),
                 "Sigmoid" => Some(Layer::Activation(Activation::new(ActivationKind::Sigmoid))),
                 "Tanh" => Some(Layer::Activation(Activation::new(ActivationKind::Tanh))),
+                "Gelu" => match string_attr(node, "approximate").as_deref() {
+                    None | Some("none") => {
+                        Some(Layer::Activation(Activation::new(ActivationKind::Gelu)))
+                    }
+                    Some(other) => {
+                        unsupported.push(format!("{} (GELU approximate={other})", label(node)));
+                        None
+                    }
+                },
                 "AveragePool" => Some(self.pool(node, PoolKind::Avg)?),
                 "MaxPool" => Some(self.pool(node, PoolKind::Max)?),
                 "Flatten" => {
@@ -458,6 +490,13 @@ fn label(node: &NodeProto) -> String {
 
 fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name() == name)
+}
+
+fn string_attr(node: &NodeProto, name: &str) -> Option<String> {
+    node.attribute
+        .iter()
+        .find(|a| a.name() == name)
+        .map(|a| String::from_utf8_lossy(a.s()).into_owned())
 }
 
 fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {

@@ -16,6 +16,22 @@ pub enum ActivationKind {
     Sigmoid,
     /// tanh x.
     Tanh,
+    /// x·Φ(x), Φ the standard normal CDF (PyTorch's default `nn.GELU`).
+    Gelu,
+}
+
+/// GELU, `x·Φ(x)`.
+pub(crate) fn gelu(v: f32) -> f32 {
+    let x = f64::from(v);
+    (0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))) as f32
+}
+
+/// GELU's derivative, `Φ(x) + x·φ(x)`.
+fn gelu_grad(v: f32) -> f32 {
+    let x = f64::from(v);
+    let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    (cdf + x * pdf) as f32
 }
 
 /// An element-wise activation layer.
@@ -23,7 +39,7 @@ pub enum ActivationKind {
 pub struct Activation {
     /// The function.
     pub kind: ActivationKind,
-    /// Input (ReLU, Square) or output (Sigmoid, Tanh) of the last training
+    /// Input (ReLU, Square, GELU) or output (Sigmoid, Tanh) of the last training
     /// forward pass: what the derivative needs.
     cache: Option<Tensor>,
 }
@@ -40,10 +56,11 @@ impl Activation {
             ActivationKind::Square => x.mapv(|v| v * v),
             ActivationKind::Sigmoid => x.mapv(sigmoid),
             ActivationKind::Tanh => x.mapv(f32::tanh),
+            ActivationKind::Gelu => x.mapv(gelu),
         };
         if train {
             self.cache = Some(match self.kind {
-                ActivationKind::Relu | ActivationKind::Square => x.clone(),
+                ActivationKind::Relu | ActivationKind::Square | ActivationKind::Gelu => x.clone(),
                 ActivationKind::Sigmoid | ActivationKind::Tanh => y.clone(),
             });
         }
@@ -70,6 +87,7 @@ impl Activation {
                 ActivationKind::Square => 2.0 * v,
                 ActivationKind::Sigmoid => v * (1.0 - v),
                 ActivationKind::Tanh => 1.0 - v * v,
+                ActivationKind::Gelu => gelu_grad(v),
             }
         });
         Ok(dx)

@@ -106,6 +106,8 @@ pub enum Approx {
     Tanh,
     /// x·Φ(x) (tanh form, as in PyTorch's `approximate="tanh"`).
     Gelu,
+    /// x·Φ(x) with the exact normal CDF (PyTorch's default `nn.GELU`).
+    GeluErf,
 }
 
 impl Approx {
@@ -119,6 +121,7 @@ impl Approx {
                 let k = (2.0 / std::f64::consts::PI).sqrt();
                 0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
             }
+            Approx::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
         }
     }
 }
