@@ -72,12 +72,27 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Where to save the trained model (safetensors with its architecture).
+    /// Where to save the trained model, with its preprocessing.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The file's format: safetensors (with its architecture; PyTorch
+    /// loads the weights with load_state_dict) or onnx (onnxruntime, or
+    /// any ONNX tool, runs it). Default: from --out's extension
+    /// (.onnx: onnx), else safetensors.
+    #[arg(long, value_enum)]
+    format: Option<ModelFormatArg>,
     /// End with one JSON line: test_accuracy, epochs, epsilon, seconds.
     #[arg(long)]
     json: bool,
+}
+
+/// `train --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelFormatArg {
+    /// safetensors with the architecture in its metadata.
+    Safetensors,
+    /// ONNX (opset 13; 20 with GELU).
+    Onnx,
 }
 
 /// Data-set defaults: (train, test, epochs, lr for Adam), and the class
@@ -385,7 +400,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let acc = accuracy(&mut model, &loaded.test)?;
     if let Some(out) = &args.out {
-        safetensors::save_with(&model, preprocessing.as_ref(), out)?;
+        let onnx = match args.format {
+            Some(f) => f == ModelFormatArg::Onnx,
+            None => out
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("onnx")),
+        };
+        if onnx {
+            cipherflow_nn::io::onnx_export::save(&model, preprocessing.as_ref(), out)?;
+        } else {
+            safetensors::save_with(&model, preprocessing.as_ref(), out)?;
+        }
     }
     if json {
         let line = serde_json::json!({

@@ -383,3 +383,52 @@ fn preprocessing_round_trips_through_safetensors() {
         None::<Preprocessing>
     );
 }
+
+#[test]
+fn exported_onnx_reads_back_to_the_same_model() {
+    let mut x = load_inputs(&byo("inputs.npy"), &shape()).unwrap();
+    Preprocessing::normalize(vec![0.3], vec![0.4])
+        .unwrap()
+        .apply(&mut x.features, &x.shape)
+        .unwrap();
+    let torch_digits =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_digits.onnx");
+    let models = [
+        byo("digits_norm_cnn.onnx"),
+        byo("bn_cnn.onnx"),
+        byo("gelu_mlp13.onnx"),
+        byo("relu_mlp.onnx"),
+        // conv, ReLU, max pooling, x², average pooling, sigmoid, tanh
+        torch_digits,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for path in models {
+        let f = io::load(&path).unwrap();
+        let mut model = f.model;
+        let out = dir.path().join("m.onnx");
+        cipherflow_nn::io::onnx_export::save(&model, f.preprocessing.as_ref(), &out).unwrap();
+        let back = io::load(&out).unwrap();
+        assert_eq!(back.format, ModelFormat::Onnx);
+        assert_eq!(back.preprocessing, f.preprocessing, "{}", path.display());
+        let mut again = back.model;
+        assert_eq!(again.layers().len(), model.layers().len());
+        assert_eq!(
+            predict(&mut again, &x),
+            predict(&mut model, &x),
+            "{}",
+            path.display()
+        );
+    }
+    // A polynomial activation has no ONNX operator: refused, not mangled.
+    let poly = cipherflow_nn::spec::ModelSpec {
+        input: vec![4],
+        layers: vec![cipherflow_nn::spec::LayerSpec::Poly {
+            coefficients: vec![0.0, 1.0, 0.5],
+            trainable: false,
+        }],
+    }
+    .build(0)
+    .unwrap();
+    let e = cipherflow_nn::io::onnx_export::export(&poly, None).unwrap_err();
+    assert!(data_error(e).contains("polynomial"));
+}

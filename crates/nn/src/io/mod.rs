@@ -3,6 +3,7 @@
 //! content) with the preprocessing stored beside the weights.
 
 pub mod onnx;
+pub mod onnx_export;
 mod onnx_external;
 mod onnx_patterns;
 pub mod safetensors;

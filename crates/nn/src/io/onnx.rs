@@ -33,9 +33,36 @@ mod proto {
 }
 
 pub use proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, StringStringEntryProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
+
+/// Constructors of the nested protobuf types the exporter writes.
+pub(super) mod proto_dims {
+    use super::proto::{tensor_shape_proto, type_proto, TensorShapeProto};
+
+    /// A named (dynamic) dimension.
+    pub fn dim_param(name: &str) -> tensor_shape_proto::Dimension {
+        tensor_shape_proto::Dimension {
+            value: Some(tensor_shape_proto::dimension::Value::DimParam(name.into())),
+        }
+    }
+
+    /// A fixed dimension.
+    pub fn dim_value(v: i64) -> tensor_shape_proto::Dimension {
+        tensor_shape_proto::Dimension {
+            value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
+        }
+    }
+
+    /// A tensor type.
+    pub fn tensor_type(elem_type: i32, shape: TensorShapeProto) -> type_proto::Value {
+        type_proto::Value::TensorType(type_proto::Tensor {
+            elem_type: Some(elem_type),
+            shape: Some(shape),
+        })
+    }
+}
 
 /// ONNX element types read by the importer.
 const FLOAT: i32 = 1;
