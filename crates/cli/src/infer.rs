@@ -6,7 +6,7 @@
 
 use anyhow::anyhow;
 use cipherflow_ckks::Ciphertext;
-use cipherflow_nn::data::{load_inputs, load_mnist, Dataset, InputOptions, Inputs};
+use cipherflow_nn::data::{load_inputs, load_mnist, stream_inputs, Dataset, InputOptions, Inputs};
 use cipherflow_nn::examples;
 use cipherflow_nn::layers::ActivationKind;
 use cipherflow_nn::Layer;
@@ -88,10 +88,10 @@ pub struct InferArgs {
     json: bool,
 }
 
-/// What `infer` runs: the inputs, their labels if known, the model and
-/// what it is called.
+/// What `infer` runs: the model, what it is called, its preprocessing and
+/// class names, and the inputs, read a chunk at a time.
 struct Job {
-    inputs: Inputs,
+    inputs: Box<dyn Iterator<Item = Result<Inputs, cipherflow_nn::NnError>>>,
     model: Sequential,
     model_name: String,
     class_names: Option<Vec<String>>,
@@ -121,7 +121,17 @@ fn shipped(data: &str) -> anyhow::Result<(Dataset, Sequential)> {
     }
 }
 
-fn load_job(args: &InferArgs) -> anyhow::Result<Job> {
+/// Inputs per chunk: memory holds one chunk of inputs (and its
+/// ciphertexts) at a time, whatever the data set's size.
+fn chunk_size(batch: bool, slots: usize) -> usize {
+    if batch {
+        slots.max(1)
+    } else {
+        1024
+    }
+}
+
+fn load_job(args: &InferArgs, chunk: usize) -> anyhow::Result<Job> {
     let mut preprocessing = None;
     let (model, model_name) = match &args.model {
         Some(path) => {
@@ -134,36 +144,49 @@ fn load_job(args: &InferArgs) -> anyhow::Result<Job> {
         }
         None => (shipped(&args.data)?.1, format!("shipped for {}", args.data)),
     };
-    let mut inputs = match &args.input {
-        Some(path) => load_inputs(
-            path,
-            &InputOptions {
-                shape: Some(model.input_shape().to_vec()),
-                labels: args.labels.clone(),
-                label_column: args.label_column.clone(),
-                id_column: args.id_column.clone(),
-            },
-        )?,
+    let inputs: Box<dyn Iterator<Item = Result<Inputs, cipherflow_nn::NnError>>> = match &args.input
+    {
+        Some(path) => {
+            let stream = stream_inputs(
+                path,
+                &InputOptions {
+                    shape: Some(model.input_shape().to_vec()),
+                    labels: args.labels.clone(),
+                    label_column: args.label_column.clone(),
+                    id_column: args.id_column.clone(),
+                },
+                chunk,
+            )?;
+            if model.input_shape() != stream.shape() {
+                return Err(anyhow!(
+                    "the model takes inputs of shape {:?}, the data has {:?}",
+                    model.input_shape(),
+                    stream.shape()
+                ));
+            }
+            Box::new(stream)
+        }
         None => {
             let (test, _) = shipped(&args.data)?;
-            Inputs {
+            if model.input_shape() != test.shape() {
+                return Err(anyhow!(
+                    "the model takes inputs of shape {:?}, the data has {:?}",
+                    model.input_shape(),
+                    test.shape()
+                ));
+            }
+            Box::new(std::iter::once(Ok(Inputs {
                 ids: (0..test.len()).map(|i| i.to_string()).collect(),
                 features: test.features().clone(),
                 shape: test.shape().to_vec(),
                 labels: Some(test.labels().to_vec()),
                 class_names: None,
-            }
+            })))
         }
     };
-    if model.input_shape() != inputs.shape.as_slice() {
-        return Err(anyhow!(
-            "the model takes inputs of shape {:?}, the data has {:?}",
-            model.input_shape(),
-            inputs.shape
-        ));
-    }
     if let Some(s) = &args.normalize {
         let mut p = Preprocessing::parse_normalize(s)?;
+        p.check(model.input_shape())?;
         p.class_names = preprocessing.and_then(|q| q.class_names);
         preprocessing = Some(p);
     } else if args.model.is_some() && preprocessing.is_none() {
@@ -173,22 +196,31 @@ fn load_job(args: &InferArgs) -> anyhow::Result<Job> {
              was trained with one (e.g. 0.1307,0.3081 for torchvision's MNIST)."
         );
     }
-    if let Some(p) = &preprocessing {
-        p.apply(&mut inputs.features, &inputs.shape)?;
-    }
-    let class_names = preprocessing.as_ref().and_then(|p| p.class_names.clone());
-    inputs.relabel(class_names.as_deref())?;
-    inputs.truncate(args.limit.unwrap_or(usize::MAX));
-    if inputs.is_empty() {
-        return Err(anyhow!("no inputs to run (--limit 0?)"));
-    }
     Ok(Job {
-        class_names,
+        class_names: preprocessing.as_ref().and_then(|p| p.class_names.clone()),
         inputs,
         model,
         model_name,
         preprocessing,
     })
+}
+
+/// The next chunk, preprocessed and labelled as the model numbers its
+/// classes, cut at `left` inputs (`None`: no more).
+fn next_chunk(job: &mut Job, left: usize) -> anyhow::Result<Option<Inputs>> {
+    if left == 0 {
+        return Ok(None);
+    }
+    let Some(chunk) = job.inputs.next() else {
+        return Ok(None);
+    };
+    let mut c = chunk?;
+    c.truncate(left);
+    if let Some(p) = &job.preprocessing {
+        p.apply(&mut c.features, &c.shape)?;
+    }
+    c.relabel(job.class_names.as_deref())?;
+    Ok(Some(c))
 }
 
 fn argmax(v: &[f64]) -> usize {
@@ -332,30 +364,37 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     cipherflow_ring::with_threads(threads, || run_inner(&args))?
 }
 
+/// What the run has seen so far.
+#[derive(Default)]
+struct Tally {
+    n: usize,
+    labelled: usize,
+    plain_correct: usize,
+    enc_correct: usize,
+    agree: usize,
+    max_logit_error: f64,
+    up: usize,
+    down: usize,
+    client_s: f64,
+    server_s: f64,
+}
+
+/// Inputs printed one per line in the text output.
+const SHOWN: usize = 20;
+
 fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     let t_load = Instant::now();
-    let Job {
-        inputs,
-        mut model,
-        model_name,
-        class_names,
-        preprocessing,
-    } = load_job(args)?;
+    let chunk = chunk_size(args.batch, 16384);
+    let mut job = load_job(args, chunk)?;
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let first =
+        next_chunk(&mut job, limit)?.ok_or_else(|| anyhow!("no inputs to run (--limit 0?)"))?;
     // Reading, decoding and preprocessing the inputs (and the model).
-    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
-    let n = inputs.len();
-    let xs: Vec<Vec<f64>> = inputs
-        .features
-        .rows()
-        .into_iter()
-        .map(|r| r.iter().map(|&v| f64::from(v)).collect())
-        .collect();
-    let labels = inputs.labels.clone();
-    let (plain, exact_logits) = plain_predictions(&mut model, &xs)?;
-    let (opts, approx) = approximation(args, &mut model, &inputs, preprocessing.as_ref())?;
+    let mut load_s = t_load.elapsed().as_secs_f64();
+    let (opts, approx) = approximation(args, &mut job.model, &first, job.preprocessing.as_ref())?;
 
     let t0 = Instant::now();
-    let plan = Plan::compile_with(&model, &opts)?;
+    let plan = Plan::compile_with(&job.model, &opts)?;
     let mode = if args.batch {
         Mode::Throughput
     } else {
@@ -375,7 +414,7 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     let gk_bytes = keys.galois_bytes();
     let rlk_bytes = keys.relin_bytes();
     if !args.json {
-        println!("model {model_name}: {}", plan.summary());
+        println!("model {}: {}", job.model_name, plan.summary());
         println!(
             "mode {:?}: {} rotation keys ({} bytes), relinearization key {} bytes, \
              {} rotations per image; prepared in {prep_ms:.0} ms, keys in {keygen_ms:.0} ms",
@@ -388,86 +427,145 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     }
 
     let dec = keys.decryptor();
-    let mut enc_pred = Vec::with_capacity(n);
-    let mut max_logit_error = 0f64;
-    let mut scores: Vec<Vec<f64>> =
-        Vec::with_capacity(if args.predictions.is_some() { n } else { 0 });
-    let (mut up, mut down) = (0usize, 0usize);
-    let (mut client_s, mut server_s) = (0.0f64, 0.0f64);
     let group = if args.batch { params.slots() } else { 1 };
-    const SHOWN: usize = 20;
+    let mut writer = match &args.predictions {
+        Some(p) => Some(csv::Writer::from_path(p)?),
+        None => None,
+    };
     // A progress bar on stderr (not under --json; indicatif draws it only
     // when the run lasts).
     let bar = if args.json {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::with_draw_target(
-            Some(n as u64),
+            args.limit.map(|l| l as u64),
             indicatif::ProgressDrawTarget::stderr(),
         );
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} inputs encrypted, run, decrypted",
+                "{elapsed_precise} [{bar:30}] {pos} inputs encrypted, run, decrypted",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     };
-    for (g, chunk) in xs.chunks(group).enumerate() {
-        let t = Instant::now();
-        let ct = client.encrypt(&keys.sk, chunk, &mut rng)?;
-        let (ct, b) = transfer(&ct, &params)?;
-        client_s += t.elapsed().as_secs_f64();
-        up += b;
-        let t = Instant::now();
-        let out = server.run(&keys.rlk, &keys.gk, &ct)?;
-        server_s += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let (out, b) = transfer(&out, &params)?;
-        down += b;
-        let logits = out.decrypt(&dec)?;
-        client_s += t.elapsed().as_secs_f64();
-        bar.inc(chunk.len() as u64);
-        for (k, l) in logits.iter().enumerate() {
-            let i = g * group + k;
-            let p = argmax(l);
-            if !args.json && i < SHOWN {
-                let label = match labels.as_ref().and_then(|v| v.get(i)) {
-                    Some(l) => format!(", label {}", class_name(class_names.as_deref(), *l)),
-                    None => String::new(),
-                };
-                bar.suspend(|| {
-                    println!(
-                        "{}: encrypted class {}, plaintext class {}{label}{}",
-                        inputs.ids.get(i).map_or("?", String::as_str),
-                        class_name(class_names.as_deref(), p),
-                        class_name(class_names.as_deref(), plain.get(i).copied().unwrap_or(0)),
-                        if plain.get(i) == Some(&p) {
-                            ""
-                        } else {
-                            "  <- disagrees"
-                        }
-                    );
-                });
-            }
-            enc_pred.push(p);
-            if let Some(e) = exact_logits.get(i) {
-                let d = e
-                    .iter()
-                    .zip(l)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f64::max);
-                max_logit_error = max_logit_error.max(d);
-            }
-            if args.predictions.is_some() {
-                scores.push(l.clone());
+    let mut t = Tally::default();
+    let mut next = Some(first);
+    while let Some(inputs) = next {
+        let xs: Vec<Vec<f64>> = inputs
+            .features
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+            .collect();
+        let (plain, exact_logits) = plain_predictions(&mut job.model, &xs)?;
+        for (g, group_xs) in xs.chunks(group).enumerate() {
+            let t_c = Instant::now();
+            let ct = client.encrypt(&keys.sk, group_xs, &mut rng)?;
+            let (ct, b) = transfer(&ct, &params)?;
+            t.client_s += t_c.elapsed().as_secs_f64();
+            t.up += b;
+            let t_s = Instant::now();
+            let out = server.run(&keys.rlk, &keys.gk, &ct)?;
+            t.server_s += t_s.elapsed().as_secs_f64();
+            let t_c = Instant::now();
+            let (out, b) = transfer(&out, &params)?;
+            t.down += b;
+            let logits = out.decrypt(&dec)?;
+            t.client_s += t_c.elapsed().as_secs_f64();
+            bar.inc(group_xs.len() as u64);
+            for (k, l) in logits.iter().enumerate() {
+                let i = g * group + k;
+                let p = argmax(l);
+                let exact = plain.get(i).copied().unwrap_or(0);
+                let label = inputs.labels.as_ref().and_then(|v| v.get(i)).copied();
+                if !args.json && t.n < SHOWN {
+                    let names = job.class_names.as_deref();
+                    let shown_label = label.map_or(String::new(), |l| {
+                        format!(", label {}", class_name(names, l))
+                    });
+                    bar.suspend(|| {
+                        println!(
+                            "{}: encrypted class {}, plaintext class {}{shown_label}{}",
+                            inputs.ids.get(i).map_or("?", String::as_str),
+                            class_name(names, p),
+                            class_name(names, exact),
+                            if exact == p { "" } else { "  <- disagrees" }
+                        );
+                    });
+                }
+                t.n += 1;
+                t.agree += usize::from(exact == p);
+                if let Some(l) = label {
+                    t.labelled += 1;
+                    t.plain_correct += usize::from(exact == l);
+                    t.enc_correct += usize::from(p == l);
+                }
+                if let Some(e) = exact_logits.get(i) {
+                    let d = e
+                        .iter()
+                        .zip(l)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max);
+                    t.max_logit_error = t.max_logit_error.max(d);
+                }
+                if let Some(w) = writer.as_mut() {
+                    if t.n == 1 {
+                        let mut header =
+                            vec!["id".to_string(), "class".into(), "class_name".into()];
+                        header.extend((0..l.len()).map(|c| format!("score_{c}")));
+                        w.write_record(&header)?;
+                    }
+                    let id = inputs.ids.get(i).cloned().unwrap_or_default();
+                    let mut row =
+                        vec![id, p.to_string(), class_name(job.class_names.as_deref(), p)];
+                    row.extend(l.iter().map(|v| format!("{v:.6}")));
+                    w.write_record(&row)?;
+                }
             }
         }
+        let t_l = Instant::now();
+        next = next_chunk(&mut job, limit.saturating_sub(t.n))?;
+        load_s += t_l.elapsed().as_secs_f64();
     }
     bar.finish_and_clear();
-    if !args.json && n > SHOWN {
+    if let Some(w) = writer.as_mut() {
+        w.flush()?;
+    }
+    report(
+        args,
+        &t,
+        approx.as_ref(),
+        load_s,
+        keygen_ms,
+        gk_bytes,
+        rlk_bytes,
+        &params,
+    )
+}
+
+/// Prints the summary (text or one JSON line).
+#[allow(clippy::too_many_arguments)]
+fn report(
+    args: &InferArgs,
+    t: &Tally,
+    approx: Option<&Approximation>,
+    load_s: f64,
+    keygen_ms: f64,
+    gk_bytes: usize,
+    rlk_bytes: usize,
+    params: &cipherflow_ckks::CkksParams,
+) -> anyhow::Result<()> {
+    let n = t.n.max(1);
+    let acc = |c: usize| (t.labelled > 0).then(|| c as f64 / t.labelled as f64);
+    let agreement = t.agree as f64 / n as f64;
+    let ms_per_input = (t.client_s + t.server_s) * 1e3 / n as f64;
+    let server_ms = t.server_s * 1e3 / n as f64;
+    let (up_i, down_i) = (t.up / n, t.down / n);
+    if !args.json && t.n > SHOWN {
         println!(
-            "(the first {SHOWN} of {n} inputs{})",
+            "(the first {SHOWN} of {} inputs{})",
+            t.n,
             if args.predictions.is_some() {
                 "; all of them in --predictions"
             } else {
@@ -475,90 +573,75 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
             }
         );
     }
-    if let Some(path) = &args.predictions {
-        write_predictions(
-            path,
-            &inputs.ids,
-            &enc_pred,
-            &scores,
-            class_names.as_deref(),
-        )?;
-    }
-    let acc = |p: &[usize]| {
-        labels
-            .as_ref()
-            .map(|l| p.iter().zip(l).filter(|(a, b)| a == b).count() as f64 / n as f64)
-    };
-    let agreement = enc_pred.iter().zip(&plain).filter(|(a, b)| a == b).count() as f64 / n as f64;
-    let ms_per_input = (client_s + server_s) * 1e3 / n as f64;
-    let server_ms = server_s * 1e3 / n as f64;
-    let (up_i, down_i) = (up / n, down / n);
     if args.json {
         println!(
             "{}",
             serde_json::json!({
-                "inputs": n,
+                "inputs": t.n,
                 "ms_per_input": ms_per_input,
                 "upload_bytes": up_i,
                 "download_bytes": down_i,
                 "plain_agreement": agreement,
-                "plain_accuracy": acc(&plain),
-                "encrypted_accuracy": acc(&enc_pred),
+                "plain_accuracy": acc(t.plain_correct),
+                "encrypted_accuracy": acc(t.enc_correct),
                 "mode": if args.batch { "throughput" } else { "latency" },
                 "server_ms_per_input": server_ms,
-                "load_ms": load_ms,
-                "encrypted_ms": (client_s + server_s) * 1e3,
+                "load_ms": load_s * 1e3,
+                "encrypted_ms": (t.client_s + t.server_s) * 1e3,
                 "keygen_ms": keygen_ms,
                 "galois_key_bytes": gk_bytes,
                 "relin_key_bytes": rlk_bytes,
                 "log_n": params.log_n(),
                 "threads": rayon::current_num_threads(),
-                "max_logit_error": max_logit_error,
-                "approximation": approx.as_ref().map(|a| serde_json::json!({
+                "max_logit_error": t.max_logit_error,
+                "approximation": approx.map(|a| serde_json::json!({
                     "interval": [-a.half_width, a.half_width],
                     "degree": a.degree,
                     "max_error": a.errors.iter().map(|(k, e)| (k.clone(), serde_json::json!(e)))
                         .collect::<serde_json::Map<_, _>>(),
                 })),
                 // The names of earlier releases, kept for scripts that read them.
-                "images": n,
+                "images": t.n,
                 "agreement": agreement,
                 "ms_per_image": ms_per_input,
                 "server_ms_per_image": server_ms,
             })
         );
-    } else {
-        match (acc(&plain), acc(&enc_pred)) {
-            (Some(p), Some(e)) => println!(
-                "{n} inputs: plaintext accuracy {:.2} %, encrypted accuracy {:.2} %, agreement {:.2} %",
-                100.0 * p,
-                100.0 * e,
-                100.0 * agreement
-            ),
-            _ => println!(
-                "{n} inputs (no labels): agreement with the plaintext model {:.2} %",
-                100.0 * agreement
-            ),
-        }
-        if let Some(a) = &approx {
-            let errs: Vec<String> = a
-                .errors
-                .iter()
-                .map(|(k, e)| format!("{k} {e:.3e}"))
-                .collect();
-            println!(
-                "approximated on [−{0:.3}, {0:.3}] at degree {1}: max error {2}; largest logit \
-                 difference from the exact model {max_logit_error:.3e}",
-                a.half_width,
-                a.degree,
-                errs.join(", ")
-            );
-        }
+        return Ok(());
+    }
+    match (acc(t.plain_correct), acc(t.enc_correct)) {
+        (Some(p), Some(e)) => println!(
+            "{} inputs: plaintext accuracy {:.2} %, encrypted accuracy {:.2} %, agreement {:.2} %",
+            t.n,
+            100.0 * p,
+            100.0 * e,
+            100.0 * agreement
+        ),
+        _ => println!(
+            "{} inputs (no labels): agreement with the plaintext model {:.2} %",
+            t.n,
+            100.0 * agreement
+        ),
+    }
+    if let Some(a) = approx {
+        let errs: Vec<String> = a
+            .errors
+            .iter()
+            .map(|(k, e)| format!("{k} {e:.3e}"))
+            .collect();
         println!(
-            "{ms_per_input:.2} ms per input end to end ({server_ms:.2} ms on the server); \
-             upload {up_i} bytes, download {down_i} bytes per input"
+            "approximated on [−{0:.3}, {0:.3}] at degree {1}: max error {2}; largest logit \
+             difference from the exact model {3:.3e}",
+            a.half_width,
+            a.degree,
+            errs.join(", "),
+            t.max_logit_error
         );
     }
+    println!(
+        "{ms_per_input:.2} ms per input end to end ({server_ms:.2} ms on the server); \
+         upload {up_i} bytes, download {down_i} bytes per input"
+    );
     Ok(())
 }
 
@@ -568,26 +651,4 @@ fn class_name(names: Option<&[String]>, class: usize) -> String {
         .and_then(|n| n.get(class))
         .cloned()
         .unwrap_or_else(|| class.to_string())
-}
-
-/// One CSV row per input: id, class, class name, then the scores.
-fn write_predictions(
-    path: &Path,
-    ids: &[String],
-    classes: &[usize],
-    scores: &[Vec<f64>],
-    names: Option<&[String]>,
-) -> anyhow::Result<()> {
-    let k = scores.first().map_or(0, Vec::len);
-    let mut w = csv::Writer::from_path(path)?;
-    let mut header = vec!["id".to_string(), "class".into(), "class_name".into()];
-    header.extend((0..k).map(|c| format!("score_{c}")));
-    w.write_record(&header)?;
-    for ((id, &c), s) in ids.iter().zip(classes).zip(scores) {
-        let mut row = vec![id.clone(), c.to_string(), class_name(names, c)];
-        row.extend(s.iter().map(|v| format!("{v:.6}")));
-        w.write_record(&row)?;
-    }
-    w.flush()?;
-    Ok(())
 }

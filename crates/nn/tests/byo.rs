@@ -432,3 +432,60 @@ fn exported_onnx_reads_back_to_the_same_model() {
     let e = cipherflow_nn::io::onnx_export::export(&poly, None).unwrap_err();
     assert!(data_error(e).contains("polynomial"));
 }
+
+#[test]
+fn streamed_chunks_equal_the_whole_load() {
+    use cipherflow_nn::data::stream_inputs;
+    let label_file = InputOptions {
+        labels: Some(byo("labels-idx1-ubyte.gz")),
+        ..shape()
+    };
+    let table = InputOptions {
+        label_column: Some("label".into()),
+        id_column: Some("id".into()),
+        ..shape()
+    };
+    for (input, opts) in [
+        ("images", shape()),
+        ("inputs.npy", label_file.clone()),
+        ("inputs-idx3-ubyte.gz", label_file),
+        ("table.csv", table),
+    ] {
+        let whole = load_inputs(&byo(input), &opts).unwrap();
+        let chunks: Vec<Inputs> = stream_inputs(&byo(input), &opts, 3)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let rows: Vec<f32> = chunks
+            .iter()
+            .flat_map(|c| c.features.iter().copied())
+            .collect();
+        assert_eq!(
+            rows,
+            whole.features.iter().copied().collect::<Vec<_>>(),
+            "{input}"
+        );
+        let ids: Vec<String> = chunks.iter().flat_map(|c| c.ids.clone()).collect();
+        assert_eq!(ids, whole.ids, "{input}");
+        let labels: Option<Vec<usize>> = chunks
+            .iter()
+            .map(|c| c.labels.clone())
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.concat());
+        assert_eq!(labels, whole.labels, "{input}");
+        if input != "table.csv" {
+            assert!(chunks.iter().all(|c| c.len() <= 3), "{input}");
+        }
+    }
+    // A stream cut short says how many inputs it declared.
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = vec![0, 0, 8, 3];
+    for d in [1000u32, 8, 8] {
+        idx.extend(d.to_be_bytes());
+    }
+    idx.extend([0u8; 64 * 5]);
+    let p = dir.path().join("short-idx3-ubyte");
+    std::fs::write(&p, &idx).unwrap();
+    let r: Result<Vec<Inputs>, _> = stream_inputs(&p, &shape(), 4).unwrap().collect();
+    assert!(data_error(r.unwrap_err()).contains("declares"));
+}

@@ -329,7 +329,7 @@ fn decode_image(path: &Path, bytes: &[u8], want: Option<&[usize]>) -> Result<Ima
     })
 }
 
-fn file_id(path: &Path) -> String {
+pub(super) fn file_id(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -347,31 +347,50 @@ fn one_image(path: &Path, img: Image) -> Result<Inputs, NnError> {
     })
 }
 
-/// A folder of images, or one subfolder of images per class.
-fn load_folder(dir: &Path, opts: &InputOptions) -> Result<Inputs, NnError> {
+/// An image file and its label (its class folder's index), if any.
+pub(super) type LabelledFile = (PathBuf, Option<usize>);
+
+/// The image files of a folder, sorted, with their labels: one subfolder
+/// per class (torchvision's ImageFolder; the class names returned) or
+/// images directly in it (no labels).
+pub(super) fn image_files(dir: &Path) -> Result<(Vec<LabelledFile>, Option<Vec<String>>), NnError> {
     let all = entries(dir)?;
     let classes: Vec<&PathBuf> = all.iter().filter(|p| p.is_dir()).collect();
-    let mut files: Vec<(PathBuf, Option<usize>)> = Vec::new();
-    let class_names = if classes.is_empty() {
+    let mut files: Vec<LabelledFile> = Vec::new();
+    if classes.is_empty() {
         files.extend(
             all.iter()
                 .filter(|p| is_image_name(p))
                 .map(|p| (p.clone(), None)),
         );
-        None
-    } else {
-        let mut names = Vec::new();
-        for (k, c) in classes.iter().enumerate() {
-            names.push(file_id(c));
-            for p in entries(c)?.into_iter().filter(|p| is_image_name(p)) {
-                if files.len() >= MAX_FILES {
-                    return Err(bad(dir, format!("more than {MAX_FILES} images")));
-                }
-                files.push((p, Some(k)));
+        return Ok((files, None));
+    }
+    let mut names = Vec::new();
+    for (k, c) in classes.iter().enumerate() {
+        names.push(file_id(c));
+        for p in entries(c)?.into_iter().filter(|p| is_image_name(p)) {
+            if files.len() >= MAX_FILES {
+                return Err(bad(dir, format!("more than {MAX_FILES} images")));
             }
+            files.push((p, Some(k)));
         }
-        Some(names)
-    };
+    }
+    Ok((files, Some(names)))
+}
+
+/// One image file's values, `want`'s shape (`[C, H, W]`) if given.
+pub(super) fn decode_image_file(path: &Path, want: Option<&[usize]>) -> Result<Vec<f32>, NnError> {
+    Ok(decode_image(path, &read_file(path)?, want)?.values)
+}
+
+/// The `[C, H, W]` of an image file as it is (gray: 1 channel, else 3).
+pub(super) fn image_shape(path: &Path) -> Result<Vec<usize>, NnError> {
+    Ok(decode_image(path, &read_file(path)?, None)?.shape.to_vec())
+}
+
+/// A folder of images, or one subfolder of images per class.
+fn load_folder(dir: &Path, opts: &InputOptions) -> Result<Inputs, NnError> {
+    let (files, class_names) = image_files(dir)?;
     if files.is_empty() {
         return Err(bad(dir, "no .png, .jpg or .jpeg images"));
     }

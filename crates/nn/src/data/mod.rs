@@ -8,6 +8,7 @@ mod idx;
 mod inputs;
 mod npy;
 mod partition;
+mod stream;
 mod table;
 
 pub(crate) use csv::{digits_shape, BREAST_CANCER, DIGITS};
@@ -17,6 +18,7 @@ pub use inputs::{
     load_inputs, InputOptions, Inputs, MAX_FILES, MAX_FILE_BYTES, MAX_IMAGE_SIDE, MAX_VALUES,
 };
 pub use partition::{partition_dirichlet, partition_iid};
+pub use stream::{stream_inputs, InputStream};
 
 use crate::{NnError, Tensor};
 use ndarray::{Array1, Array2, Axis};

@@ -14,30 +14,99 @@ pub const MAGIC: &[u8] = b"\x93NUMPY";
 /// Largest header accepted.
 const MAX_HEADER: usize = 1 << 16;
 
-/// The shape and the values (C order) of a `.npy` file.
-pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
-    let rest = bytes.strip_prefix(MAGIC).ok_or("not a .npy file")?;
-    let (&major, rest) = rest.split_first().ok_or("truncated header")?;
-    let (_, rest) = rest.split_first().ok_or("truncated header")?;
-    let (len, rest) = match major {
-        1 => {
-            let (l, r) = rest.split_first_chunk::<2>().ok_or("truncated header")?;
-            (usize::from(u16::from_le_bytes(*l)), r)
+/// An element type, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elem {
+    /// `<f4`.
+    F4,
+    /// `<f8`.
+    F8,
+    /// `|u1`.
+    U1,
+    /// `<i4`.
+    I4,
+    /// `<i8`.
+    I8,
+}
+
+impl Elem {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Elem::U1 => 1,
+            Elem::F4 | Elem::I4 => 4,
+            Elem::F8 | Elem::I8 => 8,
         }
-        2 | 3 => {
-            let (l, r) = rest.split_first_chunk::<4>().ok_or("truncated header")?;
-            let n = usize::try_from(u32::from_le_bytes(*l)).map_err(|_| "header too long")?;
-            (n, r)
+    }
+
+    /// One element from exactly [`Elem::size`] bytes (0 for a short slice).
+    pub fn read(self, b: &[u8]) -> f32 {
+        let arr = |n: usize| -> [u8; 8] {
+            let mut a = [0u8; 8];
+            if let (Some(dst), Some(src)) = (a.get_mut(..n), b.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            a
+        };
+        match self {
+            Elem::U1 => f32::from(b.first().copied().unwrap_or(0)),
+            Elem::F4 => {
+                let a = arr(4);
+                f32::from_le_bytes([a[0], a[1], a[2], a[3]])
+            }
+            Elem::I4 => {
+                let a = arr(4);
+                i32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f32
+            }
+            Elem::F8 => f64::from_le_bytes(arr(8)) as f32,
+            Elem::I8 => i64::from_le_bytes(arr(8)) as f32,
         }
-        v => return Err(format!(".npy format version {v} is not supported")),
+    }
+}
+
+/// What a `.npy` header declares.
+#[derive(Clone, Debug)]
+pub struct Header {
+    /// The array's shape.
+    pub shape: Vec<usize>,
+    /// The element type.
+    pub elem: Elem,
+    /// Elements in all (bounded by [`MAX_VALUES`]).
+    pub count: usize,
+}
+
+fn read_exact<R: std::io::Read>(r: &mut R, n: usize) -> Result<Vec<u8>, String> {
+    let mut buf = vec![0u8; n];
+    r.read_exact(&mut buf)
+        .map_err(|_| "truncated header".to_string())?;
+    Ok(buf)
+}
+
+/// Reads and checks a `.npy` header from `r`, leaving it at the data.
+pub fn read_header<R: std::io::Read>(r: &mut R) -> Result<Header, String> {
+    let pre = read_exact(r, MAGIC.len() + 2)?;
+    if !pre.starts_with(MAGIC) {
+        return Err("not a .npy file".into());
+    }
+    let len = match pre.get(MAGIC.len()).copied() {
+        Some(1) => {
+            let l = read_exact(r, 2)?;
+            usize::from(u16::from_le_bytes([l[0], l[1]]))
+        }
+        Some(2 | 3) => {
+            let l = read_exact(r, 4)?;
+            usize::try_from(u32::from_le_bytes([l[0], l[1], l[2], l[3]]))
+                .map_err(|_| "header too long")?
+        }
+        v => return Err(format!(".npy format version {v:?} is not supported")),
     };
-    if len > MAX_HEADER || len > rest.len() {
+    if len > MAX_HEADER {
         return Err("header length beyond the file".into());
     }
-    let (header, data) = rest.split_at(len);
-    let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
+    let header = read_exact(r, len).map_err(|_| "header length beyond the file".to_string())?;
+    let header = std::str::from_utf8(&header).map_err(|_| "header is not text")?;
     let descr = field(header, "descr").ok_or("header has no 'descr'")?;
-    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
     if field(header, "fortran_order").map(str::trim) != Some("False") {
         return Err("only C-order arrays are supported (fortran_order must be False)".into());
     }
@@ -47,31 +116,38 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .filter(|&c| c <= MAX_VALUES)
         .ok_or_else(|| format!("shape {shape:?} holds more than {MAX_VALUES} values"))?;
-    let (size, read): (usize, fn(&[u8]) -> f32) = match descr {
-        "<f4" => (4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        "<f8" => (8, |b| {
-            f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
-        }),
-        "|u1" | "<u1" => (1, |b| f32::from(b[0])),
-        "<i4" => (4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32),
-        "<i8" => (8, |b| {
-            i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
-        }),
+    let elem = match descr {
+        "<f4" => Elem::F4,
+        "<f8" => Elem::F8,
+        "|u1" | "<u1" => Elem::U1,
+        "<i4" => Elem::I4,
+        "<i8" => Elem::I8,
         other => {
             return Err(format!(
                 "element type {other:?} is not supported (f4, f8, u1, i4, i8, little-endian)"
             ))
         }
     };
-    if count.checked_mul(size) != Some(data.len()) {
+    Ok(Header { shape, elem, count })
+}
+
+/// The shape and the values (C order) of a whole `.npy` file.
+pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let mut r = bytes;
+    let h = read_header(&mut r)?;
+    let size = h.elem.size();
+    if h.count.checked_mul(size) != Some(r.len()) {
         return Err(format!(
-            "shape {shape:?} of {descr} needs {} bytes, the file holds {}",
-            count.saturating_mul(size),
-            data.len()
+            "shape {:?} needs {} bytes, the file holds {}",
+            h.shape,
+            h.count.saturating_mul(size),
+            r.len()
         ));
     }
-    // `chunks_exact(size)` hands `read` exactly `size` bytes.
-    Ok((shape, data.chunks_exact(size).map(read).collect()))
+    Ok((
+        h.shape,
+        r.chunks_exact(size).map(|c| h.elem.read(c)).collect(),
+    ))
 }
 
 /// The text of `'key': value` in a header dictionary (up to the next
