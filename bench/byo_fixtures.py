@@ -164,16 +164,21 @@ def main():
         }, f)
 
 
-def gelu_model(xt, yt, norm, sel):
-    torch.manual_seed(3)
-    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.GELU(), nn.Linear(16, 10))
+def fit(m, xt, yt, norm, steps):
+    """Adam (lr 1e-2) on batches of 64 of the first 1500 digits; eval mode."""
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    for _ in range(200):
+    for _ in range(steps):
         idx = torch.randint(0, 1500, (64,))
         opt.zero_grad()
         nn.functional.cross_entropy(m(norm(xt[idx])), yt[idx]).backward()
         opt.step()
     m.eval()
+
+
+def gelu_model(xt, yt, norm, sel):
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.GELU(), nn.Linear(16, 10))
+    fit(m, xt, yt, norm, 200)
     for opset in (13, 20):
         torch.onnx.export(m, norm(xt[:1]), os.path.join(OUT, f"gelu_mlp{opset}.onnx"),
                           input_names=["image"], output_names=["logits"],
@@ -186,13 +191,7 @@ def gelu_model(xt, yt, norm, sel):
 def relu_model(xt, yt, norm, sel, mean, std):
     torch.manual_seed(9)
     m = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    for _ in range(300):
-        idx = torch.randint(0, 1500, (64,))
-        opt.zero_grad()
-        nn.functional.cross_entropy(m(norm(xt[idx])), yt[idx]).backward()
-        opt.step()
-    m.eval()
+    fit(m, xt, yt, norm, 300)
     path = os.path.join(OUT, "relu_mlp.onnx")
     torch.onnx.export(m, norm(xt[:1]), path, input_names=["image"], output_names=["logits"],
                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
@@ -213,13 +212,7 @@ def batch_norm_model(xt, yt, norm, sel):
         nn.AvgPool2d(2, stride=2), nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16),
         Square(), nn.Linear(16, 10),
     )
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    for _ in range(300):
-        idx = torch.randint(0, 1500, (64,))
-        opt.zero_grad()
-        nn.functional.cross_entropy(m(norm(xt[idx])), yt[idx]).backward()
-        opt.step()
-    m.eval()
+    fit(m, xt, yt, norm, 300)
     for name, fold in (("bn_cnn.onnx", True), ("bn_cnn_unfolded.onnx", False)):
         torch.onnx.export(m, norm(xt[:1]), os.path.join(OUT, name), input_names=["image"],
                           output_names=["logits"],

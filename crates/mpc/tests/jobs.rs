@@ -11,15 +11,6 @@ use cipherflow_mpc::transport::tls::write_credentials;
 use cipherflow_mpc::{FixedPoint, MpcError, Network};
 use cipherflow_nn::examples;
 
-fn free_addresses() -> Vec<String> {
-    let ls: Vec<std::net::TcpListener> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter()
-        .map(|l| l.local_addr().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn a_local_prediction_reports_accuracy_and_agreement_but_no_classes() {
     let (train, test) = examples::digits().unwrap().split(0.2, 7).unwrap();
@@ -53,7 +44,7 @@ fn party_processes_report_only_their_own_side() {
     let (train, test) = examples::digits().unwrap().split(0.2, 7).unwrap();
     let test = test.subset(&(0..12).collect::<Vec<_>>()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_credentials(dir.path(), &free_addresses()).unwrap();
+    let cfg = write_credentials(dir.path(), &cipherflow_testkit::free_addresses(3)).unwrap();
     let reports: Vec<_> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..3)
             .map(|id| {

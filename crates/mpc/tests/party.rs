@@ -9,20 +9,10 @@ use cipherflow_mpc::ndarray::array;
 use cipherflow_mpc::transport::tls::write_credentials;
 use cipherflow_mpc::{run_party, FixedPoint, MpcError, Party};
 
-/// Three free ports on 127.0.0.1 (bound, read, released).
-fn free_addresses() -> Vec<String> {
-    let ls: Vec<std::net::TcpListener> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter()
-        .map(|l| l.local_addr().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn three_parties_from_one_network_file() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_credentials(dir.path(), &free_addresses()).unwrap();
+    let cfg = write_credentials(dir.path(), &cipherflow_testkit::free_addresses(3)).unwrap();
     let runs: Vec<_> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..3)
             .map(|id| {
@@ -58,7 +48,7 @@ fn three_parties_from_one_network_file() {
 #[test]
 fn a_bad_party_id_or_network_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_credentials(dir.path(), &free_addresses()).unwrap();
+    let cfg = write_credentials(dir.path(), &cipherflow_testkit::free_addresses(3)).unwrap();
     let noop = |_: &mut Party| Ok(());
     let e = run_party::<u64, _, _>(3, &cfg, FixedPoint::default(), noop).unwrap_err();
     assert!(

@@ -307,11 +307,12 @@ fn external_data_outside_the_folder_or_beyond_the_file_is_refused() {
     assert!(data_error(e).contains("external file"));
 }
 
-#[test]
-fn batch_norm_folds_exactly_whether_pytorch_fused_it_or_not() {
+/// The eight inputs normalized as PyTorch did, and PyTorch's outputs
+/// under `key` in io.json.
+fn normalized_inputs_and(key: &str) -> (Inputs, Vec<Vec<f32>>) {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(byo("io.json")).unwrap()).unwrap();
-    let want: Vec<Vec<f32>> = serde_json::from_value(v["bn_outputs"].clone()).unwrap();
+    let want: Vec<Vec<f32>> = serde_json::from_value(v[key].clone()).unwrap();
     let p = Preprocessing::normalize(
         vec![v["mean"].as_f64().unwrap() as f32],
         vec![v["std"].as_f64().unwrap() as f32],
@@ -319,6 +320,12 @@ fn batch_norm_folds_exactly_whether_pytorch_fused_it_or_not() {
     .unwrap();
     let mut x = load_inputs(&byo("inputs.npy"), &shape()).unwrap();
     p.apply(&mut x.features, &x.shape).unwrap();
+    (x, want)
+}
+
+#[test]
+fn batch_norm_folds_exactly_whether_pytorch_fused_it_or_not() {
+    let (x, want) = normalized_inputs_and("bn_outputs");
     for name in ["bn_cnn.onnx", "bn_cnn_unfolded.onnx"] {
         let mut model = io::load(&byo(name)).unwrap().model;
         // The BatchNormalization nodes left no layer behind.
@@ -331,16 +338,7 @@ fn batch_norm_folds_exactly_whether_pytorch_fused_it_or_not() {
 
 #[test]
 fn gelu_imports_from_both_export_forms_and_matches_pytorch() {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(byo("io.json")).unwrap()).unwrap();
-    let want: Vec<Vec<f32>> = serde_json::from_value(v["gelu_outputs"].clone()).unwrap();
-    let p = Preprocessing::normalize(
-        vec![v["mean"].as_f64().unwrap() as f32],
-        vec![v["std"].as_f64().unwrap() as f32],
-    )
-    .unwrap();
-    let mut x = load_inputs(&byo("inputs.npy"), &shape()).unwrap();
-    p.apply(&mut x.features, &x.shape).unwrap();
+    let (x, want) = normalized_inputs_and("gelu_outputs");
     for name in ["gelu_mlp13.onnx", "gelu_mlp20.onnx"] {
         let mut model = io::load(&byo(name)).unwrap().model;
         // Flatten, Dense, GELU, Dense: the five opset-13 nodes are one layer.

@@ -47,6 +47,25 @@ pub fn mnist() -> Option<PathBuf> {
     require(&format!("MNIST not found in {}", dir.display()), present).then_some(dir)
 }
 
+/// `n` distinct free TCP addresses on 127.0.0.1 (bound together, read,
+/// released), for tests that start servers on them.
+pub fn free_addresses(n: usize) -> Vec<String> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap_or_else(|e| panic!("binding 127.0.0.1:0: {e}"))
+        })
+        .collect();
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .unwrap_or_else(|e| panic!("a bound socket's address: {e}"))
+                .to_string()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
