@@ -1,20 +1,15 @@
-//! `cipherflow infer`: encrypted inference end to end. The client generates
-//! keys for the model's plan (only the rotations it needs), encrypts each
-//! input, the server runs the model on ciphertexts, the client decrypts and
-//! the result is compared with the plaintext model. Ciphertexts go through
-//! their byte encoding both ways, so the sizes reported are what travels.
+//! `cipherflow infer`: encrypted inference end to end on the user's model
+//! and inputs. This module reads the arguments, opens the model and the
+//! inputs (streamed, preprocessed as the model declares), hands them to
+//! `cipherflow_tensor::EncryptedRun` — which compiles the plan, makes the
+//! client's keys from the published input spec, and runs every input
+//! through its ciphertexts' byte encodings both ways — and prints.
 
 use anyhow::anyhow;
-use cipherflow_ckks::Ciphertext;
 use cipherflow_nn::data::{load_inputs, load_mnist, stream_inputs, Dataset, InputOptions, Inputs};
 use cipherflow_nn::examples;
-use cipherflow_nn::layers::ActivationKind;
-use cipherflow_nn::Layer;
-use cipherflow_nn::{Preprocessing, Sequential, Tensor};
-use cipherflow_tensor::{
-    Approx, CompileOptions, EncTensor, EncryptedModel, Interval, KeySet, Mode, ModelClient, Plan,
-    Polynomial,
-};
+use cipherflow_nn::{Preprocessing, Sequential};
+use cipherflow_tensor::{calibrate, Approximation, CompileOptions, EncryptedRun, Mode, RunTotals};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -205,153 +200,21 @@ fn load_job(args: &InferArgs, chunk: usize) -> anyhow::Result<Job> {
     })
 }
 
-/// The next chunk, preprocessed and labelled as the model numbers its
-/// classes, cut at `left` inputs (`None`: no more).
-fn next_chunk(job: &mut Job, left: usize) -> anyhow::Result<Option<Inputs>> {
-    if left == 0 {
-        return Ok(None);
-    }
-    let Some(chunk) = job.inputs.next() else {
-        return Ok(None);
-    };
-    let mut c = chunk?;
-    c.truncate(left);
-    if let Some(p) = &job.preprocessing {
-        p.apply(&mut c.features, &c.shape)?;
-    }
-    c.relabel(job.class_names.as_deref())?;
-    Ok(Some(c))
-}
-
-fn argmax(v: &[f64]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f64::NEG_INFINITY),
-            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-        )
-        .0
-}
-
-/// The exact model's classes and logits.
-fn plain_predictions(
-    model: &mut Sequential,
-    xs: &[Vec<f64>],
-) -> anyhow::Result<(Vec<usize>, Vec<Vec<f64>>)> {
-    let mut out = Vec::with_capacity(xs.len());
-    let mut all = Vec::with_capacity(xs.len());
-    for chunk in xs.chunks(512) {
-        let mut shape = vec![chunk.len()];
-        shape.extend(model.input_shape());
-        let flat: Vec<f32> = chunk.iter().flatten().map(|&v| v as f32).collect();
-        let t = Tensor::from_shape_vec(ndarray::IxDyn(&shape), flat)?;
-        let y = model.predict(&t)?;
-        let classes = y.len() / chunk.len().max(1);
-        let v: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
-        out.extend(v.chunks(classes.max(1)).map(argmax));
-        all.extend(v.chunks(classes.max(1)).map(<[f64]>::to_vec));
-    }
-    Ok((out, all))
-}
-
-/// What --approximate did: the interval, the degree, and the largest
-/// error of each approximated function on the interval.
-struct Approximation {
-    half_width: f64,
-    degree: usize,
-    errors: Vec<(String, f64)>,
-}
-
-/// Compile options for --approximate: the interval from the calibration
-/// inputs (1.25× the largest value entering a non-polynomial activation).
-fn approximation(
-    args: &InferArgs,
-    model: &mut Sequential,
-    inputs: &Inputs,
-    preprocessing: Option<&Preprocessing>,
-) -> anyhow::Result<(CompileOptions, Option<Approximation>)> {
-    if !args.approximate {
-        return Ok((CompileOptions::default(), None));
-    }
-    let cal = match &args.calibration {
-        Some(path) => {
-            let mut c = load_inputs(
-                path,
-                &InputOptions {
-                    shape: Some(model.input_shape().to_vec()),
-                    ..InputOptions::default()
-                },
-            )?;
-            if let Some(p) = preprocessing {
-                p.apply(&mut c.features, &c.shape)?;
-            }
-            c.features
+/// The inputs preprocessed and labelled as the model numbers its classes,
+/// chunk by chunk.
+fn prepared(
+    inputs: Box<dyn Iterator<Item = Result<Inputs, cipherflow_nn::NnError>>>,
+    preprocessing: Option<Preprocessing>,
+    class_names: Option<Vec<String>>,
+) -> impl Iterator<Item = anyhow::Result<Inputs>> {
+    inputs.map(move |c| {
+        let mut c = c?;
+        if let Some(p) = &preprocessing {
+            p.apply(&mut c.features, &c.shape)?;
         }
-        None => inputs.features.clone(),
-    };
-    let mut shape = vec![cal.nrows()];
-    shape.extend(model.input_shape());
-    let x = Tensor::from_shape_vec(ndarray::IxDyn(&shape), cal.iter().copied().collect())?;
-    let bounds = model.input_bounds(&x)?;
-    let mut kinds = Vec::new();
-    let mut widest = 0f32;
-    for (l, b) in model.layers().iter().zip(&bounds) {
-        let approx = match l {
-            Layer::Activation(a) => match a.kind {
-                ActivationKind::Relu => Some(Approx::Relu),
-                ActivationKind::Sigmoid => Some(Approx::Sigmoid),
-                ActivationKind::Tanh => Some(Approx::Tanh),
-                ActivationKind::Gelu => Some(Approx::GeluErf),
-                ActivationKind::Square => None,
-            },
-            _ => None,
-        };
-        if let Some(f) = approx {
-            widest = widest.max(*b);
-            if !kinds.contains(&f) {
-                kinds.push(f);
-            }
-        }
-    }
-    if kinds.is_empty() {
-        return Ok((CompileOptions::default(), None));
-    }
-    let half_width = (1.25 * f64::from(widest)).max(1e-3);
-    let mut errors = Vec::new();
-    for f in &kinds {
-        let (_, e) = Polynomial::approximate(*f, half_width, args.degree)?;
-        errors.push((
-            format!("{f:?}").to_lowercase().replace("geluerf", "gelu"),
-            e,
-        ));
-    }
-    Ok((
-        CompileOptions {
-            approximate: Some((args.degree, Interval::from(half_width))),
-        },
-        Some(Approximation {
-            half_width,
-            degree: args.degree,
-            errors,
-        }),
-    ))
-}
-
-/// Serializes and parses back every ciphertext (what a network hop does);
-/// returns the tensor as received and the bytes sent.
-fn transfer(
-    t: &EncTensor,
-    params: &cipherflow_ckks::CkksParams,
-) -> anyhow::Result<(EncTensor, usize)> {
-    let mut bytes = 0;
-    let mut cts = Vec::with_capacity(t.ciphertexts().len());
-    for ct in t.ciphertexts() {
-        let b = ct.to_bytes(params)?;
-        bytes += b.len();
-        cts.push(Ciphertext::from_bytes(params, &b)?);
-    }
-    let t = EncTensor::from_parts(cts, t.shape().to_vec(), t.layout(), params.slots())?;
-    Ok((t, bytes))
+        c.relabel(class_names.as_deref())?;
+        Ok(c)
+    })
 }
 
 /// Runs `cipherflow infer`.
@@ -364,70 +227,66 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     cipherflow_ring::with_threads(threads, || run_inner(&args))?
 }
 
-/// What the run has seen so far.
-#[derive(Default)]
-struct Tally {
-    n: usize,
-    labelled: usize,
-    plain_correct: usize,
-    enc_correct: usize,
-    agree: usize,
-    max_logit_error: f64,
-    up: usize,
-    down: usize,
-    client_s: f64,
-    server_s: f64,
-}
-
 /// Inputs printed one per line in the text output.
 const SHOWN: usize = 20;
 
 fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     let t_load = Instant::now();
-    let chunk = chunk_size(args.batch, 16384);
-    let mut job = load_job(args, chunk)?;
+    let Job {
+        inputs,
+        mut model,
+        model_name,
+        class_names,
+        preprocessing,
+    } = load_job(args, chunk_size(args.batch, 16384))?;
     let limit = args.limit.unwrap_or(usize::MAX);
-    let first =
-        next_chunk(&mut job, limit)?.ok_or_else(|| anyhow!("no inputs to run (--limit 0?)"))?;
-    // Reading, decoding and preprocessing the inputs (and the model).
-    let mut load_s = t_load.elapsed().as_secs_f64();
-    let (opts, approx) = approximation(args, &mut job.model, &first, job.preprocessing.as_ref())?;
-
-    let t0 = Instant::now();
-    let plan = Plan::compile_with(&job.model, &opts)?;
+    let mut chunks = prepared(inputs, preprocessing.clone(), class_names.clone()).peekable();
+    // --approximate: the interval from --calibration, else the first chunk.
+    let (opts, approx) = if args.approximate {
+        let cal = match &args.calibration {
+            Some(path) => {
+                let mut c = load_inputs(
+                    path,
+                    &InputOptions {
+                        shape: Some(model.input_shape().to_vec()),
+                        ..InputOptions::default()
+                    },
+                )?;
+                if let Some(p) = &preprocessing {
+                    p.apply(&mut c.features, &c.shape)?;
+                }
+                c.features
+            }
+            None => match chunks.peek() {
+                Some(Ok(c)) => c.features.clone(),
+                _ => return Err(anyhow!("no inputs to calibrate --approximate on")),
+            },
+        };
+        calibrate(&mut model, &cal, args.degree)?
+    } else {
+        (CompileOptions::default(), None)
+    };
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     let mode = if args.batch {
         Mode::Throughput
     } else {
         Mode::Latency
     };
-    let server = EncryptedModel::new(&plan, mode)?;
-    let prep_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let params = plan.params().clone();
-    let mut rng = cipherflow_ring::sampler::secure_rng()?;
-    let t0 = Instant::now();
-    // The client knows the model only by its published input spec (no
-    // weights), as a remote client would.
-    let spec = serde_json::to_string(&server.input_spec())?;
-    let client = ModelClient::new(serde_json::from_str(&spec)?)?;
-    let keys = KeySet::generate(&client, &mut rng)?;
-    let keygen_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let gk_bytes = keys.galois_bytes();
-    let rlk_bytes = keys.relin_bytes();
+    let run = EncryptedRun::new(&model, &opts, mode)?;
     if !args.json {
-        println!("model {}: {}", job.model_name, plan.summary());
+        println!("model {model_name}: {}", run.plan().summary());
         println!(
             "mode {:?}: {} rotation keys ({} bytes), relinearization key {} bytes, \
-             {} rotations per image; prepared in {prep_ms:.0} ms, keys in {keygen_ms:.0} ms",
+             {} rotations per image; prepared in {:.0} ms, keys in {:.0} ms",
             mode,
-            server.rotation_steps().len(),
-            gk_bytes,
-            rlk_bytes,
-            server.rotations_per_run()
+            run.server().rotation_steps().len(),
+            run.keys().galois_bytes(),
+            run.keys().relin_bytes(),
+            run.server().rotations_per_run(),
+            run.prepare_ms,
+            run.keygen_ms
         );
     }
-
-    let dec = keys.decryptor();
-    let group = if args.batch { params.slots() } else { 1 };
     let mut writer = match &args.predictions {
         Some(p) => Some(csv::Writer::from_path(p)?),
         None => None,
@@ -449,123 +308,72 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
         );
         b
     };
-    let mut t = Tally::default();
-    let mut next = Some(first);
-    while let Some(inputs) = next {
-        let xs: Vec<Vec<f64>> = inputs
-            .features
-            .rows()
-            .into_iter()
-            .map(|r| r.iter().map(|&v| f64::from(v)).collect())
-            .collect();
-        let (plain, exact_logits) = plain_predictions(&mut job.model, &xs)?;
-        for (g, group_xs) in xs.chunks(group).enumerate() {
-            let t_c = Instant::now();
-            let ct = client.encrypt(&keys.sk, group_xs, &mut rng)?;
-            let (ct, b) = transfer(&ct, &params)?;
-            t.client_s += t_c.elapsed().as_secs_f64();
-            t.up += b;
-            let t_s = Instant::now();
-            let out = server.run(&keys.rlk, &keys.gk, &ct)?;
-            t.server_s += t_s.elapsed().as_secs_f64();
-            let t_c = Instant::now();
-            let (out, b) = transfer(&out, &params)?;
-            t.down += b;
-            let logits = out.decrypt(&dec)?;
-            t.client_s += t_c.elapsed().as_secs_f64();
-            bar.inc(group_xs.len() as u64);
-            for (k, l) in logits.iter().enumerate() {
-                let i = g * group + k;
-                let p = argmax(l);
-                let exact = plain.get(i).copied().unwrap_or(0);
-                let label = inputs.labels.as_ref().and_then(|v| v.get(i)).copied();
-                if !args.json && t.n < SHOWN {
-                    let names = job.class_names.as_deref();
-                    let shown_label = label.map_or(String::new(), |l| {
-                        format!(", label {}", class_name(names, l))
-                    });
-                    bar.suspend(|| {
-                        println!(
-                            "{}: encrypted class {}, plaintext class {}{shown_label}{}",
-                            inputs.ids.get(i).map_or("?", String::as_str),
-                            class_name(names, p),
-                            class_name(names, exact),
-                            if exact == p { "" } else { "  <- disagrees" }
-                        );
-                    });
-                }
-                t.n += 1;
-                t.agree += usize::from(exact == p);
-                if let Some(l) = label {
-                    t.labelled += 1;
-                    t.plain_correct += usize::from(exact == l);
-                    t.enc_correct += usize::from(p == l);
-                }
-                if let Some(e) = exact_logits.get(i) {
-                    let d = e
-                        .iter()
-                        .zip(l)
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0.0, f64::max);
-                    t.max_logit_error = t.max_logit_error.max(d);
-                }
-                if let Some(w) = writer.as_mut() {
-                    if t.n == 1 {
-                        let mut header =
-                            vec!["id".to_string(), "class".into(), "class_name".into()];
-                        header.extend((0..l.len()).map(|c| format!("score_{c}")));
-                        w.write_record(&header)?;
+    let names = class_names.as_deref();
+    let totals = run.run(&mut model, chunks, limit, |r| -> anyhow::Result<()> {
+        bar.inc(1);
+        if !args.json && r.index < SHOWN {
+            let label = r.label.map_or(String::new(), |l| {
+                format!(", label {}", class_name(names, l))
+            });
+            bar.suspend(|| {
+                println!(
+                    "{}: encrypted class {}, plaintext class {}{label}{}",
+                    r.id,
+                    class_name(names, r.class),
+                    class_name(names, r.plain_class),
+                    if r.class == r.plain_class {
+                        ""
+                    } else {
+                        "  <- disagrees"
                     }
-                    let id = inputs.ids.get(i).cloned().unwrap_or_default();
-                    let mut row =
-                        vec![id, p.to_string(), class_name(job.class_names.as_deref(), p)];
-                    row.extend(l.iter().map(|v| format!("{v:.6}")));
-                    w.write_record(&row)?;
-                }
-            }
+                );
+            });
         }
-        let t_l = Instant::now();
-        next = next_chunk(&mut job, limit.saturating_sub(t.n))?;
-        load_s += t_l.elapsed().as_secs_f64();
-    }
+        if let Some(w) = writer.as_mut() {
+            if r.index == 0 {
+                let mut header = vec!["id".to_string(), "class".into(), "class_name".into()];
+                header.extend((0..r.scores.len()).map(|c| format!("score_{c}")));
+                w.write_record(&header)?;
+            }
+            let mut row = vec![
+                r.id.to_string(),
+                r.class.to_string(),
+                class_name(names, r.class),
+            ];
+            row.extend(r.scores.iter().map(|v| format!("{v:.6}")));
+            w.write_record(&row)?;
+        }
+        Ok(())
+    })?;
     bar.finish_and_clear();
+    if totals.inputs == 0 {
+        return Err(anyhow!("no inputs to run (--limit 0?)"));
+    }
     if let Some(w) = writer.as_mut() {
         w.flush()?;
     }
-    report(
-        args,
-        &t,
-        approx.as_ref(),
-        load_s,
-        keygen_ms,
-        gk_bytes,
-        rlk_bytes,
-        &params,
-    )
+    report(args, &totals, approx.as_ref(), load_ms, &run)
 }
 
 /// Prints the summary (text or one JSON line).
-#[allow(clippy::too_many_arguments)]
 fn report(
     args: &InferArgs,
-    t: &Tally,
+    t: &RunTotals,
     approx: Option<&Approximation>,
-    load_s: f64,
-    keygen_ms: f64,
-    gk_bytes: usize,
-    rlk_bytes: usize,
-    params: &cipherflow_ckks::CkksParams,
+    load_ms: f64,
+    run: &EncryptedRun,
 ) -> anyhow::Result<()> {
-    let n = t.n.max(1);
+    let n = t.inputs.max(1);
     let acc = |c: usize| (t.labelled > 0).then(|| c as f64 / t.labelled as f64);
+    let load_ms = load_ms + t.input_seconds * 1e3;
     let agreement = t.agree as f64 / n as f64;
-    let ms_per_input = (t.client_s + t.server_s) * 1e3 / n as f64;
-    let server_ms = t.server_s * 1e3 / n as f64;
-    let (up_i, down_i) = (t.up / n, t.down / n);
-    if !args.json && t.n > SHOWN {
+    let ms_per_input = (t.client_seconds + t.server_seconds) * 1e3 / n as f64;
+    let server_ms = t.server_seconds * 1e3 / n as f64;
+    let (up_i, down_i) = (t.upload_bytes / n, t.download_bytes / n);
+    if !args.json && t.inputs > SHOWN {
         println!(
             "(the first {SHOWN} of {} inputs{})",
-            t.n,
+            t.inputs,
             if args.predictions.is_some() {
                 "; all of them in --predictions"
             } else {
@@ -577,21 +385,21 @@ fn report(
         println!(
             "{}",
             serde_json::json!({
-                "inputs": t.n,
+                "inputs": t.inputs,
                 "ms_per_input": ms_per_input,
                 "upload_bytes": up_i,
                 "download_bytes": down_i,
                 "plain_agreement": agreement,
                 "plain_accuracy": acc(t.plain_correct),
-                "encrypted_accuracy": acc(t.enc_correct),
+                "encrypted_accuracy": acc(t.encrypted_correct),
                 "mode": if args.batch { "throughput" } else { "latency" },
                 "server_ms_per_input": server_ms,
-                "load_ms": load_s * 1e3,
-                "encrypted_ms": (t.client_s + t.server_s) * 1e3,
-                "keygen_ms": keygen_ms,
-                "galois_key_bytes": gk_bytes,
-                "relin_key_bytes": rlk_bytes,
-                "log_n": params.log_n(),
+                "load_ms": load_ms,
+                "encrypted_ms": (t.client_seconds + t.server_seconds) * 1e3,
+                "keygen_ms": run.keygen_ms,
+                "galois_key_bytes": run.keys().galois_bytes(),
+                "relin_key_bytes": run.keys().relin_bytes(),
+                "log_n": run.params().log_n(),
                 "threads": rayon::current_num_threads(),
                 "max_logit_error": t.max_logit_error,
                 "approximation": approx.map(|a| serde_json::json!({
@@ -601,7 +409,7 @@ fn report(
                         .collect::<serde_json::Map<_, _>>(),
                 })),
                 // The names of earlier releases, kept for scripts that read them.
-                "images": t.n,
+                "images": t.inputs,
                 "agreement": agreement,
                 "ms_per_image": ms_per_input,
                 "server_ms_per_image": server_ms,
@@ -609,17 +417,17 @@ fn report(
         );
         return Ok(());
     }
-    match (acc(t.plain_correct), acc(t.enc_correct)) {
+    match (acc(t.plain_correct), acc(t.encrypted_correct)) {
         (Some(p), Some(e)) => println!(
             "{} inputs: plaintext accuracy {:.2} %, encrypted accuracy {:.2} %, agreement {:.2} %",
-            t.n,
+            t.inputs,
             100.0 * p,
             100.0 * e,
             100.0 * agreement
         ),
         _ => println!(
             "{} inputs (no labels): agreement with the plaintext model {:.2} %",
-            t.n,
+            t.inputs,
             100.0 * agreement
         ),
     }

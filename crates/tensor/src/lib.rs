@@ -17,11 +17,15 @@
 //!   plan with automatically chosen 128-bit secure parameters;
 //! * [`server`]: running a plan on ciphertexts (the server side);
 //! * [`client`]: the client side, from the model's published input
-//!   specification: keys and encryption, no weights.
+//!   specification: keys and encryption, no weights;
+//! * [`job`]: the whole run a front end makes ([`EncryptedRun`]):
+//!   calibrated approximations, plan, keys from the spec, inputs chunk by
+//!   chunk through their byte encodings, each compared with the exact model.
 //!
 
 pub mod client;
 mod error;
+pub mod job;
 pub mod layout;
 pub mod linear;
 pub mod matvec;
@@ -32,6 +36,7 @@ pub mod server;
 
 pub use client::{InputSpec, KeySet, ModelClient};
 pub use error::TensorError;
+pub use job::{calibrate, Approximation, EncryptedRun, InputResult, RunTotals};
 pub use layout::{EncTensor, Layout};
 pub use linear::LinearMap;
 pub use matvec::EncodedMatVec;

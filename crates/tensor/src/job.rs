@@ -1,0 +1,335 @@
+//! Encrypted inference end to end, as a front end runs it (`cipherflow
+//! infer`, later the platform): calibrate approximations, compile the plan,
+//! generate the client's keys from the published input spec alone, and run
+//! the inputs chunk by chunk — each encrypted, sent through its byte
+//! encoding, run on the server, returned the same way and decrypted —
+//! comparing each class with the exact plaintext model's. The caller sees
+//! every input as it is decided ([`InputResult`]) and gets the totals
+//! ([`RunTotals`]).
+
+use crate::client::{KeySet, ModelClient};
+use crate::layout::EncTensor;
+use crate::plan::{CompileOptions, Plan};
+use crate::poly::{Approx, Interval, Polynomial};
+use crate::server::{EncryptedModel, Mode};
+use crate::TensorError;
+use cipherflow_ckks::{Ciphertext, CkksParams};
+use cipherflow_nn::data::Inputs;
+use cipherflow_nn::layers::ActivationKind;
+use cipherflow_nn::{Layer, NnError, Sequential, Tensor};
+use ndarray::Array2;
+use std::time::Instant;
+
+/// What an approximation of the model's non-polynomial activations is:
+/// the interval `[−half_width, half_width]`, the degree, and each
+/// function's largest error on the interval.
+#[derive(Clone, Debug)]
+pub struct Approximation {
+    /// Half the interval's width.
+    pub half_width: f64,
+    /// The polynomials' degree.
+    pub degree: usize,
+    /// `(function, max error)` for each approximated function.
+    pub errors: Vec<(String, f64)>,
+}
+
+/// Compile options that approximate ReLU, sigmoid, tanh and GELU at
+/// `degree` on an interval measured on `calibration` (`[N, F]` inputs as
+/// the model takes them): 1.25× the largest value entering such an
+/// activation. `None` when the model has none.
+pub fn calibrate(
+    model: &mut Sequential,
+    calibration: &Array2<f32>,
+    degree: usize,
+) -> Result<(CompileOptions, Option<Approximation>), TensorError> {
+    let mut shape = vec![calibration.nrows()];
+    shape.extend(model.input_shape());
+    let x = Tensor::from_shape_vec(
+        ndarray::IxDyn(&shape),
+        calibration.iter().copied().collect(),
+    )
+    .map_err(|e| TensorError::Invalid(format!("calibration inputs: {e}")))?;
+    let bounds = model.input_bounds(&x)?;
+    let mut kinds = Vec::new();
+    let mut widest = 0f32;
+    for (l, b) in model.layers().iter().zip(&bounds) {
+        let approx = match l {
+            Layer::Activation(a) => match a.kind {
+                ActivationKind::Relu => Some(Approx::Relu),
+                ActivationKind::Sigmoid => Some(Approx::Sigmoid),
+                ActivationKind::Tanh => Some(Approx::Tanh),
+                ActivationKind::Gelu => Some(Approx::GeluErf),
+                ActivationKind::Square => None,
+            },
+            _ => None,
+        };
+        if let Some(f) = approx {
+            widest = widest.max(*b);
+            if !kinds.contains(&f) {
+                kinds.push(f);
+            }
+        }
+    }
+    if kinds.is_empty() {
+        return Ok((CompileOptions::default(), None));
+    }
+    let half_width = (1.25 * f64::from(widest)).max(1e-3);
+    let mut errors = Vec::new();
+    for f in &kinds {
+        let (_, e) = Polynomial::approximate(*f, half_width, degree)?;
+        let name = match f {
+            Approx::GeluErf | Approx::Gelu => "gelu".to_string(),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        errors.push((name, e));
+    }
+    Ok((
+        CompileOptions {
+            approximate: Some((degree, Interval::from(half_width))),
+        },
+        Some(Approximation {
+            half_width,
+            degree,
+            errors,
+        }),
+    ))
+}
+
+fn secure_rng() -> Result<impl rand_core::CryptoRng, TensorError> {
+    cipherflow_ring::sampler::secure_rng()
+        .map_err(|e| TensorError::Invalid(format!("the operating system's randomness: {e}")))
+}
+
+/// The index of the largest value (the first of equals).
+pub fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0
+}
+
+/// The exact model's logits for `[N, F]` inputs.
+fn plain_logits(model: &mut Sequential, x: &Array2<f32>) -> Result<Vec<Vec<f64>>, NnError> {
+    let mut all = Vec::with_capacity(x.nrows());
+    for rows in x.axis_chunks_iter(ndarray::Axis(0), 512) {
+        let mut shape = vec![rows.nrows()];
+        shape.extend(model.input_shape());
+        let t = Tensor::from_shape_vec(ndarray::IxDyn(&shape), rows.iter().copied().collect())
+            .map_err(|e| NnError::Config(e.to_string()))?;
+        let y = model.predict(&t)?;
+        let classes = y.len() / rows.nrows().max(1);
+        let v: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        all.extend(v.chunks(classes.max(1)).map(<[f64]>::to_vec));
+    }
+    Ok(all)
+}
+
+/// Serializes and parses back every ciphertext (what a network hop does);
+/// returns the tensor as received and the bytes sent.
+fn transfer(t: &EncTensor, params: &CkksParams) -> Result<(EncTensor, usize), TensorError> {
+    let mut bytes = 0;
+    let mut cts = Vec::with_capacity(t.ciphertexts().len());
+    for ct in t.ciphertexts() {
+        let b = ct.to_bytes(params)?;
+        bytes += b.len();
+        cts.push(Ciphertext::from_bytes(params, &b)?);
+    }
+    let t = EncTensor::from_parts(cts, t.shape().to_vec(), t.layout(), params.slots())?;
+    Ok((t, bytes))
+}
+
+/// One input's outcome.
+#[derive(Clone, Debug)]
+pub struct InputResult<'a> {
+    /// Its position in the run.
+    pub index: usize,
+    /// Its id (file name, row id or number).
+    pub id: &'a str,
+    /// The class of the decrypted scores.
+    pub class: usize,
+    /// The exact plaintext model's class.
+    pub plain_class: usize,
+    /// Its label, if known.
+    pub label: Option<usize>,
+    /// The decrypted scores (logits).
+    pub scores: &'a [f64],
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default)]
+pub struct RunTotals {
+    /// Inputs run.
+    pub inputs: usize,
+    /// Inputs with a label.
+    pub labelled: usize,
+    /// Labelled inputs the plaintext model classified right.
+    pub plain_correct: usize,
+    /// Labelled inputs the encrypted run classified right.
+    pub encrypted_correct: usize,
+    /// Inputs whose encrypted class equals the plaintext model's.
+    pub agree: usize,
+    /// Largest difference between decrypted and exact logits.
+    pub max_logit_error: f64,
+    /// Bytes uploaded (ciphertexts).
+    pub upload_bytes: usize,
+    /// Bytes downloaded.
+    pub download_bytes: usize,
+    /// Client seconds (encrypt, serialize, decrypt).
+    pub client_seconds: f64,
+    /// Server seconds.
+    pub server_seconds: f64,
+    /// Seconds reading the next chunks of inputs.
+    pub input_seconds: f64,
+}
+
+/// A compiled model with its client keys, ready to run inputs.
+pub struct EncryptedRun {
+    plan: Plan,
+    server: EncryptedModel,
+    client: ModelClient,
+    keys: KeySet,
+    params: CkksParams,
+    mode: Mode,
+    /// Milliseconds compiling the plan and preparing the server.
+    pub prepare_ms: f64,
+    /// Milliseconds generating the client's keys.
+    pub keygen_ms: f64,
+}
+
+impl EncryptedRun {
+    /// Compiles `model` with `opts`, prepares the server in `mode`, and
+    /// generates the client's keys from the server's published input spec
+    /// (JSON, as a remote client receives it; no weights).
+    pub fn new(model: &Sequential, opts: &CompileOptions, mode: Mode) -> Result<Self, TensorError> {
+        let t0 = Instant::now();
+        let plan = Plan::compile_with(model, opts)?;
+        let server = EncryptedModel::new(&plan, mode)?;
+        let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let params = plan.params().clone();
+        let mut rng = secure_rng()?;
+        let t0 = Instant::now();
+        let spec = serde_json::to_string(&server.input_spec())
+            .map_err(|e| TensorError::Invalid(e.to_string()))?;
+        let client = ModelClient::new(
+            serde_json::from_str(&spec).map_err(|e| TensorError::Invalid(e.to_string()))?,
+        )?;
+        let keys = KeySet::generate(&client, &mut rng)?;
+        Ok(EncryptedRun {
+            plan,
+            server,
+            client,
+            keys,
+            params,
+            mode,
+            prepare_ms,
+            keygen_ms: t0.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// The compiled plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The server side (rotation steps and counts).
+    pub fn server(&self) -> &EncryptedModel {
+        &self.server
+    }
+
+    /// The client's keys (their sizes).
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// The CKKS parameters.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// Runs `chunks` (inputs already preprocessed and labelled as the model
+    /// numbers its classes), at most `limit` inputs, calling `on_input` for
+    /// each as it is decided.
+    pub fn run<E>(
+        &self,
+        model: &mut Sequential,
+        chunks: impl Iterator<Item = Result<Inputs, E>>,
+        limit: usize,
+        mut on_input: impl FnMut(&InputResult<'_>) -> Result<(), E>,
+    ) -> Result<RunTotals, E>
+    where
+        E: From<TensorError> + From<NnError>,
+    {
+        let mut rng = secure_rng()?;
+        let dec = self.keys.decryptor();
+        let group = match self.mode {
+            Mode::Throughput => self.params.slots(),
+            Mode::Latency => 1,
+        };
+        let mut t = RunTotals::default();
+        let mut chunks = chunks;
+        loop {
+            if t.inputs >= limit {
+                break;
+            }
+            let t_in = Instant::now();
+            let Some(inputs) = chunks.next() else {
+                break;
+            };
+            let mut inputs = inputs?;
+            inputs.truncate(limit - t.inputs);
+            t.input_seconds += t_in.elapsed().as_secs_f64();
+            let exact = plain_logits(model, &inputs.features)?;
+            let xs: Vec<Vec<f64>> = inputs
+                .features
+                .rows()
+                .into_iter()
+                .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+                .collect();
+            for (g, group_xs) in xs.chunks(group).enumerate() {
+                let t_c = Instant::now();
+                let ct = self.client.encrypt(&self.keys.sk, group_xs, &mut rng)?;
+                let (ct, b) = transfer(&ct, &self.params)?;
+                t.client_seconds += t_c.elapsed().as_secs_f64();
+                t.upload_bytes += b;
+                let t_s = Instant::now();
+                let out = self.server.run(&self.keys.rlk, &self.keys.gk, &ct)?;
+                t.server_seconds += t_s.elapsed().as_secs_f64();
+                let t_c = Instant::now();
+                let (out, b) = transfer(&out, &self.params)?;
+                t.download_bytes += b;
+                let logits = out.decrypt(&dec)?;
+                t.client_seconds += t_c.elapsed().as_secs_f64();
+                for (k, scores) in logits.iter().enumerate() {
+                    let i = g * group + k;
+                    let e = exact.get(i).map_or(&[][..], Vec::as_slice);
+                    let r = InputResult {
+                        index: t.inputs,
+                        id: inputs.ids.get(i).map_or("", String::as_str),
+                        class: argmax(scores),
+                        plain_class: argmax(e),
+                        label: inputs.labels.as_ref().and_then(|l| l.get(i)).copied(),
+                        scores,
+                    };
+                    t.inputs += 1;
+                    t.agree += usize::from(r.class == r.plain_class);
+                    if let Some(l) = r.label {
+                        t.labelled += 1;
+                        t.plain_correct += usize::from(r.plain_class == l);
+                        t.encrypted_correct += usize::from(r.class == l);
+                    }
+                    let d = e
+                        .iter()
+                        .zip(scores)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max);
+                    t.max_logit_error = t.max_logit_error.max(d);
+                    on_input(&r)?;
+                }
+            }
+        }
+        Ok(t)
+    }
+}

@@ -1,0 +1,121 @@
+//! The whole encrypted-inference job a front end runs: inputs in chunks,
+//! a limit, each input reported as it is decided, totals that add up;
+//! calibration of approximations.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cipherflow_nn::data::Inputs;
+use cipherflow_nn::layers::{Activation, ActivationKind, Dense, Flatten};
+use cipherflow_nn::{Layer, NnError, Sequential};
+use cipherflow_tensor::{calibrate, CompileOptions, EncryptedRun, Mode, TensorError};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+/// The caller's error type: the run hands back the caller's errors and
+/// converts its own.
+#[derive(Debug)]
+enum E {
+    T(#[allow(dead_code)] TensorError),
+    N(NnError),
+}
+impl From<TensorError> for E {
+    fn from(e: TensorError) -> Self {
+        E::T(e)
+    }
+}
+impl From<NnError> for E {
+    fn from(e: NnError) -> Self {
+        E::N(e)
+    }
+}
+
+fn digits_chunks(size: usize) -> (Vec<Inputs>, usize) {
+    let (_, test) = cipherflow_nn::examples::digits()
+        .unwrap()
+        .split(0.2, 0)
+        .unwrap();
+    let test = test.subset(&(0..10).collect::<Vec<_>>()).unwrap();
+    let chunks = (0..10)
+        .step_by(size)
+        .map(|s| {
+            let idx: Vec<usize> = (s..(s + size).min(10)).collect();
+            let d = test.subset(&idx).unwrap();
+            Inputs {
+                ids: idx.iter().map(|i| format!("img-{i}")).collect(),
+                features: d.features().clone(),
+                shape: d.shape().to_vec(),
+                labels: Some(d.labels().to_vec()),
+                class_names: None,
+            }
+        })
+        .collect();
+    (chunks, test.len())
+}
+
+#[test]
+fn chunks_limit_and_totals() {
+    let mut model = cipherflow_nn::examples::digits_cnn().unwrap();
+    let run = EncryptedRun::new(&model, &CompileOptions::default(), Mode::Latency).unwrap();
+    let (chunks, _) = digits_chunks(3);
+    let mut seen = Vec::new();
+    let t = run
+        .run(&mut model, chunks.into_iter().map(Ok::<_, E>), 7, |r| {
+            seen.push((r.index, r.id.to_string(), r.class, r.plain_class));
+            assert_eq!(r.scores.len(), 10);
+            Ok(())
+        })
+        .unwrap();
+    // The limit cuts the third chunk; indices run across chunks.
+    assert_eq!(t.inputs, 7);
+    assert_eq!(seen.len(), 7);
+    assert_eq!(
+        seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (0..7).collect::<Vec<_>>()
+    );
+    assert_eq!(seen[6].1, "img-6");
+    assert_eq!(t.agree, 7, "{seen:?}");
+    assert_eq!(t.labelled, 7);
+    assert!(t.upload_bytes > 0 && t.download_bytes > 0);
+    assert!(t.max_logit_error < 1e-2, "{}", t.max_logit_error);
+    // An error from a chunk stops the run and comes back as it was.
+    let bad = vec![Err(E::N(NnError::Config("broken chunk".into())))];
+    let e = run
+        .run(&mut model, bad.into_iter(), 7, |_| Ok(()))
+        .unwrap_err();
+    assert!(matches!(e, E::N(NnError::Config(_))));
+}
+
+#[test]
+fn calibration_covers_the_activations_inputs() {
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let mut model = Sequential::new(
+        vec![1, 8, 8],
+        vec![
+            Layer::Flatten(Flatten::new()),
+            Layer::Dense(Dense::new(64, 16, &mut rng)),
+            Layer::Activation(Activation::new(ActivationKind::Relu)),
+            Layer::Dense(Dense::new(16, 10, &mut rng)),
+        ],
+    )
+    .unwrap();
+    let (chunks, _) = digits_chunks(10);
+    let x = &chunks[0].features;
+    let (opts, approx) = calibrate(&mut model, x, 15).unwrap();
+    let a = approx.expect("a ReLU to approximate");
+    let (degree, interval) = opts.approximate.unwrap();
+    assert_eq!((degree, a.degree), (15, 15));
+    assert_eq!(interval.hi, a.half_width);
+    // 1.25× the largest value entering the ReLU.
+    let mut shape = vec![x.nrows()];
+    shape.extend([1, 8, 8]);
+    let t = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), x.iter().copied().collect())
+        .unwrap();
+    let widest = model.input_bounds(&t).unwrap()[2];
+    assert!((a.half_width - 1.25 * f64::from(widest)).abs() < 1e-9);
+    assert_eq!(a.errors.len(), 1);
+    assert_eq!(a.errors[0].0, "relu");
+    // A polynomial model needs none.
+    let mut poly = cipherflow_nn::examples::digits_cnn().unwrap();
+    let (_, none) = calibrate(&mut poly, x, 15).unwrap();
+    assert!(none.is_none());
+}
