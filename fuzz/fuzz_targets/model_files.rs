@@ -1,9 +1,10 @@
-//! Fuzzes model files a user or a peer brings: ONNX protobuf, safetensors
-//! (architecture in the metadata, then weights), and JSON/TOML model
-//! specifications. Any input must give Ok or a typed error, never a panic
+//! Fuzzes model files a user or a peer brings: ONNX protobuf (and export of
+//! what imports), safetensors (architecture in the metadata, then weights),
+//! `io::load` on either (with the preprocessing metadata), and JSON/TOML
+//! model specifications. Any input must give Ok or a typed error, never a panic
 //! or an unbounded allocation.
 #![no_main]
-use cipherflow_nn::io::{onnx, safetensors};
+use cipherflow_nn::io::{self, onnx, onnx_export, safetensors};
 use cipherflow_nn::spec::ModelSpec;
 use libfuzzer_sys::fuzz_target;
 
@@ -11,9 +12,21 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 3 {
+    match which % 4 {
         0 => {
-            let _ = onnx::import_bytes(rest);
+            if let Ok(m) = onnx::import_bytes(rest) {
+                // What imports exports, and reads back.
+                if let Ok(bytes) = onnx_export::export(&m, None) {
+                    let _ = onnx::import_bytes(&bytes);
+                }
+            }
+        }
+        3 => {
+            let path =
+                std::env::temp_dir().join(format!("cipherflow-fuzz-{}.model", std::process::id()));
+            if std::fs::write(&path, rest).is_ok() {
+                let _ = io::load(&path);
+            }
         }
         1 => {
             // load_model reads a file (size-checked before reading).
