@@ -482,8 +482,16 @@ fn streamed_chunks_equal_the_whole_load() {
         idx.extend(d.to_be_bytes());
     }
     idx.extend([0u8; 64 * 5]);
+    // Uncompressed, the file's size is checked when it is opened …
     let p = dir.path().join("short-idx3-ubyte");
     std::fs::write(&p, &idx).unwrap();
-    let r: Result<Vec<Inputs>, _> = stream_inputs(&p, &shape(), 4).unwrap().collect();
+    let e = stream_inputs(&p, &shape(), 4).err().unwrap();
+    assert!(data_error(e).contains("more than the file holds"));
+    // … gzip-compressed, when the stream runs dry.
+    let gz = dir.path().join("short-idx3-ubyte.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &idx).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let r: Result<Vec<Inputs>, _> = stream_inputs(&gz, &shape(), 4).unwrap().collect();
     assert!(data_error(r.unwrap_err()).contains("declares"));
 }

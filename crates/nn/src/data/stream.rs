@@ -13,6 +13,9 @@ use ndarray::Array2;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+/// Largest buffer one read of rows allocates.
+const MAX_READ: usize = 64 << 20;
+
 fn bad(path: &Path, reason: impl Into<String>) -> NnError {
     NnError::Data {
         path: path.display().to_string(),
@@ -78,14 +81,17 @@ impl InputStream {
         else {
             return Ok(None);
         };
-        let n = (*left).min(self.chunk);
-        if n == 0 {
-            return Ok(None);
-        }
         let size = match format {
             RowFormat::IdxU8 => 1,
             RowFormat::Npy(e) => e.size(),
         };
+        // At most MAX_READ bytes are allocated per read, whatever the
+        // header declares (a gzip stream's length is unknown until read).
+        let per_read = (MAX_READ / (*width * size).max(1)).max(1);
+        let n = (*left).min(self.chunk).min(per_read);
+        if n == 0 {
+            return Ok(None);
+        }
         let mut buf = vec![0u8; n * *width * size];
         reader.read_exact(&mut buf).map_err(|_| {
             bad(
@@ -287,6 +293,22 @@ pub fn stream_inputs(
             ));
         }
         per.clone_from(want);
+    }
+    // An uncompressed file must hold what its header declares.
+    if !is_gz {
+        let size = match format {
+            RowFormat::IdxU8 => 1,
+            RowFormat::Npy(e) => e.size(),
+        };
+        let need = n.checked_mul(width).and_then(|v| v.checked_mul(size));
+        if need.is_none_or(|b| b as u64 > meta.len()) {
+            return Err(bad(
+                path,
+                format!(
+                    "the header declares {n} inputs of {width} values, more than the file holds"
+                ),
+            ));
+        }
     }
     if let Some(l) = &s.labels {
         if l.len() != n {
