@@ -101,7 +101,9 @@ pub fn read_header<R: std::io::Read>(r: &mut R) -> Result<Header, String> {
         v => return Err(format!(".npy format version {v:?} is not supported")),
     };
     if len > MAX_HEADER {
-        return Err("header length beyond the file".into());
+        return Err(format!(
+            "a header of {len} bytes is over the {MAX_HEADER}-byte limit"
+        ));
     }
     let header = read_exact(r, len).map_err(|_| "header length beyond the file".to_string())?;
     let header = std::str::from_utf8(&header).map_err(|_| "header is not text")?;
@@ -205,6 +207,29 @@ mod tests {
         out.extend(h.as_bytes());
         out.extend(data);
         out
+    }
+
+    /// A version-2 file whose header is exactly `len` bytes.
+    fn v2_with_header_len(len: usize) -> Vec<u8> {
+        let mut h = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }".to_string();
+        while h.len() + 1 < len {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = MAGIC.to_vec();
+        out.extend([2, 0]);
+        out.extend((h.len() as u32).to_le_bytes());
+        out.extend(h.as_bytes());
+        out.extend(1.5f32.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn the_header_limit_is_exact() {
+        // A header of MAX_HEADER bytes is read; one byte more is refused
+        // before anything that size is allocated.
+        assert_eq!(parse(&v2_with_header_len(MAX_HEADER)).unwrap().1, vec![1.5]);
+        assert!(parse(&v2_with_header_len(MAX_HEADER + 1)).is_err());
     }
 
     #[test]

@@ -20,6 +20,13 @@ fn err(msg: impl Into<String>) -> NnError {
     NnError::ModelFile(msg.into())
 }
 
+/// Whether `total` bytes of external data are within the limit (a
+/// function of its own so that its boundary is tested without reading a
+/// gigabyte).
+fn within_limit(total: u64) -> bool {
+    total <= MAX_EXTERNAL_BYTES
+}
+
 /// The file a location names, inside `base`.
 fn resolve(base: &Path, location: &str) -> Result<PathBuf, NnError> {
     let rel = Path::new(location);
@@ -73,7 +80,7 @@ pub(super) fn load_external(graph: &mut GraphProto, base: Option<&Path>) -> Resu
             )));
         }
         total = total.saturating_add(length);
-        if total > MAX_EXTERNAL_BYTES {
+        if !within_limit(total) {
             return Err(err("external data over 1 GiB"));
         }
         let mut f = std::fs::File::open(&path).map_err(|e| NnError::io(&path, e))?;
@@ -123,6 +130,13 @@ fn entry(t: &TensorProto, base: &Path) -> Result<(PathBuf, u64, Option<u64>), Nn
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_size_limit_is_exact() {
+        assert!(within_limit(0));
+        assert!(within_limit(MAX_EXTERNAL_BYTES));
+        assert!(!within_limit(MAX_EXTERNAL_BYTES + 1));
+    }
 
     #[test]
     fn locations_outside_the_model_folder_are_refused() {
