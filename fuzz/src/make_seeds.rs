@@ -242,6 +242,30 @@ fn models_and_data(out: &Out) {
     out.put("data_files", "labels.idx", &[1u8, 0, 0, 8, 1, 0, 0, 0, 2, 1, 0]);
     let csv = b"a,b,c,label\n0.5,1.5,-2,1\n3,4,5,0\n";
     out.put("data_files", "table.csv", &[&[2u8][..], csv].concat());
+    // The files a user brings (crates/nn/tests/fixtures/byo): the tag picks
+    // the reader (3: load_inputs, 4: stream_inputs, 5: load_inputs of a
+    // .csv; +0x40: with the model's shape [1, 8, 8]).
+    let byo = repo().join("crates/nn/tests/fixtures/byo");
+    for (file, tags) in [
+        ("images/zero/0.png", &[3u8, 0x43][..]),
+        ("jpeg/0.jpg", &[0x43][..]),
+        ("inputs.npy", &[3, 4, 0x44][..]),
+        ("inputs-idx3-ubyte.gz", &[3 | 0x80, 4 | 0x80][..]),
+        ("table.csv", &[5, 0x45][..]),
+    ] {
+        if let Ok(bytes) = std::fs::read(byo.join(file)) {
+            for &tag in tags {
+                let name = format!("byo-{}-{tag:02x}", file.replace('/', "-"));
+                out.put("data_files", &name, &[&[tag][..], &bytes].concat());
+            }
+        }
+    }
+    for file in ["digits_norm_cnn_plain.onnx", "gelu_mlp13.onnx", "bn_cnn_unfolded.onnx"] {
+        if let Ok(bytes) = std::fs::read(byo.join(file)) {
+            out.put("model_files", &format!("byo-{file}"), &[&[0u8][..], &bytes].concat());
+            out.put("model_files", &format!("byo-load-{file}"), &[&[3u8][..], &bytes].concat());
+        }
+    }
     let bc = repo().join("data/breast_cancer.csv");
     if let Ok(text) = std::fs::read(bc) {
         let head: Vec<u8> = text.split(|&b| b == b'\n').take(6).collect::<Vec<_>>().join(&b'\n');

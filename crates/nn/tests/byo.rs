@@ -218,6 +218,13 @@ fn broken_and_hostile_files_are_refused_with_the_reason() {
     idx.extend([0u8; 64]);
     let short = put("short-idx3-ubyte", &idx);
     assert!(data_error(load_inputs(&short, &shape()).unwrap_err()).contains("do not match"));
+    // Billions of inputs of no values in an empty payload (found by the
+    // data_files fuzzer: each would have got an id before this check).
+    let empty = put("empty-idx3-ubyte", &[0, 0, 8, 2, 0x7e, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(
+        data_error(load_inputs(&empty, &InputOptions::default()).unwrap_err())
+            .contains("hold no values")
+    );
     // CSV: the first bad row and column are named; a missing column too.
     let csv = put("t.csv", b"id,a,b,label\nx,1,2,one\ny,3,oops,two\n");
     let e = load_inputs(

@@ -245,6 +245,11 @@ fn rows(path: &Path, shape: Vec<usize>, values: Vec<f32>) -> Result<Inputs, NnEr
         per = vec![1];
     }
     let f = per.iter().product::<usize>();
+    // Inputs of no values would let a header declare billions of them in
+    // an empty payload (each still gets an id): refused.
+    if f == 0 {
+        return Err(bad(path, format!("inputs of shape {per:?} hold no values")));
+    }
     if values.iter().any(|v| !v.is_finite()) {
         return Err(bad(path, "non-finite values"));
     }
