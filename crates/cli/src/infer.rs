@@ -117,10 +117,11 @@ fn shipped(data: &str) -> anyhow::Result<(Dataset, Sequential)> {
 }
 
 /// Inputs per chunk: memory holds one chunk of inputs (and its
-/// ciphertexts) at a time, whatever the data set's size.
-fn chunk_size(batch: bool, slots: usize) -> usize {
+/// ciphertexts) at a time, whatever the data set's size. In batch mode a
+/// chunk fills the slots of every ring up to N = 2^15.
+fn chunk_size(batch: bool) -> usize {
     if batch {
-        slots.max(1)
+        16384
     } else {
         1024
     }
@@ -238,7 +239,7 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
         model_name,
         class_names,
         preprocessing,
-    } = load_job(args, chunk_size(args.batch, 16384))?;
+    } = load_job(args, chunk_size(args.batch))?;
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut chunks = prepared(inputs, preprocessing.clone(), class_names.clone()).peekable();
     // --approximate: the interval from --calibration, else the first chunk.
