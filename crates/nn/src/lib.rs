@@ -2,9 +2,10 @@
 //!
 //! ## Modules
 //!
-//! * [`layers`]: Dense, Conv2d, average and max pooling, Flatten, ReLU,
-//!   Square, polynomial activations (HE-friendly), Sigmoid, Tanh, Softmax —
-//!   each with forward, backward and per-example gradient norms;
+//! * [`layers`]: Dense, Conv2d, average, max and global pooling, padding,
+//!   Flatten, Reshape, LSTM and GRU, ReLU, LeakyReLU, Square, polynomial
+//!   activations (HE-friendly), Sigmoid, Tanh, GELU, Softmax — each with
+//!   forward, backward and per-example gradient norms;
 //! * [`Sequential`] models whose parameter names and layouts match
 //!   PyTorch's `nn.Sequential`, so weights move between the two through
 //!   [`io::safetensors`]; [`io::onnx`] imports ONNX graphs of the same layers;

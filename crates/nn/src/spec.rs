@@ -13,8 +13,8 @@
 //! ```
 
 use crate::layers::{
-    Activation, ActivationKind, Conv2d, Dense, Flatten, Layer, PolyActivation, Pool2d, PoolKind,
-    Softmax,
+    Activation, ActivationKind, CellKind, Conv2d, Dense, Flatten, Layer, Pad2d, PolyActivation,
+    Pool2d, PoolKind, Recurrent, Reshape, Softmax,
 };
 use crate::{NnError, Sequential};
 use rand_chacha::ChaCha20Rng;
@@ -56,6 +56,10 @@ fn zero() -> Pair {
     Pair::One(0)
 }
 
+fn leaky_slope() -> f32 {
+    0.01
+}
+
 /// One layer of a [`ModelSpec`]; input sizes are inferred.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -94,10 +98,60 @@ pub enum LayerSpec {
         #[serde(default)]
         stride: Option<Pair>,
     },
+    /// Average over the whole image, `[C, H, W]` → `[C, 1, 1]`
+    /// (`nn.AdaptiveAvgPool2d(1)`, ONNX `GlobalAveragePool`).
+    GlobalAvgPool2d,
+    /// Constant padding (`nn.ZeroPad2d`, `nn.ConstantPad2d`).
+    Pad2d {
+        /// Rows added above.
+        #[serde(default)]
+        top: usize,
+        /// Rows added below.
+        #[serde(default)]
+        bottom: usize,
+        /// Columns added on the left.
+        #[serde(default)]
+        left: usize,
+        /// Columns added on the right.
+        #[serde(default)]
+        right: usize,
+        /// The value of the added entries (default 0).
+        #[serde(default)]
+        value: f32,
+    },
     /// Flatten to a vector.
     Flatten,
+    /// Reshape each example, e.g. `[1, 28, 28]` to `[28, 28]` (rows as
+    /// time steps).
+    Reshape {
+        /// The per-example shape.
+        shape: Vec<usize>,
+    },
+    /// LSTM over `[steps, features]` inputs (`nn.LSTM(batch_first=True)`).
+    Lstm {
+        /// Hidden size.
+        hidden: usize,
+        /// Output every step's hidden state (`[steps, hidden]`) instead of
+        /// the last one.
+        #[serde(default)]
+        sequence: bool,
+    },
+    /// GRU over `[steps, features]` inputs (`nn.GRU(batch_first=True)`).
+    Gru {
+        /// Hidden size.
+        hidden: usize,
+        /// Output every step's hidden state instead of the last one.
+        #[serde(default)]
+        sequence: bool,
+    },
     /// ReLU.
     Relu,
+    /// Leaky ReLU (`nn.LeakyReLU`).
+    LeakyRelu {
+        /// The slope for negative inputs (default 0.01, as PyTorch).
+        #[serde(default = "leaky_slope")]
+        negative_slope: f32,
+    },
     /// x².
     Square,
     /// Logistic sigmoid.
@@ -186,8 +240,50 @@ impl ModelSpec {
                     Pool2d::new(PoolKind::Max, kernel.get(), stride.unwrap_or(*kernel).get())
                         .map_err(ctx)?,
                 ),
+                LayerSpec::GlobalAvgPool2d => {
+                    let [_, h, w] = shape[..] else {
+                        return Err(ctx(NnError::Config(format!(
+                            "global average pooling takes [channels, height, width] inputs, \
+                             got {shape:?}"
+                        ))));
+                    };
+                    Layer::Pool2d(Pool2d::new(PoolKind::Avg, (h, w), (h, w)).map_err(ctx)?)
+                }
+                LayerSpec::Pad2d {
+                    top,
+                    bottom,
+                    left,
+                    right,
+                    value,
+                } => Layer::Pad2d(Pad2d::new(*top, *bottom, *left, *right, *value).map_err(ctx)?),
                 LayerSpec::Flatten => Layer::Flatten(Flatten::new()),
+                LayerSpec::Reshape { shape: to } => {
+                    Layer::Reshape(Reshape::new(to.clone()).map_err(ctx)?)
+                }
+                LayerSpec::Lstm { hidden, sequence } | LayerSpec::Gru { hidden, sequence } => {
+                    let cell = if matches!(ls, LayerSpec::Lstm { .. }) {
+                        CellKind::Lstm
+                    } else {
+                        CellKind::Gru
+                    };
+                    let [_, features] = shape[..] else {
+                        return Err(ctx(NnError::Config(format!(
+                            "{cell:?} takes [steps, features] inputs, got {shape:?} (add a \
+                             reshape layer)"
+                        ))));
+                    };
+                    Layer::Recurrent(Box::new(
+                        Recurrent::new(cell, features, *hidden, *sequence, &mut rng)
+                            .map_err(ctx)?,
+                    ))
+                }
                 LayerSpec::Relu => Layer::Activation(Activation::new(ActivationKind::Relu)),
+                LayerSpec::LeakyRelu { negative_slope } => {
+                    if !negative_slope.is_finite() {
+                        return Err(ctx(NnError::Config("the slope must be finite".into())));
+                    }
+                    Layer::Activation(Activation::new(ActivationKind::LeakyRelu(*negative_slope)))
+                }
                 LayerSpec::Square => Layer::Activation(Activation::new(ActivationKind::Square)),
                 LayerSpec::Sigmoid => Layer::Activation(Activation::new(ActivationKind::Sigmoid)),
                 LayerSpec::Tanh => Layer::Activation(Activation::new(ActivationKind::Tanh)),
@@ -233,12 +329,35 @@ impl ModelSpec {
                     ActivationKind::Sigmoid => LayerSpec::Sigmoid,
                     ActivationKind::Tanh => LayerSpec::Tanh,
                     ActivationKind::Gelu => LayerSpec::Gelu,
+                    ActivationKind::LeakyRelu(negative_slope) => {
+                        LayerSpec::LeakyRelu { negative_slope }
+                    }
                 },
                 Layer::Poly(p) => LayerSpec::Poly {
                     coefficients: p.coefficients.value.iter().copied().collect(),
                     trainable: p.coefficients.trainable,
                 },
                 Layer::Softmax(_) => LayerSpec::Softmax,
+                Layer::Pad2d(p) => LayerSpec::Pad2d {
+                    top: p.top,
+                    bottom: p.bottom,
+                    left: p.left,
+                    right: p.right,
+                    value: p.value,
+                },
+                Layer::Reshape(r) => LayerSpec::Reshape {
+                    shape: r.shape.clone(),
+                },
+                Layer::Recurrent(r) => match r.cell {
+                    CellKind::Lstm => LayerSpec::Lstm {
+                        hidden: r.hidden(),
+                        sequence: r.sequence,
+                    },
+                    CellKind::Gru => LayerSpec::Gru {
+                        hidden: r.hidden(),
+                        sequence: r.sequence,
+                    },
+                },
             })
             .collect();
         Ok(ModelSpec {

@@ -358,17 +358,29 @@ fn gelu_imports_from_both_export_forms_and_matches_pytorch() {
 
 #[test]
 fn every_unsupported_node_is_listed_in_one_error() {
-    // GELU as PyTorch exports it (Div, Erf, Add, Mul, Mul) after a Gemm,
-    // and a LeakyRelu: each node is named, not just the first.
-    let e = cipherflow_nn::io::onnx::import(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/unsupported.onnx"),
+    // A HardSwish and, made from the LeakyRelu before it, a Selu: each
+    // node is named, not just the first.
+    use cipherflow_nn::io::onnx::{import_bytes, ModelProto};
+    use prost::Message;
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/unsupported.onnx"),
     )
-    .unwrap_err();
+    .unwrap();
+    let mut m = ModelProto::decode(bytes.as_slice()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let leaky = g
+        .node
+        .iter_mut()
+        .find(|n| n.op_type() == "LeakyRelu")
+        .unwrap();
+    leaky.op_type = Some("Selu".into());
+    let e = import_bytes(&m.encode_to_vec()).unwrap_err();
     let NnError::UnsupportedOnnx(nodes) = e else {
         panic!("{e}")
     };
-    assert!(nodes.len() >= 2, "{nodes:?}");
-    assert!(nodes.iter().any(|n| n.contains("LeakyRelu")), "{nodes:?}");
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(nodes[0].contains("(Selu)"), "{nodes:?}");
+    assert!(nodes[1].contains("(HardSwish)"), "{nodes:?}");
 }
 
 #[test]

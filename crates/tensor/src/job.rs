@@ -15,7 +15,6 @@ use crate::server::{EncryptedModel, Mode};
 use crate::TensorError;
 use cipherflow_ckks::{Ciphertext, CkksParams};
 use cipherflow_nn::data::Inputs;
-use cipherflow_nn::layers::ActivationKind;
 use cipherflow_nn::{Layer, NnError, Sequential, Tensor};
 use ndarray::Array2;
 use std::time::Instant;
@@ -54,13 +53,7 @@ pub fn calibrate(
     let mut widest = 0f32;
     for (l, b) in model.layers().iter().zip(&bounds) {
         let approx = match l {
-            Layer::Activation(a) => match a.kind {
-                ActivationKind::Relu => Some(Approx::Relu),
-                ActivationKind::Sigmoid => Some(Approx::Sigmoid),
-                ActivationKind::Tanh => Some(Approx::Tanh),
-                ActivationKind::Gelu => Some(Approx::GeluErf),
-                ActivationKind::Square => None,
-            },
+            Layer::Activation(a) => Approx::of(a.kind),
             _ => None,
         };
         if let Some(f) = approx {
@@ -77,11 +70,7 @@ pub fn calibrate(
     let mut errors = Vec::new();
     for f in &kinds {
         let (_, e) = Polynomial::approximate(*f, half_width, degree)?;
-        let name = match f {
-            Approx::GeluErf | Approx::Gelu => "gelu".to_string(),
-            other => format!("{other:?}").to_lowercase(),
-        };
-        errors.push((name, e));
+        errors.push((f.name(), e));
     }
     Ok((
         CompileOptions {

@@ -9,7 +9,7 @@
 //! already in PyTorch's flatten order for the next dense layer.
 
 use crate::TensorError;
-use cipherflow_nn::layers::{Conv2d, Dense, Pool2d, PoolKind};
+use cipherflow_nn::layers::{Conv2d, Dense, Pad2d, Pool2d, PoolKind};
 
 /// Largest matrix (entries) a linear map may have: 2^27 (1 GiB of f64).
 /// Larger layers are refused before anything is allocated.
@@ -264,5 +264,36 @@ impl LinearMap {
             }
         }
         Self::new(rows, cols, a, vec![0.0; rows])
+    }
+
+    /// Constant padding of `[C, H, W]` inputs: a copy of each entry, the
+    /// padding value as the bias of the added entries.
+    pub fn from_pad(p: &Pad2d, input: &[usize]) -> Result<Self, TensorError> {
+        let &[c, h, w] = input else {
+            return Err(TensorError::Shape(format!(
+                "pad input {input:?} is not [C, H, W]"
+            )));
+        };
+        let (ho, wo) = (h + p.top + p.bottom, w + p.left + p.right);
+        let rows = c * ho * wo;
+        let cols = c * h * w;
+        check_size(rows, cols)?;
+        let mut a = vec![0.0; rows * cols];
+        let mut bias = vec![f64::from(p.value); rows];
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let r = (ch * ho + y + p.top) * wo + x + p.left;
+                    let col = (ch * h + y) * w + x;
+                    if let Some(dst) = a.get_mut(r * cols + col) {
+                        *dst = 1.0;
+                    }
+                    if let Some(b) = bias.get_mut(r) {
+                        *b = 0.0;
+                    }
+                }
+            }
+        }
+        Self::new(rows, cols, a, bias)
     }
 }

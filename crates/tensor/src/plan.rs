@@ -137,18 +137,20 @@ pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, T
                     other => other,
                 })?,
             )?,
-            Layer::Flatten(_) => {}
+            // The encrypted vector is the flattened example either way.
+            Layer::Flatten(_) | Layer::Reshape(_) => {}
+            Layer::Pad2d(p) => push_linear(&mut out, LinearMap::from_pad(p, &shape)?)?,
+            Layer::Recurrent(_) => {
+                return Err(TensorError::Unsupported(ctx(
+                    "recurrent layers are trained and run in plaintext (cipherflow-nn); \
+                     encrypted inference of LSTM/GRU is not supported",
+                )))
+            }
             Layer::Activation(a) => match a.kind {
                 ActivationKind::Square => out.push(Stage::Square),
                 k => {
-                    let f = match k {
-                        ActivationKind::Relu => Some(Approx::Relu),
-                        ActivationKind::Sigmoid => Some(Approx::Sigmoid),
-                        ActivationKind::Tanh => Some(Approx::Tanh),
-                        ActivationKind::Gelu => Some(Approx::GeluErf),
-                        _ => None,
-                    };
-                    let (Some(f), Some((degree, interval))) = (f, opts.approximate) else {
+                    let (Some(f), Some((degree, interval))) = (Approx::of(k), opts.approximate)
+                    else {
                         return Err(TensorError::Unsupported(ctx(&format!(
                             "{k:?} is not a polynomial; approximate it (cipherflow infer \
                              --approximate; CompileOptions::approximate in the library: a \

@@ -119,3 +119,75 @@ fn calibration_covers_the_activations_inputs() {
     let (_, none) = calibrate(&mut poly, x, 15).unwrap();
     assert!(none.is_none());
 }
+
+fn layer_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../nn/tests/fixtures/layers")
+        .join(name)
+}
+
+/// PyTorch's `ZeroPad2d → Conv → LeakyReLU → ConstantPad2d(0.5) → Conv →
+/// AdaptiveAvgPool2d(1) → Linear` (bench/layer_fixtures.py) runs
+/// encrypted: each padding is folded into the linear map around it (the
+/// constant 0.5 as a bias), the LeakyReLU is approximated on the
+/// calibrated interval, and the classes equal the exact model's.
+#[test]
+fn padding_leaky_relu_and_global_pooling_run_encrypted() {
+    let mut model = cipherflow_nn::io::load(&layer_fixture("pad_leaky_gap.onnx"))
+        .unwrap()
+        .model;
+    let (chunks, n) = digits_chunks(10);
+    let (opts, approx) = calibrate(&mut model, &chunks[0].features, 31).unwrap();
+    let a = approx.unwrap();
+    assert_eq!(a.errors[0].0, "leaky_relu(0.10000000149011612)");
+    // The exact model's logits, to tell a real error from a near tie.
+    let x = &chunks[0].features;
+    let exact = model
+        .predict(
+            &ndarray::ArrayD::from_shape_vec(
+                ndarray::IxDyn(&[x.nrows(), 1, 8, 8]),
+                x.iter().copied().collect(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let run = EncryptedRun::new(&model, &opts, Mode::Latency).unwrap();
+    let mut near_ties = 0;
+    let t = run
+        .run(&mut model, chunks.into_iter().map(Ok::<_, E>), n, |r| {
+            let row: Vec<f32> = exact
+                .index_axis(ndarray::Axis(0), r.index)
+                .iter()
+                .copied()
+                .collect();
+            let mut sorted = row;
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let margin = f64::from(sorted[0] - sorted[1]);
+            if r.class != r.plain_class {
+                // Only where the exact model is nearly undecided.
+                assert!(margin < 0.1, "input {}: margin {margin}", r.index);
+                near_ties += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(t.inputs, n);
+    eprintln!(
+        "max logit error {}, near ties {near_ties}",
+        t.max_logit_error
+    );
+    assert!(t.agree + near_ties == n && t.agree >= n - 1);
+    assert!(t.max_logit_error < 0.05, "{}", t.max_logit_error);
+}
+
+/// Recurrent models are refused for encrypted inference, by layer.
+#[test]
+fn recurrent_layers_are_refused_encrypted() {
+    let model = cipherflow_nn::io::load(&layer_fixture("lstm_last.onnx"))
+        .unwrap()
+        .model;
+    let Err(e) = EncryptedRun::new(&model, &CompileOptions::default(), Mode::Latency) else {
+        panic!("an LSTM compiled to an encrypted run");
+    };
+    assert!(e.to_string().contains("layer 1 (LSTM"), "{e}");
+}

@@ -53,6 +53,7 @@ fn reference(f: Approx, x: f64) -> f64 {
         }
         // The exact form (PyTorch's default), Φ from libm's erf.
         Approx::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        Approx::LeakyRelu(a) => x.max(0.0) + a * x.min(0.0),
     }
 }
 
@@ -96,6 +97,7 @@ fn reference_functions_at_known_points() {
         Approx::Tanh,
         Approx::Gelu,
         Approx::GeluErf,
+        Approx::LeakyRelu(0.1),
     ] {
         for x in [-3.0, -0.5, 0.0, 0.7, 2.5] {
             assert!((f.eval(x) - reference(f, x)).abs() < 1e-15, "{f:?}({x})");

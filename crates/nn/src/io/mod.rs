@@ -5,6 +5,8 @@
 pub mod onnx;
 pub mod onnx_export;
 mod onnx_external;
+mod onnx_fold;
+mod onnx_layers;
 mod onnx_patterns;
 pub mod safetensors;
 

@@ -6,12 +6,18 @@
 //! bias), `Conv`, `BatchNormalization` (inference mode, folded exactly into
 //! the preceding `Conv` or dense layer), `Relu`, `Sigmoid`, `Tanh`, `Gelu`
 //! (opset 20, or the Div/Erf/Add/Mul/Mul subgraph earlier opsets write),
-//! `AveragePool`, `MaxPool`,
-//! `Flatten`, `Reshape` to `[N, -1]`, `Softmax` (last axis), `Mul(x, x)`
-//! and `Pow(x, 2)` as x², plus `Identity`, `Dropout` and `Constant`. Every
+//! `LeakyRelu`, `AveragePool`, `MaxPool`, `GlobalAveragePool`, `Pad`
+//! (constant, on height and width), `LSTM` and `GRU` (forward, zero initial
+//! state, as PyTorch exports `batch_first` layers),
+//! `Flatten`, `Reshape` to a fixed per-example shape, `Softmax` (last
+//! axis), `Mul(x, x)` and `Pow(x, 2)` as x², plus `Identity`, `Dropout`
+//! and `Constant`. Small constant shape computations are folded first
+//! (`onnx_fold`). Every
 //! other node is reported by name and operator in one
 //! [`NnError::UnsupportedOnnx`].
 
+use super::onnx_layers;
+use super::onnx_patterns::FUSED_RECURRENT;
 use super::read_limited;
 use crate::layers::{
     Activation, ActivationKind, Conv2d, Dense, Flatten, Layer, Pool2d, PoolKind, Softmax,
@@ -105,28 +111,17 @@ pub fn import_with_metadata(
         }
     });
     super::onnx_external::load_external(&mut graph, base)?;
-    let importer = Importer::new(&graph)?;
-    let mut scalars: HashMap<String, Vec<f64>> = importer
+    let mut importer = Importer::new(&graph)?;
+    super::onnx_fold::fold_constants(&mut graph, &mut importer.consts);
+    let scalars: HashMap<String, Vec<f64>> = importer
         .consts
         .iter()
         .filter(|(_, (_, v))| v.len() == 1)
         .map(|(k, (_, v))| (k.clone(), v.clone()))
         .collect();
-    for n in graph.node.iter().filter(|n| n.op_type() == "Constant") {
-        let t = n
-            .attribute
-            .iter()
-            .find(|a| a.name() == "value")
-            .and_then(|a| a.t.as_ref());
-        if let (Some(t), Some(out)) = (t, n.output.first()) {
-            if let Ok((_, v)) = tensor_values(t) {
-                if v.len() == 1 {
-                    scalars.insert(out.clone(), v);
-                }
-            }
-        }
-    }
     super::onnx_patterns::fuse_gelu(&mut graph, &scalars);
+    super::onnx_patterns::fuse_recurrent(&mut graph, &importer.consts);
+    super::onnx_patterns::remove_dead(&mut graph);
     Ok((importer.run(&graph)?, meta))
 }
 
@@ -136,7 +131,7 @@ struct Importer {
     input_name: String,
 }
 
-fn err(msg: impl Into<String>) -> NnError {
+pub(super) fn err(msg: impl Into<String>) -> NnError {
     NnError::ModelFile(msg.into())
 }
 
@@ -202,7 +197,8 @@ impl Importer {
         let mut layers: Vec<Layer> = Vec::new();
         let mut unsupported = Vec::new();
         let mut current = self.input_name.clone();
-        let mut rank = self.input_shape.len() + 1;
+        // The per-example shape of `current`.
+        let mut shape = self.input_shape.clone();
         for node in &graph.node {
             if node.op_type() == "Constant" {
                 let t = node
@@ -239,87 +235,98 @@ impl Importer {
                 }
                 continue;
             }
-            let layer = match node.op_type() {
-                "Identity" | "Dropout" => None,
-                "Gemm" => Some(self.gemm(node)?),
-                "MatMul" => Some(self.matmul(node)?),
-                "Add" => {
-                    if self.fold_bias(node, layers.last_mut()).is_err() {
-                        unsupported
-                            .push(format!("{} (Add other than a MatMul's bias)", label(node)));
-                    }
-                    None
-                }
-                "BatchNormalization" => {
-                    if let Err(e) = self.fold_batch_norm(node, layers.last_mut()) {
-                        unsupported.push(format!("{} ({e})", label(node)));
-                    }
-                    None
-                }
-                "Conv" => Some(self.conv(node)?),
-                "Relu" => Some(Layer::Activation(Activation::new(ActivationKind::Relu))),
-                "Sigmoid" => Some(Layer::Activation(Activation::new(ActivationKind::Sigmoid))),
-                "Tanh" => Some(Layer::Activation(Activation::new(ActivationKind::Tanh))),
-                "Gelu" => match string_attr(node, "approximate").as_deref() {
-                    None | Some("none") => {
-                        Some(Layer::Activation(Activation::new(ActivationKind::Gelu)))
-                    }
-                    Some(other) => {
-                        unsupported.push(format!("{} (GELU approximate={other})", label(node)));
+            // Once a node could not be imported, the shapes after it are
+            // unknown: later errors join the list instead of hiding it.
+            let mut build = || -> Result<Option<Layer>, NnError> {
+                Ok(match node.op_type() {
+                    "Identity" | "Dropout" => None,
+                    "Gemm" => Some(self.gemm(node)?),
+                    "MatMul" => Some(self.matmul(node)?),
+                    "Add" => {
+                        if self.fold_bias(node, layers.last_mut()).is_err() {
+                            unsupported
+                                .push(format!("{} (Add other than a MatMul's bias)", label(node)));
+                        }
                         None
                     }
-                },
-                "AveragePool" => Some(self.pool(node, PoolKind::Avg)?),
-                "MaxPool" => Some(self.pool(node, PoolKind::Max)?),
-                "Flatten" => {
-                    if int_attr(node, "axis").unwrap_or(1) != 1 {
-                        return Err(err(format!("node {}: Flatten axis must be 1", label(node))));
+                    "BatchNormalization" => {
+                        if let Err(e) = self.fold_batch_norm(node, layers.last_mut()) {
+                            unsupported.push(format!("{} ({e})", label(node)));
+                        }
+                        None
                     }
-                    Some(Layer::Flatten(Flatten::new()))
-                }
-                "Reshape" => {
-                    let (_, target) = self.constant(node, 1)?;
-                    let flat = target.len() == 2
-                        && (target[1] == -1.0 || target[0] == -1.0 || target[0] == 1.0);
-                    if !flat {
-                        return Err(err(format!(
-                            "node {}: only Reshape to [N, -1] is supported",
-                            label(node)
-                        )));
+                    "Conv" => Some(self.conv(node)?),
+                    "Relu" => Some(Layer::Activation(Activation::new(ActivationKind::Relu))),
+                    "Sigmoid" => Some(Layer::Activation(Activation::new(ActivationKind::Sigmoid))),
+                    "Tanh" => Some(Layer::Activation(Activation::new(ActivationKind::Tanh))),
+                    "Gelu" => match string_attr(node, "approximate").as_deref() {
+                        None | Some("none") => {
+                            Some(Layer::Activation(Activation::new(ActivationKind::Gelu)))
+                        }
+                        Some(other) => {
+                            unsupported.push(format!("{} (GELU approximate={other})", label(node)));
+                            None
+                        }
+                    },
+                    "AveragePool" => Some(self.pool(node, PoolKind::Avg)?),
+                    "MaxPool" => Some(self.pool(node, PoolKind::Max)?),
+                    "Flatten" => {
+                        if int_attr(node, "axis").unwrap_or(1) != 1 {
+                            return Err(err(format!(
+                                "node {}: Flatten axis must be 1",
+                                label(node)
+                            )));
+                        }
+                        Some(Layer::Flatten(Flatten::new()))
                     }
-                    (rank > 2).then(|| Layer::Flatten(Flatten::new()))
-                }
-                "Softmax" => {
-                    let axis = int_attr(node, "axis").unwrap_or(-1);
-                    if axis != -1 && axis != 1 {
-                        return Err(err(format!(
-                            "node {}: Softmax must be over the last axis",
-                            label(node)
-                        )));
+                    "Reshape" => onnx_layers::reshape(node, &self.consts, &shape)?,
+                    "Pad" => Some(onnx_layers::pad(node, &self.consts)?),
+                    "GlobalAveragePool" => Some(onnx_layers::global_average_pool(node, &shape)?),
+                    "LeakyRelu" => Some(onnx_layers::leaky_relu(node)?),
+                    FUSED_RECURRENT => Some(onnx_layers::recurrent(node, &self.consts, &shape)?),
+                    "Softmax" => {
+                        let axis = int_attr(node, "axis").unwrap_or(-1);
+                        if axis != -1 && axis != 1 {
+                            return Err(err(format!(
+                                "node {}: Softmax must be over the last axis",
+                                label(node)
+                            )));
+                        }
+                        Some(Layer::Softmax(Softmax::new()))
                     }
-                    Some(Layer::Softmax(Softmax::new()))
-                }
-                "Mul" if node.input.get(1) == Some(&current) => {
-                    Some(Layer::Activation(Activation::new(ActivationKind::Square)))
-                }
-                "Pow"
-                    if self
-                        .constant(node, 1)
-                        .map(|(_, v)| v.as_slice() == [2.0])
-                        .unwrap_or(false) =>
-                {
-                    Some(Layer::Activation(Activation::new(ActivationKind::Square)))
-                }
-                _ => {
-                    unsupported.push(label(node));
+                    "Mul" if node.input.get(1) == Some(&current) => {
+                        Some(Layer::Activation(Activation::new(ActivationKind::Square)))
+                    }
+                    "Pow"
+                        if self
+                            .constant(node, 1)
+                            .map(|(_, v)| v.as_slice() == [2.0])
+                            .unwrap_or(false) =>
+                    {
+                        Some(Layer::Activation(Activation::new(ActivationKind::Square)))
+                    }
+                    _ => {
+                        unsupported.push(label(node));
+                        None
+                    }
+                })
+            };
+            let layer = match build() {
+                Ok(l) => l,
+                Err(e) if !unsupported.is_empty() => {
+                    unsupported.push(format!("{} ({e})", label(node)));
                     None
                 }
+                Err(e) => return Err(e),
             };
             if let Some(l) = layer {
-                rank = match &l {
-                    Layer::Flatten(_) | Layer::Dense(_) => 2,
-                    _ => rank,
-                };
+                match l.output_shape(&shape) {
+                    Ok(s) => shape = s,
+                    Err(e) if !unsupported.is_empty() => {
+                        unsupported.push(format!("{} ({e})", label(node)))
+                    }
+                    Err(e) => return Err(err(format!("node {}: {e}", label(node)))),
+                }
                 layers.push(l);
             }
             current = node
@@ -511,30 +518,30 @@ impl Importer {
     }
 }
 
-fn label(node: &NodeProto) -> String {
+pub(super) fn label(node: &NodeProto) -> String {
     format!("'{}' ({})", node.name(), node.op_type())
 }
 
-fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+pub(super) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name() == name)
 }
 
-fn string_attr(node: &NodeProto, name: &str) -> Option<String> {
+pub(super) fn string_attr(node: &NodeProto, name: &str) -> Option<String> {
     node.attribute
         .iter()
         .find(|a| a.name() == name)
         .map(|a| String::from_utf8_lossy(a.s()).into_owned())
 }
 
-fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {
+pub(super) fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {
     attr(node, name).map(|a| a.i())
 }
 
-fn float_attr(node: &NodeProto, name: &str) -> Option<f32> {
+pub(super) fn float_attr(node: &NodeProto, name: &str) -> Option<f32> {
     attr(node, name).map(|a| a.f())
 }
 
-fn ints_attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
+pub(super) fn ints_attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
     attr(node, name).map(|a| a.ints.as_slice())
 }
 
@@ -573,7 +580,7 @@ fn pads(node: &NodeProto) -> Result<(usize, usize), NnError> {
     }
 }
 
-fn to_tensor(shape: &[usize], values: &[f64]) -> Result<Tensor, NnError> {
+pub(super) fn to_tensor(shape: &[usize], values: &[f64]) -> Result<Tensor, NnError> {
     Tensor::from_shape_vec(
         ndarray::IxDyn(shape),
         values.iter().map(|&v| v as f32).collect(),
@@ -582,7 +589,7 @@ fn to_tensor(shape: &[usize], values: &[f64]) -> Result<Tensor, NnError> {
 }
 
 /// The shape and values of an initializer (float, double or int64).
-fn tensor_values(t: &TensorProto) -> Result<(Vec<usize>, Vec<f64>), NnError> {
+pub(super) fn tensor_values(t: &TensorProto) -> Result<(Vec<usize>, Vec<f64>), NnError> {
     let name = t.name();
     if t.data_location() == 1 {
         return Err(err(format!(

@@ -1,6 +1,8 @@
 //! ONNX export of a [`Sequential`] model: the graph PyTorch's exporter
 //! writes for the same `nn.Sequential` (Gemm, Conv, AveragePool/MaxPool,
-//! Flatten, Relu, Sigmoid, Tanh, Mul(x, x) for x², Gelu, Softmax), weights
+//! Flatten, Relu, LeakyRelu, Sigmoid, Tanh, Mul(x, x) for x², Gelu, Softmax,
+//! Pad, Reshape, and LSTM/GRU between the Transposes and Squeezes PyTorch
+//! writes around them for `batch_first` layers), weights
 //! embedded, a dynamic batch axis, opset 13 (20 when the model has GELU),
 //! and the model's preprocessing in `metadata_props`. What this crate
 //! imports it reads back exactly; onnxruntime runs it (bench/byo_export.py).
@@ -10,13 +12,64 @@ use super::onnx::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use super::write_atomic;
-use crate::layers::{ActivationKind, Layer, PoolKind};
+use crate::layers::{ActivationKind, CellKind, Layer, PoolKind, Recurrent};
 use crate::preprocess::{Preprocessing, PREPROCESSING_KEY};
 use crate::{NnError, Sequential};
 use prost::Message;
 use std::path::Path;
 
 const FLOAT: i32 = 1;
+const INT64: i32 = 7;
+
+fn float_attr(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        f: Some(v),
+        r#type: Some(1),
+        ..AttributeProto::default()
+    }
+}
+
+fn int64_tensor(name: &str, values: &[i64]) -> TensorProto {
+    TensorProto {
+        dims: vec![values.len() as i64],
+        data_type: Some(INT64),
+        name: Some(name.into()),
+        raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ..TensorProto::default()
+    }
+}
+
+/// ONNX's gate order from PyTorch's: LSTM `i, f, g, o` → `i, o, f, c`;
+/// GRU `r, z, n` → `z, r, h`. `rows` is the tensor's rows per gate times
+/// the values per row.
+fn onnx_gate_order(cell: CellKind, values: &[f32], per_gate: usize) -> Vec<f32> {
+    let order: &[usize] = match cell {
+        CellKind::Lstm => &[0, 3, 1, 2],
+        CellKind::Gru => &[1, 0, 2],
+    };
+    order
+        .iter()
+        .flat_map(|&g| values.iter().skip(g * per_gate).take(per_gate).copied())
+        .collect()
+}
+
+/// The initializers of a recurrent layer: `W [1, G·H, F]`, `R [1, G·H, H]`,
+/// `B [1, 2·G·H]`, gates in ONNX's order.
+fn recurrent_inits(i: usize, r: &Recurrent) -> Vec<TensorProto> {
+    let (h, f, cell) = (r.hidden(), r.inputs(), r.cell);
+    let gh = cell.gates() * h;
+    let flat = |p: &crate::Param| p.value.iter().copied().collect::<Vec<f32>>();
+    let w = onnx_gate_order(cell, &flat(&r.weight_ih), h * f);
+    let rr = onnx_gate_order(cell, &flat(&r.weight_hh), h * h);
+    let mut b = onnx_gate_order(cell, &flat(&r.bias_ih), h);
+    b.extend(onnx_gate_order(cell, &flat(&r.bias_hh), h));
+    vec![
+        tensor(&format!("{i}.W"), &[1, gh, f], w.into_iter()),
+        tensor(&format!("{i}.R"), &[1, gh, h], rr.into_iter()),
+        tensor(&format!("{i}.B"), &[1, 2 * gh], b.into_iter()),
+    ]
+}
 
 fn int_attr(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
@@ -164,6 +217,12 @@ pub fn export(
                         opset = 20;
                         node("Gelu", i, vec![current.clone()], vec![])
                     }
+                    ActivationKind::LeakyRelu(a) => node(
+                        "LeakyRelu",
+                        i,
+                        vec![current.clone()],
+                        vec![float_attr("alpha", a)],
+                    ),
                 };
                 add(n, &mut current);
             }
@@ -175,6 +234,82 @@ pub fn export(
                     vec![int_attr("axis", -1)],
                 );
                 add(n, &mut current);
+            }
+            Layer::Pad2d(p) => {
+                let pads = format!("{i}.pads");
+                let value = format!("{i}.value");
+                let (t, b, l, r) = (p.top as i64, p.bottom as i64, p.left as i64, p.right as i64);
+                inits.push(int64_tensor(&pads, &[0, 0, t, l, 0, 0, b, r]));
+                let mut v = tensor(&value, &[], std::iter::once(p.value));
+                v.dims.clear();
+                inits.push(v);
+                let n = node(
+                    "Pad",
+                    i,
+                    vec![current.clone(), pads, value],
+                    vec![AttributeProto {
+                        name: Some("mode".into()),
+                        s: Some(b"constant".to_vec()),
+                        r#type: Some(3),
+                        ..AttributeProto::default()
+                    }],
+                );
+                add(n, &mut current);
+            }
+            Layer::Reshape(r) => {
+                let target = format!("{i}.shape");
+                let mut dims = vec![-1i64];
+                dims.extend(r.shape.iter().map(|&d| d as i64));
+                inits.push(int64_tensor(&target, &dims));
+                let n = node("Reshape", i, vec![current.clone(), target], vec![]);
+                add(n, &mut current);
+            }
+            Layer::Recurrent(r) => {
+                // PyTorch's own pattern: time-major input, the layer, then
+                // back to batch-major (every step) or the last state.
+                let t = node(
+                    "Transpose",
+                    i,
+                    vec![current.clone()],
+                    vec![ints_attr("perm", &[1, 0, 2])],
+                );
+                add(t, &mut current);
+                let inits_r = recurrent_inits(i, r);
+                let names: Vec<String> = inits_r.iter().map(|t| t.name().to_string()).collect();
+                inits.extend(inits_r);
+                let op = match r.cell {
+                    CellKind::Lstm => "LSTM",
+                    CellKind::Gru => "GRU",
+                };
+                let mut attrs = vec![int_attr("hidden_size", r.hidden() as i64)];
+                if r.cell == CellKind::Gru {
+                    attrs.push(int_attr("linear_before_reset", 1));
+                }
+                let mut inputs = vec![current.clone()];
+                inputs.extend(names);
+                let mut rn = node(op, i, inputs, attrs);
+                let (y, y_h) = (format!("/{i}/{op}_output_0"), format!("/{i}/{op}_output_1"));
+                rn.output = vec![y.clone(), y_h.clone()];
+                add(rn, &mut current);
+                let axes = format!("{i}.axes");
+                if r.sequence {
+                    inits.push(int64_tensor(&axes, &[1]));
+                    let sq = node("Squeeze", i, vec![y, axes], vec![]);
+                    add(sq, &mut current);
+                    let mut back = node(
+                        "Transpose",
+                        i,
+                        vec![current.clone()],
+                        vec![ints_attr("perm", &[1, 0, 2])],
+                    );
+                    back.output = vec![format!("/{i}/Transpose_1_output_0")];
+                    back.name = Some(format!("/{i}/Transpose_1"));
+                    add(back, &mut current);
+                } else {
+                    inits.push(int64_tensor(&axes, &[0]));
+                    let sq = node("Squeeze", i, vec![y_h, axes], vec![]);
+                    add(sq, &mut current);
+                }
             }
             Layer::Poly(_) => {
                 return Err(NnError::ModelFile(format!(

@@ -6,7 +6,7 @@ use crate::{NnError, Tensor};
 use ndarray::{Axis, Zip};
 
 /// Which element-wise function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ActivationKind {
     /// max(x, 0).
     Relu,
@@ -18,6 +18,8 @@ pub enum ActivationKind {
     Tanh,
     /// x·Φ(x), Φ the standard normal CDF (PyTorch's default `nn.GELU`).
     Gelu,
+    /// max(x, 0) + slope·min(x, 0) (`nn.LeakyReLU(negative_slope)`).
+    LeakyRelu(f32),
 }
 
 /// GELU, `x·Φ(x)`.
@@ -57,10 +59,14 @@ impl Activation {
             ActivationKind::Sigmoid => x.mapv(sigmoid),
             ActivationKind::Tanh => x.mapv(f32::tanh),
             ActivationKind::Gelu => x.mapv(gelu),
+            ActivationKind::LeakyRelu(a) => x.mapv(|v| if v > 0.0 { v } else { a * v }),
         };
         if train {
             self.cache = Some(match self.kind {
-                ActivationKind::Relu | ActivationKind::Square | ActivationKind::Gelu => x.clone(),
+                ActivationKind::Relu
+                | ActivationKind::Square
+                | ActivationKind::Gelu
+                | ActivationKind::LeakyRelu(_) => x.clone(),
                 ActivationKind::Sigmoid | ActivationKind::Tanh => y.clone(),
             });
         }
@@ -88,6 +94,13 @@ impl Activation {
                 ActivationKind::Sigmoid => v * (1.0 - v),
                 ActivationKind::Tanh => 1.0 - v * v,
                 ActivationKind::Gelu => gelu_grad(v),
+                ActivationKind::LeakyRelu(a) => {
+                    if v > 0.0 {
+                        1.0
+                    } else {
+                        a
+                    }
+                }
             }
         });
         Ok(dx)

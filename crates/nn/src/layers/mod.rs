@@ -10,18 +10,23 @@
 //! `Σ_b w_b ∇θ ℓ_b` to the parameters' gradients. Plain training uses
 //! `w_b = 1/B`; DP-SGD uses the clipping factors. Per-example norms come
 //! from the layers' own algebra (ghost norms for Dense, unfolded inputs for
-//! Conv2d), never from per-example backward passes.
+//! Conv2d, cached per-step gradients for LSTM and GRU), never from
+//! per-example backward passes.
 
 mod activation;
 mod conv;
 mod dense;
 mod pool;
+mod recurrent;
+mod reshape;
 
 pub(crate) use activation::{sigmoid, softmax_in_place};
 pub use activation::{Activation, ActivationKind, Flatten, PolyActivation, Softmax};
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use pool::{Pool2d, PoolKind};
+pub use recurrent::{CellKind, Recurrent};
+pub use reshape::{Pad2d, Reshape};
 
 use crate::{NnError, Tensor};
 
@@ -72,6 +77,12 @@ pub enum Layer {
     Poly(PolyActivation),
     /// Softmax over the last axis (`nn.Softmax(dim=-1)`).
     Softmax(Softmax),
+    /// Constant padding of images (`nn.ZeroPad2d`, `nn.ConstantPad2d`).
+    Pad2d(Pad2d),
+    /// Reshape of each example (`x.view(-1, …)`).
+    Reshape(Reshape),
+    /// LSTM or GRU over `[steps, features]` inputs (`nn.LSTM`, `nn.GRU`).
+    Recurrent(Box<Recurrent>),
 }
 
 macro_rules! dispatch {
@@ -84,6 +95,9 @@ macro_rules! dispatch {
             Layer::Activation($l) => $e,
             Layer::Poly($l) => $e,
             Layer::Softmax($l) => $e,
+            Layer::Pad2d($l) => $e,
+            Layer::Reshape($l) => $e,
+            Layer::Recurrent($l) => $e,
         }
     };
 }
@@ -108,6 +122,7 @@ impl Layer {
             Layer::Dense(l) => l.per_example_sq_norms(out),
             Layer::Conv2d(l) => l.per_example_sq_norms(out),
             Layer::Poly(l) => l.per_example_sq_norms(out),
+            Layer::Recurrent(l) => l.per_example_sq_norms(out),
             _ => Ok(()),
         }
     }
@@ -118,6 +133,7 @@ impl Layer {
             Layer::Dense(l) => l.accumulate_grads(weights),
             Layer::Conv2d(l) => l.accumulate_grads(weights),
             Layer::Poly(l) => l.accumulate_grads(weights),
+            Layer::Recurrent(l) => l.accumulate_grads(weights),
             _ => Ok(()),
         }
     }
@@ -133,6 +149,12 @@ impl Layer {
             Layer::Dense(l) => vec![("weight", &l.weight), ("bias", &l.bias)],
             Layer::Conv2d(l) => vec![("weight", &l.weight), ("bias", &l.bias)],
             Layer::Poly(l) => vec![("coefficients", &l.coefficients)],
+            Layer::Recurrent(l) => vec![
+                ("weight_ih_l0", &l.weight_ih),
+                ("weight_hh_l0", &l.weight_hh),
+                ("bias_ih_l0", &l.bias_ih),
+                ("bias_hh_l0", &l.bias_hh),
+            ],
             _ => Vec::new(),
         }
     }
@@ -143,6 +165,12 @@ impl Layer {
             Layer::Dense(l) => vec![&mut l.weight, &mut l.bias],
             Layer::Conv2d(l) => vec![&mut l.weight, &mut l.bias],
             Layer::Poly(l) => vec![&mut l.coefficients],
+            Layer::Recurrent(l) => vec![
+                &mut l.weight_ih,
+                &mut l.weight_hh,
+                &mut l.bias_ih,
+                &mut l.bias_hh,
+            ],
             _ => Vec::new(),
         }
     }

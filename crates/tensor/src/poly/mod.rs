@@ -96,7 +96,7 @@ pub struct Polynomial {
 }
 
 /// Activation functions with polynomial approximations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Approx {
     /// max(x, 0).
     Relu,
@@ -108,9 +108,34 @@ pub enum Approx {
     Gelu,
     /// x·Φ(x) with the exact normal CDF (PyTorch's default `nn.GELU`).
     GeluErf,
+    /// max(x, 0) + slope·min(x, 0) (`nn.LeakyReLU`).
+    LeakyRelu(f64),
 }
 
 impl Approx {
+    /// The approximation of a model's activation; `None` for x² (a
+    /// polynomial already).
+    pub fn of(kind: cipherflow_nn::layers::ActivationKind) -> Option<Self> {
+        use cipherflow_nn::layers::ActivationKind as K;
+        match kind {
+            K::Relu => Some(Approx::Relu),
+            K::Sigmoid => Some(Approx::Sigmoid),
+            K::Tanh => Some(Approx::Tanh),
+            K::Gelu => Some(Approx::GeluErf),
+            K::LeakyRelu(a) => Some(Approx::LeakyRelu(f64::from(a))),
+            K::Square => None,
+        }
+    }
+
+    /// A short lower-case name (`relu`, `gelu`, `leaky_relu(0.01)`, …).
+    pub fn name(self) -> String {
+        match self {
+            Approx::GeluErf | Approx::Gelu => "gelu".to_string(),
+            Approx::LeakyRelu(a) => format!("leaky_relu({a})"),
+            other => format!("{other:?}").to_lowercase(),
+        }
+    }
+
     /// The exact function.
     pub fn eval(self, x: f64) -> f64 {
         match self {
@@ -122,6 +147,13 @@ impl Approx {
                 0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
             }
             Approx::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+            Approx::LeakyRelu(a) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    a * x
+                }
+            }
         }
     }
 }
