@@ -2,7 +2,10 @@
 `cipherflow train --out m.safetensors` loads into PyTorch with
 load_state_dict, `--out m.onnx` runs in onnxruntime, and both give the
 same logits on the digits test images (and the same classes as
-`cipherflow infer` under encryption). Prints one JSON line per model.
+`cipherflow infer` under encryption, for the polynomial models). The
+models: the shipped CNN spec, the mlp preset, an LSTM → GRU model on the
+digits' rows, and a padding → conv → LeakyReLU → padding → global average
+pooling model. Prints one JSON line per model.
 
 Usage: bench/.venv-torch/bin/python bench/byo_export.py CIPHERFLOW_BIN OUT_DIR
 (torch 2.5.1, onnxruntime 1.20.1, safetensors from bench/nn_setup_venv.sh).
@@ -29,6 +32,56 @@ class Square(nn.Module):
         return x * x
 
 
+class View(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(-1, *self.shape)
+
+
+def recurrent(base):
+    """nn.LSTM / nn.GRU (batch_first) as one Sequential module: every step's
+    output, or the last step's; its parameters keep PyTorch's names."""
+    class Layer(base):
+        def __init__(self, inputs, hidden, sequence):
+            super().__init__(inputs, hidden, batch_first=True)
+            self.sequence = sequence
+
+        def forward(self, x):
+            out, _ = super().forward(x)
+            return out if self.sequence else out[:, -1]
+    return Layer
+
+
+LSTM, GRU = recurrent(nn.LSTM), recurrent(nn.GRU)
+
+# Models with the layers beyond the dense/conv core, trained by cipherflow
+# from these specs.
+SPECS = {
+    "digits-rnn": """input = [1, 8, 8]
+layers = [
+  { type = "reshape", shape = [8, 8] },
+  { type = "lstm", hidden = 16, sequence = true },
+  { type = "gru", hidden = 12 },
+  { type = "dense", units = 10 },
+]
+""",
+    "digits-pad": """input = [1, 8, 8]
+layers = [
+  { type = "pad2d", left = 1, right = 2, bottom = 1 },
+  { type = "conv2d", out_channels = 6, kernel = 3 },
+  { type = "leaky_relu", negative_slope = 0.1 },
+  { type = "pad2d", top = 1, bottom = 1, left = 1, right = 1, value = 0.5 },
+  { type = "global_avg_pool2d" },
+  { type = "flatten" },
+  { type = "dense", units = 10 },
+]
+""",
+}
+
+
 def torch_model(spec_layers, in_shape):
     """The nn.Sequential a cipherflow spec describes (same module order)."""
     mods, shape = [], list(in_shape)
@@ -45,6 +98,26 @@ def torch_model(spec_layers, in_shape):
         elif t == "dense":
             mods.append(nn.Linear(shape[0], l["units"]))
             shape = [l["units"]]
+        elif t in ("avg_pool2d", "max_pool2d"):
+            k = l["kernel"] if isinstance(l["kernel"], list) else [l["kernel"]] * 2
+            s = l.get("stride") or k
+            s = s if isinstance(s, list) else [s, s]
+            pool = nn.AvgPool2d if t == "avg_pool2d" else nn.MaxPool2d
+            mods.append(pool(k, stride=s))
+            shape = [shape[0]] + [(shape[1 + i] - k[i]) // s[i] + 1 for i in range(2)]
+        elif t == "pad2d":
+            t_, b, le, r = (l.get(k, 0) for k in ("top", "bottom", "left", "right"))
+            mods.append(nn.ConstantPad2d((le, r, t_, b), l.get("value", 0.0)))
+            shape = [shape[0], shape[1] + t_ + b, shape[2] + le + r]
+        elif t == "reshape":
+            mods.append(View(l["shape"]))
+            shape = list(l["shape"])
+        elif t in ("lstm", "gru"):
+            cls = LSTM if t == "lstm" else GRU
+            mods.append(cls(shape[-1], l["hidden"], l.get("sequence", False)))
+            shape = [shape[0], l["hidden"]] if l.get("sequence", False) else [l["hidden"]]
+        elif t == "leaky_relu":
+            mods.append(nn.LeakyReLU(l.get("negative_slope", 0.01)))
         elif t == "flatten":
             mods.append(nn.Flatten())
             shape = [int(np.prod(shape))]
@@ -72,8 +145,14 @@ def main():
         rows = np.loadtxt(f, delimiter=",", dtype=np.float32)
     x = (rows[:360, :64] / 16.0).reshape(-1, 1, 8, 8).astype(np.float32)
     np.save(os.path.join(out, "x.npy"), x)
-    for name, model in (("digits-cnn", os.path.join(ROOT, "data", "models", "digits-cnn.toml")),
-                        ("digits-mlp", "mlp")):
+    models = [("digits-cnn", os.path.join(ROOT, "data", "models", "digits-cnn.toml")),
+              ("digits-mlp", "mlp")]
+    for name, text in SPECS.items():
+        path = os.path.join(out, f"{name}.toml")
+        with open(path, "w") as f:
+            f.write(text)
+        models.append((name, path))
+    for name, model in models:
         base = os.path.join(out, name)
         for ext in ("safetensors", "onnx"):
             subprocess.run([cf, "train", "--data", "digits", "--model", model, "--epochs", "3",
@@ -93,7 +172,7 @@ def main():
         line = {"bench": "byo-export", "model": name, "images": len(x),
                 "max_abs_diff_pytorch_vs_onnxruntime": float(np.abs(pt - rt).max()),
                 "class_agreement": float((pt.argmax(1) == rt.argmax(1)).mean())}
-        if "relu" not in json.dumps(spec):
+        if not any(k in json.dumps(spec) for k in ("relu", "lstm", "gru")):
             preds = os.path.join(out, f"{name}.pred.csv")
             subprocess.run([cf, "infer", "--model", f"{base}.onnx", "--input",
                             os.path.join(out, "x.npy"), "--batch", "--predictions", preds,

@@ -13,6 +13,11 @@ with `cipherflow infer` on the same files:
   relu_mlp         784 -> 128 -> ReLU -> 10 (run under --approximate, with
                    the first 1,000 training images, calib.npy, as the
                    calibration inputs)
+  relu_cnn         conv 5x5/2 (8 maps) -> ReLU -> avgpool 2 -> fc 288 -> 10
+                   (under --approximate, calibrated the same way)
+
+A model whose ONNX file and predictions are already in OUT_DIR is not
+trained again.
 
 The models carry no preprocessing metadata: the benchmark passes
 --normalize 0.1307,0.3081, as a user of a plain export does. The test
@@ -66,6 +71,8 @@ def models():
                                 Square(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(288, 10)),
         "relu_mlp": nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
                                   nn.Linear(128, 10)),
+        "relu_cnn": nn.Sequential(nn.Conv2d(1, 8, 5, stride=2), nn.ReLU(), nn.AvgPool2d(2),
+                                  nn.Flatten(), nn.Linear(288, 10)),
     }
 
 
@@ -81,6 +88,9 @@ def main():
     norm = lambda a: (torch.from_numpy(a.astype(np.float32) / 255.0) - MEAN) / STD
     xt, yt, xe = norm(xtr), torch.from_numpy(ytr), norm(xte)
     for name, m in models().items():
+        if all(os.path.exists(os.path.join(out, f"{name}{ext}"))
+               for ext in (".onnx", ".torch_pred.npy")):
+            continue
         t = time.time()
         opt = torch.optim.Adam(m.parameters(), lr=1e-3)
         m.train()
@@ -102,6 +112,8 @@ def main():
         print(f"{name}: PyTorch test accuracy {acc:.4f} ({time.time() - t:.0f} s)", flush=True)
     np.save(os.path.join(out, "calib.npy"), xtr[:1000].astype(np.float32) / 255.0)
     png = os.path.join(out, "t10k-png")
+    if os.path.exists(os.path.join(png, "09999.png")):
+        return
     os.makedirs(png, exist_ok=True)
     for i, im in enumerate(xte):
         Image.fromarray(im[0], mode="L").save(os.path.join(png, f"{i:05d}.png"))

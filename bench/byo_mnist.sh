@@ -6,7 +6,7 @@
 # PyTorch's own predictions. One JSON line per model, then the loading-time
 # line, appended to bench/results/byo-mnist-<UTC time>.jsonl.
 #
-# Usage: bash bench/byo_mnist.sh [MNIST_DIR]   (default $CIPHERFLOW_DATA/mnist,
+# Usage: [BYO_MODELS="relu_cnn …"] bash bench/byo_mnist.sh [MNIST_DIR]   (default $CIPHERFLOW_DATA/mnist,
 #        else ../shared/data/mnist). Needs bench/.venv-torch (made here by
 #        nn_setup_venv.sh) and a release build (made here).
 set -euo pipefail
@@ -22,13 +22,13 @@ IMAGES="$(file t10k-images-idx3-ubyte)"
 LABELS="$(file t10k-labels-idx1-ubyte)"
 bash "$HERE/nn_setup_venv.sh" >&2
 PY="$HERE/.venv-torch/bin/python"
-[[ -f "$OUT/relu_mlp.onnx" && -f "$OUT/calib.npy" && -d "$OUT/t10k-png" ]] || "$PY" "$HERE/byo_mnist.py" "$MNIST" "$OUT" >&2
+[[ -f "$OUT/relu_cnn.onnx" && -f "$OUT/calib.npy" && -d "$OUT/t10k-png" ]] || "$PY" "$HERE/byo_mnist.py" "$MNIST" "$OUT" >&2
 (cd "$ROOT" && cargo build --release --locked -p cipherflow-cli >&2)
 CF="$ROOT/target/release/cipherflow"
-for m in mlp_square tenseal_cnn bn_cnn relu_mlp; do
+for m in ${BYO_MODELS:-mlp_square tenseal_cnn bn_cnn relu_mlp relu_cnn}; do
     echo "+ infer $m: 10,000 images (IDX), throughput mode" >&2
     APPROX=()
-    [[ $m == relu_mlp ]] && APPROX=(--approximate --calibration "$OUT/calib.npy" --degree 31)
+    [[ $m == relu_* ]] && APPROX=(--approximate --calibration "$OUT/calib.npy" --degree 31)
     "$CF" infer --model "$OUT/$m.onnx" --input "$IMAGES" --labels "$LABELS" \
         --normalize 0.1307,0.3081 --batch --predictions "$OUT/$m.pred.csv" --json "${APPROX[@]}" \
         | tail -n 1 > "$OUT/$m.json"
@@ -46,7 +46,8 @@ print(json.dumps({"bench": "byo-mnist", "model": m, "format": "onnx (torch.onnx.
                   "download_bytes": d["download_bytes"], "load_ms": d["load_ms"],
                   "encrypted_ms": d["encrypted_ms"], "log_n": d["log_n"], "threads": d["threads"],
                   "exact_model_accuracy": d["plain_accuracy"], "approximation": d["approximation"],
-                  "max_logit_error": d["max_logit_error"]}))
+                  "max_logit_error": d["max_logit_error"], "depth": d.get("depth"),
+                  "parameters": d.get("parameters")}))
 PYEOF
 done
 echo "+ loading 10,000 PNG files (tenseal_cnn)" >&2

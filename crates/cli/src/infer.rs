@@ -9,7 +9,9 @@ use anyhow::anyhow;
 use cipherflow_nn::data::{load_inputs, load_mnist, stream_inputs, Dataset, InputOptions, Inputs};
 use cipherflow_nn::examples;
 use cipherflow_nn::{Preprocessing, Sequential};
-use cipherflow_tensor::{calibrate, Approximation, CompileOptions, EncryptedRun, Mode, RunTotals};
+use cipherflow_tensor::{
+    approximate_with, calibrate, Approximation, CompileOptions, EncryptedRun, Mode, RunTotals,
+};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -57,15 +59,16 @@ pub struct InferArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Replace ReLU, sigmoid, tanh and GELU by Chebyshev approximations on an
-    /// interval measured from calibration inputs (reported: the interval,
-    /// the approximation's error on it, and the largest logit error).
-    /// Without it such models are refused.
+    /// Replace ReLU, LeakyReLU, sigmoid, tanh and GELU by Chebyshev
+    /// approximations on an interval measured from calibration inputs
+    /// (reported: the interval, the approximation's error on it, and the
+    /// largest logit error). Without it such models are refused.
     #[arg(long)]
     approximate: bool,
     /// Calibration inputs for --approximate (any --input format; default:
-    /// the inputs themselves). The interval is 1.25× the largest value
-    /// entering an approximated activation on them.
+    /// the statistics `train` stored with the model, else the inputs
+    /// themselves). The interval is 1.25× the largest value entering an
+    /// approximated activation on them.
     #[arg(long, requires = "approximate")]
     calibration: Option<PathBuf>,
     /// Degree of the approximations (depth ⌈log2(degree + 1)⌉ each).
@@ -242,10 +245,12 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     } = load_job(args, chunk_size(args.batch))?;
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut chunks = prepared(inputs, preprocessing.clone(), class_names.clone()).peekable();
-    // --approximate: the interval from --calibration, else the first chunk.
-    let (opts, approx) = if args.approximate {
-        let cal = match &args.calibration {
-            Some(path) => {
+    // --approximate: the interval from --calibration, else the statistics
+    // stored with the model, else the first chunk of the inputs.
+    let stored = preprocessing.as_ref().and_then(|p| p.calibration.clone());
+    let (opts, approx, calibration_source) = if args.approximate {
+        let (found, source) = match (&args.calibration, stored) {
+            (Some(path), _) => {
                 let mut c = load_inputs(
                     path,
                     &InputOptions {
@@ -256,16 +261,27 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
                 if let Some(p) = &preprocessing {
                     p.apply(&mut c.features, &c.shape)?;
                 }
-                c.features
+                (calibrate(&mut model, &c.features, args.degree)?, "file")
             }
-            None => match chunks.peek() {
-                Some(Ok(c)) => c.features.clone(),
+            (None, Some(s)) => (approximate_with(&model, &s, args.degree)?, "model"),
+            (None, None) => match chunks.peek() {
+                Some(Ok(c)) => {
+                    if !args.json {
+                        eprintln!(
+                            "note: the model stores no calibration statistics and no \
+                             --calibration was given: the approximation interval is measured \
+                             on the first {} inputs themselves",
+                            c.len()
+                        );
+                    }
+                    (calibrate(&mut model, &c.features, args.degree)?, "inputs")
+                }
                 _ => return Err(anyhow!("no inputs to calibrate --approximate on")),
             },
         };
-        calibrate(&mut model, &cal, args.degree)?
+        (found.0, found.1, Some(source))
     } else {
-        (CompileOptions::default(), None)
+        (CompileOptions::default(), None, None)
     };
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     let mode = if args.batch {
@@ -353,16 +369,25 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     if let Some(w) = writer.as_mut() {
         w.flush()?;
     }
-    report(args, &totals, approx.as_ref(), load_ms, &run)
+    let approx = approx.map(|a| (a, calibration_source.unwrap_or("inputs")));
+    report(
+        args,
+        &totals,
+        approx.as_ref(),
+        load_ms,
+        &run,
+        model.num_params(),
+    )
 }
 
 /// Prints the summary (text or one JSON line).
 fn report(
     args: &InferArgs,
     t: &RunTotals,
-    approx: Option<&Approximation>,
+    approx: Option<&(Approximation, &str)>,
     load_ms: f64,
     run: &EncryptedRun,
+    parameters: usize,
 ) -> anyhow::Result<()> {
     let n = t.inputs.max(1);
     let acc = |c: usize| (t.labelled > 0).then(|| c as f64 / t.labelled as f64);
@@ -401,11 +426,14 @@ fn report(
                 "galois_key_bytes": run.keys().galois_bytes(),
                 "relin_key_bytes": run.keys().relin_bytes(),
                 "log_n": run.params().log_n(),
+                "depth": run.plan().depth(),
+                "parameters": parameters,
                 "threads": rayon::current_num_threads(),
                 "max_logit_error": t.max_logit_error,
-                "approximation": approx.map(|a| serde_json::json!({
+                "approximation": approx.map(|(a, calibration_source)| serde_json::json!({
                     "interval": [-a.half_width, a.half_width],
                     "degree": a.degree,
+                    "calibration": calibration_source,
                     "max_error": a.errors.iter().map(|(k, e)| (k.clone(), serde_json::json!(e)))
                         .collect::<serde_json::Map<_, _>>(),
                 })),
@@ -432,19 +460,24 @@ fn report(
             100.0 * agreement
         ),
     }
-    if let Some(a) = approx {
+    if let Some((a, source)) = approx {
         let errs: Vec<String> = a
             .errors
             .iter()
             .map(|(k, e)| format!("{k} {e:.3e}"))
             .collect();
         println!(
-            "approximated on [−{0:.3}, {0:.3}] at degree {1}: max error {2}; largest logit \
-             difference from the exact model {3:.3e}",
+            "approximated on [−{0:.3}, {0:.3}] (calibrated on the {4}) at degree {1}: max \
+             error {2}; largest logit difference from the exact model {3:.3e}",
             a.half_width,
             a.degree,
             errs.join(", "),
-            t.max_logit_error
+            t.max_logit_error,
+            match *source {
+                "file" => "--calibration inputs",
+                "model" => "statistics stored with the model",
+                _ => "inputs themselves",
+            }
         );
     }
     println!(

@@ -3,14 +3,20 @@
 //! it as safetensors with its preprocessing (normalization, class names).
 
 use anyhow::anyhow;
-use cipherflow_nn::data::{load_inputs, load_mnist, Dataset, InputOptions, Standardizer};
+use cipherflow_nn::data::{
+    load_inputs, load_mnist, Dataset, InputOptions, Standardizer, StreamedData, TrainingData,
+};
 use cipherflow_nn::examples;
 use cipherflow_nn::io::safetensors;
 use cipherflow_nn::spec::{ModelSpec, SpecFile};
 use cipherflow_nn::train::{
-    accuracy, default_loss, fit, AccountantKind, DpSpec, Progress, ScheduleSpec, TrainConfig,
+    accuracy_data, default_loss, fit_data, AccountantKind, DpSpec, Progress, ScheduleSpec,
+    TrainConfig,
 };
-use cipherflow_nn::Preprocessing;
+use cipherflow_nn::{Calibration, Preprocessing};
+
+/// Training inputs the stored calibration statistics are measured on.
+const CALIBRATION_INPUTS: usize = 10_000;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -30,6 +36,13 @@ pub struct TrainArgs {
     data: String,
     #[command(flatten)]
     labels: LabelArgs,
+    /// Read --data (an IDX or .npy file with --labels, or a folder of
+    /// images) a window of batches at a time instead of whole: for data
+    /// larger than memory. The same batches are drawn (DP-SGD: Poisson
+    /// samples of the whole file); each pass over the file gathers up to
+    /// 64 MiB of rows.
+    #[arg(long)]
+    stream: bool,
     /// Normalization applied to the inputs before training, and stored
     /// with the saved model so every command applies it: MEAN,STD or
     /// M1,…,Mc,S1,…,Sc (images are scaled to [0, 1] first).
@@ -81,7 +94,8 @@ pub struct TrainArgs {
     /// (.onnx: onnx), else safetensors.
     #[arg(long, value_enum)]
     format: Option<ModelFormatArg>,
-    /// End with one JSON line: test_accuracy, epochs, epsilon, seconds.
+    /// End with one JSON line: test_accuracy, epochs, epsilon, seconds,
+    /// final_loss (the last epoch's mean training loss), steps.
     #[arg(long)]
     json: bool,
 }
@@ -150,6 +164,63 @@ pub(crate) fn load_file(
         Dataset::new(inputs.features, y, inputs.shape, classes)?,
         inputs.class_names,
     ))
+}
+
+/// Examples in memory or read from a file as needed (`--stream`).
+enum Set {
+    Memory(Dataset),
+    File(Box<StreamedData>),
+}
+
+impl Set {
+    fn data(&self) -> &dyn TrainingData {
+        match self {
+            Set::Memory(d) => d,
+            Set::File(s) => s.as_ref(),
+        }
+    }
+
+    fn normalized(self, p: &Preprocessing) -> anyhow::Result<Self> {
+        Ok(match self {
+            Set::Memory(d) => Set::Memory(normalized(&d, p)?),
+            Set::File(s) => Set::File(Box::new(s.normalized(p.clone())?)),
+        })
+    }
+}
+
+/// [`Loaded`], for either kind of [`Set`].
+struct Examples {
+    train: Set,
+    test: Set,
+    epochs: usize,
+    lr: f32,
+    class_names: Option<Vec<String>>,
+}
+
+/// A user's labelled file or folder read as needed (80 % / 20 % split).
+fn streamed(path: &Path, labels: &LabelArgs, seed: u64) -> anyhow::Result<Examples> {
+    if labels.column.is_some() || labels.id_column.is_some() {
+        return Err(anyhow!(
+            "--stream reads IDX and .npy files (with --labels) and image folders; a CSV table \
+             is read whole (drop --stream)"
+        ));
+    }
+    let all = StreamedData::open(
+        path,
+        &InputOptions {
+            labels: labels.file.clone(),
+            ..InputOptions::default()
+        },
+    )?;
+    let class_names = all.class_names().map(<[String]>::to_vec);
+    let (train, test) = all.split(0.2, seed)?;
+    Ok(Examples {
+        train: Set::File(Box::new(train)),
+        test: Set::File(Box::new(test)),
+        epochs: 10,
+        lr: 1e-3,
+        class_names,
+    })
 }
 
 /// A user's labelled file or folder as a data set (80 % / 20 % split).
@@ -280,14 +351,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "pld" => AccountantKind::Pld,
         other => return Err(anyhow!("unknown accountant '{other}' (rdp, pld)")),
     };
-    let mut loaded = load_labelled(&args.data, &args.labels, args.seed)?;
+    let mut loaded = if args.stream {
+        streamed(Path::new(&args.data), &args.labels, args.seed)?
+    } else {
+        let l = load_labelled(&args.data, &args.labels, args.seed)?;
+        Examples {
+            train: Set::Memory(l.train),
+            test: Set::Memory(l.test),
+            epochs: l.epochs,
+            lr: l.lr,
+            class_names: l.class_names,
+        }
+    };
     let preprocessing = match &args.normalize {
         Some(s) => {
             let mut p = Preprocessing::parse_normalize(s)?;
-            p.check(loaded.train.shape())?;
-            for d in [&mut loaded.train, &mut loaded.test] {
-                *d = normalized(d, &p)?;
-            }
+            p.check(loaded.train.data().shape())?;
+            loaded.train = loaded.train.normalized(&p)?;
+            loaded.test = loaded.test.normalized(&p)?;
             p.class_names = loaded.class_names.clone();
             Some(p)
         }
@@ -295,15 +376,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             mean: vec![0.0],
             std: vec![1.0],
             class_names: Some(names),
+            calibration: None,
         }),
     };
     let dp_wanted = args.dp_epsilon.is_some() || args.dp_sigma.is_some();
-    let classes = loaded.train.num_classes();
+    let classes = loaded.train.data().num_classes();
     let (spec, file_train) = if Path::new(&args.model).is_file() {
         let text =
             std::fs::read_to_string(&args.model).map_err(|e| anyhow!("{}: {e}", args.model))?;
         let f = SpecFile::parse(&text).map_err(|e| anyhow!("{}: {e}", args.model))?;
-        let input = f.input.unwrap_or_else(|| loaded.train.shape().to_vec());
+        let input = f
+            .input
+            .unwrap_or_else(|| loaded.train.data().shape().to_vec());
         (
             ModelSpec {
                 input,
@@ -312,7 +396,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             f.train,
         )
     } else {
-        let spec = ModelSpec::preset(&args.model, loaded.train.shape(), classes, dp_wanted)?;
+        let spec = ModelSpec::preset(&args.model, loaded.train.data().shape(), classes, dp_wanted)?;
         (spec, None)
     };
     let mut model = spec.build(args.seed)?;
@@ -348,10 +432,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     if !args.json {
         println!(
-            "{} training / {} test examples, {} classes",
-            loaded.train.len(),
-            loaded.test.len(),
-            classes
+            "{} training / {} test examples, {} classes{}",
+            loaded.train.data().len(),
+            loaded.test.data().len(),
+            classes,
+            if args.stream {
+                " (read from the file a window at a time)"
+            } else {
+                ""
+            }
         );
         print!("{model}");
     }
@@ -359,11 +448,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let bar = ProgressBar::hidden();
     let json = args.json;
     let start = Instant::now();
-    let summary = fit(
+    let summary = fit_data(
         &mut model,
         loss,
-        &loaded.train,
-        Some(&loaded.test),
+        loaded.train.data(),
+        Some(loaded.test.data()),
         &cfg,
         &mut |p| match p {
             Progress::Start { total_steps } => {
@@ -398,7 +487,29 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    let acc = accuracy(&mut model, &loaded.test)?;
+    let acc = accuracy_data(&mut model, loaded.test.data())?;
+    // The activation ranges an encrypted run approximates on, measured on
+    // (up to 10,000) training inputs. Not for DP-trained models: the
+    // statistic is not covered by their guarantee.
+    let mut preprocessing = preprocessing;
+    if args.out.is_some() && !dp_wanted {
+        let n = loaded.train.data().len().min(CALIBRATION_INPUTS);
+        let sample = loaded.train.data().rows(&(0..n).collect::<Vec<_>>())?;
+        let measured = Calibration::measure(&mut model, sample.features())?;
+        preprocessing
+            .get_or_insert_with(|| Preprocessing {
+                mean: vec![0.0],
+                std: vec![1.0],
+                class_names: None,
+                calibration: None,
+            })
+            .calibration = Some(measured);
+    } else if args.out.is_some() && !json {
+        println!(
+            "note: no calibration statistics stored (a DP guarantee does not cover them); \
+             give `infer --approximate --calibration FILE` public inputs"
+        );
+    }
     if let Some(out) = &args.out {
         let onnx = match args.format {
             Some(f) => f == ModelFormatArg::Onnx,
@@ -418,6 +529,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             "epochs": cfg.epochs,
             "epsilon": summary.epsilon,
             "seconds": seconds,
+            "final_loss": summary.epochs.last().map(|e| e.loss),
+            "steps": summary.steps,
         });
         println!("{line}");
     } else {

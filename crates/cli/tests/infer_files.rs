@@ -328,3 +328,117 @@ fn a_relu_model_is_refused_naming_the_flag_and_runs_approximated() {
     );
     assert!(j["plain_agreement"].as_f64().unwrap() >= 0.875, "{j}");
 }
+
+/// `train --out` stores the activation ranges it measured on its training
+/// inputs, and `infer --approximate` uses them when no --calibration is
+/// given (reported as such); a DP-trained model stores none (the DP
+/// guarantee does not cover them), and infer says it falls back to the
+/// inputs themselves.
+#[test]
+fn calibration_statistics_travel_with_a_trained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = byo("images");
+    let images = images.to_str().unwrap();
+    let train = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "train", "--data", images, "--model", "mlp", "--epochs", "3", "--out", out, "--json",
+        ];
+        args.extend(extra);
+        json_line(&cipherflow(dir.path(), &args));
+    };
+    let infer = |model: &str| {
+        json_line(&cipherflow(
+            dir.path(),
+            &[
+                "infer",
+                "--model",
+                model,
+                "--input",
+                images,
+                "--approximate",
+                "--json",
+            ],
+        ))
+    };
+    train(&[], "plain.safetensors");
+    let file = cipherflow_nn::io::load(&dir.path().join("plain.safetensors")).unwrap();
+    let stored = file.preprocessing.unwrap().calibration.unwrap();
+    let relu = file
+        .model
+        .layers()
+        .iter()
+        .position(|l| l.describe() == "Relu")
+        .unwrap();
+    // Measured on the training split of the eight images.
+    assert!(stored.inputs > 0 && stored.inputs < 8, "{stored:?}");
+    let j = infer("plain.safetensors");
+    let a = &j["approximation"];
+    assert_eq!(a["calibration"], "model", "{j}");
+    // The values entering the ReLU set the interval.
+    let want = 1.25 * f64::from(stored.bounds[relu]);
+    assert!(
+        (a["interval"][1].as_f64().unwrap() - want).abs() < 1e-3 * want,
+        "{j}"
+    );
+    train(&["--dp-epsilon", "5"], "dp.safetensors");
+    let p = cipherflow_nn::io::load(&dir.path().join("dp.safetensors"))
+        .unwrap()
+        .preprocessing;
+    assert!(p.and_then(|p| p.calibration).is_none());
+    assert_eq!(
+        infer("dp.safetensors")["approximation"]["calibration"],
+        "inputs"
+    );
+}
+
+/// `train --stream` reads an IDX file a window at a time and trains the
+/// model `train` trains with the file in memory (same split, same
+/// batches, same seed): the same test accuracy to the last digit.
+#[test]
+fn streamed_training_matches_training_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = byo("inputs-idx3-ubyte.gz");
+    let labels = byo("labels-idx1-ubyte.gz");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            images.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+            "--model",
+            "mlp",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "2",
+            "--json",
+        ];
+        args.extend(extra);
+        json_line(&cipherflow(dir.path(), &args))
+    };
+    let whole = run(&[]);
+    let streamed = run(&["--stream"]);
+    assert_eq!(whole["test_accuracy"], streamed["test_accuracy"]);
+    assert_eq!(
+        whole["final_loss"], streamed["final_loss"],
+        "{whole} {streamed}"
+    );
+    // A CSV table is read whole: --stream says so.
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            byo("table.csv").to_str().unwrap(),
+            "--id-column",
+            "id",
+            "--stream",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("drop --stream"),
+        "{err}"
+    );
+}

@@ -41,7 +41,7 @@ pub mod train;
 
 pub use error::NnError;
 pub use layers::{Layer, Param};
-pub use preprocess::{Preprocessing, PREPROCESSING_KEY};
+pub use preprocess::{Calibration, Preprocessing, PREPROCESSING_KEY};
 pub use secure_sgd::{DpConfig, SecureSgd, StepReport};
 pub use sequential::Sequential;
 

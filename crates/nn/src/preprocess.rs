@@ -1,10 +1,13 @@
 //! What a model expects done to its inputs before they reach it — per-
-//! channel normalization (torchvision's `Normalize(mean, std)`) — and the
-//! names of its classes. Stored with the model (safetensors metadata, an
-//! ONNX `metadata_props` entry, both under [`PREPROCESSING_KEY`]) so that
-//! every command applies the same thing the model was trained with.
+//! channel normalization (torchvision's `Normalize(mean, std)`) — the
+//! names of its classes, and optionally the range of the values entering
+//! each layer on calibration data ([`Calibration`]: what an encrypted run
+//! needs to approximate ReLU and friends). Stored with the model
+//! (safetensors metadata, an ONNX `metadata_props` entry, both under
+//! [`PREPROCESSING_KEY`]) so that every command applies the same thing the
+//! model was trained with.
 
-use crate::NnError;
+use crate::{NnError, Sequential, Tensor};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +32,72 @@ pub struct Preprocessing {
     /// Class names, in class-index order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_names: Option<Vec<String>>,
+    /// Activation ranges measured on calibration data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// The largest `|x|` entering each layer of a model on some inputs (after
+/// normalization): the interval an approximation of a non-polynomial
+/// activation must cover. A statistic of the data it was measured on:
+/// training stores it only for models trained without differential
+/// privacy (a DP guarantee does not cover it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// One bound per layer, by layer index.
+    pub bounds: Vec<f32>,
+    /// How many inputs they were measured on.
+    pub inputs: usize,
+}
+
+/// Most layers a calibration describes.
+const MAX_LAYERS: usize = 1 << 16;
+
+/// Inputs run per forward pass when measuring.
+const MEASURE_CHUNK: usize = 256;
+
+impl Calibration {
+    /// Measures the bounds on `[N, F]` inputs (already normalized), a chunk
+    /// at a time.
+    pub fn measure(model: &mut Sequential, features: &Array2<f32>) -> Result<Self, NnError> {
+        let shape = model.input_shape().to_vec();
+        let per: usize = shape.iter().product();
+        if features.ncols() != per || features.nrows() == 0 {
+            return Err(NnError::shape(
+                "calibration inputs",
+                &[features.nrows().max(1), per],
+                features.shape(),
+            ));
+        }
+        let mut bounds = vec![0f32; model.layers().len()];
+        for chunk in features.axis_chunks_iter(ndarray::Axis(0), MEASURE_CHUNK) {
+            let mut dims = vec![chunk.nrows()];
+            dims.extend(&shape);
+            let x = Tensor::from_shape_vec(ndarray::IxDyn(&dims), chunk.iter().copied().collect())
+                .map_err(|e| NnError::Config(format!("calibration inputs: {e}")))?;
+            for (b, v) in bounds.iter_mut().zip(model.input_bounds(&x)?) {
+                *b = b.max(v);
+            }
+        }
+        Ok(Calibration {
+            bounds,
+            inputs: features.nrows(),
+        })
+    }
+
+    fn validate(&self) -> Result<(), NnError> {
+        if self.bounds.len() > MAX_LAYERS
+            || self.bounds.iter().any(|b| !b.is_finite() || *b < 0.0)
+            || self.inputs == 0
+        {
+            return Err(config(
+                "calibration bounds must be finite, non-negative, at most one per layer, \
+                 measured on at least one input",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn config(msg: impl Into<String>) -> NnError {
@@ -42,6 +111,7 @@ impl Preprocessing {
             mean,
             std,
             class_names: None,
+            calibration: None,
         };
         p.validate()?;
         Ok(p)
@@ -87,6 +157,9 @@ impl Preprocessing {
                     "at most {MAX_CLASSES} class names of at most {MAX_NAME} bytes"
                 )));
             }
+        }
+        if let Some(c) = &self.calibration {
+            c.validate()?;
         }
         Ok(())
     }
@@ -195,6 +268,8 @@ mod tests {
             r#"{"mean":[0.5],"std":[0]}"#,
             r#"{"mean":[],"std":[]}"#,
             r#"{"mean":[0.5],"std":[1],"extra":1}"#,
+            r#"{"mean":[0.5],"std":[1],"calibration":{"bounds":[-1],"inputs":3}}"#,
+            r#"{"mean":[0.5],"std":[1],"calibration":{"bounds":[1],"inputs":0}}"#,
             "not json",
         ] {
             assert!(Preprocessing::from_json(j).is_err(), "{j}");

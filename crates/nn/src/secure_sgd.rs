@@ -217,7 +217,22 @@ impl SecureSgd {
         data: &Dataset,
     ) -> Result<StepReport, NnError> {
         let idx = self.sample(data.len());
-        let expected = (self.config.sample_rate * data.len() as f64).max(1.0) as f32;
+        self.step_on(model, loss, data, &idx, data.len())
+    }
+
+    /// One DP-SGD step on a Poisson sample [`SecureSgd::sample`] drew from
+    /// `population` examples, whose rows are `idx` of `data` (the sample
+    /// gathered from a file: `data` holds those rows, perhaps with others).
+    /// The normalisation is the population's expected sample size.
+    pub fn step_on(
+        &mut self,
+        model: &mut Sequential,
+        loss: Loss,
+        data: &Dataset,
+        idx: &[usize],
+        population: usize,
+    ) -> Result<StepReport, NnError> {
+        let expected = (self.config.sample_rate * population as f64).max(1.0) as f32;
         model.zero_grad();
         let mut report = StepReport {
             batch_size: idx.len(),
@@ -225,7 +240,7 @@ impl SecureSgd {
             clipped_fraction: 0.0,
         };
         if !idx.is_empty() {
-            let (x, y) = data.batch(&idx)?;
+            let (x, y) = data.batch(idx)?;
             let out = model.forward(&x, true)?;
             let lo = loss.compute(&out, &Targets::Classes(&y))?;
             model.backward(&lo.grad)?;

@@ -1,6 +1,6 @@
 //! The training loop (plain or DP-SGD) and evaluation.
 
-use crate::data::{shuffled_indices, Dataset};
+use crate::data::{shuffled_indices, Dataset, TrainingData};
 use crate::loss::{predict_classes, Loss, Targets};
 use crate::optim::{LrSchedule, Optimizer};
 use crate::secure_sgd::{DpConfig, SecureSgd};
@@ -221,6 +221,28 @@ pub fn fit(
     cfg: &TrainConfig,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainSummary, NnError> {
+    fit_data(
+        model,
+        loss,
+        train,
+        test.map(|t| t as &dyn TrainingData),
+        cfg,
+        progress,
+    )
+}
+
+/// [`fit`] on data in memory or read from a file as needed
+/// ([`crate::data::StreamedData`]): the same batches are drawn (shuffled
+/// minibatches, or DP-SGD's Poisson samples); from a file, the rows of as
+/// many steps as fit [`TrainingData::window`] are gathered in one pass.
+pub fn fit_data(
+    model: &mut Sequential,
+    loss: Loss,
+    train: &dyn TrainingData,
+    test: Option<&dyn TrainingData>,
+    cfg: &TrainConfig,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainSummary, NnError> {
     if cfg.epochs == 0 || cfg.batch_size == 0 || train.is_empty() {
         return Err(NnError::Config(
             "epochs, batch size and data must be non-empty".into(),
@@ -233,32 +255,37 @@ pub fn fit(
             train.shape(),
         ));
     }
-    let batch = cfg.batch_size.min(train.len());
+    let n = train.len();
+    let batch = cfg.batch_size.min(n);
     let schedule = cfg.schedule();
     let mut optimizer = cfg.optimizer()?;
     let mut reports = Vec::with_capacity(cfg.epochs);
     match &cfg.dp {
         None => {
             let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed_5eed);
-            let steps_per_epoch = train.len().div_ceil(batch) as u64;
+            let steps_per_epoch = n.div_ceil(batch) as u64;
             progress(Progress::Start {
                 total_steps: steps_per_epoch * cfg.epochs as u64,
             });
             for epoch in 0..cfg.epochs {
                 optimizer.lr = schedule.lr(cfg.lr, epoch);
                 let t0 = Instant::now();
-                let order = shuffled_indices(train.len(), &mut rng as &mut dyn RngCore);
+                let order = shuffled_indices(n, &mut rng as &mut dyn RngCore);
+                let batches: Vec<&[usize]> = order.chunks(batch).collect();
                 let mut total = 0.0;
-                let mut count = 0usize;
-                for idx in order.chunks(batch) {
-                    let l = plain_step(model, loss, train, idx, &mut optimizer, None)?;
-                    total += l;
-                    count += 1;
-                    progress(Progress::Step { loss: l });
+                for window in windows(&batches, train.window(), |b| b.len()) {
+                    with_rows(train, window, |data, local| {
+                        for idx in local {
+                            let l = plain_step(model, loss, data, idx, &mut optimizer, None)?;
+                            total += l;
+                            progress(Progress::Step { loss: l });
+                        }
+                        Ok(())
+                    })?;
                 }
                 let report = EpochReport {
                     epoch,
-                    loss: total / count.max(1) as f32,
+                    loss: total / batches.len().max(1) as f32,
                     test_accuracy: None,
                     seconds: t0.elapsed().as_secs_f64(),
                     epsilon: None,
@@ -269,11 +296,11 @@ pub fn fit(
                 epochs: reports,
                 noise_multiplier: None,
                 epsilon: None,
-                steps: (train.len().div_ceil(batch) * cfg.epochs) as u64,
+                steps: (n.div_ceil(batch) * cfg.epochs) as u64,
             })
         }
         Some(dp) => {
-            let q = batch as f64 / train.len() as f64;
+            let q = batch as f64 / n as f64;
             let steps_per_epoch = (1.0 / q).round().max(1.0) as u64;
             let total_steps = steps_per_epoch * cfg.epochs as u64;
             let sigma = match (dp.noise_multiplier, dp.target_epsilon) {
@@ -297,15 +324,32 @@ pub fn fit(
                 sample_rate: q,
             };
             let mut sgd = SecureSgd::new(config, optimizer, dp.accountant.get().new_accountant())?;
+            // Steps whose samples are gathered together: in memory one at
+            // a time (the sampling and noise draws interleave as always);
+            // from a file as many as twice the expected sample fits.
+            let per_window = match train.in_memory() {
+                Some(_) => 1,
+                None => ((train.window() as f64 / (2.0 * q * n as f64).max(1.0)) as u64).max(1),
+            };
             progress(Progress::Start { total_steps });
             for epoch in 0..cfg.epochs {
                 sgd.inner_mut().lr = schedule.lr(cfg.lr, epoch);
                 let t0 = Instant::now();
                 let mut total = 0.0;
-                for _ in 0..steps_per_epoch {
-                    let r = sgd.step(model, loss, train)?;
-                    total += r.loss;
-                    progress(Progress::Step { loss: r.loss });
+                let mut done = 0u64;
+                while done < steps_per_epoch {
+                    let t = per_window.min(steps_per_epoch - done);
+                    let samples: Vec<Vec<usize>> = (0..t).map(|_| sgd.sample(n)).collect();
+                    let window: Vec<&[usize]> = samples.iter().map(Vec::as_slice).collect();
+                    with_rows(train, &window, |data, local| {
+                        for idx in local {
+                            let r = sgd.step_on(model, loss, data, idx, n)?;
+                            total += r.loss;
+                            progress(Progress::Step { loss: r.loss });
+                        }
+                        Ok(())
+                    })?;
+                    done += t;
                 }
                 let report = EpochReport {
                     epoch,
@@ -326,14 +370,82 @@ pub fn fit(
     }
 }
 
+/// Consecutive runs of `items` whose sizes add up to at most `limit`
+/// (each run at least one item).
+fn windows<T>(items: &[T], limit: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        let mut end = start;
+        let mut rows = 0usize;
+        while let Some(it) = items.get(end) {
+            if end > start && rows.saturating_add(size(it)) > limit {
+                break;
+            }
+            rows = rows.saturating_add(size(it));
+            end += 1;
+        }
+        if let Some(w) = items.get(start..end) {
+            out.push(w);
+        }
+        start = end;
+    }
+    out
+}
+
+/// Runs `f` on the rows of the batches in `window` (positions of `data`)
+/// and each batch's positions within them: the data itself when in
+/// memory, else the union of the batches gathered in one pass.
+fn with_rows(
+    data: &dyn TrainingData,
+    window: &[&[usize]],
+    mut f: impl FnMut(&Dataset, Vec<&[usize]>) -> Result<(), NnError>,
+) -> Result<(), NnError> {
+    if let Some(d) = data.in_memory() {
+        return f(d, window.to_vec());
+    }
+    let mut union: Vec<usize> = window.concat();
+    union.sort_unstable();
+    union.dedup();
+    // (Sorted only to find each batch's positions; rows() takes any order.)
+    let rows = data.rows(&union)?;
+    let local: Vec<Vec<usize>> = window
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|p| {
+                    union
+                        .binary_search(p)
+                        .map_err(|_| NnError::Config("a batch position was not gathered".into()))
+                })
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
+    f(&rows, local.iter().map(Vec::as_slice).collect())
+}
+
+/// Fraction of `data` classified correctly, in memory or a window of
+/// examples at a time.
+pub fn accuracy_data(model: &mut Sequential, data: &dyn TrainingData) -> Result<f32, NnError> {
+    if let Some(d) = data.in_memory() {
+        return accuracy(model, d);
+    }
+    let mut right = 0usize;
+    let all: Vec<usize> = (0..data.len()).collect();
+    for part in all.chunks(data.window().max(1)) {
+        right += correct(model, &data.rows(part)?)?;
+    }
+    Ok(right as f32 / data.len().max(1) as f32)
+}
+
 fn finish_epoch(
     model: &mut Sequential,
-    test: Option<&Dataset>,
+    test: Option<&dyn TrainingData>,
     mut report: EpochReport,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EpochReport, NnError> {
     if let Some(t) = test {
-        report.test_accuracy = Some(accuracy(model, t)?);
+        report.test_accuracy = Some(accuracy_data(model, t)?);
     }
     progress(Progress::Epoch(report));
     Ok(report)

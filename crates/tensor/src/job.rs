@@ -15,7 +15,7 @@ use crate::server::{EncryptedModel, Mode};
 use crate::TensorError;
 use cipherflow_ckks::{Ciphertext, CkksParams};
 use cipherflow_nn::data::Inputs;
-use cipherflow_nn::{Layer, NnError, Sequential, Tensor};
+use cipherflow_nn::{Calibration, Layer, NnError, Sequential, Tensor};
 use ndarray::Array2;
 use std::time::Instant;
 
@@ -41,17 +41,28 @@ pub fn calibrate(
     calibration: &Array2<f32>,
     degree: usize,
 ) -> Result<(CompileOptions, Option<Approximation>), TensorError> {
-    let mut shape = vec![calibration.nrows()];
-    shape.extend(model.input_shape());
-    let x = Tensor::from_shape_vec(
-        ndarray::IxDyn(&shape),
-        calibration.iter().copied().collect(),
-    )
-    .map_err(|e| TensorError::Invalid(format!("calibration inputs: {e}")))?;
-    let bounds = model.input_bounds(&x)?;
+    let measured = Calibration::measure(model, calibration)?;
+    approximate_with(model, &measured, degree)
+}
+
+/// As [`calibrate`], from bounds measured before (e.g. stored with the
+/// model at training time).
+pub fn approximate_with(
+    model: &Sequential,
+    calibration: &Calibration,
+    degree: usize,
+) -> Result<(CompileOptions, Option<Approximation>), TensorError> {
+    let bounds = &calibration.bounds;
+    if bounds.len() != model.layers().len() {
+        return Err(TensorError::Invalid(format!(
+            "calibration of {} layers for a model of {}",
+            bounds.len(),
+            model.layers().len()
+        )));
+    }
     let mut kinds = Vec::new();
     let mut widest = 0f32;
-    for (l, b) in model.layers().iter().zip(&bounds) {
+    for (l, b) in model.layers().iter().zip(bounds) {
         let approx = match l {
             Layer::Activation(a) => Approx::of(a.kind),
             _ => None,

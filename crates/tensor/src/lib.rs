@@ -36,7 +36,7 @@ pub mod server;
 
 pub use client::{InputSpec, KeySet, ModelClient};
 pub use error::TensorError;
-pub use job::{calibrate, Approximation, EncryptedRun, InputResult, RunTotals};
+pub use job::{approximate_with, calibrate, Approximation, EncryptedRun, InputResult, RunTotals};
 pub use layout::{EncTensor, Layout};
 pub use linear::LinearMap;
 pub use matvec::EncodedMatVec;

@@ -226,11 +226,16 @@ fn looks_like_image(b: &[u8]) -> bool {
     b.starts_with(b"\x89PNG\r\n\x1a\n") || b.starts_with(&[0xff, 0xd8, 0xff])
 }
 
-/// Values of an IDX file of unsigned bytes, scaled to [0, 1]: `[N, …]`.
+/// Values of an IDX file of unsigned bytes, scaled to [0, 1]: `[N, …]`;
+/// `[N, H, W]` (gray images, as MNIST) becomes `[N, 1, H, W]`, the shape
+/// torchvision's `ToTensor` gives them.
 fn idx_values(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), NnError> {
-    let (dims, data) = super::idx::parse_u8_idx(path, bytes)?;
+    let (mut dims, data) = super::idx::parse_u8_idx(path, bytes)?;
     if dims.len() < 2 {
         return Err(bad(path, format!("dimensions {dims:?} hold no inputs")));
+    }
+    if dims.len() == 3 {
+        dims.insert(1, 1);
     }
     Ok((dims, data.iter().map(|&b| f32::from(b) / 255.0).collect()))
 }

@@ -9,6 +9,7 @@ mod inputs;
 mod npy;
 mod partition;
 mod stream;
+mod streamed;
 mod table;
 
 pub(crate) use csv::{digits_shape, BREAST_CANCER, DIGITS};
@@ -19,6 +20,7 @@ pub use inputs::{
 };
 pub use partition::{partition_dirichlet, partition_iid};
 pub use stream::{stream_inputs, InputStream};
+pub use streamed::{StreamedData, TrainingData, WINDOW_BYTES};
 
 use crate::{NnError, Tensor};
 use ndarray::{Array1, Array2, Axis};

@@ -280,6 +280,10 @@ pub fn stream_inputs(
     if per.is_empty() {
         per = vec![1];
     }
+    // Gray images, as in load_inputs: [H, W] → [1, H, W].
+    if matches!(format, RowFormat::IdxU8) && per.len() == 2 {
+        per.insert(0, 1);
+    }
     let width = per
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
