@@ -61,8 +61,11 @@ pub enum DpNoise {
 #[derive(clap::Args, Clone)]
 pub struct SimulateArgs {
     /// Data: your labelled file or folder (a CSV table, an ImageFolder,
-    /// .npy or IDX with --labels), split among the simulated hospitals; or
-    /// breast-cancer, digits or mnist[:DIR].
+    /// .npy or IDX with --labels), split among the simulated hospitals; a
+    /// folder of one CSV table or one ImageFolder per hospital (each
+    /// hospital its own file, --clients is their number; 20 % of each is
+    /// held out for the evaluation); or breast-cancer, digits or
+    /// mnist[:DIR].
     #[arg(long, default_value = "breast-cancer")]
     pub data: String,
     #[command(flatten)]
@@ -237,6 +240,19 @@ fn synthetic_data(p: usize, clients: usize) -> anyhow::Result<Vec<Dataset>> {
 /// Runs the simulator; prints per-round lines, then a summary (or JSON).
 /// `banner` replaces the first line (the demo).
 pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()> {
+    // A folder of one file per hospital: as many clients as files.
+    let hospitals = crate::train::hospital_files(std::path::Path::new(&a.data))?;
+    let adjusted;
+    let a = match &hospitals {
+        Some(files) => {
+            adjusted = SimulateArgs {
+                clients: files.len(),
+                ..a.clone()
+            };
+            &adjusted
+        }
+        None => a,
+    };
     if let Some(t) = a.threads {
         if t == 0 || t > 1024 {
             return Err(anyhow!("--threads must be in 1..=1024"));
@@ -267,8 +283,17 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
             ));
         }
     }
+    let mut class_names = None;
     let (client_data, eval, input, classes) = match a.params_per_client {
         Some(p) => (synthetic_data(p, a.clients)?, None, vec![p - 1], 2),
+        None if hospitals.is_some() => {
+            let h =
+                crate::train::per_hospital(hospitals.as_deref().unwrap_or(&[]), &a.labels, a.seed)?;
+            class_names = h.class_names;
+            let input = h.eval.shape().to_vec();
+            let classes = h.eval.num_classes();
+            (h.clients, Some(h.eval), input, classes)
+        }
         None => {
             let l = crate::train::load_labelled(&a.data, &a.labels, a.seed)?;
             let alpha = match a.alpha {
@@ -283,7 +308,11 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
             (parts, Some(l.test), input, classes)
         }
     };
-    let cfg = federation_config(a, &input, classes)?;
+    let mut cfg = federation_config(a, &input, classes)?;
+    if class_names.is_some() {
+        cfg.class_names = class_names;
+        cfg.validate()?;
+    }
     let tmp = tempdir()?;
     let dir = a.dir.clone().unwrap_or_else(|| tmp.clone());
     let quiet = a.json;

@@ -515,7 +515,16 @@ pub fn run_client(a: ClientArgs) -> anyhow::Result<()> {
                 own.display()
             ));
         }
-        crate::train::load_file(own, &a.labels)?.0
+        let inputs = crate::train::load_labelled_inputs(own, &a.labels)?;
+        if inputs.class_names.is_some() && cfg.class_names.is_none() {
+            tracing::warn!(
+                "{} names its labels, and the federation config lists no class_names: this \
+                 hospital numbers them in its own sorted order, which agrees with the others' \
+                 only if every hospital has every class",
+                own.display()
+            );
+        }
+        crate::train::dataset_of(own, inputs, cfg.class_names.as_deref())?.0
     } else {
         let shard = a.shard.as_deref().ok_or_else(|| {
             anyhow!(

@@ -4,7 +4,8 @@
 
 use anyhow::anyhow;
 use cipherflow_nn::data::{
-    load_inputs, load_mnist, Dataset, InputOptions, Standardizer, StreamedData, TrainingData,
+    load_inputs, load_mnist, Dataset, InputOptions, Inputs, Standardizer, StreamedData,
+    TrainingData,
 };
 use cipherflow_nn::examples;
 use cipherflow_nn::io::safetensors;
@@ -139,6 +140,12 @@ pub(crate) fn load_file(
     path: &Path,
     labels: &LabelArgs,
 ) -> anyhow::Result<(Dataset, Option<Vec<String>>)> {
+    let inputs = load_labelled_inputs(path, labels)?;
+    dataset_of(path, inputs, None)
+}
+
+/// The inputs of a user's labelled file or folder (labels required).
+pub(crate) fn load_labelled_inputs(path: &Path, labels: &LabelArgs) -> anyhow::Result<Inputs> {
     let inputs = load_inputs(
         path,
         &InputOptions {
@@ -148,22 +155,157 @@ pub(crate) fn load_file(
             id_column: labels.id_column.clone(),
         },
     )?;
-    let Some(y) = inputs.labels.clone() else {
+    if inputs.labels.is_none() {
         return Err(anyhow!(
             "{}: no labels (a CSV needs a label column, images one subfolder per class, \
              .npy and IDX files --labels FILE)",
             path.display()
         ));
+    }
+    Ok(inputs)
+}
+
+/// A data set from labelled inputs; with `classes` (a federation's class
+/// names), labels named in the file are numbered by that list.
+pub(crate) fn dataset_of(
+    path: &Path,
+    mut inputs: Inputs,
+    classes: Option<&[String]>,
+) -> anyhow::Result<(Dataset, Option<Vec<String>>)> {
+    if let Some(c) = classes {
+        inputs
+            .relabel(Some(c))
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    }
+    let Some(y) = inputs.labels.clone() else {
+        return Err(anyhow!("{}: no labels", path.display()));
     };
-    let classes = inputs
-        .class_names
-        .as_ref()
-        .map_or_else(|| y.iter().max().map_or(2, |m| m + 1), Vec::len)
-        .max(2);
+    let count = match (classes, &inputs.class_names) {
+        (Some(c), _) => c.len(),
+        (None, Some(names)) => names.len(),
+        (None, None) => y.iter().max().map_or(2, |m| m + 1),
+    }
+    .max(2);
+    if let Some(&bad) = y.iter().find(|&&l| l >= count) {
+        return Err(anyhow!(
+            "{}: label {bad} is not below the {count} classes",
+            path.display()
+        ));
+    }
     Ok((
-        Dataset::new(inputs.features, y, inputs.shape, classes)?,
+        Dataset::new(inputs.features, y, inputs.shape, count)?,
         inputs.class_names,
     ))
+}
+
+/// The files of a folder that holds one data set per hospital: CSV tables,
+/// or ImageFolders (subfolders whose entries are class folders); `None`
+/// for anything else (a file, an ImageFolder itself).
+pub(crate) fn hospital_files(path: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
+    if !path.is_dir() {
+        return Ok(None);
+    }
+    let mut entries = Vec::new();
+    for e in std::fs::read_dir(path).map_err(|e| anyhow!("{}: {e}", path.display()))? {
+        let p = e.map_err(|e| anyhow!("{}: {e}", path.display()))?.path();
+        if !p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+        {
+            entries.push(p);
+        }
+    }
+    entries.sort();
+    let is_csv = |p: &PathBuf| {
+        p.is_file() && {
+            let n = p.to_string_lossy().to_ascii_lowercase();
+            n.ends_with(".csv") || n.ends_with(".csv.gz")
+        }
+    };
+    let is_image_folder = |p: &PathBuf| {
+        p.is_dir()
+            && std::fs::read_dir(p).is_ok_and(|mut d| d.all(|e| e.is_ok_and(|e| e.path().is_dir())))
+    };
+    let hospitals =
+        entries.len() >= 2 && (entries.iter().all(is_csv) || entries.iter().all(is_image_folder));
+    Ok(hospitals.then_some(entries))
+}
+
+/// One hospital's data each, from [`hospital_files`].
+pub(crate) struct Hospitals {
+    /// Each hospital's training part (80 %).
+    pub(crate) clients: Vec<Dataset>,
+    /// The held-out 20 % of every hospital, together.
+    pub(crate) eval: Dataset,
+    /// The union of the class names the files give, sorted.
+    pub(crate) class_names: Option<Vec<String>>,
+}
+
+/// Loads each hospital's file, numbers the named classes by their union
+/// (so a hospital lacking a class numbers the others as everyone does),
+/// and holds out 20 % of each.
+pub(crate) fn per_hospital(
+    files: &[PathBuf],
+    labels: &LabelArgs,
+    seed: u64,
+) -> anyhow::Result<Hospitals> {
+    let inputs: Vec<Inputs> = files
+        .iter()
+        .map(|f| load_labelled_inputs(f, labels))
+        .collect::<anyhow::Result<_>>()?;
+    let named = inputs.iter().filter(|i| i.class_names.is_some()).count();
+    let class_names = match named {
+        0 => None,
+        n if n == inputs.len() => {
+            let mut all: Vec<String> = inputs
+                .iter()
+                .flat_map(|i| i.class_names.clone().unwrap_or_default())
+                .collect();
+            all.sort();
+            all.dedup();
+            Some(all)
+        }
+        _ => {
+            return Err(anyhow!(
+                "some hospitals' files name their classes and others number them: give every \
+                 file the same kind of labels"
+            ))
+        }
+    };
+    let mut sets = Vec::with_capacity(files.len());
+    for (f, i) in files.iter().zip(inputs) {
+        sets.push(dataset_of(f, i, class_names.as_deref())?.0);
+    }
+    let classes = sets.iter().map(Dataset::num_classes).max().unwrap_or(2);
+    let shape = sets.first().map(|d| d.shape().to_vec()).unwrap_or_default();
+    let (mut clients, mut held) = (Vec::new(), Vec::new());
+    for (f, d) in files.iter().zip(sets) {
+        if d.shape() != shape.as_slice() {
+            return Err(anyhow!(
+                "{}: inputs of shape {:?}, the first hospital's are {shape:?}",
+                f.display(),
+                d.shape()
+            ));
+        }
+        let d = Dataset::new(
+            d.features().clone(),
+            d.labels().to_vec(),
+            shape.clone(),
+            classes,
+        )?;
+        let (train, test) = d.split(0.2, seed)?;
+        clients.push(train);
+        held.push(test);
+    }
+    let views: Vec<_> = held.iter().map(|d| d.features().view()).collect();
+    let features = ndarray::concatenate(ndarray::Axis(0), &views)?;
+    let y: Vec<usize> = held.iter().flat_map(|d| d.labels().to_vec()).collect();
+    Ok(Hospitals {
+        clients,
+        eval: Dataset::new(features, y, shape, classes)?,
+        class_names,
+    })
 }
 
 /// Examples in memory or read from a file as needed (`--stream`).
@@ -549,4 +691,56 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Two hospitals' tables, the second without the class "eight":
+    /// numbered by the union of names, both number "zero" alike.
+    #[test]
+    fn hospitals_number_classes_by_their_union() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = |labels: &[&str]| {
+            let mut t = String::from("id,a,b,label\n");
+            for (i, l) in labels.iter().enumerate() {
+                t.push_str(&format!("r{i},{i},1,{l}\n"));
+            }
+            t
+        };
+        std::fs::write(
+            dir.path().join("a.csv"),
+            rows(&["zero", "eight", "zero", "five", "eight"]),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.csv"),
+            rows(&["zero", "five", "zero", "five", "zero"]),
+        )
+        .unwrap();
+        let files = hospital_files(dir.path()).unwrap().unwrap();
+        let labels = LabelArgs {
+            id_column: Some("id".into()),
+            ..LabelArgs::default()
+        };
+        let h = per_hospital(&files, &labels, 1).unwrap();
+        assert_eq!(h.class_names.as_deref().unwrap(), ["eight", "five", "zero"]);
+        // Alone, b.csv would number "zero" 1 (of five, zero); here it is 2.
+        let alone = load_file(&files[1], &labels).unwrap().0;
+        assert!(alone.labels().iter().all(|&l| l < 2));
+        let all: Vec<usize> = h.clients.iter().flat_map(|d| d.labels().to_vec()).collect();
+        assert!(all.contains(&2) && !h.clients[1].labels().contains(&0));
+        assert!(h.clients.iter().all(|d| d.num_classes() == 3));
+        // A federation's names decide; a name it does not list is an error.
+        let names = vec!["five".to_string(), "zero".to_string()];
+        let inputs = load_labelled_inputs(&files[0], &labels).unwrap();
+        let e = dataset_of(&files[0], inputs, Some(&names)).unwrap_err();
+        assert!(e.to_string().contains("\"eight\""), "{e}");
+        // An ImageFolder is not a folder of hospitals, nor is one file.
+        assert!(hospital_files(&files[0]).unwrap().is_none());
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        assert!(hospital_files(dir.path()).unwrap().is_none());
+    }
 }

@@ -468,3 +468,46 @@ fn a_full_disk_under_the_coordinator_during_key_setup_is_survived() {
         .unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
+
+/// `fl simulate --data DIR`: one CSV table per hospital, as many clients as
+/// tables; every round counts each hospital's update (a proof per client
+/// per round), whatever --clients says.
+#[test]
+fn simulate_takes_one_file_per_hospital() {
+    let dir = tempfile::tempdir().unwrap();
+    let hospitals = dir.path().join("hospitals");
+    std::fs::create_dir(&hospitals).unwrap();
+    let csv = hospital_csv();
+    let lines: Vec<&str> = csv.lines().collect();
+    let (header, rows) = lines.split_first().unwrap();
+    for h in 0..3 {
+        let mut t = format!("{header}\n");
+        for r in rows.iter().skip(h).step_by(3) {
+            t.push_str(r);
+            t.push('\n');
+        }
+        std::fs::write(hospitals.join(format!("hospital-{h}.csv")), t).unwrap();
+    }
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args([
+            "fl",
+            "simulate",
+            "--data",
+            "hospitals",
+            "--id-column",
+            "patient",
+        ])
+        .args(["--clients", "10", "--rounds", "2", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(v["counted_proofs_verified"], 6, "{v}");
+    assert!(v["final_accuracy"].as_f64().unwrap() > 0.8, "{v}");
+}

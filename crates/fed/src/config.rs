@@ -279,6 +279,12 @@ pub struct FederationConfig {
     /// Number of classes, for presets.
     #[serde(default)]
     pub classes: usize,
+    /// Class names in class-index order. Every client numbers the labels
+    /// its own file names (a CSV column of names, ImageFolder's folders) by
+    /// this list, so a hospital that lacks a class still numbers the
+    /// others as everyone does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<Vec<String>>,
     /// Seed of the initial model (public).
     #[serde(default)]
     pub model_seed: u64,
@@ -359,6 +365,7 @@ impl FederationConfig {
             model,
             input,
             classes,
+            class_names: None,
             model_seed: 0,
             strategy: StrategyConfig::default(),
             training,
@@ -550,6 +557,29 @@ impl FederationConfig {
                 return bad("a model preset needs `input` and `classes` (≥ 2)".into());
             }
         }
+        if let Some(names) = &self.class_names {
+            let mut sorted: Vec<&String> = names.iter().collect();
+            sorted.sort();
+            sorted.dedup();
+            if names.len() < 2
+                || names.len() > 100_000
+                || sorted.len() != names.len()
+                || names.iter().any(|n| n.is_empty() || n.len() > 256)
+            {
+                return bad(
+                    "class_names must be 2 to 100,000 distinct, non-empty names of at most 256 \
+                     bytes"
+                        .into(),
+                );
+            }
+            if matches!(self.model, ModelChoice::Preset(_)) && names.len() != self.classes {
+                return bad(format!(
+                    "{} class names for {} classes",
+                    names.len(),
+                    self.classes
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -673,6 +703,26 @@ mod tests {
             let built = FederationConfig::preset(preset, &input, classes).unwrap();
             assert_eq!(built, FederationConfig::parse(text).unwrap(), "{preset:?}");
         }
+    }
+
+    #[test]
+    fn class_names_are_checked() {
+        let mut cfg = FederationConfig::preset(FederationPreset::BreastCancer, &[30], 2).unwrap();
+        let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        cfg.class_names = names(&["benign", "malignant"]);
+        assert!(cfg.validate().is_ok());
+        for bad in [
+            names(&["benign"]),
+            names(&["benign", "benign"]),
+            names(&["benign", ""]),
+            names(&["a", "b", "c"]),
+        ] {
+            cfg.class_names = bad;
+            assert!(cfg.validate().is_err(), "{:?}", cfg.class_names);
+        }
+        // Absent, it is not written (configurations hash as before).
+        cfg.class_names = None;
+        assert!(!toml::to_string(&cfg).unwrap().contains("class_names"));
     }
 
     #[test]
