@@ -11,8 +11,9 @@ use cipherflow_mpc::jobs::{self, Deployment, PredictJob};
 use cipherflow_mpc::programs::logreg::{LogRegConfig, Split};
 use cipherflow_mpc::transport::tls;
 use cipherflow_mpc::{FixedPoint, Network, Stats, Z2k};
-use cipherflow_nn::data::{load_mnist, Dataset};
+use cipherflow_nn::data::{load_inputs, load_mnist, Dataset, InputOptions};
 use cipherflow_nn::examples;
+use cipherflow_nn::Preprocessing;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,14 +21,19 @@ use std::time::Duration;
 /// `cipherflow mpc` subcommands.
 #[derive(clap::Subcommand)]
 pub enum MpcCommand {
-    /// Private prediction: model of party 0, inputs of party 1, classes revealed to party 1.
+    /// Private prediction: the model owner's model on the data owner's
+    /// inputs, the classes revealed to the data owner only. With --model
+    /// and --input, your files; without, a benchmark that trains an MLP on
+    /// --data.
     Predict {
-        /// digits (shipped, embedded), mnist ($CIPHERFLOW_DATA/mnist, else
-        /// data/mnist or ../shared/data/mnist from the working directory) or
-        /// mnist:DIR.
+        #[command(flatten)]
+        files: Files,
+        /// The benchmark's data (without --model): digits (shipped,
+        /// embedded), mnist ($CIPHERFLOW_DATA/mnist, else data/mnist or
+        /// ../shared/data/mnist from the working directory) or mnist:DIR.
         #[arg(long, default_value = "digits")]
         data: String,
-        /// Classify only the first K test examples.
+        /// Classify only the first K inputs.
         #[arg(long)]
         limit: Option<usize>,
         /// Hidden layer widths of the MLP trained with the nn crate (default 64 for digits, 128,128 for MNIST).
@@ -67,26 +73,29 @@ pub enum MpcCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Runs one party of a three-process computation over TLS.
+    /// Runs one party of a three-process computation over TLS. For private
+    /// prediction each party brings only what it owns: `--role
+    /// model-owner --model FILE`, `--role data-owner --input PATH`, `--role
+    /// helper`.
     Party {
-        /// This party's id: 0, 1 or 2.
+        /// This party's role (prediction); it fixes the id.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+        /// This party's id: 0, 1 or 2 (other tasks).
         #[arg(long)]
-        id: usize,
+        id: Option<usize>,
+        #[command(flatten)]
+        files: Files,
         /// Network configuration (see `gen-certs`).
         #[arg(long)]
         config: PathBuf,
-        /// What to run: predict, train-logreg or bench-matmul.
-        #[arg(long, default_value = "bench-matmul")]
-        task: String,
-        /// Task options as for the local commands.
-        #[arg(long, default_value = "digits")]
-        data: String,
-        /// Examples to classify (predict).
+        /// What to run: predict (with --role), train-logreg or bench-matmul
+        /// (default: predict with --role, else bench-matmul).
+        #[arg(long)]
+        task: Option<String>,
+        /// Inputs to classify (predict, data owner).
         #[arg(long)]
         limit: Option<usize>,
-        /// Single-example predictions to time (predict).
-        #[arg(long, default_value_t = 5)]
-        latency_reps: usize,
         /// Split (train-logreg).
         #[arg(long, default_value = "rows")]
         split: String,
@@ -112,6 +121,40 @@ pub enum MpcCommand {
         #[arg(long, default_value_t = 7700)]
         base_port: u16,
     },
+}
+
+/// A party's role in private prediction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Party 0: holds the model.
+    ModelOwner,
+    /// Party 1: holds the inputs and learns the classes.
+    DataOwner,
+    /// Party 2: holds nothing.
+    Helper,
+}
+
+/// The files of private prediction (each party reads only its own).
+#[derive(clap::Args, Clone, Default)]
+pub struct Files {
+    /// The model (model owner): ONNX or safetensors, its preprocessing
+    /// and class names published to the other parties.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The inputs (data owner): an image, a folder of images, .npy, IDX
+    /// or a CSV table.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// IDX labels for --input, to report accuracy (data owner).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Normalization the data owner applies instead of the model's
+    /// published one: MEAN,STD or M1,…,Mc,S1,…,Sc.
+    #[arg(long)]
+    normalize: Option<String>,
+    /// Writes id, class, class name per input (data owner).
+    #[arg(long)]
+    predictions: Option<PathBuf>,
 }
 
 /// Options shared by the local commands.
@@ -195,12 +238,33 @@ fn fixed(frac: u32, ring: u32) -> anyhow::Result<FixedPoint> {
 pub fn run(what: MpcCommand) -> anyhow::Result<()> {
     match what {
         MpcCommand::Predict {
+            files,
+            limit,
+            common,
+            ..
+        } if files.model.is_some() || files.input.is_some() => {
+            if files.model.is_none() || files.input.is_none() {
+                return Err(anyhow!(
+                    "mpc predict with your files needs both --model FILE and --input PATH"
+                ));
+            }
+            predict_files(
+                &Deployment::Local(net(&common)),
+                &files,
+                limit,
+                common.frac,
+                common.json,
+                net_json(&common),
+            )
+        }
+        MpcCommand::Predict {
             data,
             limit,
             hidden,
             epochs,
             latency_reps,
             common,
+            ..
         } => predict(
             &Deployment::Local(net(&common)),
             &data,
@@ -248,35 +312,56 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
             }
         }
         MpcCommand::Party {
+            role,
             id,
+            files,
             config,
             task,
-            data,
             limit,
-            latency_reps,
             split,
             iterations,
             n,
             frac,
             json,
         } => {
-            if id >= 3 {
-                return Err(anyhow!("--id must be 0, 1 or 2"));
-            }
+            let id = match (role, id) {
+                (Some(r), None) => r as usize,
+                (Some(r), Some(i)) if r as usize == i => i,
+                (Some(_), Some(_)) => return Err(anyhow!("--role and --id disagree")),
+                (None, Some(i)) if i < 3 => i,
+                (None, Some(_)) => return Err(anyhow!("--id must be 0, 1 or 2")),
+                (None, None) => return Err(anyhow!("give --role (prediction) or --id")),
+            };
+            let task = task.unwrap_or_else(|| {
+                if role.is_some() {
+                    "predict".into()
+                } else {
+                    "bench-matmul".into()
+                }
+            });
             let mode = Deployment::Party { id, config };
             let pj = || json!({"kind": "tcp-tls-processes"});
             match task.as_str() {
-                "predict" => predict(
-                    &mode,
-                    &data,
-                    limit,
-                    None,
-                    None,
-                    latency_reps,
-                    frac,
-                    json,
-                    pj(),
-                ),
+                "predict" => {
+                    // Each party reads only its own file.
+                    let own = Files {
+                        model: files.model.filter(|_| id == 0),
+                        input: files.input.filter(|_| id == 1),
+                        labels: files.labels.filter(|_| id == 1),
+                        normalize: files.normalize.filter(|_| id == 1),
+                        predictions: files.predictions.filter(|_| id == 1),
+                    };
+                    match id {
+                        0 if own.model.is_none() => {
+                            return Err(anyhow!("the model owner needs --model FILE"))
+                        }
+                        1 if own.input.is_none() => {
+                            return Err(anyhow!("the data owner needs --input PATH"))
+                        }
+                        _ => {}
+                    }
+                    predict_files(&mode, &own, limit, frac, json, pj())
+                }
                 "train-logreg" => logreg(
                     &mode,
                     &split,
@@ -377,6 +462,90 @@ fn predict(
             r.latency_bytes,
             r.latency_rounds
         );
+    }
+    print_ops(&r.ops);
+    Ok(())
+}
+
+/// Private prediction with the parties' files: this process loads what
+/// its parties own, and only the data owner prints or writes classes.
+fn predict_files(
+    deployment: &Deployment,
+    files: &Files,
+    limit: Option<usize>,
+    frac: u32,
+    json_out: bool,
+    network: serde_json::Value,
+) -> anyhow::Result<()> {
+    let model = files
+        .model
+        .as_deref()
+        .map(cipherflow_nn::io::load)
+        .transpose()?;
+    let mut inputs = match &files.input {
+        Some(p) => Some(load_inputs(
+            p,
+            &InputOptions {
+                labels: files.labels.clone(),
+                ..InputOptions::default()
+            },
+        )?),
+        None => None,
+    };
+    if let (Some(i), Some(k)) = (inputs.as_mut(), limit) {
+        i.truncate(k);
+    }
+    let normalize = files
+        .normalize
+        .as_deref()
+        .map(Preprocessing::parse_normalize)
+        .transpose()?;
+    let job = jobs::ModelPredictJob {
+        model: model.as_ref().map(|m| &m.model),
+        preprocessing: model.as_ref().and_then(|m| m.preprocessing.as_ref()),
+        inputs: inputs.as_ref(),
+        normalize: normalize.as_ref(),
+    };
+    let r = jobs::predict_model(deployment, &job, fixed(frac, 64)?)?;
+    if let (Some(classes), Some(i), Some(path)) = (&r.classes, &inputs, &files.predictions) {
+        let mut w = csv::Writer::from_path(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        w.write_record(["id", "class", "class_name"])?;
+        for (id, &c) in i.ids.iter().zip(classes) {
+            let name = r
+                .class_names
+                .as_ref()
+                .and_then(|n| n.get(c))
+                .cloned()
+                .unwrap_or_else(|| c.to_string());
+            w.write_record([id.as_str(), &c.to_string(), &name])?;
+        }
+        w.flush()?;
+    }
+    if json_out {
+        let mut j = serde_json::to_value(&r)?;
+        if let Some(o) = j.as_object_mut() {
+            // The classes go to --predictions, not to the summary line.
+            o.remove("classes");
+        }
+        j["network"] = network;
+        println!("{j}");
+        return Ok(());
+    }
+    print_roles(&cipherflow_mpc::programs::predict::ROLES);
+    println!(
+        "private prediction of {} inputs: {:.3} s ({:.2} ms per input), {} bytes, {} rounds",
+        r.inputs, r.seconds, r.ms_per_input, r.bytes, r.rounds
+    );
+    if let Some(c) = &r.classes {
+        let shown: Vec<String> = c.iter().take(20).map(usize::to_string).collect();
+        println!(
+            "classes (the data owner's only): {}{}",
+            shown.join(" "),
+            if c.len() > 20 { " …" } else { "" }
+        );
+    }
+    if let Some(a) = r.accuracy {
+        println!("accuracy (known to the data owner): {:.2} %", 100.0 * a);
     }
     print_ops(&r.ops);
     Ok(())

@@ -68,5 +68,9 @@ fn a_bad_party_id_or_network_file_is_refused() {
         noop,
     )
     .unwrap_err();
-    assert!(matches!(e, MpcError::Io(_)), "{e}");
+    // The missing file is named.
+    assert!(
+        matches!(&e, MpcError::Config(m) if m.contains("absent.toml")),
+        "{e}"
+    );
 }

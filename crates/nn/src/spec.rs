@@ -186,11 +186,61 @@ impl ModelSpec {
     /// Builds the model with PyTorch's default initialisation from a seeded
     /// generator (the same seed gives the same initial weights).
     pub fn build(&self, seed: u64) -> Result<Sequential, NnError> {
+        self.build_bounded(seed, usize::MAX)
+    }
+
+    /// [`ModelSpec::build`], refusing (before allocating) a model of more
+    /// than `max_params` parameters or inputs of more than 2^28 values: for
+    /// architectures that come from someone else.
+    pub fn build_bounded(&self, seed: u64, max_params: usize) -> Result<Sequential, NnError> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mut shape = self.input.clone();
         let mut layers = Vec::with_capacity(self.layers.len());
+        let mut params = 0usize;
         for (i, ls) in self.layers.iter().enumerate() {
             let ctx = |e: NnError| NnError::Config(format!("layer {i}: {e}"));
+            let values = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .filter(|&v| v <= 1 << 28);
+            let Some(width) = values else {
+                return Err(ctx(NnError::Config(format!(
+                    "inputs of shape {shape:?} are too large"
+                ))));
+            };
+            let own = match ls {
+                LayerSpec::Dense { units } => {
+                    units.checked_add(1).and_then(|u| u.checked_mul(width))
+                }
+                LayerSpec::Conv2d {
+                    out_channels,
+                    kernel,
+                    ..
+                } => {
+                    let (kh, kw) = kernel.get();
+                    let cin = shape.first().copied().unwrap_or(0);
+                    [cin, kh, kw]
+                        .iter()
+                        .try_fold(*out_channels, |a, &d| a.checked_mul(d))
+                        .and_then(|v| v.checked_add(*out_channels))
+                }
+                LayerSpec::Lstm { hidden, .. } | LayerSpec::Gru { hidden, .. } => {
+                    let f = shape.last().copied().unwrap_or(0);
+                    f.checked_add(*hidden)
+                        .and_then(|v| v.checked_add(2))
+                        .and_then(|v| v.checked_mul(*hidden))
+                        .and_then(|v| v.checked_mul(4))
+                }
+                _ => Some(0),
+            };
+            params = own
+                .and_then(|o| params.checked_add(o))
+                .filter(|&p| p <= max_params)
+                .ok_or_else(|| {
+                    ctx(NnError::Config(format!(
+                        "the model would have more than {max_params} parameters"
+                    )))
+                })?;
             let layer = match ls {
                 LayerSpec::Dense { units } => {
                     let [inputs] = shape[..] else {

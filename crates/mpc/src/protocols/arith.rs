@@ -335,6 +335,48 @@ impl<R: Z2k> Party<R> {
         self.mul_public_fx(x, 1.0 / c)
     }
 
+    /// Rearranges entries (local): output entry `k` (of `rows × cols`,
+    /// row-major) is `x`'s entry `idx[k]`, or a sharing of 0 where
+    /// `idx[k]` is [`ZERO_ENTRY`] (padding). Reshapes, im2col and pooling
+    /// windows are gathers.
+    pub fn gather(
+        &self,
+        x: &AShare<R>,
+        rows: usize,
+        cols: usize,
+        idx: &[usize],
+    ) -> Result<AShare<R>, MpcError> {
+        if rows.checked_mul(cols) != Some(idx.len())
+            || idx.iter().any(|&i| i != ZERO_ENTRY && i >= x.len())
+        {
+            return Err(shape_err(
+                "gather",
+                format!(
+                    "{} indices into {} entries for {rows}×{cols}",
+                    idx.len(),
+                    x.len()
+                ),
+            ));
+        }
+        let pick = |v: &[R]| {
+            idx.iter()
+                .map(|&i| v.get(i).copied().unwrap_or(R::ZERO))
+                .collect()
+        };
+        Ok(AShare::from_parts(rows, cols, pick(&x.a), pick(&x.b)))
+    }
+
+    /// The same entries as `rows × cols` (row-major; local).
+    pub fn reshape(&self, x: &AShare<R>, rows: usize, cols: usize) -> Result<AShare<R>, MpcError> {
+        if rows.checked_mul(cols) != Some(x.len()) {
+            return Err(shape_err(
+                "reshape",
+                format!("{:?} to {rows}×{cols}", x.shape()),
+            ));
+        }
+        Ok(AShare::from_parts(rows, cols, x.a.clone(), x.b.clone()))
+    }
+
     /// Transpose (local).
     pub fn transpose(&self, x: &AShare<R>) -> AShare<R> {
         AShare::from_parts(
@@ -412,6 +454,9 @@ impl<R: Z2k> Party<R> {
         ))
     }
 }
+
+/// The index [`Party::gather`] reads as "a zero here".
+pub const ZERO_ENTRY: usize = usize::MAX;
 
 fn p_streams<R: Z2k>(p: &mut Party<R>) -> (rand_chacha::ChaCha20Rng, rand_chacha::ChaCha20Rng) {
     p.streams()

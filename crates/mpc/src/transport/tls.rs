@@ -146,7 +146,8 @@ fn default_timeout_ms() -> u64 {
 impl NetworkConfig {
     /// Reads and checks a config file (relative paths are relative to it).
     pub fn load(path: &Path) -> Result<Self, MpcError> {
-        let text = std::fs::read_to_string(path)?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| MpcError::Config(format!("{}: {e}", path.display())))?;
         let mut cfg: NetworkConfig = toml::from_str(&text)
             .map_err(|e| MpcError::Config(format!("{}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));

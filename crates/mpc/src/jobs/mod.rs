@@ -6,6 +6,10 @@
 //! a serializable report of what this process may know: in a party process
 //! only its own outputs, counters and timings.
 
+mod model;
+
+pub use model::{predict_model, ModelPredictJob, ModelPredictReport, CHUNK};
+
 use crate::computation::{run_local, run_party, Network};
 use crate::programs::logreg::{
     accuracy, plaintext_logreg, private_logreg, split_owners, LogRegConfig, Scaling, Split,
@@ -147,13 +151,9 @@ pub struct PredictReport {
     /// This process's party, in a multi-process run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub party: Option<usize>,
-    /// The private predictions, in a multi-process run at the client.
+    /// The private predictions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<usize>>,
-    /// The plaintext model's predictions, in a multi-process run at the
-    /// model owner (bench/mpc.sh compares the two).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plaintext_classes: Option<Vec<usize>>,
 }
 
 struct PredictRun {
@@ -170,14 +170,20 @@ pub fn predict(
     fp: FixedPoint,
 ) -> Result<PredictReport, MpcError> {
     let me = deployment.party();
+    if me.is_some() {
+        // This harness holds the model owner's training data and the data
+        // owner's inputs in one process; separate parties bring their own
+        // files ([`predict_model`]).
+        return Err(MpcError::Config(
+            "the benchmark harness runs the three parties here; a party process predicts with \
+             the files it owns (predict_model: mpc party --role model-owner --model FILE, \
+             --role data-owner --input PATH, --role helper)"
+                .into(),
+        ));
+    }
     let test = job.test;
-    // The model owner trains; in a party process only party 0 does.
     let t0 = Instant::now();
-    let mut model = if me.is_none() || me == Some(crate::programs::predict::MODEL_OWNER) {
-        Some(train_mlp(job.train, &job.hidden, job.epochs, 1)?)
-    } else {
-        None
-    };
+    let mut model = Some(train_mlp(job.train, &job.hidden, job.epochs, 1)?);
     let train_seconds = t0.elapsed().as_secs_f64();
     let plain = match model.as_mut() {
         Some(m) => Some(cipherflow_nn::train::predict(m, test)?),
@@ -253,8 +259,7 @@ pub fn predict(
         agreement,
         plaintext_accuracy,
         party: me,
-        classes: me.and(classes),
-        plaintext_classes: me.and(plain),
+        classes: None,
     })
 }
 

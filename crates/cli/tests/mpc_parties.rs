@@ -1,0 +1,208 @@
+//! `cipherflow mpc` with each party's own files, as three processes over
+//! TLS on 127.0.0.1: the model owner reads only the model, the data owner
+//! only its inputs, the helper nothing; the classes reach the data
+//! owner's predictions file and nobody's output. Where strace is
+//! installed, the files each process opens are checked too.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cipherflow"))
+}
+
+fn byo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../nn/tests/fixtures/byo")
+        .join(name)
+        .canonicalize()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// PyTorch's classes for the eight fixture images (io.json).
+fn torch_classes() -> Vec<usize> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(byo("io.json")).unwrap()).unwrap();
+    v["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let o: Vec<f64> = serde_json::from_value(o.clone()).unwrap();
+            (0..o.len()).max_by(|&a, &b| o[a].total_cmp(&o[b])).unwrap()
+        })
+        .collect()
+}
+
+/// A base port whose next two are free too (gen-certs uses base..base+2).
+fn three_free_ports() -> u16 {
+    let start = 20_000 + (std::process::id() % 20_000) as u16;
+    (0..2000u16)
+        .map(|k| start.wrapping_add(k.wrapping_mul(3)))
+        .find(|&b| {
+            b > 1024
+                && b < 65_000
+                && (0..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", b + i)).is_ok())
+        })
+        .unwrap()
+}
+
+#[test]
+fn each_party_reads_its_own_file_and_only_the_data_owner_learns_the_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = three_free_ports().to_string();
+    let gen = Command::new(bin())
+        .args(["mpc", "gen-certs", "--dir", "net", "--base-port", &port])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let config = d
+        .join(String::from_utf8_lossy(&gen.stdout).trim())
+        .display()
+        .to_string();
+    let model = byo("digits_norm_cnn.onnx");
+    let inputs = byo("inputs-idx3-ubyte.gz");
+    let labels = byo("labels-idx1-ubyte.gz");
+    let strace = Command::new("strace").arg("-V").output().is_ok();
+    // Every party is given every path: each must use only its own.
+    let all = [
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        inputs.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--predictions",
+        "predictions.csv",
+    ];
+    let children: Vec<_> = ["model-owner", "data-owner", "helper"]
+        .iter()
+        .map(|role| {
+            let wd = d.join(role);
+            std::fs::create_dir_all(&wd).unwrap();
+            let mut args: Vec<String> = Vec::new();
+            let mut cmd = if strace {
+                args.extend(["-f", "-e", "trace=open,openat", "-o", "trace.txt"].map(String::from));
+                args.push(bin().display().to_string());
+                Command::new("strace")
+            } else {
+                Command::new(bin())
+            };
+            args.extend(
+                [
+                    "mpc", "party", "--role", role, "--config", &config, "--json",
+                ]
+                .map(String::from),
+            );
+            args.extend(all.map(String::from));
+            cmd.args(&args)
+                .current_dir(&wd)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let reports: Vec<serde_json::Value> = outs.iter().map(json_of).collect();
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r["party"], i, "{r}");
+        assert_eq!(r["inputs"], 8);
+        assert!(
+            r.get("classes").is_none(),
+            "classes printed by party {i}: {r}"
+        );
+        for k in ["seconds", "bytes", "rounds", "ms_per_input"] {
+            assert!(r[k].is_number(), "{k}: {r}");
+        }
+    }
+    // The data owner learned the classes (PyTorch's), and its accuracy;
+    // the others know neither.
+    assert!(reports[1]["accuracy"].is_number());
+    assert!(reports[0].get("accuracy").is_none() && reports[2].get("accuracy").is_none());
+    let pred = std::fs::read_to_string(d.join("data-owner/predictions.csv")).unwrap();
+    let classes: Vec<usize> = pred
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(classes, torch_classes());
+    // Class names published by the model owner name the classes.
+    assert!(
+        pred.lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .nth(2)
+            .unwrap()
+            .len()
+            > 1
+    );
+    for role in ["model-owner", "helper"] {
+        assert!(!d.join(role).join("predictions.csv").exists(), "{role}");
+    }
+    if strace {
+        let opened = |role: &str, path: &Path| {
+            std::fs::read_to_string(d.join(role).join("trace.txt"))
+                .unwrap()
+                .contains(&path.display().to_string())
+        };
+        assert!(opened("model-owner", &model));
+        assert!(!opened("model-owner", &inputs) && !opened("model-owner", &labels));
+        assert!(opened("data-owner", &inputs) && opened("data-owner", &labels));
+        assert!(!opened("data-owner", &model));
+        for f in [&model, &inputs, &labels] {
+            assert!(!opened("helper", f));
+        }
+    } else {
+        eprintln!("strace not installed: the files each party opens were not traced");
+    }
+}
+
+/// The local form: three parties in one process, the contract's JSON line.
+#[test]
+fn local_private_prediction_of_a_cnn_on_user_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["mpc", "predict", "--model"])
+        .arg(byo("digits_norm_cnn.onnx"))
+        .arg("--input")
+        .arg(byo("images"))
+        .args(["--predictions", "p.csv", "--json"])
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    for k in ["inputs", "seconds", "bytes", "rounds", "ms_per_input"] {
+        assert!(j.get(k).is_some(), "{k}: {j}");
+    }
+    // ImageFolder labels (class names) matched to the model's names.
+    assert_eq!(j["accuracy"], 1.0, "{j}");
+    let missing = Command::new(bin())
+        .args(["mpc", "predict", "--model"])
+        .arg(byo("digits_norm_cnn.onnx"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--input"));
+}
