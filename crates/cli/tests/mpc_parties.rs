@@ -206,3 +206,72 @@ fn local_private_prediction_of_a_cnn_on_user_files() {
         .unwrap();
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--input"));
 }
+
+/// A party stopped mid-computation (SIGSTOP) fails the other two within
+/// the configured timeout, each naming the stopped party — whether it was
+/// waiting to receive from it or to send to it (a full socket buffer).
+#[test]
+fn a_stopped_party_is_named_within_the_timeout() {
+    if Command::new("kill").arg("-l").output().is_err() {
+        eprintln!("no kill command: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = three_free_ports().to_string();
+    let gen = Command::new(bin())
+        .args(["mpc", "gen-certs", "--dir", "net", "--base-port", &port])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let config = d.join(String::from_utf8_lossy(&gen.stdout).trim());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("timeout_ms") {
+                "timeout_ms = 3000".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, text).unwrap();
+    let start = std::time::Instant::now();
+    let mut children: Vec<_> = (0..3)
+        .map(|id| {
+            Command::new(bin())
+                .args(["mpc", "party", "--id", &id.to_string(), "--config"])
+                .arg(&config)
+                .args(["--task", "bench-matmul", "--n", "1500", "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let stopped = children.pop().unwrap();
+    let pid = stopped.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let elapsed = start.elapsed().as_secs_f64();
+    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    let _ = stopped.wait_with_output();
+    for (i, o) in outs.iter().enumerate() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "party {i} finished: {err}");
+        assert!(err.contains("party 2"), "party {i} blames another: {err}");
+    }
+    // 1.5 s before the stop, one 3 s timeout, and the local work of a
+    // 1500×1500 product on a loaded machine.
+    assert!(elapsed < 45.0, "the others took {elapsed:.1} s");
+}

@@ -13,8 +13,20 @@ pub enum MpcError {
         /// The timeout.
         ms: u128,
     },
+    /// A peer did not take a message within the timeout (stopped, or
+    /// too slow: its receive buffers stayed full).
+    #[error("timed out after {ms} ms sending to party {to} (it stopped reading)")]
+    SendTimeout {
+        /// The peer that did not read.
+        to: usize,
+        /// The timeout.
+        ms: u128,
+    },
     /// A peer closed its connection (or its thread ended).
-    #[error("party {0} closed the connection")]
+    #[error(
+        "party {0} closed the connection (it failed, or gave up on a party that stopped \
+         answering: see its own error)"
+    )]
     PeerClosed(usize),
     /// A peer's message does not have the expected form.
     #[error("malformed message from party {from}: {what}")]

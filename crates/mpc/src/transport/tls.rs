@@ -254,12 +254,33 @@ impl Transport for TlsTransport {
 
     fn send(&mut self, to: usize, msg: Vec<u8>) -> Result<(), MpcError> {
         check_peer(self.me, to)?;
+        let timeout = self.timeout;
         let s = self
             .out
             .get_mut(to)
             .and_then(Option::as_mut)
             .ok_or(MpcError::PeerClosed(to))?;
-        write_frame(s, &msg)
+        // One deadline for the whole message: a peer that stops reading
+        // (SIGSTOP) fails the send after the timeout, naming it, however
+        // many partial writes the message takes.
+        let mut w = DeadlineWriter {
+            s,
+            deadline: Instant::now() + timeout,
+        };
+        write_frame(&mut w, &msg).map_err(|e| match e {
+            MpcError::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                MpcError::SendTimeout {
+                    to,
+                    ms: timeout.as_millis(),
+                }
+            }
+            other => other,
+        })
     }
 
     fn recv(&mut self, from: usize) -> Result<Vec<u8>, MpcError> {
@@ -270,6 +291,35 @@ impl Transport for TlsTransport {
             .and_then(Option::as_ref)
             .ok_or(MpcError::PeerClosed(from))?;
         recv_inbox(rx, from, self.timeout)
+    }
+}
+
+/// Writes to a peer's stream until a deadline: each write may block only
+/// for the time left.
+struct DeadlineWriter<'a> {
+    s: &'a mut Outgoing,
+    deadline: Instant,
+}
+
+impl DeadlineWriter<'_> {
+    fn arm(&mut self) -> std::io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.s.sock.set_write_timeout(Some(left))
+    }
+}
+
+impl std::io::Write for DeadlineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.s.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.arm()?;
+        self.s.flush()
     }
 }
 
