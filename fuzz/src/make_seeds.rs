@@ -266,6 +266,26 @@ fn models_and_data(out: &Out) {
             out.put("model_files", &format!("byo-load-{file}"), &[&[3u8][..], &bytes].concat());
         }
     }
+    // PyTorch's exports of padding, LeakyReLU, global pooling, LSTM and GRU
+    // (crates/nn/tests/fixtures/layers): constant folding and the
+    // recurrent patterns.
+    let layers = repo().join("crates/nn/tests/fixtures/layers");
+    for file in ["pad_leaky_gap.onnx", "lstm_last.onnx", "gru_h.onnx", "lstm_seq.onnx"] {
+        if let Ok(bytes) = std::fs::read(layers.join(file)) {
+            out.put("model_files", &format!("layers-{file}"), &[&[0u8][..], &bytes].concat());
+        }
+    }
+    out.put(
+        "model_files",
+        "spec-lstm.json",
+        &[
+            &[2u8][..],
+            br#"{"input": [1, 8, 8], "layers": [{"type": "reshape", "shape": [8, 8]},
+                {"type": "lstm", "hidden": 4, "sequence": true}, {"type": "gru", "hidden": 3},
+                {"type": "dense", "units": 2}]}"#,
+        ]
+        .concat(),
+    );
     let bc = repo().join("data/breast_cancer.csv");
     if let Ok(text) = std::fs::read(bc) {
         let head: Vec<u8> = text.split(|&b| b == b'\n').take(6).collect::<Vec<_>>().join(&b'\n');

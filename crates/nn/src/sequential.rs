@@ -4,6 +4,10 @@ use crate::layers::{Layer, Param};
 use crate::{NnError, Tensor};
 use std::fmt;
 
+/// The most values one example may hold at any layer (2^24: 64 MiB of
+/// `f32`), so that a model file cannot make a forward pass exhaust memory.
+pub const MAX_VALUES_PER_EXAMPLE: usize = 1 << 24;
+
 /// A stack of layers applied in order, like PyTorch's `nn.Sequential`:
 /// layer `i`'s parameters are named `"{i}.weight"`, `"{i}.bias"`, … in
 /// model files.
@@ -24,11 +28,28 @@ impl Sequential {
                 "invalid input shape {input_shape:?}"
             )));
         }
+        let values = |s: &[usize]| {
+            s.iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .filter(|&v| v <= MAX_VALUES_PER_EXAMPLE)
+        };
+        if values(&input_shape).is_none() {
+            return Err(NnError::Config(format!(
+                "input shape {input_shape:?} holds more than {MAX_VALUES_PER_EXAMPLE} values"
+            )));
+        }
         let mut shape = input_shape.clone();
         for (i, l) in layers.iter().enumerate() {
             shape = l
                 .output_shape(&shape)
                 .map_err(|e| NnError::Config(format!("layer {i} ({}): {e}", l.describe())))?;
+            if values(&shape).is_none() {
+                return Err(NnError::Config(format!(
+                    "layer {i} ({}) outputs {shape:?}, more than {MAX_VALUES_PER_EXAMPLE} \
+                     values per example",
+                    l.describe()
+                )));
+            }
         }
         Ok(Sequential {
             input_shape,

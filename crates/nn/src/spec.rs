@@ -60,6 +60,10 @@ fn leaky_slope() -> f32 {
     0.01
 }
 
+/// The most parameters [`ModelSpec::build`] allocates (2^28: 1 GiB of
+/// weights, and as much again for their gradients).
+pub const MAX_PARAMS: usize = 1 << 28;
+
 /// One layer of a [`ModelSpec`]; input sizes are inferred.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -185,8 +189,9 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// Builds the model with PyTorch's default initialisation from a seeded
     /// generator (the same seed gives the same initial weights).
+    /// At most [`MAX_PARAMS`] parameters (see [`ModelSpec::build_bounded`]).
     pub fn build(&self, seed: u64) -> Result<Sequential, NnError> {
-        self.build_bounded(seed, usize::MAX)
+        self.build_bounded(seed, MAX_PARAMS)
     }
 
     /// [`ModelSpec::build`], refusing (before allocating) a model of more

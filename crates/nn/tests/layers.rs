@@ -249,6 +249,23 @@ fn unsupported_recurrent_variants_are_named() {
     }
 }
 
+/// The opset range stated in `infer --help` (7–21) is checked.
+#[test]
+fn opsets_outside_the_supported_range_are_refused() {
+    let bytes = std::fs::read(fixture("layers", "gru_h.onnx")).unwrap();
+    for v in [6, 22] {
+        let mut m = <onnx::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+        for o in &mut m.opset_import {
+            o.version = Some(v);
+        }
+        let e = onnx::import_bytes(&prost::Message::encode_to_vec(&m))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("opset {v} is outside")), "{e}");
+    }
+    assert_eq!(onnx::OPSETS, 7..=21);
+}
+
 #[test]
 fn layer_specs_are_checked() {
     for bad in [
@@ -257,6 +274,14 @@ fn layer_specs_are_checked() {
         r#"{"input": [1, 8, 8], "layers": [{"type": "reshape", "shape": [8, 9]}]}"#,
         r#"{"input": [64], "layers": [{"type": "global_avg_pool2d"}]}"#,
         r#"{"input": [1, 8, 8], "layers": [{"type": "pad2d", "top": 100000}]}"#,
+        // Refused before anything is allocated: 10^12 parameters, 2^26
+        // values per example, a reshape whose size overflows.
+        r#"{"input": [1000], "layers": [{"type": "dense", "units": 1000000000}]}"#,
+        r#"{"input": [4, 8, 8], "layers": [{"type": "pad2d", "top": 4000, "bottom": 4000,
+            "left": 4000, "right": 4000}]}"#,
+        r#"{"input": [2], "layers": [{"type": "reshape",
+            "shape": [4294967296, 4294967296, 2]}]}"#,
+        r#"{"input": [8, 8], "layers": [{"type": "lstm", "hidden": 100000000}]}"#,
     ] {
         let spec = ModelSpec::parse(bad).unwrap();
         assert!(spec.build(0).is_err(), "{bad}");

@@ -103,6 +103,7 @@ pub fn import_with_metadata(
     let mut graph = model
         .graph
         .ok_or_else(|| NnError::ModelFile("ONNX model has no graph".into()))?;
+    check_opset(&model.opset_import)?;
     let base = base.map(|b| {
         if b.as_os_str().is_empty() {
             Path::new(".")
@@ -123,6 +124,28 @@ pub fn import_with_metadata(
     super::onnx_patterns::fuse_recurrent(&mut graph, &importer.consts);
     super::onnx_patterns::remove_dead(&mut graph);
     Ok((importer.run(&graph)?, meta))
+}
+
+/// The operator-set versions of the default ONNX domain the importer reads.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;
+
+/// The model's default-domain opset must be in [`OPSETS`] (operators
+/// changed meaning across versions; an unknown version is refused, not
+/// guessed).
+fn check_opset(opsets: &[OperatorSetIdProto]) -> Result<(), NnError> {
+    let default = opsets
+        .iter()
+        .find(|o| o.domain().is_empty() || o.domain() == "ai.onnx");
+    match default.map(|o| o.version()) {
+        Some(v) if OPSETS.contains(&v) => Ok(()),
+        Some(v) => Err(err(format!(
+            "ONNX opset {v} is outside the supported range {}–{} (re-export with \
+             opset_version in that range)",
+            OPSETS.start(),
+            OPSETS.end()
+        ))),
+        None => Err(err("the model declares no ONNX opset")),
+    }
 }
 
 struct Importer {

@@ -120,7 +120,11 @@ pub struct Reshape {
 impl Reshape {
     /// A reshape to `shape` (per example, positive sizes).
     pub fn new(shape: Vec<usize>) -> Result<Self, NnError> {
-        if shape.is_empty() || shape.contains(&0) {
+        let values = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&v| v <= 1 << 28);
+        if shape.is_empty() || shape.contains(&0) || values.is_none() {
             return Err(NnError::Config(format!("invalid reshape target {shape:?}")));
         }
         Ok(Reshape { shape, input: None })
@@ -156,7 +160,8 @@ impl Reshape {
     }
 
     pub(crate) fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, NnError> {
-        if input.iter().product::<usize>() != self.shape.iter().product::<usize>() {
+        let values = |s: &[usize]| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if values(input).is_none() || values(input) != values(&self.shape) {
             return Err(NnError::Config(format!(
                 "cannot reshape {input:?} to {:?}: different numbers of values",
                 self.shape
