@@ -74,6 +74,10 @@ pub struct InferArgs {
     /// Degree of the approximations (depth ⌈log2(degree + 1)⌉ each).
     #[arg(long, default_value_t = 15, requires = "approximate")]
     degree: usize,
+    /// The model's class names, one per line in class-index order (for a
+    /// model that does not store them; overrides stored ones).
+    #[arg(long)]
+    classes: Option<PathBuf>,
     /// Writes one CSV row per input: id, class, class name, scores.
     #[arg(long)]
     predictions: Option<PathBuf>,
@@ -186,7 +190,13 @@ fn load_job(args: &InferArgs, chunk: usize) -> anyhow::Result<Job> {
     if let Some(s) = &args.normalize {
         let mut p = Preprocessing::parse_normalize(s)?;
         p.check(model.input_shape())?;
-        p.class_names = preprocessing.and_then(|q| q.class_names);
+        let stored = preprocessing.take();
+        p.class_names = stored.as_ref().and_then(|q| q.class_names.clone());
+        // Stored activation ranges hold only for the normalization they
+        // were measured with.
+        p.calibration = stored
+            .filter(|q| q.mean == p.mean && q.std == p.std)
+            .and_then(|q| q.calibration);
         preprocessing = Some(p);
     } else if args.model.is_some() && preprocessing.is_none() {
         eprintln!(
@@ -195,8 +205,21 @@ fn load_job(args: &InferArgs, chunk: usize) -> anyhow::Result<Job> {
              was trained with one (e.g. 0.1307,0.3081 for torchvision's MNIST)."
         );
     }
+    let mut class_names = preprocessing.as_ref().and_then(|p| p.class_names.clone());
+    if let Some(path) = &args.classes {
+        let names = Preprocessing::read_class_names(path)?;
+        let outputs: usize = model.output_shape().iter().product();
+        if names.len() != outputs.max(2) {
+            return Err(anyhow!(
+                "{}: {} class names for a model of {outputs} outputs",
+                path.display(),
+                names.len()
+            ));
+        }
+        class_names = Some(names);
+    }
     Ok(Job {
-        class_names: preprocessing.as_ref().and_then(|p| p.class_names.clone()),
+        class_names,
         inputs,
         model,
         model_name,

@@ -49,6 +49,11 @@ pub struct TrainArgs {
     /// M1,…,Mc,S1,…,Sc (images are scaled to [0, 1] first).
     #[arg(long)]
     normalize: Option<String>,
+    /// Class names, one per line in class-index order, stored with the
+    /// model: labels the data names are numbered by this list (a name not
+    /// in it is an error); numeric labels are named by it.
+    #[arg(long)]
+    classes: Option<PathBuf>,
     /// Model: logreg, mlp, cnn, tenseal-cnn, or a TOML/JSON spec file.
     #[arg(long, default_value = "logreg")]
     model: String,
@@ -493,8 +498,31 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "pld" => AccountantKind::Pld,
         other => return Err(anyhow!("unknown accountant '{other}' (rdp, pld)")),
     };
+    let classes_file = args
+        .classes
+        .as_deref()
+        .map(Preprocessing::read_class_names)
+        .transpose()?;
     let mut loaded = if args.stream {
+        if classes_file.is_some() {
+            return Err(anyhow!(
+                "--classes with --stream: number the label file's classes as listed and drop \
+                 --classes, or train in memory"
+            ));
+        }
         streamed(Path::new(&args.data), &args.labels, args.seed)?
+    } else if let (Some(names), true) = (&classes_file, Path::new(&args.data).exists()) {
+        let path = Path::new(&args.data);
+        let inputs = load_labelled_inputs(path, &args.labels)?;
+        let (all, _) = dataset_of(path, inputs, Some(names))?;
+        let (train, test) = all.split(0.2, args.seed)?;
+        Examples {
+            train: Set::Memory(train),
+            test: Set::Memory(test),
+            epochs: 10,
+            lr: 1e-3,
+            class_names: Some(names.clone()),
+        }
     } else {
         let l = load_labelled(&args.data, &args.labels, args.seed)?;
         Examples {
@@ -505,6 +533,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             class_names: l.class_names,
         }
     };
+    if let Some(names) = &classes_file {
+        let n = loaded.train.data().num_classes();
+        if names.len() != n {
+            return Err(anyhow!(
+                "--classes names {} classes; the data has {n}",
+                names.len()
+            ));
+        }
+        loaded.class_names = Some(names.clone());
+    }
     let preprocessing = match &args.normalize {
         Some(s) => {
             let mut p = Preprocessing::parse_normalize(s)?;

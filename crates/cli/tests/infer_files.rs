@@ -442,3 +442,107 @@ fn streamed_training_matches_training_in_memory() {
         "{err}"
     );
 }
+
+/// `--classes FILE` names a model's classes: at training (stored with the
+/// model, and the order labels are numbered in) and at inference (for a
+/// model that stores none); a wrong count or a label not listed is named.
+#[test]
+fn class_names_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ]
+    .map(String::from)
+    .to_vec();
+    let reversed: Vec<String> = names.iter().rev().cloned().collect();
+    std::fs::write(dir.path().join("classes.txt"), reversed.join("\n") + "\n").unwrap();
+    // The ImageFolder names its classes; --classes fixes their numbering.
+    let images = byo("images");
+    json_line(&cipherflow(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            images.to_str().unwrap(),
+            "--classes",
+            "classes.txt",
+            "--model",
+            "logreg",
+            "--epochs",
+            "2",
+            "--out",
+            "m.safetensors",
+            "--json",
+        ],
+    ));
+    let stored = cipherflow_nn::io::load(&dir.path().join("m.safetensors"))
+        .unwrap()
+        .preprocessing
+        .unwrap()
+        .class_names
+        .unwrap();
+    assert_eq!(stored, reversed);
+    // A plain export names nothing; --classes names its outputs.
+    let model = byo("digits_norm_cnn_plain.onnx");
+    std::fs::write(dir.path().join("names.txt"), names.join("\n")).unwrap();
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "infer",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            images.to_str().unwrap(),
+            "--normalize",
+            "0.3052,0.3749",
+            "--classes",
+            "names.txt",
+            "--predictions",
+            "p.csv",
+            "--json",
+        ],
+    );
+    let j = json_line(&out);
+    assert_eq!(j["encrypted_accuracy"], 1.0, "{j}");
+    let p = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();
+    assert!(
+        p.contains("zero/0.png,0,zero,") && p.contains("eight/6.png,8,eight,"),
+        "{p}"
+    );
+    // Three names for ten outputs.
+    std::fs::write(dir.path().join("three.txt"), "a\nb\nc\n").unwrap();
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "infer",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            images.to_str().unwrap(),
+            "--classes",
+            "three.txt",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("3 class names for a model of 10"),
+        "{err}"
+    );
+    // A folder label the list lacks.
+    std::fs::write(dir.path().join("short.txt"), "one\ntwo\n").unwrap();
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            images.to_str().unwrap(),
+            "--classes",
+            "short.txt",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("is not one of"),
+        "{err}"
+    );
+}

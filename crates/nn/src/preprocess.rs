@@ -204,6 +204,46 @@ impl Preprocessing {
         Ok(())
     }
 
+    /// Reads class names from a text file, one per line in class-index
+    /// order (blank lines and surrounding spaces ignored; at most 100,000
+    /// distinct names of at most 256 bytes; the file at most 16 MiB).
+    pub fn read_class_names(path: &std::path::Path) -> Result<Vec<String>, NnError> {
+        use std::io::Read;
+        let f = std::fs::File::open(path).map_err(|e| NnError::io(path, e))?;
+        let mut text = String::new();
+        f.take(16 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| NnError::io(path, e))?;
+        let names: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        let bad = |reason: String| NnError::Data {
+            path: path.display().to_string(),
+            reason,
+        };
+        if names.len() < 2 || names.len() > MAX_CLASSES {
+            return Err(bad(format!(
+                "{} class names; give 2 to {MAX_CLASSES}, one per line",
+                names.len()
+            )));
+        }
+        if let Some(n) = names.iter().find(|n| n.len() > MAX_NAME) {
+            return Err(bad(format!(
+                "a class name of {} bytes (at most {MAX_NAME})",
+                n.len()
+            )));
+        }
+        let mut sorted: Vec<&String> = names.iter().collect();
+        sorted.sort();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(bad(format!("class name {:?} appears twice", w[0])));
+        }
+        Ok(names)
+    }
+
     /// The JSON stored in a model file.
     pub fn to_json(&self) -> Result<String, NnError> {
         serde_json::to_string(self).map_err(|e| NnError::ModelFile(e.to_string()))
