@@ -25,8 +25,9 @@ pub struct InferArgs {
     model: Option<PathBuf>,
     /// Your inputs: an image (PNG, JPEG), a folder of images (or one
     /// subfolder of images per class, torchvision's ImageFolder: the
-    /// folders give the labels), a .npy array ([N, …]), an IDX file (gzip
-    /// or not) or a CSV table with a header.
+    /// folders give the labels), a .npy array ([N, …]) or .npz archive
+    /// (inputs x, labels y), an IDX file (gzip or not) or a CSV table with
+    /// a header.
     #[arg(long, conflicts_with = "data")]
     input: Option<PathBuf>,
     /// Labels for an IDX or .npy --input (an IDX label file, gzip or not).

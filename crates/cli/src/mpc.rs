@@ -141,7 +141,7 @@ pub struct Files {
     /// and class names published to the other parties.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// The inputs (data owner): an image, a folder of images, .npy, IDX
+    /// The inputs (data owner): an image, a folder of images, .npy, .npz, IDX
     /// or a CSV table.
     #[arg(long)]
     input: Option<PathBuf>,

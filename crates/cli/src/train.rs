@@ -28,7 +28,8 @@ use std::time::Instant;
 pub struct TrainArgs {
     /// Data: your file or folder — a CSV table with a header (labels in
     /// --label-column), a folder of images with one subfolder per class
-    /// (torchvision's ImageFolder), or a .npy / IDX file with --labels —
+    /// (torchvision's ImageFolder), a .npz archive (inputs x, labels y),
+    /// or a .npy / IDX file with --labels —
     /// or a shipped example: breast-cancer, digits (embedded in the
     /// binary), mnist[:DIR] (default DIR: $CIPHERFLOW_DATA/mnist, else
     /// data/mnist or ../shared/data/mnist from the working directory).

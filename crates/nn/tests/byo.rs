@@ -122,6 +122,11 @@ fn npy_idx_and_csv_give_the_values_pytorch_saw() {
     };
     let npy = load_inputs(&byo("inputs.npy"), &opts).unwrap();
     let idx = load_inputs(&byo("inputs-idx3-ubyte.gz"), &opts).unwrap();
+    // np.savez_compressed(x=…, y=…): the labels come from the archive.
+    let npz = load_inputs(&byo("inputs.npz"), &shape()).unwrap();
+    assert_eq!(npz.labels.as_deref(), Some(r.labels.as_slice()));
+    let npz0 = load_inputs(&byo("inputs_arr0.npz"), &shape()).unwrap();
+    assert!(npz0.labels.is_none());
     let csv = load_inputs(
         &byo("table.csv"),
         &InputOptions {
@@ -131,7 +136,13 @@ fn npy_idx_and_csv_give_the_values_pytorch_saw() {
         },
     )
     .unwrap();
-    for (what, x) in [("npy", &npy), ("idx", &idx), ("csv", &csv)] {
+    for (what, x) in [
+        ("npy", &npy),
+        ("idx", &idx),
+        ("csv", &csv),
+        ("npz", &npz),
+        ("npz arr_0", &npz0),
+    ] {
         assert_eq!(x.shape, vec![1, 8, 8], "{what}");
         for (row, want) in x.features.outer_iter().zip(&r.inputs) {
             assert_close(&row.to_vec(), want, what);

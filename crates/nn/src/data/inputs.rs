@@ -181,6 +181,11 @@ pub fn load_inputs(path: &Path, opts: &InputOptions) -> Result<Inputs, NnError> 
     } else if bytes.starts_with(npy::MAGIC) {
         let (shape, values) = npy::parse(&bytes).map_err(|r| bad(path, r))?;
         rows(path, shape, values)?
+    } else if super::npz::is_zip(&bytes) {
+        let (shape, values, labels) = super::npz::parse(&bytes).map_err(|r| bad(path, r))?;
+        let mut r = rows(path, shape, values)?;
+        r.labels = labels;
+        r
     } else if matches!(bytes.get(..3), Some([0, 0, 0x08])) {
         let (shape, values) = idx_values(path, &bytes)?;
         rows(path, shape, values)?
@@ -194,7 +199,7 @@ pub fn load_inputs(path: &Path, opts: &InputOptions) -> Result<Inputs, NnError> 
     } else {
         return Err(bad(
             path,
-            "not a PNG or JPEG image, a .npy array, an IDX file or a .csv table",
+            "not a PNG or JPEG image, a .npy array or .npz archive, an IDX file or a .csv table",
         ));
     };
     if let Some(lp) = &opts.labels {

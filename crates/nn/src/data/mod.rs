@@ -7,6 +7,7 @@ mod csv;
 mod idx;
 mod inputs;
 mod npy;
+mod npz;
 mod partition;
 mod stream;
 mod streamed;
