@@ -181,6 +181,39 @@ impl Sequential {
         self.named_params().iter().map(|(_, p)| p.value.len()).sum()
     }
 
+    /// The same function for inference with every BatchNorm that follows a
+    /// dense or convolutional layer folded into it (exactly: per channel
+    /// `w' = w·γ/√(σ²+ε)`, `b' = (b − μ)·γ/√(σ²+ε) + β`); what encrypted
+    /// and secret-shared inference run.
+    pub fn folded(&self) -> Result<Sequential, NnError> {
+        let mut out: Vec<Layer> = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            if let Layer::BatchNorm(b) = l {
+                let aff = b.affine();
+                let target = match out.last_mut() {
+                    Some(Layer::Dense(d)) => Some((&mut d.weight.value, &mut d.bias.value)),
+                    Some(Layer::Conv2d(c)) => Some((&mut c.weight.value, &mut c.bias.value)),
+                    _ => None,
+                };
+                if let Some((w, bias)) = target.filter(|(_, bias)| bias.len() == aff.len()) {
+                    let per = w.len() / aff.len().max(1);
+                    for (k, v) in w.iter_mut().enumerate() {
+                        let (s, _) = aff.get(k / per.max(1)).copied().unwrap_or((1.0, 0.0));
+                        *v = (f64::from(*v) * s) as f32;
+                    }
+                    for (v, (s, t)) in bias.iter_mut().zip(&aff) {
+                        *v = (f64::from(*v) * s + t) as f32;
+                    }
+                    continue;
+                }
+            }
+            let mut l = l.clone();
+            l.clear_cache();
+            out.push(l);
+        }
+        Sequential::new(self.input_shape.clone(), out)
+    }
+
     /// Drops every cached activation.
     pub fn clear_cache(&mut self) {
         for l in &mut self.layers {

@@ -13,8 +13,8 @@
 //! ```
 
 use crate::layers::{
-    Activation, ActivationKind, CellKind, Conv2d, Dense, Flatten, Layer, Pad2d, PolyActivation,
-    Pool2d, PoolKind, Recurrent, Reshape, Softmax,
+    Activation, ActivationKind, BatchNorm, CellKind, Conv2d, Dense, Flatten, Layer, Pad2d,
+    PolyActivation, Pool2d, PoolKind, Recurrent, Reshape, Softmax,
 };
 use crate::{NnError, Sequential};
 use rand_chacha::ChaCha20Rng;
@@ -58,6 +58,14 @@ fn zero() -> Pair {
 
 fn leaky_slope() -> f32 {
     0.01
+}
+
+fn bn_eps() -> f32 {
+    1e-5
+}
+
+fn bn_momentum() -> f32 {
+    0.1
 }
 
 /// The most parameters [`ModelSpec::build`] allocates (2^28: 1 GiB of
@@ -122,6 +130,16 @@ pub enum LayerSpec {
         /// The value of the added entries (default 0).
         #[serde(default)]
         value: f32,
+    },
+    /// Batch normalization over the channels (`nn.BatchNorm1d` after a
+    /// dense layer, `nn.BatchNorm2d` after a convolution). Not with DP-SGD.
+    BatchNorm {
+        /// ε added to the variance (default 1e-5).
+        #[serde(default = "bn_eps")]
+        eps: f32,
+        /// Running-statistics momentum (default 0.1).
+        #[serde(default = "bn_momentum")]
+        momentum: f32,
     },
     /// Flatten to a vector.
     Flatten,
@@ -311,6 +329,10 @@ impl ModelSpec {
                     right,
                     value,
                 } => Layer::Pad2d(Pad2d::new(*top, *bottom, *left, *right, *value).map_err(ctx)?),
+                LayerSpec::BatchNorm { eps, momentum } => {
+                    let c = shape.first().copied().unwrap_or(0);
+                    Layer::BatchNorm(Box::new(BatchNorm::new(c, *eps, *momentum).map_err(ctx)?))
+                }
                 LayerSpec::Flatten => Layer::Flatten(Flatten::new()),
                 LayerSpec::Reshape { shape: to } => {
                     Layer::Reshape(Reshape::new(to.clone()).map_err(ctx)?)
@@ -402,6 +424,10 @@ impl ModelSpec {
                 },
                 Layer::Reshape(r) => LayerSpec::Reshape {
                     shape: r.shape.clone(),
+                },
+                Layer::BatchNorm(b) => LayerSpec::BatchNorm {
+                    eps: b.eps,
+                    momentum: b.momentum,
                 },
                 Layer::Recurrent(r) => match r.cell {
                     CellKind::Lstm => LayerSpec::Lstm {

@@ -302,3 +302,102 @@ fn layer_specs_are_checked() {
         [1]
     );
 }
+
+/// BatchNorm as a layer, against PyTorch (`bench/bn_fixtures.py`): a
+/// PyTorch state_dict with BatchNorm2d and BatchNorm1d loads by name; one
+/// training forward gives PyTorch's logits and running statistics, the
+/// backward its gradients, eval mode its logits; folding it into the
+/// preceding layers changes nothing at inference; DP-SGD refuses it.
+#[test]
+fn batch_norm_trains_as_pytorch_does() {
+    let spec = ModelSpec::parse(
+        r#"{"input": [1, 8, 8], "layers": [
+            {"type": "conv2d", "out_channels": 4, "kernel": 3}, {"type": "batch_norm"},
+            {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 16},
+            {"type": "batch_norm"}, {"type": "relu"}, {"type": "dense", "units": 10}]}"#,
+    )
+    .unwrap();
+    let mut m = spec.build(0).unwrap();
+    safetensors::load_weights(&mut m, &fixture("layers", "batchnorm.safetensors")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("layers", "batchnorm.json")).unwrap(),
+    )
+    .unwrap();
+    let f = |k: &str| -> Vec<f32> {
+        let rows: Vec<Vec<f32>> = serde_json::from_value(v[k].clone()).unwrap();
+        rows.concat()
+    };
+    let pairs =
+        |k: &str| -> Vec<(String, Vec<f32>)> { serde_json::from_value(v[k].clone()).unwrap() };
+    let (x, labels) = inputs();
+    let eval_before = m.predict(&x).unwrap();
+    let logits = m.forward(&x, true).unwrap();
+    assert_close(
+        "train logits",
+        logits.as_slice().unwrap(),
+        &f("train_logits"),
+        1e-5,
+    );
+    let mut g = logits.clone();
+    for (b, mut row) in g.outer_iter_mut().enumerate() {
+        let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+        row.mapv_inplace(|v| (v - max).exp() / sum);
+        row[labels[b]] -= 1.0;
+    }
+    m.zero_grad();
+    m.backward(&g).unwrap();
+    m.accumulate_grads(&vec![1.0; labels.len()]).unwrap();
+    let named = m.named_params();
+    for (name, want) in pairs("grads") {
+        let (_, p) = named.iter().find(|(n, _)| *n == name).unwrap();
+        assert_close(&name, p.grad.as_slice().unwrap(), &want, 1e-4);
+    }
+    for (name, want) in pairs("running") {
+        let (_, p) = named.iter().find(|(n, _)| *n == name).unwrap();
+        assert_close(&name, p.value.as_slice().unwrap(), &want, 1e-5);
+    }
+    let eval = m.predict(&x).unwrap();
+    assert_close(
+        "eval logits",
+        eval.as_slice().unwrap(),
+        &f("eval_logits"),
+        1e-5,
+    );
+    assert_ne!(eval, eval_before, "the running statistics moved");
+    // Folded into the conv and dense layers before them: same outputs.
+    let mut folded = m.folded().unwrap();
+    assert_eq!(folded.layers().len(), 6);
+    assert_close(
+        "folded",
+        folded.predict(&x).unwrap().as_slice().unwrap(),
+        eval.as_slice().unwrap(),
+        1e-5,
+    );
+    // ONNX export and import (folded at import) and safetensors.
+    let mut back = onnx::import_bytes(&onnx_export::export(&m, None).unwrap()).unwrap();
+    assert_close(
+        "onnx",
+        back.predict(&x).unwrap().as_slice().unwrap(),
+        eval.as_slice().unwrap(),
+        1e-5,
+    );
+    // DP-SGD cannot clip an example's gradient through batch statistics.
+    let data = cipherflow_nn::examples::digits().unwrap();
+    let mut sgd = SecureSgd::with_rng(
+        DpConfig {
+            clip: 1.0,
+            noise_multiplier: 1.0,
+            sample_rate: 0.05,
+        },
+        Optimizer::sgd(0.1, 0.0, 0.0).unwrap(),
+        cipherflow_dp::Accountant::Rdp.new_accountant(),
+        ChaCha20Rng::seed_from_u64(1),
+    )
+    .unwrap();
+    let e = sgd
+        .step(&mut m, Loss::CrossEntropy, &data)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("BatchNorm mixes the examples"), "{e}");
+}

@@ -9,7 +9,7 @@
 //! already in PyTorch's flatten order for the next dense layer.
 
 use crate::TensorError;
-use cipherflow_nn::layers::{Conv2d, Dense, Pad2d, Pool2d, PoolKind};
+use cipherflow_nn::layers::{BatchNorm, Conv2d, Dense, Pad2d, Pool2d, PoolKind};
 
 /// Largest matrix (entries) a linear map may have: 2^27 (1 GiB of f64).
 /// Larger layers are refused before anything is allocated.
@@ -295,5 +295,32 @@ impl LinearMap {
             }
         }
         Self::new(rows, cols, a, bias)
+    }
+
+    /// Inference-mode batch normalization of `[C]` or `[C, H, W]` inputs: a
+    /// diagonal map, `scale_c` and `shift_c` per channel.
+    pub fn from_batch_norm(b: &BatchNorm, input: &[usize]) -> Result<Self, TensorError> {
+        let aff = b.affine();
+        let c = aff.len();
+        if input.first() != Some(&c) {
+            return Err(TensorError::Shape(format!(
+                "BatchNorm of {c} channels on inputs {input:?}"
+            )));
+        }
+        let n: usize = input.iter().product();
+        check_size(n, n)?;
+        let per = n / c.max(1);
+        let mut a = vec![0.0; n * n];
+        let mut bias = vec![0.0; n];
+        for k in 0..n {
+            let (s, t) = aff.get(k / per.max(1)).copied().unwrap_or((1.0, 0.0));
+            if let Some(d) = a.get_mut(k * n + k) {
+                *d = s;
+            }
+            if let Some(v) = bias.get_mut(k) {
+                *v = t;
+            }
+        }
+        Self::new(n, n, a, bias)
     }
 }

@@ -111,6 +111,9 @@ fn fold_interval_maps(stages: &mut [Stage]) -> Result<(), TensorError> {
 
 /// Stages of a model (linear layers fused, interval maps folded).
 pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, TensorError> {
+    // BatchNorm after a dense or conv layer is folded into it exactly.
+    let folded = model.folded()?;
+    let model = &folded;
     let mut shape = model.input_shape().to_vec();
     let mut out: Vec<Stage> = Vec::new();
     let count = model.layers().len();
@@ -140,6 +143,9 @@ pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, T
             // The encrypted vector is the flattened example either way.
             Layer::Flatten(_) | Layer::Reshape(_) => {}
             Layer::Pad2d(p) => push_linear(&mut out, LinearMap::from_pad(p, &shape)?)?,
+            // At inference an affine map per channel: fused with the
+            // linear layer before it.
+            Layer::BatchNorm(b) => push_linear(&mut out, LinearMap::from_batch_norm(b, &shape)?)?,
             Layer::Recurrent(_) => {
                 return Err(TensorError::Unsupported(ctx(
                     "recurrent layers are trained and run in plaintext (cipherflow-nn); \

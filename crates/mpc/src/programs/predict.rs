@@ -141,6 +141,8 @@ pub fn share_model_with<R: Z2k>(
         if p.id() == MODEL_OWNER {
             let m =
                 model.ok_or_else(|| MpcError::Party("the model owner needs the model".into()))?;
+            // BatchNorm folded into the layer before it, by its owner.
+            let m = &m.folded()?;
             check_supported(m)?;
             let a = Architecture {
                 spec: ModelSpec::from_model(m)?,
@@ -171,7 +173,7 @@ pub fn share_model_with<R: Z2k>(
         }
     })?;
     let layout = match model {
-        Some(m) => m.clone(),
+        Some(m) => m.folded()?,
         None => arch
             .spec
             .build_bounded(0, MAX_PARAMS)

@@ -256,6 +256,32 @@ pub fn export(
                 );
                 add(n, &mut current);
             }
+            Layer::BatchNorm(b) => {
+                let names: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
+                    .iter()
+                    .map(|n| format!("{i}.{n}"))
+                    .collect();
+                let c = b.channels();
+                for (name, p) in
+                    names
+                        .iter()
+                        .zip([&b.weight, &b.bias, &b.running_mean, &b.running_var])
+                {
+                    inits.push(tensor(name, &[c], p.value.iter().copied()));
+                }
+                let mut inputs = vec![current.clone()];
+                inputs.extend(names);
+                let n = node(
+                    "BatchNormalization",
+                    i,
+                    inputs,
+                    vec![
+                        float_attr("epsilon", b.eps),
+                        float_attr("momentum", 1.0 - b.momentum),
+                    ],
+                );
+                add(n, &mut current);
+            }
             Layer::Reshape(r) => {
                 let target = format!("{i}.shape");
                 let mut dims = vec![-1i64];

@@ -94,6 +94,8 @@ pub fn load_weights_bytes(model: &mut Sequential, bytes: &[u8]) -> Result<(), Nn
         .names()
         .into_iter()
         .filter(|n| !expected.iter().any(|(e, _)| e == n))
+        // PyTorch's BatchNorm counter: not a parameter, not needed here.
+        .filter(|n| !n.ends_with(".num_batches_tracked"))
         .map(str::to_string)
         .collect();
     if !unknown.is_empty() {

@@ -16,6 +16,7 @@
 mod activation;
 mod conv;
 mod dense;
+mod norm;
 mod pool;
 mod recurrent;
 mod reshape;
@@ -24,6 +25,7 @@ pub(crate) use activation::{sigmoid, softmax_in_place};
 pub use activation::{Activation, ActivationKind, Flatten, PolyActivation, Softmax};
 pub use conv::Conv2d;
 pub use dense::Dense;
+pub use norm::BatchNorm;
 pub use pool::{Pool2d, PoolKind};
 pub use recurrent::{CellKind, Recurrent};
 pub use reshape::{Pad2d, Reshape};
@@ -83,6 +85,8 @@ pub enum Layer {
     Reshape(Reshape),
     /// LSTM or GRU over `[steps, features]` inputs (`nn.LSTM`, `nn.GRU`).
     Recurrent(Box<Recurrent>),
+    /// Batch normalization (`nn.BatchNorm1d`, `nn.BatchNorm2d`).
+    BatchNorm(Box<BatchNorm>),
 }
 
 macro_rules! dispatch {
@@ -98,6 +102,7 @@ macro_rules! dispatch {
             Layer::Pad2d($l) => $e,
             Layer::Reshape($l) => $e,
             Layer::Recurrent($l) => $e,
+            Layer::BatchNorm($l) => $e,
         }
     };
 }
@@ -123,6 +128,7 @@ impl Layer {
             Layer::Conv2d(l) => l.per_example_sq_norms(out),
             Layer::Poly(l) => l.per_example_sq_norms(out),
             Layer::Recurrent(l) => l.per_example_sq_norms(out),
+            Layer::BatchNorm(l) => l.per_example_sq_norms(out),
             _ => Ok(()),
         }
     }
@@ -134,6 +140,7 @@ impl Layer {
             Layer::Conv2d(l) => l.accumulate_grads(weights),
             Layer::Poly(l) => l.accumulate_grads(weights),
             Layer::Recurrent(l) => l.accumulate_grads(weights),
+            Layer::BatchNorm(l) => l.accumulate_grads(weights),
             _ => Ok(()),
         }
     }
@@ -155,6 +162,12 @@ impl Layer {
                 ("bias_ih_l0", &l.bias_ih),
                 ("bias_hh_l0", &l.bias_hh),
             ],
+            Layer::BatchNorm(l) => vec![
+                ("weight", &l.weight),
+                ("bias", &l.bias),
+                ("running_mean", &l.running_mean),
+                ("running_var", &l.running_var),
+            ],
             _ => Vec::new(),
         }
     }
@@ -170,6 +183,12 @@ impl Layer {
                 &mut l.weight_hh,
                 &mut l.bias_ih,
                 &mut l.bias_hh,
+            ],
+            Layer::BatchNorm(l) => vec![
+                &mut l.weight,
+                &mut l.bias,
+                &mut l.running_mean,
+                &mut l.running_var,
             ],
             _ => Vec::new(),
         }
