@@ -71,6 +71,19 @@ fn assert_close(what: &str, ours: &[f32], theirs: &[f32], rel: f32) {
     }
 }
 
+/// Each example's gradient of its cross-entropy w.r.t. the logits,
+/// `softmax(z) − onehot(y)` (PyTorch's, summed over the batch).
+fn cross_entropy_grad(logits: &Tensor, labels: &[usize]) -> Tensor {
+    let mut g = logits.clone();
+    for (b, mut row) in g.outer_iter_mut().enumerate() {
+        let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+        row.mapv_inplace(|v| (v - max).exp() / sum);
+        row[labels[b]] -= 1.0;
+    }
+    g
+}
+
 fn import(name: &str) -> Sequential {
     onnx::import(&fixture("layers", &format!("{name}.onnx")))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -135,13 +148,7 @@ fn gradients_and_per_example_norms_match_pytorch() {
         let mut m = import(name);
         let r = reference(name);
         let logits = m.forward(&x, true).unwrap();
-        let mut g = logits.clone();
-        for (b, mut row) in g.outer_iter_mut().enumerate() {
-            let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-            row.mapv_inplace(|v| (v - max).exp() / sum);
-            row[labels[b]] -= 1.0;
-        }
+        let g = cross_entropy_grad(&logits, &labels);
         m.zero_grad();
         m.backward(&g).unwrap();
         let norms = m.per_example_sq_norms(labels.len()).unwrap();
@@ -338,13 +345,7 @@ fn batch_norm_trains_as_pytorch_does() {
         &f("train_logits"),
         1e-5,
     );
-    let mut g = logits.clone();
-    for (b, mut row) in g.outer_iter_mut().enumerate() {
-        let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-        let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-        row.mapv_inplace(|v| (v - max).exp() / sum);
-        row[labels[b]] -= 1.0;
-    }
+    let g = cross_entropy_grad(&logits, &labels);
     m.zero_grad();
     m.backward(&g).unwrap();
     m.accumulate_grads(&vec![1.0; labels.len()]).unwrap();
