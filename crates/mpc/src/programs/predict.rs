@@ -480,3 +480,82 @@ pub fn train_mlp(
     fit(&mut model, loss, train, None, &cfg, &mut |_| {})?;
     Ok(model)
 }
+
+#[cfg(test)]
+mod tests {
+    //! A lying model owner: what it publishes is checked by the others
+    //! before they allocate or compute.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::{run_local, FixedPoint, Network};
+
+    /// Party 0 runs `owner`; the others try to receive a model. Returns
+    /// what parties 1 and 2 got (their error messages).
+    fn against(owner: impl Fn(&mut Party<u64>) -> Result<(), MpcError> + Sync) -> Vec<String> {
+        let run = run_local::<u64, _, _>(Network::InProcess, FixedPoint::default(), |p| {
+            if p.id() == MODEL_OWNER {
+                owner(p).map(|_| String::new())
+            } else {
+                Ok(match share_model_with(p, None, None) {
+                    Ok(_) => "accepted".to_string(),
+                    Err(e) => e.to_string(),
+                })
+            }
+        })
+        .unwrap();
+        run.outputs.into_iter().skip(1).collect()
+    }
+
+    fn publish(p: &mut Party<u64>, bytes: Vec<u8>) -> Result<(), MpcError> {
+        p.with_op("arch", |p| {
+            p.round();
+            p.send_bytes(1, bytes.clone())?;
+            p.send_bytes(2, bytes)
+        })
+    }
+
+    #[test]
+    fn a_lying_model_owner_is_caught() {
+        // An architecture over the 1 MiB bound.
+        for e in against(|p| publish(p, vec![b' '; MAX_ARCH_BYTES + 1])) {
+            assert!(e.contains("over 1 MiB"), "{e}");
+        }
+        // Not an architecture at all, and an unknown field.
+        for bytes in [
+            b"not json".to_vec(),
+            br#"{"spec": {"input": [3], "layers": []}, "preprocessing": null, "extra": 1}"#
+                .to_vec(),
+        ] {
+            for e in against(|p| publish(p, bytes.clone())) {
+                assert!(e.contains("malformed message from party 0"), "{e}");
+            }
+        }
+        // A model far too large to build (10^12 parameters): refused
+        // before anything is allocated.
+        let huge = br#"{"spec": {"input": [1000000], "layers": [{"type": "dense", "units": 1000000}]}, "preprocessing": null}"#;
+        for e in against(|p| publish(p, huge.to_vec())) {
+            assert!(e.contains("parameters"), "{e}");
+        }
+        // A layer private prediction does not run.
+        let lstm = br#"{"spec": {"input": [4, 3], "layers": [{"type": "lstm", "hidden": 2}]}, "preprocessing": null}"#;
+        for e in against(|p| publish(p, lstm.to_vec())) {
+            assert!(e.contains("not supported"), "{e}");
+        }
+        // A valid architecture, then weights of another shape than it says.
+        let dense = br#"{"spec": {"input": [3], "layers": [{"type": "dense", "units": 2}]}, "preprocessing": null}"#;
+        for e in against(|p| {
+            publish(p, dense.to_vec())?;
+            let w = Array2::<f64>::zeros((5, 7));
+            p.private_input(MODEL_OWNER, Some(&w))?;
+            p.private_input(MODEL_OWNER, Some(&Array2::zeros((1, 2))))?;
+            Ok(())
+        }) {
+            assert!(e.contains("wrong shape"), "{e}");
+        }
+        // Preprocessing that would divide by zero.
+        let pp = br#"{"spec": {"input": [3], "layers": [{"type": "dense", "units": 2}]}, "preprocessing": {"mean": [0.5], "std": [0.0]}}"#;
+        for e in against(|p| publish(p, pp.to_vec())) {
+            assert!(e.contains("preprocessing"), "{e}");
+        }
+    }
+}
