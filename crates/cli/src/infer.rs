@@ -75,6 +75,11 @@ pub struct InferArgs {
     /// Degree of the approximations (depth ⌈log2(degree + 1)⌉ each).
     #[arg(long, default_value_t = 15, requires = "approximate")]
     degree: usize,
+    /// Compare every input's encrypted class with the exact plaintext
+    /// model's (`plain_agreement` in the JSON). Always done: the flag is
+    /// accepted for scripts written to the output contract.
+    #[arg(long)]
+    check_plain: bool,
     /// The model's class names, one per line in class-index order (for a
     /// model that does not store them; overrides stored ones).
     #[arg(long)]

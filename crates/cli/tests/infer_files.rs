@@ -70,6 +70,7 @@ fn encrypted_predictions_on_user_files_equal_pytorchs() {
             byo("images").to_str().unwrap(),
             "--predictions",
             preds.to_str().unwrap(),
+            "--check-plain",
             "--json",
         ],
     );
