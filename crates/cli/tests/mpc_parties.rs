@@ -47,8 +47,17 @@ fn torch_classes() -> Vec<usize> {
 }
 
 /// A base port whose next two are free too (gen-certs uses base..base+2).
+/// Tests of this file run in parallel in one process: each call starts
+/// its search elsewhere.
 fn three_free_ports() -> u16 {
-    let start = 20_000 + (std::process::id() % 20_000) as u16;
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let start = 20_000
+        + ((std::process::id() as u64 * 131 + u64::from(call) * 9_973 + u64::from(nanos)) % 40_000)
+            as u16;
     (0..2000u16)
         .map(|k| start.wrapping_add(k.wrapping_mul(3)))
         .find(|&b| {
