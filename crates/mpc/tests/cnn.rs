@@ -149,3 +149,29 @@ fn unsupported_layers_are_refused_before_anything_is_shared() {
         "{e}"
     );
 }
+
+/// A final softmax (PyTorch classifiers often end with one) is skipped —
+/// it does not change the argmax — and the classes still agree; a softmax
+/// anywhere else changes what follows and is refused.
+#[test]
+fn a_final_softmax_is_skipped_and_an_inner_one_refused() {
+    let spec = |layers: &str| {
+        cipherflow_nn::spec::ModelSpec::parse(&format!(
+            r#"{{"input": [1, 8, 8], "layers": [{{"type": "flatten"}}, {layers}]}}"#
+        ))
+        .unwrap()
+        .build(4)
+        .unwrap()
+    };
+    let last = spec(r#"{"type": "dense", "units": 10}, {"type": "softmax"}"#);
+    let (agree, _) = compare_first(last, None, 40);
+    assert_eq!(agree, 1.0);
+    let inner = spec(
+        r#"{"type": "dense", "units": 10}, {"type": "softmax"}, {"type": "dense", "units": 10}"#,
+    );
+    let e = run_local::<u64, _, _>(Network::InProcess, FixedPoint::default(), |p| {
+        share_model_with(p, (p.id() == MODEL_OWNER).then_some(&inner), None).map(|_| ())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("layer 2 (Softmax"), "{e}");
+}

@@ -520,6 +520,13 @@ mod tests {
         for e in against(|p| publish(p, vec![b' '; MAX_ARCH_BYTES + 1])) {
             assert!(e.contains("over 1 MiB"), "{e}");
         }
+        // Exactly the bound is read (and then found not to be JSON).
+        for e in against(|p| publish(p, vec![b' '; MAX_ARCH_BYTES])) {
+            assert!(
+                !e.contains("over 1 MiB") && e.contains("architecture"),
+                "{e}"
+            );
+        }
         // Not an architecture at all, and an unknown field.
         for bytes in [
             b"not json".to_vec(),
