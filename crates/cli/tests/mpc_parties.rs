@@ -68,10 +68,9 @@ fn three_free_ports() -> u16 {
         .unwrap()
 }
 
-#[test]
-fn each_party_reads_its_own_file_and_only_the_data_owner_learns_the_classes() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// `mpc gen-certs` in `d` for three free consecutive ports: the network
+/// file's absolute path.
+fn gen_certs(d: &Path) -> PathBuf {
     let port = three_free_ports().to_string();
     let gen = Command::new(bin())
         .args(["mpc", "gen-certs", "--dir", "net", "--base-port", &port])
@@ -83,10 +82,14 @@ fn each_party_reads_its_own_file_and_only_the_data_owner_learns_the_classes() {
         "{}",
         String::from_utf8_lossy(&gen.stderr)
     );
-    let config = d
-        .join(String::from_utf8_lossy(&gen.stdout).trim())
-        .display()
-        .to_string();
+    d.join(String::from_utf8_lossy(&gen.stdout).trim())
+}
+
+#[test]
+fn each_party_reads_its_own_file_and_only_the_data_owner_learns_the_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = gen_certs(d).display().to_string();
     let model = byo("digits_norm_cnn.onnx");
     let inputs = byo("inputs-idx3-ubyte.gz");
     let labels = byo("labels-idx1-ubyte.gz");
@@ -227,13 +230,7 @@ fn a_stopped_party_is_named_within_the_timeout() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = three_free_ports().to_string();
-    let gen = Command::new(bin())
-        .args(["mpc", "gen-certs", "--dir", "net", "--base-port", &port])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    let config = d.join(String::from_utf8_lossy(&gen.stdout).trim());
+    let config = gen_certs(d);
     let text = std::fs::read_to_string(&config).unwrap();
     let text: String = text
         .lines()

@@ -76,6 +76,14 @@ fn channels_first(y: ndarray::Array2<f32>, shape: &[usize]) -> Result<Tensor, Nn
         .map_err(|e| NnError::Config(format!("BatchNorm output: {e}")))
 }
 
+/// A per-channel parameter as a vector.
+fn vector<'a>(p: &'a Param, what: &str) -> Result<ndarray::ArrayView1<'a, f32>, NnError> {
+    p.value
+        .view()
+        .into_dimensionality::<ndarray::Ix1>()
+        .map_err(|_| NnError::Config(format!("BatchNorm {what} is not a vector")))
+}
+
 fn not_per_example() -> NnError {
     NnError::Config(
         "BatchNorm mixes the examples of a batch, so an example's gradient is not its own: \
@@ -178,19 +186,7 @@ impl BatchNorm {
             .unwrap_or_else(|| Array1::zeros(c));
         let inv_std = var.mapv(|v| 1.0 / (v + self.eps).sqrt());
         let xhat = &centered * &inv_std;
-        let gamma = self
-            .weight
-            .value
-            .view()
-            .into_dimensionality::<ndarray::Ix1>()
-            .map_err(|_| NnError::Config("BatchNorm weight".into()))?;
-        let beta = self
-            .bias
-            .value
-            .view()
-            .into_dimensionality::<ndarray::Ix1>()
-            .map_err(|_| NnError::Config("BatchNorm bias".into()))?;
-        let y = &xhat * &gamma + beta;
+        let y = &xhat * &vector(&self.weight, "weight")? + vector(&self.bias, "bias")?;
         let m = self.momentum;
         let unbiased = n as f32 / (n as f32 - 1.0);
         for ((rm, rv), (&bm, &bv)) in self
@@ -212,12 +208,7 @@ impl BatchNorm {
         expect_same("BatchNorm gradient", shape, grad_out)?;
         let dy = channels_last(grad_out)?;
         let n = dy.nrows() as f32;
-        let gamma = self
-            .weight
-            .value
-            .view()
-            .into_dimensionality::<ndarray::Ix1>()
-            .map_err(|_| NnError::Config("BatchNorm weight".into()))?;
+        let gamma = vector(&self.weight, "weight")?;
         let dbeta = dy.sum_axis(Axis(0));
         let dgamma = (&dy * xhat).sum_axis(Axis(0));
         // dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂))
