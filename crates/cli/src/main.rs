@@ -10,6 +10,7 @@ mod fl;
 mod fl_net;
 mod infer;
 mod mpc;
+mod mpc_train;
 mod train;
 
 use anyhow::anyhow;

@@ -48,6 +48,10 @@ pub enum MpcCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Private training of a neural network (an MLP, a small CNN, your
+    /// model) on data split between two owners, by rows or by columns;
+    /// the trained model revealed only to the parties --reveal-to names.
+    Train(crate::mpc_train::TrainArgs),
     /// Private logistic regression on breast cancer split between two owners.
     TrainLogreg {
         /// rows (owners hold different patients) or columns (different features).
@@ -148,6 +152,14 @@ pub struct Files {
     /// IDX labels for --input, to report accuracy (data owner).
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// CSV --input: the column holding labels, left out of the features
+    /// (data owner; reports accuracy).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// CSV --input: a column identifying rows, left out of the features
+    /// and written to --predictions (data owner).
+    #[arg(long)]
+    id_column: Option<String>,
     /// Normalization the data owner applies instead of the model's
     /// published one: MEAN,STD or M1,…,Mc,S1,…,Sc.
     #[arg(long)]
@@ -170,15 +182,22 @@ pub struct Common {
     /// Bandwidth of each emulated link in Mbit/s (with --latency-ms).
     #[arg(long, default_value_t = 1000.0)]
     bandwidth_mbps: f64,
-    /// Fractional bits of the fixed-point encoding.
-    #[arg(long, default_value_t = 16)]
-    frac: u32,
+    /// Fractional bits of the fixed-point encoding (default 16; private
+    /// training in the 128-bit ring: 20).
+    #[arg(long)]
+    pub(crate) frac: Option<u32>,
     /// One JSON line at the end instead of a summary.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
-fn net(c: &Common) -> Network {
+impl Common {
+    fn frac(&self) -> u32 {
+        self.frac.unwrap_or(16)
+    }
+}
+
+pub(crate) fn net(c: &Common) -> Network {
     if let Some(ms) = c.latency_ms {
         Network::Shaped {
             latency: Duration::from_secs_f64(ms.max(0.0) / 1e3),
@@ -191,7 +210,7 @@ fn net(c: &Common) -> Network {
     }
 }
 
-fn net_json(c: &Common) -> serde_json::Value {
+pub(crate) fn net_json(c: &Common) -> serde_json::Value {
     match (c.latency_ms, c.tcp) {
         (Some(r), _) => {
             json!({"kind": "emulated", "latency_ms": r, "bandwidth_mbps": c.bandwidth_mbps})
@@ -252,7 +271,7 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
                 &Deployment::Local(net(&common)),
                 &files,
                 limit,
-                common.frac,
+                common.frac(),
                 common.json,
                 net_json(&common),
             )
@@ -272,10 +291,11 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
             hidden,
             epochs,
             latency_reps,
-            common.frac,
+            common.frac(),
             common.json,
             net_json(&common),
         ),
+        MpcCommand::Train(args) => crate::mpc_train::run(args),
         MpcCommand::TrainLogreg {
             split,
             iterations,
@@ -285,7 +305,7 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
             &Deployment::Local(net(&common)),
             &split,
             LogRegConfig { iterations, lr },
-            common.frac,
+            common.frac(),
             common.json,
             net_json(&common),
         ),
@@ -295,7 +315,7 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
                 matmul::<u128>(
                     &mode,
                     n,
-                    fixed(common.frac, 128)?,
+                    fixed(common.frac(), 128)?,
                     common.json,
                     net_json(&common),
                 )
@@ -303,7 +323,7 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
                 matmul::<u64>(
                     &mode,
                     n,
-                    fixed(common.frac, 64)?,
+                    fixed(common.frac(), 64)?,
                     common.json,
                     net_json(&common),
                 )
@@ -348,6 +368,8 @@ pub fn run(what: MpcCommand) -> anyhow::Result<()> {
                         model: files.model.filter(|_| id == 0),
                         input: files.input.filter(|_| id == 1),
                         labels: files.labels.filter(|_| id == 1),
+                        label_column: files.label_column.filter(|_| id == 1),
+                        id_column: files.id_column.filter(|_| id == 1),
                         normalize: files.normalize.filter(|_| id == 1),
                         predictions: files.predictions.filter(|_| id == 1),
                     };
@@ -487,7 +509,9 @@ fn predict_files(
             p,
             &InputOptions {
                 labels: files.labels.clone(),
-                ..InputOptions::default()
+                label_column: files.label_column.clone(),
+                id_column: files.id_column.clone(),
+                shape: None,
             },
         )?),
         None => None,

@@ -6,12 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{bin, gen_certs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cipherflow"))
-}
 
 fn byo(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -44,45 +43,6 @@ fn torch_classes() -> Vec<usize> {
             (0..o.len()).max_by(|&a, &b| o[a].total_cmp(&o[b])).unwrap()
         })
         .collect()
-}
-
-/// A base port whose next two are free too (gen-certs uses base..base+2).
-/// Tests of this file run in parallel in one process: each call starts
-/// its search elsewhere.
-fn three_free_ports() -> u16 {
-    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let start = 20_000
-        + ((std::process::id() as u64 * 131 + u64::from(call) * 9_973 + u64::from(nanos)) % 40_000)
-            as u16;
-    (0..2000u16)
-        .map(|k| start.wrapping_add(k.wrapping_mul(3)))
-        .find(|&b| {
-            b > 1024
-                && b < 65_000
-                && (0..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", b + i)).is_ok())
-        })
-        .unwrap()
-}
-
-/// `mpc gen-certs` in `d` for three free consecutive ports: the network
-/// file's absolute path.
-fn gen_certs(d: &Path) -> PathBuf {
-    let port = three_free_ports().to_string();
-    let gen = Command::new(bin())
-        .args(["mpc", "gen-certs", "--dir", "net", "--base-port", &port])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
-    d.join(String::from_utf8_lossy(&gen.stdout).trim())
 }
 
 #[test]

@@ -193,12 +193,25 @@ where
             })
             .collect()
     });
+    // Report the failure that caused the others: a party that failed on
+    // its own, rather than one that saw its peer leave or time out.
+    let mut ok = Vec::with_capacity(3);
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        let first_cause = errors.iter().position(|e| !e.is_consequence()).unwrap_or(0);
+        return Err(errors.swap_remove(first_cause));
+    }
     let mut outputs = Vec::new();
     let mut stats = Vec::new();
     let mut start: Option<Instant> = None;
     let mut end: Option<Instant> = None;
-    for r in results {
-        let (o, st, t0, t1) = r?;
+    for (o, st, t0, t1) in ok {
         outputs.push(o);
         stats.push(st);
         start = Some(start.map_or(t0, |s| s.min(t0)));

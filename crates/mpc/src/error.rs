@@ -72,6 +72,17 @@ pub enum MpcError {
     Nn(#[from] cipherflow_nn::NnError),
 }
 
+impl MpcError {
+    /// Whether this error reports another party's failure (it left, or
+    /// stopped answering) rather than a failure of its own.
+    pub fn is_consequence(&self) -> bool {
+        matches!(
+            self,
+            MpcError::PeerClosed(_) | MpcError::Timeout { .. } | MpcError::SendTimeout { .. }
+        )
+    }
+}
+
 impl From<rustls::Error> for MpcError {
     fn from(e: rustls::Error) -> Self {
         MpcError::Tls(e.to_string())

@@ -315,7 +315,47 @@ impl<R: Z2k> Party<R> {
     }
 }
 
+/// What a party's fields hold while [`Party::in_ring`] lends them to a
+/// party of another ring: any use is an error.
+struct Lent(usize);
+
+impl Transport for Lent {
+    fn me(&self) -> usize {
+        self.0
+    }
+    fn send(&mut self, _: usize, _: Vec<u8>) -> Result<(), MpcError> {
+        Err(MpcError::Party("transport lent to another ring".into()))
+    }
+    fn recv(&mut self, _: usize) -> Result<Vec<u8>, MpcError> {
+        Err(MpcError::Party("transport lent to another ring".into()))
+    }
+}
+
 impl<R: Z2k> Party<R> {
+    /// Runs `f` as this party in the ring `S` (the same session: transport,
+    /// PRF keys and counters; fixed point `fp`), then returns to `R`.
+    pub(crate) fn in_ring<S: Z2k, T>(
+        &mut self,
+        fp: FixedPoint,
+        f: impl FnOnce(&mut Party<S>) -> Result<T, MpcError>,
+    ) -> Result<T, MpcError> {
+        let placeholder = || PairwiseKeys::new(Default::default(), Default::default());
+        let mut other = Party::<S> {
+            id: self.id,
+            transport: std::mem::replace(&mut self.transport, Box::new(Lent(self.id))),
+            keys: std::mem::replace(&mut self.keys, placeholder()),
+            fp,
+            stats: std::mem::take(&mut self.stats),
+            op: self.op,
+            _ring: std::marker::PhantomData,
+        };
+        let out = f(&mut other);
+        self.transport = other.transport;
+        self.keys = other.keys;
+        self.stats = other.stats;
+        out
+    }
+
     /// This operation's raw PRF streams `(F(k_i), F(k_{i+1}))`.
     pub(crate) fn streams(&mut self) -> (rand_chacha::ChaCha20Rng, rand_chacha::ChaCha20Rng) {
         self.keys.streams()

@@ -41,6 +41,10 @@ pub trait Z2k: Copy + Clone + Default + Debug + PartialEq + Eq + Send + Sync + '
     }
     /// The element of a small signed integer.
     fn from_i64(v: i64) -> Self;
+    /// The low 64 bits (reduction mod 2^64).
+    fn low_u64(self) -> u64;
+    /// The element of a 64-bit word (zero-extended).
+    fn from_u64(v: u64) -> Self;
     /// Encodes a real with `frac` fractional bits (saturating at the ring's
     /// range; NaN encodes as 0).
     fn encode(x: f64, frac: u32) -> Self;
@@ -95,6 +99,12 @@ macro_rules! impl_ring {
             }
             fn from_i64(v: i64) -> Self {
                 v as $s as $t
+            }
+            fn low_u64(self) -> u64 {
+                self as u64
+            }
+            fn from_u64(v: u64) -> Self {
+                v as $t
             }
             fn encode(x: f64, frac: u32) -> Self {
                 // `as` saturates at the signed range and maps NaN to 0.

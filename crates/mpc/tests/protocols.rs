@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Every protocol against plaintext, over the in-process transport.
 
-use cipherflow_mpc::protocols::approx::{sigmoid_reference, SIGMOID_MAX_ERROR, SOFTMAX_MAX_ERROR};
+use cipherflow_mpc::protocols::approx::{
+    gelu_reference, sigmoid_reference, GELU_MAX_ERROR, SIGMOID_MAX_ERROR, SOFTMAX_MAX_ERROR,
+};
 use cipherflow_mpc::{run_local, FixedPoint, MpcError, Network, Party, Z2k};
 use ndarray::Array2;
 use rand_chacha::ChaCha20Rng;
@@ -183,6 +185,25 @@ fn sigmoid_and_softmax_within_stated_error() {
     let e = max_err(&got, &want);
     eprintln!("softmax: error {e:.2e}");
     assert!(e <= SOFTMAX_MAX_ERROR, "softmax error {e}");
+}
+
+#[test]
+fn gelu_within_stated_error_in_both_rings() {
+    // Dense on [−6, 6], then the tails up to ±100.
+    let mut v: Vec<f64> = (0..=480).map(|j| -6.0 + 0.025 * f64::from(j)).collect();
+    v.extend([-100.0, -40.0, -10.0, 10.0, 40.0, 100.0]);
+    let x = Array2::from_shape_vec((1, v.len()), v).unwrap();
+    let exact = x.mapv(|t| 0.5 * t * (1.0 + libm::erf(t / std::f64::consts::SQRT_2)));
+    let g64 = two_inputs::<u64>(FixedPoint::default(), &x, &x, |p, a, _| p.gelu(a));
+    let fp128 = FixedPoint::new::<u128>(20).unwrap();
+    let g128 = two_inputs::<u128>(fp128, &x, &x, |p, a, _| p.gelu(a));
+    for got in [&g64, &g128] {
+        let e = max_err(got, &exact);
+        let r = max_err(got, &x.mapv(gelu_reference));
+        eprintln!("gelu: error {e:.2e}, vs piecewise reference {r:.2e}");
+        assert!(e <= GELU_MAX_ERROR, "gelu error {e}");
+        assert!(r <= 1e-3, "{r}");
+    }
 }
 
 #[test]

@@ -184,16 +184,35 @@ impl Preprocessing {
 
     /// Normalizes `[N, F]` inputs of `shape` in place.
     pub fn apply(&self, features: &mut Array2<f32>, shape: &[usize]) -> Result<(), NnError> {
-        self.check(shape)?;
         let f: usize = shape.iter().product();
         if features.ncols() != f {
             return Err(NnError::shape("inputs", &[f], &[features.ncols()]));
+        }
+        self.apply_columns(features, shape, 0)
+    }
+
+    /// [`Preprocessing::apply`] to a block of each example's values: the
+    /// columns of `features` are the flattened values `first..` of inputs
+    /// of `shape` (a party holding some of every example's features).
+    pub fn apply_columns(
+        &self,
+        features: &mut Array2<f32>,
+        shape: &[usize],
+        first: usize,
+    ) -> Result<(), NnError> {
+        self.check(shape)?;
+        let f: usize = shape.iter().product();
+        if first
+            .checked_add(features.ncols())
+            .is_none_or(|end| end > f)
+        {
+            return Err(NnError::shape("inputs", &[f], &[first, features.ncols()]));
         }
         let channels = self.mean.len();
         let plane = if channels == 1 { f } else { f / channels };
         for mut row in features.rows_mut() {
             for (i, v) in row.iter_mut().enumerate() {
-                let c = (i / plane.max(1)).min(channels - 1);
+                let c = ((first + i) / plane.max(1)).min(channels - 1);
                 let (m, s) = (
                     self.mean.get(c).copied().unwrap_or(0.0),
                     self.std.get(c).copied().unwrap_or(1.0),

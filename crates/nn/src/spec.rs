@@ -456,7 +456,8 @@ impl ModelSpec {
     /// classes:
     /// * `logreg`: logistic regression (one logit for two classes,
     ///   multinomial otherwise);
-    /// * `mlp`: one hidden layer of 64 ReLU units;
+    /// * `mlp`: one hidden layer of 64 ReLU units; `mlp:W1-W2-…` hidden
+    ///   layers of those widths (`mlp:128-128`: SecureML's MNIST network);
     /// * `cnn`: for 28×28 images the DP-SGD reference CNN of TensorFlow
     ///   Privacy's MNIST tutorial (conv 16@8×8/2 → max-pool 2/1 → conv
     ///   32@4×4/2 → max-pool 2/1 → dense 32 → dense 10), for 8×8 images a
@@ -485,6 +486,28 @@ impl ModelSpec {
                     layers.push(L::Flatten);
                 }
                 layers.extend([L::Dense { units: 64 }, act, L::Dense { units: classes }]);
+            }
+            mlp if mlp.starts_with("mlp:") => {
+                // mlp:W1-W2-…: hidden layers of those widths.
+                let widths = mlp
+                    .strip_prefix("mlp:")
+                    .unwrap_or_default()
+                    .split('-')
+                    .map(|w| w.trim().parse::<usize>().ok().filter(|&w| w > 0))
+                    .collect::<Option<Vec<usize>>>()
+                    .filter(|w| !w.is_empty() && w.len() <= 64)
+                    .ok_or_else(|| {
+                        NnError::Config(format!(
+                            "'{mlp}': give the hidden widths as mlp:W1-W2-… (e.g. mlp:128-128)"
+                        ))
+                    })?;
+                if flat {
+                    layers.push(L::Flatten);
+                }
+                for units in widths {
+                    layers.extend([L::Dense { units }, act.clone()]);
+                }
+                layers.push(L::Dense { units: classes });
             }
             "cnn" => match input {
                 [_, h, w] if *h >= 28 && *w >= 28 => layers.extend([
@@ -553,7 +576,7 @@ impl ModelSpec {
             ]),
             other => {
                 return Err(NnError::Config(format!(
-                    "unknown model preset '{other}' (logreg, mlp, cnn, tenseal-cnn)"
+                    "unknown model preset '{other}' (logreg, mlp, mlp:W1-W2-…, cnn, tenseal-cnn)"
                 )))
             }
         }

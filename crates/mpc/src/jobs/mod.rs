@@ -7,8 +7,10 @@
 //! only its own outputs, counters and timings.
 
 mod model;
+mod train;
 
 pub use model::{predict_model, ModelPredictJob, ModelPredictReport, CHUNK};
+pub use train::{split_dataset, train_model, NnTrainJob, NnTrainOutcome, NnTrainReport};
 
 use crate::computation::{run_local, run_party, Network};
 use crate::programs::logreg::{

@@ -2,3 +2,4 @@
 
 pub mod logreg;
 pub mod predict;
+pub mod train;

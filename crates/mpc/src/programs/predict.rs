@@ -17,6 +17,8 @@
 //! | ReLU, x² | comparison / product | exact / ≤ 1 ulp |
 //! | LeakyReLU(a) | (1 − a)·ReLU(x) + a·x | ≤ 2 ulp |
 //! | Sigmoid, Tanh | 33-piece linear sigmoid (tanh x = 2σ(2x) − 1) | ≤ 4e-3 (tanh ≤ 8e-3) |
+//! | GELU | x·Φ̂(x), Φ̂ the 33-piece linear normal CDF on [−4, 4] | ≤ 5e-3 for \|x\| ≤ 100 |
+//! | Softmax (inner) | max by tournament, exp as (1 + x/256)^256, Newton reciprocal | ≤ 5e-3 per probability |
 //! | final Softmax | skipped: it does not change the argmax | — |
 //!
 //! BatchNorm arrives folded (the nn importer folds it exactly). Other
@@ -58,7 +60,6 @@ struct Architecture {
 
 /// Checks that every layer of `model` runs in private prediction.
 pub fn check_supported(model: &Sequential) -> Result<(), MpcError> {
-    let n = model.layers().len();
     for (i, l) in model.layers().iter().enumerate() {
         let ok = match l {
             Layer::Dense(_)
@@ -74,15 +75,16 @@ pub fn check_supported(model: &Sequential) -> Result<(), MpcError> {
                     | ActivationKind::LeakyRelu(_)
                     | ActivationKind::Sigmoid
                     | ActivationKind::Tanh
+                    | ActivationKind::Gelu
             ),
-            Layer::Softmax(_) => i + 1 == n,
+            Layer::Softmax(_) => true,
             _ => false,
         };
         if !ok {
             return Err(MpcError::Config(format!(
                 "layer {i} ({}) is not supported in private prediction (supported: Dense, \
                  Conv2d, average and max pooling, padding, flatten, reshape, ReLU, LeakyReLU, \
-                 x², sigmoid, tanh, a final softmax)",
+                 x², sigmoid, tanh, GELU, softmax)",
                 l.describe()
             )));
         }
@@ -94,10 +96,10 @@ pub fn check_supported(model: &Sequential) -> Result<(), MpcError> {
 #[derive(Debug)]
 pub struct SharedModel<R: Z2k> {
     /// The layers' kinds and hyperparameters (weights are placeholders).
-    layout: Sequential,
-    preprocessing: Option<Preprocessing>,
+    pub(crate) layout: Sequential,
+    pub(crate) preprocessing: Option<Preprocessing>,
     /// Per layer with parameters: weight (`out × in`) and bias (`1 × out`).
-    params: Vec<Option<(AShare<R>, AShare<R>)>>,
+    pub(crate) params: Vec<Option<(AShare<R>, AShare<R>)>>,
 }
 
 impl<R: Z2k> SharedModel<R> {
@@ -221,7 +223,7 @@ pub fn share_model_with<R: Z2k>(
 
 /// im2col indices: rows `(b, oy, ox)`, columns `(c, ky, kx)`, into a
 /// `B × (C·H·W)` matrix; [`ZERO_ENTRY`] where the window covers padding.
-fn im2col(
+pub(crate) fn im2col(
     b: usize,
     (c, h, w): (usize, usize, usize),
     (kh, kw): (usize, usize),
@@ -253,7 +255,17 @@ fn im2col(
     (b * ho * wo, cols, ho, wo, idx)
 }
 
-fn chw(shape: &[usize], what: &str) -> Result<(usize, usize, usize), MpcError> {
+/// Gather indices from a convolution's `(b, oy, ox) × co` product to
+/// `b × (co, oy, ox)` (the nn crate's layout).
+pub(crate) fn conv_to_chw(batch: usize, co: usize, pixels: usize) -> Vec<usize> {
+    (0..batch)
+        .flat_map(|e| {
+            (0..co).flat_map(move |ch| (0..pixels).map(move |pix| (e * pixels + pix) * co + ch))
+        })
+        .collect()
+}
+
+pub(crate) fn chw(shape: &[usize], what: &str) -> Result<(usize, usize, usize), MpcError> {
     match shape {
         &[c, h, w] => Ok((c, h, w)),
         _ => Err(MpcError::Config(format!(
@@ -293,16 +305,8 @@ fn apply_layer<R: Z2k>(
                 p.truncate(&z, f)
             })?;
             let z = p.add_row(&z, b)?;
-            // (b, oy, ox) × co → b × (co, oy, ox).
             let co = z.shape().1;
-            let back: Vec<usize> = (0..batch)
-                .flat_map(|e| {
-                    (0..co).flat_map(move |ch| {
-                        (0..ho * wo).map(move |pix| (e * ho * wo + pix) * co + ch)
-                    })
-                })
-                .collect();
-            p.gather(&z, batch, co * ho * wo, &back)?
+            p.gather(&z, batch, co * ho * wo, &conv_to_chw(batch, co, ho * wo))?
         }
         Layer::Pool2d(pool) => {
             let (c, hh, ww) = chw(shape, "pooling")?;
@@ -349,7 +353,9 @@ fn apply_layer<R: Z2k>(
                 p.add_public(&g, &enc)?
             }
         }
-        Layer::Flatten(_) | Layer::Reshape(_) | Layer::Softmax(_) => h,
+        Layer::Flatten(_) | Layer::Reshape(_) => h,
+        // An inner softmax (a final one is skipped by `logits_shared`).
+        Layer::Softmax(_) => p.softmax(&h)?,
         Layer::Activation(a) => match a.kind {
             ActivationKind::Relu => p.relu(&h)?,
             ActivationKind::Square => p.mul_fx(&h, &h)?,
@@ -360,6 +366,7 @@ fn apply_layer<R: Z2k>(
                 p.add(&r, &l)?
             }
             ActivationKind::Sigmoid => p.sigmoid(&h)?,
+            ActivationKind::Gelu => p.gelu(&h)?,
             ActivationKind::Tanh => {
                 // tanh x = 2σ(2x) − 1 (doubling is exact in fixed point).
                 let doubled = p.mul_public(&h, R::from_i64(2));
@@ -367,11 +374,6 @@ fn apply_layer<R: Z2k>(
                 let two_s = p.mul_public(&s, R::from_i64(2));
                 let minus_one = p.fixed_point().encode::<R>(&[-1.0]);
                 p.add_public(&two_s, &minus_one)?
-            }
-            other => {
-                return Err(MpcError::Config(format!(
-                    "{other:?} is not supported in private prediction"
-                )))
             }
         },
         other => {
@@ -408,7 +410,12 @@ pub fn logits_shared<R: Z2k>(
         });
     }
     let mut shape = model.input_shape().to_vec();
-    for (layer, params) in model.layout.layers().iter().zip(&model.params) {
+    let n = model.layout.layers().len();
+    for (i, (layer, params)) in model.layout.layers().iter().zip(&model.params).enumerate() {
+        if i + 1 == n && matches!(layer, Layer::Softmax(_)) {
+            // A final softmax does not change the argmax: skipped.
+            break;
+        }
         h = apply_layer(p, layer, params.as_ref(), &shape, h)?;
         shape = layer.output_shape(&shape)?;
     }

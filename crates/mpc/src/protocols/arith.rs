@@ -366,6 +366,53 @@ impl<R: Z2k> Party<R> {
         Ok(AShare::from_parts(rows, cols, pick(&x.a), pick(&x.b)))
     }
 
+    /// The adjoint of [`Party::gather`] (local): a `rows × cols` matrix
+    /// of zeros to which `x`'s entry `k` is added at `idx[k]` (skipped
+    /// where it is [`ZERO_ENTRY`]). The gradient of a gather.
+    pub fn scatter_add(
+        &self,
+        x: &AShare<R>,
+        rows: usize,
+        cols: usize,
+        idx: &[usize],
+    ) -> Result<AShare<R>, MpcError> {
+        let len = rows
+            .checked_mul(cols)
+            .ok_or_else(|| shape_err("scatter_add", format!("{rows}×{cols}")))?;
+        if idx.len() != x.len() || idx.iter().any(|&i| i != ZERO_ENTRY && i >= len) {
+            return Err(shape_err(
+                "scatter_add",
+                format!(
+                    "{} indices for {} entries into {rows}×{cols}",
+                    idx.len(),
+                    x.len()
+                ),
+            ));
+        }
+        let put = |v: &[R]| {
+            let mut out = vec![R::ZERO; len];
+            for (&i, &e) in idx.iter().zip(v) {
+                if let Some(o) = out.get_mut(i) {
+                    *o = o.add(e);
+                }
+            }
+            out
+        };
+        Ok(AShare::from_parts(rows, cols, put(&x.a), put(&x.b)))
+    }
+
+    /// Sums each column: `rows × cols` → `1 × cols` (local).
+    pub fn sum_cols(&self, x: &AShare<R>) -> AShare<R> {
+        let s = |v: &[R]| {
+            let mut acc = vec![R::ZERO; x.cols];
+            for row in v.chunks(x.cols.max(1)) {
+                acc.iter_mut().zip(row).for_each(|(a, &e)| *a = a.add(e));
+            }
+            acc
+        };
+        AShare::from_parts(1, x.cols, s(&x.a), s(&x.b))
+    }
+
     /// The same entries as `rows × cols` (row-major; local).
     pub fn reshape(&self, x: &AShare<R>, rows: usize, cols: usize) -> Result<AShare<R>, MpcError> {
         if rows.checked_mul(cols) != Some(x.len()) {

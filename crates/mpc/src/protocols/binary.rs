@@ -5,7 +5,7 @@
 use crate::error::shape_err;
 use crate::party::{AShare, BShare, Party};
 use crate::z2k::Z2k;
-use crate::MpcError;
+use crate::{FixedPoint, MpcError};
 
 fn xor<R: Z2k>(x: &[R], y: &[R]) -> Vec<R> {
     x.iter().zip(y).map(|(&a, &b)| a.xor(b)).collect()
@@ -164,9 +164,27 @@ impl<R: Z2k> Party<R> {
 
     /// ReLU′: 1 where x ≥ 0, else 0 (arithmetic integer sharing, not
     /// scaled by 2^f).
+    ///
+    /// In rings wider than 64 bits the sign is computed on the low 64 bits
+    /// of the shares (a local reduction mod 2^64), which halves the bytes
+    /// of the adder: exact while |x| < 2^63, i.e. real values below
+    /// 2^(63−f) (8.8·10^12 for f = 20; fixed-point products in Z_2^128
+    /// already need far smaller values).
     pub fn drelu(&mut self, x: &AShare<R>) -> Result<AShare<R>, MpcError> {
         self.with_op("drelu", |p| {
-            let m = p.msb(x)?;
+            let m = if R::BITS > 64 {
+                let low = |v: &[R]| v.iter().map(|w| w.low_u64()).collect::<Vec<u64>>();
+                let x64 = AShare::from_parts(x.rows, x.cols, low(&x.a), low(&x.b));
+                let fp = FixedPoint { frac: 16 };
+                let m = p.in_ring::<u64, _>(fp, |q| q.msb(&x64))?;
+                let lift = |v: &[u64]| v.iter().map(|&w| R::from_u64(w)).collect::<Vec<R>>();
+                BShare {
+                    a: lift(&m.a),
+                    b: lift(&m.b),
+                }
+            } else {
+                p.msb(x)?
+            };
             let neg = p.bit_to_arith(&m, x.rows, x.cols)?;
             let ones = p.share_public(x.rows, x.cols, &vec![R::ONE; x.len()])?;
             p.sub(&ones, &neg)
@@ -289,6 +307,40 @@ impl<R: Z2k> Party<R> {
             level = next;
         }
         level.pop().ok_or_else(|| shape_err("argmax", "no factors"))
+    }
+
+    /// Row-wise maximum (`rows × 1`) by a tournament: ⌈log2 cols⌉ levels
+    /// of one comparison and one product each, `cols − 1` comparisons per
+    /// row — fewer bytes than [`Party::max_argmax`]'s all-pairs
+    /// comparisons, more rounds. Exact.
+    pub fn max_rows(&mut self, x: &AShare<R>) -> Result<AShare<R>, MpcError> {
+        if x.cols == 0 {
+            return Err(shape_err("max", "no columns"));
+        }
+        self.with_op("max", |p| {
+            let rows = x.rows;
+            let mut vals: Vec<AShare<R>> = (0..x.cols).map(|c| column(x, c)).collect();
+            while vals.len() > 1 {
+                let pairs = vals.len() / 2;
+                let l = p.vstack(&(0..pairs).map(|k| &vals[2 * k]).collect::<Vec<_>>())?;
+                let r = p.vstack(&(0..pairs).map(|k| &vals[2 * k + 1]).collect::<Vec<_>>())?;
+                // max = r + [l ≥ r]·(l − r).
+                let c = p.ge(&l, &r)?;
+                let d = p.sub(&l, &r)?;
+                let sel = p.mul(&c, &d)?;
+                let won = p.add(&r, &sel)?;
+                let mut next: Vec<AShare<R>> =
+                    (0..pairs).map(|k| rows_of(&won, k * rows, rows)).collect();
+                if vals.len() % 2 == 1 {
+                    if let Some(v) = vals.pop() {
+                        next.push(v);
+                    }
+                }
+                vals = next;
+            }
+            vals.pop()
+                .ok_or_else(|| shape_err("max", "empty tournament"))
+        })
     }
 
     fn max_argmax_tournament(&mut self, x: &AShare<R>) -> Result<(AShare<R>, AShare<R>), MpcError> {
