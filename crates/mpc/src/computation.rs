@@ -274,7 +274,14 @@ where
     let mut p = Party::<R>::setup(Box::new(t), fp)?;
     p.reset_stats();
     let t0 = Instant::now();
-    let output = program(&mut p)?;
+    let output = match program(&mut p) {
+        Ok(o) => o,
+        Err(e) => {
+            // The peers waiting on this party learn why it stops.
+            p.abort(&e);
+            return Err(e);
+        }
+    };
     Ok(PartyRun {
         id,
         output,

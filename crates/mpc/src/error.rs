@@ -28,6 +28,14 @@ pub enum MpcError {
          answering: see its own error)"
     )]
     PeerClosed(usize),
+    /// A peer gave up and said why (its own error, as it reports it).
+    #[error("party {from} aborted: {reason}")]
+    Aborted {
+        /// The peer that gave up.
+        from: usize,
+        /// Its error message (printable characters, at most 1 KiB).
+        reason: String,
+    },
     /// A peer's message does not have the expected form.
     #[error("malformed message from party {from}: {what}")]
     Malformed {
@@ -78,7 +86,10 @@ impl MpcError {
     pub fn is_consequence(&self) -> bool {
         matches!(
             self,
-            MpcError::PeerClosed(_) | MpcError::Timeout { .. } | MpcError::SendTimeout { .. }
+            MpcError::PeerClosed(_)
+                | MpcError::Timeout { .. }
+                | MpcError::SendTimeout { .. }
+                | MpcError::Aborted { .. }
         )
     }
 }

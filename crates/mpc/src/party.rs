@@ -195,6 +195,12 @@ impl<R: Z2k> Party<R> {
         Ok(p)
     }
 
+    /// Tells the other parties, best effort, that this party gives up
+    /// because of `error` (see [`Transport::abort`]).
+    pub fn abort(&mut self, error: &MpcError) {
+        self.transport.abort(&error.to_string());
+    }
+
     /// This party's id.
     pub fn id(&self) -> usize {
         self.id

@@ -194,3 +194,73 @@ fn three_parties_over_tcp_with_mutual_tls() {
     assert!(run.outputs[0].is_none() && run.outputs[2].is_none());
     assert!(run.stats.bytes() > 0 && run.stats.rounds() >= 10);
 }
+
+/// A cascade: party 2 falls silent; party 0, waiting on it, times out and
+/// gives up; party 1, waiting on party 0, learns why from party 0's abort
+/// notice (without it, it would see only a closed connection) — so both
+/// name party 2.
+#[test]
+fn an_abort_notice_names_the_silent_party_to_the_party_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<String> = (0..3)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        })
+        .collect();
+    let config = cipherflow_mpc::transport::tls::write_credentials(dir.path(), &ports).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("timeout_ms") {
+                "timeout_ms = 1000".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, text).unwrap();
+    let errors: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|id| {
+                let config = &config;
+                s.spawn(move || {
+                    cipherflow_mpc::run_party::<u64, (), _>(
+                        id,
+                        config,
+                        FixedPoint::default(),
+                        |p| {
+                            match p.id() {
+                                // Silent for longer than the timeout.
+                                2 => std::thread::sleep(Duration::from_millis(3000)),
+                                // Waits on party 2 (a reveal to party 0
+                                // needs party 2's component).
+                                0 => {
+                                    p.reveal_ring(&p.share_public(1, 1, &[0])?, &[0])?;
+                                }
+                                // Waits on party 0, from a little later
+                                // (its own timeout comes after party 0's).
+                                _ => {
+                                    std::thread::sleep(Duration::from_millis(400));
+                                    p.reveal_ring(&p.share_public(1, 1, &[0])?, &[1])?;
+                                }
+                            }
+                            Ok(())
+                        },
+                    )
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(errors[0].contains("waiting for party 2"), "{errors:?}");
+    assert!(
+        errors[1].contains("party 0 aborted") && errors[1].contains("party 2"),
+        "{errors:?}"
+    );
+}

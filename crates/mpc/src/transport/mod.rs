@@ -39,6 +39,11 @@ pub trait Transport: Send {
     /// Receives the next message from `from`, waiting at most the
     /// transport's timeout.
     fn recv(&mut self, from: usize) -> Result<Vec<u8>, MpcError>;
+    /// Tells the peers, best effort, that this party gives up and why, so
+    /// that a party waiting on it reports the cause rather than a closed
+    /// connection (in-process transports need not: one process sees every
+    /// party's error).
+    fn abort(&mut self, _reason: &str) {}
 }
 
 /// What a party's inbox from one peer yields: a message or the error that
@@ -136,6 +141,37 @@ pub fn local_mesh(timeout: Duration) -> [ChannelTransport; 3] {
     })
 }
 
+/// The length field that marks an abort notice instead of a data frame
+/// (data frames are at most [`MAX_FRAME`] bytes, far below it).
+const ABORT_MARK: u32 = u32::MAX;
+
+/// Longest abort reason sent or accepted.
+pub const MAX_ABORT_REASON: usize = 1024;
+
+/// What one frame on a peer's stream holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A message of the computation.
+    Data(Vec<u8>),
+    /// The peer gives up: its reason, printable characters only.
+    Abort(String),
+}
+
+/// Writes an abort notice: [`ABORT_MARK`], the reason's length, the
+/// reason (cut to [`MAX_ABORT_REASON`] bytes at a character boundary).
+pub fn write_abort(w: &mut impl Write, reason: &str) -> Result<(), MpcError> {
+    let mut end = reason.len().min(MAX_ABORT_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = reason.get(..end).unwrap_or_default().as_bytes();
+    w.write_all(&ABORT_MARK.to_le_bytes())?;
+    w.write_all(&(text.len() as u32).to_le_bytes())?;
+    w.write_all(text)?;
+    w.flush()?;
+    Ok(())
+}
+
 /// Writes one frame: 4-byte little-endian length, then the payload.
 pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<(), MpcError> {
     let len = u32::try_from(payload.len())
@@ -148,9 +184,10 @@ pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<(), MpcError> {
     Ok(())
 }
 
-/// Reads one frame of at most `max` bytes. `Ok(None)` is a clean end of
-/// stream between frames; an end inside a frame is [`MpcError::Truncated`].
-pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, MpcError> {
+/// Reads one frame of at most `max` bytes (an abort notice: at most
+/// [`MAX_ABORT_REASON`]). `Ok(None)` is a clean end of stream between
+/// frames; an end inside a frame is [`MpcError::Truncated`].
+pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Frame>, MpcError> {
     let mut head = [0u8; 4];
     let got = read_full(r, &mut head)?;
     if got == 0 {
@@ -159,7 +196,30 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, MpcE
     if got < 4 {
         return Err(MpcError::Truncated { expected: 4, got });
     }
+    if u32::from_le_bytes(head) == ABORT_MARK {
+        return read_body(r, MAX_ABORT_REASON).map(|b| {
+            let text = String::from_utf8_lossy(&b);
+            Some(Frame::Abort(
+                text.chars().filter(|c| !c.is_control()).collect(),
+            ))
+        });
+    }
     let len = u32::from_le_bytes(head) as usize;
+    read_body_of(r, len, max).map(|b| Some(Frame::Data(b)))
+}
+
+/// A length-prefixed body of at most `max` bytes.
+fn read_body(r: &mut impl Read, max: usize) -> Result<Vec<u8>, MpcError> {
+    let mut head = [0u8; 4];
+    let got = read_full(r, &mut head)?;
+    if got < 4 {
+        return Err(MpcError::Truncated { expected: 4, got });
+    }
+    read_body_of(r, u32::from_le_bytes(head) as usize, max)
+}
+
+/// A body of `len` bytes, refused over `max`.
+fn read_body_of(r: &mut impl Read, len: usize, max: usize) -> Result<Vec<u8>, MpcError> {
     if len > max {
         return Err(MpcError::FrameTooLarge(len, max));
     }
@@ -168,7 +228,7 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, MpcE
     if got < len {
         return Err(MpcError::Truncated { expected: len, got });
     }
-    Ok(Some(body))
+    Ok(body)
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -198,9 +258,12 @@ mod tests {
         let mut r = &buf[..];
         assert_eq!(
             read_frame(&mut r, 100).ok().flatten(),
-            Some(b"hello".to_vec())
+            Some(Frame::Data(b"hello".to_vec()))
         );
-        assert_eq!(read_frame(&mut r, 100).ok().flatten(), Some(Vec::new()));
+        assert_eq!(
+            read_frame(&mut r, 100).ok().flatten(),
+            Some(Frame::Data(Vec::new()))
+        );
         assert!(matches!(read_frame(&mut r, 100), Ok(None)));
         let mut t = &buf[..7];
         assert!(matches!(
@@ -219,12 +282,55 @@ mod tests {
         let mut exact = &buf[..];
         assert_eq!(
             read_frame(&mut exact, 5).ok().flatten(),
-            Some(b"hello".to_vec())
+            Some(Frame::Data(b"hello".to_vec()))
         );
         let mut big = &buf[..];
         assert!(matches!(
             read_frame(&mut big, 3),
             Err(MpcError::FrameTooLarge(5, 3))
+        ));
+    }
+
+    #[test]
+    #[allow(clippy::panic)]
+    fn abort_notices_are_bounded_and_printable() {
+        let mut buf = Vec::new();
+        write_abort(&mut buf, "timed out waiting for party 2").ok();
+        write_frame(&mut buf, b"after").ok();
+        let mut r = &buf[..];
+        assert_eq!(
+            read_frame(&mut r, 100).ok().flatten(),
+            Some(Frame::Abort("timed out waiting for party 2".into()))
+        );
+        assert_eq!(
+            read_frame(&mut r, 100).ok().flatten(),
+            Some(Frame::Data(b"after".to_vec()))
+        );
+        // A long reason is cut at a character boundary; control
+        // characters (a terminal escape) are dropped on receipt.
+        let mut buf = Vec::new();
+        write_abort(&mut buf, &format!("\u{1b}[2J{}", "é".repeat(1000))).ok();
+        let Ok(Some(Frame::Abort(text))) = read_frame(&mut &buf[..], 10) else {
+            panic!("no abort notice");
+        };
+        assert!(text.len() <= MAX_ABORT_REASON && !text.contains('\u{1b}'));
+        assert!(text.starts_with("[2Jé"));
+        // A peer announcing a longer reason is refused before allocating.
+        let mut bad = ABORT_MARK.to_le_bytes().to_vec();
+        bad.extend(((MAX_ABORT_REASON + 1) as u32).to_le_bytes());
+        assert!(matches!(
+            read_frame(&mut &bad[..], 100),
+            Err(MpcError::FrameTooLarge(..))
+        ));
+        let mut cut = ABORT_MARK.to_le_bytes().to_vec();
+        cut.extend(5u32.to_le_bytes());
+        cut.extend(b"ab");
+        assert!(matches!(
+            read_frame(&mut &cut[..], 100),
+            Err(MpcError::Truncated {
+                expected: 5,
+                got: 2
+            })
         ));
     }
 
@@ -275,7 +381,7 @@ mod tests {
         };
         assert_eq!(
             read_frame(&mut r, 100).ok().flatten(),
-            Some(b"hello".to_vec())
+            Some(Frame::Data(b"hello".to_vec()))
         );
         // An end of stream reported as an error is an end of stream.
         let mut r = Flaky {

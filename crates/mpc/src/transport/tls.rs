@@ -12,7 +12,10 @@
 //! that it is byte-for-byte the certificate of the party the client claims
 //! to be in its first frame.
 
-use super::{check_peer, read_frame, recv_inbox, write_frame, Inbox, Transport, MAX_FRAME};
+use super::{
+    check_peer, read_frame, recv_inbox, write_abort, write_frame, Frame, Inbox, Transport,
+    MAX_FRAME,
+};
 use crate::MpcError;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -267,7 +270,14 @@ impl Transport for TlsTransport {
             s,
             deadline: Instant::now() + timeout,
         };
-        write_frame(&mut w, &msg).map_err(|e| match e {
+        let sent = write_frame(&mut w, &msg);
+        if sent.is_err() {
+            // A frame may have been cut: the stream is unusable.
+            if let Some(slot) = self.out.get_mut(to) {
+                *slot = None;
+            }
+        }
+        sent.map_err(|e| match e {
             MpcError::Io(io)
                 if matches!(
                     io.kind(),
@@ -291,6 +301,18 @@ impl Transport for TlsTransport {
             .and_then(Option::as_ref)
             .ok_or(MpcError::PeerClosed(from))?;
         recv_inbox(rx, from, self.timeout)
+    }
+
+    fn abort(&mut self, reason: &str) {
+        // At most a second per peer: a stopped peer does not hold us.
+        let patience = self.timeout.min(Duration::from_secs(1));
+        for s in self.out.iter_mut().flatten() {
+            let mut w = DeadlineWriter {
+                s,
+                deadline: Instant::now() + patience,
+            };
+            let _ = write_abort(&mut w, reason);
+        }
     }
 }
 
@@ -473,6 +495,10 @@ fn accept_one(
     let conn = ServerConnection::new(cfg.clone())?;
     let mut s = StreamOwned::new(conn, sock);
     let hello = read_frame(&mut s, 16)?.ok_or(MpcError::PeerClosed(3))?;
+    let hello = match hello {
+        Frame::Data(h) => h,
+        Frame::Abort(_) => Vec::new(),
+    };
     let from = match hello.as_slice() {
         [id] if (*id as usize) < 3 && *id as usize != me => *id as usize,
         _ => {
@@ -501,9 +527,10 @@ fn spawn_reader(from: usize, mut s: StreamOwned<ServerConnection, TcpStream>) ->
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || loop {
         let r = read_frame(&mut s, MAX_FRAME);
-        let stop = !matches!(r, Ok(Some(_)));
+        let stop = !matches!(r, Ok(Some(Frame::Data(_))));
         let msg = match r {
-            Ok(Some(f)) => Ok(f),
+            Ok(Some(Frame::Data(f))) => Ok(f),
+            Ok(Some(Frame::Abort(reason))) => Err(MpcError::Aborted { from, reason }),
             Ok(None) => Err(MpcError::PeerClosed(from)),
             Err(e) => Err(e),
         };
