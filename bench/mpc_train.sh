@@ -11,7 +11,10 @@
 #
 # Usage: [EPOCHS=5] [MPC_FLAGS=--tcp] [RUNS="mlp-rows ..."] bash bench/mpc_train.sh [MNIST_DIR]
 #   runs: mlp-rows (EPOCHS epochs), mlp-columns (1 epoch), mlp-ring64
-#   (1 epoch, Z_2^64, f = 16), cnn (1 epoch).
+#   (1 epoch, Z_2^64, f = 16), cnn (1 epoch), crypten (CrypTen 0.4.1
+#   training the same MLP, 2 parties, BATCHES=10 timed batches; installed
+#   with --no-deps into the PyTorch environment of bench/nn_setup_venv.sh,
+#   its two missing pure-Python dependencies beside it).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -42,12 +45,18 @@ run() {
         | python3 -c 'import json,sys; j=json.load(sys.stdin); j["run"]=sys.argv[1]; print(json.dumps(j))' "$name" \
         | tee -a "$RES"
 }
-for r in ${RUNS:-mlp-rows mlp-columns mlp-ring64 cnn}; do
+for r in ${RUNS:-mlp-rows mlp-columns mlp-ring64 cnn crypten}; do
     case "$r" in
         mlp-rows) run "$r" --model mlp:128-128 --epochs "${EPOCHS:-5}" --out "$OUT/mlp.onnx" ;;
         mlp-columns) run "$r" --model mlp:128-128 --split columns --epochs 1 ;;
         mlp-ring64) run "$r" --model mlp:128-128 --ring 64 --epochs 1 ;;
         cnn) run "$r" --model "$CNN" --epochs 1 --out "$OUT/cnn.onnx" ;;
+        crypten)
+            PY="$HERE/.venv-torch/bin/python"
+            [[ -x "$PY" ]] || { echo "mpc_train: run bench/nn_setup_venv.sh first" >&2; exit 1; }
+            "$PY" -c "import crypten" 2>/dev/null \
+                || "$PY" -m pip install --quiet --no-deps crypten==0.4.1 pyyaml omegaconf >&2
+            "$PY" "$HERE/crypten_train.py" "$MNIST" "${BATCHES:-10}" | tail -n 1 | tee -a "$RES" ;;
         *) echo "mpc_train: unknown run $r" >&2; exit 1 ;;
     esac
 done

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{bin, gen_certs};
+use common::{bin, gen_certs, json_of};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -18,16 +18,6 @@ fn byo(name: &str) -> PathBuf {
         .join(name)
         .canonicalize()
         .unwrap()
-}
-
-fn json_of(out: &Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
 /// PyTorch's classes for the eight fixture images (io.json).
@@ -190,21 +180,7 @@ fn a_stopped_party_is_named_within_the_timeout() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let config = gen_certs(d);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("timeout_ms") {
-                "timeout_ms = 3000".to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&config, text).unwrap();
+    let (config, _) = short_deadline(dir.path());
     let start = std::time::Instant::now();
     let mut children: Vec<_> = (0..3)
         .map(|id| {
@@ -254,4 +230,116 @@ fn a_stopped_party_is_named_within_the_timeout() {
     // 1.5 s before the stop, one 3 s timeout, and the local work of a
     // 1500×1500 product on a loaded machine.
     assert!(elapsed < 45.0, "the others took {elapsed:.1} s");
+}
+
+/// The network file with a 3 s deadline, and party 2's address.
+fn short_deadline(d: &Path) -> (PathBuf, String) {
+    let config = gen_certs(d);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let addrs: Vec<String> = text
+        .split('"')
+        .filter(|s| s.starts_with("127.0.0.1:"))
+        .map(String::from)
+        .collect();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("timeout_ms") {
+                "timeout_ms = 3000".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, text).unwrap();
+    (config, addrs[2].clone())
+}
+
+/// Parties 0 and 1 of a 1500×1500 product; party 2 as `party2` arranges.
+fn two_parties_with(config: &Path, party2: impl FnOnce()) -> (Vec<String>, f64) {
+    let start = std::time::Instant::now();
+    let children: Vec<_> = (0..2)
+        .map(|id| {
+            Command::new(bin())
+                .args(["mpc", "party", "--id", &id.to_string(), "--config"])
+                .arg(config)
+                .args(["--task", "bench-matmul", "--n", "1500", "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    party2();
+    let errs = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(!o.status.success());
+            String::from_utf8_lossy(&o.stderr).into_owned()
+        })
+        .collect();
+    (errs, start.elapsed().as_secs_f64())
+}
+
+/// A party that never starts, one that accepts connections and stays
+/// silent (half-open), and one killed mid-computation (SIGKILL): each time
+/// both others fail within a few deadlines and name party 2.
+#[test]
+fn never_started_half_open_and_killed_parties_are_named_within_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, addr2) = short_deadline(dir.path());
+    // Never started.
+    let (errs, secs) = two_parties_with(&config, || {});
+    for e in &errs {
+        assert!(e.contains("party 2"), "never started: {e}");
+    }
+    eprintln!("never started: {secs:.1} s, {errs:?}");
+    assert!(secs < 20.0, "never started: {secs:.1} s");
+    // Half-open: TCP accepted and held, nothing said.
+    let listener = std::net::TcpListener::bind(&addr2).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    listener.set_nonblocking(true).unwrap();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((s, _)) = listener.accept() {
+                held.push(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    let (errs, secs) = two_parties_with(&config, || {});
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    holder.join().unwrap();
+    for e in &errs {
+        assert!(e.contains("party 2"), "half-open: {e}");
+    }
+    eprintln!("half-open: {secs:.1} s, {errs:?}");
+    assert!(secs < 20.0, "half-open: {secs:.1} s");
+    // Killed mid-computation.
+    if Command::new("kill").arg("-l").output().is_err() {
+        eprintln!("no kill command: SIGKILL case skipped");
+        return;
+    }
+    let (errs, secs) = two_parties_with(&config, || {
+        let mut p2 = Command::new(bin())
+            .args(["mpc", "party", "--id", "2", "--config"])
+            .arg(&config)
+            .args(["--task", "bench-matmul", "--n", "1500", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        p2.kill().unwrap();
+        p2.wait().unwrap();
+    });
+    for e in &errs {
+        assert!(e.contains("party 2"), "killed: {e}");
+    }
+    eprintln!("killed: {secs:.1} s, {errs:?}");
+    assert!(secs < 20.0, "killed: {secs:.1} s");
 }

@@ -5,19 +5,9 @@
 
 mod common;
 
-use common::{bin, gen_certs};
+use common::{bin, gen_certs, json_of};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn json_of(out: &Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
-}
 
 const HEADER: &str = "age,bp,chol,hr,bmi,glu,label\n";
 

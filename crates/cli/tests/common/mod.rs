@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
@@ -46,4 +46,15 @@ pub fn gen_certs(d: &Path) -> PathBuf {
         String::from_utf8_lossy(&gen.stderr)
     );
     d.join(String::from_utf8_lossy(&gen.stdout).trim())
+}
+
+/// The last line of a successful command's stdout, as JSON.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }

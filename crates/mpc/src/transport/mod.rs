@@ -24,8 +24,8 @@ use std::io::{Read, Write};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-/// Default receive timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default deadline of a blocking receive or send.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest frame accepted from a peer (1 GiB).
 pub const MAX_FRAME: usize = 1 << 30;

@@ -135,7 +135,8 @@ pub struct PartyEntry {
 pub struct NetworkConfig {
     /// CA certificate (PEM).
     pub ca: PathBuf,
-    /// Receive timeout in milliseconds.
+    /// Deadline of every blocking receive and send, and of connecting, in
+    /// milliseconds (default 30,000).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// The three parties.
@@ -143,7 +144,7 @@ pub struct NetworkConfig {
 }
 
 fn default_timeout_ms() -> u64 {
-    60_000
+    30_000
 }
 
 impl NetworkConfig {
@@ -289,6 +290,7 @@ impl Transport for TlsTransport {
                     ms: timeout.as_millis(),
                 }
             }
+            MpcError::Io(io) if gone(&io) => MpcError::PeerClosed(to),
             other => other,
         })
     }
@@ -523,6 +525,16 @@ fn accept_one(
     Ok((from, s))
 }
 
+/// Whether an I/O error means the peer's end is gone (killed, closed):
+/// reported as [`MpcError::PeerClosed`], naming it.
+fn gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof
+    )
+}
+
 fn spawn_reader(from: usize, mut s: StreamOwned<ServerConnection, TcpStream>) -> Inbox {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || loop {
@@ -532,6 +544,7 @@ fn spawn_reader(from: usize, mut s: StreamOwned<ServerConnection, TcpStream>) ->
             Ok(Some(Frame::Data(f))) => Ok(f),
             Ok(Some(Frame::Abort(reason))) => Err(MpcError::Aborted { from, reason }),
             Ok(None) => Err(MpcError::PeerClosed(from)),
+            Err(MpcError::Io(io)) if gone(&io) => Err(MpcError::PeerClosed(from)),
             Err(e) => Err(e),
         };
         if tx.send(msg).is_err() || stop {
