@@ -81,6 +81,18 @@ pub enum MpcError {
 }
 
 impl MpcError {
+    /// The party this error names, if any.
+    pub fn peer(&self) -> Option<usize> {
+        match self {
+            MpcError::Timeout { from, .. }
+            | MpcError::Aborted { from, .. }
+            | MpcError::Malformed { from, .. } => Some(*from),
+            MpcError::SendTimeout { to, .. } => Some(*to),
+            MpcError::PeerClosed(p) => Some(*p),
+            _ => None,
+        }
+    }
+
     /// Whether this error reports another party's failure (it left, or
     /// stopped answering) rather than a failure of its own.
     pub fn is_consequence(&self) -> bool {

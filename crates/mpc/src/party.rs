@@ -198,7 +198,7 @@ impl<R: Z2k> Party<R> {
     /// Tells the other parties, best effort, that this party gives up
     /// because of `error` (see [`Transport::abort`]).
     pub fn abort(&mut self, error: &MpcError) {
-        self.transport.abort(&error.to_string());
+        self.transport.abort(&error.to_string(), error.peer());
     }
 
     /// This party's id.

@@ -43,7 +43,9 @@ pub trait Transport: Send {
     /// that a party waiting on it reports the cause rather than a closed
     /// connection (in-process transports need not: one process sees every
     /// party's error).
-    fn abort(&mut self, _reason: &str) {}
+    /// `culprit`, the party the reason names, is told last: it may be the
+    /// one that stopped reading.
+    fn abort(&mut self, _reason: &str, _culprit: Option<usize>) {}
 }
 
 /// What a party's inbox from one peer yields: a message or the error that

@@ -251,6 +251,28 @@ pub struct TlsTransport {
     timeout: Duration,
 }
 
+impl TlsTransport {
+    /// Why a peer that can no longer be written to is gone: its abort
+    /// notice, if one is waiting on its incoming stream (a peer that gives
+    /// up while we are sending to it resets that connection before we
+    /// read the notice on the other), else [`MpcError::PeerClosed`].
+    fn why_gone(&self, peer: usize) -> MpcError {
+        let Some(rx) = self.inbox.get(peer).and_then(Option::as_ref) else {
+            return MpcError::PeerClosed(peer);
+        };
+        let until = Instant::now() + Duration::from_millis(500);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                // Messages it sent before giving up no longer matter.
+                Ok(Ok(_)) if !left.is_zero() => continue,
+                Ok(Err(e @ MpcError::Aborted { .. })) => return e,
+                _ => return MpcError::PeerClosed(peer),
+            }
+        }
+    }
+}
+
 impl Transport for TlsTransport {
     fn me(&self) -> usize {
         self.me
@@ -290,7 +312,7 @@ impl Transport for TlsTransport {
                     ms: timeout.as_millis(),
                 }
             }
-            MpcError::Io(io) if gone(&io) => MpcError::PeerClosed(to),
+            MpcError::Io(io) if gone(&io) => self.why_gone(to),
             other => other,
         })
     }
@@ -302,18 +324,34 @@ impl Transport for TlsTransport {
             .get(from)
             .and_then(Option::as_ref)
             .ok_or(MpcError::PeerClosed(from))?;
-        recv_inbox(rx, from, self.timeout)
+        match recv_inbox(rx, from, self.timeout) {
+            // A peer waiting on a third party with the same deadline gives
+            // up at about the same moment: its notice, if it comes within
+            // the grace, says who actually stopped.
+            Err(timeout @ MpcError::Timeout { .. }) => {
+                match rx.recv_timeout(self.timeout.min(ABORT_GRACE)) {
+                    Ok(r) => r,
+                    Err(_) => Err(timeout),
+                }
+            }
+            other => other,
+        }
     }
 
-    fn abort(&mut self, reason: &str) {
-        // At most a second per peer: a stopped peer does not hold us.
+    fn abort(&mut self, reason: &str, culprit: Option<usize>) {
+        // At most a second per peer, the culprit last: a stopped peer does
+        // not delay the notice to the other.
         let patience = self.timeout.min(Duration::from_secs(1));
-        for s in self.out.iter_mut().flatten() {
-            let mut w = DeadlineWriter {
-                s,
-                deadline: Instant::now() + patience,
-            };
-            let _ = write_abort(&mut w, reason);
+        let mut order: Vec<usize> = (0..3).filter(|&j| Some(j) != culprit).collect();
+        order.extend(culprit);
+        for j in order {
+            if let Some(s) = self.out.get_mut(j).and_then(Option::as_mut) {
+                let mut w = DeadlineWriter {
+                    s,
+                    deadline: Instant::now() + patience,
+                };
+                let _ = write_abort(&mut w, reason);
+            }
         }
     }
 }
@@ -524,6 +562,11 @@ fn accept_one(
     s.sock.set_read_timeout(None)?;
     Ok((from, s))
 }
+
+/// How long a receive that timed out still waits for the peer's abort
+/// notice (see [`TlsTransport::recv`]): more than the patience of a
+/// notice's writer.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 /// Whether an I/O error means the peer's end is gone (killed, closed):
 /// reported as [`MpcError::PeerClosed`], naming it.
