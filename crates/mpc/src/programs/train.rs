@@ -742,3 +742,7 @@ pub fn private_train<R: Z2k>(
         examples: n,
     })
 }
+
+#[cfg(test)]
+#[path = "train_tests.rs"]
+mod tests;

@@ -317,12 +317,28 @@ mod tests {
         };
         assert!(text.len() <= MAX_ABORT_REASON && !text.contains('\u{1b}'));
         assert!(text.starts_with("[2Jé"));
+        // 1024 falls inside a 3-byte character: cut before it.
+        let mut buf = Vec::new();
+        write_abort(&mut buf, &"€".repeat(400)).ok();
+        let Ok(Some(Frame::Abort(text))) = read_frame(&mut &buf[..], 10) else {
+            panic!("no abort notice");
+        };
+        assert_eq!(text, "€".repeat(341));
         // A peer announcing a longer reason is refused before allocating.
         let mut bad = ABORT_MARK.to_le_bytes().to_vec();
         bad.extend(((MAX_ABORT_REASON + 1) as u32).to_le_bytes());
         assert!(matches!(
             read_frame(&mut &bad[..], 100),
             Err(MpcError::FrameTooLarge(..))
+        ));
+        let mut short = ABORT_MARK.to_le_bytes().to_vec();
+        short.extend([5, 0]);
+        assert!(matches!(
+            read_frame(&mut &short[..], 100),
+            Err(MpcError::Truncated {
+                expected: 4,
+                got: 2
+            })
         ));
         let mut cut = ABORT_MARK.to_le_bytes().to_vec();
         cut.extend(5u32.to_le_bytes());
