@@ -86,13 +86,19 @@ fn an_owner_with_data_of_the_wrong_width_is_caught() {
         [cfg(), cfg(), cfg()],
     );
     assert!(out[0].contains("malformed message from party 1"), "{out:?}");
-    // Columns split: owner B holds fewer examples than owner A.
-    let out = run(
-        Split::Columns,
-        [Some(shard(8, 2, false)), Some(shard(7, 2, true))],
-        [cfg(), cfg(), cfg()],
-    );
-    assert!(out[0].contains("malformed message from party 1"), "{out:?}");
+    // Columns split: owner B holds fewer examples than owner A, or too
+    // few values of each.
+    for b in [shard(7, 2, true), shard(8, 1, true)] {
+        let out = run(
+            Split::Columns,
+            [Some(shard(8, 2, false)), Some(b)],
+            [cfg(), cfg(), cfg()],
+        );
+        assert!(
+            out[0].contains("malformed message from party 1") && out[0].contains("columns"),
+            "{out:?}"
+        );
+    }
 }
 
 #[test]
