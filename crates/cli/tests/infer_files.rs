@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::json_of;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -23,16 +26,6 @@ fn cipherflow(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn json_line(out: &Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
 /// PyTorch's class for each of the eight inputs (argmax of its outputs).
@@ -74,7 +67,7 @@ fn encrypted_predictions_on_user_files_equal_pytorchs() {
             "--json",
         ],
     );
-    let j = json_line(&out);
+    let j = json_of(&out);
     assert_eq!(j["inputs"], 8);
     assert_eq!(j["plain_agreement"], 1.0);
     assert_eq!(j["encrypted_accuracy"], 1.0, "{j}");
@@ -112,7 +105,7 @@ fn encrypted_predictions_on_user_files_equal_pytorchs() {
             "--json",
         ];
         args.extend(extra);
-        let j = json_line(&cipherflow(dir.path(), &args));
+        let j = json_of(&cipherflow(dir.path(), &args));
         assert_eq!(j["plain_agreement"], 1.0, "{input}: {j}");
         let got: Vec<usize> = csv::Reader::from_path(&preds)
             .unwrap()
@@ -210,7 +203,7 @@ fn a_model_trained_on_user_files_carries_its_preprocessing_to_infer() {
             "--json",
         ],
     );
-    let j = json_line(&out);
+    let j = json_of(&out);
     assert!(j["test_accuracy"].is_number(), "{j}");
     // The stored preprocessing (normalization and the folder names as
     // class names) reaches infer: no warning, labels matched by name.
@@ -229,7 +222,7 @@ fn a_model_trained_on_user_files_carries_its_preprocessing_to_infer() {
         ],
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
-    let j = json_line(&out);
+    let j = json_of(&out);
     assert_eq!(j["plain_agreement"], 1.0, "{j}");
     assert!(
         j["encrypted_accuracy"].is_number(),
@@ -262,7 +255,7 @@ fn a_model_trained_on_user_files_carries_its_preprocessing_to_infer() {
             "--json",
         ],
     );
-    assert!(json_line(&out)["test_accuracy"].is_number());
+    assert!(json_of(&out)["test_accuracy"].is_number());
     // Without the id column the first text value is named.
     let out = cipherflow(
         dir.path(),
@@ -295,7 +288,7 @@ fn a_relu_model_is_refused_naming_the_flag_and_runs_approximated() {
     );
     let mut args = base.to_vec();
     args.extend(["--approximate", "--degree", "31", "--json"]);
-    let j = json_line(&cipherflow(dir.path(), &args));
+    let j = json_of(&cipherflow(dir.path(), &args));
     let a = &j["approximation"];
     assert_eq!(a["degree"], 31, "{j}");
     let half = a["interval"][1].as_f64().unwrap();
@@ -309,7 +302,7 @@ fn a_relu_model_is_refused_naming_the_flag_and_runs_approximated() {
     // GELU as PyTorch's opset-13 export writes it (five nodes).
     let gelu = byo("gelu_mlp13.onnx");
     let npy = byo("inputs.npy");
-    let j = json_line(&cipherflow(
+    let j = json_of(&cipherflow(
         dir.path(),
         &[
             "infer",
@@ -345,10 +338,10 @@ fn calibration_statistics_travel_with_a_trained_model() {
             "train", "--data", images, "--model", "mlp", "--epochs", "3", "--out", out, "--json",
         ];
         args.extend(extra);
-        json_line(&cipherflow(dir.path(), &args));
+        json_of(&cipherflow(dir.path(), &args));
     };
     let infer = |model: &str| {
-        json_line(&cipherflow(
+        json_of(&cipherflow(
             dir.path(),
             &[
                 "infer",
@@ -416,7 +409,7 @@ fn streamed_training_matches_training_in_memory() {
             "--json",
         ];
         args.extend(extra);
-        json_line(&cipherflow(dir.path(), &args))
+        json_of(&cipherflow(dir.path(), &args))
     };
     let whole = run(&[]);
     let streamed = run(&["--stream"]);
@@ -459,7 +452,7 @@ fn class_names_come_from_a_file() {
     std::fs::write(dir.path().join("classes.txt"), reversed.join("\n") + "\n").unwrap();
     // The ImageFolder names its classes; --classes fixes their numbering.
     let images = byo("images");
-    json_line(&cipherflow(
+    json_of(&cipherflow(
         dir.path(),
         &[
             "train",
@@ -503,7 +496,7 @@ fn class_names_come_from_a_file() {
             "--json",
         ],
     );
-    let j = json_line(&out);
+    let j = json_of(&out);
     assert_eq!(j["encrypted_accuracy"], 1.0, "{j}");
     let p = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();
     assert!(
