@@ -652,25 +652,52 @@ fn agree<R: Z2k>(p: &mut Party<R>, split: Split, cfg: &NnTrainConfig) -> Result<
     p.with_op("settings", |p| {
         p.round();
         let others = [p.next(), p.prev()];
+        // Send to both before judging anything, and keep reading after a
+        // failed send: a party that finds a mismatch first may already
+        // have closed its end, and the others must still read its
+        // settings to name it (rather than report a closed connection).
+        let mut sent = Ok(());
         for o in others {
-            p.send_bytes(o, mine.clone().into_bytes())?;
-        }
-        for o in others {
-            let theirs = p.recv_bytes(o)?;
-            if theirs.len() > MAX_SETTINGS_BYTES {
-                return Err(MpcError::Malformed {
-                    from: o,
-                    what: "training settings over 4 KiB".into(),
-                });
-            }
-            if theirs != mine.as_bytes() {
-                return Err(MpcError::Config(format!(
-                    "party {o} trains with other settings: theirs are \"{}\", ours \"{mine}\"",
-                    String::from_utf8_lossy(&theirs)
-                )));
+            let r = p.send_bytes(o, mine.clone().into_bytes());
+            if sent.is_ok() {
+                sent = r;
             }
         }
-        Ok(())
+        let mut differ = Vec::new();
+        let mut failed = None;
+        for o in others {
+            match p.recv_bytes(o) {
+                Ok(theirs) if theirs.len() > MAX_SETTINGS_BYTES => {
+                    return Err(MpcError::Malformed {
+                        from: o,
+                        what: "training settings over 4 KiB".into(),
+                    });
+                }
+                Ok(theirs) if theirs != mine.as_bytes() => {
+                    differ.push((o, String::from_utf8_lossy(&theirs).into_owned()));
+                }
+                Ok(_) => {}
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        match differ.as_slice() {
+            [(o, theirs)] => Err(MpcError::Config(format!(
+                "party {o} trains with other settings: theirs are \"{theirs}\", ours \"{mine}\""
+            ))),
+            [(a, ta), (b, tb)] if ta == tb => Err(MpcError::Config(format!(
+                "parties {a} and {b} agree on settings other than ours: theirs are \"{ta}\", \
+                 ours \"{mine}\" (this party {me} was started with other settings)",
+                me = p.id()
+            ))),
+            [(a, ta), (b, tb)] => Err(MpcError::Config(format!(
+                "all three parties train with different settings: ours \"{mine}\", \
+                 party {a}'s \"{ta}\", party {b}'s \"{tb}\""
+            ))),
+            _ => match failed {
+                Some(e) => Err(e),
+                None => sent,
+            },
+        }
     })
 }
 

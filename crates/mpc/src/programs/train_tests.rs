@@ -70,9 +70,34 @@ fn a_party_with_other_settings_is_named_before_data_moves() {
         [Some(shard(8, 4, true)), Some(shard(8, 4, true))],
         [cfg(), other, cfg()],
     );
+    // Both honest parties name party 1, whichever finishes first (party
+    // 1 may close its end before the others have sent); party 1 learns
+    // that it is the odd one out.
+    for honest in [0, 2] {
+        assert!(
+            out[honest].contains("party 1 trains with other settings"),
+            "{out:?}"
+        );
+    }
     assert!(
-        out.iter()
-            .any(|e| e.contains("party 1 trains with other settings")),
+        out[1].contains("this party 1 was started with other settings"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn three_different_settings_are_all_reported() {
+    let mut b = cfg();
+    b.lr = 0.5;
+    let mut c = cfg();
+    c.seed = 7;
+    let out = run(
+        Split::Rows,
+        [Some(shard(8, 4, true)), Some(shard(8, 4, true))],
+        [cfg(), b, c],
+    );
+    assert!(
+        out.iter().all(|e| e.contains("all three parties")),
         "{out:?}"
     );
 }
