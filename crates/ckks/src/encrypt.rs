@@ -333,6 +333,19 @@ impl Flooding {
         (bound.scale() / (bound.error() + self.slot_error_bound())).log2()
     }
 
+    /// Bits (sign included) the decryption modulus must have for a
+    /// ciphertext bounded by `bound` once flooded: its scaled values, its
+    /// error and the flooding's coefficient tail (at `2^−40` for the
+    /// vector). Below that, the flooded decryption can wrap around.
+    pub fn modulus_bits_needed(&self, bound: &NoiseBound) -> f64 {
+        crate::params::flooded_modulus_bits(
+            f64::from(1u32 << self.log_n),
+            bound.scale() * bound.values(),
+            bound.error(),
+            self,
+        )
+    }
+
     /// Whether this flooding was sized for a noise bound at least `noise`.
     pub fn covers(&self, noise: f64) -> bool {
         noise <= self.bound

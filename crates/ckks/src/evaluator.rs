@@ -648,6 +648,31 @@ impl Evaluator {
         Ok(acc)
     }
 
+    /// Adds a fresh public-key encryption of zero: `c1` becomes a fresh
+    /// RLWE sample, independent of the computation. On its own this hides
+    /// how the ciphertext was computed but not its noise, which still
+    /// depends on the circuit; [`Evaluator::sanitize`] also floods it.
+    pub fn rerandomize<R: RngCore + CryptoRng>(
+        &self,
+        ct: &Ciphertext,
+        pk: &PublicKey,
+        rng: &mut R,
+    ) -> Result<Ciphertext, CkksError> {
+        ct.check(&self.params)?;
+        if pk.params != self.params {
+            return Err(CkksError::ParamsMismatch);
+        }
+        if ct.size() != 2 {
+            return Err(CkksError::WrongSize(ct.size(), 2));
+        }
+        let zero = Pt {
+            poly: RnsPoly::zero(self.params.ring(), ct.level() + 1, 0, true),
+            scale: ct.scale,
+        };
+        let fresh = Encryptor::with_public_key(pk).encrypt(&zero, rng)?;
+        self.add(ct, &fresh)
+    }
+
     /// Circuit privacy: re-randomizes an evaluated ciphertext before it goes
     /// back to the owner of the secret key, so that it reveals the result
     /// and nothing else about the computation (e.g. a model's weights).
@@ -691,12 +716,7 @@ impl Evaluator {
         }
         let ring = self.params.ring();
         let q_len = ct.level() + 1;
-        let zero = Pt {
-            poly: RnsPoly::zero(ring, q_len, 0, true),
-            scale: ct.scale,
-        };
-        let fresh = Encryptor::with_public_key(pk).encrypt(&zero, rng)?;
-        let mut out = self.add(ct, &fresh)?;
+        let mut out = self.rerandomize(ct, pk, rng)?;
         let mut f = flooding_poly(&self.params, flooding.sigma(), q_len, rng)?;
         if let Some(c0) = out.c.first_mut() {
             c0.add_assign(ring, &f)?;

@@ -329,6 +329,51 @@ impl NoiseBound {
         })
     }
 
+    /// One term of [`crate::Evaluator::linear_combination`]: `ct` times the
+    /// integer `round(v·new_scale/scale)`, so the result has scale
+    /// `new_scale` (the rounding of the constant is approximation error).
+    pub fn mul_const_at(&self, v: f64, new_scale: f64) -> Result<Self, CkksError> {
+        check_positive("|constant|", v.abs())?;
+        if !new_scale.is_finite() || new_scale < 1.0 {
+            return Err(invalid(format!("scale {new_scale}")));
+        }
+        let ratio = new_scale / self.scale;
+        let k = v.abs() * ratio + 0.5;
+        Ok(Self {
+            noise: self.noise * k,
+            approx: self.approx * k + self.scale * self.values * 0.5,
+            input: self.input * k,
+            values: self.values * v.abs(),
+            scale: new_scale,
+            ..*self
+        })
+    }
+
+    /// The same bound with the value bound replaced by `values`, for a
+    /// result whose values the caller bounds better than the operations
+    /// can (a Chebyshev polynomial `|T_i(u)| ≤ 1` for `|u| ≤ 1`). The
+    /// caller answers for the premise; the noise terms are unchanged.
+    pub fn with_values(&self, values: f64) -> Result<Self, CkksError> {
+        check_positive("value bound", values)?;
+        Ok(Self { values, ..*self })
+    }
+
+    /// A bound that holds for both `self` and `o` (each term the larger;
+    /// the failure probabilities add up, a union bound): the bound of a
+    /// tensor whose ciphertexts are bounded by `self` and `o`.
+    pub fn worst(&self, o: &Self) -> Result<Self, CkksError> {
+        self.same_scale(o)?;
+        Ok(Self {
+            noise: self.noise.max(o.noise),
+            approx: self.approx.max(o.approx),
+            input: self.input.max(o.input),
+            values: self.values.max(o.values),
+            scale: self.scale,
+            failure: self.failure + o.failure,
+            tail_bits: self.tail_bits.min(o.tail_bits),
+        })
+    }
+
     /// [`crate::Evaluator::rescale`] from `level` (divides by `q_level`).
     pub fn rescale(&self, params: &CkksParams, level: usize) -> Result<Self, CkksError> {
         if level == 0 {

@@ -312,7 +312,7 @@ pub struct FloodedParams {
 /// Bits (sign included) the decryption modulus needs for values of scaled
 /// size `scaled`, noise `noise` and flooding `flooding` (coefficient tail
 /// bound at 2^−40 for the vector).
-fn flooded_modulus_bits(
+pub(crate) fn flooded_modulus_bits(
     n: f64,
     scaled: f64,
     noise: f64,

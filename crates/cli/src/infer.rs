@@ -10,7 +10,8 @@ use cipherflow_nn::data::{load_inputs, load_mnist, stream_inputs, Dataset, Input
 use cipherflow_nn::examples;
 use cipherflow_nn::{Preprocessing, Sequential};
 use cipherflow_tensor::{
-    approximate_with, calibrate, Approximation, CompileOptions, EncryptedRun, Mode, RunTotals,
+    approximate_with, calibrate, Approximation, CompileOptions, EncryptedRun, Mode, OutputOptions,
+    OutputPrivacy, RunTotals,
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -75,6 +76,27 @@ pub struct InferArgs {
     /// Degree of the approximations (depth ⌈log2(degree + 1)⌉ each).
     #[arg(long, default_value_t = 15, requires = "approximate")]
     degree: usize,
+    /// Flood every returned output for circuit privacy at this statistical
+    /// security (bits), on parameters chosen to leave room for it (a 2^60
+    /// scale, a larger ring); refused, with the figures, when it does not
+    /// fit. Without it the outputs are re-randomized and flooded at the
+    /// strongest λ (20 to 64) that keeps --output-precision on the default
+    /// parameters, or re-randomized only when none does (said in the
+    /// output).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(20..=128))]
+    circuit_privacy: Option<u32>,
+    /// Outputs the flooding must cover over the model's life (the more,
+    /// the more noise).
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=(1u64 << 40)))]
+    returned_outputs: u64,
+    /// Bits of precision every returned output value keeps after flooding.
+    #[arg(long, default_value_t = 8.0)]
+    output_precision: f64,
+    /// The bound |x| ≤ B the inputs are declared to satisfy (rounded up to
+    /// a power of two; the client clamps to it, the flooding is sized for
+    /// it). Default: the largest |value| in the first chunk of the inputs.
+    #[arg(long)]
+    input_bound: Option<f64>,
     /// Compare every input's encrypted class with the exact plaintext
     /// model's (`plain_agreement` in the JSON). Always done: the flag is
     /// accepted for scripts written to the output contract.
@@ -318,7 +340,32 @@ fn run_inner(args: &InferArgs) -> anyhow::Result<()> {
     } else {
         Mode::Latency
     };
-    let run = EncryptedRun::new(&model, &opts, mode)?;
+    if !(args.output_precision.is_finite() && (1.0..=40.0).contains(&args.output_precision)) {
+        return Err(anyhow!("--output-precision must be between 1 and 40 bits"));
+    }
+    let input_bound = match args.input_bound {
+        Some(b) => b,
+        None => match chunks.peek() {
+            Some(Ok(c)) => c
+                .features
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()))
+                .max(1e-3)
+                .into(),
+            _ => 1.0,
+        },
+    };
+    let opts = CompileOptions {
+        for_circuit_privacy: args.circuit_privacy.is_some(),
+        ..opts
+    };
+    let output = OutputOptions {
+        input_bound,
+        circuit_privacy_bits: args.circuit_privacy,
+        returned_outputs: args.returned_outputs,
+        min_precision_bits: args.output_precision,
+    };
+    let run = EncryptedRun::new(&model, &opts, mode, &output)?;
     if !args.json {
         println!("model {model_name}: {}", run.plan().summary());
         println!(
@@ -459,6 +506,8 @@ fn report(
                 "parameters": parameters,
                 "threads": rayon::current_num_threads(),
                 "max_logit_error": t.max_logit_error,
+                "input_bound": run.server().input_bound(),
+                "circuit_privacy": privacy_json(run.output_privacy()),
                 "approximation": approx.map(|(a, calibration_source)| serde_json::json!({
                     "interval": [-a.half_width, a.half_width],
                     "degree": a.degree,
@@ -510,10 +559,33 @@ fn report(
         );
     }
     println!(
+        "inputs declared |x| ≤ {} (clamped by the client); {}",
+        run.server().input_bound().unwrap_or(f64::NAN),
+        run.output_privacy().describe()
+    );
+    println!(
         "{ms_per_input:.2} ms per input end to end ({server_ms:.2} ms on the server); \
          upload {up_i} bytes, download {down_i} bytes per input"
     );
     Ok(())
+}
+
+/// The circuit privacy of the returned outputs, for the JSON line.
+fn privacy_json(p: &OutputPrivacy) -> serde_json::Value {
+    match p {
+        OutputPrivacy::Flooded(c) => serde_json::json!({
+            "flooded": true,
+            "stat_sec_bits": c.stat_sec_bits(),
+            "outputs": c.outputs(),
+            "sigma_log2": c.flooding().sigma_log2(),
+            "bound_log2": c.bound().total().log2(),
+            "precision_bits": c.precision_bits(),
+        }),
+        OutputPrivacy::RerandomizedOnly { why } => serde_json::json!({
+            "flooded": false,
+            "why": why,
+        }),
+    }
 }
 
 /// A class's name where the model names its classes, else its index.

@@ -540,3 +540,80 @@ fn class_names_come_from_a_file() {
         "{err}"
     );
 }
+
+/// Every output infer returns is re-randomized; it is flooded at the λ
+/// asked when the parameters leave room (a linear model, batched), and a λ
+/// that does not fit is refused with the figures; the default run says
+/// what it did.
+#[test]
+fn returned_outputs_are_flooded_as_asked_or_the_run_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = byo("images");
+    let images = images.to_str().unwrap();
+    let out = cipherflow(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            images,
+            "--model",
+            "logreg",
+            "--epochs",
+            "3",
+            "--normalize",
+            "0.3052,0.3749",
+            "--out",
+            "m.safetensors",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let infer = |extra: &[&str]| {
+        let mut args = vec![
+            "infer",
+            "--model",
+            "m.safetensors",
+            "--input",
+            images,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        cipherflow(dir.path(), &args)
+    };
+    let j = json_of(&infer(&[
+        "--batch",
+        "--circuit-privacy",
+        "20",
+        "--returned-outputs",
+        "1024",
+    ]));
+    let cp = &j["circuit_privacy"];
+    assert_eq!(cp["flooded"], true, "{j}");
+    assert_eq!(cp["stat_sec_bits"], 20, "{j}");
+    assert_eq!(cp["outputs"], 1024, "{j}");
+    assert!(cp["precision_bits"].as_f64().unwrap() >= 8.0, "{j}");
+    assert_eq!(j["plain_agreement"], 1.0, "{j}");
+    assert_eq!(j["input_bound"], 2.0, "{j}");
+    // The default parameters leave no room: re-randomized only, and why.
+    let j = json_of(&infer(&[]));
+    assert_eq!(j["circuit_privacy"]["flooded"], false, "{j}");
+    assert!(
+        j["circuit_privacy"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("bits of precision"),
+        "{j}"
+    );
+    // More than fits is refused, with the figures.
+    let out = infer(&["--batch", "--circuit-privacy", "60"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("flooding at λ = 60") && err.contains("precision"),
+        "{err}"
+    );
+}

@@ -47,7 +47,15 @@ pub struct InputSpec {
     pub rotations: Vec<i64>,
     /// Per-example output length (what the client decrypts).
     pub output_len: usize,
+    /// The bound `|x| ≤ input_bound` the server's circuit privacy is
+    /// sized for: the client clamps every input value to it before
+    /// encrypting. Absent: no clamping (and no flooding sized for inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_bound: Option<f64>,
 }
+
+/// Largest input bound a spec may declare.
+pub const MAX_INPUT_BOUND: f64 = 1048576.0;
 
 /// A client's keys for a model: secret key, relinearization key, exactly
 /// the Galois keys the model's rotations need, and the public key.
@@ -187,6 +195,11 @@ impl ModelClient {
             }
             prev = Some(r);
         }
+        if let Some(b) = spec.input_bound {
+            if !(b.is_finite() && b > 0.0 && b <= MAX_INPUT_BOUND) {
+                return invalid(format!("input bound {b} (positive, at most 2^20)"));
+            }
+        }
         if spec.mode == Mode::Throughput && !spec.rotations.is_empty() {
             return invalid("throughput mode uses no rotations".into());
         }
@@ -209,7 +222,8 @@ impl ModelClient {
     }
 
     /// Encrypts one input (latency mode) or a batch of up to `slots`
-    /// inputs (throughput mode) with the secret key.
+    /// inputs (throughput mode) with the secret key, every value clamped
+    /// to the spec's input bound where it declares one.
     pub fn encrypt<R: RngCore + CryptoRng>(
         &self,
         sk: &SecretKey,
@@ -218,6 +232,19 @@ impl ModelClient {
     ) -> Result<EncTensor, TensorError> {
         let enc = Encryptor::with_secret_key(sk);
         let shape = &self.spec.input_shape;
+        // Clamped to the declared bound, which the server's flooding of
+        // the outputs assumes (see `EncryptedModel::output_bound`).
+        let clamped: Vec<Vec<f64>>;
+        let examples = match self.spec.input_bound {
+            Some(b) => {
+                clamped = examples
+                    .iter()
+                    .map(|x| x.iter().map(|v| v.clamp(-b, b)).collect())
+                    .collect();
+                &clamped[..]
+            }
+            None => examples,
+        };
         let (level, scale) = (self.spec.level, self.spec.scale);
         match self.spec.mode {
             Mode::Latency => {

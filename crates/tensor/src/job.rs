@@ -11,6 +11,7 @@ use crate::client::{KeySet, ModelClient};
 use crate::layout::EncTensor;
 use crate::plan::{CompileOptions, Plan};
 use crate::poly::{Approx, Interval, Polynomial};
+use crate::privacy::OutputPrivacy;
 use crate::server::{EncryptedModel, Mode};
 use crate::TensorError;
 use cipherflow_ckks::{Ciphertext, CkksParams};
@@ -86,6 +87,7 @@ pub fn approximate_with(
     Ok((
         CompileOptions {
             approximate: Some((degree, Interval::from(half_width))),
+            ..CompileOptions::default()
         },
         Some(Approximation {
             half_width,
@@ -185,10 +187,40 @@ pub struct RunTotals {
     pub input_seconds: f64,
 }
 
+/// How the server's outputs leave it in an [`EncryptedRun`] (see
+/// [`crate::privacy`]): always re-randomized, flooded as asked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutputOptions {
+    /// Inputs are declared (and clamped by the client) to `|x| ≤` this,
+    /// rounded up to a power of two.
+    pub input_bound: f64,
+    /// `Some(λ)`: flood at λ bits or refuse; `None`: the strongest λ that
+    /// keeps `min_precision_bits`, re-randomization only when none does.
+    pub circuit_privacy_bits: Option<u32>,
+    /// Outputs the flooding covers over the model's life.
+    pub returned_outputs: u64,
+    /// Precision (bits) every output value must keep after flooding.
+    pub min_precision_bits: f64,
+}
+
+impl OutputOptions {
+    /// The defaults for inputs bounded by `input_bound`: the strongest
+    /// flooding that keeps 8 bits, over 2^20 outputs.
+    pub fn for_inputs(input_bound: f64) -> Self {
+        Self {
+            input_bound,
+            circuit_privacy_bits: None,
+            returned_outputs: crate::privacy::DEFAULT_RETURNED_OUTPUTS,
+            min_precision_bits: 8.0,
+        }
+    }
+}
+
 /// A compiled model with its client keys, ready to run inputs.
 pub struct EncryptedRun {
     plan: Plan,
     server: EncryptedModel,
+    privacy: OutputPrivacy,
     client: ModelClient,
     keys: KeySet,
     params: CkksParams,
@@ -200,13 +232,27 @@ pub struct EncryptedRun {
 }
 
 impl EncryptedRun {
-    /// Compiles `model` with `opts`, prepares the server in `mode`, and
-    /// generates the client's keys from the server's published input spec
-    /// (JSON, as a remote client receives it; no weights).
-    pub fn new(model: &Sequential, opts: &CompileOptions, mode: Mode) -> Result<Self, TensorError> {
+    /// Compiles `model` with `opts`, prepares the server in `mode` with
+    /// the output privacy `output` asks (refused when a stated λ does not
+    /// fit), and generates the client's keys from the server's published
+    /// input spec (JSON, as a remote client receives it; no weights).
+    pub fn new(
+        model: &Sequential,
+        opts: &CompileOptions,
+        mode: Mode,
+        output: &OutputOptions,
+    ) -> Result<Self, TensorError> {
         let t0 = Instant::now();
         let plan = Plan::compile_with(model, opts)?;
-        let server = EncryptedModel::new(&plan, mode)?;
+        let server = EncryptedModel::new(&plan, mode)?.with_input_bound(output.input_bound)?;
+        let privacy = match output.circuit_privacy_bits {
+            Some(bits) => OutputPrivacy::Flooded(server.circuit_privacy(
+                bits,
+                output.returned_outputs,
+                output.min_precision_bits,
+            )?),
+            None => server.output_privacy(output.returned_outputs, output.min_precision_bits)?,
+        };
         let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
         let params = plan.params().clone();
         let mut rng = secure_rng()?;
@@ -220,6 +266,7 @@ impl EncryptedRun {
         Ok(EncryptedRun {
             plan,
             server,
+            privacy,
             client,
             keys,
             params,
@@ -242,6 +289,11 @@ impl EncryptedRun {
     /// The client's keys (their sizes).
     pub fn keys(&self) -> &KeySet {
         &self.keys
+    }
+
+    /// How outputs leave the server (re-randomized, flooded at what λ).
+    pub fn output_privacy(&self) -> &OutputPrivacy {
+        &self.privacy
     }
 
     /// The CKKS parameters.
@@ -295,7 +347,14 @@ impl EncryptedRun {
                 t.client_seconds += t_c.elapsed().as_secs_f64();
                 t.upload_bytes += b;
                 let t_s = Instant::now();
-                let out = self.server.run(&self.keys.rlk, &self.keys.gk, &ct)?;
+                let out = self.server.respond(
+                    &self.keys.rlk,
+                    &self.keys.gk,
+                    &self.keys.pk,
+                    &ct,
+                    &self.privacy,
+                    &mut rng,
+                )?;
                 t.server_seconds += t_s.elapsed().as_secs_f64();
                 let t_c = Instant::now();
                 let (out, b) = transfer(&out, &self.params)?;

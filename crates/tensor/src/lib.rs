@@ -16,6 +16,9 @@
 //! * [`plan`]: the compiler from a `cipherflow-nn` model to an encrypted
 //!   plan with automatically chosen 128-bit secure parameters;
 //! * [`server`]: running a plan on ciphertexts (the server side);
+//! * [`privacy`]: the proven bound of a run's output and the circuit
+//!   privacy of what the server returns (re-randomized, flooded as the
+//!   bound allows) — [`EncryptedModel::respond`];
 //! * [`client`]: the client side, from the model's published input
 //!   specification: keys and encryption, no weights;
 //! * [`job`]: the whole run a front end makes ([`EncryptedRun`]):
@@ -32,14 +35,18 @@ pub mod matvec;
 pub mod ops;
 pub mod plan;
 pub mod poly;
+pub mod privacy;
 pub mod server;
 
 pub use client::{InputSpec, KeySet, ModelClient};
 pub use error::TensorError;
-pub use job::{approximate_with, calibrate, Approximation, EncryptedRun, InputResult, RunTotals};
+pub use job::{
+    approximate_with, calibrate, Approximation, EncryptedRun, InputResult, OutputOptions, RunTotals,
+};
 pub use layout::{EncTensor, Layout};
 pub use linear::LinearMap;
 pub use matvec::EncodedMatVec;
 pub use plan::{CompileOptions, Plan, Stage};
 pub use poly::{Approx, Interval, Polynomial};
+pub use privacy::{CircuitPrivacy, OutputPrivacy};
 pub use server::{EncryptedModel, Mode};

@@ -22,7 +22,9 @@
 use crate::layout::{replicated_chunk, EncTensor, Layout};
 use crate::linear::LinearMap;
 use crate::TensorError;
-use cipherflow_ckks::{Ciphertext, Encoder, Evaluator, GaloisKeys, Plaintext};
+use cipherflow_ckks::{
+    Ciphertext, CkksParams, Encoder, Evaluator, GaloisKeys, NoiseBound, Plaintext,
+};
 use std::collections::BTreeSet;
 
 /// The packing geometry of a matrix product.
@@ -89,6 +91,8 @@ struct Term {
     col: usize,
     baby: usize,
     pt: Plaintext,
+    /// Largest |value| of the diagonal (for the noise bound).
+    max_abs: f64,
 }
 
 /// A matrix pre-encoded for products with encrypted vectors at one level
@@ -105,6 +109,10 @@ pub struct EncodedMatVec {
     terms: Vec<Vec<Vec<Term>>>,
     /// Per row block, at the product scale.
     bias: Vec<Plaintext>,
+    /// Largest |bias| (for the noise bound).
+    bias_max: f64,
+    /// Largest row sum of |weights| (for the bound on the output values).
+    row_abs_max: f64,
     babies: Vec<usize>,
 }
 
@@ -162,6 +170,7 @@ impl EncodedMatVec {
                             col: c,
                             baby: b,
                             pt,
+                            max_abs: diag.iter().fold(0.0, |m, v| m.max(v.abs())),
                         });
                     }
                 }
@@ -193,6 +202,10 @@ impl EncodedMatVec {
             out_scale,
             terms,
             bias,
+            bias_max: map.bias().iter().fold(0.0, |m, v| m.max(v.abs())),
+            row_abs_max: (0..map.rows())
+                .map(|i| map.row(i).iter().map(|v| v.abs()).sum::<f64>())
+                .fold(0.0, f64::max),
             babies: babies.into_iter().collect(),
         })
     }
@@ -255,6 +268,60 @@ impl EncodedMatVec {
     /// Output scale (after the rescale).
     pub fn out_scale(&self) -> f64 {
         self.out_scale
+    }
+
+    /// The proven bound of [`EncodedMatVec::apply`]'s output for an input
+    /// bounded by `x` (every output ciphertext: the worst row block),
+    /// mirroring its operations: hoisted baby-step rotations, products
+    /// with the diagonals (each bounded by its largest |value|), giant-step
+    /// rotations, the folds, the bias and the rescale; the output values
+    /// are bounded by the largest row sum of |weights| times the input's.
+    pub fn bound(&self, params: &CkksParams, x: &NoiseBound) -> Result<NoiseBound, TensorError> {
+        let level = self.level;
+        let ql = *params.q().get(level).ok_or(TensorError::Ckks(
+            cipherflow_ckks::CkksError::InvalidLevel(level),
+        ))? as f64;
+        let pt_scale = self.out_scale * ql / self.in_scale;
+        let rotated = x.rotate(params, level)?;
+        let mut worst: Option<NoiseBound> = None;
+        for per_giant in &self.terms {
+            let mut acc: Option<NoiseBound> = None;
+            for (g, list) in per_giant.iter().enumerate() {
+                let mut inner: Option<NoiseBound> = None;
+                for t in list {
+                    let xb = if t.baby > 0 { &rotated } else { x };
+                    let p = xb.mul_plain(params, t.max_abs, pt_scale)?;
+                    inner = Some(match inner {
+                        None => p,
+                        Some(a) => a.add(&p)?,
+                    });
+                }
+                let Some(mut inner) = inner else { continue };
+                if g > 0 {
+                    inner = inner.rotate(params, level)?;
+                }
+                acc = Some(match acc {
+                    None => inner,
+                    Some(a) => a.add(&inner)?,
+                });
+            }
+            let Some(mut acc) = acc else { continue };
+            for _ in self.geom.fold_steps() {
+                acc = acc.add(&acc.rotate(params, level)?)?;
+            }
+            // Every output slot holds one output (or a copy, or 0): its
+            // value is bounded by a row sum, far below the sum of the
+            // diagonals' maxima the operations carry.
+            let out = acc
+                .add_plain(params, self.bias_max)?
+                .rescale(params, level)?
+                .with_values(self.row_abs_max * x.values() + self.bias_max)?;
+            worst = Some(match worst {
+                None => out,
+                Some(w) => w.worst(&out)?,
+            });
+        }
+        worst.ok_or_else(|| TensorError::Invalid("a matrix without any non-zero entry".into()))
     }
 
     /// `A x + b` on an encrypted vector in the replicated layout; the result

@@ -75,6 +75,11 @@ pub struct CompileOptions {
     /// this degree on this interval (inputs must stay inside it); `None`
     /// refuses them.
     pub approximate: Option<(usize, Interval)>,
+    /// Parameters that leave room to flood the outputs for circuit
+    /// privacy ([`crate::privacy`]): a scale of 2^60 at every level and
+    /// one spare prime so that the output is decrypted over two primes,
+    /// at the price of a larger ring ([`choose_bits_for_flooding`]).
+    pub for_circuit_privacy: bool,
 }
 
 /// `α · m + β` (affine map of the outputs).
@@ -218,6 +223,32 @@ pub fn choose_bits(depth: usize) -> Result<(u32, Vec<u32>, Vec<u32>), TensorErro
     )))
 }
 
+/// Scale (bits) of [`choose_bits_for_flooding`].
+pub const FLOODING_LOG_SCALE: u32 = 60;
+
+/// The bit sizes `(log_n, q_bits, p_bits)` of the smallest 128-bit secure
+/// parameter set with `depth` levels at a scale of 2^60 and a spare level:
+/// `q0` of 61 bits, a 60-bit prime the output keeps (the decoder reads
+/// `q0·q1`, room for the values and the flooding's tail), `depth` primes
+/// of 60 bits, one special prime of 61 bits. The proven rounding floor of
+/// a rescale (about 2^22) then sits 38 bits below the scale instead of 18.
+pub fn choose_bits_for_flooding(depth: usize) -> Result<(u32, Vec<u32>, Vec<u32>), TensorError> {
+    let d = u32::try_from(depth).map_err(|_| TensorError::DoesNotFit("depth overflow".into()))?;
+    let s = FLOODING_LOG_SCALE;
+    let total = 61 + s + d.saturating_mul(s) + 61;
+    for log_n in 13..=16u32 {
+        if max_log_qp_128(log_n).is_some_and(|budget| total < budget) {
+            let mut q = vec![61, s];
+            q.extend(std::iter::repeat_n(s, depth));
+            return Ok((log_n, q, vec![61]));
+        }
+    }
+    Err(TensorError::DoesNotFit(format!(
+        "depth {depth} at a scale of 2^{s} with a spare level needs {total} bits of modulus, more \
+         than N = 2^16 allows at 128-bit security"
+    )))
+}
+
 impl Plan {
     /// Compiles `model` with automatically chosen parameters.
     pub fn compile(model: &Sequential) -> Result<Self, TensorError> {
@@ -228,7 +259,11 @@ impl Plan {
     pub fn compile_with(model: &Sequential, opts: &CompileOptions) -> Result<Self, TensorError> {
         let st = stages(model, opts)?;
         let depth: usize = st.iter().map(Stage::depth).sum();
-        let (log_n, q, p) = choose_bits(depth)?;
+        let (log_n, q, p) = if opts.for_circuit_privacy {
+            choose_bits_for_flooding(depth)?
+        } else {
+            choose_bits(depth)?
+        };
         let params = ParamsBuilder::new(log_n)
             .q_bits(&q)
             .p_bits(&p)

@@ -6,31 +6,20 @@
 //! ([`crate::client`]) needs only the model's [`InputSpec`]
 //! ([`EncryptedModel::input_spec`]).
 //!
-//! # Circuit privacy: sanitize before returning
+//! # Circuit privacy: respond, never return `run`'s output
 //! [`EncryptedModel::run`] is the raw evaluation: its output's noise
 //! depends on the model's weights (and its approximation error on their
 //! encoding), so a data owner who decrypts it learns more than the
 //! prediction. Every path that hands an evaluated ciphertext back to the
-//! data owner — the `cipherflow infer` server side, and the coming
-//! split-inference platform at each point where activations or outputs
-//! leave the server — must first call [`EncryptedModel::sanitize`] (a fresh
-//! public-key encryption of zero and noise flooding per ciphertext, see
-//! `cipherflow_ckks::Evaluator::sanitize`) with a
-//! `cipherflow_ckks::Flooding::for_circuit_privacy` sized for the output's
-//! proven `NoiseBound` and the number of outputs ever returned under these
-//! weights. The plan's parameters must leave room for that flooding
-//! (`ParamsBuilder::widen_q0_for_flooding`); the default plan parameters
-//! (scale ≤ 2^40) do not, which is why `run` does not sanitize by itself yet.
+//! data owner goes through [`EncryptedModel::respond`], which re-randomizes
+//! and floods each output as [`crate::privacy`] explains.
 
 use crate::client::{InputSpec, ModelClient, INPUT_SPEC_VERSION};
 use crate::layout::{EncTensor, Layout};
 use crate::matvec::EncodedMatVec;
 use crate::plan::{Plan, Stage};
 use crate::TensorError;
-use cipherflow_ckks::{
-    Ciphertext, Encoder, Evaluator, Flooding, GaloisKeys, NoiseBound, PublicKey, RelinKey,
-};
-use rand_core::{CryptoRng, RngCore};
+use cipherflow_ckks::{Ciphertext, Encoder, Evaluator, GaloisKeys, RelinKey};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -49,12 +38,14 @@ pub enum Mode {
 /// The server side of encrypted inference.
 #[derive(Clone, Debug)]
 pub struct EncryptedModel {
-    plan: Plan,
-    mode: Mode,
+    pub(crate) plan: Plan,
+    pub(crate) mode: Mode,
     encoder: Encoder,
-    eval: Evaluator,
+    pub(crate) eval: Evaluator,
     /// Latency mode: the pre-encoded matrix of each linear stage.
-    encoded: Vec<Option<EncodedMatVec>>,
+    pub(crate) encoded: Vec<Option<EncodedMatVec>>,
+    /// The declared bound on input values (clamped by the client).
+    pub(crate) input_bound: Option<f64>,
 }
 
 impl EncryptedModel {
@@ -103,7 +94,27 @@ impl EncryptedModel {
             encoder,
             eval,
             encoded,
+            input_bound: None,
         })
+    }
+
+    /// Declares that inputs satisfy `|x| ≤ bound` (rounded up to a power
+    /// of two, so that the published number says little about the data):
+    /// the spec carries it, clients clamp to it, and the circuit privacy of
+    /// the outputs is sized for it.
+    pub fn with_input_bound(mut self, bound: f64) -> Result<Self, TensorError> {
+        if !(bound.is_finite() && bound > 0.0 && bound <= crate::client::MAX_INPUT_BOUND) {
+            return Err(TensorError::Invalid(format!(
+                "input bound {bound} (positive, at most 2^20)"
+            )));
+        }
+        self.input_bound = Some(2f64.powf(bound.log2().ceil()));
+        Ok(self)
+    }
+
+    /// The declared input bound.
+    pub fn input_bound(&self) -> Option<f64> {
+        self.input_bound
     }
 
     /// The plan.
@@ -157,6 +168,7 @@ impl EncryptedModel {
             scale: self.input_scale(),
             rotations: self.rotation_steps(),
             output_len: self.plan.output_len(),
+            input_bound: self.input_bound,
         }
     }
 
@@ -259,30 +271,5 @@ impl EncryptedModel {
             };
         }
         Ok(h)
-    }
-
-    /// Circuit privacy for an evaluated output before it goes back to the
-    /// data owner (see the module documentation): every ciphertext is
-    /// re-randomized with a fresh encryption of zero under the owner's
-    /// public key and flooded for `bound` (the proven bound of each output
-    /// ciphertext) with `flooding` (from `Flooding::for_circuit_privacy`).
-    pub fn sanitize<R: RngCore + CryptoRng>(
-        &self,
-        out: &EncTensor,
-        pk: &PublicKey,
-        bound: &NoiseBound,
-        flooding: &Flooding,
-        rng: &mut R,
-    ) -> Result<EncTensor, TensorError> {
-        let cts = out
-            .cts
-            .iter()
-            .map(|c| Ok(self.eval.sanitize(c, pk, bound, flooding, rng)?.0))
-            .collect::<Result<Vec<_>, TensorError>>()?;
-        Ok(EncTensor {
-            cts,
-            shape: out.shape.clone(),
-            layout: out.layout,
-        })
     }
 }

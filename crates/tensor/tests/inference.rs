@@ -308,6 +308,7 @@ fn approximated_activations_fold_their_interval_map() {
     .unwrap();
     let opts = CompileOptions {
         approximate: Some((15, (-8.0, 8.0).into())),
+        ..CompileOptions::default()
     };
     let plan = Plan::compile_with(&model, &opts).unwrap();
     // 1 (dense, with x → x/8 folded in) + ⌈log2 16⌉ + 1 (dense): no level

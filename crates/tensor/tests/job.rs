@@ -7,7 +7,9 @@
 use cipherflow_nn::data::Inputs;
 use cipherflow_nn::layers::{Activation, ActivationKind, Dense, Flatten};
 use cipherflow_nn::{Layer, NnError, Sequential};
-use cipherflow_tensor::{calibrate, CompileOptions, EncryptedRun, Mode, TensorError};
+use cipherflow_tensor::{
+    calibrate, CompileOptions, EncryptedRun, Mode, OutputOptions, TensorError,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -55,7 +57,13 @@ fn digits_chunks(size: usize) -> (Vec<Inputs>, usize) {
 #[test]
 fn chunks_limit_and_totals() {
     let mut model = cipherflow_nn::examples::digits_cnn().unwrap();
-    let run = EncryptedRun::new(&model, &CompileOptions::default(), Mode::Latency).unwrap();
+    let run = EncryptedRun::new(
+        &model,
+        &CompileOptions::default(),
+        Mode::Latency,
+        &OutputOptions::for_inputs(16.0),
+    )
+    .unwrap();
     let (chunks, _) = digits_chunks(3);
     let mut seen = Vec::new();
     let t = run
@@ -151,7 +159,13 @@ fn padding_leaky_relu_and_global_pooling_run_encrypted() {
             .unwrap(),
         )
         .unwrap();
-    let run = EncryptedRun::new(&model, &opts, Mode::Latency).unwrap();
+    let run = EncryptedRun::new(
+        &model,
+        &opts,
+        Mode::Latency,
+        &OutputOptions::for_inputs(64.0),
+    )
+    .unwrap();
     let mut near_ties = 0;
     let t = run
         .run(&mut model, chunks.into_iter().map(Ok::<_, E>), n, |r| {
@@ -186,7 +200,12 @@ fn recurrent_layers_are_refused_encrypted() {
     let model = cipherflow_nn::io::load(&layer_fixture("lstm_last.onnx"))
         .unwrap()
         .model;
-    let Err(e) = EncryptedRun::new(&model, &CompileOptions::default(), Mode::Latency) else {
+    let Err(e) = EncryptedRun::new(
+        &model,
+        &CompileOptions::default(),
+        Mode::Latency,
+        &OutputOptions::for_inputs(1.0),
+    ) else {
         panic!("an LSTM compiled to an encrypted run");
     };
     assert!(e.to_string().contains("layer 1 (LSTM"), "{e}");

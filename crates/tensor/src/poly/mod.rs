@@ -22,6 +22,7 @@
 //! evaluator would do (degree 2: one product; degree 3: two), so there is
 //! a single evaluator for every degree.
 
+mod bound;
 mod eval;
 mod schedule;
 
@@ -29,7 +30,7 @@ pub use eval::EvalStats;
 pub use schedule::{ceil_log2, Schedule};
 
 use crate::TensorError;
-use cipherflow_ckks::{Ciphertext, CkksError, Evaluator, RelinKey};
+use cipherflow_ckks::{Ciphertext, CkksError, CkksParams, Evaluator, NoiseBound, RelinKey};
 use schedule::degree_of;
 
 /// Fitted coefficients below this fraction of the largest are set to 0.
@@ -364,6 +365,34 @@ impl Polynomial {
         out_scale: f64,
     ) -> Result<Ciphertext, TensorError> {
         Ok(self.eval_ct_stats(eval, rlk, x, out_scale)?.0)
+    }
+
+    /// The proven bound of [`Polynomial::eval_ct`]'s result at `out_scale`
+    /// for an input bounded by `x` at `level`, under the premise that the
+    /// input stays inside the interval (see `bound.rs`).
+    pub fn bound(
+        &self,
+        params: &CkksParams,
+        x: &NoiseBound,
+        level: usize,
+        out_scale: f64,
+    ) -> Result<NoiseBound, TensorError> {
+        if level < self.depth() {
+            return Err(TensorError::Ckks(CkksError::NoLevelLeft(level)));
+        }
+        let (u, ulevel) = if self.maps_input() {
+            let (alpha, beta) = self.interval.to_unit();
+            let ql = *params
+                .q()
+                .get(level)
+                .ok_or(TensorError::Ckks(CkksError::InvalidLevel(level)))?
+                as f64;
+            let t = x.mul_const_at(alpha, x.scale() * ql)?.add_const(beta)?;
+            (t.rescale(params, level)?, level - 1)
+        } else {
+            (*x, level)
+        };
+        bound::BoundExec::new(params, u, ulevel, &self.schedule)?.run(&self.schedule, out_scale)
     }
 
     /// [`Polynomial::eval_ct`] with what it cost (levels, products).
