@@ -11,6 +11,7 @@ mod fl_net;
 mod infer;
 mod mpc;
 mod mpc_train;
+mod platform;
 mod train;
 
 use anyhow::anyhow;
@@ -83,6 +84,15 @@ enum Command {
     },
     /// Key service: holds the federation secret key, decrypts only closed-round aggregates.
     KeyService(fl::KeyServiceArgs),
+    /// The encrypted-inference platform: model repository and HTTPS API.
+    Serve(platform::ServeArgs),
+    /// Models on a platform: upload, list, delete.
+    Model {
+        #[command(subcommand)]
+        what: platform::ModelCommand,
+    },
+    /// Queries a platform's model on your encrypted inputs.
+    Query(platform::QueryArgs),
 }
 
 #[derive(Subcommand)]
@@ -168,6 +178,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mpc { what } => mpc::run(what),
         Command::Fl { what } => fl::run(what),
         Command::KeyService(args) => fl::run_key_service(args),
+        Command::Serve(args) => platform::serve(args),
+        Command::Model { what } => platform::model(what),
+        Command::Query(args) => platform::query(args),
         Command::Bench {
             what: BenchCommand::Tensor(args),
         } => bench_tensor::run(args),

@@ -101,6 +101,11 @@ impl KeySet {
         self.rlk.to_bytes().len()
     }
 
+    /// The parameters the keys are for.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
     /// A decryptor (holds a copy of the secret key).
     pub fn decryptor(&self) -> Decryptor {
         Decryptor::new(&self.sk)

@@ -19,6 +19,8 @@
 //! * [`privacy`]: the proven bound of a run's output and the circuit
 //!   privacy of what the server returns (re-randomized, flooded as the
 //!   bound allows) — [`EncryptedModel::respond`];
+//! * [`wire`]: the bytes of encrypted tensors and evaluation keys as they
+//!   travel, strictly parsed;
 //! * [`client`]: the client side, from the model's published input
 //!   specification: keys and encryption, no weights;
 //! * [`job`]: the whole run a front end makes ([`EncryptedRun`]):
@@ -37,6 +39,7 @@ pub mod plan;
 pub mod poly;
 pub mod privacy;
 pub mod server;
+pub mod wire;
 
 pub use client::{InputSpec, KeySet, ModelClient};
 pub use error::TensorError;
@@ -50,3 +53,4 @@ pub use plan::{CompileOptions, Plan, Stage};
 pub use poly::{Approx, Interval, Polynomial};
 pub use privacy::{CircuitPrivacy, OutputPrivacy};
 pub use server::{EncryptedModel, Mode};
+pub use wire::EvalKeys;

@@ -165,7 +165,9 @@ fn a_deep_model_is_rerandomized_only_and_says_why() {
         .iter()
         .map(|&v| f64::from(v))
         .collect();
-    let ct = client.encrypt(&keys.sk, std::slice::from_ref(&x), &mut rng).unwrap();
+    let ct = client
+        .encrypt(&keys.sk, std::slice::from_ref(&x), &mut rng)
+        .unwrap();
     let r1 = s
         .respond(&keys.rlk, &keys.gk, &keys.pk, &ct, &p, &mut rng)
         .unwrap();

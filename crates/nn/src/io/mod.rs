@@ -48,13 +48,27 @@ fn is_safetensors(bytes: &[u8]) -> bool {
 /// Reads a model file of either format, found from its content.
 pub fn load(path: &Path) -> Result<ModelFile, NnError> {
     let bytes = read_limited(path)?;
+    parse(&bytes, path.parent(), &path.display().to_string())
+}
+
+/// A model file of either format received as bytes (an upload): the same
+/// checks as [`load`]; an ONNX model must hold its tensors inline (no
+/// external data is read). At most 1 GiB.
+pub fn load_bytes(bytes: &[u8]) -> Result<ModelFile, NnError> {
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(NnError::ModelFile("the model is larger than 1 GiB".into()));
+    }
+    parse(bytes, None, "the model")
+}
+
+fn parse(bytes: &[u8], dir: Option<&Path>, name: &str) -> Result<ModelFile, NnError> {
     let named = |e: NnError| match e {
-        NnError::ModelFile(m) => NnError::ModelFile(format!("{}: {m}", path.display())),
+        NnError::ModelFile(m) => NnError::ModelFile(format!("{name}: {m}")),
         other => other,
     };
-    if is_safetensors(&bytes) {
-        let model = safetensors::load_model_bytes(&bytes).map_err(named)?;
-        let preprocessing = safetensors::metadata(&bytes)
+    if is_safetensors(bytes) {
+        let model = safetensors::load_model_bytes(bytes).map_err(named)?;
+        let preprocessing = safetensors::metadata(bytes)
             .map_err(named)?
             .get(PREPROCESSING_KEY)
             .map(|j| Preprocessing::from_json(j))
@@ -66,10 +80,9 @@ pub fn load(path: &Path) -> Result<ModelFile, NnError> {
             format: ModelFormat::Safetensors,
         });
     }
-    let (model, meta) = onnx::import_with_metadata(&bytes, path.parent()).map_err(|e| match e {
+    let (model, meta) = onnx::import_with_metadata(bytes, dir).map_err(|e| match e {
         NnError::ModelFile(m) if m.starts_with("not an ONNX model") => NnError::ModelFile(format!(
-            "{}: neither an ONNX model nor a safetensors file ({m})",
-            path.display()
+            "{name}: neither an ONNX model nor a safetensors file ({m})"
         )),
         other => named(other),
     })?;

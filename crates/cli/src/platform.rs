@@ -1,0 +1,477 @@
+//! `cipherflow serve`, `cipherflow model …` and `cipherflow query`: thin
+//! front ends over `cipherflow-platform`.
+
+use anyhow::anyhow;
+use cipherflow_nn::data::{stream_inputs, InputOptions};
+use cipherflow_nn::Preprocessing;
+use cipherflow_platform::{encode_query, Config, LocalTls, Platform, PlatformClient, QuerySession};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The repository directory when none is given.
+const DEFAULT_REPO: &str = "platform-repo";
+/// The address `serve` listens on and clients dial when none is given.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// `cipherflow serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed).
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    listen: String,
+    /// The repository directory (created if missing): models, metadata,
+    /// usage, and the local TLS files under tls/.
+    #[arg(long, default_value = DEFAULT_REPO)]
+    repo: PathBuf,
+    /// The server's certificate chain (PEM); default: a local CA and
+    /// certificate made on first run under REPO/tls/ (clients trust
+    /// REPO/tls/ca.pem).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest request (model upload, evaluation keys, query) in MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_upload_mb: u64,
+    /// Longest a query may run (ms); a model that takes longer here is
+    /// refused when a session opens, with the measured time.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    query_budget_ms: u64,
+}
+
+/// Where a client finds the platform.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// The platform, https://HOST:PORT.
+    #[arg(long, default_value = "https://127.0.0.1:8443")]
+    server: String,
+    /// The CA certificate the platform's certificate chains to (default:
+    /// platform-repo/tls/ca.pem, what a local `cipherflow serve` makes).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn client(&self, timeout: Duration) -> anyhow::Result<PlatformClient> {
+        let ca = self
+            .ca
+            .clone()
+            .unwrap_or_else(|| LocalTls::under(Path::new(DEFAULT_REPO)).ca);
+        Ok(PlatformClient::new(&self.server, &ca, timeout)?)
+    }
+}
+
+/// `cipherflow model …`.
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Uploads a model (ONNX or safetensors) as the next version of NAME.
+    Upload {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Its name in the repository.
+        #[arg(long)]
+        name: String,
+        /// Normalization it was trained with (MEAN,STD or per channel),
+        /// stored with it (overrides the file's).
+        #[arg(long)]
+        normalize: Option<String>,
+        /// Class names, one per line (overrides the file's).
+        #[arg(long)]
+        classes: Option<PathBuf>,
+        /// How many leading layers the platform may hold in the clear:
+        /// a number or `all` (the whole model: encrypted queries, he).
+        /// Default: none.
+        #[arg(long)]
+        head_layers: Option<String>,
+        /// The bound |x| ≤ B of the preprocessed inputs (default: from the
+        /// model's stored statistics or normalization).
+        #[arg(long)]
+        input_bound: Option<f64>,
+        /// Where the creator's token is kept (read for a new version of
+        /// an existing name, written, mode 0600, for a new name).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Lists the repository's models.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Deletes every version of a model (its creator only).
+    Delete {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The model's name.
+        #[arg(long)]
+        name: String,
+        /// The creator's token file.
+        #[arg(long)]
+        token_file: PathBuf,
+    },
+}
+
+/// `cipherflow query`.
+#[derive(Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The model's name.
+    #[arg(long)]
+    model: String,
+    /// `he`: the whole model on the encrypted input. (`mpc` and
+    /// `plain-tail`, the split modes, are not served yet.)
+    #[arg(long, default_value = "he")]
+    mode: String,
+    /// Layers run encrypted on the platform (he: all of them).
+    #[arg(long)]
+    split: Option<usize>,
+    /// Your inputs (any format `cipherflow infer --input` reads).
+    #[arg(long)]
+    input: PathBuf,
+    /// Labels for an IDX or .npy --input.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// CSV --input: the label column.
+    #[arg(long)]
+    label_column: Option<String>,
+    /// CSV --input: the id column.
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Only the first K inputs.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// One JSON line per input, then a summary line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `cipherflow serve` until interrupted.
+pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    crate::fl_net::init_tracing();
+    let listen: std::net::SocketAddr = a
+        .listen
+        .parse()
+        .map_err(|e| anyhow!("--listen {}: {e}", a.listen))?;
+    std::fs::create_dir_all(&a.repo).map_err(|e| anyhow!("{}: {e}", a.repo.display()))?;
+    let (cert, key, ca) = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone(), None),
+        _ => {
+            let local = LocalTls::under(&a.repo);
+            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            let ip = listen.ip().to_string();
+            if !listen.ip().is_unspecified() && !names.contains(&ip) {
+                names.push(ip);
+            }
+            local.ensure(&names)?;
+            (local.cert, local.key, Some(local.ca))
+        }
+    };
+    let tls = cipherflow_platform::server_config(&cert, &key)?;
+    let mut cfg = Config::new(a.repo.clone());
+    cfg.max_upload_bytes = usize::try_from(a.max_upload_mb << 20)?;
+    cfg.query_budget = Duration::from_millis(a.query_budget_ms);
+    let platform = Platform::open(cfg)?;
+    crate::fl_net::runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow!("--listen {listen}: {e}"))?;
+        let addr = listener.local_addr()?;
+        println!(
+            "listening on https://{addr} (repository {}{})",
+            a.repo.display(),
+            ca.map_or(String::new(), |c| format!(
+                "; clients trust {}",
+                c.display()
+            ))
+        );
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        cipherflow_platform::serve(listener, tls, platform, stop).await?;
+        Ok(())
+    })
+}
+
+fn read_token(p: &Path) -> anyhow::Result<String> {
+    let t = std::fs::read_to_string(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+    let t = t.trim().to_string();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(anyhow!("{}: not a creator token", p.display()));
+    }
+    Ok(t)
+}
+
+fn write_token(p: &Path, token: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o
+        .open(p)
+        .map_err(|e| anyhow!("{}: {e} (the creator's token is written once)", p.display()))?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Runs `cipherflow model …`.
+pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
+    let rt = crate::fl_net::runtime()?;
+    match cmd {
+        ModelCommand::Upload {
+            server,
+            model,
+            name,
+            normalize,
+            classes,
+            head_layers,
+            input_bound,
+            token_file,
+        } => {
+            cipherflow_platform::check_name(&name)?;
+            let mut file = cipherflow_nn::io::load(&model)?;
+            let layers = file.model.layers().len();
+            let head = match head_layers.as_deref() {
+                None => 0,
+                Some("all") => layers,
+                Some(k) => k
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&k| k <= layers)
+                    .ok_or_else(|| anyhow!("--head-layers {k}: a number up to {layers}, or all"))?,
+            };
+            // Preprocessing given here replaces the file's; the model then
+            // travels as safetensors with it.
+            let bytes = if normalize.is_some() || classes.is_some() {
+                let mut p = match &normalize {
+                    Some(s) => Preprocessing::parse_normalize(s)?,
+                    None => file.preprocessing.clone().unwrap_or(Preprocessing {
+                        mean: vec![0.0],
+                        std: vec![1.0],
+                        class_names: None,
+                        calibration: None,
+                    }),
+                };
+                p.check(file.model.input_shape())?;
+                if let Some(c) = &classes {
+                    p.class_names = Some(Preprocessing::read_class_names(c)?);
+                } else if let Some(old) = &file.preprocessing {
+                    p.class_names = old.class_names.clone();
+                }
+                file.preprocessing = Some(p);
+                cipherflow_nn::io::safetensors::to_bytes_with(
+                    &file.model,
+                    file.preprocessing.as_ref(),
+                )?
+            } else {
+                std::fs::read(&model).map_err(|e| anyhow!("{}: {e}", model.display()))?
+            };
+            let token_file = token_file.unwrap_or_else(|| PathBuf::from(format!("{name}.token")));
+            let token = if token_file.exists() {
+                Some(read_token(&token_file)?)
+            } else {
+                None
+            };
+            let mut path = format!("/v1/models?name={}&head_layers={head}", encode_query(&name));
+            if let Some(b) = input_bound {
+                path.push_str(&format!("&input_bound={b}"));
+            }
+            let client = server.client(Duration::from_secs(600))?;
+            let j = rt.block_on(client.json("POST", &path, bytes, token.as_deref()))?;
+            if token.is_none() {
+                let t = j
+                    .get("creator_token")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| anyhow!("the platform returned no creator token"))?;
+                write_token(&token_file, t)?;
+            }
+            let m = j.get("model").cloned().unwrap_or_default();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "model": m,
+                    "token_file": token_file.display().to_string(),
+                })
+            );
+            Ok(())
+        }
+        ModelCommand::List { server } => {
+            let client = server.client(Duration::from_secs(60))?;
+            let j = rt.block_on(client.json("GET", "/v1/models", Vec::new(), None))?;
+            println!("{j}");
+            Ok(())
+        }
+        ModelCommand::Delete {
+            server,
+            name,
+            token_file,
+        } => {
+            cipherflow_platform::check_name(&name)?;
+            let token = read_token(&token_file)?;
+            let client = server.client(Duration::from_secs(60))?;
+            rt.block_on(client.request(
+                "DELETE",
+                &format!("/v1/models/{name}"),
+                Vec::new(),
+                Some(&token),
+            ))?;
+            println!("{}", serde_json::json!({ "deleted": name }));
+            Ok(())
+        }
+    }
+}
+
+/// Runs `cipherflow query`.
+pub fn query(a: QueryArgs) -> anyhow::Result<()> {
+    match a.mode.as_str() {
+        "he" => {}
+        "mpc" | "plain-tail" => {
+            return Err(anyhow!(
+                "--mode {}: the split modes are not served by this platform yet; --mode he runs \
+                 the whole model on your encrypted input",
+                a.mode
+            ))
+        }
+        m => return Err(anyhow!("--mode {m}: he, mpc or plain-tail")),
+    }
+    let rt = crate::fl_net::runtime()?;
+    let client = a.server.client(Duration::from_secs(600))?;
+    let session = rt.block_on(QuerySession::open(client, &a.model))?;
+    let layers = session
+        .card()
+        .get("layers")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as usize;
+    if let Some(k) = a.split.filter(|&k| k != layers) {
+        return Err(anyhow!(
+            "--split {k}: in he mode the platform runs all {layers} layers"
+        ));
+    }
+    let pre = session.preprocessing()?;
+    let names = pre.as_ref().and_then(|p| p.class_names.clone());
+    let shape = session.spec().input_shape.clone();
+    let stream = stream_inputs(
+        &a.input,
+        &InputOptions {
+            shape: Some(shape.clone()),
+            labels: a.labels.clone(),
+            label_column: a.label_column.clone(),
+            id_column: a.id_column.clone(),
+        },
+        64,
+    )?;
+    if stream.shape() != shape {
+        return Err(anyhow!(
+            "the model takes inputs of shape {shape:?}, {} has {:?}",
+            a.input.display(),
+            stream.shape()
+        ));
+    }
+    if !a.json {
+        println!(
+            "model {} v{}: keys made in {:.0} ms, {} bytes of evaluation keys uploaded; {}",
+            a.model,
+            session
+                .card()
+                .get("version")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0),
+            session.keygen_ms,
+            session.key_bytes,
+            session
+                .card()
+                .get("he")
+                .and_then(|h| h.get("output_privacy"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+        );
+    }
+    let limit = a.limit.unwrap_or(usize::MAX);
+    let (mut n, mut ms, mut up, mut down, mut labelled, mut correct) = (0usize, 0.0, 0, 0, 0, 0);
+    'outer: for chunk in stream {
+        let mut c = chunk?;
+        if let Some(p) = &pre {
+            p.apply(&mut c.features, &c.shape)?;
+        }
+        c.relabel(names.as_deref())?;
+        for (i, row) in c.features.rows().into_iter().enumerate() {
+            if n >= limit {
+                break 'outer;
+            }
+            let x: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            let ans = rt.block_on(session.classify(&x))?;
+            let class_name = names
+                .as_ref()
+                .and_then(|v| v.get(ans.class))
+                .cloned()
+                .unwrap_or_else(|| ans.class.to_string());
+            let label = c.labels.as_ref().and_then(|l| l.get(i)).copied();
+            if let Some(l) = label {
+                labelled += 1;
+                correct += usize::from(l == ans.class);
+            }
+            let id = c.ids.get(i).cloned().unwrap_or_else(|| n.to_string());
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": id,
+                        "class": ans.class,
+                        "class_name": class_name,
+                        "mode": "he",
+                        "split": layers,
+                        "ms": ans.ms,
+                        "upload_bytes": ans.upload_bytes,
+                        "download_bytes": ans.download_bytes,
+                    })
+                );
+            } else {
+                println!("{id}: class {class_name} ({:.0} ms)", ans.ms);
+            }
+            n += 1;
+            ms += ans.ms;
+            up += ans.upload_bytes;
+            down += ans.download_bytes;
+        }
+    }
+    if n == 0 {
+        return Err(anyhow!("no inputs in {}", a.input.display()));
+    }
+    let accuracy = (labelled > 0).then(|| correct as f64 / labelled as f64);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "inputs": n,
+                "ms_per_input": ms / n as f64,
+                "upload_bytes": up / n,
+                "download_bytes": down / n,
+                "key_bytes": session.key_bytes,
+                "keygen_ms": session.keygen_ms,
+                "mode": "he",
+                "split": layers,
+                "accuracy": accuracy,
+            })
+        );
+    } else {
+        println!(
+            "{n} inputs: {:.0} ms per input; {} bytes up, {} bytes down per input{}",
+            ms / n as f64,
+            up / n,
+            down / n,
+            accuracy.map_or(String::new(), |a| format!("; accuracy {:.2} %", 100.0 * a))
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! A client of the platform's API over HTTPS (hyper over rustls, one
+//! connection per request), verifying the server against a CA file.
+//! Answers are bounded in size before they are read.
+
+use crate::error::PlatformError;
+use crate::service::CREATOR_TOKEN_HEADER;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::Request;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest answer read (bytes).
+pub const MAX_ANSWER_BYTES: usize = 1 << 30;
+
+/// A platform at `https://host:port`.
+#[derive(Clone)]
+pub struct PlatformClient {
+    host: String,
+    port: u16,
+    tls: tokio_rustls::TlsConnector,
+    timeout: Duration,
+}
+
+fn transport(e: impl std::fmt::Display) -> PlatformError {
+    PlatformError::Transport(e.to_string())
+}
+
+impl PlatformClient {
+    /// A client of `url` (`https://host:port`) trusting the CA in `ca`,
+    /// each request bounded by `timeout`.
+    pub fn new(url: &str, ca: &Path, timeout: Duration) -> Result<Self, PlatformError> {
+        let rest = url.strip_prefix("https://").ok_or_else(|| {
+            PlatformError::BadRequest(format!("server {url:?}: an https:// address"))
+        })?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() => (
+                h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                p.parse()
+                    .map_err(|_| PlatformError::BadRequest(format!("server {url:?}: port")))?,
+            ),
+            _ => (rest.to_string(), 443),
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err(PlatformError::BadRequest(format!("server {url:?}")));
+        }
+        let cfg = crate::tls::client_config(ca)?;
+        Ok(Self {
+            host,
+            port,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+            timeout,
+        })
+    }
+
+    /// Sends one request; returns the answer's body, or the platform's
+    /// refusal with its status and reason.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        token: Option<&str>,
+    ) -> Result<Bytes, PlatformError> {
+        tokio::time::timeout(self.timeout, self.request_inner(method, path, body, token))
+            .await
+            .map_err(|_| {
+                PlatformError::Transport(format!(
+                    "no answer within {:.0} s",
+                    self.timeout.as_secs_f64()
+                ))
+            })?
+    }
+
+    async fn request_inner(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        token: Option<&str>,
+    ) -> Result<Bytes, PlatformError> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| transport(format!("{}:{}: {e}", self.host, self.port)))?;
+        let name = crate::tls::server_name(&self.host)?;
+        let tls = self.tls.connect(name, tcp).await.map_err(transport)?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(transport)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::CONTENT_TYPE, "application/octet-stream");
+        if let Some(t) = token {
+            req = req.header(CREATOR_TOKEN_HEADER, t);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| PlatformError::BadRequest(e.to_string()))?;
+        let resp = send.send_request(req).await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let reason = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
+        Err(PlatformError::Refused {
+            status: status.as_u16(),
+            reason,
+        })
+    }
+
+    /// A JSON answer.
+    pub async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        token: Option<&str>,
+    ) -> Result<serde_json::Value, PlatformError> {
+        let b = self.request(method, path, body, token).await?;
+        serde_json::from_slice(&b)
+            .map_err(|e| PlatformError::Transport(format!("an answer that is not JSON: {e}")))
+    }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules, low to high
+//!
+//! * `error`: [`PlatformError`], each with its HTTP status;
+//! * `repo`: [`Repository`] — content-addressed model files, metadata and
+//!   usage in SQLite;
+//! * `tls`: the local CA and server certificate, client and server TLS;
+//! * `service`: [`Platform`] — the HTTPS API and [`serve`];
+//! * `client`, `query`: [`PlatformClient`] and the user's
+//!   [`QuerySession`].
+
+mod client;
+mod error;
+mod query;
+mod repo;
+mod service;
+mod tls;
+
+pub use client::{encode_query, PlatformClient, MAX_ANSWER_BYTES};
+pub use error::PlatformError;
+pub use query::{Answer, QuerySession};
+pub use repo::{check_name, ModelRecord, Repository, UploadMeta, Usage, MAX_NAME_LEN};
+pub use service::{
+    serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,
+};
+pub use tls::{client_config, server_config, LocalTls, LOCAL_CERT_DAYS};

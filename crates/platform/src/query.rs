@@ -1,0 +1,149 @@
+//! The user's side of an encrypted query (`he` mode): the model's card and
+//! input spec from the platform, keys made here (the secret key never
+//! leaves this process), the evaluation keys uploaded once per session,
+//! then each input encrypted, sent, answered and decrypted here.
+
+use crate::client::PlatformClient;
+use crate::error::PlatformError;
+use cipherflow_nn::Preprocessing;
+use cipherflow_tensor::{EncTensor, InputSpec, KeySet, ModelClient};
+use std::time::Instant;
+
+/// An open session with a model of the platform.
+pub struct QuerySession {
+    client: PlatformClient,
+    model: ModelClient,
+    keys: KeySet,
+    session: String,
+    card: serde_json::Value,
+    /// Bytes of evaluation keys uploaded.
+    pub key_bytes: usize,
+    /// Milliseconds making the keys.
+    pub keygen_ms: f64,
+}
+
+/// One input's answer.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// Decrypted scores.
+    pub scores: Vec<f64>,
+    /// Their argmax.
+    pub class: usize,
+    /// Milliseconds end to end (encrypt, send, evaluate, receive, decrypt).
+    pub ms: f64,
+    /// Bytes sent.
+    pub upload_bytes: usize,
+    /// Bytes received.
+    pub download_bytes: usize,
+}
+
+fn bad_card(m: &str) -> PlatformError {
+    PlatformError::Transport(format!("the model card {m}"))
+}
+
+impl QuerySession {
+    /// Opens a session for `model`: reads its card, checks the spec (128-bit
+    /// parameters and every other check of [`ModelClient::new`]), makes the
+    /// keys and uploads the evaluation keys.
+    pub async fn open(client: PlatformClient, model: &str) -> Result<Self, PlatformError> {
+        crate::repo::check_name(model)?;
+        let card = client
+            .json("GET", &format!("/v1/models/{model}"), Vec::new(), None)
+            .await?;
+        let spec = card.get("he").and_then(|h| h.get("spec")).ok_or_else(|| {
+            PlatformError::Forbidden(format!(
+                "{model} cannot be queried encrypted (he): its creator has not let the \
+                     platform hold the whole model"
+            ))
+        })?;
+        let spec: InputSpec = serde_json::from_value(spec.clone())
+            .map_err(|e| bad_card(&format!("holds a malformed input spec: {e}")))?;
+        let mc = ModelClient::new(spec)?;
+        let t = Instant::now();
+        let mut rng = cipherflow_ring::sampler::secure_rng()
+            .map_err(|e| PlatformError::Transport(format!("randomness: {e}")))?;
+        let keys = KeySet::generate(&mc, &mut rng)?;
+        let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
+        let ek = keys.eval_key_bytes()?;
+        let key_bytes = ek.len();
+        let s = client
+            .json("POST", &format!("/v1/models/{model}/sessions"), ek, None)
+            .await?;
+        let session = s
+            .get("session")
+            .and_then(|v| v.as_str())
+            .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| PlatformError::Transport("a session answer without an id".into()))?
+            .to_string();
+        Ok(Self {
+            client,
+            model: mc,
+            keys,
+            session,
+            card,
+            key_bytes,
+            keygen_ms,
+        })
+    }
+
+    /// The model's card as the platform published it.
+    pub fn card(&self) -> &serde_json::Value {
+        &self.card
+    }
+
+    /// The input spec.
+    pub fn spec(&self) -> &InputSpec {
+        self.model.spec()
+    }
+
+    /// The preprocessing the model declares (normalization, class names).
+    pub fn preprocessing(&self) -> Result<Option<Preprocessing>, PlatformError> {
+        match self.card.get("preprocessing") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => Preprocessing::from_json(&v.to_string())
+                .map(Some)
+                .map_err(|e| bad_card(&format!("holds a malformed preprocessing: {e}"))),
+        }
+    }
+
+    /// Encrypts `x` (preprocessed), has the platform evaluate it, and
+    /// decrypts the answer.
+    pub async fn classify(&self, x: &[f64]) -> Result<Answer, PlatformError> {
+        let t = Instant::now();
+        let mut rng = cipherflow_ring::sampler::secure_rng()
+            .map_err(|e| PlatformError::Transport(format!("randomness: {e}")))?;
+        let params = self.model.params();
+        let ct = self.model.encrypt(&self.keys.sk, &[x.to_vec()], &mut rng)?;
+        let up = ct.to_bytes(params)?;
+        let upload_bytes = up.len();
+        let back = self
+            .client
+            .request(
+                "POST",
+                &format!("/v1/sessions/{}/infer", self.session),
+                up,
+                None,
+            )
+            .await?;
+        let out = EncTensor::from_bytes(params, &back)?;
+        let want = self.spec().output_len;
+        if out.len() != want {
+            return Err(PlatformError::Transport(format!(
+                "an answer of {} values, the model has {want} outputs",
+                out.len()
+            )));
+        }
+        let scores = out
+            .decrypt(&self.keys.decryptor())?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        Ok(Answer {
+            class: cipherflow_tensor::job::argmax(&scores),
+            scores,
+            ms: t.elapsed().as_secs_f64() * 1e3,
+            upload_bytes,
+            download_bytes: back.len(),
+        })
+    }
+}

@@ -1,0 +1,461 @@
+//! The platform's HTTPS API (see `openapi.yaml`): the repository, sessions
+//! of evaluation keys, and encrypted queries.
+//!
+//! Every body is bounded (`max_upload_bytes`) before it is read; models,
+//! keys and ciphertexts are parsed by their own strict decoders, and a bad
+//! one is answered 4xx with its reason (JSON `{"error": …}`), never a
+//! crash. Heavy work (parsing a model, preparing it, evaluating) runs on
+//! the blocking pool; a query that runs past the time budget is answered
+//! 503. Nothing secret is logged: the platform holds no secret of a user's.
+
+use crate::error::PlatformError;
+use crate::repo::{ModelRecord, Repository, UploadMeta, Usage};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cipherflow_tensor::privacy::DEFAULT_RETURNED_OUTPUTS;
+use cipherflow_tensor::{
+    approximate_with, CompileOptions, EncTensor, EncryptedModel, EvalKeys, InputSpec, KeySet, Mode,
+    OutputPrivacy, Plan,
+};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The header carrying a model creator's token.
+pub const CREATOR_TOKEN_HEADER: &str = "x-creator-token";
+/// Precision (bits) the platform keeps in returned outputs after flooding.
+pub const OUTPUT_PRECISION_BITS: f64 = 8.0;
+/// Degree of the approximations of non-polynomial activations.
+pub const APPROXIMATION_DEGREE: usize = 15;
+
+/// The platform's configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The repository directory.
+    pub repo: PathBuf,
+    /// Largest request body (a model upload, a session's keys, a query).
+    pub max_upload_bytes: usize,
+    /// Longest a query may run; a model whose measured run exceeds it is
+    /// refused when a session opens.
+    pub query_budget: Duration,
+    /// Most open sessions (the oldest is closed beyond it).
+    pub max_sessions: usize,
+}
+
+impl Config {
+    /// The defaults for a repository in `repo`: 256 MiB bodies, 60 s per
+    /// query, 64 sessions.
+    pub fn new(repo: PathBuf) -> Self {
+        Self {
+            repo,
+            max_upload_bytes: 256 << 20,
+            query_budget: Duration::from_secs(60),
+            max_sessions: 64,
+        }
+    }
+}
+
+/// A model prepared for encrypted queries (`he` mode).
+struct Prepared {
+    record: ModelRecord,
+    server: EncryptedModel,
+    spec: InputSpec,
+    privacy: OutputPrivacy,
+    /// Milliseconds one query took when the platform tried it.
+    measured_ms: f64,
+}
+
+struct Session {
+    model: Arc<Prepared>,
+    keys: EvalKeys,
+    opened: Instant,
+}
+
+/// The platform's state.
+pub struct Platform {
+    cfg: Config,
+    repo: Mutex<Repository>,
+    prepared: Mutex<HashMap<(String, i64), Arc<Prepared>>>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+type Shared = Arc<Platform>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl IntoResponse for PlatformError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!("{self}");
+        } else {
+            tracing::warn!("refused: {self}");
+        }
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PlatformError> + Send + 'static,
+) -> Result<T, PlatformError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PlatformError::Storage(format!("a worker failed: {e}")))?
+}
+
+fn card(r: &ModelRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("modes".into(), serde_json::json!(r.modes()));
+    }
+    v
+}
+
+impl Platform {
+    /// Opens the repository of `cfg`.
+    pub fn open(cfg: Config) -> Result<Arc<Self>, PlatformError> {
+        let repo = Repository::open(&cfg.repo)?;
+        Ok(Arc::new(Self {
+            cfg,
+            repo: Mutex::new(repo),
+            prepared: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The API's routes.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/health", get(|| async { "ok" }))
+            .route("/v1/models", get(list).post(upload))
+            .route("/v1/models/{name}", get(model_card).delete(delete))
+            .route("/v1/models/{name}/usage", get(usage))
+            .route("/v1/models/{name}/sessions", post(open_session))
+            .route("/v1/sessions/{id}/infer", post(infer))
+            .layer(DefaultBodyLimit::max(self.cfg.max_upload_bytes))
+            .with_state(self.clone())
+    }
+
+    /// The model prepared for `he` queries (compiled, encoded, tried once
+    /// with throwaway keys to measure its time), cached per version.
+    fn prepare(&self, name: &str) -> Result<Arc<Prepared>, PlatformError> {
+        let record = lock(&self.repo).get(name, None)?;
+        let key = (record.name.clone(), record.version);
+        if let Some(p) = lock(&self.prepared).get(&key) {
+            return Ok(p.clone());
+        }
+        if !record.modes().contains(&"he") {
+            return Err(PlatformError::Forbidden(format!(
+                "{name}: its creator lets the platform hold {} of {} layers{}; encrypted \
+                 queries of the whole model (he) need all of them",
+                record.head_layers,
+                record.layers,
+                if record.input_bound.is_none() {
+                    ", and no input bound is known (upload it with input_bound)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let file = lock(&self.repo).load(&record)?;
+        let opts = match file
+            .preprocessing
+            .as_ref()
+            .and_then(|p| p.calibration.as_ref())
+        {
+            Some(c) => approximate_with(&file.model, c, APPROXIMATION_DEGREE)?.0,
+            None => CompileOptions::default(),
+        };
+        let plan = Plan::compile_with(&file.model, &opts)?;
+        let bound = record.input_bound.unwrap_or(1.0);
+        let server = EncryptedModel::new(&plan, Mode::Latency)?.with_input_bound(bound)?;
+        let privacy = server.output_privacy(DEFAULT_RETURNED_OUTPUTS, OUTPUT_PRECISION_BITS)?;
+        let spec = server.input_spec();
+        // One run with the platform's own throwaway keys: the cost a
+        // session is checked against.
+        let mut rng = cipherflow_ring::sampler::secure_rng()
+            .map_err(|e| PlatformError::Storage(e.to_string()))?;
+        let client = server.client()?;
+        let keys = KeySet::generate(&client, &mut rng)?;
+        let zeros = vec![0.0; spec.input_shape.iter().product()];
+        let x = client.encrypt(&keys.sk, &[zeros], &mut rng)?;
+        let t = Instant::now();
+        server.respond(&keys.rlk, &keys.gk, &keys.pk, &x, &privacy, &mut rng)?;
+        let measured_ms = t.elapsed().as_secs_f64() * 1e3;
+        let p = Arc::new(Prepared {
+            record,
+            server,
+            spec,
+            privacy,
+            measured_ms,
+        });
+        lock(&self.prepared).insert(key, p.clone());
+        Ok(p)
+    }
+}
+
+async fn list(State(p): State<Shared>) -> Result<Json<serde_json::Value>, PlatformError> {
+    let models = lock(&p.repo).list()?;
+    Ok(Json(serde_json::json!({
+        "models": models.iter().map(card).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    name: String,
+    head_layers: Option<usize>,
+    input_bound: Option<f64>,
+}
+
+async fn upload(
+    State(p): State<Shared>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
+    let meta = UploadMeta {
+        head_layers: q.head_layers,
+        input_bound: q.input_bound,
+        creator_token: headers
+            .get(CREATOR_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    let (record, token) = blocking(move || lock(&p.repo).add(&q.name, &body, &meta)).await?;
+    tracing::info!(
+        "model {} v{} uploaded ({} bytes)",
+        record.name,
+        record.version,
+        record.bytes
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "model": card(&record), "creator_token": token })),
+    ))
+}
+
+async fn model_card(
+    State(p): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, PlatformError> {
+    let record = lock(&p.repo).get(&name, None)?;
+    let mut c = card(&record);
+    if record.modes().contains(&"he") {
+        let prepared = blocking(move || p.prepare(&name)).await?;
+        if let Some(o) = c.as_object_mut() {
+            o.insert(
+                "he".into(),
+                serde_json::json!({
+                    "spec": prepared.spec,
+                    "output_privacy": prepared.privacy.describe(),
+                    "measured_ms": prepared.measured_ms,
+                    "rotations": prepared.spec.rotations.len(),
+                }),
+            );
+        }
+    }
+    Ok(Json(c))
+}
+
+async fn delete(
+    State(p): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, PlatformError> {
+    let token = headers
+        .get(CREATOR_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| PlatformError::Forbidden("deleting needs the creator's token".into()))?
+        .to_string();
+    lock(&p.repo).delete(&name, &token)?;
+    lock(&p.prepared).retain(|k, _| k.0 != name);
+    lock(&p.sessions).retain(|_, s| s.model.record.name != name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn usage(
+    State(p): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, PlatformError> {
+    lock(&p.repo).get(&name, None)?;
+    Ok(Json(
+        serde_json::json!({ "usage": lock(&p.repo).usage(&name)? }),
+    ))
+}
+
+fn session_id() -> Result<String, PlatformError> {
+    let mut b = [0u8; 16];
+    rand_core::RngCore::fill_bytes(
+        &mut cipherflow_ring::sampler::secure_rng()
+            .map_err(|e| PlatformError::Storage(e.to_string()))?,
+        &mut b,
+    );
+    Ok(hex::encode(b))
+}
+
+async fn open_session(
+    State(p): State<Shared>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
+    let budget = p.cfg.query_budget;
+    let q = p.clone();
+    let model = blocking(move || q.prepare(&name)).await?;
+    let budget_ms = budget.as_secs_f64() * 1e3;
+    if model.measured_ms > budget_ms {
+        return Err(PlatformError::OverBudget(format!(
+            "a query of {} takes about {:.0} ms here, over the {budget_ms:.0} ms budget",
+            model.record.name, model.measured_ms
+        )));
+    }
+    let m = model.clone();
+    let keys = blocking(move || {
+        Ok(EvalKeys::from_bytes(
+            m.server.plan().params(),
+            &m.spec,
+            &body,
+        )?)
+    })
+    .await?;
+    let id = session_id()?;
+    {
+        let mut s = lock(&p.sessions);
+        while s.len() >= p.cfg.max_sessions {
+            let Some(oldest) = s
+                .iter()
+                .min_by_key(|(_, v)| v.opened)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            s.remove(&oldest);
+        }
+        s.insert(
+            id.clone(),
+            Arc::new(Session {
+                model: model.clone(),
+                keys,
+                opened: Instant::now(),
+            }),
+        );
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "session": id,
+            "model": model.record.name,
+            "version": model.record.version,
+        })),
+    ))
+}
+
+async fn infer(
+    State(p): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PlatformError> {
+    let session = lock(&p.sessions)
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| PlatformError::NotFound("session (expired or never opened)".into()))?;
+    let up = body.len();
+    let t = Instant::now();
+    let s = session.clone();
+    let work = blocking(move || {
+        let m = &s.model;
+        let params = m.server.plan().params();
+        let x = EncTensor::from_bytes(params, &body)?;
+        let mut rng = cipherflow_ring::sampler::secure_rng()
+            .map_err(|e| PlatformError::Storage(e.to_string()))?;
+        let out = m.server.respond(
+            &s.keys.rlk,
+            &s.keys.gk,
+            &s.keys.pk,
+            &x,
+            &m.privacy,
+            &mut rng,
+        )?;
+        Ok(out.to_bytes(params)?)
+    });
+    let out = tokio::time::timeout(p.cfg.query_budget, work)
+        .await
+        .map_err(|_| {
+            PlatformError::OverBudget(format!(
+                "the query ran past the {:.0} ms budget",
+                p.cfg.query_budget.as_secs_f64() * 1e3
+            ))
+        })??;
+    let u = Usage {
+        model: session.model.record.name.clone(),
+        version: session.model.record.version,
+        mode: "he".into(),
+        inputs: 1,
+        upload_bytes: up as i64,
+        download_bytes: out.len() as i64,
+        ms: t.elapsed().as_secs_f64() * 1e3,
+    };
+    if let Err(e) = lock(&p.repo).record_usage(&u) {
+        tracing::error!("usage record lost: {e}");
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        out,
+    )
+        .into_response())
+}
+
+/// Serves `platform` over TLS on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: rustls::ServerConfig,
+    platform: Arc<Platform>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), PlatformError> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let app = platform.router();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => r?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::warn!("TLS handshake with {peer} refused: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!("TLS handshake with {peer} timed out");
+                        return;
+                    }
+                };
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await
+            {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
