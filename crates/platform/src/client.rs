@@ -84,6 +84,9 @@ impl PlatformClient {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| transport(format!("{}:{}: {e}", self.host, self.port)))?;
+        // Headers and body go in separate writes: without this, Nagle's
+        // algorithm and delayed acknowledgements add tens of milliseconds.
+        tcp.set_nodelay(true).map_err(transport)?;
         let name = crate::tls::server_name(&self.host)?;
         let tls = self.tls.connect(name, tcp).await.map_err(transport)?;
         let (mut send, conn) =

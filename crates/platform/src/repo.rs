@@ -279,6 +279,13 @@ impl Repository {
                 )))
             }
         };
+        if head_layers == layers && input_bound.is_none() {
+            return Err(PlatformError::BadRequest(
+                "the whole model is open to the platform but the bound of its inputs is \
+                 unknown (no stored statistics or normalization): give input_bound"
+                    .into(),
+            ));
+        }
         let sha = sha256_hex(bytes);
         let path = self.blob(&sha);
         if !path.exists() {

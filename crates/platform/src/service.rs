@@ -409,9 +409,13 @@ async fn infer(
         download_bytes: out.len() as i64,
         ms: t.elapsed().as_secs_f64() * 1e3,
     };
-    if let Err(e) = lock(&p.repo).record_usage(&u) {
-        tracing::error!("usage record lost: {e}");
-    }
+    // Recorded (a synchronous SQLite write) after the answer leaves.
+    let q = p.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = lock(&q.repo).record_usage(&u) {
+            tracing::error!("usage record lost: {e}");
+        }
+    });
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         out,
@@ -434,6 +438,9 @@ pub async fn serve(
             r = listener.accept() => r?,
             () = &mut shutdown => return Ok(()),
         };
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("{peer}: {e}");
+        }
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

@@ -153,9 +153,17 @@ fn creators_upload_users_query_encrypted_and_hostile_requests_are_refused() {
         let want = cipherflow_tensor::job::argmax(&plan.eval_plain(&x).unwrap());
         assert_eq!(class, want, "user {u}");
     }
-    let usage = rt
-        .block_on(c.json("GET", "/v1/models/digits/usage", Vec::new(), None))
-        .unwrap();
+    // Usage is recorded after each answer leaves: wait for the four.
+    let mut usage = serde_json::Value::Null;
+    for _ in 0..100 {
+        usage = rt
+            .block_on(c.json("GET", "/v1/models/digits/usage", Vec::new(), None))
+            .unwrap();
+        if usage["usage"].as_array().unwrap().len() == 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(usage["usage"].as_array().unwrap().len(), 4, "{usage}");
     // Hostile session traffic.
     refused(
@@ -241,4 +249,23 @@ fn creators_upload_users_query_encrypted_and_hostile_requests_are_refused() {
         .block_on(c.json("GET", "/v1/models", Vec::new(), None))
         .unwrap();
     assert_eq!(list["models"].as_array().unwrap().len(), 0);
+}
+
+/// Every route the API serves is described in `openapi.yaml`.
+#[test]
+fn the_openapi_description_covers_every_route() {
+    let source = include_str!("../src/service.rs");
+    let spec = include_str!("../openapi.yaml");
+    let routes: Vec<&str> = source
+        .split(".route(\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    assert!(routes.len() >= 6, "{routes:?}");
+    for r in routes {
+        assert!(
+            spec.contains(&format!("  {r}:\n")),
+            "{r} is not in openapi.yaml"
+        );
+    }
 }

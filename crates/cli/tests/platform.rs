@@ -1,0 +1,220 @@
+//! The platform as separate processes on 127.0.0.1 over TLS: `cipherflow
+//! serve` (the platform), `cipherflow model upload` (a model creator, in
+//! its own directory) and `cipherflow query` (a user, in another): the
+//! user's encrypted answers equal what `cipherflow infer` decides on the
+//! same files; a model the creator did not open to the platform, a split
+//! mode, and a stopped platform end with clear errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{bin, json_of};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn byo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../nn/tests/fixtures/byo")
+        .join(name)
+        .canonicalize()
+        .unwrap()
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The platform, killed when dropped.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cipherflow serve` on a free port in `dir`; returns it and its URL.
+fn serve(dir: &Path) -> (Serve, String) {
+    let mut child = Command::new(bin())
+        .current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--repo", "repo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (Serve(child), url)
+}
+
+#[test]
+fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
+    let root = tempfile::tempdir().unwrap();
+    let (platform_dir, creator, user) = (
+        root.path().join("platform"),
+        root.path().join("creator"),
+        root.path().join("user"),
+    );
+    for d in [&platform_dir, &creator, &user] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let (mut server, url) = serve(&platform_dir);
+    let ca = platform_dir.join("repo/tls/ca.pem");
+    let ca = ca.to_str().unwrap();
+    let images = byo("images");
+    let images = images.to_str().unwrap();
+    // The creator trains a model on its files and uploads it, the whole
+    // model open to the platform; a second one stays closed.
+    let out = run(
+        &creator,
+        &[
+            "train",
+            "--data",
+            images,
+            "--model",
+            "logreg",
+            "--epochs",
+            "5",
+            "--normalize",
+            "0.3052,0.3749",
+            "--out",
+            "m.safetensors",
+            "--json",
+        ],
+    );
+    assert!(out.status.success());
+    let up = |name: &str, head: &str| {
+        run(
+            &creator,
+            &[
+                "model",
+                "upload",
+                "--server",
+                &url,
+                "--ca",
+                ca,
+                "--model",
+                "m.safetensors",
+                "--name",
+                name,
+                "--head-layers",
+                head,
+            ],
+        )
+    };
+    let j = json_of(&up("logreg", "all"));
+    assert_eq!(j["model"]["modes"][0], "he", "{j}");
+    assert!(creator.join("logreg.token").exists());
+    json_of(&up("closed", "0"));
+    // What the model decides, run locally by its owner.
+    let preds = creator.join("p.csv");
+    let out = run(
+        &creator,
+        &[
+            "infer",
+            "--model",
+            "m.safetensors",
+            "--input",
+            images,
+            "--predictions",
+            preds.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(json_of(&out)["plain_agreement"], 1.0);
+    let want: Vec<(String, String)> = csv::Reader::from_path(&preds)
+        .unwrap()
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].to_string())
+        })
+        .collect();
+    // The user queries from its own directory, holding no model file.
+    let out = run(
+        &user,
+        &[
+            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images, "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (answers, summary) = lines.split_at(lines.len() - 1);
+    assert_eq!(answers.len(), want.len());
+    for (a, (id, class)) in answers.iter().zip(&want) {
+        assert_eq!(a["id"], id.as_str());
+        assert_eq!(a["class"].to_string(), *class, "{a}");
+        assert_eq!(a["mode"], "he");
+        for k in [
+            "class_name",
+            "split",
+            "ms",
+            "upload_bytes",
+            "download_bytes",
+        ] {
+            assert!(!a[k].is_null(), "{k} in {a}");
+        }
+    }
+    assert_eq!(summary[0]["inputs"], want.len(), "{}", summary[0]);
+    assert!(summary[0]["key_bytes"].as_u64().unwrap() > 0);
+    // A model its creator kept closed, a split mode: clear refusals.
+    let out = run(
+        &user,
+        &[
+            "query", "--server", &url, "--ca", ca, "--model", "closed", "--input", images,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot be queried encrypted"),
+        "{err}"
+    );
+    let out = run(
+        &user,
+        &[
+            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--mode", "mpc", "--input",
+            images,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not served"), "{err}");
+    // A new version needs the creator's token file; the usage log counts
+    // the user's queries.
+    json_of(&up("logreg", "all"));
+    std::fs::remove_file(creator.join("logreg.token")).unwrap();
+    let out = up("logreg", "all");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("403"), "{err}");
+    // The platform stops: the user's query fails with a clear error.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    let out = run(
+        &user,
+        &[
+            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("transport"), "{err}");
+}
