@@ -332,8 +332,14 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Runs `cipherflow query`.
+/// Runs `cipherflow query` (encryption and decryption inside a rayon
+/// pool, as `infer` runs them).
 pub fn query(a: QueryArgs) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cipherflow_ring::with_threads(threads, || query_inner(a))?
+}
+
+fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
     match a.mode.as_str() {
         "he" => {}
         "mpc" | "plain-tail" => {

@@ -80,6 +80,9 @@ struct Session {
 /// The platform's state.
 pub struct Platform {
     cfg: Config,
+    /// The pool every evaluation runs in (run *inside* it, so that the
+    /// limb-parallel loops of an evaluation do not each cross threads).
+    pool: rayon::ThreadPool,
     repo: Mutex<Repository>,
     prepared: Mutex<HashMap<(String, i64), Arc<Prepared>>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
@@ -129,8 +132,13 @@ impl Platform {
     /// Opens the repository of `cfg`.
     pub fn open(cfg: Config) -> Result<Arc<Self>, PlatformError> {
         let repo = Repository::open(&cfg.repo)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("eval-{i}"))
+            .build()
+            .map_err(|e| PlatformError::Storage(format!("thread pool: {e}")))?;
         Ok(Arc::new(Self {
             cfg,
+            pool,
             repo: Mutex::new(repo),
             prepared: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
@@ -256,7 +264,7 @@ async fn model_card(
     let record = lock(&p.repo).get(&name, None)?;
     let mut c = card(&record);
     if record.modes().contains(&"he") {
-        let prepared = blocking(move || p.prepare(&name)).await?;
+        let prepared = blocking(move || p.pool.install(|| p.prepare(&name))).await?;
         if let Some(o) = c.as_object_mut() {
             o.insert(
                 "he".into(),
@@ -315,7 +323,7 @@ async fn open_session(
 ) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
     let budget = p.cfg.query_budget;
     let q = p.clone();
-    let model = blocking(move || q.prepare(&name)).await?;
+    let model = blocking(move || q.pool.install(|| q.prepare(&name))).await?;
     let budget_ms = budget.as_secs_f64() * 1e3;
     if model.measured_ms > budget_ms {
         return Err(PlatformError::OverBudget(format!(
@@ -376,21 +384,24 @@ async fn infer(
     let up = body.len();
     let t = Instant::now();
     let s = session.clone();
+    let q = p.clone();
     let work = blocking(move || {
-        let m = &s.model;
-        let params = m.server.plan().params();
-        let x = EncTensor::from_bytes(params, &body)?;
-        let mut rng = cipherflow_ring::sampler::secure_rng()
-            .map_err(|e| PlatformError::Storage(e.to_string()))?;
-        let out = m.server.respond(
-            &s.keys.rlk,
-            &s.keys.gk,
-            &s.keys.pk,
-            &x,
-            &m.privacy,
-            &mut rng,
-        )?;
-        Ok(out.to_bytes(params)?)
+        q.pool.install(|| {
+            let m = &s.model;
+            let params = m.server.plan().params();
+            let x = EncTensor::from_bytes(params, &body)?;
+            let mut rng = cipherflow_ring::sampler::secure_rng()
+                .map_err(|e| PlatformError::Storage(e.to_string()))?;
+            let out = m.server.respond(
+                &s.keys.rlk,
+                &s.keys.gk,
+                &s.keys.pk,
+                &x,
+                &m.privacy,
+                &mut rng,
+            )?;
+            Ok(out.to_bytes(params)?)
+        })
     });
     let out = tokio::time::timeout(p.cfg.query_budget, work)
         .await
