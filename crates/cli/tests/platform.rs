@@ -3,7 +3,9 @@
 //! its own directory) and `cipherflow query` (a user, in another): the
 //! user's encrypted answers equal what `cipherflow infer` decides on the
 //! same files; a model the creator did not open to the platform, a split
-//! mode, and a stopped platform end with clear errors.
+//! mode, a new version without the creator's token and a stopped platform
+//! end with clear errors; a user killed mid-query does not stop the
+//! others; a platform restarted on its repository has lost nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -199,22 +201,90 @@ fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("not served"), "{err}");
-    // A new version needs the creator's token file; the usage log counts
-    // the user's queries.
+    // A new version needs the creator's token file.
     json_of(&up("logreg", "all"));
     std::fs::remove_file(creator.join("logreg.token")).unwrap();
     let out = up("logreg", "all");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("403"), "{err}");
+    // A user killed mid-query: the platform goes on serving the others.
+    let mut victim = Command::new(bin())
+        .current_dir(&user)
+        .args([
+            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images, "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(victim.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let classes = |out: &Output| -> Vec<String> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|j| j.get("class").is_some())
+            .map(|j| j["class"].to_string())
+            .collect()
+    };
+    let query = || {
+        run(
+            &user,
+            &[
+                "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images,
+                "--json",
+            ],
+        )
+    };
+    let before = classes(&query());
+    assert_eq!(before.len(), want.len());
     // The platform stops: the user's query fails with a clear error.
     server.0.kill().unwrap();
     server.0.wait().unwrap();
-    let out = run(
-        &user,
-        &[
-            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images,
-        ],
-    );
+    let out = query();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("transport"), "{err}");
+    // Restarted on its repository (same address, same certificates):
+    // nothing stored was lost.
+    let port = url.rsplit(':').next().unwrap();
+    let mut again = Command::new(bin())
+        .current_dir(&platform_dir)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--repo",
+            "repo",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(again.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _again = Serve(again);
+    let list = json_of(&run(
+        &user,
+        &["model", "list", "--server", &url, "--ca", ca],
+    ));
+    let names: Vec<&str> = list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["closed", "logreg"], "{list}");
+    assert_eq!(list["models"][1]["version"], 2, "{list}");
+    assert_eq!(classes(&query()), before);
 }
