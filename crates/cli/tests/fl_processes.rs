@@ -98,9 +98,19 @@ fn client_with(dir: &Path, port: u16, i: usize, data: &[&str], patience_s: u32) 
             "--json",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // Kept in a file (a pipe nobody reads could fill and stall the
+        // client), shown when a test finds the client failed.
+        .stderr(
+            std::fs::File::create(dir.join(format!("client-{i}.stderr")))
+                .map_or_else(|_| Stdio::null(), Stdio::from),
+        )
         .spawn()
         .unwrap()
+}
+
+/// Client `i`'s standard error so far.
+fn client_stderr(dir: &Path, i: usize) -> String {
+    std::fs::read_to_string(dir.join(format!("client-{i}.stderr"))).unwrap_or_default()
 }
 
 fn wait_for(rx: &mpsc::Receiver<String>, log: &mut Vec<String>, pred: impl Fn(&str) -> bool) {
@@ -222,9 +232,14 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
     );
     assert!(resumed[0].contains("in round 3 with"), "{}", resumed[0]);
     assert!(resumed[1].contains("in round 5"), "{}", resumed[1]);
-    for c in clients {
+    for (i, c) in clients.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success());
+        assert!(
+            out.status.success(),
+            "client {i} failed ({}): {}",
+            out.status,
+            client_stderr(dir, i + 1)
+        );
         let last = String::from_utf8_lossy(&out.stdout)
             .lines()
             .last()
@@ -447,9 +462,14 @@ fn a_full_disk_under_the_coordinator_during_key_setup_is_survived() {
         log.iter().any(|l| l.contains("finished: 2 rounds done")),
         "{log:?}"
     );
-    for c in clients {
+    for (i, c) in clients.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "a client gave up");
+        assert!(
+            out.status.success(),
+            "client {} gave up: {}",
+            i + 1,
+            client_stderr(dir, i + 1)
+        );
         let last = String::from_utf8_lossy(&out.stdout)
             .lines()
             .last()

@@ -273,6 +273,53 @@ mod tests {
         }
     }
 
+    /// A tensor header with `dims`, `count` ciphertexts declared and
+    /// `tail` after it.
+    fn header(dims: &[u32], count: u32, tail: &[u8]) -> Vec<u8> {
+        let mut b = TENSOR_MAGIC.to_vec();
+        b.push(VERSION);
+        b.push(1);
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.push(dims.len() as u8);
+        for d in dims {
+            b.extend_from_slice(&d.to_le_bytes());
+        }
+        b.extend_from_slice(&count.to_le_bytes());
+        b.extend_from_slice(tail);
+        b
+    }
+
+    fn refusal(params: &CkksParams, b: &[u8]) -> String {
+        EncTensor::from_bytes(params, b).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_bound_is_checked_at_its_edge() {
+        let (s, _, _) = setup(Mode::Throughput);
+        let params = s.plan().params();
+        let slots = params.slots() as u32;
+        let max = MAX_TENSOR_CIPHERTEXTS as u32;
+        // Dimensions: none, or more than 8, refused as such; 8 pass.
+        assert!(refusal(params, &header(&[], 1, &[])).contains("0 dimensions"));
+        assert!(refusal(params, &header(&[1; 9], 1, &[])).contains("9 dimensions"));
+        assert!(!refusal(params, &header(&[1; 8], 1, &[])).contains("dimensions"));
+        // Ciphertext count: 0 and MAX + 1 refused before reading; MAX
+        // passes the bound (and is then cut short).
+        assert!(refusal(params, &header(&[1], 0, &[])).contains("at most"));
+        assert!(refusal(params, &header(&[1], max + 1, &[])).contains("at most"));
+        assert!(refusal(params, &header(&[1], max, &[])).contains("cut short"));
+        // Values: MAX·slots pass the bound, one more does not.
+        let edge = refusal(params, &header(&[max, slots], 1, &[]));
+        assert!(!edge.contains("values (at most"), "{edge}");
+        let over = refusal(params, &header(&[max, slots, 1, 2], 1, &[]));
+        assert!(over.contains("values (at most"), "{over}");
+        // A part's length: over the bound refused as such, at the bound
+        // read (and cut short).
+        let part = |n: u32| refusal(params, &header(&[1], 1, &n.to_le_bytes()));
+        assert!(part(MAX_PART_BYTES as u32 + 1).contains("at most"));
+        assert!(part(MAX_PART_BYTES as u32).contains("cut short"));
+    }
+
     #[test]
     fn hostile_bytes_are_refused_with_a_reason() {
         let (s, keys, x) = setup(Mode::Latency);
