@@ -8,17 +8,9 @@
 
 mod common;
 
-use common::json_of;
-use std::path::{Path, PathBuf};
+use common::{byo, json_of};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn byo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../nn/tests/fixtures/byo")
-        .join(name)
-        .canonicalize()
-        .unwrap()
-}
 
 fn cipherflow(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cipherflow"))

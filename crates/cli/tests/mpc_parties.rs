@@ -8,17 +8,9 @@
 
 mod common;
 
-use common::{bin, gen_certs, json_of};
+use common::{bin, byo, gen_certs, json_of};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn byo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../nn/tests/fixtures/byo")
-        .join(name)
-        .canonicalize()
-        .unwrap()
-}
 
 /// PyTorch's classes for the eight fixture images (io.json).
 fn torch_classes() -> Vec<usize> {

@@ -11,18 +11,10 @@
 
 mod common;
 
-use common::{bin, json_of};
+use common::{bin, byo, json_of};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-
-fn byo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../nn/tests/fixtures/byo")
-        .join(name)
-        .canonicalize()
-        .unwrap()
-}
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(bin())

@@ -1,4 +1,4 @@
-//! Helpers shared by the process tests of `cipherflow mpc`.
+//! Helpers shared by the process tests of the `cipherflow` binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -7,6 +7,15 @@ use std::process::{Command, Output};
 /// The binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cipherflow"))
+}
+
+/// A file or folder of the bring-your-own-data fixtures.
+pub fn byo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../nn/tests/fixtures/byo")
+        .join(name)
+        .canonicalize()
+        .unwrap()
 }
 
 /// A base port whose next two are free too (gen-certs uses base..base+2).
