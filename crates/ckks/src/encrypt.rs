@@ -396,6 +396,11 @@ impl Decryptor {
         }
     }
 
+    /// The parameters of the key.
+    pub fn params(&self) -> &CkksParams {
+        &self.sk.params
+    }
+
     /// `c0 + c1·s (+ c2·s²)` in NTT form, as a plaintext — for the key
     /// holder's own use only: the result carries secret-dependent noise and
     /// must not be handed to another party (use a [`Releaser`]).

@@ -6,7 +6,8 @@
 //! (canonical embedding), [`keys`] (secret, public, relinearization and
 //! Galois keys, hybrid key switching), [`encrypt`] (encryption, decryption,
 //! noise flooding of released results), [`noise`] (proven noise bounds),
-//! [`evaluator`] (homomorphic operations), [`serialize`]
+//! [`evaluator`] (homomorphic operations), [`handoff`] (an evaluated
+//! ciphertext turned into additive shares for secret-shared computation), [`serialize`]
 //! (versioned, bit-packed, validated binary format), [`multiparty`]
 //! (collective keys, threshold decryption, secure aggregation).
 
@@ -14,6 +15,7 @@ pub mod encoder;
 pub mod encrypt;
 pub mod error;
 pub mod evaluator;
+pub mod handoff;
 pub mod keys;
 mod literal;
 pub mod multiparty;
@@ -26,6 +28,7 @@ pub use encoder::{precision_bits, Encoder, Plaintext};
 pub use encrypt::{Ciphertext, Decryptor, Encryptor, Flooding, Releaser, MAX_DECRYPTIONS};
 pub use error::CkksError;
 pub use evaluator::Evaluator;
+pub use handoff::{HandoffShare, SlotDecoding, HANDOFF_STAT_BITS};
 pub use keys::{
     conjugation_galois_element, rotation_galois_element, GaloisKeys, PublicKey, RelinKey,
     SecretKey, SwitchingKey,

@@ -235,6 +235,12 @@ impl NoiseBound {
         self.values
     }
 
+    /// The tail bound's security parameter: each sampled polynomial's
+    /// bound fails with probability at most `2^−tail_bits`.
+    pub fn tail_bits(&self) -> u32 {
+        self.tail_bits
+    }
+
     /// The scale.
     pub fn scale(&self) -> f64 {
         self.scale

@@ -68,6 +68,23 @@ impl Sequential {
         &self.output_shape
     }
 
+    /// The first `k` layers and the rest, as two models (the second takes
+    /// the first's output): the head and tail of a split inference.
+    /// `k` must leave both non-empty.
+    pub fn split_at(&self, k: usize) -> Result<(Sequential, Sequential), NnError> {
+        if k == 0 || k >= self.layers.len() {
+            return Err(NnError::Config(format!(
+                "a split after layer {k} of a {}-layer model leaves an empty part (1..={})",
+                self.layers.len(),
+                self.layers.len().saturating_sub(1)
+            )));
+        }
+        let (h, t) = self.layers.split_at(k);
+        let head = Sequential::new(self.input_shape.clone(), h.to_vec())?;
+        let tail = Sequential::new(head.output_shape.clone(), t.to_vec())?;
+        Ok((head, tail))
+    }
+
     /// The layers.
     pub fn layers(&self) -> &[Layer] {
         &self.layers

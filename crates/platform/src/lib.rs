@@ -8,13 +8,16 @@
 //! * `tls`: the local CA and server certificate, client and server TLS;
 //! * `service`: [`Platform`] — the HTTPS API and [`serve`];
 //! * `client`, `query`: [`PlatformClient`] and the user's
-//!   [`QuerySession`].
+//!   [`QuerySession`];
+//! * `split`: split inference in `mpc` mode — the encrypted head handed
+//!   off as shares to a three-party tail ([`run_split_local`]).
 
 mod client;
 mod error;
 mod query;
 mod repo;
 mod service;
+mod split;
 mod tls;
 
 pub use client::{encode_query, PlatformClient, MAX_ANSWER_BYTES};
@@ -24,4 +27,5 @@ pub use repo::{check_name, ModelRecord, Repository, UploadMeta, Usage, MAX_NAME_
 pub use service::{
     serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,
 };
+pub use split::{compile_head, run_split_local, SplitReport, SPLIT_FRAC_BITS, SPLIT_STAT_BITS};
 pub use tls::{client_config, server_config, LocalTls, LOCAL_CERT_DAYS};

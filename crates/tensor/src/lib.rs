@@ -19,6 +19,8 @@
 //! * [`privacy`]: the proven bound of a run's output and the circuit
 //!   privacy of what the server returns (re-randomized, flooded as the
 //!   bound allows) — [`EncryptedModel::respond`];
+//! * [`handoff`]: the output handed off as additive shares for a
+//!   secret-shared tail ([`EncryptedModel::respond_handoff`]);
 //! * [`wire`]: the bytes of encrypted tensors and evaluation keys as they
 //!   travel, strictly parsed;
 //! * [`client`]: the client side, from the model's published input
@@ -30,6 +32,7 @@
 
 pub mod client;
 mod error;
+pub mod handoff;
 pub mod job;
 pub mod layout;
 pub mod linear;
@@ -43,6 +46,7 @@ pub mod wire;
 
 pub use client::{InputSpec, KeySet, ModelClient};
 pub use error::TensorError;
+pub use handoff::{ActivationShares, HandoffParams};
 pub use job::{
     approximate_with, calibrate, Approximation, EncryptedRun, InputResult, OutputOptions, RunTotals,
 };

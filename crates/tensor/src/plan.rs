@@ -80,6 +80,10 @@ pub struct CompileOptions {
     /// one spare prime so that the output is decrypted over two primes,
     /// at the price of a larger ring ([`choose_bits_for_flooding`]).
     pub for_circuit_privacy: bool,
+    /// Parameters whose output level keeps two 60-bit primes, room for
+    /// the mask of a hand-off to secret sharing (`crate::handoff`;
+    /// [`choose_bits_for_handoff`]).
+    pub for_handoff: bool,
 }
 
 /// `α · m + β` (affine map of the outputs).
@@ -249,6 +253,31 @@ pub fn choose_bits_for_flooding(depth: usize) -> Result<(u32, Vec<u32>, Vec<u32>
     )))
 }
 
+/// The bit sizes `(log_n, q_bits, p_bits)` of the smallest 128-bit secure
+/// parameter set with `depth` levels above an output level of two 60-bit
+/// primes (`q0·q1 ≈ 2^120`: a hand-off mask of 2^(κ + log2 N + 2) times
+/// the output's coefficients, κ = 40, fits for values up to about 2^20 at
+/// a 2^40 scale), the scale the largest up to 2^40 that fits, one special
+/// prime of 60 bits.
+pub fn choose_bits_for_handoff(depth: usize) -> Result<(u32, Vec<u32>, Vec<u32>), TensorError> {
+    let d = u32::try_from(depth).map_err(|_| TensorError::DoesNotFit("depth overflow".into()))?;
+    for log_n in 13..=16u32 {
+        let Some(budget) = max_log_qp_128(log_n) else {
+            continue;
+        };
+        let avail = budget.saturating_sub(1 + 3 * 60);
+        let s = avail.checked_div(d).unwrap_or(MAX_LOG_SCALE).min(MAX_LOG_SCALE);
+        if s >= MIN_LOG_SCALE && d <= 60 {
+            let mut q = vec![60, 60];
+            q.extend(std::iter::repeat_n(s, depth));
+            return Ok((log_n, q, vec![60]));
+        }
+    }
+    Err(TensorError::DoesNotFit(format!(
+        "a head of depth {depth} with a hand-off level of two 60-bit primes needs more modulus          than N = 2^16 allows at 128-bit security with a scale of at least 2^{MIN_LOG_SCALE}"
+    )))
+}
+
 impl Plan {
     /// Compiles `model` with automatically chosen parameters.
     pub fn compile(model: &Sequential) -> Result<Self, TensorError> {
@@ -261,13 +290,25 @@ impl Plan {
         let depth: usize = st.iter().map(Stage::depth).sum();
         let (log_n, q, p) = if opts.for_circuit_privacy {
             choose_bits_for_flooding(depth)?
+        } else if opts.for_handoff {
+            choose_bits_for_handoff(depth)?
         } else {
             choose_bits(depth)?
         };
         let params = ParamsBuilder::new(log_n)
             .q_bits(&q)
             .p_bits(&p)
-            .log_scale(q.get(1).copied().unwrap_or(MAX_LOG_SCALE))
+            // The scale is the primes the levels drop (q[1] otherwise,
+            // the primes above the two kept for a hand-off).
+            .log_scale(
+                q.get(if opts.for_handoff && !opts.for_circuit_privacy {
+                    2
+                } else {
+                    1
+                })
+                .copied()
+                .unwrap_or(MAX_LOG_SCALE),
+            )
             .build()?;
         Self::from_stages(model, st, params)
     }

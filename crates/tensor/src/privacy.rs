@@ -200,10 +200,10 @@ impl EncryptedModel {
         self.flooding_for(&bound, stat_sec_bits, outputs, min_precision_bits)
     }
 
-    fn declared_bound(&self) -> Result<NoiseBound, TensorError> {
+    pub(crate) fn declared_bound(&self) -> Result<NoiseBound, TensorError> {
         let v = self.input_bound.ok_or_else(|| {
             TensorError::Invalid(
-                "circuit privacy needs a declared input bound (EncryptedModel::with_input_bound)"
+                "circuit privacy and hand-offs need a declared input bound (EncryptedModel::with_input_bound)"
                     .into(),
             )
         })?;

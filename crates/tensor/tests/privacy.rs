@@ -22,6 +22,7 @@ const OUTPUTS: u64 = 1 << 10;
 const PRIVATE: CompileOptions = CompileOptions {
     approximate: None,
     for_circuit_privacy: true,
+    for_handoff: false,
 };
 
 /// A dense 8 → 3 model; column 0 of its weights multiplied by `boost`.

@@ -1,5 +1,6 @@
 //! Complete private programs.
 
+pub mod handoff;
 pub mod logreg;
 pub mod predict;
 pub mod train;

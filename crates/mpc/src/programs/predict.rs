@@ -402,13 +402,23 @@ pub fn logits_shared<R: Z2k>(
             )));
         }
     }
-    let mut h = p.private_input(CLIENT, inputs)?;
+    let h = p.private_input(CLIENT, inputs)?;
     if h.shape().1 != width {
         return Err(MpcError::Malformed {
             from: CLIENT,
             what: format!("inputs of {} values, not {width}", h.shape().1),
         });
     }
+    logits_from(p, model, h)
+}
+
+/// The shared logits of inputs already shared (`B × features`, checked
+/// against the model's input width by the caller).
+pub(crate) fn logits_from<R: Z2k>(
+    p: &mut Party<R>,
+    model: &SharedModel<R>,
+    mut h: AShare<R>,
+) -> Result<AShare<R>, MpcError> {
     let mut shape = model.input_shape().to_vec();
     let n = model.layout.layers().len();
     for (i, (layer, params)) in model.layout.layers().iter().zip(&model.params).enumerate() {
