@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo run --release -p cipherflow-platform --example split -- mnist 100   # TenSEAL-tutorial CNN, MNIST test images
 //! cargo run --release -p cipherflow-platform --example split -- digits 100  # the shipped digits CNN
+//! cargo run --release -p cipherflow-platform --example split -- mnist 100 1 # one split (k = 1)
 //! ```
 
 use cipherflow_nn::examples;
@@ -15,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let which = args.first().map_or("digits", String::as_str);
     let n: usize = args.get(1).map_or(Ok(50), |s| s.parse())?;
+    let only: Option<usize> = args.get(2).map(|s| s.parse()).transpose()?;
     let (mut model, data) = match which {
         "mnist" => {
             let dir = examples::mnist_dir(None)?;
@@ -50,6 +52,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Input bound: MNIST and the digits are scaled to [0, 1].
     let mut rng = cipherflow_ring::sampler::secure_rng()?;
     for k in 1..model.layers().len() {
+        if only.is_some_and(|o| o != k) {
+            continue;
+        }
         let r = match run_split_local(&model, k, 1.0, &x, &mut rng) {
             Ok(r) => r,
             Err(e) => {

@@ -54,9 +54,15 @@ impl Geometry {
         let d = m_chunk.min(n_chunk);
         let log_d = d.trailing_zeros();
         // Baby steps share one decomposition (hoisted), giant steps do not:
-        // n1 ≈ 2√D is faster than √D (64×64 at N = 2^13, one thread:
-        // 23 ms with 15 + 3 rotations vs 31 ms with 7 + 7).
-        let n1 = 1usize << (log_d.div_ceil(2) + 1).min(log_d);
+        // n1 ≈ 2√D is faster than √D for small blocks (64×64 at N = 2^13,
+        // one thread: 23 ms with 15 + 3 rotations vs 31 ms with 7 + 7);
+        // from D = 256 on the two take the same time (the TenSEAL CNN's
+        // 256 × 1024 convolution at N = 2^13, two threads: 112–117 ms with
+        // 15 + 15 against 114–119 ms with 31 + 7), and √D needs a fifth
+        // fewer Galois keys (21.3 MB against 26.7 MB), which the user
+        // uploads.
+        let extra = u32::from(d < 256);
+        let n1 = 1usize << (log_d.div_ceil(2) + extra).min(log_d);
         Geometry {
             slots,
             m_chunk,

@@ -266,7 +266,10 @@ pub fn choose_bits_for_handoff(depth: usize) -> Result<(u32, Vec<u32>, Vec<u32>)
             continue;
         };
         let avail = budget.saturating_sub(1 + 3 * 60);
-        let s = avail.checked_div(d).unwrap_or(MAX_LOG_SCALE).min(MAX_LOG_SCALE);
+        let s = avail
+            .checked_div(d)
+            .unwrap_or(MAX_LOG_SCALE)
+            .min(MAX_LOG_SCALE);
         if s >= MIN_LOG_SCALE && d <= 60 {
             let mut q = vec![60, 60];
             q.extend(std::iter::repeat_n(s, depth));
