@@ -9,11 +9,15 @@
 //! * `service`: [`Platform`] — the HTTPS API and [`serve`];
 //! * `client`, `query`: [`PlatformClient`] and the user's
 //!   [`QuerySession`];
+//! * `leakage`: what a split's activations reveal, measured by a learned
+//!   inversion attack ([`inversion_leakage`]: SSIM, PSNR, accuracy on the
+//!   reconstructions);
 //! * `split`: split inference in `mpc` mode — the encrypted head handed
 //!   off as shares to a three-party tail ([`run_split_local`]).
 
 mod client;
 mod error;
+mod leakage;
 mod query;
 mod repo;
 mod service;
@@ -22,6 +26,7 @@ mod tls;
 
 pub use client::{encode_query, PlatformClient, MAX_ANSWER_BYTES};
 pub use error::PlatformError;
+pub use leakage::{inversion_leakage, psnr, ssim, InversionSettings, Leakage};
 pub use query::{Answer, QuerySession};
 pub use repo::{check_name, ModelRecord, Repository, UploadMeta, Usage, MAX_NAME_LEN};
 pub use service::{
