@@ -50,16 +50,13 @@ use crate::encrypt::{Ciphertext, Decryptor};
 use crate::noise::{Fresh, NoiseBound};
 use crate::{CkksError, CkksParams, Evaluator, PublicKey};
 use cipherflow_ring::RnsPoly;
+use rand::Rng;
 use rand_core::{CryptoRng, RngCore};
 use std::f64::consts::PI;
 use zeroize::Zeroizing;
 
 /// The default statistical security of the mask (bits).
 pub const HANDOFF_STAT_BITS: u32 = 40;
-
-/// Largest `log2 Q_ℓ` a share may live in: shares are `u128`, and the sum
-/// of the two must not wrap in `Z_2^128` before it is interpreted.
-const MAX_SHARE_MODULUS_BITS: f64 = 126.0;
 
 /// One side's additive shares of a decrypted polynomial's coefficients,
 /// as elements of `Z_2^128` (zeroized on drop).
@@ -107,8 +104,9 @@ pub fn handoff_coeff_bound(params: &CkksParams, bound: &NoiseBound) -> Result<f6
 
 /// The level the mask needs: the lowest `ℓ ≤ level` with
 /// `Q_ℓ ≥ 2^(κ + log2 N + 2)·B` (the per-coefficient distance times N
-/// stays below 2^−κ), refused when even `level` is too small or `Q_ℓ`
-/// exceeds the shares' range.
+/// stays below 2^−κ), refused when even `level` is too small. (`Q_ℓ`
+/// must also stay below 2^128, checked when the mask is drawn: the
+/// shares `u < Q_ℓ` and `−r mod 2^128` then add up to `m` in `Z_2^128`.)
 pub fn handoff_level(
     params: &CkksParams,
     level: usize,
@@ -125,17 +123,13 @@ pub fn handoff_level(
     for (l, &q) in params.q().iter().enumerate().take(level + 1) {
         have += (q as f64).log2();
         if have >= need {
-            if have > MAX_SHARE_MODULUS_BITS {
-                break;
-            }
             return Ok(l);
         }
     }
     Err(CkksError::Flooding(format!(
         "the hand-off mask needs a modulus of 2^{need:.1} (coefficients up to 2^{:.1}, \
-         κ = {stat_bits}) within 2^{MAX_SHARE_MODULUS_BITS} at level ≤ {level}; the \
-         ciphertext's primes give 2^{have:.1} at the level that first exceeds it — compile the \
-         head with one more level",
+         κ = {stat_bits}) at level ≤ {level}; the ciphertext's primes give 2^{have:.1} — \
+         compile the head with one more level",
         coeff_bound.log2()
     )))
 }
@@ -150,22 +144,28 @@ fn modulus_product(params: &CkksParams, level: usize) -> Result<u128, CkksError>
         .ok_or_else(|| CkksError::ValueOutOfRange("the share modulus exceeds 2^128".into()))
 }
 
-/// A uniform integer in `[0, bound)` by rejection.
-fn uniform_below<R: RngCore>(rng: &mut R, bound: u128) -> u128 {
-    let bits = 128 - bound.leading_zeros();
-    let mask = if bits >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << bits) - 1
-    };
-    loop {
-        let hi = u128::from(rng.next_u64());
-        let lo = u128::from(rng.next_u64());
-        let x = ((hi << 64) | lo) & mask;
-        if x < bound {
-            return x;
-        }
+/// The mask's interval `[lo, lo + width)` for coefficients `|m| ≤ b`
+/// modulo `q`: `lo = ⌈b⌉`, `width = q − 2·lo`, so that `m + r` stays in
+/// `[0, q)` for every `m` and `r` — no wrap-around. Refused when there is
+/// no room.
+pub fn mask_interval(q: u128, b: f64) -> Result<(u128, u128), CkksError> {
+    if !b.is_finite() || b < 0.0 || b >= q as f64 {
+        return Err(CkksError::ValueOutOfRange(format!(
+            "no room for a hand-off mask of coefficients up to {b} modulo 2^{:.1}",
+            (q as f64).log2()
+        )));
     }
+    let lo = b.ceil() as u128;
+    let width = lo
+        .checked_mul(2)
+        .and_then(|two| q.checked_sub(two))
+        .filter(|&w| w > 0)
+        .ok_or_else(|| {
+            CkksError::ValueOutOfRange(format!(
+                "no room for a hand-off mask of coefficients up to {b} modulo {q}"
+            ))
+        })?;
+    Ok((lo, width))
 }
 
 impl Evaluator {
@@ -185,17 +185,15 @@ impl Evaluator {
         let b = handoff_coeff_bound(params, bound)?;
         let level = handoff_level(params, ct.level(), b, stat_bits)?;
         let q = modulus_product(params, level)?;
-        let lo = b.ceil() as u128;
-        let width = q
-            .checked_sub(2 * lo)
-            .filter(|&w| w > 0)
-            .ok_or_else(|| CkksError::ValueOutOfRange("no room for the hand-off mask".into()))?;
+        let (lo, width) = mask_interval(q, b)?;
         let dropped = self.drop_to_level(ct, level)?;
         let mut out = self.rerandomize(&dropped, pk, rng)?;
         let ring = params.ring();
         let n = params.n();
+        // `rand`'s uniform integers (unbiased: Lemire's widening
+        // multiplication with rejection).
         let mut r: Zeroizing<Vec<u128>> =
-            Zeroizing::new((0..n).map(|_| lo + uniform_below(rng, width)).collect());
+            Zeroizing::new((0..n).map(|_| lo + rng.random_range(0..width)).collect());
         let mut poly = RnsPoly::zero(ring, level + 1, 0, false);
         for (i, t) in ring.q_tables().iter().take(level + 1).enumerate() {
             let m = t.modulus();
@@ -228,8 +226,9 @@ impl Decryptor {
     pub fn decrypt_handoff(&self, ct: &Ciphertext) -> Result<HandoffShare, CkksError> {
         let params = self.params().clone();
         let level = ct.level();
-        let q = modulus_product(&params, level)?;
-        if (q as f64).log2() > MAX_SHARE_MODULUS_BITS {
+        // Shares are integers below Q_ℓ < 2^128 (at most two primes).
+        modulus_product(&params, level)?;
+        if level > 1 {
             return Err(CkksError::InvalidLevel(level));
         }
         let pt = self.decrypt(ct)?;

@@ -195,3 +195,98 @@ fn a_ciphertext_without_room_for_the_mask_is_refused() {
     assert!(SlotDecoding::new(&s.params, &[16], 16, s.out.scale(), FRAC, b, 4.0).is_err());
     assert!(SlotDecoding::new(&s.params, &[0], 16, s.out.scale(), 60, b, 4.0).is_err());
 }
+
+/// The mask's interval keeps `m + r` inside `[0, q)` for every
+/// `|m| ≤ b` and every `r` — checked at the four corners — and is
+/// refused when there is no room.
+#[test]
+fn the_mask_never_wraps_around_the_modulus() {
+    use cipherflow_ckks::handoff::mask_interval;
+    for (q, b) in [
+        (1u128 << 100, 2f64.powi(40)),
+        (1000, 7.0),
+        (1000, 7.5),
+        (21, 10.0),
+    ] {
+        let (lo, width) = mask_interval(q, b).unwrap();
+        let bi = b.ceil() as u128;
+        // m = −b with the smallest r, m = +b with the largest.
+        assert!(lo >= bi, "{q} {b}");
+        assert!(lo + width - 1 + bi < q, "{q} {b}");
+        // And the interval is as wide as that allows.
+        assert_eq!(width, q - 2 * bi);
+    }
+    for (q, b) in [
+        (20u128, 10.0),
+        (10, 10.0),
+        (1 << 60, f64::NAN),
+        (1 << 60, -1.0),
+    ] {
+        assert!(mask_interval(q, b).is_err(), "{q} {b}");
+    }
+}
+
+/// The coefficient bound covers each part of what the client decrypts:
+/// the scaled values, the evaluation's error and the re-randomization's
+/// fresh noise; the level is the lowest whose modulus holds the mask,
+/// exactly at its edge.
+#[test]
+fn the_coefficient_bound_and_the_level_are_those_the_mask_needs() {
+    let s = setup(16, 3.0, 4);
+    let b = handoff_coeff_bound(&s.params, &s.bound).unwrap();
+    let fresh = NoiseBound::fresh(
+        &s.params,
+        Fresh::PublicKey,
+        f64::MIN_POSITIVE,
+        s.bound.scale(),
+        s.bound.tail_bits(),
+    )
+    .unwrap()
+    .noise();
+    let parts = s.bound.scale() * s.bound.values() + s.bound.error() + fresh;
+    assert!((b - parts).abs() <= 1e-9 * parts, "{b} vs {parts}");
+    assert!(fresh > 0.0 && s.bound.error() > 0.0);
+    // The level's edge: need = log2 B + κ + log2 N + 2.
+    let q0 = (s.params.q()[0] as f64).log2();
+    let n_bits = (s.params.n() as f64).log2();
+    let fits = 2f64.powf(q0 - 40.0 - n_bits - 2.0);
+    assert_eq!(handoff_level(&s.params, 1, fits * 0.999, 40).unwrap(), 0);
+    assert_eq!(handoff_level(&s.params, 1, fits * 1.001, 40).unwrap(), 1);
+    assert_eq!(handoff_level(&s.params, 1, 1.0, 40).unwrap(), 0);
+    for bad in [0.5, f64::INFINITY, f64::NAN] {
+        let e = handoff_level(&s.params, 1, bad, 40).unwrap_err();
+        assert!(e.to_string().contains("coefficient bound"), "{e}");
+    }
+}
+
+/// A share's scale is the ciphertext's; neither side's share is ever
+/// printed.
+#[test]
+fn shares_carry_the_scale_and_print_nothing_secret() {
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let s = setup(16, 3.0, 5);
+    let (masked, server) = s
+        .eval
+        .mask_for_handoff(&s.out, &s.pk, &s.bound, HANDOFF_STAT_BITS, &mut rng)
+        .unwrap();
+    let client = s.dec.decrypt_handoff(&masked).unwrap();
+    for share in [&server, &client] {
+        assert_eq!(share.scale(), s.out.scale());
+        let shown = format!("{share:?}");
+        assert!(
+            shown.contains("redacted") && shown.contains("8192"),
+            "{shown}"
+        );
+        let first = share.coeffs()[0].to_string();
+        assert!(!shown.contains(&first), "{shown}");
+    }
+    // A ciphertext above two primes is not a share.
+    assert!(s
+        .dec
+        .decrypt_handoff(&s.eval.drop_to_level(&s.out, 1).unwrap())
+        .is_ok());
+    let top = Encryptor::with_public_key(&s.pk)
+        .encrypt_values(&Encoder::new(&s.params), &[1.0], &mut rng)
+        .unwrap();
+    assert!(s.dec.decrypt_handoff(&top).is_err());
+}
