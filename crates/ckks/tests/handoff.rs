@@ -207,6 +207,7 @@ fn the_mask_never_wraps_around_the_modulus() {
         (1000, 7.0),
         (1000, 7.5),
         (21, 10.0),
+        (5, 0.0),
     ] {
         let (lo, width) = mask_interval(q, b).unwrap();
         let bi = b.ceil() as u128;
@@ -280,13 +281,23 @@ fn shares_carry_the_scale_and_print_nothing_secret() {
         let first = share.coeffs()[0].to_string();
         assert!(!shown.contains(&first), "{shown}");
     }
-    // A ciphertext above two primes is not a share.
-    assert!(s
-        .dec
-        .decrypt_handoff(&s.eval.drop_to_level(&s.out, 1).unwrap())
-        .is_ok());
-    let top = Encryptor::with_public_key(&s.pk)
-        .encrypt_values(&Encoder::new(&s.params), &[1.0], &mut rng)
+    // One or two primes make a share; three do not, even when their
+    // product would fit 128 bits (the shares are reconstructed from two).
+    let params = ParamsBuilder::new(12)
+        .q_bits(&[39, 39, 39])
+        .allow_insecure()
+        .build()
         .unwrap();
-    assert!(s.dec.decrypt_handoff(&top).is_err());
+    let sk = SecretKey::generate(&params, &mut rng);
+    let dec = Decryptor::new(&sk);
+    let eval = Evaluator::new(&params);
+    let top = Encryptor::with_secret_key(&sk)
+        .encrypt_values(&Encoder::new(&params), &[1.0], &mut rng)
+        .unwrap();
+    assert_eq!(top.level(), 2);
+    assert!(dec.decrypt_handoff(&top).is_err());
+    for level in [0, 1] {
+        let low = eval.drop_to_level(&top, level).unwrap();
+        assert_eq!(dec.decrypt_handoff(&low).unwrap().coeffs().len(), 4096);
+    }
 }
