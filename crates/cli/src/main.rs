@@ -12,6 +12,7 @@ mod infer;
 mod mpc;
 mod mpc_train;
 mod platform;
+mod splits;
 mod train;
 
 use anyhow::anyhow;

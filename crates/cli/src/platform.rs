@@ -102,6 +102,11 @@ pub enum ModelCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// The split table of a model file on your inputs: for every split,
+    /// mpc mode's cost (ms, evaluation keys, bytes per input) and what
+    /// plain-tail would reveal (an inversion attack's SSIM and PSNR,
+    /// trained on --public inputs). Runs locally; nothing is uploaded.
+    Splits(crate::splits::SplitsArgs),
     /// Deletes every version of a model (its creator only).
     Delete {
         #[command(flatten)]
@@ -306,6 +311,7 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        ModelCommand::Splits(args) => crate::splits::run(args),
         ModelCommand::List { server } => {
             let client = server.client(Duration::from_secs(60))?;
             let j = rt.block_on(client.json("GET", "/v1/models", Vec::new(), None))?;

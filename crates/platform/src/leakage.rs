@@ -10,7 +10,8 @@
 //! σ = 1.5, C1 = (0.01·L)², C2 = (0.03·L)², L = 1, averaged over the
 //! window positions inside the image, channel by channel) and PSNR
 //! (`10·log10(L² / MSE)`), and the model's accuracy on the reconstructions
-//! (how much of the input's meaning survives). The `he` and `mpc` modes
+//! (how much of the input's meaning survives; without labels, how many
+//! reconstructions it classifies as the originals). The `he` and `mpc` modes
 //! reveal no activation to anyone, so they have nothing to score: under
 //! RLWE for the platform, and for the creator and the user as long as no
 //! two of the three parties collude (`crate::split`).
@@ -20,11 +21,11 @@
 //! error; inputs are expected in [0, 1] (as the shipped data sets are).
 
 use crate::PlatformError;
-use cipherflow_nn::data::Dataset;
 use cipherflow_nn::layers::{Activation, ActivationKind, Dense, Flatten, Layer};
 use cipherflow_nn::loss::{Loss, Targets};
 use cipherflow_nn::optim::Optimizer;
-use cipherflow_nn::{Sequential, Tensor};
+use cipherflow_nn::{Preprocessing, Sequential, Tensor};
+use ndarray::Array2;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -66,30 +67,62 @@ pub struct Leakage {
     pub ssim: f64,
     /// Mean PSNR of the reconstructions (dB).
     pub psnr: f64,
-    /// The model's accuracy on the reconstructions.
-    pub accuracy_on_reconstructions: f64,
-    /// The model's accuracy on the originals.
-    pub accuracy: f64,
+    /// Fraction of reconstructions the model classifies as it classifies
+    /// the originals.
+    pub agreement_on_reconstructions: f64,
+    /// The model's accuracy on the reconstructions (where labels exist).
+    pub accuracy_on_reconstructions: Option<f64>,
+    /// The model's accuracy on the originals (where labels exist).
+    pub accuracy: Option<f64>,
+}
+
+/// What the attack is measured on: raw inputs (`[N, F]`, values in
+/// [0, 1], the model's input shape), the model's preprocessing applied
+/// before the model sees them, held-out labels if known.
+#[derive(Clone, Copy, Debug)]
+pub struct InversionData<'a> {
+    /// Public inputs of the domain: the attacker's training set.
+    pub public: &'a Array2<f32>,
+    /// Held-out inputs: what the attack is scored on.
+    pub held_out: &'a Array2<f32>,
+    /// The held-out inputs' labels.
+    pub labels: Option<&'a [usize]>,
+    /// Applied to inputs (and reconstructions) before the model.
+    pub preprocessing: Option<&'a Preprocessing>,
 }
 
 fn bad(e: impl std::fmt::Display) -> PlatformError {
     PlatformError::BadRequest(e.to_string())
 }
 
-/// Outputs of `model` for `data`'s inputs, flattened, in batches.
-fn outputs(model: &mut Sequential, data: &Dataset) -> Result<Vec<Vec<f32>>, PlatformError> {
-    let mut out = Vec::with_capacity(data.len());
-    let idx: Vec<usize> = (0..data.len()).collect();
-    for chunk in idx.chunks(512) {
-        let (x, _) = data.batch(chunk)?;
-        let y = model.predict(&x)?;
-        let width = y.len() / chunk.len().max(1);
+/// Rows of `x` (raw) through the preprocessing and `model`, in batches of
+/// 512: each output flattened.
+fn outputs(
+    model: &mut Sequential,
+    x: &Array2<f32>,
+    preprocessing: Option<&Preprocessing>,
+) -> Result<Vec<Vec<f32>>, PlatformError> {
+    let shape = model.input_shape().to_vec();
+    let mut out = Vec::with_capacity(x.nrows());
+    let n = x.nrows();
+    let mut start = 0;
+    while start < n {
+        let end = (start + 512).min(n);
+        let mut chunk = x.slice(ndarray::s![start..end, ..]).to_owned();
+        if let Some(p) = preprocessing {
+            p.apply(&mut chunk, &shape)?;
+        }
+        let rows: Vec<Vec<f32>> = chunk.outer_iter().map(|r| r.to_vec()).collect();
+        let refs: Vec<&Vec<f32>> = rows.iter().collect();
+        let y = model.predict(&tensor(&refs, &shape)?)?;
+        let width = y.len() / (end - start).max(1);
         out.extend(
             y.as_slice()
                 .ok_or_else(|| bad("non-contiguous outputs"))?
                 .chunks(width.max(1))
                 .map(<[f32]>::to_vec),
         );
+        start = end;
     }
     Ok(out)
 }
@@ -104,37 +137,59 @@ fn tensor(rows: &[&Vec<f32>], shape: &[usize]) -> Result<Tensor, PlatformError> 
     .map_err(bad)
 }
 
-/// Trains the inverse network of `model`'s activations after layer `k` on
-/// `public` and scores it on `held_out` (see the module documentation).
+fn argmax_rows(y: &[Vec<f32>]) -> Vec<usize> {
+    y.iter()
+        .map(|r| {
+            (0..r.len())
+                .max_by(|&a, &b| r[a].total_cmp(&r[b]))
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Trains the inverse network of `model`'s activations after layer `k`
+/// on `data.public` and scores it on `data.held_out` (see the module
+/// documentation).
 pub fn inversion_leakage(
     model: &Sequential,
     k: usize,
-    public: &Dataset,
-    held_out: &Dataset,
+    data: &InversionData<'_>,
     settings: &InversionSettings,
 ) -> Result<Leakage, PlatformError> {
     let (mut head, _) = model.split_at(k)?;
     let input_shape = model.input_shape().to_vec();
     let input_len: usize = input_shape.iter().product();
-    let acts = outputs(&mut head, public)?;
-    let width = acts.first().map_or(0, Vec::len);
-    if width == 0 || public.is_empty() || held_out.is_empty() {
-        return Err(bad("inversion needs public and held-out inputs"));
+    for (what, x) in [("public", data.public), ("held-out", data.held_out)] {
+        if x.nrows() == 0 || x.ncols() != input_len {
+            return Err(bad(format!(
+                "{what} inputs: {} of {} values, the model takes {input_len}",
+                x.nrows(),
+                x.ncols()
+            )));
+        }
     }
+    if data
+        .labels
+        .is_some_and(|l| l.len() != data.held_out.nrows())
+    {
+        return Err(bad("as many held-out labels as inputs are needed"));
+    }
+    let acts = outputs(&mut head, data.public, data.preprocessing)?;
+    let width = acts.first().map_or(0, Vec::len);
     let mut rng = ChaCha20Rng::seed_from_u64(settings.seed);
     let mut inverse = Sequential::new(
-        vec![width],
+        vec![width.max(1)],
         vec![
             Layer::Flatten(Flatten::new()),
-            Layer::Dense(Dense::new(width, settings.hidden, &mut rng)),
+            Layer::Dense(Dense::new(width.max(1), settings.hidden, &mut rng)),
             Layer::Activation(Activation::new(ActivationKind::Relu)),
             Layer::Dense(Dense::new(settings.hidden, input_len, &mut rng)),
             Layer::Activation(Activation::new(ActivationKind::Sigmoid)),
         ],
     )?;
     let mut opt = Optimizer::adam(settings.lr, 0.0)?;
-    let targets: Vec<Vec<f32>> = public.features().outer_iter().map(|r| r.to_vec()).collect();
-    let mut order: Vec<usize> = (0..public.len()).collect();
+    let targets: Vec<Vec<f32>> = data.public.outer_iter().map(|r| r.to_vec()).collect();
+    let mut order: Vec<usize> = (0..targets.len()).collect();
     for _ in 0..settings.epochs {
         shuffle(&mut order, &mut rng);
         for chunk in order.chunks(settings.batch.max(1)) {
@@ -151,54 +206,48 @@ pub fn inversion_leakage(
             opt.step(inverse.params_mut())?;
         }
     }
-    // Held-out: reconstruct, score, classify.
+    // Held-out: reconstruct, score, classify both.
+    let held_acts = outputs(&mut head, data.held_out, data.preprocessing)?;
+    let refs: Vec<&Vec<f32>> = held_acts.iter().collect();
+    let mut rec_rows: Vec<Vec<f32>> = Vec::with_capacity(refs.len());
+    for chunk in refs.chunks(512) {
+        let rec = inverse.predict(&tensor(chunk, &[width])?)?;
+        rec_rows.extend(
+            rec.as_slice()
+                .ok_or_else(|| bad("non-contiguous reconstructions"))?
+                .chunks(input_len)
+                .map(<[f32]>::to_vec),
+        );
+    }
+    let rec = Array2::from_shape_vec(
+        (rec_rows.len(), input_len),
+        rec_rows.iter().flatten().copied().collect(),
+    )
+    .map_err(bad)?;
     let mut model = model.clone();
-    let held_acts = outputs(&mut head, held_out)?;
-    let originals: Vec<Vec<f32>> = held_out
-        .features()
-        .outer_iter()
-        .map(|r| r.to_vec())
-        .collect();
+    let on_rec = argmax_rows(&outputs(&mut model, &rec, data.preprocessing)?);
+    let on_orig = argmax_rows(&outputs(&mut model, data.held_out, data.preprocessing)?);
     let mut ssim_sum = 0.0;
     let mut psnr_sum = 0.0;
-    let mut correct_rec = 0usize;
-    let mut correct = 0usize;
-    let all: Vec<usize> = (0..held_out.len()).collect();
-    for chunk in all.chunks(512) {
-        let a: Vec<&Vec<f32>> = chunk.iter().filter_map(|&i| held_acts.get(i)).collect();
-        let rec = inverse.predict(&tensor(&a, &[width])?)?;
-        let rec_rows: Vec<Vec<f32>> = rec
-            .as_slice()
-            .ok_or_else(|| bad("non-contiguous reconstructions"))?
-            .chunks(input_len)
-            .map(<[f32]>::to_vec)
-            .collect();
-        let orig: Vec<&Vec<f32>> = chunk.iter().filter_map(|&i| originals.get(i)).collect();
-        for (r, o) in rec_rows.iter().zip(&orig) {
-            ssim_sum += ssim(o, r, &input_shape)?;
-            psnr_sum += psnr(o, r);
-        }
-        let rec_refs: Vec<&Vec<f32>> = rec_rows.iter().collect();
-        let pred_rec = cipherflow_nn::loss::predict_classes(
-            &model.predict(&tensor(&rec_refs, &input_shape)?)?,
-        );
-        let pred = cipherflow_nn::loss::predict_classes(
-            &model.predict(&tensor(&orig, &input_shape)?)?,
-        );
-        for ((&i, pr), p) in chunk.iter().zip(&pred_rec).zip(&pred) {
-            let label = held_out.labels().get(i).copied();
-            correct_rec += usize::from(Some(*pr) == label);
-            correct += usize::from(Some(*p) == label);
-        }
+    for (o, r) in data.held_out.outer_iter().zip(&rec_rows) {
+        let o = o.to_vec();
+        ssim_sum += ssim(&o, r, &input_shape)?;
+        psnr_sum += psnr(&o, r);
     }
-    let n = held_out.len() as f64;
+    let n = data.held_out.nrows() as f64;
+    let frac = |hits: usize| hits as f64 / n;
+    let agree = on_rec.iter().zip(&on_orig).filter(|(a, b)| a == b).count();
+    let correct = |pred: &[usize], labels: &[usize]| {
+        frac(pred.iter().zip(labels).filter(|(a, b)| a == b).count())
+    };
     Ok(Leakage {
         k,
         activations: width,
         ssim: ssim_sum / n,
         psnr: psnr_sum / n,
-        accuracy_on_reconstructions: correct_rec as f64 / n,
-        accuracy: correct as f64 / n,
+        agreement_on_reconstructions: frac(agree),
+        accuracy_on_reconstructions: data.labels.map(|l| correct(&on_rec, l)),
+        accuracy: data.labels.map(|l| correct(&on_orig, l)),
     })
 }
 
@@ -230,9 +279,9 @@ pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
 /// `[H, W]` (see the module documentation); images smaller than the
 /// window use a window of their size.
 pub fn ssim(a: &[f32], b: &[f32], shape: &[usize]) -> Result<f64, PlatformError> {
-    let (c, h, w) = match shape {
-        &[c, h, w] => (c, h, w),
-        &[h, w] => (1, h, w),
+    let (c, h, w) = match *shape {
+        [c, h, w] => (c, h, w),
+        [h, w] => (1, h, w),
         _ => return Err(bad(format!("SSIM needs images, not {shape:?}"))),
     };
     if a.len() != c * h * w || b.len() != a.len() || h == 0 || w == 0 {

@@ -26,11 +26,16 @@ mod tls;
 
 pub use client::{encode_query, PlatformClient, MAX_ANSWER_BYTES};
 pub use error::PlatformError;
-pub use leakage::{inversion_leakage, psnr, ssim, InversionSettings, Leakage};
+pub use leakage::{inversion_leakage, psnr, ssim, InversionData, InversionSettings, Leakage};
 pub use query::{Answer, QuerySession};
-pub use repo::{check_name, ModelRecord, Repository, UploadMeta, Usage, MAX_NAME_LEN};
+pub use repo::{
+    check_name, default_input_bound, ModelRecord, Repository, UploadMeta, Usage, MAX_NAME_LEN,
+};
 pub use service::{
     serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,
 };
-pub use split::{compile_head, run_split_local, SplitReport, SPLIT_FRAC_BITS, SPLIT_STAT_BITS};
+pub use split::{
+    compile_head, run_split_local, split_table, SplitReport, SplitRow, SPLIT_FRAC_BITS,
+    SPLIT_STAT_BITS,
+};
 pub use tls::{client_config, server_config, LocalTls, LOCAL_CERT_DAYS};

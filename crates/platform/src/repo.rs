@@ -123,8 +123,10 @@ pub fn check_name(name: &str) -> Result<(), PlatformError> {
     }
 }
 
-/// The default input bound of a model file (see [`UploadMeta`]).
-fn default_input_bound(file: &ModelFile) -> Option<f64> {
+/// The default input bound of a model file (see [`UploadMeta`]): the
+/// largest input its stored statistics saw, else what its normalization
+/// makes of images scaled to [0, 1]; `None` without either.
+pub fn default_input_bound(file: &ModelFile) -> Option<f64> {
     let p = file.preprocessing.as_ref()?;
     if let Some(b) = p.calibration.as_ref().and_then(|c| c.bounds.first()) {
         return Some(f64::from(*b));

@@ -20,6 +20,7 @@
 //! assumption is the computation's: semi-honest parties, no two of the
 //! three colluding.
 
+use crate::leakage::{inversion_leakage, InversionData, InversionSettings, Leakage};
 use crate::PlatformError;
 use cipherflow_mpc::programs::handoff::{predict_from_handoff, ActivationShare, PLATFORM, USER};
 use cipherflow_mpc::programs::predict::{share_model, MODEL_OWNER};
@@ -182,4 +183,57 @@ pub fn run_split_local<R: RngCore + CryptoRng>(
         .map(|(c, _)| c)
         .unwrap_or_default();
     Ok(report)
+}
+
+/// One row of a model's split table.
+#[derive(Clone, Debug)]
+pub struct SplitRow {
+    /// Layers `0..k` form the head.
+    pub k: usize,
+    /// The last layer of the head.
+    pub after: String,
+    /// The `mpc` mode's figures, or why this split cannot be handed off.
+    pub mpc: Result<SplitReport, String>,
+    /// What `plain-tail` mode would reveal at this split.
+    pub leakage: Option<Leakage>,
+}
+
+/// Every split of `model` (`only`: one): [`run_split_local`] on `inputs`
+/// (preprocessed, `|x| ≤ input_bound`) and, given `inversion`, the
+/// leakage of `plain-tail` ([`inversion_leakage`]). A split that cannot
+/// be handed off keeps its reason and its leakage.
+pub fn split_table<R: RngCore + CryptoRng>(
+    model: &Sequential,
+    input_bound: f64,
+    inputs: &[Vec<f64>],
+    inversion: Option<(&InversionData<'_>, &InversionSettings)>,
+    only: Option<usize>,
+    rng: &mut R,
+) -> Result<Vec<SplitRow>, PlatformError> {
+    let layers = model.layers().len();
+    if let Some(k) = only.filter(|&k| k == 0 || k >= layers) {
+        return Err(PlatformError::BadRequest(format!(
+            "split {k}: a {layers}-layer model splits after layers 1..={}",
+            layers.saturating_sub(1)
+        )));
+    }
+    let mut rows = Vec::new();
+    for k in (1..layers).filter(|&k| only.is_none_or(|o| o == k)) {
+        let leakage = match inversion {
+            Some((data, settings)) => Some(inversion_leakage(model, k, data, settings)?),
+            None => None,
+        };
+        let after = model
+            .layers()
+            .get(k - 1)
+            .map(|l| l.describe())
+            .unwrap_or_default();
+        rows.push(SplitRow {
+            k,
+            after,
+            mpc: run_split_local(model, k, input_bound, inputs, rng).map_err(|e| e.to_string()),
+            leakage,
+        });
+    }
+    Ok(rows)
 }

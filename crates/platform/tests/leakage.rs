@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use cipherflow_platform::{inversion_leakage, psnr, ssim, InversionSettings};
+use cipherflow_platform::{inversion_leakage, psnr, ssim, InversionData, InversionSettings};
 
 #[test]
 fn ssim_and_psnr_score_what_they_should() {
@@ -43,20 +43,44 @@ fn the_first_convolutions_activations_give_the_digits_away() {
         epochs: 30,
         ..InversionSettings::default()
     };
-    let first = inversion_leakage(&model, 1, &public, &held_out, &settings).unwrap();
-    let deep = inversion_leakage(&model, 4, &public, &held_out, &settings).unwrap();
+    let data = InversionData {
+        public: public.features(),
+        held_out: held_out.features(),
+        labels: Some(held_out.labels()),
+        preprocessing: None,
+    };
+    let first = inversion_leakage(&model, 1, &data, &settings).unwrap();
+    let deep = inversion_leakage(&model, 4, &data, &settings).unwrap();
     for l in [&first, &deep] {
         eprintln!(
             "k = {}: {} activations, SSIM {:.3}, PSNR {:.1} dB, accuracy on reconstructions {:.1} % \
-             (on originals {:.1} %)",
+             (on originals {:.1} %), agreement {:.1} %",
             l.k,
             l.activations,
             l.ssim,
             l.psnr,
-            100.0 * l.accuracy_on_reconstructions,
-            100.0 * l.accuracy
+            100.0 * l.accuracy_on_reconstructions.unwrap(),
+            100.0 * l.accuracy.unwrap(),
+            100.0 * l.agreement_on_reconstructions
         );
     }
-    assert!(first.ssim > 0.5 && first.accuracy_on_reconstructions > 0.8, "{first:?}");
+    assert!(
+        first.ssim > 0.5 && first.accuracy_on_reconstructions.unwrap() > 0.8,
+        "{first:?}"
+    );
+    // Without labels, the agreement alone; held-out inputs of another
+    // width are refused.
+    let unlabelled = InversionData {
+        labels: None,
+        ..data
+    };
+    let l = inversion_leakage(&model, 1, &unlabelled, &settings).unwrap();
+    assert!(l.accuracy.is_none() && l.agreement_on_reconstructions > 0.8);
+    let narrow = public.features().slice(ndarray::s![.., ..10]).to_owned();
+    let wrong = InversionData {
+        held_out: &narrow,
+        ..data
+    };
+    assert!(inversion_leakage(&model, 1, &wrong, &settings).is_err());
     assert!(deep.ssim < first.ssim, "{deep:?} vs {first:?}");
 }
