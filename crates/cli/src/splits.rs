@@ -170,32 +170,12 @@ pub fn run(a: SplitsArgs) -> anyhow::Result<()> {
     for row in &rows {
         let leak = row.leakage.as_ref();
         if a.json {
-            let mpc = match &row.mpc {
-                Ok(r) => serde_json::json!({
-                    "log_n": r.log_n, "head_depth": r.head_depth, "ms_per_input": r.ms_per_input(),
-                    "ms_head": r.ms_head, "ms_mpc": r.ms_mpc, "key_bytes": r.key_bytes,
-                    "upload_bytes": r.upload_bytes, "download_bytes": r.download_bytes,
-                    "mpc_bytes": r.mpc_bytes, "mpc_rounds": r.mpc_rounds,
-                    "bytes_per_input": r.bytes_per_input(), "tail_weight_bytes": r.model_bytes,
-                    "classes": r.classes, "accuracy": accuracy(&r.classes),
-                }),
-                Err(e) => serde_json::json!({ "error": e }),
-            };
-            let leakage = leak.map(|l| {
-                serde_json::json!({
-                    "activations": l.activations, "ssim": l.ssim, "psnr": l.psnr,
-                    "agreement_on_reconstructions": l.agreement_on_reconstructions,
-                    "accuracy_on_reconstructions": l.accuracy_on_reconstructions,
-                    "accuracy": l.accuracy,
-                })
-            });
-            println!(
-                "{}",
-                serde_json::json!({
-                    "k": row.k, "after": row.after, "input_bound": bound,
-                    "mpc": mpc, "plain_tail_leakage": leakage,
-                })
-            );
+            let mut j = row.json();
+            if let (Ok(r), Some(m)) = (&row.mpc, j.get_mut("mpc")) {
+                m["accuracy"] = serde_json::json!(accuracy(&r.classes));
+            }
+            j["input_bound"] = serde_json::json!(bound);
+            println!("{j}");
             continue;
         }
         let after: String = row.after.chars().take(28).collect();

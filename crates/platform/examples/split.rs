@@ -57,35 +57,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &mut rng,
     )?;
     for row in rows {
-        let leak = row.leakage.as_ref().map(|l| {
-            serde_json::json!({
-                "activations": l.activations, "ssim": l.ssim, "psnr": l.psnr,
-                "agreement_on_reconstructions": l.agreement_on_reconstructions,
-                "accuracy_on_reconstructions": l.accuracy_on_reconstructions,
-                "accuracy": l.accuracy, "public": public.len(), "held_out": held_out.len(),
-            })
-        });
-        let line = match &row.mpc {
-            Ok(r) => {
-                let labels = &held_out.labels()[..n.min(held_out.len())];
-                let correct = r.classes.iter().zip(labels).filter(|(a, b)| a == b).count();
-                serde_json::json!({
-                    "model": which, "k": row.k, "after": row.after, "inputs": r.classes.len(),
-                    "head_depth": r.head_depth, "log_n": r.log_n,
-                    "ms_per_input": r.ms_per_input(), "ms_he": r.ms_he, "ms_mpc": r.ms_mpc,
-                    "ms_head": r.ms_head, "key_bytes": r.key_bytes,
-                    "upload_bytes": r.upload_bytes, "download_bytes": r.download_bytes,
-                    "mpc_bytes": r.mpc_bytes, "mpc_rounds": r.mpc_rounds,
-                    "bytes_per_input": r.bytes_per_input(), "tail_weight_bytes": r.model_bytes,
-                    "accuracy": correct as f64 / r.classes.len().max(1) as f64,
-                    "plain_tail_leakage": leak,
-                })
-            }
-            Err(e) => serde_json::json!({
-                "model": which, "k": row.k, "after": row.after, "mpc_error": e,
-                "plain_tail_leakage": leak,
-            }),
-        };
+        let mut line = row.json();
+        line["model"] = serde_json::json!(which);
+        if let (Ok(r), Some(m)) = (&row.mpc, line.get_mut("mpc")) {
+            let labels = held_out.labels().iter();
+            let correct = r.classes.iter().zip(labels).filter(|(a, b)| a == b).count();
+            m["accuracy"] = serde_json::json!(correct as f64 / r.classes.len().max(1) as f64);
+        }
         println!("{line}");
     }
     Ok(())

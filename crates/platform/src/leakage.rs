@@ -112,9 +112,14 @@ fn outputs(
         if let Some(p) = preprocessing {
             p.apply(&mut chunk, &shape)?;
         }
-        let rows: Vec<Vec<f32>> = chunk.outer_iter().map(|r| r.to_vec()).collect();
-        let refs: Vec<&Vec<f32>> = rows.iter().collect();
-        let y = model.predict(&tensor(&refs, &shape)?)?;
+        let mut dims = vec![end - start];
+        dims.extend_from_slice(&shape);
+        let t = chunk
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(ndarray::IxDyn(&dims))
+            .map_err(bad)?;
+        let y = model.predict(&t)?;
         let width = y.len() / (end - start).max(1);
         out.extend(
             y.as_slice()

@@ -111,77 +111,104 @@ pub fn decrypt_handoff(
         .collect::<Result<_, _>>()?)
 }
 
-/// Either side's shares decoded into activation shares (the tensor gives
-/// the layout, shape and scale; only public metadata is read from it).
-pub fn activation_shares(
-    params: &CkksParams,
-    masked: &EncTensor,
-    shares: &[HandoffShare],
-    hp: &HandoffParams,
-) -> Result<ActivationShares, TensorError> {
-    let len = masked.len();
-    let slots = params.slots();
-    if shares.len() != masked.ciphertexts().len() {
-        return Err(TensorError::Shape(format!(
-            "{} shares for {} ciphertexts",
-            shares.len(),
-            masked.ciphertexts().len()
-        )));
+/// How either side decodes its shares of a handed-off tensor: built once
+/// from public figures (the parameters, the tensor's layout, shape and
+/// scale, [`HandoffParams`]) and applied to every query's shares.
+#[derive(Clone, Debug)]
+pub struct ActivationDecoding {
+    decoding: SlotDecoding,
+    layout: Layout,
+    len: usize,
+    scale: f64,
+    ciphertexts: usize,
+}
+
+impl ActivationDecoding {
+    /// The decoding of tensors shaped like `masked` (only its public
+    /// metadata is read).
+    pub fn new(
+        params: &CkksParams,
+        masked: &EncTensor,
+        hp: &HandoffParams,
+    ) -> Result<Self, TensorError> {
+        let len = masked.len();
+        let (slots, chunk) = match masked.layout() {
+            Layout::Replicated { chunk } => (chunk.min(len), chunk),
+            Layout::Batched { batch } => (batch, params.slots()),
+        };
+        let decoding = SlotDecoding::new(
+            params,
+            &(0..slots).collect::<Vec<_>>(),
+            chunk,
+            masked.scale(),
+            hp.frac,
+            hp.coeff_bound,
+            hp.value_bound,
+        )?;
+        Ok(Self {
+            decoding,
+            layout: masked.layout(),
+            len,
+            scale: masked.scale(),
+            ciphertexts: masked.ciphertexts().len(),
+        })
     }
-    match masked.layout() {
-        Layout::Replicated { chunk } => {
-            let width = chunk.min(len);
-            let d = SlotDecoding::new(
-                params,
-                &(0..width).collect::<Vec<_>>(),
-                chunk,
-                masked.scale(),
-                hp.frac,
-                hp.coeff_bound,
-                hp.value_bound,
-            )?;
-            let mut values = zeroize::Zeroizing::new(Vec::with_capacity(len));
-            for s in shares {
-                let mut v = d.apply(s)?;
-                let take = (len - values.len()).min(v.len());
-                values.extend(v.iter().take(take));
-                zeroize::Zeroize::zeroize(&mut v);
-            }
-            Ok(ActivationShares {
-                rows: 1,
-                cols: len,
-                values,
-                guard: d.guard_bits(),
-            })
+
+    /// Whether `masked` has the layout, shape and scale this decoding was
+    /// built for.
+    pub fn fits(&self, masked: &EncTensor) -> bool {
+        masked.layout() == self.layout
+            && masked.len() == self.len
+            && masked.scale() == self.scale
+            && masked.ciphertexts().len() == self.ciphertexts
+    }
+
+    /// One side's shares (one per ciphertext) decoded into activation
+    /// shares, example by example.
+    pub fn apply(&self, shares: &[HandoffShare]) -> Result<ActivationShares, TensorError> {
+        if shares.len() != self.ciphertexts {
+            return Err(TensorError::Shape(format!(
+                "{} shares for {} ciphertexts",
+                shares.len(),
+                self.ciphertexts
+            )));
         }
-        Layout::Batched { batch } => {
-            let d = SlotDecoding::new(
-                params,
-                &(0..batch).collect::<Vec<_>>(),
-                slots,
-                masked.scale(),
-                hp.frac,
-                hp.coeff_bound,
-                hp.value_bound,
-            )?;
-            let cols = shares
-                .iter()
-                .map(|s| d.apply(s))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut values = zeroize::Zeroizing::new(vec![0u128; batch * len]);
-            for (e, col) in cols.iter().enumerate() {
-                for (k, &v) in col.iter().enumerate() {
-                    if let Some(x) = values.get_mut(k * len + e) {
-                        *x = v;
-                    }
+        let len = self.len;
+        let guard = self.decoding.guard_bits();
+        match self.layout {
+            Layout::Replicated { .. } => {
+                let mut values = zeroize::Zeroizing::new(Vec::with_capacity(len));
+                for s in shares {
+                    let mut v = self.decoding.apply(s)?;
+                    let take = (len - values.len()).min(v.len());
+                    values.extend(v.iter().take(take));
+                    zeroize::Zeroize::zeroize(&mut v);
                 }
+                Ok(ActivationShares {
+                    rows: 1,
+                    cols: len,
+                    values,
+                    guard,
+                })
             }
-            Ok(ActivationShares {
-                rows: batch,
-                cols: len,
-                values,
-                guard: d.guard_bits(),
-            })
+            Layout::Batched { batch } => {
+                let mut values = zeroize::Zeroizing::new(vec![0u128; batch * len]);
+                for (e, s) in shares.iter().enumerate() {
+                    let mut col = self.decoding.apply(s)?;
+                    for (k, &v) in col.iter().enumerate() {
+                        if let Some(x) = values.get_mut(k * len + e) {
+                            *x = v;
+                        }
+                    }
+                    zeroize::Zeroize::zeroize(&mut col);
+                }
+                Ok(ActivationShares {
+                    rows: batch,
+                    cols: len,
+                    values,
+                    guard,
+                })
+            }
         }
     }
 }

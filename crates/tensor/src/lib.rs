@@ -46,7 +46,7 @@ pub mod wire;
 
 pub use client::{InputSpec, KeySet, ModelClient};
 pub use error::TensorError;
-pub use handoff::{ActivationShares, HandoffParams};
+pub use handoff::{ActivationDecoding, ActivationShares, HandoffParams};
 pub use job::{
     approximate_with, calibrate, Approximation, EncryptedRun, InputResult, OutputOptions, RunTotals,
 };

@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use cipherflow_nn::Sequential;
-use cipherflow_tensor::handoff::{activation_shares, decrypt_handoff};
-use cipherflow_tensor::{ActivationShares, CompileOptions, EncryptedModel, KeySet, Mode, Plan};
+use cipherflow_tensor::handoff::decrypt_handoff;
+use cipherflow_tensor::{
+    ActivationDecoding, ActivationShares, CompileOptions, EncryptedModel, KeySet, Mode, Plan,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -61,8 +63,11 @@ fn hand_off(server: &EncryptedModel, examples: &[Vec<f64>], seed: u64) -> (Vec<f
         .unwrap();
     let user = decrypt_handoff(&keys.decryptor(), &masked).unwrap();
     let params = server.plan().params();
-    let a = activation_shares(params, &masked, &user, &hp).unwrap();
-    let b = activation_shares(params, &masked, &platform, &hp).unwrap();
+    let decoding = ActivationDecoding::new(params, &masked, &hp).unwrap();
+    assert!(decoding.fits(&masked));
+    let a = decoding.apply(&user).unwrap();
+    let b = decoding.apply(&platform).unwrap();
+    assert!(decoding.apply(&user[..user.len() - 1]).is_err());
     assert_eq!(a.rows, examples.len());
     let want: Vec<f64> = examples
         .iter()
