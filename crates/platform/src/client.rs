@@ -2,6 +2,7 @@
 //! connection per request), verifying the server against a CA file.
 //! Answers are bounded in size before they are read.
 
+use crate::channel::{BoxStream, UPGRADE_PROTOCOL};
 use crate::error::PlatformError;
 use crate::service::CREATOR_TOKEN_HEADER;
 use http_body_util::{BodyExt, Full, Limited};
@@ -10,6 +11,7 @@ use hyper::Request;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 
 /// Largest answer read (bytes).
 pub const MAX_ANSWER_BYTES: usize = 1 << 30;
@@ -81,18 +83,9 @@ impl PlatformClient {
         body: Vec<u8>,
         token: Option<&str>,
     ) -> Result<Bytes, PlatformError> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+        let (mut send, conn) = hyper::client::conn::http1::handshake(self.tls_stream().await?)
             .await
-            .map_err(|e| transport(format!("{}:{}: {e}", self.host, self.port)))?;
-        // Headers and body go in separate writes: without this, Nagle's
-        // algorithm and delayed acknowledgements add tens of milliseconds.
-        tcp.set_nodelay(true).map_err(transport)?;
-        let name = crate::tls::server_name(&self.host)?;
-        let tls = self.tls.connect(name, tcp).await.map_err(transport)?;
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(transport)?;
+            .map_err(transport)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -109,24 +102,96 @@ impl PlatformClient {
             .map_err(|e| PlatformError::BadRequest(e.to_string()))?;
         let resp = send.send_request(req).await.map_err(transport)?;
         let status = resp.status();
-        let bytes = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(transport)?
-            .to_bytes();
         if status.is_success() {
-            return Ok(bytes);
+            return Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map(http_body_util::Collected::to_bytes)
+                .map_err(transport);
         }
+        Err(refusal(resp).await)
+    }
+
+    /// A TLS connection to the platform, the server verified.
+    async fn tls_stream(
+        &self,
+    ) -> Result<hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>, PlatformError>
+    {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| transport(format!("{}:{}: {e}", self.host, self.port)))?;
+        // Headers and body go in separate writes: without this, Nagle's
+        // algorithm and delayed acknowledgements add tens of milliseconds.
+        tcp.set_nodelay(true).map_err(transport)?;
+        let name = crate::tls::server_name(&self.host)?;
+        let tls = self.tls.connect(name, tcp).await.map_err(transport)?;
+        Ok(hyper_util::rt::TokioIo::new(tls))
+    }
+
+    /// Opens a raw channel: a request to `path` upgraded to
+    /// [`UPGRADE_PROTOCOL`] (the platform answers 101, or refuses with its
+    /// reason). `headers` go with the request.
+    pub async fn channel(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<BoxStream, PlatformError> {
+        tokio::time::timeout(self.timeout, async {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(self.tls_stream().await?)
+                .await
+                .map_err(transport)?;
+            tokio::spawn(async move {
+                let _ = conn.with_upgrades().await;
+            });
+            let mut req = Request::builder()
+                .method("POST")
+                .uri(path)
+                .header(hyper::header::HOST, &self.host)
+                .header(hyper::header::CONNECTION, "upgrade")
+                .header(hyper::header::UPGRADE, UPGRADE_PROTOCOL);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let req = req
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| PlatformError::BadRequest(e.to_string()))?;
+            let resp = send.send_request(req).await.map_err(transport)?;
+            if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+                return Err(refusal(resp).await);
+            }
+            let up = hyper::upgrade::on(resp).await.map_err(transport)?;
+            Ok(Box::new(hyper_util::rt::TokioIo::new(up)) as BoxStream)
+        })
+        .await
+        .map_err(|_| {
+            PlatformError::Transport(format!(
+                "no channel within {:.0} s",
+                self.timeout.as_secs_f64()
+            ))
+        })?
+    }
+}
+
+/// The platform's refusal: its status and the reason in its JSON body.
+async fn refusal(resp: hyper::Response<hyper::body::Incoming>) -> PlatformError {
+    let status = resp.status();
+    let bytes = match Limited::new(resp.into_body(), 64 << 10).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return transport(format!("status {status}: {e}")),
+    };
+    {
         let reason = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
-        Err(PlatformError::Refused {
+        PlatformError::Refused {
             status: status.as_u16(),
             reason,
-        })
+        }
     }
+}
 
+impl PlatformClient {
     /// A JSON answer.
     pub async fn json(
         &self,

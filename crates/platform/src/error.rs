@@ -20,6 +20,10 @@ pub enum PlatformError {
     /// The query ran past its time budget, or would (503).
     #[error("over budget: {0}")]
     OverBudget(String),
+    /// A party the query needs is not there (503): no model host online,
+    /// or the session's computation ended.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The repository's storage failed (500); nothing stored was lost.
     #[error("storage: {0}")]
     Storage(String),
@@ -44,7 +48,7 @@ impl PlatformError {
             PlatformError::Forbidden(_) => 403,
             PlatformError::NotFound(_) => 404,
             PlatformError::TooLarge(_) => 413,
-            PlatformError::OverBudget(_) => 503,
+            PlatformError::OverBudget(_) | PlatformError::Unavailable(_) => 503,
             PlatformError::Storage(_) | PlatformError::Transport(_) => 500,
             PlatformError::Refused { status, .. } => *status,
         }
@@ -60,6 +64,12 @@ impl From<cipherflow_tensor::TensorError> for PlatformError {
 impl From<cipherflow_nn::NnError> for PlatformError {
     fn from(e: cipherflow_nn::NnError) -> Self {
         PlatformError::BadRequest(e.to_string())
+    }
+}
+
+impl From<cipherflow_mpc::MpcError> for PlatformError {
+    fn from(e: cipherflow_mpc::MpcError) -> Self {
+        PlatformError::Unavailable(format!("the secret-shared tail: {e}"))
     }
 }
 

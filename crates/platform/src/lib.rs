@@ -13,29 +13,45 @@
 //!   inversion attack ([`inversion_leakage`]: SSIM, PSNR, accuracy on the
 //!   reconstructions);
 //! * `split`: split inference in `mpc` mode — the encrypted head handed
-//!   off as shares to a three-party tail ([`run_split_local`]).
+//!   off as shares to a three-party tail ([`run_split_local`]);
+//! * `channel`: raw channels (HTTPS upgraded) and the computation's
+//!   transport over them ([`StreamTransport`]);
+//! * `served_mpc`, `host`, `query_mpc`: `mpc` mode across processes — the
+//!   platform's side, the creator's host ([`run_model_host`]) and the
+//!   user's [`MpcQuerySession`].
 
+mod channel;
 mod client;
 mod error;
+mod host;
 mod leakage;
 mod query;
+mod query_mpc;
 mod repo;
+mod served_mpc;
 mod service;
 mod split;
 mod tls;
 
+pub use channel::{BoxStream, StreamTransport, Traffic, UPGRADE_PROTOCOL};
 pub use client::{encode_query, PlatformClient, MAX_ANSWER_BYTES};
 pub use error::PlatformError;
+pub use host::{run_model_host, tail_for, HostConfig, SessionEnd};
 pub use leakage::{inversion_leakage, psnr, ssim, InversionData, InversionSettings, Leakage};
 pub use query::{Answer, QuerySession};
+pub use query_mpc::MpcQuerySession;
 pub use repo::{
     check_name, default_input_bound, ModelRecord, Repository, UploadMeta, Usage, MAX_NAME_LEN,
 };
+pub use served_mpc::{HostInfo, Notice, SplitInfo, HOST_CA_HEADER};
 pub use service::{
     serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,
 };
 pub use split::{
-    compile_head, run_split_local, split_table, SplitReport, SplitRow, SPLIT_FRAC_BITS,
-    SPLIT_STAT_BITS,
+    compile_encrypted_head, compile_head, run_split_local, split_table, SplitReport, SplitRow,
+    SPLIT_FRAC_BITS, SPLIT_STAT_BITS,
 };
-pub use tls::{client_config, server_config, LocalTls, LOCAL_CERT_DAYS};
+pub use tls::{
+    client_config, fingerprint, host_client_config, server_config, HostIdentity, LocalTls,
+    HOST_NAME, LOCAL_CERT_DAYS,
+};

@@ -35,6 +35,9 @@ pub struct Answer {
     pub upload_bytes: usize,
     /// Bytes received.
     pub download_bytes: usize,
+    /// `mpc` mode: this party's bytes in the computation (sent and
+    /// received, both channels); 0 in `he` mode.
+    pub mpc_bytes: usize,
 }
 
 fn bad_card(m: &str) -> PlatformError {
@@ -144,6 +147,7 @@ impl QuerySession {
             ms: t.elapsed().as_secs_f64() * 1e3,
             upload_bytes,
             download_bytes: back.len(),
+            mpc_bytes: 0,
         })
     }
 }

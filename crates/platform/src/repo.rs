@@ -48,21 +48,47 @@ pub struct ModelRecord {
 }
 
 impl ModelRecord {
-    /// The modes the platform can serve this model in.
+    /// The modes the platform can serve this model in: `he` when it holds
+    /// the whole model, `mpc` when some split leaves a tail to its creator.
     pub fn modes(&self) -> Vec<&'static str> {
-        if self.head_layers == self.layers && self.input_bound.is_some() {
-            vec!["he"]
-        } else {
-            Vec::new()
+        let mut m = Vec::new();
+        if self.input_bound.is_none() {
+            return m;
         }
+        if self.head_layers == self.layers {
+            m.push("he");
+        }
+        if !self.mpc_splits().is_empty() {
+            m.push("mpc");
+        }
+        m
+    }
+
+    /// The splits `k` served in `mpc` mode: the platform holds layers
+    /// `0..k` (at most what the creator allowed), the creator the rest.
+    pub fn mpc_splits(&self) -> Vec<usize> {
+        if self.input_bound.is_none() {
+            return Vec::new();
+        }
+        (1..=self.head_layers.min(self.layers.saturating_sub(1))).collect()
     }
 }
 
 /// What an upload states beside the file.
+///
+/// The file is the whole model (`layers` absent; the platform may then
+/// hold all of it), or only the head the platform may hold (`layers`: the
+/// whole model's layer count, `outputs`: its classes) — the tail's weights
+/// never reach the platform.
 #[derive(Clone, Debug, Default)]
 pub struct UploadMeta {
-    /// Leading layers the platform may hold (default none).
+    /// Leading layers the platform may hold: all of the file's (if given,
+    /// it must say so).
     pub head_layers: Option<usize>,
+    /// The whole model's layers, when the file holds only its head.
+    pub layers: Option<usize>,
+    /// The whole model's outputs, when the file holds only its head.
+    pub outputs: Option<usize>,
     /// The inputs' bound (default: from the stored calibration, else from
     /// the normalization of images scaled to [0, 1]).
     pub input_bound: Option<f64>,
@@ -237,19 +263,47 @@ impl Repository {
     ) -> Result<(ModelRecord, String), PlatformError> {
         check_name(name)?;
         let file = cipherflow_nn::io::load_bytes(bytes)?;
-        let layers = file.model.layers().len();
-        let head_layers = meta.head_layers.unwrap_or(0);
-        if head_layers > layers {
+        let head_layers = file.model.layers().len();
+        if let Some(h) = meta.head_layers.filter(|&h| h != head_layers) {
             return Err(PlatformError::BadRequest(format!(
-                "head_layers {head_layers}: the model has {layers} layers"
+                "head_layers {h}, but the file holds {head_layers} layers: upload only the \
+                 layers the platform may hold (with layers and outputs of the whole model); \
+                 the tail's weights stay with you"
             )));
         }
-        if head_layers > 0
-            && file
-                .model
-                .layers()
-                .iter()
-                .any(|l| matches!(l, Layer::Recurrent(_)))
+        let (layers, outputs) = match (meta.layers, meta.outputs) {
+            (None, None) => (head_layers, file.model.output_shape().iter().product()),
+            (Some(l), Some(o)) if l > head_layers && l <= 4096 && (1..=1 << 16).contains(&o) => {
+                (l, o)
+            }
+            (Some(l), Some(o)) => {
+                return Err(PlatformError::BadRequest(format!(
+                    "layers {l} and outputs {o}: a whole model of more layers than the \
+                     {head_layers} uploaded (at most 4096), with 1 to 65536 outputs"
+                )))
+            }
+            _ => {
+                return Err(PlatformError::BadRequest(
+                    "a head-only upload gives both layers and outputs of the whole model".into(),
+                ))
+            }
+        };
+        if let Some(n) = file
+            .preprocessing
+            .as_ref()
+            .and_then(|p| p.class_names.as_ref())
+            .map(Vec::len)
+            .filter(|&n| n != outputs)
+        {
+            return Err(PlatformError::BadRequest(format!(
+                "{n} class names for a model of {outputs} outputs"
+            )));
+        }
+        if file
+            .model
+            .layers()
+            .iter()
+            .any(|l| matches!(l, Layer::Recurrent(_)))
         {
             return Err(PlatformError::BadRequest(
                 "recurrent layers cannot run encrypted".into(),
@@ -281,10 +335,10 @@ impl Repository {
                 )))
             }
         };
-        if head_layers == layers && input_bound.is_none() {
+        if input_bound.is_none() {
             return Err(PlatformError::BadRequest(
-                "the whole model is open to the platform but the bound of its inputs is \
-                 unknown (no stored statistics or normalization): give input_bound"
+                "the bound of the model's inputs is unknown (no stored statistics or \
+                 normalization), so it cannot run encrypted: give input_bound"
                     .into(),
             ));
         }
@@ -305,7 +359,6 @@ impl Repository {
             .map_err(|e| PlatformError::BadRequest(e.to_string()))?;
         let shape = serde_json::to_string(file.model.input_shape())
             .map_err(|e| PlatformError::Storage(e.to_string()))?;
-        let outputs: usize = file.model.output_shape().iter().product();
         let tx = self.db.transaction()?;
         let version: i64 = tx.query_row(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?1",
@@ -386,16 +439,22 @@ impl Repository {
             .optional()?)
     }
 
-    /// Deletes every version of `name`, for the creator holding `token`.
-    pub fn delete(&mut self, name: &str, token: &str) -> Result<(), PlatformError> {
-        check_name(name)?;
+    /// Checks that `token` is the creator's of `name` (an existing model).
+    pub fn check_creator(&self, name: &str, token: &str, act: &str) -> Result<(), PlatformError> {
         self.get(name, None)?;
         let given = sha256_hex(token.as_bytes());
         if self.creator_hash(name)?.as_deref() != Some(given.as_str()) {
             return Err(PlatformError::Forbidden(format!(
-                "only the creator of {name} may delete it"
+                "only the creator of {name} may {act}"
             )));
         }
+        Ok(())
+    }
+
+    /// Deletes every version of `name`, for the creator holding `token`.
+    pub fn delete(&mut self, name: &str, token: &str) -> Result<(), PlatformError> {
+        check_name(name)?;
+        self.check_creator(name, token, "delete it")?;
         self.db.execute(
             "UPDATE models SET deleted = 1 WHERE name = ?1",
             params![name],
@@ -466,7 +525,7 @@ mod tests {
         let mut meta = UploadMeta {
             head_layers: Some(layers),
             input_bound: Some(1.0),
-            creator_token: None,
+            ..UploadMeta::default()
         };
         let (r1, token) = repo.add("digits", &b, &meta).unwrap();
         // A new version only from the creator.
@@ -479,7 +538,8 @@ mod tests {
         assert_eq!(same, token);
         assert_eq!((r1.version, r2.version), (1, 2));
         assert_eq!(r1.sha256, r2.sha256, "stored once");
-        assert_eq!(r2.modes(), vec!["he"]);
+        assert_eq!(r2.modes(), vec!["he", "mpc"]);
+        assert_eq!(r2.mpc_splits(), (1..layers).collect::<Vec<_>>());
         assert_eq!(repo.list().unwrap(), vec![r2.clone()]);
         assert_eq!(repo.load(&r1).unwrap().model.layers().len(), layers);
         // Garbage, a bad name, too many head layers: refused, nothing stored.
@@ -516,5 +576,63 @@ mod tests {
             repo.get("digits", None),
             Err(PlatformError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_head_only_upload_keeps_the_tail_with_its_creator() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = Repository::open(dir.path()).unwrap();
+        let m = cipherflow_nn::examples::digits_cnn().unwrap();
+        let layers = m.layers().len();
+        let (head, _tail) = m.split_at(2).unwrap();
+        let hb = cipherflow_nn::io::safetensors::to_bytes(&head).unwrap();
+        let meta = UploadMeta {
+            layers: Some(layers),
+            outputs: Some(10),
+            input_bound: Some(1.0),
+            ..UploadMeta::default()
+        };
+        let (r, _) = repo.add("split", &hb, &meta).unwrap();
+        assert_eq!((r.layers, r.head_layers, r.outputs), (layers, 2, 10));
+        assert_eq!(r.modes(), vec!["mpc"]);
+        assert_eq!(r.mpc_splits(), vec![1, 2]);
+        assert_eq!(
+            repo.load(&r).unwrap().model.layers().len(),
+            2,
+            "the head only"
+        );
+        // A whole model with fewer layers allowed is refused: the platform
+        // would hold the tail's weights.
+        let whole = cipherflow_nn::io::safetensors::to_bytes(&m).unwrap();
+        let e = repo
+            .add(
+                "whole",
+                &whole,
+                &UploadMeta {
+                    head_layers: Some(2),
+                    input_bound: Some(1.0),
+                    ..UploadMeta::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("tail's weights stay with you"),
+            "{e}"
+        );
+        // Inconsistent figures of the whole model are refused.
+        for (l, o) in [
+            (Some(2), Some(10)),
+            (Some(layers), None),
+            (Some(layers), Some(0)),
+        ] {
+            let bad = UploadMeta {
+                layers: l,
+                outputs: o,
+                input_bound: Some(1.0),
+                ..UploadMeta::default()
+            };
+            assert!(repo.add("bad", &hb, &bad).is_err(), "{l:?} {o:?}");
+        }
+        assert_eq!(repo.list().unwrap().len(), 1);
     }
 }

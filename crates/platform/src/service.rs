@@ -10,11 +10,12 @@
 
 use crate::error::PlatformError;
 use crate::repo::{ModelRecord, Repository, UploadMeta, Usage};
+use crate::served_mpc;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use cipherflow_tensor::privacy::DEFAULT_RETURNED_OUTPUTS;
 use cipherflow_tensor::{
@@ -44,19 +45,23 @@ pub struct Config {
     /// Longest a query may run; a model whose measured run exceeds it is
     /// refused when a session opens.
     pub query_budget: Duration,
-    /// Most open sessions (the oldest is closed beyond it).
+    /// Most open sessions of each mode (the oldest is closed beyond it).
     pub max_sessions: usize,
+    /// Longest an `mpc` session waits for its next query (and a party of
+    /// it for a message) before it ends.
+    pub session_idle: Duration,
 }
 
 impl Config {
     /// The defaults for a repository in `repo`: 256 MiB bodies, 60 s per
-    /// query, 64 sessions.
+    /// query, 64 sessions, 300 s of idleness.
     pub fn new(repo: PathBuf) -> Self {
         Self {
             repo,
             max_upload_bytes: 256 << 20,
             query_budget: Duration::from_secs(60),
             max_sessions: 64,
+            session_idle: Duration::from_secs(300),
         }
     }
 }
@@ -79,18 +84,19 @@ struct Session {
 
 /// The platform's state.
 pub struct Platform {
-    cfg: Config,
+    pub(crate) cfg: Config,
     /// The pool every evaluation runs in (run *inside* it, so that the
     /// limb-parallel loops of an evaluation do not each cross threads).
-    pool: rayon::ThreadPool,
-    repo: Mutex<Repository>,
+    pub(crate) pool: rayon::ThreadPool,
+    pub(crate) repo: Mutex<Repository>,
     prepared: Mutex<HashMap<(String, i64), Arc<Prepared>>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    pub(crate) mpc: crate::served_mpc::MpcState,
 }
 
-type Shared = Arc<Platform>;
+pub(crate) type Shared = Arc<Platform>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -112,7 +118,7 @@ impl IntoResponse for PlatformError {
 }
 
 /// Runs `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PlatformError> + Send + 'static,
 ) -> Result<T, PlatformError> {
     tokio::task::spawn_blocking(f)
@@ -142,6 +148,7 @@ impl Platform {
             repo: Mutex::new(repo),
             prepared: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            mpc: crate::served_mpc::MpcState::default(),
         }))
     }
 
@@ -150,10 +157,15 @@ impl Platform {
         Router::new()
             .route("/v1/health", get(|| async { "ok" }))
             .route("/v1/models", get(list).post(upload))
-            .route("/v1/models/{name}", get(model_card).delete(delete))
+            .route("/v1/models/{name}", get(model_card).delete(delete_model))
             .route("/v1/models/{name}/usage", get(usage))
             .route("/v1/models/{name}/sessions", post(open_session))
+            .route("/v1/models/{name}/splits/{k}", get(served_mpc::split_info))
+            .route("/v1/models/{name}/host", post(served_mpc::register_host))
+            .route("/v1/sessions/{id}", delete(close_session))
             .route("/v1/sessions/{id}/infer", post(infer))
+            .route("/v1/sessions/{id}/channel", post(served_mpc::user_channel))
+            .route("/v1/hosts/{ticket}/channel", post(served_mpc::host_channel))
             .layer(DefaultBodyLimit::max(self.cfg.max_upload_bytes))
             .with_state(self.clone())
     }
@@ -227,6 +239,8 @@ async fn list(State(p): State<Shared>) -> Result<Json<serde_json::Value>, Platfo
 struct UploadQuery {
     name: String,
     head_layers: Option<usize>,
+    layers: Option<usize>,
+    outputs: Option<usize>,
     input_bound: Option<f64>,
 }
 
@@ -238,6 +252,8 @@ async fn upload(
 ) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
     let meta = UploadMeta {
         head_layers: q.head_layers,
+        layers: q.layers,
+        outputs: q.outputs,
         input_bound: q.input_bound,
         creator_token: headers
             .get(CREATOR_TOKEN_HEADER)
@@ -263,6 +279,11 @@ async fn model_card(
 ) -> Result<Json<serde_json::Value>, PlatformError> {
     let record = lock(&p.repo).get(&name, None)?;
     let mut c = card(&record);
+    if record.modes().contains(&"mpc") {
+        if let Some(o) = c.as_object_mut() {
+            o.insert("mpc".into(), p.mpc.card(&record));
+        }
+    }
     if record.modes().contains(&"he") {
         let prepared = blocking(move || p.pool.install(|| p.prepare(&name))).await?;
         if let Some(o) = c.as_object_mut() {
@@ -280,7 +301,7 @@ async fn model_card(
     Ok(Json(c))
 }
 
-async fn delete(
+async fn delete_model(
     State(p): State<Shared>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -293,6 +314,7 @@ async fn delete(
     lock(&p.repo).delete(&name, &token)?;
     lock(&p.prepared).retain(|k, _| k.0 != name);
     lock(&p.sessions).retain(|_, s| s.model.record.name != name);
+    p.mpc.forget(&name);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -316,11 +338,33 @@ fn session_id() -> Result<String, PlatformError> {
     Ok(hex::encode(b))
 }
 
+#[derive(Deserialize)]
+struct SessionQuery {
+    mode: Option<String>,
+    split: Option<usize>,
+}
+
 async fn open_session(
     State(p): State<Shared>,
     Path(name): Path<String>,
+    Query(q): Query<SessionQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
+    match (q.mode.as_deref().unwrap_or("he"), q.split) {
+        ("he", None) => {}
+        ("he", Some(k)) => {
+            return Err(PlatformError::BadRequest(format!(
+                "split {k}: he mode runs the whole model (no split)"
+            )))
+        }
+        ("mpc", Some(k)) => return served_mpc::open_session(p, name, k, body).await,
+        ("mpc", None) => {
+            return Err(PlatformError::BadRequest(
+                "mpc mode needs a split (the card lists them)".into(),
+            ))
+        }
+        (m, _) => return Err(PlatformError::BadRequest(format!("mode {m:?}: he or mpc"))),
+    }
     let budget = p.cfg.query_budget;
     let q = p.clone();
     let model = blocking(move || q.pool.install(|| q.prepare(&name))).await?;
@@ -372,11 +416,53 @@ async fn open_session(
     ))
 }
 
+async fn close_session(
+    State(p): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, PlatformError> {
+    let he = lock(&p.sessions).remove(&id).is_some();
+    let mpc = lock(&p.mpc.sessions).remove(&id);
+    if let Some(s) = &mpc {
+        s.end("closed by the user");
+    }
+    if he || mpc.is_some() {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(PlatformError::NotFound(
+            "session (expired or never opened)".into(),
+        ))
+    }
+}
+
+fn record_usage(p: &Shared, u: Usage) {
+    // A synchronous SQLite write, after the answer leaves.
+    let q = p.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = lock(&q.repo).record_usage(&u) {
+            tracing::error!("usage record lost: {e}");
+        }
+    });
+}
+
+fn octets(out: Vec<u8>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        out,
+    )
+        .into_response()
+}
+
 async fn infer(
     State(p): State<Shared>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, PlatformError> {
+    let mpc = lock(&p.mpc.sessions).get(&id).cloned();
+    if let Some(s) = mpc {
+        let (out, usage) = served_mpc::infer(p.clone(), s, body).await?;
+        record_usage(&p, usage);
+        return Ok(octets(out));
+    }
     let session = lock(&p.sessions)
         .get(&id)
         .cloned()
@@ -420,18 +506,8 @@ async fn infer(
         download_bytes: out.len() as i64,
         ms: t.elapsed().as_secs_f64() * 1e3,
     };
-    // Recorded (a synchronous SQLite write) after the answer leaves.
-    let q = p.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = lock(&q.repo).record_usage(&u) {
-            tracing::error!("usage record lost: {e}");
-        }
-    });
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-        out,
-    )
-        .into_response())
+    record_usage(&p, u);
+    Ok(octets(out))
 }
 
 /// Serves `platform` over TLS on `listener` until `shutdown` resolves.
@@ -470,6 +546,7 @@ pub async fn serve(
             let svc = hyper_util::service::TowerToHyperService::new(app);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .with_upgrades()
                 .await
             {
                 tracing::debug!("connection from {peer}: {e}");

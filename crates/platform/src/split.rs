@@ -95,13 +95,21 @@ pub fn compile_head(
     input_bound: f64,
 ) -> Result<(EncryptedModel, Sequential), PlatformError> {
     let (head, tail) = model.split_at(k)?;
+    Ok((compile_encrypted_head(&head, input_bound)?, tail))
+}
+
+/// A head (the layers the platform runs) compiled for a hand-off,
+/// latency mode, inputs clamped to `|x| ≤ input_bound`.
+pub fn compile_encrypted_head(
+    head: &Sequential,
+    input_bound: f64,
+) -> Result<EncryptedModel, PlatformError> {
     let opts = CompileOptions {
         for_handoff: true,
         ..CompileOptions::default()
     };
-    let plan = Plan::compile_with(&head, &opts)?;
-    let server = EncryptedModel::new(&plan, Mode::Latency)?.with_input_bound(input_bound)?;
-    Ok((server, tail))
+    let plan = Plan::compile_with(head, &opts)?;
+    Ok(EncryptedModel::new(&plan, Mode::Latency)?.with_input_bound(input_bound)?)
 }
 
 /// Runs `inputs` (flattened, preprocessed) through `model` split after

@@ -55,35 +55,100 @@ impl LocalTls {
         if self.ca.exists() && self.cert.exists() && self.key.exists() {
             return Ok(false);
         }
-        let rc = |e: rcgen::Error| PlatformError::Storage(format!("certificate: {e}"));
-        let now = time::OffsetDateTime::now_utc();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
-        ca.distinguished_name
-            .push(DnType::CommonName, "cipherflow platform local CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        ca.not_before = now - time::Duration::hours(1);
-        ca.not_after = now + time::Duration::days(LOCAL_CERT_DAYS);
-        let issuer =
-            CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(rc)?).map_err(rc)?;
-        let mut leaf = CertificateParams::new(names.to_vec()).map_err(rc)?;
-        leaf.distinguished_name
-            .push(DnType::CommonName, "cipherflow platform");
-        leaf.is_ca = IsCa::ExplicitNoCa;
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf.not_before = now - time::Duration::hours(1);
-        leaf.not_after = now + time::Duration::days(LOCAL_CERT_DAYS);
-        let key = KeyPair::generate().map_err(rc)?;
-        let cert = leaf.signed_by(&key, &issuer).map_err(rc)?;
+        let (ca, cert, key) = issue(names, "cipherflow platform")?;
         if let Some(d) = self.ca.parent() {
             std::fs::create_dir_all(d)?;
         }
         write_file(&self.key, key.serialize_pem().as_bytes(), true)?;
         write_file(&self.cert, cert.pem().as_bytes(), false)?;
-        write_file(&self.ca, issuer.pem().as_bytes(), false)?;
+        write_file(&self.ca, ca.pem().as_bytes(), false)?;
         Ok(true)
     }
+}
+
+/// A fresh CA (its key dropped once it has signed) and a server
+/// certificate for `names` signed by it, valid [`LOCAL_CERT_DAYS`].
+fn issue(
+    names: &[String],
+    cn: &str,
+) -> Result<(rcgen::Certificate, rcgen::Certificate, KeyPair), PlatformError> {
+    let rc = |e: rcgen::Error| PlatformError::Storage(format!("certificate: {e}"));
+    let now = time::OffsetDateTime::now_utc();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{cn} CA"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    ca.not_before = now - time::Duration::hours(1);
+    ca.not_after = now + time::Duration::days(LOCAL_CERT_DAYS);
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(rc)?).map_err(rc)?;
+    let mut leaf = CertificateParams::new(names.to_vec()).map_err(rc)?;
+    leaf.distinguished_name.push(DnType::CommonName, cn);
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = now - time::Duration::hours(1);
+    leaf.not_after = now + time::Duration::days(LOCAL_CERT_DAYS);
+    let key = KeyPair::generate().map_err(rc)?;
+    let cert = leaf.signed_by(&key, &issuer).map_err(rc)?;
+    let ca_cert: rcgen::Certificate = issuer.as_ref().clone();
+    Ok((ca_cert, cert, key))
+}
+
+/// The name in a model host's certificate.
+pub const HOST_NAME: &str = "model-host";
+
+/// A model host's identity for one run: a CA of its own (published
+/// through the platform, pinned by users) and the TLS server it runs,
+/// inside the relayed channel, for each user.
+pub struct HostIdentity {
+    /// The CA certificate (DER) users trust for this host.
+    pub ca_der: Vec<u8>,
+    /// The host's TLS server configuration.
+    pub server: Arc<ServerConfig>,
+}
+
+impl HostIdentity {
+    /// A fresh identity (keys from the OS's randomness, kept in memory).
+    pub fn generate() -> Result<Self, PlatformError> {
+        let (ca, cert, key) = issue(&[HOST_NAME.to_string()], "cipherflow model host")?;
+        let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(cfg)?;
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(cfg)?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .map_err(cfg)?;
+        Ok(Self {
+            ca_der: ca.der().to_vec(),
+            server: Arc::new(server),
+        })
+    }
+
+    /// SHA-256 of the CA certificate, hex: what a user may pin.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.ca_der)
+    }
+}
+
+/// SHA-256 of a certificate (DER), hex.
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(der))
+}
+
+/// A user's side of the channel to a model host: TLS 1.3, the host
+/// verified against its CA `ca_der` (from the model card) and [`HOST_NAME`].
+pub fn host_client_config(ca_der: &[u8]) -> Result<ClientConfig, PlatformError> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .map_err(|e| PlatformError::Transport(format!("the model host's certificate: {e}")))?;
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(cfg)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Writes a file (mode 0600 for a secret, set on the file before any byte

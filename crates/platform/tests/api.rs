@@ -6,71 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use cipherflow_platform::{
-    serve, Config, LocalTls, Platform, PlatformClient, PlatformError, QuerySession,
-};
+mod common;
+
+use cipherflow_platform::{LocalTls, PlatformClient, PlatformError, QuerySession};
+use common::{digits_cnn_bytes, refused, start};
 use std::time::Duration;
-
-struct Running {
-    url: String,
-    ca: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-}
-
-fn start(max_upload: usize) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    let local = LocalTls::under(&repo);
-    local
-        .ensure(&["localhost".into(), "127.0.0.1".into()])
-        .unwrap();
-    let tls = cipherflow_platform::server_config(&local.cert, &local.key).unwrap();
-    let mut cfg = Config::new(repo);
-    cfg.max_upload_bytes = max_upload;
-    let platform = Platform::open(cfg).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("https://{}", listener.local_addr().unwrap());
-    rt.spawn(async move {
-        serve(listener, tls, platform, std::future::pending())
-            .await
-            .unwrap();
-    });
-    Running {
-        url,
-        ca: local.ca,
-        _dir: dir,
-        rt,
-    }
-}
-
-impl Running {
-    fn client(&self) -> PlatformClient {
-        PlatformClient::new(&self.url, &self.ca, Duration::from_secs(120)).unwrap()
-    }
-}
-
-fn digits_cnn_bytes() -> Vec<u8> {
-    let m = cipherflow_nn::examples::digits_cnn().unwrap();
-    cipherflow_nn::io::safetensors::to_bytes(&m).unwrap()
-}
-
-fn refused(r: Result<impl std::fmt::Debug, PlatformError>, status: u16, needle: &str) {
-    match r {
-        Err(PlatformError::Refused { status: s, reason }) => {
-            assert_eq!(s, status, "{reason}");
-            assert!(reason.contains(needle), "{reason:?} lacks {needle:?}");
-        }
-        other => panic!("expected {status} ({needle}), got {other:?}"),
-    }
-}
 
 #[test]
 fn creators_upload_users_query_encrypted_and_hostile_requests_are_refused() {

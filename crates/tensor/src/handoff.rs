@@ -154,6 +154,12 @@ impl ActivationDecoding {
         })
     }
 
+    /// The guard bits of the decoded shares (what the computation
+    /// truncates by): the same on both sides, from public figures.
+    pub fn guard_bits(&self) -> u32 {
+        self.decoding.guard_bits()
+    }
+
     /// Whether `masked` has the layout, shape and scale this decoding was
     /// built for.
     pub fn fits(&self, masked: &EncTensor) -> bool {
