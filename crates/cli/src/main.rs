@@ -9,6 +9,7 @@ mod dp;
 mod fl;
 mod fl_net;
 mod infer;
+mod model_host;
 mod mpc;
 mod mpc_train;
 mod platform;
@@ -94,6 +95,8 @@ enum Command {
     },
     /// Queries a platform's model on your encrypted inputs.
     Query(platform::QueryArgs),
+    /// Serves your model's tail to a platform's mpc queries (model creators).
+    ModelHost(model_host::ModelHostArgs),
 }
 
 #[derive(Subcommand)]
@@ -182,6 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => platform::serve(args),
         Command::Model { what } => platform::model(what),
         Command::Query(args) => platform::query(args),
+        Command::ModelHost(args) => model_host::run(args),
         Command::Bench {
             what: BenchCommand::Tensor(args),
         } => bench_tensor::run(args),

@@ -4,7 +4,9 @@
 use anyhow::anyhow;
 use cipherflow_nn::data::{stream_inputs, InputOptions};
 use cipherflow_nn::Preprocessing;
-use cipherflow_platform::{encode_query, Config, LocalTls, Platform, PlatformClient, QuerySession};
+use cipherflow_platform::{
+    encode_query, Config, LocalTls, MpcQuerySession, Platform, PlatformClient, QuerySession,
+};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,7 +56,7 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn client(&self, timeout: Duration) -> anyhow::Result<PlatformClient> {
+    pub(crate) fn client(&self, timeout: Duration) -> anyhow::Result<PlatformClient> {
         let ca = self
             .ca
             .clone()
@@ -84,10 +86,11 @@ pub enum ModelCommand {
         #[arg(long)]
         classes: Option<PathBuf>,
         /// How many leading layers the platform may hold in the clear:
-        /// a number or `all` (the whole model: encrypted queries, he).
-        /// Default: none.
+        /// `all` (the whole model: he mode, and mpc at every split) or K
+        /// (only layers 1..=K are uploaded; the rest stays with you, and
+        /// you serve it with `cipherflow model-host`: mpc mode).
         #[arg(long)]
-        head_layers: Option<String>,
+        head_layers: String,
         /// The bound |x| ≤ B of the preprocessed inputs (default: from the
         /// model's stored statistics or normalization).
         #[arg(long)]
@@ -128,13 +131,24 @@ pub struct QueryArgs {
     /// The model's name.
     #[arg(long)]
     model: String,
-    /// `he`: the whole model on the encrypted input. (`mpc` and
-    /// `plain-tail`, the split modes, are not served yet.)
-    #[arg(long, default_value = "he")]
+    /// `mpc`: the first --split layers run on your encrypted input at the
+    /// platform, the rest in three-party computation with the platform
+    /// and the model's creator (nobody sees your input or its
+    /// activations; only you learn the class). `he`: the whole model on
+    /// your encrypted input (when its creator allows it).
+    #[arg(long, default_value = "mpc")]
     mode: String,
-    /// Layers run encrypted on the platform (he: all of them).
+    /// Layers run encrypted on the platform (mpc: default the model
+    /// card's recommended split; he: all of them).
     #[arg(long)]
     split: Option<usize>,
+    /// mpc: the SHA-256 (hex) the creator's host certificate must have,
+    /// as the creator published it (default: the one the platform names).
+    #[arg(long)]
+    host_fingerprint: Option<String>,
+    /// mpc: seconds a party waits for a message before the session ends.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_s: u64,
     /// Your inputs (any format `cipherflow infer --input` reads).
     #[arg(long)]
     input: PathBuf,
@@ -204,7 +218,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-fn read_token(p: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_token(p: &Path) -> anyhow::Result<String> {
     let t = std::fs::read_to_string(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
     let t = t.trim().to_string();
     if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -247,18 +261,22 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
             cipherflow_platform::check_name(&name)?;
             let mut file = cipherflow_nn::io::load(&model)?;
             let layers = file.model.layers().len();
-            let head = match head_layers.as_deref() {
-                None => 0,
-                Some("all") => layers,
-                Some(k) => k
+            let head = match head_layers.as_str() {
+                "all" => layers,
+                k => k
                     .parse::<usize>()
                     .ok()
-                    .filter(|&k| k <= layers)
-                    .ok_or_else(|| anyhow!("--head-layers {k}: a number up to {layers}, or all"))?,
+                    .filter(|&k| (1..=layers).contains(&k))
+                    .ok_or_else(|| anyhow!("--head-layers {k}: 1 to {layers}, or all"))?,
             };
+            let outputs: usize = file.model.output_shape().iter().product();
+            // Only the head travels when the tail stays here.
+            if head < layers {
+                file.model = file.model.split_at(head)?.0;
+            }
             // Preprocessing given here replaces the file's; the model then
             // travels as safetensors with it.
-            let bytes = if normalize.is_some() || classes.is_some() {
+            let bytes = if head < layers || normalize.is_some() || classes.is_some() {
                 let mut p = match &normalize {
                     Some(s) => Preprocessing::parse_normalize(s)?,
                     None => file.preprocessing.clone().unwrap_or(Preprocessing {
@@ -289,6 +307,9 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
                 None
             };
             let mut path = format!("/v1/models?name={}&head_layers={head}", encode_query(&name));
+            if head < layers {
+                path.push_str(&format!("&layers={layers}&outputs={outputs}"));
+            }
             if let Some(b) = input_bound {
                 path.push_str(&format!("&input_bound={b}"));
             }
@@ -345,34 +366,98 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
     cipherflow_ring::with_threads(threads, || query_inner(a))?
 }
 
+/// An open session in either served mode.
+enum Session {
+    He(QuerySession),
+    Mpc(MpcQuerySession),
+}
+
+impl Session {
+    fn card(&self) -> &serde_json::Value {
+        match self {
+            Session::He(s) => s.card(),
+            Session::Mpc(s) => s.card(),
+        }
+    }
+
+    fn preprocessing(&self) -> anyhow::Result<Option<Preprocessing>> {
+        Ok(match self {
+            Session::He(s) => s.preprocessing()?,
+            Session::Mpc(s) => s.preprocessing()?,
+        })
+    }
+
+    fn input_shape(&self) -> Vec<usize> {
+        match self {
+            Session::He(s) => s.spec().input_shape.clone(),
+            Session::Mpc(s) => s.split().spec.input_shape.clone(),
+        }
+    }
+
+    async fn classify(&self, x: &[f64]) -> anyhow::Result<cipherflow_platform::Answer> {
+        Ok(match self {
+            Session::He(s) => s.classify(x).await?,
+            Session::Mpc(s) => s.classify(x).await?,
+        })
+    }
+
+    fn key_bytes(&self) -> (usize, f64) {
+        match self {
+            Session::He(s) => (s.key_bytes, s.keygen_ms),
+            Session::Mpc(s) => (s.key_bytes, s.keygen_ms),
+        }
+    }
+}
+
 fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
-    match a.mode.as_str() {
-        "he" => {}
-        "mpc" | "plain-tail" => {
+    let rt = crate::fl_net::runtime()?;
+    let client = a.server.client(Duration::from_secs(600))?;
+    let (session, mode) = match a.mode.as_str() {
+        "he" => {
+            let s = rt.block_on(QuerySession::open(client, &a.model))?;
+            let layers = s
+                .card()
+                .get("layers")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0) as usize;
+            if let Some(k) = a.split.filter(|&k| k != layers) {
+                return Err(anyhow!(
+                    "--split {k}: in he mode the platform runs all {layers} layers"
+                ));
+            }
+            (Session::He(s), "he")
+        }
+        "mpc" => {
+            let idle = Duration::from_secs(a.idle_s);
+            let s = rt.block_on(MpcQuerySession::open(
+                client,
+                &a.model,
+                a.split,
+                a.host_fingerprint.as_deref(),
+                idle,
+            ))?;
+            (Session::Mpc(s), "mpc")
+        }
+        "plain-tail" => {
             return Err(anyhow!(
-                "--mode {}: the split modes are not served by this platform yet; --mode he runs \
-                 the whole model on your encrypted input",
-                a.mode
+                "--mode plain-tail: sending your activations in the clear is not served; \
+                 `cipherflow model splits` measures what they would reveal, and --mode mpc \
+                 reveals none"
             ))
         }
         m => return Err(anyhow!("--mode {m}: he, mpc or plain-tail")),
-    }
-    let rt = crate::fl_net::runtime()?;
-    let client = a.server.client(Duration::from_secs(600))?;
-    let session = rt.block_on(QuerySession::open(client, &a.model))?;
-    let layers = session
-        .card()
-        .get("layers")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0) as usize;
-    if let Some(k) = a.split.filter(|&k| k != layers) {
-        return Err(anyhow!(
-            "--split {k}: in he mode the platform runs all {layers} layers"
-        ));
-    }
+    };
+    let split = match &session {
+        Session::He(s) => s
+            .card()
+            .get("layers")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0) as usize,
+        Session::Mpc(s) => s.split().k,
+    };
     let pre = session.preprocessing()?;
     let names = pre.as_ref().and_then(|p| p.class_names.clone());
-    let shape = session.spec().input_shape.clone();
+    let shape = session.input_shape();
     let stream = stream_inputs(
         &a.input,
         &InputOptions {
@@ -390,27 +475,39 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
             stream.shape()
         ));
     }
+    let (key_bytes, keygen_ms) = session.key_bytes();
     if !a.json {
+        let how = match &session {
+            Session::He(s) => s
+                .card()
+                .get("he")
+                .and_then(|h| h.get("output_privacy"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+            Session::Mpc(s) => format!(
+                "layers 1..={split} encrypted, the rest secret-shared with the creator's host \
+                 (certificate SHA-256 {})",
+                s.split()
+                    .host
+                    .as_ref()
+                    .map_or("?", |h| h.fingerprint.as_str())
+            ),
+        };
         println!(
-            "model {} v{}: keys made in {:.0} ms, {} bytes of evaluation keys uploaded; {}",
+            "model {} v{} ({mode}): keys made in {keygen_ms:.0} ms, {key_bytes} bytes of \
+             evaluation keys uploaded; {how}",
             a.model,
             session
                 .card()
                 .get("version")
                 .and_then(serde_json::Value::as_i64)
                 .unwrap_or(0),
-            session.keygen_ms,
-            session.key_bytes,
-            session
-                .card()
-                .get("he")
-                .and_then(|h| h.get("output_privacy"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
         );
     }
     let limit = a.limit.unwrap_or(usize::MAX);
     let (mut n, mut ms, mut up, mut down, mut labelled, mut correct) = (0usize, 0.0, 0, 0, 0, 0);
+    let mut mpc_bytes = 0;
     'outer: for chunk in stream {
         let mut c = chunk?;
         if let Some(p) = &pre {
@@ -441,11 +538,12 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
                         "id": id,
                         "class": ans.class,
                         "class_name": class_name,
-                        "mode": "he",
-                        "split": layers,
+                        "mode": mode,
+                        "split": split,
                         "ms": ans.ms,
                         "upload_bytes": ans.upload_bytes,
                         "download_bytes": ans.download_bytes,
+                        "mpc_bytes": ans.mpc_bytes,
                     })
                 );
             } else {
@@ -455,6 +553,7 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
             ms += ans.ms;
             up += ans.upload_bytes;
             down += ans.download_bytes;
+            mpc_bytes += ans.mpc_bytes;
         }
     }
     if n == 0 {
@@ -469,21 +568,30 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
                 "ms_per_input": ms / n as f64,
                 "upload_bytes": up / n,
                 "download_bytes": down / n,
-                "key_bytes": session.key_bytes,
-                "keygen_ms": session.keygen_ms,
-                "mode": "he",
-                "split": layers,
+                "mpc_bytes": mpc_bytes / n,
+                "key_bytes": key_bytes,
+                "keygen_ms": keygen_ms,
+                "mode": mode,
+                "split": split,
                 "accuracy": accuracy,
             })
         );
     } else {
         println!(
-            "{n} inputs: {:.0} ms per input; {} bytes up, {} bytes down per input{}",
+            "{n} inputs: {:.0} ms per input; {} bytes up, {} bytes down{} per input{}",
             ms / n as f64,
             up / n,
             down / n,
+            if mpc_bytes > 0 {
+                format!(", {} bytes in the computation", mpc_bytes / n)
+            } else {
+                String::new()
+            },
             accuracy.map_or(String::new(), |a| format!("; accuracy {:.2} %", 100.0 * a))
         );
+    }
+    if let Session::Mpc(m) = session {
+        rt.block_on(m.close())?;
     }
     Ok(())
 }

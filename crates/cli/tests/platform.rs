@@ -2,9 +2,9 @@
 //! serve` (the platform), `cipherflow model upload` (a model creator, in
 //! its own directory) and `cipherflow query` (a user, in another): the
 //! user's encrypted answers equal what `cipherflow infer` decides on the
-//! same files; a model the creator did not open to the platform, a split
-//! mode, a new version without the creator's token and a stopped platform
-//! end with clear errors; a user killed mid-query does not stop the
+//! same files; a model without a split, an unserved mode, a new version
+//! without the creator's token and a stopped platform end with clear
+//! errors; a user killed mid-query does not stop the
 //! others; a platform restarted on its repository has lost nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -113,7 +113,6 @@ fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
     let j = json_of(&up("logreg", "all"));
     assert_eq!(j["model"]["modes"][0], "he", "{j}");
     assert!(creator.join("logreg.token").exists());
-    json_of(&up("closed", "0"));
     // What the model decides, run locally by its owner.
     let preds = creator.join("p.csv");
     let out = run(
@@ -142,7 +141,8 @@ fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
     let out = run(
         &user,
         &[
-            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images, "--json",
+            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--mode", "he", "--input",
+            images, "--json",
         ],
     );
     assert!(
@@ -172,27 +172,22 @@ fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
     }
     assert_eq!(summary[0]["inputs"], want.len(), "{}", summary[0]);
     assert!(summary[0]["key_bytes"].as_u64().unwrap() > 0);
-    // A model its creator kept closed, a split mode: clear refusals.
-    let out = run(
-        &user,
-        &[
-            "query", "--server", &url, "--ca", ca, "--model", "closed", "--input", images,
-        ],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("cannot be queried encrypted"),
-        "{err}"
-    );
-    let out = run(
-        &user,
-        &[
-            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--mode", "mpc", "--input",
-            images,
-        ],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("not served"), "{err}");
+    // A one-layer model has no split (mpc, the default mode); plain-tail
+    // is not served: clear refusals.
+    for (mode, why) in [
+        ("mpc", "not served in mpc mode"),
+        ("plain-tail", "not served"),
+    ] {
+        let out = run(
+            &user,
+            &[
+                "query", "--server", &url, "--ca", ca, "--model", "logreg", "--mode", mode,
+                "--input", images,
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{err}");
+    }
     // A new version needs the creator's token file.
     json_of(&up("logreg", "all"));
     std::fs::remove_file(creator.join("logreg.token")).unwrap();
@@ -203,7 +198,8 @@ fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
     let mut victim = Command::new(bin())
         .current_dir(&user)
         .args([
-            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images, "--json",
+            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--mode", "he", "--input",
+            images, "--json",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -232,8 +228,8 @@ fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
         run(
             &user,
             &[
-                "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images,
-                "--json",
+                "query", "--server", &url, "--ca", ca, "--model", "logreg", "--mode", "he",
+                "--input", images, "--json",
             ],
         )
     };
@@ -276,7 +272,195 @@ fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["closed", "logreg"], "{list}");
-    assert_eq!(list["models"][1]["version"], 2, "{list}");
+    assert_eq!(names, ["logreg"], "{list}");
+    assert_eq!(list["models"][0]["version"], 2, "{list}");
     assert_eq!(classes(&query()), before);
+}
+
+/// A background process killed when dropped.
+struct Bg(Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `mpc` mode as three processes: the creator uploads only the first two
+/// layers of its ONNX CNN and hosts the rest; the user's classes equal
+/// what `cipherflow infer` decides; `he` on that model is refused (the
+/// platform does not hold it); a host killed mid-session ends the user's
+/// query with a clear error, and new sessions are refused until a host
+/// returns.
+#[test]
+fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    let (platform_dir, creator, user) = (
+        root.path().join("platform"),
+        root.path().join("creator"),
+        root.path().join("user"),
+    );
+    for d in [&platform_dir, &creator, &user] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let (_server, url) = serve(&platform_dir);
+    let ca = platform_dir.join("repo/tls/ca.pem");
+    let ca = ca.to_str().unwrap();
+    let images = byo("images");
+    let images = images.to_str().unwrap();
+    let model = byo("digits_norm_cnn.onnx");
+    let model = model.to_str().unwrap();
+    let j = json_of(&run(
+        &creator,
+        &[
+            "model",
+            "upload",
+            "--server",
+            &url,
+            "--ca",
+            ca,
+            "--model",
+            model,
+            "--name",
+            "digits",
+            "--head-layers",
+            "2",
+        ],
+    ));
+    assert_eq!(j["model"]["modes"], serde_json::json!(["mpc"]), "{j}");
+    assert_eq!(j["model"]["head_layers"], 2, "{j}");
+    // What the model decides, run by its owner.
+    let out = run(
+        &creator,
+        &[
+            "infer",
+            "--model",
+            model,
+            "--input",
+            images,
+            "--predictions",
+            "p.csv",
+            "--json",
+        ],
+    );
+    assert_eq!(json_of(&out)["plain_agreement"], 1.0);
+    let want: Vec<(String, String)> = csv::Reader::from_path(creator.join("p.csv"))
+        .unwrap()
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[1].to_string())
+        })
+        .collect();
+    let host = || {
+        let mut c = Command::new(bin())
+            .current_dir(&creator)
+            .args([
+                "model-host",
+                "--server",
+                &url,
+                "--ca",
+                ca,
+                "--model",
+                "digits",
+                "--tail",
+                model,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&line).unwrap();
+        (Bg(c), j["fingerprint"].as_str().unwrap().to_string(), out)
+    };
+    let (mut hosted, fp, _host_out) = host();
+    let query = |extra: &[&str]| {
+        let mut args = vec![
+            "query", "--server", &url, "--ca", ca, "--model", "digits", "--input", images, "--json",
+        ];
+        args.extend(extra);
+        run(&user, &args)
+    };
+    for extra in [&["--host-fingerprint", fp.as_str()][..], &["--split", "2"]] {
+        let out = query(extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let (answers, summary) = lines.split_at(lines.len() - 1);
+        assert_eq!(answers.len(), want.len());
+        for (a, (id, class)) in answers.iter().zip(&want) {
+            assert_eq!(a["id"], id.as_str());
+            assert_eq!(a["class"].to_string(), *class, "{a}");
+            assert_eq!(a["mode"], "mpc");
+            for k in [
+                "class_name",
+                "ms",
+                "upload_bytes",
+                "download_bytes",
+                "mpc_bytes",
+            ] {
+                assert!(!a[k].is_null(), "{k} in {a}");
+            }
+        }
+        let split = if extra.contains(&"--split") { 2 } else { 1 };
+        assert_eq!(summary[0]["split"], split, "{}", summary[0]);
+        assert_eq!(summary[0]["inputs"], want.len(), "{}", summary[0]);
+    }
+    // A pinned fingerprint that is not the host's; he on a model the
+    // platform holds only the head of.
+    for (extra, why) in [
+        (
+            &["--host-fingerprint", &"ab".repeat(32)][..],
+            "not the pinned",
+        ),
+        (&["--mode", "he"], "cannot be queried encrypted (he)"),
+    ] {
+        let out = query(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{err}");
+    }
+    // The host is killed while a user's session is open: that user's
+    // query ends with the reason, soon.
+    let mut victim = Command::new(bin())
+        .current_dir(&user)
+        .args([
+            "query", "--server", &url, "--ca", ca, "--model", "digits", "--input", images, "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(victim.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"class\""), "{first}");
+    hosted.0.kill().unwrap();
+    hosted.0.wait().unwrap();
+    let t = std::time::Instant::now();
+    let out = victim.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("party 0") || err.contains("computation ended"),
+        "{err}"
+    );
+    assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
+    // No host: new sessions are refused with the reason.
+    let out = query(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no host of digits is online"),
+        "{err}"
+    );
 }

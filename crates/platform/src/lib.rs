@@ -48,8 +48,8 @@ pub use service::{
     serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,
 };
 pub use split::{
-    compile_encrypted_head, compile_head, run_split_local, split_table, SplitReport, SplitRow,
-    SPLIT_FRAC_BITS, SPLIT_STAT_BITS,
+    compile_encrypted_head, compile_head, run_split_local, servable_splits, split_table,
+    SplitReport, SplitRow, SPLIT_FRAC_BITS, SPLIT_STAT_BITS,
 };
 pub use tls::{
     client_config, fingerprint, host_client_config, server_config, HostIdentity, LocalTls,

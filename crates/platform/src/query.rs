@@ -44,6 +44,18 @@ fn bad_card(m: &str) -> PlatformError {
     PlatformError::Transport(format!("the model card {m}"))
 }
 
+/// The preprocessing a model card declares (normalization, class names).
+pub(crate) fn preprocessing_of(
+    card: &serde_json::Value,
+) -> Result<Option<Preprocessing>, PlatformError> {
+    match card.get("preprocessing") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => Preprocessing::from_json(&v.to_string())
+            .map(Some)
+            .map_err(|e| bad_card(&format!("holds a malformed preprocessing: {e}"))),
+    }
+}
+
 impl QuerySession {
     /// Opens a session for `model`: reads its card, checks the spec (128-bit
     /// parameters and every other check of [`ModelClient::new`]), makes the
@@ -101,12 +113,7 @@ impl QuerySession {
 
     /// The preprocessing the model declares (normalization, class names).
     pub fn preprocessing(&self) -> Result<Option<Preprocessing>, PlatformError> {
-        match self.card.get("preprocessing") {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(v) => Preprocessing::from_json(&v.to_string())
-                .map(Some)
-                .map_err(|e| bad_card(&format!("holds a malformed preprocessing: {e}"))),
-        }
+        preprocessing_of(&self.card)
     }
 
     /// Encrypts `x` (preprocessed), has the platform evaluate it, and

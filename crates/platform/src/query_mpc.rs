@@ -178,6 +178,11 @@ impl MpcQuerySession {
         &self.card
     }
 
+    /// The preprocessing the model declares (normalization, class names).
+    pub fn preprocessing(&self) -> Result<Option<cipherflow_nn::Preprocessing>, PlatformError> {
+        crate::query::preprocessing_of(&self.card)
+    }
+
     /// The split's description.
     pub fn split(&self) -> &SplitInfo {
         &self.info

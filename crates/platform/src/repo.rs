@@ -45,6 +45,10 @@ pub struct ModelRecord {
     /// The bound `|x| ≤ input_bound` clients clamp inputs to (`None`: not
     /// known, so the model cannot be served encrypted).
     pub input_bound: Option<f64>,
+    /// The splits served in `mpc` mode: `k` such that the platform may
+    /// hold layers `0..k`, they compute something, and they compile to an
+    /// encrypted head (checked at upload).
+    pub splits: Vec<usize>,
 }
 
 impl ModelRecord {
@@ -70,7 +74,7 @@ impl ModelRecord {
         if self.input_bound.is_none() {
             return Vec::new();
         }
-        (1..=self.head_layers.min(self.layers.saturating_sub(1))).collect()
+        self.splits.clone()
     }
 }
 
@@ -183,6 +187,7 @@ CREATE TABLE IF NOT EXISTS models (
     input_bound REAL,
     creator_token_sha256 TEXT NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0,
+    splits TEXT,
     PRIMARY KEY (name, version)
 );
 CREATE TABLE IF NOT EXISTS usage (
@@ -198,7 +203,7 @@ CREATE TABLE IF NOT EXISTS usage (
 );";
 
 const COLUMNS: &str = "name, version, sha256, bytes, created, layers, head_layers, input_shape, \
-                       outputs, preprocessing, input_bound";
+                       outputs, preprocessing, input_bound, splits";
 
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ModelRecord, String, Option<String>)> {
     let layers: i64 = row.get(5)?;
@@ -217,6 +222,10 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ModelRecord, String, Opt
             outputs: usize::try_from(outputs).unwrap_or(0),
             preprocessing: None,
             input_bound: row.get(10)?,
+            splits: row
+                .get::<_, Option<String>>(11)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
         },
         row.get(7)?,
         row.get(9)?,
@@ -242,6 +251,14 @@ impl Repository {
         let db = Connection::open(dir.join("repo.db"))?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.execute_batch(SCHEMA)?;
+        // Repositories made before splits were recorded gain the column
+        // (their models then offer no mpc split until uploaded again).
+        let has_splits = db
+            .prepare("SELECT 1 FROM pragma_table_info('models') WHERE name = 'splits'")?
+            .exists([])?;
+        if !has_splits {
+            db.execute("ALTER TABLE models ADD COLUMN splits TEXT", [])?;
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             db,
@@ -342,6 +359,11 @@ impl Repository {
                     .into(),
             ));
         }
+        let splits = serde_json::to_string(&crate::split::servable_splits(
+            &file.model,
+            head_layers.min(layers.saturating_sub(1)),
+        ))
+        .map_err(|e| PlatformError::Storage(e.to_string()))?;
         let sha = sha256_hex(bytes);
         let path = self.blob(&sha);
         if !path.exists() {
@@ -367,8 +389,8 @@ impl Repository {
         )?;
         tx.execute(
             "INSERT INTO models (name, version, sha256, bytes, created, layers, head_layers, \
-             input_shape, outputs, preprocessing, input_bound, creator_token_sha256) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             input_shape, outputs, preprocessing, input_bound, creator_token_sha256, splits) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 name,
                 version,
@@ -382,6 +404,7 @@ impl Repository {
                 pre,
                 input_bound,
                 sha256_hex(token.as_bytes()),
+                splits,
             ],
         )?;
         tx.commit()?;

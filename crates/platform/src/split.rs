@@ -25,7 +25,7 @@ use crate::PlatformError;
 use cipherflow_mpc::programs::handoff::{predict_from_handoff, ActivationShare, PLATFORM, USER};
 use cipherflow_mpc::programs::predict::{share_model, MODEL_OWNER};
 use cipherflow_mpc::{run_local, FixedPoint, MpcError, Network};
-use cipherflow_nn::Sequential;
+use cipherflow_nn::{Layer, Sequential};
 use cipherflow_tensor::handoff::decrypt_handoff;
 use cipherflow_tensor::{
     ActivationDecoding, ActivationShares, CompileOptions, EncryptedModel, KeySet, Mode, Plan,
@@ -96,6 +96,32 @@ pub fn compile_head(
 ) -> Result<(EncryptedModel, Sequential), PlatformError> {
     let (head, tail) = model.split_at(k)?;
     Ok((compile_encrypted_head(&head, input_bound)?, tail))
+}
+
+/// The splits `k` in `1..=max_k` of `model` (the layers the platform
+/// holds, or all of them) that can be served in `mpc` mode: the head
+/// `0..k` computes something (not only reshapes) and compiles to an
+/// encrypted head (no layer it cannot evaluate).
+pub fn servable_splits(model: &Sequential, max_k: usize) -> Vec<usize> {
+    let opts = CompileOptions {
+        for_handoff: true,
+        ..CompileOptions::default()
+    };
+    let layers = model.layers();
+    (1..=max_k.min(layers.len()))
+        .filter(|&k| {
+            let computes = layers
+                .iter()
+                .take(k)
+                .any(|l| !matches!(l, Layer::Flatten(_) | Layer::Reshape(_)));
+            let head = if k == layers.len() {
+                Ok(model.clone())
+            } else {
+                model.split_at(k).map(|(h, _)| h)
+            };
+            computes && head.is_ok_and(|h| Plan::compile_with(&h, &opts).is_ok())
+        })
+        .collect()
 }
 
 /// A head (the layers the platform runs) compiled for a hand-off,
@@ -281,4 +307,22 @@ pub fn split_table<R: RngCore + CryptoRng>(
         });
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn only_heads_that_compute_and_compile_are_servable() {
+        // Flatten → Dense → ReLU → Dense: a flatten alone computes
+        // nothing; a head ending in ReLU does not compile (no
+        // approximation asked).
+        let m = cipherflow_mpc::programs::predict::mlp(vec![1, 4, 4], &[8], 3, 1).unwrap();
+        assert_eq!(servable_splits(&m, 3), vec![2]);
+        assert_eq!(servable_splits(&m, 1), Vec::<usize>::new());
+        let cnn = cipherflow_nn::examples::digits_cnn().unwrap();
+        assert_eq!(servable_splits(&cnn, 5), vec![1, 2, 3, 4, 5]);
+    }
 }
