@@ -368,8 +368,8 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
 
 /// An open session in either served mode.
 enum Session {
-    He(QuerySession),
-    Mpc(MpcQuerySession),
+    He(Box<QuerySession>),
+    Mpc(Box<MpcQuerySession>),
 }
 
 impl Session {
@@ -425,7 +425,7 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
                     "--split {k}: in he mode the platform runs all {layers} layers"
                 ));
             }
-            (Session::He(s), "he")
+            (Session::He(Box::new(s)), "he")
         }
         "mpc" => {
             let idle = Duration::from_secs(a.idle_s);
@@ -436,7 +436,7 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
                 a.host_fingerprint.as_deref(),
                 idle,
             ))?;
-            (Session::Mpc(s), "mpc")
+            (Session::Mpc(Box::new(s)), "mpc")
         }
         "plain-tail" => {
             return Err(anyhow!(
@@ -591,7 +591,7 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
         );
     }
     if let Session::Mpc(m) = session {
-        rt.block_on(m.close())?;
+        rt.block_on((*m).close())?;
     }
     Ok(())
 }
