@@ -48,19 +48,31 @@ struct Peer {
     inbox: Inbox,
 }
 
-/// Bytes a party sent and received over its channels (frames included).
+/// Bytes a party sent to and received from each peer (frames included).
 #[derive(Debug, Default)]
 pub struct Traffic {
-    /// Bytes sent.
-    pub sent: AtomicU64,
-    /// Bytes received.
-    pub received: AtomicU64,
+    /// Bytes sent, per peer.
+    pub sent: [AtomicU64; 3],
+    /// Bytes received, per peer.
+    pub received: [AtomicU64; 3],
 }
 
 impl Traffic {
-    /// Sent plus received so far.
+    /// Bytes exchanged with `peer` (both directions) so far.
+    pub fn with(&self, peer: usize) -> u64 {
+        let get = |a: &[AtomicU64; 3]| a.get(peer).map_or(0, |c| c.load(Ordering::Relaxed));
+        get(&self.sent) + get(&self.received)
+    }
+
+    /// Bytes exchanged with every peer so far.
     pub fn total(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed) + self.received.load(Ordering::Relaxed)
+        (0..3).map(|p| self.with(p)).sum()
+    }
+
+    fn add(counters: &[AtomicU64; 3], peer: usize, n: u64) {
+        if let Some(c) = counters.get(peer) {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
 
@@ -126,9 +138,7 @@ async fn read_frames(
         } else {
             Ok(body)
         };
-        traffic
-            .received
-            .fetch_add(4 + limit as u64, Ordering::Relaxed);
+        Traffic::add(&traffic.received, from, 4 + limit as u64);
         let stop = item.is_err();
         if tx.send(item).is_err() || stop {
             return;
@@ -211,9 +221,7 @@ impl StreamTransport {
         });
         match sent {
             Ok(Ok(())) => {
-                self.traffic
-                    .sent
-                    .fetch_add((head.len() + body.len()) as u64, Ordering::Relaxed);
+                Traffic::add(&self.traffic.sent, to, (head.len() + body.len()) as u64);
                 Ok(())
             }
             Ok(Err(_)) => {

@@ -183,6 +183,11 @@ impl MpcQuerySession {
         crate::query::preprocessing_of(&self.card)
     }
 
+    /// The session's id (the user's credential for its channels).
+    pub fn session_id(&self) -> &str {
+        &self.session
+    }
+
     /// The split's description.
     pub fn split(&self) -> &SplitInfo {
         &self.info

@@ -117,6 +117,9 @@ pub struct Usage {
     pub download_bytes: i64,
     /// Milliseconds on the server.
     pub ms: f64,
+    /// `mpc` mode: bytes between the platform's party and the model host
+    /// in the tail's computation (the one link the user does not see).
+    pub platform_host_bytes: i64,
 }
 
 /// The repository on disk.
@@ -199,7 +202,8 @@ CREATE TABLE IF NOT EXISTS usage (
     inputs INTEGER NOT NULL,
     upload_bytes INTEGER NOT NULL,
     download_bytes INTEGER NOT NULL,
-    ms REAL NOT NULL
+    ms REAL NOT NULL,
+    platform_host_bytes INTEGER NOT NULL DEFAULT 0
 );";
 
 const COLUMNS: &str = "name, version, sha256, bytes, created, layers, head_layers, input_shape, \
@@ -258,6 +262,17 @@ impl Repository {
             .exists([])?;
         if !has_splits {
             db.execute("ALTER TABLE models ADD COLUMN splits TEXT", [])?;
+        }
+        let has_link = db
+            .prepare(
+                "SELECT 1 FROM pragma_table_info('usage') WHERE name = 'platform_host_bytes'",
+            )?
+            .exists([])?;
+        if !has_link {
+            db.execute(
+                "ALTER TABLE usage ADD COLUMN platform_host_bytes INTEGER NOT NULL DEFAULT 0",
+                [],
+            )?;
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -489,7 +504,7 @@ impl Repository {
     pub fn record_usage(&self, u: &Usage) -> Result<(), PlatformError> {
         self.db.execute(
             "INSERT INTO usage (at, model, version, mode, inputs, upload_bytes, download_bytes, \
-             ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             ms, platform_host_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 now(),
                 u.model,
@@ -498,7 +513,8 @@ impl Repository {
                 u.inputs,
                 u.upload_bytes,
                 u.download_bytes,
-                u.ms
+                u.ms,
+                u.platform_host_bytes
             ],
         )?;
         Ok(())
@@ -507,8 +523,8 @@ impl Repository {
     /// Usage records of `name`, oldest first.
     pub fn usage(&self, name: &str) -> Result<Vec<Usage>, PlatformError> {
         let mut st = self.db.prepare(
-            "SELECT model, version, mode, inputs, upload_bytes, download_bytes, ms FROM usage \
-             WHERE model = ?1 ORDER BY id",
+            "SELECT model, version, mode, inputs, upload_bytes, download_bytes, ms, \
+             platform_host_bytes FROM usage WHERE model = ?1 ORDER BY id",
         )?;
         let rows = st.query_map(params![name], |r| {
             Ok(Usage {
@@ -519,6 +535,7 @@ impl Repository {
                 upload_bytes: r.get(4)?,
                 download_bytes: r.get(5)?,
                 ms: r.get(6)?,
+                platform_host_bytes: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -20,7 +20,7 @@
 
 use crate::channel::{read_message, write_message, BoxStream, StreamTransport, UPGRADE_PROTOCOL};
 use crate::error::PlatformError;
-use crate::repo::ModelRecord;
+use crate::repo::{ModelRecord, Usage};
 use crate::service::{blocking, lock, Platform, Shared, CREATOR_TOKEN_HEADER};
 use crate::split::{compile_encrypted_head, SPLIT_FRAC_BITS, SPLIT_STAT_BITS};
 use axum::body::Bytes;
@@ -129,8 +129,8 @@ pub(crate) struct MpcSession {
     keys: EvalKeys,
     pub(crate) opened: Instant,
     ticket: String,
-    shares: Mutex<Option<mpsc::Sender<ActivationShares>>>,
-    shares_rx: Mutex<Option<mpsc::Receiver<ActivationShares>>>,
+    shares: Mutex<Option<mpsc::Sender<(ActivationShares, Usage)>>>,
+    shares_rx: Mutex<Option<mpsc::Receiver<(ActivationShares, Usage)>>>,
     slots: Mutex<Slots>,
     ended: Arc<Mutex<Option<String>>>,
 }
@@ -592,6 +592,7 @@ fn start_party(p: &Shared, s: &Arc<MpcSession>, user: BoxStream, host: BoxStream
     let ended = s.ended.clone();
     let guard = s.head.decoding.guard_bits();
     let idle = p.cfg.session_idle;
+    let platform = p.clone();
     let run = move || -> Result<usize, PlatformError> {
         let rx = rx.ok_or_else(|| PlatformError::Storage("the session already ran".into()))?;
         let t = StreamTransport::new(
@@ -600,6 +601,7 @@ fn start_party(p: &Shared, s: &Arc<MpcSession>, user: BoxStream, host: BoxStream
             handle,
             idle,
         )?;
+        let traffic = t.traffic();
         let mut party =
             Party::<u128>::setup(Box::new(t), FixedPoint::new::<u128>(SPLIT_FRAC_BITS)?)?;
         let model = match share_model(&mut party, None) {
@@ -610,7 +612,8 @@ fn start_party(p: &Shared, s: &Arc<MpcSession>, user: BoxStream, host: BoxStream
             }
         };
         let mut served = 0;
-        while let Ok(a) = rx.recv_timeout(idle) {
+        while let Ok((a, mut usage)) = rx.recv_timeout(idle) {
+            let before = traffic.with(MODEL_OWNER);
             let share = ActivationShare {
                 rows: a.rows,
                 cols: a.cols,
@@ -621,6 +624,12 @@ fn start_party(p: &Shared, s: &Arc<MpcSession>, user: BoxStream, host: BoxStream
                 return Err(e.into());
             }
             served += 1;
+            usage.platform_host_bytes =
+                i64::try_from(traffic.with(MODEL_OWNER).saturating_sub(before)).unwrap_or(i64::MAX);
+            // On this thread (no runtime here): a synchronous write.
+            if let Err(e) = lock(&platform.repo).record_usage(&usage) {
+                tracing::error!("usage record lost: {e}");
+            }
         }
         Ok(served)
     };
@@ -647,7 +656,7 @@ pub(crate) async fn infer(
     p: Shared,
     s: Arc<MpcSession>,
     body: Bytes,
-) -> Result<(Vec<u8>, crate::repo::Usage), PlatformError> {
+) -> Result<Vec<u8>, PlatformError> {
     if let Some(why) = lock(&s.ended).clone() {
         return Err(PlatformError::Unavailable(format!(
             "the session's computation ended: {why}"
@@ -685,14 +694,7 @@ pub(crate) async fn infer(
                 p.cfg.query_budget.as_secs_f64() * 1e3
             ))
         })??;
-    let sent = lock(&s.shares).as_ref().map(|tx| tx.send(mine).is_ok());
-    if sent != Some(true) {
-        let why = lock(&s.ended).clone().unwrap_or_else(|| "closed".into());
-        return Err(PlatformError::Unavailable(format!(
-            "the session's computation ended: {why}"
-        )));
-    }
-    let usage = crate::repo::Usage {
+    let usage = Usage {
         model: s.head.record.name.clone(),
         version: s.head.record.version,
         mode: "mpc".into(),
@@ -700,6 +702,16 @@ pub(crate) async fn infer(
         upload_bytes: up as i64,
         download_bytes: out.len() as i64,
         ms: t.elapsed().as_secs_f64() * 1e3,
+        platform_host_bytes: 0,
     };
-    Ok((out, usage))
+    let sent = lock(&s.shares)
+        .as_ref()
+        .map(|tx| tx.send((mine, usage)).is_ok());
+    if sent != Some(true) {
+        let why = lock(&s.ended).clone().unwrap_or_else(|| "closed".into());
+        return Err(PlatformError::Unavailable(format!(
+            "the session's computation ended: {why}"
+        )));
+    }
+    Ok(out)
 }

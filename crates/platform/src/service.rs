@@ -459,9 +459,8 @@ async fn infer(
 ) -> Result<Response, PlatformError> {
     let mpc = lock(&p.mpc.sessions).get(&id).cloned();
     if let Some(s) = mpc {
-        let (out, usage) = served_mpc::infer(p.clone(), s, body).await?;
-        record_usage(&p, usage);
-        return Ok(octets(out));
+        // Its usage is recorded once the tail's computation has run.
+        return Ok(octets(served_mpc::infer(p.clone(), s, body).await?));
     }
     let session = lock(&p.sessions)
         .get(&id)
@@ -505,6 +504,7 @@ async fn infer(
         upload_bytes: up as i64,
         download_bytes: out.len() as i64,
         ms: t.elapsed().as_secs_f64() * 1e3,
+        platform_host_bytes: 0,
     };
     record_usage(&p, u);
     Ok(octets(out))

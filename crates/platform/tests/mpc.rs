@@ -129,7 +129,42 @@ fn a_user_platform_and_host_answer_like_the_plaintext_model() {
         assert_eq!(a.class, w);
         assert!(a.mpc_bytes > 0 && a.upload_bytes > 0 && a.download_bytes > 0);
     }
+    // The session's channels are taken: a second claim (a replay, or a
+    // stranger who learned the id) is refused.
+    refused(
+        rt.block_on(c.channel(
+            &format!("/v1/sessions/{}/channel?peer=host", s.session_id()),
+            &[],
+        ))
+        .map(|_| ()),
+        400,
+        "already open",
+    );
+    let id = s.session_id().to_string();
     rt.block_on(s.close()).unwrap();
+    refused(
+        rt.block_on(c.request("POST", &format!("/v1/sessions/{id}/infer"), vec![1], None)),
+        404,
+        "session",
+    );
+    // Usage: one record per query, with the platform-host link's bytes
+    // (recorded once the tail has run).
+    let mut usage = serde_json::Value::Null;
+    for _ in 0..100 {
+        usage = rt
+            .block_on(c.json("GET", "/v1/models/digits/usage", Vec::new(), None))
+            .unwrap();
+        if usage["usage"].as_array().unwrap().len() == 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let records = usage["usage"].as_array().unwrap();
+    assert_eq!(records.len(), 4, "{usage}");
+    for r in records {
+        assert_eq!(r["mode"], "mpc", "{r}");
+        assert!(r["platform_host_bytes"].as_i64().unwrap() > 0, "{r}");
+    }
     let end = end_rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(
         (end.split, end.queries, end.error.as_deref()),
