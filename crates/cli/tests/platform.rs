@@ -429,6 +429,28 @@ fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(why), "{err}");
     }
+    // A user killed mid-session: the others go on (and the host too).
+    let mut gone = Command::new(bin())
+        .current_dir(&user)
+        .args([
+            "query", "--server", &url, "--ca", ca, "--model", "digits", "--input", images, "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(gone.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    gone.kill().unwrap();
+    gone.wait().unwrap();
+    let out = query(&["--limit", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The host is killed while a user's session is open: that user's
     // query ends with the reason, soon.
     let mut victim = Command::new(bin())

@@ -264,9 +264,7 @@ impl Repository {
             db.execute("ALTER TABLE models ADD COLUMN splits TEXT", [])?;
         }
         let has_link = db
-            .prepare(
-                "SELECT 1 FROM pragma_table_info('usage') WHERE name = 'platform_host_bytes'",
-            )?
+            .prepare("SELECT 1 FROM pragma_table_info('usage') WHERE name = 'platform_host_bytes'")?
             .exists([])?;
         if !has_link {
             db.execute(

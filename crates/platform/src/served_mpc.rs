@@ -208,13 +208,27 @@ impl MpcState {
         })
     }
 
-    /// The card's `mpc` section of `r`.
+    /// The card's `mpc` section of `r`: its splits, the recommended one,
+    /// the host online, and the figures of every head prepared so far
+    /// (the head's time here, its rotations).
     pub(crate) fn card(&self, r: &ModelRecord) -> serde_json::Value {
         let splits = r.mpc_splits();
+        let heads = lock(&self.heads);
+        let measured: Vec<serde_json::Value> = splits
+            .iter()
+            .filter_map(|&k| heads.get(&(r.name.clone(), r.version, k)))
+            .map(|h| {
+                serde_json::json!({
+                    "k": h.k, "after": h.after, "head_ms": h.measured_ms,
+                    "rotations": h.spec.rotations.len(), "log_n": h.spec.params.log_n,
+                })
+            })
+            .collect();
         serde_json::json!({
             "splits": splits,
             // The cheapest split: the least under encryption.
             "recommended": splits.first(),
+            "measured": measured,
             "host": self.host_info(&r.name),
         })
     }

@@ -129,6 +129,12 @@ fn a_user_platform_and_host_answer_like_the_plaintext_model() {
         assert_eq!(a.class, w);
         assert!(a.mpc_bytes > 0 && a.upload_bytes > 0 && a.download_bytes > 0);
     }
+    // The card now shows the head's figures at split 1.
+    let card = rt
+        .block_on(c.json("GET", "/v1/models/digits", Vec::new(), None))
+        .unwrap();
+    assert_eq!(card["mpc"]["measured"][0]["k"], 1, "{card}");
+    assert!(card["mpc"]["measured"][0]["head_ms"].as_f64().unwrap() > 0.0);
     // The session's channels are taken: a second claim (a replay, or a
     // stranger who learned the id) is refused.
     refused(
