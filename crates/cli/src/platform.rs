@@ -5,7 +5,8 @@ use anyhow::anyhow;
 use cipherflow_nn::data::{stream_inputs, InputOptions};
 use cipherflow_nn::Preprocessing;
 use cipherflow_platform::{
-    encode_query, Config, LocalTls, MpcQuerySession, Platform, PlatformClient, QuerySession,
+    encode_query, Config, LocalTls, MpcQuerySession, PlainTailSession, Platform, PlatformClient,
+    QuerySession,
 };
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,14 @@ pub struct ServeArgs {
     /// refused when a session opens, with the measured time.
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     query_budget_ms: u64,
+    /// Public inputs of a domain, DOMAIN=PATH (repeatable; e.g.
+    /// mnist=train-images-idx3-ubyte.gz): models uploaded with that
+    /// --domain get their plain-tail leakage measured on them.
+    #[arg(long, value_name = "DOMAIN=PATH")]
+    public: Vec<String>,
+    /// Passes of each inversion attack over the public inputs.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    public_epochs: u64,
 }
 
 /// Where a client finds the platform.
@@ -99,11 +108,34 @@ pub enum ModelCommand {
         /// an existing name, written, mode 0600, for a new name).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Its task, shown and searched (e.g. "digit classification").
+        #[arg(long)]
+        task: Option<String>,
+        /// Its license.
+        #[arg(long)]
+        license: Option<String>,
+        /// Who made it.
+        #[arg(long)]
+        creator: Option<String>,
+        /// Its accuracy as you measured it (0 to 1).
+        #[arg(long)]
+        accuracy: Option<f64>,
+        /// Its input domain (e.g. mnist): the platform measures what
+        /// plain-tail mode would reveal on its public data of that name.
+        #[arg(long)]
+        domain: Option<String>,
     },
-    /// Lists the repository's models.
+    /// Lists (and searches) the repository's models.
     List {
         #[command(flatten)]
         server: ServerArgs,
+        /// Words that must occur in the name, task, license, creator or
+        /// domain.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only models served in this mode (he, mpc).
+        #[arg(long)]
+        mode: Option<String>,
     },
     /// The split table of a model file on your inputs: for every split,
     /// mpc mode's cost (ms, evaluation keys, bytes per input) and what
@@ -146,6 +178,10 @@ pub struct QueryArgs {
     /// as the creator published it (default: the one the platform names).
     #[arg(long)]
     host_fingerprint: Option<String>,
+    /// plain-tail: accept the leakage the platform measured for the split
+    /// (printed first; without this flag plain-tail stops there).
+    #[arg(long)]
+    accept_leakage: bool,
     /// mpc: seconds a party waits for a message before the session ends.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
     idle_s: u64,
@@ -192,6 +228,15 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let tls = cipherflow_platform::server_config(&cert, &key)?;
     let mut cfg = Config::new(a.repo.clone());
+    for p in &a.public {
+        let (domain, path) = p
+            .split_once('=')
+            .filter(|(d, f)| !d.is_empty() && !f.is_empty())
+            .ok_or_else(|| anyhow!("--public {p}: DOMAIN=PATH"))?;
+        let path = std::fs::canonicalize(path).map_err(|e| anyhow!("--public {path}: {e}"))?;
+        cfg.public.push((domain.to_string(), path));
+    }
+    cfg.inversion.epochs = usize::try_from(a.public_epochs)?;
     cfg.max_upload_bytes = usize::try_from(a.max_upload_mb << 20)?;
     cfg.query_budget = Duration::from_millis(a.query_budget_ms);
     let platform = Platform::open(cfg)?;
@@ -257,6 +302,11 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
             head_layers,
             input_bound,
             token_file,
+            task,
+            license,
+            creator,
+            accuracy,
+            domain,
         } => {
             cipherflow_platform::check_name(&name)?;
             let mut file = cipherflow_nn::io::load(&model)?;
@@ -313,6 +363,17 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
             if let Some(b) = input_bound {
                 path.push_str(&format!("&input_bound={b}"));
             }
+            for (k, v) in [
+                ("task", task),
+                ("license", license),
+                ("creator", creator),
+                ("domain", domain),
+                ("accuracy", accuracy.map(|a| a.to_string())),
+            ] {
+                if let Some(v) = v {
+                    path.push_str(&format!("&{k}={}", encode_query(&v)));
+                }
+            }
             let client = server.client(Duration::from_secs(600))?;
             let j = rt.block_on(client.json("POST", &path, bytes, token.as_deref()))?;
             if token.is_none() {
@@ -333,9 +394,20 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ModelCommand::Splits(args) => crate::splits::run(args),
-        ModelCommand::List { server } => {
+        ModelCommand::List {
+            server,
+            search,
+            mode,
+        } => {
             let client = server.client(Duration::from_secs(60))?;
-            let j = rt.block_on(client.json("GET", "/v1/models", Vec::new(), None))?;
+            let mut path = "/v1/models?".to_string();
+            if let Some(q) = search {
+                path.push_str(&format!("q={}&", encode_query(&q)));
+            }
+            if let Some(m) = mode {
+                path.push_str(&format!("mode={}", encode_query(&m)));
+            }
+            let j = rt.block_on(client.json("GET", &path, Vec::new(), None))?;
             println!("{j}");
             Ok(())
         }
@@ -370,6 +442,7 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
 enum Session {
     He(Box<QuerySession>),
     Mpc(Box<MpcQuerySession>),
+    Plain(Box<PlainTailSession>),
 }
 
 impl Session {
@@ -377,6 +450,7 @@ impl Session {
         match self {
             Session::He(s) => s.card(),
             Session::Mpc(s) => s.card(),
+            Session::Plain(s) => s.card(),
         }
     }
 
@@ -384,6 +458,7 @@ impl Session {
         Ok(match self {
             Session::He(s) => s.preprocessing()?,
             Session::Mpc(s) => s.preprocessing()?,
+            Session::Plain(s) => s.preprocessing()?,
         })
     }
 
@@ -391,6 +466,7 @@ impl Session {
         match self {
             Session::He(s) => s.spec().input_shape.clone(),
             Session::Mpc(s) => s.split().spec.input_shape.clone(),
+            Session::Plain(s) => s.split().spec.input_shape.clone(),
         }
     }
 
@@ -398,6 +474,7 @@ impl Session {
         Ok(match self {
             Session::He(s) => s.classify(x).await?,
             Session::Mpc(s) => s.classify(x).await?,
+            Session::Plain(s) => s.classify(x).await?,
         })
     }
 
@@ -405,6 +482,7 @@ impl Session {
         match self {
             Session::He(s) => (s.key_bytes, s.keygen_ms),
             Session::Mpc(s) => (s.key_bytes, s.keygen_ms),
+            Session::Plain(s) => (s.key_bytes, s.keygen_ms),
         }
     }
 }
@@ -439,11 +517,37 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
             (Session::Mpc(Box::new(s)), "mpc")
         }
         "plain-tail" => {
-            return Err(anyhow!(
-                "--mode plain-tail: sending your activations in the clear is not served; \
-                 `cipherflow model splits` measures what they would reveal, and --mode mpc \
-                 reveals none"
-            ))
+            let k = a
+                .split
+                .ok_or_else(|| anyhow!("--mode plain-tail needs --split K"))?;
+            let (_, leakage) = rt.block_on(PlainTailSession::leakage(&client, &a.model, k))?;
+            let l = leakage.ok_or_else(|| {
+                anyhow!(
+                    "--mode plain-tail at split {k}: the platform has not measured what it \
+                     reveals, so it is not served (--mode mpc reveals nothing)"
+                )
+            })?;
+            let shown = format!(
+                "plain-tail at split {k} sends your activations ({} values per input) to the \
+                 model's creator: an inversion network trained on {} public {} inputs \
+                 reconstructs held-out inputs from them with SSIM {:.2} and PSNR {:.1} dB",
+                l.activations, l.public_inputs, l.domain, l.ssim, l.psnr
+            );
+            if !a.accept_leakage {
+                return Err(anyhow!(
+                    "{shown}. Rerun with --accept-leakage to accept this, or use --mode mpc, \
+                     which reveals no activation"
+                ));
+            }
+            eprintln!("{shown}: accepted (--accept-leakage)");
+            let s = rt.block_on(PlainTailSession::open(
+                client,
+                &a.model,
+                k,
+                &l,
+                a.host_fingerprint.as_deref(),
+            ))?;
+            (Session::Plain(Box::new(s)), "plain-tail")
         }
         m => return Err(anyhow!("--mode {m}: he, mpc or plain-tail")),
     };
@@ -454,6 +558,7 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0) as usize,
         Session::Mpc(s) => s.split().k,
+        Session::Plain(s) => s.split().k,
     };
     let pre = session.preprocessing()?;
     let names = pre.as_ref().and_then(|p| p.class_names.clone());
@@ -493,6 +598,9 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
                     .as_ref()
                     .map_or("?", |h| h.fingerprint.as_str())
             ),
+            Session::Plain(_) => {
+                format!("layers 1..={split} encrypted, then your activations to the creator's host")
+            }
         };
         println!(
             "model {} v{} ({mode}): keys made in {keygen_ms:.0} ms, {key_bytes} bytes of \
@@ -590,8 +698,10 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
             accuracy.map_or(String::new(), |a| format!("; accuracy {:.2} %", 100.0 * a))
         );
     }
-    if let Session::Mpc(m) = session {
-        rt.block_on((*m).close())?;
+    match session {
+        Session::Mpc(m) => rt.block_on((*m).close())?,
+        Session::Plain(m) => rt.block_on((*m).close())?,
+        Session::He(_) => {}
     }
     Ok(())
 }

@@ -36,9 +36,15 @@ impl Drop for Serve {
 
 /// Starts `cipherflow serve` on a free port in `dir`; returns it and its URL.
 fn serve(dir: &Path) -> (Serve, String) {
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with more arguments.
+fn serve_with(dir: &Path, extra: &[&str]) -> (Serve, String) {
     let mut child = Command::new(bin())
         .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--repo", "repo"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -304,7 +310,11 @@ fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
     for d in [&platform_dir, &creator, &user] {
         std::fs::create_dir(d).unwrap();
     }
-    let (_server, url) = serve(&platform_dir);
+    let public = format!("digits={}", byo("inputs-idx3-ubyte.gz").display());
+    let (_server, url) = serve_with(
+        &platform_dir,
+        &["--public", &public, "--public-epochs", "1"],
+    );
     let ca = platform_dir.join("repo/tls/ca.pem");
     let ca = ca.to_str().unwrap();
     let images = byo("images");
@@ -326,6 +336,10 @@ fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
             "digits",
             "--head-layers",
             "2",
+            "--domain",
+            "digits",
+            "--task",
+            "digit classification",
         ],
     ));
     assert_eq!(j["model"]["modes"], serde_json::json!(["mpc"]), "{j}");
@@ -415,6 +429,35 @@ fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
         let split = if extra.contains(&"--split") { 2 } else { 1 };
         assert_eq!(summary[0]["split"], split, "{}", summary[0]);
         assert_eq!(summary[0]["inputs"], want.len(), "{}", summary[0]);
+    }
+    // plain-tail: refused with the measured leakage until accepted (the
+    // measurement runs after the upload), then the same classes.
+    let mut err = String::new();
+    for _ in 0..300 {
+        let out = query(&["--mode", "plain-tail", "--split", "1"]);
+        assert!(!out.status.success());
+        err = String::from_utf8_lossy(&out.stderr).to_string();
+        if err.contains("SSIM") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(err.contains("--accept-leakage"), "{err}");
+    let out = query(&["--mode", "plain-tail", "--split", "1", "--accept-leakage"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|j: &serde_json::Value| j.get("class").is_some())
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (a, (_, class)) in got.iter().zip(&want) {
+        assert_eq!(a["class"].to_string(), *class, "{a}");
+        assert_eq!(a["mode"], "plain-tail");
     }
     // A pinned fingerprint that is not the host's; he on a model the
     // platform holds only the head of.

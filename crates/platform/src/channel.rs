@@ -303,20 +303,30 @@ impl Drop for StreamTransport {
     }
 }
 
-/// Writes one control message (a length, then the bytes; at most
-/// [`MAX_CONTROL`]).
+/// Writes one message (a length, then the bytes; at most
+/// [`MAX_FRAME`]).
 pub async fn write_message(w: &mut (impl AsyncWrite + Unpin), msg: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(msg.len())
         .ok()
-        .filter(|&l| (l as usize) <= MAX_CONTROL)
-        .ok_or_else(|| std::io::Error::other("control message too long"))?;
+        .filter(|&l| (l as usize) <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other("message too long"))?;
     w.write_all(&len.to_le_bytes()).await?;
     w.write_all(msg).await?;
     w.flush().await
 }
 
-/// Reads one control message; `Ok(None)` at a clean end.
+/// Reads one control message of at most [`MAX_CONTROL`] bytes;
+/// `Ok(None)` at a clean end.
 pub async fn read_message(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Vec<u8>>> {
+    read_message_max(r, MAX_CONTROL).await
+}
+
+/// Reads one message of at most `max` bytes (refused before allocation);
+/// `Ok(None)` at a clean end.
+pub async fn read_message_max(
+    r: &mut (impl AsyncRead + Unpin),
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut head = [0u8; 4];
     match r.read_exact(&mut head).await {
         Ok(_) => {}
@@ -324,10 +334,10 @@ pub async fn read_message(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<O
         Err(e) => return Err(e),
     }
     let len = u32::from_le_bytes(head) as usize;
-    if len > MAX_CONTROL {
+    if len > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("a control message of {len} bytes (at most {MAX_CONTROL})"),
+            format!("a message of {len} bytes (at most {max})"),
         ));
     }
     let mut b = vec![0u8; len];

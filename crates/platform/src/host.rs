@@ -5,9 +5,11 @@
 //! certificate the one the model card publishes) — and takes part in the
 //! tail's computation with the tail's weights as its private input. It
 //! learns nothing of the user's input or activations: it sees replicated
-//! shares only, and no output.
+//! shares only, and no output. In a `plain-tail` session (the user having
+//! accepted the measured leakage) it receives the activations and runs the
+//! tail in the clear.
 
-use crate::channel::{read_message, BoxStream, StreamTransport};
+use crate::channel::{read_message, read_message_max, write_message, BoxStream, StreamTransport};
 use crate::client::PlatformClient;
 use crate::error::PlatformError;
 use crate::served_mpc::{Notice, HOST_CA_HEADER};
@@ -123,25 +125,94 @@ pub async fn run_model_host(
     }
 }
 
-async fn serve_session(
+/// Opens the relayed channel to the user, TLS inside (this host the
+/// server).
+async fn user_channel(
+    client: &PlatformClient,
+    base: &str,
+    token: &str,
+    server: Arc<rustls::ServerConfig>,
+) -> Result<BoxStream, PlatformError> {
+    let relay = client
+        .channel(
+            &format!("{base}?peer=user"),
+            &[(CREATOR_TOKEN_HEADER, token)],
+        )
+        .await?;
+    Ok(Box::new(
+        tokio_rustls::TlsAcceptor::from(server)
+            .accept(relay)
+            .await
+            .map_err(|e| PlatformError::Transport(format!("TLS with the user: {e}")))?,
+    ))
+}
+
+/// A `plain-tail` session: the user's activations arrive in the clear
+/// (inside TLS), the tail runs here, the scores go back.
+async fn serve_plain(
     client: PlatformClient,
     cfg: HostConfig,
     server: Arc<rustls::ServerConfig>,
     n: Notice,
 ) -> Result<usize, (usize, PlatformError)> {
     let base = format!("/v1/hosts/{}/channel", n.ticket);
+    let mut user = user_channel(&client, &base, &cfg.token, server)
+        .await
+        .map_err(|e| (0, e))?;
+    let mut tail = tail_for(&cfg.model, n.layers, n.split).map_err(|e| (0, e))?;
+    let shape = tail.input_shape().to_vec();
+    let width: usize = shape.iter().product();
+    let mut queries = 0;
+    loop {
+        let msg = match tokio::time::timeout(cfg.idle, read_message_max(&mut user, width * 8)).await
+        {
+            Ok(Ok(Some(m))) => m,
+            // The user closed the session, or left it idle.
+            Ok(Ok(None)) | Err(_) => return Ok(queries),
+            Ok(Err(e)) => {
+                return Err((queries, PlatformError::Transport(format!("the user: {e}"))))
+            }
+        };
+        if msg.len() != width * 8 {
+            let e = format!(
+                "{} bytes of activations, the tail takes {width} values",
+                msg.len()
+            );
+            return Err((queries, PlatformError::BadRequest(e)));
+        }
+        let x: Vec<f32> = msg
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect();
+        let mut dims = vec![1];
+        dims.extend(&shape);
+        let t = cipherflow_nn::Tensor::from_shape_vec(ndarray::IxDyn(&dims), x)
+            .map_err(|e| (queries, PlatformError::BadRequest(e.to_string())))?;
+        let y = tail.predict(&t).map_err(|e| (queries, e.into()))?;
+        let scores: Vec<u8> = y.iter().flat_map(|&v| f64::from(v).to_le_bytes()).collect();
+        write_message(&mut user, &scores)
+            .await
+            .map_err(|e| (queries, PlatformError::Transport(format!("the user: {e}"))))?;
+        queries += 1;
+    }
+}
+
+async fn serve_session(
+    client: PlatformClient,
+    cfg: HostConfig,
+    server: Arc<rustls::ServerConfig>,
+    n: Notice,
+) -> Result<usize, (usize, PlatformError)> {
+    if n.mode == "plain-tail" {
+        return serve_plain(client, cfg, server, n).await;
+    }
+    let base = format!("/v1/hosts/{}/channel", n.ticket);
     let auth = [(CREATOR_TOKEN_HEADER, cfg.token.as_str())];
     let open = async {
         let to_platform = client
             .channel(&format!("{base}?peer=platform"), &auth)
             .await?;
-        let relay = client.channel(&format!("{base}?peer=user"), &auth).await?;
-        let to_user: BoxStream = Box::new(
-            tokio_rustls::TlsAcceptor::from(server)
-                .accept(relay)
-                .await
-                .map_err(|e| PlatformError::Transport(format!("TLS with the user: {e}")))?,
-        );
+        let to_user = user_channel(&client, &base, &cfg.token, server).await?;
         Ok::<_, PlatformError>((to_platform, to_user))
     };
     let (to_platform, to_user) = open.await.map_err(|e| (0, e))?;

@@ -68,8 +68,8 @@ pub struct Leakage {
     /// Mean PSNR of the reconstructions (dB).
     pub psnr: f64,
     /// Fraction of reconstructions the model classifies as it classifies
-    /// the originals.
-    pub agreement_on_reconstructions: f64,
+    /// the originals (`None` when only the head is known).
+    pub agreement_on_reconstructions: Option<f64>,
     /// The model's accuracy on the reconstructions (where labels exist).
     pub accuracy_on_reconstructions: Option<f64>,
     /// The model's accuracy on the originals (where labels exist).
@@ -161,8 +161,29 @@ pub fn inversion_leakage(
     data: &InversionData<'_>,
     settings: &InversionSettings,
 ) -> Result<Leakage, PlatformError> {
-    let (mut head, _) = model.split_at(k)?;
-    let input_shape = model.input_shape().to_vec();
+    let (head, _) = model.split_at(k)?;
+    invert(head, Some(model), data, settings)
+}
+
+/// [`inversion_leakage`] at the end of `head` when only the head is known
+/// (the platform, holding the layers before a split): SSIM and PSNR, no
+/// classification of the reconstructions.
+pub fn inversion_leakage_of_head(
+    head: &Sequential,
+    data: &InversionData<'_>,
+    settings: &InversionSettings,
+) -> Result<Leakage, PlatformError> {
+    invert(head.clone(), None, data, settings)
+}
+
+fn invert(
+    mut head: Sequential,
+    model: Option<&Sequential>,
+    data: &InversionData<'_>,
+    settings: &InversionSettings,
+) -> Result<Leakage, PlatformError> {
+    let k = head.layers().len();
+    let input_shape = head.input_shape().to_vec();
     let input_len: usize = input_shape.iter().product();
     for (what, x) in [("public", data.public), ("held-out", data.held_out)] {
         if x.nrows() == 0 || x.ncols() != input_len {
@@ -229,9 +250,16 @@ pub fn inversion_leakage(
         rec_rows.iter().flatten().copied().collect(),
     )
     .map_err(bad)?;
-    let mut model = model.clone();
-    let on_rec = argmax_rows(&outputs(&mut model, &rec, data.preprocessing)?);
-    let on_orig = argmax_rows(&outputs(&mut model, data.held_out, data.preprocessing)?);
+    let classes = match model {
+        Some(m) => {
+            let mut m = m.clone();
+            Some((
+                argmax_rows(&outputs(&mut m, &rec, data.preprocessing)?),
+                argmax_rows(&outputs(&mut m, data.held_out, data.preprocessing)?),
+            ))
+        }
+        None => None,
+    };
     let mut ssim_sum = 0.0;
     let mut psnr_sum = 0.0;
     for (o, r) in data.held_out.outer_iter().zip(&rec_rows) {
@@ -241,18 +269,25 @@ pub fn inversion_leakage(
     }
     let n = data.held_out.nrows() as f64;
     let frac = |hits: usize| hits as f64 / n;
-    let agree = on_rec.iter().zip(&on_orig).filter(|(a, b)| a == b).count();
     let correct = |pred: &[usize], labels: &[usize]| {
         frac(pred.iter().zip(labels).filter(|(a, b)| a == b).count())
+    };
+    let (agreement, on_rec, on_orig) = match &classes {
+        Some((rec, orig)) => (
+            Some(correct(rec, orig)),
+            data.labels.map(|l| correct(rec, l)),
+            data.labels.map(|l| correct(orig, l)),
+        ),
+        None => (None, None, None),
     };
     Ok(Leakage {
         k,
         activations: width,
         ssim: ssim_sum / n,
         psnr: psnr_sum / n,
-        agreement_on_reconstructions: frac(agree),
-        accuracy_on_reconstructions: data.labels.map(|l| correct(&on_rec, l)),
-        accuracy: data.labels.map(|l| correct(&on_orig, l)),
+        agreement_on_reconstructions: agreement,
+        accuracy_on_reconstructions: on_rec,
+        accuracy: on_orig,
     })
 }
 

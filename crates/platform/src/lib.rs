@@ -27,8 +27,11 @@ mod host;
 mod leakage;
 mod query;
 mod query_mpc;
+mod query_plain;
 mod repo;
+mod repo_leakage;
 mod served_mpc;
+mod served_plain;
 mod service;
 mod split;
 mod tls;
@@ -37,12 +40,18 @@ pub use channel::{BoxStream, StreamTransport, Traffic, UPGRADE_PROTOCOL};
 pub use client::{encode_query, PlatformClient, MAX_ANSWER_BYTES};
 pub use error::PlatformError;
 pub use host::{run_model_host, tail_for, HostConfig, SessionEnd};
-pub use leakage::{inversion_leakage, psnr, ssim, InversionData, InversionSettings, Leakage};
+pub use leakage::{
+    inversion_leakage, inversion_leakage_of_head, psnr, ssim, InversionData, InversionSettings,
+    Leakage,
+};
 pub use query::{Answer, QuerySession};
 pub use query_mpc::MpcQuerySession;
+pub use query_plain::PlainTailSession;
 pub use repo::{
-    check_name, default_input_bound, ModelRecord, Repository, UploadMeta, Usage, MAX_NAME_LEN,
+    check_name, default_input_bound, ModelInfo, ModelRecord, Repository, UploadMeta, Usage,
+    MAX_INFO_LEN, MAX_NAME_LEN,
 };
+pub use repo_leakage::SplitLeakage;
 pub use served_mpc::{HostInfo, Notice, SplitInfo, HOST_CA_HEADER};
 pub use service::{
     serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,

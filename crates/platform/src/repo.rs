@@ -49,6 +49,62 @@ pub struct ModelRecord {
     /// hold layers `0..k`, they compute something, and they compile to an
     /// encrypted head (checked at upload).
     pub splits: Vec<usize>,
+    /// What the creator says of it (task, license, …).
+    pub info: ModelInfo,
+}
+
+/// What a creator states about a model, shown when browsing and searched.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ModelInfo {
+    /// Its task (e.g. "digit classification").
+    pub task: Option<String>,
+    /// Its license.
+    pub license: Option<String>,
+    /// Who made it.
+    pub creator: Option<String>,
+    /// Its accuracy as the creator measured it (0 to 1).
+    pub accuracy: Option<f64>,
+    /// Its input domain: the platform measures `plain-tail` leakage on
+    /// public data of this name (e.g. "mnist").
+    pub domain: Option<String>,
+}
+
+/// Longest text of a [`ModelInfo`] field.
+pub const MAX_INFO_LEN: usize = 200;
+
+impl ModelInfo {
+    /// Checks lengths and characters (printable, at most
+    /// [`MAX_INFO_LEN`]) and the accuracy's range.
+    pub fn check(&self) -> Result<(), PlatformError> {
+        for (what, v) in [
+            ("task", &self.task),
+            ("license", &self.license),
+            ("creator", &self.creator),
+            ("domain", &self.domain),
+        ] {
+            if let Some(v) = v {
+                if v.len() > MAX_INFO_LEN || v.chars().any(char::is_control) {
+                    return Err(PlatformError::BadRequest(format!(
+                        "{what}: at most {MAX_INFO_LEN} printable characters"
+                    )));
+                }
+            }
+        }
+        if let Some(a) = self.accuracy.filter(|a| !(0.0..=1.0).contains(a)) {
+            return Err(PlatformError::BadRequest(format!(
+                "accuracy {a}: from 0 to 1"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `needle` (lower case) occurs in the name or any text field.
+    pub fn matches(&self, name: &str, needle: &str) -> bool {
+        std::iter::once(Some(name))
+            .chain([&self.task, &self.license, &self.creator, &self.domain].map(Option::as_deref))
+            .flatten()
+            .any(|t| t.to_lowercase().contains(needle))
+    }
 }
 
 impl ModelRecord {
@@ -98,6 +154,8 @@ pub struct UploadMeta {
     pub input_bound: Option<f64>,
     /// A new version of an existing name needs its creator's token.
     pub creator_token: Option<String>,
+    /// What the creator states about it.
+    pub info: ModelInfo,
 }
 
 /// One query's usage record.
@@ -125,7 +183,7 @@ pub struct Usage {
 /// The repository on disk.
 pub struct Repository {
     dir: PathBuf,
-    db: Connection,
+    pub(crate) db: Connection,
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -191,6 +249,7 @@ CREATE TABLE IF NOT EXISTS models (
     creator_token_sha256 TEXT NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0,
     splits TEXT,
+    info TEXT,
     PRIMARY KEY (name, version)
 );
 CREATE TABLE IF NOT EXISTS usage (
@@ -207,7 +266,7 @@ CREATE TABLE IF NOT EXISTS usage (
 );";
 
 const COLUMNS: &str = "name, version, sha256, bytes, created, layers, head_layers, input_shape, \
-                       outputs, preprocessing, input_bound, splits";
+                       outputs, preprocessing, input_bound, splits, info";
 
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ModelRecord, String, Option<String>)> {
     let layers: i64 = row.get(5)?;
@@ -228,6 +287,10 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ModelRecord, String, Opt
             input_bound: row.get(10)?,
             splits: row
                 .get::<_, Option<String>>(11)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
+            info: row
+                .get::<_, Option<String>>(12)?
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or_default(),
         },
@@ -263,6 +326,13 @@ impl Repository {
         if !has_splits {
             db.execute("ALTER TABLE models ADD COLUMN splits TEXT", [])?;
         }
+        let has_info = db
+            .prepare("SELECT 1 FROM pragma_table_info('models') WHERE name = 'info'")?
+            .exists([])?;
+        if !has_info {
+            db.execute("ALTER TABLE models ADD COLUMN info TEXT", [])?;
+        }
+        db.execute_batch(crate::repo_leakage::SCHEMA)?;
         let has_link = db
             .prepare("SELECT 1 FROM pragma_table_info('usage') WHERE name = 'platform_host_bytes'")?
             .exists([])?;
@@ -377,6 +447,9 @@ impl Repository {
             head_layers.min(layers.saturating_sub(1)),
         ))
         .map_err(|e| PlatformError::Storage(e.to_string()))?;
+        meta.info.check()?;
+        let info =
+            serde_json::to_string(&meta.info).map_err(|e| PlatformError::Storage(e.to_string()))?;
         let sha = sha256_hex(bytes);
         let path = self.blob(&sha);
         if !path.exists() {
@@ -402,8 +475,8 @@ impl Repository {
         )?;
         tx.execute(
             "INSERT INTO models (name, version, sha256, bytes, created, layers, head_layers, \
-             input_shape, outputs, preprocessing, input_bound, creator_token_sha256, splits) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             input_shape, outputs, preprocessing, input_bound, creator_token_sha256, splits, \
+             info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 name,
                 version,
@@ -418,6 +491,7 @@ impl Repository {
                 input_bound,
                 sha256_hex(token.as_bytes()),
                 splits,
+                info,
             ],
         )?;
         tx.commit()?;

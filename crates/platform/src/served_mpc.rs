@@ -21,7 +21,9 @@
 use crate::channel::{read_message, write_message, BoxStream, StreamTransport, UPGRADE_PROTOCOL};
 use crate::error::PlatformError;
 use crate::repo::{ModelRecord, Usage};
-use crate::service::{blocking, lock, Platform, Shared, CREATOR_TOKEN_HEADER};
+use crate::service::{
+    blocking, lock, Platform, Shared, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,
+};
 use crate::split::{compile_encrypted_head, SPLIT_FRAC_BITS, SPLIT_STAT_BITS};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -32,8 +34,10 @@ use cipherflow_mpc::programs::handoff::{predict_from_handoff, ActivationShare, P
 use cipherflow_mpc::programs::predict::{share_model, MODEL_OWNER};
 use cipherflow_mpc::{FixedPoint, Party};
 use cipherflow_tensor::handoff::HandoffParams;
+use cipherflow_tensor::privacy::DEFAULT_RETURNED_OUTPUTS;
 use cipherflow_tensor::{
     ActivationDecoding, ActivationShares, EncTensor, EncryptedModel, EvalKeys, InputSpec, KeySet,
+    OutputPrivacy,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -66,6 +70,8 @@ pub struct SplitInfo {
     pub measured_ms: f64,
     /// The model host now online, if any.
     pub host: Option<HostInfo>,
+    /// What `plain-tail` mode reveals at this split, if measured.
+    pub leakage: Option<crate::repo_leakage::SplitLeakage>,
 }
 
 /// A model host as users see it.
@@ -90,6 +96,14 @@ pub struct Notice {
     pub guard: u32,
     /// The model's version.
     pub version: i64,
+    /// `mpc`, or `plain-tail` (the user sends its activations; the host
+    /// answers the tail's scores).
+    #[serde(default = "mpc_mode")]
+    pub mode: String,
+}
+
+fn mpc_mode() -> String {
+    "mpc".into()
 }
 
 /// A head compiled for a split, tried once.
@@ -101,6 +115,7 @@ pub(crate) struct PreparedHead {
     spec: InputSpec,
     hp: HandoffParams,
     decoding: ActivationDecoding,
+    privacy: OutputPrivacy,
     pub(crate) measured_ms: f64,
 }
 
@@ -123,8 +138,10 @@ enum Slot {
 #[derive(Default)]
 struct Slots([Option<Option<BoxStream>>; 4]);
 
-/// A session in `mpc` mode.
+/// A session in `mpc` or `plain-tail` mode.
 pub(crate) struct MpcSession {
+    /// `plain-tail`: no computation, the head's output goes back whole.
+    plain: bool,
     pub(crate) head: Arc<PreparedHead>,
     keys: EvalKeys,
     pub(crate) opened: Instant,
@@ -291,6 +308,7 @@ impl Platform {
             server.respond_handoff(&keys.rlk, &keys.gk, &keys.pk, &x, &hp, &mut rng)?;
         let measured_ms = t.elapsed().as_secs_f64() * 1e3;
         let decoding = ActivationDecoding::new(server.plan().params(), &masked, &hp)?;
+        let privacy = server.output_privacy(DEFAULT_RETURNED_OUTPUTS, OUTPUT_PRECISION_BITS)?;
         let h = Arc::new(PreparedHead {
             record,
             k,
@@ -299,6 +317,7 @@ impl Platform {
             spec,
             hp,
             decoding,
+            privacy,
             measured_ms,
         });
         lock(&self.mpc.heads).insert(key, h.clone());
@@ -315,6 +334,10 @@ impl Platform {
             guard: h.decoding.guard_bits(),
             measured_ms: h.measured_ms,
             host: self.mpc.host_info(&h.record.name),
+            leakage: lock(&self.repo)
+                .leakage(&h.record.name, h.record.version)
+                .ok()
+                .and_then(|v| v.into_iter().find(|l| l.k == h.k)),
         }
     }
 }
@@ -430,12 +453,14 @@ pub(crate) async fn register_host(
     Ok(switching())
 }
 
-/// Opens a session in `mpc` mode at split `k` (from `open_session`).
+/// Opens a session in `mpc` mode (`plain`: `plain-tail`, the user having
+/// accepted its measured leakage) at split `k` (from `open_session`).
 pub(crate) async fn open_session(
     p: Shared,
     name: String,
     k: usize,
     body: Bytes,
+    plain: bool,
 ) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
     let q = p.clone();
     let n = name.clone();
@@ -456,6 +481,18 @@ pub(crate) async fn open_session(
                 "no host of {name} is online: its creator runs `cipherflow model-host`"
             ))
         })?;
+    if plain {
+        let measured = lock(&p.repo)
+            .leakage(&name, head.record.version)?
+            .into_iter()
+            .any(|l| l.k == k);
+        if !measured {
+            return Err(PlatformError::Forbidden(format!(
+                "plain-tail at split {k} of {name}: its leakage has not been measured, so it \
+                 is not served (mpc mode reveals no activation)"
+            )));
+        }
+    }
     let h = head.clone();
     let keys = blocking(move || {
         Ok(EvalKeys::from_bytes(
@@ -468,6 +505,7 @@ pub(crate) async fn open_session(
     let (id, ticket) = (random_id()?, random_id()?);
     let (tx, rx) = mpsc::channel();
     let session = Arc::new(MpcSession {
+        plain,
         head: head.clone(),
         keys,
         opened: Instant::now(),
@@ -499,6 +537,7 @@ pub(crate) async fn open_session(
         layers: head.record.layers,
         guard: head.decoding.guard_bits(),
         version: head.record.version,
+        mode: if plain { "plain-tail" } else { "mpc" }.into(),
     };
     let msg = serde_json::to_vec(&notice).map_err(|e| PlatformError::Storage(e.to_string()))?;
     if notices.send(msg).is_err() {
@@ -513,7 +552,7 @@ pub(crate) async fn open_session(
             "session": id,
             "model": head.record.name,
             "version": head.record.version,
-            "mode": "mpc",
+            "mode": if plain { "plain-tail" } else { "mpc" },
             "split": k,
         })),
     ))
@@ -580,6 +619,11 @@ fn channel(
     slot: Slot,
     req: &mut Request,
 ) -> Result<Response, PlatformError> {
+    if s.plain && matches!(slot, Slot::PlatformUser | Slot::PlatformHost) {
+        return Err(PlatformError::BadRequest(
+            "a plain-tail session has no computation: only the user-host channel".into(),
+        ));
+    }
     let on = take_upgrade(req)?;
     s.claim(slot)?;
     tokio::spawn(async move {
@@ -688,6 +732,12 @@ pub(crate) async fn infer(
             let mut rng = cipherflow_ring::sampler::secure_rng()
                 .map_err(|e| PlatformError::Storage(e.to_string()))?;
             let k = &s2.keys;
+            if s2.plain {
+                let out = h
+                    .server
+                    .respond(&k.rlk, &k.gk, &k.pk, &x, &h.privacy, &mut rng)?;
+                return Ok((out.to_bytes(params)?, None));
+            }
             let (masked, shares) = h
                 .server
                 .respond_handoff(&k.rlk, &k.gk, &k.pk, &x, &h.hp, &mut rng)?;
@@ -697,7 +747,7 @@ pub(crate) async fn infer(
                 ));
             }
             let mine = h.decoding.apply(&shares)?;
-            Ok((masked.to_bytes(params)?, mine))
+            Ok((masked.to_bytes(params)?, Some(mine)))
         })
     });
     let (out, mine) = tokio::time::timeout(p.cfg.query_budget, work)
@@ -711,12 +761,19 @@ pub(crate) async fn infer(
     let usage = Usage {
         model: s.head.record.name.clone(),
         version: s.head.record.version,
-        mode: "mpc".into(),
+        mode: if s.plain { "plain-tail" } else { "mpc" }.into(),
         inputs: 1,
         upload_bytes: up as i64,
         download_bytes: out.len() as i64,
         ms: t.elapsed().as_secs_f64() * 1e3,
         platform_host_bytes: 0,
+    };
+    let Some(mine) = mine else {
+        // plain-tail: the answer is the whole of it.
+        if let Err(e) = lock(&p.repo).record_usage(&usage) {
+            tracing::error!("usage record lost: {e}");
+        }
+        return Ok(out);
     };
     let sent = lock(&s.shares)
         .as_ref()

@@ -9,7 +9,8 @@
 //! 503. Nothing secret is logged: the platform holds no secret of a user's.
 
 use crate::error::PlatformError;
-use crate::repo::{ModelRecord, Repository, UploadMeta, Usage};
+use crate::leakage::InversionSettings;
+use crate::repo::{ModelInfo, ModelRecord, Repository, UploadMeta, Usage};
 use crate::served_mpc;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -50,6 +51,15 @@ pub struct Config {
     /// Longest an `mpc` session waits for its next query (and a party of
     /// it for a message) before it ends.
     pub session_idle: Duration,
+    /// Public inputs per domain (`mnist` → its training images): what the
+    /// platform trains `plain-tail` inversion attacks on.
+    pub public: Vec<(String, PathBuf)>,
+    /// How those attacks are trained.
+    pub inversion: InversionSettings,
+    /// Public inputs held out to score an attack on.
+    pub held_out: usize,
+    /// Most public inputs read.
+    pub public_limit: usize,
 }
 
 impl Config {
@@ -62,6 +72,10 @@ impl Config {
             query_budget: Duration::from_secs(60),
             max_sessions: 64,
             session_idle: Duration::from_secs(300),
+            public: Vec::new(),
+            inversion: InversionSettings::default(),
+            held_out: 1000,
+            public_limit: 60_000,
         }
     }
 }
@@ -92,6 +106,7 @@ pub struct Platform {
     prepared: Mutex<HashMap<(String, i64), Arc<Prepared>>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub(crate) mpc: crate::served_mpc::MpcState,
+    pub(crate) plain: crate::served_plain::LeakageJobs,
 }
 
 pub(crate) type Shared = Arc<Platform>;
@@ -149,6 +164,7 @@ impl Platform {
             prepared: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             mpc: crate::served_mpc::MpcState::default(),
+            plain: crate::served_plain::LeakageJobs::default(),
         }))
     }
 
@@ -228,11 +244,37 @@ impl Platform {
     }
 }
 
-async fn list(State(p): State<Shared>) -> Result<Json<serde_json::Value>, PlatformError> {
+#[derive(Deserialize)]
+struct ListQuery {
+    /// Words that must occur in the name, task, license, creator or
+    /// domain (case-insensitive).
+    q: Option<String>,
+    /// A mode the model must be served in.
+    mode: Option<String>,
+}
+
+async fn list(
+    State(p): State<Shared>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, PlatformError> {
     let models = lock(&p.repo).list()?;
-    Ok(Json(serde_json::json!({
-        "models": models.iter().map(card).collect::<Vec<_>>()
-    })))
+    let words: Vec<String> =
+        q.q.as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
+    let found: Vec<_> = models
+        .iter()
+        .filter(|m| words.iter().all(|w| m.info.matches(&m.name, w)))
+        .filter(|m| {
+            q.mode
+                .as_deref()
+                .is_none_or(|mode| m.modes().contains(&mode))
+        })
+        .map(card)
+        .collect();
+    Ok(Json(serde_json::json!({ "models": found })))
 }
 
 #[derive(Deserialize)]
@@ -241,6 +283,11 @@ struct UploadQuery {
     head_layers: Option<usize>,
     layers: Option<usize>,
     outputs: Option<usize>,
+    task: Option<String>,
+    license: Option<String>,
+    creator: Option<String>,
+    accuracy: Option<f64>,
+    domain: Option<String>,
     input_bound: Option<f64>,
 }
 
@@ -259,8 +306,17 @@ async fn upload(
             .get(CREATOR_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        info: ModelInfo {
+            task: q.task,
+            license: q.license,
+            creator: q.creator,
+            accuracy: q.accuracy,
+            domain: q.domain,
+        },
     };
-    let (record, token) = blocking(move || lock(&p.repo).add(&q.name, &body, &meta)).await?;
+    let q2 = p.clone();
+    let (record, token) = blocking(move || lock(&q2.repo).add(&q.name, &body, &meta)).await?;
+    crate::served_plain::start_leakage(&p, &record);
     tracing::info!(
         "model {} v{} uploaded ({} bytes)",
         record.name,
@@ -282,6 +338,7 @@ async fn model_card(
     if record.modes().contains(&"mpc") {
         if let Some(o) = c.as_object_mut() {
             o.insert("mpc".into(), p.mpc.card(&record));
+            o.insert("plain_tail".into(), crate::served_plain::card(&p, &record));
         }
     }
     if record.modes().contains(&"he") {
@@ -342,6 +399,7 @@ fn session_id() -> Result<String, PlatformError> {
 struct SessionQuery {
     mode: Option<String>,
     split: Option<usize>,
+    accept_leakage: Option<u8>,
 }
 
 async fn open_session(
@@ -357,13 +415,27 @@ async fn open_session(
                 "split {k}: he mode runs the whole model (no split)"
             )))
         }
-        ("mpc", Some(k)) => return served_mpc::open_session(p, name, k, body).await,
-        ("mpc", None) => {
+        ("mpc", Some(k)) => return served_mpc::open_session(p, name, k, body, false).await,
+        ("plain-tail", Some(k)) if q.accept_leakage == Some(1) => {
+            return served_mpc::open_session(p, name, k, body, true).await
+        }
+        ("plain-tail", Some(k)) => {
+            return Err(PlatformError::Forbidden(format!(
+                "plain-tail hands your activations at split {k} to the model's creator: read \
+                 the leakage measured for it (GET /v1/models/{name}/splits/{k}) and accept it \
+                 with accept_leakage=1"
+            )))
+        }
+        ("mpc" | "plain-tail", None) => {
             return Err(PlatformError::BadRequest(
-                "mpc mode needs a split (the card lists them)".into(),
+                "the split modes need a split (the card lists them)".into(),
             ))
         }
-        (m, _) => return Err(PlatformError::BadRequest(format!("mode {m:?}: he or mpc"))),
+        (m, _) => {
+            return Err(PlatformError::BadRequest(format!(
+                "mode {m:?}: he, mpc or plain-tail"
+            )))
+        }
     }
     let budget = p.cfg.query_budget;
     let q = p.clone();
