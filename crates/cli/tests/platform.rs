@@ -293,12 +293,14 @@ impl Drop for Bg {
     }
 }
 
-/// `mpc` mode as three processes: the creator uploads only the first two
-/// layers of its ONNX CNN and hosts the rest; the user's classes equal
-/// what `cipherflow infer` decides; `he` on that model is refused (the
-/// platform does not hold it); a host killed mid-session ends the user's
-/// query with a clear error, and new sessions are refused until a host
-/// returns.
+/// The split modes as three processes: the creator uploads only the first
+/// two layers of its ONNX CNN and hosts the rest; the user's classes in
+/// `mpc` mode — and in `plain-tail` once its measured leakage is accepted —
+/// equal what `cipherflow infer` decides; so do `he` and `mpc` on the
+/// shipped digits CNN; `he` on the ONNX model is refused (the platform
+/// does not hold it); a killed user does not stop the others; a host
+/// killed mid-session ends the user's query with a clear error, and new
+/// sessions are refused until a host returns.
 #[test]
 fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
     let root = tempfile::tempdir().unwrap();
@@ -367,7 +369,7 @@ fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
             (r[0].to_string(), r[1].to_string())
         })
         .collect();
-    let host = || {
+    let host_of = |name: &str, file: &str| {
         let mut c = Command::new(bin())
             .current_dir(&creator)
             .args([
@@ -377,9 +379,9 @@ fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
                 "--ca",
                 ca,
                 "--model",
-                "digits",
+                name,
                 "--tail",
-                model,
+                file,
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -391,7 +393,7 @@ fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
         let j: serde_json::Value = serde_json::from_str(&line).unwrap();
         (Bg(c), j["fingerprint"].as_str().unwrap().to_string(), out)
     };
-    let (mut hosted, fp, _host_out) = host();
+    let (mut hosted, fp, _host_out) = host_of("digits", model);
     let query = |extra: &[&str]| {
         let mut args = vec![
             "query", "--server", &url, "--ca", ca, "--model", "digits", "--input", images, "--json",
@@ -429,6 +431,83 @@ fn mpc_mode_runs_as_three_processes_and_a_killed_host_is_named() {
         let split = if extra.contains(&"--split") { 2 } else { 1 };
         assert_eq!(summary[0]["split"], split, "{}", summary[0]);
         assert_eq!(summary[0]["inputs"], want.len(), "{}", summary[0]);
+    }
+    // The shipped digits CNN, the whole of it open to the platform: he and
+    // mpc on it give what `infer` decides.
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/digits-cnn.safetensors");
+    let shipped = shipped.to_str().unwrap();
+    json_of(&run(
+        &creator,
+        &[
+            "model",
+            "upload",
+            "--server",
+            &url,
+            "--ca",
+            ca,
+            "--model",
+            shipped,
+            "--name",
+            "shipped",
+            "--head-layers",
+            "all",
+            "--input-bound",
+            "1",
+        ],
+    ));
+    // The same images, labelled by class index (the shipped model names
+    // no classes).
+    let numbered = root.path().join("numbered");
+    for (name, idx) in [("zero", 0), ("three", 3), ("five", 5), ("eight", 8)] {
+        let to = numbered.join(idx.to_string());
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(byo("images").join(name)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let numbered = numbered.to_str().unwrap();
+    let out = run(
+        &creator,
+        &[
+            "infer",
+            "--model",
+            shipped,
+            "--input",
+            numbered,
+            "--predictions",
+            "s.csv",
+            "--json",
+        ],
+    );
+    assert_eq!(json_of(&out)["plain_agreement"], 1.0);
+    let want_shipped: Vec<String> = csv::Reader::from_path(creator.join("s.csv"))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap()[1].to_string())
+        .collect();
+    let (_shipped_host, _, _shipped_out) = host_of("shipped", shipped);
+    for mode in ["he", "mpc"] {
+        let out = run(
+            &user,
+            &[
+                "query", "--server", &url, "--ca", ca, "--model", "shipped", "--mode", mode,
+                "--input", numbered, "--json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|j| j.get("class").is_some())
+            .map(|j| j["class"].to_string())
+            .collect();
+        assert_eq!(got, want_shipped, "{mode}");
     }
     // plain-tail: refused with the measured leakage until accepted (the
     // measurement runs after the upload), then the same classes.

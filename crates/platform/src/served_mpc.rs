@@ -117,6 +117,11 @@ pub(crate) struct PreparedHead {
     decoding: ActivationDecoding,
     privacy: OutputPrivacy,
     pub(crate) measured_ms: f64,
+    /// The session's evaluation keys, the query's ciphertext up and the
+    /// masked output down, as measured on the trial run (bytes).
+    key_bytes: usize,
+    upload_bytes: usize,
+    download_bytes: usize,
 }
 
 struct Host {
@@ -238,6 +243,8 @@ impl MpcState {
                 serde_json::json!({
                     "k": h.k, "after": h.after, "head_ms": h.measured_ms,
                     "rotations": h.spec.rotations.len(), "log_n": h.spec.params.log_n,
+                    "key_bytes": h.key_bytes, "upload_bytes": h.upload_bytes,
+                    "download_bytes": h.download_bytes,
                 })
             })
             .collect();
@@ -307,6 +314,9 @@ impl Platform {
         let (masked, _) =
             server.respond_handoff(&keys.rlk, &keys.gk, &keys.pk, &x, &hp, &mut rng)?;
         let measured_ms = t.elapsed().as_secs_f64() * 1e3;
+        let key_bytes = keys.eval_key_bytes()?.len();
+        let upload_bytes = x.to_bytes(server.plan().params())?.len();
+        let download_bytes = masked.to_bytes(server.plan().params())?.len();
         let decoding = ActivationDecoding::new(server.plan().params(), &masked, &hp)?;
         let privacy = server.output_privacy(DEFAULT_RETURNED_OUTPUTS, OUTPUT_PRECISION_BITS)?;
         let h = Arc::new(PreparedHead {
@@ -319,6 +329,9 @@ impl Platform {
             decoding,
             privacy,
             measured_ms,
+            key_bytes,
+            upload_bytes,
+            download_bytes,
         });
         lock(&self.mpc.heads).insert(key, h.clone());
         Ok(h)

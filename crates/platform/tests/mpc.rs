@@ -134,7 +134,11 @@ fn a_user_platform_and_host_answer_like_the_plaintext_model() {
         .block_on(c.json("GET", "/v1/models/digits", Vec::new(), None))
         .unwrap();
     assert_eq!(card["mpc"]["measured"][0]["k"], 1, "{card}");
-    assert!(card["mpc"]["measured"][0]["head_ms"].as_f64().unwrap() > 0.0);
+    let m = &card["mpc"]["measured"][0];
+    assert!(m["head_ms"].as_f64().unwrap() > 0.0, "{m}");
+    for k in ["key_bytes", "upload_bytes", "download_bytes"] {
+        assert!(m[k].as_u64().unwrap() > 1000, "{k}: {m}");
+    }
     // The session's channels are taken: a second claim (a replay, or a
     // stranger who learned the id) is refused.
     refused(
