@@ -407,6 +407,47 @@ mod tests {
     }
 
     #[test]
+    fn traffic_is_counted_per_peer_with_its_framing() {
+        let rt = rt();
+        let mut t = mesh(&rt, Duration::from_secs(5));
+        t[0].send(1, vec![0; 100]).unwrap();
+        t[0].send(2, vec![0; 10]).unwrap();
+        assert_eq!(t[1].recv(0).unwrap().len(), 100);
+        assert_eq!(t[2].recv(0).unwrap().len(), 10);
+        let a = t[0].traffic();
+        assert_eq!((a.with(1), a.with(2), a.total()), (104, 14, 118));
+        let b = t[1].traffic();
+        assert_eq!((b.with(0), b.with(2), b.total()), (104, 0, 104));
+    }
+
+    #[test]
+    fn control_messages_are_bounded() {
+        let rt = rt();
+        rt.block_on(async {
+            let (mut a, mut b) = tokio::io::duplex(1 << 16);
+            write_message(&mut a, b"notice").await.unwrap();
+            write_message(&mut a, &[7u8; 33]).await.unwrap();
+            assert_eq!(read_message(&mut b).await.unwrap().unwrap(), b"notice");
+            // At the bound: read; one over: refused.
+            assert_eq!(
+                read_message_max(&mut b, 33).await.unwrap().unwrap().len(),
+                33
+            );
+            write_message(&mut a, &[7u8; 34]).await.unwrap();
+            assert!(read_message_max(&mut b, 33).await.is_err());
+            // A hostile length without the bytes behind it.
+            let (mut c, mut d) = tokio::io::duplex(64);
+            c.write_all(&(u32::MAX).to_le_bytes()).await.unwrap();
+            assert!(read_message(&mut d).await.is_err());
+            // A clean end between messages.
+            drop(c);
+            let (e, mut f) = tokio::io::duplex(64);
+            drop(e);
+            assert!(read_message(&mut f).await.unwrap().is_none());
+        });
+    }
+
+    #[test]
     fn a_hostile_length_is_refused_before_allocation() {
         let rt = rt();
         let (mut a, b) = tokio::io::duplex(64);
