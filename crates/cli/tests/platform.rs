@@ -178,19 +178,18 @@ fn a_creator_uploads_a_user_queries_encrypted_in_separate_processes() {
     }
     assert_eq!(summary[0]["inputs"], want.len(), "{}", summary[0]);
     assert!(summary[0]["key_bytes"].as_u64().unwrap() > 0);
-    // A one-layer model has no split (mpc, the default mode); plain-tail
-    // is not served: clear refusals.
+    // A one-layer model has no split (mpc, the default mode, and
+    // plain-tail): clear refusals.
     for (mode, why) in [
         ("mpc", "not served in mpc mode"),
-        ("plain-tail", "not served"),
+        ("plain-tail", "needs --split"),
+        ("plain-tail --split 1", "served in mpc mode at splits []"),
     ] {
-        let out = run(
-            &user,
-            &[
-                "query", "--server", &url, "--ca", ca, "--model", "logreg", "--mode", mode,
-                "--input", images,
-            ],
-        );
+        let mut args = vec![
+            "query", "--server", &url, "--ca", ca, "--model", "logreg", "--input", images, "--mode",
+        ];
+        args.extend(mode.split(' '));
+        let out = run(&user, &args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(why), "{err}");
     }

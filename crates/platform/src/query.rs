@@ -56,6 +56,66 @@ pub(crate) fn preprocessing_of(
     }
 }
 
+/// What opening any session gives: the keys made here and the session the
+/// platform opened with their evaluation half.
+pub(crate) struct Opened {
+    pub(crate) keys: KeySet,
+    pub(crate) keygen_ms: f64,
+    pub(crate) key_bytes: usize,
+    pub(crate) session: String,
+}
+
+/// Makes keys for `mc` (the secret key stays here) and opens a session
+/// at `path` with the evaluation keys.
+pub(crate) async fn open_with_keys(
+    client: &PlatformClient,
+    mc: &ModelClient,
+    path: &str,
+) -> Result<Opened, PlatformError> {
+    let t = Instant::now();
+    let mut rng = cipherflow_ring::sampler::secure_rng()
+        .map_err(|e| PlatformError::Transport(format!("randomness: {e}")))?;
+    let keys = KeySet::generate(mc, &mut rng)?;
+    let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
+    let ek = keys.eval_key_bytes()?;
+    let key_bytes = ek.len();
+    let s = client.json("POST", path, ek, None).await?;
+    let session = s
+        .get("session")
+        .and_then(|v| v.as_str())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| PlatformError::Transport("a session answer without an id".into()))?
+        .to_string();
+    Ok(Opened {
+        keys,
+        keygen_ms,
+        key_bytes,
+        session,
+    })
+}
+
+/// Encrypts `x` under `keys`, has the platform evaluate it in `session`,
+/// and parses the answer; returns it with the bytes sent and received.
+pub(crate) async fn send_encrypted(
+    client: &PlatformClient,
+    mc: &ModelClient,
+    keys: &KeySet,
+    session: &str,
+    x: &[f64],
+) -> Result<(EncTensor, usize, usize), PlatformError> {
+    let mut rng = cipherflow_ring::sampler::secure_rng()
+        .map_err(|e| PlatformError::Transport(format!("randomness: {e}")))?;
+    let params = mc.params();
+    let up = mc
+        .encrypt(&keys.sk, &[x.to_vec()], &mut rng)?
+        .to_bytes(params)?;
+    let sent = up.len();
+    let back = client
+        .request("POST", &format!("/v1/sessions/{session}/infer"), up, None)
+        .await?;
+    Ok((EncTensor::from_bytes(params, &back)?, sent, back.len()))
+}
+
 impl QuerySession {
     /// Opens a session for `model`: reads its card, checks the spec (128-bit
     /// parameters and every other check of [`ModelClient::new`]), makes the
@@ -74,22 +134,12 @@ impl QuerySession {
         let spec: InputSpec = serde_json::from_value(spec.clone())
             .map_err(|e| bad_card(&format!("holds a malformed input spec: {e}")))?;
         let mc = ModelClient::new(spec)?;
-        let t = Instant::now();
-        let mut rng = cipherflow_ring::sampler::secure_rng()
-            .map_err(|e| PlatformError::Transport(format!("randomness: {e}")))?;
-        let keys = KeySet::generate(&mc, &mut rng)?;
-        let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
-        let ek = keys.eval_key_bytes()?;
-        let key_bytes = ek.len();
-        let s = client
-            .json("POST", &format!("/v1/models/{model}/sessions"), ek, None)
-            .await?;
-        let session = s
-            .get("session")
-            .and_then(|v| v.as_str())
-            .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| PlatformError::Transport("a session answer without an id".into()))?
-            .to_string();
+        let Opened {
+            keys,
+            keygen_ms,
+            key_bytes,
+            session,
+        } = open_with_keys(&client, &mc, &format!("/v1/models/{model}/sessions")).await?;
         Ok(Self {
             client,
             model: mc,
@@ -120,22 +170,8 @@ impl QuerySession {
     /// decrypts the answer.
     pub async fn classify(&self, x: &[f64]) -> Result<Answer, PlatformError> {
         let t = Instant::now();
-        let mut rng = cipherflow_ring::sampler::secure_rng()
-            .map_err(|e| PlatformError::Transport(format!("randomness: {e}")))?;
-        let params = self.model.params();
-        let ct = self.model.encrypt(&self.keys.sk, &[x.to_vec()], &mut rng)?;
-        let up = ct.to_bytes(params)?;
-        let upload_bytes = up.len();
-        let back = self
-            .client
-            .request(
-                "POST",
-                &format!("/v1/sessions/{}/infer", self.session),
-                up,
-                None,
-            )
-            .await?;
-        let out = EncTensor::from_bytes(params, &back)?;
+        let (out, upload_bytes, download_bytes) =
+            send_encrypted(&self.client, &self.model, &self.keys, &self.session, x).await?;
         let want = self.spec().output_len;
         if out.len() != want {
             return Err(PlatformError::Transport(format!(
@@ -153,7 +189,7 @@ impl QuerySession {
             scores,
             ms: t.elapsed().as_secs_f64() * 1e3,
             upload_bytes,
-            download_bytes: back.len(),
+            download_bytes,
             mpc_bytes: 0,
         })
     }

@@ -9,14 +9,14 @@
 use crate::channel::{BoxStream, StreamTransport, Traffic};
 use crate::client::PlatformClient;
 use crate::error::PlatformError;
-use crate::query::Answer;
+use crate::query::{open_with_keys, send_encrypted, Answer, Opened};
 use crate::served_mpc::SplitInfo;
 use crate::split::SPLIT_FRAC_BITS;
 use cipherflow_mpc::programs::handoff::{predict_from_handoff, ActivationShare, PLATFORM, USER};
 use cipherflow_mpc::programs::predict::{share_model, SharedModel, MODEL_OWNER};
 use cipherflow_mpc::{FixedPoint, Party};
 use cipherflow_tensor::handoff::decrypt_handoff;
-use cipherflow_tensor::{ActivationDecoding, EncTensor, KeySet, ModelClient};
+use cipherflow_tensor::{ActivationDecoding, KeySet, ModelClient};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,45 @@ fn bad(m: impl std::fmt::Display) -> PlatformError {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The CA of the host a split's description names, checked against the
+/// user's pin (its SHA-256) when given.
+pub(crate) fn pinned_host(
+    info: &SplitInfo,
+    model: &str,
+    pin: Option<&str>,
+) -> Result<Vec<u8>, PlatformError> {
+    let host = info.host.as_ref().ok_or_else(|| {
+        PlatformError::Unavailable(format!(
+            "no host of {model} is online: its creator runs `cipherflow model-host`"
+        ))
+    })?;
+    let ca = hex::decode(&host.ca).map_err(|e| bad(format!("the host's certificate: {e}")))?;
+    let seen = crate::tls::fingerprint(&ca);
+    if let Some(p) = pin.filter(|p| !p.eq_ignore_ascii_case(&seen)) {
+        return Err(PlatformError::Forbidden(format!(
+            "the platform names a host whose certificate has SHA-256 {seen}, not the pinned {p}"
+        )));
+    }
+    Ok(ca)
+}
+
+/// The session's channel to the model host: relayed by the platform, TLS
+/// inside it against the host's CA `ca`.
+pub(crate) async fn host_channel(
+    client: &PlatformClient,
+    session: &str,
+    ca: &[u8],
+) -> Result<BoxStream, PlatformError> {
+    let relay = client
+        .channel(&format!("/v1/sessions/{session}/channel?peer=host"), &[])
+        .await?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(crate::tls::host_client_config(ca)?));
+    let name = crate::tls::server_name(crate::tls::HOST_NAME)?;
+    Ok(Box::new(tls.connect(name, relay).await.map_err(|e| {
+        bad(format!("TLS with the model host: {e}"))
+    })?))
 }
 
 impl MpcQuerySession {
@@ -93,53 +132,27 @@ impl MpcQuerySession {
         if info.k != k {
             return Err(bad(format!("asked for split {k}, described {}", info.k)));
         }
-        let host = info.host.clone().ok_or_else(|| {
-            PlatformError::Unavailable(format!(
-                "no host of {model} is online: its creator runs `cipherflow model-host`"
-            ))
-        })?;
-        let ca = hex::decode(&host.ca).map_err(|e| bad(format!("the host's certificate: {e}")))?;
-        let seen = crate::tls::fingerprint(&ca);
-        if let Some(p) = pin.filter(|p| !p.eq_ignore_ascii_case(&seen)) {
-            return Err(PlatformError::Forbidden(format!(
-                "the platform names a host whose certificate has SHA-256 {seen}, not the \
-                 pinned {p}"
-            )));
-        }
+        let ca = pinned_host(&info, model, pin)?;
         let mc = ModelClient::new(info.spec.clone())?;
+        let Opened {
+            keys,
+            keygen_ms,
+            key_bytes,
+            session,
+        } = open_with_keys(
+            &client,
+            &mc,
+            &format!("/v1/models/{model}/sessions?mode=mpc&split={k}"),
+        )
+        .await?;
         let t = Instant::now();
-        let mut rng = cipherflow_ring::sampler::secure_rng().map_err(bad)?;
-        let keys = KeySet::generate(&mc, &mut rng)?;
-        let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
-        let ek = keys.eval_key_bytes()?;
-        let key_bytes = ek.len();
-        let t = Instant::now();
-        let s = client
-            .json(
-                "POST",
-                &format!("/v1/models/{model}/sessions?mode=mpc&split={k}"),
-                ek,
-                None,
+        let to_platform = client
+            .channel(
+                &format!("/v1/sessions/{session}/channel?peer=platform"),
+                &[],
             )
             .await?;
-        let session = s
-            .get("session")
-            .and_then(|v| v.as_str())
-            .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| bad("a session answer without an id"))?
-            .to_string();
-        let base = format!("/v1/sessions/{session}/channel");
-        let to_platform = client
-            .channel(&format!("{base}?peer=platform"), &[])
-            .await?;
-        let relay = client.channel(&format!("{base}?peer=host"), &[]).await?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(crate::tls::host_client_config(&ca)?));
-        let name = crate::tls::server_name(crate::tls::HOST_NAME)?;
-        let to_host: BoxStream = Box::new(
-            tls.connect(name, relay)
-                .await
-                .map_err(|e| bad(format!("TLS with the model host: {e}")))?,
-        );
+        let to_host = host_channel(&client, &session, &ca).await?;
         let handle = tokio::runtime::Handle::current();
         let (party, tail, traffic) = tokio::task::spawn_blocking(move || {
             let t = StreamTransport::new(
@@ -205,21 +218,9 @@ impl MpcQuerySession {
     pub async fn classify(&self, x: &[f64]) -> Result<Answer, PlatformError> {
         let t = Instant::now();
         let before = self.traffic.total();
-        let mut rng = cipherflow_ring::sampler::secure_rng().map_err(bad)?;
         let params = self.model.params();
-        let ct = self.model.encrypt(&self.keys.sk, &[x.to_vec()], &mut rng)?;
-        let up = ct.to_bytes(params)?;
-        let upload_bytes = up.len();
-        let back = self
-            .client
-            .request(
-                "POST",
-                &format!("/v1/sessions/{}/infer", self.session),
-                up,
-                None,
-            )
-            .await?;
-        let masked = EncTensor::from_bytes(params, &back)?;
+        let (masked, upload_bytes, download_bytes) =
+            send_encrypted(&self.client, &self.model, &self.keys, &self.session, x).await?;
         let shares = decrypt_handoff(&self.keys.decryptor(), &masked)?;
         let mine = {
             let mut d = lock(&self.decoding);
@@ -263,7 +264,7 @@ impl MpcQuerySession {
             class,
             ms: t.elapsed().as_secs_f64() * 1e3,
             upload_bytes,
-            download_bytes: back.len(),
+            download_bytes,
             mpc_bytes: mpc,
         })
     }

@@ -8,11 +8,11 @@
 use crate::channel::{read_message_max, write_message, BoxStream};
 use crate::client::PlatformClient;
 use crate::error::PlatformError;
-use crate::query::Answer;
+use crate::query::{open_with_keys, send_encrypted, Answer, Opened};
+use crate::query_mpc::{host_channel, pinned_host};
 use crate::repo_leakage::SplitLeakage;
 use crate::served_mpc::SplitInfo;
-use cipherflow_tensor::{EncTensor, KeySet, ModelClient};
-use std::sync::Arc;
+use cipherflow_tensor::{KeySet, ModelClient};
 use std::time::Instant;
 
 /// An open `plain-tail` session.
@@ -76,52 +76,20 @@ impl PlainTailSession {
                 "the leakage measured for split {split} is now {leakage:?}, not what was accepted"
             )));
         }
-        let host = info.host.clone().ok_or_else(|| {
-            PlatformError::Unavailable(format!(
-                "no host of {model} is online: its creator runs `cipherflow model-host`"
-            ))
-        })?;
-        let ca = hex::decode(&host.ca).map_err(|e| bad(format!("the host's certificate: {e}")))?;
-        let seen = crate::tls::fingerprint(&ca);
-        if let Some(p) = pin.filter(|p| !p.eq_ignore_ascii_case(&seen)) {
-            return Err(PlatformError::Forbidden(format!(
-                "the platform names a host whose certificate has SHA-256 {seen}, not the \
-                 pinned {p}"
-            )));
-        }
+        let ca = pinned_host(&info, model, pin)?;
         let mc = ModelClient::new(info.spec.clone())?;
-        let t = Instant::now();
-        let mut rng = cipherflow_ring::sampler::secure_rng().map_err(bad)?;
-        let keys = KeySet::generate(&mc, &mut rng)?;
-        let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
-        let ek = keys.eval_key_bytes()?;
-        let key_bytes = ek.len();
-        let s = client
-            .json(
-                "POST",
-                &format!(
-                    "/v1/models/{model}/sessions?mode=plain-tail&split={split}&accept_leakage=1"
-                ),
-                ek,
-                None,
-            )
-            .await?;
-        let session = s
-            .get("session")
-            .and_then(|v| v.as_str())
-            .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| bad("a session answer without an id"))?
-            .to_string();
-        let relay = client
-            .channel(&format!("/v1/sessions/{session}/channel?peer=host"), &[])
-            .await?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(crate::tls::host_client_config(&ca)?));
-        let name = crate::tls::server_name(crate::tls::HOST_NAME)?;
-        let host: BoxStream = Box::new(
-            tls.connect(name, relay)
-                .await
-                .map_err(|e| bad(format!("TLS with the model host: {e}")))?,
-        );
+        let Opened {
+            keys,
+            keygen_ms,
+            key_bytes,
+            session,
+        } = open_with_keys(
+            &client,
+            &mc,
+            &format!("/v1/models/{model}/sessions?mode=plain-tail&split={split}&accept_leakage=1"),
+        )
+        .await?;
+        let host = host_channel(&client, &session, &ca).await?;
         Ok(Self {
             client,
             model: mc,
@@ -154,21 +122,8 @@ impl PlainTailSession {
     /// activations, sends them to the host and returns its scores.
     pub async fn classify(&self, x: &[f64]) -> Result<Answer, PlatformError> {
         let t = Instant::now();
-        let mut rng = cipherflow_ring::sampler::secure_rng().map_err(bad)?;
-        let params = self.model.params();
-        let ct = self.model.encrypt(&self.keys.sk, &[x.to_vec()], &mut rng)?;
-        let up = ct.to_bytes(params)?;
-        let mut upload_bytes = up.len();
-        let back = self
-            .client
-            .request(
-                "POST",
-                &format!("/v1/sessions/{}/infer", self.session),
-                up,
-                None,
-            )
-            .await?;
-        let out = EncTensor::from_bytes(params, &back)?;
+        let (out, mut upload_bytes, download_bytes) =
+            send_encrypted(&self.client, &self.model, &self.keys, &self.session, x).await?;
         let acts = out
             .decrypt(&self.keys.decryptor())?
             .into_iter()
@@ -193,7 +148,7 @@ impl PlainTailSession {
             scores,
             ms: t.elapsed().as_secs_f64() * 1e3,
             upload_bytes,
-            download_bytes: back.len() + reply.len(),
+            download_bytes: download_bytes + reply.len(),
             mpc_bytes: 0,
         })
     }

@@ -36,7 +36,7 @@ use cipherflow_mpc::{FixedPoint, Party};
 use cipherflow_tensor::handoff::HandoffParams;
 use cipherflow_tensor::privacy::DEFAULT_RETURNED_OUTPUTS;
 use cipherflow_tensor::{
-    ActivationDecoding, ActivationShares, EncTensor, EncryptedModel, EvalKeys, InputSpec, KeySet,
+    ActivationDecoding, ActivationShares, EncTensor, EncryptedModel, EvalKeys, InputSpec,
     OutputPrivacy,
 };
 use serde::{Deserialize, Serialize};
@@ -304,12 +304,7 @@ impl Platform {
         let spec = server.input_spec();
         // One run with throwaway keys: its time, and the decoding of the
         // masked output (public figures only).
-        let mut rng = cipherflow_ring::sampler::secure_rng()
-            .map_err(|e| PlatformError::Storage(e.to_string()))?;
-        let client = server.client()?;
-        let keys = KeySet::generate(&client, &mut rng)?;
-        let zeros = vec![0.0; spec.input_shape.iter().product()];
-        let x = client.encrypt(&keys.sk, &[zeros], &mut rng)?;
+        let (keys, x, mut rng) = crate::service::trial_input(&server)?;
         let t = Instant::now();
         let (masked, _) =
             server.respond_handoff(&keys.rlk, &keys.gk, &keys.pk, &x, &hp, &mut rng)?;

@@ -149,6 +149,20 @@ fn card(r: &ModelRecord) -> serde_json::Value {
     v
 }
 
+/// Throwaway keys made by the platform for `server`, and an encryption of
+/// zeros under them: what a model's trial run evaluates.
+pub(crate) fn trial_input(
+    server: &EncryptedModel,
+) -> Result<(KeySet, EncTensor, rand_chacha::ChaCha20Rng), PlatformError> {
+    let mut rng = cipherflow_ring::sampler::secure_rng()
+        .map_err(|e| PlatformError::Storage(e.to_string()))?;
+    let client = server.client()?;
+    let keys = KeySet::generate(&client, &mut rng)?;
+    let zeros = vec![0.0; client.spec().input_shape.iter().product()];
+    let x = client.encrypt(&keys.sk, &[zeros], &mut rng)?;
+    Ok((keys, x, rng))
+}
+
 impl Platform {
     /// Opens the repository of `cfg`.
     pub fn open(cfg: Config) -> Result<Arc<Self>, PlatformError> {
@@ -223,12 +237,7 @@ impl Platform {
         let spec = server.input_spec();
         // One run with the platform's own throwaway keys: the cost a
         // session is checked against.
-        let mut rng = cipherflow_ring::sampler::secure_rng()
-            .map_err(|e| PlatformError::Storage(e.to_string()))?;
-        let client = server.client()?;
-        let keys = KeySet::generate(&client, &mut rng)?;
-        let zeros = vec![0.0; spec.input_shape.iter().product()];
-        let x = client.encrypt(&keys.sk, &[zeros], &mut rng)?;
+        let (keys, x, mut rng) = trial_input(&server)?;
         let t = Instant::now();
         server.respond(&keys.rlk, &keys.gk, &keys.pk, &x, &privacy, &mut rng)?;
         let measured_ms = t.elapsed().as_secs_f64() * 1e3;
