@@ -8,7 +8,8 @@
 use anyhow::anyhow;
 use cipherflow_ledger::entry::EntryBody;
 use cipherflow_ledger::{
-    verify_log, CountedProof, EntryProof, EpsilonRecompute, Hash, Ledger, LogSigner, PublicKey,
+    verify_log, verify_proof_file, EpsilonRecompute, Hash, Ledger, LogSigner, ProofFileError,
+    PublicKey,
     SignedTreeHead, VerifyOptions,
 };
 use clap::Subcommand;
@@ -317,25 +318,8 @@ fn verify_proof(path: &Path, key: &Path, json: bool) -> anyhow::Result<()> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let result: Result<Value, String> = match kind.as_str() {
-        "entry_proof" => {
-            let p: EntryProof =
-                serde_json::from_value(v).map_err(|e| anyhow!("malformed proof: {e}"))?;
-            p.verify(&key, None)
-                .map(|e| json!({ "entry": e, "tree_size": p.sth.tree_size }))
-                .map_err(|e| e.to_string())
-        }
-        "counted_proof" => {
-            let p: CountedProof =
-                serde_json::from_value(v).map_err(|e| anyhow!("malformed proof: {e}"))?;
-            p.verify(&key, None)
-                .map(|c| json!({ "counted": c }))
-                .map_err(|e| e.to_string())
-        }
-        other => return Err(anyhow!("unknown proof type {other:?}")),
-    };
-    match result {
-        Ok(detail) => {
+    match verify_proof_file(v, &key, None) {
+        Ok((kind, detail)) => {
             if json {
                 println!("{}", json!({ "ok": true, "type": kind, "detail": detail }));
             } else {
@@ -343,12 +327,13 @@ fn verify_proof(path: &Path, key: &Path, json: bool) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Err(e) => {
+        Err(ProofFileError::Failed(e)) => {
             if json {
-                println!("{}", json!({ "ok": false, "type": kind, "problem": e }));
+                println!("{}", json!({ "ok": false, "type": kind, "problem": e.to_string() }));
             }
             Err(anyhow!("proof does NOT verify: {e}"))
         }
+        Err(e) => Err(e.into()),
     }
 }
 

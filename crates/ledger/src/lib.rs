@@ -48,7 +48,8 @@ pub use error::{Failure, LedgerError, Location, Problem};
 pub use ledger::{Appended, Ledger, NewEntry};
 pub use merkle::{Hash, MerkleTree, ProofError};
 pub use proof::{
-    ConsistencyProof, Counted, CountedProof, EntryProof, InclusionProof, ProofFailure,
+    verify_proof_file, ConsistencyProof, Counted, CountedProof, EntryProof, InclusionProof,
+    ProofFailure, ProofFileError,
 };
 pub use proof_encoding::{
     MAX_CONSISTENCY_LIST, MAX_CONSISTENCY_PATH, MAX_INCLUSION_PATH, MAX_INPUTS, MAX_INPUTS_BYTES,

@@ -248,3 +248,47 @@ impl CountedProof {
         })
     }
 }
+
+/// Why a proof file was not accepted.
+#[derive(Debug, Error)]
+pub enum ProofFileError {
+    /// Its `type` is neither `entry_proof` nor `counted_proof`.
+    #[error("unknown proof type {0:?}")]
+    UnknownType(String),
+    /// It does not parse as a proof of its type.
+    #[error("malformed proof: {0}")]
+    Malformed(String),
+    /// It parses but does not verify.
+    #[error("proof does NOT verify: {0}")]
+    Failed(#[from] ProofFailure),
+}
+
+/// Verifies a proof file (its JSON, `"type"` `entry_proof` or
+/// `counted_proof`) with the log's public key (and its log id when
+/// pinned). Returns the type and what it establishes, as JSON: `{"entry",
+/// "tree_size"}` or `{"counted"}`.
+pub fn verify_proof_file(
+    v: serde_json::Value,
+    key: &PublicKey,
+    log_id: Option<&Hash>,
+) -> Result<(String, serde_json::Value), ProofFileError> {
+    let kind = v
+        .get("type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let malformed = |e: serde_json::Error| ProofFileError::Malformed(e.to_string());
+    let detail = match kind.as_str() {
+        "entry_proof" => {
+            let p: EntryProof = serde_json::from_value(v).map_err(malformed)?;
+            let e = p.verify(key, log_id)?;
+            serde_json::json!({ "entry": e, "tree_size": p.sth.tree_size })
+        }
+        "counted_proof" => {
+            let p: CountedProof = serde_json::from_value(v).map_err(malformed)?;
+            serde_json::json!({ "counted": p.verify(key, log_id)? })
+        }
+        _ => return Err(ProofFileError::UnknownType(kind)),
+    };
+    Ok((kind, detail))
+}
