@@ -9,8 +9,7 @@ use anyhow::anyhow;
 use cipherflow_ledger::entry::EntryBody;
 use cipherflow_ledger::{
     verify_log, verify_proof_file, EpsilonRecompute, Hash, Ledger, LogSigner, ProofFileError,
-    PublicKey,
-    SignedTreeHead, VerifyOptions,
+    PublicKey, SignedTreeHead, VerifyOptions,
 };
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -329,7 +328,10 @@ fn verify_proof(path: &Path, key: &Path, json: bool) -> anyhow::Result<()> {
         }
         Err(ProofFileError::Failed(e)) => {
             if json {
-                println!("{}", json!({ "ok": false, "type": kind, "problem": e.to_string() }));
+                println!(
+                    "{}",
+                    json!({ "ok": false, "type": kind, "problem": e.to_string() })
+                );
             }
             Err(anyhow!("proof does NOT verify: {e}"))
         }

@@ -378,6 +378,7 @@ mod tests {
     fn frames_cross_and_an_abort_names_its_reason() {
         let rt = rt();
         let mut t = mesh(&rt, Duration::from_secs(5));
+        assert_eq!(format!("{:?}", t[2]), "StreamTransport { me: 2 }");
         let big = vec![7u8; 300_000];
         t[0].send(1, big.clone()).unwrap();
         assert_eq!(t[1].recv(0).unwrap(), big);

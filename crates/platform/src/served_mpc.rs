@@ -350,6 +350,28 @@ impl Platform {
     }
 }
 
+/// Prepares every split's head of `r` in the background, so that the
+/// card shows each split's cost (head time, key bytes, bytes per query)
+/// before anyone asks for it.
+pub(crate) fn prepare_all_heads(p: &Shared, r: &ModelRecord) {
+    if r.mpc_splits().is_empty() {
+        return;
+    }
+    let (p2, r2) = (p.clone(), r.clone());
+    let spawned = std::thread::Builder::new()
+        .name("prepare-heads".into())
+        .spawn(move || {
+            for k in r2.mpc_splits() {
+                if let Err(e) = p2.pool.install(|| p2.prepare_head(&r2.name, k)) {
+                    tracing::warn!("{} v{} split {k}: {e}", r2.name, r2.version);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no thread to prepare the heads of {}: {e}", r.name);
+    }
+}
+
 fn creator_token(headers: &HeaderMap, what: &str) -> Result<String, PlatformError> {
     headers
         .get(CREATOR_TOKEN_HEADER)

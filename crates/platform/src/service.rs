@@ -326,6 +326,7 @@ async fn upload(
     let q2 = p.clone();
     let (record, token) = blocking(move || lock(&q2.repo).add(&q.name, &body, &meta)).await?;
     crate::served_plain::start_leakage(&p, &record);
+    served_mpc::prepare_all_heads(&p, &record);
     tracing::info!(
         "model {} v{} uploaded ({} bytes)",
         record.name,
