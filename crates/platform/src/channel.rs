@@ -392,6 +392,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(t[0].send(0, vec![1]), Err(MpcError::Party(_))));
+        // A reason is cut to the longest one accepted, which still arrives.
+        t[0].abort(&"é".repeat(2000), None);
+        match t[1].recv(0) {
+            Err(MpcError::Aborted { from: 0, reason }) => {
+                assert_eq!(reason.len(), MAX_REASON, "{}", reason.len());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
