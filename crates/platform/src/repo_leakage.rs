@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS leakage (
     psnr REAL NOT NULL,
     public_inputs INTEGER NOT NULL,
     held_out INTEGER NOT NULL,
+    agreement REAL,
     PRIMARY KEY (name, version, k)
 );";
 
@@ -39,6 +40,10 @@ pub struct SplitLeakage {
     pub public_inputs: usize,
     /// Held-out inputs it was scored on.
     pub held_out: usize,
+    /// Fraction of reconstructions the model classifies as it classifies
+    /// the originals — known only when the platform holds the whole model
+    /// (else the creator measures it: `cipherflow model splits`).
+    pub agreement_on_reconstructions: Option<f64>,
 }
 
 impl Repository {
@@ -51,7 +56,7 @@ impl Repository {
     ) -> Result<(), PlatformError> {
         self.db.execute(
             "INSERT OR REPLACE INTO leakage (name, version, k, domain, activations, ssim, psnr, \
-             public_inputs, held_out) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             public_inputs, held_out, agreement) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 name,
                 version,
@@ -61,7 +66,8 @@ impl Repository {
                 l.ssim,
                 l.psnr,
                 l.public_inputs as i64,
-                l.held_out as i64
+                l.held_out as i64,
+                l.agreement_on_reconstructions
             ],
         )?;
         Ok(())
@@ -70,8 +76,8 @@ impl Repository {
     /// The leakage measured for `name` v`version`, by split.
     pub fn leakage(&self, name: &str, version: i64) -> Result<Vec<SplitLeakage>, PlatformError> {
         let mut st = self.db.prepare(
-            "SELECT k, domain, activations, ssim, psnr, public_inputs, held_out FROM leakage \
-             WHERE name = ?1 AND version = ?2 ORDER BY k",
+            "SELECT k, domain, activations, ssim, psnr, public_inputs, held_out, agreement \
+             FROM leakage WHERE name = ?1 AND version = ?2 ORDER BY k",
         )?;
         let n = |v: i64| usize::try_from(v).unwrap_or(0);
         let rows = st.query_map(params![name, version], |r| {
@@ -83,6 +89,7 @@ impl Repository {
                 psnr: r.get(4)?,
                 public_inputs: n(r.get(5)?),
                 held_out: n(r.get(6)?),
+                agreement_on_reconstructions: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

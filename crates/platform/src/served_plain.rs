@@ -6,9 +6,10 @@
 //!   platform trains, for every split, an inversion network from the
 //!   head's activations back to inputs on that public data and scores it on
 //!   held-out inputs (SSIM, PSNR; `crate::leakage`), in the background,
-//!   and records the figures with the model. The platform holds only the
-//!   head, so the model's accuracy on the reconstructions is the creator's
-//!   to measure (`cipherflow model splits`).
+//!   and records the figures with the model. When it holds the whole model
+//!   it also records how many reconstructions the model classifies as the
+//!   originals; holding only the head, it cannot, and that figure is the
+//!   creator's to measure (`cipherflow model splits`).
 //! * **Queries.** A session opens only with `accept_leakage=1` and only at a
 //!   split whose leakage is recorded. The head runs on the encrypted input
 //!   and its output goes back re-randomized and flooded as far as its
@@ -17,7 +18,7 @@
 //!   relayed TLS channel; the host runs the tail in the clear and answers
 //!   the scores. The creator sees the activations: that is the mode.
 
-use crate::leakage::{inversion_leakage_of_head, InversionData};
+use crate::leakage::{inversion_leakage, inversion_leakage_of_head, InversionData};
 use crate::repo::ModelRecord;
 use crate::repo_leakage::SplitLeakage;
 use crate::service::{lock, Shared};
@@ -113,13 +114,20 @@ fn measure(
         labels: None,
         preprocessing: file.preprocessing.as_ref(),
     };
+    let whole = r.head_layers == r.layers;
     for &k in &r.splits {
-        let head = if k == model.layers().len() {
-            model.clone()
+        // Holding the whole model, the platform also classifies the
+        // reconstructions; holding a head, it cannot.
+        let l = if whole && k < model.layers().len() {
+            inversion_leakage(model, k, &data, &p.cfg.inversion)?
         } else {
-            model.split_at(k)?.0
+            let head = if k == model.layers().len() {
+                model.clone()
+            } else {
+                model.split_at(k)?.0
+            };
+            inversion_leakage_of_head(&head, &data, &p.cfg.inversion)?
         };
-        let l = inversion_leakage_of_head(&head, &data, &p.cfg.inversion)?;
         lock(&p.repo).put_leakage(
             &r.name,
             r.version,
@@ -131,6 +139,7 @@ fn measure(
                 psnr: l.psnr,
                 public_inputs: public.nrows(),
                 held_out: held,
+                agreement_on_reconstructions: l.agreement_on_reconstructions,
             },
         )?;
     }

@@ -104,6 +104,9 @@ fn plain_tail_is_served_only_after_its_measured_leakage_is_accepted() {
         (-1.0..=1.0).contains(&leak.ssim) && leak.psnr > 0.0 && leak.held_out == 100,
         "{leak:?}"
     );
+    // Holding only the head, the platform does not classify the
+    // reconstructions.
+    assert!(leak.agreement_on_reconstructions.is_none(), "{leak:?}");
     // Search: by task and license words, by mode.
     let found = rt
         .block_on(c.json("GET", "/v1/models?q=DIGITS+mit&mode=mpc", Vec::new(), None))
@@ -165,4 +168,31 @@ fn plain_tail_is_served_only_after_its_measured_leakage_is_accepted() {
         assert_eq!(a.scores.len(), 10);
     }
     rt.block_on(s.close()).unwrap();
+    // A whole model on the platform: the reconstructions are classified
+    // too, at every split.
+    let whole = rt
+        .block_on(c.json(
+            "POST",
+            "/v1/models?name=whole&input_bound=1&domain=digits",
+            cipherflow_nn::io::safetensors::to_bytes(&cnn).unwrap(),
+            None,
+        ))
+        .unwrap();
+    let splits = whole["model"]["splits"].as_array().unwrap().len();
+    let want_status = format!("measured at {splits} splits");
+    for _ in 0..600 {
+        card = rt
+            .block_on(c.json("GET", "/v1/models/whole", Vec::new(), None))
+            .unwrap();
+        if card["plain_tail"]["status"] == want_status.as_str() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows = card["plain_tail"]["leakage"].as_array().unwrap();
+    assert_eq!(rows.len(), splits, "{card}");
+    for r in rows {
+        let a = r["agreement_on_reconstructions"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&a), "{r}");
+    }
 }
