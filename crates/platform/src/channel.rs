@@ -278,10 +278,9 @@ impl Transport for StreamTransport {
         let text = reason.get(..end).unwrap_or_default().as_bytes().to_vec();
         let mut head = ABORT_MARK.to_le_bytes().to_vec();
         head.extend((text.len() as u32).to_le_bytes());
-        let mut order: Vec<usize> = (0..3)
-            .filter(|&j| j != self.me && Some(j) != culprit)
-            .collect();
-        order.extend(culprit.filter(|&c| c != self.me && c < 3));
+        // The peers, the culprit last (it may be the one not reading).
+        let mut order: Vec<usize> = (0..3).filter(|&j| j != self.me).collect();
+        order.sort_by_key(|&j| Some(j) == culprit);
         for j in order {
             let _ = self.write(j, &head, &text, Duration::from_secs(1));
         }
@@ -454,6 +453,80 @@ mod tests {
             drop(e);
             assert!(read_message(&mut f).await.unwrap().is_none());
         });
+    }
+
+    #[test]
+    fn each_end_knows_its_id_and_an_abort_ends_its_peers_stream() {
+        let rt = rt();
+        let mut t = mesh(&rt, Duration::from_secs(5));
+        for (i, x) in t.iter().enumerate() {
+            assert_eq!(x.me(), i);
+        }
+        // What a peer sends after its abort notice is never read.
+        t[1].abort("gave up", None);
+        t[1].send(0, vec![1, 2, 3]).unwrap();
+        assert!(matches!(
+            t[0].recv(1),
+            Err(MpcError::Aborted { from: 1, .. })
+        ));
+        assert!(matches!(t[0].recv(1), Err(MpcError::PeerClosed(1))));
+        // The culprit is told too (last), and a reason not cut at a
+        // character boundary is cut at the one before.
+        t[0].abort(&"€".repeat(1000), Some(2));
+        for j in [1, 2] {
+            match t[j].recv(0) {
+                Err(MpcError::Aborted { from: 0, reason }) => assert_eq!(reason.len(), 1023),
+                other => panic!("party {j}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_send_to_a_peer_that_gave_up_names_its_reason() {
+        let rt = rt();
+        let (mut a, b) = tokio::io::duplex(1 << 10);
+        let (_c, d) = tokio::io::duplex(1 << 10);
+        let mut t = StreamTransport::new(
+            0,
+            vec![(1, Box::new(b) as BoxStream), (2, Box::new(d) as BoxStream)],
+            rt.handle().clone(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        // Peer 1 writes its notice and goes away.
+        rt.block_on(async {
+            a.write_all(&ABORT_MARK.to_le_bytes()).await.unwrap();
+            a.write_all(&4u32.to_le_bytes()).await.unwrap();
+            a.write_all(b"done").await.unwrap();
+        });
+        drop(a);
+        match t.send(1, vec![0; 1 << 16]) {
+            Err(MpcError::Aborted { from: 1, reason }) => assert_eq!(reason, "done"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A stream whose reads fail (a reset connection).
+    struct Reset;
+
+    impl AsyncRead for Reset {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+        }
+    }
+
+    #[test]
+    fn a_failed_read_is_an_error_not_an_end() {
+        let rt = rt();
+        let r = rt.block_on(read_message(&mut Reset));
+        assert_eq!(
+            r.map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::ConnectionReset)
+        );
     }
 
     #[test]
