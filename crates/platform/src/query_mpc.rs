@@ -48,6 +48,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The platform's description of split `k` of `model`, checked to be
+/// that split's.
+pub(crate) async fn fetch_split(
+    client: &PlatformClient,
+    model: &str,
+    k: usize,
+) -> Result<SplitInfo, PlatformError> {
+    crate::repo::check_name(model)?;
+    let info: SplitInfo = serde_json::from_value(
+        client
+            .json(
+                "GET",
+                &format!("/v1/models/{model}/splits/{k}"),
+                Vec::new(),
+                None,
+            )
+            .await?,
+    )
+    .map_err(|e| bad(format!("a malformed split description: {e}")))?;
+    if info.k != k {
+        return Err(bad(format!("asked for split {k}, described {}", info.k)));
+    }
+    Ok(info)
+}
+
 /// The CA of the host a split's description names, checked against the
 /// user's pin (its SHA-256) when given.
 pub(crate) fn pinned_host(
@@ -118,20 +143,7 @@ impl MpcQuerySession {
                 .and_then(|k| usize::try_from(k).ok())
                 .ok_or_else(|| bad("the model card recommends no split"))?,
         };
-        let info: SplitInfo = serde_json::from_value(
-            client
-                .json(
-                    "GET",
-                    &format!("/v1/models/{model}/splits/{k}"),
-                    Vec::new(),
-                    None,
-                )
-                .await?,
-        )
-        .map_err(|e| bad(format!("a malformed split description: {e}")))?;
-        if info.k != k {
-            return Err(bad(format!("asked for split {k}, described {}", info.k)));
-        }
+        let info = fetch_split(&client, model, k).await?;
         let ca = pinned_host(&info, model, pin)?;
         let mc = ModelClient::new(info.spec.clone())?;
         let Opened {

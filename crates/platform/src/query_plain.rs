@@ -9,7 +9,7 @@ use crate::channel::{read_message_max, write_message, BoxStream};
 use crate::client::PlatformClient;
 use crate::error::PlatformError;
 use crate::query::{open_with_keys, send_encrypted, Answer, Opened};
-use crate::query_mpc::{host_channel, pinned_host};
+use crate::query_mpc::{fetch_split, host_channel, pinned_host};
 use crate::repo_leakage::SplitLeakage;
 use crate::served_mpc::SplitInfo;
 use cipherflow_tensor::{KeySet, ModelClient};
@@ -42,18 +42,7 @@ impl PlainTailSession {
         model: &str,
         split: usize,
     ) -> Result<(SplitInfo, Option<SplitLeakage>), PlatformError> {
-        crate::repo::check_name(model)?;
-        let info: SplitInfo = serde_json::from_value(
-            client
-                .json(
-                    "GET",
-                    &format!("/v1/models/{model}/splits/{split}"),
-                    Vec::new(),
-                    None,
-                )
-                .await?,
-        )
-        .map_err(|e| bad(format!("a malformed split description: {e}")))?;
+        let info = fetch_split(client, model, split).await?;
         let l = info.leakage.clone();
         Ok((info, l))
     }
