@@ -302,6 +302,14 @@ impl GaloisKeys {
         self.keys.contains_key(&g)
     }
 
+    /// Adds the keys of `other` (made with the same secret key) that are
+    /// not already here.
+    pub fn extend(&mut self, other: GaloisKeys) {
+        for (g, k) in other.keys {
+            self.keys.entry(g).or_insert(k);
+        }
+    }
+
     pub(crate) fn get(&self, g: u64) -> Result<&SwitchingKey, CkksError> {
         self.keys.get(&g).ok_or(CkksError::MissingGaloisKey(g))
     }

@@ -24,6 +24,9 @@ pub enum TensorError {
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A key the operation needs is not in this context.
+    #[error("missing key: {0}")]
+    MissingKey(String),
 }
 
 impl From<NnError> for TensorError {

@@ -42,6 +42,7 @@ pub mod plan;
 pub mod poly;
 pub mod privacy;
 pub mod server;
+pub mod vector;
 pub mod wire;
 
 pub use client::{InputSpec, KeySet, ModelClient};
@@ -57,4 +58,5 @@ pub use plan::{CompileOptions, Plan, Stage};
 pub use poly::{Approx, Interval, Polynomial};
 pub use privacy::{CircuitPrivacy, OutputPrivacy};
 pub use server::{EncryptedModel, Mode};
+pub use vector::{choose_params, CkksVector, Released, VectorContext};
 pub use wire::EvalKeys;
