@@ -2,6 +2,9 @@
 
 This package binds cipherflow's Rust libraries. Modules so far:
 
+* :mod:`cipherflow.ckks` -- encrypted vectors (RNS-CKKS) with arithmetic,
+  plaintext matrix products, rotations, sums and polynomials, parameters
+  chosen from a depth and a precision;
 * :mod:`cipherflow.dp` -- differential-privacy accounting (RDP and PLD)
   and noise calibration, the same numbers as ``cipherflow dp``;
 * :mod:`cipherflow.ledger` -- offline verification of the audit log's
@@ -10,8 +13,17 @@ This package binds cipherflow's Rust libraries. Modules so far:
 Every error is a :class:`CipherflowError`.
 """
 
-from ._native import CipherflowError, DpError, LedgerError, ProofError
-from . import dp, ledger
+from ._native import CipherflowError, CkksError, DpError, LedgerError, ProofError
+from . import ckks, dp, ledger
 
-__all__ = ["CipherflowError", "DpError", "LedgerError", "ProofError", "dp", "ledger"]
+__all__ = [
+    "CipherflowError",
+    "CkksError",
+    "DpError",
+    "LedgerError",
+    "ProofError",
+    "ckks",
+    "dp",
+    "ledger",
+]
 __version__ = "0.1.0"

@@ -7,34 +7,12 @@
 
 use cipherflow_dp::{Accountant, DpError as RustDpError};
 use cipherflow_ledger::{verify_proof_file, ProofFileError, PublicKey};
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(
-    _native,
-    CipherflowError,
-    PyException,
-    "Base of every cipherflow error."
-);
-create_exception!(
-    _native,
-    DpError,
-    CipherflowError,
-    "A differential-privacy argument or computation was refused."
-);
-create_exception!(
-    _native,
-    LedgerError,
-    CipherflowError,
-    "An audit-log key or proof that does not parse."
-);
-create_exception!(
-    _native,
-    ProofError,
-    LedgerError,
-    "A proof that parses but does not verify."
-);
+mod ckks;
+mod errors;
+
+use errors::{DpError, LedgerError, ProofError};
 
 fn dp_err(e: RustDpError) -> PyErr {
     DpError::new_err(e.to_string())
@@ -111,11 +89,10 @@ fn ledger_verify_proof(
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("CipherflowError", py.get_type::<CipherflowError>())?;
-    m.add("DpError", py.get_type::<DpError>())?;
-    m.add("LedgerError", py.get_type::<LedgerError>())?;
-    m.add("ProofError", py.get_type::<ProofError>())?;
+    errors::register(m)?;
+    m.add_class::<ckks::PyParams>()?;
+    m.add_class::<ckks::PyContext>()?;
+    m.add_class::<ckks::PyVector>()?;
     m.add_function(wrap_pyfunction!(dp_epsilon, m)?)?;
     m.add_function(wrap_pyfunction!(dp_calibrate_sigma, m)?)?;
     m.add_function(wrap_pyfunction!(ledger_verify_proof, m)?)?;

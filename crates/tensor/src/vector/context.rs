@@ -287,6 +287,11 @@ impl VectorContext {
         &self.params
     }
 
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.pk
+    }
+
     /// Whether the secret key is here.
     pub fn has_secret_key(&self) -> bool {
         self.sk.is_some()
