@@ -66,6 +66,10 @@ pub enum MpcError {
     /// Invalid argument or configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A program (`graph::Program`) that does not validate, or that the
+    /// parties do not agree on.
+    #[error("invalid program: {0}")]
+    Program(String),
     /// A party id outside 0..3 or an operation on the wrong party.
     #[error("party error: {0}")]
     Party(String),

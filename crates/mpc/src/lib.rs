@@ -12,6 +12,9 @@
 //!   round counters) and [`protocols`] (its methods);
 //! * [`computation`]: `private_input`, `private_variable`, `reveal_to`,
 //!   and [`run_local`] to run three parties in one process;
+//! * [`Program`]: a computation as data (nodes and outputs), validated,
+//!   agreed on by digest and run by each party — what the Python
+//!   package's `cipherflow.mpc` builds;
 //! * [`programs`]: private prediction with an nn model and private
 //!   logistic regression;
 //! * [`jobs`]: those programs as whole jobs a front end runs — three
@@ -19,6 +22,7 @@
 
 pub mod computation;
 mod error;
+mod graph;
 pub mod jobs;
 pub mod kernels;
 mod party;
@@ -32,6 +36,7 @@ pub use computation::{
     run_local, run_local_with_timeout, run_party, LocalRun, Network, PartyRun, Roles,
 };
 pub use error::MpcError;
+pub use graph::{Node, Output, Program, MAX_ELEMENTS, MAX_NODES, PROGRAM_VERSION};
 pub use party::{AShare, BShare, OpStats, Party, Stats};
 pub use transport::{local_mesh, Transport};
 pub use z2k::{FixedPoint, Z2k};
