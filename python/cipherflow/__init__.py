@@ -5,6 +5,9 @@ This package binds cipherflow's Rust libraries. Modules so far:
 * :mod:`cipherflow.ckks` -- encrypted vectors (RNS-CKKS) with arithmetic,
   plaintext matrix products, rotations, sums and polynomials, parameters
   chosen from a depth and a precision;
+* :mod:`cipherflow.mpc` -- secret-shared computation of three parties in
+  tf-encrypted's style (private inputs, reveal to named parties), in one
+  process or as three;
 * :mod:`cipherflow.dp` -- differential-privacy accounting (RDP and PLD)
   and noise calibration, the same numbers as ``cipherflow dp``;
 * :mod:`cipherflow.ledger` -- offline verification of the audit log's
@@ -13,17 +16,19 @@ This package binds cipherflow's Rust libraries. Modules so far:
 Every error is a :class:`CipherflowError`.
 """
 
-from ._native import CipherflowError, CkksError, DpError, LedgerError, ProofError
-from . import ckks, dp, ledger
+from ._native import CipherflowError, CkksError, DpError, LedgerError, MpcError, ProofError
+from . import ckks, dp, ledger, mpc
 
 __all__ = [
     "CipherflowError",
     "CkksError",
     "DpError",
     "LedgerError",
+    "MpcError",
     "ProofError",
     "ckks",
     "dp",
     "ledger",
+    "mpc",
 ]
 __version__ = "0.1.0"

@@ -23,7 +23,11 @@ fn rng() -> PyResult<rand_chacha::ChaCha20Rng> {
 }
 
 fn contiguous(a: &PyReadonlyArray1<'_, f64>) -> PyResult<Vec<f64>> {
-    Ok(a.as_array().iter().copied().collect())
+    // One memcpy for a contiguous array (the Python layer makes it so).
+    Ok(match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    })
 }
 
 /// A CKKS parameter set.
@@ -278,6 +282,10 @@ pub struct PyVector {
 }
 
 impl PyVector {
+    pub(crate) fn inner(&self) -> &CkksVector {
+        &self.v
+    }
+
     fn wrap(ctx: &Arc<VectorContext>, v: CkksVector) -> Self {
         Self {
             ctx: ctx.clone(),

@@ -74,6 +74,19 @@ create_exception!(
     "Bytes that do not parse as a key, context or vector of this parameter set."
 );
 
+create_exception!(
+    _native,
+    MpcError,
+    CipherflowError,
+    "A secret-shared computation failed (a party, the network, or its configuration)."
+);
+create_exception!(
+    _native,
+    ProgramError,
+    MpcError,
+    "A program or input the parties refuse (shapes, owners, or a party running another program)."
+);
+
 /// The exception of a CKKS error.
 pub fn ckks_err(e: RustCkksError) -> PyErr {
     let m = e.to_string();
@@ -120,5 +133,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MissingKeyError", py.get_type::<MissingKeyError>())?;
     m.add("ReleaseError", py.get_type::<ReleaseError>())?;
     m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add("MpcError", py.get_type::<MpcError>())?;
+    m.add("ProgramError", py.get_type::<ProgramError>())?;
     Ok(())
 }

@@ -9,8 +9,10 @@ use cipherflow_dp::{Accountant, DpError as RustDpError};
 use cipherflow_ledger::{verify_proof_file, ProofFileError, PublicKey};
 use pyo3::prelude::*;
 
+mod bench;
 mod ckks;
 mod errors;
+mod mpc;
 
 use errors::{DpError, LedgerError, ProofError};
 
@@ -93,6 +95,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ckks::PyParams>()?;
     m.add_class::<ckks::PyContext>()?;
     m.add_class::<ckks::PyVector>()?;
+    m.add_function(wrap_pyfunction!(bench::bench_rust_op, m)?)?;
+    m.add_function(wrap_pyfunction!(mpc::mpc_run_local, m)?)?;
+    m.add_function(wrap_pyfunction!(mpc::mpc_run_party, m)?)?;
+    m.add_function(wrap_pyfunction!(mpc::mpc_write_network, m)?)?;
     m.add_function(wrap_pyfunction!(dp_epsilon, m)?)?;
     m.add_function(wrap_pyfunction!(dp_calibrate_sigma, m)?)?;
     m.add_function(wrap_pyfunction!(ledger_verify_proof, m)?)?;
