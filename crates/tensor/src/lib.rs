@@ -31,6 +31,7 @@
 //!
 
 pub mod client;
+pub mod deploy;
 mod error;
 pub mod handoff;
 pub mod job;
@@ -46,6 +47,7 @@ pub mod vector;
 pub mod wire;
 
 pub use client::{InputSpec, KeySet, ModelClient};
+pub use deploy::{ClientHalf, DeployOptions, ServerHalf};
 pub use error::TensorError;
 pub use handoff::{ActivationDecoding, ActivationShares, HandoffParams};
 pub use job::{

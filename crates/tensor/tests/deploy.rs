@@ -1,0 +1,118 @@
+//! A model compiled into server and client halves whose bytes travel:
+//! the server half rebuilt from its bytes answers the client half's
+//! encrypted inputs with the exact model's classes; hostile bytes and
+//! foreign keys are refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cipherflow_tensor::{ClientHalf, Mode, ServerHalf, TensorError};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn fixture() -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../nn/tests/fixtures/layers/pad_leaky_gap.onnx"),
+    )
+    .unwrap()
+}
+
+fn digits(n: usize) -> ndarray::Array2<f32> {
+    let (_, test) = cipherflow_nn::examples::digits()
+        .unwrap()
+        .split(0.2, 0)
+        .unwrap();
+    test.subset(&(0..n).collect::<Vec<_>>())
+        .unwrap()
+        .features()
+        .clone()
+}
+
+#[test]
+fn halves_travel_as_bytes_and_agree_with_the_plaintext_model() {
+    let onnx = fixture();
+    let x = digits(6);
+    let compiled = ServerHalf::compile(&onnx, &x, Some(31), Mode::Latency, 64.0).unwrap();
+    let (degree, width) = compiled.options().approximate.unwrap();
+    assert_eq!(degree, 31);
+    assert!(width > 0.0);
+    // Another process: the server from its bytes, the client from the spec.
+    let server = ServerHalf::from_bytes(&compiled.to_bytes().unwrap()).unwrap();
+    assert_eq!(server.options(), compiled.options());
+    let spec = serde_json::to_string(server.spec()).unwrap();
+    assert!(!spec.contains("weights"));
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let client = ClientHalf::new(&spec, &mut rng).unwrap();
+    let keys = client.eval_key_bytes().unwrap();
+    let mut model = server.model().clone();
+    let exact = model
+        .predict(
+            &ndarray::ArrayD::from_shape_vec(
+                ndarray::IxDyn(&[x.nrows(), 1, 8, 8]),
+                x.iter().copied().collect(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    for (i, row) in x.rows().into_iter().enumerate() {
+        let input: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+        let ct = client.encrypt(&[input], &mut rng).unwrap();
+        let answer = server.respond(&keys, &ct, &mut rng).unwrap();
+        let out = client.decrypt(&answer).unwrap();
+        assert_eq!(out.len(), 1);
+        let want: Vec<f64> = exact
+            .index_axis(ndarray::Axis(0), i)
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let err = out[0]
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 0.05, "input {i}: logit error {err}");
+    }
+}
+
+#[test]
+fn refusals_are_typed() {
+    let onnx = fixture();
+    let x = digits(2);
+    // The LeakyReLU needs an approximation: named in the error.
+    match ServerHalf::compile(&onnx, &x, None, Mode::Latency, 64.0) {
+        Err(TensorError::Unsupported(m)) => assert!(m.to_lowercase().contains("relu"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let server = ServerHalf::compile(&onnx, &x, Some(15), Mode::Latency, 64.0).unwrap();
+    let bytes = server.to_bytes().unwrap();
+    for cut in [0, 3, 5, 12, bytes.len() / 2, bytes.len() - 1] {
+        assert!(ServerHalf::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+    }
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(ServerHalf::from_bytes(&trailing).is_err());
+    let mut huge = bytes.clone();
+    huge[5..13].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(ServerHalf::from_bytes(&huge).is_err());
+    assert!(ServerHalf::from_bytes(b"CFSH\x01").is_err());
+    let spec = serde_json::to_string(server.spec()).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    assert!(ClientHalf::new("{", &mut rng).is_err());
+    let client = ClientHalf::new(&spec, &mut rng).unwrap();
+    // Wrong input length, non-finite values.
+    assert!(matches!(
+        client.encrypt(&[vec![0.0; 3]], &mut rng),
+        Err(TensorError::Shape(_))
+    ));
+    assert!(client.encrypt(&[vec![f64::NAN; 64]], &mut rng).is_err());
+    // Keys made for another model's rotations are refused.
+    let other = ServerHalf::compile(&onnx, &x, Some(15), Mode::Throughput, 64.0).unwrap();
+    let other_client =
+        ClientHalf::new(&serde_json::to_string(other.spec()).unwrap(), &mut rng).unwrap();
+    let ct = client.encrypt(&[vec![0.5; 64]], &mut rng).unwrap();
+    assert!(server
+        .respond(&other_client.eval_key_bytes().unwrap(), &ct, &mut rng)
+        .is_err());
+    assert!(server
+        .respond(&client.eval_key_bytes().unwrap(), &ct[..10], &mut rng)
+        .is_err());
+}
