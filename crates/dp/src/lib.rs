@@ -33,7 +33,7 @@ mod special;
 pub use budget::{Budget, BudgetLedger, Charge};
 pub use clipping::{clip_l2, AdaptiveClipper};
 pub use error::DpError;
-pub use mechanisms::{gaussian_noise, try_gaussian_noise};
+pub use mechanisms::{gaussian_noise, poisson_sample, try_gaussian_noise};
 pub use pld::PldAccountant;
 pub use rdp::RdpAccountant;
 pub use schedule::{Profile, Schedule, ScheduleConfig};

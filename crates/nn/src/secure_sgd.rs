@@ -159,33 +159,11 @@ impl SecureSgd {
         Ok(self.accountant.epsilon(delta)?)
     }
 
-    /// A Poisson sample of `0..n`: each index independently with
-    /// probability q. Drawn by geometric skips (the gap before the next
-    /// selected index is Geometric(q)), so a sample costs O(qn) random
-    /// numbers instead of n.
+    /// A Poisson sample of `0..n` at the configured rate
+    /// ([`cipherflow_dp::poisson_sample`]).
     pub fn sample(&mut self, n: usize) -> Vec<usize> {
-        let q = self.config.sample_rate;
-        if q >= 1.0 {
-            return (0..n).collect();
-        }
-        let log_keep = (-q).ln_1p(); // ln(1 − q) < 0
-        let mut out = Vec::with_capacity((q * n as f64 * 1.2) as usize + 8);
-        let mut next = 0usize;
-        loop {
-            // u uniform in (0, 1]: 53 random bits, never 0.
-            let u = ((self.rng.next_u64() >> 11) as f64 + 1.0) * (1.0 / (1u64 << 53) as f64);
-            let gap = (u.ln() / log_keep).floor();
-            if gap >= (n - next) as f64 {
-                break;
-            }
-            next += gap as usize;
-            out.push(next);
-            next += 1;
-            if next >= n {
-                break;
-            }
-        }
-        out
+        // The rate was validated in `new` and `set_noise_multiplier` keeps it.
+        cipherflow_dp::poisson_sample(&mut self.rng, n, self.config.sample_rate).unwrap_or_default()
     }
 
     /// Adds N(0, std²) to every coordinate. Large tensors are split into
