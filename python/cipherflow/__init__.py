@@ -10,6 +10,10 @@ This package binds cipherflow's Rust libraries. Modules so far:
   process or as three;
 * :mod:`cipherflow.dp` -- differential-privacy accounting (RDP and PLD)
   and noise calibration, the same numbers as ``cipherflow dp``;
+* :mod:`cipherflow.torch` -- PyTorch models on encrypted inputs
+  (``compile``) and DP-SGD (``SecureSGD``, ``make_private``); imported on
+  demand, needs ``torch`` and ``onnx`` (``pip install ./python[torch]``);
+* :mod:`cipherflow.datasets` -- the shipped digits data set;
 * :mod:`cipherflow.ledger` -- offline verification of the audit log's
   proofs ("my update was counted"), as ``cipherflow audit verify-proof``.
 
@@ -17,7 +21,7 @@ Every error is a :class:`CipherflowError`.
 """
 
 from ._native import CipherflowError, CkksError, DpError, LedgerError, MpcError, ProofError
-from . import ckks, dp, ledger, mpc
+from . import ckks, datasets, dp, ledger, mpc
 
 __all__ = [
     "CipherflowError",
@@ -27,6 +31,7 @@ __all__ = [
     "MpcError",
     "ProofError",
     "ckks",
+    "datasets",
     "dp",
     "ledger",
     "mpc",

@@ -76,6 +76,12 @@ create_exception!(
 
 create_exception!(
     _native,
+    ModelError,
+    CipherflowError,
+    "A model that cannot be imported or run under encryption (the layer is named)."
+);
+create_exception!(
+    _native,
     MpcError,
     CipherflowError,
     "A secret-shared computation failed (a party, the network, or its configuration)."
@@ -133,6 +139,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MissingKeyError", py.get_type::<MissingKeyError>())?;
     m.add("ReleaseError", py.get_type::<ReleaseError>())?;
     m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add("ModelError", py.get_type::<ModelError>())?;
     m.add("MpcError", py.get_type::<MpcError>())?;
     m.add("ProgramError", py.get_type::<ProgramError>())?;
     Ok(())

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 
 mod bench;
 mod ckks;
+mod deploy;
 mod errors;
 mod mpc;
 
@@ -57,6 +58,64 @@ fn dp_calibrate_sigma(
         .map_err(dp_err)
 }
 
+/// A Poisson sample of `0..n` at rate `q`, from ChaCha20 seeded by the OS.
+#[pyfunction]
+fn dp_poisson_sample<'py>(
+    py: Python<'py>,
+    n: usize,
+    q: f64,
+) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    let mut rng =
+        cipherflow_ring::sampler::secure_rng().map_err(|e| DpError::new_err(e.to_string()))?;
+    let s = py
+        .allow_threads(|| cipherflow_dp::poisson_sample(&mut rng, n, q))
+        .map_err(dp_err)?;
+    let v: Vec<i64> = s.into_iter().map(|i| i as i64).collect();
+    Ok(numpy::IntoPyArray::into_pyarray(v, py))
+}
+
+/// `n` draws of N(0, std²) as float32, from ChaCha20 seeded by the OS
+/// (DP noise must not come from a predictable generator).
+#[pyfunction]
+fn dp_gaussian_noise<'py>(
+    py: Python<'py>,
+    n: usize,
+    std: f64,
+) -> PyResult<Bound<'py, numpy::PyArray1<f32>>> {
+    if n > 1 << 31 {
+        return Err(DpError::new_err(format!("{n} noise values (at most 2^31)")));
+    }
+    let mut rng =
+        cipherflow_ring::sampler::secure_rng().map_err(|e| DpError::new_err(e.to_string()))?;
+    let v = py
+        .allow_threads(|| {
+            let mut out = vec![0f64; n];
+            cipherflow_dp::try_gaussian_noise(&mut rng, std, &mut out)
+                .map(|()| out.into_iter().map(|x| x as f32).collect::<Vec<f32>>())
+        })
+        .map_err(dp_err)?;
+    Ok(numpy::IntoPyArray::into_pyarray(v, py))
+}
+
+/// The shipped digits data set (1,797 8×8 images, UCI): features
+/// `[N, 64]` in [0, 1] and labels.
+#[pyfunction]
+fn dataset_digits<'py>(
+    py: Python<'py>,
+) -> PyResult<(
+    Bound<'py, numpy::PyArray2<f32>>,
+    Bound<'py, numpy::PyArray1<i64>>,
+)> {
+    let d = cipherflow_nn::examples::digits()
+        .map_err(|e| errors::CipherflowError::new_err(e.to_string()))?;
+    let x = d.features().clone();
+    let y: Vec<i64> = d.labels().iter().map(|&l| l as i64).collect();
+    Ok((
+        numpy::IntoPyArray::into_pyarray(x, py),
+        numpy::IntoPyArray::into_pyarray(y, py),
+    ))
+}
+
 /// Verifies a proof file's JSON with a public key (key-file text);
 /// returns the proof's type and what it establishes (JSON text).
 #[pyfunction]
@@ -95,12 +154,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ckks::PyParams>()?;
     m.add_class::<ckks::PyContext>()?;
     m.add_class::<ckks::PyVector>()?;
+    m.add_class::<deploy::PyServerHalf>()?;
+    m.add_class::<deploy::PyClientHalf>()?;
     m.add_function(wrap_pyfunction!(bench::bench_rust_op, m)?)?;
     m.add_function(wrap_pyfunction!(mpc::mpc_run_local, m)?)?;
     m.add_function(wrap_pyfunction!(mpc::mpc_run_party, m)?)?;
     m.add_function(wrap_pyfunction!(mpc::mpc_write_network, m)?)?;
     m.add_function(wrap_pyfunction!(dp_epsilon, m)?)?;
     m.add_function(wrap_pyfunction!(dp_calibrate_sigma, m)?)?;
+    m.add_function(wrap_pyfunction!(dp_poisson_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(dp_gaussian_noise, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_digits, m)?)?;
     m.add_function(wrap_pyfunction!(ledger_verify_proof, m)?)?;
     Ok(())
 }
