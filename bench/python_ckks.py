@@ -8,11 +8,18 @@ Python timings, the best time of each side kept.
 Prints one JSON line per (impl, op) with the best time of --reps runs in ms, then a
 table: ours, TenSEAL, ours/TenSEAL, and ours/Rust − 1 (the overhead).
 
-Usage: python bench/python_ckks.py [--reps 20]
+With --cnn-server FILE (the server half bench/python_cnn_export.py
+writes, from a venv with torch) and MNIST: the TenSEAL tutorial's MNIST
+CNN per image, ours (client encrypt, server respond, client decrypt, all
+through the bytes) against TenSEAL's tutorial pipeline on the same weights
+(bench/tensor_peer.py's forward), --images test images each.
+
+Usage: python bench/python_ckks.py [--reps 20] [--cnn-server FILE --mnist DIR --images 10]
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -142,9 +149,49 @@ def tenseal(reps):
     return out
 
 
+def cnn(server_file, mnist, images):
+    """ms per image (encrypt + run + decrypt) and agreement, both libraries."""
+    import pathlib
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    os.environ["TENSOR_PEER_NO_REEXEC"] = "1"
+    import tensor_peer as tp
+
+    x, y = tp.load_mnist_test(mnist)
+    server = _native.NativeServerHalf.from_bytes(pathlib.Path(server_file).read_bytes())
+    client = _native.NativeClientHalf(server.spec_json())
+    keys = client.eval_keys()
+    mine, classes = [], []
+    for i in range(images + 1):
+        t = time.perf_counter()
+        q = client.encrypt(np.ascontiguousarray(x[i].reshape(1, -1)))
+        out = client.decrypt(server.respond(keys, q))
+        if i:  # the first is a warm-up
+            mine.append((time.perf_counter() - t) * 1e3)
+        classes.append(int(np.argmax(out[0])))
+    w = tp.load_safetensors(str(pathlib.Path(__file__).resolve().parents[1] / "data" / "models" / "mnist-tenseal-cnn.safetensors"))
+    ctx = tp.tutorial_context(os.cpu_count())
+    theirs, agree = [], 0
+    for i in range(images + 1):
+        t = time.perf_counter()
+        _, _, out, *_ = tp.forward(ctx, w, x[i])
+        if i:
+            theirs.append((time.perf_counter() - t) * 1e3)
+        agree += int(np.argmax(out) == classes[i])
+    return {
+        "cipherflow": min(mine),
+        "tenseal": min(theirs),
+        "agreement": agree / (images + 1),
+        "accuracy": float(np.mean(np.array(classes) == y[: images + 1])),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--cnn-server")
+    ap.add_argument("--mnist", default=None)
+    ap.add_argument("--images", type=int, default=10)
     args = ap.parse_args()
     mine, rust = ours(args.reps)
     peer = tenseal(args.reps)
@@ -164,6 +211,12 @@ def main():
         )
     if peer is None:
         print("\nTenSEAL is not installed here: bash bench/setup_venv.sh", file=sys.stderr)
+    if args.cnn_server and args.mnist and peer is not None:
+        r = cnn(args.cnn_server, args.mnist, args.images)
+        print(json.dumps({"bench": "python_ckks", "op": "mnist_cnn_ms_per_image", **r}))
+        print(f"{'mnist_cnn':<14}{r['cipherflow']:>10.3f}{r['tenseal']:>12.3f}"
+              f"{r['cipherflow'] / r['tenseal']:>9.3f}   (ms per image, best of {args.images}; "
+              f"classes agree {r['agreement']:.2f})")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ use anyhow::anyhow;
 use cipherflow_nn::data::{stream_inputs, InputOptions};
 use cipherflow_nn::Preprocessing;
 use cipherflow_platform::{
-    encode_query, Config, LocalTls, MpcQuerySession, PlainTailSession, Platform, PlatformClient,
-    QuerySession,
+    encode_query, Config, LocalTls, Platform, PlatformClient, PlatformError, QueryMode, Session,
+    SessionOptions,
 };
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -438,128 +438,32 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
     cipherflow_ring::with_threads(threads, || query_inner(a))?
 }
 
-/// An open session in either served mode.
-enum Session {
-    He(Box<QuerySession>),
-    Mpc(Box<MpcQuerySession>),
-    Plain(Box<PlainTailSession>),
-}
-
-impl Session {
-    fn card(&self) -> &serde_json::Value {
-        match self {
-            Session::He(s) => s.card(),
-            Session::Mpc(s) => s.card(),
-            Session::Plain(s) => s.card(),
-        }
-    }
-
-    fn preprocessing(&self) -> anyhow::Result<Option<Preprocessing>> {
-        Ok(match self {
-            Session::He(s) => s.preprocessing()?,
-            Session::Mpc(s) => s.preprocessing()?,
-            Session::Plain(s) => s.preprocessing()?,
-        })
-    }
-
-    fn input_shape(&self) -> Vec<usize> {
-        match self {
-            Session::He(s) => s.spec().input_shape.clone(),
-            Session::Mpc(s) => s.split().spec.input_shape.clone(),
-            Session::Plain(s) => s.split().spec.input_shape.clone(),
-        }
-    }
-
-    async fn classify(&self, x: &[f64]) -> anyhow::Result<cipherflow_platform::Answer> {
-        Ok(match self {
-            Session::He(s) => s.classify(x).await?,
-            Session::Mpc(s) => s.classify(x).await?,
-            Session::Plain(s) => s.classify(x).await?,
-        })
-    }
-
-    fn key_bytes(&self) -> (usize, f64) {
-        match self {
-            Session::He(s) => (s.key_bytes, s.keygen_ms),
-            Session::Mpc(s) => (s.key_bytes, s.keygen_ms),
-            Session::Plain(s) => (s.key_bytes, s.keygen_ms),
-        }
-    }
-}
-
 fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
     let rt = crate::fl_net::runtime()?;
     let client = a.server.client(Duration::from_secs(600))?;
-    let (session, mode) = match a.mode.as_str() {
-        "he" => {
-            let s = rt.block_on(QuerySession::open(client, &a.model))?;
-            let layers = s
-                .card()
-                .get("layers")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0) as usize;
-            if let Some(k) = a.split.filter(|&k| k != layers) {
-                return Err(anyhow!(
-                    "--split {k}: in he mode the platform runs all {layers} layers"
-                ));
-            }
-            (Session::He(Box::new(s)), "he")
-        }
-        "mpc" => {
-            let idle = Duration::from_secs(a.idle_s);
-            let s = rt.block_on(MpcQuerySession::open(
-                client,
-                &a.model,
-                a.split,
-                a.host_fingerprint.as_deref(),
-                idle,
-            ))?;
-            (Session::Mpc(Box::new(s)), "mpc")
-        }
-        "plain-tail" => {
-            let k = a
-                .split
-                .ok_or_else(|| anyhow!("--mode plain-tail needs --split K"))?;
-            let (_, leakage) = rt.block_on(PlainTailSession::leakage(&client, &a.model, k))?;
-            let l = leakage.ok_or_else(|| {
-                anyhow!(
-                    "--mode plain-tail at split {k}: the platform has not measured what it \
-                     reveals, so it is not served (--mode mpc reveals nothing)"
-                )
-            })?;
-            let shown = format!(
-                "plain-tail at split {k} sends your activations ({} values per input) to the \
-                 model's creator: an inversion network trained on {} public {} inputs \
-                 reconstructs held-out inputs from them with SSIM {:.2} and PSNR {:.1} dB",
-                l.activations, l.public_inputs, l.domain, l.ssim, l.psnr
-            );
-            if !a.accept_leakage {
-                return Err(anyhow!(
-                    "{shown}. Rerun with --accept-leakage to accept this, or use --mode mpc, \
-                     which reveals no activation"
-                ));
-            }
-            eprintln!("{shown}: accepted (--accept-leakage)");
-            let s = rt.block_on(PlainTailSession::open(
-                client,
-                &a.model,
-                k,
-                &l,
-                a.host_fingerprint.as_deref(),
-            ))?;
-            (Session::Plain(Box::new(s)), "plain-tail")
-        }
-        m => return Err(anyhow!("--mode {m}: he, mpc or plain-tail")),
+    let opts = SessionOptions {
+        mode: a.mode.parse()?,
+        split: a.split,
+        host_fingerprint: a.host_fingerprint.clone(),
+        accept_leakage: a.accept_leakage,
+        idle: Duration::from_secs(a.idle_s),
     };
-    let split = match &session {
-        Session::He(s) => s
-            .card()
-            .get("layers")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0) as usize,
-        Session::Mpc(s) => s.split().k,
-        Session::Plain(s) => s.split().k,
+    if opts.mode == QueryMode::PlainTail && opts.split.is_none() {
+        return Err(anyhow!("--mode plain-tail needs --split K"));
+    }
+    let session = match rt.block_on(Session::open(client, &a.model, &opts)) {
+        Err(PlatformError::Forbidden(m))
+            if opts.mode == QueryMode::PlainTail && !a.accept_leakage =>
+        {
+            return Err(anyhow!("{m} (rerun with --accept-leakage to accept it)"))
+        }
+        other => other?,
     };
+    if opts.mode == QueryMode::PlainTail {
+        eprintln!("{}", session.description());
+    }
+    let mode = opts.mode.name();
+    let split = session.split();
     let pre = session.preprocessing()?;
     let names = pre.as_ref().and_then(|p| p.class_names.clone());
     let shape = session.input_shape();
@@ -582,26 +486,7 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
     }
     let (key_bytes, keygen_ms) = session.key_bytes();
     if !a.json {
-        let how = match &session {
-            Session::He(s) => s
-                .card()
-                .get("he")
-                .and_then(|h| h.get("output_privacy"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string(),
-            Session::Mpc(s) => format!(
-                "layers 1..={split} encrypted, the rest secret-shared with the creator's host \
-                 (certificate SHA-256 {})",
-                s.split()
-                    .host
-                    .as_ref()
-                    .map_or("?", |h| h.fingerprint.as_str())
-            ),
-            Session::Plain(_) => {
-                format!("layers 1..={split} encrypted, then your activations to the creator's host")
-            }
-        };
+        let how = session.description();
         println!(
             "model {} v{} ({mode}): keys made in {keygen_ms:.0} ms, {key_bytes} bytes of \
              evaluation keys uploaded; {how}",
@@ -698,10 +583,6 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
             accuracy.map_or(String::new(), |a| format!("; accuracy {:.2} %", 100.0 * a))
         );
     }
-    match session {
-        Session::Mpc(m) => rt.block_on((*m).close())?,
-        Session::Plain(m) => rt.block_on((*m).close())?,
-        Session::He(_) => {}
-    }
+    rt.block_on(session.close())?;
     Ok(())
 }

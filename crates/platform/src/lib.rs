@@ -18,7 +18,10 @@
 //!   transport over them ([`StreamTransport`]);
 //! * `served_mpc`, `host`, `query_mpc`: `mpc` mode across processes — the
 //!   platform's side, the creator's host ([`run_model_host`]) and the
-//!   user's [`MpcQuerySession`].
+//!   user's [`MpcQuerySession`];
+//! * `session`: a user's [`Session`] in any mode (what the CLI's `query`
+//!   and the Python package open), `plain-tail` only once its measured
+//!   leakage is accepted.
 
 mod channel;
 mod client;
@@ -33,6 +36,7 @@ mod repo_leakage;
 mod served_mpc;
 mod served_plain;
 mod service;
+mod session;
 mod split;
 mod tls;
 
@@ -56,6 +60,7 @@ pub use served_mpc::{HostInfo, Notice, SplitInfo, HOST_CA_HEADER};
 pub use service::{
     serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,
 };
+pub use session::{QueryMode, Session, SessionOptions};
 pub use split::{
     compile_encrypted_head, compile_head, run_split_local, servable_splits, split_table,
     SplitReport, SplitRow, SPLIT_FRAC_BITS, SPLIT_STAT_BITS,
