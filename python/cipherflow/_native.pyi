@@ -133,3 +133,27 @@ class NativeClientHalf:
     def eval_keys(self) -> bytes: ...
     def encrypt(self, inputs: np.ndarray) -> bytes: ...
     def decrypt(self, answer: bytes) -> np.ndarray: ...
+
+class PlatformError(CipherflowError): ...
+
+class NativePlatformSession:
+    def __init__(
+        self,
+        url: str,
+        ca: str,
+        model: str,
+        mode: str,
+        split: Optional[int] = ...,
+        host_fingerprint: Optional[str] = ...,
+        accept_leakage: bool = ...,
+        idle_s: int = ...,
+        timeout_s: int = ...,
+    ) -> None: ...
+    def classify(self, inputs: np.ndarray) -> List[Tuple[int, np.ndarray, float, int, int, int]]: ...
+    def close(self) -> None: ...
+    mode: str
+    split: int
+    description: str
+    input_shape: List[int]
+    class_names: Optional[List[str]]
+    key_bytes: int

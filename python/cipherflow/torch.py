@@ -35,18 +35,31 @@ Private training
     >>> for x, y in loader:                                          # doctest: +SKIP
     ...     opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()
     >>> opt.epsilon(1e-5)                                            # doctest: +SKIP
+
+The inference platform
+    :func:`query` classifies inputs with a model served by ``cipherflow
+    serve``, the same session as ``cipherflow query``: ``mode="mpc"`` (the
+    default: the first layers on the ciphertext, the rest secret-shared
+    with the creator's host, nobody sees the input or the activations),
+    ``"he"`` (every layer on the ciphertext) or ``"plain-tail"`` (refused
+    unless ``accept_leakage=True`` after reading what the platform
+    measured it reveals). Inputs are raw: the creator's normalization is
+    applied here, on the device.
+
+    >>> cipherflow.torch.query("https://127.0.0.1:8443", "digits", images,  # doctest: +SKIP
+    ...                        ca="platform-ca.pem").classes
 """
 
 from __future__ import annotations
 
 import io
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
 
 from . import _native
-from ._native import CkksError, DpError, ModelError
+from ._native import CkksError, DpError, ModelError, PlatformError
 from ._securesgd import PoissonLoader, PrivateModule, SecureSGD, make_private
 
 __all__ = [
@@ -58,7 +71,11 @@ __all__ = [
     "PrivateModule",
     "PoissonLoader",
     "make_private",
+    "query",
+    "PlatformSession",
+    "Answer",
     "ModelError",
+    "PlatformError",
     "CkksError",
     "DpError",
 ]
@@ -210,6 +227,105 @@ class EncryptedModel:
             for i in range(0, rows.shape[0], cap)
         ]
         return torch.cat(outs, dim=0)
+
+
+class Answer(NamedTuple):
+    """What :func:`query` returns for a batch of inputs."""
+
+    #: The class of each input.
+    classes: list
+    #: Their names, when the creator gave them.
+    class_names: Optional[list]
+    #: The decrypted scores, one row per input.
+    scores: torch.Tensor
+    #: Milliseconds per input, end to end.
+    ms: list
+    #: Bytes per input: sent, received, and in the secret-shared computation.
+    upload_bytes: list
+    download_bytes: list
+    mpc_bytes: list
+
+
+class PlatformSession:
+    """A session with a served model (keys made on this device and
+    uploaded once); a context manager that closes it."""
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        ca,
+        mode: str = "mpc",
+        split: Optional[int] = None,
+        host_fingerprint: Optional[str] = None,
+        accept_leakage: bool = False,
+        timeout: int = 600,
+    ):
+        self._native = _native.NativePlatformSession(
+            url, str(ca), model, mode, split, host_fingerprint, accept_leakage, 120, timeout
+        )
+
+    @property
+    def description(self) -> str:
+        """What leaves this device, in words."""
+        return self._native.description
+
+    @property
+    def mode(self) -> str:
+        return self._native.mode
+
+    @property
+    def split(self) -> int:
+        return self._native.split
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self._native.input_shape)
+
+    @property
+    def key_bytes(self) -> int:
+        return self._native.key_bytes
+
+    def classify(self, inputs) -> Answer:
+        """Classifies raw inputs: one, or a batch along the first axis."""
+        per = int(np.prod(self.input_shape))
+        if isinstance(inputs, torch.Tensor):
+            inputs = inputs.detach().cpu().numpy()
+        a = np.asarray(inputs, dtype=np.float32)
+        if a.size % per != 0:
+            raise PlatformError(f"inputs of {a.size} values for a model taking {self.input_shape}")
+        rows = np.ascontiguousarray(a.reshape(-1, per))
+        out = self._native.classify(rows)
+        names = self._native.class_names
+        classes = [o[0] for o in out]
+        return Answer(
+            classes=classes,
+            class_names=[names[c] if c < len(names) else str(c) for c in classes] if names else None,
+            scores=torch.from_numpy(np.stack([o[1] for o in out])) if out else torch.empty(0),
+            ms=[o[2] for o in out],
+            upload_bytes=[o[3] for o in out],
+            download_bytes=[o[4] for o in out],
+            mpc_bytes=[o[5] for o in out],
+        )
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __enter__(self) -> "PlatformSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def query(url: str, model: str, inputs, *, ca, mode: str = "mpc", **kw) -> Answer:
+    """Opens a session with ``model`` on the platform at ``url`` (its CA
+    certificate ``ca``), classifies ``inputs`` and closes it. Keyword
+    arguments: ``split``, ``host_fingerprint``, ``accept_leakage``,
+    ``timeout`` (see :class:`PlatformSession`)."""
+    with PlatformSession(url, model, ca=ca, mode=mode, **kw) as s:
+        return s.classify(inputs)
 
 
 def compile(

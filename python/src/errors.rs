@@ -82,6 +82,12 @@ create_exception!(
 );
 create_exception!(
     _native,
+    PlatformError,
+    CipherflowError,
+    "The platform refused a request or could not be reached (the reason is in the message)."
+);
+create_exception!(
+    _native,
     MpcError,
     CipherflowError,
     "A secret-shared computation failed (a party, the network, or its configuration)."
@@ -140,6 +146,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ReleaseError", py.get_type::<ReleaseError>())?;
     m.add("FormatError", py.get_type::<FormatError>())?;
     m.add("ModelError", py.get_type::<ModelError>())?;
+    m.add("PlatformError", py.get_type::<PlatformError>())?;
     m.add("MpcError", py.get_type::<MpcError>())?;
     m.add("ProgramError", py.get_type::<ProgramError>())?;
     Ok(())
