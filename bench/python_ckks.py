@@ -160,12 +160,12 @@ def cnn(server_file, mnist, images):
     x, y = tp.load_mnist_test(mnist)
     server = _native.NativeServerHalf.from_bytes(pathlib.Path(server_file).read_bytes())
     client = _native.NativeClientHalf(server.spec_json())
-    keys = client.eval_keys()
+    keys = server.load_keys(client.eval_keys())  # once per session, as a server does
     mine, classes = [], []
     for i in range(images + 1):
         t = time.perf_counter()
         q = client.encrypt(np.ascontiguousarray(x[i].reshape(1, -1)))
-        out = client.decrypt(server.respond(keys, q))
+        out = client.decrypt(server.respond_with(keys, q))
         if i:  # the first is a warm-up
             mine.append((time.perf_counter() - t) * 1e3)
         classes.append(int(np.argmax(out[0])))

@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
-from torch.func import functional_call, vjp, vmap
+from torch.func import functional_call, vmap
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.dataloader import default_collate
 
@@ -50,6 +50,10 @@ class PoissonLoader:
         self.collate_fn = collate_fn or default_collate
         self.steps_per_epoch = steps_per_epoch or max(1, round(1 / sample_rate))
         self._empty = None
+        plain = collate_fn is None or collate_fn is default_collate
+        self._tensors = (
+            dataset.tensors if plain and isinstance(dataset, torch.utils.data.TensorDataset) else None
+        )
 
     def __len__(self) -> int:
         return self.steps_per_epoch
@@ -66,6 +70,10 @@ class PoissonLoader:
             idx = _native.dp_poisson_sample(n, self.sample_rate)
             if len(idx) == 0:
                 yield self._empty_batch()
+            elif self._tensors is not None:
+                # A TensorDataset with the default collation: one gather.
+                t = torch.from_numpy(idx)
+                yield [x[t] for x in self._tensors]
             else:
                 yield self.collate_fn([self.dataset[int(i)] for i in idx])
 
@@ -82,11 +90,12 @@ def _slice(batch, k: int):
 
 class PrivateModule(torch.nn.Module):
     """Wraps a model so that :class:`SecureSGD` can compute per-sample
-    gradients: each training forward records its input and, during
-    backward, the gradient of the loss with respect to each example's
-    output. The per-sample gradient of example ``i`` is then the
-    vector-Jacobian product of its output gradient (``torch.func``), which
-    holds for any loss that is a sum or mean of per-example terms."""
+    gradients: the training forward runs each example on its own view of
+    the parameters (``torch.func.vmap`` over views expanded without a copy),
+    so the caller's ``backward()`` leaves each example's gradient in one
+    pass -- for any loss that is a sum or mean of per-example terms. A loss
+    term on the parameters themselves (weight decay in the loss) has no
+    per-example form: use the optimizer's ``weight_decay``."""
 
     def __init__(self, module: torch.nn.Module):
         super().__init__()
@@ -106,19 +115,34 @@ class PrivateModule(torch.nn.Module):
     def forward(self, x, *args, **kwargs):
         if args or kwargs:
             raise DpError("a private module takes one input tensor")
-        out = self._module(x)
-        if torch.is_grad_enabled() and self.training and out.requires_grad:
-            record = {"x": x.detach(), "g": None}
-            self._records.append(record)
+        if not (torch.is_grad_enabled() and self.training):
+            return self._module(x)
+        b = x.shape[0]
+        if b == 0:
+            # An empty Poisson batch: nothing to record, the step adds noise.
+            with torch.no_grad():
+                return self._module(x).detach().requires_grad_(True)
+        # Each example gets its own view of the parameters (expanded, no
+        # copy): the caller's backward then leaves each example's gradient
+        # in the views' .grad, in one pass.
+        mod = self._module
+        leaves = {
+            n: p.detach().unsqueeze(0).expand(b, *p.shape).requires_grad_(True)
+            for n, p in mod.named_parameters()
+            if p.requires_grad
+        }
+        frozen = {n: p for n, p in mod.named_parameters() if not p.requires_grad}
+        buffers = dict(mod.named_buffers())
 
-            def capture(g, record=record):
-                record["g"] = g.detach()
+        def one(p, xi):
+            return functional_call(mod, ({**p, **frozen}, buffers), (xi.unsqueeze(0),)).squeeze(0)
 
-            out.register_hook(capture)
+        out = vmap(one, randomness="different")(leaves, x)
+        self._records.append({"leaves": leaves, "batch": b})
         return out
 
     def _take(self):
-        recs = [r for r in self._records if r["g"] is not None]
+        recs = [r for r in self._records if any(v.grad is not None for v in r["leaves"].values())]
         self._records = []
         if len(recs) > 1:
             raise DpError(
@@ -202,33 +226,22 @@ class SecureSGD(torch.optim.Optimizer):
         self.original_optimizer.zero_grad(set_to_none=set_to_none)
 
     def _per_sample(self, rec) -> dict:
-        mod = self.module.module
-        names = [n for n, p in mod.named_parameters() if p.requires_grad]
-        params = {n: p.detach() for n, p in mod.named_parameters() if p.requires_grad}
-        frozen = {n: p.detach() for n, p in mod.named_parameters() if not p.requires_grad}
-        buffers = {n: b for n, b in mod.named_buffers()}
-
-        def out_of(p, x):
-            return functional_call(mod, ({**p, **frozen}, buffers), (x.unsqueeze(0),)).squeeze(0)
-
-        def one(x, g):
-            _, pull = vjp(lambda p: out_of(p, x), params)
-            return pull(g)[0]
-
-        grads = vmap(one, randomness="different")(rec["x"], rec["g"])
-        if self.loss_reduction == "mean":
-            b = rec["x"].shape[0]
-            grads = {n: g * b for n, g in grads.items()}
-        return {n: grads[n] for n in names}
+        """Each example's gradient of its own loss term."""
+        b = rec["batch"]
+        scale = b if self.loss_reduction == "mean" else 1
+        out = {}
+        for n, leaf in rec["leaves"].items():
+            g = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+            out[n] = g * scale
+        return out
 
     def _clipped_sum(self, rec) -> dict:
         """The sum over the batch of each example's gradient clipped to
         ``max_grad_norm`` (zeros for an empty batch)."""
         named = [(n, p) for n, p in self.module.module.named_parameters() if p.requires_grad]
-        if rec is None or rec["x"].shape[0] == 0:
+        if rec is None:
             return {n: torch.zeros_like(p) for n, p in named}
-        with torch.enable_grad():
-            per = self._per_sample(rec)
+        per = self._per_sample(rec)
         flat = torch.cat([per[n].reshape(per[n].shape[0], -1) for n, _ in named], dim=1)
         norms = flat.norm(dim=1)
         factor = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)

@@ -60,6 +60,7 @@ import torch
 
 from . import _native
 from ._native import CkksError, DpError, ModelError, PlatformError
+from ._progress import track
 from ._securesgd import PoissonLoader, PrivateModule, SecureSGD, make_private
 
 __all__ = [
@@ -155,8 +156,16 @@ class Server:
         """How answers leave the server (flooding, statistical security)."""
         return self._native.privacy()
 
-    def respond(self, eval_keys: bytes, ciphertext: bytes) -> bytes:
-        """The encrypted answer to ``ciphertext`` under the client's keys."""
+    def load_keys(self, eval_keys: bytes) -> "_native.NativeEvalKeys":
+        """Parses and checks a client's evaluation keys once (they are the
+        bulk of a session's bytes); pass the result to :meth:`respond`."""
+        return self._native.load_keys(bytes(eval_keys))
+
+    def respond(self, eval_keys, ciphertext: bytes) -> bytes:
+        """The encrypted answer to ``ciphertext`` under the client's keys
+        (their bytes, or what :meth:`load_keys` returned)."""
+        if isinstance(eval_keys, _native.NativeEvalKeys):
+            return self._native.respond_with(eval_keys, bytes(ciphertext))
         return self._native.respond(bytes(eval_keys), bytes(ciphertext))
 
     def __reduce__(self):
@@ -212,19 +221,21 @@ class EncryptedModel:
         """A new client (new keys) for this model."""
         return Client(self.server.spec)
 
-    def __call__(self, x) -> torch.Tensor:
+    def __call__(self, x, *, progress: bool = False) -> torch.Tensor:
         """Encrypts ``x`` (a batch), runs it on the server half and decrypts:
-        for checking a compiled model against the original."""
+        for checking a compiled model against the original. ``progress``
+        shows a bar (tqdm's, in Jupyter too, when installed)."""
         if self._client is None:
             self._client = self.client()
         c = self._client
-        keys = c.eval_keys()
+        keys = self.server.load_keys(c.eval_keys())
         per = int(np.prod(c.input_shape))
         rows = _rows(x, per)
         cap = c.batch_capacity
+        starts = range(0, rows.shape[0], cap)
         outs = [
             c.decrypt(self.server.respond(keys, c.encrypt(rows[i : i + cap])))
-            for i in range(0, rows.shape[0], cap)
+            for i in track(starts, len(starts), "encrypted batches", progress)
         ]
         return torch.cat(outs, dim=0)
 
@@ -287,8 +298,9 @@ class PlatformSession:
     def key_bytes(self) -> int:
         return self._native.key_bytes
 
-    def classify(self, inputs) -> Answer:
-        """Classifies raw inputs: one, or a batch along the first axis."""
+    def classify(self, inputs, *, progress: bool = False) -> Answer:
+        """Classifies raw inputs: one, or a batch along the first axis
+        (``progress``: a bar, tqdm's when installed)."""
         per = int(np.prod(self.input_shape))
         if isinstance(inputs, torch.Tensor):
             inputs = inputs.detach().cpu().numpy()
@@ -296,7 +308,9 @@ class PlatformSession:
         if a.size % per != 0:
             raise PlatformError(f"inputs of {a.size} values for a model taking {self.input_shape}")
         rows = np.ascontiguousarray(a.reshape(-1, per))
-        out = self._native.classify(rows)
+        out = []
+        for i in track(range(rows.shape[0]), rows.shape[0], "queries", progress):
+            out.extend(self._native.classify(rows[i : i + 1]))
         names = self._native.class_names
         classes = [o[0] for o in out]
         return Answer(
@@ -319,13 +333,13 @@ class PlatformSession:
         self.close()
 
 
-def query(url: str, model: str, inputs, *, ca, mode: str = "mpc", **kw) -> Answer:
+def query(url: str, model: str, inputs, *, ca, mode: str = "mpc", progress: bool = False, **kw) -> Answer:
     """Opens a session with ``model`` on the platform at ``url`` (its CA
     certificate ``ca``), classifies ``inputs`` and closes it. Keyword
     arguments: ``split``, ``host_fingerprint``, ``accept_leakage``,
-    ``timeout`` (see :class:`PlatformSession`)."""
+    ``timeout`` (see :class:`PlatformSession`), ``progress``."""
     with PlatformSession(url, model, ca=ca, mode=mode, **kw) as s:
-        return s.classify(inputs)
+        return s.classify(inputs, progress=progress)
 
 
 def compile(

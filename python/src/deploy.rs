@@ -103,6 +103,34 @@ impl PyServerHalf {
             .map_err(tensor_err)?;
         Ok(PyBytes::new(py, &out))
     }
+
+    /// Parses and checks a client's evaluation keys once.
+    fn load_keys(&self, py: Python<'_>, eval_keys: Vec<u8>) -> PyResult<PyEvalKeys> {
+        let keys = py
+            .allow_threads(|| self.inner.load_keys(&eval_keys))
+            .map_err(tensor_err)?;
+        Ok(PyEvalKeys { inner: keys })
+    }
+
+    /// `respond` with keys loaded before.
+    fn respond_with<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &PyEvalKeys,
+        input: Vec<u8>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut r = rng()?;
+        let out = py
+            .allow_threads(|| self.inner.respond_with(&keys.inner, &input, &mut r))
+            .map_err(tensor_err)?;
+        Ok(PyBytes::new(py, &out))
+    }
+}
+
+/// A client's evaluation keys, parsed and checked.
+#[pyclass(name = "NativeEvalKeys", module = "cipherflow._native", frozen)]
+pub struct PyEvalKeys {
+    inner: cipherflow_tensor::EvalKeys,
 }
 
 /// The data owner's side.

@@ -157,6 +157,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ckks::PyVector>()?;
     m.add_class::<deploy::PyServerHalf>()?;
     m.add_class::<deploy::PyClientHalf>()?;
+    m.add_class::<deploy::PyEvalKeys>()?;
     m.add_class::<platform::PySession>()?;
     m.add_function(wrap_pyfunction!(bench::bench_rust_op, m)?)?;
     m.add_function(wrap_pyfunction!(mpc::mpc_run_local, m)?)?;

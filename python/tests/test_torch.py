@@ -60,6 +60,12 @@ def test_halves_travel_as_bytes(cnn):
     with torch.no_grad():
         want = cnn(x[:1]).double()
     assert float((client.decrypt(answer) - want).abs().max()) < 0.05
+    # Keys parsed once serve every later query.
+    loaded = server.load_keys(keys)
+    again = client.decrypt(server.respond(loaded, client.encrypt(x[:1])))
+    assert float((again - want).abs().max()) < 0.05
+    with pytest.raises(ct.CkksError):
+        server.load_keys(keys[:100])
     with pytest.raises(ct.CkksError, match="secret key"):
         pickle.dumps(client)
     # Latency mode takes one input per ciphertext.
@@ -184,3 +190,22 @@ def test_private_training_learns():
         acc = float((model(X).argmax(1) == y).float().mean())
     assert acc > 0.9, acc
     assert opt.epsilon(1e-5) <= 3.0
+
+
+def test_progress_is_shown_on_request(cnn, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *a, **kw):  # the plain fallback on stderr
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    x = torch.rand(2, 1, 8, 8)
+    enc = ct.compile(cnn, x, approximate=7)
+    enc(x, progress=True)
+    assert "encrypted batches: 2/2" in capsys.readouterr().err
+    enc(x)
+    assert capsys.readouterr().err == ""

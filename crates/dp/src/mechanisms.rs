@@ -138,7 +138,10 @@ mod tests {
         assert!((total as f64 - expected).abs() < 1000.0, "{total}");
         // Both ends of the range are reached.
         assert!(counts[..100].iter().sum::<u32>() > 0 && counts[n - 100..].iter().sum::<u32>() > 0);
-        assert_eq!(poisson_sample(&mut rng, 5, 1.0).unwrap(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            poisson_sample(&mut rng, 5, 1.0).unwrap(),
+            vec![0, 1, 2, 3, 4]
+        );
         assert!(poisson_sample(&mut rng, 0, 0.5).unwrap().is_empty());
         for bad in [0.0, -0.1, 1.5, f64::NAN] {
             assert!(poisson_sample(&mut rng, 10, bad).is_err(), "{bad}");

@@ -28,10 +28,7 @@ fn out(name: &str, node: usize, to: &[usize]) -> Output {
 type Inputs = [BTreeMap<usize, Array2<f64>>; 3];
 
 /// Runs `program` with each party's inputs; returns each party's outputs.
-fn run(
-    program: &Program,
-    inputs: Inputs,
-) -> Result<Vec<BTreeMap<String, Array2<f64>>>, MpcError> {
+fn run(program: &Program, inputs: Inputs) -> Result<Vec<BTreeMap<String, Array2<f64>>>, MpcError> {
     let r = run_local::<u64, _, _>(
         Network::InProcess,
         FixedPoint::default(),

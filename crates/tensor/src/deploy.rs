@@ -211,8 +211,23 @@ impl ServerHalf {
         input: &[u8],
         rng: &mut R,
     ) -> Result<Vec<u8>, TensorError> {
+        self.respond_with(&self.load_keys(eval_keys)?, input, rng)
+    }
+
+    /// Parses and checks a client's evaluation keys once (exactly the
+    /// model's rotations), for [`ServerHalf::respond_with`].
+    pub fn load_keys(&self, eval_keys: &[u8]) -> Result<EvalKeys, TensorError> {
+        EvalKeys::from_bytes(self.server.plan().params(), &self.spec, eval_keys)
+    }
+
+    /// [`ServerHalf::respond`] with keys loaded before.
+    pub fn respond_with<R: RngCore + CryptoRng>(
+        &self,
+        keys: &EvalKeys,
+        input: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, TensorError> {
         let params = self.server.plan().params();
-        let keys = EvalKeys::from_bytes(params, &self.spec, eval_keys)?;
         let x = EncTensor::from_bytes(params, input)?;
         let out = self
             .server
