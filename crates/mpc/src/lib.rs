@@ -36,7 +36,9 @@ pub use computation::{
     run_local, run_local_with_timeout, run_party, LocalRun, Network, PartyRun, Roles,
 };
 pub use error::MpcError;
-pub use graph::{Node, Output, Program, MAX_ELEMENTS, MAX_NODES, PROGRAM_VERSION};
+pub use graph::{
+    Node, Output, Program, MAX_ELEMENTS, MAX_NODES, MAX_PROGRAM_BYTES, PROGRAM_VERSION,
+};
 pub use party::{AShare, BShare, OpStats, Party, Stats};
 pub use transport::{local_mesh, Transport};
 pub use z2k::{FixedPoint, Z2k};

@@ -130,6 +130,10 @@ fn every_operation_matches_plaintext() {
             cols: 2,
             values: vec![2.0, -3.0],
         }, // 15
+        Node::AddPublic {
+            a: 0,
+            values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        }, // 16: per entry
     ];
     let names = [
         (2, "add"),
@@ -145,6 +149,9 @@ fn every_operation_matches_plaintext() {
         (13, "relu"),
         (14, "softmax"),
         (15, "variable"),
+        (16, "addall"),
+        // An input revealed while later nodes still use it.
+        (0, "a"),
     ];
     let outputs = names.iter().map(|&(n, s)| out(s, n, &[0, 1, 2])).collect();
     let p = prog(nodes, outputs);
@@ -187,6 +194,8 @@ fn every_operation_matches_plaintext() {
         ("relu", a.mapv(|v| v.max(0.0))),
         ("softmax", soft),
         ("variable", array![[2.0, -3.0]]),
+        ("addall", &a + &array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
+        ("a", a.clone()),
     ];
     for party in &outs {
         for (name, w) in &want {
@@ -369,4 +378,49 @@ fn hostile_program_text_is_refused() {
     }
     let huge = " ".repeat(cipherflow_mpc::MAX_NODES * 700);
     assert!(Program::from_json(&huge).is_err());
+}
+
+#[test]
+fn limits_hold_at_their_boundaries() {
+    // Text: the limit itself is accepted (then parsed), one byte more is not.
+    let valid = r#"{"version":1,"nodes":[],"outputs":[]}"#;
+    let pad = " ".repeat(cipherflow_mpc::MAX_PROGRAM_BYTES - valid.len());
+    let at_limit = format!("{valid}{pad}");
+    assert!(Program::from_json(&at_limit).is_ok());
+    match Program::from_json(&format!("{at_limit} ")) {
+        Err(MpcError::Program(m)) => assert!(m.contains("byte limit"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Nodes: MAX_NODES are accepted, one more is not.
+    let node = Node::Variable {
+        rows: 1,
+        cols: 1,
+        values: vec![0.0],
+    };
+    let mut p = prog(vec![node.clone(); cipherflow_mpc::MAX_NODES], vec![]);
+    assert!(Program::from_json(&p.to_json().unwrap()).is_ok());
+    p.nodes.push(node);
+    match Program::from_json(&p.to_json().unwrap()) {
+        Err(MpcError::Program(m)) => assert!(m.contains("more than"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Output names: 1 to 256 bytes.
+    let input = Node::Input {
+        owner: 0,
+        rows: 1,
+        cols: 1,
+    };
+    for (name, ok) in [
+        ("x".repeat(256), true),
+        ("x".repeat(257), false),
+        (String::new(), false),
+    ] {
+        let p = prog(vec![input.clone()], vec![out(&name, 0, &[0])]);
+        assert_eq!(
+            Program::from_json(&p.to_json().unwrap()).is_ok(),
+            ok,
+            "{}",
+            name.len()
+        );
+    }
 }
