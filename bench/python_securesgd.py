@@ -25,21 +25,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "examples" / "python"))
-from securesgd_mnist import load  # noqa: E402  (the example's data loading)
+from securesgd_mnist import cnn, load  # noqa: E402  (the example's model and data)
 
 import cipherflow.torch as ct  # noqa: E402
-
-
-def cnn(side):
-    k = side // 4
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 4, stride=2, padding=1),
-        torch.nn.Tanh(),
-        torch.nn.Conv2d(8, 16, 4, stride=2, padding=1),
-        torch.nn.Tanh(),
-        torch.nn.Flatten(),
-        torch.nn.Linear(16 * k * k, 10),
-    )
 
 
 def train(model, opt, loader, epochs):

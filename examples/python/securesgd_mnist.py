@@ -54,6 +54,20 @@ def load(mnist_dir):
     return "digits", x[:1500], y[:1500], x[1500:], y[1500:], 8
 
 
+def cnn(side):
+    """Two strided convolutions with tanh, then a linear layer (for
+    ``side`` x ``side`` images, ``side`` a multiple of 4)."""
+    k = side // 4
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 4, stride=2, padding=1),
+        torch.nn.Tanh(),
+        torch.nn.Conv2d(8, 16, 4, stride=2, padding=1),
+        torch.nn.Tanh(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * k * k, 10),
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mnist", default=str(ROOT.parent / "shared" / "data" / "mnist"))
@@ -63,15 +77,7 @@ def main():
     args = ap.parse_args()
     name, xtr, ytr, xte, yte, side = load(args.mnist)
     torch.manual_seed(0)
-    k = side // 4
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 4, stride=2, padding=1),
-        torch.nn.Tanh(),
-        torch.nn.Conv2d(8, 16, 4, stride=2, padding=1),
-        torch.nn.Tanh(),
-        torch.nn.Flatten(),
-        torch.nn.Linear(16 * k * k, 10),
-    )
+    model = cnn(side)
     loader = DataLoader(TensorDataset(torch.from_numpy(xtr), torch.from_numpy(ytr)), batch_size=args.batch)
     model, opt, loader = ct.make_private(
         model,
