@@ -339,19 +339,39 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-pub(crate) fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CIPHERFLOW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+/// Logs of the long-running commands on stderr: the level (or a tracing
+/// filter) from `CIPHERFLOW_LOG` (default `warn`), the format from
+/// `CIPHERFLOW_LOG_FORMAT` (`text`, the default, or `json`: one object per
+/// line). A value that does not parse is an error, not a silent default.
+pub(crate) fn init_tracing() -> anyhow::Result<()> {
+    let filter = match std::env::var("CIPHERFLOW_LOG") {
+        Ok(v) => tracing_subscriber::EnvFilter::try_new(&v)
+            .map_err(|e| anyhow!("CIPHERFLOW_LOG={v:?}: {e} (a level such as info, or a filter such as cipherflow_fed=debug)"))?,
+        Err(_) => tracing_subscriber::EnvFilter::new("warn"),
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let format = std::env::var("CIPHERFLOW_LOG_FORMAT").unwrap_or_default();
+    // A second initialization (tests run several commands in one process)
+    // keeps the first: ignored.
+    match format.as_str() {
+        "" | "text" => {
+            let _ = builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .try_init();
+        }
+        "json" => {
+            let _ = builder.json().with_ansi(false).try_init();
+        }
+        other => return Err(anyhow!("CIPHERFLOW_LOG_FORMAT={other:?}: text or json")),
+    }
+    Ok(())
 }
 
 /// Runs `cipherflow fl coordinator` until the federation finishes.
 pub fn run_coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
-    init_tracing();
+    init_tracing()?;
     let cfg = FederationConfig::load(&a.config)?;
     let roster_path = PkiDir::new(&a.pki).roster();
     let roster = Roster::load(&roster_path)?;
@@ -503,7 +523,7 @@ fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
 
 /// Runs `cipherflow fl client` until the federation finishes.
 pub fn run_client(a: ClientArgs) -> anyhow::Result<()> {
-    init_tracing();
+    init_tracing()?;
     let cfg = FederationConfig::load(&a.config)?;
     let roster = Roster::load(&PkiDir::new(&a.pki).roster())?;
     let own = Path::new(&a.data);
@@ -605,7 +625,7 @@ pub fn run_client(a: ClientArgs) -> anyhow::Result<()> {
 
 /// Runs `cipherflow key-service` (until killed).
 pub fn run_key_service(a: KeyServiceArgs) -> anyhow::Result<()> {
-    init_tracing();
+    init_tracing()?;
     let cfg = FederationConfig::load(&a.config)?;
     let roster = Roster::load(&PkiDir::new(&a.pki).roster())?;
     let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key())?;

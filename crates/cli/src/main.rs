@@ -29,7 +29,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// cipherflow: machine learning on data its owners will not reveal.
 #[derive(Parser)]
-#[command(name = "cipherflow", version, about)]
+#[command(
+    name = "cipherflow",
+    version,
+    about,
+    after_help = "Environment:\n  \
+    CIPHERFLOW_LOG         log level of the long-running commands (fl coordinator, fl client, \
+    key-service, serve, model-host), on stderr: error, warn (default), info, debug, trace, or a \
+    tracing filter such as cipherflow_fed=debug,info\n  \
+    CIPHERFLOW_LOG_FORMAT  text (default) or json (one object per line, for log collectors)\n  \
+    CIPHERFLOW_DATA        where MNIST is found (DATA/mnist) when no path is given"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -34,7 +34,7 @@ pub struct ModelHostArgs {
 /// registered (`host`, `fingerprint`: what users may pin), one per
 /// session that ends.
 pub fn run(a: ModelHostArgs) -> anyhow::Result<()> {
-    crate::fl_net::init_tracing();
+    crate::fl_net::init_tracing()?;
     cipherflow_platform::check_name(&a.model)?;
     let token_file = a
         .token_file

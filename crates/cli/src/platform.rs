@@ -207,7 +207,7 @@ pub struct QueryArgs {
 
 /// Runs `cipherflow serve` until interrupted.
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    crate::fl_net::init_tracing();
+    crate::fl_net::init_tracing()?;
     let listen: std::net::SocketAddr = a
         .listen
         .parse()
