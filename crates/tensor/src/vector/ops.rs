@@ -6,6 +6,7 @@ use crate::layout::{replicated_chunk, EncTensor, Layout};
 use crate::{EncodedMatVec, LinearMap, Polynomial, TensorError};
 use cipherflow_ckks::{rotation_galois_element, Ciphertext, CkksError, NoiseBound};
 use rand_core::{CryptoRng, RngCore};
+use std::borrow::Cow;
 
 /// An encrypted vector of `len` values (one ciphertext).
 #[derive(Clone, Debug)]
@@ -165,11 +166,16 @@ impl VectorContext {
         Ok(())
     }
 
-    /// `v` brought down to `level` at that level's canonical scale.
-    fn lower(&self, v: &CkksVector, level: usize) -> Result<CkksVector, TensorError> {
+    /// `v` brought down to `level` at that level's canonical scale
+    /// (borrowed, not copied, when it is there already).
+    fn lower<'v>(
+        &self,
+        v: &'v CkksVector,
+        level: usize,
+    ) -> Result<Cow<'v, CkksVector>, TensorError> {
         self.check(v)?;
         if v.level() == level {
-            return Ok(v.clone());
+            return Ok(Cow::Borrowed(v));
         }
         if v.level() < level {
             return Err(TensorError::Ckks(CkksError::InvalidLevel(level)));
@@ -185,20 +191,20 @@ impl VectorContext {
             b.mul_const_at(1.0, target * q)?
                 .rescale(&self.params, above)
         })?;
-        Ok(CkksVector::new(
+        Ok(Cow::Owned(CkksVector::new(
             self.settle(ct)?,
             v.len,
             v.chunk,
             v.clean,
             bound,
-        ))
+        )))
     }
 
-    fn meet(
+    fn meet<'v>(
         &self,
-        a: &CkksVector,
-        b: &CkksVector,
-    ) -> Result<(CkksVector, CkksVector), TensorError> {
+        a: &'v CkksVector,
+        b: &'v CkksVector,
+    ) -> Result<(Cow<'v, CkksVector>, Cow<'v, CkksVector>), TensorError> {
         Self::same_len(a, b)?;
         let level = a.level().min(b.level());
         Ok((self.lower(a, level)?, self.lower(b, level)?))
@@ -462,11 +468,11 @@ impl VectorContext {
         v: &CkksVector,
         rng: &mut R,
     ) -> Result<CkksVector, TensorError> {
-        let v = if v.clean {
+        let v: Cow<'_, CkksVector> = if v.clean {
             self.check(v)?;
-            v.clone()
+            Cow::Borrowed(v)
         } else {
-            self.mul_plain(v, &vec![1.0; v.len])?
+            Cow::Owned(self.mul_plain(v, &vec![1.0; v.len])?)
         };
         let steps = cipherflow_ckks::Evaluator::inner_sum_steps(v.chunk);
         self.ensure_steps(&steps, rng)?;
