@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::{bin, byo};
-use std::io::{BufRead, Read};
+use common::{bin, byo, spawn_serve};
+use std::io::Read;
 use std::process::{Command, Stdio};
 
 #[test]
@@ -23,24 +23,15 @@ fn help_documents_the_log_variables() {
 #[test]
 fn json_logs_are_one_object_per_line_and_bad_values_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Command::new(bin())
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--repo", "repo"])
-        .env("CIPHERFLOW_LOG", "info")
-        .env("CIPHERFLOW_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap()
-        .to_string();
+    let (mut serve, url) = spawn_serve(
+        dir.path(),
+        &[],
+        &[
+            ("CIPHERFLOW_LOG", "info"),
+            ("CIPHERFLOW_LOG_FORMAT", "json"),
+        ],
+        Stdio::piped(),
+    );
     let ca = dir.path().join("repo/tls/ca.pem");
     let model = byo("digits_norm_cnn_plain.onnx");
     let up = Command::new(bin())

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{bin, byo, json_of};
+use common::{bin, byo, json_of, spawn_serve};
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -41,23 +41,7 @@ fn serve(dir: &Path) -> (Serve, String) {
 
 /// [`serve`] with more arguments.
 fn serve_with(dir: &Path, extra: &[&str]) -> (Serve, String) {
-    let mut child = Command::new(bin())
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--repo", "repo"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (child, url) = spawn_serve(dir, extra, &[], Stdio::inherit());
     (Serve(child), url)
 }
 

@@ -1,8 +1,9 @@
 //! Helpers shared by the process tests of the `cipherflow` binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
@@ -66,4 +67,34 @@ pub fn json_of(out: &Output) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// Starts `cipherflow serve --listen 127.0.0.1:0 --repo repo` in `dir`
+/// with `extra` arguments and `envs`, stdout read up to its first line;
+/// returns the child and the URL it prints.
+pub fn spawn_serve(
+    dir: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+    stderr: Stdio,
+) -> (Child, String) {
+    let mut child = Command::new(bin())
+        .current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--repo", "repo"])
+        .args(extra)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, url)
 }
