@@ -77,9 +77,10 @@ fn aggregate_share_decoder_refuses_each_malformed_field_alone() {
     let s = setup();
     let p = &s.params;
     // Party 1, active [1, 2], contributors [1, 2, 3]: the layout is
-    // header | party u64 | smudging u32 | 2 | 1 2 | 3 | 1 2 3 | chunks u32 | …
+    // header | party u64 | threshold u32 | smudging u32 | 2 | 1 2 | 3 |
+    // 1 2 3 | chunks u32 | …
     let good = s.share(1, &[1, 2, 3], &[1, 2], &s.seeds).to_bytes();
-    let (smudging_at, active_at) = (HEADER + 8, HEADER + 12);
+    let (threshold_at, smudging_at, active_at) = (HEADER + 8, HEADER + 12, HEADER + 16);
     let contributors_at = active_at + 4 + 2 * 8;
     let chunks_at = contributors_at + 4 + 3 * 8;
     assert!(AggregateShare::from_bytes(p, &good).is_ok());
@@ -90,6 +91,19 @@ fn aggregate_share_decoder_refuses_each_malformed_field_alone() {
     assert!(AggregateShare::from_bytes(p, &b).is_ok());
     put_u32(&mut b, smudging_at, MAX_SMUDGING_LOG2 + 1);
     assert!(decode_error(p, &b).contains("smudging bound out of range"));
+
+    // Threshold: t = 2 for two holders; 1 (a checked set of two) decodes,
+    // 0 (a key holder's, with an active set) and 3 do not.
+    let mut b = good.clone();
+    put_u32(&mut b, threshold_at, 1);
+    assert!(AggregateShare::from_bytes(p, &b).is_ok());
+    for bad in [0u32, 3, u32::MAX] {
+        put_u32(&mut b, threshold_at, bad);
+        assert!(
+            decode_error(p, &b).contains("threshold does not fit"),
+            "{bad}"
+        );
+    }
 
     // Party counts: more than MAX_PARTIES is refused before reading ids;
     // exactly MAX_PARTIES is read (and then runs out of bytes).

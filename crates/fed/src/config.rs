@@ -261,6 +261,12 @@ pub struct FederationConfig {
     /// Key mode.
     #[serde(default = "default_keys")]
     pub keys: KeysMode,
+    /// Checked decryption (threshold mode): each round's sum is decrypted
+    /// by `t + 1` key holders whose shares check each other, so that a
+    /// key holder lying about its share is caught (or its lie changes
+    /// nothing). Default: on whenever there are more than `t` clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_decryption: Option<bool>,
     /// Seconds a round waits for updates (and a decryption attempt for shares).
     #[serde(default = "default_timeout")]
     pub round_timeout_s: f64,
@@ -359,6 +365,7 @@ impl FederationConfig {
             fraction: None,
             quorum: None,
             threshold: None,
+            checked_decryption: None,
             keys: default_keys(),
             round_timeout_s: default_timeout(),
             decrypt_attempts: default_decrypt_attempts(),
@@ -648,11 +655,20 @@ impl FederationConfig {
                 "threshold ≤ n/2: two disjoint groups of key holders could each decrypt"
             );
         }
+        let checked = self.keys == KeysMode::Threshold
+            && self.checked_decryption.unwrap_or(clients > threshold);
+        if checked && clients <= threshold {
+            return Err(FedError::Config(format!(
+                "checked_decryption needs t + 1 = {} key holders, but there are {clients}",
+                threshold + 1
+            )));
+        }
         Ok(Sizes {
             clients,
             sampled,
             quorum,
             threshold,
+            checked,
         })
     }
 }
@@ -668,6 +684,18 @@ pub struct Sizes {
     pub quorum: usize,
     /// Decryption shares needed (1 in key-service mode).
     pub threshold: usize,
+    /// Whether each decryption takes `t + 1` key holders whose shares
+    /// check each other (`checked_decryption`).
+    #[serde(default)]
+    pub checked: bool,
+}
+
+impl Sizes {
+    /// Key holders asked per decryption attempt: `t`, or `t + 1` when
+    /// checked (1 in key-service mode).
+    pub fn decryptors(&self) -> usize {
+        self.threshold + usize::from(self.checked)
+    }
 }
 
 #[cfg(test)]

@@ -464,6 +464,7 @@ mod tests {
             sampled,
             quorum,
             threshold: clients / 2 + 1,
+            checked: false,
         }
     }
 

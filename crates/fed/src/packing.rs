@@ -19,11 +19,17 @@
 //! ([`PackingPlan::unpack_sums`]) undoes exactly, since no field's sum leaves
 //! `(−2^(b−1), 2^(b−1))`. An upload then costs `log2 Q / (8·pack)` bytes
 //! per parameter. The plan takes the `pack` (up to [`MAX_PACK`], fields
-//! within 62 bits, `Q` 128-bit secure at `N = 2^12`, i.e. `log2 Q ≤ 109`)
+//! within 62 bits, `Q` of at most two primes)
 //! with the smallest upload, and the smallest on ties: a model that fits
 //! one ciphertext anyway keeps `pack = 1` and the smaller modulus. `Q` is
-//! one NTT prime up to 60 bits, else two of equal size; with `pack = 1`,
-//! `N = 2^13` once `log2 Q > 109`.
+//! one NTT prime up to 60 bits, else two of equal size (at most 120 bits),
+//! and `N = 2^13` once `log2 Q > 109` (128-bit security).
+//!
+//! A checked decryption (`t + 1` key holders whose shares check each
+//! other, [`PackingPlan::new_checked`]) costs more shift — each holder's
+//! smudging widened by `⌈log2(2n + 1)⌉` bits and room for a steering the
+//! check cannot see — and `⌈log2 n⌉ + 1` more modulus bits, `n` the
+//! largest party id.
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::DpPlan;
@@ -117,6 +123,10 @@ pub struct PackingPlan {
     pub decryptors: usize,
     /// `log2` of the bound on `|Σ v|` per coordinate.
     pub sum_bound_log2: f64,
+    /// Checked decryption: the largest key holder's party id (the shift
+    /// and modulus leave room for the check); 0 when unchecked.
+    #[serde(default)]
+    pub checked_max_party: u64,
     /// Coefficient count the noise bounds are taken over (an upper bound
     /// on `chunks·N` for either ring size).
     pub noise_coefficients: usize,
@@ -127,6 +137,10 @@ pub const MAX_PACK: u32 = 4;
 
 /// Largest modulus (bits) that is 128-bit secure at `N = 2^12`.
 const LOG_Q_MAX_N12: u32 = 109;
+
+/// Largest modulus (bits) of two 60-bit primes (the decoder's CRT), 128-bit
+/// secure at `N = 2^13`.
+const LOG_Q_MAX_TWO_PRIMES: u32 = 120;
 
 fn one() -> u32 {
     1
@@ -143,6 +157,50 @@ impl PackingPlan {
         sum_bound_log2: f64,
         stat_sec_bits: u32,
     ) -> Result<Self> {
+        Self::plan(
+            dim,
+            contributors,
+            decryptors,
+            sum_bound_log2,
+            stat_sec_bits,
+            0,
+        )
+    }
+
+    /// [`PackingPlan::new`] for a checked decryption by `decryptors`
+    /// (`t + 1`) key holders with party ids up to `max_party`: the shift
+    /// grows by the check's smudging widening and its steering allowance,
+    /// the modulus by `⌈log2 X⌉ + 1` bits of room (see
+    /// `cipherflow_ckks::multiparty::max_abs_value_checked`).
+    pub fn new_checked(
+        dim: usize,
+        contributors: usize,
+        decryptors: usize,
+        sum_bound_log2: f64,
+        stat_sec_bits: u32,
+        max_party: u64,
+    ) -> Result<Self> {
+        if max_party == 0 {
+            return Err(FedError::Config("a checked plan needs key holders".into()));
+        }
+        Self::plan(
+            dim,
+            contributors,
+            decryptors,
+            sum_bound_log2,
+            stat_sec_bits,
+            max_party,
+        )
+    }
+
+    fn plan(
+        dim: usize,
+        contributors: usize,
+        decryptors: usize,
+        sum_bound_log2: f64,
+        stat_sec_bits: u32,
+        checked_max_party: u64,
+    ) -> Result<Self> {
         if dim == 0 || contributors == 0 || decryptors == 0 || !sum_bound_log2.is_finite() {
             return Err(FedError::Config("empty model or federation".into()));
         }
@@ -150,7 +208,14 @@ impl PackingPlan {
         // N; plan for N = 2^13 first (the larger count, a safe bound).
         let coeffs = dim.div_ceil(1 << 12) * (1 << 13);
         let smudging = Smudging::for_share_sum(contributors, coeffs, stat_sec_bits)?;
-        let shift = smudging.min_shift_bits(decryptors);
+        let (shift, room_bits) = if checked_max_party == 0 {
+            (smudging.min_shift_bits(decryptors), 0.0)
+        } else {
+            (
+                smudging.min_shift_bits_checked(decryptors, checked_max_party),
+                (checked_max_party as f64).log2().ceil() + 1.0,
+            )
+        };
         let sum_bits = sum_bound_log2.max(0.0);
         // A field holds a coordinate's sum and its sign.
         let bits = sum_bits.floor() as u32 + 2;
@@ -158,7 +223,10 @@ impl PackingPlan {
         let mut best: Option<(usize, (u32, u32, u32))> = None;
         for pack in 1..=MAX_PACK {
             let (field_bits, total) = if pack == 1 {
-                (0, (2.0 + f64::from(shift) + sum_bits).ceil() as u32)
+                (
+                    0,
+                    (2.0 + f64::from(shift) + sum_bits + room_bits).ceil() as u32,
+                )
             } else {
                 if pack * bits > 62 {
                     break;
@@ -167,8 +235,10 @@ impl PackingPlan {
                 let spread = ((2f64.powi((pack * bits) as i32) - 1.0)
                     / (2f64.powi(bits as i32) - 1.0))
                     .log2();
-                let total = (2.0 + f64::from(shift) + sum_bits + spread).ceil() as u32;
-                if total > LOG_Q_MAX_N12 {
+                // Checked: Q/(4X) rather than Q/4 must hold the sums.
+                let total = (2.0 + f64::from(shift) + sum_bits + spread + room_bits).ceil() as u32;
+                // Two primes at most (N = 2^13 above 109 bits).
+                if total > LOG_Q_MAX_TWO_PRIMES {
                     break;
                 }
                 (bits, total)
@@ -218,6 +288,7 @@ impl PackingPlan {
             max_contributors: contributors,
             decryptors,
             sum_bound_log2,
+            checked_max_party,
             noise_coefficients: coeffs,
         })
     }
@@ -237,11 +308,20 @@ impl PackingPlan {
         // Poisson client sampling can exceed the expected count: size for all.
         let lambda = cfg.aggregation.stat_sec_bits;
         let bound = coordinate_sum_bound(cfg, dp, dim, sizes.clients);
-        let decryptors = match cfg.keys {
-            KeysMode::Threshold => sizes.threshold,
-            KeysMode::KeyService => 1,
-        };
-        Self::new(dim, sizes.clients, decryptors, bound.log2(), lambda)
+        match cfg.keys {
+            KeysMode::Threshold if sizes.checked => Self::new_checked(
+                dim,
+                sizes.clients,
+                sizes.decryptors(),
+                bound.log2(),
+                lambda,
+                sizes.clients as u64,
+            ),
+            KeysMode::Threshold => {
+                Self::new(dim, sizes.clients, sizes.threshold, bound.log2(), lambda)
+            }
+            KeysMode::KeyService => Self::new(dim, sizes.clients, 1, bound.log2(), lambda),
+        }
     }
 
     /// Packs a client's integers (one per coordinate, each within the

@@ -257,7 +257,8 @@ fn threshold_one_is_refused() {
 /// about its share.
 fn steer(params: &CkksParams, share: &mut [u8], k: usize, delta: i128, limbs: &[bool]) {
     let n = params.n();
-    let mut pos = 4 + 1 + 1 + params.fingerprint().len() + 8 + 4;
+    // header | party u64 | threshold u32 | smudging u32 | …
+    let mut pos = 4 + 1 + 1 + params.fingerprint().len() + 8 + 4 + 4;
     for _ in 0..2 {
         let count = u32::from_le_bytes(share[pos..pos + 4].try_into().unwrap()) as usize;
         pos += 4 + 8 * count;
@@ -285,42 +286,67 @@ fn steer(params: &CkksParams, share: &mut [u8], k: usize, delta: i128, limbs: &[
     }
 }
 
-/// Runs one round in which the first active key holder lies with `lie`;
-/// returns the round's summary and whether the global model changed.
-fn round_with_a_liar(
-    name: &str,
-    lie: impl Fn(&CkksParams, u32, usize, &mut Vec<u8>),
-) -> (cipherflow_fed::RoundSummary, bool) {
-    let mut fed = Fed::new(name, 4, 3, 1);
-    let before = fed.coord.global_model().to_vec();
+/// Four breast-cancer clients, threshold 3; `checked`: decryptions by
+/// t + 1 = 4 holders whose shares check each other.
+fn liar_federation(name: &str, rounds: u64, n: usize, checked: bool) -> Fed {
+    let cfg = common::config(
+        name,
+        rounds,
+        &format!(
+            "threshold = 3\nquorum = {n}\ndecrypt_attempts = 4\nchecked_decryption = {checked}"
+        ),
+    );
+    Fed::with_config(cfg, n)
+}
+
+/// How a key holder lies: (parameters, shift, model size, its share).
+type Lie<'a> = dyn Fn(&CkksParams, u32, usize, &mut Vec<u8>) + 'a;
+
+/// Runs one round of `fed` in which the key holder `liar` (a client id),
+/// when asked, lies with `lie`; returns the round's summary.
+fn run_round_with(
+    fed: &mut Fed,
+    liar: Option<&str>,
+    lie: &Lie<'_>,
+) -> cipherflow_fed::RoundSummary {
+    let closed = fed.coord.history().len();
     fed.upload_all();
-    let idx = all_ready(&mut fed);
+    let idx = all_ready(fed);
     let params = fed.coord.params().clone();
     let (shift, dim) = (fed.coord.packing().shift, fed.coord.packing().dim);
-    for (n, &i) in idx.iter().enumerate() {
+    for &i in &idx {
         let t = fed.task(i);
         let Action::Share(mut parts) = fed.clients[i].handle(&t).unwrap() else {
             panic!("no share")
         };
-        if n == 0 {
+        let id = fed.clients[i].id().to_string();
+        if Some(id.as_str()) == liar {
             lie(&params, shift, dim, &mut parts[0].share);
         }
-        let id = fed.clients[i].id().to_string();
         fed.coord.send_share(&id, &parts).unwrap();
     }
-    let h = fed
-        .coord
-        .history()
-        .first()
-        .cloned()
-        .expect("the round ended");
+    assert_eq!(fed.coord.history().len(), closed + 1, "the round ended");
+    fed.coord.history().last().cloned().unwrap()
+}
+
+/// Runs one round in which the first active key holder lies with `lie`;
+/// returns the round's summary and whether the global model changed.
+fn round_with_a_liar(
+    name: &str,
+    checked: bool,
+    lie: impl Fn(&CkksParams, u32, usize, &mut Vec<u8>),
+) -> (cipherflow_fed::RoundSummary, bool) {
+    let mut fed = liar_federation(name, 1, 4, checked);
+    let before = fed.coord.global_model().to_vec();
+    let liar = fed.clients[0].id().to_string();
+    let h = run_round_with(&mut fed, Some(&liar), &lie);
     (h, fed.coord.global_model() != before.as_slice())
 }
 
 #[test]
 fn a_key_holder_sending_a_random_share_is_caught() {
     // One prime's residue moved: the sum decrypts to garbage.
-    let (h, changed) = round_with_a_liar("adv-liar-random", |p, _, _, s| {
+    let (h, changed) = round_with_a_liar("adv-liar-random", false, |p, _, _, s| {
         let q0 = i128::from(p.q()[0]);
         steer(p, s, 3, q0 / 3, &[true, false]);
     });
@@ -332,7 +358,8 @@ fn a_key_holder_sending_a_random_share_is_caught() {
 #[test]
 fn a_key_holder_steering_a_sum_out_of_its_bound_is_caught() {
     // Coordinate 5 moved by 2^20 > its bound 4·(2^16 + 1).
-    let (h, changed) = round_with_a_liar("adv-liar-bound", |p, shift, _, s| {
+    // Unchecked (t holders): the range checks are the only defence.
+    let (h, changed) = round_with_a_liar("adv-liar-bound", false, |p, shift, _, s| {
         steer(p, s, 5, (1i128 << 20) << shift, &[true, true]);
     });
     assert!(h.aborted, "{h:?}");
@@ -342,7 +369,7 @@ fn a_key_holder_steering_a_sum_out_of_its_bound_is_caught() {
 
 #[test]
 fn a_key_holder_steering_a_coefficient_past_the_model_is_caught() {
-    let (h, changed) = round_with_a_liar("adv-liar-padding", |p, shift, dim, s| {
+    let (h, changed) = round_with_a_liar("adv-liar-padding", false, |p, shift, dim, s| {
         steer(p, s, dim + 2, 1i128 << shift, &[true, true]);
     });
     assert!(h.aborted, "{h:?}");
@@ -351,6 +378,69 @@ fn a_key_holder_steering_a_coefficient_past_the_model_is_caught() {
 }
 
 /// A key-service federation's first aggregate, logged by hand.
+#[test]
+fn a_key_holder_steering_a_sum_inside_its_bound_is_caught_by_the_check() {
+    // Coordinate 5 moved by 1: inside every bound, so t holders publish it.
+    let lie = |p: &CkksParams, shift: u32, _: usize, s: &mut Vec<u8>| {
+        steer(p, s, 5, 1i128 << shift, &[true, true]);
+    };
+    let (h, changed) = round_with_a_liar("adv-liar-inbound-plain", false, lie);
+    assert!(
+        !h.aborted && changed,
+        "unchecked, the lie is published: {h:?}"
+    );
+    // t + 1 holders: the shares check each other.
+    let (h, changed) = round_with_a_liar("adv-liar-inbound", true, lie);
+    assert!(h.aborted, "{h:?}");
+    let why = h.abort_reason.unwrap();
+    assert!(why.contains("inconsistent"), "{why}");
+    assert!(!changed, "nothing was published");
+    // A random share, and one crafted so that the check's sum moves by 1
+    // only (2·δ ≡ 1 mod Q, on holder 2 of the set): caught too.
+    let (h, _) = round_with_a_liar("adv-liar-random-checked", true, |p, _, _, s| {
+        let q0 = i128::from(p.q()[0]);
+        steer(p, s, 3, q0 / 3, &[true, false]);
+    });
+    assert!(h.abort_reason.unwrap().contains("failed its checks"));
+}
+
+#[test]
+fn a_key_holder_that_keeps_lying_is_identified_and_left_out() {
+    // Five key holders, t = 3: each checked decryption asks four.
+    let mut fed = liar_federation("adv-liar-hunt", 10, 5, true);
+    let liar = fed.clients[1].id().to_string();
+    let lie = |p: &CkksParams, shift: u32, _: usize, s: &mut Vec<u8>| {
+        steer(p, s, 2, 3i128 << shift, &[true, true]);
+    };
+    let mut rounds = 0;
+    while fed.coord.identified_liars().is_empty() {
+        rounds += 1;
+        assert!(rounds <= 5, "the liar is identified within five rounds");
+        let h = run_round_with(&mut fed, Some(&liar), &lie);
+        if let Some(why) = h.abort_reason.as_deref() {
+            assert!(why.contains("inconsistent"), "round {rounds}: {why}");
+        }
+    }
+    assert_eq!(fed.coord.identified_liars(), std::slice::from_ref(&liar));
+    // Named in the abort reason when a failure identifies it.
+    let named = fed.coord.history().iter().any(|h| {
+        h.abort_reason
+            .as_deref()
+            .is_some_and(|w| w.contains("identified") && w.contains(&liar))
+    });
+    let last_failed = fed.coord.history().last().is_some_and(|h| h.aborted);
+    assert_eq!(named, last_failed);
+    // Afterwards it is never asked, and rounds close again.
+    for _ in 0..2 {
+        let h = run_round_with(&mut fed, Some(&liar), &lie);
+        assert!(!h.aborted, "{h:?}");
+    }
+    // The record survives a restart of the coordinator.
+    let mut fed = fed.restart_coordinator(|_| ()).map_err(|e| e.0).unwrap();
+    let h = run_round_with(&mut fed, Some(&liar), &lie);
+    assert!(!h.aborted, "{h:?}");
+}
+
 fn ks_request(
     ledger: &mut Ledger,
     cfg: &FederationConfig,

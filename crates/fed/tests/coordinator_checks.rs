@@ -120,7 +120,13 @@ fn upload_from_a_client_not_sampled_is_refused() {
 
 #[test]
 fn shares_from_key_holders_not_asked_and_swollen_ready_answers() {
-    let mut fed = Fed::new("asked", 3, 2, 1);
+    // Unchecked, so that t = 2 of the 3 holders are asked.
+    let cfg = common::config(
+        "asked",
+        1,
+        "threshold = 2\nquorum = 3\ndecrypt_attempts = 4\nchecked_decryption = false",
+    );
+    let mut fed = Fed::with_config(cfg, 3);
     fed.upload_all();
     let (i, parts, ready) = first_share(&mut fed);
     let refused = fed.coord.metrics().refused;
@@ -163,13 +169,13 @@ fn shares_from_key_holders_not_asked_and_swollen_ready_answers() {
     assert_eq!(fed.coord.history()[0].decryptors, 2);
 }
 
-/// A 330,002-weight MLP: more than 16 ciphertext chunks, so an upload has
+/// A 495,002-weight MLP: more than 16 ciphertext chunks, so an upload has
 /// several chunks and a decryption share several parts.
 fn big_model(name: &str) -> FederationConfig {
     FederationConfig::parse(&format!(
         "name = \"{name}\"\nrounds = 1\nthreshold = 2\nquorum = 3\nround_timeout_s = 5\n\
          decrypt_attempts = 4\n\
-         [model]\ninput = [30]\nlayers = [{{type = \"dense\", units = 10000}}, \
+         [model]\ninput = [30]\nlayers = [{{type = \"dense\", units = 15000}}, \
          {{type = \"relu\"}}, {{type = \"dense\", units = 2}}]\n\
          [training]\nepochs = 1\nbatch_size = 64\nlr = 0.01\n"
     ))
@@ -247,7 +253,11 @@ fn multi_chunk_uploads_and_multi_part_shares() {
     fed.coord.send_share(&id, &parts).unwrap();
     fed.run_decryption(10);
     let h = &fed.coord.history()[0];
-    assert_eq!((h.contributors, h.decryptors), (3, 2));
+    assert_eq!(
+        (h.contributors, h.decryptors),
+        (3, 3),
+        "checked: t + 1 holders"
+    );
     // The round reports the bytes of the three accepted uploads, not of
     // the refused ones.
     assert_eq!(h.upload_bytes, 3 * bytes);

@@ -158,8 +158,8 @@ fn federation_over_mutual_tls_and_refusals() {
     }
     assert_eq!(
         summaries.iter().map(|s| s.shares).sum::<u64>(),
-        4,
-        "t = 2 shares per round"
+        6,
+        "t + 1 = 3 shares per round (checked decryption)"
     );
     let (hist, phase) = server
         .with(|c| (c.history().to_vec(), c.phase().clone()))

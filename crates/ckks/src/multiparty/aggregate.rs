@@ -53,9 +53,15 @@
 //! a second active set for a round, and its coordinator retries only with
 //! the same set or with key holders that have not answered yet.
 //!
+//! An active set of exactly `t + 1` holders makes the decryption
+//! **checked** (the `check` module): a lying holder is caught or harmless.
+//! Larger sets are refused — each extra holder adds a relation between the
+//! shares that the combiner would learn.
+//!
 //! A key service holding the contributors' keys itself produces the single
 //! share `Σ_{i∈S} s_i·a + E` with [`key_holder_share`].
 
+use super::check::{check_witness_bits, is_checkable, CheckBounds};
 use super::collective_keygen::{Crs, SecretShare};
 use super::error::MultipartyError;
 use super::shamir::{lagrange, sum_received, validate_ids, ReceivedSum, ShamirShare};
@@ -307,6 +313,9 @@ fn add_message(params: &CkksParams, c0: &mut RnsPoly, e: &[i64], values: &[i64],
 #[derive(Clone, PartialEq)]
 pub struct AggregateShare {
     pub(crate) party: u64,
+    /// The dealing's threshold `t` (0 for a key holder's share): with
+    /// `|active| = t + 1` the shares are checked (the `check` module).
+    pub(crate) threshold: u32,
     /// Sorted active set; empty for a key holder's (additive) share.
     pub(crate) active: Vec<u64>,
     pub(crate) contributors: Vec<u64>,
@@ -320,6 +329,7 @@ impl std::fmt::Debug for AggregateShare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AggregateShare")
             .field("party", &self.party)
+            .field("threshold", &self.threshold)
             .field("active", &self.active)
             .field("contributors", &self.contributors.len())
             .field("chunks", &self.seeds.len())
@@ -332,6 +342,17 @@ impl AggregateShare {
     /// The sender's party id (0 for a key holder's share).
     pub fn party(&self) -> u64 {
         self.party
+    }
+
+    /// The threshold `t` of the dealing (0 for a key holder's share).
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+    }
+
+    /// Whether this share belongs to a checked decryption (`t + 1`
+    /// holders, see the `check` module).
+    pub fn is_checked(&self) -> bool {
+        self.threshold > 0 && self.active.len() == self.threshold as usize + 1
     }
 
     /// The active set (sorted; empty for a key holder's share).
@@ -358,6 +379,7 @@ impl AggregateShare {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new(&self.params, Kind::MpAggregateShare);
         w.bytes(&self.party.to_le_bytes());
+        w.bytes(&self.threshold.to_le_bytes());
         w.bytes(&self.smudging_log2.to_le_bytes());
         for list in [&self.active, &self.contributors] {
             w.bytes(&(list.len() as u32).to_le_bytes());
@@ -377,6 +399,7 @@ impl AggregateShare {
     pub fn from_bytes(params: &CkksParams, data: &[u8]) -> Result<Self, CkksError> {
         let mut r = Reader::new(params, data, Kind::MpAggregateShare)?;
         let party = u64::from_le_bytes(r.array::<8>()?);
+        let threshold = u32::from_le_bytes(r.array::<4>()?);
         let smudging_log2 = u32::from_le_bytes(r.array::<4>()?);
         if smudging_log2 > super::MAX_SMUDGING_LOG2 {
             return Err(bad("smudging bound out of range"));
@@ -401,6 +424,12 @@ impl AggregateShare {
         if !active.is_empty() && !active.contains(&party) {
             return Err(bad("sender not in its active set"));
         }
+        // A threshold share names t ≥ 1 and t or t + 1 holders; a key
+        // holder's share (no active set) names none.
+        let t = threshold as usize;
+        if active.is_empty() != (t == 0) || (t > 0 && active.len() != t && active.len() != t + 1) {
+            return Err(bad("threshold does not fit the active set"));
+        }
         let chunks = u32::from_le_bytes(r.array::<4>()?) as usize;
         if chunks == 0 || chunks > MAX_CHUNKS {
             return Err(bad("chunk count out of range"));
@@ -416,6 +445,7 @@ impl AggregateShare {
         r.finish()?;
         Ok(Self {
             party,
+            threshold,
             active,
             contributors,
             seeds,
@@ -504,15 +534,34 @@ pub fn aggregate_decryption_share<R: RngCore + CryptoRng>(
         }
         .into());
     }
+    // t holders: plain. t + 1: checked, with the smudging widened so that
+    // the check's sum hides the noise (see `check`). More: refused — each
+    // further holder adds a relation the combiner learns.
+    let smudging = if active.len() == t {
+        *smudging
+    } else {
+        let max_id = parties.iter().copied().max().unwrap_or(0);
+        if active.len() > t + 1 || !is_checkable(&active, max_id) {
+            return Err(MultipartyError::Mismatch(format!(
+                "an active set of {} for threshold {t} must be t holders, or t + 1 whose ids \
+                 let the check hide the noise (e.g. two consecutive ids)",
+                active.len()
+            ))
+            .into());
+        }
+        smudging.widened(check_witness_bits(max_id))?
+    };
+    let threshold = u32::try_from(t).map_err(|_| bad("threshold out of range"))?;
     let lambdas = ring
         .q_moduli()
         .iter()
         .map(|m| lagrange(m, my_id, &active))
         .collect::<Result<Vec<u64>, _>>()?;
     key.mul_rns_scalar(ring, &lambdas)?;
-    let polys = share_polys(params, &key, seeds, smudging, rng)?;
+    let polys = share_polys(params, &key, seeds, &smudging, rng)?;
     Ok(AggregateShare {
         party: my_id,
+        threshold,
         active,
         contributors,
         seeds: seeds.to_vec(),
@@ -556,6 +605,7 @@ pub fn key_holder_share<R: RngCore + CryptoRng>(
     let polys = share_polys(params, &key, seeds, smudging, rng)?;
     Ok(AggregateShare {
         party: 0,
+        threshold: 0,
         active: Vec::new(),
         contributors,
         seeds: seeds.to_vec(),
@@ -572,6 +622,10 @@ pub fn key_holder_share<R: RngCore + CryptoRng>(
 /// bounds the sum's encryption noise ([`share_sum_noise_log2`]); the shift
 /// must leave room for it and the smudging (else
 /// [`MultipartyError::ModulusTooSmall`]-style refusal).
+///
+/// Shares of `t + 1` holders are **checked** (the `check` module): a share
+/// steered by a lying holder either leaves the sums exact or is refused
+/// with [`MultipartyError::CheckFailed`].
 pub fn combine_aggregate(
     params: &CkksParams,
     sums: &[SharedCiphertext],
@@ -593,9 +647,12 @@ pub fn combine_aggregate(
         if &s.params != params {
             return Err(CkksError::ParamsMismatch);
         }
-        if s.active != first.active || s.contributors != first.contributors {
+        if s.active != first.active
+            || s.contributors != first.contributors
+            || s.threshold != first.threshold
+        {
             return Err(MultipartyError::Mismatch(
-                "shares made for different active or contributor sets".into(),
+                "shares made for different active or contributor sets or thresholds".into(),
             )
             .into());
         }
@@ -632,7 +689,18 @@ pub fn combine_aggregate(
             );
         }
     }
-    let noise = 2f64.powf(noise_log2) + smudging_total;
+    let crt = Crt::new(params)?;
+    // Checked: the bounds of the check, in the shares' party order.
+    let check = if first.is_checked() {
+        let ks: Vec<u32> = shares.iter().map(|s| s.smudging_log2).collect();
+        let ids: Vec<u64> = shares.iter().map(|s| s.party).collect();
+        Some(CheckBounds::new(&ids, &ks, crt.big_q)?)
+    } else {
+        None
+    };
+    // An undetected steering moves the sum by at most 2T.
+    let steer = check.as_ref().map_or(0.0, |c| 2.0 * c.t as f64);
+    let noise = 2f64.powf(noise_log2) + smudging_total + steer;
     let have_bits = log_q_all(params);
     if noise.is_nan() || 2.0 * noise >= 2f64.powi(shift as i32) {
         return Err(MultipartyError::ModulusTooSmall {
@@ -644,7 +712,6 @@ pub fn combine_aggregate(
         .into());
     }
     let ring = params.ring();
-    let crt = Crt::new(params)?;
     sums.iter()
         .enumerate()
         .map(|(c, sum)| {
@@ -653,11 +720,53 @@ pub fn combine_aggregate(
                 let p = s.polys.get(c).ok_or(MultipartyError::NoShares)?;
                 acc.add_assign(ring, p)?;
             }
+            if let Some(check) = &check {
+                check_chunk(params, &crt, check, shares, c, &acc)?;
+            }
             (0..params.n())
                 .map(|k| crt.round_shifted(&acc, k, shift))
                 .collect::<Result<Vec<i64>, CkksError>>()
         })
         .collect()
+}
+
+/// The check of chunk `c` (the `check` module): `|Σ x_j·d_j| ≤ T` and every
+/// decrypted coefficient within `Q/(4X)`.
+fn check_chunk(
+    params: &CkksParams,
+    crt: &Crt,
+    check: &CheckBounds,
+    shares: &[AggregateShare],
+    c: usize,
+    acc: &RnsPoly,
+) -> Result<(), CkksError> {
+    let ring = params.ring();
+    let moduli = ring.q_moduli();
+    let mut sum = RnsPoly::zero(ring, params.q().len(), 0, false);
+    for (s, &x) in shares.iter().zip(&check.weights) {
+        let mut p = s.polys.get(c).ok_or(MultipartyError::NoShares)?.clone();
+        let xs: Vec<u64> = moduli.iter().map(|m| m.reduce(x)).collect();
+        p.mul_rns_scalar(ring, &xs)?;
+        sum.add_assign(ring, &p)?;
+    }
+    for k in 0..params.n() {
+        if crt.centred(&sum, k)?.abs() > check.t {
+            return Err(MultipartyError::CheckFailed(format!(
+                "the shares of active set {:?} are inconsistent (chunk {c}, coefficient {k}): \
+                 a key holder's share was altered",
+                check.weights
+            ))
+            .into());
+        }
+        if crt.centred(acc, k)?.abs() > check.room {
+            return Err(MultipartyError::CheckFailed(format!(
+                "chunk {c}, coefficient {k} decrypts outside the room of a checked sum: \
+                 a key holder's share was altered"
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// CRT over one or two primes into a centred `i128`.
@@ -693,6 +802,14 @@ impl Crt {
 
     /// `round(centre(x) / 2^shift)` for coefficient `k`.
     fn round_shifted(&self, p: &RnsPoly, k: usize, shift: u32) -> Result<i64, CkksError> {
+        let centred = self.centred(p, k)?;
+        let half = 1i128 << shift.saturating_sub(1);
+        let rounded = (centred + half).div_euclid(1i128 << shift);
+        i64::try_from(rounded).map_err(|_| bad("decrypted value out of range"))
+    }
+
+    /// Coefficient `k` of `p` lifted to `(−Q/2, Q/2]`.
+    fn centred(&self, p: &RnsPoly, k: usize) -> Result<i128, CkksError> {
         let r0 = p
             .limb(0)
             .get(k)
@@ -712,13 +829,10 @@ impl Crt {
                 i128::from(r0) + i128::from(self.q0) * t as i128
             }
         };
-        let centred = if x > self.big_q / 2 {
+        Ok(if x > self.big_q / 2 {
             x - self.big_q
         } else {
             x
-        };
-        let half = 1i128 << shift.saturating_sub(1);
-        let rounded = (centred + half).div_euclid(1i128 << shift);
-        i64::try_from(rounded).map_err(|_| bad("decrypted value out of range"))
+        })
     }
 }

@@ -40,6 +40,9 @@ pub enum MultipartyError {
     /// party set or recipient.
     #[error("share does not match: {0}")]
     Mismatch(String),
+    /// A checked decryption's shares are inconsistent: one was altered.
+    #[error("decryption check failed: {0}")]
+    CheckFailed(String),
     /// Threshold and additive (n-of-n) decryption shares were mixed.
     #[error("threshold and additive decryption shares cannot be combined")]
     MixedModes,

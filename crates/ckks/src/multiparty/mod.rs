@@ -26,10 +26,13 @@
 //!    [`decryption_share_additive`] with their `s_i` directly.
 //!
 //! # Security notes
-//! * Semi-honest model with an honest majority of the threshold: shares are
-//!   not verifiable (no commitments / zero-knowledge proofs), so a malicious
-//!   party can make decryption fail or come out wrong, but cannot learn more
-//!   than the output. Authenticate every message (mTLS).
+//! * Semi-honest model with an honest majority of the threshold for
+//!   privacy. For correctness, decrypt with `t + 1` holders: the shares
+//!   then check each other (see [`combine_aggregate`] and [`is_checkable`]),
+//!   and one lying holder is caught or changes
+//!   nothing. With `t` holders (or a coalition of liars) a malicious party
+//!   can make decryption come out wrong; no party learns more than the
+//!   output. Authenticate every message (mTLS).
 //! * Shamir shares are secret and must travel encrypted to their recipient.
 //! * Decryption shares are smudged ([`Smudging`]): `2^λ` times the
 //!   ciphertext noise, λ = 40 by default. Only ask parties to decrypt
@@ -81,6 +84,7 @@
 //! ```
 
 mod aggregate;
+mod check;
 mod collective_keygen;
 mod decrypt;
 mod encoding;
@@ -94,6 +98,7 @@ pub use aggregate::{
     max_abs_value, share_encrypt, share_sum_noise_log2, AggregateShare, SharedCiphertext,
     MAX_CHUNKS,
 };
+pub use check::{check_witness_bits, is_checkable, max_abs_value_checked};
 pub use collective_keygen::{
     combine_public_key, ideal_secret_key, public_key_share, Crs, PublicKeyShare, SecretShare,
 };

@@ -156,6 +156,14 @@ impl Smudging {
         self.bound_log2
     }
 
+    /// The same smudging with `k` replaced (see `check`'s widening).
+    pub(crate) fn with_bound_log2(&self, bound_log2: u32) -> Self {
+        Self {
+            bound_log2,
+            ..*self
+        }
+    }
+
     /// Standard deviation of one party's smudging noise, `2^k/√3`.
     pub fn sigma(&self) -> f64 {
         2f64.powi(self.bound_log2 as i32) / 3f64.sqrt()

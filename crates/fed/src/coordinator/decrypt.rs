@@ -15,7 +15,10 @@ use crate::messages::{ShareChunk, ShareReceipt};
 use crate::records::RoundAbortedRecord;
 use crate::store;
 use crate::training;
-use cipherflow_ckks::multiparty::{combine_aggregate, AggregateShare};
+use cipherflow_ckks::multiparty::{
+    combine_aggregate, is_checkable, AggregateShare, MultipartyError,
+};
+use cipherflow_ckks::CkksError;
 use cipherflow_ledger::entry::{
     ClientEpsilon, DecryptionShareReceived, EntryBody, RoundClosed, KIND_ROUND_CLOSED,
 };
@@ -60,7 +63,13 @@ impl Coordinator {
                 let s = AggregateShare::from_bytes(&self.params, b)?;
                 let lo = i * SHARE_PART_CHUNKS;
                 let hi = (lo + SHARE_PART_CHUNKS).min(seeds.len());
+                let t = if self.cfg.keys == KeysMode::KeyService {
+                    0
+                } else {
+                    self.sizes.threshold as u32
+                };
                 if s.party() != party
+                    || s.threshold() != t
                     || s.active() != active.as_slice()
                     || s.contributors() != contributors.as_slice()
                     || s.seeds() != seeds.get(lo..hi).unwrap_or(&[])
@@ -94,21 +103,29 @@ impl Coordinator {
     /// shares. A key holder gives shares for one active set per round
     /// (its clients refuse a second, see `client`), so an attempt either
     /// repeats a set asked before — whose members are all online and gave
-    /// no share for another set — or takes `t` online key holders that
-    /// have not answered yet, responsive ones first.
+    /// no share for another set — or takes online key holders that have
+    /// not answered yet, responsive ones first, suspected liars last:
+    /// `t + 1` with checkable ids for a checked decryption, else `t`. A
+    /// checked federation falls back to `t` after one attempt window
+    /// without `t + 1` holders online, unless `checked_decryption = true`
+    /// requires the check.
     pub(super) fn start_attempt(&mut self) -> Result<()> {
         let now = self.now();
         // Online: seen within two timeouts (clients long-poll far more often).
         let window = 2.0 * self.cfg.round_timeout_s;
-        let t = self.sizes.threshold;
         let Some(st) = &self.round else {
             return Ok(());
         };
         let rec = &st.record;
+        // Identified liars are never asked; suspects are asked last.
         let online: BTreeMap<&String, (bool, f64, u64)> = self
             .clients
             .iter()
-            .filter(|(id, c)| !self.roster.is_revoked(id) && now - c.last_seen <= window)
+            .filter(|(id, c)| {
+                !self.roster.is_revoked(id)
+                    && !self.suspects.identified.contains(*id)
+                    && now - c.last_seen <= window
+            })
             .map(|(id, c)| (id, (c.unresponsive, c.last_seen, c.party)))
             .collect();
         let viable = |set: &Vec<String>, responsive: bool| {
@@ -117,44 +134,74 @@ impl Coordinator {
                     && rec.answered.get(m).is_none_or(|a| a == set)
             })
         };
-        // Fresh key holders, the ones that did not leave a request of this
-        // round unanswered first.
+        // Fresh key holders: not suspected, then the ones that did not
+        // leave a request of this round unanswered, first.
+        let candidates = self.suspects.candidates();
         let mut fresh: Vec<(&String, &(bool, f64, u64))> = online
             .iter()
             .filter(|(id, _)| !rec.answered.contains_key(**id))
             .map(|(id, o)| (*id, o))
             .collect();
         fresh.sort_by(|a, b| {
-            a.1 .0
-                .cmp(&b.1 .0)
+            candidates
+                .contains(a.0)
+                .cmp(&candidates.contains(b.0))
+                .then(a.1 .0.cmp(&b.1 .0))
                 .then(b.1 .1.total_cmp(&a.1 .1))
                 .then(a.1 .2.cmp(&b.1 .2))
         });
-        let fresh_set = (fresh.len() >= t).then(|| {
-            fresh
+        let max_party = self.roster.clients.len() as u64;
+        let pick = |size: usize, checked: bool| {
+            let fresh_set = if checked {
+                checkable_prefix(&fresh, size, max_party)
+            } else {
+                (fresh.len() >= size).then(|| {
+                    fresh
+                        .iter()
+                        .take(size)
+                        .map(|(id, _)| (*id).clone())
+                        .collect()
+                })
+            };
+            let fresh_responsive = fresh_set.as_ref().is_some_and(|set: &Vec<String>| {
+                set.iter().all(|m| online.get(m).is_some_and(|o| !o.0))
+            });
+            let of_size = |set: &&Vec<String>| set.len() == size;
+            rec.tried
                 .iter()
-                .take(t)
-                .map(|(id, _)| (*id).clone())
-                .collect::<Vec<String>>()
-        });
-        let fresh_responsive = fresh_set
-            .as_ref()
-            .is_some_and(|set| set.iter().all(|m| online.get(m).is_some_and(|o| !o.0)));
-        let active = rec
-            .tried
-            .iter()
-            .rev()
-            .find(|set| viable(set, true))
-            .cloned()
-            .or_else(|| fresh_set.clone().filter(|_| fresh_responsive))
-            .or_else(|| {
-                rec.tried
-                    .iter()
-                    .rev()
-                    .find(|set| viable(set, false))
-                    .cloned()
+                .rev()
+                .filter(of_size)
+                .find(|set| viable(set, true))
+                .cloned()
+                .or_else(|| fresh_set.clone().filter(|_| fresh_responsive))
+                .or_else(|| {
+                    rec.tried
+                        .iter()
+                        .rev()
+                        .filter(of_size)
+                        .find(|set| viable(set, false))
+                        .cloned()
+                })
+                .or(fresh_set)
+        };
+        let t = self.sizes.threshold;
+        let fallback = self.sizes.checked
+            && self.cfg.checked_decryption != Some(true)
+            && now - st.decrypt_started >= window;
+        let active = if self.sizes.checked {
+            pick(t + 1, true).or_else(|| {
+                let plain = fallback.then(|| pick(t, false)).flatten();
+                if plain.is_some() {
+                    tracing::warn!(
+                        round = rec.round,
+                        "fewer than t + 1 key holders online: decrypting unchecked with t"
+                    );
+                }
+                plain
             })
-            .or(fresh_set);
+        } else {
+            pick(t, false)
+        };
         let Some(mut active) = active else {
             return Ok(()); // wait for key holders to come online
         };
@@ -364,9 +411,23 @@ impl Coordinator {
                 // published.
                 self.metrics.refused += 1;
                 tracing::warn!(round = st.record.round, %why, active = ?st.record.active, "decrypted sum failed its checks");
+                let named = if self.sizes.checked {
+                    self.note_suspects(&st.record.active, false)?
+                } else {
+                    None
+                };
                 self.round = Some(st);
+                let who = match named {
+                    Some(c) => format!(
+                        "; key holder {c} is identified as the liar and is no longer asked to \
+                         decrypt (revoke it in the roster)"
+                    ),
+                    None => String::new(),
+                };
                 self.abort_round(
-                    &format!("the decrypted sum failed its checks ({why}): a key holder's share was wrong"),
+                    &format!(
+                        "the decrypted sum failed its checks ({why}): a key holder's share was wrong{who}"
+                    ),
                     true,
                 )
             }
@@ -374,8 +435,34 @@ impl Coordinator {
                 self.round = Some(st);
                 Err(e)
             }
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if self.sizes.checked {
+                    self.note_suspects(&st.record.active, true)?;
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// Records a checked decryption's outcome for the liar hunt (see
+    /// `suspects`), durably; returns a newly identified culprit.
+    fn note_suspects(&mut self, active: &[String], passed: bool) -> Result<Option<String>> {
+        let mut next = self.suspects.clone();
+        let named = if passed {
+            next.passed(active)
+        } else {
+            next.failed(active)
+        };
+        if next != self.suspects {
+            let json = serde_json::to_string(&next)?;
+            self.store
+                .tx(|tx| store::set_meta(tx, super::META_SUSPECTS, json.as_bytes()))?;
+            self.suspects = next;
+        }
+        if let Some(c) = &named {
+            tracing::warn!(key_holder = %c, "identified as the key holder whose decryption shares were inconsistent; no longer asked to decrypt");
+        }
+        Ok(named)
     }
 
     pub(super) fn finish_round(&mut self, st: &RoundState) -> Result<()> {
@@ -395,7 +482,14 @@ impl Coordinator {
                 .sum
                 .get(lo..hi)
                 .ok_or_else(|| FedError::Protocol("sum size".into()))?;
-            for chunk in combine_aggregate(&self.params, sums, &shares, noise)? {
+            let chunks =
+                combine_aggregate(&self.params, sums, &shares, noise).map_err(|e| match e {
+                    CkksError::Multiparty(MultipartyError::CheckFailed(why)) => {
+                        FedError::Verification(why)
+                    }
+                    e => e.into(),
+                })?;
+            for chunk in chunks {
                 totals.extend(chunk);
             }
         }
@@ -594,4 +688,39 @@ impl Coordinator {
         rec.closed_index = Some(index);
         self.save_record(rec)
     }
+}
+
+/// The first `t` of `fresh` (in order) whose party ids make a checkable
+/// set, trying later holders in place of earlier ones when needed.
+fn checkable_prefix(
+    fresh: &[(&String, &(bool, f64, u64))],
+    t: usize,
+    max_party: u64,
+) -> Option<Vec<String>> {
+    if fresh.len() < t {
+        return None;
+    }
+    let ids = |set: &[usize]| -> Vec<u64> {
+        set.iter()
+            .filter_map(|&i| fresh.get(i).map(|f| f.1 .2))
+            .collect()
+    };
+    let mut set: Vec<usize> = (0..t).collect();
+    if !is_checkable(&ids(&set), max_party) {
+        // Swap one member for a later holder (two consecutive ids are
+        // usually one swap away).
+        let found = (0..t).rev().find_map(|slot| {
+            (t..fresh.len()).find_map(|cand| {
+                let mut s = set.clone();
+                *s.get_mut(slot)? = cand;
+                is_checkable(&ids(&s), max_party).then_some(s)
+            })
+        });
+        set = found?;
+    }
+    Some(
+        set.iter()
+            .filter_map(|&i| fresh.get(i).map(|f| f.0.clone()))
+            .collect(),
+    )
 }

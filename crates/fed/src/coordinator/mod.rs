@@ -19,6 +19,7 @@ mod decrypt;
 mod recover;
 mod resume;
 mod round;
+mod suspects;
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::{DpPlan, LocalDpPlan};
@@ -125,6 +126,8 @@ pub struct Coordinator {
     round_models: Option<PathBuf>,
     /// Said that no client is live (once, until one is seen again).
     said_idle: bool,
+    /// Key holders suspected or identified as lying about their shares.
+    suspects: suspects::Suspects,
 }
 
 const META_CONFIG: &str = "config";
@@ -134,6 +137,7 @@ const META_OPTIMIZER: &str = "optimizer";
 const META_PHASE: &str = "phase";
 const META_ROUNDS_OPENED: &str = "rounds_opened";
 const META_KS_HEADS: &str = "key_service_heads";
+const META_SUSPECTS: &str = "decryption_suspects";
 
 impl Coordinator {
     /// Starts a new federation or resumes the one in `opts.state`.
@@ -245,6 +249,10 @@ impl Coordinator {
             })?;
             (crs, global, optimizer, phase, 0)
         };
+        let suspects = match store.meta_text(META_SUSPECTS)? {
+            Some(t) => serde_json::from_str(&t)?,
+            None => suspects::Suspects::default(),
+        };
         let mut clients = BTreeMap::new();
         for (id, n, p) in store.clients()? {
             if let Some(e) = roster.by_id(&id) {
@@ -291,6 +299,7 @@ impl Coordinator {
             metrics: Metrics::default(),
             round_models: None,
             said_idle: false,
+            suspects,
         };
         if !resumed && c.ledger.is_empty() {
             c.log_federation()?;

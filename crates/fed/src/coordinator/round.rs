@@ -696,7 +696,8 @@ impl Coordinator {
                     if now - st.decrypt_started >= give_up {
                         let why = format!(
                             "fewer than {} key holders answered within {} decryption attempts",
-                            self.sizes.threshold, self.cfg.decrypt_attempts
+                            self.sizes.decryptors(),
+                            self.cfg.decrypt_attempts
                         );
                         self.abort_round(&why, true)?;
                     } else if st.record.active.is_empty() {
@@ -815,6 +816,13 @@ impl Coordinator {
             .as_ref()
             .map(|s| s.record.active.clone())
             .unwrap_or_default()
+    }
+
+    /// Key holders identified as lying about their decryption shares
+    /// (checked decryption): never asked to decrypt again; revoke them in
+    /// the roster.
+    pub fn identified_liars(&self) -> Vec<String> {
+        self.suspects.identified.iter().cloned().collect()
     }
 }
 
