@@ -48,7 +48,8 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for c in clients:
         for p in params:
-            o = pick(rows, lib="cipherflow", bench="round", params=p, clients=c)
+            o = (pick(rows, lib="cipherflow", bench="round", mode="threshold-checked", params=p, clients=c)
+                 or pick(rows, lib="cipherflow", bench="round", params=p, clients=c))
             fa = pick(rows, lib="flower", bench="round", mode="fedavg", params=p, clients=c)
             sa = pick(rows, lib="flower", bench="round", mode="secagg+", params=p, clients=c)
             if not o:
@@ -58,6 +59,18 @@ def main():
             shares = f" ({sa.get('num_shares')} shares, t = {sa.get('reconstruction_threshold')})" if sa and sa.get("num_shares") else ""
             print(f"| {c} × {p} | {o['seconds']:.2f} | {o['plaintext_seconds']:.3f} | {o['ratio_to_plaintext']:.1f}× | "
                   f"{fas and f'{fas:.2f}' or '–'} | {sas and f'{sas:.2f}' or '–'}{shares} | {ratio(o['seconds'], sas)} | ≤ 2× plain, ≤ 0.3× SecAgg+ |")
+
+    print("\n## Checked decryption (t + 1 holders) against plain (t): the cost of catching a lying key holder\n")
+    print("| clients × params | checked round (s) | plain round (s) | checked / plain | checked bytes/param | plain bytes/param | bytes ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for c in clients:
+        for p in params:
+            ck = pick(rows, lib="cipherflow", bench="round", mode="threshold-checked", params=p, clients=c)
+            pl = pick(rows, lib="cipherflow", bench="round", mode="threshold", params=p, clients=c)
+            if not (ck and pl and "bytes_per_param" in ck and "bytes_per_param" in pl):
+                continue
+            print(f"| {c} × {p} | {ck['seconds']:.2f} | {pl['seconds']:.2f} | {ck['seconds'] / pl['seconds']:.2f}× | "
+                  f"{ck['bytes_per_param']:.2f} | {pl['bytes_per_param']:.2f} | {ck['bytes_per_param'] / pl['bytes_per_param']:.2f}× |")
 
 
 if __name__ == "__main__":

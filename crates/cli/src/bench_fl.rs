@@ -311,28 +311,45 @@ fn micro(
 /// our plaintext baseline (same transport encoding, same durable storage
 /// and ledger entries, float32 updates summed in the clear).
 fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> anyhow::Result<()> {
-    let cfg = config(p, 2, "threshold", stat_sec)?;
-    let dir = tempdir()?;
-    let data = (0..c).map(|_| dummy(p)).collect::<Result<Vec<_>, _>>()?;
-    let report = simulate(SimOptions {
-        config: cfg,
-        client_data: data,
-        eval: None,
-        dropout: 0.0,
-        dir: dir.clone(),
-        synthetic: true,
-        on_round: None,
-        dropout_plan: None,
-    })?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let enc = report.round_seconds_median;
     let plain_dir = tempdir()?;
     let plain = cipherflow_fed::sim::plaintext_round(p, c, &plain_dir)?;
     let _ = std::fs::remove_dir_all(&plain_dir);
-    out.line(json!({"lib": "cipherflow", "bench": "round", "mode": "threshold", "params": p, "clients": c,
-        "threads": threads, "seconds": enc, "plaintext_seconds": plain, "ratio_to_plaintext": enc / plain,
-        "ledger": report.ledger,
-        "note": "median of 2 rounds: every client's synthetic update quantized, encrypted, uploaded (protobuf round trip), stored, logged, summed; t decryption shares; combine; FedAvg. One process, 2 cores shared by all parties"}));
+    // Checked decryption (t + 1 holders, the default) and plain (t).
+    for checked in [true, false] {
+        let mut cfg = config(p, 2, "threshold", stat_sec)?;
+        cfg.checked_decryption = Some(checked);
+        let sizes = cfg.sizes(c)?;
+        let packing = PackingPlan::for_federation(&cfg, &sizes, None, p)?;
+        let bytes = packing.upload_bytes(&packing.params()?);
+        let dir = tempdir()?;
+        let data = (0..c).map(|_| dummy(p)).collect::<Result<Vec<_>, _>>()?;
+        let report = simulate(SimOptions {
+            config: cfg,
+            client_data: data,
+            eval: None,
+            dropout: 0.0,
+            dir: dir.clone(),
+            synthetic: true,
+            on_round: None,
+            dropout_plan: None,
+        })?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let enc = report.round_seconds_median;
+        let (mode, shares) = if checked {
+            (
+                "threshold-checked",
+                "t + 1 decryption shares, checked against each other",
+            )
+        } else {
+            ("threshold", "t decryption shares")
+        };
+        out.line(json!({"lib": "cipherflow", "bench": "round", "mode": mode, "params": p, "clients": c,
+            "threads": threads, "seconds": enc, "plaintext_seconds": plain, "ratio_to_plaintext": enc / plain,
+            "ledger": report.ledger, "upload_bytes": bytes, "bytes_per_param": bytes as f64 / p as f64,
+            "log_n": packing.log_n, "q_bits": packing.q_bits, "shift": packing.shift, "pack": packing.pack,
+            "decryptors": sizes.decryptors(),
+            "note": format!("median of 2 rounds: every client's synthetic update quantized, encrypted, uploaded (protobuf round trip), stored, logged, summed; {shares}; combine; FedAvg. One process, 2 cores shared by all parties")}));
+    }
     Ok(())
 }
 

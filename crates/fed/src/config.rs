@@ -7,6 +7,8 @@
 //! quorum = 7                 # updates needed to aggregate
 //! threshold = 6              # key holders needed to decrypt (threshold mode)
 //! keys = "threshold"         # or "key-service"
+//! checked_decryption = true  # t + 1 holders whose shares check each other
+//!                            # (default: preferred whenever n > t)
 //! round_timeout_s = 30
 //! decrypt_attempts = 5       # then a round whose key holders are silent is aborted
 //! model = "logreg"           # preset, or an inline [model_spec]
@@ -264,7 +266,10 @@ pub struct FederationConfig {
     /// Checked decryption (threshold mode): each round's sum is decrypted
     /// by `t + 1` key holders whose shares check each other, so that a
     /// key holder lying about its share is caught (or its lie changes
-    /// nothing). Default: on whenever there are more than `t` clients.
+    /// nothing). Unset: checked whenever there are more than `t` clients,
+    /// falling back to `t` holders after one attempt window without `t + 1`
+    /// online; `true`: always checked (rounds wait for `t + 1`); `false`:
+    /// never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_decryption: Option<bool>,
     /// Seconds a round waits for updates (and a decryption attempt for shares).

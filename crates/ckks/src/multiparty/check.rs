@@ -308,6 +308,57 @@ mod tests {
     }
 
     #[test]
+    fn the_shortest_direct_witness_is_taken() {
+        // (5, 6) has norm 11; (6, 8) = 2·(3, 4) has norm 7.
+        assert_eq!(check_witness(&[5, 6, 8]), 7);
+        assert!(is_checkable(&[1, 2], 2));
+    }
+
+    #[test]
+    fn helpers_hold_on_their_whole_domain() {
+        assert_eq!(ceil_log2(8), 3);
+        assert_eq!(ceil_log2(9), 4);
+        assert_eq!(ceil_log2(1), 0);
+        for (x, y) in [(-4i128, 6i128), (4, -6), (-9, -6), (7, 0), (0, -5), (-7, 0)] {
+            let (g, a, b) = ext_gcd(x, y);
+            assert!(g >= 0, "{x} {y}");
+            assert_eq!(a * x + b * y, g, "{x} {y}");
+        }
+        assert_eq!(ext_gcd(-4, 6).0, 2);
+    }
+
+    #[test]
+    fn the_checked_room_is_the_plain_room_over_2x() {
+        let params = crate::ParamsBuilder::new(12)
+            .q_bits(&[39, 39])
+            .build()
+            .unwrap();
+        for (shift, x) in [(50u32, 4u64), (40, 10), (60, 1)] {
+            let plain = super::super::max_abs_value(&params, shift) + 1.0;
+            let checked = max_abs_value_checked(&params, shift, x) + 1.0;
+            let ratio = plain / checked;
+            assert!(
+                (ratio / (2.0 * x as f64) - 1.0).abs() < 1e-9,
+                "{shift} {x}: {ratio}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_checked_shift_covers_the_steering_allowance() {
+        // k = 50; X = 5 → w = 4, k' = 54; three holders:
+        // 2·(2^10 + 3·2^54·(1 + 2·5)) = 66·2^54 + 2^11 → 2^60.04 → 61.
+        let s = Smudging::new(40, 10.0).unwrap();
+        assert_eq!(s.bound_log2(), 50);
+        assert_eq!(s.min_shift_bits_checked(3, 5), 61);
+        // The smudging widening is bounded.
+        let top = s.widened(super::super::MAX_SMUDGING_LOG2 - 50).unwrap();
+        assert_eq!(top.bound_log2(), super::super::MAX_SMUDGING_LOG2);
+        assert!(s.widened(super::super::MAX_SMUDGING_LOG2 - 49).is_err());
+        assert_eq!(s.widened(3).unwrap().bound_log2(), 53);
+    }
+
+    #[test]
     fn witness_bits_grow_with_the_ids() {
         assert_eq!(check_witness_bits(1), 2); // 2·1 + 1 = 3 → 2 bits
         assert_eq!(check_witness_bits(4), 4); // 9 → 4 bits
