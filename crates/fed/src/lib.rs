@@ -24,6 +24,9 @@
 //!   with mutual TLS, Prometheus).
 //! * [`sim`]: a whole federation in one process, the plaintext baseline
 //!   round, and synthetic audit logs.
+//! * [`secagg`]: the same threshold-CKKS aggregation without coordinator,
+//!   ledger or transport, for a host framework (Flower) that relays the
+//!   messages.
 
 pub mod ca;
 mod client;
@@ -39,6 +42,7 @@ mod packing;
 pub mod quant;
 mod records;
 mod roster;
+pub mod secagg;
 pub mod sim;
 mod store;
 mod strategy;
