@@ -33,7 +33,9 @@ Two peers, both from PyPI (bench/fl_setup_venv.sh puts them in bench/.venv-fl):
            float32 update of P parameters (no training). mode "fedavg" uses
            Flower's default fit workflow; mode "secagg+" swaps in
            SecAggPlusWorkflow on the server and secaggplus_mod on the
-           clients. Every (mode, C, P) runs in its own child process (fresh
+           clients; mode "cipherflow" swaps in cipherflow.flower's
+           CkksSecAggWorkflow and secure_aggregation_mod (threshold CKKS;
+           its round 1 also runs the key setup). Every (mode, C, P) runs in its own child process (fresh
            Ray instance, bounded by --flower-timeout). One simulation runs
            1 + reps rounds; the fit workflow of each round (server sends the
            global model, clients fit, updates come back, aggregation; for
@@ -246,8 +248,12 @@ def flower_child(mode, clients, params, rounds, shares, threshold, client_cpus, 
     def client_fn(context: Context):
         return RandomUpdateClient().to_client()
 
-    client_app = ClientApp(client_fn=client_fn,
-                           mods=[secaggplus_mod] if mode == "secagg+" else [])
+    if mode == "cipherflow":
+        import cipherflow.flower as cff
+        mods = [cff.secure_aggregation_mod()]
+    else:
+        mods = [secaggplus_mod] if mode == "secagg+" else []
+    client_app = ClientApp(client_fn=client_fn, mods=mods)
 
     round_secs = []        # fit-workflow time of each round
     protocol = {}          # effective SecAgg+ parameters
@@ -293,6 +299,11 @@ def flower_child(mode, clients, params, rounds, shares, threshold, client_cpus, 
                              strategy=strategy)
         if mode == "secagg+":
             inner = RecordingSecAggPlus(num_shares=shares, reconstruction_threshold=threshold)
+        elif mode == "cipherflow":
+            # SecAgg+'s defaults: clipping range 8, 2^22 quantization steps,
+            # max weight 1000; t = ⌊C/2⌋ + 1, checked decryption by t + 1.
+            inner = cff.CkksSecAggWorkflow(clip=8.0, quant_bits=22, max_weight=1000.0)
+            result["workflow"] = inner
         else:
             inner = DefaultWorkflow().fit_workflow    # Flower's default fit workflow
         DefaultWorkflow(fit_workflow=TimedFit(inner))(grid, lctx)
@@ -330,6 +341,16 @@ def flower_child(mode, clients, params, rounds, shares, threshold, client_cpus, 
         "aggregate_ok": bool(ok),
         "ray_num_cpus": ray_cpus, "client_num_cpus": client_cpus,
     }
+    if mode == "cipherflow":
+        reps = result["workflow"].reports
+        line.update(
+            lib="cipherflow.flower", cipherflow_reports=[
+                {"round": r.round, "seconds": round(r.seconds, 4), "contributors": r.contributors,
+                 "decryptors": r.decryptors, "checked": r.checked, "upload_bytes": r.upload_bytes,
+                 "error": r.error, "stages": {k: round(v, 4) for k, v in r.stages.items()}}
+                for r in reps],
+            key_setup_seconds=round(reps[0].stages.get("key_setup", 0.0), 3) if reps else None,
+            bytes_per_param=(reps[-1].upload_bytes / max(1, reps[-1].contributors) / P) if reps else None)
     if mode == "secagg+":
         # Effective values as the workflow used them in the last round (a
         # float argument is resolved against the sampled clients), then the
@@ -463,7 +484,7 @@ def main():
                       [e for e in a.encryption.split(",") if e], a.he_avg_clients)
     if a.only in (None, "flower"):
         for mode in [m for m in a.modes.split(",") if m]:
-            if mode not in ("fedavg", "secagg+"):
+            if mode not in ("fedavg", "secagg+", "cipherflow"):
                 ap.error(f"unknown mode {mode}")
             for c in clients:
                 for p in params:

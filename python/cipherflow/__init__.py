@@ -13,6 +13,9 @@ This package binds cipherflow's Rust libraries. Modules so far:
 * :mod:`cipherflow.torch` -- PyTorch models on encrypted inputs
   (``compile``) and DP-SGD (``SecureSGD``, ``make_private``); imported on
   demand, needs ``torch`` and ``onnx`` (``pip install ./python[torch]``);
+* :mod:`cipherflow.flower` -- threshold-CKKS secure aggregation for Flower
+  apps (a client mod and a server fit workflow, where SecAgg+ plugs in);
+  imported on demand, needs ``flwr`` (``pip install ./python[flower]``);
 * :mod:`cipherflow.datasets` -- the shipped digits data set;
 * :mod:`cipherflow.ledger` -- offline verification of the audit log's
   proofs ("my update was counted"), as ``cipherflow audit verify-proof``.

@@ -99,6 +99,29 @@ create_exception!(
     "A program or input the parties refuse (shapes, owners, or a party running another program)."
 );
 
+create_exception!(
+    _native,
+    AggregationError,
+    CipherflowError,
+    "Secure aggregation refused a message or a step (a weak spec, a replayed round, a malformed upload)."
+);
+create_exception!(
+    _native,
+    DecryptionCheckError,
+    AggregationError,
+    "A decrypted sum failed its checks: a key holder's decryption share was altered."
+);
+
+/// The exception of a federated-layer error.
+pub fn fed_err(e: cipherflow_fed::FedError) -> PyErr {
+    let m = e.to_string();
+    match e {
+        cipherflow_fed::FedError::Verification(_) => DecryptionCheckError::new_err(m),
+        cipherflow_fed::FedError::Ckks(c) => ckks_err(c),
+        _ => AggregationError::new_err(m),
+    }
+}
+
 /// The exception of a CKKS error.
 pub fn ckks_err(e: RustCkksError) -> PyErr {
     let m = e.to_string();
@@ -149,5 +172,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PlatformError", py.get_type::<PlatformError>())?;
     m.add("MpcError", py.get_type::<MpcError>())?;
     m.add("ProgramError", py.get_type::<ProgramError>())?;
+    m.add("AggregationError", py.get_type::<AggregationError>())?;
+    m.add(
+        "DecryptionCheckError",
+        py.get_type::<DecryptionCheckError>(),
+    )?;
     Ok(())
 }

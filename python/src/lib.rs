@@ -15,6 +15,7 @@ mod deploy;
 mod errors;
 mod mpc;
 mod platform;
+mod secagg;
 
 use errors::{DpError, LedgerError, ProofError};
 
@@ -159,6 +160,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<deploy::PyClientHalf>()?;
     m.add_class::<deploy::PyEvalKeys>()?;
     m.add_class::<platform::PySession>()?;
+    m.add_class::<secagg::PySecAggParty>()?;
+    m.add_class::<secagg::PySecAggServer>()?;
     m.add_function(wrap_pyfunction!(bench::bench_rust_op, m)?)?;
     m.add_function(wrap_pyfunction!(mpc::mpc_run_local, m)?)?;
     m.add_function(wrap_pyfunction!(mpc::mpc_run_party, m)?)?;
