@@ -136,7 +136,7 @@ pub struct CoordinatorArgs {
     /// Evaluation data for per-round accuracy (breast-cancer, digits, mnist[:DIR]).
     #[arg(long)]
     pub eval: Option<String>,
-    /// Serve Prometheus metrics (text format) on this address.
+    /// Serve monitoring on this address (plain HTTP): /metrics (Prometheus text, totals and per client), /healthz (liveness), /readyz (readiness).
     #[arg(long)]
     pub metrics: Option<SocketAddr>,
     /// End with one JSON line.

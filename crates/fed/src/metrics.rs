@@ -1,10 +1,33 @@
-//! Coordinator counters, rendered in the Prometheus text format.
+//! Coordinator counters, rendered in the Prometheus text format: totals,
+//! and per roster client (rounds joined and missed, refusals, bytes,
+//! decryption shares, upload latency). Per-client labels exist only for the
+//! roster's clients, so their number is bounded by the roster.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// One roster client's counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClientCounters {
+    /// Rounds in which its update was accepted.
+    pub joined: u64,
+    /// Rounds it was sampled for that ended without its update.
+    pub missed: u64,
+    /// Its messages the coordinator refused.
+    pub refused: u64,
+    /// Its ciphertext bytes accepted.
+    pub upload_bytes: u64,
+    /// Its decryption shares accepted.
+    pub shares: u64,
+    /// Sum of the seconds from a round's opening to its accepted update.
+    pub upload_latency_sum: f64,
+    /// Updates whose latency is in the sum.
+    pub upload_latency_count: u64,
+}
+
 /// Counters of the coordinator.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metrics {
     /// Updates accepted.
     pub uploads: u64,
@@ -19,6 +42,15 @@ pub struct Metrics {
     pub refused: u64,
     /// Refusals by the transport, before a message reaches the coordinator.
     pub transport: TransportCounts,
+    /// Per roster client.
+    pub clients: BTreeMap<String, ClientCounters>,
+}
+
+/// A Prometheus label value, escaped (backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Refusals by the transport (a snapshot of [`TransportRefusals`]).
@@ -39,6 +71,9 @@ pub struct TransportRefusals {
     handshake: AtomicU64,
     unenrolled: AtomicU64,
     revoked: AtomicU64,
+    /// Revoked roster clients' refused calls, by client id (bounded by the
+    /// roster).
+    revoked_by: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl TransportRefusals {
@@ -52,9 +87,21 @@ impl TransportRefusals {
         self.unenrolled.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a call from a revoked client.
-    pub fn count_revoked(&self) {
+    /// Counts a call from the revoked roster client `client`.
+    pub fn count_revoked(&self, client: &str) {
         self.revoked.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.revoked_by.lock() {
+            *m.entry(client.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Adds the per-client transport refusals to `clients`' counters.
+    pub fn add_per_client(&self, clients: &mut BTreeMap<String, ClientCounters>) {
+        if let Ok(m) = self.revoked_by.lock() {
+            for (id, n) in m.iter() {
+                clients.entry(id.clone()).or_default().refused += n;
+            }
+        }
     }
 
     /// The counts now.
@@ -124,7 +171,68 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE cipherflow_fed_finished gauge");
         let _ = writeln!(s, "cipherflow_fed_finished {}", u8::from(finished));
+        self.render_clients(&mut s);
         s
+    }
+
+    fn render_clients(&self, s: &mut String) {
+        type Get = fn(&ClientCounters) -> String;
+        let families: [(&str, &str, &str, Get); 7] = [
+            (
+                "client_rounds_joined_total",
+                "counter",
+                "Rounds in which the client's update was accepted.",
+                |c| c.joined.to_string(),
+            ),
+            (
+                "client_rounds_missed_total",
+                "counter",
+                "Rounds the client was sampled for that ended without its update.",
+                |c| c.missed.to_string(),
+            ),
+            (
+                "client_refused_total",
+                "counter",
+                "The client's messages the coordinator refused.",
+                |c| c.refused.to_string(),
+            ),
+            (
+                "client_upload_bytes_total",
+                "counter",
+                "The client's ciphertext bytes accepted.",
+                |c| c.upload_bytes.to_string(),
+            ),
+            (
+                "client_decryption_shares_total",
+                "counter",
+                "The client's decryption shares accepted.",
+                |c| c.shares.to_string(),
+            ),
+            (
+                "client_upload_latency_seconds_sum",
+                "counter",
+                "Seconds from a round's opening to the client's accepted update, summed.",
+                |c| format!("{}", c.upload_latency_sum),
+            ),
+            (
+                "client_upload_latency_seconds_count",
+                "counter",
+                "Updates in the latency sum.",
+                |c| c.upload_latency_count.to_string(),
+            ),
+        ];
+        for (name, kind, help, get) in families {
+            let _ = writeln!(s, "# HELP cipherflow_fed_{name} {help}");
+            let _ = writeln!(s, "# TYPE cipherflow_fed_{name} {kind}");
+            for (id, c) in &self.clients {
+                let _ = writeln!(
+                    s,
+                    "cipherflow_fed_{name}{{client=\"{}\"}} {}",
+                    label(id),
+                    get(c)
+                );
+            }
+        }
     }
 }
 
@@ -148,5 +256,39 @@ mod tests {
         assert!(text.contains("cipherflow_fed_refused_total 6\n"), "{text}");
         assert!(text.contains("cipherflow_fed_refusals_total{reason=\"tls_handshake\"} 2\n"));
         assert!(text.contains("cipherflow_fed_refusals_total{reason=\"message\"} 3\n"));
+    }
+
+    #[test]
+    fn per_client_families_escape_their_labels() {
+        let mut m = Metrics::default();
+        m.clients.insert(
+            "client-1".into(),
+            ClientCounters {
+                joined: 3,
+                missed: 1,
+                upload_latency_sum: 1.5,
+                upload_latency_count: 3,
+                ..Default::default()
+            },
+        );
+        m.clients
+            .insert("odd\"id\\x\n".into(), ClientCounters::default());
+        let text = m.render(2, false);
+        assert!(
+            text.contains("cipherflow_fed_client_rounds_joined_total{client=\"client-1\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("cipherflow_fed_client_rounds_missed_total{client=\"client-1\"} 1\n"));
+        assert!(text.contains(
+            "cipherflow_fed_client_upload_latency_seconds_sum{client=\"client-1\"} 1.5\n"
+        ));
+        assert!(
+            text.contains("{client=\"odd\\\"id\\\\x\\n\"} 0\n"),
+            "{text}"
+        );
+        // Every sample line is `name{labels} value` or `name value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert_eq!(line.rsplit(' ').count(), 2, "{line}");
+        }
     }
 }

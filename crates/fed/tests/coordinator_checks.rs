@@ -336,3 +336,53 @@ fn key_service_answers_are_checked() {
     let h = &fed.coord.history()[0];
     assert_eq!((h.contributors, h.decryptors, h.aborted), (3, 1, false));
 }
+
+#[test]
+fn per_client_metrics_count_joined_missed_shares_and_latency() {
+    // Four clients, quorum 3: client-4 stays online (it decrypts) but never
+    // uploads; the round closes on the timeout with three updates.
+    let cfg = common::config(
+        "per-client",
+        1,
+        "threshold = 3\nquorum = 3\ndecrypt_attempts = 4",
+    );
+    let mut fed = Fed::with_config(cfg, 4);
+    fed.open_round();
+    fed.clock.advance(1.5);
+    for i in 0..3 {
+        assert!(fed.step(i), "client {i} uploads");
+    }
+    fed.task(3); // seen, but it sends nothing
+    fed.clock.advance(fed.cfg.round_timeout_s * 1.01);
+    fed.coord.tick().unwrap();
+    fed.run_decryption(10);
+    assert_eq!(fed.coord.history().len(), 1, "{:?}", fed.coord.history());
+    let m = fed.coord.metrics();
+    for id in ["client-1", "client-2", "client-3"] {
+        let c = &m.clients[id];
+        assert_eq!(
+            (c.joined, c.missed, c.upload_latency_count),
+            (1, 0, 1),
+            "{id}"
+        );
+        assert!(
+            c.upload_latency_sum >= 1.5,
+            "{id}: {}",
+            c.upload_latency_sum
+        );
+        assert!(c.upload_bytes > 0);
+    }
+    let late = &m.clients["client-4"];
+    assert_eq!((late.joined, late.missed, late.upload_bytes), (0, 1, 0));
+    // Checked decryption: t + 1 = 4 shares, one from each.
+    assert_eq!(m.clients.values().map(|c| c.shares).sum::<u64>(), 4);
+    // A refused message counts against its sender.
+    let bad = messages::TaskRequest {
+        federation: "other".into(),
+        wait_ms: 0,
+        known_tree_size: 0,
+    };
+    assert!(fed.coord.next_task("client-2", &bad).is_err());
+    assert_eq!(fed.coord.metrics().clients["client-2"].refused, 1);
+    assert_eq!(fed.coord.metrics().clients["client-1"].refused, 0);
+}

@@ -211,6 +211,41 @@ fn federation_over_mutual_tls_and_refusals() {
         page.contains("cipherflow_fed_rounds_closed_total 2"),
         "{page}"
     );
+    // Per client: three clients joined both rounds, each gave shares in
+    // both (checked: t + 1 = 3 of 3), none missed a round; client-3's
+    // refusal after revocation is its own.
+    for id in ["client-1", "client-2", "client-3"] {
+        let l =
+            |name: &str, v: &str| format!("cipherflow_fed_client_{name}{{client=\"{id}\"}} {v}\n");
+        assert!(
+            page.contains(&l("rounds_joined_total", "2")),
+            "{id}: {page}"
+        );
+        assert!(
+            page.contains(&l("rounds_missed_total", "0")),
+            "{id}: {page}"
+        );
+        assert!(
+            page.contains(&l("decryption_shares_total", "2")),
+            "{id}: {page}"
+        );
+        assert!(
+            page.contains(&l("upload_latency_seconds_count", "2")),
+            "{id}: {page}"
+        );
+    }
+    assert!(
+        page.contains("cipherflow_fed_client_refused_total{client=\"client-3\"} 1\n"),
+        "{page}"
+    );
+    // Liveness and readiness, for Kubernetes' probes.
+    let h = get("/healthz");
+    assert!(h.starts_with("HTTP/1.1 200") && h.ends_with("ok\n"), "{h}");
+    let r = get("/readyz");
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.ends_with("ready\n"),
+        "{r}"
+    );
     assert!(get("/").starts_with("HTTP/1.1 404"));
     rt.block_on(server.stop()).unwrap();
 }

@@ -351,6 +351,9 @@ impl Coordinator {
             .index;
         tracing::debug!(who, index, "decryption share logged");
         self.metrics.shares += 1;
+        if let Some(c) = self.client_counters(who) {
+            c.shares += 1;
+        }
         let st = self
             .round
             .as_mut()
@@ -567,6 +570,7 @@ impl Coordinator {
                 c.participations += 1;
             }
         }
+        self.count_participation(&st.record.sampled, &contributors);
         self.log_closed(&mut rec)?;
         if let Some(dir) = self.round_models.clone() {
             let path = dir.join(format!("round-{round:04}.safetensors"));
@@ -643,6 +647,8 @@ impl Coordinator {
                 c.participations += 1;
             }
         }
+        let joined: Vec<String> = st.uploads.keys().cloned().collect();
+        self.count_participation(&st.record.sampled, &joined);
         self.ledger.append(
             round,
             EntryBody::Custom(

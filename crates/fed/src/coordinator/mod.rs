@@ -395,12 +395,43 @@ impl Coordinator {
             .tx(|tx| store::set_meta(tx, META_PHASE, json.as_bytes()))
     }
 
+    /// Counts a refused message, against `client` too when it is a roster
+    /// client (so per-client labels stay bounded by the roster).
+    fn refuse(&mut self, client: &str) {
+        self.metrics.refused += 1;
+        if self.roster.by_id(client).is_some() {
+            self.metrics
+                .clients
+                .entry(client.to_string())
+                .or_default()
+                .refused += 1;
+        }
+    }
+
+    /// The per-client counters of a roster client.
+    fn client_counters(&mut self, client: &str) -> Option<&mut crate::metrics::ClientCounters> {
+        self.roster.by_id(client)?;
+        Some(self.metrics.clients.entry(client.to_string()).or_default())
+    }
+
+    /// Counts, per client, a finished round's sampled clients that joined
+    /// (their update was accepted) or missed it.
+    pub(super) fn count_participation(&mut self, sampled: &[String], joined: &[String]) {
+        for id in sampled {
+            if !joined.contains(id) {
+                if let Some(c) = self.client_counters(id) {
+                    c.missed += 1;
+                }
+            }
+        }
+    }
+
     /// Admits `client` (enrolled, not revoked) and notes that it was seen.
     fn admit(&mut self, client: &str) -> Result<u64> {
         let party = match self.roster.admit(client) {
             Ok(e) => e.party_id,
             Err(e) => {
-                self.metrics.refused += 1;
+                self.refuse(client);
                 tracing::warn!(client, reason = %e, "refused message");
                 return Err(e);
             }
@@ -437,7 +468,7 @@ impl Coordinator {
                     | FedError::Verification(_)
             );
             if refusal && self.metrics.refused == before {
-                self.metrics.refused += 1;
+                self.refuse(client);
                 tracing::warn!(client, reason = %e, "{what} refused");
             }
         }
@@ -446,7 +477,7 @@ impl Coordinator {
 
     fn check_federation(&mut self, client: &str, federation: &str) -> Result<()> {
         if federation != self.cfg.name {
-            self.metrics.refused += 1;
+            self.refuse(client);
             tracing::warn!(client, federation, "message for another federation");
             return Err(FedError::Protocol(format!(
                 "message for federation {federation:?}, this is {:?}",
@@ -534,7 +565,7 @@ impl Coordinator {
                 .iter()
                 .all(|s| mine.get(&s.to_party) == Some(&s.ciphertext));
             if !same {
-                self.metrics.refused += 1;
+                self.refuse(client);
                 tracing::warn!(client, "conflicting second key-setup dealing refused");
                 return Err(FedError::Replay("this party already dealt".into()));
             }

@@ -597,7 +597,16 @@ impl Coordinator {
             .insert(client.to_string(), (hash, n, Some(index)));
         self.metrics.uploads += 1;
         self.metrics.upload_bytes += bytes.len() as u64;
+        let opened_at = st.opened_at;
         let complete = st.uploads.len() == st.record.sampled.len();
+        let latency = (self.now() - opened_at).max(0.0);
+        let size = bytes.len() as u64;
+        if let Some(c) = self.client_counters(client) {
+            c.joined += 1;
+            c.upload_bytes += size;
+            c.upload_latency_sum += latency;
+            c.upload_latency_count += 1;
+        }
         tracing::debug!(client, round, index, "update accepted");
         let receipt = UploadReceipt {
             ledger_index: index,

@@ -132,7 +132,7 @@ impl CoordinatorService {
             .map_err(|_| Status::internal("lock"))?;
         match roster.by_cert(&fp) {
             Some(e) if roster.is_revoked(&e.client_id) => {
-                self.inner.refusals.count_revoked();
+                self.inner.refusals.count_revoked(&e.client_id);
                 tracing::warn!(client = %e.client_id, "revoked client refused");
                 Err(Status::permission_denied(format!(
                     "{} is revoked",
@@ -408,6 +408,19 @@ pub struct ServerHandle(Arc<Shared>);
 
 impl ServerHandle {
     /// The Prometheus text of the coordinator's counters.
+    /// Whether the coordinator is ready to serve: its state loaded, not
+    /// recovering from a storage failure.
+    pub fn readiness(&self) -> std::result::Result<(), String> {
+        match self.0.coord.lock() {
+            Ok(g) => match g.get() {
+                Some(_) => Ok(()),
+                None => Err("recovering from a storage failure".into()),
+            },
+            Err(_) => Err("coordinator lock poisoned".into()),
+        }
+    }
+
+    /// The Prometheus text of the coordinator's counters.
     pub fn metrics_text(&self) -> String {
         match self.0.coord.lock() {
             Ok(g) => {
@@ -416,6 +429,7 @@ impl ServerHandle {
                 };
                 let mut m = c.metrics().clone();
                 m.transport = self.0.refusals.snapshot();
+                self.0.refusals.add_per_client(&mut m.clients);
                 m.render(
                     c.current_round().unwrap_or(0),
                     matches!(c.phase(), crate::coordinator::Phase::Finished(_)),
