@@ -83,8 +83,10 @@ pub struct SecAggParty {
     pub(super) received: Vec<ShamirShare>,
     /// (round, update hash, encryption seed) of the last upload.
     pub(super) last_upload: Option<(u64, [u8; 32], Zeroizing<[u8; 32]>)>,
-    /// (round, commitment to the contributor and active sets).
-    pub(super) last_decrypt: Option<(u64, [u8; 32])>,
+    /// (round, commitment to the contributor and active sets, smudging
+    /// seed): a repeated request gets the same share, so repeats add no
+    /// fresh noise samples to average.
+    pub(super) last_decrypt: Option<(u64, [u8; 32], Zeroizing<[u8; 32]>)>,
 }
 
 impl std::fmt::Debug for SecAggParty {
@@ -370,19 +372,24 @@ impl SecAggParty {
             }
         }
         let commit: [u8; 32] = h.finalize().into();
-        match self.last_decrypt {
-            Some((r, _)) if round < r => {
+        let seed = match &self.last_decrypt {
+            Some((r, _, _)) if round < *r => {
                 return Err(FedError::Refused(format!(
                     "round {round} is before round {r}, already decrypted"
                 )))
             }
-            Some((r, c)) if round == r && c != commit => {
+            Some((r, c, _)) if round == *r && *c != commit => {
                 return Err(FedError::Refused(format!(
                     "already gave a share in round {round} for another contributor or active set"
                 )))
             }
-            _ => {}
-        }
+            Some((r, _, s)) if round == *r => s.clone(),
+            _ => {
+                let mut s = Zeroizing::new([0u8; 32]);
+                cipherflow_ring::sampler::secure_rng()?.fill_bytes(s.as_mut());
+                s
+            }
+        };
         let seeds = round_seeds(
             &self.crs,
             &label(&self.spec),
@@ -391,7 +398,7 @@ impl SecAggParty {
             self.packing.chunks,
         );
         let smudging = self.packing.smudging()?;
-        let mut rng = cipherflow_ring::sampler::secure_rng()?;
+        let mut rng = ChaCha20Rng::from_seed(*seed);
         let share = aggregate_decryption_share(
             &self.params,
             self.id,
@@ -402,7 +409,7 @@ impl SecAggParty {
             &smudging,
             &mut rng,
         )?;
-        self.last_decrypt = Some((round, commit));
+        self.last_decrypt = Some((round, commit, seed));
         Ok(share.to_bytes())
     }
 }

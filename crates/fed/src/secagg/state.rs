@@ -9,7 +9,7 @@ use crate::roster::KxSecret;
 use cipherflow_ckks::multiparty::{Crs, SecretShare, ShamirShare};
 use zeroize::Zeroizing;
 
-const MAGIC: &[u8; 8] = b"CFSAGP01";
+const MAGIC: &[u8; 8] = b"CFSAGP02";
 /// Largest state accepted (shares of up to [`super::MAX_PARTIES`] parties).
 const MAX_STATE: usize = 1 << 31;
 /// Largest single field.
@@ -94,10 +94,11 @@ impl SecAggParty {
             None => out.push(0),
         }
         match &self.last_decrypt {
-            Some((r, c)) => {
+            Some((r, c, seed)) => {
                 out.push(1);
                 out.extend_from_slice(&r.to_le_bytes());
                 out.extend_from_slice(c);
+                out.extend_from_slice(seed.as_ref());
             }
             None => out.push(0),
         }
@@ -164,7 +165,7 @@ impl SecAggParty {
             None
         };
         let last_decrypt = if r.flag()? {
-            Some((r.u64()?, r.arr32()?))
+            Some((r.u64()?, r.arr32()?, Zeroizing::new(r.arr32()?)))
         } else {
             None
         };

@@ -118,9 +118,33 @@ fn a_party_refuses_what_the_server_must_not_get() {
         assert!(p.encrypt(4, &up, 1).is_err());
         // A sum of one update: refused; a second active set: refused.
         assert!(p.decryption_share(5, &[1], &[1, 2, 3]).is_err());
-        p.decryption_share(5, &[1, 2], &[1, 2, 3]).unwrap();
+        let share = p.decryption_share(5, &[1, 2], &[1, 2, 3]).unwrap();
+        let seed5 = p.last_decrypt.as_ref().unwrap().2.clone();
+        // A repeated request: the same bytes (no fresh noise to average).
+        assert_eq!(p.decryption_share(5, &[2, 1], &[3, 2, 1]).unwrap(), share);
         assert!(p.decryption_share(5, &[1, 3], &[1, 2, 3]).is_err());
         assert!(p.decryption_share(4, &[1, 2], &[1, 2, 3]).is_err());
+        // Malformed sets.
+        for (s, a) in [
+            (&[1u64, 1, 2][..], &[1u64, 2, 3][..]),
+            (&[1, 2], &[1, 2, 2, 3]),
+            (&[0, 1, 2], &[1, 2, 3]),
+            (&[1, 2], &[1, 2, 4]),
+        ] {
+            assert!(p.decryption_share(6, s, a).is_err(), "{s:?} {a:?}");
+        }
+        // A later round's share gets fresh smudging noise: the same noise
+        // under two rounds' `a` would expose the key share's product.
+        p.encrypt(6, &vec![0.125f32; 100], 1).unwrap();
+        p.decryption_share(6, &[1, 2], &[1, 2, 3]).unwrap();
+        assert_ne!(*p.last_decrypt.as_ref().unwrap().2, *seed5);
+        // The next round, with another update: accepted (and never with
+        // the last round's randomness under a new `a`).
+        let other = vec![0.25f32; 100];
+        let b7 = p.encrypt(7, &other, 1).unwrap();
+        assert_eq!(p.encrypt(7, &other, 1).unwrap(), b7);
+        // Round 8 with another update is a new upload (fresh randomness).
+        p.encrypt(8, &vec![0.75f32; 100], 1).unwrap();
     });
     // The refusals survive the state's round trip.
     restore(&mut states, 0, |p| {
@@ -149,6 +173,12 @@ fn a_party_refuses_a_weak_spec() {
         SecAggParty::new(weak.clone(), pol, 5, crs).is_err(),
         "id 5 of 4"
     );
+    // Honest majority: t = 4 of 7 is fine, 3 of 6 is not.
+    let mut seven = spec(7, 4, 10, false);
+    assert!(SecAggParty::new(seven.clone(), pol, 1, crs).is_ok());
+    seven.parties = 6;
+    seven.threshold = 3;
+    assert!(SecAggParty::new(seven, pol, 1, crs).is_err());
     let strict = PartyPolicy {
         min_quorum: 3,
         ..pol
@@ -210,4 +240,80 @@ fn hostile_bytes_get_typed_errors() {
     assert!(server.add_upload(1, &[0u8; 10], 1).is_err());
     assert!(server.add_upload(9, &[], 1).is_err());
     assert!(server.finish(&[1, 2], &[]).is_err());
+}
+
+#[test]
+fn a_dealer_that_lies_in_its_sealed_shares_is_refused() {
+    use cipherflow_ckks::multiparty::shamir_deal;
+    let s = spec(3, 2, 50, false);
+    let server = SecAggServer::new(s.clone()).unwrap();
+    let mut parties: Vec<SecAggParty> = (1..=3u64)
+        .map(|id| SecAggParty::new(s.clone(), PartyPolicy::default(), id, server.crs()).unwrap())
+        .collect();
+    let keys: Vec<[u8; 32]> = parties.iter().map(SecAggParty::kx_public).collect();
+    let dealt: Vec<Vec<SealedShare>> = parties.iter_mut().map(|p| p.deal(&keys).unwrap()).collect();
+    let to_1 = |from: usize| -> SealedShare {
+        dealt[from]
+            .iter()
+            .find(|x| x.to_party == 1)
+            .unwrap()
+            .clone()
+    };
+    let fresh = |p: &SecAggParty| SecAggParty::from_bytes(&p.to_bytes().unwrap()).unwrap();
+    // The same dealer twice (and nothing from the other).
+    assert!(fresh(&parties[0]).receive(&[to_1(1), to_1(1)]).is_err());
+    // A share relabelled as another dealer's: it does not authenticate.
+    let mut relabelled = to_1(1);
+    relabelled.from_party = 3;
+    assert!(fresh(&parties[0]).receive(&[to_1(1), relabelled]).is_err());
+    // A share addressed to another party.
+    assert!(fresh(&parties[0])
+        .receive(&[
+            to_1(1),
+            dealt[2].iter().find(|x| x.to_party == 2).unwrap().clone()
+        ])
+        .is_err());
+    // Party 2 seals, with its own key, a share of a dealing for another
+    // threshold: it opens, but does not fit the session.
+    let liar = &parties[1];
+    let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
+    let wrong = shamir_deal(&liar.params, &liar.key, 3, &[1, 2, 3], &mut rng)
+        .unwrap()
+        .into_iter()
+        .find(|x| x.to() == 1)
+        .unwrap();
+    let sealed = crate::envelope::seal(
+        &liar.kx,
+        &x25519_dalek::PublicKey::from(keys[0]),
+        &label(&s),
+        s.epoch,
+        2,
+        1,
+        &wrong.to_bytes(),
+    )
+    .unwrap();
+    let e = fresh(&parties[0]).receive(&[sealed, to_1(2)]).unwrap_err();
+    assert!(e.to_string().contains("does not fit"), "{e}");
+    // ... or its honest share for party 3, sealed to party 1.
+    let for_3 = shamir_deal(&liar.params, &liar.key, 2, &[1, 2, 3], &mut rng)
+        .unwrap()
+        .into_iter()
+        .find(|x| x.to() == 3)
+        .unwrap();
+    let sealed = crate::envelope::seal(
+        &liar.kx,
+        &x25519_dalek::PublicKey::from(keys[0]),
+        &label(&s),
+        s.epoch,
+        2,
+        1,
+        &for_3.to_bytes(),
+    )
+    .unwrap();
+    let e = fresh(&parties[0]).receive(&[sealed, to_1(2)]).unwrap_err();
+    assert!(e.to_string().contains("does not fit"), "{e}");
+    // The honest pair is accepted.
+    let mut ok = fresh(&parties[0]);
+    ok.receive(&[to_1(1), to_1(2)]).unwrap();
+    assert!(ok.is_ready());
 }
