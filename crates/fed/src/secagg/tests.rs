@@ -273,45 +273,33 @@ fn a_dealer_that_lies_in_its_sealed_shares_is_refused() {
             dealt[2].iter().find(|x| x.to_party == 2).unwrap().clone()
         ])
         .is_err());
-    // Party 2 seals, with its own key, a share of a dealing for another
-    // threshold: it opens, but does not fit the session.
+    // Party 2 seals to party 1, with its own key, a share of its dealing
+    // for threshold `t` addressed to `to`: it opens, but must fit.
     let liar = &parties[1];
-    let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
-    let wrong = shamir_deal(&liar.params, &liar.key, 3, &[1, 2, 3], &mut rng)
+    let forge = |t: usize, to: u64| -> SealedShare {
+        let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
+        let share = shamir_deal(&liar.params, &liar.key, t, &[1, 2, 3], &mut rng)
+            .unwrap()
+            .into_iter()
+            .find(|x| x.to() == to)
+            .unwrap();
+        let peer = x25519_dalek::PublicKey::from(keys[0]);
+        crate::envelope::seal(
+            &liar.kx,
+            &peer,
+            &label(&s),
+            s.epoch,
+            2,
+            1,
+            &share.to_bytes(),
+        )
         .unwrap()
-        .into_iter()
-        .find(|x| x.to() == 1)
-        .unwrap();
-    let sealed = crate::envelope::seal(
-        &liar.kx,
-        &x25519_dalek::PublicKey::from(keys[0]),
-        &label(&s),
-        s.epoch,
-        2,
-        1,
-        &wrong.to_bytes(),
-    )
-    .unwrap();
-    let e = fresh(&parties[0]).receive(&[sealed, to_1(2)]).unwrap_err();
-    assert!(e.to_string().contains("does not fit"), "{e}");
-    // ... or its honest share for party 3, sealed to party 1.
-    let for_3 = shamir_deal(&liar.params, &liar.key, 2, &[1, 2, 3], &mut rng)
-        .unwrap()
-        .into_iter()
-        .find(|x| x.to() == 3)
-        .unwrap();
-    let sealed = crate::envelope::seal(
-        &liar.kx,
-        &x25519_dalek::PublicKey::from(keys[0]),
-        &label(&s),
-        s.epoch,
-        2,
-        1,
-        &for_3.to_bytes(),
-    )
-    .unwrap();
-    let e = fresh(&parties[0]).receive(&[sealed, to_1(2)]).unwrap_err();
-    assert!(e.to_string().contains("does not fit"), "{e}");
+    };
+    // Another threshold, or the share meant for party 3.
+    for sealed in [forge(3, 1), forge(2, 3)] {
+        let e = fresh(&parties[0]).receive(&[sealed, to_1(2)]).unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
+    }
     // The honest pair is accepted.
     let mut ok = fresh(&parties[0]);
     ok.receive(&[to_1(1), to_1(2)]).unwrap();
