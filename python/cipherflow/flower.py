@@ -89,6 +89,11 @@ def _flwr():
     return ConfigRecord, Message, RecordDict, MessageType, compat
 
 
+def _size(shape) -> int:
+    """Values in an array of this shape (1 for a scalar)."""
+    return int(np.prod(shape)) if len(shape) else 1
+
+
 def _flatten(ndarrays) -> np.ndarray:
     return np.concatenate([np.asarray(a, dtype=np.float32).ravel() for a in ndarrays])
 
@@ -288,7 +293,7 @@ class CkksSecAggWorkflow:
         import json
 
         epoch = (self._session.epoch + 1) if self._session else 1
-        dim = int(sum(int(np.prod(s)) if len(s) else 1 for s in shapes))
+        dim = sum(_size(s) for s in shapes)
         spec = self._spec(len(nodes), dim, epoch)
         server = _native.NativeSecAggServer(json.dumps(spec))
         crs = bytes(server.crs())
@@ -440,7 +445,7 @@ class CkksSecAggWorkflow:
         # carries it, so the strategy's weighted mean is the mean itself.
         arrays, offset = [], 0
         for shape in shapes:
-            size = int(np.prod(shape)) if len(shape) else 1
+            size = _size(shape)
             arrays.append(np.asarray(mean[offset : offset + size], dtype=np.float32).reshape(shape))
             offset += size
         aggregated = ndarrays_to_parameters(arrays)

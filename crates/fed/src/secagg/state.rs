@@ -15,6 +15,9 @@ const MAX_STATE: usize = 1 << 31;
 /// Largest single field.
 const MAX_FIELD: usize = 1 << 28;
 
+/// A bounds-checked cursor. (`cipherflow_ckks`' own reader is private to
+/// that crate and speaks its object headers; this state is the federated
+/// layer's format.)
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
