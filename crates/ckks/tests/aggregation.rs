@@ -372,3 +372,125 @@ fn aggregate_shares_check_the_received_shamir_shares() {
         CkksError::Multiparty(MultipartyError::MissingParty(3))
     );
 }
+
+/// A committee of key holders: every client deals its key share to the
+/// holders only (dealers outside the committee keep no share), and any `t`
+/// holders decrypt a sum whose contributors are mostly not holders; the
+/// dealt shares travel as bytes, and fewer than `t` holders cannot decrypt.
+#[test]
+fn a_committee_of_key_holders_decrypts_every_clients_sum() {
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let p = &params();
+    let (clients, holders, t) = (8u64, vec![1u64, 2, 3, 4], 3);
+    let keys: Vec<SecretShare> = (1..=clients)
+        .map(|id| SecretShare::generate_for(p, id, &mut rng))
+        .collect();
+    // received[j] = what holder j + 1 got from every client.
+    let mut received: Vec<Vec<ShamirShare>> = vec![Vec::new(); holders.len()];
+    for k in &keys {
+        let dealt = shamir_deal(p, k, t, &holders, &mut rng).unwrap();
+        assert_eq!(
+            dealt.len(),
+            holders.len(),
+            "one share per holder, none kept"
+        );
+        for s in dealt {
+            let s = ShamirShare::from_bytes(p, &s.to_bytes()).unwrap();
+            assert_eq!(s.parties(), holders.as_slice());
+            received[(s.to() - 1) as usize].push(s);
+        }
+    }
+    let crs = Crs([3; 32]);
+    let seeds = vec![aggregation_seed(&crs, b"round-1", 0)];
+    let contributors = [2u64, 5, 6, 7, 8]; // one holder, four other clients
+    let n = p.n();
+    let smudging = Smudging::for_share_sum(contributors.len(), n, 40).unwrap();
+    let shift = smudging.min_shift_bits(t);
+    let mut expected = vec![0i64; n];
+    let mut sum: Option<SharedCiphertext> = None;
+    for &id in &contributors {
+        let v = random_values(&mut rng, n, 16);
+        for (e, x) in expected.iter_mut().zip(&v) {
+            *e += x;
+        }
+        let ct =
+            share_encrypt(p, &keys[(id - 1) as usize], &seeds[0], &v, shift, &mut rng).unwrap();
+        match &mut sum {
+            None => sum = Some(ct),
+            Some(s) => s.add_assign(&ct).unwrap(),
+        }
+    }
+    let sums = vec![sum.unwrap()];
+    let active = [1u64, 3, 4];
+    let shares: Vec<AggregateShare> = active
+        .iter()
+        .map(|&j| {
+            aggregate_decryption_share(
+                p,
+                j,
+                &received[(j - 1) as usize],
+                &contributors,
+                &active,
+                &seeds,
+                &smudging,
+                &mut rng,
+            )
+            .unwrap()
+        })
+        .collect();
+    let noise = share_sum_noise_log2(contributors.len(), n, 40);
+    let out = combine_aggregate(p, &sums, &shares, noise).unwrap();
+    assert_eq!(
+        out,
+        vec![expected],
+        "the committee's decryption must be exact"
+    );
+    // A client outside the committee holds nothing to decrypt with, and an
+    // active set reaching outside the committee is refused by the holders.
+    assert!(aggregate_decryption_share(
+        p,
+        1,
+        &received[0],
+        &contributors,
+        &[1, 3, 5],
+        &seeds,
+        &smudging,
+        &mut rng
+    )
+    .is_err());
+    // A share addressed outside the committee does not parse: dealer 5's
+    // share for holder 1, readdressed to client 6 (`from | to` are adjacent).
+    let share = received[0].iter().find(|s| s.from() == 5).unwrap();
+    let mut forged = share.to_bytes().to_vec();
+    let from_to: Vec<u8> = [5u64.to_le_bytes(), 1u64.to_le_bytes()].concat();
+    let pos = forged
+        .windows(16)
+        .position(|w| w == from_to.as_slice())
+        .unwrap();
+    forged[pos + 8..pos + 16].copy_from_slice(&6u64.to_le_bytes());
+    assert!(matches!(
+        ShamirShare::from_bytes(p, &forged),
+        Err(CkksError::Multiparty(MultipartyError::UnexpectedParty(6)))
+    ));
+    // Readdressed to holder 2 instead, it parses (the id is valid) but holder
+    // 1 refuses to sum a share addressed to another party.
+    forged[pos + 8..pos + 16].copy_from_slice(&2u64.to_le_bytes());
+    let wrong = ShamirShare::from_bytes(p, &forged).unwrap();
+    let mut mixed: Vec<ShamirShare> = received[0]
+        .iter()
+        .filter(|s| s.from() != 5)
+        .cloned()
+        .collect();
+    mixed.push(wrong);
+    assert!(aggregate_decryption_share(
+        p,
+        1,
+        &mixed,
+        &contributors,
+        &active,
+        &seeds,
+        &smudging,
+        &mut rng
+    )
+    .is_err());
+}

@@ -447,9 +447,19 @@ fn invalid_ids_and_thresholds_are_refused() {
         let e = mp(shamir_deal(&params, &sk, t, &ids, &mut rng));
         assert_eq!(e, want, "{t} {ids:?}");
     }
-    // The dealer (party 1) is not among the recipients.
-    let e = mp(shamir_deal(&params, &sk, 2, &[2, 3], &mut rng));
-    assert_eq!(e, M::UnexpectedParty(1));
+    // A dealer (party 1) outside the recipients deals to them (a committee
+    // of key holders) and keeps no share; such shares are not a threshold
+    // secret of the whole federation, which every party deals to.
+    let to_committee = shamir_deal(&params, &sk, 2, &[2, 3], &mut rng).unwrap();
+    assert_eq!(
+        to_committee.iter().map(ShamirShare::to).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    let e = shamir_combine(&params, 2, &to_committee[..1]).unwrap_err();
+    assert!(
+        matches!(&e, CkksError::Multiparty(M::UnexpectedParty(1))),
+        "{e}"
+    );
     let anonymous = SecretShare::generate(&params, &mut rng);
     let e = mp(shamir_deal(&params, &anonymous, 1, &[1], &mut rng));
     assert!(

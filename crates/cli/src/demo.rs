@@ -305,6 +305,7 @@ pub fn run_federated() -> anyhow::Result<()> {
         config: None,
         clients_per_round: None,
         stat_sec: None,
+        key_holders: None,
         dir: None,
         seed: 1,
         threads: None,

@@ -110,6 +110,10 @@ pub struct SimulateArgs {
     /// Statistical security λ of the decryption smudging (bits).
     #[arg(long)]
     pub stat_sec: Option<u32>,
+    /// Threshold keys: a committee of this many key holders (the clients
+    /// with party ids 1..=K) instead of every client.
+    #[arg(long)]
+    pub key_holders: Option<usize>,
     /// Directory for the state and the audit log (default: a temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -206,6 +210,9 @@ pub fn federation_config(
     }
     if let Some(l) = a.stat_sec {
         cfg.aggregation.stat_sec_bits = l;
+    }
+    if let Some(k) = a.key_holders {
+        cfg.key_holders = Some(k);
     }
     if let Some(p) = a.params_per_client {
         if !(2..=MAX_SYNTHETIC_PARAMS).contains(&p) {
@@ -347,6 +354,11 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
         println!(
             "  keys: {}; quorum {} of {} sampled per round; {}",
             match cfg.keys {
+                KeysMode::Threshold if sizes.holders < sizes.clients => format!(
+                    "{}-of-{} threshold held by a committee of the {} clients \
+                     (collective key, Shamir-shared)",
+                    sizes.threshold, sizes.holders, sizes.clients
+                ),
                 KeysMode::Threshold => format!(
                     "{}-of-{} threshold (collective key, Shamir-shared)",
                     sizes.threshold, sizes.clients

@@ -7,6 +7,8 @@
 //! quorum = 7                 # updates needed to aggregate
 //! threshold = 6              # key holders needed to decrypt (threshold mode)
 //! keys = "threshold"         # or "key-service"
+//! key_holders = 9            # a committee (party ids 1..=9) holds the key
+//!                            # (default: every client)
 //! checked_decryption = true  # t + 1 holders whose shares check each other
 //!                            # (default: preferred whenever n > t)
 //! round_timeout_s = 30
@@ -257,9 +259,19 @@ pub struct FederationConfig {
     /// Updates needed to aggregate (default ⌈0.6 × sampled⌉).
     #[serde(default)]
     pub quorum: Option<usize>,
-    /// Key holders needed to decrypt (default ⌊n/2⌋ + 1).
+    /// Key holders needed to decrypt (default ⌊h/2⌋ + 1 of the `h` key
+    /// holders).
     #[serde(default)]
     pub threshold: Option<usize>,
+    /// Threshold mode: a committee of key holders — the clients with party
+    /// ids `1..=k` — instead of every client (the default). Every client
+    /// still encrypts under its own key share and deals it, but only to the
+    /// committee, so the key setup costs `n·k` sealed shares instead of
+    /// `n²`, and `t`, the Shamir state and the decryption stay the
+    /// committee's size however many clients join. The committee must
+    /// hold an honest majority as the whole federation did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_holders: Option<usize>,
     /// Key mode.
     #[serde(default = "default_keys")]
     pub keys: KeysMode,
@@ -370,6 +382,7 @@ impl FederationConfig {
             fraction: None,
             quorum: None,
             threshold: None,
+            key_holders: None,
             checked_decryption: None,
             keys: default_keys(),
             round_timeout_s: default_timeout(),
@@ -633,13 +646,28 @@ impl FederationConfig {
                 "quorum {quorum} must be in 1..={sampled} (the clients sampled per round)"
             )));
         }
+        let holders = match (self.keys, self.key_holders) {
+            (KeysMode::KeyService, Some(_)) => {
+                return Err(FedError::Config(
+                    "key_holders is a threshold-mode setting: a key service holds the key".into(),
+                ))
+            }
+            (KeysMode::KeyService, None) => 1,
+            (KeysMode::Threshold, k) => k.unwrap_or(clients),
+        };
+        if holders == 0 || holders > clients || (self.key_holders.is_some() && holders < 2) {
+            return Err(FedError::Config(format!(
+                "key_holders {holders} must be in 2..={clients} (the clients with party ids \
+                 1..=k hold the key)"
+            )));
+        }
         let threshold = match self.keys {
-            KeysMode::Threshold => self.threshold.unwrap_or(clients / 2 + 1),
+            KeysMode::Threshold => self.threshold.unwrap_or(holders / 2 + 1),
             KeysMode::KeyService => 1,
         };
-        if threshold == 0 || threshold > clients {
+        if threshold == 0 || threshold > holders {
             return Err(FedError::Config(format!(
-                "threshold {threshold} must be in 1..={clients}"
+                "threshold {threshold} must be in 1..={holders} (the key holders)"
             )));
         }
         if self.keys == KeysMode::Threshold && threshold < 2 {
@@ -653,23 +681,24 @@ impl FederationConfig {
                 "a quorum of 1 would let the key holders decrypt a single client's update".into(),
             ));
         }
-        if self.keys == KeysMode::Threshold && 2 * threshold <= clients {
+        if self.keys == KeysMode::Threshold && 2 * threshold <= holders {
             tracing::warn!(
                 threshold,
-                clients,
-                "threshold ≤ n/2: two disjoint groups of key holders could each decrypt"
+                holders,
+                "threshold ≤ h/2: two disjoint groups of key holders could each decrypt"
             );
         }
         let checked = self.keys == KeysMode::Threshold
-            && self.checked_decryption.unwrap_or(clients > threshold);
-        if checked && clients <= threshold {
+            && self.checked_decryption.unwrap_or(holders > threshold);
+        if checked && holders <= threshold {
             return Err(FedError::Config(format!(
-                "checked_decryption needs t + 1 = {} key holders, but there are {clients}",
+                "checked_decryption needs t + 1 = {} key holders, but there are {holders}",
                 threshold + 1
             )));
         }
         Ok(Sizes {
             clients,
+            holders,
             sampled,
             quorum,
             threshold,
@@ -681,8 +710,12 @@ impl FederationConfig {
 /// Federation sizes derived from the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sizes {
-    /// Key holders (enrolled clients).
+    /// Enrolled clients.
     pub clients: usize,
+    /// Key holders: the clients with party ids `1..=holders` (threshold
+    /// mode; every client unless `key_holders` names a committee; 1 with a
+    /// key service).
+    pub holders: usize,
     /// Clients sampled per round.
     pub sampled: usize,
     /// Updates needed to aggregate (the smallest contributor set).
@@ -696,6 +729,16 @@ pub struct Sizes {
 }
 
 impl Sizes {
+    /// The key holders' party ids, `1..=holders` (threshold mode).
+    pub fn holder_ids(&self) -> Vec<u64> {
+        (1..=self.holders as u64).collect()
+    }
+
+    /// Whether `party` holds a share of the threshold key.
+    pub fn is_holder(&self, party: u64) -> bool {
+        party >= 1 && party <= self.holders as u64
+    }
+
     /// Key holders asked per decryption attempt: `t`, or `t + 1` when
     /// checked (1 in key-service mode).
     pub fn decryptors(&self) -> usize {

@@ -461,6 +461,7 @@ mod tests {
     fn sizes(clients: usize, sampled: usize, quorum: usize) -> Sizes {
         Sizes {
             clients,
+            holders: clients,
             sampled,
             quorum,
             threshold: clients / 2 + 1,

@@ -315,7 +315,7 @@ impl PackingPlan {
                 sizes.decryptors(),
                 bound.log2(),
                 lambda,
-                sizes.clients as u64,
+                sizes.holders as u64,
             ),
             KeysMode::Threshold => {
                 Self::new(dim, sizes.clients, sizes.threshold, bound.log2(), lambda)

@@ -186,10 +186,13 @@ impl ShamirShare {
             }
             .into());
         }
-        for id in [from, to] {
-            if !parties.contains(&id) {
-                return Err(MultipartyError::UnexpectedParty(id).into());
-            }
+        // The recipient is an evaluation point of the dealing; the dealer
+        // need not be (a client dealing to a committee of key holders).
+        if !parties.contains(&to) {
+            return Err(MultipartyError::UnexpectedParty(to).into());
+        }
+        if from == 0 {
+            return Err(MultipartyError::InvalidPartyId(from).into());
         }
         let q_len = params.q().len();
         let (poly, seed) = match r.u8()? {

@@ -111,9 +111,12 @@ impl ShamirShare {
 }
 
 /// Deals `sk` (whose party id must be set, see
-/// [`SecretShare::with_party_id`], and be one of `party_ids`) into one
-/// Shamir share per party of `party_ids`, any `threshold` of which
-/// reconstruct it. The dealer keeps the share addressed to itself.
+/// [`SecretShare::with_party_id`]) into one Shamir share per party of
+/// `party_ids`, any `threshold` of which reconstruct it. A dealer among
+/// `party_ids` keeps the share addressed to itself; a dealer outside them
+/// (a client dealing to a committee of key holders) keeps none — its id
+/// only labels whose secret the shares carry, it is never an evaluation
+/// point.
 pub fn shamir_deal<R: RngCore + CryptoRng>(
     params: &CkksParams,
     sk: &SecretShare,
@@ -128,8 +131,8 @@ pub fn shamir_deal<R: RngCore + CryptoRng>(
             "the dealer's secret share has no party id (SecretShare::with_party_id)".into(),
         )
     })?;
-    if !party_ids.contains(&from) {
-        return Err(MultipartyError::UnexpectedParty(from).into());
+    if from == 0 {
+        return Err(MultipartyError::InvalidPartyId(from).into());
     }
     if threshold == 0 || threshold > party_ids.len() {
         return Err(MultipartyError::InvalidThreshold {
@@ -259,8 +262,9 @@ pub(crate) struct ReceivedSum {
 /// The one check of Shamir shares a party received (both for its threshold
 /// secret and for an aggregate's decryption): every share is for `params`,
 /// addressed to `my_id`, of one dealing (same threshold and party set, which
-/// holds `my_id`), from a party of that dealing, and `senders` each sent
-/// exactly one. Returns the dealing and the sum of the shares; shares from
+/// holds `my_id`), and `senders` each sent exactly one. Senders need not be
+/// parties of the dealing: with a committee of key holders every client
+/// deals, and only the committee holds shares. Returns the dealing and the sum of the shares; shares from
 /// other parties than `senders` are ignored.
 pub(crate) fn sum_received(
     params: &CkksParams,
@@ -294,9 +298,6 @@ pub(crate) fn sum_received(
                 "shares of different dealings (threshold or party set differ)".into(),
             )
             .into());
-        }
-        if !parties.contains(&s.from) {
-            return Err(MultipartyError::UnexpectedParty(s.from).into());
         }
         if !seen.insert(s.from) {
             return Err(MultipartyError::DuplicateParty(s.from).into());

@@ -84,6 +84,11 @@ impl ClientAgent {
                 "decryption request in key-service mode".into(),
             ));
         }
+        if !self.is_key_holder() {
+            return Err(FedError::Refused(
+                "decryption request to a client outside the key-holder committee".into(),
+            ));
+        }
         if !self.has_keys() {
             return Err(FedError::NotReady("key setup incomplete".into()));
         }

@@ -98,6 +98,8 @@ pub struct ClientAgent {
     epoch: u64,
     key: Option<SecretShare>,
     received: Vec<ShamirShare>,
+    /// The key setup completed and its ledger entry checked out.
+    key_setup_done: bool,
     dealt: Option<KeySetupPost>,
     ledger_key: Option<PublicKey>,
     log_id: Option<[u8; 32]>,
@@ -167,6 +169,7 @@ impl ClientAgent {
             epoch: 0,
             key: None,
             received: Vec::new(),
+            key_setup_done: false,
             dealt: None,
             ledger_key: opts.ledger_key,
             log_id: None,
@@ -193,12 +196,17 @@ impl ClientAgent {
         self.party
     }
 
-    /// Whether it holds its key material (key share, and in threshold mode
-    /// every dealer's Shamir share).
+    /// Whether it holds its key material: its key share, and in threshold
+    /// mode a completed key setup (a key holder then holds every dealer's
+    /// Shamir share).
     pub fn has_keys(&self) -> bool {
-        self.key.is_some()
-            && (self.cfg.keys == KeysMode::KeyService
-                || self.received.len() == self.roster.clients.len())
+        self.key.is_some() && (self.cfg.keys == KeysMode::KeyService || self.key_setup_done)
+    }
+
+    /// Whether this client holds a share of the threshold key (its party id
+    /// is within the key-holder committee).
+    pub fn is_key_holder(&self) -> bool {
+        self.cfg.keys == KeysMode::Threshold && self.sizes.is_holder(self.party)
     }
 
     /// The join request.
@@ -286,12 +294,12 @@ impl ClientAgent {
             self.epoch,
             &crs,
             self.sizes.threshold,
-            self.roster.party_ids(),
+            self.sizes.holder_ids(),
         );
         if c.kind != KIND_KEY_SETUP || logged != pinned {
             return Err(FedError::Refused(
                 "the ledger's key-setup entry does not match this client's CRS, epoch, \
-                 threshold or roster"
+                 threshold or key holders"
                     .into(),
             ));
         }
@@ -323,13 +331,24 @@ impl ClientAgent {
         }
     }
 
-    /// Opens the dealing shares addressed to this client once complete;
+    /// Opens the dealing shares addressed to this client once complete
+    /// (a key holder gets one from every client; any other client none);
     /// returns whether the key setup is done.
     pub fn on_key_setup(&mut self, bundle: &KeySetupBundle) -> Result<bool> {
         if !bundle.complete || self.has_keys() {
             return Ok(self.has_keys());
         }
         self.check_key_setup_entry(bundle.key_setup_proof.as_ref())?;
+        if !self.is_key_holder() {
+            if !bundle.shares.is_empty() {
+                return Err(FedError::Protocol(
+                    "dealing shares sent to a client outside the key-holder committee".into(),
+                ));
+            }
+            self.key_setup_done = true;
+            self.save_state()?;
+            return Ok(true);
+        }
         let kx = self
             .kx
             .as_ref()
@@ -340,7 +359,7 @@ impl ClientAgent {
             .filter(|s| s.from() == self.party)
             .cloned()
             .collect();
-        let parties = self.roster.party_ids();
+        let parties = self.sizes.holder_ids();
         for sealed in &bundle.shares {
             let dealer = self.roster.by_party(sealed.from_party).ok_or_else(|| {
                 FedError::Protocol("share from a party outside the roster".into())
@@ -362,14 +381,15 @@ impl ClientAgent {
             }
             shares.push(s);
         }
-        if shares.len() != parties.len() {
+        if shares.len() != self.roster.clients.len() {
             return Err(FedError::Protocol(format!(
-                "{} dealing shares, expected {}",
+                "{} dealing shares, expected one from each of the {} clients",
                 shares.len(),
-                parties.len()
+                self.roster.clients.len()
             )));
         }
         self.received = shares;
+        self.key_setup_done = true;
         self.save_state()?;
         Ok(true)
     }
@@ -405,7 +425,8 @@ impl ClientAgent {
             Some(k) => k.clone(),
             None => SecretShare::generate_for(&self.params, self.party, &mut self.rng),
         };
-        let parties = self.roster.party_ids();
+        // Dealt to the key holders only (every client, or the committee).
+        let parties = self.sizes.holder_ids();
         let dealt = shamir_deal(
             &self.params,
             &key,

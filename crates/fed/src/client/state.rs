@@ -1,5 +1,5 @@
 //! The client's durable state (mode 0600): its key share and the Shamir
-//! shares dealt to it, its decryption commitments, the last ledger head it
+//! shares dealt to it (key holders), whether the key setup completed, its decryption commitments, the last ledger head it
 //! verified, the CRS pinned at its first join, and the last round it
 //! uploaded in per (federation, key epoch). Secrets are zeroized on drop.
 
@@ -35,6 +35,9 @@ struct SavedState {
     /// `"<federation>/<epoch>"` → the last round this client uploaded in.
     #[serde(default)]
     uploads: BTreeMap<String, UploadMark>,
+    /// The key setup completed (checked against the ledger).
+    #[serde(default)]
+    key_setup_done: bool,
 }
 
 impl Drop for SavedState {
@@ -87,6 +90,10 @@ impl ClientAgent {
             self.pinned_crs = Some((Crs(crs), s.epoch.unwrap_or(0)));
         }
         self.uploads = s.uploads.clone();
+        // State files written before the flag: a key holder with one share
+        // from every client had completed the key setup.
+        self.key_setup_done = s.key_setup_done
+            || (self.received.len() == self.roster.clients.len() && self.is_key_holder());
         Ok(())
     }
 
@@ -110,6 +117,7 @@ impl ClientAgent {
             crs: self.pinned_crs.map(|(c, _)| hex::encode(c.0)),
             epoch: self.pinned_crs.map(|(_, e)| e),
             uploads: self.uploads.clone(),
+            key_setup_done: self.key_setup_done,
         };
         let text = Zeroizing::new(serde_json::to_string(&s)?);
         write_private(path, text.as_bytes())

@@ -117,12 +117,13 @@ impl Coordinator {
             return Ok(());
         };
         let rec = &st.record;
-        // Identified liars are never asked; suspects are asked last.
+        // Only key holders are asked; identified liars never, suspects last.
         let online: BTreeMap<&String, (bool, f64, u64)> = self
             .clients
             .iter()
             .filter(|(id, c)| {
-                !self.roster.is_revoked(id)
+                self.sizes.is_holder(c.party)
+                    && !self.roster.is_revoked(id)
                     && !self.suspects.identified.contains(*id)
                     && now - c.last_seen <= window
             })
@@ -150,7 +151,7 @@ impl Coordinator {
                 .then(b.1 .1.total_cmp(&a.1 .1))
                 .then(a.1 .2.cmp(&b.1 .2))
         });
-        let max_party = self.roster.clients.len() as u64;
+        let max_party = self.sizes.holders as u64;
         let pick = |size: usize, checked: bool| {
             let fresh_set = if checked {
                 checkable_prefix(&fresh, size, max_party)

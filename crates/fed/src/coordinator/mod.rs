@@ -518,7 +518,8 @@ impl Coordinator {
         })
     }
 
-    /// A key holder posts its sealed Shamir dealing (one share per other party).
+    /// A client posts its sealed Shamir dealing: one share to every key
+    /// holder but itself (every other client, or the committee).
     pub fn post_key_setup(&mut self, client: &str, post: &KeySetupPost) -> Result<KeySetupBundle> {
         let party = self.admit(client)?;
         self.check_federation(client, &post.federation)?;
@@ -534,13 +535,14 @@ impl Coordinator {
             ));
         }
         let dealers = self.store.keysetup_dealers()?;
-        let mut expected: Vec<u64> = self.roster.party_ids();
+        let mut expected: Vec<u64> = self.sizes.holder_ids();
         expected.retain(|&p| p != party);
         let mut got: Vec<u64> = post.shares.iter().map(|s| s.to_party).collect();
         got.sort_unstable();
         if got != expected || post.shares.iter().any(|s| s.from_party != party) {
             return Err(FedError::Protocol(
-                "a dealing must hold exactly one share from the sender to every other party".into(),
+                "a dealing must hold exactly one share from the sender to every other key holder"
+                    .into(),
             ));
         }
         let max_len = 64
@@ -613,7 +615,7 @@ impl Coordinator {
             self.epoch,
             &self.crs,
             self.sizes.threshold,
-            self.roster.party_ids(),
+            self.sizes.holder_ids(),
         );
         self.ledger
             .append(0, EntryBody::Custom(record.to_entry()))?;
