@@ -433,6 +433,14 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
             secs
         );
         println!(
+            "  coordinator: {:.2} ms per accepted upload ({:.2} ms per 10^5 parameters, durable){}",
+            report.coordinator_ms_per_upload,
+            report.coordinator_ms_per_upload_per_1e5_params,
+            report.peak_rss_mib.map_or(String::new(), |m| format!(
+                "; peak memory {m:.0} MiB (all parties)"
+            ))
+        );
+        println!(
             "  audit log: {} ({} \"my update was counted\" proofs verified by clients)",
             report.ledger, report.counted_proofs_verified
         );
@@ -449,6 +457,13 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
                 "epsilon": report.epsilon,
                 "upload_bytes_per_param": report.upload_bytes_per_param,
                 "round_seconds_median": report.round_seconds_median,
+                "round_seconds": report.history.iter().map(|h| h.seconds).collect::<Vec<_>>(),
+                "coordinator_ms_per_upload": report.coordinator_ms_per_upload,
+                "coordinator_ms_per_upload_per_1e5_params":
+                    report.coordinator_ms_per_upload_per_1e5_params,
+                "peak_rss_mib": report.peak_rss_mib,
+                "clients": a.clients,
+                "key_holders": report.key_holders,
                 "ledger": report.ledger,
                 "upload_ratio_to_float32": report.upload_ratio_to_float32,
                 "params": report.params,

@@ -67,7 +67,7 @@ pub use config::{
     LocalTraining, ModelChoice, NoiseKind, Sizes, StrategyConfig, StrategyKind,
 };
 pub use coordinator::{
-    real_clock, Clock, Coordinator, CoordinatorOptions, Phase, Recovering, RoundSummary,
+    real_clock, Clock, Coordinator, CoordinatorOptions, Phase, Recovering, RoundSummary, UploadItem,
 };
 pub use dp_plan::{
     ledger_epsilon, rounding_l2_bound, DpPlan, FedEpsilon, LocalDpPlan, MAX_DG_SHARE_SIGMA,

@@ -31,6 +31,9 @@ pub struct ClientCounters {
 pub struct Metrics {
     /// Updates accepted.
     pub uploads: u64,
+    /// Group commits that made accepted updates durable (`uploads /
+    /// upload_commits` uploads share one fsync on average).
+    pub upload_commits: u64,
     /// Ciphertext bytes accepted.
     pub upload_bytes: u64,
     /// Decryption shares accepted.
@@ -125,6 +128,11 @@ impl Metrics {
             let _ = writeln!(s, "cipherflow_fed_{name} {v}");
         };
         counter("uploads_total", "Encrypted updates accepted.", self.uploads);
+        counter(
+            "upload_commits_total",
+            "Group commits of accepted updates (one fsync of payloads, state and ledger each).",
+            self.upload_commits,
+        );
         counter(
             "upload_bytes_total",
             "Ciphertext bytes accepted.",

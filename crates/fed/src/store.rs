@@ -6,6 +6,9 @@
 //! optimizer state. Ciphertext payloads (megabytes each) are files beside
 //! the database, written and fsynced before the row that refers to them
 //! commits; a row is the commit point, a file without one is ignored.
+//! Uploads are committed in groups: one segment file holds a batch's
+//! payloads (one fsync for all of them), and each row names its segment,
+//! offset and length.
 
 use crate::error::{FedError, Result};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -36,6 +39,89 @@ CREATE TABLE IF NOT EXISTS shares (
 );
 CREATE TABLE IF NOT EXISTS history (round INTEGER PRIMARY KEY, data TEXT NOT NULL);
 ";
+
+/// Adds the columns that later versions use to state files made before
+/// them (nothing stored is rewritten).
+fn migrate(conn: &Connection) -> Result<()> {
+    let mut st = conn.prepare("SELECT name FROM pragma_table_info('uploads')")?;
+    let cols: Vec<String> = st
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    if !cols.iter().any(|c| c == "segment") {
+        conn.execute_batch(
+            "ALTER TABLE uploads ADD COLUMN segment TEXT;
+             ALTER TABLE uploads ADD COLUMN seg_offset INTEGER;
+             ALTER TABLE uploads ADD COLUMN seg_len INTEGER;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Where an accepted upload's payload lies: a range of a segment file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentRange {
+    /// The segment file's name (see [`upload_segment`]).
+    pub segment: String,
+    /// Offset of the payload in it.
+    pub offset: u64,
+    /// Length of the payload.
+    pub len: u64,
+}
+
+/// The name of a round's segment file whose first upload is the round's
+/// `seq`-th.
+pub fn upload_segment(round: u64, seq: usize) -> String {
+    format!("segment-{round}-{seq}.bin")
+}
+
+/// A payload file being written (see [`Store::segment_writer`]): nothing
+/// in it counts until [`SegmentWriter::finish`] made it durable and a
+/// state row names it.
+pub struct SegmentWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    name: String,
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    offset: u64,
+}
+
+impl SegmentWriter {
+    /// Appends one payload, given as consecutive pieces; returns where it
+    /// will lie.
+    pub fn append(&mut self, pieces: &[&[u8]]) -> Result<SegmentRange> {
+        use std::io::Write;
+        let start = self.offset;
+        for p in pieces {
+            self.file
+                .write_all(p)
+                .map_err(|e| FedError::io(&self.tmp, e))?;
+            self.offset += p.len() as u64;
+        }
+        Ok(SegmentRange {
+            segment: self.name.clone(),
+            offset: start,
+            len: self.offset - start,
+        })
+    }
+
+    /// Makes the file durable under its name: flush, fsync, rename, fsync
+    /// of the directory.
+    pub fn finish(self) -> Result<()> {
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| FedError::io(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| FedError::io(&self.tmp, e))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| FedError::io(&self.path, e))?;
+        #[cfg(unix)]
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| FedError::io(&self.dir, e))?;
+        Ok(())
+    }
+}
 
 /// An accepted upload.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,6 +178,24 @@ fn check_hash(what: &str, bytes: &[u8], hash: &[u8; 32]) -> Result<()> {
     Ok(())
 }
 
+/// A payload file name read back from the state: a plain file name in the
+/// payload directory, never a path.
+fn check_blob_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(FedError::Integrity(format!(
+            "a stored payload file name {name:?} is not a plain file name"
+        )))
+    }
+}
+
 /// The payload file name of an upload.
 pub fn upload_blob(round: u64, client: &str) -> String {
     format!("upload-{round}-{client}.bin")
@@ -141,6 +245,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let blobs = path.with_extension("blobs");
         std::fs::create_dir_all(&blobs).map_err(|e| FedError::io(&blobs, e))?;
         Ok(Self {
@@ -153,13 +258,71 @@ impl Store {
     /// Writes a payload file durably (temporary file, fsync, rename, fsync
     /// of the directory).
     pub fn save_blob(&self, name: &str, data: &[u8]) -> Result<()> {
+        self.save_segment(name, &[data]).map(|_| ())
+    }
+
+    /// Writes `parts` one after the other into one payload file, durably
+    /// (one fsync for all of them, and one of the directory); returns where
+    /// each part lies.
+    pub fn save_segment(&self, name: &str, parts: &[&[u8]]) -> Result<Vec<SegmentRange>> {
+        let mut w = self.segment_writer(name)?;
+        let ranges = parts
+            .iter()
+            .map(|p| w.append(&[p]))
+            .collect::<Result<Vec<_>>>()?;
+        w.finish()?;
+        Ok(ranges)
+    }
+
+    /// A payload file written piece by piece (each piece as soon as it is
+    /// accepted, so that a batch's payloads are not all held in memory)
+    /// and made durable once, by [`SegmentWriter::finish`].
+    pub fn segment_writer(&self, name: &str) -> Result<SegmentWriter> {
+        check_blob_name(name)?;
         let path = self.blobs.join(name);
-        write_file(&path, data, false)?;
-        #[cfg(unix)]
-        std::fs::File::open(&self.blobs)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| FedError::io(&self.blobs, e))?;
-        Ok(())
+        let tmp = path.with_extension("tmp");
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FedError::io(&tmp, e)),
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| FedError::io(&tmp, e))?;
+        Ok(SegmentWriter {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            name: name.to_string(),
+            tmp,
+            path,
+            dir: self.blobs.clone(),
+            offset: 0,
+        })
+    }
+
+    /// Reads a range of a segment file; `None` when the file is missing or
+    /// shorter than the range (the hash check then reports the damage).
+    fn load_range(&self, r: &SegmentRange) -> Result<Option<Vec<u8>>> {
+        use std::io::{Read, Seek, SeekFrom};
+        check_blob_name(&r.segment)?;
+        let path = self.blobs.join(&r.segment);
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FedError::io(&path, e)),
+        };
+        let size = f.metadata().map_err(|e| FedError::io(&path, e))?.len();
+        if r.offset.checked_add(r.len).is_none_or(|end| end > size) {
+            return Ok(None);
+        }
+        let len = usize::try_from(r.len)
+            .map_err(|_| FedError::Integrity("a stored upload's length".into()))?;
+        let mut buf = vec![0u8; len];
+        f.seek(SeekFrom::Start(r.offset))
+            .and_then(|_| f.read_exact(&mut buf))
+            .map_err(|e| FedError::io(&path, e))?;
+        Ok(Some(buf))
     }
 
     /// Reads a payload file, if present.
@@ -174,11 +337,15 @@ impl Store {
 
     /// Deletes the payload files of a round (uploads and shares).
     pub fn remove_round_blobs(&self, round: u64) {
-        let (u, sh) = (format!("upload-{round}-"), format!("share-{round}-"));
+        let prefixes = [
+            format!("upload-{round}-"),
+            format!("segment-{round}-"),
+            format!("share-{round}-"),
+        ];
         if let Ok(rd) = std::fs::read_dir(&self.blobs) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if name.starts_with(&u) || name.starts_with(&sh) {
+                if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
@@ -213,7 +380,8 @@ impl Store {
     /// Uploads of a round, by ledger order then client id.
     pub fn uploads(&self, round: u64) -> Result<Vec<UploadRow>> {
         let mut st = self.conn.prepare(
-            "SELECT client_id, hash, num_examples, ledger_index, bytes FROM uploads
+            "SELECT client_id, hash, num_examples, ledger_index, bytes, segment, seg_offset,
+                    seg_len FROM uploads
              WHERE round = ?1 ORDER BY ledger_index, client_id",
         )?;
         let rows = st.query_map([round as i64], |r| {
@@ -223,14 +391,36 @@ impl Store {
                 r.get::<_, i64>(2)?,
                 r.get::<_, Option<i64>>(3)?,
                 r.get::<_, Option<Vec<u8>>>(4)?,
+                (
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                ),
             ))
         })?;
         let rows: Vec<_> = rows.collect::<std::result::Result<_, _>>()?;
         rows.into_iter()
-            .map(|(client_id, hash, n, li, bytes)| {
-                let bytes = match bytes {
-                    Some(b) => Some(b),
-                    None => self.load_blob(&upload_blob(round, &client_id))?,
+            .map(|(client_id, hash, n, li, bytes, seg)| {
+                let bytes = match (bytes, seg) {
+                    (Some(b), _) => Some(b),
+                    (None, (Some(segment), Some(offset), Some(len))) => {
+                        let range = SegmentRange {
+                            segment,
+                            offset: u64::try_from(offset).unwrap_or(u64::MAX),
+                            len: u64::try_from(len).unwrap_or(u64::MAX),
+                        };
+                        match self.load_range(&range)? {
+                            Some(b) => Some(b),
+                            None => {
+                                return Err(FedError::Integrity(format!(
+                                    "the stored upload of {client_id} in round {round} is \
+                                     missing from {}: the state directory was damaged",
+                                    range.segment
+                                )))
+                            }
+                        }
+                    }
+                    (None, _) => self.load_blob(&upload_blob(round, &client_id))?,
                 };
                 let hash = hash_of(hash)?;
                 if let Some(b) = &bytes {
@@ -440,17 +630,27 @@ pub fn put_history(tx: &Transaction<'_>, round: u64, json: &str) -> Result<()> {
 }
 
 /// Records an accepted upload whose payload is already saved with
-/// [`Store::save_blob`] under [`upload_blob`].
+/// [`Store::save_segment`] at `at`.
 pub fn insert_upload(
     tx: &Transaction<'_>,
     round: u64,
     client: &str,
     hash: &[u8; 32],
     num_examples: u64,
+    at: &SegmentRange,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO uploads (round, client_id, hash, num_examples) VALUES (?1, ?2, ?3, ?4)",
-        params![round as i64, client, &hash[..], num_examples as i64],
+        "INSERT INTO uploads (round, client_id, hash, num_examples, segment, seg_offset, seg_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            round as i64,
+            client,
+            &hash[..],
+            num_examples as i64,
+            at.segment,
+            at.offset as i64,
+            at.len as i64
+        ],
     )?;
     Ok(())
 }
@@ -523,7 +723,7 @@ pub fn read_text_limited(path: &Path, max: u64) -> Result<String> {
 
 /// Writes private state (mode 0600), replacing the file atomically.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    write_file(path, data, true)
+    write_file(path, &[data], true)
 }
 
 /// Writes `data` to `path` through a temporary file and a rename (mode
@@ -535,10 +735,10 @@ pub fn write_atomic(path: &Path, data: &[u8], secret: bool) -> Result<()> {
             path.display()
         )));
     }
-    write_file(path, data, secret)
+    write_file(path, &[data], secret)
 }
 
-fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
+fn write_file(path: &Path, parts: &[&[u8]], secret: bool) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     if let Some(d) = dir {
@@ -568,7 +768,9 @@ fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<()> {
             f.set_permissions(std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| FedError::io(&tmp, e))?;
         }
-        f.write_all(data).map_err(|e| FedError::io(&tmp, e))?;
+        for data in parts {
+            f.write_all(data).map_err(|e| FedError::io(&tmp, e))?;
+        }
         f.sync_all().map_err(|e| FedError::io(&tmp, e))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| FedError::io(path, e))
@@ -607,5 +809,108 @@ mod private_file_tests {
         write_private(&path, b"secret 2").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+}
+
+#[cfg(test)]
+mod segment_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn a_state_from_before_segments_is_migrated_and_its_uploads_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let payload = b"an upload stored as its own file".to_vec();
+        let hash: [u8; 32] = Sha256::digest(&payload).into();
+        {
+            // The uploads table as it was before segments.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE uploads (
+                    round INTEGER NOT NULL, client_id TEXT NOT NULL, hash BLOB NOT NULL,
+                    num_examples INTEGER NOT NULL, ledger_index INTEGER, bytes BLOB,
+                    PRIMARY KEY (round, client_id));",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO uploads (round, client_id, hash, num_examples) VALUES (1, 'a', ?1, 3)",
+                [&hash[..]],
+            )
+            .unwrap();
+            let blobs = path.with_extension("blobs");
+            std::fs::create_dir_all(&blobs).unwrap();
+            std::fs::write(blobs.join(upload_blob(1, "a")), &payload).unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let rows = store.uploads(1).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].bytes.as_deref(), Some(payload.as_slice()));
+        // New uploads go to segments beside the old rows.
+        let other = b"a new upload".to_vec();
+        let h2: [u8; 32] = Sha256::digest(&other).into();
+        let at = store
+            .save_segment(&upload_segment(1, 1), &[&other])
+            .unwrap();
+        store
+            .tx(|tx| insert_upload(tx, 1, "b", &h2, 1, &at[0]))
+            .unwrap();
+        let rows = store.uploads(1).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows
+            .iter()
+            .any(|r| r.bytes.as_deref() == Some(other.as_slice())));
+    }
+
+    #[test]
+    fn segment_ranges_are_checked_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        let parts: [&[u8]; 2] = [b"first", b"second"];
+        let at = store.save_segment(&upload_segment(2, 0), &parts).unwrap();
+        assert_eq!((at[1].offset, at[1].len), (5, 6));
+        let hash = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+        // A range past the file's end, a path instead of a name, a payload
+        // that does not match its hash: typed errors, nothing read outside.
+        let cases: [(&str, SegmentRange, [u8; 32]); 3] = [
+            (
+                "c1",
+                SegmentRange {
+                    len: 60,
+                    ..at[1].clone()
+                },
+                hash(b"second"),
+            ),
+            (
+                "c2",
+                SegmentRange {
+                    segment: "../state.db".into(),
+                    ..at[0].clone()
+                },
+                hash(b"first"),
+            ),
+            ("c3", at[0].clone(), hash(b"other")),
+        ];
+        for (id, range, h) in &cases {
+            store
+                .tx(|tx| insert_upload(tx, 2, id, h, 1, range))
+                .unwrap();
+            let e = store.uploads(2).unwrap_err();
+            assert!(matches!(&e, FedError::Integrity(_)), "{id}: {e}");
+            store
+                .tx(|tx| {
+                    tx.execute("DELETE FROM uploads WHERE client_id = ?1", [id])?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        store
+            .tx(|tx| insert_upload(tx, 2, "ok", &hash(b"second"), 1, &at[1]))
+            .unwrap();
+        assert_eq!(
+            store.uploads(2).unwrap()[0].bytes.as_deref(),
+            Some(&b"second"[..])
+        );
     }
 }

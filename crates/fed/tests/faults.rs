@@ -29,7 +29,9 @@ fn a_flipped_stored_payload_is_never_summed() {
     assert_eq!(fed.coord.current_round(), Some(1));
     let fed = fed
         .restart_coordinator(|dir: &Path| {
-            let blob = dir.join("state.blobs/upload-1-client-2.bin");
+            // Each client uploaded alone: client-2's payload is the
+            // round's second segment (see `store::upload_segment`).
+            let blob = dir.join("state.blobs/segment-1-1.bin");
             let mut b = std::fs::read(&blob).unwrap();
             let k = b.len() / 2;
             b[k] ^= 0x01;

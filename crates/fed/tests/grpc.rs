@@ -207,6 +207,17 @@ fn federation_over_mutual_tls_and_refusals() {
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("text/plain; version=0.0.4"), "{page}");
     assert!(page.contains("cipherflow_fed_uploads_total 6"), "{page}");
+    // Uploads are committed in groups: at least one commit, at most one per
+    // upload (three clients uploading at once may share one).
+    let commits = server.with(|c| c.metrics().upload_commits).unwrap();
+    assert!(
+        (1..=6).contains(&commits),
+        "{commits} commits for 6 uploads"
+    );
+    assert!(
+        page.contains(&format!("cipherflow_fed_upload_commits_total {commits}")),
+        "{page}"
+    );
     assert!(
         page.contains("cipherflow_fed_rounds_closed_total 2"),
         "{page}"

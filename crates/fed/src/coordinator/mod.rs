@@ -20,6 +20,7 @@ mod recover;
 mod resume;
 mod round;
 mod suspects;
+mod upload;
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::dp_plan::{DpPlan, LocalDpPlan};
@@ -47,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+pub use upload::UploadItem;
 
 pub use recover::{is_storage_failure, Recovering, Reopen};
 pub use round::{RoundSummary, SHARE_PART_CHUNKS};

@@ -5,15 +5,12 @@
 use super::{Coordinator, Phase, META_ROUNDS_OPENED};
 use crate::config::KeysMode;
 use crate::error::{FedError, Result};
-use crate::messages::{
-    DecryptTask, KeyServiceDecrypt, ProofReply, ProofRequest, Task, TrainTask, UploadChunk,
-    UploadReceipt,
-};
+use crate::messages::{DecryptTask, KeyServiceDecrypt, ProofReply, ProofRequest, Task, TrainTask};
 use crate::quant::Quantizer;
 use crate::store;
 use crate::training;
 use cipherflow_ckks::multiparty::{AggregateShare, SharedCiphertext};
-use cipherflow_ledger::entry::{DpSettings, EntryBody, ParamValue, RoundOpened, UpdateReceived};
+use cipherflow_ledger::entry::{DpSettings, EntryBody, ParamValue, RoundOpened};
 use cipherflow_ledger::{AggregateInput, ConsistencyProof};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -496,129 +493,6 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Accepts a client's update (all its chunks, in order). A refused
-    /// upload is logged and counted once in the metrics.
-    pub fn upload(&mut self, client: &str, chunks: &[UploadChunk]) -> Result<UploadReceipt> {
-        let before = self.metrics.refused;
-        let r = self.check_and_store_upload(client, chunks);
-        self.count_refusal(client, "upload", before, r)
-    }
-
-    fn check_and_store_upload(
-        &mut self,
-        client: &str,
-        chunks: &[UploadChunk],
-    ) -> Result<UploadReceipt> {
-        self.admit(client)?;
-        let first = chunks
-            .first()
-            .ok_or_else(|| FedError::Protocol("empty upload".into()))?;
-        self.check_federation(client, &first.federation)?;
-        let round = first.round;
-        let Some(st) = &self.round else {
-            return Err(FedError::NotReady("no round is open".into()));
-        };
-        if st.record.round != round {
-            return Err(FedError::Replay(format!(
-                "upload for round {round}, the current round is {}",
-                st.record.round
-            )));
-        }
-        if !st.record.sampled.iter().any(|s| s == client) {
-            return Err(FedError::Refused(format!(
-                "{client} was not sampled in round {round}"
-            )));
-        }
-        let total = self.packing.chunks;
-        let ok_shape = chunks.len() == total
-            && chunks.iter().enumerate().all(|(i, c)| {
-                c.index as usize == i
-                    && c.total as usize == total
-                    && c.round == round
-                    && c.num_examples == first.num_examples
-                    && c.federation == first.federation
-            });
-        if !ok_shape {
-            return Err(FedError::Protocol(format!(
-                "an upload is {total} chunks numbered 0..{total} of one round"
-            )));
-        }
-        let bytes: Vec<u8> = chunks
-            .iter()
-            .flat_map(|c| c.ciphertext.iter().copied())
-            .collect();
-        let hash: [u8; 32] = Sha256::digest(&bytes).into();
-        if let Some((h, _, idx)) = st.uploads.get(client) {
-            if *h == hash {
-                let proof = match idx {
-                    Some(i) => Some(self.ledger.entry_proof(*i)?),
-                    None => None,
-                };
-                return Ok(UploadReceipt {
-                    ledger_index: idx.unwrap_or(0),
-                    entry_proof: proof,
-                    duplicate: true,
-                });
-            }
-            return Err(FedError::Replay(format!(
-                "{client} already uploaded in round {round}"
-            )));
-        }
-        if st.record.state != RecordState::Collecting {
-            return Err(FedError::Refused(format!(
-                "round {round} no longer collects updates"
-            )));
-        }
-        let cts = self.decode_upload(round, &bytes)?;
-        let n = first.num_examples.min(1 << 40);
-        self.store
-            .save_blob(&store::upload_blob(round, client), &bytes)?;
-        self.store
-            .tx(|tx| store::insert_upload(tx, round, client, &hash, n))?;
-        let index = self
-            .ledger
-            .append(
-                round,
-                EntryBody::UpdateReceived(UpdateReceived {
-                    client_id: client.to_string(),
-                    ciphertext_hash: hash,
-                }),
-            )?
-            .index;
-        // The index is not written back to the state (one fsync less per
-        // upload): after a restart it is found in the ledger.
-        let st = self
-            .round
-            .as_mut()
-            .ok_or_else(|| FedError::NotReady("round vanished".into()))?;
-        fold(&mut st.sum, cts)?;
-        st.upload_bytes += bytes.len() as u64;
-        st.uploads
-            .insert(client.to_string(), (hash, n, Some(index)));
-        self.metrics.uploads += 1;
-        self.metrics.upload_bytes += bytes.len() as u64;
-        let opened_at = st.opened_at;
-        let complete = st.uploads.len() == st.record.sampled.len();
-        let latency = (self.now() - opened_at).max(0.0);
-        let size = bytes.len() as u64;
-        if let Some(c) = self.client_counters(client) {
-            c.joined += 1;
-            c.upload_bytes += size;
-            c.upload_latency_sum += latency;
-            c.upload_latency_count += 1;
-        }
-        tracing::debug!(client, round, index, "update accepted");
-        let receipt = UploadReceipt {
-            ledger_index: index,
-            entry_proof: Some(self.ledger.entry_proof(index)?),
-            duplicate: false,
-        };
-        if complete {
-            self.aggregate()?;
-        }
-        Ok(receipt)
-    }
-
     /// Closes collection: logs the aggregate and its input set.
     pub(super) fn aggregate(&mut self) -> Result<()> {
         let Some(st) = &self.round else {
@@ -819,6 +693,15 @@ impl Coordinator {
         self.round.as_ref().map_or(0, |s| s.uploads.len())
     }
 
+    /// Updates still awaited in `round` while it collects (sampled clients
+    /// that have not uploaded); `None` for another round or phase.
+    pub fn pending_uploads(&self, round: u64) -> Option<usize> {
+        self.round
+            .as_ref()
+            .filter(|s| s.record.round == round && s.record.state == RecordState::Collecting)
+            .map(|s| s.record.sampled.len().saturating_sub(s.uploads.len()))
+    }
+
     /// The clients asked to decrypt in the current attempt.
     pub fn current_active(&self) -> Vec<String> {
         self.round
@@ -840,10 +723,13 @@ pub(super) fn fold(sum: &mut Vec<SharedCiphertext>, cts: Vec<SharedCiphertext>) 
         *sum = cts;
         return Ok(());
     }
-    for (s, c) in sum.iter_mut().zip(&cts) {
-        s.add_assign(c)?;
+    use rayon::prelude::*;
+    if sum.len() != cts.len() {
+        return Err(FedError::Protocol("sums of different chunk counts".into()));
     }
-    Ok(())
+    sum.par_iter_mut()
+        .zip(cts.par_iter())
+        .try_for_each(|(s, c)| s.add_assign(c).map_err(FedError::from))
 }
 
 pub(super) fn parse_hash(h: &str) -> Result<[u8; 32]> {

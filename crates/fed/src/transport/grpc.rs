@@ -114,7 +114,28 @@ struct Shared {
     notify: Notify,
     max_chunks: usize,
     refusals: Arc<TransportRefusals>,
+    uploads: Mutex<UploadQueue>,
 }
+
+/// Uploads waiting for the next group commit. The first upload to arrive
+/// while no commit runs starts one; it commits everything queued, and then
+/// what queued meanwhile, until the queue is empty — so uploads that arrive
+/// together share one fsync, and a lone upload waits for nobody.
+#[derive(Default)]
+struct UploadQueue {
+    pending: Vec<QueuedUpload>,
+    committing: bool,
+}
+
+struct QueuedUpload {
+    client: String,
+    chunks: Vec<m::UploadChunk>,
+    reply: tokio::sync::oneshot::Sender<std::result::Result<m::UploadReceipt, Status>>,
+}
+
+/// Uploads per group commit at most (each already in memory: the bound
+/// keeps one commit's latency and its segment file in check).
+const MAX_UPLOAD_BATCH: usize = 128;
 
 /// The coordinator's gRPC service.
 #[derive(Clone)]
@@ -172,6 +193,56 @@ impl Shared {
             .lock()
             .map_err(|_| FedError::Transport("lock".into()))?
             .run(f)
+    }
+
+    /// Commits queued uploads in groups until none is left (see
+    /// [`UploadQueue`]); answers every upload it takes.
+    fn commit_uploads(&self) {
+        // Should a commit panic, the next upload must still start one.
+        struct Reset<'a>(&'a Mutex<UploadQueue>);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    if let Ok(mut q) = self.0.lock() {
+                        q.committing = false;
+                    }
+                }
+            }
+        }
+        let _reset = Reset(&self.uploads);
+        loop {
+            let batch: Vec<QueuedUpload> = {
+                let Ok(mut q) = self.uploads.lock() else {
+                    return;
+                };
+                if q.pending.is_empty() {
+                    q.committing = false;
+                    return;
+                }
+                let n = q.pending.len().min(MAX_UPLOAD_BATCH);
+                q.pending.drain(..n).collect()
+            };
+            let items: Vec<crate::coordinator::UploadItem<'_>> = batch
+                .iter()
+                .map(|u| (u.client.as_str(), u.chunks.as_slice()))
+                .collect();
+            let out = self.run(|c| c.upload_batch(&items));
+            drop(items);
+            match out {
+                Ok(results) => {
+                    for (u, r) in batch.into_iter().zip(results) {
+                        let _ = u.reply.send(r.map_err(status));
+                    }
+                }
+                Err(e) => {
+                    let st = status(e);
+                    for u in batch {
+                        let _ = u.reply.send(Err(st.clone()));
+                    }
+                }
+            }
+            self.notify.notify_waiters();
+        }
     }
 }
 
@@ -263,8 +334,28 @@ impl coordinator_server::Coordinator for CoordinatorService {
             chunks.push(c);
         }
         let chunks: Vec<m::UploadChunk> = all_in(chunks).map_err(status)?;
-        self.call(move |c| c.upload(&id, &chunks))
+        // Group commit: queue the upload; start a commit if none runs.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut q = self
+                .inner
+                .uploads
+                .lock()
+                .map_err(|_| Status::internal("lock"))?;
+            q.pending.push(QueuedUpload {
+                client: id,
+                chunks,
+                reply,
+            });
+            !std::mem::replace(&mut q.committing, true)
+        };
+        if lead {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || inner.commit_uploads());
+        }
+        answer
             .await
+            .map_err(|_| Status::internal("the upload's commit was abandoned"))?
             .map(outgoing)
     }
 
@@ -336,6 +427,7 @@ impl CoordinatorServer {
             notify: Notify::new(),
             max_chunks,
             refusals: refusals.clone(),
+            uploads: Mutex::new(UploadQueue::default()),
         });
         let service = CoordinatorService { inner };
         let listener = tokio::net::TcpListener::bind(addr)

@@ -1,0 +1,153 @@
+//! Group commit of uploads: a batch is checked upload by upload (a bad one
+//! is refused alone), made durable together (one segment file, one state
+//! transaction, one ledger batch), and survives a restart whole.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use cipherflow_fed::messages::UploadChunk;
+use cipherflow_fed::{Action, FedError, UploadItem};
+use cipherflow_ledger::entry::EntryBody;
+use cipherflow_ledger::Ledger;
+use common::harness::Fed;
+
+/// Every client's upload for the open round, not sent.
+fn prepared_uploads(fed: &mut Fed) -> Vec<(String, Vec<UploadChunk>)> {
+    fed.open_round();
+    (0..fed.clients.len())
+        .map(|i| {
+            let t = fed.task(i);
+            match fed.clients[i].handle(&t).unwrap() {
+                Action::Upload(ch) => (fed.clients[i].id().to_string(), ch),
+                other => panic!("client {i} should upload, got {other:?}"),
+            }
+        })
+        .collect()
+}
+
+fn segments(fed: &Fed) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(fed.dir.path().join("coord/state.blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("segment-"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn logged_updates(fed: &Fed) -> Vec<String> {
+    let ledger = Ledger::open_read_only(&fed.dir.path().join("coord/ledger.db")).unwrap();
+    (0..ledger.len())
+        .filter_map(|i| match ledger.entry(i).unwrap().body {
+            EntryBody::UpdateReceived(u) => Some(u.client_id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_refuses_its_bad_uploads_alone_and_commits_the_rest_together() {
+    let mut fed = Fed::new("group-commit", 5, 3, 2);
+    let ups = prepared_uploads(&mut fed);
+    let mut short = ups[2].1.clone();
+    short[0].ciphertext.pop();
+    let refused_before = fed.coord.metrics().refused;
+    let batch: Vec<UploadItem> = vec![
+        (ups[0].0.as_str(), ups[0].1.as_slice()),
+        ("mallory", ups[1].1.as_slice()),
+        (ups[1].0.as_str(), ups[1].1.as_slice()),
+        // The same client twice in one batch: the second copy waits.
+        (ups[1].0.as_str(), ups[1].1.as_slice()),
+        (ups[2].0.as_str(), short.as_slice()),
+    ];
+    let out = fed.coord.upload_batch(&batch).unwrap();
+    assert_eq!(out.len(), batch.len());
+    assert!(out[0].is_ok() && out[2].is_ok());
+    assert!(matches!(&out[1], Err(FedError::Unenrolled(id)) if id == "mallory"));
+    assert!(
+        matches!(&out[3], Err(FedError::NotReady(m)) if m.contains("being committed")),
+        "{:?}",
+        out[3]
+    );
+    assert!(
+        matches!(&out[4], Err(FedError::Protocol(m)) if m.contains("ciphertext each")),
+        "{:?}",
+        out[4]
+    );
+    // Two refusals counted (the wait is not a refusal); one segment for
+    // the two accepted uploads, both logged with verifiable receipts.
+    assert_eq!(fed.coord.metrics().refused, refused_before + 2);
+    assert_eq!(segments(&fed), vec!["segment-1-0.bin".to_string()]);
+    assert_eq!(logged_updates(&fed), vec!["client-1", "client-2"]);
+    for (i, r) in [(0usize, &out[0]), (1, &out[2])] {
+        let receipt = r.as_ref().unwrap();
+        assert!(!receipt.duplicate);
+        fed.clients[i].on_receipt(receipt).unwrap();
+    }
+    // The second copy, sent again, gets the first one's receipt.
+    let again = fed.coord.upload(&ups[1].0, &ups[1].1).unwrap();
+    assert!(again.duplicate);
+    assert_eq!(
+        Some(again.ledger_index),
+        out[2].as_ref().ok().map(|r| r.ledger_index)
+    );
+    // The rest upload as one more batch, which completes the round.
+    let rest: Vec<UploadItem> = ups[2..]
+        .iter()
+        .map(|(id, ch)| (id.as_str(), ch.as_slice()))
+        .collect();
+    let out = fed.coord.upload_batch(&rest).unwrap();
+    for (k, r) in out.iter().enumerate() {
+        fed.clients[2 + k].on_receipt(r.as_ref().unwrap()).unwrap();
+    }
+    assert_eq!(segments(&fed).len(), 2);
+    fed.run_decryption(10);
+    let h = fed.coord.history().last().cloned().unwrap();
+    assert_eq!((h.round, h.aborted, h.contributors), (1, false, 5));
+}
+
+#[test]
+fn a_committed_batch_survives_a_restart_and_counts_once() {
+    let mut fed = Fed::new("group-restart", 4, 3, 2);
+    let ups = prepared_uploads(&mut fed);
+    let first: Vec<UploadItem> = ups[..3]
+        .iter()
+        .map(|(id, ch)| (id.as_str(), ch.as_slice()))
+        .collect();
+    let out = fed.coord.upload_batch(&first).unwrap();
+    assert!(out.iter().all(Result::is_ok));
+    let sum_before: Vec<Vec<u8>> = fed
+        .coord
+        .running_sum()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_bytes())
+        .collect();
+    // A stray segment of a batch that never committed (no row names it).
+    let mut fed = fed
+        .restart_coordinator(|dir| {
+            std::fs::write(dir.join("state.blobs/segment-1-7.bin"), b"torn").unwrap();
+        })
+        .map_err(|(e, _)| e)
+        .unwrap();
+    // The running sum is rebuilt from the segment, and a resend of a
+    // committed upload is a duplicate, not a second contribution.
+    let sum_after: Vec<Vec<u8>> = fed
+        .coord
+        .running_sum()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_bytes())
+        .collect();
+    assert_eq!(sum_before, sum_after);
+    assert!(fed.coord.upload(&ups[0].0, &ups[0].1).unwrap().duplicate);
+    for (i, r) in out.iter().enumerate() {
+        fed.clients[i].on_receipt(r.as_ref().unwrap()).unwrap();
+    }
+    let last = fed.coord.upload(&ups[3].0, &ups[3].1).unwrap();
+    fed.clients[3].on_receipt(&last).unwrap();
+    fed.run_decryption(10);
+    let h = fed.coord.history().last().cloned().unwrap();
+    assert_eq!((h.round, h.aborted, h.contributors), (1, false, 4));
+    assert_eq!(logged_updates(&fed).len(), 4);
+}
