@@ -9,6 +9,7 @@ use cipherflow_fed::transport::agent::{run_agent, KeyServiceApi};
 use cipherflow_fed::transport::grpc::{
     self, CoordinatorRemote, CoordinatorServer, KeyServiceRemote, TlsFiles,
 };
+use cipherflow_fed::transport::shape::Shaped;
 use cipherflow_fed::KeyService;
 use cipherflow_fed::{real_clock, Coordinator, CoordinatorOptions, Phase};
 use cipherflow_fed::{ClientAgent, ClientOptions};
@@ -197,6 +198,11 @@ pub struct ClientArgs {
     /// Seconds to keep retrying an unreachable coordinator.
     #[arg(long, default_value_t = 120.0)]
     pub patience: f64,
+    /// Testing: emulate a bad network to the coordinator, e.g.
+    /// `delay=20ms,jitter=5ms,loss=0.05` (each call delayed both ways; lost
+    /// calls drop the request or, after the coordinator acted, the reply).
+    #[arg(long)]
+    pub shape: Option<cipherflow_fed::transport::shape::Shape>,
     /// End with one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -605,13 +611,16 @@ pub fn run_client(a: ClientArgs) -> anyhow::Result<()> {
         );
     }
     let patience = Duration::from_secs_f64(a.patience.clamp(1.0, 3600.0));
-    let s = run_agent(
-        &mut agent,
-        &mut coord,
-        kms.as_mut().map(|k| k as &mut dyn KeyServiceApi),
-        keys,
-        patience,
-    )?;
+    let kms = kms.as_mut().map(|k| k as &mut dyn KeyServiceApi);
+    let s = match a.shape {
+        Some(shape) => {
+            let mut shaped = Shaped::new(&mut coord, shape)?;
+            let mut s = run_agent(&mut agent, &mut shaped, kms, keys, patience)?;
+            s.shaped = Some(shaped.counts());
+            s
+        }
+        None => run_agent(&mut agent, &mut coord, kms, keys, patience)?,
+    };
     if a.json {
         println!("{}", serde_json::to_string(&s)?);
     } else {

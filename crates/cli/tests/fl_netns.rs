@@ -3,9 +3,15 @@
 //! every one at its own address. The processes are the real binary; the
 //! hospitals dial the coordinator's address and verify the certificate
 //! name the roster gives (not "localhost", not the address). Where the
-//! kernel has `netem`, every hospital's link also gets latency and loss.
+//! kernel has `netem`, every hospital's link also gets latency and loss;
+//! elsewhere the clients' transport emulates them (`fl client --shape`:
+//! delayed calls, lost requests and lost replies), and the rounds must
+//! still complete with a bounded number of retries.
 //!
 //! Needs root and `ip netns` (iproute2); skipped with a message otherwise.
+//! `CIPHERFLOW_NETNS_BIN` runs another build of the binary instead of the
+//! test build: the static musl binary of the container images
+//! (`deploy/image/build.sh`), which cannot be run as containers here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,7 +21,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cipherflow"))
+    std::env::var_os("CIPHERFLOW_NETNS_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_cipherflow")),
+        PathBuf::from,
+    )
 }
 
 fn ip(args: &[&str]) -> bool {
@@ -128,7 +137,12 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     Some(out)
 }
 
-fn wait_ok(child: &mut Child, what: &str, limit: Duration) -> String {
+fn wait_ok(child: &mut Child, what: &str, limit: Duration, stderr: &std::path::Path) -> String {
+    let log = || {
+        let text = std::fs::read_to_string(stderr).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    };
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -139,12 +153,12 @@ fn wait_ok(child: &mut Child, what: &str, limit: Duration) -> String {
                 .unwrap()
                 .read_to_string(&mut out)
                 .unwrap();
-            assert!(status.success(), "{what} failed: {out}");
+            assert!(status.success(), "{what} failed: {out}\n{}", log());
             return out;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("{what} did not finish within {limit:?}");
+            panic!("{what} did not finish within {limit:?}\n{}", log());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -169,9 +183,11 @@ fn a_federation_across_network_namespaces() {
         return;
     };
     let shaped: Vec<bool> = (1..=3).map(|i| net.shape(i, hosts[i])).collect();
-    if shaped.iter().all(|s| !s) {
+    let transport_shaping = shaped.iter().all(|s| !s);
+    if transport_shaping {
         eprintln!(
-            "netem is not available in this kernel: hosts are linked without latency or loss"
+            "netem is not available in this kernel: the clients' transport emulates latency \
+             and loss (--shape)"
         );
     }
     let dir = tempfile::tempdir().unwrap();
@@ -216,6 +232,11 @@ fn a_federation_across_network_namespaces() {
                 .args(["--id", &format!("client-{i}"), "--shard", &format!("{i}/3")])
                 .args(["--coordinator", &format!("https://{coord_addr}:7443")])
                 .args(["--patience", "60", "--json"])
+                .args(if transport_shaping {
+                    &["--shape", "delay=20ms,jitter=5ms,loss=0.1"][..]
+                } else {
+                    &[][..]
+                })
                 .stdout(Stdio::piped())
                 .stderr(std::fs::File::create(d.join(format!("client-{i}.stderr"))).unwrap())
                 .spawn()
@@ -245,15 +266,39 @@ fn a_federation_across_network_namespaces() {
         })
     };
     let limit = Duration::from_secs(240);
+    let (mut lost, mut replies_lost) = (0u64, 0u64);
     for (i, c) in clients.iter_mut().enumerate() {
-        let out = wait_ok(c, &format!("client-{}", i + 1), limit);
+        let err = d.join(format!("client-{}.stderr", i + 1));
+        let out = wait_ok(c, &format!("client-{}", i + 1), limit, &err);
         let last = out.lines().last().unwrap_or_default();
         let v: serde_json::Value =
             serde_json::from_str(last).unwrap_or_else(|e| panic!("client-{}: {e}: {out}", i + 1));
         assert_eq!(v["uploads"], 2, "client-{}: {v}", i + 1);
         assert_eq!(v["counted_proofs"], 2, "client-{}: {v}", i + 1);
+        // Retries stay bounded: every loss costs a few, waiting for the
+        // others costs some, none runs away.
+        let retries = v["retries"].as_u64().unwrap();
+        assert!(retries <= 150, "client-{}: {retries} retries: {v}", i + 1);
+        if transport_shaping {
+            let s = &v["shaped"];
+            lost += s["requests_lost"].as_u64().unwrap() + s["replies_lost"].as_u64().unwrap();
+            replies_lost += s["replies_lost"].as_u64().unwrap();
+        }
     }
-    let out = wait_ok(&mut coord, "coordinator", Duration::from_secs(60));
+    if transport_shaping {
+        // At 10 % loss over hundreds of calls, losses happened (and the
+        // rounds still closed with every update counted once).
+        assert!(lost > 0, "no call was lost");
+        eprintln!(
+            "emulated losses: {lost} calls, {replies_lost} of them after the coordinator acted"
+        );
+    }
+    let out = wait_ok(
+        &mut coord,
+        "coordinator",
+        Duration::from_secs(60),
+        &d.join("coord.stderr"),
+    );
     assert!(out.contains("\"rounds\":2"), "{out}");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     scraper.join().unwrap();
@@ -267,10 +312,10 @@ fn a_federation_across_network_namespaces() {
             "{page}"
         );
     }
-    let shaped_note = if shaped.iter().any(|s| *s) {
-        "with netem latency and loss"
+    let shaped_note = if transport_shaping {
+        "with latency and loss emulated by the transport"
     } else {
-        "unshaped"
+        "with netem latency and loss"
     };
     eprintln!("federation across 4 namespaces ({shaped_note}): 2 rounds, 3 hospitals");
 }

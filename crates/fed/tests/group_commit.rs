@@ -151,3 +151,47 @@ fn a_committed_batch_survives_a_restart_and_counts_once() {
     assert_eq!((h.round, h.aborted, h.contributors), (1, false, 4));
     assert_eq!(logged_updates(&fed).len(), 4);
 }
+
+/// After the last round closed, an upload or a share sent again (its first
+/// copy's reply lost on the way) is answered "closed", not "try again": a
+/// client must not retry it until the coordinator is gone.
+#[test]
+fn messages_for_a_closed_round_are_final_not_transient() {
+    let mut fed = Fed::new("group-closed", 3, 2, 1);
+    let ups = prepared_uploads(&mut fed);
+    for (i, (id, ch)) in ups.iter().enumerate() {
+        let r = fed.coord.upload(id, ch).unwrap();
+        fed.clients[i].on_receipt(&r).unwrap();
+    }
+    // Keep one share message to send again later.
+    let mut kept = None;
+    for _ in 0..10 {
+        for i in 0..3 {
+            let t = fed.task(i);
+            if let Action::Share(parts) = fed.clients[i].handle(&t).unwrap() {
+                let id = fed.clients[i].id().to_string();
+                fed.coord.send_share(&id, &parts).unwrap();
+                if parts.iter().all(|p| !p.ready) {
+                    kept = Some((id, parts));
+                }
+            }
+        }
+        if !fed.coord.history().is_empty() {
+            break;
+        }
+        fed.coord.tick().unwrap();
+    }
+    assert_eq!(fed.coord.history().len(), 1, "the only round closed");
+    assert!(fed.coord.current_round().is_none());
+    let e = fed.coord.upload(&ups[0].0, &ups[0].1).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Replay(m) if m.contains("closed")),
+        "{e}"
+    );
+    let (id, parts) = kept.expect("a share was sent");
+    let e = fed.coord.send_share(&id, &parts).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Replay(m) if m.contains("closed")),
+        "{e}"
+    );
+}

@@ -243,6 +243,15 @@ impl Coordinator {
             .ok_or_else(|| FedError::Protocol("empty share".into()))?;
         self.check_federation(client, &first.federation)?;
         let Some(st) = &self.round else {
+            // A share for a round that closed (its sender's first copy was
+            // accepted but the reply lost, or others answered first) is
+            // final, not "try again": nothing will ever take it.
+            if self.history.iter().any(|h| h.round >= first.round) {
+                return Err(FedError::Replay(format!(
+                    "share for round {}, which is closed",
+                    first.round
+                )));
+            }
             return Err(FedError::NotReady("no round is open".into()));
         };
         let rec = &st.record;

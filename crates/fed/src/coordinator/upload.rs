@@ -116,6 +116,11 @@ impl Coordinator {
         self.check_federation(client, &first.federation)?;
         let round = first.round;
         let Some(st) = &self.round else {
+            if self.history.iter().any(|h| h.round >= round) {
+                return Err(FedError::Replay(format!(
+                    "upload for round {round}, which is closed"
+                )));
+            }
             return Err(FedError::NotReady("no round is open".into()));
         };
         if st.record.round != round {

@@ -52,6 +52,9 @@ pub struct AgentSummary {
     pub refused: u64,
     /// Transport errors retried.
     pub retries: u64,
+    /// What an emulated bad network did (`fl client --shape`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shaped: Option<super::shape::ShapeCounts>,
     /// Why the federation finished.
     pub finished: String,
     /// Seconds.
@@ -234,8 +237,12 @@ pub fn run_agent(
             Action::Wait(ms) => std::thread::sleep(Duration::from_millis(u64::from(ms.min(100)))),
             Action::Finished(f) => {
                 closed_round = u64::MAX;
+                // The last proofs are retried too (a lost request or reply
+                // must not cost the proof), but not for the whole patience:
+                // a finished coordinator does not wait for ever.
+                let last_patience = patience.min(Duration::from_secs(10));
                 while let Some(req) = agent.proof_request(closed_round) {
-                    match coord.counted_proof(&req) {
+                    match retry(&mut s, last_patience, || coord.counted_proof(&req)) {
                         Ok(reply) => {
                             agent.on_counted_proof(&reply)?;
                             s.counted_proofs += 1;

@@ -9,4 +9,5 @@ pub use convert::OnWire;
 pub mod grpc;
 pub mod inproc;
 pub mod metrics;
+pub mod shape;
 pub mod tls;
