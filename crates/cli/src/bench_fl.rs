@@ -312,7 +312,7 @@ fn micro(
 /// and ledger entries, float32 updates summed in the clear).
 fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> anyhow::Result<()> {
     let plain_dir = tempdir()?;
-    let plain = cipherflow_fed::sim::plaintext_round(p, c, &plain_dir)?;
+    let plain = cipherflow_fed::baseline::plaintext_round(p, c, &plain_dir)?;
     let _ = std::fs::remove_dir_all(&plain_dir);
     // Checked decryption (t + 1 holders, the default) and plain (t).
     for checked in [true, false] {

@@ -306,6 +306,7 @@ pub fn run_federated() -> anyhow::Result<()> {
         clients_per_round: None,
         stat_sec: None,
         key_holders: None,
+        compare_plaintext: false,
         dir: None,
         seed: 1,
         threads: None,

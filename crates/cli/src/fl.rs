@@ -114,6 +114,11 @@ pub struct SimulateArgs {
     /// with party ids 1..=K) instead of every client.
     #[arg(long)]
     pub key_holders: Option<usize>,
+    /// Then run the same federation in plaintext (FedAvg, same model, data
+    /// and local training; updates stored and logged alike) and report the
+    /// encrypted round's time over the plaintext round's.
+    #[arg(long)]
+    pub compare_plaintext: bool,
     /// Directory for the state and the audit log (default: a temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -382,6 +387,9 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
     }
     let start = std::time::Instant::now();
     let rounds = cfg.rounds;
+    let baseline_inputs = a
+        .compare_plaintext
+        .then(|| (cfg.clone(), client_data.clone(), eval.clone()));
     let report = simulate(SimOptions {
         config: cfg,
         client_data,
@@ -417,7 +425,27 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
         dropout_plan: None,
     })?;
     let secs = start.elapsed().as_secs_f64();
+    let plain = match baseline_inputs {
+        Some((cfg, data, eval)) => {
+            let pdir = dir.join("plaintext");
+            std::fs::create_dir_all(&pdir)?;
+            let p =
+                cipherflow_fed::baseline::plaintext_training(&cfg, &data, eval.as_ref(), &pdir)?;
+            let mut s = p.round_seconds.clone();
+            s.sort_by(f64::total_cmp);
+            let median = s.get(s.len() / 2).copied().unwrap_or(0.0);
+            Some((median, p.accuracy.last().copied()))
+        }
+        None => None,
+    };
     if !quiet {
+        if let Some((median, acc)) = plain {
+            println!(
+                "  plaintext FedAvg (same model, data, training; stored and logged alike): median round {median:.3} s{}; encrypted / plaintext = {:.2}×",
+                acc.map_or(String::new(), |a| format!(", accuracy {:.1} %", 100.0 * a)),
+                report.round_seconds_median / median.max(1e-9)
+            );
+        }
         println!(
             "  upload: {:.1} KiB per update = {:.2} bytes per parameter ({:.2}× float32; log2 Q = {}{}); median round {:.3} s; {:.1} s in all",
             report.upload_bytes_per_update / 1024.0,
@@ -463,6 +491,9 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
                     report.coordinator_ms_per_upload_per_1e5_params,
                 "peak_rss_mib": report.peak_rss_mib,
                 "clients": a.clients,
+                "plaintext_round_seconds_median": plain.map(|p| p.0),
+                "plaintext_final_accuracy": plain.and_then(|p| p.1),
+                "encrypted_to_plaintext": plain.map(|p| report.round_seconds_median / p.0.max(1e-9)),
                 "key_holders": report.key_holders,
                 "ledger": report.ledger,
                 "upload_ratio_to_float32": report.upload_ratio_to_float32,

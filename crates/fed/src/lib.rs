@@ -22,12 +22,13 @@
 //!   [`proto`] (their protobuf form, at the transport edge only) and
 //!   [`transport`] (the conversions between the two; in-process, gRPC
 //!   with mutual TLS, Prometheus).
-//! * [`sim`]: a whole federation in one process, the plaintext baseline
-//!   round, and synthetic audit logs.
+//! * [`sim`]: a whole federation in one process, and synthetic audit logs;
+//!   [`baseline`]: the same without encryption (what encryption costs).
 //! * [`secagg`]: the same threshold-CKKS aggregation without coordinator,
 //!   ledger or transport, for a host framework (Flower) that relays the
 //!   messages.
 
+pub mod baseline;
 pub mod ca;
 mod client;
 mod config;

@@ -50,6 +50,39 @@ fn threshold_fedavg_on_breast_cancer() {
         .all(|h| h.contributors == 10 && h.decryptors == 7 && h.attempts == 1));
 }
 
+/// The plaintext baseline trains the same federation (model, split, local
+/// training) to the same accuracy; with DP or another strategy it refuses
+/// (it would not be the same federation).
+#[test]
+fn the_plaintext_baseline_trains_what_the_encrypted_federation_trains() {
+    let cfg = common::config("bc-baseline", 5, "");
+    let encrypted = run(cfg.clone(), 10, None);
+    let (train, test) = common::breast_cancer();
+    let dir = tempfile::tempdir().unwrap();
+    let data = split_among(&train, 10, Some(0.5), 1).unwrap();
+    let plain =
+        cipherflow_fed::baseline::plaintext_training(&cfg, &data, Some(&test), dir.path()).unwrap();
+    assert_eq!(plain.round_seconds.len(), 5);
+    let (a, b) = (
+        encrypted.final_accuracy.unwrap(),
+        *plain.accuracy.last().unwrap(),
+    );
+    assert!(
+        b > 0.9 && (a - b).abs() < 0.03,
+        "encrypted {a}, plaintext {b}"
+    );
+    let dp = common::config(
+        "bc-baseline-dp",
+        5,
+        "[dp]\nepsilon = 3.0\ndelta = 1e-5\nclip = 1.0",
+    );
+    let e = cipherflow_fed::baseline::plaintext_training(&dp, &data, None, dir.path()).unwrap_err();
+    assert!(
+        matches!(&e, FedError::Config(m) if m.contains("differential privacy")),
+        "{e}"
+    );
+}
+
 #[test]
 fn thirty_percent_dropout_at_every_stage_does_not_stop_rounds() {
     // Each round, three of ten clients drop: one before uploading, one
