@@ -195,3 +195,53 @@ fn messages_for_a_closed_round_are_final_not_transient() {
         "{e}"
     );
 }
+
+/// A roster client that was not sampled in the round cannot slip an update
+/// into a batch (the transport authenticates it; sampling is the
+/// coordinator's own check), while a sampled one in the same batch is taken.
+#[test]
+fn an_unsampled_client_is_refused_in_a_batch() {
+    let cfg = common::config(
+        "group-sampled",
+        3,
+        "clients_per_round = 3\nquorum = 2\nthreshold = 4\ndecrypt_attempts = 4",
+    );
+    let mut fed = Fed::with_config(cfg, 6);
+    // Poisson sampling: find a round with someone in and someone out.
+    for _ in 0..20 {
+        fed.open_round();
+        let tasks: Vec<_> = (0..6).map(|i| fed.task(i)).collect();
+        let sampled: Vec<usize> = (0..6)
+            .filter(|&i| matches!(tasks[i], cipherflow_fed::messages::Task::Train(_)))
+            .collect();
+        let (Some(out), Some(&inn)) = ((0..6).find(|i| !sampled.contains(i)), sampled.first())
+        else {
+            // Everyone or no one (3 % of rounds): let this round time out.
+            for _ in 0..3 {
+                fed.clock.advance(fed.cfg.round_timeout_s * 1.01);
+                fed.coord.tick().unwrap();
+            }
+            continue;
+        };
+        let chunks = match fed.clients[inn].handle(&tasks[inn]).unwrap() {
+            Action::Upload(ch) => ch,
+            other => panic!("a sampled client uploads, got {other:?}"),
+        };
+        let outsider = fed.clients[out].id().to_string();
+        let insider = fed.clients[inn].id().to_string();
+        let batch: Vec<UploadItem> = vec![
+            (outsider.as_str(), chunks.as_slice()),
+            (insider.as_str(), chunks.as_slice()),
+        ];
+        let r = fed.coord.upload_batch(&batch).unwrap();
+        assert!(
+            matches!(&r[0], Err(FedError::Refused(m)) if m.contains("was not sampled")),
+            "{:?}",
+            r[0]
+        );
+        assert!(r[1].is_ok(), "{:?}", r[1]);
+        assert_eq!(logged_updates(&fed), vec![insider]);
+        return;
+    }
+    panic!("no round sampled some clients and left others out");
+}
