@@ -461,9 +461,17 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
             secs
         );
         println!(
-            "  coordinator: {:.2} ms per accepted upload ({:.2} ms per 10^5 parameters, durable){}",
+            "  coordinator: {:.2} ms per accepted upload (durable{}){}",
             report.coordinator_ms_per_upload,
-            report.coordinator_ms_per_upload_per_1e5_params,
+            // Per 10^5 parameters only where that scale means something.
+            if report.params >= 10_000 {
+                format!(
+                    "; {:.2} ms per 10^5 parameters",
+                    report.coordinator_ms_per_upload_per_1e5_params
+                )
+            } else {
+                String::new()
+            },
             report.peak_rss_mib.map_or(String::new(), |m| format!(
                 "; peak memory {m:.0} MiB (all parties)"
             ))

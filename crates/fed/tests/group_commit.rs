@@ -35,6 +35,11 @@ fn segments(fed: &Fed) -> Vec<String> {
     v
 }
 
+fn running_sum_bytes(fed: &Fed) -> Vec<Vec<u8>> {
+    let sum = fed.coord.running_sum().unwrap();
+    sum.iter().map(|c| c.to_bytes()).collect()
+}
+
 fn logged_updates(fed: &Fed) -> Vec<String> {
     let ledger = Ledger::open_read_only(&fed.dir.path().join("coord/ledger.db")).unwrap();
     (0..ledger.len())
@@ -116,13 +121,7 @@ fn a_committed_batch_survives_a_restart_and_counts_once() {
         .collect();
     let out = fed.coord.upload_batch(&first).unwrap();
     assert!(out.iter().all(Result::is_ok));
-    let sum_before: Vec<Vec<u8>> = fed
-        .coord
-        .running_sum()
-        .unwrap()
-        .iter()
-        .map(|c| c.to_bytes())
-        .collect();
+    let sum_before = running_sum_bytes(&fed);
     // A stray segment of a batch that never committed (no row names it).
     let mut fed = fed
         .restart_coordinator(|dir| {
@@ -132,13 +131,7 @@ fn a_committed_batch_survives_a_restart_and_counts_once() {
         .unwrap();
     // The running sum is rebuilt from the segment, and a resend of a
     // committed upload is a duplicate, not a second contribution.
-    let sum_after: Vec<Vec<u8>> = fed
-        .coord
-        .running_sum()
-        .unwrap()
-        .iter()
-        .map(|c| c.to_bytes())
-        .collect();
+    let sum_after = running_sum_bytes(&fed);
     assert_eq!(sum_before, sum_after);
     assert!(fed.coord.upload(&ups[0].0, &ups[0].1).unwrap().duplicate);
     for (i, r) in out.iter().enumerate() {
