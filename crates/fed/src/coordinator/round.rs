@@ -276,20 +276,13 @@ impl Coordinator {
                 len * self.packing.chunks
             )));
         }
-        let seeds = self.seeds(round);
-        bytes
-            .chunks_exact(len)
-            .zip(&seeds)
-            .map(|(b, seed)| {
-                let ct = SharedCiphertext::from_bytes(&self.params, b)?;
-                if ct.seed() != seed || ct.shift() != self.packing.shift {
-                    return Err(FedError::Protocol(
-                        "ciphertext made for another round, chunk or shift".into(),
-                    ));
-                }
-                Ok(ct)
-            })
-            .collect()
+        let pieces: Vec<&[u8]> = bytes.chunks_exact(len).collect();
+        super::upload::decode_ciphertexts(
+            &self.params,
+            &self.seeds(round),
+            self.packing.shift,
+            &pieces,
+        )
     }
 
     /// The task of a sampled or active client in the current round.

@@ -160,7 +160,10 @@ impl Coordinator {
                 }
                 <[u8; 32]>::from(h.finalize())
             },
-            || decode_chunks(params, &seeds, shift, chunks),
+            || {
+                let pieces: Vec<&[u8]> = chunks.iter().map(|c| c.ciphertext.as_slice()).collect();
+                decode_ciphertexts(params, &seeds, shift, &pieces)
+            },
         );
         if let Some((h, _, idx)) = st.uploads.get(client) {
             if *h == hash {
@@ -285,26 +288,27 @@ impl Coordinator {
     }
 }
 
-/// One ciphertext per chunk, each for this round's seed (`seeds`, one per
-/// chunk) and shift; decoded in parallel.
-fn decode_chunks(
+/// One ciphertext per piece (an upload's chunk, or a stored upload's
+/// slice), each for this round's seed (`seeds`, one per piece) and shift;
+/// decoded in parallel.
+pub(super) fn decode_ciphertexts(
     params: &CkksParams,
     seeds: &[[u8; 32]],
     shift: u32,
-    chunks: &[UploadChunk],
+    pieces: &[&[u8]],
 ) -> Result<Vec<SharedCiphertext>> {
     let len = SharedCiphertext::encoded_len(params);
-    if chunks.len() != seeds.len() || chunks.iter().any(|c| c.ciphertext.len() != len) {
+    if pieces.len() != seeds.len() || pieces.iter().any(|c| c.len() != len) {
         return Err(FedError::Protocol(format!(
             "an upload is {} chunks of one {len}-byte ciphertext each",
             seeds.len()
         )));
     }
-    chunks
+    pieces
         .par_iter()
         .zip(seeds.par_iter())
         .map(|(c, seed)| {
-            let ct = SharedCiphertext::from_bytes(params, &c.ciphertext)?;
+            let ct = SharedCiphertext::from_bytes(params, c)?;
             if ct.seed() != seed || ct.shift() != shift {
                 return Err(FedError::Protocol(
                     "ciphertext made for another round, chunk or shift".into(),
