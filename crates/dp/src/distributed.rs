@@ -136,6 +136,24 @@ impl DistributedNoise {
         steps: u64,
         delta: f64,
     ) -> Result<f64, DpError> {
+        check_steps(steps)?;
+        check_delta(delta)?;
+        let mut total = DistributedComposition::default();
+        total.record(&self.round_rdp(survivors, l1, l2, dim, q)?, steps)?;
+        total.epsilon(delta)
+    }
+
+    /// The RDP of one round at the orders [`RDP_ORDERS`] (same arguments as
+    /// [`DistributedNoise::epsilon`]): the building block of a composition
+    /// of rounds with different noise ([`DistributedComposition`]).
+    pub fn round_rdp(
+        &self,
+        survivors: u64,
+        l1: f64,
+        l2: f64,
+        dim: u64,
+        q: f64,
+    ) -> Result<Vec<f64>, DpError> {
         if survivors == 0 || survivors > self.clients {
             return Err(invalid(
                 "survivors",
@@ -154,9 +172,6 @@ impl DistributedNoise {
             return Err(invalid("dim", dim, "must be >= 1"));
         }
         check_q(q)?;
-        check_steps(steps)?;
-        check_delta(delta)?;
-        let orders: Vec<f64> = (2..=256).map(f64::from).collect();
         let m = survivors as f64;
         let single: Box<dyn Fn(f64) -> f64> = match self.kind {
             IntegerNoise::Skellam => {
@@ -185,20 +200,64 @@ impl DistributedNoise {
                 })
             }
         };
-        let t = steps as f64;
-        let rdp: Vec<f64> = orders
-            .iter()
-            .map(|&a| {
-                let base = single(a);
-                let r = if q >= 1.0 {
+        Ok(RDP_ORDERS
+            .map(|a| {
+                let base = single(f64::from(a));
+                if q >= 1.0 {
                     base
                 } else {
-                    base.min(subsampled_rdp(a as u64, q, &*single))
-                };
-                r * t
+                    base.min(subsampled_rdp(u64::from(a), q, &*single))
+                }
             })
-            .collect();
-        Ok(rdp_to_epsilon(&orders, &rdp, delta).0)
+            .collect())
+    }
+}
+
+/// The RDP orders of the distributed accountant: the integers 2…256 (the
+/// Zhu–Wang subsampling bound holds at integer orders).
+pub const RDP_ORDERS: std::ops::RangeInclusive<u32> = 2..=256;
+
+/// A composition of rounds whose noise may differ from round to round (a
+/// dynamic privacy schedule): RDP adds up order by order, and ε is the
+/// tight conversion of the sum. With one kind of round it gives exactly
+/// [`DistributedNoise::epsilon`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DistributedComposition {
+    /// Summed RDP at [`RDP_ORDERS`] (empty: nothing recorded).
+    rdp: Vec<f64>,
+}
+
+impl DistributedComposition {
+    /// Records `steps` rounds whose one-round RDP is `round_rdp` (from
+    /// [`DistributedNoise::round_rdp`]).
+    pub fn record(&mut self, round_rdp: &[f64], steps: u64) -> Result<(), DpError> {
+        check_steps(steps)?;
+        let orders = RDP_ORDERS.count();
+        if round_rdp.len() != orders {
+            return Err(invalid(
+                "round_rdp",
+                round_rdp.len(),
+                "must hold one value per order 2..=256",
+            ));
+        }
+        if self.rdp.is_empty() {
+            self.rdp = vec![0.0; orders];
+        }
+        let t = steps as f64;
+        for (acc, r) in self.rdp.iter_mut().zip(round_rdp) {
+            *acc += r * t;
+        }
+        Ok(())
+    }
+
+    /// ε at `delta` of everything recorded (0 when nothing was).
+    pub fn epsilon(&self, delta: f64) -> Result<f64, DpError> {
+        check_delta(delta)?;
+        if self.rdp.is_empty() {
+            return Ok(0.0);
+        }
+        let orders: Vec<f64> = RDP_ORDERS.map(f64::from).collect();
+        Ok(rdp_to_epsilon(&orders, &self.rdp, delta).0)
     }
 }
 

@@ -36,7 +36,7 @@ pub use error::DpError;
 pub use mechanisms::{gaussian_noise, poisson_sample, try_gaussian_noise};
 pub use pld::PldAccountant;
 pub use rdp::RdpAccountant;
-pub use schedule::{Profile, Schedule, ScheduleConfig};
+pub use schedule::{Mechanism, Profile, Schedule, ScheduleConfig};
 
 /// Largest number of steps accepted anywhere (10¹²).
 pub const MAX_STEPS: u64 = 1_000_000_000_000;

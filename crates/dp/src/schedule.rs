@@ -1,11 +1,17 @@
 //! A dynamic noise schedule: given a total (ε, δ), a planned number of
 //! rounds and a sampling rate, choose per-round noise multipliers σₜ so the
 //! composition of all rounds meets the total, optionally spending more of
-//! the budget early (front-loading), and re-plan the remaining rounds when
+//! the budget early or late (a geometric profile), and re-plan the remaining rounds when
 //! a validation signal plateaus — without ever exceeding the total.
 //!
-//! Guarantee: every round is granted only after the accountant (RDP or PLD,
-//! heterogeneous composition of everything granted so far plus this round)
+//! The mechanism of a round is either the Poisson-subsampled Gaussian of
+//! DP-SGD (σ is its noise multiplier, accounted with RDP or PLD) or a
+//! federation's distributed integer noise ([`Mechanism::Distributed`]: σ is
+//! the aggregate noise's standard deviation over the sensitivity Δ₂,
+//! accounted with [`DistributedComposition`]).
+//!
+//! Guarantee: every round is granted only after the accountant
+//! (heterogeneous composition of everything granted so far plus this round)
 //! confirms ε ≤ total at δ; otherwise [`Schedule::next_round`] refuses with
 //! [`DpError::BudgetExceeded`]. Plans are found by a monotone search on a
 //! common σ scale and are feasible by construction, so refusals only happen
@@ -18,6 +24,7 @@
 //! round.
 
 use crate::calibrate::smallest_feasible;
+use crate::distributed::{DistributedComposition, DistributedNoise, IntegerNoise};
 use crate::error::{check_delta, check_q, check_steps, invalid, DpError};
 use crate::pld::PldAccountant;
 use crate::rdp::RdpAccountant;
@@ -29,10 +36,12 @@ use serde::{Deserialize, Serialize};
 pub enum Profile {
     /// The same σ every round.
     Constant,
-    /// `phases` equal phases whose σ grows geometrically from σ₀ to
-    /// σ₀·`ratio` (ratio ≥ 1 spends more budget early).
-    FrontLoaded {
-        /// σ(last phase)/σ(first phase), in [1, 100].
+    /// `phases` equal phases whose σ changes geometrically from σ₀ to
+    /// σ₀·`ratio`: a ratio above 1 spends more of the budget early, below 1
+    /// more late (less noise once the model is close, where the noise
+    /// otherwise dominates the small updates).
+    Geometric {
+        /// σ(last phase)/σ(first phase), in [0.01, 100].
         ratio: f64,
         /// Number of phases, in [1, 64].
         phases: u32,
@@ -43,12 +52,12 @@ impl Profile {
     fn validate(&self) -> Result<(), DpError> {
         match *self {
             Profile::Constant => Ok(()),
-            Profile::FrontLoaded { ratio, phases } => {
-                if !(ratio.is_finite() && (1.0..=100.0).contains(&ratio)) {
+            Profile::Geometric { ratio, phases } => {
+                if !(ratio.is_finite() && (0.01..=100.0).contains(&ratio)) {
                     return Err(invalid(
                         "ratio",
                         ratio,
-                        "the front-loading ratio must be in [1, 100]",
+                        "the ratio of the last phase's σ to the first's must be in [0.01, 100]",
                     ));
                 }
                 if !(1..=64).contains(&phases) {
@@ -67,7 +76,7 @@ impl Profile {
     fn phases(&self, rounds: u64) -> Vec<(u64, f64)> {
         let (ratio, p) = match *self {
             Profile::Constant => (1.0, 1u64),
-            Profile::FrontLoaded { ratio, phases } => (ratio, u64::from(phases).min(rounds).max(1)),
+            Profile::Geometric { ratio, phases } => (ratio, u64::from(phases).min(rounds).max(1)),
         };
         let mut out = Vec::with_capacity(p as usize);
         for k in 0..p {
@@ -99,6 +108,52 @@ pub struct PlateauPolicy {
     pub minimize: bool,
 }
 
+/// The mechanism every round of a schedule runs, and how it is accounted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Mechanism {
+    /// `steps_per_round` steps of the Poisson-subsampled Gaussian (DP-SGD),
+    /// σ = noise multiplier, accounted with this accountant.
+    Gaussian(Accountant),
+    /// One round of distributed integer noise summed over clients (a
+    /// federation's client-level DP), sampled at rate q: σ is the noise
+    /// multiplier `z`, the aggregate noise has standard deviation `z·Δ₂`.
+    Distributed(DistributedRound),
+}
+
+/// The fixed part of a distributed-noise round ([`DistributedNoise`] and
+/// the sensitivities): only the noise multiplier changes between rounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DistributedRound {
+    /// Noise kind.
+    pub kind: IntegerNoise,
+    /// Clients asked to contribute per round.
+    pub clients: u64,
+    /// Minimum contributors the shares are scaled for (and accounted at).
+    pub min_survivors: u64,
+    /// `Δ₁` in integer units.
+    pub l1: f64,
+    /// `Δ₂` in integer units.
+    pub l2: f64,
+    /// Dimension.
+    pub dim: u64,
+}
+
+impl DistributedRound {
+    /// The one-round RDP at noise multiplier `z` and client rate `q`.
+    pub fn round_rdp(&self, z: f64, q: f64) -> Result<Vec<f64>, DpError> {
+        if !(z.is_finite() && z > 0.0) {
+            return Err(invalid("noise multiplier", z, "must be finite and > 0"));
+        }
+        DistributedNoise::new(self.kind, self.clients, self.min_survivors, z * self.l2)?.round_rdp(
+            self.min_survivors,
+            self.l1,
+            self.l2,
+            self.dim,
+            q,
+        )
+    }
+}
+
 /// Parameters of a schedule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleConfig {
@@ -112,8 +167,8 @@ pub struct ScheduleConfig {
     pub q: f64,
     /// Optimizer steps per round.
     pub steps_per_round: u64,
-    /// Accountant that verifies every round.
-    pub accountant: Accountant,
+    /// The mechanism of every round, and its accountant.
+    pub mechanism: Mechanism,
     /// σ profile over the rounds.
     pub profile: Profile,
     /// Optional plateau reaction.
@@ -148,6 +203,7 @@ pub struct Grant {
 enum Spent {
     Rdp(RdpAccountant),
     Pld(PldAccountant),
+    Distributed(DistributedRound, DistributedComposition),
 }
 
 impl Spent {
@@ -178,6 +234,17 @@ impl Spent {
         match self {
             Spent::Rdp(a) => go(a, q, steps_per_round, extra, delta),
             Spent::Pld(a) => go(a, q, steps_per_round, extra, delta),
+            Spent::Distributed(round, c) => {
+                let mut c = c.clone();
+                for p in extra {
+                    let steps = p
+                        .rounds
+                        .checked_mul(steps_per_round)
+                        .ok_or(DpError::InvalidSteps(u64::MAX))?;
+                    c.record(&round.round_rdp(p.sigma, q)?, steps)?;
+                }
+                c.epsilon(delta)
+            }
         }
     }
 
@@ -185,6 +252,7 @@ impl Spent {
         match self {
             Spent::Rdp(a) => a.record_poisson_gaussian(q, sigma, steps),
             Spent::Pld(a) => a.record_poisson_gaussian(q, sigma, steps),
+            Spent::Distributed(round, c) => c.record(&round.round_rdp(sigma, q)?, steps),
         }
     }
 }
@@ -225,9 +293,26 @@ impl Schedule {
                 ));
             }
         }
-        let spent = match config.accountant {
-            Accountant::Rdp => Spent::Rdp(RdpAccountant::new()),
-            Accountant::Pld => Spent::Pld(PldAccountant::new()),
+        let spent = match &config.mechanism {
+            Mechanism::Gaussian(Accountant::Rdp) => Spent::Rdp(RdpAccountant::new()),
+            Mechanism::Gaussian(Accountant::Pld) => Spent::Pld(PldAccountant::new()),
+            Mechanism::Distributed(round) => {
+                if round.min_survivors == 0 || round.min_survivors > round.clients {
+                    return Err(invalid(
+                        "min_survivors",
+                        round.min_survivors,
+                        "must be between 1 and the number of clients",
+                    ));
+                }
+                if config.steps_per_round != 1 {
+                    return Err(invalid(
+                        "steps_per_round",
+                        config.steps_per_round,
+                        "a distributed-noise round is one step",
+                    ));
+                }
+                Spent::Distributed(round.clone(), DistributedComposition::default())
+            }
         };
         let mut s = Schedule {
             plan: Vec::new(),
@@ -305,9 +390,9 @@ impl Schedule {
             (cfg.total_epsilon - self.epsilon_spent).max(cfg.total_epsilon * 1e-3),
         )
         .unwrap_or(1.0);
-        let tol = match cfg.accountant {
-            Accountant::Rdp => 1e-6,
-            Accountant::Pld => 1e-3,
+        let tol = match cfg.mechanism {
+            Mechanism::Gaussian(Accountant::Pld) => 1e-3,
+            _ => 1e-6,
         };
         let scale = smallest_feasible(f, cfg.total_epsilon, guess, tol).map_err(|e| match e {
             DpError::Calibration(_) => DpError::BudgetExceeded {

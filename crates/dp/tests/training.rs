@@ -7,7 +7,7 @@ use cipherflow_dp::clipping::{
     joint_noise_multiplier, l2_norm, try_clip_l2, update_noise_multiplier, AdaptiveClipper,
 };
 use cipherflow_dp::distributed::{DistributedNoise, IntegerNoise};
-use cipherflow_dp::schedule::{PlateauPolicy, Profile, Schedule, ScheduleConfig};
+use cipherflow_dp::schedule::{Mechanism, PlateauPolicy, Profile, Schedule, ScheduleConfig};
 use cipherflow_dp::{
     clip_l2, epsilon, Accountant, DpError, PldAccountant, PrivacyAccountant, RdpAccountant,
 };
@@ -169,7 +169,7 @@ fn config(
         rounds: 50,
         q: 0.01,
         steps_per_round: 20,
-        accountant,
+        mechanism: Mechanism::Gaussian(accountant),
         profile,
         plateau,
     }
@@ -193,7 +193,7 @@ fn schedule_constant_matches_calibration() {
 fn schedule_front_loaded_never_exceeds_total() {
     let mut s = Schedule::new(config(
         Accountant::Rdp,
-        Profile::FrontLoaded {
+        Profile::Geometric {
             ratio: 2.0,
             phases: 5,
         },
@@ -296,7 +296,7 @@ fn schedule_refuses_what_the_accountant_does_not_allow() {
 fn schedule_with_pld_accountant() {
     let mut cfg = config(
         Accountant::Pld,
-        Profile::FrontLoaded {
+        Profile::Geometric {
             ratio: 1.5,
             phases: 2,
         },

@@ -6,7 +6,7 @@ use cipherflow_dp::budget::{Budget, BudgetLedger, Charge};
 use cipherflow_dp::clipping::{clip_l2, update_noise_multiplier, AdaptiveClipper};
 use cipherflow_dp::discrete::{skellam, DiscreteGaussian};
 use cipherflow_dp::distributed::{DistributedNoise, IntegerNoise};
-use cipherflow_dp::schedule::{Profile, Schedule, ScheduleConfig};
+use cipherflow_dp::schedule::{DistributedRound, Mechanism, Profile, Schedule, ScheduleConfig};
 use cipherflow_dp::{
     calibrate_sigma, epsilon, gaussian_noise, try_gaussian_noise, Accountant, DpError,
     PldAccountant, PrivacyAccountant, RdpAccountant,
@@ -300,7 +300,7 @@ fn budget_and_schedule_reject_bad_inputs() {
         rounds: 10,
         q: 0.01,
         steps_per_round: 10,
-        accountant: Accountant::Rdp,
+        mechanism: Mechanism::Gaussian(Accountant::Rdp),
         profile: Profile::Constant,
         plateau: None,
     };
@@ -330,8 +330,8 @@ fn budget_and_schedule_reject_bad_inputs() {
     .unwrap_err();
     assert!(matches!(e, DpError::InvalidSamplingRate(0.0)), "{e:?}");
     let e = Schedule::new(ScheduleConfig {
-        profile: Profile::FrontLoaded {
-            ratio: 0.5,
+        profile: Profile::Geometric {
+            ratio: 0.005,
             phases: 3,
         },
         ..base.clone()
@@ -342,7 +342,7 @@ fn budget_and_schedule_reject_bad_inputs() {
         "{e:?}"
     );
     let e = Schedule::new(ScheduleConfig {
-        profile: Profile::FrontLoaded {
+        profile: Profile::Geometric {
             ratio: 2.0,
             phases: 0,
         },
@@ -430,4 +430,81 @@ fn the_budget_can_be_spent_exactly_and_not_beyond_its_tolerance() {
         fresh().try_charge(None, Charge::Epsilon { epsilon: over }),
         Err(DpError::BudgetExceeded { .. })
     ));
+}
+
+/// A federation's distributed-noise rounds under a schedule: a constant
+/// plan is the single-setting calibration, a geometric plan composes
+/// rounds of different noise to at most the total, and the composition
+/// of a heterogeneous history is the order-wise sum of its rounds' RDP.
+#[test]
+fn a_distributed_noise_schedule_composes_heterogeneous_rounds() {
+    let round = DistributedRound {
+        kind: IntegerNoise::DiscreteGaussian,
+        clients: 20,
+        min_survivors: 14,
+        l1: 800.0,
+        l2: 110.0,
+        dim: 1000,
+    };
+    let base = ScheduleConfig {
+        total_epsilon: 4.0,
+        delta: 1e-5,
+        rounds: 30,
+        q: 0.2,
+        steps_per_round: 1,
+        mechanism: Mechanism::Distributed(round.clone()),
+        profile: Profile::Constant,
+        plateau: None,
+    };
+    let constant = Schedule::new(base.clone()).unwrap();
+    let z = constant.plan()[0].sigma;
+    let noise =
+        DistributedNoise::new(IntegerNoise::DiscreteGaussian, 20, 14, z * round.l2).unwrap();
+    let eps = noise
+        .epsilon(14, 800.0, 110.0, 1000, 0.2, 30, 1e-5)
+        .unwrap();
+    assert!(
+        eps <= 4.0 && eps > 3.99,
+        "the constant plan spends the budget: ε = {eps}"
+    );
+
+    // Less noise late: σ falls to a quarter over 5 phases.
+    let mut late = Schedule::new(ScheduleConfig {
+        profile: Profile::Geometric {
+            ratio: 0.25,
+            phases: 5,
+        },
+        ..base.clone()
+    })
+    .unwrap();
+    let plan = late.plan().to_vec();
+    assert_eq!(plan.len(), 5);
+    assert!(plan[0].sigma > z && plan[4].sigma < z, "{plan:?} vs {z}");
+    let mut by_hand = cipherflow_dp::distributed::DistributedComposition::default();
+    let mut last = 0.0;
+    for _ in 0..30 {
+        let g = late.next_round().unwrap();
+        by_hand
+            .record(&round.round_rdp(g.sigma, 0.2).unwrap(), 1)
+            .unwrap();
+        let e = by_hand.epsilon(1e-5).unwrap();
+        assert!(
+            (e - g.epsilon_spent).abs() < 1e-12,
+            "{e} vs {}",
+            g.epsilon_spent
+        );
+        assert!(e > last && e <= 4.0);
+        last = e;
+    }
+    assert!(last > 3.99, "the budget is spent: {last}");
+    assert!(matches!(
+        late.next_round(),
+        Err(DpError::ScheduleExhausted(30))
+    ));
+    // A distributed round is one step.
+    assert!(Schedule::new(ScheduleConfig {
+        steps_per_round: 2,
+        ..base
+    })
+    .is_err());
 }
