@@ -160,7 +160,7 @@ fn micro(
     let keys: Vec<SecretShare> = (1..=c as u64)
         .map(|id| SecretShare::generate_for(&params, id, &mut rng))
         .collect();
-    let q = quant::expected(&cfg, None, &packing, 1.0);
+    let q = quant::expected(&cfg, None, &packing, 1.0, None);
     let mut agents = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         let mut agent = ClientAgent::new(ClientOptions {
@@ -294,8 +294,12 @@ fn micro(
     let crs = coord.crs();
     let mut accept = Vec::new();
     for (agent, u) in agents.iter_mut().zip(&updates).take(c - 1) {
-        let chunks =
-            agent.encrypt_update(crs, 1, &quant::expected(&ks_cfg, None, &packing, 1.0), u)?;
+        let chunks = agent.encrypt_update(
+            crs,
+            1,
+            &quant::expected(&ks_cfg, None, &packing, 1.0, None),
+            u,
+        )?;
         let t = Instant::now();
         coord.upload(agent.id(), &chunks)?;
         accept.push(t.elapsed().as_secs_f64() * 1e3);

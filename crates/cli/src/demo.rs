@@ -299,6 +299,7 @@ pub fn run_federated() -> anyhow::Result<()> {
         dp_epsilon: Some(3.0),
         dp_level: crate::fl::DpLevel::Sample,
         dp_noise: crate::fl::DpNoise::DiscreteGaussian,
+        dp_schedule: None,
         params_per_client: None,
         alpha: Some(0.5),
         model: None,

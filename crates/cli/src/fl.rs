@@ -92,6 +92,12 @@ pub struct SimulateArgs {
     /// Client-level noise shares.
     #[arg(long, value_enum, default_value_t = DpNoise::DiscreteGaussian)]
     pub dp_noise: DpNoise,
+    /// A dynamic privacy schedule for client-level DP:
+    /// `ratio=R,phases=P[,plateau=PATIENCE,keep=F,min-improvement=D]`
+    /// (R = last phase's noise / first phase's; a plateau of the
+    /// evaluation accuracy spends the rest over fewer, less noisy rounds).
+    #[arg(long)]
+    pub dp_schedule: Option<cipherflow_fed::dp_schedule::DpScheduleConfig>,
     /// Synthetic benchmark: a model of this many parameters and random updates.
     #[arg(long)]
     pub params_per_client: Option<usize>,
@@ -208,6 +214,13 @@ pub fn federation_config(
             ),
             DpLevel::Sample => cfg.set_sample_dp(e),
         }
+    }
+    if let Some(sc) = &a.dp_schedule {
+        let dp = cfg
+            .dp
+            .as_mut()
+            .ok_or_else(|| anyhow!("--dp-schedule needs client-level DP (--dp-epsilon)"))?;
+        dp.schedule = Some(sc.clone());
     }
     if let Some(k) = a.clients_per_round {
         cfg.clients_per_round = Some(k);

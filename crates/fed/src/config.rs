@@ -27,6 +27,14 @@
 //! epsilon = 3.0
 //! delta = 1e-5
 //! clip = 1.0
+//!
+//! [dp.schedule]              # optional: dynamic privacy (crate::dp_schedule)
+//! ratio = 0.5                # last phase's noise / first phase's
+//! phases = 4
+//! [dp.schedule.plateau]      # optional: re-plan when evaluation accuracy stalls
+//! patience = 2
+//! min_improvement = 0.005
+//! keep_fraction = 0.5
 //! ```
 
 use crate::error::{FedError, Result};
@@ -167,6 +175,10 @@ pub struct DpConfig {
     /// sampling amplification); `None`: not enforced beyond the global one.
     #[serde(default)]
     pub client_epsilon: Option<f64>,
+    /// A dynamic privacy schedule (`[dp.schedule]`); `None`: the same
+    /// noise every round.
+    #[serde(default)]
+    pub schedule: Option<crate::dp_schedule::DpScheduleConfig>,
 }
 
 fn default_delta() -> f64 {
@@ -432,7 +444,8 @@ impl FederationConfig {
     }
 
     /// Client-level distributed DP at `epsilon` (δ = 1e-5) with `noise`
-    /// shares, replacing any sample-level DP; keeps a configured clip.
+    /// shares, replacing any sample-level DP; keeps a configured clip and
+    /// schedule.
     pub fn set_client_dp(&mut self, epsilon: f64, noise: NoiseKind) {
         self.local_dp = None;
         self.dp = Some(DpConfig {
@@ -441,6 +454,7 @@ impl FederationConfig {
             clip: self.dp.as_ref().map_or(1.0, |d| d.clip),
             noise,
             client_epsilon: None,
+            schedule: self.dp.as_ref().and_then(|d| d.schedule.clone()),
         });
     }
 
@@ -551,6 +565,9 @@ impl FederationConfig {
                 if !(c.is_finite() && c > 0.0) {
                     return bad("dp.client_epsilon must be positive".into());
                 }
+            }
+            if let Some(sc) = &dp.schedule {
+                sc.validate()?;
             }
         }
         if let Some(l) = &self.local_dp {

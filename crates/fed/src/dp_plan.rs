@@ -24,7 +24,7 @@
 
 use crate::config::{DpConfig, NoiseKind, Sizes};
 use crate::error::{FedError, Result};
-use cipherflow_dp::distributed::{DistributedNoise, IntegerNoise};
+use cipherflow_dp::distributed::{DistributedComposition, DistributedNoise, IntegerNoise};
 use cipherflow_ledger::entry::{DistributedDp, DistributedNoiseKind, DpAccounting, DpSettings};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -74,6 +74,15 @@ pub struct DpPlan {
     pub noise_multiplier: f64,
     /// Per-client budget, if enforced.
     pub client_epsilon: Option<f64>,
+    /// The dynamic schedule, if any ([`crate::dp_schedule`]): then each
+    /// round's `z` comes from it, within
+    /// `[min_noise_multiplier, max_noise_multiplier]`.
+    #[serde(default)]
+    pub schedule: Option<crate::dp_schedule::DpScheduleConfig>,
+    /// The largest `z` any round may use (the packing is sized for it):
+    /// `noise_multiplier` without a schedule.
+    #[serde(default)]
+    pub max_noise_multiplier: f64,
 }
 
 impl DpPlan {
@@ -103,6 +112,8 @@ impl DpPlan {
             share_sigma: 0.0,
             noise_multiplier: 0.0,
             client_epsilon: cfg.client_epsilon,
+            schedule: cfg.schedule.clone(),
+            max_noise_multiplier: 0.0,
         };
         for _ in 0..8 {
             plan.set_scale(gc);
@@ -142,7 +153,29 @@ impl DpPlan {
                 plan.share_sigma, cfg.epsilon
             )));
         }
+        plan.max_noise_multiplier = match &cfg.schedule {
+            None => plan.noise_multiplier,
+            Some(sc) => crate::dp_schedule::planned_range(&plan, sc)?.1,
+        };
         Ok(plan)
+    }
+
+    /// The integer noise kind, as `cipherflow-dp` names it.
+    pub fn integer_noise(&self) -> IntegerNoise {
+        match self.kind {
+            NoiseKind::DiscreteGaussian => IntegerNoise::DiscreteGaussian,
+            NoiseKind::Skellam => IntegerNoise::Skellam,
+        }
+    }
+
+    /// One client's noise-share σ in a round at noise multiplier `z`.
+    pub fn share_sigma_at(&self, z: f64) -> f64 {
+        z * self.l2_bound / (self.min_survivors as f64).sqrt()
+    }
+
+    /// The largest noise-share σ of any round (what the packing holds).
+    pub fn max_share_sigma(&self) -> f64 {
+        self.share_sigma_at(self.max_noise_multiplier.max(self.noise_multiplier))
     }
 
     fn set_scale(&mut self, gc: f64) {
@@ -153,12 +186,8 @@ impl DpPlan {
     }
 
     fn noise_with(&self, multiplier: f64) -> Result<DistributedNoise> {
-        let kind = match self.kind {
-            NoiseKind::DiscreteGaussian => IntegerNoise::DiscreteGaussian,
-            NoiseKind::Skellam => IntegerNoise::Skellam,
-        };
         Ok(DistributedNoise::new(
-            kind,
+            self.integer_noise(),
             self.sampled,
             self.min_survivors,
             multiplier * self.l2_bound,
@@ -227,6 +256,11 @@ impl DpPlan {
     /// The accountant recorded in the ledger: every parameter the
     /// recomputation needs.
     pub fn accounting(&self) -> DpAccounting {
+        self.accounting_at(self.noise_multiplier)
+    }
+
+    /// The accountant of a round at noise multiplier `z`.
+    pub fn accounting_at(&self, z: f64) -> DpAccounting {
         DpAccounting::Distributed(DistributedDp {
             noise: match self.kind {
                 NoiseKind::DiscreteGaussian => DistributedNoiseKind::DiscreteGaussian,
@@ -234,7 +268,7 @@ impl DpPlan {
             },
             clients: self.sampled,
             min_survivors: self.min_survivors,
-            target_stddev: self.noise_multiplier * self.l2_bound,
+            target_stddev: z * self.l2_bound,
             l1: self.l1_bound,
             l2: self.l2_bound,
             dim: self.dim,
@@ -243,10 +277,15 @@ impl DpPlan {
 
     /// DP settings of the `cumulative`-th round (1 step per round).
     pub fn ledger_settings(&self, cumulative: u64) -> DpSettings {
+        self.ledger_settings_at(cumulative, self.noise_multiplier)
+    }
+
+    /// DP settings of the `cumulative`-th round at noise multiplier `z`.
+    pub fn ledger_settings_at(&self, cumulative: u64, z: f64) -> DpSettings {
         DpSettings {
-            accountant: self.accounting(),
+            accountant: self.accounting_at(z),
             sampling_rate: self.sampling_rate(),
-            noise_multiplier: self.noise_multiplier,
+            noise_multiplier: z,
             delta: self.delta,
             steps_this_round: 1,
             steps_cumulative: cumulative,
@@ -356,7 +395,12 @@ pub fn ledger_epsilon(
 #[derive(Debug, Default)]
 pub struct FedEpsilon {
     cache: RefCell<HashMap<EpsilonKey, f64>>,
+    /// One round's RDP per (accountant, q bits, per client).
+    rdp: RefCell<HashMap<RdpKey, Vec<f64>>>,
 }
+
+/// The accountant's canonical bytes, the bits of q, and whether per client.
+type RdpKey = (Vec<u8>, u64, bool);
 
 /// The accountant's canonical bytes, the bits of q, σ and δ, steps, and
 /// whether per client.
@@ -396,7 +440,107 @@ impl FedEpsilon {
     }
 }
 
+fn same_round(a: &DpSettings, b: &DpSettings) -> bool {
+    a.accountant == b.accountant
+        && a.sampling_rate.to_bits() == b.sampling_rate.to_bits()
+        && a.noise_multiplier.to_bits() == b.noise_multiplier.to_bits()
+        && a.delta.to_bits() == b.delta.to_bits()
+        && a.steps_this_round == b.steps_this_round
+}
+
+impl FedEpsilon {
+    /// One distributed-noise round's RDP (cached).
+    fn round_rdp(&self, s: &DpSettings, client: bool) -> std::result::Result<Vec<f64>, String> {
+        let DpAccounting::Distributed(d) = &s.accountant else {
+            return Err(format!(
+                "rounds with different settings compose only for distributed DP, not {}",
+                s.accountant
+            ));
+        };
+        let q = if client { 1.0 } else { s.sampling_rate };
+        let key = (s.accountant.encode(), q.to_bits(), client);
+        if let Some(r) = self.rdp.borrow().get(&key) {
+            return Ok(r.clone());
+        }
+        let kind = match d.noise {
+            DistributedNoiseKind::DiscreteGaussian => IntegerNoise::DiscreteGaussian,
+            DistributedNoiseKind::Skellam => IntegerNoise::Skellam,
+        };
+        let r = DistributedNoise::new(kind, d.clients, d.min_survivors, d.target_stddev)
+            .and_then(|n| n.round_rdp(d.min_survivors, d.l1, d.l2, d.dim, q))
+            .map_err(|e| e.to_string())?;
+        self.rdp.borrow_mut().insert(key, r.clone());
+        Ok(r)
+    }
+
+    /// ε composed over `rounds` (every round opened so far, each at its
+    /// own settings: a dynamic schedule), globally (`client = None`) or
+    /// for a client after `k` rounds of its own (`Some(k)`: the `k` rounds
+    /// of smallest σ, composed without amplification — an upper bound
+    /// whatever rounds it took part in). Rounds that share one mechanism
+    /// give exactly the single-setting computation.
+    pub fn rounds_epsilon(
+        &self,
+        rounds: &[&DpSettings],
+        client: Option<u64>,
+    ) -> std::result::Result<f64, String> {
+        let (Some(first), Some(last)) = (rounds.first(), rounds.last()) else {
+            return Ok(0.0);
+        };
+        if rounds.iter().all(|s| same_round(first, s)) {
+            return match client {
+                None => self.cached(last, last.steps_cumulative, false),
+                Some(k) => {
+                    let federated = matches!(last.accountant, DpAccounting::Distributed(_));
+                    self.cached(last, k, federated)
+                }
+            };
+        }
+        if rounds
+            .iter()
+            .any(|s| s.delta.to_bits() != first.delta.to_bits())
+        {
+            return Err("δ changes between rounds".into());
+        }
+        let mut chosen: Vec<&DpSettings> = rounds.to_vec();
+        if let Some(k) = client {
+            if k > chosen.len() as u64 {
+                return Err(format!(
+                    "{k} rounds of a client, but only {} were opened",
+                    chosen.len()
+                ));
+            }
+            chosen.sort_by(|a, b| a.noise_multiplier.total_cmp(&b.noise_multiplier));
+            chosen.truncate(k as usize);
+        }
+        let mut total = DistributedComposition::default();
+        for s in chosen {
+            let rdp = self.round_rdp(s, client.is_some())?;
+            total
+                .record(&rdp, s.steps_this_round)
+                .map_err(|e| e.to_string())?;
+        }
+        total.epsilon(first.delta).map_err(|e| e.to_string())
+    }
+}
+
 impl cipherflow_ledger::EpsilonRecompute for FedEpsilon {
+    fn composes_rounds(&self) -> bool {
+        true
+    }
+
+    fn epsilon_rounds(&self, rounds: &[&DpSettings]) -> std::result::Result<f64, String> {
+        self.rounds_epsilon(rounds, None)
+    }
+
+    fn client_epsilon_rounds(
+        &self,
+        rounds: &[&DpSettings],
+        steps: u64,
+    ) -> std::result::Result<f64, String> {
+        self.rounds_epsilon(rounds, Some(steps))
+    }
+
     fn epsilon(&self, s: &DpSettings, steps: u64) -> std::result::Result<f64, String> {
         self.cached(s, steps, false)
     }
@@ -477,6 +621,7 @@ mod tests {
             clip: 1.0,
             noise: NoiseKind::DiscreteGaussian,
             client_epsilon: None,
+            schedule: None,
         };
         let plan = DpPlan::new(&cfg, &sizes(10, 10, 7), 20, 31).unwrap();
         let e = plan.epsilon_after(20).unwrap();

@@ -34,6 +34,7 @@ mod client;
 mod config;
 mod coordinator;
 mod dp_plan;
+pub mod dp_schedule;
 pub mod envelope;
 mod error;
 mod keyservice;

@@ -139,6 +139,9 @@ pub struct TrainTask {
     pub chunks: u32,
     /// FedProx proximal coefficient μ (0: plain FedAvg).
     pub prox_mu: f64,
+    /// Under a privacy schedule: the noise multiplier `z` of every round
+    /// opened so far, this one last (empty without a schedule).
+    pub noise_history: Vec<f64>,
 }
 
 /// Check a round's aggregate and (in phase two) send a decryption share.

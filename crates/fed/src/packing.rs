@@ -91,7 +91,7 @@ pub fn coordinate_sum_bound(
     let z = (2.0 * ((f64::from(lambda) + 1.0) * std::f64::consts::LN_2 + coeffs.ln())).sqrt();
     match dp {
         None => m * (2f64.powi(cfg.aggregation.quant_bits as i32) + 1.0),
-        Some(p) => m * p.l2_bound + m.sqrt() * p.share_sigma * z * 1.25,
+        Some(p) => m * p.l2_bound + m.sqrt() * p.max_share_sigma() * z * 1.25,
     }
 }
 

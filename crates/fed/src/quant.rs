@@ -154,12 +154,15 @@ impl Quantizer {
 
 /// The quantizer a federation's configuration prescribes for a round
 /// whose largest client has `weight_reference` examples. Clients compute
-/// it too and refuse a task that asks for less noise than this.
+/// it too and refuse a task that asks for less noise than this (`z`: the
+/// round's noise multiplier under a privacy schedule, which a client
+/// checks against the schedule's history first).
 pub fn expected(
     cfg: &crate::config::FederationConfig,
     dp: Option<&crate::dp_plan::DpPlan>,
     packing: &crate::packing::PackingPlan,
     weight_reference: f64,
+    z: Option<f64>,
 ) -> Quantizer {
     match dp {
         None => {
@@ -173,21 +176,22 @@ pub fn expected(
                 shift: packing.shift,
             }
         }
-        Some(p) => Quantizer {
-            clip: p.clip,
-            gamma: p.gamma,
-            l2_bound: p.l2_bound,
-            noise: match p.kind {
-                crate::config::NoiseKind::DiscreteGaussian => {
-                    ShareNoise::DiscreteGaussian(p.share_sigma)
-                }
-                crate::config::NoiseKind::Skellam => {
-                    ShareNoise::Skellam(p.share_sigma * p.share_sigma)
-                }
-            },
-            weight_reference: 1.0,
-            shift: packing.shift,
-        },
+        Some(p) => {
+            let sigma = p.share_sigma_at(z.unwrap_or(p.noise_multiplier));
+            Quantizer {
+                clip: p.clip,
+                gamma: p.gamma,
+                l2_bound: p.l2_bound,
+                noise: match p.kind {
+                    crate::config::NoiseKind::DiscreteGaussian => {
+                        ShareNoise::DiscreteGaussian(sigma)
+                    }
+                    crate::config::NoiseKind::Skellam => ShareNoise::Skellam(sigma * sigma),
+                },
+                weight_reference: 1.0,
+                shift: packing.shift,
+            }
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! consistency proof from the previous head), that no entry is left
 //! uncovered by a head, that a previously seen head (if given) is still
 //! consistent with the log, and that the ε reported when each round closed
-//! equals what an accountant recomputes from the logged (q, σ, steps, δ).
+//! equals what an accountant recomputes from the logged (q, σ, steps, δ) of
+//! every round so far (rounds may differ when the accountant composes
+//! them: a dynamic privacy schedule).
 //! It stops at the first failure and names it ([`Failure`]).
 
 use crate::entry::{DpSettings, Entry, EntryBody};
@@ -34,6 +36,34 @@ pub trait EpsilonRecompute {
     /// it took part in carries no sampling amplification).
     fn client_epsilon(&self, settings: &DpSettings, steps: u64) -> Result<f64, String> {
         self.epsilon(settings, steps)
+    }
+
+    /// Whether this accountant composes rounds whose settings differ (a
+    /// dynamic privacy schedule). If not, the audit refuses a log whose
+    /// mechanism changes between rounds.
+    fn composes_rounds(&self) -> bool {
+        false
+    }
+
+    /// Global ε after the rounds `rounds` (every round opened so far, in
+    /// order, each with its own settings and `steps_this_round`). By
+    /// default the rounds share one mechanism and this is
+    /// [`EpsilonRecompute::epsilon`] at the last round's cumulative steps.
+    fn epsilon_rounds(&self, rounds: &[&DpSettings]) -> Result<f64, String> {
+        match rounds.last() {
+            Some(last) => self.epsilon(last, last.steps_cumulative),
+            None => Ok(0.0),
+        }
+    }
+
+    /// A client's ε after its `steps` steps within `rounds` (as for
+    /// [`EpsilonRecompute::epsilon_rounds`]). By default
+    /// [`EpsilonRecompute::client_epsilon`] at the last round's settings.
+    fn client_epsilon_rounds(&self, rounds: &[&DpSettings], steps: u64) -> Result<f64, String> {
+        match rounds.last() {
+            Some(last) => self.client_epsilon(last, steps),
+            None => Ok(0.0),
+        }
     }
 }
 
@@ -198,6 +228,8 @@ struct DpAudit<'a> {
     recompute: Option<&'a dyn EpsilonRecompute>,
     tol: f64,
     first: Option<DpSettings>,
+    /// Every opened round's settings, in log order.
+    opened: Vec<(u64, DpSettings)>,
     last_cumulative: Option<u64>,
     rounds_opened: u64,
     checked: u64,
@@ -238,9 +270,13 @@ impl DpAudit<'_> {
                     )));
                 }
                 self.last_cumulative = Some(o.dp.steps_cumulative);
+                self.opened.push((e.round, o.dp.clone()));
+                let composes = self.recompute.is_some_and(|r| r.composes_rounds());
                 match &self.first {
                     None => self.first = Some(o.dp.clone()),
-                    Some(f) if self.recompute.is_some() && !same_mechanism(f, &o.dp) => {
+                    Some(f)
+                        if self.recompute.is_some() && !composes && !same_mechanism(f, &o.dp) =>
+                    {
                         return Err(fail(format!(
                             "round {} changes (accountant, q, σ, δ); cumulative ε over rounds with different settings cannot be recomputed with a single-setting accountant",
                             e.round
@@ -256,8 +292,15 @@ impl DpAudit<'_> {
                 let dp = replay
                     .round_dp(e.round)
                     .ok_or_else(|| fail(format!("round {} was never opened", e.round)))?;
+                // The rounds composed: every round opened up to this one.
+                let rounds: Vec<&DpSettings> = self
+                    .opened
+                    .iter()
+                    .filter(|(round, _)| *round <= e.round)
+                    .map(|(_, s)| s)
+                    .collect();
                 let global = r
-                    .epsilon(dp, dp.steps_cumulative)
+                    .epsilon_rounds(&rounds)
                     .map_err(|m| fail(format!("accountant failed: {m}")))?;
                 if !self.close_enough(c.epsilon_global, global) {
                     return Err(fail(format!(
@@ -273,7 +316,7 @@ impl DpAudit<'_> {
                         )));
                     }
                     let want = r
-                        .client_epsilon(dp, ce.steps)
+                        .client_epsilon_rounds(&rounds, ce.steps)
                         .map_err(|m| fail(format!("accountant failed: {m}")))?;
                     if !self.close_enough(ce.epsilon, want) {
                         return Err(fail(format!(
@@ -347,6 +390,7 @@ fn verify_store(
         recompute: opts.epsilon,
         tol: opts.epsilon_tolerance,
         first: None,
+        opened: Vec::new(),
         last_cumulative: None,
         rounds_opened: 0,
         checked: 0,

@@ -12,6 +12,7 @@
 //! consistency with the last head it saw.
 
 mod decrypt;
+mod noise;
 mod state;
 
 pub use decrypt::check_aggregate;
@@ -106,6 +107,8 @@ pub struct ClientAgent {
     last_head: Option<SignedTreeHead>,
     decrypted: BTreeMap<u64, [u8; 32]>,
     uploads: BTreeMap<String, UploadMark>,
+    /// Privacy-schedule histories, per (federation, key epoch).
+    noise: BTreeMap<String, noise::NoiseRecord>,
     pinned_crs: Option<(Crs, u64)>,
     last_upload: Option<(u64, [u8; 32], Vec<UploadChunk>)>,
     unverified: Vec<(u64, [u8; 32])>,
@@ -176,6 +179,7 @@ impl ClientAgent {
             last_head: None,
             decrypted: BTreeMap::new(),
             uploads: BTreeMap::new(),
+            noise: BTreeMap::new(),
             pinned_crs: None,
             last_upload: None,
             unverified: Vec::new(),
@@ -467,12 +471,13 @@ impl ClientAgent {
         Ok(Action::PostKeySetup(post))
     }
 
-    fn check_quantization(&self, q: &Quantizer, task: &TrainTask) -> Result<()> {
+    fn check_quantization(&self, q: &Quantizer, task: &TrainTask, z: Option<f64>) -> Result<()> {
         let want = quant::expected(
             &self.cfg,
             self.dp.as_ref(),
             &self.packing,
             q.weight_reference,
+            z,
         );
         if *q != want || task.chunks as usize != self.packing.chunks {
             return Err(FedError::Refused(
@@ -519,7 +524,8 @@ impl ClientAgent {
             .crs
             .ok_or_else(|| FedError::NotReady("join first".into()))?;
         let q = &task.quantization;
-        self.check_quantization(q, task)?;
+        let z = self.check_noise(task)?;
+        self.check_quantization(q, task, z)?;
         if training::model_hash(&training::to_bytes(&task.model)) != task.model_hash {
             return Err(FedError::Protocol("model hash mismatch".into()));
         }
@@ -577,6 +583,7 @@ impl ClientAgent {
                 hash: hex::encode(hash),
             },
         );
+        self.record_noise(task, z);
         self.save_state()?;
         self.last_upload = Some((task.round, hash, chunks.clone()));
         Ok(Action::Upload(chunks))

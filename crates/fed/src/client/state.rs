@@ -1,7 +1,8 @@
 //! The client's durable state (mode 0600): its key share and the Shamir
 //! shares dealt to it (key holders), whether the key setup completed, its decryption commitments, the last ledger head it
-//! verified, the CRS pinned at its first join, and the last round it
-//! uploaded in per (federation, key epoch). Secrets are zeroized on drop.
+//! verified, the CRS pinned at its first join, the last round it
+//! uploaded in and the privacy schedule it was shown, per (federation, key
+//! epoch). Secrets are zeroized on drop.
 
 use super::ClientAgent;
 use crate::error::{FedError, Result};
@@ -38,6 +39,9 @@ struct SavedState {
     /// The key setup completed (checked against the ledger).
     #[serde(default)]
     key_setup_done: bool,
+    /// `"<federation>/<epoch>"` → the privacy schedule's history as seen.
+    #[serde(default)]
+    noise: BTreeMap<String, super::noise::NoiseRecord>,
 }
 
 impl Drop for SavedState {
@@ -90,6 +94,7 @@ impl ClientAgent {
             self.pinned_crs = Some((Crs(crs), s.epoch.unwrap_or(0)));
         }
         self.uploads = s.uploads.clone();
+        self.noise = s.noise.clone();
         // State files written before the flag: a key holder with one share
         // from every client had completed the key setup.
         self.key_setup_done = s.key_setup_done
@@ -118,6 +123,7 @@ impl ClientAgent {
             epoch: self.pinned_crs.map(|(_, e)| e),
             uploads: self.uploads.clone(),
             key_setup_done: self.key_setup_done,
+            noise: self.noise.clone(),
         };
         let text = Zeroizing::new(serde_json::to_string(&s)?);
         write_private(path, text.as_bytes())

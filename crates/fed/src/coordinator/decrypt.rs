@@ -529,11 +529,23 @@ impl Coordinator {
         let bytes = training::to_bytes(&global);
         let model_hash = training::model_hash(&bytes);
         let epsilon = self.epsilons(st.record.cumulative, 0)?.0;
-        let clients = self.charged_epsilons(&contributors)?;
+        let clients = self.charged_epsilons(&contributors, st.record.cumulative)?;
         let accuracy = match &self.eval {
             Some(d) => Some(training::evaluate(&mut self.model, &global, d)?),
             None => None,
         };
+        // A privacy schedule reacts to the accuracy (committed with the round).
+        let mut schedule = self.schedule.clone();
+        if let (Some(s), Some(plan), Some(a)) = (&mut schedule, &self.dp, accuracy) {
+            if s.observe(plan, f64::from(a))? {
+                tracing::info!(
+                    round,
+                    remaining = s.remaining_rounds(),
+                    "privacy schedule: accuracy plateaued, the remaining budget is spent over fewer, less noisy rounds"
+                );
+            }
+        }
+        let schedule_json = schedule.as_ref().map(serde_json::to_string).transpose()?;
         let summary = RoundSummary {
             round,
             sampled: st.record.sampled.len(),
@@ -565,11 +577,15 @@ impl Coordinator {
             store::set_meta(tx, META_OPTIMIZER, opt_json.as_bytes())?;
             store::put_history(tx, round, &sum_json)?;
             store::add_participations(tx, &contributors)?;
+            if let Some(t) = &schedule_json {
+                store::set_meta(tx, super::META_DP_SCHEDULE, t.as_bytes())?;
+            }
             if !keep {
                 store::prune_uploads(tx, round)?;
             }
             Ok(())
         })?;
+        self.schedule = schedule;
         if !keep {
             self.store.remove_round_blobs(round);
         }
@@ -596,12 +612,17 @@ impl Coordinator {
 
     /// Each of `ids` with its steps and ε once this round is charged to it
     /// (one more participation), for the closing ledger entry.
-    fn charged_epsilons(&self, ids: &[String]) -> Result<Vec<(String, u64, Option<f64>)>> {
+    /// (`rounds`: the rounds opened so far, this one included.)
+    fn charged_epsilons(
+        &self,
+        ids: &[String],
+        rounds: u64,
+    ) -> Result<Vec<(String, u64, Option<f64>)>> {
         let steps = self.local_dp.as_ref().map_or(1, |l| l.steps_per_round);
         ids.iter()
             .map(|id| {
                 let k = self.clients.get(id).map_or(0, |c| c.participations) + 1;
-                Ok((id.clone(), k * steps, self.epsilons(0, k)?.1))
+                Ok((id.clone(), k * steps, self.epsilons(rounds, k)?.1))
             })
             .collect()
     }
@@ -621,7 +642,7 @@ impl Coordinator {
         } else {
             Vec::new()
         };
-        let clients = self.charged_epsilons(&charged)?;
+        let clients = self.charged_epsilons(&charged, st.record.cumulative)?;
         let mut rec = st.record.clone();
         rec.state = RecordState::Aborted;
         rec.closed = Some(ClosedRecord {

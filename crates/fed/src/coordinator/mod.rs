@@ -23,7 +23,8 @@ mod suspects;
 mod upload;
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
-use crate::dp_plan::{DpPlan, LocalDpPlan};
+use crate::dp_plan::{DpPlan, FedEpsilon, LocalDpPlan};
+use crate::dp_schedule::FedSchedule;
 use crate::error::{FedError, Result};
 use crate::messages::{
     FinishedTask, JoinReply, JoinRequest, KeySetupBundle, KeySetupPost, KeySetupQuery,
@@ -130,6 +131,10 @@ pub struct Coordinator {
     said_idle: bool,
     /// Key holders suspected or identified as lying about their shares.
     suspects: suspects::Suspects,
+    /// The dynamic privacy schedule, if the plan has one.
+    schedule: Option<FedSchedule>,
+    /// The accountant (caches per-round RDP across rounds).
+    acct: FedEpsilon,
 }
 
 const META_CONFIG: &str = "config";
@@ -140,6 +145,39 @@ const META_PHASE: &str = "phase";
 const META_ROUNDS_OPENED: &str = "rounds_opened";
 const META_KS_HEADS: &str = "key_service_heads";
 const META_SUSPECTS: &str = "decryption_suspects";
+const META_DP_SCHEDULE: &str = "dp_schedule";
+
+/// The privacy schedule: the stored one, or a fresh one before the first
+/// round. A plateau reaction needs evaluation data, and the stored
+/// schedule must have granted exactly the rounds opened.
+fn load_schedule(
+    store: &Store,
+    dp: Option<&DpPlan>,
+    has_eval: bool,
+    rounds_opened: u64,
+) -> Result<Option<FedSchedule>> {
+    let Some(plan) = dp else {
+        return Ok(None);
+    };
+    if plan.schedule.as_ref().is_some_and(|s| s.plateau.is_some()) && !has_eval {
+        return Err(FedError::Config(
+            "dp.schedule.plateau reacts to the evaluation accuracy: give the coordinator evaluation data".into(),
+        ));
+    }
+    let schedule: Option<FedSchedule> = match store.meta_text(META_DP_SCHEDULE)? {
+        Some(t) => Some(serde_json::from_str(&t)?),
+        None => FedSchedule::new(plan)?,
+    };
+    if let Some(s) = &schedule {
+        if s.granted().len() as u64 != rounds_opened {
+            return Err(FedError::Integrity(format!(
+                "the stored privacy schedule granted {} rounds, but {rounds_opened} were opened",
+                s.granted().len()
+            )));
+        }
+    }
+    Ok(schedule)
+}
 
 impl Coordinator {
     /// Starts a new federation or resumes the one in `opts.state`.
@@ -255,6 +293,7 @@ impl Coordinator {
             Some(t) => serde_json::from_str(&t)?,
             None => suspects::Suspects::default(),
         };
+        let schedule = load_schedule(&store, dp.as_ref(), eval.is_some(), rounds_opened)?;
         let mut clients = BTreeMap::new();
         for (id, n, p) in store.clients()? {
             if let Some(e) = roster.by_id(&id) {
@@ -302,6 +341,8 @@ impl Coordinator {
             round_models: None,
             said_idle: false,
             suspects,
+            schedule,
+            acct: FedEpsilon::default(),
         };
         if !resumed && c.ledger.is_empty() {
             c.log_federation()?;

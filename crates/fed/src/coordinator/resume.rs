@@ -38,7 +38,7 @@ impl Coordinator {
             }
             return Ok(());
         }
-        let quantizer = self.quantizer_for(rec.weight_reference);
+        let quantizer = self.quantizer_for(rec.weight_reference, rec.noise_multiplier);
         let now = self.now();
         let mut st = RoundState::new(rec, quantizer, now, now + self.cfg.round_timeout_s, now);
         let rows = match self.store.uploads(r) {

@@ -2,8 +2,9 @@
 //! aggregate (log the input set), timeouts. Resumption after a crash is in
 //! `resume`, decryption and closing in `decrypt`.
 
-use super::{Coordinator, Phase, META_ROUNDS_OPENED};
+use super::{Coordinator, Phase, META_DP_SCHEDULE, META_ROUNDS_OPENED};
 use crate::config::KeysMode;
+use crate::dp_schedule::history_epsilon;
 use crate::error::{FedError, Result};
 use crate::messages::{DecryptTask, KeyServiceDecrypt, ProofReply, ProofRequest, Task, TrainTask};
 use crate::quant::Quantizer;
@@ -64,6 +65,9 @@ pub(crate) struct RoundRecord {
     pub(super) answered: BTreeMap<String, Vec<String>>,
     pub(super) closed_index: Option<u64>,
     pub(super) closed: Option<ClosedRecord>,
+    /// The round's noise multiplier `z` under a privacy schedule.
+    #[serde(default)]
+    pub(super) noise_multiplier: Option<f64>,
 }
 
 impl RoundState {
@@ -167,8 +171,16 @@ pub(super) fn split_parts(bytes: &[u8]) -> Result<Vec<&[u8]>> {
 }
 
 impl Coordinator {
-    pub(super) fn quantizer_for(&self, weight_reference: f64) -> Quantizer {
-        crate::quant::expected(&self.cfg, self.dp.as_ref(), &self.packing, weight_reference)
+    /// The round's quantization (`z`: its noise multiplier under a
+    /// privacy schedule).
+    pub(super) fn quantizer_for(&self, weight_reference: f64, z: Option<f64>) -> Quantizer {
+        crate::quant::expected(
+            &self.cfg,
+            self.dp.as_ref(),
+            &self.packing,
+            weight_reference,
+            z,
+        )
     }
 
     pub(super) fn seeds(&self, round: u64) -> Vec<[u8; 32]> {
@@ -188,8 +200,17 @@ impl Coordinator {
     }
 
     /// Global ε after `rounds` rounds, and a client's after `k` rounds
-    /// of its own (None: no DP).
+    /// of its own among them (None: no DP).
     pub(super) fn epsilons(&self, rounds: u64, k: u64) -> Result<(Option<f64>, Option<f64>)> {
+        if let (Some(p), Some(s)) = (&self.dp, &self.schedule) {
+            let zs = s.granted().get(..rounds as usize).ok_or_else(|| {
+                FedError::Integrity(format!("ε after {rounds} rounds, but fewer were granted"))
+            })?;
+            return Ok((
+                Some(history_epsilon(&self.acct, p, zs, None)?),
+                Some(history_epsilon(&self.acct, p, zs, Some(k))?),
+            ));
+        }
         Ok(match (&self.dp, &self.local_dp) {
             (Some(p), _) => (
                 Some(p.epsilon_after(rounds)?),
@@ -203,12 +224,14 @@ impl Coordinator {
         })
     }
 
-    pub(super) fn dp_settings(&self, cumulative: u64) -> DpSettings {
+    /// The DP settings of the `cumulative`-th round (`z`: its noise
+    /// multiplier under a privacy schedule).
+    pub(super) fn dp_settings(&self, cumulative: u64, z: Option<f64>) -> DpSettings {
         if let Some(l) = &self.local_dp {
             return l.ledger_settings(cumulative);
         }
         match &self.dp {
-            Some(p) => p.ledger_settings(cumulative),
+            Some(p) => p.ledger_settings_at(cumulative, z.unwrap_or(p.noise_multiplier)),
             None => DpSettings::no_dp(
                 self.sizes.sampled as f64 / self.sizes.clients as f64,
                 cumulative,
@@ -246,7 +269,8 @@ impl Coordinator {
         put("threshold", (self.sizes.threshold as u64).into());
         put("strategy", self.cfg.strategy.kind.name().into());
         if let Some(d) = &self.dp {
-            put("dp.share_sigma", d.share_sigma.into());
+            let z = rec.noise_multiplier.unwrap_or(d.noise_multiplier);
+            put("dp.share_sigma", d.share_sigma_at(z).into());
             put("dp.gamma", d.gamma.into());
             put("dp.clip", d.clip.into());
         }
@@ -263,7 +287,7 @@ impl Coordinator {
         Ok(EntryBody::RoundOpened(RoundOpened {
             parameters,
             participants,
-            dp: self.dp_settings(rec.cumulative),
+            dp: self.dp_settings(rec.cumulative, rec.noise_multiplier),
         }))
     }
 
@@ -296,6 +320,16 @@ impl Coordinator {
                 if rec.sampled.iter().any(|s| s == client) && !st.uploads.contains_key(client) =>
             {
                 let bytes = training::to_bytes(&self.global);
+                let noise_history = match &self.schedule {
+                    Some(s) => s
+                        .granted()
+                        .get(..rec.cumulative as usize)
+                        .ok_or_else(|| {
+                            FedError::Integrity("the round was opened without a grant".into())
+                        })?
+                        .to_vec(),
+                    None => Vec::new(),
+                };
                 Ok(Some(Task::Train(TrainTask {
                     round: rec.round,
                     model_hash: training::model_hash(&bytes),
@@ -304,6 +338,7 @@ impl Coordinator {
                     quantization: st.quantizer.clone(),
                     chunks: self.packing.chunks as u32,
                     prox_mu: self.optimizer.prox_mu(),
+                    noise_history,
                 })))
             }
             RecordState::Decrypting
@@ -401,7 +436,31 @@ impl Coordinator {
             .as_ref()
             .map(|p| p.target_epsilon)
             .or(self.local_dp.as_ref().map(|l| l.target_epsilon));
-        if let (Some(target), (Some(eps), _)) = (target, self.epsilons(cumulative, 0)?) {
+        // Under a privacy schedule the round's noise is granted only if
+        // every granted round plus this one stays within ε (committed with
+        // the round below).
+        let mut schedule = self.schedule.clone();
+        let z = match &mut schedule {
+            Some(s) => match s.grant()? {
+                Some(z) => Some(z),
+                None => {
+                    self.phase = Phase::Finished(format!(
+                        "privacy schedule spent: {} rounds, ε = {:.4}",
+                        s.granted().len(),
+                        s.epsilon_spent()
+                    ));
+                    tracing::info!(reason = ?self.phase, "federation finished");
+                    return self.persist_phase();
+                }
+            },
+            None => None,
+        };
+        let fixed_budget = if schedule.is_some() {
+            None
+        } else {
+            target.zip(self.epsilons(cumulative, 0)?.0)
+        };
+        if let Some((target, eps)) = fixed_budget {
             if eps > target * (1.0 + 1e-9) {
                 let spent = self.epsilons(self.rounds_opened, 0)?.0.unwrap_or(0.0);
                 self.phase = Phase::Finished(format!(
@@ -420,7 +479,13 @@ impl Coordinator {
             if let (Some(p), Some(budget)) =
                 (&self.dp, self.dp.as_ref().and_then(|p| p.client_epsilon))
             {
-                if p.client_epsilon_after(participations + 1)? > budget * (1.0 + 1e-9) {
+                let after = match &schedule {
+                    Some(s) => {
+                        history_epsilon(&self.acct, p, s.granted(), Some(participations + 1))?
+                    }
+                    None => p.client_epsilon_after(participations + 1)?,
+                };
+                if after > budget * (1.0 + 1e-9) {
                     continue;
                 }
             }
@@ -463,13 +528,19 @@ impl Coordinator {
             answered: BTreeMap::new(),
             closed_index: None,
             closed: None,
+            noise_multiplier: z,
         };
         let json = serde_json::to_string(&rec)?;
+        let schedule_json = schedule.as_ref().map(serde_json::to_string).transpose()?;
         self.store.tx(|tx| {
             store::put_round(tx, round, &json)?;
+            if let Some(t) = &schedule_json {
+                store::set_meta(tx, META_DP_SCHEDULE, t.as_bytes())?;
+            }
             store::set_meta(tx, META_ROUNDS_OPENED, cumulative.to_string().as_bytes())
         })?;
         self.rounds_opened = cumulative;
+        self.schedule = schedule;
         let body = self.opened_entry(&rec)?;
         rec.opened_index = Some(self.ledger.append(round, body)?.index);
         self.save_record(&rec)?;
@@ -477,7 +548,7 @@ impl Coordinator {
         for c in self.clients.values_mut() {
             c.unresponsive = false;
         }
-        let quantizer = self.quantizer_for(rec.weight_reference);
+        let quantizer = self.quantizer_for(rec.weight_reference, rec.noise_multiplier);
         let too_few = rec.sampled.len() < self.sizes.quorum;
         self.round = Some(RoundState::new(rec, quantizer, now, 0.0, 0.0));
         if too_few {

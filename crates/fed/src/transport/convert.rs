@@ -298,6 +298,7 @@ impl From<m::TrainTask> for p::TrainTask {
             quantization: Some(t.quantization.into()),
             chunks: t.chunks,
             prox_mu: t.prox_mu,
+            noise_history: t.noise_history,
         }
     }
 }
@@ -320,6 +321,7 @@ impl TryFrom<p::TrainTask> for m::TrainTask {
                 .try_into()?,
             chunks: t.chunks,
             prox_mu: t.prox_mu,
+            noise_history: t.noise_history,
         })
     }
 }
@@ -660,6 +662,7 @@ mod tests {
             quantization: quantizer(),
             chunks: 3,
             prox_mu: 0.01,
+            noise_history: vec![1.25, 0.75],
         };
         let back = m::TrainTask::try_from(p::TrainTask::from(t.clone())).unwrap();
         assert_eq!(back, t);
