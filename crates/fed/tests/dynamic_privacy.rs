@@ -144,7 +144,8 @@ fn train_task(t: &Task) -> messages::TrainTask {
 fn refused(fed: &mut Fed, i: usize, t: messages::TrainTask, needle: &str) {
     match fed.clients[i].handle(&Task::Train(t)) {
         Err(FedError::Refused(m)) => assert!(m.contains(needle), "{m:?} lacks {needle:?}"),
-        other => panic!("expected a refusal with {needle:?}, got {other:?}"),
+        Err(e) => panic!("expected a refusal with {needle:?}, got {e}"),
+        Ok(_) => panic!("expected a refusal with {needle:?}, but the client acted"),
     }
 }
 
@@ -166,13 +167,23 @@ fn clients_refuse_less_noise_a_rewritten_history_or_an_overspent_budget() {
     let mut t = honest.clone();
     t.noise_history = vec![z1 / 4.0];
     refused(&mut fed, 0, t, "exceeds the federation's ε");
-    // Below the smallest share σ, or above what the packing holds.
+    // Below the smallest share σ (4), or above what the packing holds.
     let lo = min_noise_multiplier(&plan);
-    for z in [lo / 2.0, plan.max_noise_multiplier * 2.0, f64::NAN] {
+    let floor = 4.0 * (plan.min_survivors as f64).sqrt() / plan.l2_bound;
+    assert!((lo - floor).abs() < 1e-12 * floor);
+    let hi = plan.max_noise_multiplier;
+    for z in [floor * 0.99, hi * 1.01, f64::NAN, f64::INFINITY] {
         let mut t = honest.clone();
         t.noise_history = vec![z];
         refused(&mut fed, 0, t, "outside the planned range");
     }
+    // Just inside the range the other checks decide.
+    let mut t = honest.clone();
+    t.noise_history = vec![floor * 1.01];
+    refused(&mut fed, 0, t, "exceeds the federation's ε");
+    // The first phase is the noisiest (ratio < 1): the honest round sits
+    // on the upper edge of the range, which is inclusive.
+    assert_eq!(z1, hi);
     // Within the range, but a history that would exceed ε: every one of
     // the six rounds at the least noise the range allows.
     let over = vec![lo * 1.01; 6];
@@ -333,4 +344,47 @@ fn the_schedule_survives_a_restart_and_its_loss_is_refused() {
         matches!(&e, FedError::Integrity(m) if m.contains("granted 0 rounds, but 2 were opened")),
         "{e}"
     );
+}
+
+/// A client enforces its own budget over the rounds it actually joined,
+/// whatever the coordinator's bookkeeping says.
+#[test]
+fn a_client_refuses_a_round_over_its_own_budget() {
+    let base = format!("threshold = 2\nquorum = 3\n{SCHEDULE}");
+    let cfg = common::config("dyn-client-budget", 6, &base);
+    let plan = cipherflow_fed::DpPlan::new(cfg.dp.as_ref().unwrap(), &cfg.sizes(3).unwrap(), 6, 31)
+        .unwrap();
+    let acct = FedEpsilon::default();
+    let z1 = cipherflow_fed::dp_schedule::FedSchedule::new(&plan)
+        .unwrap()
+        .map(|mut s| s.grant().unwrap().unwrap())
+        .unwrap();
+    let one = history_epsilon(&acct, &plan, &[z1], Some(1)).unwrap();
+    let two = history_epsilon(&acct, &plan, &[z1, z1], Some(2)).unwrap();
+    assert!(one < two);
+    // A budget between one and two rounds at z1.
+    let budget = (one + two) / 2.0;
+    let cfg = common::config(
+        "dyn-client-budget",
+        6,
+        &base.replace(
+            "epsilon = 3.0\n",
+            &format!("epsilon = 3.0\nclient_epsilon = {budget}\n"),
+        ),
+    );
+    let mut fed = Fed::with_config(cfg, 3);
+    fed.open_round();
+    let first = train_task(&fed.task(0));
+    assert_eq!(first.noise_history, vec![z1]);
+    assert!(matches!(
+        fed.clients[0].handle(&Task::Train(first.clone())).unwrap(),
+        Action::Upload(_)
+    ));
+    // A second round at the same noise fits the federation's ε but not
+    // this client's budget.
+    let mut second = first;
+    second.round += 1;
+    second.noise_history = vec![z1, z1];
+    assert!(history_epsilon(&acct, &plan, &[z1, z1], None).unwrap() < 3.0);
+    refused(&mut fed, 0, second, "over its budget");
 }
