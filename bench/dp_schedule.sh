@@ -16,13 +16,20 @@
 # ledger) and its final ε printed beside the accuracy.
 #
 #   bench/dp_schedule.sh [--seeds 10]
+#
+# CIPHERFLOW_BIN=path/to/cipherflow runs that binary instead of building the
+# release one (the accuracy does not depend on the build profile).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 SEEDS=10
 [[ "${1:-}" == --seeds ]] && SEEDS="${2:?}"
-(cd "$ROOT" && cargo build --release --locked -q -p cipherflow-cli) || exit 1
-CF="${CARGO_TARGET_DIR:-$ROOT/target}/release/cipherflow"
+if [[ -n "${CIPHERFLOW_BIN:-}" ]]; then
+    CF="$CIPHERFLOW_BIN"
+else
+    (cd "$ROOT" && cargo build --release --locked -q -p cipherflow-cli) || exit 1
+    CF="${CARGO_TARGET_DIR:-$ROOT/target}/release/cipherflow"
+fi
 mkdir -p "$HERE/results"
 OUT="$HERE/results/dp-schedule-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 cd "$ROOT"

@@ -1,7 +1,7 @@
 //! The federated CLI as separate processes over gRPC with mutual TLS on
 //! 127.0.0.1: the coordinator is SIGKILLed mid-round twice and restarted;
 //! the federation completes with no update lost or counted twice, and the
-//! audit log verifies. Also the `fl simulate --json` output contract.
+//! audit log verifies (under a dynamic privacy schedule). Also the `fl simulate --json` output contract.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -160,7 +160,8 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
     std::fs::write(
         dir.join("fed.toml"),
         "name = \"bc-restart\"\nrounds = 6\nmodel = \"logreg\"\ninput = [30]\nclasses = 2\n\
-         round_timeout_s = 20\n[training]\nepochs = 20\nbatch_size = 4\nlr = 0.05\n",
+         round_timeout_s = 20\n[training]\nepochs = 20\nbatch_size = 4\nlr = 0.05\n\
+         [dp]\nepsilon = 8.0\n[dp.schedule]\nratio = 0.5\nphases = 3\n",
     )
     .unwrap();
     let ok = Command::new(bin())
@@ -301,6 +302,22 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
         .output()
         .unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    // A privacy schedule ran across both kills: three phases of two rounds,
+    // each round's noise in the ledger, ε recomputed over all of them by
+    // the audit above.
+    let zs: Vec<f64> = (1..=6)
+        .map(
+            |r| match &ledger.round_entries(r, KIND_ROUND_OPENED).unwrap()[0].body {
+                EntryBody::RoundOpened(o) => o.dp.noise_multiplier,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert!(
+        zs[0] == zs[1] && zs[1] > zs[2] && zs[2] == zs[3] && zs[3] > zs[4],
+        "{zs:?}"
+    );
+    assert!((zs[5] / zs[0] - 0.5).abs() < 1e-9, "{zs:?}");
 }
 
 #[test]

@@ -115,16 +115,25 @@ impl DpPlan {
             schedule: cfg.schedule.clone(),
             max_noise_multiplier: 0.0,
         };
+        // Under a schedule the phases' noise spans [a·z, b·z] around the
+        // fixed plan's z (a ≤ 1 ≤ b, nearly independent of the grid): the
+        // least noisy phase must keep shares of σ ≥ 4 and the noisiest fit
+        // the discrete-Gaussian sampler.
+        let (mut a, mut b) = (1.0, 1.0);
         for _ in 0..8 {
             plan.set_scale(gc);
             plan.noise_multiplier = plan.calibrate(q)?;
             plan.share_sigma = plan.noise_multiplier * plan.l2_bound / (m_min as f64).sqrt();
-            if plan.share_sigma >= MIN_SHARE_SIGMA {
+            if let Some(sc) = &cfg.schedule {
+                let (lo, hi) = crate::dp_schedule::planned_multipliers(&plan, sc)?;
+                (a, b) = (lo / plan.noise_multiplier, hi / plan.noise_multiplier);
+            }
+            if plan.share_sigma * a >= MIN_SHARE_SIGMA {
                 break;
             }
-            gc *= 1.05 * MIN_SHARE_SIGMA / plan.share_sigma;
+            gc *= 1.05 * MIN_SHARE_SIGMA / (plan.share_sigma * a);
         }
-        if plan.share_sigma < MIN_SHARE_SIGMA {
+        if plan.share_sigma * a < MIN_SHARE_SIGMA {
             return Err(FedError::Config(
                 "could not size the noise shares (σ_share ≥ 4)".into(),
             ));
@@ -133,10 +142,11 @@ impl DpPlan {
         // coarser grid (rounding may inflate Δ₂ by up to ~5 %) for it.
         let floor = (2.5 * dim as f64).sqrt().max(16.0);
         for _ in 0..8 {
-            if plan.kind != NoiseKind::DiscreteGaussian || plan.share_sigma <= MAX_DG_SHARE_SIGMA {
+            let peak = plan.share_sigma * b;
+            if plan.kind != NoiseKind::DiscreteGaussian || peak <= MAX_DG_SHARE_SIGMA {
                 break;
             }
-            let smaller = (gc * 0.98 * MAX_DG_SHARE_SIGMA / plan.share_sigma).max(floor);
+            let smaller = (gc * 0.98 * MAX_DG_SHARE_SIGMA / peak).max(floor);
             if smaller >= gc {
                 break;
             }

@@ -354,26 +354,32 @@ pub fn check_history(plan: &DpPlan, seen: &[f64], zs: &[f64]) -> Result<f64> {
     Ok(z)
 }
 
-/// The planned range of `z` for a plan with schedule `sc`: the smallest
-/// and largest phase of the initial plan.
-pub(crate) fn planned_range(plan: &DpPlan, sc: &DpScheduleConfig) -> Result<(f64, f64)> {
+/// The smallest and largest `z` of the initial plan of schedule `sc`.
+pub(crate) fn planned_multipliers(plan: &DpPlan, sc: &DpScheduleConfig) -> Result<(f64, f64)> {
     let s = new_schedule(plan, sc)?;
     let zs = s.plan().iter().map(|p| p.sigma);
     let lo = zs.clone().fold(f64::INFINITY, f64::min);
     let hi = zs.fold(0.0, f64::max);
-    let share = |z: f64| z * plan.l2_bound / (plan.min_survivors as f64).sqrt();
-    if share(lo) < MIN_SHARE_SIGMA {
+    Ok((lo, hi))
+}
+
+/// The planned range of `z` for a plan with schedule `sc`, checked: the
+/// least noisy phase keeps shares of σ ≥ 4, the noisiest fits the
+/// discrete-Gaussian sampler.
+pub(crate) fn planned_range(plan: &DpPlan, sc: &DpScheduleConfig) -> Result<(f64, f64)> {
+    let (lo, hi) = planned_multipliers(plan, sc)?;
+    if plan.share_sigma_at(lo) < MIN_SHARE_SIGMA {
         return Err(FedError::Config(format!(
             "dp.schedule: its least noisy phase would give noise shares of σ = {:.2} < {MIN_SHARE_SIGMA}; use a ratio closer to 1",
-            share(lo)
+            plan.share_sigma_at(lo)
         )));
     }
     if plan.integer_noise() == cipherflow_dp::distributed::IntegerNoise::DiscreteGaussian
-        && share(hi) > MAX_DG_SHARE_SIGMA
+        && plan.share_sigma_at(hi) > MAX_DG_SHARE_SIGMA
     {
         return Err(FedError::Config(format!(
             "dp.schedule: its noisiest phase would need discrete-Gaussian shares of σ = {:.0} > {MAX_DG_SHARE_SIGMA}; use `noise = \"skellam\"` or a ratio closer to 1",
-            share(hi)
+            plan.share_sigma_at(hi)
         )));
     }
     Ok((lo, hi))

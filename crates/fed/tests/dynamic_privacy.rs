@@ -388,3 +388,36 @@ fn a_client_refuses_a_round_over_its_own_budget() {
     assert!(history_epsilon(&acct, &plan, &[z1, z1], None).unwrap() < 3.0);
     refused(&mut fed, 0, second, "over its budget");
 }
+
+/// A schedule sizes the integer grid for its noisiest and least noisy
+/// phase: at ε = 1 over 20 rounds a fourfold ratio either way still fits
+/// the discrete-Gaussian sampler (σ ≤ 1024) and keeps shares of σ ≥ 4.
+#[test]
+fn a_schedule_sizes_the_grid_for_its_extreme_phases() {
+    for ratio in [0.25, 4.0] {
+        let cfg = common::config(
+            "dyn-grid",
+            20,
+            &format!("[dp]\nepsilon = 1.0\n[dp.schedule]\nratio = {ratio}\nphases = 4\n"),
+        );
+        let plan =
+            cipherflow_fed::DpPlan::new(cfg.dp.as_ref().unwrap(), &cfg.sizes(10).unwrap(), 20, 31)
+                .unwrap();
+        assert!(
+            plan.max_share_sigma() <= cipherflow_fed::MAX_DG_SHARE_SIGMA,
+            "{ratio}"
+        );
+        let mut s = cipherflow_fed::dp_schedule::FedSchedule::new(&plan)
+            .unwrap()
+            .unwrap();
+        let mut zs = Vec::new();
+        while let Some(z) = s.grant().unwrap() {
+            assert!(plan.share_sigma_at(z) >= cipherflow_fed::MIN_SHARE_SIGMA);
+            assert!(z <= plan.max_noise_multiplier * (1.0 + 1e-9));
+            zs.push(z);
+        }
+        assert_eq!(zs.len(), 20);
+        let eps = history_epsilon(&FedEpsilon::default(), &plan, &zs, None).unwrap();
+        assert!(eps <= 1.0 && eps > 0.99, "{ratio}: {eps}");
+    }
+}
