@@ -79,7 +79,7 @@ pub use error::{FedError, Result};
 pub use keyservice::{
     check_append_only, load_or_create_master_key, KeyService, MAX_CONSISTENCY_PROOFS,
 };
-pub use metrics::{Metrics, TransportCounts, TransportRefusals};
+pub use metrics::{Metrics, PrivacyGauges, TransportCounts, TransportRefusals};
 pub use packing::{
     coordinate_sum_bound, crs_from_bytes, round_context, round_seeds, PackingPlan, MAX_PACK,
 };

@@ -47,6 +47,20 @@ pub struct Metrics {
     pub transport: TransportCounts,
     /// Per roster client.
     pub clients: BTreeMap<String, ClientCounters>,
+    /// Privacy (client-level DP): the total budget, ε spent by the rounds
+    /// closed so far, and the current round's noise multiplier.
+    pub privacy: Option<PrivacyGauges>,
+}
+
+/// The privacy gauges: what a dashboard plots against the budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PrivacyGauges {
+    /// The federation's total ε.
+    pub epsilon_budget: f64,
+    /// ε after the rounds closed or aborted so far.
+    pub epsilon_spent: f64,
+    /// The noise multiplier of the round opened last.
+    pub noise_multiplier: f64,
 }
 
 /// A Prometheus label value, escaped (backslash, quote, newline).
@@ -179,6 +193,29 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE cipherflow_fed_finished gauge");
         let _ = writeln!(s, "cipherflow_fed_finished {}", u8::from(finished));
+        if let Some(p) = self.privacy {
+            for (name, help, v) in [
+                (
+                    "dp_epsilon_budget",
+                    "The federation's total ε.",
+                    p.epsilon_budget,
+                ),
+                (
+                    "dp_epsilon_spent",
+                    "ε after the rounds closed so far.",
+                    p.epsilon_spent,
+                ),
+                (
+                    "dp_noise_multiplier",
+                    "Noise multiplier of the round opened last (a privacy schedule changes it).",
+                    p.noise_multiplier,
+                ),
+            ] {
+                let _ = writeln!(s, "# HELP cipherflow_fed_{name} {help}");
+                let _ = writeln!(s, "# TYPE cipherflow_fed_{name} gauge");
+                let _ = writeln!(s, "cipherflow_fed_{name} {v}");
+            }
+        }
         self.render_clients(&mut s);
         s
     }
@@ -281,7 +318,18 @@ mod tests {
         );
         m.clients
             .insert("odd\"id\\x\n".into(), ClientCounters::default());
+        m.privacy = Some(PrivacyGauges {
+            epsilon_budget: 3.0,
+            epsilon_spent: 1.25,
+            noise_multiplier: 0.75,
+        });
         let text = m.render(2, false);
+        assert!(
+            text.contains("cipherflow_fed_dp_epsilon_spent 1.25\n"),
+            "{text}"
+        );
+        assert!(text.contains("cipherflow_fed_dp_noise_multiplier 0.75\n"));
+        assert!(text.contains("# TYPE cipherflow_fed_dp_epsilon_budget gauge\n"));
         assert!(
             text.contains("cipherflow_fed_client_rounds_joined_total{client=\"client-1\"} 3\n"),
             "{text}"

@@ -604,6 +604,9 @@ impl Coordinator {
                 tracing::error!(round, path = %path.display(), error = %e, "could not write the round's model");
             }
         }
+        if let (Some(g), Some(e)) = (&mut self.metrics.privacy, summary.epsilon) {
+            g.epsilon_spent = e;
+        }
         tracing::info!(round, contributors = summary.contributors, accuracy = ?summary.accuracy, epsilon = ?summary.epsilon, "round closed");
         self.history.push(summary);
         self.metrics.rounds += 1;
@@ -692,6 +695,9 @@ impl Coordinator {
         )?;
         self.log_closed(&mut rec)?;
         tracing::warn!(round, why, "round aborted");
+        if let (Some(g), Some(e)) = (&mut self.metrics.privacy, epsilon) {
+            g.epsilon_spent = e;
+        }
         self.history.push(summary);
         self.maybe_open_round()
     }

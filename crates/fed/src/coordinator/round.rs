@@ -541,6 +541,16 @@ impl Coordinator {
         })?;
         self.rounds_opened = cumulative;
         self.schedule = schedule;
+        if let Some(p) = &self.dp {
+            let g = self
+                .metrics
+                .privacy
+                .get_or_insert(crate::metrics::PrivacyGauges {
+                    epsilon_budget: p.target_epsilon,
+                    ..Default::default()
+                });
+            g.noise_multiplier = z.unwrap_or(p.noise_multiplier);
+        }
         let body = self.opened_entry(&rec)?;
         rec.opened_index = Some(self.ledger.append(round, body)?.index);
         self.save_record(&rec)?;
