@@ -334,7 +334,11 @@ fn the_schedule_survives_a_restart_and_its_loss_is_refused() {
     assert_eq!(g.epsilon_budget, 3.0);
     assert_eq!(Some(g.epsilon_spent), fed.coord.history()[0].epsilon);
     assert_eq!(g.noise_multiplier, before[1]);
-    assert!(fed.coord.metrics().render(2, false).contains("cipherflow_fed_dp_epsilon_spent "));
+    assert!(fed
+        .coord
+        .metrics()
+        .render(2, false)
+        .contains("cipherflow_fed_dp_epsilon_spent "));
     let mut fed = fed.restart_coordinator(|_| {}).map_err(|(e, _)| e).unwrap();
     assert_eq!(train_task(&fed.task(0)).noise_history, before);
     let e = fed
