@@ -387,8 +387,19 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
             sizes.sampled,
             match (&cfg.dp, &cfg.local_dp) {
                 (Some(d), _) => format!(
-                    "client-level DP ε = {} (δ = {:e}), {:?} noise shares",
-                    d.epsilon, d.delta, d.noise
+                    "client-level DP ε = {} (δ = {:e}), {:?} noise shares{}",
+                    d.epsilon,
+                    d.delta,
+                    d.noise,
+                    d.schedule.as_ref().map_or(String::new(), |s| format!(
+                        "; privacy schedule: noise × {} over {} phases{}",
+                        s.ratio,
+                        s.phases,
+                        s.plateau.as_ref().map_or(String::new(), |p| format!(
+                            ", re-planned after {} rounds without +{} accuracy (keeping {} of the rest)",
+                            p.patience, p.min_improvement, p.keep_fraction
+                        ))
+                    ))
                 ),
                 (None, Some(l)) => format!(
                     "sample-level DP ε = {} per patient (δ = {:e}): every hospital trains with DP-SGD (q = {})",
@@ -423,7 +434,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
                     return;
                 }
                 println!(
-                    "  round {:>3}/{rounds}: {:>3}/{} updates summed encrypted, {} decryption shares{}, accuracy {}, ε {}, {:.2} s",
+                    "  round {:>3}/{rounds}: {:>3}/{} updates summed encrypted, {} decryption shares{}, accuracy {}, ε {}{}, {:.2} s",
                     h.round,
                     h.contributors,
                     h.sampled,
@@ -431,6 +442,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
                     if h.attempts > 1 { format!(" ({} attempts)", h.attempts) } else { String::new() },
                     h.accuracy.map_or("—".into(), |x| format!("{:.1} %", 100.0 * x)),
                     h.epsilon.map_or("—".into(), |e| format!("{e:.3}")),
+                    h.noise_multiplier.map_or(String::new(), |z| format!(" (noise z = {z:.3})")),
                     h.seconds
                 );
             }))

@@ -384,3 +384,33 @@ pub(crate) fn planned_range(plan: &DpPlan, sc: &DpScheduleConfig) -> Result<(f64
     }
     Ok((lo, hi))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_flag_parses_and_refuses_what_the_file_refuses() {
+        let c: DpScheduleConfig = "ratio=0.25, phases=3".parse().unwrap();
+        assert_eq!((c.ratio, c.phases, c.plateau.is_none()), (0.25, 3, true));
+        let c: DpScheduleConfig = "plateau=4,keep=0.25".parse().unwrap();
+        let p = c.plateau.unwrap();
+        assert_eq!((c.ratio, p.patience, p.keep_fraction), (1.0, 4, 0.25));
+        assert_eq!(p.min_improvement, default_min_improvement());
+        for bad in [
+            "ratio=0",
+            "ratio=200",
+            "phases=0",
+            "phases=x",
+            "plateau=0",
+            "keep=1",
+            "min-improvement=-1",
+            "sigma=2",
+            "ratio",
+        ] {
+            let e = bad.parse::<DpScheduleConfig>().unwrap_err();
+            assert!(matches!(e, FedError::Config(_)), "{bad}: {e}");
+        }
+    }
+}

@@ -556,6 +556,7 @@ impl Coordinator {
             abort_reason: None,
             accuracy,
             epsilon,
+            noise_multiplier: self.round_noise_multiplier(&st.record),
             seconds: st.started.elapsed().as_secs_f64(),
             upload_bytes: st.upload_bytes,
             model_hash: hex::encode(model_hash),
@@ -615,6 +616,13 @@ impl Coordinator {
 
     /// Each of `ids` with its steps and ε once this round is charged to it
     /// (one more participation), for the closing ledger entry.
+    /// The noise multiplier of a round under client-level DP.
+    fn round_noise_multiplier(&self, rec: &super::round::RoundRecord) -> Option<f64> {
+        self.dp
+            .as_ref()
+            .map(|p| rec.noise_multiplier.unwrap_or(p.noise_multiplier))
+    }
+
     /// (`rounds`: the rounds opened so far, this one included.)
     fn charged_epsilons(
         &self,
@@ -663,6 +671,7 @@ impl Coordinator {
             abort_reason: Some(why.to_string()),
             accuracy: None,
             epsilon,
+            noise_multiplier: self.round_noise_multiplier(&st.record),
             seconds: st.started.elapsed().as_secs_f64(),
             upload_bytes: st.upload_bytes,
             model_hash: hex::encode(hash),

@@ -143,6 +143,10 @@ pub struct RoundSummary {
     pub accuracy: Option<f32>,
     /// Global ε after this round (None: no DP).
     pub epsilon: Option<f64>,
+    /// The round's noise multiplier `z` (client-level DP; a privacy
+    /// schedule changes it from round to round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_multiplier: Option<f64>,
     /// Wall-clock seconds from opening to closing (this process).
     pub seconds: f64,
     /// Bytes of ciphertext uploaded.
