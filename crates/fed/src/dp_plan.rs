@@ -450,14 +450,6 @@ impl FedEpsilon {
     }
 }
 
-fn same_round(a: &DpSettings, b: &DpSettings) -> bool {
-    a.accountant == b.accountant
-        && a.sampling_rate.to_bits() == b.sampling_rate.to_bits()
-        && a.noise_multiplier.to_bits() == b.noise_multiplier.to_bits()
-        && a.delta.to_bits() == b.delta.to_bits()
-        && a.steps_this_round == b.steps_this_round
-}
-
 impl FedEpsilon {
     /// One distributed-noise round's RDP (cached).
     fn round_rdp(&self, s: &DpSettings, client: bool) -> std::result::Result<Vec<f64>, String> {
@@ -497,7 +489,10 @@ impl FedEpsilon {
         let (Some(first), Some(last)) = (rounds.first(), rounds.last()) else {
             return Ok(0.0);
         };
-        if rounds.iter().all(|s| same_round(first, s)) {
+        if rounds
+            .iter()
+            .all(|s| first.same_mechanism(s) && first.steps_this_round == s.steps_this_round)
+        {
             return match client {
                 None => self.cached(last, last.steps_cumulative, false),
                 Some(k) => {

@@ -132,6 +132,13 @@ impl TransportRefusals {
 }
 
 impl Metrics {
+    /// Records ε after a closed or aborted round (client-level DP only).
+    pub fn set_epsilon_spent(&mut self, epsilon: Option<f64>) {
+        if let (Some(g), Some(e)) = (&mut self.privacy, epsilon) {
+            g.epsilon_spent = e;
+        }
+    }
+
     /// Prometheus exposition text (version 0.0.4), with the current round
     /// and phase as gauges.
     pub fn render(&self, round: u64, finished: bool) -> String {

@@ -20,19 +20,29 @@ use std::path::Path;
 
 const SCHEDULE: &str = "[dp]\nepsilon = 3.0\n[dp.schedule]\nratio = 0.5\nphases = 3\n";
 
-fn run(cfg: FederationConfig, dir: &Path) -> SimReport {
+/// A simulated breast-cancer federation of `clients` (with the
+/// coordinator's evaluation split when `eval`).
+fn simulate_in(
+    cfg: FederationConfig,
+    clients: usize,
+    eval: bool,
+    dir: &Path,
+) -> cipherflow_fed::Result<SimReport> {
     let (train, test) = common::breast_cancer();
     simulate(SimOptions {
         config: cfg,
-        client_data: split_among(&train, 10, Some(0.5), 1).unwrap(),
-        eval: Some(test),
+        client_data: split_among(&train, clients, Some(0.5), 1).unwrap(),
+        eval: eval.then_some(test),
         dropout: 0.0,
         dir: dir.to_path_buf(),
         synthetic: false,
         on_round: None,
         dropout_plan: None,
     })
-    .unwrap()
+}
+
+fn run(cfg: FederationConfig, dir: &Path) -> SimReport {
+    simulate_in(cfg, 10, true, dir).unwrap()
 }
 
 /// Every opened round's DP settings, from the ledger.
@@ -112,21 +122,16 @@ fn a_plateau_spends_the_rest_over_fewer_less_noisy_rounds() {
         "less noise after the plateau: {zs:?}"
     );
     // Without evaluation data there is nothing to react to: refused.
-    let (train, _) = common::breast_cancer();
-    let e = simulate(SimOptions {
-        config: common::config(
+    let e = simulate_in(
+        common::config(
             "bc-plateau-blind",
             4,
             "[dp]\nepsilon = 3.0\n[dp.schedule]\n[dp.schedule.plateau]\n",
         ),
-        client_data: split_among(&train, 4, Some(0.5), 1).unwrap(),
-        eval: None,
-        dropout: 0.0,
-        dir: dir.path().join("blind"),
-        synthetic: false,
-        on_round: None,
-        dropout_plan: None,
-    })
+        4,
+        false,
+        &dir.path().join("blind"),
+    )
     .unwrap_err();
     assert!(
         matches!(&e, FedError::Config(m) if m.contains("evaluation data")),

@@ -267,6 +267,14 @@ pub struct DpSettings {
 }
 
 impl DpSettings {
+    /// The same accountant, q, σ and δ, bit for bit (the steps may differ).
+    pub fn same_mechanism(&self, other: &DpSettings) -> bool {
+        self.accountant == other.accountant
+            && self.sampling_rate.to_bits() == other.sampling_rate.to_bits()
+            && self.noise_multiplier.to_bits() == other.noise_multiplier.to_bits()
+            && self.delta.to_bits() == other.delta.to_bits()
+    }
+
     /// A round without differential privacy (one step, the `cumulative`-th):
     /// σ and δ are 0 and ε is reported as +∞.
     pub fn no_dp(sampling_rate: f64, cumulative: u64) -> Self {

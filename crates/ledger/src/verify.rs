@@ -235,13 +235,6 @@ struct DpAudit<'a> {
     checked: u64,
 }
 
-fn same_mechanism(a: &DpSettings, b: &DpSettings) -> bool {
-    a.accountant == b.accountant
-        && a.sampling_rate.to_bits() == b.sampling_rate.to_bits()
-        && a.noise_multiplier.to_bits() == b.noise_multiplier.to_bits()
-        && a.delta.to_bits() == b.delta.to_bits()
-}
-
 impl DpAudit<'_> {
     /// `|reported − expected| ≤ tol · max(1, |expected|)` for finite values;
     /// an infinite ε (no privacy) matches only itself, and NaN nothing (a
@@ -275,7 +268,7 @@ impl DpAudit<'_> {
                 match &self.first {
                     None => self.first = Some(o.dp.clone()),
                     Some(f)
-                        if self.recompute.is_some() && !composes && !same_mechanism(f, &o.dp) =>
+                        if self.recompute.is_some() && !composes && !f.same_mechanism(&o.dp) =>
                     {
                         return Err(fail(format!(
                             "round {} changes (accountant, q, σ, δ); cumulative ε over rounds with different settings cannot be recomputed with a single-setting accountant",

@@ -605,17 +605,13 @@ impl Coordinator {
                 tracing::error!(round, path = %path.display(), error = %e, "could not write the round's model");
             }
         }
-        if let (Some(g), Some(e)) = (&mut self.metrics.privacy, summary.epsilon) {
-            g.epsilon_spent = e;
-        }
+        self.metrics.set_epsilon_spent(summary.epsilon);
         tracing::info!(round, contributors = summary.contributors, accuracy = ?summary.accuracy, epsilon = ?summary.epsilon, "round closed");
         self.history.push(summary);
         self.metrics.rounds += 1;
         self.maybe_open_round()
     }
 
-    /// Each of `ids` with its steps and ε once this round is charged to it
-    /// (one more participation), for the closing ledger entry.
     /// The noise multiplier of a round under client-level DP.
     fn round_noise_multiplier(&self, rec: &super::round::RoundRecord) -> Option<f64> {
         self.dp
@@ -623,7 +619,9 @@ impl Coordinator {
             .map(|p| rec.noise_multiplier.unwrap_or(p.noise_multiplier))
     }
 
-    /// (`rounds`: the rounds opened so far, this one included.)
+    /// Each of `ids` with its steps and ε once this round is charged to it
+    /// (one more participation), for the closing ledger entry (`rounds`:
+    /// the rounds opened so far, this one included).
     fn charged_epsilons(
         &self,
         ids: &[String],
@@ -704,9 +702,7 @@ impl Coordinator {
         )?;
         self.log_closed(&mut rec)?;
         tracing::warn!(round, why, "round aborted");
-        if let (Some(g), Some(e)) = (&mut self.metrics.privacy, epsilon) {
-            g.epsilon_spent = e;
-        }
+        self.metrics.set_epsilon_spent(epsilon);
         self.history.push(summary);
         self.maybe_open_round()
     }
