@@ -280,7 +280,7 @@ fn micro(
     let mut coord = Coordinator::open(CoordinatorOptions {
         config: ks_cfg.clone(),
         roster: roster.clone(),
-        state: dir.join("c.db"),
+        state: dir.join("c.db").into(),
         ledger: dir.join("l.db"),
         signer,
         eval: None,

@@ -14,7 +14,7 @@ use cipherflow_fed::KeyService;
 use cipherflow_fed::{real_clock, Coordinator, CoordinatorOptions, Phase};
 use cipherflow_fed::{ClientAgent, ClientOptions};
 use cipherflow_fed::{FederationConfig, KeysMode};
-use cipherflow_fed::{KxSecret, Role, Roster};
+use cipherflow_fed::{KxSecret, Role, Roster, StateLocation};
 use cipherflow_ledger::{LogSigner, PublicKey};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -125,9 +125,23 @@ pub struct CoordinatorArgs {
     /// The directory `fl ca init` wrote.
     #[arg(long)]
     pub pki: PathBuf,
-    /// State directory (SQLite state and audit log; resumed when present).
+    /// The coordinator's state, resumed when present: a directory (SQLite
+    /// state beside the audit log, round models and the final model), or
+    /// a Postgres database, postgres://USER@HOST[:PORT]/DB[?sslmode=disable]
+    /// (the password from PGPASSWORD, not the command line). Either way
+    /// the ledger and models go to --data-dir.
     #[arg(long, default_value = "fl-state")]
-    pub state: PathBuf,
+    pub state: String,
+    /// With a Postgres state: the schema holding this federation's tables
+    /// (created if missing; one federation per schema).
+    #[arg(long)]
+    pub state_schema: Option<String>,
+    /// The coordinator's own directory: the audit ledger (a signed file
+    /// auditors copy and verify offline), round models and the final
+    /// model. Default: the state directory; with a Postgres state,
+    /// fl-state.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:7443")]
     pub listen: SocketAddr,
@@ -144,10 +158,10 @@ pub struct CoordinatorArgs {
     #[arg(long)]
     pub json: bool,
     /// Where to write the final model (safetensors with its architecture;
-    /// default STATE/model.safetensors).
+    /// default DATA_DIR/model.safetensors).
     #[arg(long)]
     pub model_out: Option<PathBuf>,
-    /// Also write every closed round's model to STATE/models/round-NNNN.safetensors.
+    /// Also write every closed round's model to DATA_DIR/models/round-NNNN.safetensors.
     #[arg(long)]
     pub save_rounds: bool,
 }
@@ -375,13 +389,37 @@ pub(crate) fn init_tracing() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The coordinator's state and its own directory, from `--state`,
+/// `--state-schema` and `--data-dir`.
+fn coordinator_state(a: &CoordinatorArgs) -> anyhow::Result<(StateLocation, PathBuf)> {
+    match (StateLocation::parse(&a.state), &a.state_schema) {
+        (StateLocation::Sqlite(dir), None) => {
+            let data = a.data_dir.clone().unwrap_or_else(|| dir.clone());
+            Ok((StateLocation::Sqlite(dir.join("coordinator.db")), data))
+        }
+        (StateLocation::Sqlite(_), Some(_)) => Err(anyhow!(
+            "--state-schema is for a Postgres state (--state postgres://…)"
+        )),
+        (StateLocation::Postgres { url, .. }, schema) => Ok((
+            StateLocation::Postgres {
+                url,
+                schema: schema.clone(),
+            },
+            a.data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("fl-state")),
+        )),
+    }
+}
+
 /// Runs `cipherflow fl coordinator` until the federation finishes.
 pub fn run_coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     init_tracing()?;
     let cfg = FederationConfig::load(&a.config)?;
     let roster_path = PkiDir::new(&a.pki).roster();
     let roster = Roster::load(&roster_path)?;
-    std::fs::create_dir_all(&a.state).map_err(|e| anyhow!("{}: {e}", a.state.display()))?;
+    let (state, data_dir) = coordinator_state(&a)?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| anyhow!("{}: {e}", data_dir.display()))?;
     let signer = LogSigner::load(&PkiDir::new(&a.pki).ledger_signing_key())?;
     let eval = match &a.eval {
         Some(d) => Some(crate::train::load(d, 1)?.test),
@@ -393,15 +431,15 @@ pub fn run_coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     // How to open the coordinator — now, and again after a storage failure
     // (a full disk): the roster and the signing key are re-read.
     let open = {
-        let (cfg, roster_path, state) = (cfg.clone(), roster_path.clone(), a.state.clone());
+        let (cfg, roster_path, data_dir) = (cfg.clone(), roster_path.clone(), data_dir.clone());
         let key_path = PkiDir::new(&a.pki).ledger_signing_key();
-        let rounds_dir = a.save_rounds.then(|| a.state.join("models"));
+        let rounds_dir = a.save_rounds.then(|| data_dir.join("models"));
         move |signer: LogSigner| {
             let mut c = Coordinator::open(CoordinatorOptions {
                 config: cfg.clone(),
                 roster: Roster::load(&roster_path)?,
-                state: state.join("coordinator.db"),
-                ledger: state.join("ledger.db"),
+                state: state.clone(),
+                ledger: data_dir.join("ledger.db"),
                 signer,
                 eval: eval.clone(),
                 clock: real_clock(),
@@ -420,7 +458,7 @@ pub fn run_coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     let model_out = a
         .model_out
         .clone()
-        .unwrap_or_else(|| a.state.join("model.safetensors"));
+        .unwrap_or_else(|| data_dir.join("model.safetensors"));
     let resumed = coord.current_round().is_some() || !coord.history().is_empty();
     let resume_note = match coord.current_round() {
         Some(r) => format!(

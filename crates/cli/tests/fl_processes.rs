@@ -35,15 +35,35 @@ fn free_port() -> u16 {
 /// Spawns the coordinator and forwards its stdout lines, and its debug log
 /// lines prefixed with `log: `.
 fn coordinator(dir: &Path, port: u16, tx: mpsc::Sender<String>) -> Child {
-    let mut child = Command::new(bin())
-        .env("CIPHERFLOW_LOG", "cipherflow_fed=debug")
+    coordinator_on(dir, port, tx, None)
+}
+
+/// The environment variable naming the test Postgres server (a
+/// `postgres://` URL; `scripts/test` starts a throwaway cluster).
+const PG_ENV: &str = "CIPHERFLOW_TEST_POSTGRES";
+
+/// As [`coordinator`], with its state in `postgres = (URL, schema)` when
+/// given (the ledger and model still under `dir/state`).
+fn coordinator_on(
+    dir: &Path,
+    port: u16,
+    tx: mpsc::Sender<String>,
+    postgres: Option<&(String, String)>,
+) -> Child {
+    let mut cmd = Command::new(bin());
+    cmd.env("CIPHERFLOW_LOG", "cipherflow_fed=debug")
         .current_dir(repo())
         .args(["fl", "coordinator", "--config"])
         .arg(dir.join("fed.toml"))
         .arg("--pki")
-        .arg(dir.join("pki"))
-        .arg("--state")
-        .arg(dir.join("state"))
+        .arg(dir.join("pki"));
+    match postgres {
+        Some((url, schema)) => cmd
+            .args(["--state", url, "--state-schema", schema, "--data-dir"])
+            .arg(dir.join("state")),
+        None => cmd.arg("--state").arg(dir.join("state")),
+    };
+    let mut child = cmd
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -155,6 +175,26 @@ fn hospital_csv() -> String {
 
 #[test]
 fn coordinator_killed_mid_round_resumes_without_loss() {
+    killed_mid_round(None);
+}
+
+/// The same with the coordinator's state in Postgres: two SIGKILLs, each
+/// followed by a resume from the database, and nothing lost or counted
+/// twice.
+#[test]
+fn coordinator_on_postgres_killed_mid_round_resumes_without_loss() {
+    let Ok(url) = std::env::var(PG_ENV) else {
+        eprintln!("{PG_ENV} is not set: the Postgres case of the kill test is skipped");
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let schema = format!("fl_kill_{}_{nanos}", std::process::id());
+    killed_mid_round(Some(&(url, schema)));
+}
+
+fn killed_mid_round(postgres: Option<&(String, String)>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(
@@ -185,7 +225,7 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
     std::fs::write(&own, hospital_csv()).unwrap();
     let port = free_port();
     let (tx, rx) = mpsc::channel();
-    let mut coord = coordinator(dir, port, tx.clone());
+    let mut coord = coordinator_on(dir, port, tx.clone(), postgres);
     let mut clients: Vec<Child> = (1..=3).map(|i| client(dir, port, i, 4, 90)).collect();
     clients.push(client_with(
         dir,
@@ -213,7 +253,7 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
         log.push(format!(
             "--- coordinator SIGKILLed (kill {k}: {round}, {event})"
         ));
-        coord = coordinator(dir, port, tx.clone());
+        coord = coordinator_on(dir, port, tx.clone(), postgres);
         wait_for(&rx, &mut log, |l| {
             !l.starts_with("log: ") && l.contains("resumed")
         });
@@ -260,6 +300,12 @@ fn coordinator_killed_mid_round_resumes_without_loss() {
         assert!(lines.len() <= 1, "round {r}: {lines:?}");
         assert!(lines.iter().all(|l| l.contains("4 updates")), "{lines:?}");
     }
+    // With Postgres, the state lived in the database: no SQLite file.
+    assert_eq!(
+        dir.join("state/coordinator.db").exists(),
+        postgres.is_none(),
+        "where the state lived"
+    );
     // The ledger is the record: every round opened and closed exactly once,
     // each client's update logged once and summed once.
     let ledger = Ledger::open_read_only(&dir.join("state/ledger.db")).unwrap();

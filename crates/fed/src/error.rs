@@ -57,6 +57,9 @@ pub enum FedError {
     /// SQLite state.
     #[error("state database: {0}")]
     Store(#[from] rusqlite::Error),
+    /// Postgres state (`--state postgres://…`).
+    #[error("state database (Postgres): {0}")]
+    Postgres(#[from] postgres::Error),
     /// Files.
     #[error("{path}: {cause}")]
     Io {
@@ -79,7 +82,8 @@ pub enum FedError {
     /// A stored artifact does not match the hash recorded for it.
     #[error("integrity: {0}")]
     Integrity(String),
-    /// The state directory is in use by another process.
+    /// The state (a directory or a Postgres database) is in use by another
+    /// process.
     #[error("state locked: {0}")]
     Locked(String),
 }

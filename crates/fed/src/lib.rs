@@ -92,5 +92,5 @@ pub use roster::{
     ServerPin, RESERVED_IDS,
 };
 pub use sim::{simulate, SimOptions, SimReport};
-pub use store::write_atomic;
+pub use store::{write_atomic, StateLocation};
 pub use strategy::ServerOptimizer;

@@ -249,7 +249,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     let mut coord = Coordinator::open(CoordinatorOptions {
         config: config.clone(),
         roster: roster.clone(),
-        state: dir.join("coordinator.db"),
+        state: dir.join("coordinator.db").into(),
         ledger: ledger_path.clone(),
         signer,
         eval,

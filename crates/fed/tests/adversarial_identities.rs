@@ -297,7 +297,7 @@ fn start_coordinator(
     let coord = Coordinator::open(CoordinatorOptions {
         config: common::config(federation, 1, ""),
         roster: roster.clone(),
-        state: state.join("c.db"),
+        state: state.join("c.db").into(),
         ledger: state.join("l.db"),
         signer: LogSigner::load(&pki.join("ledger.key")).unwrap(),
         eval: Some(test),
@@ -597,7 +597,7 @@ fn csr_enrolled_client_completes_a_round() {
     let coord = Coordinator::open(CoordinatorOptions {
         config: cfg.clone(),
         roster: roster.clone(),
-        state: dir.path().join("c.db"),
+        state: dir.path().join("c.db").into(),
         ledger: dir.path().join("l.db"),
         signer: LogSigner::load(&pki.join("ledger.key")).unwrap(),
         eval: Some(test),

@@ -140,7 +140,7 @@ fn agents(
     let mut coord = Coordinator::open(CoordinatorOptions {
         config: cfg.clone(),
         roster: roster.clone(),
-        state: dir.path().join("c.db"),
+        state: dir.path().join("c.db").into(),
         ledger: dir.path().join("l.db"),
         signer,
         eval: None,

@@ -8,7 +8,8 @@ mod common;
 
 use cipherflow_fed::Coordinator;
 use cipherflow_fed::FedError;
-use common::harness::Fed;
+use cipherflow_fed::StateLocation;
+use common::harness::{on_both, on_postgres, Fed};
 use std::path::Path;
 
 const STATE_FILES: [&str; 3] = ["state.db", "state.db-wal", "state.db-shm"];
@@ -24,13 +25,26 @@ fn copy_state(from: &Path, to: &Path) {
 
 #[test]
 fn a_flipped_stored_payload_is_never_summed() {
+    on_both("flip", flipped_payload);
+}
+
+fn flipped_payload() {
     let mut fed = Fed::new("fault-flip", 3, 2, 2);
     fed.upload_all();
     assert_eq!(fed.coord.current_round(), Some(1));
+    let state = fed.state.clone();
     let fed = fed
         .restart_coordinator(|dir: &Path| {
             // Each client uploaded alone: client-2's payload is the
             // round's second segment (see `store::upload_segment`).
+            if let StateLocation::Postgres { .. } = state {
+                common::pg_exec(
+                    &state,
+                    "UPDATE payload_parts SET data = set_byte(data, length(data) / 2, \
+                     get_byte(data, length(data) / 2) # 1) WHERE segment = 'segment-1-1.bin'",
+                );
+                return;
+            }
             let blob = dir.join("state.blobs/segment-1-1.bin");
             let mut b = std::fs::read(&blob).unwrap();
             let k = b.len() / 2;
@@ -53,11 +67,23 @@ fn a_flipped_stored_payload_is_never_summed() {
 
 #[test]
 fn a_deleted_state_with_the_ledger_kept_is_refused() {
+    on_both("deleted", deleted_state);
+}
+
+fn deleted_state() {
     let mut fed = Fed::new("fault-deleted", 3, 2, 3);
     fed.upload_all();
     fed.run_decryption(6);
     assert_eq!(fed.coord.history().len(), 1);
+    let state = fed.state.clone();
     let (e, _dir) = match fed.restart_coordinator(|dir: &Path| {
+        if let StateLocation::Postgres {
+            schema: Some(s), ..
+        } = &state
+        {
+            common::pg_exec(&state, &format!("DROP SCHEMA {s} CASCADE"));
+            return;
+        }
         for f in STATE_FILES {
             let _ = std::fs::remove_file(dir.join(f));
         }
@@ -96,10 +122,23 @@ fn a_state_rolled_back_behind_the_ledger_is_refused() {
 
 #[test]
 fn a_damaged_global_model_is_refused() {
+    on_both("model", damaged_model);
+}
+
+fn damaged_model() {
     let mut fed = Fed::new("fault-model", 3, 2, 3);
     fed.upload_all();
     fed.run_decryption(6);
+    let state = fed.state.clone();
     let (e, _dir) = match fed.restart_coordinator(|dir: &Path| {
+        if let StateLocation::Postgres { .. } = state {
+            common::pg_exec(
+                &state,
+                "UPDATE meta SET value = decode(repeat('00', length(value)), 'hex') \
+                 WHERE key = 'global'",
+            );
+            return;
+        }
         let c = rusqlite::Connection::open(dir.join("state.db")).unwrap();
         c.execute(
             "UPDATE meta SET value = zeroblob(length(value)) WHERE key = 'global'",
@@ -118,6 +157,10 @@ fn a_damaged_global_model_is_refused() {
 
 #[test]
 fn a_second_coordinator_on_the_same_state_is_refused() {
+    on_both("twice", second_coordinator);
+}
+
+fn second_coordinator() {
     let fed = Fed::new("fault-twice", 3, 2, 1);
     let e = Coordinator::open(fed.coordinator_options())
         .err()
@@ -184,6 +227,7 @@ fn key_setup_with_a_failing_ledger(recover: bool) -> bool {
         cfg,
         roster,
         dir,
+        state: _,
     } = placeholder;
     let mut rc = Recovering::new(coord);
     if recover {
@@ -193,7 +237,7 @@ fn key_setup_with_a_failing_ledger(recover: bool) -> bool {
             cipherflow_fed::Coordinator::open(cipherflow_fed::CoordinatorOptions {
                 config: cfg2.clone(),
                 roster: roster2.clone(),
-                state: dir2.join("coord/state.db"),
+                state: dir2.join("coord/state.db").into(),
                 ledger: dir2.join("coord/ledger.db"),
                 signer: common::harness::signer(),
                 eval: None,
@@ -269,4 +313,92 @@ fn a_coordinator_with_no_live_client_opens_no_rounds() {
     fed.task(0);
     fed.coord.tick().unwrap();
     assert_eq!(fed.coord.current_round(), Some(3));
+}
+
+#[test]
+fn a_lost_postgres_connection_is_recovered_by_reopening() {
+    on_postgres("conn", lost_connection);
+}
+
+/// The database restarts (or a network blip drops the connection) in the
+/// middle of a round: the next call fails as a storage failure, the
+/// coordinator is reopened from the state, and the round completes with
+/// every update counted once.
+fn lost_connection() {
+    use cipherflow_fed::{Action, Recovering};
+    let mut fed = Fed::new("fault-pg-conn", 3, 2, 1);
+    fed.open_round();
+    for i in 0..2 {
+        assert!(fed.step(i), "client {i} uploads");
+    }
+    let StateLocation::Postgres {
+        schema: Some(schema),
+        ..
+    } = fed.state.clone()
+    else {
+        panic!("a Postgres federation")
+    };
+    let opts = fed.coordinator_options();
+    let reopen_state = fed.state.clone();
+    let (cfg, roster, ledger, clock) = (opts.config, opts.roster, opts.ledger, fed.clock.clock());
+    let placeholder = fed.restart_coordinator(|_| {}).map_err(|(e, _)| e).unwrap();
+    let Fed {
+        coord,
+        mut clients,
+        clock: _clock,
+        dir: _dir,
+        ..
+    } = placeholder;
+    let mut rc = Recovering::new(coord);
+    rc.set_reopen(Box::new(move || {
+        Coordinator::open(cipherflow_fed::CoordinatorOptions {
+            config: cfg.clone(),
+            roster: roster.clone(),
+            state: reopen_state.clone(),
+            ledger: ledger.clone(),
+            signer: common::harness::signer(),
+            eval: None,
+            clock: clock.clone(),
+        })
+    }));
+    let killed = common::pg_exec(
+        &fed_state(&schema),
+        &format!(
+            "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity \
+             WHERE application_name = 'cipherflow-coordinator/{schema}'"
+        ),
+    );
+    assert_eq!(
+        killed,
+        vec!["true".to_string()],
+        "one coordinator connection"
+    );
+    // The last client's upload: the first try meets the dead connection.
+    let req = cipherflow_fed::messages::TaskRequest {
+        federation: "fault-pg-conn".into(),
+        wait_ms: 0,
+        known_tree_size: clients[2].known_tree_size(),
+    };
+    let id = clients[2].id().to_string();
+    let task = rc.run(|k| k.next_task(&id, &req)).unwrap();
+    let Action::Upload(chunks) = clients[2].handle(&task).unwrap() else {
+        panic!("client-3 should upload")
+    };
+    let e = rc.run(|k| k.upload(&id, &chunks)).err();
+    assert!(
+        matches!(e, Some(FedError::Postgres(_))),
+        "the dead connection is noticed: {e:?}"
+    );
+    // The client retries; the reopened coordinator accepts it.
+    let receipt = rc.run(|k| k.upload(&id, &chunks)).unwrap();
+    clients[2].on_receipt(&receipt).unwrap();
+    // The two uploads from before the failure were not lost.
+    assert_eq!(rc.get().unwrap().current_uploads(), 3);
+}
+
+fn fed_state(schema: &str) -> StateLocation {
+    StateLocation::Postgres {
+        url: std::env::var(common::PG_ENV).unwrap(),
+        schema: Some(schema.to_string()),
+    }
 }

@@ -6,10 +6,11 @@
 
 mod common;
 use cipherflow_fed::messages::UploadChunk;
+use cipherflow_fed::StateLocation;
 use cipherflow_fed::{Action, FedError, UploadItem};
 use cipherflow_ledger::entry::EntryBody;
 use cipherflow_ledger::Ledger;
-use common::harness::Fed;
+use common::harness::{on_both, Fed};
 
 /// Every client's upload for the open round, not sent.
 fn prepared_uploads(fed: &mut Fed) -> Vec<(String, Vec<UploadChunk>)> {
@@ -25,12 +26,18 @@ fn prepared_uploads(fed: &mut Fed) -> Vec<(String, Vec<UploadChunk>)> {
         .collect()
 }
 
+/// The upload segments stored (files, or Postgres payload rows).
 fn segments(fed: &Fed) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(fed.dir.path().join("coord/state.blobs"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with("segment-"))
-        .collect();
+    let mut v: Vec<String> = match &fed.state {
+        StateLocation::Postgres { .. } => {
+            common::pg_exec(&fed.state, "SELECT DISTINCT segment FROM payload_parts")
+        }
+        StateLocation::Sqlite(_) => std::fs::read_dir(fed.dir.path().join("coord/state.blobs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect(),
+    };
+    v.retain(|n| n.starts_with("segment-"));
     v.sort();
     v
 }
@@ -52,6 +59,10 @@ fn logged_updates(fed: &Fed) -> Vec<String> {
 
 #[test]
 fn a_batch_refuses_its_bad_uploads_alone_and_commits_the_rest_together() {
+    on_both("batch_refusals", batch_refusals);
+}
+
+fn batch_refusals() {
     let mut fed = Fed::new("group-commit", 5, 3, 2);
     let ups = prepared_uploads(&mut fed);
     let mut short = ups[2].1.clone();
@@ -113,6 +124,10 @@ fn a_batch_refuses_its_bad_uploads_alone_and_commits_the_rest_together() {
 
 #[test]
 fn a_committed_batch_survives_a_restart_and_counts_once() {
+    on_both("batch_restart", batch_restart);
+}
+
+fn batch_restart() {
     let mut fed = Fed::new("group-restart", 4, 3, 2);
     let ups = prepared_uploads(&mut fed);
     let first: Vec<UploadItem> = ups[..3]
@@ -122,10 +137,19 @@ fn a_committed_batch_survives_a_restart_and_counts_once() {
     let out = fed.coord.upload_batch(&first).unwrap();
     assert!(out.iter().all(Result::is_ok));
     let sum_before = running_sum_bytes(&fed);
+    let state = fed.state.clone();
     // A stray segment of a batch that never committed (no row names it).
     let mut fed = fed
-        .restart_coordinator(|dir| {
-            std::fs::write(dir.join("state.blobs/segment-1-7.bin"), b"torn").unwrap();
+        .restart_coordinator(|dir| match &state {
+            StateLocation::Postgres { .. } => {
+                common::pg_exec(
+                    &state,
+                    "INSERT INTO payload_parts VALUES ('segment-1-7.bin', 0, '\\x746f726e')",
+                );
+            }
+            StateLocation::Sqlite(_) => {
+                std::fs::write(dir.join("state.blobs/segment-1-7.bin"), b"torn").unwrap();
+            }
         })
         .map_err(|(e, _)| e)
         .unwrap();
@@ -150,6 +174,10 @@ fn a_committed_batch_survives_a_restart_and_counts_once() {
 /// client must not retry it until the coordinator is gone.
 #[test]
 fn messages_for_a_closed_round_are_final_not_transient() {
+    on_both("closed_round", closed_round);
+}
+
+fn closed_round() {
     let mut fed = Fed::new("group-closed", 3, 2, 1);
     let ups = prepared_uploads(&mut fed);
     for (i, (id, ch)) in ups.iter().enumerate() {
@@ -194,6 +222,10 @@ fn messages_for_a_closed_round_are_final_not_transient() {
 /// coordinator's own check), while a sampled one in the same batch is taken.
 #[test]
 fn an_unsampled_client_is_refused_in_a_batch() {
+    on_both("unsampled", unsampled);
+}
+
+fn unsampled() {
     let cfg = common::config(
         "group-sampled",
         3,

@@ -75,7 +75,7 @@ fn federation_over_mutual_tls_and_refusals() {
     let coord = Coordinator::open(CoordinatorOptions {
         config: cfg.clone(),
         roster: roster.clone(),
-        state: dir.path().join("c.db"),
+        state: dir.path().join("c.db").into(),
         ledger: dir.path().join("l.db"),
         signer: LogSigner::load(&pki.join("ledger.key")).unwrap(),
         eval: Some(test),

@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::packing::PackingPlan;
 use crate::records::{FederationRecord, KeySetupRecord, KIND_KEY_SETUP};
 use crate::roster::{parse_public, Roster};
-use crate::store::{self, Store};
+use crate::store::{self, StateLocation, Store};
 use crate::strategy::ServerOptimizer;
 use crate::training;
 use cipherflow_ckks::multiparty::{Crs, SharedCiphertext};
@@ -69,8 +69,9 @@ pub struct CoordinatorOptions {
     pub config: FederationConfig,
     /// Who may take part.
     pub roster: Roster,
-    /// State database (created if missing, resumed otherwise).
-    pub state: PathBuf,
+    /// State database (created if missing, resumed otherwise): a SQLite
+    /// file or a Postgres database.
+    pub state: StateLocation,
     /// Audit ledger file.
     pub ledger: PathBuf,
     /// The ledger's signing key.
@@ -219,12 +220,14 @@ impl Coordinator {
             Some(stored) if stored == cfg_json => true,
             Some(_) => {
                 return Err(FedError::Config(format!(
-                    "{} belongs to a federation with another configuration",
-                    state.display()
+                    "{state} belongs to a federation with another configuration"
                 )))
             }
             None => false,
         };
+        if let Some(d) = ledger_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).map_err(|e| FedError::io(d, e))?;
+        }
         let ledger = if ledger_path.exists() {
             Ledger::open(&ledger_path, signer)?
         } else {
@@ -238,18 +241,17 @@ impl Coordinator {
         };
         if !resumed && !ledger.is_empty() {
             tracing::error!(
-                state = %state.display(),
+                state = %state,
                 ledger = %ledger_path.display(),
                 "the ledger holds a federation but the state is new or lost"
             );
             return Err(FedError::Integrity(format!(
-                "the ledger {} already holds {} entries of federation {:?}, but the state {} \
+                "the ledger {} already holds {} entries of federation {:?}, but the state {state} \
                  holds none (deleted or damaged): refusing to start a new federation over it; \
-                 restore the state directory, or start a new federation with a new ledger",
+                 restore the state, or start a new federation with a new ledger",
                 ledger_path.display(),
                 ledger.len(),
                 ledger.name(),
-                state.display()
             )));
         }
         let (crs, global, optimizer, phase, rounds_opened) = if resumed {

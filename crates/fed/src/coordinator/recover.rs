@@ -16,12 +16,12 @@ use crate::error::{FedError, Result};
 /// Opens the coordinator again from its state and ledger.
 pub type Reopen = Box<dyn Fn() -> Result<Coordinator> + Send + Sync>;
 
-/// A failure of the coordinator's own storage (state database, payload
-/// files, ledger).
+/// A failure of the coordinator's own storage (state database — SQLite, or
+/// Postgres and its connection —, payload files, ledger).
 pub fn is_storage_failure(e: &FedError) -> bool {
     matches!(
         e,
-        FedError::Store(_) | FedError::Io { .. } | FedError::Ledger(_)
+        FedError::Store(_) | FedError::Postgres(_) | FedError::Io { .. } | FedError::Ledger(_)
     )
 }
 

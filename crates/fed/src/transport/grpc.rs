@@ -137,6 +137,21 @@ struct QueuedUpload {
 /// keeps one commit's latency and its segment file in check).
 const MAX_UPLOAD_BATCH: usize = 128;
 
+/// Runs `f`, which may block on the coordinator's state, from any thread.
+/// On a multi-threaded runtime's worker it goes through `block_in_place`:
+/// besides not stalling the worker, the synchronous Postgres client runs
+/// its own small runtime, which may not start inside another's. (Most
+/// calls already come from `spawn_blocking`; the server's own monitoring
+/// loop and [`CoordinatorServer::with`] do not.)
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// The coordinator's gRPC service.
 #[derive(Clone)]
 pub struct CoordinatorService {
@@ -189,10 +204,12 @@ impl Shared {
     /// Runs `f` on the coordinator; a storage failure reopens it from disk
     /// ([`Recovering`]).
     fn run<T>(&self, f: impl FnOnce(&mut Coordinator) -> Result<T>) -> Result<T> {
-        self.coord
-            .lock()
-            .map_err(|_| FedError::Transport("lock".into()))?
-            .run(f)
+        blocking(|| {
+            self.coord
+                .lock()
+                .map_err(|_| FedError::Transport("lock".into()))?
+                .run(f)
+        })
     }
 
     /// Commits queued uploads in groups until none is left (see

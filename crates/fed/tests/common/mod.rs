@@ -31,6 +31,50 @@ pub fn config(name: &str, rounds: u64, extra: &str) -> FederationConfig {
     .unwrap()
 }
 
+/// The environment variable naming a Postgres server for the state tests
+/// (`scripts/test` starts a throwaway cluster and sets it).
+pub const PG_ENV: &str = "CIPHERFLOW_TEST_POSTGRES";
+
+/// The Postgres server of the state tests, or `None` (and a line saying
+/// the Postgres case of `name` is skipped).
+pub fn postgres_url(name: &str) -> Option<String> {
+    match std::env::var(PG_ENV) {
+        Ok(url) => Some(url),
+        Err(_) => {
+            eprintln!("{PG_ENV} is not set: the Postgres case of {name} is skipped");
+            None
+        }
+    }
+}
+
+/// A fresh (emptied) schema of the test server as a coordinator state.
+pub fn fresh_postgres_state(url: &str, schema: &str) -> cipherflow_fed::StateLocation {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .unwrap();
+    cipherflow_fed::StateLocation::Postgres {
+        url: url.to_string(),
+        schema: Some(schema.to_string()),
+    }
+}
+
+/// Runs SQL in a Postgres state's schema (a test playing the operator's
+/// accident); returns the rows' first column as text.
+pub fn pg_exec(state: &cipherflow_fed::StateLocation, sql: &str) -> Vec<String> {
+    let cipherflow_fed::StateLocation::Postgres { url, schema } = state else {
+        panic!("not a Postgres state");
+    };
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    if let Some(s) = schema {
+        c.batch_execute(&format!("SET search_path = {s}")).unwrap();
+    }
+    c.query(sql, &[])
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.try_get::<_, String>(0).ok())
+        .collect()
+}
+
 /// An in-process federation driven message by message, so that a test can
 /// play the coordinator, a key holder or the operator between steps.
 pub mod harness {
@@ -38,10 +82,52 @@ pub mod harness {
     use cipherflow_fed::sim::{make_roster, split_among, ManualClock};
     use cipherflow_fed::FederationConfig;
     use cipherflow_fed::Roster;
+    use cipherflow_fed::StateLocation;
     use cipherflow_fed::{Action, ClientAgent, ClientOptions};
     use cipherflow_fed::{Coordinator, CoordinatorOptions};
     use cipherflow_ledger::LogSigner;
+    use std::cell::RefCell;
     use std::path::PathBuf;
+
+    thread_local! {
+        /// While [`on_both`] runs its Postgres case: the server, the
+        /// schema prefix, and how many federations were made.
+        static POSTGRES: RefCell<Option<(String, String, usize)>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f` with every [`Fed`] it makes on SQLite, then — when the
+    /// test server is given ([`super::PG_ENV`]) — again on Postgres, each
+    /// federation in a fresh schema: the same state tests on both.
+    pub fn on_both(name: &str, f: impl Fn()) {
+        f();
+        on_postgres(name, f);
+    }
+
+    /// Runs `f` with every [`Fed`] it makes on Postgres (a fresh schema
+    /// each), when the test server is given; else says it is skipped.
+    pub fn on_postgres(name: &str, f: impl Fn()) {
+        if let Some(url) = super::postgres_url(name) {
+            let prefix = format!("t_{}_{}", name.replace('-', "_"), std::process::id());
+            POSTGRES.with(|p| *p.borrow_mut() = Some((url, prefix, 0)));
+            f();
+            POSTGRES.with(|p| *p.borrow_mut() = None);
+        }
+    }
+
+    /// The state of a new federation: SQLite under `dir`, or a fresh
+    /// Postgres schema inside [`on_both`]'s Postgres case.
+    fn new_state(dir: &std::path::Path) -> StateLocation {
+        let pg = POSTGRES.with(|p| {
+            p.borrow_mut().as_mut().map(|(url, prefix, k)| {
+                *k += 1;
+                (url.clone(), format!("{prefix}_{k}"))
+            })
+        });
+        match pg {
+            Some((url, schema)) => super::fresh_postgres_state(&url, &schema),
+            None => dir.join("coord/state.db").into(),
+        }
+    }
 
     /// A coordinator, its clients (with state files), a manual clock.
     pub struct Fed {
@@ -51,6 +137,8 @@ pub mod harness {
         pub cfg: FederationConfig,
         pub roster: Roster,
         pub dir: tempfile::TempDir,
+        /// The coordinator's state (SQLite under `dir`, or Postgres).
+        pub state: StateLocation,
     }
 
     /// The ledger signing key of every harness federation (tests only).
@@ -96,10 +184,11 @@ pub mod harness {
                 .collect();
             let dir = tempfile::tempdir().unwrap();
             let (clock, f) = ManualClock::new();
+            let state = new_state(dir.path());
             let coord = Coordinator::open(CoordinatorOptions {
                 config: cfg.clone(),
                 roster: roster.clone(),
-                state: dir.path().join("coord/state.db"),
+                state: state.clone(),
                 ledger: dir.path().join("coord/ledger.db"),
                 signer: signer(),
                 eval: None,
@@ -133,6 +222,7 @@ pub mod harness {
                     cfg,
                     roster,
                     dir,
+                    state,
                 },
                 copies,
             )
@@ -143,7 +233,7 @@ pub mod harness {
             CoordinatorOptions {
                 config: self.cfg.clone(),
                 roster: self.roster.clone(),
-                state: self.dir.path().join("coord/state.db"),
+                state: self.state.clone(),
                 ledger: self.dir.path().join("coord/ledger.db"),
                 signer: signer(),
                 eval: None,
@@ -165,6 +255,7 @@ pub mod harness {
                 cfg,
                 roster,
                 dir,
+                state,
             } = self;
             drop(coord);
             damage(&dir.path().join("coord"));
@@ -176,6 +267,7 @@ pub mod harness {
                     cfg,
                     roster,
                     dir,
+                    state,
                 }),
                 Err(e) => Err((e, dir)),
             }
