@@ -136,6 +136,11 @@ pub struct CoordinatorArgs {
     /// (created if missing; one federation per schema).
     #[arg(long)]
     pub state_schema: Option<String>,
+    /// With a Postgres state: the CA certificate (PEM) that signed the
+    /// database server's certificate; TLS is then required and the server
+    /// verified (its name as in the URL).
+    #[arg(long)]
+    pub state_ca: Option<PathBuf>,
     /// The coordinator's own directory: the audit ledger (a signed file
     /// auditors copy and verify offline), round models and the final
     /// model. Default: the state directory; with a Postgres state,
@@ -392,18 +397,21 @@ pub(crate) fn init_tracing() -> anyhow::Result<()> {
 /// The coordinator's state and its own directory, from `--state`,
 /// `--state-schema` and `--data-dir`.
 fn coordinator_state(a: &CoordinatorArgs) -> anyhow::Result<(StateLocation, PathBuf)> {
-    match (StateLocation::parse(&a.state), &a.state_schema) {
-        (StateLocation::Sqlite(dir), None) => {
+    match StateLocation::parse(&a.state) {
+        StateLocation::Sqlite(dir) => {
+            if a.state_schema.is_some() || a.state_ca.is_some() {
+                return Err(anyhow!(
+                    "--state-schema and --state-ca are for a Postgres state (--state postgres://…)"
+                ));
+            }
             let data = a.data_dir.clone().unwrap_or_else(|| dir.clone());
             Ok((StateLocation::Sqlite(dir.join("coordinator.db")), data))
         }
-        (StateLocation::Sqlite(_), Some(_)) => Err(anyhow!(
-            "--state-schema is for a Postgres state (--state postgres://…)"
-        )),
-        (StateLocation::Postgres { url, .. }, schema) => Ok((
+        StateLocation::Postgres { url, .. } => Ok((
             StateLocation::Postgres {
                 url,
-                schema: schema.clone(),
+                schema: a.state_schema.clone(),
+                ca: a.state_ca.clone(),
             },
             a.data_dir
                 .clone()

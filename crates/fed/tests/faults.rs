@@ -333,6 +333,7 @@ fn lost_connection() {
     }
     let StateLocation::Postgres {
         schema: Some(schema),
+        ca: None,
         ..
     } = fed.state.clone()
     else {
@@ -400,5 +401,6 @@ fn fed_state(schema: &str) -> StateLocation {
     StateLocation::Postgres {
         url: std::env::var(common::PG_ENV).unwrap(),
         schema: Some(schema.to_string()),
+        ca: None,
     }
 }

@@ -19,6 +19,7 @@
 mod files;
 mod payload;
 mod sql;
+mod tls;
 
 pub use files::{read_text_limited, write_atomic, write_private};
 pub use payload::{share_blob, upload_blob, upload_segment, SegmentRange, SegmentWriter};
@@ -44,6 +45,11 @@ pub enum StateLocation {
         /// missing): one federation per schema; `None` uses the
         /// database's default `search_path`.
         schema: Option<String>,
+        /// The CA (PEM) that signed the server's certificate: TLS is then
+        /// required and the server verified. Without it, `sslmode=require`
+        /// is refused and the connection is in the clear (a warning says
+        /// so for a server that is not on this machine).
+        ca: Option<PathBuf>,
     },
 }
 
@@ -55,6 +61,7 @@ impl StateLocation {
             StateLocation::Postgres {
                 url: s.to_string(),
                 schema: None,
+                ca: None,
             }
         } else {
             StateLocation::Sqlite(PathBuf::from(s))
@@ -66,7 +73,7 @@ impl StateLocation {
     fn shown(&self) -> String {
         match self {
             StateLocation::Sqlite(p) => p.display().to_string(),
-            StateLocation::Postgres { url, schema } => {
+            StateLocation::Postgres { url, schema, .. } => {
                 let place = match url.parse::<postgres::Config>() {
                     Ok(cfg) => {
                         let hosts: Vec<String> = cfg
@@ -213,8 +220,8 @@ impl Store {
     pub fn open(at: &StateLocation) -> Result<Self> {
         match at {
             StateLocation::Sqlite(path) => Self::open_sqlite(path),
-            StateLocation::Postgres { url, schema } => Ok(Self {
-                conn: Conn::open_postgres(url, schema.as_deref(), &at.shown())?,
+            StateLocation::Postgres { url, schema, ca } => Ok(Self {
+                conn: Conn::open_postgres(url, schema.as_deref(), ca.as_deref(), &at.shown())?,
                 payloads: Payloads::Database,
                 _lock: None,
             }),

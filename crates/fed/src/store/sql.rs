@@ -267,7 +267,12 @@ impl Conn {
     /// Opens a Postgres state: connects, takes the state's advisory lock
     /// (held for the connection's life: a second coordinator is refused),
     /// creates the tables.
-    pub(super) fn open_postgres(config: &str, schema: Option<&str>, shown: &str) -> Result<Self> {
+    pub(super) fn open_postgres(
+        config: &str,
+        schema: Option<&str>,
+        ca: Option<&std::path::Path>,
+        shown: &str,
+    ) -> Result<Self> {
         let mut cfg: postgres::Config = config
             .parse()
             .map_err(|e| FedError::Config(format!("the Postgres state address {shown}: {e}")))?;
@@ -291,7 +296,34 @@ impl Conn {
             Some(s) => format!("cipherflow-coordinator/{s}"),
             None => "cipherflow-coordinator".into(),
         });
-        let mut client = cfg.connect(postgres::NoTls)?;
+        let mut client = match ca {
+            Some(ca) => {
+                cfg.ssl_mode(postgres::config::SslMode::Require);
+                cfg.connect(super::tls::MakeRustls::with_ca(ca)?)?
+            }
+            None if cfg.get_ssl_mode() == postgres::config::SslMode::Require => {
+                return Err(FedError::Config(format!(
+                    "the Postgres state {shown} asks for sslmode=require: give the CA that \
+                     signed the server's certificate (--state-ca)"
+                )))
+            }
+            None => {
+                let remote = cfg.get_hosts().iter().any(|h| match h {
+                    postgres::config::Host::Tcp(h) => {
+                        !matches!(h.as_str(), "localhost" | "127.0.0.1" | "::1")
+                    }
+                    #[cfg(unix)]
+                    postgres::config::Host::Unix(_) => false,
+                });
+                if remote {
+                    tracing::warn!(
+                        state = %shown,
+                        "the Postgres state is reached in the clear: give --state-ca for TLS"
+                    );
+                }
+                cfg.connect(postgres::NoTls)?
+            }
+        };
         if let Some(s) = schema {
             // The name is checked above: a plain lower-case identifier.
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))?;

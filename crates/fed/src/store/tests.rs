@@ -23,6 +23,7 @@ fn fresh_postgres(name: &str) -> Option<StateLocation> {
     Some(StateLocation::Postgres {
         url,
         schema: Some(schema),
+        ca: None,
     })
 }
 
@@ -280,4 +281,107 @@ fn a_postgres_address_is_shown_without_its_password() {
         StateLocation::parse("fl-state/coordinator.db"),
         StateLocation::Sqlite(_)
     ));
+}
+
+/// The TLS endpoint of the test server and its CA, when the server was
+/// started with TLS (`scripts/postgres-throwaway.sh`).
+fn tls_server(name: &str) -> Option<(String, PathBuf, PathBuf)> {
+    let var = |k: &str| std::env::var(k).ok();
+    match (
+        var("CIPHERFLOW_TEST_POSTGRES_TLS"),
+        var("CIPHERFLOW_TEST_POSTGRES_CA"),
+        var("CIPHERFLOW_TEST_POSTGRES_OTHER_CA"),
+    ) {
+        (Some(url), Some(ca), Some(other)) => Some((url, ca.into(), other.into())),
+        _ => {
+            eprintln!("no TLS test server: the TLS case of {name} is skipped");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_postgres_server_is_verified_over_tls() {
+    let Some((url, ca, other_ca)) = tls_server("tls") else {
+        return;
+    };
+    let fresh = |schema: &str, url: &str, ca: Option<&PathBuf>| {
+        if let Ok(base) = std::env::var(PG_ENV) {
+            let mut c = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .unwrap();
+        }
+        StateLocation::Postgres {
+            url: url.to_string(),
+            schema: Some(schema.to_string()),
+            ca: ca.cloned(),
+        }
+    };
+    // The server signed by the CA the operator gave: TLS, state kept.
+    let pid = std::process::id();
+    let good = fresh(&format!("t_tls_{pid}"), &url, Some(&ca));
+    {
+        let mut s = Store::open(&good).unwrap();
+        s.tx(|tx| put_round(tx, 1, "over tls")).unwrap();
+    }
+    assert_eq!(
+        Store::open(&good).unwrap().round(1).unwrap().as_deref(),
+        Some("over tls")
+    );
+    // A server whose certificate another CA signed (an impersonator, as
+    // far as the coordinator can tell) is refused before any state moves.
+    let e = Store::open(&fresh(&format!("t_tls_bad_{pid}"), &url, Some(&other_ca)))
+        .err()
+        .expect("a server the CA did not sign must be refused");
+    assert!(matches!(e, FedError::Postgres(_)), "{e}");
+    assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
+    // sslmode=require without a CA to verify with is refused up front.
+    let e = Store::open(&fresh(
+        &format!("t_tls_noca_{pid}"),
+        &format!("{url}?sslmode=require"),
+        None,
+    ))
+    .err()
+    .expect("sslmode=require without --state-ca");
+    assert!(
+        matches!(&e, FedError::Config(m) if m.contains("--state-ca")),
+        "{e}"
+    );
+}
+
+#[test]
+fn scram_over_tls_is_bound_to_the_servers_certificate() {
+    let Some((_, ca, _)) = tls_server("scram") else {
+        return;
+    };
+    let (Ok(base), Ok(url)) = (
+        std::env::var(PG_ENV),
+        std::env::var("CIPHERFLOW_TEST_POSTGRES_SCRAM"),
+    ) else {
+        return;
+    };
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fl_scram') THEN
+                 CREATE ROLE fl_scram LOGIN SUPERUSER PASSWORD 'scram-test-password';
+               END IF;
+             END $$",
+        )
+        .unwrap();
+    let schema = format!("t_scram_{}", std::process::id());
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .unwrap();
+    // `channel_binding=require` in the URL: SCRAM-SHA-256-PLUS with our
+    // `tls-server-end-point` hash, which the server checks.
+    let at = StateLocation::Postgres {
+        url,
+        schema: Some(schema),
+        ca: Some(ca),
+    };
+    let mut s = Store::open(&at).unwrap();
+    s.tx(|tx| set_meta(tx, "k", b"v")).unwrap();
+    assert_eq!(s.meta("k").unwrap().as_deref(), Some(&b"v"[..]));
 }

@@ -68,7 +68,8 @@ fn read_key(p: &Path) -> Result<PrivateKeyDer<'static>> {
         .map_err(|e| FedError::Config(format!("{}: {e}", p.display())))
 }
 
-fn roots(ca: &Path) -> Result<Arc<RootCertStore>> {
+/// The certificates of a PEM file as trust roots.
+pub(crate) fn roots(ca: &Path) -> Result<Arc<RootCertStore>> {
     let mut r = RootCertStore::empty();
     for c in read_certs(ca)? {
         r.add(c)

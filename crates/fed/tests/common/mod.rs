@@ -55,6 +55,7 @@ pub fn fresh_postgres_state(url: &str, schema: &str) -> cipherflow_fed::StateLoc
     cipherflow_fed::StateLocation::Postgres {
         url: url.to_string(),
         schema: Some(schema.to_string()),
+        ca: None,
     }
 }
 
