@@ -62,7 +62,7 @@ pub fn fresh_postgres_state(url: &str, schema: &str) -> cipherflow_fed::StateLoc
 /// Runs SQL in a Postgres state's schema (a test playing the operator's
 /// accident); returns the rows' first column as text.
 pub fn pg_exec(state: &cipherflow_fed::StateLocation, sql: &str) -> Vec<String> {
-    let cipherflow_fed::StateLocation::Postgres { url, schema } = state else {
+    let cipherflow_fed::StateLocation::Postgres { url, schema, .. } = state else {
         panic!("not a Postgres state");
     };
     let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
