@@ -7,7 +7,12 @@ kubernetes-validate venv, which has PyYAML):
 * only the coordinator reaches the key service, and nothing else is open
   to it (a default-deny policy exists);
 * every `--flag` a container passes exists in the binary's own `--help` for
-  that command (CIPHERFLOW_BIN), so the manifests cannot drift from the CLI.
+  that command (CIPHERFLOW_BIN), so the manifests cannot drift from the CLI;
+* the Postgres overlay (postgres/) patches only the coordinator, keeps its
+  password out of the arguments, and — merged the way kustomize merges
+  containers, env, mounts and volumes by name — yields a StatefulSet that
+  passes the same checks; it is written to the path given as the first
+  argument, for validate.sh to check against the schemas.
 """
 
 import pathlib
@@ -43,7 +48,9 @@ workloads = by_kind.get("StatefulSet", []) + by_kind.get("Deployment", [])
 if {w["metadata"]["name"] for w in workloads} != {"coordinator", "key-service", "platform"}:
     fail("expected the coordinator, key-service and platform workloads")
 binary = __import__("os").environ.get("CIPHERFLOW_BIN")
-for w in workloads:
+
+
+def check_workload(w):
     name = w["metadata"]["name"]
     pod = w["spec"]["template"]["spec"]
     psc = pod.get("securityContext", {})
@@ -75,6 +82,62 @@ for w in workloads:
                     flag = a.split("=", 1)[0]
                     if flag not in out.stdout:
                         fail(f"{name}: `cipherflow {' '.join(cmd)}` has no {flag}")
+
+for w in workloads:
+    check_workload(w)
+
+
+def merge_by(key, base, patch):
+    """A list of dicts merged by `key`, as kustomize merges them."""
+    out = [dict(x) for x in base]
+    for p in patch:
+        for x in out:
+            if x.get(key) == p.get(key):
+                x.update(p)
+                break
+        else:
+            out.append(dict(p))
+    return out
+
+
+overlay = HERE / "postgres"
+okust = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+if okust.get("resources") != [".."]:
+    fail("postgres/: the overlay must build on the base (resources: [..])")
+import copy
+
+merged = None
+for patch_ref in okust.get("patches", []):
+    patch = yaml.safe_load((overlay / patch_ref["path"]).read_text())
+    if (patch["kind"], patch["metadata"]["name"]) != ("StatefulSet", "coordinator"):
+        fail(f"postgres/: {patch_ref['path']} patches something other than the coordinator")
+        continue
+    base = next(w for w in workloads if w["metadata"]["name"] == "coordinator")
+    merged = copy.deepcopy(base)
+    pod, ppod = merged["spec"]["template"]["spec"], patch["spec"]["template"]["spec"]
+    for pc in ppod.get("containers", []):
+        c = next(c for c in pod["containers"] if c["name"] == pc["name"])
+        if "args" in pc:
+            c["args"] = pc["args"]
+        c["env"] = merge_by("name", c.get("env", []), pc.get("env", []))
+        c["volumeMounts"] = merge_by("mountPath", c.get("volumeMounts", []), pc.get("volumeMounts", []))
+        if any("PGPASSWORD" in a or ("@" in a and ":" in a.split("@")[0].split("//")[-1])
+               for a in pc.get("args", []) if a.startswith("--state=postgres")):
+            fail("postgres/: the database password must come from a Secret, not the arguments")
+        if not any(e.get("name") == "PGPASSWORD" and "secretKeyRef" in e.get("valueFrom", {})
+                   for e in c["env"]):
+            fail("postgres/: PGPASSWORD must come from a Secret")
+    pod["volumes"] = merge_by("name", pod.get("volumes", []), ppod.get("volumes", []))
+    mounted = {m["name"] for c in pod["containers"] for m in c["volumeMounts"]}
+    declared = {v["name"] for v in pod["volumes"]} | {
+        t["metadata"]["name"] for t in merged["spec"].get("volumeClaimTemplates", [])}
+    for m in sorted(mounted - declared):
+        fail(f"postgres/: the volume {m} is mounted but not declared")
+    check_workload(merged)
+if merged is None:
+    fail("postgres/: no coordinator patch")
+elif len(sys.argv) > 1:
+    pathlib.Path(sys.argv[1]).write_text(yaml.safe_dump(merged))
 
 policies = by_kind.get("NetworkPolicy", [])
 if not any(p["spec"]["podSelector"] == {} and "Ingress" in p["spec"]["policyTypes"] and not p["spec"].get("ingress")

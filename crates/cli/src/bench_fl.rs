@@ -333,6 +333,7 @@ fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> anyh
             eval: None,
             dropout: 0.0,
             dir: dir.clone(),
+            state: None,
             synthetic: true,
             on_round: None,
             dropout_plan: None,

@@ -6,7 +6,9 @@
 use crate::fl_net;
 use anyhow::anyhow;
 use cipherflow_fed::sim::{simulate, split_among, SimOptions};
-use cipherflow_fed::{FederationConfig, FederationPreset, KeysMode, ModelChoice, NoiseKind};
+use cipherflow_fed::{
+    FederationConfig, FederationPreset, KeysMode, ModelChoice, NoiseKind, StateLocation,
+};
 use cipherflow_nn::data::Dataset;
 use cipherflow_nn::spec::{LayerSpec, ModelSpec};
 use serde_json::json;
@@ -128,6 +130,17 @@ pub struct SimulateArgs {
     /// Directory for the state and the audit log (default: a temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// The coordinator's state in Postgres instead, postgres://… (a new
+    /// federation: give an empty --state-schema); the ledger stays in --dir.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// With --state: the schema for this simulation's tables.
+    #[arg(long)]
+    pub state_schema: Option<String>,
+    /// With --state: the CA that signed the database server's certificate
+    /// (TLS required).
+    #[arg(long)]
+    pub state_ca: Option<PathBuf>,
     /// Data split seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -420,6 +433,19 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
         eval,
         dropout: a.dropout,
         dir: dir.clone(),
+        state: match &a.state {
+            Some(url) => match StateLocation::parse(url) {
+                StateLocation::Postgres { url, .. } => Some(StateLocation::Postgres {
+                    url,
+                    schema: a.state_schema.clone(),
+                    ca: a.state_ca.clone(),
+                }),
+                StateLocation::Sqlite(_) => {
+                    return Err(anyhow!("--state takes a postgres:// URL (else use --dir)"))
+                }
+            },
+            None => None,
+        },
         synthetic: a.params_per_client.is_some(),
         on_round: if quiet {
             None

@@ -14,6 +14,7 @@ use crate::error::{FedError, Result};
 use crate::keyservice::KeyService;
 use crate::messages::{EnrollRequest, TaskRequest, UploadChunk};
 use crate::roster::{KxSecret, Roster, RosterEntry};
+use crate::store::StateLocation;
 use crate::transport::inproc::{roundtrip, roundtrip_all};
 use cipherflow_ledger::{verify_log, LogSigner, VerifyOptions};
 use cipherflow_nn::data::Dataset;
@@ -93,8 +94,12 @@ pub struct SimOptions {
     /// Probability that a sampled client drops out in a round (at a stage
     /// chosen uniformly: before upload, after upload, before its share).
     pub dropout: f64,
-    /// Directory for the state database and the ledger.
+    /// Directory for the ledger, and for the state database unless
+    /// `state` names one.
     pub dir: PathBuf,
+    /// The coordinator's state (default: a SQLite file in `dir`); a
+    /// Postgres one must be new (an empty schema), as the ledger is.
+    pub state: Option<StateLocation>,
     /// Synthetic updates instead of training (benchmarks).
     pub synthetic: bool,
     /// Called after every round.
@@ -232,6 +237,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         eval,
         dropout,
         dir,
+        state,
         synthetic,
         mut on_round,
         dropout_plan,
@@ -249,7 +255,7 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     let mut coord = Coordinator::open(CoordinatorOptions {
         config: config.clone(),
         roster: roster.clone(),
-        state: dir.join("coordinator.db").into(),
+        state: state.unwrap_or_else(|| dir.join("coordinator.db").into()),
         ledger: ledger_path.clone(),
         signer,
         eval,

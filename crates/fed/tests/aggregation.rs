@@ -56,6 +56,7 @@ fn check_exact(
         eval: Some(test),
         dropout: 0.0,
         dir: dir.path().to_path_buf(),
+        state: None,
         synthetic: false,
         on_round: None,
         dropout_plan: None,

@@ -35,6 +35,7 @@ fn simulate_in(
         eval: eval.then_some(test),
         dropout: 0.0,
         dir: dir.to_path_buf(),
+        state: None,
         synthetic: false,
         on_round: None,
         dropout_plan: None,
