@@ -29,7 +29,7 @@ struct PlainServer {
 impl PlainServer {
     fn open(dir: &Path) -> Result<Self> {
         Ok(Self {
-            store: Store::open(&dir.join("plain.db").into())?,
+            store: Store::open(&dir.join("plain.db").into(), dir)?,
             ledger: Ledger::create(
                 &dir.join("plain-ledger.db"),
                 "plain",

@@ -32,20 +32,11 @@ fn flipped_payload() {
     let mut fed = Fed::new("fault-flip", 3, 2, 2);
     fed.upload_all();
     assert_eq!(fed.coord.current_round(), Some(1));
-    let state = fed.state.clone();
+    let blob = common::payload_dir(&fed).join("segment-1-1.bin");
     let fed = fed
-        .restart_coordinator(|dir: &Path| {
+        .restart_coordinator(|_: &Path| {
             // Each client uploaded alone: client-2's payload is the
             // round's second segment (see `store::upload_segment`).
-            if let StateLocation::Postgres { .. } = state {
-                common::pg_exec(
-                    &state,
-                    "UPDATE payload_parts SET data = set_byte(data, length(data) / 2, \
-                     get_byte(data, length(data) / 2) # 1) WHERE segment = 'segment-1-1.bin'",
-                );
-                return;
-            }
-            let blob = dir.join("state.blobs/segment-1-1.bin");
             let mut b = std::fs::read(&blob).unwrap();
             let k = b.len() / 2;
             b[k] ^= 0x01;

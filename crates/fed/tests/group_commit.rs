@@ -6,7 +6,6 @@
 
 mod common;
 use cipherflow_fed::messages::UploadChunk;
-use cipherflow_fed::StateLocation;
 use cipherflow_fed::{Action, FedError, UploadItem};
 use cipherflow_ledger::entry::EntryBody;
 use cipherflow_ledger::Ledger;
@@ -26,18 +25,13 @@ fn prepared_uploads(fed: &mut Fed) -> Vec<(String, Vec<UploadChunk>)> {
         .collect()
 }
 
-/// The upload segments stored (files, or Postgres payload rows).
+/// The upload segment files stored.
 fn segments(fed: &Fed) -> Vec<String> {
-    let mut v: Vec<String> = match &fed.state {
-        StateLocation::Postgres { .. } => {
-            common::pg_exec(&fed.state, "SELECT DISTINCT segment FROM payload_parts")
-        }
-        StateLocation::Sqlite(_) => std::fs::read_dir(fed.dir.path().join("coord/state.blobs"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect(),
-    };
-    v.retain(|n| n.starts_with("segment-"));
+    let mut v: Vec<String> = std::fs::read_dir(common::payload_dir(fed))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("segment-"))
+        .collect();
     v.sort();
     v
 }
@@ -137,20 +131,10 @@ fn batch_restart() {
     let out = fed.coord.upload_batch(&first).unwrap();
     assert!(out.iter().all(Result::is_ok));
     let sum_before = running_sum_bytes(&fed);
-    let state = fed.state.clone();
+    let stray = common::payload_dir(&fed).join("segment-1-7.bin");
     // A stray segment of a batch that never committed (no row names it).
     let mut fed = fed
-        .restart_coordinator(|dir| match &state {
-            StateLocation::Postgres { .. } => {
-                common::pg_exec(
-                    &state,
-                    "INSERT INTO payload_parts VALUES ('segment-1-7.bin', 0, '\\x746f726e')",
-                );
-            }
-            StateLocation::Sqlite(_) => {
-                std::fs::write(dir.join("state.blobs/segment-1-7.bin"), b"torn").unwrap();
-            }
-        })
+        .restart_coordinator(|_| std::fs::write(stray, b"torn").unwrap())
         .map_err(|(e, _)| e)
         .unwrap();
     // The running sum is rebuilt from the segment, and a resend of a

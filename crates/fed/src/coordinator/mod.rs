@@ -214,7 +214,12 @@ impl Coordinator {
         };
         let packing = PackingPlan::for_federation(&cfg, &sizes, dp.as_ref(), dim)?;
         let params = packing.params()?;
-        let mut store = Store::open(&state)?;
+        // With a Postgres state, payload files go beside the ledger.
+        let payloads = ledger_path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("payloads");
+        let mut store = Store::open(&state, &payloads)?;
         let cfg_json = cfg.to_json()?;
         let resumed = match store.meta_text(META_CONFIG)? {
             Some(stored) if stored == cfg_json => true,

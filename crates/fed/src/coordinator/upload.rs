@@ -220,7 +220,7 @@ impl Coordinator {
             .ok_or_else(|| FedError::NotReady("no round is open".into()))?
             .record
             .round;
-        self.store.commit_segment(writer)?;
+        writer.finish()?;
         self.store.tx(|tx| {
             for (_, a, at) in &items {
                 store::insert_upload(tx, round, &a.client, &a.hash, a.num_examples, at)?;

@@ -6,11 +6,15 @@
 //!
 //! Two backends, one set of statements ([`sql`]):
 //! - **SQLite** (the embedded default): one file, WAL, `synchronous=FULL`,
-//!   one `BEGIN IMMEDIATE` transaction per change; payloads are files
-//!   beside it ([`payload`]); a lock file keeps a second coordinator out.
-//! - **Postgres** (`--state postgres://…`): the same tables, the payloads
-//!   as rows, one transaction per change, and an advisory lock on the
-//!   schema held for the connection's life.
+//!   one `BEGIN IMMEDIATE` transaction per change; a lock file keeps a
+//!   second coordinator out.
+//! - **Postgres** (`--state postgres://…`): the same tables, one
+//!   transaction per change, and an advisory lock on the schema held for
+//!   the connection's life.
+//!
+//! Payloads (ciphertexts, decryption shares) are fsynced files with either
+//! backend ([`payload`]): beside a SQLite state, in the coordinator's data
+//! directory with Postgres.
 //!
 //! The audit ledger is not here: it is a signed SQLite file on the
 //! coordinator's own volume with either backend (see
@@ -26,7 +30,6 @@ pub use payload::{share_blob, upload_blob, upload_segment, SegmentRange, Segment
 pub use sql::Tx;
 
 use crate::error::{FedError, Result};
-use payload::Payloads;
 use sql::{Arg, Conn};
 use std::path::{Path, PathBuf};
 
@@ -179,7 +182,8 @@ pub type SealedRow = (u64, Vec<u8>, Vec<u8>);
 /// The state database.
 pub struct Store {
     conn: Conn,
-    payloads: Payloads,
+    /// The payload files' directory.
+    blobs: PathBuf,
     /// SQLite: held open with an exclusive lock for the store's lifetime,
     /// so a second coordinator on the same state is refused (Postgres: an
     /// advisory lock held by the connection).
@@ -216,15 +220,21 @@ fn int(v: u64) -> Result<i64> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the state at `at`.
-    pub fn open(at: &StateLocation) -> Result<Self> {
+    /// Opens (creating if needed) the state at `at`. Payload files go
+    /// beside a SQLite state (`<state>.blobs/`) and to `payloads` with a
+    /// Postgres one.
+    pub fn open(at: &StateLocation, payloads: &Path) -> Result<Self> {
         match at {
             StateLocation::Sqlite(path) => Self::open_sqlite(path),
-            StateLocation::Postgres { url, schema, ca } => Ok(Self {
-                conn: Conn::open_postgres(url, schema.as_deref(), ca.as_deref(), &at.shown())?,
-                payloads: Payloads::Database,
-                _lock: None,
-            }),
+            StateLocation::Postgres { url, schema, ca } => {
+                let conn = Conn::open_postgres(url, schema.as_deref(), ca.as_deref(), &at.shown())?;
+                std::fs::create_dir_all(payloads).map_err(|e| FedError::io(payloads, e))?;
+                Ok(Self {
+                    conn,
+                    blobs: payloads.to_path_buf(),
+                    _lock: None,
+                })
+            }
         }
     }
 
@@ -261,7 +271,7 @@ impl Store {
         std::fs::create_dir_all(&blobs).map_err(|e| FedError::io(&blobs, e))?;
         Ok(Self {
             conn: Conn::Sqlite(conn),
-            payloads: Payloads::Files(blobs),
+            blobs,
             _lock: Some(lock),
         })
     }

@@ -13,8 +13,8 @@
 use crate::error::{FedError, Result};
 use std::sync::Mutex;
 
-/// The SQLite schema (the embedded default). Payloads live in files
-/// beside the database (see [`super::payload`]).
+/// The SQLite schema (the embedded default). Payloads are files (see
+/// [`super::payload`]), with either backend.
 pub(super) const SQLITE_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS clients (
@@ -41,9 +41,7 @@ CREATE TABLE IF NOT EXISTS shares (
 CREATE TABLE IF NOT EXISTS history (round INTEGER PRIMARY KEY, data TEXT NOT NULL);
 ";
 
-/// The Postgres schema: the same tables, and the payloads in the database
-/// too (`payload_parts`: one row per upload or share, stored uncompressed —
-/// ciphertexts do not compress — out of line).
+/// The Postgres schema: the same tables.
 pub(super) const POSTGRES_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS clients (
@@ -69,11 +67,6 @@ CREATE TABLE IF NOT EXISTS shares (
     PRIMARY KEY (round, attempt, client_id)
 );
 CREATE TABLE IF NOT EXISTS history (round BIGINT PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS payload_parts (
-    segment TEXT NOT NULL, seg_offset BIGINT NOT NULL, data BYTEA NOT NULL,
-    PRIMARY KEY (segment, seg_offset)
-);
-ALTER TABLE payload_parts ALTER COLUMN data SET STORAGE EXTERNAL;
 ";
 
 /// The first key of the advisory lock a Postgres state is held with (the
@@ -369,16 +362,6 @@ impl Conn {
                 let rows = Self::pg(m)?.query(sql, &pg_args(args))?;
                 rows.iter().map(pg_row).collect()
             }
-        }
-    }
-
-    /// A statement in its own (auto-committed) transaction.
-    pub(super) fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        match self {
-            Conn::Sqlite(c) => {
-                Ok(c.execute(&sqlite_sql(sql), rusqlite::params_from_iter(args.iter()))? as u64)
-            }
-            Conn::Postgres(m) => Ok(Self::pg(m)?.execute(sql, &pg_args(args))?),
         }
     }
 

@@ -28,12 +28,16 @@ fn fresh_postgres(name: &str) -> Option<StateLocation> {
 }
 
 /// Runs `f` on a fresh SQLite state and, when a server is given, on a
-/// fresh Postgres state.
-fn on_both(name: &str, f: impl Fn(&StateLocation)) {
+/// fresh Postgres state (with its payload directory).
+fn on_both(name: &str, f: impl Fn(&StateLocation, &Path)) {
     let dir = tempfile::tempdir().unwrap();
-    f(&StateLocation::Sqlite(dir.path().join("state.db")));
+    let payloads = dir.path().join("payloads");
+    f(
+        &StateLocation::Sqlite(dir.path().join("state.db")),
+        &payloads,
+    );
     if let Some(pg) = fresh_postgres(name) {
-        f(&pg);
+        f(&pg, &payloads);
     }
 }
 
@@ -43,9 +47,9 @@ fn hash(b: &[u8]) -> [u8; 32] {
 
 #[test]
 fn rows_and_payloads_survive_a_reopen() {
-    on_both("reopen", |at| {
+    on_both("reopen", |at, payloads| {
         {
-            let mut s = Store::open(at).unwrap();
+            let mut s = Store::open(at, payloads).unwrap();
             let at0 = s
                 .save_segment(&upload_segment(1, 0), &[b"first", b"second"])
                 .unwrap();
@@ -72,7 +76,7 @@ fn rows_and_payloads_survive_a_reopen() {
             })
             .unwrap();
         }
-        let s = Store::open(at).unwrap();
+        let s = Store::open(at, payloads).unwrap();
         assert_eq!(s.meta("crs").unwrap(), Some(vec![8u8; 32]));
         assert_eq!(s.meta("absent").unwrap(), None);
         assert_eq!(
@@ -112,8 +116,8 @@ fn rows_and_payloads_survive_a_reopen() {
 
 #[test]
 fn a_failed_transaction_leaves_nothing() {
-    on_both("rollback", |at| {
-        let mut s = Store::open(at).unwrap();
+    on_both("rollback", |at, payloads| {
+        let mut s = Store::open(at, payloads).unwrap();
         s.tx(|tx| put_round(tx, 1, "kept")).unwrap();
         let e = s.tx(|tx| {
             put_round(tx, 1, "overwritten")?;
@@ -136,19 +140,21 @@ fn a_failed_transaction_leaves_nothing() {
 
 #[test]
 fn a_second_coordinator_on_the_same_state_is_refused() {
-    on_both("lock", |at| {
-        let first = Store::open(at).unwrap();
-        let e = Store::open(at).err().expect("a second open must fail");
+    on_both("lock", |at, payloads| {
+        let first = Store::open(at, payloads).unwrap();
+        let e = Store::open(at, payloads)
+            .err()
+            .expect("a second open must fail");
         assert!(matches!(e, FedError::Locked(_)), "{e}");
         drop(first);
-        Store::open(at).unwrap();
+        Store::open(at, payloads).unwrap();
     });
 }
 
 #[test]
 fn an_uncommitted_segment_is_replaced_and_a_payload_without_its_row_ignored() {
-    on_both("segments", |at| {
-        let mut s = Store::open(at).unwrap();
+    on_both("segments", |at, payloads| {
+        let mut s = Store::open(at, payloads).unwrap();
         // A batch that crashed after its segment, before its rows.
         s.save_segment(&upload_segment(4, 0), &[b"lost one", b"lost two"])
             .unwrap();
@@ -156,7 +162,7 @@ fn an_uncommitted_segment_is_replaced_and_a_payload_without_its_row_ignored() {
         // The retried batch reuses the name with other contents.
         let mut w = s.segment_writer(&upload_segment(4, 0)).unwrap();
         let r = w.append(&[b"new ", b"payload"]).unwrap();
-        s.commit_segment(w).unwrap();
+        w.finish().unwrap();
         assert_eq!((r.offset, r.len), (0, 11));
         s.tx(|tx| insert_upload(tx, 4, "c", &hash(b"new payload"), 1, &r))
             .unwrap();
@@ -168,8 +174,8 @@ fn an_uncommitted_segment_is_replaced_and_a_payload_without_its_row_ignored() {
 
 #[test]
 fn segment_ranges_and_hashes_are_checked_before_use() {
-    on_both("ranges", |at| {
-        let mut store = Store::open(at).unwrap();
+    on_both("ranges", |at, payloads| {
+        let mut store = Store::open(at, payloads).unwrap();
         let parts: [&[u8]; 2] = [b"first", b"second"];
         let at = store.save_segment(&upload_segment(2, 0), &parts).unwrap();
         assert_eq!((at[1].offset, at[1].len), (5, 6));
@@ -246,7 +252,7 @@ fn a_sqlite_state_from_before_segments_is_migrated_and_its_uploads_read() {
         std::fs::create_dir_all(&blobs).unwrap();
         std::fs::write(blobs.join(upload_blob(1, "a")), &payload).unwrap();
     }
-    let mut store = Store::open(&path.clone().into()).unwrap();
+    let mut store = Store::open(&path.clone().into(), dir.path()).unwrap();
     let rows = store.uploads(1).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].bytes.as_deref(), Some(payload.as_slice()));
@@ -320,27 +326,38 @@ fn a_postgres_server_is_verified_over_tls() {
     // The server signed by the CA the operator gave: TLS, state kept.
     let pid = std::process::id();
     let good = fresh(&format!("t_tls_{pid}"), &url, Some(&ca));
+    let dir = tempfile::tempdir().unwrap();
     {
-        let mut s = Store::open(&good).unwrap();
+        let mut s = Store::open(&good, dir.path()).unwrap();
         s.tx(|tx| put_round(tx, 1, "over tls")).unwrap();
     }
     assert_eq!(
-        Store::open(&good).unwrap().round(1).unwrap().as_deref(),
+        Store::open(&good, dir.path())
+            .unwrap()
+            .round(1)
+            .unwrap()
+            .as_deref(),
         Some("over tls")
     );
     // A server whose certificate another CA signed (an impersonator, as
     // far as the coordinator can tell) is refused before any state moves.
-    let e = Store::open(&fresh(&format!("t_tls_bad_{pid}"), &url, Some(&other_ca)))
-        .err()
-        .expect("a server the CA did not sign must be refused");
+    let e = Store::open(
+        &fresh(&format!("t_tls_bad_{pid}"), &url, Some(&other_ca)),
+        dir.path(),
+    )
+    .err()
+    .expect("a server the CA did not sign must be refused");
     assert!(matches!(e, FedError::Postgres(_)), "{e}");
     assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
     // sslmode=require without a CA to verify with is refused up front.
-    let e = Store::open(&fresh(
-        &format!("t_tls_noca_{pid}"),
-        &format!("{url}?sslmode=require"),
-        None,
-    ))
+    let e = Store::open(
+        &fresh(
+            &format!("t_tls_noca_{pid}"),
+            &format!("{url}?sslmode=require"),
+            None,
+        ),
+        dir.path(),
+    )
     .err()
     .expect("sslmode=require without --state-ca");
     assert!(
@@ -381,7 +398,8 @@ fn scram_over_tls_is_bound_to_the_servers_certificate() {
         schema: Some(schema),
         ca: Some(ca),
     };
-    let mut s = Store::open(&at).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&at, dir.path()).unwrap();
     s.tx(|tx| set_meta(tx, "k", b"v")).unwrap();
     assert_eq!(s.meta("k").unwrap().as_deref(), Some(&b"v"[..]));
 }

@@ -76,6 +76,15 @@ pub fn pg_exec(state: &cipherflow_fed::StateLocation, sql: &str) -> Vec<String> 
         .collect()
 }
 
+/// Where a harness federation's coordinator keeps its payload files:
+/// beside a SQLite state, beside the ledger with Postgres.
+pub fn payload_dir(fed: &harness::Fed) -> std::path::PathBuf {
+    match &fed.state {
+        cipherflow_fed::StateLocation::Sqlite(_) => fed.dir.path().join("coord/state.blobs"),
+        cipherflow_fed::StateLocation::Postgres { .. } => fed.dir.path().join("coord/payloads"),
+    }
+}
+
 /// An in-process federation driven message by message, so that a test can
 /// play the coordinator, a key holder or the operator between steps.
 pub mod harness {
