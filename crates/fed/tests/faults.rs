@@ -88,20 +88,66 @@ fn deleted_state() {
     );
 }
 
+/// The state's tables (a backup of a Postgres state copies them).
+const TABLES: [&str; 7] = [
+    "meta", "clients", "keysetup", "rounds", "uploads", "shares", "history",
+];
+
+/// Backs up a Postgres state into the schema `{schema}_old`, or puts that
+/// backup back (a restore from an older dump).
+fn pg_backup(state: &StateLocation, restore: bool) {
+    let StateLocation::Postgres {
+        schema: Some(s), ..
+    } = state
+    else {
+        panic!("a Postgres state in its own schema")
+    };
+    if !restore {
+        common::pg_exec(state, &format!("CREATE SCHEMA {s}_old"));
+    }
+    for t in TABLES {
+        if restore {
+            common::pg_exec(state, &format!("DELETE FROM {s}.{t}"));
+            common::pg_exec(
+                state,
+                &format!("INSERT INTO {s}.{t} SELECT * FROM {s}_old.{t}"),
+            );
+        } else {
+            common::pg_exec(state, &format!("CREATE TABLE {s}_old.{t} AS TABLE {s}.{t}"));
+        }
+    }
+}
+
 #[test]
 fn a_state_rolled_back_behind_the_ledger_is_refused() {
+    on_both("rollback", rolled_back_state);
+}
+
+fn rolled_back_state() {
     let mut fed = Fed::new("fault-rollback", 3, 2, 3);
     fed.upload_all();
     fed.run_decryption(6);
     // A copy of the state after round 1 (round 2 just opened)…
     let old = fed.dir.path().join("old");
-    copy_state(&fed.dir.path().join("coord"), &old);
+    let state = fed.state.clone();
+    let postgres = matches!(state, StateLocation::Postgres { .. });
+    if postgres {
+        pg_backup(&state, false);
+    } else {
+        copy_state(&fed.dir.path().join("coord"), &old);
+    }
     // …round 2 closes…
     fed.upload_all();
     fed.run_decryption(6);
     assert_eq!(fed.coord.history().len(), 2);
     // …and the old copy is put back (a restored backup, a lost WAL).
-    let (e, _dir) = match fed.restart_coordinator(|dir: &Path| copy_state(&old, dir)) {
+    let (e, _dir) = match fed.restart_coordinator(|dir: &Path| {
+        if postgres {
+            pg_backup(&state, true);
+        } else {
+            copy_state(&old, dir);
+        }
+    }) {
         Ok(_) => panic!("the coordinator resumed from a state behind its ledger"),
         Err(x) => x,
     };

@@ -271,7 +271,26 @@ impl Conn {
             .map_err(|e| FedError::Config(format!("the Postgres state address {shown}: {e}")))?;
         if let Some(s) = schema {
             check_schema_name(s)?;
-            cfg.options(&format!("-csearch_path={s}"));
+            // Added to the URL's own `options`, not in their place.
+            let options = match cfg.get_options() {
+                Some(o) if !o.trim().is_empty() => format!("{o} -csearch_path={s}"),
+                _ => format!("-csearch_path={s}"),
+            };
+            cfg.options(&options);
+        }
+        // A database that vanishes without closing the connection (a
+        // partition, a host that died) must fail the coordinator's call
+        // within a minute, not hang it: TCP keepalives and a user timeout,
+        // unless the URL sets its own.
+        if !cfg.get_keepalives() {
+            tracing::warn!(state = %shown, "TCP keepalives to the Postgres state are off");
+        } else if cfg.get_keepalives_idle() == std::time::Duration::from_secs(2 * 60 * 60) {
+            cfg.keepalives_idle(std::time::Duration::from_secs(30));
+            cfg.keepalives_interval(std::time::Duration::from_secs(10));
+            cfg.keepalives_retries(3);
+        }
+        if cfg.get_tcp_user_timeout().is_none() {
+            cfg.tcp_user_timeout(std::time::Duration::from_secs(60));
         }
         // libpq's convention: the password from the environment rather
         // than on a command line that `ps` shows.

@@ -108,10 +108,54 @@ fn rows_and_payloads_survive_a_reopen() {
             (sh[0].ledger_index, sh[0].bytes.as_slice()),
             (Some(9), &b"share of a"[..])
         );
-        // Removing a round's payloads leaves other rounds' alone.
+        // Removing a round's payloads: its rows now name missing files,
+        // which reads as damage, not as an I/O failure.
         s.remove_round_blobs(1);
-        assert!(s.uploads(1).is_err(), "the rows now name missing payloads");
+        let e = s.uploads(1).unwrap_err();
+        assert!(
+            matches!(&e, FedError::Integrity(m) if m.contains("missing")),
+            "{e}"
+        );
     });
+}
+
+#[test]
+fn a_payload_directory_that_cannot_be_read_is_an_io_failure_not_damage() {
+    // Damage aborts a round; an I/O failure makes the coordinator reopen
+    // and peers retry. A payload directory replaced by a file (ENOTDIR)
+    // must read as the latter.
+    on_both("enotdir", |at, payloads| {
+        let mut s = Store::open(at, payloads).unwrap();
+        let r = s.save_segment(&upload_segment(3, 0), &[b"data"]).unwrap();
+        s.tx(|tx| insert_upload(tx, 3, "a", &hash(b"data"), 1, &r[0]))
+            .unwrap();
+        let dir = match at {
+            StateLocation::Sqlite(p) => p.with_extension("blobs"),
+            StateLocation::Postgres { .. } => payloads.to_path_buf(),
+        };
+        std::fs::rename(&dir, dir.with_extension("moved")).unwrap();
+        std::fs::write(&dir, b"not a directory").unwrap();
+        let e = s.uploads(3).unwrap_err();
+        assert!(matches!(e, FedError::Io { .. }), "{e}");
+        std::fs::remove_file(&dir).unwrap();
+        std::fs::rename(dir.with_extension("moved"), &dir).unwrap();
+        assert_eq!(s.uploads(3).unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn payload_names_are_plain_file_names() {
+    for ok in [
+        "segment-1-0.bin",
+        "share-2-0-client_3.bin",
+        &"a".repeat(128),
+    ] {
+        assert!(payload::check_blob_name(ok).is_ok(), "{ok}");
+    }
+    // Each breaks one rule only.
+    for bad in ["", &"a".repeat(129), ".segment", "a/b", "../x", "a b"] {
+        assert!(payload::check_blob_name(bad).is_err(), "{bad:?}");
+    }
 }
 
 #[test]
@@ -178,6 +222,10 @@ fn segment_ranges_and_hashes_are_checked_before_use() {
         let mut store = Store::open(at, payloads).unwrap();
         let parts: [&[u8]; 2] = [b"first", b"second"];
         let at = store.save_segment(&upload_segment(2, 0), &parts).unwrap();
+        // A file outside the payload directory whose bytes match a
+        // recorded hash: only the name check keeps it out.
+        let outside = payloads.parent().unwrap().join("outside.bin");
+        std::fs::write(&outside, b"first").unwrap();
         assert_eq!((at[1].offset, at[1].len), (5, 6));
         // A range past the segment's end, a path instead of a name, a
         // payload that does not match its hash: typed errors, nothing read
@@ -194,7 +242,7 @@ fn segment_ranges_and_hashes_are_checked_before_use() {
             (
                 "c2",
                 SegmentRange {
-                    segment: "../state.db".into(),
+                    segment: "../outside.bin".into(),
                     ..at[0].clone()
                 },
                 hash(b"first"),
@@ -402,4 +450,31 @@ fn scram_over_tls_is_bound_to_the_servers_certificate() {
     let mut s = Store::open(&at, dir.path()).unwrap();
     s.tx(|tx| set_meta(tx, "k", b"v")).unwrap();
     assert_eq!(s.meta("k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_schema_is_added_to_the_urls_own_options() {
+    let Some(StateLocation::Postgres { url, schema, ca }) = fresh_postgres("options") else {
+        return;
+    };
+    // The URL sets its own options (here a statement timeout).
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let at = StateLocation::Postgres {
+        url: format!("{url}{sep}options=-cstatement_timeout%3D45000"),
+        schema: schema.clone(),
+        ca,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&at, dir.path()).unwrap();
+    let show = |q: &str| {
+        s.conn
+            .query(q, &[])
+            .unwrap()
+            .pop()
+            .unwrap()
+            .text(0)
+            .unwrap()
+    };
+    assert_eq!(show("SHOW statement_timeout"), "45s");
+    assert_eq!(show("SELECT current_schema()::text"), schema.unwrap());
 }
