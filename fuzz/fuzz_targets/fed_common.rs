@@ -60,7 +60,7 @@ pub fn build(dir: std::path::PathBuf) -> Federation {
     let mut coord = Coordinator::open(CoordinatorOptions {
         config: cfg.clone(),
         roster: roster.clone(),
-        state: dir.join("coord/state.db"),
+        state: dir.join("coord/state.db").into(),
         ledger: dir.join("coord/ledger.db"),
         signer,
         eval: None,

@@ -20,6 +20,7 @@
 //! coordinator's own volume with either backend (see
 //! `crates/fed/README.md`, "Where the state lives").
 
+mod direct;
 mod files;
 mod payload;
 mod sql;
@@ -184,6 +185,8 @@ pub struct Store {
     conn: Conn,
     /// The payload files' directory.
     blobs: PathBuf,
+    /// Whether payload files are written with direct I/O there.
+    direct_io: bool,
     /// SQLite: held open with an exclusive lock for the store's lifetime,
     /// so a second coordinator on the same state is refused (Postgres: an
     /// advisory lock held by the connection).
@@ -232,6 +235,7 @@ impl Store {
                 Ok(Self {
                     conn,
                     blobs: payloads.to_path_buf(),
+                    direct_io: direct::supported(payloads),
                     _lock: None,
                 })
             }
@@ -271,6 +275,7 @@ impl Store {
         std::fs::create_dir_all(&blobs).map_err(|e| FedError::io(&blobs, e))?;
         Ok(Self {
             conn: Conn::Sqlite(conn),
+            direct_io: direct::supported(&blobs),
             blobs,
             _lock: Some(lock),
         })

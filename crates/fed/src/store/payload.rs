@@ -69,7 +69,7 @@ pub(super) fn check_blob_name(name: &str) -> Result<()> {
 /// in it counts until [`SegmentWriter::finish`] made it durable and a state
 /// row names it.
 pub struct SegmentWriter {
-    file: std::io::BufWriter<std::fs::File>,
+    sink: super::direct::Sink,
     name: String,
     tmp: PathBuf,
     path: PathBuf,
@@ -81,12 +81,9 @@ impl SegmentWriter {
     /// Appends one payload, given as consecutive pieces; returns where it
     /// will lie.
     pub fn append(&mut self, pieces: &[&[u8]]) -> Result<SegmentRange> {
-        use std::io::Write;
         let start = self.offset;
         for p in pieces {
-            self.file
-                .write_all(p)
-                .map_err(|e| FedError::io(&self.tmp, e))?;
+            self.sink.write(p).map_err(|e| FedError::io(&self.tmp, e))?;
             self.offset += p.len() as u64;
         }
         Ok(SegmentRange {
@@ -99,12 +96,9 @@ impl SegmentWriter {
     /// Makes the file durable under its name: flush, fsync, rename, fsync
     /// of the directory.
     pub fn finish(self) -> Result<()> {
-        let file = self
-            .file
-            .into_inner()
-            .map_err(|e| FedError::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| FedError::io(&self.tmp, e))?;
-        drop(file);
+        self.sink
+            .finish(self.offset)
+            .map_err(|e| FedError::io(&self.tmp, e))?;
         std::fs::rename(&self.tmp, &self.path).map_err(|e| FedError::io(&self.path, e))?;
         #[cfg(unix)]
         std::fs::File::open(&self.dir)
@@ -135,7 +129,8 @@ impl Store {
     }
 
     /// A payload file written piece by piece (each piece as soon as it is
-    /// accepted, so that a batch's payloads are not all held in memory)
+    /// accepted, so that a batch's payloads are not all held in memory;
+    /// with direct I/O where the file system allows, see [`super::direct`])
     /// and made durable once, by [`SegmentWriter::finish`]. A file of the
     /// same name left by a batch that never committed is replaced.
     pub fn segment_writer(&self, name: &str) -> Result<SegmentWriter> {
@@ -147,13 +142,10 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(FedError::io(&tmp, e)),
         }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| FedError::io(&tmp, e))?;
+        let sink =
+            super::direct::Sink::create(&tmp, self.direct_io).map_err(|e| FedError::io(&tmp, e))?;
         Ok(SegmentWriter {
-            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            sink,
             name: name.to_string(),
             tmp,
             path,
