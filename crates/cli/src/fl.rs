@@ -134,13 +134,9 @@ pub struct SimulateArgs {
     /// federation: give an empty --state-schema); the ledger stays in --dir.
     #[arg(long)]
     pub state: Option<String>,
-    /// With --state: the schema for this simulation's tables.
-    #[arg(long)]
-    pub state_schema: Option<String>,
-    /// With --state: the CA that signed the database server's certificate
-    /// (TLS required).
-    #[arg(long)]
-    pub state_ca: Option<PathBuf>,
+    /// With --state: its schema (empty) and CA.
+    #[command(flatten)]
+    pub postgres: fl_net::PostgresArgs,
     /// Data split seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -434,16 +430,17 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
         dropout: a.dropout,
         dir: dir.clone(),
         state: match &a.state {
-            Some(url) => match StateLocation::parse(url) {
-                StateLocation::Postgres { url, .. } => Some(StateLocation::Postgres {
-                    url,
-                    schema: a.state_schema.clone(),
-                    ca: a.state_ca.clone(),
-                }),
+            Some(url) => match a.postgres.location(url)? {
                 StateLocation::Sqlite(_) => {
                     return Err(anyhow!("--state takes a postgres:// URL (else use --dir)"))
                 }
+                pg => Some(pg),
             },
+            None if a.postgres.state_schema.is_some() || a.postgres.state_ca.is_some() => {
+                return Err(anyhow!(
+                    "--state-schema and --state-ca go with --state postgres://…"
+                ))
+            }
             None => None,
         },
         synthetic: a.params_per_client.is_some(),

@@ -132,15 +132,9 @@ pub struct CoordinatorArgs {
     /// the ledger and models go to --data-dir.
     #[arg(long, default_value = "fl-state")]
     pub state: String,
-    /// With a Postgres state: the schema holding this federation's tables
-    /// (created if missing; one federation per schema).
-    #[arg(long)]
-    pub state_schema: Option<String>,
-    /// With a Postgres state: the CA certificate (PEM) that signed the
-    /// database server's certificate; TLS is then required and the server
-    /// verified (its name as in the URL).
-    #[arg(long)]
-    pub state_ca: Option<PathBuf>,
+    /// Where the Postgres state is, beyond its URL.
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
     /// The coordinator's own directory: the audit ledger (a signed file
     /// auditors copy and verify offline), round models and the final
     /// model. Default: the state directory; with a Postgres state,
@@ -169,6 +163,40 @@ pub struct CoordinatorArgs {
     /// Also write every closed round's model to DATA_DIR/models/round-NNNN.safetensors.
     #[arg(long)]
     pub save_rounds: bool,
+}
+
+/// A Postgres state's schema and CA (`fl coordinator`, `fl simulate`).
+#[derive(clap::Args, Clone, Default)]
+pub struct PostgresArgs {
+    /// With a Postgres state: the schema holding this federation's tables
+    /// (created if missing; one federation per schema).
+    #[arg(long)]
+    pub state_schema: Option<String>,
+    /// With a Postgres state: the CA certificate (PEM) that signed the
+    /// database server's certificate; TLS is then required and the server
+    /// verified (its name as in the URL).
+    #[arg(long)]
+    pub state_ca: Option<PathBuf>,
+}
+
+impl PostgresArgs {
+    /// The state at `--state VALUE`: a Postgres URL with these, or else a
+    /// directory, which these may not accompany.
+    pub fn location(&self, value: &str) -> anyhow::Result<StateLocation> {
+        match StateLocation::parse(value) {
+            StateLocation::Postgres { url, .. } => Ok(StateLocation::Postgres {
+                url,
+                schema: self.state_schema.clone(),
+                ca: self.state_ca.clone(),
+            }),
+            StateLocation::Sqlite(_) if self.state_schema.is_some() || self.state_ca.is_some() => {
+                Err(anyhow!(
+                    "--state-schema and --state-ca are for a Postgres state (--state postgres://…)"
+                ))
+            }
+            dir => Ok(dir),
+        }
+    }
 }
 
 /// Arguments of `cipherflow fl client`.
@@ -397,27 +425,18 @@ pub(crate) fn init_tracing() -> anyhow::Result<()> {
 /// The coordinator's state and its own directory, from `--state`,
 /// `--state-schema` and `--data-dir`.
 fn coordinator_state(a: &CoordinatorArgs) -> anyhow::Result<(StateLocation, PathBuf)> {
-    match StateLocation::parse(&a.state) {
+    Ok(match a.postgres.location(&a.state)? {
         StateLocation::Sqlite(dir) => {
-            if a.state_schema.is_some() || a.state_ca.is_some() {
-                return Err(anyhow!(
-                    "--state-schema and --state-ca are for a Postgres state (--state postgres://…)"
-                ));
-            }
             let data = a.data_dir.clone().unwrap_or_else(|| dir.clone());
-            Ok((StateLocation::Sqlite(dir.join("coordinator.db")), data))
+            (StateLocation::Sqlite(dir.join("coordinator.db")), data)
         }
-        StateLocation::Postgres { url, .. } => Ok((
-            StateLocation::Postgres {
-                url,
-                schema: a.state_schema.clone(),
-                ca: a.state_ca.clone(),
-            },
+        pg => (
+            pg,
             a.data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("fl-state")),
-        )),
-    }
+        ),
+    })
 }
 
 /// Runs `cipherflow fl coordinator` until the federation finishes.
