@@ -337,6 +337,7 @@ fn rounds(out: &Emit, p: usize, c: usize, stat_sec: u32, threads: usize) -> anyh
             synthetic: true,
             on_round: None,
             dropout_plan: None,
+            regions: 0,
         })?;
         let _ = std::fs::remove_dir_all(&dir);
         let enc = report.round_seconds_median;

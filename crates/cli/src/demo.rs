@@ -307,6 +307,7 @@ pub fn run_federated() -> anyhow::Result<()> {
         clients_per_round: None,
         stat_sec: None,
         key_holders: None,
+        regions: 0,
         compare_plaintext: false,
         dir: None,
         state: None,

@@ -122,6 +122,11 @@ pub struct SimulateArgs {
     /// with party ids 1..=K) instead of every client.
     #[arg(long)]
     pub key_holders: Option<usize>,
+    /// Hierarchical aggregation: this many regional aggregators, each with
+    /// its own state and signed ledger, sum their clients' updates and
+    /// forward one ciphertext per round (clients assigned round-robin).
+    #[arg(long, default_value_t = 0)]
+    pub regions: usize,
     /// Then run the same federation in plaintext (FedAvg, same model, data
     /// and local training; updates stored and logged alike) and report the
     /// encrypted round's time over the plaintext round's.
@@ -471,6 +476,7 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
             }))
         },
         dropout_plan: None,
+        regions: a.regions,
     })?;
     let secs = start.elapsed().as_secs_f64();
     let plain = match baseline_inputs {
@@ -524,9 +530,21 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
                 "; peak memory {m:.0} MiB (all parties)"
             ))
         );
+        if report.regions > 0 {
+            println!(
+                "  {} regions: {} regional sums forwarded, each checked against its region's signed ledger",
+                report.regions, report.regional_sums
+            );
+        }
         println!(
-            "  audit log: {} ({} \"my update was counted\" proofs verified by clients)",
-            report.ledger, report.counted_proofs_verified
+            "  audit log{}: {} ({} \"my update was counted\" proofs verified by clients)",
+            if report.regions > 0 {
+                "s (coordinator and regions)"
+            } else {
+                ""
+            },
+            report.ledger,
+            report.counted_proofs_verified
         );
         if a.dir.is_some() {
             println!("  state and audit log in {}", dir.display());
@@ -551,6 +569,8 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
                 "plaintext_final_accuracy": plain.and_then(|p| p.1),
                 "encrypted_to_plaintext": plain.map(|p| report.round_seconds_median / p.0.max(1e-9)),
                 "key_holders": report.key_holders,
+                "regions": report.regions,
+                "regional_sums": report.regional_sums,
                 "ledger": report.ledger,
                 "upload_ratio_to_float32": report.upload_ratio_to_float32,
                 "params": report.params,

@@ -393,6 +393,7 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
             party_id: i as u64 + 1,
             cert_sha256: Some(fp),
             kx_public: kx.public_hex(),
+            region: None,
         });
     }
     let roster = Roster {
@@ -404,6 +405,7 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
         coordinator_client_cert_sha256: Some(coordinator_client),
         coordinator_name: Some(coordinator_name),
         key_service_name: Some(key_service_name),
+        regions: Vec::new(),
     };
     save_roster(dir, &roster)?;
     // The coordinator's audit-log signing key; clients and the key service
@@ -590,6 +592,7 @@ pub fn sign_request(dir: &Path, req: &EnrollmentRequest, validity_days: u32) -> 
             party_id: next_party,
             cert_sha256: Some(fp),
             kx_public: req.kx_public.clone(),
+            region: None,
         }),
     }
     let cert_path = PkiDir::new(dir).party_dir(&req.client_id).join("cert.pem");

@@ -69,7 +69,8 @@ pub use config::{
     LocalTraining, ModelChoice, NoiseKind, Sizes, StrategyConfig, StrategyKind,
 };
 pub use coordinator::{
-    real_clock, Clock, Coordinator, CoordinatorOptions, Phase, Recovering, RoundSummary, UploadItem,
+    real_clock, Clock, Coordinator, CoordinatorOptions, Phase, Recovering, RegionalAggregator,
+    RoundSummary, UploadItem,
 };
 pub use dp_plan::{
     ledger_epsilon, rounding_l2_bound, DpPlan, FedEpsilon, LocalDpPlan, MAX_DG_SHARE_SIGMA,
@@ -84,12 +85,12 @@ pub use packing::{
     coordinate_sum_bound, crs_from_bytes, round_context, round_seeds, PackingPlan, MAX_PACK,
 };
 pub use records::{
-    FederationRecord, KeySetupRecord, RoundAbortedRecord, KIND_FEDERATION, KIND_KEY_SETUP,
-    KIND_ROUND_ABORTED, RECORD_VERSION,
+    FederationRecord, KeySetupRecord, RegionSumRecord, RoundAbortedRecord, KIND_FEDERATION,
+    KIND_KEY_SETUP, KIND_REGION_SUM, KIND_ROUND_ABORTED, RECORD_VERSION,
 };
 pub use roster::{
-    check_client_id, check_server_name, parse_public, KxSecret, Role, Roster, RosterEntry,
-    ServerPin, RESERVED_IDS,
+    check_client_id, check_server_name, parse_public, region_ledger_name, KxSecret, RegionEntry,
+    Role, Roster, RosterEntry, ServerPin, RESERVED_IDS,
 };
 pub use sim::{simulate, SimOptions, SimReport};
 pub use store::{write_atomic, StateLocation};

@@ -224,6 +224,44 @@ pub struct UploadReceipt {
     pub duplicate: bool,
 }
 
+/// The coordinator tells a regional aggregator which round collects and
+/// which of its clients were sampled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionRound {
+    /// The federation's name.
+    pub federation: String,
+    /// The round.
+    pub round: u64,
+    /// Rounds opened so far, this one included (its DP settings').
+    pub cumulative: u64,
+    /// The region's sampled clients.
+    pub sampled: Vec<String>,
+    /// The round's weight reference (for the region's state record).
+    pub weight_reference: f64,
+    /// The round's noise multiplier under a privacy schedule.
+    pub noise_multiplier: Option<f64>,
+}
+
+/// A regional aggregator's sum of its clients' updates for one round, and
+/// the proof that its ledger committed the contributor set and the sum.
+#[derive(Clone, Debug)]
+pub struct RegionalSum {
+    /// The federation's name.
+    pub federation: String,
+    /// The round.
+    pub round: u64,
+    /// The sum, one encoded ciphertext per chunk.
+    pub chunks: Vec<Vec<u8>>,
+    /// The region ledger's AggregateComputed entry for the round (the
+    /// sum's SHA-256, the contributor set's root), with its signed head.
+    pub aggregate_proof: EntryProof,
+    /// The contributors (each client's update hash and its index in the
+    /// region's ledger), whose root the entry commits.
+    pub inputs: Vec<AggregateInput>,
+    /// Each contributor's number of examples, in the order of `inputs`.
+    pub examples: Vec<u64>,
+}
+
 /// A part of a decryption share (a contiguous range of chunks), or a
 /// ready answer to a prepare task.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -21,6 +21,8 @@ pub const KIND_KEY_SETUP: &str = "key-setup";
 pub const KIND_FEDERATION: &str = "federation";
 /// The custom-entry kind of [`RoundAbortedRecord`].
 pub const KIND_ROUND_ABORTED: &str = "round-aborted";
+/// The custom-entry kind of [`RegionSumRecord`].
+pub const KIND_REGION_SUM: &str = "region-sum";
 
 /// Version byte of the records' encodings.
 pub const RECORD_VERSION: u8 = 1;
@@ -298,6 +300,68 @@ impl RoundAbortedRecord {
     }
 }
 
+/// A regional aggregator's sum accepted by the coordinator: which region,
+/// the head of the region's ledger that committed it (so an auditor holding
+/// the region's log checks the same commitment), the committing entry, the
+/// sum's SHA-256 and the contributor set's root. The contributors' own
+/// UpdateReceived entries follow in the coordinator's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionSumRecord {
+    /// The round.
+    pub round: u64,
+    /// The region's id.
+    pub region: String,
+    /// The region ledger's tree size at the signed head.
+    pub region_tree_size: u64,
+    /// Its root hash.
+    pub region_root: [u8; 32],
+    /// The index of the region's AggregateComputed entry.
+    pub region_entry: u64,
+    /// SHA-256 of the regional sum.
+    pub sum_hash: [u8; 32],
+    /// Contributors.
+    pub contributors: u64,
+    /// Merkle root of the contributor set (the region entry's).
+    pub inputs_root: [u8; 32],
+}
+
+impl RegionSumRecord {
+    /// As a ledger custom entry: `version | round:u64 | region:str |
+    /// tree_size:u64 | root:32 | entry:u64 | sum:32 | contributors:u64 |
+    /// inputs_root:32`.
+    pub fn to_entry(&self) -> CustomEntry {
+        let mut w = writer();
+        w.u64(self.round);
+        w.str(&self.region);
+        w.u64(self.region_tree_size);
+        w.hash(&self.region_root);
+        w.u64(self.region_entry);
+        w.hash(&self.sum_hash);
+        w.u64(self.contributors);
+        w.hash(&self.inputs_root);
+        CustomEntry {
+            kind: KIND_REGION_SUM.into(),
+            data: w.into_bytes(),
+        }
+    }
+
+    /// From a custom entry's data (the caller checks the kind).
+    pub fn parse(data: &[u8]) -> Result<Self> {
+        read_record(data, "region-sum", |r| {
+            Ok(Self {
+                round: r.u64("round")?,
+                region: r.string("region")?,
+                region_tree_size: r.u64("region_tree_size")?,
+                region_root: r.hash("region_root")?,
+                region_entry: r.u64("region_entry")?,
+                sum_hash: r.hash("sum_hash")?,
+                contributors: r.u64("contributors")?,
+                inputs_root: r.hash("inputs_root")?,
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -375,6 +439,20 @@ mod tests {
         let e = a.to_entry();
         assert_eq!(e.kind, KIND_ROUND_ABORTED);
         strict(&e.data, RoundAbortedRecord::parse, &a);
+
+        let r = RegionSumRecord {
+            round: 2,
+            region: "north".into(),
+            region_tree_size: 17,
+            region_root: [5; 32],
+            region_entry: 16,
+            sum_hash: [6; 32],
+            contributors: 9,
+            inputs_root: [7; 32],
+        };
+        let e = r.to_entry();
+        assert_eq!(e.kind, KIND_REGION_SUM);
+        strict(&e.data, RegionSumRecord::parse, &r);
     }
 
     #[test]

@@ -30,6 +30,46 @@ pub struct RosterEntry {
     pub cert_sha256: Option<String>,
     /// X25519 public key (hex) for sealing Shamir shares to this client.
     pub kx_public: String,
+    /// The regional aggregator this client uploads through (hierarchical
+    /// aggregation); `None`: straight to the coordinator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// A regional aggregator (hierarchical aggregation): it sums the updates of
+/// the clients assigned to it and forwards one ciphertext per round,
+/// with the contributor set committed in its own signed ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionEntry {
+    /// Region id (the rules of a client id; distinct from every client's).
+    pub region_id: String,
+    /// The region's ledger key (hex Ed25519): its commitments are verified
+    /// against it, by the coordinator and by the region's clients.
+    pub ledger_key: String,
+}
+
+impl RegionEntry {
+    /// The region's ledger key.
+    pub fn public_key(&self) -> Result<cipherflow_ledger::PublicKey> {
+        let b: [u8; 32] = hex::decode(&self.ledger_key)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| {
+                FedError::Config(format!(
+                    "region {}: the ledger key must be 32 bytes of hex",
+                    self.region_id
+                ))
+            })?;
+        cipherflow_ledger::PublicKey::from_bytes(&b)
+            .map_err(|e| FedError::Config(format!("region {}: ledger key: {e}", self.region_id)))
+    }
+}
+
+/// The name of a region's ledger (its log id is a function of it and the
+/// region's key, so a proof from another log is refused).
+pub fn region_ledger_name(federation: &str, region: &str) -> String {
+    format!("{federation}/region/{region}")
 }
 
 /// The roster.
@@ -65,6 +105,10 @@ pub struct Roster {
     /// The key service's server name (as `coordinator_name`).
     #[serde(default)]
     pub key_service_name: Option<String>,
+    /// Regional aggregators (hierarchical aggregation); empty: every
+    /// client uploads to the coordinator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionEntry>,
 }
 
 /// A server role of the federation.
@@ -193,7 +237,51 @@ impl Roster {
         {
             check_server_name(n)?;
         }
+        self.validate_regions(&ids)
+    }
+
+    /// Region ids valid, distinct and no client's; keys well formed; every
+    /// client's region listed.
+    fn validate_regions(&self, client_ids: &BTreeSet<&str>) -> Result<()> {
+        if self.regions.len() > self.clients.len() {
+            return Err(FedError::Config(
+                "more regions than clients in the roster".into(),
+            ));
+        }
+        let mut regions = BTreeSet::new();
+        for r in &self.regions {
+            check_client_id(&r.region_id)?;
+            if client_ids.contains(r.region_id.as_str()) || !regions.insert(r.region_id.as_str()) {
+                return Err(FedError::Config(format!(
+                    "region id {} repeated or a client's",
+                    r.region_id
+                )));
+            }
+            r.public_key()?;
+        }
+        for c in &self.clients {
+            if let Some(r) = &c.region {
+                if !regions.contains(r.as_str()) {
+                    return Err(FedError::Config(format!(
+                        "{} is assigned to region {r}, which the roster does not list",
+                        c.client_id
+                    )));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The entry of a region id.
+    pub fn region(&self, id: &str) -> Option<&RegionEntry> {
+        self.regions.iter().find(|r| r.region_id == id)
+    }
+
+    /// The region a client uploads through, if any.
+    pub fn region_of(&self, client: &str) -> Option<&RegionEntry> {
+        self.by_id(client)
+            .and_then(|c| c.region.as_deref())
+            .and_then(|r| self.region(r))
     }
 
     /// What a client pins when it dials `role`: the role's name and

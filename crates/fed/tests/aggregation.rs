@@ -60,6 +60,7 @@ fn check_exact(
         synthetic: false,
         on_round: None,
         dropout_plan: None,
+        regions: 0,
     })
     .unwrap();
     assert_eq!(report.model.len(), expected.len());

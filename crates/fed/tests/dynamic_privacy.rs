@@ -39,6 +39,7 @@ fn simulate_in(
         synthetic: false,
         on_round: None,
         dropout_plan: None,
+        regions: 0,
     })
 }
 

@@ -264,7 +264,7 @@ fn key_setup_with_a_failing_ledger(recover: bool) -> bool {
         cfg,
         roster,
         dir,
-        state: _,
+        ..
     } = placeholder;
     let mut rc = Recovering::new(coord);
     if recover {

@@ -29,6 +29,7 @@ fn run(
         synthetic: false,
         on_round: None,
         dropout_plan: plan,
+        regions: 0,
     })
     .unwrap()
 }
@@ -212,6 +213,7 @@ fn simulated_data_is_validated() {
         synthetic: false,
         on_round: None,
         dropout_plan: None,
+        regions: 0,
     });
     // No client: refused before anything runs.
     assert!(

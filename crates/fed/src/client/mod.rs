@@ -81,6 +81,10 @@ pub enum Action {
     Finished(crate::messages::FinishedTask),
 }
 
+/// How long a client whose update was receipted waits before asking again
+/// when it is handed the same round's training task.
+const RECEIPT_WAIT_MS: u32 = 500;
+
 /// The client agent.
 pub struct ClientAgent {
     id: String,
@@ -499,6 +503,12 @@ impl ClientAgent {
         // difference of the two would reveal the update.
         if let Some((r, _, chunks)) = &self.last_upload {
             if *r == task.round {
+                // With the receipt in hand the update is durable where it
+                // went (a region, which the coordinator learns of only when
+                // the region forwards its sum): nothing to resend.
+                if self.uploaded_in(task.round) {
+                    return Ok(Action::Wait(RECEIPT_WAIT_MS));
+                }
                 return Ok(Action::Upload(chunks.clone()));
             }
         }
@@ -653,7 +663,21 @@ impl ClientAgent {
             .entry_proof
             .as_ref()
             .ok_or_else(|| FedError::Refused("a receipt without its ledger proof".into()))?;
-        let e = self.verify_entry(proof)?;
+        // A client of a region gets its region's receipt, signed under the
+        // key the roster pins for the region, in the region's log.
+        let e = match self.roster.region_of(&self.id) {
+            Some(r) => {
+                let key = r.public_key()?;
+                let log = cipherflow_ledger::log_id(
+                    &key,
+                    &crate::roster::region_ledger_name(&self.cfg.name, &r.region_id),
+                );
+                proof
+                    .verify(&key, Some(&log))
+                    .map_err(|e| FedError::Refused(format!("region ledger proof: {e}")))?
+            }
+            None => self.verify_entry(proof)?,
+        };
         match &e.body {
             EntryBody::UpdateReceived(u)
                 if u.client_id == self.id && u.ciphertext_hash == hash && e.round == round => {}

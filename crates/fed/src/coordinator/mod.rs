@@ -17,6 +17,7 @@
 
 mod decrypt;
 mod recover;
+mod region;
 mod resume;
 mod round;
 mod suspects;
@@ -52,6 +53,7 @@ use std::sync::Arc;
 pub use upload::UploadItem;
 
 pub use recover::{is_storage_failure, Recovering, Reopen};
+pub use region::RegionalAggregator;
 pub use round::{RoundSummary, SHARE_PART_CHUNKS};
 
 /// Seconds since an arbitrary origin (injectable for simulations).
@@ -136,6 +138,18 @@ pub struct Coordinator {
     schedule: Option<FedSchedule>,
     /// The accountant (caches per-round RDP across rounds).
     acct: FedEpsilon,
+    /// The region this instance aggregates for ([`RegionalAggregator`]);
+    /// `None`: the federation's coordinator.
+    region: Option<String>,
+}
+
+/// What makes a coordinator a regional aggregator: its region, and the
+/// key epoch's CRS and number (the federation's, given by its operator
+/// from the coordinator's ledger; pinned in the state at first start).
+pub(crate) struct RegionSetup {
+    pub(crate) id: String,
+    pub(crate) crs: Crs,
+    pub(crate) epoch: u64,
 }
 
 const META_CONFIG: &str = "config";
@@ -183,6 +197,12 @@ fn load_schedule(
 impl Coordinator {
     /// Starts a new federation or resumes the one in `opts.state`.
     pub fn open(opts: CoordinatorOptions) -> Result<Self> {
+        Self::open_as(opts, None)
+    }
+
+    /// [`Coordinator::open`], as the federation's coordinator or (with
+    /// `region`) as a regional aggregator.
+    pub(crate) fn open_as(opts: CoordinatorOptions, region: Option<RegionSetup>) -> Result<Self> {
         let CoordinatorOptions {
             config: cfg,
             roster,
@@ -200,6 +220,21 @@ impl Coordinator {
                 roster.federation, cfg.name
             )));
         }
+        let ledger_name = match &region {
+            Some(r) => {
+                let entry = roster.region(&r.id).ok_or_else(|| {
+                    FedError::Config(format!("the roster lists no region {:?}", r.id))
+                })?;
+                if entry.public_key()? != signer.public_key() {
+                    return Err(FedError::Config(format!(
+                        "region {}'s ledger key is not the one the roster pins",
+                        r.id
+                    )));
+                }
+                crate::roster::region_ledger_name(&cfg.name, &r.id)
+            }
+            None => cfg.name.clone(),
+        };
         let sizes = cfg.sizes(roster.clients.len())?;
         let spec = cfg.model_spec()?;
         let mut model = spec.build(cfg.model_seed)?;
@@ -242,8 +277,15 @@ impl Coordinator {
                     ledger_path.display()
                 )));
             }
-            Ledger::create(&ledger_path, &cfg.name, signer)?
+            Ledger::create(&ledger_path, &ledger_name, signer)?
         };
+        if ledger.name() != ledger_name {
+            return Err(FedError::Config(format!(
+                "the ledger {} is {:?}'s, not {ledger_name:?}'s",
+                ledger_path.display(),
+                ledger.name()
+            )));
+        }
         if !resumed && !ledger.is_empty() {
             tracing::error!(
                 state = %state,
@@ -276,14 +318,22 @@ impl Coordinator {
                 .meta_text(META_ROUNDS_OPENED)?
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(0);
+            if region.as_ref().is_some_and(|r| r.crs.0 != crs) {
+                return Err(FedError::Integrity(
+                    "the region's state holds another key epoch's CRS".into(),
+                ));
+            }
             (Crs(crs), global, optimizer, phase, opened)
         } else {
-            let crs = Crs::generate(&mut cipherflow_ring::sampler::secure_rng()?);
+            let crs = match &region {
+                Some(r) => r.crs,
+                None => Crs::generate(&mut cipherflow_ring::sampler::secure_rng()?),
+            };
             let global = training::flatten(&mut model);
             let optimizer = ServerOptimizer::new(&cfg.strategy, dim);
             let phase = match cfg.keys {
-                KeysMode::Threshold => Phase::KeySetup,
-                KeysMode::KeyService => Phase::Training,
+                KeysMode::Threshold if region.is_none() => Phase::KeySetup,
+                _ => Phase::Training,
             };
             store.tx(|tx| {
                 store::set_meta(tx, META_CONFIG, cfg_json.as_bytes())?;
@@ -300,7 +350,11 @@ impl Coordinator {
             Some(t) => serde_json::from_str(&t)?,
             None => suspects::Suspects::default(),
         };
-        let schedule = load_schedule(&store, dp.as_ref(), eval.is_some(), rounds_opened)?;
+        // A region accounts no privacy: the coordinator grants each round.
+        let schedule = match region {
+            Some(_) => None,
+            None => load_schedule(&store, dp.as_ref(), eval.is_some(), rounds_opened)?,
+        };
         let mut clients = BTreeMap::new();
         for (id, n, p) in store.clients()? {
             if let Some(e) = roster.by_id(&id) {
@@ -334,7 +388,7 @@ impl Coordinator {
             dp,
             local_dp,
             crs,
-            epoch: 1,
+            epoch: region.as_ref().map_or(1, |r| r.epoch),
             global,
             optimizer,
             phase,
@@ -350,12 +404,15 @@ impl Coordinator {
             suspects,
             schedule,
             acct: FedEpsilon::default(),
+            region: region.map(|r| r.id),
         };
         if !resumed && c.ledger.is_empty() {
             c.log_federation()?;
         }
         c.check_state_against_ledger()?;
-        c.log_key_setup()?;
+        if c.region.is_none() {
+            c.log_key_setup()?;
+        }
         c.resume_round()?;
         tracing::info!(
             federation = %c.cfg.name,
@@ -814,6 +871,11 @@ impl Coordinator {
     /// The common reference string.
     pub fn crs(&self) -> Crs {
         self.crs
+    }
+
+    /// The key epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The packing parameters.

@@ -33,7 +33,8 @@ impl Coordinator {
             self.save_record(&rec)?;
         }
         if matches!(rec.state, RecordState::Closed | RecordState::Aborted) {
-            if rec.closed_index.is_none() {
+            // A region logs no closing: the coordinator closes the round.
+            if rec.closed_index.is_none() && self.region.is_none() {
                 self.log_closed(&mut rec)?;
             }
             return Ok(());
@@ -54,6 +55,22 @@ impl Coordinator {
             Err(e) => return Err(e),
         };
         for row in rows {
+            if let Some(region) = st.record.regions.get(&row.client_id).cloned() {
+                // A regional sum: its contributors are counted, not the row.
+                let bytes = row.bytes.ok_or_else(|| {
+                    FedError::Encoding("an open round's regional sum was pruned".into())
+                })?;
+                fold(&mut st.sum, self.decode_upload(r, &bytes)?)?;
+                st.upload_bytes += bytes.len() as u64;
+                let (indices, region) = self.reconcile_region(r, &row.client_id, &region)?;
+                for ((client, hash, examples), index) in
+                    region.contributors()?.into_iter().zip(indices)
+                {
+                    st.uploads.insert(client, (hash, examples, Some(index)));
+                }
+                st.record.regions.insert(row.client_id, region);
+                continue;
+            }
             let index = match row.ledger_index {
                 Some(i) => i,
                 None => {

@@ -68,6 +68,9 @@ pub(crate) struct RoundRecord {
     /// The round's noise multiplier `z` under a privacy schedule.
     #[serde(default)]
     pub(super) noise_multiplier: Option<f64>,
+    /// Regional sums accepted this round, by region.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) regions: BTreeMap<String, super::region::RegionRecord>,
 }
 
 impl RoundState {
@@ -394,7 +397,8 @@ impl Coordinator {
 
     /// Opens the next round when the federation is ready for it.
     pub(super) fn maybe_open_round(&mut self) -> Result<()> {
-        if self.phase != Phase::Training || self.round.is_some() {
+        // A region's rounds are opened by the coordinator.
+        if self.phase != Phase::Training || self.round.is_some() || self.region.is_some() {
             return Ok(());
         }
         if self.history.len() as u64 >= self.cfg.rounds || self.rounds_opened >= self.cfg.rounds {
@@ -533,6 +537,7 @@ impl Coordinator {
             closed_index: None,
             closed: None,
             noise_multiplier: z,
+            regions: BTreeMap::new(),
         };
         let json = serde_json::to_string(&rec)?;
         let schedule_json = schedule.as_ref().map(serde_json::to_string).transpose()?;
@@ -618,7 +623,8 @@ impl Coordinator {
             inputs = self.round.as_ref().map_or(0, |s| s.uploads.len()),
             "aggregate logged"
         );
-        if self.cfg.keys == KeysMode::Threshold {
+        // A region's sum is forwarded, not decrypted.
+        if self.cfg.keys == KeysMode::Threshold && self.region.is_none() {
             self.start_attempt()?;
         }
         Ok(())
@@ -629,6 +635,10 @@ impl Coordinator {
     /// key holders, opens the next round. In key-service mode, returns the
     /// request to forward to the key service when one is due.
     pub fn tick(&mut self) -> Result<Option<KeyServiceDecrypt>> {
+        if self.region.is_some() {
+            self.region_tick()?;
+            return Ok(None);
+        }
         let now = self.now();
         let timeout = self.cfg.round_timeout_s;
         if self.round.is_none() {

@@ -134,6 +134,14 @@ impl Coordinator {
                 "{client} was not sampled in round {round}"
             )));
         }
+        // A client uploads where the roster sends it: its region, or here.
+        let assigned = self.roster.by_id(client).and_then(|c| c.region.as_deref());
+        if assigned != self.region.as_deref() {
+            return Err(FedError::Refused(match assigned {
+                Some(r) => format!("{client} uploads through region {r}"),
+                None => format!("{client} uploads to the coordinator, not to a region"),
+            }));
+        }
         let total = self.packing.chunks;
         let ok_shape = chunks.len() == total
             && chunks.iter().enumerate().all(|(i, c)| {
@@ -260,7 +268,6 @@ impl Coordinator {
             );
             done.push((slot, a.client, at.len, entry.index));
         }
-        let complete = st.uploads.len() == st.record.sampled.len();
         let mut receipts = Vec::with_capacity(done.len());
         for (slot, client, size, index) in done {
             self.metrics.uploads += 1;
@@ -281,7 +288,7 @@ impl Coordinator {
                 },
             ));
         }
-        if complete {
+        if self.collection_complete() {
             self.aggregate()?;
         }
         Ok(receipts)

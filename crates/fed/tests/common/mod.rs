@@ -149,11 +149,18 @@ pub mod harness {
         pub dir: tempfile::TempDir,
         /// The coordinator's state (SQLite under `dir`, or Postgres).
         pub state: StateLocation,
+        /// Each region's state (as `state`), region 1 first.
+        pub region_states: Vec<StateLocation>,
     }
 
     /// The ledger signing key of every harness federation (tests only).
     pub fn signer() -> LogSigner {
         LogSigner::from_seed(&[7; 32])
+    }
+
+    /// The ledger signing key of region `j` (tests only).
+    pub fn region_signer(j: usize) -> LogSigner {
+        LogSigner::from_seed(&[10 + j as u8; 32])
     }
 
     impl Fed {
@@ -186,8 +193,30 @@ pub mod harness {
             cfg: FederationConfig,
             n: usize,
         ) -> (Self, Vec<cipherflow_fed::KxSecret>) {
+            Self::unjoined_in_regions(cfg, n, 0)
+        }
+
+        /// As [`Fed::unjoined_keeping_kx`], the clients assigned to `k`
+        /// regions (client `i` to `region-(i mod k + 1)`, each region's
+        /// ledger key [`region_signer`]); none when `k` is 0.
+        pub fn unjoined_in_regions(
+            cfg: FederationConfig,
+            n: usize,
+            k: usize,
+        ) -> (Self, Vec<cipherflow_fed::KxSecret>) {
             let (train, _) = super::breast_cancer();
-            let (roster, kx) = make_roster(&cfg.name, n).unwrap();
+            let (mut roster, kx) = make_roster(&cfg.name, n).unwrap();
+            roster.regions = (1..=k)
+                .map(|j| cipherflow_fed::RegionEntry {
+                    region_id: format!("region-{j}"),
+                    ledger_key: region_signer(j).public_key().to_hex(),
+                })
+                .collect();
+            if k > 0 {
+                for (i, c) in roster.clients.iter_mut().enumerate() {
+                    c.region = Some(format!("region-{}", i % k + 1));
+                }
+            }
             let copies = kx
                 .iter()
                 .map(|k| cipherflow_fed::KxSecret::from_bytes(*k.to_bytes()))
@@ -195,6 +224,9 @@ pub mod harness {
             let dir = tempfile::tempdir().unwrap();
             let (clock, f) = ManualClock::new();
             let state = new_state(dir.path());
+            let region_states = (1..=k)
+                .map(|j| new_state(&dir.path().join(format!("region-{j}"))))
+                .collect();
             let coord = Coordinator::open(CoordinatorOptions {
                 config: cfg.clone(),
                 roster: roster.clone(),
@@ -233,8 +265,46 @@ pub mod harness {
                     roster,
                     dir,
                     state,
+                    region_states,
                 },
                 copies,
+            )
+        }
+
+        /// `n` clients of `cfg` in `k` regions, key setup done, with the
+        /// regions' aggregators (each under `dir/region-J`).
+        pub fn with_regions(
+            cfg: FederationConfig,
+            n: usize,
+            k: usize,
+        ) -> (Self, Vec<cipherflow_fed::RegionalAggregator>) {
+            let mut fed = Self::unjoined_in_regions(cfg, n, k).0;
+            fed.join_all();
+            fed.key_setup();
+            let regions = (1..=k).map(|j| fed.open_region(j).unwrap()).collect();
+            (fed, regions)
+        }
+
+        /// Region `j`'s aggregator (1-based), started or resumed.
+        pub fn open_region(
+            &self,
+            j: usize,
+        ) -> cipherflow_fed::Result<cipherflow_fed::RegionalAggregator> {
+            let state = self.region_states[j - 1].clone();
+            let d = self.dir.path().join(format!("region-{j}"));
+            cipherflow_fed::RegionalAggregator::open(
+                CoordinatorOptions {
+                    config: self.cfg.clone(),
+                    roster: self.roster.clone(),
+                    state,
+                    ledger: d.join("ledger.db"),
+                    signer: region_signer(j),
+                    eval: None,
+                    clock: self.clock.clock(),
+                },
+                &format!("region-{j}"),
+                self.coord.crs(),
+                self.coord.epoch(),
             )
         }
 
@@ -266,6 +336,7 @@ pub mod harness {
                 roster,
                 dir,
                 state,
+                region_states,
             } = self;
             drop(coord);
             damage(&dir.path().join("coord"));
@@ -278,6 +349,7 @@ pub mod harness {
                     roster,
                     dir,
                     state,
+                    region_states,
                 }),
                 Err(e) => Err((e, dir)),
             }

@@ -25,6 +25,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+mod regions;
+mod synthetic;
+
+pub use regions::assign_regions;
+pub use synthetic::synthetic_audit_log;
+
 /// Uploads the simulated coordinator commits together (a server batches
 /// the uploads that arrive while it commits the previous ones).
 pub const UPLOAD_BATCH: usize = 100;
@@ -107,6 +113,11 @@ pub struct SimOptions {
     /// Deterministic dropouts: `(round, client index) → stage` (overrides
     /// `dropout`).
     pub dropout_plan: Option<DropoutPlan>,
+    /// Regional aggregators (hierarchical aggregation; 0: none): clients
+    /// are assigned round-robin, each region has its own state and ledger
+    /// (under `dir/region-J`, or its own Postgres schema) and forwards one
+    /// sum per round.
+    pub regions: usize,
 }
 
 /// What a simulation did.
@@ -135,15 +146,23 @@ pub struct SimReport {
     /// [`UPLOAD_BATCH`]: one segment file, one state transaction, one
     /// ledger batch, each fsynced), adding it to the running sum and
     /// proving its receipt — the round's closing work on its last upload
-    /// excluded.
+    /// excluded. With regions: the regions' work on their uploads (their
+    /// closing included) plus the coordinator's on the regional sums
+    /// (checks, durability, logging, and the round's closing when a sum
+    /// completes it), over the uploads.
     pub coordinator_ms_per_upload: f64,
     /// The same per 10^5 model parameters.
     pub coordinator_ms_per_upload_per_1e5_params: f64,
     /// Peak resident memory of the whole simulation (every client and the
     /// coordinator in one process), MiB; `None` where the OS does not say.
     pub peak_rss_mib: Option<f64>,
-    /// "verified" when the audit log verified offline (ε recomputed).
+    /// "verified" when the audit log verified offline (ε recomputed), and
+    /// every region's.
     pub ledger: String,
+    /// Regional aggregators (0: clients uploaded to the coordinator).
+    pub regions: usize,
+    /// Regional sums the coordinator accepted.
+    pub regional_sums: usize,
     /// "My update was counted" proofs verified by clients.
     pub counted_proofs_verified: usize,
     /// Why the federation stopped.
@@ -216,6 +235,7 @@ pub fn make_roster(federation: &str, n: usize) -> Result<(Roster, Vec<KxSecret>)
             party_id: i as u64 + 1,
             cert_sha256: None,
             kx_public: k.public_hex(),
+            region: None,
         })
         .collect();
     Ok((
@@ -241,13 +261,20 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         synthetic,
         mut on_round,
         dropout_plan,
+        regions: region_count,
     } = opts;
     if !(0.0..1.0).contains(&dropout) {
         return Err(FedError::Config("dropout must be in [0, 1)".into()));
     }
     std::fs::create_dir_all(&dir).map_err(|e| FedError::io(&dir, e))?;
     let n = client_data.len();
-    let (roster, kx) = make_roster(&config.name, n)?;
+    let (mut roster, kx) = make_roster(&config.name, n)?;
+    let region_signers = if region_count > 0 {
+        assign_regions(&mut roster, region_count)?
+    } else {
+        Vec::new()
+    };
+    let region_state = state.clone();
     let signer = LogSigner::generate()?;
     let ledger_key = signer.public_key();
     let ledger_path = dir.join("ledger.db");
@@ -261,6 +288,19 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         eval,
         clock: clock_fn,
     })?;
+    let mut regions = if region_count > 0 {
+        Some(regions::Regions::open(
+            &config,
+            &roster,
+            region_signers,
+            &coord,
+            &dir,
+            region_state.as_ref(),
+            &|| clock.clock(),
+        )?)
+    } else {
+        None
+    };
     let mut kms = match config.keys {
         KeysMode::KeyService => {
             let mut master = Zeroizing::new([0u8; 32]);
@@ -310,6 +350,12 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     let mut upload_ms: Vec<(f64, usize)> = Vec::new();
     let mut pending: Vec<(usize, Vec<UploadChunk>)> = Vec::new();
     loop {
+        // Regions forward their sealed sums before the coordinator's
+        // deadline passes (they seal earlier), then follow its rounds.
+        let forwarded = match &mut regions {
+            Some(r) => r.forward(&mut coord)?,
+            None => false,
+        };
         if let Some(req) = coord.tick()? {
             if let Some(k) = &mut kms {
                 let parts = k.decrypt("coordinator", &roundtrip(req)?)?;
@@ -338,7 +384,10 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         if let Phase::Finished(_) = coord.phase() {
             break;
         }
-        let mut progress = false;
+        if let Some(r) = &mut regions {
+            r.follow(&coord)?;
+        }
+        let mut progress = forwarded;
         for i in 0..clients.len() {
             if coord.current_round() != drawn_for {
                 drawn_for = coord.current_round();
@@ -379,7 +428,15 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
                     }
                     pending.push((i, roundtrip_all(&chunks)?));
                     if pending.len() >= UPLOAD_BATCH {
-                        flush_uploads(&mut coord, &mut clients, &mut pending, &mut upload_ms)?;
+                        match &mut regions {
+                            Some(r) => r.flush(&coord, &roster, &mut clients, &mut pending)?,
+                            None => flush_uploads(
+                                &mut coord,
+                                &mut clients,
+                                &mut pending,
+                                &mut upload_ms,
+                            )?,
+                        }
                     }
                     progress = true;
                 }
@@ -393,7 +450,10 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
                 Action::Wait(_) | Action::Finished(_) => {}
             }
         }
-        flush_uploads(&mut coord, &mut clients, &mut pending, &mut upload_ms)?;
+        match &mut regions {
+            Some(r) => r.flush(&coord, &roster, &mut clients, &mut pending)?,
+            None => flush_uploads(&mut coord, &mut clients, &mut pending, &mut upload_ms)?,
+        }
         if config.keys == KeysMode::Threshold && clients.iter().any(|c| !c.has_keys()) {
             for c in clients.iter_mut() {
                 let b = coord.get_key_setup(c.id(), &roundtrip(c.key_setup_query())?)?;
@@ -418,9 +478,14 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     };
     let history = coord.history().to_vec();
     let dim = coord.global_model().len();
-    let (bytes, contributions): (u64, usize) = history
+    let (mut bytes, contributions): (u64, usize) = history
         .iter()
         .fold((0, 0), |(b, c), h| (b + h.upload_bytes, c + h.contributors));
+    if let Some(r) = &regions {
+        // The clients' uploads went to the regions (the coordinator got
+        // one sum per region).
+        bytes = r.upload_bytes();
+    }
     let per_param = if contributions > 0 {
         bytes as f64 / (contributions as f64 * dim as f64)
     } else {
@@ -433,6 +498,10 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         .collect();
     secs.sort_by(f64::total_cmp);
     let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
+    let regional_sums = regions.as_ref().map_or(0, |r| r.forwarded);
+    if let Some(r) = &regions {
+        upload_ms.extend_from_slice(&r.timings);
+    }
     let (ms, uploads) = upload_ms
         .iter()
         .fold((0.0, 0usize), |(t, n), (ms, k)| (t + ms, n + k));
@@ -455,9 +524,10 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
             ..VerifyOptions::default()
         },
     );
-    let ledger = match report {
-        Ok(_) => "verified".to_string(),
-        Err(f) => format!("failed: {f}"),
+    let ledger = match (report, regions) {
+        (Ok(_), Some(r)) => r.verify(),
+        (Ok(_), None) => "verified".to_string(),
+        (Err(f), _) => format!("failed: {f}"),
     };
     Ok(SimReport {
         rounds: history.len(),
@@ -472,6 +542,8 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         coordinator_ms_per_upload_per_1e5_params: upload_mean * 1e5 / dim.max(1) as f64,
         peak_rss_mib: peak_rss_mib(),
         ledger,
+        regions: region_count,
+        regional_sums,
         counted_proofs_verified: counted,
         finished,
         log_q,
@@ -518,112 +590,4 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn uniform<R: RngCore>(rng: &mut R) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Writes a synthetic audit log of `rounds` rounds with `clients` clients
-/// each — the entries a federation with DP-SGD clients logs (round opened
-/// with its DP settings, one update per client, the aggregate, a
-/// decryption share, round closed with the ε that `FedEpsilon` recomputes)
-/// over made-up hashes — signed by `signer`. For exercising the verifier
-/// and the proofs at scale without running a federation. Returns the
-/// number of entries.
-pub fn synthetic_audit_log(
-    path: &std::path::Path,
-    signer: LogSigner,
-    rounds: u64,
-    clients: usize,
-) -> Result<u64> {
-    use cipherflow_ledger::entry::{
-        ClientEpsilon, DecryptionShareReceived, DpSettings, EntryBody, RoundClosed, RoundOpened,
-        UpdateReceived,
-    };
-    use cipherflow_ledger::{merkle, AggregateInput, EpsilonRecompute, Hash, Ledger, NewEntry};
-    if rounds == 0 || rounds > 1000 || clients == 0 || clients > 100_000 {
-        return Err(FedError::Config(
-            "a synthetic log has 1..=1000 rounds and 1..=100000 clients".into(),
-        ));
-    }
-    let made_up = |parts: &[&[u8]]| -> Hash { merkle::leaf_hash(&parts.concat()) };
-    let mut log = Ledger::create(path, "cipherflow-demo", signer)?;
-    let steps = 50u64;
-    let recompute = crate::dp_plan::FedEpsilon::default();
-    let ids: Vec<String> = (0..clients).map(|c| format!("client-{c}")).collect();
-    for r in 1..=rounds {
-        let rb = r.to_be_bytes();
-        let dp = DpSettings {
-            accountant: cipherflow_ledger::entry::DpAccounting::Rdp,
-            sampling_rate: 0.01,
-            noise_multiplier: 1.1,
-            delta: 1e-5,
-            steps_this_round: steps,
-            steps_cumulative: steps * r,
-        };
-        let parameters = [
-            ("ckks_preset".to_string(), "aggregation".into()),
-            ("model".to_string(), "logistic-regression".into()),
-        ]
-        .into_iter()
-        .collect();
-        log.append(
-            r,
-            EntryBody::RoundOpened(RoundOpened {
-                parameters,
-                participants: ids
-                    .iter()
-                    .map(|c| made_up(&[b"pk", c.as_bytes()]))
-                    .collect(),
-                dp: dp.clone(),
-            }),
-        )?;
-        let ct = |c: &String| made_up(&[b"ct", &rb, c.as_bytes()]);
-        let updates: Vec<NewEntry> = ids
-            .iter()
-            .map(|c| {
-                NewEntry::new(
-                    r,
-                    EntryBody::UpdateReceived(UpdateReceived {
-                        client_id: c.clone(),
-                        ciphertext_hash: ct(c),
-                    }),
-                )
-            })
-            .collect();
-        let appended = log.append_batch(updates)?;
-        let inputs: Vec<AggregateInput> = ids
-            .iter()
-            .zip(&appended)
-            .map(|(c, a)| AggregateInput {
-                update_index: a.index,
-                client_id: c.clone(),
-                ciphertext_hash: ct(c),
-            })
-            .collect();
-        log.append_aggregate(r, made_up(&[b"sum", &rb]), inputs)?;
-        log.append(
-            r,
-            EntryBody::DecryptionShareReceived(DecryptionShareReceived {
-                party_id: "keyholder-0".into(),
-                share_hash: made_up(&[b"share", &rb]),
-            }),
-        )?;
-        let eps = recompute
-            .epsilon(&dp, dp.steps_cumulative)
-            .map_err(FedError::Config)?;
-        log.append(
-            r,
-            EntryBody::RoundClosed(RoundClosed {
-                model_hash: made_up(&[b"model", &rb]),
-                epsilon_global: eps,
-                clients: ids
-                    .iter()
-                    .map(|c| ClientEpsilon {
-                        client_id: c.clone(),
-                        steps: dp.steps_cumulative,
-                        epsilon: eps,
-                    })
-                    .collect(),
-            }),
-        )?;
-    }
-    Ok(log.len())
 }
