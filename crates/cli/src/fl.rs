@@ -532,8 +532,11 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
         );
         if report.regions > 0 {
             println!(
-                "  {} regions: {} regional sums forwarded, each checked against its region's signed ledger",
-                report.regions, report.regional_sums
+                "  {} regions: {} regional sums forwarded, each checked against its region's signed ledger; per upload {:.2} ms in the regions, {:.3} ms in the coordinator",
+                report.regions,
+                report.regional_sums,
+                report.region_ms_per_upload.unwrap_or(0.0),
+                report.top_ms_per_upload.unwrap_or(0.0)
             );
         }
         println!(
@@ -571,6 +574,8 @@ pub fn run_simulate(a: &SimulateArgs, banner: Option<&str>) -> anyhow::Result<()
                 "key_holders": report.key_holders,
                 "regions": report.regions,
                 "regional_sums": report.regional_sums,
+                "region_ms_per_upload": report.region_ms_per_upload,
+                "top_ms_per_upload": report.top_ms_per_upload,
                 "ledger": report.ledger,
                 "upload_ratio_to_float32": report.upload_ratio_to_float32,
                 "params": report.params,

@@ -153,6 +153,12 @@ pub struct SimReport {
     pub coordinator_ms_per_upload: f64,
     /// The same per 10^5 model parameters.
     pub coordinator_ms_per_upload_per_1e5_params: f64,
+    /// With regions: the regions' part of `coordinator_ms_per_upload`
+    /// (each region a server of its own in a deployment).
+    pub region_ms_per_upload: Option<f64>,
+    /// With regions: the coordinator's part (the regional sums), per
+    /// upload.
+    pub top_ms_per_upload: Option<f64>,
     /// Peak resident memory of the whole simulation (every client and the
     /// coordinator in one process), MiB; `None` where the OS does not say.
     pub peak_rss_mib: Option<f64>,
@@ -427,7 +433,9 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
                         continue;
                     }
                     pending.push((i, roundtrip_all(&chunks)?));
-                    if pending.len() >= UPLOAD_BATCH {
+                    // Each region batches what arrives while it commits, as
+                    // the coordinator does: about UPLOAD_BATCH each.
+                    if pending.len() >= UPLOAD_BATCH * region_count.max(1) {
                         match &mut regions {
                             Some(r) => r.flush(&coord, &roster, &mut clients, &mut pending)?,
                             None => flush_uploads(
@@ -499,8 +507,13 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
     secs.sort_by(f64::total_cmp);
     let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
     let regional_sums = regions.as_ref().map_or(0, |r| r.forwarded);
+    let mut tiers = None;
     if let Some(r) = &regions {
         upload_ms.extend_from_slice(&r.timings);
+        upload_ms.extend_from_slice(&r.top_timings);
+        let per_upload =
+            |t: &[(f64, usize)]| t.iter().map(|x| x.0).sum::<f64>() / r.uploads().max(1) as f64;
+        tiers = Some((per_upload(&r.timings), per_upload(&r.top_timings)));
     }
     let (ms, uploads) = upload_ms
         .iter()
@@ -540,6 +553,8 @@ pub fn simulate(opts: SimOptions) -> Result<SimReport> {
         round_seconds_median: median,
         coordinator_ms_per_upload: upload_mean,
         coordinator_ms_per_upload_per_1e5_params: upload_mean * 1e5 / dim.max(1) as f64,
+        region_ms_per_upload: tiers.map(|t| t.0),
+        top_ms_per_upload: tiers.map(|t| t.1),
         peak_rss_mib: peak_rss_mib(),
         ledger,
         regions: region_count,

@@ -61,9 +61,11 @@ fn region_state(top: Option<&StateLocation>, dir: &Path, j: usize) -> StateLocat
 pub(super) struct Regions {
     aggs: Vec<RegionalAggregator>,
     ledgers: Vec<(PathBuf, PublicKey)>,
-    /// Milliseconds and uploads of every regional batch, and of every
-    /// regional sum the coordinator accepted (counted as no uploads).
+    /// Milliseconds and uploads of every regional batch.
     pub(super) timings: Vec<(f64, usize)>,
+    /// Milliseconds of every regional sum the coordinator accepted
+    /// (counted as no uploads).
+    pub(super) top_timings: Vec<(f64, usize)>,
     /// Regional sums accepted.
     pub(super) forwarded: usize,
 }
@@ -106,6 +108,7 @@ impl Regions {
             aggs,
             ledgers,
             timings: Vec::new(),
+            top_timings: Vec::new(),
             forwarded: 0,
         })
     }
@@ -183,7 +186,7 @@ impl Regions {
             let started = Instant::now();
             match top.regional_sum(a.id(), &sum) {
                 Ok(_) => {
-                    self.timings
+                    self.top_timings
                         .push((started.elapsed().as_secs_f64() * 1e3, 0));
                     self.forwarded += 1;
                     any = true;
@@ -198,6 +201,11 @@ impl Regions {
             a.close_round(sum.round)?;
         }
         Ok(any)
+    }
+
+    /// Uploads the regions accepted.
+    pub(super) fn uploads(&self) -> usize {
+        self.timings.iter().map(|t| t.1).sum()
     }
 
     /// Bytes of the clients' uploads the regions accepted.
