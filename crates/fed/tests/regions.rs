@@ -340,11 +340,36 @@ fn a_region_forging_its_commitment_is_refused() {
     let mut s = honest_shape.clone();
     s.chunks[0][100] ^= 1;
     refused(fed.coord.regional_sum("region-1", &s), "sum is not the one");
-    // Another contributor list than the committed one.
+    // Another contributor list than the committed one: shorter, or as
+    // long with another update's hash.
     let mut s = honest_shape.clone();
     s.inputs.truncate(1);
     s.examples.truncate(1);
     refused(fed.coord.regional_sum("region-1", &s), "contributor list");
+    let mut s = honest_shape.clone();
+    s.inputs[1].ciphertext_hash = h2;
+    refused(fed.coord.regional_sum("region-1", &s), "contributor list");
+    // The region's key, but a log of another name (here the coordinator's).
+    let s = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Ledger::create(&dir.path().join("l.db"), &fed.cfg.name, r1()).unwrap();
+        let mut s = honest_shape.clone();
+        s.aggregate_proof = {
+            let e = log
+                .append(
+                    1,
+                    EntryBody::RoundOpened(RoundOpened {
+                        parameters: Default::default(),
+                        participants: Vec::new(),
+                        dp: DpSettings::no_dp(1.0, 1),
+                    }),
+                )
+                .unwrap();
+            log.entry_proof(e.index).unwrap()
+        };
+        s
+    };
+    refused(fed.coord.regional_sum("region-1", &s), "ledger proof");
     // The proof of an update entry, not of an aggregate.
     let mut s = honest_shape.clone();
     s.aggregate_proof = {
@@ -405,7 +430,7 @@ fn a_region_forging_its_commitment_is_refused() {
         Err(FedError::Replay(_))
     ));
     // Every refusal counted; nothing summed.
-    assert_eq!(fed.coord.metrics().refused, refused_before + 14);
+    assert_eq!(fed.coord.metrics().refused, refused_before + 16);
     assert_eq!(fed.coord.current_uploads(), 0);
     // The consistent forgery is accepted (its commitment holds): a resend
     // is answered alike, another sum for the same round is a replay.
@@ -430,6 +455,26 @@ fn a_region_forging_its_commitment_is_refused() {
         bytes(&c1),
     );
     refused(fed.coord.regional_sum("region-2", &s), "another region");
+}
+
+/// A region too late: the coordinator closed collection at its deadline
+/// with the quorum from the other region; the late sum is refused and
+/// the round decrypts without it.
+#[test]
+fn a_regional_sum_after_collection_closed_is_refused() {
+    let (mut fed, mut regions) = regional("regions-late", 4, 2, 1);
+    open_in_regions(&mut fed, &mut regions);
+    upload_through(&mut fed, &mut regions, &[0, 1, 2, 3]);
+    forward(&mut fed, &mut regions, 0);
+    fed.clock.advance(fed.cfg.round_timeout_s * 1.01);
+    fed.coord.tick().unwrap();
+    let late = regions[1].sealed_sum().unwrap().expect("region-2 sealed");
+    refused(
+        fed.coord.regional_sum("region-2", &late),
+        "no longer collects",
+    );
+    fed.run_decryption(20);
+    assert_eq!(fed.coord.history()[0].contributors, 2);
 }
 
 #[test]
