@@ -444,6 +444,13 @@ fn a_region_forging_its_commitment_is_refused() {
         Err(FedError::Replay(_))
     ));
     assert_eq!(fed.coord.current_uploads(), 2);
+    // The same sum and clients with another update's hash is no resend.
+    let mut s = honest_shape.clone();
+    s.inputs[1].ciphertext_hash = h2;
+    assert!(matches!(
+        fed.coord.regional_sum("region-1", &s),
+        Err(FedError::Replay(_))
+    ));
     // A client counted by region-1 cannot be counted again (here by a
     // region-2 that lies about it: refused as another region's client).
     let s = forged(
@@ -475,6 +482,80 @@ fn a_regional_sum_after_collection_closed_is_refused() {
     );
     fed.run_decryption(20);
     assert_eq!(fed.coord.history()[0].contributors, 2);
+}
+
+/// A client of a region drops out: once every region has reported, the
+/// coordinator closes collection at once (no wait for its deadline) and
+/// stops offering the round to the regions.
+#[test]
+fn collection_closes_when_every_region_has_reported() {
+    let (mut fed, mut regions) = regional("regions-early", 4, 2, 1);
+    open_in_regions(&mut fed, &mut regions);
+    // client-3 (region-1) never uploads; region-1 seals at 0.8 of the
+    // timeout, before the coordinator's deadline.
+    upload_through(&mut fed, &mut regions, &[0, 1, 3]);
+    fed.clock.advance(fed.cfg.round_timeout_s * 0.85);
+    regions[0].tick().unwrap();
+    forward(&mut fed, &mut regions, 0);
+    assert_eq!(fed.coord.pending_uploads(1), Some(3), "region-2 not in yet");
+    assert!(fed.coord.region_round("region-2").is_some());
+    forward(&mut fed, &mut regions, 1);
+    assert_eq!(fed.coord.pending_uploads(1), None, "collection closed");
+    assert!(fed.coord.region_round("region-1").is_none());
+    fed.run_decryption(20);
+    assert_eq!(fed.coord.history()[0].contributors, 3);
+}
+
+/// One region holding every sampled client: its sum counts them all.
+#[test]
+fn one_region_may_hold_every_client() {
+    let (mut fed, mut regions) = regional("regions-single", 3, 1, 1);
+    open_in_regions(&mut fed, &mut regions);
+    upload_through(&mut fed, &mut regions, &[0, 1, 2]);
+    forward(&mut fed, &mut regions, 0);
+    fed.run_decryption(20);
+    assert_eq!(fed.coord.history()[0].contributors, 3);
+}
+
+/// A region counting a client of its own that the coordinator did not
+/// sample this round is refused (sampling at rate 1/2: rounds are opened
+/// until one leaves a client out).
+#[test]
+fn a_region_counting_an_unsampled_client_is_refused() {
+    let cfg = common::config(
+        "regions-unsampled",
+        30,
+        "threshold = 2\nquorum = 2\ndecrypt_attempts = 4\nclients_per_round = 4",
+    );
+    let (mut fed, _regions) = Fed::with_regions(cfg, 8, 1);
+    for _ in 0..30 {
+        fed.open_round();
+        let Some(task) = fed.coord.region_round("region-1") else {
+            continue; // too few sampled: the round was aborted
+        };
+        let ids: Vec<String> = (1..=8).map(|i| format!("client-{i}")).collect();
+        let Some(out) = ids.iter().find(|c| !task.sampled.contains(c)) else {
+            // Everyone sampled: let the round time out.
+            fed.clock.advance(fed.cfg.round_timeout_s * 3.1);
+            fed.coord.tick().unwrap();
+            continue;
+        };
+        let inside = task.sampled[0].clone();
+        let i: usize = inside.trim_start_matches("client-").parse().unwrap();
+        let up = train(&mut fed, i - 1);
+        let chunks = up.iter().map(|c| c.ciphertext.clone()).collect();
+        let s = forged(
+            &fed,
+            region_signer(1),
+            "region-1",
+            task.round,
+            &[(inside.as_str(), upload_hash(&up)), (out.as_str(), [9; 32])],
+            chunks,
+        );
+        refused(fed.coord.regional_sum("region-1", &s), "not sampled");
+        return;
+    }
+    panic!("no round left a client out");
 }
 
 #[test]
