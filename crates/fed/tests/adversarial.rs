@@ -860,7 +860,7 @@ fn a_receipt_for_another_update_is_refused() {
             common::harness::signer(),
         )
         .unwrap();
-        open_rounds(&mut log, at);
+        common::open_rounds(&mut log, at);
         let i = log
             .append(
                 at,
@@ -902,21 +902,6 @@ fn a_receipt_for_another_update_is_refused() {
     assert!(fed.clients[0].uploaded_in(round));
 }
 
-/// Opens rounds `1..=last` in a forged log (no DP, nobody sampled).
-fn open_rounds(log: &mut Ledger, last: u64) {
-    for r in 1..=last {
-        log.append(
-            r,
-            EntryBody::RoundOpened(RoundOpened {
-                parameters: Default::default(),
-                participants: Vec::new(),
-                dp: DpSettings::no_dp(1.0, r),
-            }),
-        )
-        .unwrap();
-    }
-}
-
 /// "My update was counted" must name this client's update — id,
 /// ciphertext hash and round. A counted proof forged by the coordinator
 /// (it holds the ledger key) that differs in one of the three is refused
@@ -952,7 +937,7 @@ fn a_counted_proof_for_another_update_is_refused() {
             common::harness::signer(),
         )
         .unwrap();
-        open_rounds(&mut log, at);
+        common::open_rounds(&mut log, at);
         let mut inputs = Vec::new();
         for (c, h) in [
             (client.to_string(), hash),
@@ -1138,7 +1123,7 @@ fn a_key_holder_refuses_a_forked_log() {
         common::harness::signer(),
     )
     .unwrap();
-    open_rounds(&mut log, 2);
+    common::open_rounds(&mut log, 2);
     while log.len() + 4 <= seen {
         log.append(
             0,

@@ -13,7 +13,7 @@ use cipherflow_ckks::multiparty::SharedCiphertext;
 use cipherflow_fed::messages::{RegionalSum, UploadChunk};
 use cipherflow_fed::sim::{simulate, split_among, DropStage, SimOptions};
 use cipherflow_fed::{region_ledger_name, Action, FedError, RegionalAggregator};
-use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened, UpdateReceived};
+use cipherflow_ledger::entry::{EntryBody, UpdateReceived};
 use cipherflow_ledger::{verify_log, AggregateInput, Ledger, LogSigner, NewEntry, VerifyOptions};
 use common::harness::{on_both, region_signer, signer, Fed};
 use sha2::{Digest, Sha256};
@@ -195,17 +195,7 @@ fn forged(
     let dir = tempfile::tempdir().unwrap();
     let name = region_ledger_name(&fed.cfg.name, region);
     let mut log = Ledger::create(&dir.path().join("forged.db"), &name, key).unwrap();
-    for r in 1..=round {
-        log.append(
-            r,
-            EntryBody::RoundOpened(RoundOpened {
-                parameters: Default::default(),
-                participants: Vec::new(),
-                dp: DpSettings::no_dp(1.0, r),
-            }),
-        )
-        .unwrap();
-    }
+    common::open_rounds(&mut log, round);
     let appended = log
         .append_batch(
             updates
@@ -350,44 +340,13 @@ fn a_region_forging_its_commitment_is_refused() {
     s.inputs[1].ciphertext_hash = h2;
     refused(fed.coord.regional_sum("region-1", &s), "contributor list");
     // The region's key, but a log of another name (here the coordinator's).
-    let s = {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = Ledger::create(&dir.path().join("l.db"), &fed.cfg.name, r1()).unwrap();
-        let mut s = honest_shape.clone();
-        s.aggregate_proof = {
-            let e = log
-                .append(
-                    1,
-                    EntryBody::RoundOpened(RoundOpened {
-                        parameters: Default::default(),
-                        participants: Vec::new(),
-                        dp: DpSettings::no_dp(1.0, 1),
-                    }),
-                )
-                .unwrap();
-            log.entry_proof(e.index).unwrap()
-        };
-        s
-    };
-    refused(fed.coord.regional_sum("region-1", &s), "ledger proof");
-    // The proof of an update entry, not of an aggregate.
     let mut s = honest_shape.clone();
-    s.aggregate_proof = {
-        let dir = tempfile::tempdir().unwrap();
-        let name = region_ledger_name(&fed.cfg.name, "region-1");
-        let mut log = Ledger::create(&dir.path().join("l.db"), &name, r1()).unwrap();
-        let e = log
-            .append(
-                1,
-                EntryBody::RoundOpened(RoundOpened {
-                    parameters: Default::default(),
-                    participants: Vec::new(),
-                    dp: DpSettings::no_dp(1.0, 1),
-                }),
-            )
-            .unwrap();
-        log.entry_proof(e.index).unwrap()
-    };
+    s.aggregate_proof = common::opened_round_proof(&fed.cfg.name, r1());
+    refused(fed.coord.regional_sum("region-1", &s), "ledger proof");
+    // The proof of a round's opening, not of an aggregate.
+    let mut s = honest_shape.clone();
+    s.aggregate_proof =
+        common::opened_round_proof(&region_ledger_name(&fed.cfg.name, "region-1"), r1());
     refused(
         fed.coord.regional_sum("region-1", &s),
         "not of an aggregate",

@@ -577,23 +577,13 @@ impl RegionalAggregator {
         if c.round.is_some() {
             c.end_region_round(RecordState::Aborted)?;
         }
-        let mut rec = RoundRecord {
-            round: task.round,
-            state: RecordState::Collecting,
-            sampled: task.sampled.clone(),
-            weight_reference: task.weight_reference,
-            cumulative: task.cumulative,
-            opened_index: None,
-            aggregate: None,
-            attempt: 0,
-            active: Vec::new(),
-            tried: Vec::new(),
-            answered: BTreeMap::new(),
-            closed_index: None,
-            closed: None,
-            noise_multiplier: task.noise_multiplier,
-            regions: BTreeMap::new(),
-        };
+        let mut rec = RoundRecord::collecting(
+            task.round,
+            task.sampled.clone(),
+            task.weight_reference,
+            task.cumulative,
+            task.noise_multiplier,
+        );
         c.save_record(&rec)?;
         let mut body = c.opened_entry(&rec)?;
         if let EntryBody::RoundOpened(o) = &mut body {

@@ -100,6 +100,34 @@ impl RoundState {
 }
 
 impl RoundRecord {
+    /// A round that starts collecting: nothing logged, uploaded or asked
+    /// yet.
+    pub(super) fn collecting(
+        round: u64,
+        sampled: Vec<String>,
+        weight_reference: f64,
+        cumulative: u64,
+        noise_multiplier: Option<f64>,
+    ) -> Self {
+        Self {
+            round,
+            state: RecordState::Collecting,
+            sampled,
+            weight_reference,
+            cumulative,
+            opened_index: None,
+            aggregate: None,
+            attempt: 0,
+            active: Vec::new(),
+            tried: Vec::new(),
+            answered: BTreeMap::new(),
+            closed_index: None,
+            closed: None,
+            noise_multiplier,
+            regions: BTreeMap::new(),
+        }
+    }
+
     /// Closed or aborted.
     pub(crate) fn is_finished(&self) -> bool {
         matches!(self.state, RecordState::Closed | RecordState::Aborted)
@@ -522,23 +550,7 @@ impl Coordinator {
             .max()
             .unwrap_or(1) as f64;
         let round = self.store.latest_round()?.unwrap_or(0) + 1;
-        let mut rec = RoundRecord {
-            round,
-            state: RecordState::Collecting,
-            sampled,
-            weight_reference,
-            cumulative,
-            opened_index: None,
-            aggregate: None,
-            attempt: 0,
-            active: Vec::new(),
-            tried: Vec::new(),
-            answered: BTreeMap::new(),
-            closed_index: None,
-            closed: None,
-            noise_multiplier: z,
-            regions: BTreeMap::new(),
-        };
+        let mut rec = RoundRecord::collecting(round, sampled, weight_reference, cumulative, z);
         let json = serde_json::to_string(&rec)?;
         let schedule_json = schedule.as_ref().map(serde_json::to_string).transpose()?;
         self.store.tx(|tx| {

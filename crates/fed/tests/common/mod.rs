@@ -5,6 +5,35 @@ use cipherflow_fed::FederationConfig;
 use cipherflow_nn::data::{load_breast_cancer, load_digits, Dataset, Standardizer};
 use std::path::Path;
 
+/// Appends the opening of rounds `1..=last` to `log` (no participants, no
+/// DP): a log in which a test may then forge updates and aggregates.
+pub fn open_rounds(log: &mut cipherflow_ledger::Ledger, last: u64) {
+    use cipherflow_ledger::entry::{DpSettings, EntryBody, RoundOpened};
+    for r in 1..=last {
+        log.append(
+            r,
+            EntryBody::RoundOpened(RoundOpened {
+                parameters: Default::default(),
+                participants: Vec::new(),
+                dp: DpSettings::no_dp(1.0, r),
+            }),
+        )
+        .unwrap();
+    }
+}
+
+/// The proof of round 1's opening in a new log named `name`, signed by
+/// `key`.
+pub fn opened_round_proof(
+    name: &str,
+    key: cipherflow_ledger::LogSigner,
+) -> cipherflow_ledger::EntryProof {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = cipherflow_ledger::Ledger::create(&dir.path().join("log.db"), name, key).unwrap();
+    open_rounds(&mut log, 1);
+    log.entry_proof(log.len() - 1).unwrap()
+}
+
 /// The shipped breast-cancer data, standardised on the train split.
 pub fn breast_cancer() -> (Dataset, Dataset) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/breast_cancer.csv");
