@@ -30,6 +30,9 @@ pub enum FlCommand {
     Coordinator(fl_net::CoordinatorArgs),
     /// A client (hospital) agent.
     Client(fl_net::ClientArgs),
+    /// A regional aggregator (hierarchical aggregation): takes the uploads
+    /// of the clients the roster assigns it, forwards one sum per round.
+    Region(crate::fl_region::RegionArgs),
 }
 
 /// `--keys`.
@@ -160,6 +163,7 @@ pub fn run(what: FlCommand) -> anyhow::Result<()> {
         FlCommand::Ca { what } => fl_net::run_ca(what),
         FlCommand::Coordinator(a) => fl_net::run_coordinator(a),
         FlCommand::Client(a) => fl_net::run_client(a),
+        FlCommand::Region(a) => crate::fl_region::run_region_process(a),
     }
 }
 

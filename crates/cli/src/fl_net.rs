@@ -5,7 +5,7 @@
 use anyhow::anyhow;
 use cipherflow_fed::ca::{self, kx_key_file, Credentials, PkiDir};
 use cipherflow_fed::sim::split_among;
-use cipherflow_fed::transport::agent::{run_agent, KeyServiceApi};
+use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi, KeyServiceApi, ThroughRegion};
 use cipherflow_fed::transport::grpc::{
     self, CoordinatorRemote, CoordinatorServer, KeyServiceRemote, TlsFiles,
 };
@@ -61,6 +61,12 @@ pub enum CaCommand {
         /// long). Renew with `fl ca renew` or a new `fl ca sign`.
         #[arg(long, default_value_t = ca::DEFAULT_VALIDITY_DAYS)]
         validity_days: u32,
+        /// Regional aggregators region-1 … region-K (hierarchical
+        /// aggregation; run each with `fl region`): their server and client
+        /// certificates and ledger keys under regions/, the locally
+        /// generated clients assigned round robin.
+        #[arg(long, default_value_t = 0)]
+        regions: usize,
     },
     /// A hospital's side of enrollment: generates its TLS key and its
     /// key-agreement key in --out (mode 0600; they never leave it) and
@@ -222,6 +228,12 @@ pub struct ClientArgs {
     /// Key-service URL (key-service mode).
     #[arg(long)]
     pub key_service: Option<String>,
+    /// The URL of this client's regional aggregator, when the roster
+    /// assigns it one: its updates go there (verified by the region's
+    /// roster name and pinned certificate), everything else to the
+    /// coordinator.
+    #[arg(long)]
+    pub region: Option<String>,
     /// Local data: this hospital's own file or folder (a CSV table, an
     /// ImageFolder, .npy or IDX with --labels), used whole; or a shipped
     /// example (breast-cancer, digits, mnist[:DIR]) with --shard.
@@ -296,6 +308,7 @@ pub fn run_ca(what: CaCommand) -> anyhow::Result<()> {
             coordinator_san,
             key_service_san,
             validity_days,
+            regions,
         } => {
             let names: Vec<String> = match names {
                 Some(n) => n.split(',').map(|s| s.trim().to_string()).collect(),
@@ -321,6 +334,7 @@ pub fn run_ca(what: CaCommand) -> anyhow::Result<()> {
                 coordinator_extra_names: list(coordinator_san),
                 key_service_extra_names: list(key_service_san),
                 validity_days,
+                regions,
             };
             let r = ca::init_with(&dir, &opts)?;
             println!(
@@ -331,6 +345,14 @@ pub fn run_ca(what: CaCommand) -> anyhow::Result<()> {
                 r.coordinator_name.as_deref().unwrap_or(""),
                 r.key_service_name.as_deref().unwrap_or(""),
             );
+            for g in &r.regions {
+                println!(
+                    "  {} ({}): certificates and ledger key in {}",
+                    g.region_id,
+                    g.server_name.as_deref().unwrap_or(""),
+                    PkiDir::new(&dir).region_dir(&g.region_id).display()
+                );
+            }
             Ok(())
         }
         CaCommand::Csr { id, out } => {
@@ -645,6 +667,10 @@ pub fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     let kx = KxSecret::load(&kx_key_file(&dir))?;
     let coordinator_pin = roster.server_pin(Role::Coordinator)?;
     let key_service_pin = roster.server_pin(Role::KeyService)?;
+    let roster_region = match roster.by_id(&a.id).and_then(|c| c.region.clone()) {
+        Some(r) => Some(roster.region_pin(&r)?),
+        None => None,
+    };
     let ledger_key = PublicKey::load(&PkiDir::new(&a.pki).ledger_public_key())?;
     let keys = cfg.keys;
     let mut agent = ClientAgent::new(ClientOptions {
@@ -677,14 +703,42 @@ pub fn run_client(a: ClientArgs) -> anyhow::Result<()> {
     }
     let patience = Duration::from_secs_f64(a.patience.clamp(1.0, 3600.0));
     let kms = kms.as_mut().map(|k| k as &mut dyn KeyServiceApi);
+    let mut region = match (roster_region, &a.region) {
+        (Some(pin), Some(url)) => Some(CoordinatorRemote::connect(url, &tls(&creds), &pin)?),
+        (Some(pin), None) => {
+            return Err(anyhow!(
+                "the roster assigns {} to {}: pass --region URL of that regional aggregator",
+                a.id,
+                pin.name
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(anyhow!(
+                "the roster assigns {} to no region: --region does not apply",
+                a.id
+            ))
+        }
+        (None, None) => None,
+    };
+    let mut routed;
+    let coord: &mut dyn CoordinatorApi = match region.as_mut() {
+        Some(r) => {
+            routed = ThroughRegion {
+                coordinator: &mut coord,
+                region: r,
+            };
+            &mut routed
+        }
+        None => &mut coord,
+    };
     let s = match a.shape {
         Some(shape) => {
-            let mut shaped = Shaped::new(&mut coord, shape)?;
+            let mut shaped = Shaped::new(coord, shape)?;
             let mut s = run_agent(&mut agent, &mut shaped, kms, keys, patience)?;
             s.shaped = Some(shaped.counts());
             s
         }
-        None => run_agent(&mut agent, &mut coord, kms, keys, patience)?,
+        None => run_agent(&mut agent, coord, kms, keys, patience)?,
     };
     if a.json {
         println!("{}", serde_json::to_string(&s)?);

@@ -8,6 +8,7 @@ mod demo;
 mod dp;
 mod fl;
 mod fl_net;
+mod fl_region;
 mod infer;
 mod model_host;
 mod mpc;

@@ -40,7 +40,7 @@
 
 use crate::error::{FedError, Result};
 use crate::roster::{
-    check_client_id, check_server_name, parse_public, KxSecret, Roster, RosterEntry,
+    check_client_id, check_server_name, parse_public, KxSecret, RegionEntry, Roster, RosterEntry,
 };
 use crate::store::write_atomic;
 use rcgen::{
@@ -129,6 +129,26 @@ impl PkiDir {
     }
 }
 
+impl PkiDir {
+    /// A regional aggregator's directory, `regions/<id>`: its server
+    /// credentials in `server/`, its client credentials (with which it
+    /// calls the coordinator) in `client/`, and its ledger's key files
+    /// `ledger.key` and `ledger.pub`.
+    pub fn region_dir(&self, id: &str) -> PathBuf {
+        self.0.join("regions").join(id)
+    }
+
+    /// The prefix of region `id`'s ledger key files.
+    pub fn region_ledger_keys(&self, id: &str) -> PathBuf {
+        self.region_dir(id).join("ledger")
+    }
+
+    /// Region `id`'s ledger signing key (the region only).
+    pub fn region_ledger_signing_key(&self, id: &str) -> PathBuf {
+        self.region_dir(id).join("ledger.key")
+    }
+}
+
 /// A party's key-agreement secret in its own directory (`kx.key`).
 pub fn kx_key_file(own: &Path) -> PathBuf {
     own.join("kx.key")
@@ -156,6 +176,23 @@ impl Credentials {
             cert: base.join("cert.pem"),
             key: base.join("key.pem"),
         }
+    }
+
+    /// Region `id`'s server credentials (`regions/<id>/server`).
+    pub fn region_server(dir: &Path, id: &str) -> Self {
+        Self::own(
+            &PkiDir::new(dir).ca_cert(),
+            &PkiDir::new(dir).region_dir(id).join("server"),
+        )
+    }
+
+    /// Region `id`'s client credentials (`regions/<id>/client`), with
+    /// which it calls the coordinator.
+    pub fn region_client(dir: &Path, id: &str) -> Self {
+        Self::own(
+            &PkiDir::new(dir).ca_cert(),
+            &PkiDir::new(dir).region_dir(id).join("client"),
+        )
     }
 
     /// A hospital's own credentials: `cert.pem` and `key.pem` in `own`
@@ -189,6 +226,10 @@ pub struct CaOptions {
     pub key_service_extra_names: Vec<String>,
     /// Lifetime of issued certificates, days.
     pub validity_days: u32,
+    /// Regional aggregators `region-1 … region-K` to create (server and
+    /// client certificates, ledger keys); client `i` is assigned to region
+    /// `i mod K`. 0: every client uploads to the coordinator.
+    pub regions: usize,
 }
 
 impl CaOptions {
@@ -202,6 +243,7 @@ impl CaOptions {
             coordinator_extra_names: Vec::new(),
             key_service_extra_names: Vec::new(),
             validity_days: DEFAULT_VALIDITY_DAYS,
+            regions: 0,
         }
     }
 }
@@ -275,11 +317,29 @@ fn issue_local(
     kind: Kind,
     days: u32,
 ) -> Result<String> {
+    issue_to(
+        &Credentials::under(dir, who),
+        issuer,
+        who,
+        names,
+        kind,
+        days,
+    )
+}
+
+/// As [`issue_local`], to the files `c` names, with common name `cn`.
+fn issue_to(
+    c: &Credentials,
+    issuer: &Issuer<'_, KeyPair>,
+    cn: &str,
+    names: Vec<String>,
+    kind: Kind,
+    days: u32,
+) -> Result<String> {
     let key = KeyPair::generate().map_err(rc)?;
-    let cert = leaf_params(who, names, kind, days)?
+    let cert = leaf_params(cn, names, kind, days)?
         .signed_by(&key, issuer)
         .map_err(rc)?;
-    let c = Credentials::under(dir, who);
     write_atomic(
         &c.key,
         zeroize::Zeroizing::new(key.serialize_pem()).as_bytes(),
@@ -396,6 +456,7 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
             region: None,
         });
     }
+    let regions = issue_regions(dir, &issuer, o, &mut clients)?;
     let roster = Roster {
         federation: o.federation.clone(),
         clients,
@@ -405,13 +466,74 @@ pub fn init_with(dir: &Path, o: &CaOptions) -> Result<Roster> {
         coordinator_client_cert_sha256: Some(coordinator_client),
         coordinator_name: Some(coordinator_name),
         key_service_name: Some(key_service_name),
-        regions: Vec::new(),
+        regions,
     };
     save_roster(dir, &roster)?;
     // The coordinator's audit-log signing key; clients and the key service
     // pin `ledger.pub`.
     cipherflow_ledger::LogSigner::generate()?.save(&PkiDir::new(dir).ledger_keys())?;
     Ok(roster)
+}
+
+/// Creates `o.regions` regional aggregators: each a server certificate
+/// under its default name (`region-J.<federation>.cipherflow.internal`),
+/// a client certificate, a ledger key pair; assigns the clients round
+/// robin.
+fn issue_regions(
+    dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    o: &CaOptions,
+    clients: &mut [RosterEntry],
+) -> Result<Vec<RegionEntry>> {
+    if o.regions > clients.len() {
+        return Err(FedError::Config(format!(
+            "{} regions for {} clients: each region needs a client",
+            o.regions,
+            clients.len()
+        )));
+    }
+    let pki = PkiDir::new(dir);
+    let mut out = Vec::with_capacity(o.regions);
+    for j in 1..=o.regions {
+        let id = format!("region-{j}");
+        if clients.iter().any(|c| c.client_id == id) {
+            return Err(FedError::Config(format!(
+                "a client is named {id}, the name of a region"
+            )));
+        }
+        let name = default_server_name(&id, &o.federation);
+        let server = issue_to(
+            &Credentials::region_server(dir, &id),
+            issuer,
+            &id,
+            server_names(&name, &[])?,
+            Kind::Server,
+            o.validity_days,
+        )?;
+        let client = issue_to(
+            &Credentials::region_client(dir, &id),
+            issuer,
+            &id,
+            Vec::new(),
+            Kind::Client,
+            o.validity_days,
+        )?;
+        let signer = cipherflow_ledger::LogSigner::generate()?;
+        signer.save(&pki.region_ledger_keys(&id))?;
+        out.push(RegionEntry {
+            region_id: id,
+            ledger_key: signer.public_key().to_hex(),
+            server_name: Some(name),
+            server_cert_sha256: Some(server),
+            client_cert_sha256: Some(client),
+        });
+    }
+    if o.regions > 0 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.region = Some(format!("region-{}", i % o.regions + 1));
+        }
+    }
+    Ok(out)
 }
 
 /// The CA's issuer (its certificate and key) from `dir`.

@@ -224,6 +224,31 @@ pub struct UploadReceipt {
     pub duplicate: bool,
 }
 
+/// A regional aggregator asks the coordinator what to collect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionPoll {
+    /// The federation's name.
+    pub federation: String,
+}
+
+/// The coordinator's answer to a [`RegionPoll`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionStatus {
+    /// The key epoch's CRS and number, once the key setup is done.
+    pub keys: Option<(Crs, u64)>,
+    /// The round the region collects now, if any.
+    pub round: Option<RegionRound>,
+    /// Why the federation finished, once it has.
+    pub finished: Option<String>,
+}
+
+/// The coordinator's receipt for a [`RegionalSum`].
+#[derive(Clone, Debug)]
+pub struct RegionalSumReceipt {
+    /// The proof of the coordinator's region-sum record.
+    pub entry_proof: EntryProof,
+}
+
 /// The coordinator tells a regional aggregator which round collects and
 /// which of its clients were sampled.
 #[derive(Clone, Debug, PartialEq)]

@@ -47,6 +47,19 @@ pub struct RegionEntry {
     /// The region's ledger key (hex Ed25519): its commitments are verified
     /// against it, by the coordinator and by the region's clients.
     pub ledger_key: String,
+    /// The DNS name (or IP address) of the region's server certificate,
+    /// which its clients verify whatever address they dial (a region run as
+    /// its own process, `cipherflow fl region`); `None` in simulations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// SHA-256 (hex) of the region's server certificate: its clients pin it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cert_sha256: Option<String>,
+    /// SHA-256 (hex) of the region's client certificate (ClientAuth only),
+    /// with which it calls the coordinator: the coordinator takes regional
+    /// sums from it only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_sha256: Option<String>,
 }
 
 impl RegionEntry {
@@ -118,6 +131,8 @@ pub enum Role {
     Coordinator,
     /// The key service.
     KeyService,
+    /// A regional aggregator (which one: the pin's name).
+    Region,
 }
 
 impl std::fmt::Display for Role {
@@ -125,6 +140,7 @@ impl std::fmt::Display for Role {
         f.write_str(match self {
             Role::Coordinator => "coordinator",
             Role::KeyService => "key service",
+            Role::Region => "regional aggregator",
         })
     }
 }
@@ -237,12 +253,17 @@ impl Roster {
         {
             check_server_name(n)?;
         }
-        self.validate_regions(&ids)
+        self.validate_regions(&ids, certs)
     }
 
-    /// Region ids valid, distinct and no client's; keys well formed; every
-    /// client's region listed.
-    fn validate_regions(&self, client_ids: &BTreeSet<&str>) -> Result<()> {
+    /// Region ids valid, distinct and no client's; keys, names and
+    /// certificate fingerprints well formed (no fingerprint anyone else's);
+    /// every client's region listed.
+    fn validate_regions<'a>(
+        &'a self,
+        client_ids: &BTreeSet<&str>,
+        mut certs: BTreeSet<&'a str>,
+    ) -> Result<()> {
         if self.regions.len() > self.clients.len() {
             return Err(FedError::Config(
                 "more regions than clients in the roster".into(),
@@ -258,6 +279,20 @@ impl Roster {
                 )));
             }
             r.public_key()?;
+            if let Some(n) = &r.server_name {
+                check_server_name(n)?;
+            }
+            for h in [&r.server_cert_sha256, &r.client_cert_sha256]
+                .into_iter()
+                .flatten()
+            {
+                if !is_fingerprint(h) || !certs.insert(h.as_str()) {
+                    return Err(FedError::Config(format!(
+                        "bad or repeated certificate fingerprint for region {}",
+                        r.region_id
+                    )));
+                }
+            }
         }
         for c in &self.clients {
             if let Some(r) = &c.region {
@@ -277,6 +312,32 @@ impl Roster {
         self.regions.iter().find(|r| r.region_id == id)
     }
 
+    /// The region whose client certificate has this SHA-256 (hex), if any.
+    pub fn region_by_cert(&self, sha256_hex: &str) -> Option<&RegionEntry> {
+        self.regions
+            .iter()
+            .find(|r| r.client_cert_sha256.as_deref() == Some(sha256_hex))
+    }
+
+    /// What a client of region `id` pins when it dials the region: its
+    /// server name and certificate fingerprint.
+    pub fn region_pin(&self, id: &str) -> Result<ServerPin> {
+        let r = self
+            .region(id)
+            .ok_or_else(|| FedError::Config(format!("the roster lists no region {id:?}")))?;
+        match (&r.server_name, &r.server_cert_sha256) {
+            (Some(name), Some(fp)) => Ok(ServerPin {
+                role: Role::Region,
+                name: name.clone(),
+                cert_sha256: fp.to_ascii_lowercase(),
+            }),
+            _ => Err(FedError::Config(format!(
+                "the roster has no server name or certificate fingerprint for region {id}: \
+                 nothing to pin"
+            ))),
+        }
+    }
+
     /// The region a client uploads through, if any.
     pub fn region_of(&self, client: &str) -> Option<&RegionEntry> {
         self.by_id(client)
@@ -291,6 +352,11 @@ impl Roster {
         let (name, fp) = match role {
             Role::Coordinator => (&self.coordinator_name, &self.coordinator_cert_sha256),
             Role::KeyService => (&self.key_service_name, &self.key_service_cert_sha256),
+            Role::Region => {
+                return Err(FedError::Config(
+                    "a region is pinned by its id (Roster::region_pin)".into(),
+                ))
+            }
         };
         let cert_sha256 = fp.clone().ok_or_else(|| {
             FedError::Config(format!(

@@ -781,3 +781,72 @@ fn certificates_expire_in_a_year_and_renewal_goes_through_the_roster() {
     join(&new_roster).unwrap();
     rt.block_on(server.stop()).unwrap();
 }
+
+/// Regions get certificates for their purpose only: a server certificate
+/// under their own name, which their clients pin (no other server's
+/// fingerprint), and a client certificate with which they speak to the
+/// coordinator; the roster refuses a fingerprint a region shares with
+/// anyone, and the CA a region named like a client or without clients.
+#[test]
+fn regions_get_their_own_identities_and_the_roster_keeps_them_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (1..=5).map(|i| format!("client-{i}")).collect();
+    let mut o = CaOptions::new("fed-regions", &names);
+    o.regions = 2;
+    let roster = ca::init_with(tmp.path(), &o).unwrap();
+    roster.validate().unwrap();
+    assert_eq!(roster.regions.len(), 2);
+    let regions: Vec<Option<&str>> = roster.clients.iter().map(|c| c.region.as_deref()).collect();
+    assert_eq!(
+        regions,
+        [1, 2, 1, 2, 1].map(|j| Some(if j == 1 { "region-1" } else { "region-2" }))
+    );
+    let pin = roster.region_pin("region-1").unwrap();
+    assert_eq!(pin.role, Role::Region);
+    assert_eq!(pin.name, "region-1.fed-regions.cipherflow.internal");
+    let server = Credentials::region_server(tmp.path(), "region-1");
+    assert_eq!(pin.cert_sha256, fingerprint(&server.cert));
+    let client = Credentials::region_client(tmp.path(), "region-1");
+    let r1 = roster.region("region-1").unwrap();
+    assert_eq!(
+        r1.client_cert_sha256.as_deref(),
+        Some(fingerprint(&client.cert).as_str())
+    );
+    assert!(
+        roster.region_by_cert(&pin.cert_sha256).is_none(),
+        "a server certificate as a region's client"
+    );
+    assert_eq!(
+        roster
+            .region_by_cert(r1.client_cert_sha256.as_deref().unwrap())
+            .unwrap()
+            .region_id,
+        "region-1"
+    );
+    let signer =
+        LogSigner::load(&ca::PkiDir::new(tmp.path()).region_ledger_signing_key("region-1"))
+            .unwrap();
+    assert_eq!(signer.public_key(), r1.public_key().unwrap());
+    assert!(roster.region_pin("region-3").is_err());
+    assert!(roster.server_pin(Role::Region).is_err());
+    // A region pinning another party's certificate is refused.
+    for steal in [
+        roster.coordinator_cert_sha256.clone(),
+        roster.clients[0].cert_sha256.clone(),
+        roster.regions[1].server_cert_sha256.clone(),
+    ] {
+        let mut bad = roster.clone();
+        bad.regions[0].server_cert_sha256 = steal;
+        assert!(bad.validate().is_err());
+    }
+    let mut bad = roster.clone();
+    bad.regions[0].server_name = Some("not a name".into());
+    assert!(bad.validate().is_err());
+    // The CA refuses more regions than clients, and a client named as a region.
+    let mut o = CaOptions::new("fed-regions", &names[..1]);
+    o.regions = 2;
+    assert!(ca::init_with(&tmp.path().join("few"), &o).is_err());
+    let mut o = CaOptions::new("fed-regions", &["region-1".to_string(), "b".to_string()]);
+    o.regions = 1;
+    assert!(ca::init_with(&tmp.path().join("clash"), &o).is_err());
+}

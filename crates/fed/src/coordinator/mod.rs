@@ -898,6 +898,11 @@ impl Coordinator {
         self.round_models = Some(dir);
     }
 
+    /// The region this is, when it is a regional aggregator's.
+    pub fn region_id(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
     /// The current round number, if a round is open.
     pub fn current_round(&self) -> Option<u64> {
         self.round.as_ref().map(|r| r.record.round)

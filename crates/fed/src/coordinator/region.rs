@@ -35,7 +35,9 @@ use super::round::{fold, parse_hash, RecordState, RoundRecord, RoundState};
 use super::upload::decode_ciphertexts;
 use super::{Coordinator, CoordinatorOptions, Phase, RegionSetup};
 use crate::error::{FedError, Result};
-use crate::messages::{RegionRound, RegionalSum, UploadChunk, UploadReceipt};
+use crate::messages::{
+    RegionPoll, RegionRound, RegionStatus, RegionalSum, UploadChunk, UploadReceipt,
+};
 use crate::metrics::Metrics;
 use crate::records::RegionSumRecord;
 use crate::roster::region_ledger_name;
@@ -121,6 +123,29 @@ impl Coordinator {
                 || regions
                     .get(c.as_str())
                     .is_some_and(|r| st.record.regions.contains_key(*r))
+        })
+    }
+
+    /// What `region` (authenticated by the transport) is to do: the key
+    /// epoch once the key setup is done, the round it collects, whether the
+    /// federation finished.
+    pub fn region_status(&self, region: &str, poll: &RegionPoll) -> Result<RegionStatus> {
+        if poll.federation != self.cfg.name {
+            return Err(FedError::Protocol(format!(
+                "a poll for federation {:?}, this is {:?}",
+                poll.federation, self.cfg.name
+            )));
+        }
+        if self.roster.region(region).is_none() {
+            return Err(FedError::Unenrolled(format!("region {region}")));
+        }
+        Ok(RegionStatus {
+            keys: (self.phase != Phase::KeySetup).then_some((self.crs, self.epoch)),
+            round: self.region_round(region),
+            finished: match &self.phase {
+                Phase::Finished(why) => Some(why.clone()),
+                _ => None,
+            },
         })
     }
 
@@ -501,42 +526,17 @@ impl Coordinator {
     }
 }
 
-/// The fraction of the round timeout after which a region seals its sum.
-const REGION_SEAL_FRACTION: f64 = 0.8;
-
-/// A regional aggregator: it takes the uploads of its region's clients
-/// (with every check the coordinator makes, committed in groups and
-/// logged in its own ledger) and forwards their sum.
-pub struct RegionalAggregator {
-    inner: Coordinator,
-}
-
-impl RegionalAggregator {
-    /// Starts or resumes region `region` of the federation. `opts.signer`
-    /// must hold the ledger key the roster pins for the region; `crs` and
-    /// `epoch` are the key epoch's (from the coordinator's ledger).
-    pub fn open(opts: CoordinatorOptions, region: &str, crs: Crs, epoch: u64) -> Result<Self> {
-        let inner = Coordinator::open_as(
-            opts,
-            Some(RegionSetup {
-                id: region.to_string(),
-                crs,
-                epoch,
-            }),
-        )?;
-        Ok(Self { inner })
-    }
-
-    /// The region's id.
-    pub fn id(&self) -> &str {
-        self.inner.region.as_deref().unwrap_or_default()
-    }
-
+/// A region's side, run by [`RegionalAggregator`] or by a region's server.
+impl Coordinator {
     /// Opens the coordinator's round here (nothing to do for the current
     /// or last round; an older one is refused, a newer one ends the
     /// current).
-    pub fn open_round(&mut self, task: &RegionRound) -> Result<()> {
-        let c = &mut self.inner;
+    pub(crate) fn region_open_round(&mut self, task: &RegionRound) -> Result<()> {
+        let region = self
+            .region
+            .clone()
+            .ok_or_else(|| FedError::Config("not a regional aggregator".into()))?;
+        let c = self;
         if task.federation != c.cfg.name {
             return Err(FedError::Protocol(format!(
                 "round for federation {:?}, this is {:?}",
@@ -559,8 +559,6 @@ impl RegionalAggregator {
             }
             _ => {}
         }
-        let region = self.id().to_string();
-        let c = &mut self.inner;
         let mut sampled = task.sampled.clone();
         sampled.sort();
         sampled.dedup();
@@ -606,25 +604,10 @@ impl RegionalAggregator {
         Ok(())
     }
 
-    /// Accepts a batch of its clients' updates (see
-    /// [`Coordinator::upload_batch`]); receipts carry the region ledger's
-    /// proofs.
-    pub fn upload_batch(
-        &mut self,
-        batch: &[(&str, &[UploadChunk])],
-    ) -> Result<Vec<Result<UploadReceipt>>> {
-        self.inner.upload_batch(batch)
-    }
-
-    /// Seals the round's sum at its deadline.
-    pub fn tick(&mut self) -> Result<()> {
-        self.inner.region_tick()
-    }
-
     /// The sealed sum of the current round, ready to forward; `None` while
     /// it collects.
-    pub fn sealed_sum(&self) -> Result<Option<RegionalSum>> {
-        let c = &self.inner;
+    pub(crate) fn region_sealed_sum(&self) -> Result<Option<RegionalSum>> {
+        let c = self;
         let Some(st) = &c.round else {
             return Ok(None);
         };
@@ -656,11 +639,81 @@ impl RegionalAggregator {
     }
 
     /// Ends round `round` once the coordinator accepted its sum.
-    pub fn close_round(&mut self, round: u64) -> Result<()> {
-        if self.inner.current_round() == Some(round) {
-            self.inner.end_region_round(RecordState::Closed)?;
+    pub(crate) fn region_close_round(&mut self, round: u64) -> Result<()> {
+        if self.current_round() == Some(round) {
+            self.end_region_round(RecordState::Closed)?;
         }
         Ok(())
+    }
+}
+
+/// The fraction of the round timeout after which a region seals its sum.
+const REGION_SEAL_FRACTION: f64 = 0.8;
+
+/// A regional aggregator: it takes the uploads of its region's clients
+/// (with every check the coordinator makes, committed in groups and
+/// logged in its own ledger) and forwards their sum.
+pub struct RegionalAggregator {
+    inner: Coordinator,
+}
+
+impl RegionalAggregator {
+    /// Starts or resumes region `region` of the federation. `opts.signer`
+    /// must hold the ledger key the roster pins for the region; `crs` and
+    /// `epoch` are the key epoch's (from the coordinator's ledger).
+    pub fn open(opts: CoordinatorOptions, region: &str, crs: Crs, epoch: u64) -> Result<Self> {
+        let inner = Coordinator::open_as(
+            opts,
+            Some(RegionSetup {
+                id: region.to_string(),
+                crs,
+                epoch,
+            }),
+        )?;
+        Ok(Self { inner })
+    }
+
+    /// The region's id.
+    pub fn id(&self) -> &str {
+        self.inner.region.as_deref().unwrap_or_default()
+    }
+
+    /// Opens the coordinator's round here (nothing to do for the current
+    /// or last round; an older one is refused, a newer one ends the
+    /// current).
+    pub fn open_round(&mut self, task: &RegionRound) -> Result<()> {
+        self.inner.region_open_round(task)
+    }
+
+    /// Accepts a batch of its clients' updates (see
+    /// [`Coordinator::upload_batch`]); receipts carry the region ledger's
+    /// proofs.
+    pub fn upload_batch(
+        &mut self,
+        batch: &[(&str, &[UploadChunk])],
+    ) -> Result<Vec<Result<UploadReceipt>>> {
+        self.inner.upload_batch(batch)
+    }
+
+    /// Seals the round's sum at its deadline.
+    pub fn tick(&mut self) -> Result<()> {
+        self.inner.region_tick()
+    }
+
+    /// The sealed sum of the current round, ready to forward; `None` while
+    /// it collects.
+    pub fn sealed_sum(&self) -> Result<Option<RegionalSum>> {
+        self.inner.region_sealed_sum()
+    }
+
+    /// Ends round `round` once the coordinator accepted its sum.
+    pub fn close_round(&mut self, round: u64) -> Result<()> {
+        self.inner.region_close_round(round)
+    }
+
+    /// The coordinator this region runs on (its server's).
+    pub(crate) fn into_coordinator(self) -> Coordinator {
+        self.inner
     }
 
     /// The round it collects or holds, if any.

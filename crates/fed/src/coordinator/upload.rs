@@ -123,6 +123,13 @@ impl Coordinator {
             }
             return Err(FedError::NotReady("no round is open".into()));
         };
+        if self.region.is_some() && round > st.record.round {
+            // The coordinator opened a round this region has not yet
+            // followed: the client retries.
+            return Err(FedError::NotReady(format!(
+                "this region has not opened round {round} yet"
+            )));
+        }
         if st.record.round != round {
             return Err(FedError::Replay(format!(
                 "upload for round {round}, the current round is {}",

@@ -33,6 +33,9 @@ pub fn assign_regions(roster: &mut Roster, k: usize) -> Result<Vec<LogSigner>> {
         .map(|(j, s)| RegionEntry {
             region_id: format!("region-{}", j + 1),
             ledger_key: s.public_key().to_hex(),
+            server_name: None,
+            server_cert_sha256: None,
+            client_cert_sha256: None,
         })
         .collect();
     for (i, c) in roster.clients.iter_mut().enumerate() {

@@ -33,6 +33,39 @@ pub trait CoordinatorApi {
     fn counted_proof(&mut self, r: &ProofRequest) -> Result<ProofReply>;
 }
 
+/// A client of a region: uploads go to its regional aggregator, every
+/// other call to the coordinator.
+pub struct ThroughRegion<'a> {
+    /// The coordinator.
+    pub coordinator: &'a mut dyn CoordinatorApi,
+    /// The client's regional aggregator.
+    pub region: &'a mut dyn CoordinatorApi,
+}
+
+impl CoordinatorApi for ThroughRegion<'_> {
+    fn join(&mut self, r: &JoinRequest) -> Result<JoinReply> {
+        self.coordinator.join(r)
+    }
+    fn post_key_setup(&mut self, r: &KeySetupPost) -> Result<KeySetupBundle> {
+        self.coordinator.post_key_setup(r)
+    }
+    fn get_key_setup(&mut self, r: &KeySetupQuery) -> Result<KeySetupBundle> {
+        self.coordinator.get_key_setup(r)
+    }
+    fn next_task(&mut self, r: &TaskRequest) -> Result<Task> {
+        self.coordinator.next_task(r)
+    }
+    fn upload(&mut self, chunks: Vec<UploadChunk>) -> Result<UploadReceipt> {
+        self.region.upload(chunks)
+    }
+    fn send_share(&mut self, parts: Vec<ShareChunk>) -> Result<ShareReceipt> {
+        self.coordinator.send_share(parts)
+    }
+    fn counted_proof(&mut self, r: &ProofRequest) -> Result<ProofReply> {
+        self.coordinator.counted_proof(r)
+    }
+}
+
 /// The key service as a client sees it.
 pub trait KeyServiceApi {
     /// Get this client's key share.

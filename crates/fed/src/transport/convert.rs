@@ -82,6 +82,8 @@ same_fields! {
     ShareReceipt { accepted, duplicate }
     ProofRequest { federation, round }
     EnrollRequest { federation }
+    RegionPoll { federation }
+    RegionRound { federation, round, cumulative, sampled, weight_reference, noise_multiplier }
 }
 
 // ---------------------------------------------------------------- joining
@@ -543,6 +545,83 @@ impl TryFrom<p::KeyServiceDecrypt> for m::KeyServiceDecrypt {
     }
 }
 
+// ---------------------------------------------------------------- regions
+
+impl From<m::RegionStatus> for p::RegionStatus {
+    fn from(r: m::RegionStatus) -> Self {
+        let (crs, epoch) = r.keys.map_or((Vec::new(), 0), |(c, e)| (c.0.to_vec(), e));
+        Self {
+            crs,
+            epoch,
+            round: r.round.map(Into::into),
+            finished: r.finished.unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<p::RegionStatus> for m::RegionStatus {
+    type Error = FedError;
+    fn try_from(r: p::RegionStatus) -> Result<Self> {
+        Ok(Self {
+            keys: optional(&r.crs, crs)?.map(|c| (c, r.epoch)),
+            round: r.round.map(m::RegionRound::try_from).transpose()?,
+            finished: (!r.finished.is_empty()).then_some(r.finished),
+        })
+    }
+}
+
+impl From<m::RegionalSum> for p::RegionalSum {
+    fn from(r: m::RegionalSum) -> Self {
+        Self {
+            federation: r.federation,
+            round: r.round,
+            chunks: r.chunks,
+            aggregate_proof: r.aggregate_proof.encode(),
+            inputs: AggregateInput::encode_list(&r.inputs),
+            examples: r.examples,
+        }
+    }
+}
+
+impl TryFrom<p::RegionalSum> for m::RegionalSum {
+    type Error = FedError;
+    fn try_from(r: p::RegionalSum) -> Result<Self> {
+        let inputs = AggregateInput::decode_list(&r.inputs)?;
+        if r.examples.len() != inputs.len() {
+            return Err(FedError::Protocol(format!(
+                "a regional sum of {} contributors with {} example counts",
+                inputs.len(),
+                r.examples.len()
+            )));
+        }
+        Ok(Self {
+            federation: r.federation,
+            round: r.round,
+            chunks: r.chunks,
+            aggregate_proof: entry_proof(&r.aggregate_proof)?,
+            inputs,
+            examples: r.examples,
+        })
+    }
+}
+
+impl From<m::RegionalSumReceipt> for p::RegionalSumReceipt {
+    fn from(r: m::RegionalSumReceipt) -> Self {
+        Self {
+            entry_proof: r.entry_proof.encode(),
+        }
+    }
+}
+
+impl TryFrom<p::RegionalSumReceipt> for m::RegionalSumReceipt {
+    type Error = FedError;
+    fn try_from(r: p::RegionalSumReceipt) -> Result<Self> {
+        Ok(Self {
+            entry_proof: entry_proof(&r.entry_proof)?,
+        })
+    }
+}
+
 /// A domain message and its protobuf form.
 pub trait OnWire: TryFrom<Self::Proto, Error = FedError> + Sized {
     /// The protobuf message.
@@ -574,6 +653,10 @@ on_wire!(
     EnrollRequest,
     EnrollReply,
     KeyServiceDecrypt,
+    RegionPoll,
+    RegionStatus,
+    RegionalSum,
+    RegionalSumReceipt,
 );
 
 /// Converts a received list (a stream's messages).

@@ -110,6 +110,9 @@ use crate::coordinator::{is_storage_failure, Recovering};
 
 struct Shared {
     coord: Mutex<Recovering>,
+    /// `Some(id)` when this server is regional aggregator `id`: it takes
+    /// its clients' uploads only.
+    region: Option<String>,
     roster: Mutex<Roster>,
     notify: Notify,
     max_chunks: usize,
@@ -181,6 +184,40 @@ impl CoordinatorService {
                 tracing::warn!(fingerprint = %fp, "unenrolled certificate refused");
                 Err(Status::unauthenticated(format!(
                     "certificate SHA-256 {fp} is not in the roster"
+                )))
+            }
+        }
+    }
+
+    /// Refuses a call a regional aggregator does not serve (everything
+    /// but uploads: clients join, deal, poll and send shares to the
+    /// coordinator).
+    fn coordinator_only(&self, what: &str) -> std::result::Result<(), Status> {
+        match &self.inner.region {
+            Some(id) => Err(Status::failed_precondition(format!(
+                "this is regional aggregator {id}, which takes uploads only: {what} goes to the \
+                 coordinator"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The region calling (by its client certificate), on the coordinator.
+    fn region_identity<T>(&self, req: &Request<T>) -> std::result::Result<String, Status> {
+        self.coordinator_only("a region's call")?;
+        let fp = peer_fingerprint(req)?;
+        let roster = self
+            .inner
+            .roster
+            .lock()
+            .map_err(|_| Status::internal("lock"))?;
+        match roster.region_by_cert(&fp) {
+            Some(r) => Ok(r.region_id.clone()),
+            None => {
+                self.inner.refusals.count_unenrolled();
+                tracing::warn!(fingerprint = %fp, "a region's call from a certificate of no region refused");
+                Err(Status::permission_denied(format!(
+                    "certificate SHA-256 {fp} is no region's client certificate"
                 )))
             }
         }
@@ -276,7 +313,7 @@ fn outgoing<D: OnWire>(d: D) -> Response<D::Proto> {
 
 /// A reply as the calling client receives it: one that does not convert
 /// is [`FedError::Malformed`].
-fn received<D: OnWire>(r: Response<D::Proto>) -> Result<D> {
+pub(crate) fn received<D: OnWire>(r: Response<D::Proto>) -> Result<D> {
     D::try_from(r.into_inner()).map_err(|e| FedError::Malformed(e.to_string()))
 }
 
@@ -286,6 +323,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         req: Request<proto::JoinRequest>,
     ) -> std::result::Result<Response<proto::JoinReply>, Status> {
+        self.coordinator_only("joining")?;
         let id = self.identity(&req)?;
         let r = incoming(req.into_inner())?;
         self.call(move |c| c.join(&id, &r)).await.map(outgoing)
@@ -295,6 +333,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         req: Request<proto::KeySetupPost>,
     ) -> std::result::Result<Response<proto::KeySetupBundle>, Status> {
+        self.coordinator_only("the key setup")?;
         let id = self.identity(&req)?;
         let r = incoming(req.into_inner())?;
         self.call(move |c| c.post_key_setup(&id, &r))
@@ -306,6 +345,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         req: Request<proto::KeySetupQuery>,
     ) -> std::result::Result<Response<proto::KeySetupBundle>, Status> {
+        self.coordinator_only("the key setup")?;
         let id = self.identity(&req)?;
         let r = incoming(req.into_inner())?;
         self.call(move |c| c.get_key_setup(&id, &r))
@@ -317,6 +357,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         req: Request<proto::TaskRequest>,
     ) -> std::result::Result<Response<proto::Task>, Status> {
+        self.coordinator_only("asking for tasks")?;
         let id = self.identity(&req)?;
         let r: m::TaskRequest = incoming(req.into_inner())?;
         let deadline =
@@ -380,6 +421,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         req: Request<Streaming<proto::ShareChunk>>,
     ) -> std::result::Result<Response<proto::ShareReceipt>, Status> {
+        self.coordinator_only("a decryption share")?;
         let id = self.identity(&req)?;
         let mut stream = req.into_inner();
         let mut parts = Vec::new();
@@ -399,11 +441,37 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         req: Request<proto::ProofRequest>,
     ) -> std::result::Result<Response<proto::ProofReply>, Status> {
+        self.coordinator_only("asking for a counted proof")?;
         let id = self.identity(&req)?;
         let r = incoming(req.into_inner())?;
         self.call(move |c| c.counted_proof(&id, &r))
             .await
             .map(outgoing)
+    }
+
+    async fn region_poll(
+        &self,
+        req: Request<proto::RegionPoll>,
+    ) -> std::result::Result<Response<proto::RegionStatus>, Status> {
+        let id = self.region_identity(&req)?;
+        let r = incoming(req.into_inner())?;
+        self.call(move |c| c.region_status(&id, &r))
+            .await
+            .map(outgoing)
+    }
+
+    async fn submit_regional_sum(
+        &self,
+        req: Request<proto::RegionalSum>,
+    ) -> std::result::Result<Response<proto::RegionalSumReceipt>, Status> {
+        let id = self.region_identity(&req)?;
+        let sum: m::RegionalSum = incoming(req.into_inner())?;
+        if sum.chunks.len() > self.inner.max_chunks {
+            return Err(Status::invalid_argument("too many chunks"));
+        }
+        self.call(move |c| c.regional_sum(&id, &sum))
+            .await
+            .map(|entry_proof| outgoing(m::RegionalSumReceipt { entry_proof }))
     }
 }
 
@@ -438,8 +506,10 @@ impl CoordinatorServer {
             None => None,
         };
         let refusals = Arc::new(TransportRefusals::default());
+        let region = coord.region_id().map(str::to_string);
         let inner = Arc::new(Shared {
             coord: Mutex::new(Recovering::new(coord)),
+            region,
             roster: Mutex::new(roster),
             notify: Notify::new(),
             max_chunks,
@@ -712,7 +782,8 @@ pub async fn serve_key_service_on(
 
 /// A lazily connected channel to `url`, over TLS with `tls`'s certificate,
 /// to the server that proves `pin`'s name and certificate.
-fn channel(url: &str, tls: &TlsFiles<'_>, pin: &ServerPin) -> Result<Channel> {
+/// A lazily connecting channel to `url`, whose server must prove `pin`.
+pub(crate) fn channel(url: &str, tls: &TlsFiles<'_>, pin: &ServerPin) -> Result<Channel> {
     // The connector does TLS itself; tonic sees plain HTTP/2.
     let plain = match url.strip_prefix("https://") {
         Some(rest) => format!("http://{rest}"),

@@ -9,5 +9,6 @@ pub use convert::OnWire;
 pub mod grpc;
 pub mod inproc;
 pub mod metrics;
+pub mod region;
 pub mod shape;
 pub mod tls;

@@ -239,6 +239,9 @@ pub mod harness {
                 .map(|j| cipherflow_fed::RegionEntry {
                     region_id: format!("region-{j}"),
                     ledger_key: region_signer(j).public_key().to_hex(),
+                    server_name: None,
+                    server_cert_sha256: None,
+                    client_cert_sha256: None,
                 })
                 .collect();
             if k > 0 {
