@@ -11,7 +11,7 @@
 //! `Σ_{i∈S} s_i·a + E` (smudged) decrypts nothing but the sum over `S`;
 //! the key service never sees a ciphertext.
 
-use crate::client::check_aggregate;
+use crate::client::{check_aggregate, smudging_seed};
 use crate::config::{FederationConfig, KeysMode, Sizes};
 use crate::coordinator::SHARE_PART_CHUNKS;
 use crate::dp_plan::DpPlan;
@@ -81,7 +81,6 @@ pub struct KeyService {
     roster_file: Option<PathBuf>,
     state: Option<PathBuf>,
     saved: KsState,
-    rng: ChaCha20Rng,
 }
 
 impl std::fmt::Debug for KeyService {
@@ -138,7 +137,6 @@ impl KeyService {
             roster_file: None,
             state,
             saved,
-            rng: cipherflow_ring::sampler::secure_rng()?,
         })
     }
 
@@ -292,8 +290,32 @@ impl KeyService {
         let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
         let total = parts.len() as u32;
         let mut out = Vec::with_capacity(parts.len());
+        // The noise is a function of the master key and what is decrypted:
+        // a repeated request gets the same share (see `smudging_seed`).
+        let noise_key: Zeroizing<[u8; 32]> = Zeroizing::new(
+            Sha256::new()
+                .chain_update(b"cipherflow-ks-smudging-key-v1")
+                .chain_update(self.master.as_ref())
+                .finalize()
+                .into(),
+        );
+        let commit = self
+            .saved
+            .decrypted
+            .get(&req.round)
+            .cloned()
+            .unwrap_or_default();
         for (i, sd) in parts.iter().enumerate() {
-            let s = key_holder_share(&self.params, &key_refs, sd, &smudging, &mut self.rng)?;
+            let seed = smudging_seed(
+                &noise_key,
+                &self.cfg.name,
+                req.epoch,
+                req.round,
+                commit.as_bytes(),
+                i,
+            );
+            let mut rng = ChaCha20Rng::from_seed(seed);
+            let s = key_holder_share(&self.params, &key_refs, sd, &smudging, &mut rng)?;
             out.push(ShareChunk {
                 federation: self.cfg.name.clone(),
                 round: req.round,

@@ -184,8 +184,18 @@ fn a_coordinator_asking_for_a_second_active_set_gets_no_share() {
         matches!(&e, FedError::Refused(m) if m.contains("already gave a share")),
         "{e}"
     );
-    // Its own set is still answered (a lost share can be resent).
-    assert!(fed.clients[i].handle(&Task::Decrypt(release)).is_ok());
+    // Its own set is still answered (a lost share can be resent) — with
+    // the very same bytes, after a restart too: fresh smudging noise on
+    // every repeat would let a coordinator that asks again and again
+    // average the noise away from the secret-dependent term.
+    let Action::Share(again) = fed.clients[i].handle(&Task::Decrypt(release)).unwrap() else {
+        panic!("no share")
+    };
+    assert_eq!(
+        again.iter().map(|p| &p.share).collect::<Vec<_>>(),
+        parts.iter().map(|p| &p.share).collect::<Vec<_>>(),
+        "a repeated request got fresh noise"
+    );
 }
 
 #[test]
@@ -523,7 +533,15 @@ fn the_key_service_refuses_a_forked_log_another_log_and_revoked_clients() {
     )
     .unwrap();
     let r1 = ks_request(&mut honest, &cfg, 1, &["client-1", "client-2"], chunks);
-    ks.decrypt("coordinator", &r1).unwrap();
+    let first = ks.decrypt("coordinator", &r1).unwrap();
+    // A repeated request gets the very same share, not fresh noise to
+    // average away.
+    let again = ks.decrypt("coordinator", &r1).unwrap();
+    assert_eq!(
+        again.iter().map(|p| &p.share).collect::<Vec<_>>(),
+        first.iter().map(|p| &p.share).collect::<Vec<_>>(),
+        "the key service drew fresh noise for a repeat"
+    );
     // The key epoch is pinned with the CRS.
     let mut other_epoch = r1.clone();
     other_epoch.epoch = 2;

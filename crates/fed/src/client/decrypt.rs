@@ -33,6 +33,37 @@ fn decryption_commitment(contributors: &[u64], active: &[u64]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The seed of the smudging noise of part `part` of a decryption share:
+/// a pseudorandom function (SHA-256) of the holder's secret `key`, keyed
+/// to the federation, key epoch, round and the `commit`ment to what is
+/// decrypted. A request repeated for the same round, contributor set and
+/// active set — by a coordinator that restarted, or one that asks again
+/// to average the noise away — gets **byte-identical** shares: fresh
+/// noise on every repeat would let the noise be averaged out of the
+/// secret-dependent term, and no bound on the number of decryptions
+/// would hold.
+pub(crate) fn smudging_seed(
+    key: &[u8; 32],
+    federation: &str,
+    epoch: u64,
+    round: u64,
+    commit: &[u8],
+    part: usize,
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"cipherflow-fed-smudging-v1");
+    h.update(key);
+    h.update((federation.len() as u64).to_le_bytes());
+    h.update(federation.as_bytes());
+    h.update(epoch.to_le_bytes());
+    h.update(round.to_le_bytes());
+    h.update((commit.len() as u64).to_le_bytes());
+    h.update(commit);
+    h.update((part as u64).to_le_bytes());
+    h.finalize().into()
+}
+
 impl ClientAgent {
     pub(super) fn verify_entry(&self, proof: &EntryProof) -> Result<cipherflow_ledger::Entry> {
         let key = self
@@ -138,6 +169,11 @@ impl ClientAgent {
             }]));
         }
         self.decrypted.insert(task.round, commit);
+        if self.smudging_key.is_none() {
+            let mut k = zeroize::Zeroizing::new([0u8; 32]);
+            self.rng.fill_bytes(k.as_mut());
+            self.smudging_key = Some(k);
+        }
         self.save_state()?;
         let crs = self
             .crs
@@ -152,13 +188,12 @@ impl ClientAgent {
         let smudging = self.packing.smudging()?;
         let parts: Vec<&[[u8; 32]]> = seeds.chunks(SHARE_PART_CHUNKS).collect();
         let total = parts.len() as u32;
-        let part_seeds: Vec<[u8; 32]> = parts
-            .iter()
-            .map(|_| {
-                let mut s = [0u8; 32];
-                self.rng.fill_bytes(&mut s);
-                s
-            })
+        let key = self
+            .smudging_key
+            .as_ref()
+            .ok_or_else(|| FedError::Integrity("no smudging key".into()))?;
+        let part_seeds: Vec<[u8; 32]> = (0..parts.len())
+            .map(|i| smudging_seed(key, &self.cfg.name, self.epoch, task.round, &commit, i))
             .collect();
         let (params, received, party) = (&self.params, &self.received, self.party);
         let fed = self.cfg.name.clone();

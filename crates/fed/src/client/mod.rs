@@ -16,6 +16,7 @@ mod noise;
 mod state;
 
 pub use decrypt::check_aggregate;
+pub(crate) use decrypt::smudging_seed;
 use state::UploadMark;
 
 use crate::config::{FederationConfig, KeysMode, Sizes};
@@ -110,6 +111,10 @@ pub struct ClientAgent {
     log_id: Option<[u8; 32]>,
     last_head: Option<SignedTreeHead>,
     decrypted: BTreeMap<u64, [u8; 32]>,
+    /// The key of this holder's smudging noise (see
+    /// [`decrypt::smudging_seed`]): drawn at its first share, saved with
+    /// its state.
+    smudging_key: Option<zeroize::Zeroizing<[u8; 32]>>,
     uploads: BTreeMap<String, UploadMark>,
     /// Privacy-schedule histories, per (federation, key epoch).
     noise: BTreeMap<String, noise::NoiseRecord>,
@@ -182,6 +187,7 @@ impl ClientAgent {
             log_id: None,
             last_head: None,
             decrypted: BTreeMap::new(),
+            smudging_key: None,
             uploads: BTreeMap::new(),
             noise: BTreeMap::new(),
             pinned_crs: None,

@@ -1,7 +1,7 @@
 //! The client's durable state (mode 0600): its key share and the Shamir
 //! shares dealt to it (key holders), whether the key setup completed, its decryption commitments, the last ledger head it
-//! verified, the CRS pinned at its first join, the last round it
-//! uploaded in and the privacy schedule it was shown, per (federation, key
+//! verified, the CRS pinned at its first join, the key of its
+//! smudging noise, the last round it uploaded in and the privacy schedule it was shown, per (federation, key
 //! epoch). Secrets are zeroized on drop.
 
 use super::ClientAgent;
@@ -42,6 +42,9 @@ struct SavedState {
     /// `"<federation>/<epoch>"` → the privacy schedule's history as seen.
     #[serde(default)]
     noise: BTreeMap<String, super::noise::NoiseRecord>,
+    /// The key of the holder's smudging noise (hex; secret).
+    #[serde(default)]
+    smudging_key: Option<String>,
 }
 
 impl Drop for SavedState {
@@ -52,6 +55,9 @@ impl Drop for SavedState {
         }
         for s in &mut self.shamir {
             s.zeroize();
+        }
+        if let Some(k) = &mut self.smudging_key {
+            k.zeroize();
         }
     }
 }
@@ -93,6 +99,12 @@ impl ClientAgent {
                 .ok_or_else(|| FedError::Encoding("pinned CRS".into()))?;
             self.pinned_crs = Some((Crs(crs), s.epoch.unwrap_or(0)));
         }
+        if let Some(k) = &s.smudging_key {
+            let mut key = Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(k, key.as_mut())
+                .map_err(|_| FedError::Encoding("smudging key".into()))?;
+            self.smudging_key = Some(key);
+        }
         self.uploads = s.uploads.clone();
         self.noise = s.noise.clone();
         // State files written before the flag: a key holder with one share
@@ -124,6 +136,7 @@ impl ClientAgent {
             uploads: self.uploads.clone(),
             key_setup_done: self.key_setup_done,
             noise: self.noise.clone(),
+            smudging_key: self.smudging_key.as_ref().map(|k| hex::encode(k.as_ref())),
         };
         let text = Zeroizing::new(serde_json::to_string(&s)?);
         write_private(path, text.as_bytes())
