@@ -158,8 +158,19 @@ pub fn run_agent(
     let start = Instant::now();
     let mut s = AgentSummary::default();
     let join = agent.join_request();
-    let reply = retry(&mut s, patience, || coord.join(&join))?;
-    agent.on_join(&reply)?;
+    // A failure of this client's own storage (its state file, where the
+    // pinned CRS and key go) is retried until `patience` runs out: joining
+    // and enrolling again are harmless.
+    let mut local = LocalFailures::default();
+    let reply = loop {
+        let reply = retry(&mut s, patience, || coord.join(&join))?;
+        match agent.on_join(&reply) {
+            Ok(()) => break reply,
+            Err(e @ FedError::Io { .. }) => local.retry_or_fail(e, patience)?,
+            Err(e) => return Err(e),
+        }
+    };
+    local.ok();
     if keys == KeysMode::KeyService && !agent.has_keys() {
         let kms = kms
             .as_mut()
@@ -167,12 +178,18 @@ pub fn run_agent(
         let req = EnrollRequest {
             federation: reply.federation.clone(),
         };
-        let r = retry(&mut s, patience, || kms.enroll(&req))?;
-        agent.on_enroll(r)?;
+        loop {
+            let r = retry(&mut s, patience, || kms.enroll(&req))?;
+            match agent.on_enroll(r) {
+                Ok(()) => break,
+                Err(e @ FedError::Io { .. }) => local.retry_or_fail(e, patience)?,
+                Err(e) => return Err(e),
+            }
+        }
+        local.ok();
     }
     let mut posted = false;
     let mut closed_round = 0u64;
-    let mut local = LocalFailures::default();
     loop {
         if keys == KeysMode::Threshold && (posted || agent.has_key_share()) && !agent.has_keys() {
             let q = agent.key_setup_query();
