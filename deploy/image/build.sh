@@ -16,6 +16,7 @@
 #      cipherflow-coordinator  … fl coordinator, ports 7443 (gRPC) and 9090
 #      cipherflow-client       … fl client
 #      cipherflow-key-service  … key-service, port 7444
+#      cipherflow-region       … fl region, ports 7445 (gRPC) and 9090
 #      cipherflow-platform     … serve, port 8443
 #    Built with buildah (Debian's package) into target/images/*.oci.tar
 #    (oci-archive, loadable with `podman load` or pushable with skopeo).
@@ -80,6 +81,7 @@ ROLES=(
     "cipherflow-coordinator|[\"fl\",\"coordinator\",\"--help\"]|7443 9090"
     "cipherflow-client|[\"fl\",\"client\",\"--help\"]|"
     "cipherflow-key-service|[\"key-service\",\"--help\"]|7444"
+    "cipherflow-region|[\"fl\",\"region\",\"--help\"]|7445 9090"
     "cipherflow-platform|[\"serve\",\"--help\"]|8443"
 )
 

@@ -12,7 +12,11 @@ kubernetes-validate venv, which has PyYAML):
   password out of the arguments, and — merged the way kustomize merges
   containers, env, mounts and volumes by name — yields a StatefulSet that
   passes the same checks; it is written to the path given as the first
-  argument, for validate.sh to check against the schemas.
+  argument, for validate.sh to check against the schemas;
+* the regions overlay (regions/) adds only region workloads, each passing
+  the same checks, named by its `--id`, mounting its own Secret with only
+  its own files (never another region's, the coordinator's or the CA's
+  key), dialling the coordinator, and an ingress policy for them.
 """
 
 import pathlib
@@ -139,6 +143,49 @@ if merged is None:
 elif len(sys.argv) > 1:
     pathlib.Path(sys.argv[1]).write_text(yaml.safe_dump(merged))
 
+regions_dir = HERE / "regions"
+rkust = yaml.safe_load((regions_dir / "kustomization.yaml").read_text())
+if rkust.get("resources", [])[:1] != [".."]:
+    fail("regions/: the overlay must build on the base (resources: [.., ...])")
+rfiles = [r for r in rkust.get("resources", [])[1:]]
+for unlisted in sorted({p.name for p in regions_dir.glob("*.yaml")} - set(rfiles) - {"kustomization.yaml"}):
+    fail(f"regions/: {unlisted} is not in the kustomization")
+rdocs = []
+for name in rfiles:
+    path = regions_dir / name
+    if not path.exists():
+        fail(f"regions/: kustomization lists {name}, which does not exist")
+        continue
+    rdocs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+rworkloads = [d for d in rdocs if d["kind"] in ("StatefulSet", "Deployment")]
+if not rworkloads:
+    fail("regions/: no region workload")
+for w in rworkloads:
+    name = w["metadata"]["name"]
+    check_workload(w)
+    c = w["spec"]["template"]["spec"]["containers"][0]
+    args = c.get("args", [])
+    if args[:2] != ["fl", "region"] or f"--id={name}" not in args:
+        fail(f"regions/{name}: must run `fl region --id={name}`")
+    if not any(a.startswith("--coordinator=https://") for a in args):
+        fail(f"regions/{name}: no --coordinator=https://…")
+    for v in w["spec"]["template"]["spec"]["volumes"]:
+        sec = v.get("secret")
+        if not sec:
+            continue
+        if sec["secretName"] != f"{name}-pki":
+            fail(f"regions/{name}: mounts the Secret {sec['secretName']}, not its own {name}-pki")
+        for item in sec.get("items", []):
+            path = item["path"]
+            if path not in ("ca.pem", "roster.json") and not path.startswith(f"regions/{name}/"):
+                fail(f"regions/{name}: mounts {path}, which is not its own")
+rpolicies = [d for d in rdocs if d["kind"] == "NetworkPolicy"]
+if not any(p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "region"
+           for p in rpolicies):
+    fail("regions/: no ingress policy for the regions")
+if len(sys.argv) > 2:
+    pathlib.Path(sys.argv[2]).write_text(yaml.safe_dump_all(rdocs))
+
 policies = by_kind.get("NetworkPolicy", [])
 if not any(p["spec"]["podSelector"] == {} and "Ingress" in p["spec"]["policyTypes"] and not p["spec"].get("ingress")
            for p in policies):
@@ -158,4 +205,5 @@ if errors:
     for e in errors:
         print(f"deploy/k8s: {e}", file=sys.stderr)
     sys.exit(1)
-print(f"deploy/k8s: {len(docs)} resources checked ({', '.join(sorted(by_kind))})")
+print(f"deploy/k8s: {len(docs)} resources checked ({', '.join(sorted(by_kind))}), "
+      f"and {len(rdocs)} of the regions overlay")

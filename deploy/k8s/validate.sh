@@ -25,9 +25,11 @@ if "$VENV/bin/kubernetes-validate" --strict --quiet -k 1.37 "$BAD" >/dev/null 2>
     exit 1
 fi
 MERGED="$(mktemp -d)/coordinator-postgres.yaml"
-"$VENV/bin/python" "$HERE/check.py" "$MERGED"
+REGIONS="$(mktemp -d)/regions.yaml"
+"$VENV/bin/python" "$HERE/check.py" "$MERGED" "$REGIONS"
 # The Postgres overlay's coordinator, as kustomize would build it.
 for v in 1.30 1.37; do
     "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "$MERGED"
+    "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "$REGIONS"
 done
-echo "deploy/k8s: schemas (1.30, 1.37) and checks passed (base and the postgres/ overlay)"
+echo "deploy/k8s: schemas (1.30, 1.37) and checks passed (base, the postgres/ and regions/ overlays)"

@@ -44,6 +44,11 @@ pub struct RegionArgs {
     /// The coordinator's URL.
     #[arg(long, default_value = "https://127.0.0.1:7443")]
     pub coordinator: String,
+    /// Serve monitoring on this address (plain HTTP) once the region
+    /// serves, i.e. after the federation's key setup: /metrics
+    /// (Prometheus text), /healthz (liveness), /readyz (readiness).
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
     /// Seconds to keep retrying an unreachable coordinator.
     #[arg(long, default_value_t = 120.0)]
     pub patience: f64,
@@ -118,6 +123,7 @@ pub fn run_region_process(a: RegionArgs) -> anyhow::Result<()> {
             coordinator: a.coordinator.clone(),
             roster_file: Some(roster_path),
             patience: Duration::from_secs_f64(a.patience.clamp(1.0, 3600.0)),
+            metrics: a.metrics,
         },
         move |addr| {
             if !json_out {

@@ -95,6 +95,9 @@ pub struct RegionProcess<'a> {
     pub roster_file: Option<std::path::PathBuf>,
     /// How long to keep retrying an unreachable coordinator.
     pub patience: Duration,
+    /// Where to serve /metrics, /healthz and /readyz (plain HTTP) once the
+    /// region serves (a probe that waits for it is a startup probe).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// What a regional aggregator did.
@@ -186,6 +189,15 @@ pub async fn run_region(
         })
     };
     server.recover_with(reopen);
+    if let Some(m) = p.metrics {
+        let listener = super::metrics::bind(m).await?;
+        let handle = server.handle();
+        tokio::spawn(async move {
+            if let Err(e) = super::metrics::serve(listener, handle).await {
+                tracing::error!(%e, "metrics endpoint stopped");
+            }
+        });
+    }
     on_start(server.addr);
     tracing::info!(region = %p.region, addr = %server.addr, "regional aggregator serving");
     let mut s = RegionSummary {
