@@ -10,5 +10,6 @@ pub mod grpc;
 pub mod inproc;
 pub mod metrics;
 pub mod region;
+mod remote;
 pub mod shape;
 pub mod tls;
