@@ -448,106 +448,33 @@ fn fed_state(schema: &str) -> StateLocation {
 /// once the disk is back: over real gRPC with mutual TLS.
 #[test]
 fn a_client_whose_disk_fails_retries_and_completes() {
-    use cipherflow_fed::ca::{self, Credentials};
-    use cipherflow_fed::sim::split_among;
-    use cipherflow_fed::transport::agent::run_agent;
-    use cipherflow_fed::transport::grpc::{CoordinatorRemote, CoordinatorServer, TlsFiles};
-    use cipherflow_fed::{real_clock, ClientAgent, ClientOptions, CoordinatorOptions, Phase};
-    use cipherflow_fed::{KeysMode, KxSecret, Role, Roster};
-    use cipherflow_ledger::{LogSigner, PublicKey};
+    use cipherflow_fed::Phase;
     use std::time::Duration;
-    fn tls(c: &Credentials) -> TlsFiles<'_> {
-        TlsFiles {
-            ca: &c.ca,
-            cert: &c.cert,
-            key: &c.key,
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    let names: Vec<String> = (1..=3).map(|i| format!("client-{i}")).collect();
-    ca::init(&pki, "bc-disk", &names).unwrap();
-    let roster = Roster::load(&pki.join("roster.json")).unwrap();
-    let cfg = common::config("bc-disk", 2, "");
-    let (train, _) = common::breast_cancer();
-    let coord = Coordinator::open(CoordinatorOptions {
-        config: cfg.clone(),
-        roster: roster.clone(),
-        state: dir.path().join("c.db").into(),
-        ledger: dir.path().join("l.db"),
-        signer: LogSigner::load(&pki.join("ledger.key")).unwrap(),
-        eval: None,
-        clock: real_clock(),
-    })
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt
-        .block_on(CoordinatorServer::start(
-            coord,
-            roster.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            &tls(&Credentials::under(&pki, "coordinator")),
-            None,
-            None,
-        ))
-        .unwrap();
-    let url = format!("https://{}", server.addr);
+    let fed = common::tls::TlsFederation::start("bc-disk", 3, 2);
     // Client 1's state directory is a file: every write of its state fails.
-    let broken = dir.path().join("client-1-disk");
+    let broken = fed.dir.path().join("client-1-disk");
     std::fs::write(&broken, b"not a directory").unwrap();
-    let parts = split_among(&train, 3, Some(0.5), 1).unwrap();
-    let ledger_key = PublicKey::load(&pki.join("ledger.pub")).unwrap();
-    let handles: Vec<_> = parts
-        .into_iter()
-        .zip(names.clone())
-        .map(|(data, id)| {
-            let (pki, url, roster, cfg) = (pki.clone(), url.clone(), roster.clone(), cfg.clone());
-            let state = if id == "client-1" {
-                broken.join("state.json")
-            } else {
-                pki.join("clients").join(&id).join("state.json")
-            };
-            std::thread::spawn(move || {
-                let cdir = pki.join("clients").join(&id);
-                let pin = roster.server_pin(Role::Coordinator).unwrap();
-                let mut agent = ClientAgent::new(ClientOptions {
-                    client_id: id.clone(),
-                    kx: Some(KxSecret::load(&cdir.join("kx.key")).unwrap()),
-                    roster,
-                    config: cfg,
-                    data,
-                    state: Some(state),
-                    ledger_key: Some(ledger_key),
-                    synthetic: false,
-                })
-                .unwrap();
-                let c = Credentials::under(&pki, &id);
-                let mut remote = CoordinatorRemote::connect(&url, &tls(&c), &pin).unwrap();
-                run_agent(
-                    &mut agent,
-                    &mut remote,
-                    None,
-                    KeysMode::Threshold,
-                    Duration::from_secs(60),
-                )
-            })
-        })
-        .collect();
+    let handles = fed.run_clients(|pki, id| {
+        if id == "client-1" {
+            broken.join("state.json")
+        } else {
+            pki.join("clients").join(id).join("state.json")
+        }
+    });
     // The key setup cannot complete without client 1; nothing moves.
     std::thread::sleep(Duration::from_secs(3));
     assert!(
-        matches!(server.with(|c| c.phase().clone()).unwrap(), Phase::KeySetup),
+        matches!(
+            fed.server.with(|c| c.phase().clone()).unwrap(),
+            Phase::KeySetup
+        ),
         "the federation went on without client 1's durable key setup"
     );
     assert!(!broken.join("state.json").exists());
     // The disk is back.
     std::fs::remove_file(&broken).unwrap();
     std::fs::create_dir(&broken).unwrap();
-    for (id, h) in names.iter().zip(handles) {
+    for (id, h) in fed.names.iter().zip(handles) {
         let s = h
             .join()
             .unwrap()
@@ -555,7 +482,7 @@ fn a_client_whose_disk_fails_retries_and_completes() {
         assert_eq!((s.uploads, s.counted_proofs), (2, 2), "{id}");
     }
     assert!(broken.join("state.json").exists());
-    let hist = server.with(|c| c.history().to_vec()).unwrap();
+    let hist = fed.server.with(|c| c.history().to_vec()).unwrap();
     assert_eq!(hist.len(), 2);
     assert!(hist.iter().all(|h| h.contributors == 3 && !h.aborted));
 }

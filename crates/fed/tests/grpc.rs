@@ -7,28 +7,18 @@
 
 mod common;
 
+use common::tls::{tls, TlsFederation};
+
 use cipherflow_fed::ca::{self, Credentials};
 use cipherflow_fed::messages;
-use cipherflow_fed::sim::split_among;
-use cipherflow_fed::transport::agent::{run_agent, CoordinatorApi};
-use cipherflow_fed::transport::grpc::{CoordinatorRemote, CoordinatorServer, TlsFiles};
+use cipherflow_fed::transport::agent::CoordinatorApi;
+use cipherflow_fed::transport::grpc::CoordinatorRemote;
 use cipherflow_fed::transport::metrics;
 use cipherflow_fed::FedError;
-use cipherflow_fed::KeysMode;
-use cipherflow_fed::{real_clock, Coordinator, CoordinatorOptions, Phase};
-use cipherflow_fed::{ClientAgent, ClientOptions};
-use cipherflow_fed::{KxSecret, Role, Roster};
-use cipherflow_ledger::{LogSigner, PublicKey};
+use cipherflow_fed::Phase;
+use cipherflow_fed::{Role, Roster};
 use std::path::Path;
 use std::time::Duration;
-
-fn tls(c: &Credentials) -> TlsFiles<'_> {
-    TlsFiles {
-        ca: &c.ca,
-        cert: &c.cert,
-        key: &c.key,
-    }
-}
 
 fn join(url: &str, c: &Credentials, roster: &Roster) -> Result<messages::JoinReply, FedError> {
     let pin = roster.server_pin(Role::Coordinator)?;
@@ -65,40 +55,9 @@ fn rogue_identity(pki: &Path, out: &Path) -> Credentials {
 
 #[test]
 fn federation_over_mutual_tls_and_refusals() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    let names: Vec<String> = (1..=3).map(|i| format!("client-{i}")).collect();
-    ca::init(&pki, "bc-grpc", &names).unwrap();
-    let roster = Roster::load(&pki.join("roster.json")).unwrap();
-    let cfg = common::config("bc-grpc", 2, "");
-    let (train, test) = common::breast_cancer();
-    let coord = Coordinator::open(CoordinatorOptions {
-        config: cfg.clone(),
-        roster: roster.clone(),
-        state: dir.path().join("c.db").into(),
-        ledger: dir.path().join("l.db"),
-        signer: LogSigner::load(&pki.join("ledger.key")).unwrap(),
-        eval: Some(test),
-        clock: real_clock(),
-    })
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let creds = Credentials::under(&pki, "coordinator");
-    let server = rt
-        .block_on(CoordinatorServer::start(
-            coord,
-            roster.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            &tls(&creds),
-            None,
-            Some(pki.join("roster.json")),
-        ))
-        .unwrap();
-    let url = format!("https://{}", server.addr);
+    let fed = TlsFederation::start("bc-grpc", 3, 2);
+    let (dir, pki, roster, url) = (&fed.dir, &fed.pki, &fed.roster, &fed.url);
+    let (server, rt) = (&fed.server, &fed.rt);
 
     // A certificate from another CA fails the TLS handshake.
     let other = dir.path().join("other");
@@ -116,41 +75,11 @@ fn federation_over_mutual_tls_and_refusals() {
         join(&url, &rogue, &roster)
     );
 
-    let parts = split_among(&train, 3, Some(0.5), 1).unwrap();
-    let ledger_key = PublicKey::load(&pki.join("ledger.pub")).unwrap();
-    let handles: Vec<_> = parts
+    let handles = fed.run_clients(|pki, id| pki.join("clients").join(id).join("state.json"));
+    let summaries: Vec<_> = handles
         .into_iter()
-        .zip(names.clone())
-        .map(|(data, id)| {
-            let (pki, url, roster, cfg) = (pki.clone(), url.clone(), roster.clone(), cfg.clone());
-            std::thread::spawn(move || {
-                let cdir = pki.join("clients").join(&id);
-                let pin = roster.server_pin(Role::Coordinator).unwrap();
-                let mut agent = ClientAgent::new(ClientOptions {
-                    client_id: id.clone(),
-                    kx: Some(KxSecret::load(&cdir.join("kx.key")).unwrap()),
-                    roster,
-                    config: cfg,
-                    data,
-                    state: Some(cdir.join("state.json")),
-                    ledger_key: Some(ledger_key),
-                    synthetic: false,
-                })
-                .unwrap();
-                let c = Credentials::under(&pki, &id);
-                let mut remote = CoordinatorRemote::connect(&url, &tls(&c), &pin).unwrap();
-                run_agent(
-                    &mut agent,
-                    &mut remote,
-                    None,
-                    KeysMode::Threshold,
-                    Duration::from_secs(30),
-                )
-                .unwrap()
-            })
-        })
+        .map(|h| h.join().unwrap().unwrap())
         .collect();
-    let summaries: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     for s in &summaries {
         assert_eq!(s.uploads, 2);
         assert_eq!(s.counted_proofs, 2);
@@ -258,5 +187,6 @@ fn federation_over_mutual_tls_and_refusals() {
         "{r}"
     );
     assert!(get("/").starts_with("HTTP/1.1 404"));
+    let TlsFederation { rt, server, .. } = fed;
     rt.block_on(server.stop()).unwrap();
 }

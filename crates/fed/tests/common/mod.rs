@@ -116,6 +116,8 @@ pub fn payload_dir(fed: &harness::Fed) -> std::path::PathBuf {
 
 /// An in-process federation driven message by message, so that a test can
 /// play the coordinator, a key holder or the operator between steps.
+pub mod tls;
+
 pub mod harness {
     use cipherflow_fed::messages;
     use cipherflow_fed::sim::{make_roster, split_among, ManualClock};
