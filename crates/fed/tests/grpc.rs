@@ -64,15 +64,15 @@ fn federation_over_mutual_tls_and_refusals() {
     ca::init(&other, "bc-grpc", &["client-1".to_string()]).unwrap();
     let foreign = Credentials::under(&other, "client-1");
     assert!(matches!(
-        join(&url, &foreign, &roster),
+        join(url, &foreign, roster),
         Err(FedError::Refused(_))
     ));
     // The right CA, but not in the roster: unenrolled.
-    let rogue = rogue_identity(&pki, &dir.path().join("rogue"));
+    let rogue = rogue_identity(pki, &dir.path().join("rogue"));
     assert!(
-        matches!(join(&url, &rogue, &roster), Err(FedError::Unenrolled(_))),
+        matches!(join(url, &rogue, roster), Err(FedError::Unenrolled(_))),
         "{:?}",
-        join(&url, &rogue, &roster)
+        join(url, &rogue, roster)
     );
 
     let handles = fed.run_clients(|pki, id| pki.join("clients").join(id).join("state.json"));
@@ -105,14 +105,11 @@ fn federation_over_mutual_tls_and_refusals() {
     }
 
     // Revocation: the coordinator re-reads the roster.
-    ca::revoke(&pki, "client-3").unwrap();
+    ca::revoke(pki, "client-3").unwrap();
     std::thread::sleep(Duration::from_millis(600));
-    let c3 = Credentials::under(&pki, "client-3");
-    assert!(matches!(
-        join(&url, &c3, &roster),
-        Err(FedError::Revoked(_))
-    ));
-    assert!(join(&url, &Credentials::under(&pki, "client-1"), &roster).is_ok());
+    let c3 = Credentials::under(pki, "client-3");
+    assert!(matches!(join(url, &c3, roster), Err(FedError::Revoked(_))));
+    assert!(join(url, &Credentials::under(pki, "client-1"), roster).is_ok());
 
     // The Prometheus endpoint: the counters of this run; other paths 404.
     let listener = rt
