@@ -187,3 +187,76 @@ fn federation_over_mutual_tls_and_refusals() {
     let TlsFederation { rt, server, .. } = fed;
     rt.block_on(server.stop()).unwrap();
 }
+
+/// A region's calls — what to collect, its sum — are taken only from the
+/// certificates the roster pins as regions' client certificates, and
+/// only for this federation; a region's sum outside a round is refused.
+#[test]
+fn region_calls_are_taken_from_region_client_certificates_only() {
+    use cipherflow_fed::messages::RegionalSum;
+    use cipherflow_fed::transport::region::CoordinatorLink;
+    let name = "bc-grpc-regions";
+    let fed = TlsFederation::with_regions(name, 4, 1, 2);
+    let pin = fed.roster.server_pin(Role::Coordinator).unwrap();
+    let link = |c: &Credentials, federation: &str| {
+        let _rt = fed.rt.enter();
+        CoordinatorLink::connect(&fed.url, &tls(c), &pin, federation).unwrap()
+    };
+    let region = Credentials::region_client(&fed.pki, "region-1");
+    // A region, before the key setup: nothing to collect yet.
+    let st = fed.rt.block_on(link(&region, name).poll()).unwrap();
+    assert!(st.keys.is_none() && st.round.is_none() && st.finished.is_none());
+    // Another federation's name is refused.
+    let e = fed.rt.block_on(link(&region, "other").poll()).unwrap_err();
+    assert!(e.to_string().contains("federation"), "{e}");
+    // A hospital, the coordinator's own client certificate and a region's
+    // *server* certificate are no region's client certificate.
+    for (who, c) in [
+        ("a client", Credentials::under(&fed.pki, "client-1")),
+        (
+            "the coordinator",
+            Credentials::under(&fed.pki, "coordinator-client"),
+        ),
+        (
+            "a region's server certificate",
+            Credentials::region_server(&fed.pki, "region-2"),
+        ),
+    ] {
+        let e = fed.rt.block_on(link(&c, name).poll()).unwrap_err();
+        assert!(
+            matches!(&e, FedError::Refused(_))
+                || e.to_string().contains("no region's client certificate"),
+            "{who}: {e}"
+        );
+    }
+    let sum = RegionalSum {
+        federation: name.into(),
+        round: 1,
+        chunks: vec![vec![0u8; 8]],
+        aggregate_proof: common::opened_round_proof(
+            &cipherflow_fed::region_ledger_name(name, "region-1"),
+            cipherflow_ledger::LogSigner::generate().unwrap(),
+        ),
+        inputs: Vec::new(),
+        examples: Vec::new(),
+    };
+    let client = Credentials::under(&fed.pki, "client-1");
+    let e = fed
+        .rt
+        .block_on(link(&client, name).submit(sum.clone()))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("no region's client certificate"),
+        "{e}"
+    );
+    // From the region itself, but no round collects: refused, nothing summed.
+    let e = fed
+        .rt
+        .block_on(link(&region, name).submit(sum))
+        .unwrap_err();
+    assert!(
+        matches!(&e, FedError::Replay(m) if m.contains("no round is open")),
+        "{e}"
+    );
+    assert!(fed.server.with(|c| c.running_sum().is_none()).unwrap());
+}

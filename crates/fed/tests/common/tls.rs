@@ -47,10 +47,18 @@ impl TlsFederation {
     /// per-round accuracy on the test split; the coordinator re-reads the
     /// roster file.
     pub fn start(name: &str, clients: usize, rounds: u64) -> Self {
+        Self::with_regions(name, clients, rounds, 0)
+    }
+
+    /// As [`TlsFederation::start`], with `regions` regional aggregators in
+    /// the CA's roster (`fl ca init --regions`).
+    pub fn with_regions(name: &str, clients: usize, rounds: u64, regions: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = dir.path().join("pki");
         let names: Vec<String> = (1..=clients).map(|i| format!("client-{i}")).collect();
-        ca::init(&pki, name, &names).unwrap();
+        let mut o = ca::CaOptions::new(name, &names);
+        o.regions = regions;
+        ca::init_with(&pki, &o).unwrap();
         let roster = Roster::load(&pki.join("roster.json")).unwrap();
         let cfg = super::config(name, rounds, "");
         let (_, test) = super::breast_cancer();
