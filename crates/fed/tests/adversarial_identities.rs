@@ -842,6 +842,22 @@ fn regions_get_their_own_identities_and_the_roster_keeps_them_apart() {
     let mut bad = roster.clone();
     bad.regions[0].server_name = Some("not a name".into());
     assert!(bad.validate().is_err());
+    // As many regions as clients is allowed, one more is refused.
+    let mut many = roster.clone();
+    many.regions = (1..=5)
+        .map(|j| cipherflow_fed::RegionEntry {
+            region_id: format!("region-{j}"),
+            ledger_key: roster.regions[0].ledger_key.clone(),
+            server_name: None,
+            server_cert_sha256: None,
+            client_cert_sha256: None,
+        })
+        .collect();
+    many.validate().unwrap();
+    let mut extra = many.regions[0].clone();
+    extra.region_id = "region-6".into();
+    many.regions.push(extra);
+    assert!(many.validate().is_err());
     // The CA refuses more regions than clients, and a client named as a region.
     let mut o = CaOptions::new("fed-regions", &names[..1]);
     o.regions = 2;

@@ -10,7 +10,7 @@
 mod common;
 
 use cipherflow_ckks::multiparty::SharedCiphertext;
-use cipherflow_fed::messages::{RegionalSum, UploadChunk};
+use cipherflow_fed::messages::{RegionPoll, RegionalSum, UploadChunk};
 use cipherflow_fed::sim::{simulate, split_among, DropStage, SimOptions};
 use cipherflow_fed::{region_ledger_name, Action, FedError, RegionalAggregator};
 use cipherflow_ledger::entry::{EntryBody, UpdateReceived};
@@ -95,8 +95,16 @@ fn prove_counted(fed: &mut Fed, round: u64) {
 fn regional_sums_add_up_to_every_clients_update() {
     on_both("regions-sum", || {
         let (mut fed, mut regions) = regional("regions-sum", 6, 3, 2);
+        let poll = RegionPoll {
+            federation: "regions-sum".into(),
+        };
         for round in 1..=2 {
             open_in_regions(&mut fed, &mut regions);
+            // What a region's process polls: the key epoch and its round.
+            let st = fed.coord.region_status("region-1", &poll).unwrap();
+            assert_eq!(st.keys, Some((fed.coord.crs(), fed.coord.epoch())));
+            assert_eq!(st.round.map(|r| r.round), Some(round));
+            assert_eq!(st.finished, None);
             let all: Vec<usize> = (0..6).collect();
             let uploads = upload_through(&mut fed, &mut regions, &all);
             for j in 0..3 {
@@ -131,6 +139,12 @@ fn regional_sums_add_up_to_every_clients_update() {
             assert!(h.iter().all(|s| s.contributors == 6 && !s.aborted), "{h:?}");
             prove_counted(&mut fed, round);
         }
+        // Finished: the regions are told so (their processes then stop);
+        // a region the roster does not list is refused.
+        fed.coord.tick().unwrap();
+        let st = fed.coord.region_status("region-2", &poll).unwrap();
+        assert!(st.finished.is_some() && st.round.is_none(), "{st:?}");
+        assert!(fed.coord.region_status("region-9", &poll).is_err());
         let ledger = fed.dir.path().join("coord/ledger.db");
         drop(fed.coord);
         verify_log(&ledger, &signer().public_key(), &VerifyOptions::default()).unwrap();
