@@ -53,7 +53,7 @@ The inference platform
 from __future__ import annotations
 
 import io
-from typing import NamedTuple, Optional, Union
+from typing import List, NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -148,8 +148,16 @@ class Server:
 
     @property
     def approximation(self) -> Optional[tuple]:
-        """``(degree, half_width)`` of the activations' approximation."""
+        """``(degree, half_width)`` of the activations' approximation
+        (the widest interval; see :attr:`activation_half_widths`)."""
         return self._native.approximation()
+
+    @property
+    def activation_half_widths(self) -> List[float]:
+        """Half the width of each approximated activation's own interval
+        ``[-w, w]``, in the model's order: 1.25× the largest value the
+        example inputs sent into it."""
+        return self._native.activation_half_widths()
 
     @property
     def privacy(self) -> str:

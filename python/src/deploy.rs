@@ -70,9 +70,16 @@ impl PyServerHalf {
             .map_err(|e| tensor_err(TensorError::Invalid(e.to_string())))
     }
 
-    /// `(degree, half_width)` of the approximation, if any.
+    /// `(degree, half_width)` of the approximation, if any (the widest
+    /// interval).
     fn approximation(&self) -> Option<(usize, f64)> {
         self.inner.options().approximate
+    }
+
+    /// Half the width of each approximated activation's interval, in the
+    /// model's order.
+    fn activation_half_widths(&self) -> Vec<f64> {
+        self.inner.options().activation_half_widths.clone()
     }
 
     fn depth(&self) -> usize {

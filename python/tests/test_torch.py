@@ -48,6 +48,41 @@ def test_encrypted_outputs_match_torch(cnn):
     assert torch.equal(got.argmax(1), want.argmax(1))
 
 
+def test_each_activation_gets_its_own_interval():
+    """Two ReLUs whose inputs differ in range by 16x: each is approximated
+    on 1.25x its own largest input, the widest is what ``approximation``
+    reports, and the intervals survive the server's bytes."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 12),
+        torch.nn.ReLU(),
+        torch.nn.Linear(12, 12),
+        torch.nn.ReLU(),
+        torch.nn.Linear(12, 10),
+    ).eval()
+    with torch.no_grad():
+        model[3].weight.mul_(16.0)
+    x = torch.rand(32, 1, 8, 8)
+    enc = ct.compile(model, x, approximate=15)
+    widths = enc.server.activation_half_widths
+    with torch.no_grad():
+        h1 = model[1](x.flatten(1))
+        h2 = model[3](torch.relu(h1))
+    want = [1.25 * float(h1.abs().max()), 1.25 * float(h2.abs().max())]
+    assert len(widths) == 2
+    for w, e in zip(widths, want):
+        assert abs(w - e) < 1e-3 * e, (widths, want)
+    assert widths[1] > 4 * widths[0]
+    assert enc.server.approximation == (15, pytest.approx(max(widths)))
+    again = ct.Server.from_bytes(enc.server.to_bytes())
+    assert again.activation_half_widths == widths
+    got = enc(x[:8])
+    with torch.no_grad():
+        exact = model(x[:8]).double()
+    assert torch.equal(got.argmax(1), exact.argmax(1))
+
+
 def test_halves_travel_as_bytes(cnn):
     x = torch.rand(2, 1, 8, 8)
     enc = ct.compile(cnn, x, approximate=7)

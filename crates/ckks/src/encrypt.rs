@@ -243,6 +243,13 @@ impl Flooding {
         let rn = (params.n() as f64).sqrt();
         // a·x² + c·x − 2^−λ ≤ 0 for x = 1/σ.
         let a = d * (b * b + rn * b) / 2.0;
+        if !a.is_finite() {
+            return bad(format!(
+                "a noise bound of 2^{:.1} is too large to flood (σ would exceed \
+                 2^{MAX_FLOODING_LOG2})",
+                b.log2()
+            ));
+        }
         let c = d * rn * b * 2f64.powi(-44);
         let eps = 2f64.powi(-(stat_sec_bits as i32));
         let x = (-c + (c * c + 4.0 * a * eps).sqrt()) / (2.0 * a);

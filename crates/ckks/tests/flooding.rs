@@ -102,6 +102,11 @@ fn sigma_grows_with_decryptions_bound_and_lambda() {
         ((2f64.powi(20), 10, 1), "statistical security 10 not in"),
         ((f64::NAN, 40, 1), "noise bound NaN must be finite"),
         ((2f64.powi(90), 128, 1 << 40), "flooding standard deviation"),
+        // Its square overflows: said with the bound's size, not as 2^NaN.
+        (
+            (2f64.powi(600), 40, 1),
+            "a noise bound of 2^600.0 is too large",
+        ),
     ] {
         let r = Flooding::new(&params, bound, bits, decryptions);
         assert!(

@@ -509,7 +509,9 @@ fn report(
                 "input_bound": run.server().input_bound(),
                 "circuit_privacy": privacy_json(run.output_privacy()),
                 "approximation": approx.map(|(a, calibration_source)| serde_json::json!({
+                    // The widest; `intervals`: each activation's, in order.
                     "interval": [-a.half_width, a.half_width],
+                    "intervals": a.half_widths.iter().map(|w| [-w, *w]).collect::<Vec<_>>(),
                     "degree": a.degree,
                     "calibration": calibration_source,
                     "max_error": a.errors.iter().map(|(k, e)| (k.clone(), serde_json::json!(e)))
@@ -544,10 +546,15 @@ fn report(
             .iter()
             .map(|(k, e)| format!("{k} {e:.3e}"))
             .collect();
+        let intervals: Vec<String> = a
+            .half_widths
+            .iter()
+            .map(|w| format!("[−{w:.3}, {w:.3}]"))
+            .collect();
         println!(
-            "approximated on [−{0:.3}, {0:.3}] (calibrated on the {4}) at degree {1}: max \
+            "approximated on {0} (one per activation, calibrated on the {4}) at degree {1}: max \
              error {2}; largest logit difference from the exact model {3:.3e}",
-            a.half_width,
+            intervals.join(", "),
             a.degree,
             errs.join(", "),
             t.max_logit_error,

@@ -366,6 +366,7 @@ fn calibration_statistics_travel_with_a_trained_model() {
         (a["interval"][1].as_f64().unwrap() - want).abs() < 1e-3 * want,
         "{j}"
     );
+    assert_eq!(a["intervals"][0], a["interval"], "{j}");
     train(&["--dp-epsilon", "5"], "dp.safetensors");
     let p = cipherflow_nn::io::load(&dir.path().join("dp.safetensors"))
         .unwrap()

@@ -16,7 +16,7 @@
 use crate::client::{InputSpec, KeySet, ModelClient};
 use crate::job::{approximate_with, OutputOptions};
 use crate::layout::EncTensor;
-use crate::plan::{CompileOptions, Plan};
+use crate::plan::{Approximate, CompileOptions, Plan};
 use crate::poly::Interval;
 use crate::privacy::OutputPrivacy;
 use crate::server::{EncryptedModel, Mode};
@@ -44,8 +44,13 @@ fn bad(m: impl Into<String>) -> TensorError {
 #[serde(deny_unknown_fields)]
 pub struct DeployOptions {
     /// ReLU, sigmoid, tanh and GELU replaced by Chebyshev polynomials of
-    /// this degree on `[−half_width, half_width]`.
+    /// this degree on `[−half_width, half_width]` (the widest interval
+    /// when each activation has its own).
     pub approximate: Option<(usize, f64)>,
+    /// Half the width of each approximated activation's own interval, in
+    /// the model's order; empty: `approximate`'s for all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activation_half_widths: Vec<f64>,
     /// One input per ciphertext (latency) or one example per slot
     /// (throughput).
     pub mode: Mode,
@@ -90,18 +95,17 @@ impl ServerHalf {
         input_bound: f64,
     ) -> Result<Self, TensorError> {
         let mut model = import(onnx)?;
-        let approximate = match degree {
+        let fitted = match degree {
             Some(d) => {
                 let measured = Calibration::measure(&mut model, calibration)?;
-                approximate_with(&model, &measured, d)?
-                    .1
-                    .map(|a| (a.degree, a.half_width))
+                approximate_with(&model, &measured, d)?.1
             }
             None => None,
         };
         let defaults = OutputOptions::for_inputs(input_bound);
         let options = DeployOptions {
-            approximate,
+            approximate: fitted.as_ref().map(|a| (a.degree, a.half_width)),
+            activation_half_widths: fitted.map(|a| a.half_widths).unwrap_or_default(),
             mode,
             input_bound,
             returned_outputs: defaults.returned_outputs,
@@ -121,8 +125,24 @@ impl ServerHalf {
                 options.input_bound
             )));
         }
+        let approximate = match (
+            options.approximate,
+            options.activation_half_widths.as_slice(),
+        ) {
+            (None, []) => None,
+            (None, _) => {
+                return Err(TensorError::Invalid(
+                    "activation intervals without a degree to approximate them at".into(),
+                ))
+            }
+            (Some((d, w)), []) => Some(Approximate::shared(d, w)),
+            (Some((d, _)), widths) => Some(Approximate::per_activation(
+                d,
+                widths.iter().map(|&w| Interval::from(w)).collect(),
+            )),
+        };
         let opts = CompileOptions {
-            approximate: options.approximate.map(|(d, w)| (d, Interval::from(w))),
+            approximate,
             ..CompileOptions::default()
         };
         let plan = Plan::compile_with(&model, &opts)?;

@@ -9,7 +9,7 @@
 
 use crate::client::{KeySet, ModelClient};
 use crate::layout::EncTensor;
-use crate::plan::{CompileOptions, Plan};
+use crate::plan::{Approximate, CompileOptions, Plan};
 use crate::poly::{Approx, Interval, Polynomial};
 use crate::privacy::OutputPrivacy;
 use crate::server::{EncryptedModel, Mode};
@@ -21,12 +21,14 @@ use ndarray::Array2;
 use std::time::Instant;
 
 /// What an approximation of the model's non-polynomial activations is:
-/// the interval `[−half_width, half_width]`, the degree, and each
-/// function's largest error on the interval.
+/// each activation's interval `[−w, w]`, the degree, and each function's
+/// largest error on its intervals.
 #[derive(Clone, Debug)]
 pub struct Approximation {
-    /// Half the interval's width.
+    /// Half the widest interval's width.
     pub half_width: f64,
+    /// Half the width of each activation's interval, in the model's order.
+    pub half_widths: Vec<f64>,
     /// The polynomials' degree.
     pub degree: usize,
     /// `(function, max error)` for each approximated function.
@@ -34,8 +36,8 @@ pub struct Approximation {
 }
 
 /// Compile options that approximate ReLU, sigmoid, tanh and GELU at
-/// `degree` on an interval measured on `calibration` (`[N, F]` inputs as
-/// the model takes them): 1.25× the largest value entering such an
+/// `degree`, each on an interval measured on `calibration` (`[N, F]`
+/// inputs as the model takes them): 1.25× the largest value entering that
 /// activation. `None` when the model has none.
 pub fn calibrate(
     model: &mut Sequential,
@@ -44,6 +46,13 @@ pub fn calibrate(
 ) -> Result<(CompileOptions, Option<Approximation>), TensorError> {
     let measured = Calibration::measure(model, calibration)?;
     approximate_with(model, &measured, degree)
+}
+
+/// Half the interval an activation whose inputs were measured up to
+/// `bound` is approximated on: a quarter more, for inputs a little beyond
+/// the calibration's.
+fn half_width_for(bound: f32) -> f64 {
+    (1.25 * f64::from(bound)).max(1e-3)
 }
 
 /// As [`calibrate`], from bounds measured before (e.g. stored with the
@@ -61,36 +70,35 @@ pub fn approximate_with(
             model.layers().len()
         )));
     }
-    let mut kinds = Vec::new();
-    let mut widest = 0f32;
+    let mut errors: Vec<(String, f64)> = Vec::new();
+    let mut half_widths = Vec::new();
     for (l, b) in model.layers().iter().zip(bounds) {
-        let approx = match l {
+        let Some(f) = (match l {
             Layer::Activation(a) => Approx::of(a.kind),
             _ => None,
+        }) else {
+            continue;
         };
-        if let Some(f) = approx {
-            widest = widest.max(*b);
-            if !kinds.contains(&f) {
-                kinds.push(f);
-            }
+        let w = half_width_for(*b);
+        let (_, e) = Polynomial::approximate(f, w, degree)?;
+        half_widths.push(w);
+        match errors.iter_mut().find(|(name, _)| *name == f.name()) {
+            Some((_, worst)) => *worst = worst.max(e),
+            None => errors.push((f.name(), e)),
         }
     }
-    if kinds.is_empty() {
+    if half_widths.is_empty() {
         return Ok((CompileOptions::default(), None));
     }
-    let half_width = (1.25 * f64::from(widest)).max(1e-3);
-    let mut errors = Vec::new();
-    for f in &kinds {
-        let (_, e) = Polynomial::approximate(*f, half_width, degree)?;
-        errors.push((f.name(), e));
-    }
+    let intervals = half_widths.iter().map(|&w| Interval::from(w)).collect();
     Ok((
         CompileOptions {
-            approximate: Some((degree, Interval::from(half_width))),
+            approximate: Some(Approximate::per_activation(degree, intervals)),
             ..CompileOptions::default()
         },
         Some(Approximation {
-            half_width,
+            half_width: half_widths.iter().copied().fold(0.0, f64::max),
+            half_widths,
             degree,
             errors,
         }),

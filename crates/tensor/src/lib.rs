@@ -56,7 +56,7 @@ pub use job::{
 pub use layout::{EncTensor, Layout};
 pub use linear::LinearMap;
 pub use matvec::EncodedMatVec;
-pub use plan::{CompileOptions, Plan, Stage};
+pub use plan::{Approximate, CompileOptions, Plan, Stage};
 pub use poly::{Approx, Interval, Polynomial};
 pub use privacy::{CircuitPrivacy, OutputPrivacy};
 pub use server::{EncryptedModel, Mode};

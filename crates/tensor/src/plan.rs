@@ -68,13 +68,67 @@ pub struct Plan {
     params: CkksParams,
 }
 
+/// How activations that are not polynomials (ReLU, leaky ReLU, sigmoid,
+/// tanh, GELU) are replaced by their Chebyshev interpolants: one degree,
+/// and the interval each one's inputs stay in — one for all of them, or
+/// one per activation, which keeps a narrow layer's approximation as
+/// tight as its own inputs allow instead of the widest layer's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Approximate {
+    /// The polynomials' degree.
+    pub degree: usize,
+    /// One interval for every such activation, or one for each in the
+    /// model's order (any other count is refused when compiling).
+    pub intervals: Vec<Interval>,
+}
+
+impl Approximate {
+    /// One interval for every activation.
+    pub fn shared(degree: usize, interval: impl Into<Interval>) -> Self {
+        Self {
+            degree,
+            intervals: vec![interval.into()],
+        }
+    }
+
+    /// One interval per activation, in the model's order.
+    pub fn per_activation(degree: usize, intervals: Vec<Interval>) -> Self {
+        Self { degree, intervals }
+    }
+
+    /// The interval of the `ordinal`-th of `count` approximated
+    /// activations.
+    fn interval(&self, ordinal: usize, count: usize) -> Result<Interval, TensorError> {
+        match self.intervals.as_slice() {
+            [one] => Ok(*one),
+            all if all.len() == count => all.get(ordinal).copied().ok_or_else(|| {
+                TensorError::Invalid(format!("no interval for activation {ordinal}"))
+            }),
+            all => Err(TensorError::Invalid(format!(
+                "{} approximation intervals for a model with {count} activations to \
+                 approximate (give one for all, or one for each)",
+                all.len()
+            ))),
+        }
+    }
+}
+
+/// The activations of `model` that [`Approximate`] replaces, in order.
+fn approximated(model: &Sequential) -> usize {
+    model
+        .layers()
+        .iter()
+        .filter(|l| matches!(l, Layer::Activation(a) if Approx::of(a.kind).is_some()))
+        .count()
+}
+
 /// How the compiler treats activations that are not polynomials.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CompileOptions {
-    /// Replace ReLU, sigmoid and tanh by their Chebyshev interpolants of
-    /// this degree on this interval (inputs must stay inside it); `None`
+    /// Replace ReLU, sigmoid, tanh and GELU by their Chebyshev
+    /// interpolants (inputs must stay inside the intervals); `None`
     /// refuses them.
-    pub approximate: Option<(usize, Interval)>,
+    pub approximate: Option<Approximate>,
     /// Parameters that leave room to flood the outputs for circuit
     /// privacy ([`crate::privacy`]): a scale of 2^60 at every level and
     /// one spare prime so that the output is decrypted over two primes,
@@ -126,6 +180,8 @@ pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, T
     let mut shape = model.input_shape().to_vec();
     let mut out: Vec<Stage> = Vec::new();
     let count = model.layers().len();
+    let count_approximated = approximated(model);
+    let mut ordinal = 0;
     let push_linear = |out: &mut Vec<Stage>, m: LinearMap| -> Result<(), TensorError> {
         if let Some(Stage::Linear(prev)) = out.last() {
             let fused = m.compose(prev)?;
@@ -164,8 +220,7 @@ pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, T
             Layer::Activation(a) => match a.kind {
                 ActivationKind::Square => out.push(Stage::Square),
                 k => {
-                    let (Some(f), Some((degree, interval))) = (Approx::of(k), opts.approximate)
-                    else {
+                    let (Some(f), Some(approx)) = (Approx::of(k), &opts.approximate) else {
                         return Err(TensorError::Unsupported(ctx(&format!(
                             "{k:?} is not a polynomial; approximate it (cipherflow infer \
                              --approximate; CompileOptions::approximate in the library: a \
@@ -173,7 +228,9 @@ pub fn stages(model: &Sequential, opts: &CompileOptions) -> Result<Vec<Stage>, T
                              \"square\") or a polynomial activation (type = \"poly\")"
                         ))));
                     };
-                    let (p, _) = Polynomial::approximate(f, interval, degree)?;
+                    let interval = approx.interval(ordinal, count_approximated)?;
+                    ordinal += 1;
+                    let (p, _) = Polynomial::approximate(f, interval, approx.degree)?;
                     out.push(Stage::Poly(p));
                 }
             },

@@ -9,7 +9,7 @@ use cipherflow_ckks::DEFAULT_TAIL_BITS;
 use cipherflow_nn::layers::{Activation, ActivationKind, Dense, Layer};
 use cipherflow_nn::spec::ModelSpec;
 use cipherflow_nn::Sequential;
-use cipherflow_tensor::{CompileOptions, EncryptedModel, KeySet, Mode, Plan};
+use cipherflow_tensor::{Approximate, CompileOptions, EncryptedModel, KeySet, Mode, Plan};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -88,7 +88,7 @@ fn the_bound_holds_for_linear_square_and_polynomial_stages() {
 fn the_bound_holds_for_approximated_activations() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let opts = CompileOptions {
-        approximate: Some((15, (-8.0, 8.0).into())),
+        approximate: Some(Approximate::shared(15, (-8.0, 8.0))),
         ..CompileOptions::default()
     };
     // Sigmoid after a dense layer (its interval map folded into the layer)

@@ -11,7 +11,7 @@ use cipherflow_nn::layers::{
 use cipherflow_nn::spec::ModelSpec;
 use cipherflow_nn::{Layer, Sequential, Tensor};
 use cipherflow_tensor::plan::choose_bits;
-use cipherflow_tensor::{EncryptedModel, KeySet, Mode, Plan, TensorError};
+use cipherflow_tensor::{Approximate, EncryptedModel, KeySet, Mode, Plan, TensorError};
 use std::path::PathBuf;
 
 fn repo(rel: &str) -> PathBuf {
@@ -307,7 +307,7 @@ fn approximated_activations_fold_their_interval_map() {
     )
     .unwrap();
     let opts = CompileOptions {
-        approximate: Some((15, (-8.0, 8.0).into())),
+        approximate: Some(Approximate::shared(15, (-8.0, 8.0))),
         ..CompileOptions::default()
     };
     let plan = Plan::compile_with(&model, &opts).unwrap();

@@ -8,7 +8,8 @@ use cipherflow_nn::data::Inputs;
 use cipherflow_nn::layers::{Activation, ActivationKind, Dense, Flatten};
 use cipherflow_nn::{Layer, NnError, Sequential};
 use cipherflow_tensor::{
-    calibrate, CompileOptions, EncryptedRun, Mode, OutputOptions, TensorError,
+    calibrate, Approximate, CompileOptions, EncryptedRun, Interval, Mode, OutputOptions, Plan,
+    TensorError,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -93,39 +94,121 @@ fn chunks_limit_and_totals() {
     assert!(matches!(e, E::N(NnError::Config(_))));
 }
 
-#[test]
-fn calibration_covers_the_activations_inputs() {
+/// `Flatten → Dense 64→16 (×scale1) → ReLU → Dense 16→12 (×scale2) →
+/// ReLU → Dense 12→10`: two ReLUs whose inputs differ in range by the
+/// scales.
+fn two_relus(scale1: f32, scale2: f32) -> Sequential {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
-    let mut model = Sequential::new(
+    let mut first = Dense::new(64, 16, &mut rng);
+    first.weight.value.mapv_inplace(|v| v * scale1);
+    first.bias.value.mapv_inplace(|v| v * scale1);
+    let mut second = Dense::new(16, 12, &mut rng);
+    second.weight.value.mapv_inplace(|v| v * scale2);
+    Sequential::new(
         vec![1, 8, 8],
         vec![
             Layer::Flatten(Flatten::new()),
-            Layer::Dense(Dense::new(64, 16, &mut rng)),
+            Layer::Dense(first),
             Layer::Activation(Activation::new(ActivationKind::Relu)),
-            Layer::Dense(Dense::new(16, 10, &mut rng)),
+            Layer::Dense(second),
+            Layer::Activation(Activation::new(ActivationKind::Relu)),
+            Layer::Dense(Dense::new(12, 10, &mut rng)),
         ],
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn calibration_covers_each_activations_inputs() {
+    let mut model = two_relus(1.0, 8.0);
     let (chunks, _) = digits_chunks(10);
     let x = &chunks[0].features;
     let (opts, approx) = calibrate(&mut model, x, 15).unwrap();
-    let a = approx.expect("a ReLU to approximate");
-    let (degree, interval) = opts.approximate.unwrap();
-    assert_eq!((degree, a.degree), (15, 15));
-    assert_eq!(interval.hi, a.half_width);
-    // 1.25× the largest value entering the ReLU.
+    let a = approx.expect("ReLUs to approximate");
+    let fitted = opts.approximate.unwrap();
+    assert_eq!((fitted.degree, a.degree), (15, 15));
+    // Each ReLU on 1.25× the largest value entering it.
     let mut shape = vec![x.nrows()];
     shape.extend([1, 8, 8]);
     let t = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), x.iter().copied().collect())
         .unwrap();
-    let widest = model.input_bounds(&t).unwrap()[2];
-    assert!((a.half_width - 1.25 * f64::from(widest)).abs() < 1e-9);
+    let bounds = model.input_bounds(&t).unwrap();
+    let expected = [1.25 * f64::from(bounds[2]), 1.25 * f64::from(bounds[4])];
+    assert_eq!(a.half_widths.len(), 2);
+    for (i, (w, e)) in a.half_widths.iter().zip(expected).enumerate() {
+        assert!((w - e).abs() < 1e-9, "activation {i}: {w} against {e}");
+        assert_eq!(fitted.intervals[i], Interval::from(*w));
+    }
+    assert!(
+        a.half_widths[1] > 2.0 * a.half_widths[0],
+        "{:?}",
+        a.half_widths
+    );
+    assert_eq!(a.half_width, a.half_widths[1]);
     assert_eq!(a.errors.len(), 1);
     assert_eq!(a.errors[0].0, "relu");
     // A polynomial model needs none.
     let mut poly = cipherflow_nn::examples::digits_cnn().unwrap();
     let (_, none) = calibrate(&mut poly, x, 15).unwrap();
     assert!(none.is_none());
+}
+
+/// Each activation on its own interval: the narrow layer's approximation
+/// is as tight as its inputs allow, and the plan's logits are closer to
+/// the exact model's than with the widest interval for both.
+#[test]
+fn per_activation_intervals_beat_one_shared_interval() {
+    let mut model = two_relus(1.0, 8.0);
+    let (chunks, _) = digits_chunks(10);
+    let x = &chunks[0].features;
+    let (per, approx) = calibrate(&mut model, x, 15).unwrap();
+    let widest = approx.unwrap().half_width;
+    let shared = CompileOptions {
+        approximate: Some(Approximate::shared(15, widest)),
+        ..CompileOptions::default()
+    };
+    let n = x.nrows().min(60);
+    let exact = model
+        .predict(
+            &ndarray::ArrayD::from_shape_vec(
+                ndarray::IxDyn(&[n, 1, 8, 8]),
+                x.rows().into_iter().take(n).flatten().copied().collect(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let worst = |opts: &CompileOptions| {
+        let plan = Plan::compile_with(&model, opts).unwrap();
+        let mut worst = 0f64;
+        for (i, row) in x.rows().into_iter().take(n).enumerate() {
+            let input: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            let got = plan.eval_plain(&input).unwrap();
+            for (j, g) in got.iter().enumerate() {
+                worst = worst.max((g - f64::from(exact[[i, j]])).abs());
+            }
+        }
+        worst
+    };
+    let (e_per, e_shared) = (worst(&per), worst(&shared));
+    eprintln!("largest logit error: per activation {e_per:.4}, shared {e_shared:.4}");
+    assert!(
+        e_per < 0.75 * e_shared,
+        "per activation {e_per:.4}, shared {e_shared:.4}"
+    );
+    // Any other count of intervals than one or one per activation is
+    // refused, naming the counts.
+    let three = CompileOptions {
+        approximate: Some(Approximate::per_activation(
+            15,
+            vec![Interval::from(1.0); 3],
+        )),
+        ..CompileOptions::default()
+    };
+    let e = Plan::compile_with(&model, &three).unwrap_err().to_string();
+    assert!(
+        e.contains("3 approximation intervals") && e.contains("2 activations"),
+        "{e}"
+    );
 }
 
 fn layer_fixture(name: &str) -> std::path::PathBuf {
