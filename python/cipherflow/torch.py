@@ -52,7 +52,9 @@ The inference platform
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
 from typing import List, NamedTuple, Optional, Union
 
 import numpy as np
@@ -83,22 +85,35 @@ __all__ = [
 
 
 def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor) -> bytes:
-    buf = io.BytesIO()
+    """The model as ONNX bytes, exported in memory on one example by
+    torch's exporter built on ``torch.export`` (``dynamo=True``; the
+    TorchScript exporter is deprecated). The exporter's batch of one in
+    its reshapes is read as the batch axis by the importer."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (example[:1],),
-                buf,
-                input_names=["input"],
-                output_names=["output"],
-                dynamo=False,
-            )
+        with torch.no_grad(), warnings.catch_warnings():
+            # The exporter reports its progress and the operator libraries
+            # it skips (torchvision's) on stdout and as warnings.
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
+                program = torch.onnx.export(
+                    model,
+                    (example[:1],),
+                    input_names=["input"],
+                    output_names=["output"],
+                    dynamo=True,
+                    verbose=False,
+                )
+        if program is None:
+            raise ModelError("torch.onnx.export returned no program")
+        return program.model_proto.SerializeToString()
+    except ModelError:
+        raise
+    except Exception as e:  # torch.export's own errors name the unsupported code
+        raise ModelError(f"torch.onnx.export (torch.export) failed: {e}") from e
     finally:
         model.train(was_training)
-    return buf.getvalue()
 
 
 def _rows(x, per_example: int) -> np.ndarray:

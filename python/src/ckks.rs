@@ -8,6 +8,7 @@
 //! buffers into numpy without a copy.
 
 use crate::errors::{ckks_err, tensor_err, ShapeError};
+use crate::Unlocked;
 use cipherflow_ckks::{CkksParams, ParamsBuilder, ParamsLiteral, Preset};
 use cipherflow_ring::sampler::secure_rng;
 use cipherflow_tensor::{choose_params, CkksVector, VectorContext};
@@ -63,7 +64,7 @@ impl PyParams {
         min_log_n: u32,
     ) -> PyResult<Self> {
         let inner = py
-            .allow_threads(|| choose_params(depth, precision, integer_bits, min_log_n))
+            .unlocked(|| choose_params(depth, precision, integer_bits, min_log_n))
             .map_err(tensor_err)?;
         Ok(Self { inner })
     }
@@ -99,7 +100,7 @@ impl PyParams {
         if allow_insecure {
             b = b.allow_insecure();
         }
-        let inner = py.allow_threads(|| b.build()).map_err(ckks_err)?;
+        let inner = py.unlocked(|| b.build()).map_err(ckks_err)?;
         Ok(Self { inner })
     }
 
@@ -176,7 +177,7 @@ impl PyContext {
         let p = params.inner.clone();
         let mut r = rng()?;
         let inner = py
-            .allow_threads(|| VectorContext::generate(&p, release_budget, &mut r))
+            .unlocked(|| VectorContext::generate(&p, release_budget, &mut r))
             .map_err(tensor_err)?;
         Ok(Self {
             inner: Arc::new(inner),
@@ -187,7 +188,7 @@ impl PyContext {
     #[staticmethod]
     fn load(py: Python<'_>, data: Vec<u8>, allow_insecure: bool) -> PyResult<Self> {
         let inner = py
-            .allow_threads(|| VectorContext::from_bytes(&data, allow_insecure))
+            .unlocked(|| VectorContext::from_bytes(&data, allow_insecure))
             .map_err(tensor_err)?;
         Ok(Self {
             inner: Arc::new(inner),
@@ -197,16 +198,14 @@ impl PyContext {
     /// The context as bytes, with the secret key only if asked.
     fn serialize<'py>(&self, py: Python<'py>, secret_key: bool) -> PyResult<Bound<'py, PyBytes>> {
         let c = self.inner.clone();
-        let b = py
-            .allow_threads(|| c.to_bytes(secret_key))
-            .map_err(tensor_err)?;
+        let b = py.unlocked(|| c.to_bytes(secret_key)).map_err(tensor_err)?;
         Ok(PyBytes::new(py, &b))
     }
 
     /// The same keys without the secret key.
     fn public(&self, py: Python<'_>) -> PyResult<Self> {
         let c = self.inner.clone();
-        let inner = py.allow_threads(|| c.public()).map_err(tensor_err)?;
+        let inner = py.unlocked(|| c.public()).map_err(tensor_err)?;
         Ok(Self {
             inner: Arc::new(inner),
         })
@@ -249,7 +248,7 @@ impl PyContext {
     fn generate_galois_keys(&self, py: Python<'_>, steps: Option<Vec<i64>>) -> PyResult<usize> {
         let c = self.inner.clone();
         let mut r = rng()?;
-        py.allow_threads(|| c.generate_galois_keys(steps.as_deref(), &mut r))
+        py.unlocked(|| c.generate_galois_keys(steps.as_deref(), &mut r))
             .map_err(tensor_err)
     }
 
@@ -258,9 +257,7 @@ impl PyContext {
         let v = contiguous(&values)?;
         let c = self.inner.clone();
         let mut r = rng()?;
-        let out = py
-            .allow_threads(|| c.encrypt(&v, &mut r))
-            .map_err(tensor_err)?;
+        let out = py.unlocked(|| c.encrypt(&v, &mut r)).map_err(tensor_err)?;
         Ok(PyVector::wrap(&self.inner, out))
     }
 
@@ -268,7 +265,7 @@ impl PyContext {
     fn vector_from_bytes(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<PyVector> {
         let c = self.inner.clone();
         let v = py
-            .allow_threads(|| c.vector_from_bytes(&data))
+            .unlocked(|| c.vector_from_bytes(&data))
             .map_err(tensor_err)?;
         Ok(PyVector::wrap(&self.inner, v))
     }
@@ -311,9 +308,7 @@ impl PyVector {
             ) -> Result<CkksVector, cipherflow_tensor::TensorError>
             + Send,
     {
-        let out = py
-            .allow_threads(|| f(&self.ctx, &self.v))
-            .map_err(tensor_err)?;
+        let out = py.unlocked(|| f(&self.ctx, &self.v)).map_err(tensor_err)?;
         Ok(PyVector::wrap(&self.ctx, out))
     }
 }
@@ -347,7 +342,7 @@ impl PyVector {
 
     fn decrypt<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let out = py
-            .allow_threads(|| self.ctx.decrypt(&self.v))
+            .unlocked(|| self.ctx.decrypt(&self.v))
             .map_err(tensor_err)?;
         Ok(out.into_pyarray(py))
     }
@@ -361,7 +356,7 @@ impl PyVector {
     ) -> PyResult<(Bound<'py, PyArray1<f64>>, f64, u64)> {
         let mut r = rng()?;
         let out = py
-            .allow_threads(|| {
+            .unlocked(|| {
                 self.ctx
                     .release(&self.v, noise_bound_log2, stat_sec_bits, &mut r)
             })
@@ -375,7 +370,7 @@ impl PyVector {
 
     fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let b = py
-            .allow_threads(|| self.ctx.vector_to_bytes(&self.v))
+            .unlocked(|| self.ctx.vector_to_bytes(&self.v))
             .map_err(tensor_err)?;
         Ok(PyBytes::new(py, &b))
     }

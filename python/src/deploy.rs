@@ -2,6 +2,7 @@
 //! (weights, bytes) and a client half (keys from the published spec).
 
 use crate::errors::{tensor_err, ModelError};
+use crate::Unlocked;
 use cipherflow_ring::sampler::secure_rng;
 use cipherflow_tensor::{ClientHalf, Mode, ServerHalf, TensorError};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
@@ -46,7 +47,7 @@ impl PyServerHalf {
             Mode::Latency
         };
         let inner = py
-            .allow_threads(|| ServerHalf::compile(&onnx, &cal, degree, mode, input_bound))
+            .unlocked(|| ServerHalf::compile(&onnx, &cal, degree, mode, input_bound))
             .map_err(model_err)?;
         Ok(Self { inner })
     }
@@ -54,7 +55,7 @@ impl PyServerHalf {
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<Self> {
         let inner = py
-            .allow_threads(|| ServerHalf::from_bytes(&data))
+            .unlocked(|| ServerHalf::from_bytes(&data))
             .map_err(model_err)?;
         Ok(Self { inner })
     }
@@ -106,7 +107,7 @@ impl PyServerHalf {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let mut r = rng()?;
         let out = py
-            .allow_threads(|| self.inner.respond(&eval_keys, &input, &mut r))
+            .unlocked(|| self.inner.respond(&eval_keys, &input, &mut r))
             .map_err(tensor_err)?;
         Ok(PyBytes::new(py, &out))
     }
@@ -114,7 +115,7 @@ impl PyServerHalf {
     /// Parses and checks a client's evaluation keys once.
     fn load_keys(&self, py: Python<'_>, eval_keys: Vec<u8>) -> PyResult<PyEvalKeys> {
         let keys = py
-            .allow_threads(|| self.inner.load_keys(&eval_keys))
+            .unlocked(|| self.inner.load_keys(&eval_keys))
             .map_err(tensor_err)?;
         Ok(PyEvalKeys { inner: keys })
     }
@@ -128,7 +129,7 @@ impl PyServerHalf {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let mut r = rng()?;
         let out = py
-            .allow_threads(|| self.inner.respond_with(&keys.inner, &input, &mut r))
+            .unlocked(|| self.inner.respond_with(&keys.inner, &input, &mut r))
             .map_err(tensor_err)?;
         Ok(PyBytes::new(py, &out))
     }
@@ -152,7 +153,7 @@ impl PyClientHalf {
     fn new(py: Python<'_>, spec_json: String) -> PyResult<Self> {
         let mut r = rng()?;
         let inner = py
-            .allow_threads(|| ClientHalf::new(&spec_json, &mut r))
+            .unlocked(|| ClientHalf::new(&spec_json, &mut r))
             .map_err(tensor_err)?;
         Ok(Self { inner })
     }
@@ -170,7 +171,7 @@ impl PyClientHalf {
 
     fn eval_keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let b = py
-            .allow_threads(|| self.inner.eval_key_bytes())
+            .unlocked(|| self.inner.eval_key_bytes())
             .map_err(tensor_err)?;
         Ok(PyBytes::new(py, &b))
     }
@@ -189,7 +190,7 @@ impl PyClientHalf {
             .collect();
         let mut r = rng()?;
         let b = py
-            .allow_threads(|| self.inner.encrypt(&rows, &mut r))
+            .unlocked(|| self.inner.encrypt(&rows, &mut r))
             .map_err(tensor_err)?;
         Ok(PyBytes::new(py, &b))
     }
@@ -201,7 +202,7 @@ impl PyClientHalf {
         answer: Vec<u8>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let out = py
-            .allow_threads(|| self.inner.decrypt(&answer))
+            .unlocked(|| self.inner.decrypt(&answer))
             .map_err(tensor_err)?;
         let cols = out.first().map_or(0, Vec::len);
         let flat: Vec<f64> = out.into_iter().flatten().collect();

@@ -19,6 +19,33 @@ mod secagg;
 
 use errors::{DpError, LedgerError, ProofError};
 
+/// Heavy computation from Python: the GIL released, and the whole call run
+/// on a worker of rayon's pool. The library's operations are made of many
+/// small parallel steps (one per RNS limb); started from the interpreter's
+/// thread, each step is handed to the pool and the thread sleeps until it
+/// is done, a wake-up per step that costs more than the step itself on a
+/// small vector (an N = 2^13 decryption: 0.18 ms from outside the pool,
+/// 0.08 ms on a worker). Handed over once, the steps run where they are.
+/// For computation only: a call that waits on the network or on another
+/// party would hold a worker of the pool while it waits.
+pub(crate) trait Unlocked {
+    /// Runs `f` with the GIL released, on a worker of rayon's pool.
+    fn unlocked<T, F>(self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send;
+}
+
+impl Unlocked for Python<'_> {
+    fn unlocked<T, F>(self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        self.allow_threads(|| rayon::scope(|_| f()))
+    }
+}
+
 fn dp_err(e: RustDpError) -> PyErr {
     DpError::new_err(e.to_string())
 }

@@ -402,3 +402,53 @@ fn batch_norm_trains_as_pytorch_does() {
         .to_string();
     assert!(e.contains("BatchNorm mixes the examples"), "{e}");
 }
+
+/// A model exported by torch's `torch.export`-based exporter
+/// (`dynamo=True`, opset 20; `bench/dynamo_fixtures.py`): its Reshape
+/// carries the traced batch of one (`[1, 64]`) and GELU is one node. It
+/// imports as the layers it holds and its outputs match PyTorch's.
+#[test]
+fn torch_export_based_onnx_imports_and_matches_pytorch() {
+    let mut m = import("dynamo_cnn");
+    let layers: Vec<String> = m.layers().iter().map(Layer::describe).collect();
+    assert_eq!(layers.len(), 7, "{layers:?}");
+    assert!(layers[0].starts_with("Conv2d"), "{layers:?}");
+    assert!(layers[5].contains("Gelu"), "{layers:?}");
+    let (x, _) = inputs();
+    let out = m.predict(&x).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("layers", "dynamo.json")).unwrap())
+            .unwrap();
+    let theirs: Vec<Vec<f32>> = serde_json::from_value(v["logits"].clone()).unwrap();
+    assert_close(
+        "dynamo_cnn",
+        out.as_slice().unwrap(),
+        &theirs.concat(),
+        1e-5,
+    );
+    // A leading 1 is the traced batch; any other leading size mixes
+    // examples and is refused, naming the node.
+    use cipherflow_nn::io::onnx::{import_bytes, ModelProto};
+    use prost::Message;
+    let bytes = std::fs::read(fixture("layers", "dynamo_cnn.onnx")).unwrap();
+    for (target, ok) in [([1i64, 64], true), ([-1, 64], true), ([2, 32], false)] {
+        let mut proto = ModelProto::decode(bytes.as_slice()).unwrap();
+        let g = proto.graph.as_mut().unwrap();
+        let name = g
+            .node
+            .iter()
+            .find(|n| n.op_type() == "Reshape")
+            .unwrap()
+            .input[1]
+            .clone();
+        let init = g.initializer.iter_mut().find(|t| t.name() == name).unwrap();
+        init.int64_data.clear();
+        init.raw_data = Some(target.iter().flat_map(|v| v.to_le_bytes()).collect());
+        let r = import_bytes(&proto.encode_to_vec());
+        match (r, ok) {
+            (Ok(f), true) => assert_eq!(f.layers().len(), 7),
+            (Err(e), false) => assert!(e.to_string().contains("cannot reshape"), "{e}"),
+            (r, _) => panic!("{target:?}: {:?}", r.map(|f| f.layers().len())),
+        }
+    }
+}

@@ -84,8 +84,11 @@ pub(super) fn pad(node: &NodeProto, consts: &HashMap<String, Const>) -> Result<L
 }
 
 /// `Reshape` to a constant `[N, d₁, …]` with `N` given as −1 or 0 (the
-/// batch) and at most one other −1. `None` when the result is what the
-/// input already is.
+/// batch), or 1: the batch of one that exporters tracing one example write
+/// (torch's `torch.export`-based exporter writes `[1, 64]` for a flatten
+/// of a model exported on `example[:1]`; layers here run example by
+/// example, so it is the batch axis), and at most one other −1. `None`
+/// when the result is what the input already is.
 pub(super) fn reshape(
     node: &NodeProto,
     consts: &HashMap<String, Const>,
@@ -106,11 +109,8 @@ pub(super) fn reshape(
         ))
     };
     let (&first, rest) = target.split_first().ok_or_else(bad)?;
-    if first != -1.0 && first != 0.0 {
-        // [1, -1] on a batch of one, as some exporters write for Flatten.
-        if !(first == 1.0 && rest == [-1.0]) {
-            return Err(bad());
-        }
+    if first != -1.0 && first != 0.0 && first != 1.0 {
+        return Err(bad());
     }
     let mut dims = Vec::with_capacity(rest.len());
     let mut infer = None;
