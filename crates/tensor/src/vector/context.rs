@@ -200,7 +200,13 @@ pub struct VectorContext {
     pub(crate) eval: Evaluator,
     pub(crate) scales: Vec<f64>,
     pub(crate) pk: PublicKey,
+    /// The public key's encryptor, made once (not a copy of the key per
+    /// encryption).
+    enc: Encryptor,
     pub(crate) sk: Option<SecretKey>,
+    /// The secret key's decryptor, made once (it holds the decoder's
+    /// tables; a decryption is then a product and a decode).
+    dec: Option<Decryptor>,
     pub(crate) rlk: Option<RelinKey>,
     pub(crate) galois: RwLock<GaloisKeys>,
     pub(crate) released: AtomicU64,
@@ -259,7 +265,9 @@ impl VectorContext {
             encoder: Encoder::new(params),
             eval: Evaluator::new(params),
             params: params.clone(),
+            enc: Encryptor::with_public_key(&pk),
             pk,
+            dec: sk.as_ref().map(Decryptor::new),
             sk,
             rlk,
             galois: RwLock::new(galois),
@@ -340,6 +348,15 @@ impl VectorContext {
         })
     }
 
+    fn decryptor(&self) -> Result<&Decryptor, TensorError> {
+        self.dec.as_ref().ok_or_else(|| {
+            TensorError::MissingKey(
+                "this is a public context: only the secret key's holder decrypts or makes keys"
+                    .into(),
+            )
+        })
+    }
+
     pub(crate) fn secret(&self) -> Result<&SecretKey, TensorError> {
         self.sk.as_ref().ok_or_else(|| {
             TensorError::MissingKey(
@@ -408,7 +425,7 @@ impl VectorContext {
         let level = self.params.max_level();
         let scale = self.scale_at(level)?;
         let pt = self.encoder.encode(&packed, level, scale)?;
-        let ct = Encryptor::with_public_key(&self.pk).encrypt(&pt, rng)?;
+        let ct = self.enc.encrypt(&pt, rng)?;
         let max = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let bound = NoiseBound::fresh(
             &self.params,
@@ -423,8 +440,7 @@ impl VectorContext {
     /// The key holder's own view of `v`: never hand these values to
     /// another party (use [`VectorContext::release`]).
     pub fn decrypt(&self, v: &CkksVector) -> Result<Vec<f64>, TensorError> {
-        let dec = Decryptor::new(self.secret()?);
-        let mut out = dec.decrypt_values(&v.ct)?;
+        let mut out = self.decryptor()?.decrypt_values(&v.ct)?;
         out.truncate(v.len);
         Ok(out)
     }
@@ -441,7 +457,7 @@ impl VectorContext {
         stat_sec_bits: u32,
         rng: &mut R,
     ) -> Result<Released, TensorError> {
-        let sk = self.secret()?;
+        let dec = self.decryptor()?;
         let bound =
             match (stated_noise_log2, v.bound) {
                 (Some(bits), _) => {
@@ -483,7 +499,6 @@ impl VectorContext {
                     self.release_budget
                 )))
             })?;
-        let dec = Decryptor::new(sk);
         let mut values = dec.decrypt_flooded(&v.ct, &bound, &flooding, rng)?;
         values.truncate(v.len);
         Ok(Released {
