@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from typing import List, NamedTuple, Optional, Union
 
@@ -84,6 +85,18 @@ __all__ = [
 ]
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Only errors from logger ``name`` while the block runs."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor) -> bytes:
     """The model as ONNX bytes, exported in memory on one example by
     torch's exporter built on ``torch.export`` (``dynamo=True``; the
@@ -92,9 +105,9 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor) -> bytes:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # The exporter reports its progress and the operator libraries
-            # it skips (torchvision's) on stdout and as warnings.
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_logger("torch.onnx"):
+            # The exporter reports its progress on stdout, and the operator
+            # libraries it skips (torchvision's) as warnings and log lines.
             warnings.simplefilter("ignore")
             with contextlib.redirect_stdout(io.StringIO()):
                 program = torch.onnx.export(
