@@ -1,7 +1,8 @@
 """Encrypted inference of a PyTorch CNN: train a small CNN on the shipped
-digits, compile it for CKKS (its ReLUs replaced by degree-31 polynomials on the measured interval),
-and classify test images that the server only ever sees encrypted. The
-client and server halves exchange bytes only, as two processes would.
+digits, compile it for CKKS (its ReLUs replaced by degree-31 polynomials,
+each on its own measured interval), and classify test images that the
+server only ever sees encrypted. The client and server halves exchange
+bytes only, as two processes would.
 
 Run: python examples/python/torch_encrypted_cnn.py
 """
