@@ -94,6 +94,52 @@ fn refusals_are_typed() {
     huge[5..13].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(ServerHalf::from_bytes(&huge).is_err());
     assert!(ServerHalf::from_bytes(b"CFSH\x01").is_err());
+    // The options a server half carries are checked when it is rebuilt:
+    // the activations' intervals (one for this model's LeakyReLU) too.
+    let opts_len = u64::from_le_bytes(bytes[5..13].try_into().unwrap()) as usize;
+    let opts: serde_json::Value = serde_json::from_slice(&bytes[13..13 + opts_len]).unwrap();
+    assert_eq!(opts["activation_half_widths"].as_array().unwrap().len(), 1);
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut o = opts.clone();
+        edit(&mut o);
+        let o = serde_json::to_vec(&o).unwrap();
+        let mut b = bytes[..5].to_vec();
+        b.extend_from_slice(&(o.len() as u64).to_le_bytes());
+        b.extend_from_slice(&o);
+        b.extend_from_slice(&bytes[13 + opts_len..]);
+        ServerHalf::from_bytes(&b)
+    };
+    assert!(with(&|_| {}).is_ok());
+    for (edit, why) in [
+        (
+            &(|o: &mut serde_json::Value| o["activation_half_widths"] = serde_json::json!([-1.0]))
+                as &dyn Fn(&mut serde_json::Value),
+            "interval",
+        ),
+        (
+            &|o: &mut serde_json::Value| o["activation_half_widths"] = serde_json::json!([1e300]),
+            "interval",
+        ),
+        (
+            &|o: &mut serde_json::Value| {
+                o["activation_half_widths"] = serde_json::json!([1.0, 2.0, 3.0])
+            },
+            "3 approximation intervals",
+        ),
+        (
+            &|o: &mut serde_json::Value| o["approximate"] = serde_json::Value::Null,
+            "without a degree",
+        ),
+        (
+            &|o: &mut serde_json::Value| o["intervals"] = serde_json::json!([1.0]),
+            "unknown field",
+        ),
+    ] {
+        match with(edit) {
+            Err(e) => assert!(e.to_string().contains(why), "{why}: {e}"),
+            Ok(_) => panic!("{why}: accepted"),
+        }
+    }
     let spec = serde_json::to_string(server.spec()).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     assert!(ClientHalf::new("{", &mut rng).is_err());
