@@ -22,7 +22,7 @@ import onnx
 import torch
 from torch import nn
 
-from layer_fixtures import BYO, OUT, digits
+from layer_fixtures import BYO, OUT, digits, train
 
 
 def main():
@@ -33,13 +33,7 @@ def main():
         nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AvgPool2d(2),
         nn.Flatten(), nn.Linear(64, 16), nn.GELU(), nn.Linear(16, 10),
     )
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    for _ in range(150):
-        idx = torch.randint(0, 1500, (64,))
-        opt.zero_grad()
-        nn.functional.cross_entropy(m(xs[idx]), ys[idx]).backward()
-        opt.step()
-    m.eval()
+    train(m, xs, ys)
     path = os.path.join(OUT, "dynamo_cnn.onnx")
     with torch.no_grad():
         program = torch.onnx.export(m, (x[:1],), dynamo=True, input_names=["image"],

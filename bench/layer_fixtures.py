@@ -97,6 +97,17 @@ def digits():
         torch.from_numpy(rows[:, 64].astype(np.int64))
 
 
+def train(m, xs, ys):
+    """150 Adam steps on batches of 64 of the first 1500 digits; eval mode."""
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(150):
+        idx = torch.randint(0, 1500, (64,))
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(xs[idx]), ys[idx]).backward()
+        opt.step()
+    m.eval()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     xs, ys = digits()
@@ -108,13 +119,7 @@ def main():
                                      ("gru_h", GruH), ("lstm_seq", LstmSeq)]):
         torch.manual_seed(20 + k)
         m = cls()
-        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-        for _ in range(150):
-            idx = torch.randint(0, 1500, (64,))
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(xs[idx]), ys[idx]).backward()
-            opt.step()
-        m.eval()
+        train(m, xs, ys)
         torch.onnx.export(m, x[:1], os.path.join(OUT, f"{name}.onnx"), input_names=["image"],
                           output_names=["logits"],
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
