@@ -224,6 +224,13 @@ impl std::fmt::Debug for VectorContext {
     }
 }
 
+/// What a public context answers when asked for the secret key's work.
+fn no_secret_key() -> TensorError {
+    TensorError::MissingKey(
+        "this is a public context: only the secret key's holder decrypts or makes keys".into(),
+    )
+}
+
 impl VectorContext {
     /// A new key pair with its relinearization key; `release_budget`
     /// releases may leave the key holder.
@@ -349,21 +356,11 @@ impl VectorContext {
     }
 
     fn decryptor(&self) -> Result<&Decryptor, TensorError> {
-        self.dec.as_ref().ok_or_else(|| {
-            TensorError::MissingKey(
-                "this is a public context: only the secret key's holder decrypts or makes keys"
-                    .into(),
-            )
-        })
+        self.dec.as_ref().ok_or_else(no_secret_key)
     }
 
     pub(crate) fn secret(&self) -> Result<&SecretKey, TensorError> {
-        self.sk.as_ref().ok_or_else(|| {
-            TensorError::MissingKey(
-                "this is a public context: only the secret key's holder decrypts or makes keys"
-                    .into(),
-            )
-        })
+        self.sk.as_ref().ok_or_else(no_secret_key)
     }
 
     /// Makes Galois keys for `steps` (default: every power of two below the
