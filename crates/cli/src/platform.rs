@@ -3,6 +3,7 @@
 
 use anyhow::anyhow;
 use cipherflow_nn::data::{stream_inputs, InputOptions};
+use cipherflow_nn::io::{prepare_upload, Upload};
 use cipherflow_nn::Preprocessing;
 use cipherflow_platform::{
     encode_query, Config, LocalTls, Platform, PlatformClient, PlatformError, QueryMode, Session,
@@ -309,47 +310,32 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<()> {
             domain,
         } => {
             cipherflow_platform::check_name(&name)?;
-            let mut file = cipherflow_nn::io::load(&model)?;
+            let file = cipherflow_nn::io::load(&model)?;
             let layers = file.model.layers().len();
             let head = match head_layers.as_str() {
-                "all" => layers,
-                k => k
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&k| (1..=layers).contains(&k))
-                    .ok_or_else(|| anyhow!("--head-layers {k}: 1 to {layers}, or all"))?,
+                "all" => None,
+                k => Some(
+                    k.parse::<usize>()
+                        .ok()
+                        .filter(|&k| (1..=layers).contains(&k))
+                        .ok_or_else(|| anyhow!("--head-layers {k}: 1 to {layers}, or all"))?,
+                ),
             };
-            let outputs: usize = file.model.output_shape().iter().product();
-            // Only the head travels when the tail stays here.
-            if head < layers {
-                file.model = file.model.split_at(head)?.0;
-            }
-            // Preprocessing given here replaces the file's; the model then
-            // travels as safetensors with it.
-            let bytes = if head < layers || normalize.is_some() || classes.is_some() {
-                let mut p = match &normalize {
-                    Some(s) => Preprocessing::parse_normalize(s)?,
-                    None => file.preprocessing.clone().unwrap_or(Preprocessing {
-                        mean: vec![0.0],
-                        std: vec![1.0],
-                        class_names: None,
-                        calibration: None,
-                    }),
-                };
-                p.check(file.model.input_shape())?;
-                if let Some(c) = &classes {
-                    p.class_names = Some(Preprocessing::read_class_names(c)?);
-                } else if let Some(old) = &file.preprocessing {
-                    p.class_names = old.class_names.clone();
-                }
-                file.preprocessing = Some(p);
-                cipherflow_nn::io::safetensors::to_bytes_with(
-                    &file.model,
-                    file.preprocessing.as_ref(),
-                )?
-            } else {
-                std::fs::read(&model).map_err(|e| anyhow!("{}: {e}", model.display()))?
-            };
+            let classes = classes
+                .as_deref()
+                .map(Preprocessing::read_class_names)
+                .transpose()?;
+            let original =
+                std::fs::read(&model).map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            // Only the head travels when the tail stays here; preprocessing
+            // given here replaces the file's.
+            let Upload {
+                bytes,
+                layers,
+                head_layers: head,
+                outputs,
+                ..
+            } = prepare_upload(file, &original, head, normalize.as_deref(), classes)?;
             let token_file = token_file.unwrap_or_else(|| PathBuf::from(format!("{name}.token")));
             let token = if token_file.exists() {
                 Some(read_token(&token_file)?)

@@ -233,16 +233,25 @@ impl Preprocessing {
         f.take(16 << 20)
             .read_to_string(&mut text)
             .map_err(|e| NnError::io(path, e))?;
+        Self::parse_class_names(&text, &path.display().to_string())
+    }
+
+    /// [`Preprocessing::read_class_names`] on text already read (a form's
+    /// field, at most 16 MiB); `origin` names it in errors.
+    pub fn parse_class_names(text: &str, origin: &str) -> Result<Vec<String>, NnError> {
+        let bad = |reason: String| NnError::Data {
+            path: origin.to_string(),
+            reason,
+        };
+        if text.len() > 16 << 20 {
+            return Err(bad("more than 16 MiB of class names".into()));
+        }
         let names: Vec<String> = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect();
-        let bad = |reason: String| NnError::Data {
-            path: path.display().to_string(),
-            reason,
-        };
         if names.len() < 2 || names.len() > MAX_CLASSES {
             return Err(bad(format!(
                 "{} class names; give 2 to {MAX_CLASSES}, one per line",

@@ -19,6 +19,9 @@
 //! * `served_mpc`, `host`, `query_mpc`: `mpc` mode across processes — the
 //!   platform's side, the creator's host ([`run_model_host`]) and the
 //!   user's [`MpcQuerySession`];
+//! * `web`: the pages (repository, model, upload, query, federation) and
+//!   the browser client built from `crates/wasm`, embedded and served at
+//!   `/` and `/ui/` ([`page_weights`]);
 //! * `session`: a user's [`Session`] in any mode (what the CLI's `query`
 //!   and the Python package open), `plain-tail` only once its measured
 //!   leakage is accepted.
@@ -39,6 +42,7 @@ mod service;
 mod session;
 mod split;
 mod tls;
+mod web;
 
 pub use channel::{BoxStream, StreamTransport, Traffic, UPGRADE_PROTOCOL};
 pub use client::{encode_query, PlatformClient, MAX_ANSWER_BYTES};
@@ -69,3 +73,4 @@ pub use tls::{
     client_config, fingerprint, host_client_config, server_config, HostIdentity, LocalTls,
     HOST_NAME, LOCAL_CERT_DAYS,
 };
+pub use web::{page_weights, CONTENT_SECURITY_POLICY};

@@ -185,6 +185,8 @@ impl Platform {
     /// The API's routes.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
+            .route("/", get(crate::web::index))
+            .route("/ui/{*file}", get(crate::web::asset))
             .route("/v1/health", get(|| async { "ok" }))
             .route("/v1/models", get(list).post(upload))
             .route("/v1/models/{name}", get(model_card).delete(delete_model))

@@ -393,6 +393,25 @@ pub(super) fn image_files(dir: &Path) -> Result<(Vec<LabelledFile>, Option<Vec<S
     Ok((files, Some(names)))
 }
 
+/// An image's bytes (PNG or JPEG) decoded as the CLI decodes image files:
+/// channels first, values in [0, 1], gray as one channel and color as
+/// three, unless `want` (`[C, H, W]`) fixes the channels and, checked, the
+/// size. `name` only labels errors. Returns the shape and the values. What
+/// the browser client runs on a dropped file, so that its inputs equal
+/// `cipherflow query`'s.
+pub fn decode_image_bytes(
+    name: &str,
+    bytes: &[u8],
+    want: Option<&[usize]>,
+) -> Result<(Vec<usize>, Vec<f32>), NnError> {
+    let path = Path::new(name);
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(bad(path, format!("larger than {MAX_FILE_BYTES} bytes")));
+    }
+    let img = decode_image(path, bytes, want)?;
+    Ok((img.shape.to_vec(), img.values))
+}
+
 /// One image file's values, `want`'s shape (`[C, H, W]`) if given.
 pub(super) fn decode_image_file(path: &Path, want: Option<&[usize]>) -> Result<Vec<f32>, NnError> {
     Ok(decode_image(path, &read_file(path)?, want)?.values)

@@ -17,7 +17,8 @@ pub(crate) use csv::{digits_shape, BREAST_CANCER, DIGITS};
 pub use csv::{load_breast_cancer, load_csv, load_digits, parse_csv, CsvOptions};
 pub use idx::{load_idx_images, load_idx_labels, load_mnist};
 pub use inputs::{
-    load_inputs, InputOptions, Inputs, MAX_FILES, MAX_FILE_BYTES, MAX_IMAGE_SIDE, MAX_VALUES,
+    decode_image_bytes, load_inputs, InputOptions, Inputs, MAX_FILES, MAX_FILE_BYTES,
+    MAX_IMAGE_SIDE, MAX_VALUES,
 };
 pub use partition::{partition_dirichlet, partition_iid};
 pub use stream::{stream_inputs, InputStream};

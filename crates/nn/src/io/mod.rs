@@ -9,6 +9,9 @@ mod onnx_fold;
 mod onnx_layers;
 mod onnx_patterns;
 pub mod safetensors;
+mod upload;
+
+pub use upload::{prepare_upload, Upload};
 
 use crate::preprocess::{Preprocessing, PREPROCESSING_KEY};
 use crate::{NnError, Sequential};

@@ -1,0 +1,454 @@
+// cipherflow's pages: the model repository, a model's splits, uploads,
+// encrypted queries and proof verification. Plain modules, no framework:
+// every element is built with `h` (text is never parsed as HTML, so a
+// model card's fields cannot inject markup), and the cryptography runs in
+// worker.js.
+
+const main = () => document.getElementById("main");
+
+// ---------- elements ----------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    // Through the CSSOM: the policy refuses style attributes.
+    else if (k === "style") Object.assign(el.style, v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+function show(title, ...content) {
+  document.title = `${title} · cipherflow`;
+  const m = main();
+  m.replaceChildren(...content);
+  m.focus();
+}
+
+const fmtBytes = (n) => n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+const fmtMs = (ms) => ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
+const nameOk = (s) => /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/.test(s);
+
+// ---------- the platform's API ----------
+
+async function api(method, path, body, headers) {
+  const r = await fetch(path, { method, body, headers: headers || {} });
+  const type = r.headers.get("content-type") || "";
+  if (!r.ok) {
+    let msg = `${r.status} ${r.statusText}`;
+    if (type.includes("json")) { try { msg = (await r.json()).error || msg; } catch (_) { /* keep the status */ } }
+    const e = new Error(msg); e.status = r.status; throw e;
+  }
+  if (r.status === 204) return null;
+  return type.includes("json") ? r.json() : new Uint8Array(await r.arrayBuffer());
+}
+
+// A binary upload with progress (fetch cannot report an upload's progress).
+function upload(path, bytes, onProgress) {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open("POST", path);
+    x.setRequestHeader("content-type", "application/octet-stream");
+    x.responseType = "json";
+    x.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+    x.onload = () => x.status >= 200 && x.status < 300 ? resolve(x.response)
+      : reject(new Error((x.response && x.response.error) || `${x.status} ${x.statusText}`));
+    x.onerror = () => reject(new Error("the platform could not be reached"));
+    x.send(bytes);
+  });
+}
+
+// ---------- the worker ----------
+
+let worker = null;
+let seq = 0;
+const pending = new Map();
+
+function crypto(op, args, transfer) {
+  if (!worker) {
+    worker = new Worker("/ui/worker.js", { type: "module" });
+    worker.onmessage = (e) => {
+      const p = pending.get(e.data.id);
+      if (!p) return;
+      pending.delete(e.data.id);
+      e.data.ok ? p.resolve(e.data.value) : p.reject(new Error(e.data.error));
+    };
+    worker.onerror = (e) => {
+      for (const p of pending.values()) p.reject(new Error(`the cryptography worker failed: ${e.message || "could not load"}`));
+      pending.clear();
+      worker = null;
+    };
+  }
+  const id = ++seq;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, op, args }, transfer || []);
+  });
+}
+
+// ---------- Repository ----------
+
+function modelCard(m) {
+  const i = m.info || {};
+  return h("li", { class: "card" },
+    h("h3", {}, h("a", { href: `#/model/${encodeURIComponent(m.name)}` }, m.name), h("span", { class: "muted" }, ` v${m.version}`)),
+    h("div", {}, (m.modes || []).map((x) => h("span", { class: "badge", title: "served in this mode" }, x))),
+    h("dl", {},
+      h("dt", {}, "Task"), h("dd", {}, i.task || "—"),
+      h("dt", {}, "Input"), h("dd", {}, `[${(m.input_shape || []).join(", ")}] → ${m.outputs} outputs`),
+      h("dt", {}, "Accuracy"), h("dd", {}, i.accuracy != null ? `${(i.accuracy * 100).toFixed(1)} %` : "—"),
+      h("dt", {}, "License"), h("dd", {}, i.license || "—"),
+      h("dt", {}, "Creator"), h("dd", {}, i.creator || "—")));
+}
+
+async function repositoryPage(params) {
+  const q = params.get("q") || "", mode = params.get("mode") || "";
+  const list = h("ul", { class: "cards", "aria-live": "polite" });
+  const search = h("input", { type: "search", name: "q", value: q, placeholder: "Search name, task, license, creator", "aria-label": "Search models" });
+  const modeSel = h("select", { name: "mode", "aria-label": "Mode" },
+    h("option", { value: "" }, "any mode"),
+    ...["he", "mpc"].map((x) => h("option", { value: x, selected: x === mode }, x)));
+  const form = h("form", { class: "toolbar", role: "search", onsubmit: (e) => {
+    e.preventDefault();
+    const p = new URLSearchParams();
+    if (search.value.trim()) p.set("q", search.value.trim());
+    if (modeSel.value) p.set("mode", modeSel.value);
+    location.hash = `#/?${p}`;
+  } }, search, modeSel, h("button", { type: "submit" }, "Search"));
+  show("Models", h("h1", {}, "Models"), form, list);
+  try {
+    const p = new URLSearchParams();
+    if (q) p.set("q", q);
+    if (mode) p.set("mode", mode);
+    const { models } = await api("GET", `/v1/models?${p}`);
+    list.replaceChildren(...(models.length ? models.map(modelCard)
+      : [h("li", { class: "muted" }, q || mode ? "No model matches." : "No models yet: upload one.")]));
+  } catch (e) {
+    list.replaceChildren(h("li", { class: "error", role: "alert" }, `Could not list the models: ${e.message}`));
+  }
+}
+
+// ---------- Model ----------
+
+function splitPlot(rows) {
+  // Head time (bars, left axis) and the inversion attack's SSIM (dots,
+  // right axis, 0–1) per split.
+  const W = 600, H = 220, L = 50, R = 50, T = 16, B = 34;
+  const maxMs = Math.max(1, ...rows.map((r) => r.head_ms || 0));
+  const x = (i) => L + (i + 0.5) * (W - L - R) / rows.length;
+  const bw = Math.max(6, (W - L - R) / rows.length * 0.5);
+  const yMs = (v) => H - B - v / maxMs * (H - T - B);
+  const ySsim = (v) => H - B - v * (H - T - B);
+  const g = [
+    svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#888" }),
+    svg("text", { x: 4, y: T + 4, "font-size": 11 }, `${fmtMs(maxMs)}`),
+    svg("text", { x: W - R + 6, y: T + 4, "font-size": 11 }, "SSIM 1"),
+    svg("text", { x: W - R + 6, y: H - B, "font-size": 11 }, "0"),
+  ];
+  rows.forEach((r, i) => {
+    if (r.head_ms != null) g.push(svg("rect", { x: x(i) - bw / 2, y: yMs(r.head_ms), width: bw, height: H - B - yMs(r.head_ms), fill: "#0b5cad" },
+      svg("title", {}, `split ${r.k}: head ${fmtMs(r.head_ms)}`)));
+    if (r.ssim != null) g.push(svg("circle", { cx: x(i), cy: ySsim(r.ssim), r: 5, fill: "#b42318" },
+      svg("title", {}, `split ${r.k}: SSIM ${r.ssim.toFixed(3)}`)));
+    g.push(svg("text", { x: x(i), y: H - B + 16, "font-size": 11, "text-anchor": "middle" }, `k=${r.k}`));
+  });
+  return svg("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, role: "img",
+    "aria-label": "Head time (bars) and reconstruction SSIM (dots) per split" }, g);
+}
+
+async function modelPage(name) {
+  show(name, h("h1", {}, name), h("p", { class: "muted", "aria-live": "polite" }, "Loading…"));
+  let c;
+  try {
+    c = await api("GET", `/v1/models/${encodeURIComponent(name)}`);
+  } catch (e) {
+    show(name, h("h1", {}, name), h("p", { class: "error", role: "alert" }, `Could not load the model: ${e.message}`));
+    return;
+  }
+  const i = c.info || {};
+  const names = c.preprocessing && c.preprocessing.class_names;
+  const parts = [
+    h("h1", {}, `${c.name} `, h("span", { class: "muted" }, `v${c.version}`)),
+    h("div", {}, (c.modes || []).map((x) => h("span", { class: "badge" }, x))),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Task"), h("dd", {}, i.task || "—"),
+      h("dt", {}, "Creator"), h("dd", {}, i.creator || "—"),
+      h("dt", {}, "License"), h("dd", {}, i.license || "—"),
+      h("dt", {}, "Accuracy"), h("dd", {}, i.accuracy != null ? `${(i.accuracy * 100).toFixed(1)} %` : "—"),
+      h("dt", {}, "Layers"), h("dd", {}, `${c.layers} (the platform may hold the first ${c.head_layers})`),
+      h("dt", {}, "Input"), h("dd", {}, `[${c.input_shape.join(", ")}]${c.input_bound != null ? `, |x| ≤ ${c.input_bound}` : ""}`),
+      h("dt", {}, "Outputs"), h("dd", {}, names ? names.join(", ") : String(c.outputs)),
+      h("dt", {}, "File"), h("dd", { class: "mono" }, `${fmtBytes(c.bytes)}, SHA-256 ${c.sha256}`)),
+  ];
+  if (c.he) {
+    parts.push(h("h2", {}, "Encrypted query (he)"),
+      h("p", {}, `The whole model runs on your encrypted input. Your browser makes the keys, ${c.he.rotations} of them rotation keys; one query took ${fmtMs(c.he.measured_ms)} on the platform.`),
+      h("p", { class: "muted" }, c.he.output_privacy),
+      h("p", {}, h("a", { href: `#/query/${encodeURIComponent(c.name)}`, class: "button" }, "Query it with your images →")));
+  }
+  if (c.mpc) {
+    const leak = new Map(((c.plain_tail && c.plain_tail.leakage) || []).map((l) => [l.k, l]));
+    const measured = new Map((c.mpc.measured || []).map((m) => [m.k, m]));
+    const rows = c.mpc.splits.map((k) => ({ k, ...(measured.get(k) || {}), ...(leak.get(k) || {}) }));
+    const cell = (v, f) => v == null ? h("td", { class: "muted" }, "—") : h("td", {}, f(v));
+    parts.push(h("h2", {}, "Splits"),
+      h("p", {}, "Split k: the platform runs the first k layers on your encrypted input; the rest runs without anyone seeing the activations (mpc), or in the creator's hands (plain-tail, which reveals what the leakage columns measure)."),
+      h("div", { class: "scroll" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["split", "after", "head time", "rotations", "key bytes", "bytes / query", "SSIM", "PSNR"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, rows.map((r) => h("tr", { class: r.k === c.mpc.recommended ? "recommended" : "" },
+          h("th", { scope: "row" }, `${r.k}${r.k === c.mpc.recommended ? " (recommended)" : ""}`),
+          cell(r.after, String), cell(r.head_ms, fmtMs), cell(r.rotations, String), cell(r.key_bytes, fmtBytes),
+          cell(r.upload_bytes != null ? r.upload_bytes + (r.download_bytes || 0) : null, fmtBytes),
+          cell(r.ssim, (v) => v.toFixed(3)), cell(r.psnr, (v) => `${v.toFixed(1)} dB`)))))),
+      splitPlot(rows),
+      h("p", { class: "muted" }, "Head figures appear once a split has been prepared (its first query); leakage once the platform has measured it on the model's public data."));
+  }
+  show(c.name, ...parts);
+}
+
+// ---------- Query ----------
+
+async function queryPage(name) {
+  const steps = h("ol", { class: "steps", "aria-live": "polite" });
+  const bar = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Upload progress" });
+  const results = h("div", {});
+  const sent = h("div", { class: "notice", hidden: true });
+  const files = h("input", { type: "file", accept: "image/png,image/jpeg", multiple: true, id: "images" });
+  const drop = h("div", { class: "drop" },
+    h("p", {}, "Drop PNG or JPEG images here, or ", h("label", { for: "images" }, "choose them:")), files);
+  show(`Query ${name}`, h("h1", {}, `Query ${name}`),
+    h("p", {}, "Your images are decoded, preprocessed and encrypted in this page. The platform computes on the ciphertexts and returns encrypted scores that only this page can decrypt."),
+    drop, steps, bar, sent, results);
+  let card;
+  try {
+    card = await api("GET", `/v1/models/${encodeURIComponent(name)}`);
+  } catch (e) {
+    steps.append(h("li", { "data-state": "failed", class: "error", role: "alert" }, `Could not load ${name}: ${e.message}`));
+    return;
+  }
+  if (!card.he) {
+    steps.append(h("li", { "data-state": "failed", class: "error", role: "alert" },
+      `${name} cannot be queried encrypted here: its creator has not let the platform hold the whole model (use cipherflow query --mode mpc).`));
+    files.disabled = true;
+    return;
+  }
+  // The module loads while the user picks files.
+  crypto("ready").then(() => { drop.dataset.ready = "1"; }, () => {});
+  const names = card.preprocessing && card.preprocessing.class_names;
+  let session = null, keyBytes = 0, sentBytes = 0, inputs = 0;
+  const step = (text) => { const li = h("li", { "data-state": "active" }, text); steps.append(li); return li; };
+  const done = (li, text) => { li.dataset.state = "done"; if (text) li.textContent = text; };
+  const fail = (li, e) => { li.dataset.state = "failed"; li.classList.add("error"); li.setAttribute("role", "alert"); li.textContent += ` — ${e.message}`; };
+
+  async function openSession() {
+    const s1 = step("Making your keys in this page…");
+    let keys;
+    try {
+      keys = await crypto("keys", { spec: JSON.stringify(card.he.spec), preprocessing: card.preprocessing ? JSON.stringify(card.preprocessing) : null });
+    } catch (e) { fail(s1, e); throw e; }
+    done(s1, `Keys made in this page in ${fmtMs(keys.keygenMs)} (${keys.rotations} rotation keys); your secret key stays here.`);
+    const s2 = step(`Uploading evaluation keys (${fmtBytes(keys.evalKeys.byteLength)})…`);
+    bar.hidden = false; bar.value = 0;
+    try {
+      const r = await upload(`/v1/models/${encodeURIComponent(name)}/sessions`, keys.evalKeys, (f) => { bar.value = f; });
+      session = r.session;
+    } catch (e) { fail(s2, e); throw e; } finally { bar.hidden = true; }
+    keyBytes = keys.evalKeys.byteLength;
+    done(s2, `Evaluation keys uploaded (${fmtBytes(keyBytes)}): public, relinearization and rotation keys, none of which decrypts.`);
+  }
+
+  async function classify(file) {
+    const li = step(`${file.name}: encrypting…`);
+    try {
+      const bytes = await file.arrayBuffer();
+      const { ct, ms } = await crypto("encryptImage", { name: file.name, bytes }, [bytes]);
+      li.textContent = `${file.name}: encrypted in ${fmtMs(ms)}, evaluating on the platform…`;
+      const t = performance.now();
+      const answer = await api("POST", `/v1/sessions/${session}/infer`, ct, { "content-type": "application/octet-stream" });
+      const scores = await crypto("decrypt", { answer }, [answer.buffer]);
+      sentBytes += ct.byteLength; inputs += 1;
+      const best = scores.indexOf(Math.max(...scores));
+      done(li, `${file.name}: answered in ${fmtMs(performance.now() - t)} and decrypted here.`);
+      const m = Math.max(...scores), ex = scores.map((s) => Math.exp(s - m)), sum = ex.reduce((a, b) => a + b, 0);
+      const prob = ex.map((e) => e / sum);
+      results.append(h("section", { class: "card", "data-file": file.name, "data-class": best },
+        h("h3", {}, `${file.name}: `, h("span", { class: "result-class" }, names ? names[best] : `class ${best}`)),
+        h("div", { class: "scroll" }, h("table", {}, h("tbody", {}, scores.map((s, k) => h("tr", { class: k === best ? "recommended" : "" },
+          h("th", { scope: "row" }, names ? names[k] : String(k)), h("td", { class: "score", title: "score (logit)" }, s.toFixed(4)),
+          h("td", {}, `${(prob[k] * 100).toFixed(1)} %`),
+          h("td", {}, h("span", { class: "bar", style: { width: `${prob[k] * 160}px` } })))))))));
+      sent.hidden = false;
+      sent.replaceChildren(h("strong", {}, "What left this device: "),
+        `${fmtBytes(keyBytes)} of evaluation keys and ${inputs} encrypted input${inputs > 1 ? "s" : ""} (${fmtBytes(sentBytes)}). `,
+        "Not your images, not their pixels, not your secret key: the scores were decrypted in this page.");
+    } catch (e) { fail(li, e); }
+  }
+
+  async function run(list) {
+    const imgs = [...list].filter((f) => /\.(png|jpe?g)$/i.test(f.name) || /^image\/(png|jpeg)$/.test(f.type));
+    if (!imgs.length) { steps.append(h("li", { "data-state": "failed", class: "error", role: "alert" }, "Choose PNG or JPEG images.")); return; }
+    files.disabled = true;
+    try {
+      if (!session) await openSession();
+      for (const f of imgs) await classify(f);
+    } catch (_) { /* the failed step says why */ } finally { files.disabled = false; }
+  }
+  files.addEventListener("change", () => run(files.files));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); run(e.dataTransfer.files); });
+  leave = () => {
+    if (session) fetch(`/v1/sessions/${session}`, { method: "DELETE", keepalive: true }).catch(() => {});
+    crypto("forget").catch(() => {});
+  };
+}
+
+// ---------- Upload ----------
+
+function field(label, input, hint) {
+  const err = h("div", { class: "error", id: `${input.id}-error`, "aria-live": "polite" });
+  input.setAttribute("aria-describedby", `${input.id}-error`);
+  return { el: h("div", { class: "field" }, h("label", { for: input.id }, label), input, hint ? h("small", { class: "muted" }, hint) : null, err), err, input };
+}
+
+function uploadPage() {
+  const inp = (id, attrs) => h("input", { id, name: id, ...attrs });
+  const f = {
+    file: field("Model file (ONNX or safetensors)", inp("file", { type: "file", accept: ".onnx,.safetensors", required: true })),
+    name: field("Name", inp("name", { required: true, autocomplete: "off" }), "Letters, digits, - _ . (at most 64)."),
+    token: field("Creator token (only for a new version)", inp("token", { autocomplete: "off" })),
+    task: field("Task", inp("task", { maxlength: 200 })),
+    license: field("License", inp("license", { maxlength: 200 })),
+    creator: field("Creator", inp("creator", { maxlength: 200 })),
+    accuracy: field("Accuracy (0 to 1)", inp("accuracy", { inputmode: "decimal" })),
+    domain: field("Input domain", inp("domain", { maxlength: 200 }), "Public data of this name lets the platform measure leakage (e.g. mnist)."),
+    input_bound: field("Input bound", inp("input_bound", { inputmode: "decimal" }), "|x| ≤ bound after preprocessing; clients clamp to it."),
+    head_layers: field("Layers the platform may hold", inp("head_layers", { inputmode: "numeric", placeholder: "all" }),
+      "all (empty): the whole model, queried encrypted. K: only layers 1..K are uploaded; the rest stays with you (cipherflow model-host)."),
+    normalize: field("Normalization (MEAN,STD or per channel)", inp("normalize", { placeholder: "from the file" }), "Replaces the file's."),
+    classes: field("Class names, one per line", h("textarea", { id: "classes", name: "classes", rows: 4 }), "Replaces the file's."),
+  };
+  const status = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit" }, "Upload");
+  const form = h("form", { novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    for (const x of Object.values(f)) { x.err.textContent = ""; x.input.removeAttribute("aria-invalid"); }
+    const bad = (k, msg) => { f[k].err.textContent = msg; f[k].input.setAttribute("aria-invalid", "true"); return true; };
+    const v = (k) => f[k].input.value.trim();
+    let invalid = false;
+    if (!f.file.input.files.length) invalid = bad("file", "Choose the model file.") || invalid;
+    if (!nameOk(v("name"))) invalid = bad("name", "A name of letters, digits, - _ . (at most 64, not starting with .).") || invalid;
+    if (v("accuracy") && !(Number(v("accuracy")) >= 0 && Number(v("accuracy")) <= 1)) invalid = bad("accuracy", "A number from 0 to 1.") || invalid;
+    if (v("input_bound") && !(Number(v("input_bound")) > 0 && Number(v("input_bound")) <= 1048576)) invalid = bad("input_bound", "A positive number, at most 1048576.") || invalid;
+    if (v("head_layers") && v("head_layers") !== "all" && !/^[1-9][0-9]{0,5}$/.test(v("head_layers"))) invalid = bad("head_layers", "all, or a positive whole number.") || invalid;
+    if (invalid) { form.querySelector("[aria-invalid=true]").focus(); return; }
+    submit.disabled = true;
+    status.replaceChildren(h("p", {}, "Preparing the file in this page…"));
+    let prepared;
+    try {
+      const head = v("head_layers") && v("head_layers") !== "all" ? Number(v("head_layers")) : 0;
+      prepared = await crypto("prepare", { bytes: await f.file.input.files[0].arrayBuffer(), head, normalize: v("normalize"), classes: f.classes.input.value });
+    } catch (e) {
+      const m = e.message.toLowerCase();
+      const k = m.includes("head layers") ? "head_layers" : m.includes("class name") ? "classes" : m.includes("normaliz") || m.includes("mean") ? "normalize" : "file";
+      bad(k, e.message);
+      f[k].input.focus();
+      status.replaceChildren(h("p", { class: "error", role: "alert" }, `Not uploaded: ${e.message}`));
+      submit.disabled = false;
+      return;
+    }
+    const p = new URLSearchParams({ name: v("name"), head_layers: String(prepared.headLayers) });
+    if (prepared.headLayers < prepared.layers) { p.set("layers", prepared.layers); p.set("outputs", prepared.outputs); }
+    for (const k of ["task", "license", "creator", "accuracy", "domain", "input_bound"]) if (v(k)) p.set(k, v(k));
+    const headers = { "content-type": "application/octet-stream" };
+    if (v("token")) headers["x-creator-token"] = v("token");
+    status.replaceChildren(h("p", {}, `Uploading ${fmtBytes(prepared.bytes.byteLength)} (${prepared.headLayers} of ${prepared.layers} layers) and checking the model…`));
+    try {
+      const r = await api("POST", `/v1/models?${p}`, prepared.bytes, headers);
+      status.replaceChildren(h("div", { class: "notice", role: "status" },
+        h("p", { class: "ok" }, `Stored as ${r.model.name} v${r.model.version}: `, h("a", { href: `#/model/${encodeURIComponent(r.model.name)}` }, "its page")),
+        r.creator_token ? h("p", {}, "Your creator token (shown once; needed for new versions and deletion): ", h("code", { class: "creator-token" }, r.creator_token)) : null));
+    } catch (e) {
+      // The platform's reason, beside the field it names when it names one.
+      const m = e.message.toLowerCase();
+      const k = m.includes("token") ? "token" : m.includes("name") ? "name" : m.includes("accuracy") ? "accuracy"
+        : m.includes("bound") ? "input_bound" : m.includes("head") || m.includes("layers") ? "head_layers"
+        : m.includes("domain") ? "domain" : m.includes("license") ? "license" : m.includes("task") ? "task" : "file";
+      bad(k, e.message);
+      f[k].input.focus();
+      status.replaceChildren(h("p", { class: "error", role: "alert" }, `Not stored: ${e.message}`));
+    } finally { submit.disabled = false; }
+  } }, f.file.el, h("div", { class: "grid2" }, Object.entries(f).filter(([k]) => k !== "file").map(([, x]) => x.el)), submit);
+  show("Upload a model", h("h1", {}, "Upload a model"),
+    h("p", {}, "Your model file (ONNX, or safetensors from cipherflow train) is read in this page. Only the layers the platform may hold are uploaded, with the normalization and class names; the rest stays with you (serve it with cipherflow model-host)."),
+    form, status);
+}
+
+// ---------- Federation ----------
+
+function federationPage() {
+  const proof = h("input", { type: "file", id: "proof", accept: ".json,application/json" });
+  const key = h("input", { type: "file", id: "pubkey", accept: ".pub,text/plain" });
+  const out = h("div", { "aria-live": "polite", id: "verdict" });
+  const form = h("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    if (!proof.files.length || !key.files.length) { out.replaceChildren(h("p", { class: "error", role: "alert" }, "Choose the proof file and the log's public key file.")); return; }
+    out.replaceChildren(h("p", {}, "Verifying in this page…"));
+    try {
+      const r = await crypto("verify", { proof: await proof.files[0].text(), publicKey: await key.files[0].text() });
+      const c = r.verified.counted;
+      out.replaceChildren(h("div", { class: "notice", role: "status" }, h("p", { class: "ok verified" },
+        c ? `Verified: client ${c.client_id}'s update in round ${c.round} was logged (entry ${c.update_index}) and summed into the round's aggregate (entry ${c.aggregate_index}, ${c.input_count} inputs), under a signed head of ${c.tree_size} entries.`
+          : `Verified: entry ${r.verified.entry && r.verified.entry.index != null ? r.verified.entry.index : ""} is in the log of ${r.verified.tree_size} entries.`),
+        h("pre", { class: "mono" }, JSON.stringify(r.verified, null, 2))));
+    } catch (err) {
+      out.replaceChildren(h("div", { class: "notice bad", role: "alert" }, h("p", { class: "error" }, `Not verified: ${err.message}`)));
+    }
+  } },
+  h("div", { class: "field" }, h("label", { for: "proof" }, "Proof file (cipherflow audit prove --client … --round … --out proof.json)"), proof),
+  h("div", { class: "field" }, h("label", { for: "pubkey" }, "The log's public key (PREFIX.pub)"), key),
+  h("button", { type: "submit" }, "Verify"));
+  show("Federation", h("h1", {}, "Federation"),
+    h("h2", {}, "Verify that my update was counted"),
+    h("p", {}, "The coordinator's ledger signs its head; a proof shows your update's entry under that head and its place among the aggregate's inputs. It is checked here, with nothing sent."),
+    form, out);
+}
+
+// ---------- routing ----------
+
+let leave = null;
+
+function route() {
+  if (leave) { leave(); leave = null; }
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = hash.split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const page = parts[0] || "repository";
+  for (const a of document.querySelectorAll("nav a")) {
+    a.toggleAttribute("aria-current", a.dataset.nav === page || (page === "model" && a.dataset.nav === "repository"));
+    if (a.hasAttribute("aria-current")) a.setAttribute("aria-current", "page");
+  }
+  if (page === "repository") return repositoryPage(new URLSearchParams(query || ""));
+  if (page === "model" && parts[1]) return modelPage(parts[1]);
+  if (page === "query" && parts[1]) return queryPage(parts[1]);
+  if (page === "upload") return uploadPage();
+  if (page === "federation") return federationPage();
+  show("Not found", h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the models")));
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", route);

@@ -1,0 +1,27 @@
+//! [`WebError`]: every failure of the browser client, with its reason.
+
+use thiserror::Error;
+
+/// A failure of the browser client. Its text is what the page shows
+/// beside the control that caused it; it never holds key material.
+#[derive(Debug, Error)]
+pub enum WebError {
+    /// A spec, key, ciphertext or answer the tensor layer refused.
+    #[error(transparent)]
+    Tensor(#[from] cipherflow_tensor::TensorError),
+    /// An image or preprocessing the model layer refused.
+    #[error(transparent)]
+    Model(#[from] cipherflow_nn::NnError),
+    /// The browser's randomness failed.
+    #[error("randomness: {0}")]
+    Randomness(#[from] cipherflow_ring::RingError),
+    /// CKKS parameters or an operation the scheme refused.
+    #[error(transparent)]
+    Ckks(#[from] cipherflow_ckks::CkksError),
+    /// A proof or public key that does not verify or does not parse.
+    #[error("{0}")]
+    Proof(String),
+    /// Anything else malformed, with its reason.
+    #[error("{0}")]
+    Invalid(String),
+}

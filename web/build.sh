@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the browser client (crates/wasm, WebAssembly) into the pages that
+# `cipherflow serve` embeds: crates/platform/web/pkg/. The build output is
+# committed, so that `cargo build` on a fresh machine needs neither the
+# wasm32 target nor the wasm-bindgen CLI; pkg/SOURCE records a hash of the
+# sources it was built from.
+#
+#   bash web/build.sh           rebuild pkg/ (installs wasm-bindgen-cli under
+#                               target/tools when it is not on PATH)
+#   bash web/build.sh --check   fail when pkg/ was built from other sources
+#                               than the checkout's (CI; fast, builds nothing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=crates/platform/web/pkg
+# Must equal the wasm-bindgen version in Cargo.lock (crates/wasm pins it).
+WBG_VERSION=0.2.130
+
+# The sources the module is built from: every tracked file of the crates it
+# compiles (tests, benches and examples aside) and the exact versions of its
+# dependencies for wasm32 (paths stripped: a checkout's location does not
+# matter).
+source_hash() {
+    {
+        git ls-files -z crates/ring crates/ckks crates/nn crates/tensor crates/ledger crates/wasm \
+            .cargo/config.toml web/build.sh |
+            tr '\0' '\n' | grep -Ev '/(tests|benches|examples)/|\.md$' | sort |
+            while read -r f; do printf '%s  %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "$f"; done
+        cargo tree --locked -q -p cipherflow-wasm --target wasm32-unknown-unknown -e normal \
+            --prefix none | sed 's/ (.*)$//; s/ (\*)$//' | sort -u
+    } | sha256sum | cut -d' ' -f1
+}
+
+if [[ "${1:-}" == "--check" ]]; then
+    want="$(source_hash)"
+    have="$(sed -n 's/^source //p' "$OUT/SOURCE" 2>/dev/null || true)"
+    if [[ "$want" != "$have" ]]; then
+        echo "crates/platform/web/pkg/ is stale: built from sources $have, the checkout's are $want." >&2
+        echo "Run bash web/build.sh and commit crates/platform/web/pkg/." >&2
+        exit 1
+    fi
+    for f in cipherflow.js cipherflow_bg.wasm; do
+        line="$(grep " $f\$" "$OUT/SOURCE" || true)"
+        [[ "$line" == "$(cd "$OUT" && sha256sum "$f")" ]] || {
+            echo "crates/platform/web/pkg/$f does not match pkg/SOURCE: rebuild it (bash web/build.sh)." >&2
+            exit 1
+        }
+    done
+    echo "web client: pkg/ built from the current sources ($want)"
+    exit 0
+fi
+
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+WBG="$(command -v wasm-bindgen || true)"
+if [[ -z "$WBG" || "$("$WBG" --version)" != "wasm-bindgen $WBG_VERSION" ]]; then
+    WBG="${CARGO_TARGET_DIR:-target}/tools/bin/wasm-bindgen"
+    if [[ ! -x "$WBG" || "$("$WBG" --version)" != "wasm-bindgen $WBG_VERSION" ]]; then
+        cargo install --quiet wasm-bindgen-cli --version "=$WBG_VERSION" \
+            --root "${CARGO_TARGET_DIR:-target}/tools"
+    fi
+fi
+
+# The getrandom backend cfg (from .cargo/config.toml, which this variable
+# replaces) and paths remapped so the module holds no local paths.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" --remap-path-prefix=$PWD=/cipherflow --remap-path-prefix=$HOME/.cargo=/cargo"
+cargo build --locked --profile web --target wasm32-unknown-unknown -p cipherflow-wasm
+mkdir -p "$OUT"
+"$WBG" --target web --no-typescript --out-name cipherflow --out-dir "$OUT" \
+    "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/web/cipherflow_wasm.wasm"
+{
+    echo "source $(source_hash)"
+    echo "wasm-bindgen $WBG_VERSION"
+    echo "rustc $(rustc --version | cut -d' ' -f2)"
+    (cd "$OUT" && sha256sum cipherflow.js cipherflow_bg.wasm)
+} >"$OUT/SOURCE"
+ls -l "$OUT"

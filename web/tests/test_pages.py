@@ -1,0 +1,366 @@
+"""The platform's pages in a real browser (Debian's chromium, driven by
+chromedriver) against a `cipherflow serve` the test starts over TLS on
+127.0.0.1: a creator uploads a model through the Upload page, a user finds
+it, opens its page and queries it encrypted from the Query page; the
+classes equal what `cipherflow query` decides on the same images, and the
+browser's own network log shows that no request carried the images, their
+preprocessed values or anything beside the evaluation keys and the
+ciphertexts. The Federation page verifies a proof from `cipherflow audit
+prove` and refuses a forged one. Screenshots of each page, at desktop and
+phone width, go to target/web-screenshots/.
+
+Run by scripts/test (CIPHERFLOW_BIN: the binary under test). Skipped,
+saying so, where chromium or chromedriver is not installed.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import struct
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = os.environ.get("CIPHERFLOW_BIN", str(ROOT / "target/debug/cipherflow"))
+IMAGES = ROOT / "crates/nn/tests/fixtures/byo/images"
+SHOTS = pathlib.Path(os.environ.get("CIPHERFLOW_SCREENSHOTS", ROOT / "target/web-screenshots"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+# CI installs them and sets CIPHERFLOW_REQUIRE_BROWSER=1: there a missing
+# browser fails the run instead of skipping it.
+if not (CHROMIUM and DRIVER) and os.environ.get("CIPHERFLOW_REQUIRE_BROWSER") == "1":
+    raise RuntimeError("CIPHERFLOW_REQUIRE_BROWSER=1 but chromium or chromedriver is missing")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+)
+
+
+def run(args, cwd, check=True):
+    p = subprocess.run([BIN, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"cipherflow {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """A platform on a free port, its URL and its directory; the server's
+    public key pinned for the browser (its SPKI hash), as a user who
+    checked the certificate would."""
+    d = tmp_path_factory.mktemp("platform")
+    proc = subprocess.Popen(
+        [BIN, "serve", "--listen", "127.0.0.1:0", "--repo", "repo"],
+        cwd=d, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    line = proc.stdout.readline()
+    url = next(w for w in line.split() if w.startswith("https://"))
+    der = subprocess.run(
+        ["openssl", "x509", "-in", str(d / "repo/tls/server.pem"), "-pubkey", "-noout"],
+        capture_output=True, check=True,
+    ).stdout
+    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=der,
+                          capture_output=True, check=True).stdout
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    yield {"url": url, "dir": d, "pin": pin, "ca": str(d / "repo/tls/ca.pem")}
+    proc.kill()
+    proc.wait()
+
+
+def browser(pin, width=1200, height=900):
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              f"--ignore-certificate-errors-spki-list={pin}", f"--window-size={width},{height}"]:
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    d = webdriver.Chrome(service=Service(DRIVER), options=o)
+    d.execute_cdp_cmd("Network.enable", {"maxPostDataSize": 64 << 20})
+    return d
+
+
+@pytest.fixture(scope="module")
+def chrome(platform):
+    d = browser(platform["pin"])
+    yield d
+    d.quit()
+
+
+def wait(d, cond, timeout=60):
+    return WebDriverWait(d, timeout, poll_frequency=0.1).until(cond)
+
+
+def shot(d, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    d.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def requests_sent(d):
+    """Every request the page and its worker made since the last call:
+    (method, url, body bytes or None), from the DevTools network log."""
+    out = []
+    for e in d.get_log("performance"):
+        m = json.loads(e["message"])["message"]
+        if m["method"] != "Network.requestWillBeSent":
+            continue
+        r = m["params"]["request"]
+        body = None
+        if r.get("hasPostData"):
+            entries = r.get("postDataEntries")
+            if entries and all("bytes" in x for x in entries):
+                body = b"".join(base64.b64decode(x["bytes"]) for x in entries)
+            else:
+                got = d.execute_cdp_cmd("Network.getRequestPostData",
+                                        {"requestId": m["params"]["requestId"]})
+                body = (base64.b64decode(got["postData"]) if got.get("base64Encoded")
+                        else got["postData"].encode("latin-1"))
+        out.append((r["method"], r["url"], body))
+    return out
+
+
+def responses(d):
+    """(url, encoded bytes on the wire) of every response finished."""
+    urls, sizes = {}, []
+    for e in d.get_log("performance"):
+        m = json.loads(e["message"])["message"]
+        p = m["params"]
+        if m["method"] == "Network.responseReceived":
+            urls[p["requestId"]] = p["response"]["url"]
+        elif m["method"] == "Network.loadingFinished":
+            sizes.append((urls.get(p["requestId"], "?"), p["encodedDataLength"]))
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A creator's model trained by the CLI on their own images."""
+    d = tmp_path_factory.mktemp("creator")
+    run(["train", "--data", str(IMAGES), "--model", "logreg", "--epochs", "5",
+         "--out", "m.safetensors", "--json"], d)
+    return d / "m.safetensors"
+
+
+def test_upload_page_validates_and_stores_a_model(platform, chrome, trained):
+    d = chrome
+    d.get(platform["url"] + "/#/upload")
+    wait(d, lambda d: d.find_elements(By.ID, "name"))
+    # Errors beside their fields, before anything is sent.
+    d.find_element(By.ID, "name").send_keys("bad name!")
+    d.find_element(By.ID, "accuracy").send_keys("1.5")
+    d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    assert "A name of letters" in d.find_element(By.ID, "name-error").text
+    assert "from 0 to 1" in d.find_element(By.ID, "accuracy-error").text
+    assert "Choose the model file" in d.find_element(By.ID, "file-error").text
+    assert d.find_element(By.ID, "name").get_attribute("aria-invalid") == "true"
+    shot(d, "upload-errors")
+    # A class list that does not fit the model is refused in the page.
+    d.find_element(By.ID, "file").send_keys(str(trained))
+    for k, v in {"name": "digits", "accuracy": "0.9", "task": "digit classification",
+                 "license": "Apache-2.0", "creator": "browser test lab",
+                 "normalize": "0.3052,0.3749"}.items():
+        el = d.find_element(By.ID, k)
+        el.clear()
+        el.send_keys(v)
+    d.find_element(By.ID, "classes").send_keys("a\nb\nc")
+    d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait(d, lambda d: "class names" in d.find_element(By.ID, "classes-error").text)
+    d.find_element(By.ID, "classes").clear()
+    d.find_element(By.ID, "classes").send_keys("eight\nfive\nthree\nzero")
+    d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    token = wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".creator-token"))[0].text
+    assert len(token) >= 32
+    shot(d, "upload")
+    # A second version without the creator's token: the platform's refusal
+    # shown beside the token field.
+    d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait(d, lambda d: d.find_element(By.ID, "token-error").text)
+    assert "token" in d.find_element(By.ID, "token-error").text.lower()
+
+
+def test_repository_lists_searches_and_opens_the_model(platform, chrome):
+    d = chrome
+    d.get(platform["url"] + "/")
+    card = wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".cards .card"))[0]
+    assert "digits" in card.text and "he" in card.text and "browser test lab" in card.text
+    shot(d, "repository")
+    search = d.find_element(By.CSS_SELECTOR, "input[type=search]")
+    search.send_keys("no-such-model", Keys.ENTER)
+    wait(d, lambda d: "No model matches" in d.find_element(By.CSS_SELECTOR, ".cards").text)
+    search = d.find_element(By.CSS_SELECTOR, "input[type=search]")
+    search.clear()
+    search.send_keys("digit", Keys.ENTER)
+    wait(d, lambda d: "q=digit" in d.current_url)
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".cards .card h3 a"))[0].click()
+    wait(d, lambda d: "Query it" in d.find_element(By.ID, "main").text, timeout=120)
+    text = d.find_element(By.ID, "main").text
+    assert "eight, five, three, zero" in text and "Apache-2.0" in text
+    shot(d, "model")
+
+
+def test_keyboard_reaches_every_page(platform, chrome):
+    d = chrome
+    d.get(platform["url"] + "/#/")
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "nav a"))
+    # From the top of the page: the skip link first, then the header.
+    d.execute_script("document.querySelector('.skip').focus()")
+    assert d.switch_to.active_element.get_attribute("textContent") == "Skip to content"
+    seen = []
+    for _ in range(4):
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        seen.append(d.switch_to.active_element.get_attribute("textContent"))
+    assert seen == ["cipherflow", "Models", "Upload", "Federation"]
+    d.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(d, lambda d: "Verify that my update was counted" in d.find_element(By.ID, "main").text)
+    # Each page moves the focus to its content, and the form follows.
+    assert d.switch_to.active_element.get_attribute("id") == "main"
+    d.switch_to.active_element.send_keys(Keys.TAB)
+    assert d.switch_to.active_element.get_attribute("id") == "proof"
+
+
+def test_encrypted_query_matches_the_cli_and_sends_no_plaintext(platform, chrome, tmp_path):
+    d = chrome
+    images = sorted(IMAGES.glob("*/*.png"))
+    d.get(platform["url"] + "/#/query/digits")
+    wait(d, lambda d: d.find_elements(By.ID, "images"))
+    requests_sent(d)  # what loading the page sent: no bodies
+    responses(d)
+    d.find_element(By.ID, "images").send_keys("\n".join(str(p) for p in images))
+    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-class]")) == len(images)
+         or d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"), timeout=300)
+    assert not d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"), d.find_element(By.ID, "main").text
+    shot(d, "query")
+    browser_classes = {
+        s.get_attribute("data-file"): s.find_element(By.CSS_SELECTOR, ".result-class").text
+        for s in d.find_elements(By.CSS_SELECTOR, "[data-class]")
+    }
+    assert "What left this device" in d.find_element(By.ID, "main").text
+
+    # The CLI's query on the same files (a user in another directory).
+    folder = tmp_path / "images"
+    shutil.copytree(IMAGES, folder)
+    out = run(["query", "--server", platform["url"], "--ca", platform["ca"], "--model", "digits", "--mode", "he",
+               "--input", str(folder), "--json"], tmp_path)
+    rows = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    cli = {r["id"].split("/")[-1]: r["class_name"] for r in rows if "id" in r}
+    assert cli == browser_classes, (cli, browser_classes)
+    summary = rows[-1]
+
+    # What the browser sent, from its network log.
+    sent = requests_sent(d)
+    posts = [(u, b) for m, u, b in sent if m == "POST"]
+    assert all(u.startswith(platform["url"]) for _, u, _ in sent), "a request left the platform's origin"
+    keys = [b for u, b in posts if u.endswith("/v1/models/digits/sessions")]
+    queries = [b for u, b in posts if u.endswith("/infer")]
+    assert len(keys) == 1 and len(queries) == len(images), [u for u, _ in posts]
+    assert len(posts) == 1 + len(images), [u for u, _ in posts]
+    assert keys[0][:4] == b"CFEK" and all(q[:4] == b"CFET" for q in queries)
+    # Exactly the sizes of the CLI's evaluation keys and ciphertexts: the
+    # strict encodings of public, relinearization and Galois keys and of one
+    # ciphertext, with no room for anything else (a secret key, an input).
+    assert len(keys[0]) == summary["key_bytes"], (len(keys[0]), summary)
+    assert all(len(q) == summary["upload_bytes"] for q in queries), (len(queries[0]), summary)
+    # No body holds an image's bytes or its preprocessed values (as f64 or
+    # f32, the forms a leak would take).
+    bodies = b"".join(b for _, b in posts)
+    for p in images:
+        raw = p.read_bytes()
+        assert raw[16:80] not in bodies
+        assert raw[len(raw) // 2: len(raw) // 2 + 48] not in bodies
+    x = [(v - 0.3052) / 0.3749 for v in (0.0, 1.0)]
+    for v in x:
+        assert struct.pack("<8d", *[v] * 8) not in bodies
+        assert struct.pack("<16f", *[v] * 16) not in bodies
+
+
+
+def test_first_load_weighs_under_2_mb(platform):
+    """A first visit (empty cache) to the query page, WebAssembly included,
+    as sent on the wire (gzip)."""
+    d = browser(platform["pin"])
+    try:
+        d.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+        d.get(platform["url"] + "/#/query/digits")
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".drop[data-ready='1']"), timeout=120)
+        # The worker's own downloads are not in the page's network log:
+        # the page fetches the same files once more (cache disabled) to
+        # weigh them.
+        d.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            Promise.all(["/ui/worker.js", "/ui/pkg/cipherflow.js", "/ui/pkg/cipherflow_bg.wasm"]
+                .map((u) => fetch(u, { cache: "no-store" }).then((r) => r.arrayBuffer()))).then(() => done(true));
+        """)
+        got = [(u.split("/ui/")[-1], n) for u, n in responses(d)
+               if "/ui/" in u or u.rstrip("/") == platform["url"]]
+        names = {u for u, _ in got}
+        assert {"app.js", "worker.js", "pkg/cipherflow.js", "pkg/cipherflow_bg.wasm"} <= names, got
+        total = sum(n for _, n in got)
+        print(f"first load of the query page: {total} bytes on the wire: {got}")
+        assert total <= 2_000_000, got
+    finally:
+        d.quit()
+
+
+def test_federation_page_verifies_a_counted_proof(platform, chrome, tmp_path):
+    run(["audit", "demo-log", "--out", "fl.log", "--key", "fl", "--rounds", "2", "--clients", "4"], tmp_path)
+    log = json.loads(run(["audit", "show", "fl.log", "--json"], tmp_path).stdout)
+    client = next(e["body"]["client_id"] for e in log["listed"]["entries"]
+                  if e["body"]["type"] == "update_received")
+    run(["audit", "prove", "fl.log", "--client", client, "--round", "1", "--out", "proof.json"], tmp_path)
+    cli = json.loads(run(["audit", "verify-proof", "proof.json", "--key", "fl.pub", "--json"], tmp_path).stdout)
+    assert cli["ok"] and cli["detail"]["counted"]["client_id"] == client
+    forged = json.loads((tmp_path / "proof.json").read_text())
+    text = json.dumps(forged)
+    # Change one hex digit of the signed head's root: the signature fails.
+    root = forged["sth"]["root_hash"]
+    forged["sth"]["root_hash"] = ("0" if root[0] != "0" else "1") + root[1:]
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    assert text != json.dumps(forged)
+
+    d = chrome
+    d.get(platform["url"] + "/#/federation")
+    wait(d, lambda d: d.find_elements(By.ID, "proof"))
+    d.find_element(By.ID, "proof").send_keys(str(tmp_path / "proof.json"))
+    d.find_element(By.ID, "pubkey").send_keys(str(tmp_path / "fl.pub"))
+    d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".verified") or d.find_elements(By.CSS_SELECTOR, "#verdict .error"))
+    verdict = d.find_element(By.ID, "verdict").text
+    assert f"client {client}'s update in round 1" in verdict, verdict
+    # The page's verdict is the CLI's: the same facts established.
+    shown = json.loads(d.find_element(By.CSS_SELECTOR, "#verdict pre").text)
+    assert shown == cli["detail"], (shown, cli)
+    shot(d, "federation")
+    sent = requests_sent(d)
+    assert not [u for m, u, _ in sent if m == "POST"], "verification sent something"
+    d.find_element(By.ID, "proof").send_keys(str(tmp_path / "forged.json"))
+    d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#verdict .error"))
+    assert "Not verified" in d.find_element(By.ID, "verdict").text
+
+
+def test_pages_fit_a_phone(platform):
+    d = browser(platform["pin"], width=390, height=844)
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                      {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    try:
+        for page in ["", "model/digits", "query/digits", "upload", "federation"]:
+            d.get(f"{platform['url']}/#/{page}")
+            wait(d, lambda d: d.find_element(By.ID, "main").text.strip() and "Loading" not in d.find_element(By.ID, "main").text, timeout=120)
+            overflow = d.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{page or 'repository'}: {overflow} px wider than the phone"
+            shot(d, f"phone-{page.split('/')[0] or 'repository'}")
+        errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        d.quit()
