@@ -61,8 +61,11 @@ def platform(tmp_path_factory):
     public key pinned for the browser (its SPKI hash), as a user who
     checked the certificate would."""
     d = tmp_path_factory.mktemp("platform")
+    # A federation's audit ledger for the dashboard (three rounds).
+    run(["audit", "demo-log", "--out", "fl.log", "--key", "fl", "--rounds", "3", "--clients", "4"], d)
     proc = subprocess.Popen(
-        [BIN, "serve", "--listen", "127.0.0.1:0", "--repo", "repo"],
+        [BIN, "serve", "--listen", "127.0.0.1:0", "--repo", "repo", "--federation-log", "fl.log",
+         "--federation-key", "fl.pub", "--epsilon-budget", "3"],
         cwd=d, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     line = proc.stdout.readline()
@@ -103,8 +106,14 @@ def wait(d, cond, timeout=60):
 
 
 def shot(d, name):
+    """The whole page (the window stretched to its height for the shot)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    size = d.get_window_size()
+    height = d.execute_script("return document.documentElement.scrollHeight")
+    if height > size["height"] and not name.startswith("phone"):
+        d.set_window_size(size["width"], min(height + 120, 4000))
     d.save_screenshot(str(SHOTS / f"{name}.png"))
+    d.set_window_size(size["width"], size["height"])
 
 
 def requests_sent(d):
@@ -312,8 +321,9 @@ def test_first_load_weighs_under_2_mb(platform):
         d.quit()
 
 
-def test_federation_page_verifies_a_counted_proof(platform, chrome, tmp_path):
-    run(["audit", "demo-log", "--out", "fl.log", "--key", "fl", "--rounds", "2", "--clients", "4"], tmp_path)
+def test_federation_dashboard_and_counted_proof(platform, chrome, tmp_path):
+    shutil.copy(platform["dir"] / "fl.log", tmp_path / "fl.log")
+    shutil.copy(platform["dir"] / "fl.pub", tmp_path / "fl.pub")
     log = json.loads(run(["audit", "show", "fl.log", "--json"], tmp_path).stdout)
     client = next(e["body"]["client_id"] for e in log["listed"]["entries"]
                   if e["body"]["type"] == "update_received")
@@ -331,6 +341,17 @@ def test_federation_page_verifies_a_counted_proof(platform, chrome, tmp_path):
     d = chrome
     d.get(platform["url"] + "/#/federation")
     wait(d, lambda d: d.find_elements(By.ID, "proof"))
+    # The dashboard: the ledger's rounds, and its signed head verified in
+    # the page with the ledger's key.
+    wait(d, lambda d: "verified in this page" in d.find_element(By.ID, "head-verdict").text
+         or "does not verify" in d.find_element(By.ID, "head-verdict").text)
+    assert f"{log['entries']} entries" in d.find_element(By.ID, "head-verdict").text
+    rows = d.find_elements(By.CSS_SELECTOR, "#rounds tbody tr")
+    assert [r.find_element(By.TAG_NAME, "th").text for r in rows] == ["1", "2", "3"]
+    cells = rows[0].find_elements(By.TAG_NAME, "td")
+    assert [c.text for c in cells[:4]] == ["4", "4", "4", "0"]
+    assert d.find_elements(By.CSS_SELECTOR, "svg.plot polyline")
+    assert "of 3" in d.find_element(By.ID, "dashboard").text
     d.find_element(By.ID, "proof").send_keys(str(tmp_path / "proof.json"))
     d.find_element(By.ID, "pubkey").send_keys(str(tmp_path / "fl.pub"))
     d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()

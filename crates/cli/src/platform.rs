@@ -51,6 +51,17 @@ pub struct ServeArgs {
     /// Passes of each inversion attack over the public inputs.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
     public_epochs: u64,
+    /// A federated coordinator's audit ledger to show on the federation
+    /// dashboard (read-only, reread on each visit).
+    #[arg(long, requires = "federation_key")]
+    federation_log: Option<PathBuf>,
+    /// The ledger's public key file (PREFIX.pub): a ledger signed by
+    /// another key is refused.
+    #[arg(long, requires = "federation_log")]
+    federation_key: Option<PathBuf>,
+    /// The federation's ε budget, drawn against the ε spent.
+    #[arg(long, requires = "federation_log")]
+    epsilon_budget: Option<f64>,
 }
 
 /// Where a client finds the platform.
@@ -240,6 +251,16 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     cfg.inversion.epochs = usize::try_from(a.public_epochs)?;
     cfg.max_upload_bytes = usize::try_from(a.max_upload_mb << 20)?;
     cfg.query_budget = Duration::from_millis(a.query_budget_ms);
+    if let (Some(log), Some(key)) = (&a.federation_log, &a.federation_key) {
+        if let Some(b) = a.epsilon_budget.filter(|b| !(b.is_finite() && *b > 0.0)) {
+            return Err(anyhow!("--epsilon-budget {b}: a positive number"));
+        }
+        cfg.federation = Some(cipherflow_platform::FederationLog {
+            log: std::fs::canonicalize(log).map_err(|e| anyhow!("{}: {e}", log.display()))?,
+            key: cipherflow_ledger::PublicKey::load(key)?,
+            epsilon_budget: a.epsilon_budget,
+        });
+    }
     let platform = Platform::open(cfg)?;
     crate::fl_net::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)

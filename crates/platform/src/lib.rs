@@ -19,6 +19,8 @@
 //! * `served_mpc`, `host`, `query_mpc`: `mpc` mode across processes — the
 //!   platform's side, the creator's host ([`run_model_host`]) and the
 //!   user's [`MpcQuerySession`];
+//! * `federation`: [`federation_summary`] — a coordinator's audit ledger,
+//!   checked and summarized per round for the dashboard;
 //! * `web`: the pages (repository, model, upload, query, federation) and
 //!   the browser client built from `crates/wasm`, embedded and served at
 //!   `/` and `/ui/` ([`page_weights`]);
@@ -29,6 +31,7 @@
 mod channel;
 mod client;
 mod error;
+mod federation;
 mod host;
 mod leakage;
 mod query;
@@ -47,6 +50,7 @@ mod web;
 pub use channel::{BoxStream, StreamTransport, Traffic, UPGRADE_PROTOCOL};
 pub use client::{encode_query, PlatformClient, MAX_ANSWER_BYTES};
 pub use error::PlatformError;
+pub use federation::{federation_summary, FederationLog, MAX_DASHBOARD_ENTRIES};
 pub use host::{run_model_host, tail_for, HostConfig, SessionEnd};
 pub use leakage::{
     inversion_leakage, inversion_leakage_of_head, psnr, ssim, InversionData, InversionSettings,

@@ -60,6 +60,8 @@ pub struct Config {
     pub held_out: usize,
     /// Most public inputs read.
     pub public_limit: usize,
+    /// A coordinator's audit ledger shown on the federation dashboard.
+    pub federation: Option<crate::federation::FederationLog>,
 }
 
 impl Config {
@@ -76,6 +78,7 @@ impl Config {
             inversion: InversionSettings::default(),
             held_out: 1000,
             public_limit: 60_000,
+            federation: None,
         }
     }
 }
@@ -188,6 +191,7 @@ impl Platform {
             .route("/", get(crate::web::index))
             .route("/ui/{*file}", get(crate::web::asset))
             .route("/v1/health", get(|| async { "ok" }))
+            .route("/v1/federation", get(federation))
             .route("/v1/models", get(list).post(upload))
             .route("/v1/models/{name}", get(model_card).delete(delete_model))
             .route("/v1/models/{name}/usage", get(usage))
@@ -368,6 +372,19 @@ async fn model_card(
         }
     }
     Ok(Json(c))
+}
+
+async fn federation(State(p): State<Shared>) -> Result<Json<serde_json::Value>, PlatformError> {
+    let Some(f) = p.cfg.federation.clone() else {
+        return Err(PlatformError::NotFound(
+            "no federation is shown here (cipherflow serve --federation-log LOG \
+             --federation-key LOG.pub)"
+                .into(),
+        ));
+    };
+    Ok(Json(
+        blocking(move || crate::federation::federation_summary(&f)).await?,
+    ))
 }
 
 async fn delete_model(

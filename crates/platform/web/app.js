@@ -400,7 +400,70 @@ function uploadPage() {
 
 // ---------- Federation ----------
 
+function epsilonPlot(rounds, budget) {
+  // ε spent after each round (line) against the budget (dashed).
+  const W = 600, H = 220, L = 46, R = 16, T = 14, B = 30;
+  const pts = rounds.filter((r) => r.epsilon != null);
+  const top = Math.max(budget || 0, ...pts.map((r) => r.epsilon), 1e-9) * 1.1;
+  const last = Math.max(1, ...rounds.map((r) => r.round));
+  const x = (k) => L + (last === 1 ? 0.5 : (k - 1) / (last - 1)) * (W - L - R);
+  const y = (v) => H - B - v / top * (H - T - B);
+  const g = [
+    svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#888" }),
+    svg("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#888" }),
+    svg("text", { x: 4, y: T + 6, "font-size": 11 }, `ε ${top.toFixed(2)}`),
+    svg("text", { x: L, y: H - 8, "font-size": 11 }, "round 1"),
+    svg("text", { x: W - R, y: H - 8, "font-size": 11, "text-anchor": "end" }, `round ${last}`),
+  ];
+  if (budget) g.push(svg("line", { x1: L, y1: y(budget), x2: W - R, y2: y(budget), stroke: "#b42318", "stroke-dasharray": "6 4" }),
+    svg("text", { x: W - R, y: y(budget) - 4, "font-size": 11, "text-anchor": "end", fill: "#b42318" }, `budget ε = ${budget}`));
+  if (pts.length) g.push(svg("polyline", { fill: "none", stroke: "#0b5cad", "stroke-width": 2, points: pts.map((r) => `${x(r.round)},${y(r.epsilon)}`).join(" ") }));
+  for (const r of pts) g.push(svg("circle", { cx: x(r.round), cy: y(r.epsilon), r: 3.5, fill: "#0b5cad" }, svg("title", {}, `round ${r.round}: ε = ${r.epsilon.toFixed(3)}`)));
+  return svg("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "ε spent over rounds against the budget" }, g);
+}
+
+async function dashboard(box) {
+  let f;
+  try {
+    f = await api("GET", "/v1/federation");
+  } catch (e) {
+    box.replaceChildren(h("p", { class: e.status === 404 ? "muted" : "error", role: e.status === 404 ? null : "alert" },
+      e.status === 404 ? "No federation is shown on this platform (cipherflow serve --federation-log LOG --federation-key LOG.pub)." : `Could not read the federation's ledger: ${e.message}`));
+    return;
+  }
+  const rounds = f.rounds || [];
+  const spent = rounds.filter((r) => r.epsilon != null).map((r) => r.epsilon);
+  const now = spent.length ? spent[spent.length - 1] : null;
+  const head = h("p", { id: "head-verdict", "aria-live": "polite" }, "Verifying the signed head in this page…");
+  box.replaceChildren(
+    h("dl", { class: "facts" },
+      h("dt", {}, "Ledger"), h("dd", {}, `${f.name}, ${f.entries} entries`),
+      h("dt", {}, "Rounds"), h("dd", {}, String(rounds.length)),
+      h("dt", {}, "ε spent"), h("dd", {}, now == null ? "—" : `${now.toFixed(3)}${f.epsilon_budget ? ` of ${f.epsilon_budget}` : ""}`),
+      h("dt", {}, "Public key"), h("dd", { class: "mono" }, f.public_key)),
+    head,
+    epsilonPlot(rounds, f.epsilon_budget),
+    h("div", { class: "scroll" }, h("table", { id: "rounds" },
+      h("thead", {}, h("tr", {}, ["round", "participants", "updates", "summed", "dropouts", "ε after", "closed"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rounds.map((r) => h("tr", {},
+        h("th", { scope: "row" }, String(r.round)), h("td", {}, String(r.participants)), h("td", {}, String(r.updates)),
+        h("td", {}, String(r.summed)), h("td", { class: r.dropouts ? "warn" : "" }, String(r.dropouts)),
+        h("td", { class: f.epsilon_budget && r.epsilon > f.epsilon_budget ? "error" : "" }, r.epsilon == null ? "—" : r.epsilon.toFixed(3)),
+        h("td", {}, r.closed ? "yes" : "open")))))));
+  if (!f.signed_head) { head.textContent = "The ledger has no signed head yet."; return; }
+  try {
+    const v = await crypto("verifyHead", { head: JSON.stringify(f.signed_head), publicKey: f.public_key });
+    head.className = "ok";
+    head.textContent = `Signed head verified in this page: ${v.tree_size} entries, root ${v.root_hash.slice(0, 16)}…, signed ${new Date(v.timestamp_ms).toISOString()}.`;
+  } catch (e) {
+    head.className = "error";
+    head.setAttribute("role", "alert");
+    head.textContent = `The signed head does not verify: ${e.message}`;
+  }
+}
+
 function federationPage() {
+  const board = h("div", { id: "dashboard", "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
   const proof = h("input", { type: "file", id: "proof", accept: ".json,application/json" });
   const key = h("input", { type: "file", id: "pubkey", accept: ".pub,text/plain" });
   const out = h("div", { "aria-live": "polite", id: "verdict" });
@@ -413,19 +476,20 @@ function federationPage() {
       const c = r.verified.counted;
       out.replaceChildren(h("div", { class: "notice", role: "status" }, h("p", { class: "ok verified" },
         c ? `Verified: client ${c.client_id}'s update in round ${c.round} was logged (entry ${c.update_index}) and summed into the round's aggregate (entry ${c.aggregate_index}, ${c.input_count} inputs), under a signed head of ${c.tree_size} entries.`
-          : `Verified: entry ${r.verified.entry && r.verified.entry.index != null ? r.verified.entry.index : ""} is in the log of ${r.verified.tree_size} entries.`),
+          : `Verified: the entry is in the log of ${r.verified.tree_size} entries.`),
         h("pre", { class: "mono" }, JSON.stringify(r.verified, null, 2))));
     } catch (err) {
       out.replaceChildren(h("div", { class: "notice bad", role: "alert" }, h("p", { class: "error" }, `Not verified: ${err.message}`)));
     }
   } },
-  h("div", { class: "field" }, h("label", { for: "proof" }, "Proof file (cipherflow audit prove --client … --round … --out proof.json)"), proof),
-  h("div", { class: "field" }, h("label", { for: "pubkey" }, "The log's public key (PREFIX.pub)"), key),
+  h("div", { class: "field" }, h("label", { for: "proof" }, "Proof file (cipherflow audit prove LOG --client ID --round R --out proof.json)"), proof),
+  h("div", { class: "field" }, h("label", { for: "pubkey" }, "The log's public key (PREFIX.pub), from a source you trust"), key),
   h("button", { type: "submit" }, "Verify"));
-  show("Federation", h("h1", {}, "Federation"),
+  show("Federation", h("h1", {}, "Federation"), board,
     h("h2", {}, "Verify that my update was counted"),
     h("p", {}, "The coordinator's ledger signs its head; a proof shows your update's entry under that head and its place among the aggregate's inputs. It is checked here, with nothing sent."),
     form, out);
+  dashboard(board);
 }
 
 // ---------- routing ----------

@@ -2,7 +2,7 @@
 // compiled to WebAssembly (crates/wasm). The secret key lives only in this
 // worker's memory; what it posts back is evaluation keys, ciphertexts,
 // preprocessed values for display, and decrypted scores.
-import init, { Client, prepareUpload, verifyProof } from "/ui/pkg/cipherflow.js";
+import init, { Client, prepareUpload, verifyHead, verifyProof } from "/ui/pkg/cipherflow.js";
 
 const ready = init({ module_or_path: "/ui/pkg/cipherflow_bg.wasm" });
 let client = null;
@@ -35,6 +35,9 @@ const ops = {
   async decrypt({ answer }) {
     if (!client) throw new Error("no keys yet");
     return { value: Array.from(client.decrypt(new Uint8Array(answer))) };
+  },
+  async verifyHead({ head, publicKey }) {
+    return { value: JSON.parse(verifyHead(head, publicKey)) };
   },
   async verify({ proof, publicKey }) {
     return { value: JSON.parse(verifyProof(proof, publicKey)) };

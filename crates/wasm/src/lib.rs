@@ -8,7 +8,8 @@
 //! * `client`: [`BrowserClient`] — a model's input spec checked, keys made
 //!   in the page (the secret key never leaves it), images preprocessed as
 //!   `cipherflow query` does, inputs encrypted, answers decrypted;
-//! * `proof`: [`verify_proof`] — "my update was counted" verified offline;
+//! * `proof`: [`verify_proof`] — "my update was counted" verified offline —
+//!   and [`verify_head`], a ledger's signed head;
 //! * `upload`: [`prepare_model_upload`] — a model file made ready for the
 //!   platform in the page (only the layers it may hold, the creator's
 //!   normalization and class names), as the CLI's `model upload` does;
@@ -26,7 +27,7 @@ mod upload;
 pub use bench::{bench_params, CkksBench};
 pub use client::{BrowserClient, KeyFigures, MAX_PREPROCESSING_BYTES};
 pub use error::WebError;
-pub use proof::{verify_proof, MAX_PROOF_FILE_BYTES};
+pub use proof::{verify_head, verify_proof, MAX_PROOF_FILE_BYTES};
 pub use upload::prepare_model_upload;
 
 use wasm_bindgen::prelude::*;
@@ -93,6 +94,13 @@ impl Client {
 #[wasm_bindgen(js_name = verifyProof)]
 pub fn verify_proof_js(proof_json: &str, public_key_text: &str) -> Result<String, JsError> {
     verify_proof(proof_json, public_key_text).map_err(js)
+}
+
+/// Verifies a signed tree head's JSON with the log's public key (hex or
+/// a `.pub` file's text); JSON of what it covers.
+#[wasm_bindgen(js_name = verifyHead)]
+pub fn verify_head_js(sth_json: &str, public_key: &str) -> Result<String, JsError> {
+    verify_head(sth_json, public_key).map_err(js)
 }
 
 /// A model file ready for upload (JavaScript: `prepareUpload(…)`).

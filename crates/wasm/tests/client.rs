@@ -20,8 +20,12 @@ fn nn_fixture(rel: &str) -> PathBuf {
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
-        .unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn digits(n: usize) -> ndarray::Array2<f32> {
@@ -63,7 +67,11 @@ fn keys_inputs_and_answers_work_with_the_server_half() {
         let ct = client.encrypt(&input).unwrap();
         let answer = server.respond(&keys, &ct, &mut rng).unwrap();
         let scores = client.decrypt(&answer).unwrap();
-        let want: Vec<f32> = exact.index_axis(ndarray::Axis(0), i).iter().copied().collect();
+        let want: Vec<f32> = exact
+            .index_axis(ndarray::Axis(0), i)
+            .iter()
+            .copied()
+            .collect();
         let err = scores
             .iter()
             .zip(&want)
@@ -155,7 +163,8 @@ fn hostile_specs_and_preprocessing_are_refused() {
 fn proofs_from_the_cli_verify_and_tampered_ones_do_not() {
     let key = fixture("fl.pub");
     let counted = fixture("counted_proof.json");
-    let v: serde_json::Value = serde_json::from_str(&verify_proof(&counted, &key).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&verify_proof(&counted, &key).unwrap()).unwrap();
     assert_eq!(v["type"], "counted_proof");
     assert_eq!(v["verified"]["counted"]["client_id"], "client-1");
     assert_eq!(v["verified"]["counted"]["round"], 2);
@@ -184,8 +193,17 @@ fn proofs_from_the_cli_verify_and_tampered_ones_do_not() {
     p["sth"]["tree_size"] = serde_json::json!(proof["sth"]["tree_size"].as_u64().unwrap() + 1);
     assert!(verify_proof(&p.to_string(), &key).is_err());
     // Malformed files and keys: refused with a reason, never a panic.
-    for bad in ["", "{", "[]", "{\"type\": \"counted_proof\"}", "{\"type\": \"other\"}"] {
-        assert!(matches!(verify_proof(bad, &key), Err(WebError::Proof(_))), "{bad:?}");
+    for bad in [
+        "",
+        "{",
+        "[]",
+        "{\"type\": \"counted_proof\"}",
+        "{\"type\": \"other\"}",
+    ] {
+        assert!(
+            matches!(verify_proof(bad, &key), Err(WebError::Proof(_))),
+            "{bad:?}"
+        );
     }
     for bad in ["", "cipherflow-log-public-key\n", "zz"] {
         assert!(verify_proof(&counted, bad).is_err());
@@ -214,4 +232,26 @@ fn an_upload_is_prepared_as_the_cli_prepares_it() {
     assert!(prepare_model_upload(&onnx, None, None, Some("a\nb\nc")).is_err());
     assert!(prepare_model_upload(&onnx, None, None, Some("a\na")).is_err());
     assert!(prepare_model_upload(b"not a model", None, None, None).is_err());
+}
+
+#[test]
+fn a_signed_head_verifies_with_its_key_only() {
+    let proof: serde_json::Value = serde_json::from_str(&fixture("counted_proof.json")).unwrap();
+    let sth = proof["sth"].to_string();
+    let key = fixture("fl.pub");
+    let v: serde_json::Value =
+        serde_json::from_str(&cipherflow_wasm::verify_head(&sth, &key).unwrap()).unwrap();
+    assert_eq!(v["tree_size"], proof["sth"]["tree_size"]);
+    // The key as 64 hex digits (what the dashboard's JSON carries).
+    let hex_key = key.trim().rsplit(' ').next().unwrap().trim();
+    let hex_key = hex_key.rsplit(':').next().unwrap();
+    assert_eq!(hex_key.len(), 64, "{key:?}");
+    assert!(cipherflow_wasm::verify_head(&sth, hex_key).is_ok());
+    assert!(cipherflow_wasm::verify_head(&sth, &fixture("other.pub")).is_err());
+    let mut forged = proof["sth"].clone();
+    forged["tree_size"] = serde_json::json!(forged["tree_size"].as_u64().unwrap() + 1);
+    assert!(cipherflow_wasm::verify_head(&forged.to_string(), &key).is_err());
+    for bad in ["", "{}", "[", &"x".repeat(5000)] {
+        assert!(cipherflow_wasm::verify_head(bad, &key).is_err());
+    }
 }
