@@ -21,6 +21,10 @@ pub mod basis;
 pub mod context;
 pub mod modulus;
 pub mod ntt;
+// Compiled everywhere (its tests compare it with tfhe-ntt natively); used
+// in WebAssembly only.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod ntt_split;
 pub mod poly;
 pub mod sampler;
 

@@ -11,6 +11,10 @@ use tfhe_ntt::prime64::Plan;
 pub struct NttTable {
     plan: Plan,
     modulus: Modulus,
+    /// In WebAssembly, the transforms without 128-bit products (see
+    /// `ntt_split`); `tfhe-ntt` elsewhere.
+    #[cfg(target_arch = "wasm32")]
+    split: crate::ntt_split::SplitPlan,
 }
 
 impl NttTable {
@@ -20,7 +24,21 @@ impl NttTable {
             n,
             q: modulus.value(),
         })?;
-        let table = Self { plan, modulus };
+        #[cfg(target_arch = "wasm32")]
+        let split = {
+            let mut x = vec![0u64; n];
+            if let Some(c) = x.get_mut(1) {
+                *c = 1;
+            }
+            plan.fwd(&mut x);
+            crate::ntt_split::SplitPlan::new(n, &modulus, x.first().copied().unwrap_or(0))?
+        };
+        let table = Self {
+            plan,
+            modulus,
+            #[cfg(target_arch = "wasm32")]
+            split,
+        };
         table.check_layout()?;
         Ok(table)
     }
@@ -33,14 +51,22 @@ impl NttTable {
     /// Forward negacyclic NTT in place (output in bit-reversed evaluation order).
     #[inline]
     pub fn forward(&self, a: &mut [u64]) {
+        #[cfg(target_arch = "wasm32")]
+        self.split.forward(a);
+        #[cfg(not(target_arch = "wasm32"))]
         self.plan.fwd(a);
     }
 
     /// Inverse negacyclic NTT in place, including the `1/n` normalisation.
     #[inline]
     pub fn inverse(&self, a: &mut [u64]) {
-        self.plan.inv(a);
-        self.plan.normalize(a);
+        #[cfg(target_arch = "wasm32")]
+        self.split.inverse(a);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.plan.inv(a);
+            self.plan.normalize(a);
+        }
     }
 
     /// `acc += a · b` element-wise modulo the prime (SIMD: AVX-512 IFMA
@@ -53,6 +79,9 @@ impl NttTable {
     /// Inverse NTT without the `1/n` factor (callers fold it into a later constant).
     #[inline]
     pub fn inverse_unnormalized(&self, a: &mut [u64]) {
+        #[cfg(target_arch = "wasm32")]
+        self.split.inverse_unnormalized(a);
+        #[cfg(not(target_arch = "wasm32"))]
         self.plan.inv(a);
     }
 

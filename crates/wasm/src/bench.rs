@@ -65,14 +65,22 @@ impl CkksBench {
     }
 
     /// Encodes and encrypts `values` under the public key (kept for
-    /// [`CkksBench::decrypt`]); returns the ciphertext's size in bytes.
-    pub fn encrypt(&mut self, values: &[f64]) -> Result<usize, WebError> {
+    /// [`CkksBench::decrypt`]), as SEAL's `encode` and `encrypt` do: no
+    /// serialization.
+    pub fn encrypt(&mut self, values: &[f64]) -> Result<(), WebError> {
         let mut rng = cipherflow_ring::sampler::secure_rng()?;
-        let ctx = self.context()?;
-        let v = ctx.encrypt(values, &mut rng)?;
-        let bytes = ctx.vector_to_bytes(&v)?.len();
+        let v = self.context()?.encrypt(values, &mut rng)?;
         self.last = Some(v);
-        Ok(bytes)
+        Ok(())
+    }
+
+    /// The last ciphertext's serialized size in bytes.
+    pub fn ciphertext_bytes(&self) -> Result<usize, WebError> {
+        let v = self
+            .last
+            .as_ref()
+            .ok_or_else(|| WebError::Invalid("nothing encrypted yet".into()))?;
+        Ok(self.context()?.vector_to_bytes(v)?.len())
     }
 
     /// Decrypts and decodes the last ciphertext.

@@ -169,9 +169,15 @@ impl Bench {
         self.0.keygen().map_err(js)
     }
 
-    /// Encodes and encrypts under the public key; the ciphertext's bytes.
-    pub fn encrypt(&mut self, values: &[f64]) -> Result<usize, JsError> {
+    /// Encodes and encrypts under the public key.
+    pub fn encrypt(&mut self, values: &[f64]) -> Result<(), JsError> {
         self.0.encrypt(values).map_err(js)
+    }
+
+    /// The last ciphertext's serialized size.
+    #[wasm_bindgen(js_name = ciphertextBytes)]
+    pub fn ciphertext_bytes(&self) -> Result<usize, JsError> {
+        self.0.ciphertext_bytes().map_err(js)
     }
 
     /// Decrypts and decodes the last ciphertext.

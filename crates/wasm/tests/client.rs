@@ -255,3 +255,21 @@ fn a_signed_head_verifies_with_its_key_only() {
         assert!(cipherflow_wasm::verify_head(bad, &key).is_err());
     }
 }
+
+#[test]
+fn the_benchmark_operations_round_trip() {
+    let mut b = cipherflow_wasm::CkksBench::new().unwrap();
+    assert_eq!(b.slots(), 4096);
+    assert!(b.encrypt(&[1.0]).is_err(), "no keys yet");
+    b.keygen().unwrap();
+    let values: Vec<f64> = (0..4096).map(|i| (i as f64).sin() * 8.0).collect();
+    b.encrypt(&values).unwrap();
+    let out = b.decrypt().unwrap();
+    let err = out
+        .iter()
+        .zip(&values)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(err < 1e-5, "{err}");
+    assert!(b.ciphertext_bytes().unwrap() > 2 * 3 * 8192 * 5);
+}

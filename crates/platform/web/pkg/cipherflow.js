@@ -13,6 +13,17 @@ export class Bench {
         wasm.__wbg_bench_free(ptr, 0);
     }
     /**
+     * The last ciphertext's serialized size.
+     * @returns {number}
+     */
+    ciphertextBytes() {
+        const ret = wasm.bench_ciphertextBytes(this.__wbg_ptr);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return ret[0] >>> 0;
+    }
+    /**
      * Decrypts and decodes the last ciphertext.
      * @returns {Float64Array}
      */
@@ -26,18 +37,16 @@ export class Bench {
         return v1;
     }
     /**
-     * Encodes and encrypts under the public key; the ciphertext's bytes.
+     * Encodes and encrypts under the public key.
      * @param {Float64Array | number[]} values
-     * @returns {number}
      */
     encrypt(values) {
         const ptr0 = passArrayF64ToWasm0(values, wasm.__wbindgen_malloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.bench_encrypt(this.__wbg_ptr, ptr0, len0);
-        if (ret[2]) {
-            throw takeFromExternrefTable0(ret[1]);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
         }
-        return ret[0] >>> 0;
     }
     /**
      * Secret, public and relinearization keys.
