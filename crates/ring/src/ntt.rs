@@ -73,6 +73,9 @@ impl NttTable {
     /// for primes below 2^50, AVX-512 or AVX2 otherwise). Inputs reduced.
     #[inline]
     pub fn mul_accumulate(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        #[cfg(target_arch = "wasm32")]
+        self.split.mul_accumulate(acc, a, b);
+        #[cfg(not(target_arch = "wasm32"))]
         self.plan.mul_accumulate(acc, a, b);
     }
 

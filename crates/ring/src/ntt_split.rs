@@ -45,6 +45,24 @@ fn mul_shoup_lazy(x: u64, w: u64, w_shoup: u64, q: u64) -> u64 {
     }
 }
 
+/// The exact 128-bit product `a · b` as (low, high) words: three 32×32-bit
+/// products and the native wrapping 64-bit one, the middle carry recovered
+/// from the low word (not the four-product form the compiler turns into a
+/// `__multi3` call).
+#[inline(always)]
+fn mul_wide(a: u64, b: u64) -> (u64, u64) {
+    const M: u64 = 0xffff_ffff;
+    let (a0, a1) = (a & M, a >> 32);
+    let (b0, b1) = (b & M, b >> 32);
+    let lo = a.wrapping_mul(b);
+    let (p01, p10) = (a0 * b1, a1 * b0);
+    // The middle sum is t plus ⌊a0·b0 / 2^32⌋ (below 2^32), and its low
+    // 32 bits are the low word's high half: that fixes it exactly.
+    let t = (p01 & M) + (p10 & M);
+    let s = t + ((lo >> 32).wrapping_sub(t) & M);
+    (lo, a1 * b1 + (p01 >> 32) + (p10 >> 32) + (s >> 32))
+}
+
 /// A root and its Shoup companion.
 #[derive(Clone, Copy, Debug)]
 struct Twiddle {
@@ -61,6 +79,10 @@ fn twiddle(w: u64, q: u64) -> Twiddle {
 #[derive(Clone, Debug)]
 pub(crate) struct SplitPlan {
     q: u64,
+    /// `-q^-1 mod 2^64` (Montgomery reduction).
+    q_inv_neg: u64,
+    /// `2^64 mod q`, undoing Montgomery's factor.
+    r: Twiddle,
     /// `ψ^bitrev(k)`, k < n.
     fwd: Vec<Twiddle>,
     /// `ψ^-bitrev(k)`, k < n.
@@ -86,7 +108,52 @@ impl SplitPlan {
             inv.push(twiddle(modulus.pow(psi_inv, e), q));
         }
         let n_inv = twiddle(modulus.inv(n as u64 % q)?, q);
-        Ok(Self { q, fwd, inv, n_inv })
+        // q^-1 mod 2^64 by Newton's iteration (q odd): each step doubles
+        // the correct low bits, from 3 (q·q ≡ 1 mod 8).
+        let mut q_inv = q;
+        for _ in 0..5 {
+            q_inv = q_inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(q_inv)));
+        }
+        let r = twiddle(((1u128 << 64) % u128::from(q)) as u64, q);
+        Ok(Self {
+            q,
+            q_inv_neg: q_inv.wrapping_neg(),
+            r,
+            fwd,
+            inv,
+            n_inv,
+        })
+    }
+
+    /// `a · b mod q` for reduced inputs: Montgomery's reduction of the
+    /// exact product (which divides by 2^64), then a Shoup product by
+    /// `2^64 mod q`.
+    #[inline(always)]
+    fn mul_mod(&self, a: u64, b: u64) -> u64 {
+        let q = self.q;
+        let (lo, hi) = mul_wide(a, b);
+        let m = lo.wrapping_mul(self.q_inv_neg);
+        // lo + (m·q mod 2^64) ≡ 0: the sum carries exactly when lo ≠ 0.
+        let (_, m_hi) = mul_wide(m, q);
+        let mut x = hi + m_hi + u64::from(lo != 0);
+        if x >= q {
+            x -= q;
+        }
+        let y = mul_shoup_lazy(x, self.r.w, self.r.shoup, q);
+        if y >= q {
+            y - q
+        } else {
+            y
+        }
+    }
+
+    /// `acc += a · b` element-wise modulo `q`, inputs reduced.
+    pub(crate) fn mul_accumulate(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        let q = self.q;
+        for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
+            let s = *c + self.mul_mod(x, y);
+            *c = if s >= q { s - q } else { s };
+        }
     }
 
     /// Forward transform in place, output reduced to `[0, q)`.
@@ -206,6 +273,54 @@ mod tests {
             let exact = ((u128::from(a) * u128::from(b)) >> 64) as u64;
             let d = exact - mul_hi_approx(a, b);
             assert!(d <= 2, "{a} × {b}: short by {d}");
+        }
+    }
+
+    #[test]
+    fn wide_products_are_exact() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let mut cases: Vec<(u64, u64)> = (0..200_000)
+            .map(|_| (rng.next_u64(), rng.next_u64()))
+            .collect();
+        cases.extend([
+            (u64::MAX, u64::MAX),
+            (0, 7),
+            (u64::MAX, 1),
+            (1 << 32, (1 << 32) - 1),
+        ]);
+        for (a, b) in cases {
+            let p = u128::from(a) * u128::from(b);
+            assert_eq!(mul_wide(a, b), (p as u64, (p >> 64) as u64), "{a} × {b}");
+        }
+    }
+
+    #[test]
+    fn products_and_accumulation_are_exact() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        for bits in [36u32, 40, 50, 60, 61] {
+            let q = crate::modulus::generate_primes(bits, 16, 1, &[]).unwrap()[0];
+            let m = Modulus::new(q).unwrap();
+            let plan = SplitPlan::new(16, &m, {
+                let t = Plan::try_new(16, q).unwrap();
+                let mut x = vec![0u64; 16];
+                x[1] = 1;
+                t.fwd(&mut x);
+                x[0]
+            })
+            .unwrap();
+            let n = 4096;
+            let mut a: Vec<u64> = (0..n).map(|_| rng.next_u64() % q).collect();
+            let mut b: Vec<u64> = (0..n).map(|_| rng.next_u64() % q).collect();
+            a.extend([0, q - 1, q - 1, 1]);
+            b.extend([q - 1, q - 1, 1, 0]);
+            let acc0: Vec<u64> = (0..a.len()).map(|_| rng.next_u64() % q).collect();
+            let mut acc = acc0.clone();
+            plan.mul_accumulate(&mut acc, &a, &b);
+            for i in 0..a.len() {
+                let want =
+                    (u128::from(acc0[i]) + u128::from(a[i]) * u128::from(b[i])) % u128::from(q);
+                assert_eq!(u128::from(acc[i]), want, "q={q} i={i}");
+            }
         }
     }
 
