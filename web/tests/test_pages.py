@@ -19,9 +19,10 @@ import json
 import os
 import pathlib
 import shutil
+import ssl
 import struct
 import subprocess
-import time
+import urllib.request
 
 import pytest
 
@@ -216,6 +217,34 @@ def test_repository_lists_searches_and_opens_the_model(platform, chrome):
     text = d.find_element(By.ID, "main").text
     assert "eight, five, three, zero" in text and "Apache-2.0" in text
     shot(d, "model")
+
+
+def test_model_page_shows_the_splits(platform, chrome, tmp_path):
+    """A model whose creator keeps its tail (mpc mode only): the split
+    table with the recommended split, the figures of the heads prepared so
+    far, the plot; its Query page says why it cannot be queried here."""
+    run(["model", "upload", "--server", platform["url"], "--ca", platform["ca"],
+         "--model", str(ROOT / "data/models/digits-cnn.safetensors"), "--name", "digits-cnn",
+         "--head-layers", "4", "--input-bound", "1", "--task", "digit classification",
+         "--creator", "browser test lab"], tmp_path)
+    ctx = ssl.create_default_context(cafile=platform["ca"])
+    for k in (1, 2):  # the platform prepares (and measures) a head when asked for it
+        urllib.request.urlopen(f"{platform['url']}/v1/models/digits-cnn/splits/{k}", context=ctx, timeout=300).read()
+    d = chrome
+    d.get(platform["url"] + "/#/model/digits-cnn")
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tbody tr"), timeout=120)
+    rows = d.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 4, [r.text for r in rows]
+    assert "recommended" in rows[0].text and "recommended" in rows[0].get_attribute("class")
+    first = [c.text for c in rows[0].find_elements(By.TAG_NAME, "td")]
+    assert first[1].endswith("ms") and first[3].endswith("MiB"), first
+    assert [c.text for c in rows[3].find_elements(By.TAG_NAME, "td")][1] == "—"
+    assert len(d.find_elements(By.CSS_SELECTOR, "svg.plot rect")) == 2
+    shot(d, "model-splits")
+    d.get(platform["url"] + "/#/query/digits-cnn")
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"))
+    assert "cannot be queried encrypted here" in d.find_element(By.ID, "main").text
+    assert d.find_element(By.ID, "images").get_attribute("disabled")
 
 
 def test_keyboard_reaches_every_page(platform, chrome):
