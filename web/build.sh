@@ -15,18 +15,25 @@ OUT=crates/platform/web/pkg
 # Must equal the wasm-bindgen version in Cargo.lock (crates/wasm pins it).
 WBG_VERSION=0.2.130
 
-# The sources the module is built from: every tracked file of the crates it
-# compiles (tests, benches and examples aside) and the exact versions of its
-# dependencies for wasm32 (paths stripped: a checkout's location does not
-# matter).
+# The sources the module is built from: every tracked file (tests,
+# benches and examples aside) of each workspace crate it compiles, normal or
+# build dependency, found by cargo; the workspace's Cargo.toml (profiles,
+# features), .cargo/config.toml and this script; and the exact versions of
+# its registry dependencies for wasm32. Paths are relative: a checkout's
+# location does not matter. (The compiler's version is recorded in SOURCE,
+# not compared: another rustc builds an equivalent module.)
 source_hash() {
+    local tree
+    tree="$(cargo tree --locked -q -p cipherflow-wasm --target wasm32-unknown-unknown \
+        -e normal,build --prefix none)"
+    local crates
+    crates="$(sed -n "s|.* (\($PWD\)/\(crates/[^)]*\))\( (\*)\)\?\$|\2|p" <<<"$tree" | sort -u)"
     {
-        git ls-files -z crates/ring crates/ckks crates/nn crates/tensor crates/ledger crates/wasm \
-            .cargo/config.toml web/build.sh |
+        # shellcheck disable=SC2086
+        git ls-files -z $crates Cargo.toml .cargo/config.toml web/build.sh |
             tr '\0' '\n' | grep -Ev '/(tests|benches|examples)/|\.md$' | sort |
             while read -r f; do printf '%s  %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "$f"; done
-        cargo tree --locked -q -p cipherflow-wasm --target wasm32-unknown-unknown -e normal \
-            --prefix none | sed 's/ (.*)$//; s/ (\*)$//' | sort -u
+        sed 's/ (.*)$//; s/ (\*)$//' <<<"$tree" | sort -u
     } | sha256sum | cut -d' ' -f1
 }
 

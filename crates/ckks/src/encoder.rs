@@ -393,6 +393,50 @@ mod tests {
         }
     }
 
+    /// Crafted residues on both sides of ±q0/2, with and without a third
+    /// prime to check against: every coefficient decoded exactly, the
+    /// 64-bit path's answers equal to the 128-bit one's.
+    #[test]
+    fn decoded_coefficients_are_exact_at_the_boundaries() {
+        let params = crate::Preset::N13.build().unwrap();
+        let enc = Encoder::new(&params);
+        let ring = params.ring();
+        let qs: Vec<u64> = ring
+            .q_tables()
+            .iter()
+            .map(|t| t.modulus().value())
+            .collect();
+        let h = i128::from((qs[0] - 1) / 2);
+        let values: Vec<i128> = vec![
+            0,
+            1,
+            -1,
+            12_345,
+            -(1 << 50),
+            h,
+            -h,
+            h + 1,
+            -h - 1,
+            h + 7,
+            1 << 70,
+            -(1 << 70),
+        ];
+        for q_len in [2usize, 3] {
+            let mut poly = RnsPoly::zero(ring, q_len, 0, false);
+            for (i, q) in qs.iter().take(q_len).enumerate() {
+                let limb = poly.limb_mut(i);
+                for (k, v) in values.iter().enumerate() {
+                    limb[k] = v.rem_euclid(i128::from(*q)) as u64;
+                }
+            }
+            let got = enc.poly_to_coeffs(&poly).unwrap();
+            for (k, v) in values.iter().enumerate() {
+                assert_eq!(got[k], *v as f64, "q_len {q_len}, value {v}");
+            }
+            assert!(got[values.len()..].iter().all(|&c| c == 0.0));
+        }
+    }
+
     #[test]
     fn precision_bits_refuses_to_compare_nothing() {
         assert_eq!(

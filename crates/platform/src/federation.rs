@@ -1,15 +1,21 @@
 //! The federation dashboard's data (`GET /v1/federation`): a running
 //! coordinator's audit ledger, read-only, summarized per round —
 //! participants, updates received, updates summed, dropouts, the ε spent
-//! after the round against the budget — with its latest signed head. The
-//! log is opened afresh for each request (the coordinator keeps appending)
-//! and checked in full against the public key the platform was given; the
-//! page verifies the signed head again, in the browser.
+//! after the round against the budget — under its latest signed head.
+//!
+//! Only the entries that head covers are summarized (later ones are
+//! counted as unsigned), so the page can check the figures' head with a
+//! key the user holds. The log is checked in full against the public key
+//! the platform was given whenever the file changes (the coordinator keeps
+//! appending); between changes the summary is served from memory, so
+//! visitors cannot make the platform replay the log at will.
 
 use crate::error::PlatformError;
 use cipherflow_ledger::{EntryBody, Ledger, PublicKey};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 /// Most entries summarized (a larger log is refused, not truncated).
 pub const MAX_DASHBOARD_ENTRIES: u64 = 1 << 20;
@@ -44,6 +50,49 @@ fn storage(e: impl std::fmt::Display) -> PlatformError {
     PlatformError::Storage(format!("the federation log: {e}"))
 }
 
+/// What identifies a version of the ledger's files: the log and its WAL,
+/// their sizes and modification times.
+type Stamp = Vec<(u64, Option<SystemTime>)>;
+
+fn stamp(f: &FederationLog) -> Stamp {
+    let mut wal = f.log.clone().into_os_string();
+    wal.push("-wal");
+    [f.log.clone(), PathBuf::from(wal)]
+        .iter()
+        .map(|p| match std::fs::metadata(p) {
+            Ok(m) => (m.len(), m.modified().ok()),
+            Err(_) => (0, None),
+        })
+        .collect()
+}
+
+/// The last summary made and the file state it was made from.
+#[derive(Default)]
+pub(crate) struct SummaryCache(Mutex<Option<(Stamp, serde_json::Value)>>);
+
+impl SummaryCache {
+    /// The summary of `f`, remade only when its files changed. A failure
+    /// is logged in full here and answered without the platform's paths
+    /// or keys.
+    pub(crate) fn get(&self, f: &FederationLog) -> Result<serde_json::Value, PlatformError> {
+        let now = stamp(f);
+        let mut c = crate::service::lock(&self.0);
+        if let Some((s, v)) = c.as_ref() {
+            if *s == now {
+                return Ok(v.clone());
+            }
+        }
+        let v = federation_summary(f).map_err(|e| {
+            tracing::error!("{e}");
+            PlatformError::Storage(
+                "the federation's ledger cannot be shown (the platform's log says why)".into(),
+            )
+        })?;
+        *c = Some((now, v.clone()));
+        Ok(v)
+    }
+}
+
 /// Summarizes the ledger of `f` (see the module's documentation).
 pub fn federation_summary(f: &FederationLog) -> Result<serde_json::Value, PlatformError> {
     let ledger = Ledger::open_read_only(&f.log).map_err(storage)?;
@@ -61,8 +110,11 @@ pub fn federation_summary(f: &FederationLog) -> Result<serde_json::Value, Platfo
             "{n} entries, more than the dashboard reads ({MAX_DASHBOARD_ENTRIES})"
         )));
     }
+    // The figures the latest signed head covers; nothing before a head.
+    let head = ledger.latest_head().cloned();
+    let signed = head.as_ref().map_or(0, |h| h.tree_size.min(n));
     let mut rounds: BTreeMap<u64, Round> = BTreeMap::new();
-    for i in 0..n {
+    for i in 0..signed {
         let e = ledger.entry(i).map_err(storage)?;
         let r = rounds.entry(e.round).or_insert_with(|| Round {
             round: e.round,
@@ -92,8 +144,9 @@ pub fn federation_summary(f: &FederationLog) -> Result<serde_json::Value, Platfo
         "name": ledger.name(),
         "log_id": hex::encode(ledger.log_id()),
         "public_key": f.key.to_hex(),
-        "entries": n,
-        "signed_head": ledger.latest_head(),
+        "entries": signed,
+        "unsigned_entries": n - signed,
+        "signed_head": head,
         "epsilon_budget": f.epsilon_budget,
         "rounds": rounds.into_values().collect::<Vec<_>>(),
     }))
@@ -101,7 +154,7 @@ pub fn federation_summary(f: &FederationLog) -> Result<serde_json::Value, Platfo
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
     use cipherflow_ledger::entry::{
         DpAccounting, DpSettings, RoundClosed, RoundOpened, UpdateReceived,
@@ -127,7 +180,7 @@ mod tests {
             EntryBody::RoundOpened(RoundOpened {
                 parameters: BTreeMap::new(),
                 participants: vec![[1; 32], [2; 32], [3; 32]],
-                dp,
+                dp: dp.clone(),
             }),
         )
         .unwrap();
@@ -160,6 +213,20 @@ mod tests {
         )
         .unwrap();
         l.sign_head().unwrap();
+        // An entry after the head: not summarized, counted as unsigned.
+        l.set_auto_sign(false);
+        l.append(
+            2,
+            EntryBody::RoundOpened(RoundOpened {
+                parameters: BTreeMap::new(),
+                participants: vec![[1; 32]],
+                dp: DpSettings {
+                    steps_cumulative: 40,
+                    ..dp
+                },
+            }),
+        )
+        .unwrap();
         (path, key)
     }
 
@@ -181,6 +248,17 @@ mod tests {
         assert_eq!(r["epsilon"], 1.25);
         assert_eq!(r["closed"], true);
         assert_eq!(s["signed_head"]["tree_size"], 5);
+        assert_eq!(s["entries"], 5);
+        assert_eq!(s["unsigned_entries"], 1);
+        assert_eq!(
+            s["rounds"].as_array().unwrap().len(),
+            1,
+            "round 2 is unsigned"
+        );
+        // The cache answers the same until the files change.
+        let cache = SummaryCache::default();
+        assert_eq!(cache.get(&f).unwrap(), s);
+        assert_eq!(cache.get(&f).unwrap(), s);
         assert_eq!(s["epsilon_budget"], 3.0);
         // The same log under another key than the one configured.
         let other = LogSigner::generate().unwrap().public_key();
@@ -193,6 +271,13 @@ mod tests {
             federation_summary(&f),
             Err(PlatformError::Storage(m)) if m.contains("signed by key")
         ));
+        // Clients get no paths or keys.
+        match SummaryCache::default().get(&f) {
+            Err(PlatformError::Storage(m)) => {
+                assert!(!m.contains('/') && !m.contains(&f.key.to_hex()), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
         // No log there.
         let f = FederationLog {
             log: d.path().join("missing.db"),

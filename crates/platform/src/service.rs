@@ -110,6 +110,7 @@ pub struct Platform {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub(crate) mpc: crate::served_mpc::MpcState,
     pub(crate) plain: crate::served_plain::LeakageJobs,
+    federation: crate::federation::SummaryCache,
 }
 
 pub(crate) type Shared = Arc<Platform>;
@@ -182,6 +183,7 @@ impl Platform {
             sessions: Mutex::new(HashMap::new()),
             mpc: crate::served_mpc::MpcState::default(),
             plain: crate::served_plain::LeakageJobs::default(),
+            federation: crate::federation::SummaryCache::default(),
         }))
     }
 
@@ -382,9 +384,8 @@ async fn federation(State(p): State<Shared>) -> Result<Json<serde_json::Value>, 
                 .into(),
         ));
     };
-    Ok(Json(
-        blocking(move || crate::federation::federation_summary(&f)).await?,
-    ))
+    let p2 = p.clone();
+    Ok(Json(blocking(move || p2.federation.get(&f)).await?))
 }
 
 async fn delete_model(

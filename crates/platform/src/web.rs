@@ -100,6 +100,19 @@ pub fn page_weights() -> Vec<(&'static str, usize, usize)> {
         .collect()
 }
 
+/// Whether an `Accept-Encoding` value accepts gzip (`gzip;q=0` does not).
+fn accepts_gzip(v: &str) -> bool {
+    v.split(',').any(|e| {
+        let mut parts = e.split(';').map(str::trim);
+        parts.next() == Some("gzip")
+            && parts.all(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_none_or(|q| q > 0.0)
+            })
+    })
+}
+
 fn serve_asset(name: &str, headers: &HeaderMap) -> Response {
     let Some((a, p)) = ASSETS.iter().zip(prepared()).find(|(a, _)| a.name == name) else {
         return (StatusCode::NOT_FOUND, "no such page file").into_response();
@@ -114,7 +127,7 @@ fn serve_asset(name: &str, headers: &HeaderMap) -> Response {
         && headers
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")))
+            .is_some_and(accepts_gzip)
     {
         let mut r = Response::new(Body::from(p.gzip.as_slice()));
         r.headers_mut()
@@ -189,6 +202,21 @@ mod tests {
             serve_asset("pkg/cipherflow_bg.wasm", &h).status(),
             StatusCode::NOT_MODIFIED
         );
+        // Every page file under the policy, not sniffed.
+        for name in ["index.html", "app.js", "worker.js", "pkg/cipherflow.js"] {
+            let r = serve_asset(name, &HeaderMap::new());
+            assert_eq!(
+                r.headers()[header::CONTENT_SECURITY_POLICY],
+                CONTENT_SECURITY_POLICY
+            );
+            assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
+        }
+        assert!(CONTENT_SECURITY_POLICY.contains("default-src 'none'"));
+        assert!(CONTENT_SECURITY_POLICY.contains("connect-src 'self'"));
+        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
+        assert!(accepts_gzip("gzip") && accepts_gzip("br, gzip;q=0.5"));
+        assert!(!accepts_gzip("gzip;q=0") && !accepts_gzip("br") && !accepts_gzip("x-gzip"));
         // Nothing outside the list, however the name is spelled.
         for bad in ["../Cargo.toml", "pkg/../../src/lib.rs", "pkg/SOURCE", ""] {
             assert_eq!(

@@ -248,8 +248,9 @@ async function queryPage(name) {
   }
   // The module loads while the user picks files.
   crypto("ready").then(() => { drop.dataset.ready = "1"; }, () => {});
-  const names = card.preprocessing && card.preprocessing.class_names;
-  let session = null, keyBytes = 0, sentBytes = 0, inputs = 0;
+  const listed = card.preprocessing && card.preprocessing.class_names;
+  const names = listed && listed.length === card.outputs ? listed : null;
+  let session = null, keyBytes = 0, sentBytes = 0, inputs = 0, left = false;
   const step = (text) => { const li = h("li", { "data-state": "active" }, text); steps.append(li); return li; };
   const done = (li, text) => { li.dataset.state = "done"; if (text) li.textContent = text; };
   const fail = (li, e) => { li.dataset.state = "failed"; li.classList.add("error"); li.setAttribute("role", "alert"); li.textContent += ` — ${e.message}`; };
@@ -266,6 +267,7 @@ async function queryPage(name) {
     try {
       const r = await upload(`/v1/models/${encodeURIComponent(name)}/sessions`, keys.evalKeys, (f) => { bar.value = f; });
       session = r.session;
+      if (left) { closeSession(); throw new Error("you left the page"); }
     } catch (e) { fail(s2, e); throw e; } finally { bar.hidden = true; }
     keyBytes = keys.evalKeys.byteLength;
     done(s2, `Evaluation keys uploaded (${fmtBytes(keyBytes)}): public, relinearization and rotation keys, none of which decrypts.`);
@@ -304,15 +306,20 @@ async function queryPage(name) {
     files.disabled = true;
     try {
       if (!session) await openSession();
-      for (const f of imgs) await classify(f);
+      for (const f of imgs) { if (left) break; await classify(f); }
     } catch (_) { /* the failed step says why */ } finally { files.disabled = false; }
   }
   files.addEventListener("change", () => run(files.files));
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); run(e.dataTransfer.files); });
-  leave = () => {
+  function closeSession() {
     if (session) fetch(`/v1/sessions/${session}`, { method: "DELETE", keepalive: true }).catch(() => {});
+    session = null;
+  }
+  leave = () => {
+    left = true;
+    closeSession();
     crypto("forget").catch(() => {});
   };
 }
@@ -435,13 +442,17 @@ async function dashboard(box) {
   const spent = rounds.filter((r) => r.epsilon != null).map((r) => r.epsilon);
   const now = spent.length ? spent[spent.length - 1] : null;
   const head = h("p", { id: "head-verdict", "aria-live": "polite" }, "Verifying the signed head in this page…");
+  const mine = h("input", { type: "file", id: "head-key", accept: ".pub,text/plain" });
+  const mineVerdict = h("p", { id: "head-key-verdict", "aria-live": "polite" });
   box.replaceChildren(
     h("dl", { class: "facts" },
-      h("dt", {}, "Ledger"), h("dd", {}, `${f.name}, ${f.entries} entries`),
+      h("dt", {}, "Ledger"), h("dd", {}, `${f.name}, ${f.entries} entries under its signed head${f.unsigned_entries ? ` (${f.unsigned_entries} later ones not yet signed, not shown)` : ""}`),
       h("dt", {}, "Rounds"), h("dd", {}, String(rounds.length)),
       h("dt", {}, "ε spent"), h("dd", {}, now == null ? "—" : `${now.toFixed(3)}${f.epsilon_budget ? ` of ${f.epsilon_budget}` : ""}`),
       h("dt", {}, "Public key"), h("dd", { class: "mono" }, f.public_key)),
     head,
+    h("div", { class: "field" }, h("label", { for: "head-key" }, "Check the head with your own copy of the ledger's key (PREFIX.pub): the platform could name any key"), mine),
+    mineVerdict,
     epsilonPlot(rounds, f.epsilon_budget),
     h("div", { class: "scroll" }, h("table", { id: "rounds" },
       h("thead", {}, h("tr", {}, ["round", "participants", "updates", "summed", "dropouts", "ε after", "closed"].map((t) => h("th", { scope: "col" }, t)))),
@@ -450,16 +461,24 @@ async function dashboard(box) {
         h("td", {}, String(r.summed)), h("td", { class: r.dropouts ? "warn" : "" }, String(r.dropouts)),
         h("td", { class: f.epsilon_budget && r.epsilon > f.epsilon_budget ? "error" : "" }, r.epsilon == null ? "—" : r.epsilon.toFixed(3)),
         h("td", {}, r.closed ? "yes" : "open")))))));
-  if (!f.signed_head) { head.textContent = "The ledger has no signed head yet."; return; }
-  try {
-    const v = await crypto("verifyHead", { head: JSON.stringify(f.signed_head), publicKey: f.public_key });
-    head.className = "ok";
-    head.textContent = `Signed head verified in this page: ${v.tree_size} entries, root ${v.root_hash.slice(0, 16)}…, signed ${new Date(v.timestamp_ms).toISOString()}.`;
-  } catch (e) {
-    head.className = "error";
-    head.setAttribute("role", "alert");
-    head.textContent = `The signed head does not verify: ${e.message}`;
-  }
+  if (!f.signed_head) { head.textContent = "The ledger has no signed head yet."; mine.disabled = true; return; }
+  const sth = JSON.stringify(f.signed_head);
+  const check = async (el, key, whose) => {
+    try {
+      const v = await crypto("verifyHead", { head: sth, publicKey: key });
+      el.className = "ok";
+      el.removeAttribute("role");
+      el.textContent = `Signed head verified in this page with ${whose}: ${v.tree_size} entries, root ${v.root_hash.slice(0, 16)}…, signed ${new Date(v.timestamp_ms).toISOString()}.`;
+    } catch (e) {
+      el.className = "error";
+      el.setAttribute("role", "alert");
+      el.textContent = `The signed head does not verify with ${whose}: ${e.message}`;
+    }
+  };
+  mine.addEventListener("change", async () => {
+    if (mine.files.length) await check(mineVerdict, await mine.files[0].text(), "your key");
+  });
+  await check(head, f.public_key, `the key the platform names (${f.public_key.slice(0, 16)}…)`);
 }
 
 function federationPage() {
@@ -500,7 +519,12 @@ function route() {
   if (leave) { leave(); leave = null; }
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  let parts;
+  try {
+    parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch (_) {
+    parts = ["not-found"];
+  }
   const page = parts[0] || "repository";
   for (const a of document.querySelectorAll("nav a")) {
     a.toggleAttribute("aria-current", a.dataset.nav === page || (page === "model" && a.dataset.nav === "repository"));

@@ -149,6 +149,10 @@ impl SplitPlan {
 
     /// `acc += a · b` element-wise modulo `q`, inputs reduced.
     pub(crate) fn mul_accumulate(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        debug_assert!(
+            acc.len() == a.len() && a.len() == b.len(),
+            "vectors of one length"
+        );
         let q = self.q;
         for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
             let s = *c + self.mul_mod(x, y);
@@ -158,6 +162,7 @@ impl SplitPlan {
 
     /// Forward transform in place, output reduced to `[0, q)`.
     pub(crate) fn forward(&self, a: &mut [u64]) {
+        debug_assert_eq!(a.len(), self.fwd.len(), "a vector of the plan's length");
         let n = a.len();
         let (q, two_q) = (self.q, 2 * self.q);
         let mut t = n;
@@ -223,6 +228,7 @@ impl SplitPlan {
 
     /// Gentleman–Sande butterflies, values kept in `[0, 2q)`.
     fn inverse_lazy(&self, a: &mut [u64]) {
+        debug_assert_eq!(a.len(), self.inv.len(), "a vector of the plan's length");
         let n = a.len();
         let (q, two_q) = (self.q, 2 * self.q);
         let mut t = 1;

@@ -229,8 +229,17 @@ fn an_upload_is_prepared_as_the_cli_prepares_it() {
     // names that do not fit the outputs, a file that is not a model.
     assert!(prepare_model_upload(&onnx, Some(all.layers + 1), None, None).is_err());
     assert!(prepare_model_upload(&onnx, None, Some("1"), None).is_err());
-    assert!(prepare_model_upload(&onnx, None, None, Some("a\nb\nc")).is_err());
-    assert!(prepare_model_upload(&onnx, None, None, Some("a\na")).is_err());
+    assert_eq!(all.outputs, 10);
+    let names: Vec<String> = (0..10).map(|i| format!("digit {i}")).collect();
+    let ok = prepare_model_upload(&onnx, None, None, Some(&names.join("\n"))).unwrap();
+    assert_eq!(ok.preprocessing.unwrap().class_names.unwrap(), names);
+    // Three names for ten outputs; ten names with one twice.
+    let e = prepare_model_upload(&onnx, None, None, Some("a\nb\nc")).unwrap_err();
+    assert!(e.to_string().contains("3 class names"), "{e}");
+    let mut twice = names.clone();
+    twice[9] = "digit 0".into();
+    let e = prepare_model_upload(&onnx, None, None, Some(&twice.join("\n"))).unwrap_err();
+    assert!(e.to_string().contains("appears twice"), "{e}");
     assert!(prepare_model_upload(b"not a model", None, None, None).is_err());
 }
 
@@ -251,6 +260,20 @@ fn a_signed_head_verifies_with_its_key_only() {
     let mut forged = proof["sth"].clone();
     forged["tree_size"] = serde_json::json!(forged["tree_size"].as_u64().unwrap() + 1);
     assert!(cipherflow_wasm::verify_head(&forged.to_string(), &key).is_err());
+    // Every fifth hex digit of the root, the signature and the log id.
+    for field in ["root_hash", "signature", "log_id"] {
+        let s = proof["sth"][field].as_str().unwrap();
+        for i in (0..s.len()).step_by(5) {
+            let mut b = s.as_bytes().to_vec();
+            b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+            let mut forged = proof["sth"].clone();
+            forged[field] = serde_json::json!(String::from_utf8(b).unwrap());
+            assert!(
+                cipherflow_wasm::verify_head(&forged.to_string(), &key).is_err(),
+                "{field}[{i}]"
+            );
+        }
+    }
     for bad in ["", "{}", "[", &"x".repeat(5000)] {
         assert!(cipherflow_wasm::verify_head(bad, &key).is_err());
     }
