@@ -186,6 +186,12 @@ impl SplitPlan {
             }
             m *= 2;
         }
+        self.reduce_from_4q(a);
+    }
+
+    /// Values in `[0, 4q)` reduced to `[0, q)`.
+    fn reduce_from_4q(&self, a: &mut [u64]) {
+        let (q, two_q) = (self.q, 2 * self.q);
         for x in a.iter_mut() {
             let mut v = *x;
             if v >= two_q {
@@ -202,17 +208,7 @@ impl SplitPlan {
     /// reduced to `[0, q)`.
     pub(crate) fn inverse_unnormalized(&self, a: &mut [u64]) {
         self.inverse_lazy(a);
-        let (q, two_q) = (self.q, 2 * self.q);
-        for x in a.iter_mut() {
-            let mut v = *x;
-            if v >= two_q {
-                v -= two_q;
-            }
-            if v >= q {
-                v -= q;
-            }
-            *x = v;
-        }
+        self.reduce_from_4q(a);
     }
 
     /// Inverse transform in place with the `1/n` factor, reduced.
