@@ -419,10 +419,12 @@ impl Decryptor {
         let s = self.sk.restricted(q_len, false);
         let mut comps = ct.c.iter().rev();
         let mut acc = comps.next().cloned().ok_or(CkksError::WrongSize(0, 2))?;
-        // Horner: ((c_k s + c_{k-1}) s + …) + c0
+        // Horner: ((c_k s + c_{k-1}) s + …) + c0, each step one fused
+        // multiply-add pass.
         for c in comps {
-            acc.mul_assign(ring, &s)?;
-            acc.add_assign(ring, c)?;
+            let mut next = c.clone();
+            next.mul_accumulate(ring, &acc, &s)?;
+            acc = next;
         }
         Ok(Plaintext {
             poly: acc,

@@ -18,7 +18,7 @@ use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 /// The secret key `s` (uniform ternary), in NTT form over `Q ∪ P`.
 /// Zeroized on drop; never printed.
@@ -87,12 +87,16 @@ pub(crate) fn rlwe_body<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<RnsPoly, CkksError> {
     let ring = params.ring();
-    let e = gaussian(rng, params.n());
+    let mut e = gaussian(rng, params.n());
+    // −e (|e| ≤ 19), plus a·s in one fused pass, negated: e − a·s with no
+    // temporary holding a·s.
+    for c in e.iter_mut() {
+        *c = -*c;
+    }
     let mut b = RnsPoly::from_signed(ring, &e, a.q_len(), a.p_len());
     b.ntt_forward(ring);
-    let mut as_ = a.mul(ring, s)?;
-    b.sub_assign(ring, &as_)?;
-    as_.zeroize();
+    b.mul_accumulate(ring, a, s)?;
+    b.neg_assign(ring);
     Ok(b)
 }
 

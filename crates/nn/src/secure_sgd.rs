@@ -15,6 +15,7 @@ use crate::loss::{Loss, Targets};
 use crate::optim::Optimizer;
 use crate::{NnError, Sequential};
 use cipherflow_dp::PrivacyAccountant;
+use cipherflow_ring::sampler::SecureRng;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
@@ -72,7 +73,7 @@ pub struct SecureSgd {
     config: DpConfig,
     inner: Optimizer,
     accountant: Box<dyn PrivacyAccountant>,
-    rng: ChaCha20Rng,
+    rng: SecureRng,
     steps: u64,
     unrecorded: u64,
 }
@@ -97,7 +98,7 @@ impl SecureSgd {
         config: DpConfig,
         inner: Optimizer,
         accountant: Box<dyn PrivacyAccountant>,
-        rng: ChaCha20Rng,
+        rng: SecureRng,
     ) -> Result<Self, NnError> {
         config.validate()?;
         Ok(SecureSgd {

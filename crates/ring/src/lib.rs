@@ -18,6 +18,10 @@
 //! where an accelerated backend (GPU kernels) plugs in later.
 
 pub mod basis;
+// Compiled everywhere (its tests compare it with rand_chacha natively);
+// used in WebAssembly only.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod chacha;
 pub mod context;
 pub mod modulus;
 pub mod ntt;
@@ -31,6 +35,16 @@ pub mod sampler;
 pub use context::RingContext;
 pub use modulus::{generate_primes, is_prime, Modulus, MAX_MODULUS_BITS};
 pub use poly::RnsPoly;
+
+/// The known-answer checks of the SIMD128 kernels of WebAssembly builds
+/// (ChaCha20's four-block function and the Gaussian sampler's two-lane
+/// table scan) against their portable forms: run before any key is made
+/// there, since a fault would go unseen (keys that still work, from the
+/// wrong distribution or the wrong public `a`). Natively the portable forms
+/// are compared with themselves.
+pub fn simd_self_test() -> bool {
+    chacha::self_test() && sampler::cdt_self_test()
+}
 
 /// Errors of the ring layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -144,6 +144,11 @@ impl Modulus {
     /// `(a * w) mod q` with the Shoup constant `w_shoup = self.shoup(w)`.
     #[inline(always)]
     pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        // WebAssembly has no 64-bit multiply-high: a `u128` product there
+        // is a call of the compiler's `__multi3`; the split product is not.
+        #[cfg(target_arch = "wasm32")]
+        let qhat = crate::ntt_split::mul_wide(a, w_shoup).1;
+        #[cfg(not(target_arch = "wasm32"))]
         let qhat = ((u128::from(a) * u128::from(w_shoup)) >> 64) as u64;
         let r = a.wrapping_mul(w).wrapping_sub(qhat.wrapping_mul(self.q));
         r.min(r.wrapping_sub(self.q))

@@ -1,6 +1,7 @@
-//! A negacyclic NTT for WebAssembly: Harvey's lazy butterflies with Shoup
-//! multiplication, the high half of each 64×64-bit product assembled from
-//! four 32×32-bit products.
+//! A negacyclic NTT and pointwise products for WebAssembly: Harvey's lazy
+//! butterflies with Shoup multiplication and Barrett's reduction of
+//! products, the high half of each 64×64-bit product assembled from
+//! 32×32-bit products.
 //!
 //! Why not `tfhe-ntt` there: WebAssembly has no 64-bit multiply-high, so
 //! the `u128` products of `tfhe-ntt`'s scalar path compile to calls of the
@@ -9,6 +10,12 @@
 //! Natively `tfhe-ntt` (AVX2, AVX-512, IFMA) stays in use; this plan is
 //! compiled everywhere so that its tests compare it with `tfhe-ntt`
 //! natively, bit for bit, and it is selected only for `wasm32`.
+//!
+//! Below 2^48 (the 40-bit primes of the usual parameters) the quotient of
+//! each modular product is estimated in double precision instead
+//! ([`mul_float_lazy`], [`SplitPlan::mul_mod`]): two integer products and
+//! one or two floating-point ones, where the integer path needs five
+//! (Shoup) or eight (Barrett).
 //!
 //! The layout is `tfhe-ntt`'s: the plan takes `tfhe-ntt`'s own `ψ`, so
 //! slot `j` of the forward transform holds the evaluation at
@@ -50,7 +57,7 @@ fn mul_shoup_lazy(x: u64, w: u64, w_shoup: u64, q: u64) -> u64 {
 /// from the low word (not the four-product form the compiler turns into a
 /// `__multi3` call).
 #[inline(always)]
-fn mul_wide(a: u64, b: u64) -> (u64, u64) {
+pub(crate) fn mul_wide(a: u64, b: u64) -> (u64, u64) {
     const M: u64 = 0xffff_ffff;
     let (a0, a1) = (a & M, a >> 32);
     let (b0, b1) = (b & M, b >> 32);
@@ -63,31 +70,68 @@ fn mul_wide(a: u64, b: u64) -> (u64, u64) {
     (lo, a1 * b1 + (p01 >> 32) + (p10 >> 32) + (s >> 32))
 }
 
-/// A root and its Shoup companion.
+/// Primes below this take the floating-point quotient path.
+const FLOAT_PATH_BOUND: u64 = 1 << 48;
+
+/// `x · w mod q` in `[0, 2q)` for `x < 4q`, `w < q < 2^48`, with
+/// `ratio = w / q` in double precision: the quotient `⌊x·w/q⌋ < 2^50` is
+/// estimated as `⌊x · ratio⌋`, whose relative error is below 2^−51
+/// (`x` and `w` are exact doubles; two roundings), so its absolute error
+/// is below 1/2 and the estimate is the quotient or one off either way.
+/// The remainder `x·w − est·q`, exact in wrapping 64-bit arithmetic, is
+/// then in `[−q, 2q)`; one conditional addition of `q` brings it to
+/// `[0, 2q)`.
+#[inline(always)]
+fn mul_float_lazy(x: u64, w: u64, ratio: f64, q: u64) -> u64 {
+    let est = (x as f64 * ratio) as u64;
+    let r = x.wrapping_mul(w).wrapping_sub(est.wrapping_mul(q)) as i64;
+    (if r < 0 { r + q as i64 } else { r }) as u64
+}
+
+/// A root with its Shoup companion and, for the floating-point path, `w / q`.
 #[derive(Clone, Copy, Debug)]
 struct Twiddle {
     w: u64,
     shoup: u64,
+    ratio: f64,
 }
 
 fn twiddle(w: u64, q: u64) -> Twiddle {
     let shoup = ((u128::from(w) << 64) / u128::from(q)) as u64;
-    Twiddle { w, shoup }
+    Twiddle {
+        w,
+        shoup,
+        ratio: w as f64 / q as f64,
+    }
+}
+
+/// `x · w mod q` in `[0, 2q)` (`x < 4q`) by the path `FLOAT` names.
+#[inline(always)]
+fn mul_twiddle<const FLOAT: bool>(x: u64, w: Twiddle, q: u64) -> u64 {
+    if FLOAT {
+        mul_float_lazy(x, w.w, w.ratio, q)
+    } else {
+        mul_shoup_lazy(x, w.w, w.shoup, q)
+    }
 }
 
 /// The plan for one prime `q < 2^62` and degree `n`.
 #[derive(Clone, Debug)]
 pub(crate) struct SplitPlan {
     q: u64,
-    /// `-q^-1 mod 2^64` (Montgomery reduction).
-    q_inv_neg: u64,
-    /// `2^64 mod q`, undoing Montgomery's factor.
-    r: Twiddle,
+    /// `1 / q` in double precision (the floating-point path's products).
+    q_inv_f: f64,
+    /// Bits of `q`.
+    bits: u32,
+    /// `⌊2^(63+bits) / q⌋` (Barrett's products).
+    barrett: u64,
     /// `ψ^bitrev(k)`, k < n.
     fwd: Vec<Twiddle>,
     /// `ψ^-bitrev(k)`, k < n.
     inv: Vec<Twiddle>,
     n_inv: Twiddle,
+    /// `ψ^-bitrev(1) / n`: the last inverse stage's root with `1/n`.
+    last_n_inv: Twiddle,
 }
 
 impl SplitPlan {
@@ -95,9 +139,12 @@ impl SplitPlan {
     /// unity modulo `modulus` (below 2^62).
     pub(crate) fn new(n: usize, modulus: &Modulus, psi: u64) -> Result<Self, RingError> {
         let q = modulus.value();
-        if q >= 1 << 62 || !n.is_power_of_two() {
+        // Below 2^61 (as every `Modulus`): Barrett's remainder below 5q
+        // then fits a word. Above 2^12: the shifts stay in range.
+        if !(1 << 12..1 << 61).contains(&q) || !n.is_power_of_two() {
             return Err(RingError::NoNttPlan { n, q });
         }
+        let bits = 64 - q.leading_zeros();
         let log_n = n.trailing_zeros();
         let psi_inv = modulus.inv(psi)?;
         let mut fwd = Vec::with_capacity(n);
@@ -107,44 +154,74 @@ impl SplitPlan {
             fwd.push(twiddle(modulus.pow(psi, e), q));
             inv.push(twiddle(modulus.pow(psi_inv, e), q));
         }
-        let n_inv = twiddle(modulus.inv(n as u64 % q)?, q);
-        // q^-1 mod 2^64 by Newton's iteration (q odd): each step doubles
-        // the correct low bits, from 3 (q·q ≡ 1 mod 8).
-        let mut q_inv = q;
-        for _ in 0..5 {
-            q_inv = q_inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(q_inv)));
-        }
-        let r = twiddle(((1u128 << 64) % u128::from(q)) as u64, q);
+        let n_inv_value = modulus.inv(n as u64 % q)?;
+        let n_inv = twiddle(n_inv_value, q);
+        let last_root = inv.get(1).map_or(1, |w| w.w);
+        let last_n_inv = twiddle(modulus.mul(last_root, n_inv_value), q);
         Ok(Self {
             q,
-            q_inv_neg: q_inv.wrapping_neg(),
-            r,
+            q_inv_f: 1.0 / q as f64,
+            bits,
+            barrett: ((1u128 << (63 + bits)) / u128::from(q)) as u64,
             fwd,
             inv,
             n_inv,
+            last_n_inv,
         })
     }
 
-    /// `a · b mod q` for reduced inputs: Montgomery's reduction of the
-    /// exact product (which divides by 2^64), then a Shoup product by
-    /// `2^64 mod q`.
+    /// Whether this prime takes the floating-point path.
+    fn float_path(&self) -> bool {
+        self.q < FLOAT_PATH_BOUND
+    }
+
+    /// `a · b mod q` for reduced inputs below 2^48: the quotient
+    /// `⌊a·b/q⌋ < q` estimated as `⌊(a·b)·(1/q)⌋` in double precision
+    /// (relative error below 3·2^−53, so absolute below 1/2: the quotient
+    /// or one off either way), the remainder `a·b − est·q` exact in
+    /// wrapping arithmetic and in `[−q, 2q)`, then brought to `[0, q)`.
     #[inline(always)]
-    fn mul_mod(&self, a: u64, b: u64) -> u64 {
+    fn mul_mod_float(&self, a: u64, b: u64) -> u64 {
+        let q = self.q as i64;
+        let est = (a as f64 * b as f64 * self.q_inv_f) as u64;
+        let r = a.wrapping_mul(b).wrapping_sub(est.wrapping_mul(self.q)) as i64;
+        let r = if r < 0 { r + q } else { r };
+        (if r >= q { r - q } else { r }) as u64
+    }
+
+    /// `a · b mod q` for reduced inputs, by the path `FLOAT` names.
+    #[inline(always)]
+    fn mul_mod<const FLOAT: bool>(&self, a: u64, b: u64) -> u64 {
+        if FLOAT {
+            self.mul_mod_float(a, b)
+        } else {
+            self.mul_mod_barrett(a, b)
+        }
+    }
+
+    /// `a · b mod q` for reduced inputs, `q < 2^61` of `k` bits: Barrett's
+    /// reduction with a Shoup-style quotient. With `x = a·b` (exact, two
+    /// words), `x' = ⌊x / 2^(k−1)⌋ < 2^(k+1)` and
+    /// `μ = ⌊2^(63+k) / q⌋ < 2^64`, the estimate `hi(x'·μ)` is at most the
+    /// quotient `⌊x/q⌋` and at least it less 2 (the truncations: `x/q`
+    /// less `2^(k−63) + 1`), and [`mul_hi_approx`] may drop 2 more: the
+    /// remainder `x − est·q` is in `[0, 5q)`, below 2^64, exact in the low
+    /// word, and three conditional subtractions (`4q`, `2q`, `q`) reduce
+    /// it: eight integer products.
+    #[inline(always)]
+    fn mul_mod_barrett(&self, a: u64, b: u64) -> u64 {
         let q = self.q;
         let (lo, hi) = mul_wide(a, b);
-        let m = lo.wrapping_mul(self.q_inv_neg);
-        // lo + (m·q mod 2^64) ≡ 0: the sum carries exactly when lo ≠ 0.
-        let (_, m_hi) = mul_wide(m, q);
-        let mut x = hi + m_hi + u64::from(lo != 0);
-        if x >= q {
-            x -= q;
+        let k1 = self.bits - 1;
+        let x1 = (hi << (64 - k1)) | (lo >> k1);
+        let est = mul_hi_approx(x1, self.barrett);
+        let mut r = lo.wrapping_sub(est.wrapping_mul(q));
+        for m in [4 * q, 2 * q, q] {
+            if r >= m {
+                r -= m;
+            }
         }
-        let y = mul_shoup_lazy(x, self.r.w, self.r.shoup, q);
-        if y >= q {
-            y - q
-        } else {
-            y
-        }
+        r
     }
 
     /// `acc += a · b` element-wise modulo `q`, inputs reduced.
@@ -153,39 +230,91 @@ impl SplitPlan {
             acc.len() == a.len() && a.len() == b.len(),
             "vectors of one length"
         );
+        if self.float_path() {
+            self.mul_accumulate_with::<true>(acc, a, b);
+        } else {
+            self.mul_accumulate_with::<false>(acc, a, b);
+        }
+    }
+
+    fn mul_accumulate_with<const FLOAT: bool>(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
         let q = self.q;
         for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
-            let s = *c + self.mul_mod(x, y);
+            let s = *c + self.mul_mod::<FLOAT>(x, y);
             *c = if s >= q { s - q } else { s };
         }
     }
 
-    /// Forward transform in place, output reduced to `[0, q)`.
+    /// Forward transform in place, output reduced to `[0, q)`. The last
+    /// two stages (blocks of 2 and 4 values) have loops of their own: the
+    /// general loop's per-block overhead was most of their time.
     pub(crate) fn forward(&self, a: &mut [u64]) {
+        if self.float_path() {
+            self.forward_with::<true>(a);
+        } else {
+            self.forward_with::<false>(a);
+        }
+    }
+
+    fn forward_with<const FLOAT: bool>(&self, a: &mut [u64]) {
         debug_assert_eq!(a.len(), self.fwd.len(), "a vector of the plan's length");
         let n = a.len();
         let (q, two_q) = (self.q, 2 * self.q);
+        let bf = |x: &mut u64, y: &mut u64, w: Twiddle| {
+            let mut u = *x;
+            if u >= two_q {
+                u -= two_q;
+            }
+            let v = mul_twiddle::<FLOAT>(*y, w, q);
+            *x = u + v;
+            *y = u + two_q - v;
+        };
         let mut t = n;
         let mut m = 1;
         while m < n {
             t /= 2;
-            for (i, block) in a.chunks_exact_mut(2 * t).enumerate() {
-                let Some(&w) = self.fwd.get(m + i) else {
-                    return;
-                };
-                let (lo, hi) = block.split_at_mut(t);
-                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let mut u = *x;
-                    if u >= two_q {
-                        u -= two_q;
+            let roots = self.fwd.get(m..2 * m).unwrap_or_default();
+            match t {
+                1 => {
+                    // The last stage, its outputs reduced from [0, 4q) to
+                    // [0, q) as they are made.
+                    let reduce = |v: u64| {
+                        let v = if v >= two_q { v - two_q } else { v };
+                        if v >= q {
+                            v - q
+                        } else {
+                            v
+                        }
+                    };
+                    for (pair, &w) in a.chunks_exact_mut(2).zip(roots) {
+                        if let [x, y] = pair {
+                            bf(x, y, w);
+                            *x = reduce(*x);
+                            *y = reduce(*y);
+                        }
                     }
-                    let v = mul_shoup_lazy(*y, w.w, w.shoup, q);
-                    *x = u + v;
-                    *y = u + two_q - v;
+                    return;
+                }
+                2 => {
+                    for (quad, &w) in a.chunks_exact_mut(4).zip(roots) {
+                        if let [x0, x1, y0, y1] = quad {
+                            bf(x0, y0, w);
+                            bf(x1, y1, w);
+                        }
+                    }
+                }
+                _ => {
+                    for (block, &w) in a.chunks_exact_mut(2 * t).zip(roots) {
+                        let (lo, hi) = block.split_at_mut(t);
+                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                            bf(x, y, w);
+                        }
+                    }
                 }
             }
             m *= 2;
         }
+        // Only when no stage ran (n = 1).
         self.reduce_from_4q(a);
     }
 
@@ -207,43 +336,83 @@ impl SplitPlan {
     /// Inverse transform in place without the `1/n` factor, output
     /// reduced to `[0, q)`.
     pub(crate) fn inverse_unnormalized(&self, a: &mut [u64]) {
-        self.inverse_lazy(a);
+        if self.float_path() {
+            self.inverse_lazy::<true>(a, 1);
+        } else {
+            self.inverse_lazy::<false>(a, 1);
+        }
         self.reduce_from_4q(a);
     }
 
-    /// Inverse transform in place with the `1/n` factor, reduced.
+    /// Inverse transform in place with the `1/n` factor, reduced: the
+    /// factor is folded into the last stage's two products (`1/n` and
+    /// `ψ^-bitrev(1)/n`), which saves a pass over the vector.
     pub(crate) fn inverse(&self, a: &mut [u64]) {
-        self.inverse_lazy(a);
-        let q = self.q;
-        let w = self.n_inv;
-        for x in a.iter_mut() {
-            let v = mul_shoup_lazy(*x, w.w, w.shoup, q);
-            *x = if v >= q { v - q } else { v };
+        if self.float_path() {
+            self.inverse_with::<true>(a);
+        } else {
+            self.inverse_with::<false>(a);
         }
     }
 
-    /// Gentleman–Sande butterflies, values kept in `[0, 2q)`.
-    fn inverse_lazy(&self, a: &mut [u64]) {
+    fn inverse_with<const FLOAT: bool>(&self, a: &mut [u64]) {
+        self.inverse_lazy::<FLOAT>(a, 2);
+        let (q, two_q) = (self.q, 2 * self.q);
+        let (x_w, y_w) = (self.n_inv, self.last_n_inv);
+        let (lo, hi) = a.split_at_mut(a.len() / 2);
+        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+            let (u, v) = (*x, *y);
+            let s = mul_twiddle::<FLOAT>(u + v, x_w, q);
+            let d = mul_twiddle::<FLOAT>(u + two_q - v, y_w, q);
+            *x = if s >= q { s - q } else { s };
+            *y = if d >= q { d - q } else { d };
+        }
+    }
+
+    /// Gentleman–Sande butterflies of the stages on blocks of more than
+    /// `last` values (`1`: all of them), values kept in `[0, 2q)`; the
+    /// first two stages with loops of their own, as in [`Self::forward`].
+    fn inverse_lazy<const FLOAT: bool>(&self, a: &mut [u64], last: usize) {
         debug_assert_eq!(a.len(), self.inv.len(), "a vector of the plan's length");
         let n = a.len();
         let (q, two_q) = (self.q, 2 * self.q);
+        let bf = |x: &mut u64, y: &mut u64, w: Twiddle| {
+            let (u, v) = (*x, *y);
+            let mut s = u + v;
+            if s >= two_q {
+                s -= two_q;
+            }
+            *x = s;
+            *y = mul_twiddle::<FLOAT>(u + two_q - v, w, q);
+        };
         let mut t = 1;
         let mut m = n;
-        while m > 1 {
+        while m > last {
             let h = m / 2;
-            for (i, block) in a.chunks_exact_mut(2 * t).enumerate() {
-                let Some(&w) = self.inv.get(h + i) else {
-                    return;
-                };
-                let (lo, hi) = block.split_at_mut(t);
-                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let (u, v) = (*x, *y);
-                    let mut s = u + v;
-                    if s >= two_q {
-                        s -= two_q;
+            let roots = self.inv.get(h..m).unwrap_or_default();
+            match t {
+                1 => {
+                    for (pair, &w) in a.chunks_exact_mut(2).zip(roots) {
+                        if let [x, y] = pair {
+                            bf(x, y, w);
+                        }
                     }
-                    *x = s;
-                    *y = mul_shoup_lazy(u + two_q - v, w.w, w.shoup, q);
+                }
+                2 => {
+                    for (quad, &w) in a.chunks_exact_mut(4).zip(roots) {
+                        if let [x0, x1, y0, y1] = quad {
+                            bf(x0, y0, w);
+                            bf(x1, y1, w);
+                        }
+                    }
+                }
+                _ => {
+                    for (block, &w) in a.chunks_exact_mut(2 * t).zip(roots) {
+                        let (lo, hi) = block.split_at_mut(t);
+                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                            bf(x, y, w);
+                        }
+                    }
                 }
             }
             t *= 2;
@@ -299,7 +468,8 @@ mod tests {
     #[test]
     fn products_and_accumulation_are_exact() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
-        for bits in [36u32, 40, 50, 60, 61] {
+        // 36 to 48 bits: the floating-point path; 49 and up: Barrett's.
+        for bits in [36u32, 40, 47, 48, 49, 50, 60, 61] {
             let q = crate::modulus::generate_primes(bits, 16, 1, &[]).unwrap()[0];
             let m = Modulus::new(q).unwrap();
             let plan = SplitPlan::new(16, &m, {
@@ -322,6 +492,34 @@ mod tests {
                 let want =
                     (u128::from(acc0[i]) + u128::from(a[i]) * u128::from(b[i])) % u128::from(q);
                 assert_eq!(u128::from(acc[i]), want, "q={q} i={i}");
+            }
+        }
+    }
+
+    #[test]
+    fn float_products_are_reduced_below_2q() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        for bits in [20u32, 36, 40, 47, 48] {
+            let q = crate::modulus::generate_primes(bits, 16, 1, &[]).unwrap()[0];
+            assert!(q < FLOAT_PATH_BOUND);
+            let mut cases: Vec<(u64, u64)> = (0..50_000)
+                .map(|_| (rng.next_u64() % (4 * q), rng.next_u64() % q))
+                .collect();
+            cases.extend([
+                (4 * q - 1, q - 1),
+                (0, q - 1),
+                (4 * q - 1, 0),
+                (q, 1),
+                (2 * q, q - 1),
+            ]);
+            for (x, w) in cases {
+                let t = twiddle(w, q);
+                let r = mul_float_lazy(x, t.w, t.ratio, q);
+                assert!(r < 2 * q, "q={q} x={x} w={w}");
+                assert_eq!(
+                    u128::from(r) % u128::from(q),
+                    u128::from(x) * u128::from(w) % u128::from(q)
+                );
             }
         }
     }
@@ -352,6 +550,8 @@ mod tests {
         for (n, bits) in [
             (16usize, 36u32),
             (1024, 40),
+            (512, 48),
+            (512, 49),
             (8192, 60),
             (4096, 61),
             (2048, 50),

@@ -9,6 +9,7 @@
 use crate::context::RingContext;
 use crate::poly::RnsPoly;
 use crate::RingError;
+#[cfg(not(target_arch = "wasm32"))]
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
@@ -19,12 +20,23 @@ pub const ERROR_STD_DEV: f64 = 3.2;
 /// Tail cut of the error distribution: |e| ≤ 19 (≈ 6σ).
 pub const ERROR_BOUND: i64 = 19;
 
+/// The generator of [`secure_rng`]: ChaCha20, `rand_chacha`'s natively
+/// and in WebAssembly the same keystream four blocks at a time with SIMD128
+/// (whose key and buffer are zeroized when dropped).
+#[cfg(not(target_arch = "wasm32"))]
+pub type SecureRng = ChaCha20Rng;
+/// The generator of [`secure_rng`]: ChaCha20, `rand_chacha`'s natively
+/// and in WebAssembly the same keystream four blocks at a time with SIMD128
+/// (whose key and buffer are zeroized when dropped).
+#[cfg(target_arch = "wasm32")]
+pub type SecureRng = crate::chacha::ChaCha20x4Rng;
+
 /// A ChaCha20 generator seeded from the operating system: the one entry
 /// point for secret randomness in cipherflow (keys, noise, masks, nonces).
 /// Fails, rather than panicking, when the operating system cannot supply
 /// randomness. Fixed seeds belong in tests only.
-pub fn secure_rng() -> Result<ChaCha20Rng, RingError> {
-    ChaCha20Rng::try_from_os_rng().map_err(|e| RingError::Rng(e.to_string()))
+pub fn secure_rng() -> Result<SecureRng, RingError> {
+    SecureRng::try_from_os_rng().map_err(|e| RingError::Rng(e.to_string()))
 }
 
 /// A fresh 32-byte seed from `rng`.
@@ -33,6 +45,30 @@ pub fn fresh_seed<R: RngCore>(rng: &mut R) -> [u8; 32] {
     rng.fill_bytes(&mut s);
     s
 }
+
+/// Fills `limb` with uniform residues below `q` by rejection from the
+/// ChaCha20 keystream of `seed` on `stream` (64-bit words, masked to
+/// `q`'s bit length): `rand_chacha` natively, and in WebAssembly the same
+/// stream four blocks at a time with SIMD128, read straight from its
+/// blocks ([`crate::chacha::uniform_limb`], equal word for word).
+#[cfg(not(target_arch = "wasm32"))]
+fn uniform_limb(seed: &[u8; 32], stream: u64, q: u64, limb: &mut [u64]) {
+    let mut rng = ChaCha20Rng::from_seed(*seed);
+    rng.set_stream(stream);
+    let mask = u64::MAX >> q.leading_zeros();
+    for c in limb.iter_mut() {
+        // Rejection sampling: exact uniformity, timing depends only on public randomness.
+        loop {
+            let v = rng.next_u64() & mask;
+            if v < q {
+                *c = v;
+                break;
+            }
+        }
+    }
+}
+#[cfg(target_arch = "wasm32")]
+use crate::chacha::uniform_limb;
 
 /// Stream id of limb `i` when expanding a seed: ciphertext limbs use their
 /// index, special limbs `2^32 + j`, so that the polynomial sampled for a
@@ -62,20 +98,7 @@ pub fn uniform_from_seed(
         .zip(tables.into_par_iter())
         .enumerate()
         .for_each(|(i, (limb, t))| {
-            let mut rng = ChaCha20Rng::from_seed(*seed);
-            rng.set_stream(stream_id(i, q_len));
-            let q = t.modulus().value();
-            let mask = u64::MAX >> q.leading_zeros();
-            for c in limb.iter_mut() {
-                // Rejection sampling: exact uniformity, timing depends only on public randomness.
-                loop {
-                    let v = rng.next_u64() & mask;
-                    if v < q {
-                        *c = v;
-                        break;
-                    }
-                }
-            }
+            uniform_limb(seed, stream_id(i, q_len), t.modulus().value(), limb);
         });
     poly
 }
@@ -122,18 +145,74 @@ fn cdt_table() -> [u64; ERROR_BOUND as usize] {
 pub fn gaussian<R: RngCore>(rng: &mut R, n: usize) -> Zeroizing<Vec<i64>> {
     let table = cdt_table();
     let mut out = Zeroizing::new(Vec::with_capacity(n));
-    for _ in 0..n {
-        let r = rng.next_u64();
-        let u = r >> 1;
+    // Bit 0 of a draw is the sign, bits 1..64 the uniform compared with the table.
+    let mut emit = |r: u64, mag: i64| {
         let sign = (r & 1) as i64;
-        let mut mag = 0i64;
-        for &t in &table {
-            mag += i64::from(u >= t);
-        }
         // Branch-free conditional negation.
         out.push((mag ^ -sign) + sign);
+    };
+    for _ in 0..n / 2 {
+        let (r0, r1) = (rng.next_u64(), rng.next_u64());
+        let (m0, m1) = cdt_count2(r0 >> 1, r1 >> 1, &table);
+        emit(r0, m0);
+        emit(r1, m1);
+    }
+    if n % 2 == 1 {
+        let r = rng.next_u64();
+        emit(r, cdt_count(r >> 1, &table));
     }
     out
+}
+
+/// How many table entries `u` reaches: the magnitude of a sample. Reads
+/// the whole table, no branch on `u`.
+#[inline(always)]
+fn cdt_count(u: u64, table: &[u64; ERROR_BOUND as usize]) -> i64 {
+    table.iter().map(|&t| i64::from(u >= t)).sum()
+}
+
+/// [`cdt_count`] of two uniforms.
+#[cfg(not(target_arch = "wasm32"))]
+#[inline(always)]
+fn cdt_count2(u0: u64, u1: u64, table: &[u64; ERROR_BOUND as usize]) -> (i64, i64) {
+    (cdt_count(u0, table), cdt_count(u1, table))
+}
+
+/// [`cdt_count`] of two uniforms in the two lanes of a SIMD128 vector
+/// (constant-time as the scalar scan: one comparison per entry and lane).
+/// The comparison is signed: the uniforms (63 bits) and the entries (all
+/// below 2^63, [`cdt_self_test`]) are non-negative as `i64`.
+#[cfg(target_arch = "wasm32")]
+#[target_feature(enable = "simd128")]
+fn cdt_count2(u0: u64, u1: u64, table: &[u64; ERROR_BOUND as usize]) -> (i64, i64) {
+    use core::arch::wasm32::{i64x2, i64x2_extract_lane, i64x2_ge, i64x2_splat, i64x2_sub};
+    let v = i64x2(u0 as i64, u1 as i64);
+    let mut acc = i64x2_splat(0);
+    for &t in table {
+        // Each lane of the comparison is −1 where `u ≥ t`.
+        acc = i64x2_sub(acc, i64x2_ge(v, i64x2_splat(t as i64)));
+    }
+    (i64x2_extract_lane::<0>(acc), i64x2_extract_lane::<1>(acc))
+}
+
+/// Checks [`gaussian`]'s two-lane count against the scalar scan at and
+/// beside every table entry, and that every entry is below 2^63 (the
+/// SIMD comparison is signed). Run before first use in WebAssembly
+/// (see [`crate::simd_self_test`]); natively it checks the same pairs.
+pub(crate) fn cdt_self_test() -> bool {
+    let table = cdt_table();
+    let mut probes = vec![0u64, u64::MAX >> 1];
+    for &t in &table {
+        probes.extend([
+            t.saturating_sub(1),
+            t,
+            t.saturating_add(1) & (u64::MAX >> 1),
+        ]);
+    }
+    table.iter().all(|&t| t < 1 << 63)
+        && probes.iter().zip(probes.iter().rev()).all(|(&a, &b)| {
+            cdt_count2(a, b, &table) == (cdt_count(a, &table), cdt_count(b, &table))
+        })
 }
 
 /// Bits of randomness the floating-point part of [`flooding_gaussian`]
@@ -220,6 +299,32 @@ pub fn flooding_gaussian<R: RngCore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pairwise scan draws and counts exactly as one sample at a time
+    /// (odd lengths included), and the SIMD check holds.
+    #[test]
+    fn gaussian_pairs_equal_the_scalar_scan() {
+        assert!(cdt_self_test());
+        let table = cdt_table();
+        for n in [0usize, 1, 2, 7, 1000] {
+            let mut a = ChaCha20Rng::seed_from_u64(n as u64);
+            let mut b = a.clone();
+            let got = gaussian(&mut a, n);
+            let want: Vec<i64> = (0..n)
+                .map(|_| {
+                    let r = b.next_u64();
+                    let mag = cdt_count(r >> 1, &table);
+                    if r & 1 == 1 {
+                        -mag
+                    } else {
+                        mag
+                    }
+                })
+                .collect();
+            assert_eq!(*got, want);
+            assert_eq!(a.next_u64(), b.next_u64(), "same randomness used");
+        }
+    }
 
     #[test]
     fn gaussian_moments() {

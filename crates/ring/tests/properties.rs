@@ -98,6 +98,27 @@ proptest! {
         }
     }
 
+    /// Small coefficients (the negation path) and any others (the
+    /// reduction path) give each residue exactly, sign included.
+    #[test]
+    fn from_signed_is_exact(c in prop::collection::vec(-40i64..40, N),
+                            big in prop::collection::vec(any::<i64>(), N)) {
+        let ctx = ctx();
+        let mut extremes = big.clone();
+        extremes[0] = i64::MIN;
+        extremes[1] = i64::MAX;
+        for coeffs in [&c, &big, &extremes] {
+            let p = RnsPoly::from_signed(&ctx, coeffs, 3, 2);
+            let moduli: Vec<_> = ctx.q_moduli().into_iter().take(3).chain(ctx.p_moduli().into_iter().take(2)).collect();
+            for (limb, m) in p.limbs().zip(&moduli) {
+                let q = i128::from(m.value());
+                for (&got, &x) in limb.iter().zip(coeffs.iter()) {
+                    prop_assert_eq!(i128::from(got), i128::from(x).rem_euclid(q));
+                }
+            }
+        }
+    }
+
     #[test]
     fn automorphisms_compose_and_agree_across_forms(c in prop::collection::vec(-1000i64..1000, N),
                                                     g1 in 0u64..(N as u64), g2 in 0u64..(N as u64)) {

@@ -7,8 +7,10 @@
 //! security).
 
 use crate::error::WebError;
-use cipherflow_ckks::{CkksParams, ParamsBuilder};
-use cipherflow_tensor::{CkksVector, VectorContext};
+use cipherflow_ckks::{
+    Ciphertext, CkksParams, Decryptor, Encoder, Encryptor, ParamsBuilder, PublicKey, RelinKey,
+    SecretKey,
+};
 
 /// The parameters both libraries run at.
 pub fn bench_params() -> Result<CkksParams, WebError> {
@@ -19,12 +21,24 @@ pub fn bench_params() -> Result<CkksParams, WebError> {
         .build()?)
 }
 
-/// One benchmark's state: the context of the last key generation and the
-/// last ciphertext.
+/// The keys of one key generation, with the encryptor and decryptor built
+/// from them (SEAL's `Encryptor` and `Decryptor`, which the page builds
+/// outside its timing; ours are inside [`CkksBench::keygen`]).
+struct Keys {
+    /// Kept as SEAL keeps its relinearization keys: generated, not used.
+    _rlk: RelinKey,
+    enc: Encryptor,
+    dec: Decryptor,
+}
+
+/// One benchmark's state, on the scheme's own types as the page uses
+/// SEAL's: the encoder (made once, as the page's `CKKSEncoder`), the last
+/// key generation's keys and the last ciphertext.
 pub struct CkksBench {
     params: CkksParams,
-    context: Option<VectorContext>,
-    last: Option<CkksVector>,
+    encoder: Encoder,
+    keys: Option<Keys>,
+    last: Option<Ciphertext>,
 }
 
 impl std::fmt::Debug for CkksBench {
@@ -38,9 +52,12 @@ impl std::fmt::Debug for CkksBench {
 impl CkksBench {
     /// The benchmark at [`bench_params`], no keys yet.
     pub fn new() -> Result<Self, WebError> {
+        crate::error::self_test()?;
+        let params = bench_params()?;
         Ok(Self {
-            params: bench_params()?,
-            context: None,
+            encoder: Encoder::new(&params),
+            params,
+            keys: None,
             last: None,
         })
     }
@@ -50,45 +67,55 @@ impl CkksBench {
         self.params.slots()
     }
 
-    /// Makes a secret key, a public key and a relinearization key.
+    /// Makes a secret key, a public key and a relinearization key (and the
+    /// encryptor and decryptor of [`Keys`]).
     pub fn keygen(&mut self) -> Result<(), WebError> {
         let mut rng = cipherflow_ring::sampler::secure_rng()?;
-        self.context = Some(VectorContext::generate(&self.params, 1, &mut rng)?);
+        let sk = SecretKey::generate(&self.params, &mut rng);
+        let pk = PublicKey::generate(&sk, &mut rng)?;
+        let rlk = RelinKey::generate(&sk, &mut rng)?;
+        self.keys = Some(Keys {
+            _rlk: rlk,
+            enc: Encryptor::with_public_key(&pk),
+            dec: Decryptor::new(&sk),
+        });
         self.last = None;
         Ok(())
     }
 
-    fn context(&self) -> Result<&VectorContext, WebError> {
-        self.context
+    fn keys(&self) -> Result<&Keys, WebError> {
+        self.keys
             .as_ref()
             .ok_or_else(|| WebError::Invalid("no keys yet: call keygen first".into()))
     }
 
-    /// Encodes and encrypts `values` under the public key (kept for
-    /// [`CkksBench::decrypt`]), as SEAL's `encode` and `encrypt` do: no
-    /// serialization.
+    /// Encodes `values` at the top level and scale 2^40 and encrypts them
+    /// under the public key (kept for [`CkksBench::decrypt`]), as SEAL's
+    /// `encode` and `encrypt` do: no serialization.
     pub fn encrypt(&mut self, values: &[f64]) -> Result<(), WebError> {
         let mut rng = cipherflow_ring::sampler::secure_rng()?;
-        let v = self.context()?.encrypt(values, &mut rng)?;
-        self.last = Some(v);
+        let pt =
+            self.encoder
+                .encode(values, self.params.max_level(), self.params.default_scale())?;
+        let ct = self.keys()?.enc.encrypt(&pt, &mut rng)?;
+        self.last = Some(ct);
         Ok(())
+    }
+
+    fn last(&self) -> Result<&Ciphertext, WebError> {
+        self.last
+            .as_ref()
+            .ok_or_else(|| WebError::Invalid("nothing encrypted yet".into()))
     }
 
     /// The last ciphertext's serialized size in bytes.
     pub fn ciphertext_bytes(&self) -> Result<usize, WebError> {
-        let v = self
-            .last
-            .as_ref()
-            .ok_or_else(|| WebError::Invalid("nothing encrypted yet".into()))?;
-        Ok(self.context()?.vector_to_bytes(v)?.len())
+        Ok(self.last()?.to_bytes(&self.params)?.len())
     }
 
     /// Decrypts and decodes the last ciphertext.
     pub fn decrypt(&self) -> Result<Vec<f64>, WebError> {
-        let v = self
-            .last
-            .as_ref()
-            .ok_or_else(|| WebError::Invalid("nothing encrypted yet".into()))?;
-        Ok(self.context()?.decrypt(v)?)
+        let pt = self.keys()?.dec.decrypt(self.last()?)?;
+        Ok(self.encoder.decode(&pt)?)
     }
 }

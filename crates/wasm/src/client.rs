@@ -45,6 +45,7 @@ impl BrowserClient {
     /// platform's CSPRNG (ChaCha20 seeded by `crypto.getRandomValues` in
     /// the browser).
     pub fn new(spec_json: &str, preprocessing_json: Option<&str>) -> Result<Self, WebError> {
+        crate::error::self_test()?;
         let preprocessing = match preprocessing_json {
             None => None,
             Some(p) if p.len() > MAX_PREPROCESSING_BYTES => {

@@ -21,7 +21,23 @@ pub enum WebError {
     /// A proof or public key that does not verify or does not parse.
     #[error("{0}")]
     Proof(String),
+    /// A kernel of this build computed something other than its reference.
+    #[error("{0}")]
+    SelfTest(&'static str),
     /// Anything else malformed, with its reason.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The known-answer checks run before any key is made: the SIMD kernels
+/// (ChaCha20, the Gaussian's table scan) must equal their portable forms,
+/// or nothing is made (`cipherflow_ring::simd_self_test`).
+pub(crate) fn self_test() -> Result<(), WebError> {
+    if cipherflow_ring::simd_self_test() {
+        Ok(())
+    } else {
+        Err(WebError::SelfTest(
+            "this browser's SIMD kernels disagree with their reference: no keys made",
+        ))
+    }
 }
