@@ -21,14 +21,15 @@ pub fn bench_params() -> Result<CkksParams, WebError> {
         .build()?)
 }
 
-/// The keys of one key generation, with the encryptor and decryptor built
-/// from them (SEAL's `Encryptor` and `Decryptor`, which the page builds
-/// outside its timing; ours are inside [`CkksBench::keygen`]).
+/// The keys of one key generation and, once [`CkksBench::prepare`]d, the
+/// encryptor and decryptor built from them (SEAL's `Encryptor` and
+/// `Decryptor`, which the page also builds outside its timing).
 struct Keys {
+    sk: SecretKey,
+    pk: PublicKey,
     /// Kept as SEAL keeps its relinearization keys: generated, not used.
     _rlk: RelinKey,
-    enc: Encryptor,
-    dec: Decryptor,
+    tools: Option<(Encryptor, Decryptor)>,
 }
 
 /// One benchmark's state, on the scheme's own types as the page uses
@@ -67,26 +68,43 @@ impl CkksBench {
         self.params.slots()
     }
 
-    /// Makes a secret key, a public key and a relinearization key (and the
-    /// encryptor and decryptor of [`Keys`]).
+    /// Makes a secret key, a public key and a relinearization key: what
+    /// the page times against SEAL's `KeyGenerator`, `createPublicKey` and
+    /// `createRelinKeys`.
     pub fn keygen(&mut self) -> Result<(), WebError> {
         let mut rng = cipherflow_ring::sampler::secure_rng()?;
         let sk = SecretKey::generate(&self.params, &mut rng);
         let pk = PublicKey::generate(&sk, &mut rng)?;
         let rlk = RelinKey::generate(&sk, &mut rng)?;
         self.keys = Some(Keys {
+            sk,
+            pk,
             _rlk: rlk,
-            enc: Encryptor::with_public_key(&pk),
-            dec: Decryptor::new(&sk),
+            tools: None,
         });
         self.last = None;
         Ok(())
     }
 
-    fn keys(&self) -> Result<&Keys, WebError> {
+    /// Builds the encryptor and decryptor of the last keys (untimed, as
+    /// the page's `new seal.Encryptor(…)` and `new seal.Decryptor(…)`).
+    pub fn prepare(&mut self) -> Result<(), WebError> {
+        let keys = self
+            .keys
+            .as_mut()
+            .ok_or_else(|| WebError::Invalid("no keys yet: call keygen first".into()))?;
+        keys.tools = Some((
+            Encryptor::with_public_key(&keys.pk),
+            Decryptor::new(&keys.sk),
+        ));
+        Ok(())
+    }
+
+    fn tools(&self) -> Result<&(Encryptor, Decryptor), WebError> {
         self.keys
             .as_ref()
-            .ok_or_else(|| WebError::Invalid("no keys yet: call keygen first".into()))
+            .and_then(|k| k.tools.as_ref())
+            .ok_or_else(|| WebError::Invalid("no keys prepared: call keygen, then prepare".into()))
     }
 
     /// Encodes `values` at the top level and scale 2^40 and encrypts them
@@ -97,7 +115,7 @@ impl CkksBench {
         let pt =
             self.encoder
                 .encode(values, self.params.max_level(), self.params.default_scale())?;
-        let ct = self.keys()?.enc.encrypt(&pt, &mut rng)?;
+        let ct = self.tools()?.0.encrypt(&pt, &mut rng)?;
         self.last = Some(ct);
         Ok(())
     }
@@ -115,7 +133,7 @@ impl CkksBench {
 
     /// Decrypts and decodes the last ciphertext.
     pub fn decrypt(&self) -> Result<Vec<f64>, WebError> {
-        let pt = self.keys()?.dec.decrypt(self.last()?)?;
+        let pt = self.tools()?.1.decrypt(self.last()?)?;
         Ok(self.encoder.decode(&pt)?)
     }
 }

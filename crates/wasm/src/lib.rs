@@ -169,6 +169,11 @@ impl Bench {
         self.0.keygen().map_err(js)
     }
 
+    /// Builds the encryptor and decryptor of the last keys (untimed).
+    pub fn prepare(&mut self) -> Result<(), JsError> {
+        self.0.prepare().map_err(js)
+    }
+
     /// Encodes and encrypts under the public key.
     pub fn encrypt(&mut self, values: &[f64]) -> Result<(), JsError> {
         self.0.encrypt(values).map_err(js)

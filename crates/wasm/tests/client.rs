@@ -284,7 +284,10 @@ fn the_benchmark_operations_round_trip() {
     let mut b = cipherflow_wasm::CkksBench::new().unwrap();
     assert_eq!(b.slots(), 4096);
     assert!(b.encrypt(&[1.0]).is_err(), "no keys yet");
+    assert!(b.prepare().is_err(), "no keys yet");
     b.keygen().unwrap();
+    assert!(b.encrypt(&[1.0]).is_err(), "not prepared yet");
+    b.prepare().unwrap();
     let values: Vec<f64> = (0..4096).map(|i| (i as f64).sin() * 8.0).collect();
     b.encrypt(&values).unwrap();
     let out = b.decrypt().unwrap();

@@ -70,6 +70,15 @@ export class Bench {
         return this;
     }
     /**
+     * Builds the encryptor and decryptor of the last keys (untimed).
+     */
+    prepare() {
+        const ret = wasm.bench_prepare(this.__wbg_ptr);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
      * Slots per ciphertext.
      * @returns {number}
      */
