@@ -14,6 +14,7 @@ saying so, where chromium or chromedriver is not installed.
 """
 
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import shutil
 import ssl
 import struct
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -65,9 +67,16 @@ def platform(tmp_path_factory):
     d = tmp_path_factory.mktemp("platform")
     # A federation's audit ledger for the dashboard (three rounds).
     run(["audit", "demo-log", "--out", "fl.log", "--key", "fl", "--rounds", "3", "--clients", "4"], d)
+    # Public data of the domain "digits" (the shipped digits as an IDX
+    # image file), on which the platform measures plain-tail leakage.
+    with gzip.open(ROOT / "data/digits.csv.gz", "rt") as f:
+        rows = [[int(v) for v in line.split(",")[:64]] for line in f if line.strip()]
+    header = bytes([0, 0, 8, 3]) + b"".join(v.to_bytes(4, "big") for v in (len(rows), 8, 8))
+    (d / "digits-idx3-ubyte").write_bytes(header + bytes(round(v * 255 / 16) for r in rows for v in r))
     proc = subprocess.Popen(
         [BIN, "serve", "--listen", "127.0.0.1:0", "--repo", "repo", "--federation-log", "fl.log",
-         "--federation-key", "fl.pub", "--epsilon-budget", "3"],
+         "--federation-key", "fl.pub", "--epsilon-budget", "3",
+         "--public", "digits=digits-idx3-ubyte", "--public-epochs", "2"],
         cwd=d, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     line = proc.stdout.readline()
@@ -252,6 +261,45 @@ def test_model_page_shows_the_splits(platform, chrome, tmp_path):
     wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"))
     assert "cannot be queried encrypted here" in d.find_element(By.ID, "main").text
     assert d.find_element(By.ID, "images").get_attribute("disabled")
+
+
+def test_model_page_shows_what_an_inversion_recovers(platform, chrome, tmp_path):
+    """A model uploaded with its domain: the platform measures the
+    plain-tail leakage of its splits on the domain's public data; the page
+    shows the SSIM and PSNR columns and, drawn from the card's 8-bit
+    pixels, the held-out input and each split's reconstruction."""
+    run(["model", "upload", "--server", platform["url"], "--ca", platform["ca"],
+         "--model", str(ROOT / "data/models/digits-cnn.safetensors"), "--name", "digits-leak",
+         "--head-layers", "2", "--input-bound", "1", "--domain", "digits"], tmp_path)
+    ctx = ssl.create_default_context(cafile=platform["ca"])
+    card = {}
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        card = json.load(urllib.request.urlopen(f"{platform['url']}/v1/models/digits-leak", context=ctx, timeout=60))
+        if card["plain_tail"]["status"].startswith(("measured", "failed")):
+            break
+        time.sleep(1)
+    assert card["plain_tail"]["status"] == "measured at 2 splits", card["plain_tail"]
+    leak = card["plain_tail"]["leakage"]
+    assert [l["k"] for l in leak] == [1, 2] and all(l["example"]["shape"] == [1, 8, 8] for l in leak)
+    d = chrome
+    d.get(platform["url"] + "/#/model/digits-leak")
+    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".examples canvas")) == 3)
+    cells = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in d.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert [c[-2] for c in cells[:2]] == [f"{l['ssim']:.3f}" for l in leak], cells
+    assert all(c[-1].endswith("dB") for c in cells[:2]), cells
+    captions = [f.text for f in d.find_elements(By.CSS_SELECTOR, ".examples figcaption")]
+    assert captions == ["input"] + [f"split {l['k']}: SSIM {l['ssim']:.2f}" for l in leak], captions
+    # The canvases hold exactly the card's pixels (grey: R = G = B).
+    drawn = d.execute_script("""
+        return [...document.querySelectorAll('.examples canvas')].map((c) => {
+          const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          return [c.width, c.height, Array.from({ length: c.width * c.height }, (_, i) => px[4 * i])];
+        });""")
+    assert drawn[0] == [8, 8, leak[0]["example"]["original"]]
+    assert [x[2] for x in drawn[1:]] == [l["example"]["reconstruction"] for l in leak]
+    assert leak[0]["example"]["reconstruction"] != leak[0]["example"]["original"]
+    shot(d, "model-leakage")
 
 
 def test_keyboard_reaches_every_page(platform, chrome):

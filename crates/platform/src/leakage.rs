@@ -74,6 +74,20 @@ pub struct Leakage {
     pub accuracy_on_reconstructions: Option<f64>,
     /// The model's accuracy on the originals (where labels exist).
     pub accuracy: Option<f64>,
+    /// The first held-out input and its reconstruction, to be seen.
+    pub example: LeakageExample,
+}
+
+/// One held-out input and the attack's reconstruction of it: raw values
+/// (in [0, 1] for the shipped data) in the model's input shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeakageExample {
+    /// The model's input shape, e.g. `[1, 28, 28]`.
+    pub shape: Vec<usize>,
+    /// The held-out input.
+    pub original: Vec<f32>,
+    /// What the inverse network made of its activations.
+    pub reconstruction: Vec<f32>,
 }
 
 /// What the attack is measured on: raw inputs (`[N, F]`, values in
@@ -280,6 +294,16 @@ fn invert(
         ),
         None => (None, None, None),
     };
+    let example = LeakageExample {
+        shape: input_shape.clone(),
+        original: data
+            .held_out
+            .outer_iter()
+            .next()
+            .map(|r| r.to_vec())
+            .unwrap_or_default(),
+        reconstruction: rec_rows.first().cloned().unwrap_or_default(),
+    };
     Ok(Leakage {
         k,
         activations: width,
@@ -288,6 +312,7 @@ fn invert(
         agreement_on_reconstructions: agreement,
         accuracy_on_reconstructions: on_rec,
         accuracy: on_orig,
+        example,
     })
 }
 

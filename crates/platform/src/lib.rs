@@ -54,7 +54,7 @@ pub use federation::{federation_summary, FederationLog, MAX_DASHBOARD_ENTRIES};
 pub use host::{run_model_host, tail_for, HostConfig, SessionEnd};
 pub use leakage::{
     inversion_leakage, inversion_leakage_of_head, psnr, ssim, InversionData, InversionSettings,
-    Leakage,
+    Leakage, LeakageExample,
 };
 pub use query::{Answer, QuerySession};
 pub use query_mpc::MpcQuerySession;
@@ -63,7 +63,7 @@ pub use repo::{
     check_name, default_input_bound, ModelInfo, ModelRecord, Repository, UploadMeta, Usage,
     MAX_INFO_LEN, MAX_NAME_LEN,
 };
-pub use repo_leakage::SplitLeakage;
+pub use repo_leakage::{ExampleImage, SplitLeakage, MAX_EXAMPLE_SIDE};
 pub use served_mpc::{HostInfo, Notice, SplitInfo, HOST_CA_HEADER};
 pub use service::{
     serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,

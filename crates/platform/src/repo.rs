@@ -333,6 +333,7 @@ impl Repository {
             db.execute("ALTER TABLE models ADD COLUMN info TEXT", [])?;
         }
         db.execute_batch(crate::repo_leakage::SCHEMA)?;
+        crate::repo_leakage::migrate(&db)?;
         let has_link = db
             .prepare("SELECT 1 FROM pragma_table_info('usage') WHERE name = 'platform_host_bytes'")?
             .exists([])?;

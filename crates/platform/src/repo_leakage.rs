@@ -4,6 +4,7 @@
 //! activations at that split (`crate::leakage`).
 
 use crate::error::PlatformError;
+use crate::leakage::LeakageExample;
 use crate::repo::Repository;
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -20,8 +21,77 @@ CREATE TABLE IF NOT EXISTS leakage (
     public_inputs INTEGER NOT NULL,
     held_out INTEGER NOT NULL,
     agreement REAL,
+    example TEXT,
     PRIMARY KEY (name, version, k)
 );";
+
+/// Adds the `example` column to a repository made before it existed (its
+/// splits then show no example until measured again).
+pub(crate) fn migrate(db: &rusqlite::Connection) -> Result<(), PlatformError> {
+    let has_example = db
+        .prepare("SELECT 1 FROM pragma_table_info('leakage') WHERE name = 'example'")?
+        .exists([])?;
+    if !has_example {
+        db.execute("ALTER TABLE leakage ADD COLUMN example TEXT", [])?;
+    }
+    Ok(())
+}
+
+/// Largest side of an example image kept (pixels per row or column).
+pub const MAX_EXAMPLE_SIDE: usize = 64;
+
+/// A held-out input and its reconstruction as 8-bit images, for the model
+/// page: what the SSIM and PSNR figures mean, seen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExampleImage {
+    /// Channels (1: grey, 3: RGB), rows, columns.
+    pub shape: [usize; 3],
+    /// The input, `round(255 · clamp(x, 0, 1))` per value, channel-major
+    /// as the model reads it.
+    pub original: Vec<u8>,
+    /// The reconstruction, the same way.
+    pub reconstruction: Vec<u8>,
+}
+
+impl ExampleImage {
+    /// The images of `e`, when its shape is one (`[H, W]`, or `[C, H, W]`
+    /// with 1 or 3 channels, sides up to [`MAX_EXAMPLE_SIDE`]) and both
+    /// vectors fill it; `None` for other inputs (tabular data, large
+    /// images).
+    pub fn from_example(e: &LeakageExample) -> Option<Self> {
+        let shape = match *e.shape.as_slice() {
+            [h, w] => [1, h, w],
+            [c, h, w] if c == 1 || c == 3 => [c, h, w],
+            _ => return None,
+        };
+        let [c, h, w] = shape;
+        let fits = (1..=MAX_EXAMPLE_SIDE).contains(&h)
+            && (1..=MAX_EXAMPLE_SIDE).contains(&w)
+            && e.original.len() == c * h * w
+            && e.reconstruction.len() == c * h * w;
+        let pixels = |v: &[f32]| {
+            v.iter()
+                .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect()
+        };
+        fits.then(|| Self {
+            shape,
+            original: pixels(&e.original),
+            reconstruction: pixels(&e.reconstruction),
+        })
+    }
+
+    /// Whether a stored example is well formed (sizes within bounds and
+    /// matching its shape): others are not shown.
+    fn valid(&self) -> bool {
+        let [c, h, w] = self.shape;
+        (c == 1 || c == 3)
+            && (1..=MAX_EXAMPLE_SIDE).contains(&h)
+            && (1..=MAX_EXAMPLE_SIDE).contains(&w)
+            && self.original.len() == c * h * w
+            && self.reconstruction.len() == c * h * w
+    }
+}
 
 /// The leakage of one split as the platform measured and shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +114,9 @@ pub struct SplitLeakage {
     /// the originals — known only when the platform holds the whole model
     /// (else the creator measures it: `cipherflow model splits`).
     pub agreement_on_reconstructions: Option<f64>,
+    /// A held-out input and its reconstruction (image inputs only).
+    #[serde(default)]
+    pub example: Option<ExampleImage>,
 }
 
 impl Repository {
@@ -56,7 +129,8 @@ impl Repository {
     ) -> Result<(), PlatformError> {
         self.db.execute(
             "INSERT OR REPLACE INTO leakage (name, version, k, domain, activations, ssim, psnr, \
-             public_inputs, held_out, agreement) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             public_inputs, held_out, agreement, example) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 name,
                 version,
@@ -67,7 +141,12 @@ impl Repository {
                 l.psnr,
                 l.public_inputs as i64,
                 l.held_out as i64,
-                l.agreement_on_reconstructions
+                l.agreement_on_reconstructions,
+                l.example
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| PlatformError::Storage(format!("leakage example: {e}")))?
             ],
         )?;
         Ok(())
@@ -76,8 +155,8 @@ impl Repository {
     /// The leakage measured for `name` v`version`, by split.
     pub fn leakage(&self, name: &str, version: i64) -> Result<Vec<SplitLeakage>, PlatformError> {
         let mut st = self.db.prepare(
-            "SELECT k, domain, activations, ssim, psnr, public_inputs, held_out, agreement \
-             FROM leakage WHERE name = ?1 AND version = ?2 ORDER BY k",
+            "SELECT k, domain, activations, ssim, psnr, public_inputs, held_out, agreement, \
+             example FROM leakage WHERE name = ?1 AND version = ?2 ORDER BY k",
         )?;
         let n = |v: i64| usize::try_from(v).unwrap_or(0);
         let rows = st.query_map(params![name, version], |r| {
@@ -90,8 +169,128 @@ impl Repository {
                 public_inputs: n(r.get(5)?),
                 held_out: n(r.get(6)?),
                 agreement_on_reconstructions: r.get(7)?,
+                // A damaged example is not shown; the figures still are.
+                example: r
+                    .get::<_, Option<String>>(8)?
+                    .and_then(|j| serde_json::from_str::<ExampleImage>(&j).ok())
+                    .filter(ExampleImage::valid),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn example(shape: &[usize], len: usize) -> LeakageExample {
+        LeakageExample {
+            shape: shape.to_vec(),
+            original: (0..len).map(|i| i as f32 / len as f32).collect(),
+            reconstruction: vec![0.5; len],
+        }
+    }
+
+    /// Images become 8-bit pixels, clamped and rounded; tabular inputs,
+    /// large images, other channel counts and short vectors give none.
+    #[test]
+    fn examples_are_images_or_nothing() {
+        let e = LeakageExample {
+            shape: vec![1, 1, 4],
+            original: vec![-0.5, 0.0, 0.5, 1.5],
+            reconstruction: vec![0.25, 1.0, 0.999, f32::NAN],
+        };
+        let img = ExampleImage::from_example(&e).unwrap();
+        assert_eq!(img.shape, [1, 1, 4]);
+        assert_eq!(img.original, vec![0, 0, 128, 255]);
+        // NaN clamps to NaN, which casts to 0: never out of range.
+        assert_eq!(img.reconstruction, vec![64, 255, 255, 0]);
+        assert_eq!(
+            ExampleImage::from_example(&example(&[8, 8], 64))
+                .unwrap()
+                .shape,
+            [1, 8, 8]
+        );
+        assert!(ExampleImage::from_example(&example(&[3, 4, 4], 48)).is_some());
+        for bad in [
+            example(&[64], 64),
+            example(&[2, 4, 4], 32),
+            example(&[1, 65, 65], 65 * 65),
+            example(&[1, 8, 8], 63),
+            example(&[1, 0, 8], 0),
+        ] {
+            assert_eq!(ExampleImage::from_example(&bad), None, "{:?}", bad.shape);
+        }
+    }
+
+    fn leakage(k: usize, example: Option<ExampleImage>) -> SplitLeakage {
+        SplitLeakage {
+            k,
+            domain: "digits".into(),
+            activations: 10,
+            ssim: 0.5,
+            psnr: 12.0,
+            public_inputs: 100,
+            held_out: 20,
+            agreement_on_reconstructions: None,
+            example,
+        }
+    }
+
+    /// Stored and read back; a damaged stored example (bad JSON, sizes
+    /// that do not fit its shape) is dropped and the figures still read.
+    #[test]
+    fn examples_round_trip_and_damage_is_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::open(dir.path()).unwrap();
+        let img = ExampleImage::from_example(&example(&[1, 8, 8], 64)).unwrap();
+        repo.put_leakage("m", 1, &leakage(1, Some(img.clone())))
+            .unwrap();
+        repo.put_leakage("m", 1, &leakage(2, None)).unwrap();
+        assert_eq!(
+            repo.leakage("m", 1).unwrap(),
+            vec![leakage(1, Some(img.clone())), leakage(2, None)]
+        );
+        let mut short = img.clone();
+        short.reconstruction.pop();
+        for damage in [
+            "{not json".to_string(),
+            serde_json::to_string(&short).unwrap(),
+        ] {
+            repo.db
+                .execute(
+                    "UPDATE leakage SET example = ?1 WHERE k = 1",
+                    params![damage],
+                )
+                .unwrap();
+            assert_eq!(repo.leakage("m", 1).unwrap()[0], leakage(1, None));
+        }
+    }
+
+    /// A repository made before examples were kept gains the column and
+    /// keeps its figures.
+    #[test]
+    fn old_repositories_gain_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let repo = Repository::open(dir.path()).unwrap();
+            repo.db.execute_batch("DROP TABLE leakage;").unwrap();
+            repo.db
+                .execute_batch(&SCHEMA.replace("    example TEXT,\n", ""))
+                .unwrap();
+            repo.db
+                .execute(
+                    "INSERT INTO leakage (name, version, k, domain, activations, ssim, psnr, \
+                     public_inputs, held_out, agreement) \
+                     VALUES ('m', 1, 1, 'digits', 10, 0.5, 12.0, 100, 20, NULL)",
+                    [],
+                )
+                .unwrap();
+        }
+        let repo = Repository::open(dir.path()).unwrap();
+        assert_eq!(repo.leakage("m", 1).unwrap(), vec![leakage(1, None)]);
     }
 }

@@ -20,7 +20,7 @@
 
 use crate::leakage::{inversion_leakage, inversion_leakage_of_head, InversionData};
 use crate::repo::ModelRecord;
-use crate::repo_leakage::SplitLeakage;
+use crate::repo_leakage::{ExampleImage, SplitLeakage};
 use crate::service::{lock, Shared};
 use cipherflow_nn::data::{load_inputs, InputOptions};
 use std::collections::HashMap;
@@ -140,6 +140,7 @@ fn measure(
                 public_inputs: public.nrows(),
                 held_out: held,
                 agreement_on_reconstructions: l.agreement_on_reconstructions,
+                example: ExampleImage::from_example(&l.example),
             },
         )?;
     }

@@ -68,6 +68,16 @@ fn the_first_convolutions_activations_give_the_digits_away() {
         first.ssim > 0.5 && first.accuracy_on_reconstructions.unwrap() > 0.8,
         "{first:?}"
     );
+    // The example shown on the model page: the first held-out input and
+    // its reconstruction (a sigmoid's values), in the input's shape.
+    let e = &first.example;
+    assert_eq!(e.shape, model.input_shape().to_vec());
+    assert_eq!(e.original, held_out.features().row(0).to_vec());
+    assert_eq!(e.reconstruction.len(), e.original.len());
+    assert!(e.reconstruction.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert_ne!(e.reconstruction, deep.example.reconstruction);
+    let img = cipherflow_platform::ExampleImage::from_example(e).unwrap();
+    assert_eq!(img.shape, [1, 8, 8]);
     // Without labels, the agreement alone; held-out inputs of another
     // width are refused.
     let unlabelled = InversionData {

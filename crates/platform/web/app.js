@@ -170,6 +170,39 @@ function splitPlot(rows) {
     "aria-label": "Head time (bars) and reconstruction SSIM (dots) per split" }, g);
 }
 
+// An 8-bit image (`{shape: [C, H, W], …}`, C = 1 or 3, channel-major)
+// on a canvas, one canvas pixel per image pixel (CSS scales it).
+function pixels(shape, values, label) {
+  const [c, rows, cols] = shape;
+  const cv = h("canvas", { width: cols, height: rows, class: "pixels", role: "img", "aria-label": label });
+  const ctx = cv.getContext("2d");
+  const img = ctx.createImageData(cols, rows);
+  const plane = rows * cols;
+  for (let i = 0; i < plane; i++) {
+    const r = values[i], g = c === 3 ? values[plane + i] : r, b = c === 3 ? values[2 * plane + i] : r;
+    img.data.set([r, g, b, 255], 4 * i);
+  }
+  ctx.putImageData(img, 0, 0);
+  return cv;
+}
+
+// One held-out input and what the inversion attack made of it at each
+// measured split (plain-tail leakage, the SSIM and PSNR columns seen).
+function reconstructions(rows, domain) {
+  const shown = rows.filter((r) => r.example);
+  if (!shown.length) return [];
+  const first = shown[0].example;
+  const cell = (canvas, caption) => h("figure", {}, canvas, h("figcaption", {}, caption));
+  return [
+    h("h3", {}, "What an inversion attack recovers"),
+    h("p", {}, `A held-out ${domain || "public"} input, and what a network trained on public data to invert the activations at each split made of them — what the creator could see in plain-tail mode. The mpc and he modes reveal no activation.`),
+    h("div", { class: "examples", role: "group", "aria-label": "Example reconstructions" },
+      cell(pixels(first.shape, first.original, "the input"), "input"),
+      shown.map((r) => cell(pixels(r.example.shape, r.example.reconstruction, `reconstruction at split ${r.k}`),
+        `split ${r.k}: SSIM ${r.ssim.toFixed(2)}`))),
+  ];
+}
+
 async function modelPage(name) {
   show(name, h("h1", {}, name), h("p", { class: "muted", "aria-live": "polite" }, "Loading…"));
   let c;
@@ -215,6 +248,7 @@ async function modelPage(name) {
           cell(r.upload_bytes != null ? r.upload_bytes + (r.download_bytes || 0) : null, fmtBytes),
           cell(r.ssim, (v) => v.toFixed(3)), cell(r.psnr, (v) => `${v.toFixed(1)} dB`)))))),
       splitPlot(rows),
+      ...reconstructions(rows, c.plain_tail && c.plain_tail.domain),
       h("p", { class: "muted" }, "Head figures appear once a split has been prepared (its first query); leakage once the platform has measured it on the model's public data."));
   }
   show(c.name, ...parts);
