@@ -88,6 +88,39 @@ fn mul_float_lazy(x: u64, w: u64, ratio: f64, q: u64) -> u64 {
     (if r < 0 { r + q as i64 } else { r }) as u64
 }
 
+/// One stage of butterflies `bf` on the pairs `t` apart within blocks of
+/// `2t` values, block `i` with `roots[i]`. Blocks of 2 and 4 values have
+/// loops of their own: the general loop's per-block overhead was most of
+/// their time.
+#[inline(always)]
+fn stage(a: &mut [u64], t: usize, roots: &[Twiddle], bf: impl Fn(&mut u64, &mut u64, Twiddle)) {
+    match t {
+        1 => {
+            for (pair, &w) in a.chunks_exact_mut(2).zip(roots) {
+                if let [x, y] = pair {
+                    bf(x, y, w);
+                }
+            }
+        }
+        2 => {
+            for (quad, &w) in a.chunks_exact_mut(4).zip(roots) {
+                if let [x0, x1, y0, y1] = quad {
+                    bf(x0, y0, w);
+                    bf(x1, y1, w);
+                }
+            }
+        }
+        _ => {
+            for (block, &w) in a.chunks_exact_mut(2 * t).zip(roots) {
+                let (lo, hi) = block.split_at_mut(t);
+                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                    bf(x, y, w);
+                }
+            }
+        }
+    }
+}
+
 /// A root with its Shoup companion and, for the floating-point path, `w / q`.
 #[derive(Clone, Copy, Debug)]
 struct Twiddle {
@@ -245,9 +278,7 @@ impl SplitPlan {
         }
     }
 
-    /// Forward transform in place, output reduced to `[0, q)`. The last
-    /// two stages (blocks of 2 and 4 values) have loops of their own: the
-    /// general loop's per-block overhead was most of their time.
+    /// Forward transform in place, output reduced to `[0, q)`.
     pub(crate) fn forward(&self, a: &mut [u64]) {
         if self.float_path() {
             self.forward_with::<true>(a);
@@ -274,44 +305,25 @@ impl SplitPlan {
         while m < n {
             t /= 2;
             let roots = self.fwd.get(m..2 * m).unwrap_or_default();
-            match t {
-                1 => {
-                    // The last stage, its outputs reduced from [0, 4q) to
-                    // [0, q) as they are made.
-                    let reduce = |v: u64| {
-                        let v = if v >= two_q { v - two_q } else { v };
-                        if v >= q {
-                            v - q
-                        } else {
-                            v
-                        }
-                    };
-                    for (pair, &w) in a.chunks_exact_mut(2).zip(roots) {
-                        if let [x, y] = pair {
-                            bf(x, y, w);
-                            *x = reduce(*x);
-                            *y = reduce(*y);
-                        }
+            if t == 1 {
+                // The last stage, its outputs reduced from [0, 4q) to
+                // [0, q) as they are made.
+                let reduce = |v: u64| {
+                    let v = if v >= two_q { v - two_q } else { v };
+                    if v >= q {
+                        v - q
+                    } else {
+                        v
                     }
-                    return;
-                }
-                2 => {
-                    for (quad, &w) in a.chunks_exact_mut(4).zip(roots) {
-                        if let [x0, x1, y0, y1] = quad {
-                            bf(x0, y0, w);
-                            bf(x1, y1, w);
-                        }
-                    }
-                }
-                _ => {
-                    for (block, &w) in a.chunks_exact_mut(2 * t).zip(roots) {
-                        let (lo, hi) = block.split_at_mut(t);
-                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                            bf(x, y, w);
-                        }
-                    }
-                }
+                };
+                stage(a, 1, roots, |x, y, w| {
+                    bf(x, y, w);
+                    *x = reduce(*x);
+                    *y = reduce(*y);
+                });
+                return;
             }
+            stage(a, t, roots, bf);
             m *= 2;
         }
         // Only when no stage ran (n = 1).
@@ -370,8 +382,7 @@ impl SplitPlan {
     }
 
     /// Gentleman–Sande butterflies of the stages on blocks of more than
-    /// `last` values (`1`: all of them), values kept in `[0, 2q)`; the
-    /// first two stages with loops of their own, as in [`Self::forward`].
+    /// `last` values (`1`: all of them), values kept in `[0, 2q)`.
     fn inverse_lazy<const FLOAT: bool>(&self, a: &mut [u64], last: usize) {
         debug_assert_eq!(a.len(), self.inv.len(), "a vector of the plan's length");
         let n = a.len();
@@ -390,31 +401,7 @@ impl SplitPlan {
         while m > last {
             let h = m / 2;
             let roots = self.inv.get(h..m).unwrap_or_default();
-            match t {
-                1 => {
-                    for (pair, &w) in a.chunks_exact_mut(2).zip(roots) {
-                        if let [x, y] = pair {
-                            bf(x, y, w);
-                        }
-                    }
-                }
-                2 => {
-                    for (quad, &w) in a.chunks_exact_mut(4).zip(roots) {
-                        if let [x0, x1, y0, y1] = quad {
-                            bf(x0, y0, w);
-                            bf(x1, y1, w);
-                        }
-                    }
-                }
-                _ => {
-                    for (block, &w) in a.chunks_exact_mut(2 * t).zip(roots) {
-                        let (lo, hi) = block.split_at_mut(t);
-                        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                            bf(x, y, w);
-                        }
-                    }
-                }
-            }
+            stage(a, t, roots, bf);
             t *= 2;
             m = h;
         }
