@@ -39,6 +39,8 @@ pub(crate) fn migrate(db: &rusqlite::Connection) -> Result<(), PlatformError> {
 
 /// Largest side of an example image kept (pixels per row or column).
 pub const MAX_EXAMPLE_SIDE: usize = 64;
+/// Smallest side: a thinner input (`[1, F]`, a sequence) is not drawn.
+const MIN_EXAMPLE_SIDE: usize = 4;
 
 /// A held-out input and its reconstruction as 8-bit images, for the model
 /// page: what the SSIM and PSNR figures mean, seen.
@@ -55,9 +57,9 @@ pub struct ExampleImage {
 
 impl ExampleImage {
     /// The images of `e`, when its shape is one (`[H, W]`, or `[C, H, W]`
-    /// with 1 or 3 channels, sides up to [`MAX_EXAMPLE_SIDE`]) and both
-    /// vectors fill it; `None` for other inputs (tabular data, large
-    /// images).
+    /// with 1 or 3 channels, sides from 4 to [`MAX_EXAMPLE_SIDE`]) and
+    /// both vectors fill it; `None` for other inputs (tabular data,
+    /// sequences, large images).
     pub fn from_example(e: &LeakageExample) -> Option<Self> {
         let shape = match *e.shape.as_slice() {
             [h, w] => [1, h, w],
@@ -65,8 +67,8 @@ impl ExampleImage {
             _ => return None,
         };
         let [c, h, w] = shape;
-        let fits = (1..=MAX_EXAMPLE_SIDE).contains(&h)
-            && (1..=MAX_EXAMPLE_SIDE).contains(&w)
+        let fits = (MIN_EXAMPLE_SIDE..=MAX_EXAMPLE_SIDE).contains(&h)
+            && (MIN_EXAMPLE_SIDE..=MAX_EXAMPLE_SIDE).contains(&w)
             && e.original.len() == c * h * w
             && e.reconstruction.len() == c * h * w;
         let pixels = |v: &[f32]| {
@@ -86,8 +88,8 @@ impl ExampleImage {
     fn valid(&self) -> bool {
         let [c, h, w] = self.shape;
         (c == 1 || c == 3)
-            && (1..=MAX_EXAMPLE_SIDE).contains(&h)
-            && (1..=MAX_EXAMPLE_SIDE).contains(&w)
+            && (MIN_EXAMPLE_SIDE..=MAX_EXAMPLE_SIDE).contains(&h)
+            && (MIN_EXAMPLE_SIDE..=MAX_EXAMPLE_SIDE).contains(&w)
             && self.original.len() == c * h * w
             && self.reconstruction.len() == c * h * w
     }
@@ -198,16 +200,14 @@ mod tests {
     /// large images, other channel counts and short vectors give none.
     #[test]
     fn examples_are_images_or_nothing() {
-        let e = LeakageExample {
-            shape: vec![1, 1, 4],
-            original: vec![-0.5, 0.0, 0.5, 1.5],
-            reconstruction: vec![0.25, 1.0, 0.999, f32::NAN],
-        };
+        let mut e = example(&[1, 4, 4], 16);
+        e.original[..4].copy_from_slice(&[-0.5, 0.0, 0.5, 1.5]);
+        e.reconstruction[..4].copy_from_slice(&[0.25, 1.0, 0.999, f32::NAN]);
         let img = ExampleImage::from_example(&e).unwrap();
-        assert_eq!(img.shape, [1, 1, 4]);
-        assert_eq!(img.original, vec![0, 0, 128, 255]);
+        assert_eq!(img.shape, [1, 4, 4]);
+        assert_eq!(img.original[..4], [0, 0, 128, 255]);
         // NaN clamps to NaN, which casts to 0: never out of range.
-        assert_eq!(img.reconstruction, vec![64, 255, 255, 0]);
+        assert_eq!(img.reconstruction[..5], [64, 255, 255, 0, 128]);
         assert_eq!(
             ExampleImage::from_example(&example(&[8, 8], 64))
                 .unwrap()
@@ -221,6 +221,8 @@ mod tests {
             example(&[1, 65, 65], 65 * 65),
             example(&[1, 8, 8], 63),
             example(&[1, 0, 8], 0),
+            example(&[1, 64], 64),
+            example(&[1, 3, 8], 24),
         ] {
             assert_eq!(ExampleImage::from_example(&bad), None, "{:?}", bad.shape);
         }
@@ -289,6 +291,13 @@ mod tests {
                     [],
                 )
                 .unwrap();
+            let has_example = repo
+                .db
+                .prepare("SELECT 1 FROM pragma_table_info('leakage') WHERE name = 'example'")
+                .unwrap()
+                .exists([])
+                .unwrap();
+            assert!(!has_example, "the old schema has no example column");
         }
         let repo = Repository::open(dir.path()).unwrap();
         assert_eq!(repo.leakage("m", 1).unwrap(), vec![leakage(1, None)]);

@@ -199,7 +199,7 @@ function reconstructions(rows, domain) {
     h("div", { class: "examples", role: "group", "aria-label": "Example reconstructions" },
       cell(pixels(first.shape, first.original, "the input"), "input"),
       shown.map((r) => cell(pixels(r.example.shape, r.example.reconstruction, `reconstruction at split ${r.k}`),
-        `split ${r.k}: SSIM ${r.ssim.toFixed(2)}`))),
+        r.ssim != null ? `split ${r.k}: SSIM ${r.ssim.toFixed(2)}` : `split ${r.k}`))),
   ];
 }
 

@@ -4,7 +4,12 @@
 // preprocessed values for display, and decrypted scores.
 import init, { Client, prepareUpload, verifyHead, verifyProof } from "/ui/pkg/cipherflow.js";
 
-const ready = init({ module_or_path: "/ui/pkg/cipherflow_bg.wasm" });
+// The module uses WebAssembly SIMD128 (ChaCha20, the Gaussian sampler):
+// a browser without it cannot compile the module, and is told why.
+const ready = init({ module_or_path: "/ui/pkg/cipherflow_bg.wasm" }).catch((e) => {
+  throw new Error("This browser cannot run the client: it needs WebAssembly with SIMD128 " +
+    `(Chrome or Edge 91, Firefox 89, Safari 16.4 or later). ${e && e.message ? e.message : e}`);
+});
 let client = null;
 
 function forget() {

@@ -13,8 +13,15 @@
 //! (through [`crate::simd_self_test`]).
 //!
 //! In WebAssembly it is also the secret generator of
-//! [`crate::sampler::secure_rng`] (keys, noise): its key and buffered
-//! keystream are zeroized when dropped.
+//! [`crate::sampler::secure_rng`] (keys, noise): the generator's key and
+//! buffered keystream (its fields) are zeroized when dropped. Copies the
+//! block function leaves in registers and its stack frame are not (nor
+//! does `rand_chacha` zeroize anything).
+//!
+//! SIMD128 is enabled for the block function only, but a WebAssembly
+//! module is validated whole: the module needs a browser with SIMD128
+//! (Chrome and Edge 91, Firefox 89, Safari 16.4 and later); others cannot
+//! load it, and the page says so.
 
 use rand_core::block::{BlockRng, BlockRngCore, CryptoBlockRng};
 use rand_core::SeedableRng;
@@ -446,6 +453,31 @@ mod tests {
             assert_eq!(got, want, "q={q}");
         }
         uniform_limb(&[0; 32], 0, 97, &mut []);
+    }
+
+    /// Reads that straddle buffers (a 64-bit word after an odd number of
+    /// 32-bit ones, at the end of a four-block buffer) and byte fills of
+    /// odd lengths give `ChaCha20Rng`'s output.
+    #[test]
+    fn straddling_reads_equal_rand_chacha() {
+        let seed = [0xc3u8; 32];
+        let mut ours = ChaCha20x4Rng::from_seed(seed);
+        let mut theirs = ChaCha20Rng::from_seed(seed);
+        for _ in 0..63 {
+            assert_eq!(ours.next_u32(), theirs.next_u32());
+        }
+        assert_eq!(
+            ours.next_u64(),
+            theirs.next_u64(),
+            "word 63 and word 0 of the next buffer"
+        );
+        for len in [1usize, 3, 5, 255, 257] {
+            let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+            ours.fill_bytes(&mut a);
+            theirs.fill_bytes(&mut b);
+            assert_eq!(a, b, "{len} bytes");
+            assert_eq!(ours.next_u32(), theirs.next_u32());
+        }
     }
 
     /// The counter carries from its low word into its high word.

@@ -148,7 +148,7 @@ fn mul_twiddle<const FLOAT: bool>(x: u64, w: Twiddle, q: u64) -> u64 {
     }
 }
 
-/// The plan for one prime `q < 2^62` and degree `n`.
+/// The plan for one prime `q < 2^61` and degree `n`.
 #[derive(Clone, Debug)]
 pub(crate) struct SplitPlan {
     q: u64,
@@ -169,12 +169,12 @@ pub(crate) struct SplitPlan {
 
 impl SplitPlan {
     /// The plan for degree `n` with `psi` a primitive `2n`-th root of
-    /// unity modulo `modulus` (below 2^62).
+    /// unity modulo `modulus` (below 2^61, as every [`Modulus`]).
     pub(crate) fn new(n: usize, modulus: &Modulus, psi: u64) -> Result<Self, RingError> {
         let q = modulus.value();
         // Below 2^61 (as every `Modulus`): Barrett's remainder below 5q
-        // then fits a word. Above 2^12: the shifts stay in range.
-        if !(1 << 12..1 << 61).contains(&q) || !n.is_power_of_two() {
+        // then fits a word.
+        if q >= 1 << 61 || !n.is_power_of_two() {
             return Err(RingError::NoNttPlan { n, q });
         }
         let bits = 64 - q.leading_zeros();
@@ -240,7 +240,8 @@ impl SplitPlan {
     /// less `2^(k−63) + 1`), and [`mul_hi_approx`] may drop 2 more: the
     /// remainder `x − est·q` is in `[0, 5q)`, below 2^64, exact in the low
     /// word, and three conditional subtractions (`4q`, `2q`, `q`) reduce
-    /// it: eight integer products.
+    /// it: eight integer products. Used for `q ≥ 2^48` only (smaller
+    /// primes take [`Self::mul_mod_float`]), so both shifts are in range.
     #[inline(always)]
     fn mul_mod_barrett(&self, a: u64, b: u64) -> u64 {
         let q = self.q;
