@@ -484,6 +484,16 @@ mod tests {
         }
     }
 
+    /// `r` is `x · w mod q`, lazily reduced: below `2q` and congruent.
+    fn assert_lazy_product(q: u64, x: u64, w: u64, r: u64) {
+        assert!(r < 2 * q, "q={q} x={x} w={w}: {r}");
+        assert_eq!(
+            u128::from(r) % u128::from(q),
+            u128::from(x) * u128::from(w) % u128::from(q),
+            "q={q} x={x} w={w}"
+        );
+    }
+
     #[test]
     fn float_products_are_reduced_below_2q() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
@@ -502,12 +512,7 @@ mod tests {
             ]);
             for (x, w) in cases {
                 let t = twiddle(w, q);
-                let r = mul_float_lazy(x, t.w, t.ratio, q);
-                assert!(r < 2 * q, "q={q} x={x} w={w}");
-                assert_eq!(
-                    u128::from(r) % u128::from(q),
-                    u128::from(x) * u128::from(w) % u128::from(q)
-                );
+                assert_lazy_product(q, x, w, mul_float_lazy(x, t.w, t.ratio, q));
             }
         }
     }
@@ -520,12 +525,7 @@ mod tests {
             for _ in 0..50_000 {
                 let (x, w) = (rng.next_u64(), rng.next_u64() % q);
                 let t = twiddle(w, q);
-                let r = mul_shoup_lazy(x, t.w, t.shoup, q);
-                assert!(r < 2 * q);
-                assert_eq!(
-                    u128::from(r) % u128::from(q),
-                    u128::from(x) * u128::from(w) % u128::from(q)
-                );
+                assert_lazy_product(q, x, w, mul_shoup_lazy(x, t.w, t.shoup, q));
             }
         }
     }
