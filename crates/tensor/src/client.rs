@@ -77,8 +77,25 @@ impl KeySet {
         client: &ModelClient,
         rng: &mut R,
     ) -> Result<Self, TensorError> {
+        let sk = SecretKey::generate(client.params(), rng);
+        Self::from_secret(client, sk, rng)
+    }
+
+    /// The evaluation keys `client`'s model needs, made afresh for an
+    /// existing secret key (one the client kept): the same keys as
+    /// [`KeySet::generate`] makes after sampling `sk`, with fresh noise.
+    /// Refused when `sk` is for other parameters.
+    pub fn from_secret<R: RngCore + CryptoRng>(
+        client: &ModelClient,
+        sk: SecretKey,
+        rng: &mut R,
+    ) -> Result<Self, TensorError> {
         let params = client.params();
-        let sk = SecretKey::generate(params, rng);
+        if sk.params() != params {
+            return Err(TensorError::Invalid(
+                "a secret key for other parameters than the model's".into(),
+            ));
+        }
         let rlk = RelinKey::generate(&sk, rng)?;
         let gk = GaloisKeys::generate(&sk, &client.spec.rotations, false, rng)?;
         let pk = PublicKey::generate(&sk, rng)?;

@@ -22,11 +22,12 @@ use crate::privacy::OutputPrivacy;
 use crate::server::{EncryptedModel, Mode};
 use crate::wire::EvalKeys;
 use crate::TensorError;
-use cipherflow_ckks::CkksParams;
+use cipherflow_ckks::{CkksParams, SecretKey};
 use cipherflow_nn::{Calibration, Sequential};
 use ndarray::Array2;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 4] = b"CFSH";
 const VERSION: u8 = 1;
@@ -309,6 +310,27 @@ impl std::fmt::Debug for ClientHalf {
 impl ClientHalf {
     /// Checks the server's published spec (JSON) and makes keys for it.
     pub fn new<R: RngCore + CryptoRng>(spec_json: &str, rng: &mut R) -> Result<Self, TensorError> {
+        let client = Self::checked_client(spec_json)?;
+        let keys = KeySet::generate(&client, rng)?;
+        Ok(Self { client, keys })
+    }
+
+    /// Checks the spec as [`ClientHalf::new`] does and takes a secret key
+    /// the client kept (its strict encoding, as
+    /// [`ClientHalf::secret_key_bytes`] writes it, for the spec's
+    /// parameters); the evaluation keys are made afresh for it.
+    pub fn from_secret_key<R: RngCore + CryptoRng>(
+        spec_json: &str,
+        secret_key: &[u8],
+        rng: &mut R,
+    ) -> Result<Self, TensorError> {
+        let client = Self::checked_client(spec_json)?;
+        let sk = SecretKey::from_bytes(client.params(), secret_key)?;
+        let keys = KeySet::from_secret(&client, sk, rng)?;
+        Ok(Self { client, keys })
+    }
+
+    fn checked_client(spec_json: &str) -> Result<ModelClient, TensorError> {
         if spec_json.len() > MAX_OPTIONS_BYTES * 16 {
             return Err(TensorError::Invalid(
                 "an input spec of more than 1 MiB".into(),
@@ -316,9 +338,14 @@ impl ClientHalf {
         }
         let spec: InputSpec = serde_json::from_str(spec_json)
             .map_err(|e| TensorError::Invalid(format!("not an input spec: {e}")))?;
-        let client = ModelClient::new(spec)?;
-        let keys = KeySet::generate(&client, rng)?;
-        Ok(Self { client, keys })
+        ModelClient::new(spec)
+    }
+
+    /// The secret key's strict encoding, for the client to keep (sealed:
+    /// it decrypts everything encrypted under these keys). Zeroized when
+    /// dropped.
+    pub fn secret_key_bytes(&self) -> Zeroizing<Vec<u8>> {
+        self.keys.sk.to_bytes()
     }
 
     /// The spec it was made for.

@@ -162,3 +162,63 @@ fn refusals_are_typed() {
         .respond(&client.eval_key_bytes().unwrap(), &ct[..10], &mut rng)
         .is_err());
 }
+
+#[test]
+fn a_kept_secret_key_decrypts_what_it_encrypted_and_makes_working_keys() {
+    let onnx = fixture();
+    let x = digits(1);
+    let server = ServerHalf::compile(&onnx, &x, Some(15), Mode::Latency, 64.0).unwrap();
+    let spec = serde_json::to_string(server.spec()).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let first = ClientHalf::new(&spec, &mut rng).unwrap();
+    let old_keys = first.eval_key_bytes().unwrap();
+    let kept = first.secret_key_bytes();
+    let input: Vec<f64> = x.row(0).iter().map(|&v| f64::from(v)).collect();
+    let before = first
+        .decrypt(
+            &server
+                .respond(
+                    &old_keys,
+                    &first
+                        .encrypt(std::slice::from_ref(&input), &mut rng)
+                        .unwrap(),
+                    &mut rng,
+                )
+                .unwrap(),
+        )
+        .unwrap();
+    drop(first);
+    // Restored (another visit): the server's session still holds the old
+    // evaluation keys, and they serve the restored key's ciphertexts; the
+    // fresh evaluation keys made for it serve them as well.
+    let restored = ClientHalf::from_secret_key(&spec, &kept, &mut rng).unwrap();
+    assert_eq!(*restored.secret_key_bytes(), *kept);
+    let new_keys = restored.eval_key_bytes().unwrap();
+    assert_eq!(new_keys.len(), old_keys.len());
+    assert_ne!(
+        new_keys, old_keys,
+        "evaluation keys are made with fresh noise"
+    );
+    for keys in [&old_keys, &new_keys] {
+        let ct = restored
+            .encrypt(std::slice::from_ref(&input), &mut rng)
+            .unwrap();
+        let out = restored
+            .decrypt(&server.respond(keys, &ct, &mut rng).unwrap())
+            .unwrap();
+        let err = out[0]
+            .iter()
+            .zip(&before[0])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 0.05, "restored key: logit error {err}");
+    }
+    // Damaged, cut, or made for other parameters: refused.
+    for cut in [0, 10, kept.len() - 1] {
+        assert!(ClientHalf::from_secret_key(&spec, &kept[..cut], &mut rng).is_err());
+    }
+    let mut other_params = kept.to_vec();
+    other_params[8] ^= 1;
+    assert!(ClientHalf::from_secret_key(&spec, &other_params, &mut rng).is_err());
+    assert!(ClientHalf::from_secret_key("{", &kept, &mut rng).is_err());
+}
