@@ -4,6 +4,7 @@
 # the crate's README. Slow (minutes to hours per set), so not part of CI.
 #
 #   bench/mutants.sh [set ...]      sets: ledger ckks fed fed-coordinator fed-client dp mpc
+#                                   web-keystore
 #                                   (default: all)
 #
 # Needs `cargo install cargo-mutants`. Results go to
@@ -21,11 +22,12 @@ declare -A files=(
     [fed-client]="crates/fed/src/client/mod.rs crates/fed/src/client/decrypt.rs crates/fed/src/client/state.rs"
     [dp]="crates/dp/src/budget.rs crates/dp/src/rdp.rs crates/dp/src/pld/mod.rs crates/dp/src/pld/compose.rs crates/dp/src/pld/pmf.rs"
     [mpc]="crates/mpc/src/z2k.rs crates/mpc/src/transport/mod.rs"
+    [web-keystore]="crates/wasm/src/keystore.rs"
 )
 declare -A package=(
     [ledger]=cipherflow-ledger [ckks]=cipherflow-ckks [fed]=cipherflow-fed
     [dp]=cipherflow-dp [mpc]=cipherflow-mpc [fed-coordinator]=cipherflow-fed
-    [fed-client]=cipherflow-fed
+    [fed-client]=cipherflow-fed [web-keystore]=cipherflow-wasm
 )
 # Test targets per set: the crate's tests that exercise these modules (the
 # full fed and ckks suites take minutes per mutant).
@@ -37,6 +39,7 @@ declare -A tests=(
     [fed-client]="--lib --test adversarial --test aggregation --test faults --test coordinator_checks"
     [dp]=""
     [mpc]=""
+    [web-keystore]="--test keystore"
 )
 
 # cargo-mutants tests a copy of the tree in a temporary folder, where
@@ -55,7 +58,7 @@ declare -A only=(
 )
 
 sets=("$@")
-[[ ${#sets[@]} -gt 0 ]] || sets=(ledger ckks fed fed-coordinator fed-client dp mpc)
+[[ ${#sets[@]} -gt 0 ]] || sets=(ledger ckks fed fed-coordinator fed-client dp mpc web-keystore)
 mkdir -p bench/results
 for s in "${sets[@]}"; do
     [[ -n "${files[$s]:-}" ]] || { echo "unknown set $s" >&2; exit 2; }

@@ -66,7 +66,8 @@ def main():
         print(f"{row['op']:<10} {row['ours_ms']:>14.2f} {row['seal_ms']:>13.2f} {row['ratio']:>10.3f}")
     print(f"largest decryption error: cipherflow {r['max_error']['ours']:.2e}, node-seal {r['max_error']['seal']:.2e}")
     for h in r["heads"]:
-        print(f"keys for {h['name']}: {h['keygen_ms']:.0f} ms ({h['rotations']} Galois keys, {h['key_bytes']} bytes of evaluation keys)")
+        print(f"keys for {h['name']}: {h['keygen_ms']:.0f} ms ({h['rotations']} Galois keys, {h['key_bytes']} bytes of evaluation keys); "
+              f"saved on the device: sealed in {h['seal_ms']:.0f} ms ({h['sealed_bytes']} bytes), opened in {h['open_ms']:.0f} ms")
 
 
 if __name__ == "__main__":

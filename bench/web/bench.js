@@ -4,7 +4,8 @@
 // N = 8192, moduli 60, 40, 40 | 60 bits, scale 2^40, 4096 values, in the
 // same page, alternating rep by rep. Then cipherflow's key generation for
 // given model specs (the repository's MNIST CNN heads): secret, public,
-// relinearization and exactly the spec's Galois keys.
+// relinearization and exactly the spec's Galois keys, and the time to seal
+// the secret key for the device and to open it again.
 import initOurs, { Bench, Client } from "/crates/platform/web/pkg/cipherflow.js";
 import SEAL from "/bench/web/node_modules/node-seal/dist/index_throws.js";
 
@@ -62,7 +63,16 @@ async function run(reps, specs) {
       keyBytes = c.evalKeys().length;
       c.free();
     }
-    heads.push({ name, rotations, key_bytes: keyBytes, keygen_ms: median(ms) });
+    // Keys kept on the device: sealed under a passphrase (Argon2id,
+    // XChaCha20-Poly1305), then opened, which makes the evaluation keys
+    // again.
+    const pass = "a benchmark's passphrase";
+    const c = new Client(spec);
+    let sealed, opened;
+    const sealMs = time(() => { sealed = c.seal("bench", pass); });
+    const openMs = time(() => { opened = Client.fromSealed(spec, undefined, "bench", sealed, pass); });
+    c.free(); opened.free();
+    heads.push({ name, rotations, key_bytes: keyBytes, keygen_ms: median(ms), seal_ms: sealMs, open_ms: openMs, sealed_bytes: sealed.length });
   }
   return { reps, rows, max_error: err, heads, user_agent: navigator.userAgent };
 }

@@ -36,6 +36,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 DRIVER = shutil.which("chromedriver")
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -113,7 +114,13 @@ def chrome(platform):
 
 
 def wait(d, cond, timeout=60):
-    return WebDriverWait(d, timeout, poll_frequency=0.1).until(cond)
+    try:
+        return WebDriverWait(d, timeout, poll_frequency=0.1).until(cond)
+    except TimeoutException:
+        # What the page showed, for the failure's report.
+        print(f"waited {timeout} s at {d.current_url}; the page said:")
+        print(d.find_element(By.ID, "main").text)
+        raise
 
 
 def shot(d, name):
@@ -387,6 +394,147 @@ def test_encrypted_query_matches_the_cli_and_sends_no_plaintext(platform, chrome
         assert struct.pack("<8d", *[v] * 8) not in bodies
         assert struct.pack("<16f", *[v] * 16) not in bodies
 
+
+
+def saved_record(d, model):
+    """What the page saved in IndexedDB for `model`: its fields, its
+    session, its sealed bytes; None when nothing is saved."""
+    r = d.execute_async_script("""
+        const [model, done] = [arguments[0], arguments[arguments.length - 1]];
+        const open = indexedDB.open("cipherflow", 1);
+        open.onupgradeneeded = () => open.result.createObjectStore("keys", { keyPath: "model" });
+        open.onerror = () => done({ error: String(open.error) });
+        open.onsuccess = () => {
+          const g = open.result.transaction("keys").objectStore("keys").get(model);
+          g.onsuccess = () => {
+            const r = g.result;
+            open.result.close();
+            if (!r) return done(null);
+            let bin = "";
+            for (const b of r.sealed) bin += String.fromCharCode(b);
+            done({ fields: Object.keys(r).sort(), session: r.session, model: r.model,
+                   text: JSON.stringify({ ...r, sealed: null }), sealed: btoa(bin) });
+          };
+        };
+    """, model)
+    if r is not None:
+        assert "error" not in r, r
+        r["sealed"] = base64.b64decode(r["sealed"])
+    return r
+
+
+def fill(d, field_id, text):
+    el = d.find_element(By.ID, field_id)
+    el.clear()
+    el.send_keys(text)
+    return el
+
+
+def query_images(d, images, settle="[data-class]"):
+    d.find_element(By.ID, "images").send_keys("\n".join(str(p) for p in images))
+    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, settle)) == len(images)
+         or d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"), timeout=300)
+    assert not d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"), d.find_element(By.ID, "main").text
+    return {s.get_attribute("data-file"): s.find_element(By.CSS_SELECTOR, ".result-class").text
+            for s in d.find_elements(By.CSS_SELECTOR, "[data-class]")}
+
+
+def test_keys_saved_on_the_device_only_sealed_and_reused(platform, chrome):
+    """The user asks to keep their keys: they are sealed under a passphrase
+    and stored in the browser (never sent); a later visit opens them with
+    the passphrase and queries without new keys while the platform holds
+    the session, makes a new session for them when it no longer does, and
+    refuses a wrong passphrase without losing them; "Forget" deletes them."""
+    d = chrome
+    url = platform["url"]
+    passphrase = "a long passphrase, for this test"
+    images = sorted(IMAGES.glob("*/*.png"))
+
+    def revisit(ready):
+        d.get(url + "/#/")
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#main h1"))
+        d.get(url + "/#/query/digits")
+        wait(d, lambda d: d.find_elements(By.ID, ready))
+
+    revisit("images")
+    assert saved_record(d, "digits") is None
+    first = query_images(d, images)
+    # Offered, not done: nothing is saved until the user asks.
+    wait(d, lambda d: d.find_elements(By.ID, "keep-keys"))
+    assert saved_record(d, "digits") is None
+    # Too short, then two that differ: refused beside the field.
+    fill(d, "keep-pass", "short pass")
+    fill(d, "keep-pass2", "short pass").submit()
+    wait(d, lambda d: "12 characters" in d.find_element(By.ID, "keep-pass-error").text)
+    fill(d, "keep-pass", passphrase)
+    fill(d, "keep-pass2", passphrase + "!").submit()
+    wait(d, lambda d: "differ" in d.find_element(By.ID, "keep-pass2-error").text)
+    assert saved_record(d, "digits") is None
+    requests_sent(d)
+    fill(d, "keep-pass", passphrase)
+    fill(d, "keep-pass2", passphrase).submit()
+    wait(d, lambda d: "Saved on this device" in d.find_element(By.ID, "keep").text)
+    assert requests_sent(d) == [], "saving sent something"
+    rec = saved_record(d, "digits")
+    assert rec["fields"] == ["model", "savedAt", "sealed", "session"], rec["fields"]
+    assert rec["sealed"][:5] == b"CFSK\x01" and len(rec["sealed"]) > 1000
+    session = rec["session"]
+    assert len(session) == 32
+    for form in (passphrase.encode(), passphrase.encode("utf-16-le")):
+        assert form not in rec["sealed"] and form not in rec["text"].encode()
+
+    # Later (the page left and reopened): the session was not closed, the
+    # saved keys are offered; a wrong passphrase is refused and nothing is
+    # lost.
+    revisit("saved-keys")
+    assert not [r for r in requests_sent(d) if r[0] != "GET"], "leaving closed or sent something"
+    fill(d, "open-pass", passphrase[:-1]).submit()
+    wait(d, lambda d: "wrong" in d.find_element(By.ID, "open-pass-error").text)
+    assert d.find_element(By.ID, "open-pass").get_attribute("aria-invalid") == "true"
+    assert saved_record(d, "digits")["sealed"] == rec["sealed"]
+    fill(d, "open-pass", passphrase).submit()
+    wait(d, lambda d: "Using the keys saved on this device" in d.find_element(By.ID, "keep").text)
+    shot(d, "query-saved-keys")
+    requests_sent(d)
+    again = query_images(d, images)
+    assert again == first, (again, first)
+    sent = requests_sent(d)
+    # Only the encrypted inputs: no new keys, no new session.
+    assert sorted(m for m, _, _ in sent) == ["POST"] * len(images), [(m, u) for m, u, _ in sent]
+    assert all(u == f"{url}/v1/sessions/{session}/infer" and b[:4] == b"CFET" for _, u, b in sent)
+    bodies = b"".join(b for _, _, b in sent)
+    assert rec["sealed"][-64:] not in bodies and passphrase.encode() not in bodies
+    assert "no keys" in d.find_element(By.ID, "main").text
+
+    # The platform dropped the session (a restart, an eviction): the saved
+    # key gets a new session, with evaluation keys made for it again.
+    d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(`/v1/sessions/${arguments[0]}`, { method: "DELETE" }).then((r) => done(r.status));
+    """, session)
+    revisit("saved-keys")
+    fill(d, "open-pass", passphrase).submit()
+    wait(d, lambda d: "Using the keys saved on this device" in d.find_element(By.ID, "keep").text)
+    requests_sent(d)
+    assert query_images(d, images[:1]) == {images[0].name: first[images[0].name]}
+    sent = requests_sent(d)
+    routes = [(m, u[len(url):]) for m, u, _ in sent]
+    assert [r for r in routes if r[1] == "/v1/models/digits/sessions"] == [("POST", "/v1/models/digits/sessions")], routes
+    keys = next(b for m, u, b in sent if u.endswith("/v1/models/digits/sessions"))
+    assert keys[:4] == b"CFEK"
+    renewed = saved_record(d, "digits")
+    assert renewed["sealed"] == rec["sealed"] and renewed["session"] not in (None, session)
+    assert ("POST", f"/v1/sessions/{renewed['session']}/infer") in routes
+
+    # Forgotten: the record deleted, and its session closed on the platform.
+    revisit("saved-keys")
+    requests_sent(d)
+    d.find_element(By.ID, "forget-keys").click()
+    wait(d, lambda d: "were deleted" in d.find_element(By.ID, "keep").text)
+    assert saved_record(d, "digits") is None
+    deleted = []
+    wait(d, lambda d: deleted.extend(u for m, u, _ in requests_sent(d) if m == "DELETE") or deleted, timeout=10)
+    assert deleted == [f"{url}/v1/sessions/{renewed['session']}"], deleted
 
 
 def test_first_load_weighs_under_2_mb(platform):

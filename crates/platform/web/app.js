@@ -267,44 +267,83 @@ async function queryPage(name) {
   show(`Query ${name}`, h("h1", {}, `Query ${name}`),
     h("p", {}, "Your images are decoded, preprocessed and encrypted in this page. The platform computes on the ciphertexts and returns encrypted scores that only this page can decrypt."),
     drop, steps, bar, sent, results);
+  // Files chosen before the model's card has loaded wait for it.
+  let loaded;
+  const cardLoaded = new Promise((resolve) => { loaded = resolve; });
+  files.addEventListener("change", () => run(files.files));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); run(e.dataTransfer.files); });
   let card;
   try {
     card = await api("GET", `/v1/models/${encodeURIComponent(name)}`);
   } catch (e) {
     steps.append(h("li", { "data-state": "failed", class: "error", role: "alert" }, `Could not load ${name}: ${e.message}`));
-    return;
+    files.disabled = true;
+    return loaded(false);
   }
   if (!card.he) {
     steps.append(h("li", { "data-state": "failed", class: "error", role: "alert" },
       `${name} cannot be queried encrypted here: its creator has not let the platform hold the whole model (use cipherflow query --mode mpc).`));
     files.disabled = true;
-    return;
+    return loaded(false);
   }
   // The module loads while the user picks files.
   crypto("ready").then(() => { drop.dataset.ready = "1"; }, () => {});
   const listed = card.preprocessing && card.preprocessing.class_names;
   const names = listed && listed.length === card.outputs ? listed : null;
-  let session = null, keyBytes = 0, sentBytes = 0, inputs = 0, left = false;
+  const specJson = JSON.stringify(card.he.spec);
+  const prepJson = card.preprocessing ? JSON.stringify(card.preprocessing) : null;
+  // `kept`: the session belongs to keys saved on this device, so it stays
+  // open on the platform when the user leaves; `resumed`: this visit's
+  // keys were opened from this device, and their session may have expired.
+  let session = null, keyBytes = 0, sentBytes = 0, inputs = 0, left = false, kept = false, resumed = false;
   const step = (text) => { const li = h("li", { "data-state": "active" }, text); steps.append(li); return li; };
   const done = (li, text) => { li.dataset.state = "done"; if (text) li.textContent = text; };
   const fail = (li, e) => { li.dataset.state = "failed"; li.classList.add("error"); li.setAttribute("role", "alert"); li.textContent += ` — ${e.message}`; };
+
+  async function uploadKeys(evalKeys) {
+    const s2 = step(`Uploading evaluation keys (${fmtBytes(evalKeys.byteLength)})…`);
+    bar.hidden = false; bar.value = 0;
+    try {
+      const r = await upload(`/v1/models/${encodeURIComponent(name)}/sessions`, evalKeys, (f) => { bar.value = f; });
+      session = r.session;
+      if (left) { closeSession(); throw new Error("you left the page"); }
+    } catch (e) { fail(s2, e); throw e; } finally { bar.hidden = true; }
+    keyBytes += evalKeys.byteLength;
+    done(s2, `Evaluation keys uploaded (${fmtBytes(evalKeys.byteLength)}): public, relinearization and rotation keys, none of which decrypts.`);
+  }
 
   async function openSession() {
     const s1 = step("Making your keys in this page…");
     let keys;
     try {
-      keys = await crypto("keys", { spec: JSON.stringify(card.he.spec), preprocessing: card.preprocessing ? JSON.stringify(card.preprocessing) : null });
+      keys = await crypto("keys", { spec: specJson, preprocessing: prepJson });
     } catch (e) { fail(s1, e); throw e; }
     done(s1, `Keys made in this page in ${fmtMs(keys.keygenMs)} (${keys.rotations} rotation keys); your secret key stays here.`);
-    const s2 = step(`Uploading evaluation keys (${fmtBytes(keys.evalKeys.byteLength)})…`);
-    bar.hidden = false; bar.value = 0;
+    await uploadKeys(keys.evalKeys);
+    offerToKeep();
+  }
+
+  // Saved keys whose session the platform no longer holds: new evaluation
+  // keys for the same secret key, a new session, remembered on the device.
+  async function reopenSession() {
+    const k = await crypto("evalKeys");
+    await uploadKeys(k);
+    resumed = false;
+    await crypto("rememberSession", { model: name, session });
+  }
+
+  async function infer(ct) {
+    const path = () => `/v1/sessions/${session}/infer`;
     try {
-      const r = await upload(`/v1/models/${encodeURIComponent(name)}/sessions`, keys.evalKeys, (f) => { bar.value = f; });
-      session = r.session;
-      if (left) { closeSession(); throw new Error("you left the page"); }
-    } catch (e) { fail(s2, e); throw e; } finally { bar.hidden = true; }
-    keyBytes = keys.evalKeys.byteLength;
-    done(s2, `Evaluation keys uploaded (${fmtBytes(keyBytes)}): public, relinearization and rotation keys, none of which decrypts.`);
+      return await api("POST", path(), ct, { "content-type": "application/octet-stream" });
+    } catch (e) {
+      if (!(resumed && e.status === 404)) throw e;
+      step("The platform no longer holds your saved keys' session: opening a new one.").dataset.state = "done";
+      await reopenSession();
+      return api("POST", path(), ct, { "content-type": "application/octet-stream" });
+    }
   }
 
   async function classify(file) {
@@ -314,7 +353,7 @@ async function queryPage(name) {
       const { ct, ms } = await crypto("encryptImage", { name: file.name, bytes }, [bytes]);
       li.textContent = `${file.name}: encrypted in ${fmtMs(ms)}, evaluating on the platform…`;
       const t = performance.now();
-      const answer = await api("POST", `/v1/sessions/${session}/infer`, ct, { "content-type": "application/octet-stream" });
+      const answer = await infer(ct);
       const scores = await crypto("decrypt", { answer }, [answer.buffer]);
       sentBytes += ct.byteLength; inputs += 1;
       const best = scores.indexOf(Math.max(...scores));
@@ -329,12 +368,96 @@ async function queryPage(name) {
           h("td", {}, h("span", { class: "bar", style: { width: `${prob[k] * 160}px` } })))))))));
       sent.hidden = false;
       sent.replaceChildren(h("strong", {}, "What left this device: "),
-        `${fmtBytes(keyBytes)} of evaluation keys and ${inputs} encrypted input${inputs > 1 ? "s" : ""} (${fmtBytes(sentBytes)}). `,
+        keyBytes ? `${fmtBytes(keyBytes)} of evaluation keys and ` : "no keys (the platform already held your saved keys' session) and ",
+        `${inputs} encrypted input${inputs > 1 ? "s" : ""} (${fmtBytes(sentBytes)}). `,
         "Not your images, not their pixels, not your secret key: the scores were decrypted in this page.");
     } catch (e) { fail(li, e); }
   }
 
+  // ----- keys kept on this device, only when the user asks -----
+  const keep = h("section", { id: "keep" });
+  drop.before(keep);
+  const passField = (id, label, autocomplete) => field(label, h("input", { id, type: "password", autocomplete, maxlength: 1024 }));
+
+  async function showSaved() {
+    let saved;
+    try {
+      saved = await crypto("savedKey", { model: name });
+    } catch (e) {
+      keep.replaceChildren(h("div", { class: "notice bad", role: "alert" },
+        `The keys saved on this device for ${name} cannot be read (${e.message}). `,
+        h("button", { type: "button", id: "forget-keys", onclick: forgetSaved }, "Forget them")));
+      return;
+    }
+    if (!saved) { keep.replaceChildren(); return; }
+    const pass = passField("open-pass", "Passphrase", "current-password");
+    const status = h("div", { "aria-live": "polite" });
+    const form = h("form", { class: "card", id: "saved-keys", onsubmit: async (e) => {
+      e.preventDefault();
+      pass.err.textContent = ""; pass.input.removeAttribute("aria-invalid");
+      if (session) return;
+      const s1 = step("Opening the keys saved on this device…");
+      try {
+        const r = await crypto("openSaved", { model: name, spec: specJson, preprocessing: prepJson, passphrase: pass.input.value });
+        session = r.session; kept = true; resumed = Boolean(session);
+        done(s1, `Your saved keys were opened in this page in ${fmtMs(r.ms)} (passphrase stretched, key unsealed, evaluation keys made again in case the session expired).`);
+        form.replaceChildren(h("p", {}, `Using the keys saved on this device on ${new Date(saved.savedAt).toLocaleString()}. Drop images to query with them.`));
+        if (!session) await uploadKeys(await crypto("evalKeys")).then(() => crypto("rememberSession", { model: name, session }));
+      } catch (err) {
+        steps.removeChild(s1);
+        pass.err.textContent = err.message; pass.input.setAttribute("aria-invalid", "true"); pass.input.focus();
+      } finally { pass.input.value = ""; }
+    } },
+    h("h2", {}, "Keys saved on this device"),
+    h("p", {}, `Your secret key for ${name} was saved in this browser on ${new Date(saved.savedAt).toLocaleString()}, sealed under your passphrase. Open it to query without new keys — and without uploading any while the platform still holds their session.`),
+    pass.el,
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Open my keys"), " ",
+      h("button", { type: "button", id: "forget-keys", onclick: forgetSaved }, "Forget them")),
+    status);
+    keep.replaceChildren(form);
+  }
+
+  async function forgetSaved() {
+    let saved = null;
+    try { saved = await crypto("savedKey", { model: name }); } catch (_) { /* damaged: deleted below */ }
+    await crypto("forgetSaved", { model: name });
+    // Its session is of no use to anyone without the key.
+    if (saved && saved.session && saved.session !== session) {
+      fetch(`/v1/sessions/${saved.session}`, { method: "DELETE" }).catch(() => {});
+    }
+    kept = false;
+    keep.replaceChildren(h("p", { class: "notice", role: "status" }, `The keys saved on this device for ${name} were deleted.`));
+  }
+
+  function offerToKeep() {
+    const pass = passField("keep-pass", "Passphrase (at least 12 characters)", "new-password");
+    const again = passField("keep-pass2", "The passphrase again", "new-password");
+    const status = h("div", { "aria-live": "polite" });
+    const form = h("form", { class: "card", id: "keep-keys", novalidate: true, onsubmit: async (e) => {
+      e.preventDefault();
+      for (const f of [pass, again]) { f.err.textContent = ""; f.input.removeAttribute("aria-invalid"); }
+      const bad = (f, msg) => { f.err.textContent = msg; f.input.setAttribute("aria-invalid", "true"); f.input.focus(); };
+      if ([...pass.input.value].length < 12) return bad(pass, "At least 12 characters: the passphrase is all that protects the saved key.");
+      if (pass.input.value !== again.input.value) return bad(again, "The two passphrases differ.");
+      try {
+        const r = await crypto("saveKey", { model: name, passphrase: pass.input.value, session });
+        kept = true;
+        form.replaceChildren(h("p", { class: "notice", role: "status" },
+          `Saved on this device (${fmtBytes(r.bytes)}, sealed). The passphrase was not stored, and nothing was sent. `,
+          "Your session stays open on the platform when you leave, so that a later visit can use these keys without uploading new ones."));
+      } catch (err) { bad(pass, err.message); } finally { pass.input.value = ""; again.input.value = ""; }
+    } },
+    h("h2", {}, "Keep these keys on this device?"),
+    h("p", {}, "Only if you ask. Your secret key is sealed in this page under a passphrase (Argon2id, XChaCha20-Poly1305) and stored in this browser (IndexedDB) for this model. Anyone who can read this browser's storage and knows the passphrase can decrypt your answers; without it, the saved key is useless."),
+    pass.el, again.el, h("button", { type: "submit" }, "Save my keys (encrypted)"), status);
+    keep.replaceChildren(form);
+  }
+
+  showSaved();
+  loaded(true);
+
   async function run(list) {
+    if (!(await cardLoaded)) return;
     const imgs = [...list].filter((f) => /\.(png|jpe?g)$/i.test(f.name) || /^image\/(png|jpeg)$/.test(f.type));
     if (!imgs.length) { steps.append(h("li", { "data-state": "failed", class: "error", role: "alert" }, "Choose PNG or JPEG images.")); return; }
     files.disabled = true;
@@ -343,12 +466,8 @@ async function queryPage(name) {
       for (const f of imgs) { if (left) break; await classify(f); }
     } catch (_) { /* the failed step says why */ } finally { files.disabled = false; }
   }
-  files.addEventListener("change", () => run(files.files));
-  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); run(e.dataTransfer.files); });
   function closeSession() {
-    if (session) fetch(`/v1/sessions/${session}`, { method: "DELETE", keepalive: true }).catch(() => {});
+    if (session && !kept) fetch(`/v1/sessions/${session}`, { method: "DELETE", keepalive: true }).catch(() => {});
     session = null;
   }
   leave = () => {

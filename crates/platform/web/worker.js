@@ -1,8 +1,10 @@
 // The page's cryptography, off the page's thread: cipherflow's client
-// compiled to WebAssembly (crates/wasm). The secret key lives only in this
-// worker's memory; what it posts back is evaluation keys, ciphertexts,
-// preprocessed values for display, and decrypted scores.
-import init, { Client, prepareUpload, verifyHead, verifyProof } from "/ui/pkg/cipherflow.js";
+// compiled to WebAssembly (crates/wasm). The secret key lives in this
+// worker's memory, and on this device only when the user asks: sealed by
+// the module under their passphrase, in IndexedDB. What the worker posts
+// back is evaluation keys, ciphertexts, preprocessed values for display,
+// and decrypted scores.
+import init, { Client, prepareUpload, sealedInfo, verifyHead, verifyProof } from "/ui/pkg/cipherflow.js";
 
 // The module uses WebAssembly SIMD128 (ChaCha20, the Gaussian sampler):
 // a browser without it cannot compile the module, and is told why.
@@ -14,6 +16,25 @@ let client = null;
 
 function forget() {
   if (client) { client.free(); client = null; }
+}
+
+// Keys kept on this device: IndexedDB "cipherflow", store "keys", one
+// record per model — { model, sealed (the module's sealed secret key),
+// session (the platform's session for its evaluation keys), savedAt }.
+// The passphrase is never stored.
+function keyStore(mode, f) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open("cipherflow", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("keys", { keyPath: "model" });
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const t = db.transaction("keys", mode);
+      const req = f(t.objectStore("keys"));
+      t.oncomplete = () => { db.close(); resolve(req ? req.result : undefined); };
+      t.onerror = t.onabort = () => { db.close(); reject(t.error || new Error("the browser's storage refused")); };
+    };
+  });
 }
 
 const ops = {
@@ -57,6 +78,52 @@ const ops = {
     } finally { p.free(); }
   },
   async forget() { forget(); return { value: true }; },
+  // The evaluation keys of the keys in memory (a new session for them).
+  async evalKeys() {
+    if (!client) throw new Error("no keys yet");
+    const k = client.evalKeys();
+    return { value: k, transfer: [k.buffer] };
+  },
+  // What is saved for a model (its format checked), without the key.
+  async savedKey({ model }) {
+    const r = await keyStore("readonly", (s) => s.get(model));
+    if (!r) return { value: null };
+    if (!(r.sealed instanceof Uint8Array) || JSON.parse(sealedInfo(r.sealed)).model !== model) {
+      throw new Error("not a key saved for this model");
+    }
+    return { value: { savedAt: r.savedAt, session: typeof r.session === "string" ? r.session : null } };
+  },
+  // Seals the keys in memory under the user's passphrase and stores them.
+  async saveKey({ model, passphrase, session }) {
+    if (!client) throw new Error("no keys yet");
+    const sealed = client.seal(model, passphrase);
+    await keyStore("readwrite", (s) => s.put({ model, sealed, session, savedAt: new Date().toISOString() }));
+    return { value: { bytes: sealed.byteLength } };
+  },
+  // Opens a model's saved key with its passphrase; the stored record is
+  // left as it was whether or not it opens.
+  async openSaved({ model, spec, preprocessing, passphrase }) {
+    const r = await keyStore("readonly", (s) => s.get(model));
+    if (!r) throw new Error("no key is saved for this model");
+    const t = performance.now();
+    const opened = Client.fromSealed(spec, preprocessing ?? undefined, model, r.sealed, passphrase);
+    forget();
+    client = opened;
+    return { value: { ms: performance.now() - t, session: typeof r.session === "string" ? r.session : null } };
+  },
+  // The saved key's new session (after the platform dropped the old one).
+  async rememberSession({ model, session }) {
+    await keyStore("readwrite", (s) => {
+      const g = s.get(model);
+      g.onsuccess = () => { if (g.result) s.put({ ...g.result, session }); };
+      return g;
+    });
+    return { value: true };
+  },
+  async forgetSaved({ model }) {
+    await keyStore("readwrite", (s) => s.delete(model));
+    return { value: true };
+  },
 };
 
 self.onmessage = async (e) => {

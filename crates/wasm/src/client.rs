@@ -7,8 +7,10 @@
 use crate::error::WebError;
 use cipherflow_nn::data::decode_image_bytes;
 use cipherflow_nn::Preprocessing;
-use cipherflow_tensor::ClientHalf;
+use cipherflow_ring::sampler::SecureRng;
+use cipherflow_tensor::{ClientHalf, InputSpec, TensorError};
 use ndarray::Array2;
+use zeroize::Zeroizing;
 
 /// Largest preprocessing JSON a model card may carry to the client.
 pub const MAX_PREPROCESSING_BYTES: usize = 1 << 20;
@@ -45,6 +47,25 @@ impl BrowserClient {
     /// platform's CSPRNG (ChaCha20 seeded by `crypto.getRandomValues` in
     /// the browser).
     pub fn new(spec_json: &str, preprocessing_json: Option<&str>) -> Result<Self, WebError> {
+        Self::build(preprocessing_json, |rng| ClientHalf::new(spec_json, rng))
+    }
+
+    /// As [`BrowserClient::new`], with a secret key the user kept (its
+    /// strict encoding); the evaluation keys are made afresh for it.
+    pub(crate) fn with_secret_key(
+        spec_json: &str,
+        preprocessing_json: Option<&str>,
+        secret_key: &[u8],
+    ) -> Result<Self, WebError> {
+        Self::build(preprocessing_json, |rng| {
+            ClientHalf::from_secret_key(spec_json, secret_key, rng)
+        })
+    }
+
+    fn build(
+        preprocessing_json: Option<&str>,
+        half: impl FnOnce(&mut SecureRng) -> Result<ClientHalf, TensorError>,
+    ) -> Result<Self, WebError> {
         crate::error::self_test()?;
         let preprocessing = match preprocessing_json {
             None => None,
@@ -56,7 +77,7 @@ impl BrowserClient {
             Some(p) => Some(Preprocessing::from_json(p)?),
         };
         let mut rng = cipherflow_ring::sampler::secure_rng()?;
-        let half = ClientHalf::new(spec_json, &mut rng)?;
+        let half = half(&mut rng)?;
         if let Some(p) = &preprocessing {
             p.check(&half.spec().input_shape)?;
         }
@@ -64,6 +85,17 @@ impl BrowserClient {
             half,
             preprocessing,
         })
+    }
+
+    /// The model's input spec, as checked.
+    pub fn spec(&self) -> &InputSpec {
+        self.half.spec()
+    }
+
+    /// The secret key's strict encoding (zeroized when dropped), for
+    /// [`crate::seal_secret_key`] only.
+    pub(crate) fn secret_key_bytes(&self) -> Zeroizing<Vec<u8>> {
+        self.half.secret_key_bytes()
     }
 
     /// The per-example input shape, e.g. `[1, 28, 28]`.

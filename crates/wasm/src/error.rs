@@ -24,6 +24,13 @@ pub enum WebError {
     /// A kernel of this build computed something other than its reference.
     #[error("{0}")]
     SelfTest(&'static str),
+    /// A saved key that is malformed, or made for another model or spec.
+    #[error("{0}")]
+    Sealed(String),
+    /// A passphrase too short to seal with, or one that does not open a
+    /// saved key (wrong, or the record altered: the two look the same).
+    #[error("{0}")]
+    Passphrase(String),
     /// Anything else malformed, with its reason.
     #[error("{0}")]
     Invalid(String),

@@ -8,6 +8,9 @@
 //! * `client`: [`BrowserClient`] — a model's input spec checked, keys made
 //!   in the page (the secret key never leaves it), images preprocessed as
 //!   `cipherflow query` does, inputs encrypted, answers decrypted;
+//! * `keystore`: [`seal_secret_key`] and [`BrowserClient::from_sealed`] —
+//!   a secret key kept on the device only when the user asks, sealed under
+//!   a passphrase (Argon2id, XChaCha20-Poly1305) for the page's IndexedDB;
 //! * `proof`: [`verify_proof`] — "my update was counted" verified offline —
 //!   and [`verify_head`], a ledger's signed head;
 //! * `upload`: [`prepare_model_upload`] — a model file made ready for the
@@ -21,16 +24,22 @@
 mod bench;
 mod client;
 mod error;
+mod keystore;
 mod proof;
 mod upload;
 
 pub use bench::{bench_params, CkksBench};
 pub use client::{BrowserClient, KeyFigures, MAX_PREPROCESSING_BYTES};
 pub use error::WebError;
+pub use keystore::{
+    seal_secret_key, sealed_info, SealedInfo, MAX_M_KIB, MAX_PASSES, MAX_PASSPHRASE_BYTES,
+    MAX_SEALED_BYTES, MIN_M_KIB, MIN_PASSES, MIN_PASSPHRASE_CHARS,
+};
 pub use proof::{verify_head, verify_proof, MAX_PROOF_FILE_BYTES};
 pub use upload::prepare_model_upload;
 
 use wasm_bindgen::prelude::*;
+use zeroize::Zeroizing;
 
 fn js(e: WebError) -> JsError {
     JsError::new(&e.to_string())
@@ -49,6 +58,37 @@ impl Client {
         BrowserClient::new(spec_json, preprocessing_json.as_deref())
             .map(Client)
             .map_err(js)
+    }
+
+    /// Opens a key the user saved for `model` (sealed bytes, as `seal`
+    /// made them) with its passphrase, for the card's `he.spec` and
+    /// `preprocessing`; evaluation keys are made afresh for it.
+    #[wasm_bindgen(js_name = fromSealed)]
+    pub fn from_sealed(
+        spec_json: &str,
+        preprocessing_json: Option<String>,
+        model: &str,
+        sealed: &[u8],
+        passphrase: String,
+    ) -> Result<Client, JsError> {
+        // Owned, so that the module's copy is zeroized when dropped.
+        let passphrase = Zeroizing::new(passphrase);
+        BrowserClient::from_sealed(
+            spec_json,
+            preprocessing_json.as_deref(),
+            model,
+            sealed,
+            &passphrase,
+        )
+        .map(Client)
+        .map_err(js)
+    }
+
+    /// The secret key sealed under `passphrase` for `model`: what the page
+    /// stores on the device when the user asks.
+    pub fn seal(&self, model: &str, passphrase: String) -> Result<Vec<u8>, JsError> {
+        let passphrase = Zeroizing::new(passphrase);
+        seal_secret_key(&self.0, model, &passphrase).map_err(js)
     }
 
     /// The evaluation keys to open a session with.
@@ -87,6 +127,14 @@ impl Client {
     pub fn decrypt(&self, answer: &[u8]) -> Result<Vec<f64>, JsError> {
         self.0.decrypt(answer).map_err(js)
     }
+}
+
+/// What a saved key was made for, read without its passphrase: JSON
+/// `{"model": …, "spec_sha256": …}`.
+#[wasm_bindgen(js_name = sealedInfo)]
+pub fn sealed_info_js(sealed: &[u8]) -> Result<String, JsError> {
+    let i = sealed_info(sealed).map_err(js)?;
+    Ok(serde_json::json!({ "model": i.model, "spec_sha256": i.spec_sha256 }).to_string())
 }
 
 /// Verifies a proof file with the log's public key file; JSON of what it

@@ -93,6 +93,12 @@ if (Symbol.dispose) Bench.prototype[Symbol.dispose] = Bench.prototype.free;
  * A model's client in the page (JavaScript: `new Client(spec, preprocessing)`).
  */
 export class Client {
+    static __wrap(ptr) {
+        const obj = Object.create(Client.prototype);
+        obj.__wbg_ptr = ptr;
+        ClientFinalization.register(obj, obj.__wbg_ptr, obj);
+        return obj;
+    }
     __destroy_into_raw() {
         const ptr = this.__wbg_ptr;
         this.__wbg_ptr = 0;
@@ -147,6 +153,44 @@ export class Client {
         var v1 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
         wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
         return v1;
+    }
+    /**
+     * Opens a key the user saved for `model` (sealed bytes, as `seal`
+     * made them) with its passphrase, for the card's `he.spec` and
+     * `preprocessing`; evaluation keys are made afresh for it.
+     * @param {string} spec_json
+     * @param {string | null | undefined} preprocessing_json
+     * @param {string} model
+     * @param {Uint8Array | number[]} sealed
+     * @param {string} passphrase
+     * @returns {Client}
+     */
+    static fromSealed(spec_json, preprocessing_json, model, sealed, passphrase) {
+        let ptr0, len0, ptr1, len1, ptr2, len2, ptr3, len3, ptr4, len4;
+        try {
+            ptr0 = passStringToWasm0(spec_json, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = isLikeNone(preprocessing_json) ? 0 : passStringToWasm0(preprocessing_json, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len1 = WASM_VECTOR_LEN;
+            ptr2 = passStringToWasm0(model, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len2 = WASM_VECTOR_LEN;
+            ptr3 = passArray8ToWasm0(sealed, wasm.__wbindgen_malloc);
+            len3 = WASM_VECTOR_LEN;
+            ptr4 = passStringToWasm0(passphrase, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len4 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr4) { wasm.__wbindgen_free(ptr4, len4 * 1, 1); }
+            if (ptr3) { wasm.__wbindgen_free(ptr3, len3 * 1, 1); }
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.client_fromSealed(ptr0, len0, ptr1, len1, ptr2, len2, ptr3, len3, ptr4, len4);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return Client.__wrap(ret[0]);
     }
     /**
      * The per-example input shape.
@@ -220,6 +264,33 @@ export class Client {
             throw takeFromExternrefTable0(ret[1]);
         }
         return ret[0] >>> 0;
+    }
+    /**
+     * The secret key sealed under `passphrase` for `model`: what the page
+     * stores on the device when the user asks.
+     * @param {string} model
+     * @param {string} passphrase
+     * @returns {Uint8Array}
+     */
+    seal(model, passphrase) {
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passStringToWasm0(model, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passStringToWasm0(passphrase, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.client_seal(this.__wbg_ptr, ptr0, len0, ptr1, len1);
+        if (ret[3]) {
+            throw takeFromExternrefTable0(ret[2]);
+        }
+        var v3 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        return v3;
     }
 }
 if (Symbol.dispose) Client.prototype[Symbol.dispose] = Client.prototype.free;
@@ -311,6 +382,33 @@ export function prepareUpload(bytes, head_layers, normalize, class_names) {
         throw takeFromExternrefTable0(ret[1]);
     }
     return PreparedUpload.__wrap(ret[0]);
+}
+
+/**
+ * What a saved key was made for, read without its passphrase: JSON
+ * `{"model": …, "spec_sha256": …}`.
+ * @param {Uint8Array | number[]} sealed
+ * @returns {string}
+ */
+export function sealedInfo(sealed) {
+    let deferred3_0;
+    let deferred3_1;
+    try {
+        const ptr0 = passArray8ToWasm0(sealed, wasm.__wbindgen_malloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.sealedInfo(ptr0, len0);
+        var ptr2 = ret[0];
+        var len2 = ret[1];
+        if (ret[3]) {
+            ptr2 = 0; len2 = 0;
+            throw takeFromExternrefTable0(ret[2]);
+        }
+        deferred3_0 = ptr2;
+        deferred3_1 = len2;
+        return getStringFromWasm0(ptr2, len2);
+    } finally {
+        wasm.__wbindgen_free(deferred3_0, deferred3_1, 1);
+    }
 }
 
 /**
