@@ -458,7 +458,10 @@ def test_keys_saved_on_the_device_only_sealed_and_reused(platform, chrome):
 
     revisit("images")
     assert saved_record(d, "digits") is None
+    requests_sent(d)
     first = query_images(d, images)
+    bodies = {u[len(url):].split("/")[-1]: b for m, u, b in requests_sent(d) if m == "POST"}
+    key_bytes, ct_bytes = len(bodies["sessions"]), len(bodies["infer"])
     # Offered, not done: nothing is saved until the user asks.
     wait(d, lambda d: d.find_elements(By.ID, "keep-keys"))
     assert saved_record(d, "digits") is None
@@ -476,7 +479,7 @@ def test_keys_saved_on_the_device_only_sealed_and_reused(platform, chrome):
     wait(d, lambda d: "Saved on this device" in d.find_element(By.ID, "keep").text)
     assert requests_sent(d) == [], "saving sent something"
     rec = saved_record(d, "digits")
-    assert rec["fields"] == ["model", "savedAt", "sealed", "session"], rec["fields"]
+    assert rec["fields"] == ["model", "savedAt", "sealed", "session", "version"], rec["fields"]
     assert rec["sealed"][:5] == b"CFSK\x01" and len(rec["sealed"]) > 1000
     session = rec["session"]
     assert len(session) == 32
@@ -502,6 +505,8 @@ def test_keys_saved_on_the_device_only_sealed_and_reused(platform, chrome):
     # Only the encrypted inputs: no new keys, no new session.
     assert sorted(m for m, _, _ in sent) == ["POST"] * len(images), [(m, u) for m, u, _ in sent]
     assert all(u == f"{url}/v1/sessions/{session}/infer" and b[:4] == b"CFET" for _, u, b in sent)
+    # Exactly a ciphertext's size each, as on the first visit.
+    assert all(len(b) == ct_bytes for _, _, b in sent), [len(b) for _, _, b in sent]
     bodies = b"".join(b for _, _, b in sent)
     assert rec["sealed"][-64:] not in bodies and passphrase.encode() not in bodies
     assert "no keys" in d.find_element(By.ID, "main").text
@@ -521,10 +526,31 @@ def test_keys_saved_on_the_device_only_sealed_and_reused(platform, chrome):
     routes = [(m, u[len(url):]) for m, u, _ in sent]
     assert [r for r in routes if r[1] == "/v1/models/digits/sessions"] == [("POST", "/v1/models/digits/sessions")], routes
     keys = next(b for m, u, b in sent if u.endswith("/v1/models/digits/sessions"))
-    assert keys[:4] == b"CFEK"
+    assert keys[:4] == b"CFEK" and len(keys) == key_bytes
     renewed = saved_record(d, "digits")
     assert renewed["sealed"] == rec["sealed"] and renewed["session"] not in (None, session)
     assert ("POST", f"/v1/sessions/{renewed['session']}/infer") in routes
+
+    # Saved for another version of the model (its record says so): that
+    # session is not reused; the keys open and get a new one at once.
+    d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const open = indexedDB.open("cipherflow", 1);
+        open.onsuccess = () => {
+          const s = open.result.transaction("keys", "readwrite").objectStore("keys");
+          const g = s.get("digits");
+          g.onsuccess = () => { s.put({ ...g.result, version: 0 }).onsuccess = () => { open.result.close(); done(true); }; };
+        };
+    """)
+    revisit("saved-keys")
+    requests_sent(d)
+    fill(d, "open-pass", passphrase).submit()
+    wait(d, lambda d: "Evaluation keys uploaded" in d.find_element(By.ID, "main").text)
+    routes = [(m, u[len(url):]) for m, u, _ in requests_sent(d)]
+    assert ("POST", "/v1/models/digits/sessions") in routes, routes
+    wait(d, lambda d: saved_record(d, "digits")["session"] != renewed["session"])
+    renewed = saved_record(d, "digits")
+    assert renewed["text"].count('"version":1') == 1, renewed["text"]
 
     # Forgotten: the record deleted, and its session closed on the platform.
     revisit("saved-keys")

@@ -298,6 +298,10 @@ async function queryPage(name) {
   // open on the platform when the user leaves; `resumed`: this visit's
   // keys were opened from this device, and their session may have expired.
   let session = null, keyBytes = 0, sentBytes = 0, inputs = 0, left = false, kept = false, resumed = false;
+  // Operations that make, open or use keys run one at a time: the worker
+  // holds one client, and a session belongs to its keys.
+  let keyOps = Promise.resolve();
+  const exclusive = (f) => { const p = keyOps.then(f); keyOps = p.catch(() => {}); return p; };
   const step = (text) => { const li = h("li", { "data-state": "active" }, text); steps.append(li); return li; };
   const done = (li, text) => { li.dataset.state = "done"; if (text) li.textContent = text; };
   const fail = (li, e) => { li.dataset.state = "failed"; li.classList.add("error"); li.setAttribute("role", "alert"); li.textContent += ` — ${e.message}`; };
@@ -307,8 +311,12 @@ async function queryPage(name) {
     bar.hidden = false; bar.value = 0;
     try {
       const r = await upload(`/v1/models/${encodeURIComponent(name)}/sessions`, evalKeys, (f) => { bar.value = f; });
+      if (left) {
+        // Not remembered anywhere yet: closed at once.
+        fetch(`/v1/sessions/${encodeURIComponent(r.session)}`, { method: "DELETE", keepalive: true }).catch(() => {});
+        throw new Error("you left the page");
+      }
       session = r.session;
-      if (left) { closeSession(); throw new Error("you left the page"); }
     } catch (e) { fail(s2, e); throw e; } finally { bar.hidden = true; }
     keyBytes += evalKeys.byteLength;
     done(s2, `Evaluation keys uploaded (${fmtBytes(evalKeys.byteLength)}): public, relinearization and rotation keys, none of which decrypts.`);
@@ -331,11 +339,11 @@ async function queryPage(name) {
     const k = await crypto("evalKeys");
     await uploadKeys(k);
     resumed = false;
-    await crypto("rememberSession", { model: name, session });
+    await crypto("rememberSession", { model: name, session, version: card.version });
   }
 
   async function infer(ct) {
-    const path = () => `/v1/sessions/${session}/infer`;
+    const path = () => `/v1/sessions/${encodeURIComponent(session)}/infer`;
     try {
       return await api("POST", path(), ct, { "content-type": "application/octet-stream" });
     } catch (e) {
@@ -377,61 +385,88 @@ async function queryPage(name) {
   // ----- keys kept on this device, only when the user asks -----
   const keep = h("section", { id: "keep" });
   drop.before(keep);
-  const passField = (id, label, autocomplete) => field(label, h("input", { id, type: "password", autocomplete, maxlength: 1024 }));
+  // autocomplete off: a password manager would keep the passphrase beside
+  // the key it protects.
+  const passField = (id, label) => field(label, h("input", { id, type: "password", autocomplete: "off", maxlength: 1024 }));
 
   async function showSaved() {
     let saved;
     try {
       saved = await crypto("savedKey", { model: name });
     } catch (e) {
-      keep.replaceChildren(h("div", { class: "notice bad", role: "alert" },
-        `The keys saved on this device for ${name} cannot be read (${e.message}). `,
-        h("button", { type: "button", id: "forget-keys", onclick: forgetSaved }, "Forget them")));
+      keep.replaceChildren(h("p", { class: "notice bad", role: "alert" },
+        `Keys saved on this device could not be looked for: ${e.message}`));
       return;
     }
     if (!saved) { keep.replaceChildren(); return; }
-    const pass = passField("open-pass", "Passphrase", "current-password");
-    const status = h("div", { "aria-live": "polite" });
-    const form = h("form", { class: "card", id: "saved-keys", onsubmit: async (e) => {
+    const forget = h("button", { type: "button", id: "forget-keys", onclick: forgetSaved }, "Forget them");
+    if (saved.damaged) {
+      keep.replaceChildren(h("div", { class: "notice bad", role: "alert" },
+        `The keys saved on this device for ${name} are damaged and cannot be opened (${saved.damaged}). `, forget));
+      return;
+    }
+    const when = new Date(saved.savedAt).toLocaleString();
+    const pass = passField("open-pass", "Passphrase");
+    const submit = h("button", { type: "submit" }, "Open my keys");
+    const form = h("form", { class: "card", id: "saved-keys", onsubmit: (e) => {
       e.preventDefault();
       pass.err.textContent = ""; pass.input.removeAttribute("aria-invalid");
-      if (session) return;
-      const s1 = step("Opening the keys saved on this device…");
-      try {
-        const r = await crypto("openSaved", { model: name, spec: specJson, preprocessing: prepJson, passphrase: pass.input.value });
-        session = r.session; kept = true; resumed = Boolean(session);
-        done(s1, `Your saved keys were opened in this page in ${fmtMs(r.ms)} (passphrase stretched, key unsealed, evaluation keys made again in case the session expired).`);
-        form.replaceChildren(h("p", {}, `Using the keys saved on this device on ${new Date(saved.savedAt).toLocaleString()}. Drop images to query with them.`));
-        if (!session) await uploadKeys(await crypto("evalKeys")).then(() => crypto("rememberSession", { model: name, session }));
-      } catch (err) {
-        steps.removeChild(s1);
+      const passphrase = pass.input.value;
+      pass.input.value = "";
+      submit.disabled = true; files.disabled = true;
+      exclusive(async () => {
+        if (session) throw new Error("This visit already uses keys made in this page; come back to use the saved ones.");
+        const s1 = step("Opening the keys saved on this device…");
+        let r;
+        try {
+          r = await crypto("openSaved", { model: name, spec: specJson, preprocessing: prepJson, passphrase });
+        } catch (err) { s1.remove(); throw err; }
+        kept = true;
+        // A session made for another version of the model is not reused.
+        session = r.version === card.version ? r.session : null;
+        resumed = Boolean(session);
+        done(s1, `Your saved keys were opened in this page in ${fmtMs(r.ms)} (passphrase stretched, key unsealed, evaluation keys made again in case their session is gone).`);
+        form.replaceChildren(h("p", {}, `Using the keys saved on this device on ${when}. Drop images to query with them.`));
+        if (!session) {
+          try {
+            await uploadKeys(await crypto("evalKeys"));
+            await crypto("rememberSession", { model: name, session, version: card.version });
+          } catch (err) {
+            // No session for the saved keys: the next images make new keys
+            // and a session of their own, closed when the user leaves.
+            kept = false;
+            throw err;
+          }
+        }
+      }).catch((err) => {
+        if (!form.contains(pass.el)) return; // opened: the failed step says why
         pass.err.textContent = err.message; pass.input.setAttribute("aria-invalid", "true"); pass.input.focus();
-      } finally { pass.input.value = ""; }
+      }).finally(() => { submit.disabled = false; files.disabled = false; });
     } },
     h("h2", {}, "Keys saved on this device"),
-    h("p", {}, `Your secret key for ${name} was saved in this browser on ${new Date(saved.savedAt).toLocaleString()}, sealed under your passphrase. Open it to query without new keys — and without uploading any while the platform still holds their session.`),
+    h("p", {}, `Your secret key for ${name} was saved in this browser on ${when}, sealed under your passphrase. Open it to query without new keys — and without uploading any while the platform still holds their session.`),
     pass.el,
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Open my keys"), " ",
-      h("button", { type: "button", id: "forget-keys", onclick: forgetSaved }, "Forget them")),
-    status);
+    h("div", { class: "actions" }, submit, " ", forget));
     keep.replaceChildren(form);
   }
 
   async function forgetSaved() {
-    let saved = null;
-    try { saved = await crypto("savedKey", { model: name }); } catch (_) { /* damaged: deleted below */ }
-    await crypto("forgetSaved", { model: name });
-    // Its session is of no use to anyone without the key.
-    if (saved && saved.session && saved.session !== session) {
-      fetch(`/v1/sessions/${saved.session}`, { method: "DELETE" }).catch(() => {});
+    try {
+      const saved = await crypto("forgetSaved", { model: name });
+      // Its session is of no use to anyone without the key.
+      if (saved && saved.session && saved.session !== session) {
+        fetch(`/v1/sessions/${encodeURIComponent(saved.session)}`, { method: "DELETE" }).catch(() => {});
+      }
+      kept = false;
+      keep.replaceChildren(h("p", { class: "notice", role: "status" }, `The keys saved on this device for ${name} were deleted.`));
+    } catch (e) {
+      keep.append(h("p", { class: "notice bad", role: "alert" }, `The saved keys could not be deleted: ${e.message}`));
     }
-    kept = false;
-    keep.replaceChildren(h("p", { class: "notice", role: "status" }, `The keys saved on this device for ${name} were deleted.`));
   }
 
   function offerToKeep() {
-    const pass = passField("keep-pass", "Passphrase (at least 12 characters)", "new-password");
-    const again = passField("keep-pass2", "The passphrase again", "new-password");
+    const pass = passField("keep-pass", "Passphrase (at least 12 characters)");
+    const again = passField("keep-pass2", "The passphrase again");
     const status = h("div", { "aria-live": "polite" });
     const form = h("form", { class: "card", id: "keep-keys", novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
@@ -440,8 +475,12 @@ async function queryPage(name) {
       if ([...pass.input.value].length < 12) return bad(pass, "At least 12 characters: the passphrase is all that protects the saved key.");
       if (pass.input.value !== again.input.value) return bad(again, "The two passphrases differ.");
       try {
-        const r = await crypto("saveKey", { model: name, passphrase: pass.input.value, session });
+        const r = await crypto("saveKey", { model: name, passphrase: pass.input.value, session, version: card.version });
         kept = true;
+        // The keys saved before (if any) are replaced: their session goes.
+        if (r.replaced && r.replaced !== session) {
+          fetch(`/v1/sessions/${encodeURIComponent(r.replaced)}`, { method: "DELETE" }).catch(() => {});
+        }
         form.replaceChildren(h("p", { class: "notice", role: "status" },
           `Saved on this device (${fmtBytes(r.bytes)}, sealed). The passphrase was not stored, and nothing was sent. `,
           "Your session stays open on the platform when you leave, so that a later visit can use these keys without uploading new ones."));
@@ -461,13 +500,14 @@ async function queryPage(name) {
     const imgs = [...list].filter((f) => /\.(png|jpe?g)$/i.test(f.name) || /^image\/(png|jpeg)$/.test(f.type));
     if (!imgs.length) { steps.append(h("li", { "data-state": "failed", class: "error", role: "alert" }, "Choose PNG or JPEG images.")); return; }
     files.disabled = true;
-    try {
+    await exclusive(async () => {
       if (!session) await openSession();
       for (const f of imgs) { if (left) break; await classify(f); }
-    } catch (_) { /* the failed step says why */ } finally { files.disabled = false; }
+    }).catch(() => { /* the failed step says why */ });
+    files.disabled = false;
   }
   function closeSession() {
-    if (session && !kept) fetch(`/v1/sessions/${session}`, { method: "DELETE", keepalive: true }).catch(() => {});
+    if (session && !kept) fetch(`/v1/sessions/${encodeURIComponent(session)}`, { method: "DELETE", keepalive: true }).catch(() => {});
     session = null;
   }
   leave = () => {

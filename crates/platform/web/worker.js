@@ -20,22 +20,30 @@ function forget() {
 
 // Keys kept on this device: IndexedDB "cipherflow", store "keys", one
 // record per model — { model, sealed (the module's sealed secret key),
-// session (the platform's session for its evaluation keys), savedAt }.
-// The passphrase is never stored.
+// session and version (the platform's session for its evaluation keys,
+// and the model version it serves), savedAt }. The passphrase is never
+// stored.
 function keyStore(mode, f) {
   return new Promise((resolve, reject) => {
     const open = indexedDB.open("cipherflow", 1);
     open.onupgradeneeded = () => open.result.createObjectStore("keys", { keyPath: "model" });
-    open.onerror = () => reject(open.error);
+    open.onerror = () => reject(open.error || new Error("the browser's storage cannot be opened"));
+    open.onblocked = () => reject(new Error("the browser's storage is in use by another page"));
     open.onsuccess = () => {
       const db = open.result;
-      const t = db.transaction("keys", mode);
-      const req = f(t.objectStore("keys"));
-      t.oncomplete = () => { db.close(); resolve(req ? req.result : undefined); };
-      t.onerror = t.onabort = () => { db.close(); reject(t.error || new Error("the browser's storage refused")); };
+      try {
+        const t = db.transaction("keys", mode);
+        const req = f(t.objectStore("keys"));
+        t.oncomplete = () => { db.close(); resolve(req ? req.result : undefined); };
+        t.onerror = t.onabort = () => { db.close(); reject(t.error || new Error("the browser's storage refused")); };
+      } catch (e) { db.close(); reject(e); }
     };
   });
 }
+
+// A session id as the platform makes them (128 bits, hex); anything else
+// read back from storage is dropped, not put in a URL.
+const sessionId = (s) => (typeof s === "string" && /^[0-9a-f]{32}$/.test(s) ? s : null);
 
 const ops = {
   // Loads the module ahead of the first key generation.
@@ -88,17 +96,28 @@ const ops = {
   async savedKey({ model }) {
     const r = await keyStore("readonly", (s) => s.get(model));
     if (!r) return { value: null };
-    if (!(r.sealed instanceof Uint8Array) || JSON.parse(sealedInfo(r.sealed)).model !== model) {
-      throw new Error("not a key saved for this model");
-    }
-    return { value: { savedAt: r.savedAt, session: typeof r.session === "string" ? r.session : null } };
+    let damaged = null;
+    try {
+      if (!(r.sealed instanceof Uint8Array)) throw new Error("not a sealed key");
+      if (JSON.parse(sealedInfo(r.sealed)).model !== model) throw new Error("saved for another model");
+    } catch (e) { damaged = String(e && e.message ? e.message : e); }
+    return { value: { savedAt: String(r.savedAt), session: sessionId(r.session), damaged } };
   },
-  // Seals the keys in memory under the user's passphrase and stores them.
-  async saveKey({ model, passphrase, session }) {
+  // Seals the keys in memory under the user's passphrase and stores them;
+  // answers the session of the keys it replaced, if any.
+  async saveKey({ model, passphrase, session, version }) {
     if (!client) throw new Error("no keys yet");
     const sealed = client.seal(model, passphrase);
-    await keyStore("readwrite", (s) => s.put({ model, sealed, session, savedAt: new Date().toISOString() }));
-    return { value: { bytes: sealed.byteLength } };
+    let replaced = null;
+    await keyStore("readwrite", (s) => {
+      const g = s.get(model);
+      g.onsuccess = () => {
+        replaced = g.result ? sessionId(g.result.session) : null;
+        s.put({ model, sealed, session, version, savedAt: new Date().toISOString() });
+      };
+      return g;
+    });
+    return { value: { bytes: sealed.byteLength, replaced } };
   },
   // Opens a model's saved key with its passphrase; the stored record is
   // left as it was whether or not it opens.
@@ -109,20 +128,26 @@ const ops = {
     const opened = Client.fromSealed(spec, preprocessing ?? undefined, model, r.sealed, passphrase);
     forget();
     client = opened;
-    return { value: { ms: performance.now() - t, session: typeof r.session === "string" ? r.session : null } };
+    return { value: { ms: performance.now() - t, session: sessionId(r.session), version: r.version } };
   },
   // The saved key's new session (after the platform dropped the old one).
-  async rememberSession({ model, session }) {
+  async rememberSession({ model, session, version }) {
     await keyStore("readwrite", (s) => {
       const g = s.get(model);
-      g.onsuccess = () => { if (g.result) s.put({ ...g.result, session }); };
+      g.onsuccess = () => { if (g.result) s.put({ ...g.result, session, version }); };
       return g;
     });
     return { value: true };
   },
+  // Deletes a model's saved key; answers its session, if any.
   async forgetSaved({ model }) {
-    await keyStore("readwrite", (s) => s.delete(model));
-    return { value: true };
+    let old = null;
+    await keyStore("readwrite", (s) => {
+      const g = s.get(model);
+      g.onsuccess = () => { old = g.result ? sessionId(g.result.session) : null; s.delete(model); };
+      return g;
+    });
+    return { value: { session: old } };
   },
 };
 

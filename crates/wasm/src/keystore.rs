@@ -26,7 +26,7 @@
 
 use crate::client::BrowserClient;
 use crate::error::WebError;
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use cipherflow_tensor::InputSpec;
@@ -128,8 +128,17 @@ fn derive(
 ) -> Result<Zeroizing<[u8; 32]>, WebError> {
     let params = Params::new(m_kib, passes, 1, Some(32)).map_err(|e| bad(e.to_string()))?;
     let mut key = Zeroizing::new([0u8; 32]);
+    // Our own memory, zeroized when dropped: `hash_password_into` frees
+    // its blocks unwiped, and the last of them yields the key. Its size is
+    // the checked memory cost (at most MAX_M_KIB KiB).
+    let mut blocks = Zeroizing::new(vec![Block::default(); params.block_count()]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(passphrase.as_bytes(), salt, key.as_mut_slice())
+        .hash_password_into_with_memory(
+            passphrase.as_bytes(),
+            salt,
+            key.as_mut_slice(),
+            blocks.as_mut_slice(),
+        )
         .map_err(|e| bad(e.to_string()))?;
     Ok(key)
 }

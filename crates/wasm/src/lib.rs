@@ -71,7 +71,8 @@ impl Client {
         sealed: &[u8],
         passphrase: String,
     ) -> Result<Client, JsError> {
-        // Owned, so that the module's copy is zeroized when dropped.
+        // Owned, so that this copy is zeroized when dropped (the copies
+        // JavaScript and the binding's transfer make cannot be).
         let passphrase = Zeroizing::new(passphrase);
         BrowserClient::from_sealed(
             spec_json,
