@@ -30,6 +30,22 @@ fn compiled(mode: Mode) -> ServerHalf {
     ServerHalf::compile(&onnx, &x, Some(15), mode, 64.0).unwrap()
 }
 
+/// The spec of a compiled model, a client for it, and its key sealed for
+/// "digits" under `PASS`.
+fn sealed_for_digits() -> (String, BrowserClient, Vec<u8>) {
+    let spec = serde_json::to_string(compiled(Mode::Latency).spec()).unwrap();
+    let client = BrowserClient::new(&spec, None).unwrap();
+    let sealed = seal_secret_key(&client, "digits", PASS).unwrap();
+    (spec, client, sealed)
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
 /// Offsets of the header's fields (model name "digits").
 const M_KIB_AT: usize = 5;
 const PASSES_AT: usize = 9;
@@ -77,24 +93,13 @@ fn a_sealed_key_opens_with_its_passphrase_and_decrypts_the_sessions_answers() {
     // Another spelling of the same spec (whitespace) opens it too.
     let spaced = serde_json::to_string_pretty(server.spec()).unwrap();
     let restored = BrowserClient::from_sealed(&spaced, None, "digits", &sealed, PASS).unwrap();
-    let got = restored.decrypt(&answer).unwrap();
-    let err = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let err = max_diff(&restored.decrypt(&answer).unwrap(), &want);
     assert!(err < 1e-9, "restored decryption differs by {err}");
     // Its ciphertexts are served by the old session's keys.
     let answer = server
         .respond(&session_keys, &restored.encrypt(&x).unwrap(), &mut rng)
         .unwrap();
-    let err = restored
-        .decrypt(&answer)
-        .unwrap()
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let err = max_diff(&restored.decrypt(&answer).unwrap(), &want);
     assert!(err < 0.05, "old session, restored key: logit error {err}");
     assert_eq!(
         restored.eval_keys().unwrap().len(),
@@ -105,10 +110,7 @@ fn a_sealed_key_opens_with_its_passphrase_and_decrypts_the_sessions_answers() {
 
 #[test]
 fn a_sealed_key_refuses_wrong_passphrases_and_every_changed_byte() {
-    let server = compiled(Mode::Latency);
-    let spec = serde_json::to_string(server.spec()).unwrap();
-    let client = BrowserClient::new(&spec, None).unwrap();
-    let sealed = seal_secret_key(&client, "digits", PASS).unwrap();
+    let (spec, _client, sealed) = sealed_for_digits();
     let open = |b: &[u8], pass: &str| BrowserClient::from_sealed(&spec, None, "digits", b, pass);
     for wrong in [
         "correct horse battery stapl",
@@ -178,10 +180,7 @@ fn a_sealed_key_refuses_wrong_passphrases_and_every_changed_byte() {
 
 #[test]
 fn kdf_costs_model_and_spec_are_bound() {
-    let server = compiled(Mode::Latency);
-    let spec = serde_json::to_string(server.spec()).unwrap();
-    let client = BrowserClient::new(&spec, None).unwrap();
-    let sealed = seal_secret_key(&client, "digits", PASS).unwrap();
+    let (spec, _client, sealed) = sealed_for_digits();
     let open = |b: &[u8]| BrowserClient::from_sealed(&spec, None, "digits", b, PASS);
     // Costs outside the accepted range are refused before any stretching
     // (a hostile record cannot make the page allocate gigabytes), and a
@@ -252,9 +251,7 @@ fn kdf_costs_model_and_spec_are_bound() {
 
 #[test]
 fn sealing_needs_a_real_passphrase_and_a_model_name() {
-    let server = compiled(Mode::Latency);
-    let spec = serde_json::to_string(server.spec()).unwrap();
-    let client = BrowserClient::new(&spec, None).unwrap();
+    let (spec, client, _) = sealed_for_digits();
     let short = "x".repeat(MIN_PASSPHRASE_CHARS - 1);
     assert!(matches!(
         seal_secret_key(&client, "digits", &short),
