@@ -87,16 +87,11 @@ pub(crate) fn rlwe_body<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<RnsPoly, CkksError> {
     let ring = params.ring();
-    let mut e = gaussian(rng, params.n());
-    // −e (|e| ≤ 19), plus a·s in one fused pass, negated: e − a·s with no
-    // temporary holding a·s.
-    for c in e.iter_mut() {
-        *c = -*c;
-    }
+    let e = gaussian(rng, params.n());
+    // e, less a·s in one fused pass: no temporary holding a·s.
     let mut b = RnsPoly::from_signed(ring, &e, a.q_len(), a.p_len());
     b.ntt_forward(ring);
-    b.mul_accumulate(ring, a, s)?;
-    b.neg_assign(ring);
+    b.mul_subtract(ring, a, s)?;
     Ok(b)
 }
 

@@ -37,6 +37,19 @@ trait Lanes: Copy {
     fn add(self, o: Self) -> Self;
     fn xor(self, o: Self) -> Self;
     fn rotl<const R: u32>(self) -> Self;
+    /// Stores four vectors `rows` (words `col .. col + 4` of four blocks,
+    /// block `j` in lane `j`) as block `j`'s words: `out[16·j + col + r]`
+    /// is lane `j` of `rows[r]`. `col` is 0, 4, 8 or 12.
+    #[inline(always)]
+    fn store_transposed(rows: [Self; 4], col: usize, out: &mut [u32; 64]) {
+        for (r, v) in rows.into_iter().enumerate() {
+            for (j, w) in v.to_words().into_iter().enumerate() {
+                if let Some(o) = out.get_mut(16 * j + col + r) {
+                    *o = w;
+                }
+            }
+        }
+    }
 }
 
 /// The portable lanes: plain arrays (native builds and the reference).
@@ -79,8 +92,8 @@ impl Lanes for Words {
 mod simd {
     use super::Lanes;
     use core::arch::wasm32::{
-        i8x16_shuffle, u32x4, u32x4_add, u32x4_extract_lane, u32x4_shl, u32x4_shr, v128, v128_or,
-        v128_xor,
+        i32x4_shuffle, i8x16_shuffle, u32x4, u32x4_add, u32x4_extract_lane, u32x4_shl, u32x4_shr,
+        u64x2_extract_lane, v128, v128_or, v128_xor,
     };
 
     /// WebAssembly SIMD128 lanes.
@@ -153,6 +166,33 @@ mod simd {
                 _ => Self(v128_or(u32x4_shl(self.0, R), u32x4_shr(self.0, 32 - R))),
             }
         }
+        #[inline(always)]
+        fn store_transposed(rows: [Self; 4], col: usize, out: &mut [u32; 64]) {
+            // A 4×4 transpose in shuffles, then two 64-bit extractions
+            // per block where the portable form extracts each word.
+            let [a, b, c, d] = rows.map(|v| v.0);
+            let ab_lo = i32x4_shuffle::<0, 4, 1, 5>(a, b);
+            let ab_hi = i32x4_shuffle::<2, 6, 3, 7>(a, b);
+            let cd_lo = i32x4_shuffle::<0, 4, 1, 5>(c, d);
+            let cd_hi = i32x4_shuffle::<2, 6, 3, 7>(c, d);
+            let blocks = [
+                i32x4_shuffle::<0, 1, 4, 5>(ab_lo, cd_lo),
+                i32x4_shuffle::<2, 3, 6, 7>(ab_lo, cd_lo),
+                i32x4_shuffle::<0, 1, 4, 5>(ab_hi, cd_hi),
+                i32x4_shuffle::<2, 3, 6, 7>(ab_hi, cd_hi),
+            ];
+            for (j, v) in blocks.into_iter().enumerate() {
+                if let Some(dst) = out.get_mut(16 * j + col..16 * j + col + 4) {
+                    let (lo, hi) = (u64x2_extract_lane::<0>(v), u64x2_extract_lane::<1>(v));
+                    dst.copy_from_slice(&[
+                        lo as u32,
+                        (lo >> 32) as u32,
+                        hi as u32,
+                        (hi >> 32) as u32,
+                    ]);
+                }
+            }
+        }
     }
 
     /// [`super::blocks4`] on SIMD128 (enabled for this function only: the
@@ -214,11 +254,10 @@ fn blocks4_with<V: Lanes>(key: &[u32; 8], counter: u64, stream: u64, out: &mut [
         quarter(&mut x, 2, 7, 8, 13);
         quarter(&mut x, 3, 4, 9, 14);
     }
-    for (i, (v, s)) in x.iter().zip(&init).enumerate() {
-        for (j, w) in v.add(*s).to_words().into_iter().enumerate() {
-            if let Some(o) = out.get_mut(16 * j + i) {
-                *o = w;
-            }
+    for (col, (xs, inits)) in x.chunks_exact(4).zip(init.chunks_exact(4)).enumerate() {
+        if let (&[x0, x1, x2, x3], &[i0, i1, i2, i3]) = (xs, inits) {
+            let rows = [x0.add(i0), x1.add(i1), x2.add(i2), x3.add(i3)];
+            V::store_transposed(rows, 4 * col, out);
         }
     }
 }

@@ -79,6 +79,22 @@ impl NttTable {
         self.plan.mul_accumulate(acc, a, b);
     }
 
+    /// `acc −= a · b` element-wise modulo the prime, inputs reduced: one
+    /// fused pass in WebAssembly; natively `tfhe-ntt`'s vectorized
+    /// accumulation between two negations (`−(−acc + a·b)`).
+    #[inline]
+    pub fn mul_subtract(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        #[cfg(target_arch = "wasm32")]
+        self.split.mul_subtract(acc, a, b);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let m = &self.modulus;
+            acc.iter_mut().for_each(|x| *x = m.neg(*x));
+            self.plan.mul_accumulate(acc, a, b);
+            acc.iter_mut().for_each(|x| *x = m.neg(*x));
+        }
+    }
+
     /// Inverse NTT without the `1/n` factor (callers fold it into a later constant).
     #[inline]
     pub fn inverse_unnormalized(&self, a: &mut [u64]) {

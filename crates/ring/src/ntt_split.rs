@@ -271,6 +271,27 @@ impl SplitPlan {
         }
     }
 
+    /// `acc −= a · b` element-wise modulo `q`, inputs reduced.
+    pub(crate) fn mul_subtract(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        debug_assert!(
+            acc.len() == a.len() && a.len() == b.len(),
+            "vectors of one length"
+        );
+        if self.float_path() {
+            self.mul_subtract_with::<true>(acc, a, b);
+        } else {
+            self.mul_subtract_with::<false>(acc, a, b);
+        }
+    }
+
+    fn mul_subtract_with<const FLOAT: bool>(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        let q = self.q;
+        for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
+            let s = *c + q - self.mul_mod::<FLOAT>(x, y);
+            *c = if s >= q { s - q } else { s };
+        }
+    }
+
     fn mul_accumulate_with<const FLOAT: bool>(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
         let q = self.q;
         for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
@@ -476,10 +497,14 @@ mod tests {
             let acc0: Vec<u64> = (0..a.len()).map(|_| rng.next_u64() % q).collect();
             let mut acc = acc0.clone();
             plan.mul_accumulate(&mut acc, &a, &b);
+            let mut diff = acc0.clone();
+            plan.mul_subtract(&mut diff, &a, &b);
             for i in 0..a.len() {
-                let want =
-                    (u128::from(acc0[i]) + u128::from(a[i]) * u128::from(b[i])) % u128::from(q);
+                let product = u128::from(a[i]) * u128::from(b[i]) % u128::from(q);
+                let want = (u128::from(acc0[i]) + product) % u128::from(q);
                 assert_eq!(u128::from(acc[i]), want, "q={q} i={i}");
+                let want = (u128::from(acc0[i]) + u128::from(q) - product) % u128::from(q);
+                assert_eq!(u128::from(diff[i]), want, "q={q} i={i}: subtracted");
             }
         }
     }

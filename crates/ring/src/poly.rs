@@ -278,6 +278,23 @@ impl RnsPoly {
         a: &Self,
         b: &Self,
     ) -> Result<(), RingError> {
+        self.product_pass(ctx, a, b, NttTable::mul_accumulate)
+    }
+
+    /// `self −= a · b`, coefficient-wise; all in NTT form, same shape.
+    pub fn mul_subtract(&mut self, ctx: &RingContext, a: &Self, b: &Self) -> Result<(), RingError> {
+        self.product_pass(ctx, a, b, NttTable::mul_subtract)
+    }
+
+    /// One pass of `kernel(limb, a's limb, b's limb)` over every limb,
+    /// after the shape checks of an NTT-form product.
+    fn product_pass(
+        &mut self,
+        ctx: &RingContext,
+        a: &Self,
+        b: &Self,
+        kernel: fn(&NttTable, &mut [u64], &[u64], &[u64]),
+    ) -> Result<(), RingError> {
         if !self.ntt {
             return Err(RingError::NotNtt);
         }
@@ -290,7 +307,7 @@ impl RnsPoly {
             .zip(a.data.par_chunks(n))
             .zip(b.data.par_chunks(n))
             .zip(tables.into_par_iter())
-            .for_each(|(((o, x), y), t)| t.mul_accumulate(o, x, y));
+            .for_each(|(((o, x), y), t)| kernel(t, o, x, y));
         Ok(())
     }
 

@@ -78,6 +78,37 @@ proptest! {
     }
 
     #[test]
+    fn fused_products_add_and_subtract(c in prop::collection::vec(any::<u64>(), 3 * N)) {
+        let ctx = ctx();
+        let (q_len, p_len) = (ctx.q_len(), ctx.p_len());
+        let poly = |k: usize| {
+            let mut p = RnsPoly::zero(&ctx, q_len, p_len, true);
+            for (i, t) in ctx.tables(q_len, p_len).enumerate() {
+                let m = t.modulus();
+                for (d, &x) in p.limb_mut(i).iter_mut().zip(&c[k * N..(k + 1) * N]) {
+                    *d = m.reduce(x.rotate_left(7 * i as u32));
+                }
+            }
+            p
+        };
+        let (acc, a, b) = (poly(0), poly(1), poly(2));
+        let (mut plus, mut minus) = (acc.clone(), acc.clone());
+        plus.mul_accumulate(&ctx, &a, &b).unwrap();
+        minus.mul_subtract(&ctx, &a, &b).unwrap();
+        for (i, t) in ctx.tables(q_len, p_len).enumerate() {
+            let m = t.modulus();
+            for j in 0..N {
+                let ab = m.mul(a.limb(i)[j], b.limb(i)[j]);
+                prop_assert_eq!(plus.limb(i)[j], m.add(acc.limb(i)[j], ab));
+                prop_assert_eq!(minus.limb(i)[j], m.sub(acc.limb(i)[j], ab));
+            }
+        }
+        let mut coeff = acc.clone();
+        coeff.set_ntt_flag(false);
+        prop_assert!(coeff.mul_subtract(&ctx, &a, &b).is_err());
+    }
+
+    #[test]
     fn basis_conversion_is_exact_up_to_multiples(x in prop::collection::vec(0u64..(1 << 40), N)) {
         let ctx = ctx();
         let src = ctx.q_moduli()[..2].to_vec();
