@@ -49,9 +49,22 @@ async function run(reps, specs) {
       t.seal.keygen.push(k2); t.seal.encrypt.push(e2); t.seal.decrypt.push(d2);
     }
   }
-  const rows = ["keygen", "encrypt", "decrypt"].map((op) => ({
-    op, ours_ms: median(t.ours[op]), seal_ms: median(t.seal[op]), ratio: median(t.ours[op]) / median(t.seal[op]),
-  }));
+  const quantile = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(p * (s.length - 1))]; };
+  const rows = ["keygen", "encrypt", "decrypt"].map((op) => {
+    // Each rep ran both libraries back to back: its ratio is paired.
+    const paired = t.ours[op].map((x, i) => x / t.seal[op][i]);
+    return {
+      op, ours_ms: median(t.ours[op]), seal_ms: median(t.seal[op]), ratio: median(t.ours[op]) / median(t.seal[op]),
+      paired_ratio: median(paired), paired_quartiles: [quantile(paired, 0.25), quantile(paired, 0.75)],
+    };
+  });
+  // The clock's step: the smallest nonzero difference of two readings.
+  let step = Infinity;
+  for (let i = 0, last = performance.now(); i < 100000 && step === Infinity; i++) {
+    const now = performance.now();
+    if (now > last) step = now - last;
+    last = now;
+  }
   const heads = [];
   for (const { name, spec } of specs) {
     const ms = [];
@@ -74,7 +87,7 @@ async function run(reps, specs) {
     c.free(); opened.free();
     heads.push({ name, rotations, key_bytes: keyBytes, keygen_ms: median(ms), seal_ms: sealMs, open_ms: openMs, sealed_bytes: sealed.length });
   }
-  return { reps, rows, max_error: err, heads, user_agent: navigator.userAgent };
+  return { reps, rows, max_error: err, heads, clock_step_ms: Number(step.toPrecision(2)), cross_origin_isolated: self.crossOriginIsolated, user_agent: navigator.userAgent };
 }
 
 window.runBench = (reps, specs) => run(reps, specs).then((r) => JSON.stringify(r), (e) => JSON.stringify({ error: String(e && e.stack || e) }));
