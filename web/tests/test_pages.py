@@ -94,11 +94,11 @@ def platform(tmp_path_factory):
     proc.wait()
 
 
-def browser(pin, width=1200, height=900):
+def browser(pin, width=1200, height=900, extra=()):
     o = webdriver.ChromeOptions()
     o.binary_location = CHROMIUM
     for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              f"--ignore-certificate-errors-spki-list={pin}", f"--window-size={width},{height}"]:
+              f"--ignore-certificate-errors-spki-list={pin}", f"--window-size={width},{height}", *extra]:
         o.add_argument(a)
     o.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     d = webdriver.Chrome(service=Service(DRIVER), options=o)
@@ -394,6 +394,110 @@ def test_encrypted_query_matches_the_cli_and_sends_no_plaintext(platform, chrome
         assert struct.pack("<8d", *[v] * 8) not in bodies
         assert struct.pack("<16f", *[v] * 16) not in bodies
 
+
+
+# Chromium's own services (sync, updates, time, autofill) kept quiet, so
+# that what the browser sends is the page's and its worker's.
+QUIET = ["--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--disable-default-apps", "--disable-domain-reliability", "--no-pings"]
+
+
+def netlog_events(path):
+    """The events of a Chromium NetLog file, with their type names."""
+    log = json.loads(path.read_text())
+    names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    return [dict(e, name=names.get(e["type"], "?")) for e in log["events"]]
+
+
+def http_requests(stream):
+    """HTTP/1.1 requests parsed from the plaintext a TLS socket sent:
+    (method, path, headers, body), every byte accounted for."""
+    out = []
+    while stream:
+        head, sep, rest = stream.partition(b"\r\n\r\n")
+        assert sep, f"bytes outside any request: {stream[:80]!r}"
+        line, *fields = head.decode("latin-1").split("\r\n")
+        method, path, version = line.split(" ")
+        assert version == "HTTP/1.1", line
+        headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+        assert "transfer-encoding" not in headers, headers
+        n = int(headers.get("content-length", "0"))
+        assert len(rest) >= n, f"{method} {path}: {len(rest)} bytes of a {n}-byte body"
+        out.append((method, path, headers, rest[:n]))
+        stream = rest[n:]
+    return out
+
+
+def test_the_whole_browser_sends_only_keys_and_ciphertexts(platform, tmp_path):
+    """The browser's own network log (NetLog, every byte any part of
+    Chromium sent, TLS plaintext included): the page's and the worker's
+    requests, the worker's module download among them, go to the platform
+    only, and every byte they sent is HTTP framing or a body the server
+    parsed as evaluation keys or a ciphertext. No byte the browser sent
+    anywhere (TLS, plain TCP, UDP) holds an image or its preprocessed
+    values."""
+    log = tmp_path / "netlog.json"
+    d = browser(platform["pin"], extra=[f"--log-net-log={log}", "--net-log-capture-mode=Everything", *QUIET])
+    images = sorted(IMAGES.glob("*/*.png"))[:2]
+    try:
+        d.get(platform["url"] + "/#/query/digits")
+        wait(d, lambda d: d.find_elements(By.ID, "images"))
+        d.find_element(By.ID, "images").send_keys("\n".join(str(p) for p in images))
+        wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-class]")) == len(images)
+             or d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"), timeout=300)
+        assert not d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"), d.find_element(By.ID, "main").text
+    finally:
+        d.quit()  # writes the log's end
+    events = netlog_events(log)
+    origin = platform["url"]
+
+    # Every request the page or its worker started went to the platform;
+    # the others are the browser's own (no page initiated them).
+    starts = [e["params"] for e in events if e["name"] == "URL_REQUEST_START_JOB" and e.get("params", {}).get("url")]
+    ours = [(p["method"], p["url"][len(origin):]) for p in starts if p["url"].startswith(origin + "/")]
+    for p in starts:
+        if not p["url"].startswith(origin + "/"):
+            assert p.get("initiator") in (None, "not an origin"), f"the page sent {p['method']} {p['url']}"
+    assert ("GET", "/ui/pkg/cipherflow_bg.wasm") in ours, ours  # the worker's own download
+    assert ("GET", "/ui/worker.js") in ours, ours
+
+    # The plaintext of every TLS connection the browser opened, by socket.
+    sent, peer = {}, {}
+    for e in events:
+        src = e["source"]["id"]
+        if e["name"] == "SSL_SOCKET_BYTES_SENT":
+            sent.setdefault(src, []).append(base64.b64decode(e["params"]["bytes"]))
+        elif e["name"] == "TCP_CONNECT" and e.get("params", {}).get("address_list"):
+            peer[src] = e["params"]["address_list"]
+    port = origin.rsplit(":", 1)[1]
+    assert sent, "the log holds no TLS plaintext (capture mode)"
+    requests = []
+    for src, chunks in sent.items():
+        assert peer.get(src) == [f"127.0.0.1:{port}"], f"TLS data to {peer.get(src)}"
+        requests += http_requests(b"".join(chunks))
+    def route(p):
+        return "/v1/sessions/ID/infer" if p.startswith("/v1/sessions/") and p.endswith("/infer") else p
+    assert sorted((m, route(p)) for m, p, _, _ in requests) == sorted((m, route(p.split("#")[0])) for m, p in ours)
+    posts = [(route(p), b) for m, p, _, b in requests if m == "POST"]
+    assert sorted(r for r, _ in posts) == ["/v1/models/digits/sessions"] + ["/v1/sessions/ID/infer"] * len(images)
+    assert all(not b for m, _, _, b in requests if m != "POST")
+    for r, b in posts:
+        assert b[:4] == (b"CFEK" if r.endswith("/sessions") else b"CFET"), (r, b[:8])
+    assert len({len(b) for r, b in posts if r.endswith("/infer")}) == 1
+    # Headers: Chromium's own, short, none carrying data.
+    for m, p, h, _ in requests:
+        assert sum(len(k) + len(v) for k, v in h.items()) < 2048, (m, p, h)
+
+    # Nothing anywhere holds the images or their preprocessed values.
+    every = b"".join(base64.b64decode(e["params"]["bytes"]) for e in events
+                     if e["name"].endswith("BYTES_SENT") and e.get("params", {}).get("bytes"))
+    for p in images:
+        raw = p.read_bytes()
+        assert raw[16:80] not in every
+        assert raw[len(raw) // 2: len(raw) // 2 + 48] not in every
+    for v in [(v - 0.3052) / 0.3749 for v in (0.0, 1.0)]:
+        assert struct.pack("<8d", *[v] * 8) not in every
+        assert struct.pack("<16f", *[v] * 16) not in every
 
 
 def saved_record(d, model):
