@@ -3,9 +3,10 @@ chromedriver) against a `cipherflow serve` the test starts over TLS on
 127.0.0.1: a creator uploads a model through the Upload page, a user finds
 it, opens its page and queries it encrypted from the Query page; the
 classes equal what `cipherflow query` decides on the same images, and the
-browser's own network log shows that no request carried the images, their
-preprocessed values or anything beside the evaluation keys and the
-ciphertexts. The Federation page verifies a proof from `cipherflow audit
+browser's network logs (DevTools' for the page, Chromium's NetLog for every
+byte the browser sent, the worker's included) show that no request carried
+the images, their preprocessed values or anything beside the evaluation
+keys and the ciphertexts. The Federation page verifies a proof from `cipherflow audit
 prove` and refuses a forged one. Screenshots of each page, at desktop and
 phone width, go to target/web-screenshots/.
 
