@@ -58,11 +58,12 @@ async function run(reps, specs) {
       paired_ratio: median(paired), paired_quartiles: [quantile(paired, 0.25), quantile(paired, 0.75)],
     };
   });
-  // The clock's step: the smallest nonzero difference of two readings.
+  // The clock's step: the smallest nonzero difference of two successive
+  // readings, over many (one reading can straddle a preemption).
   let step = Infinity;
-  for (let i = 0, last = performance.now(); i < 100000 && step === Infinity; i++) {
+  for (let i = 0, last = performance.now(); i < 200000; i++) {
     const now = performance.now();
-    if (now > last) step = now - last;
+    if (now > last) step = Math.min(step, now - last);
     last = now;
   }
   const heads = [];
