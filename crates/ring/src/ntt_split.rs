@@ -260,42 +260,38 @@ impl SplitPlan {
 
     /// `acc += a · b` element-wise modulo `q`, inputs reduced.
     pub(crate) fn mul_accumulate(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
-        debug_assert!(
-            acc.len() == a.len() && a.len() == b.len(),
-            "vectors of one length"
-        );
-        if self.float_path() {
-            self.mul_accumulate_with::<true>(acc, a, b);
-        } else {
-            self.mul_accumulate_with::<false>(acc, a, b);
-        }
+        self.fused::<false>(acc, a, b);
     }
 
     /// `acc −= a · b` element-wise modulo `q`, inputs reduced.
     pub(crate) fn mul_subtract(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        self.fused::<true>(acc, a, b);
+    }
+
+    /// `acc ± a · b` (`SUB`: minus) by the product path of this prime.
+    fn fused<const SUB: bool>(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
         debug_assert!(
             acc.len() == a.len() && a.len() == b.len(),
             "vectors of one length"
         );
         if self.float_path() {
-            self.mul_subtract_with::<true>(acc, a, b);
+            self.fused_with::<true, SUB>(acc, a, b);
         } else {
-            self.mul_subtract_with::<false>(acc, a, b);
+            self.fused_with::<false, SUB>(acc, a, b);
         }
     }
 
-    fn mul_subtract_with<const FLOAT: bool>(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
+    fn fused_with<const FLOAT: bool, const SUB: bool>(
+        &self,
+        acc: &mut [u64],
+        a: &[u64],
+        b: &[u64],
+    ) {
         let q = self.q;
         for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
-            let s = *c + q - self.mul_mod::<FLOAT>(x, y);
-            *c = if s >= q { s - q } else { s };
-        }
-    }
-
-    fn mul_accumulate_with<const FLOAT: bool>(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
-        let q = self.q;
-        for ((c, &x), &y) in acc.iter_mut().zip(a).zip(b) {
-            let s = *c + self.mul_mod::<FLOAT>(x, y);
+            let p = self.mul_mod::<FLOAT>(x, y);
+            // Both in [0, q): the sum or the difference (plus q) below 2q.
+            let s = if SUB { *c + q - p } else { *c + p };
             *c = if s >= q { s - q } else { s };
         }
     }
