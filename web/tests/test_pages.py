@@ -404,8 +404,18 @@ QUIET = ["--disable-background-networking", "--disable-component-update", "--dis
 
 
 def netlog_events(path):
-    """The events of a Chromium NetLog file, with their type names."""
-    log = json.loads(path.read_text())
+    """The events of a Chromium NetLog file, with their type names. The
+    browser closes the file as it exits: until then (a slow exit) the
+    text is retried, and a log left open ends after its last whole event."""
+    for _ in range(50):
+        try:
+            log = json.loads(path.read_text())
+            break
+        except (FileNotFoundError, json.JSONDecodeError):
+            time.sleep(0.2)
+    else:
+        text = path.read_text().rstrip()
+        log = json.loads(text[:text.rfind("}") + 1].rstrip(",") + "]}")
     names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
     return [dict(e, name=names.get(e["type"], "?")) for e in log["events"]]
 
