@@ -367,10 +367,7 @@ def test_encrypted_query_matches_the_cli_and_sends_no_plaintext(platform, chrome
     posts = [(u, b) for m, u, b in sent if m == "POST"]
     assert all(u.startswith(platform["url"]) for _, u, _ in sent), "a request left the platform's origin"
     # Exactly these requests, no other (no GET carrying data in its URL).
-    def route(u):
-        p = u[len(platform["url"]):]
-        return "/v1/sessions/ID/infer" if p.startswith("/v1/sessions/") and p.endswith("/infer") else p
-    got = sorted((m, route(u)) for m, u, _ in sent)
+    got = sorted((m, session_route(u[len(platform["url"]):])) for m, u, _ in sent)
     want = sorted([("POST", "/v1/models/digits/sessions")] + [("POST", "/v1/sessions/ID/infer")] * len(images))
     assert got == want, got
     keys = [b for u, b in posts if u.endswith("/v1/models/digits/sessions")]
@@ -420,6 +417,25 @@ def netlog_events(path):
     return [dict(e, name=names.get(e["type"], "?")) for e in log["events"]]
 
 
+def netlog_browser(pin, log):
+    """A browser writing every byte it sends and receives to the NetLog
+    file `log`, Chromium's own services quiet."""
+    return browser(pin, extra=[f"--log-net-log={log}", "--net-log-capture-mode=Everything", *QUIET])
+
+
+def socket_peers(events):
+    """The address each socket of the log connected to, by its source id."""
+    return {e["source"]["id"]: e["params"]["address_list"] for e in events
+            if e["name"] == "TCP_CONNECT" and (e.get("params") or {}).get("address_list")}
+
+
+def session_route(path):
+    """A request path with its session id replaced by ID."""
+    if path.startswith("/v1/sessions/") and path.endswith("/infer"):
+        return "/v1/sessions/ID/infer"
+    return path
+
+
 def http_requests(stream):
     """HTTP/1.1 requests parsed from the plaintext a TLS socket sent:
     (method, path, headers, body), every byte accounted for."""
@@ -448,7 +464,7 @@ def test_the_whole_browser_sends_only_keys_and_ciphertexts(platform, tmp_path):
     anywhere (TLS, plain TCP, UDP) holds an image or its preprocessed
     values."""
     log = tmp_path / "netlog.json"
-    d = browser(platform["pin"], extra=[f"--log-net-log={log}", "--net-log-capture-mode=Everything", *QUIET])
+    d = netlog_browser(platform["pin"], log)
     images = sorted(IMAGES.glob("*/*.png"))[:2]
     try:
         d.get(platform["url"] + "/#/query/digits")
@@ -473,23 +489,19 @@ def test_the_whole_browser_sends_only_keys_and_ciphertexts(platform, tmp_path):
     assert ("GET", "/ui/worker.js") in ours, ours
 
     # The plaintext of every TLS connection the browser opened, by socket.
-    sent, peer = {}, {}
+    sent, peer = {}, socket_peers(events)
     for e in events:
-        src = e["source"]["id"]
         if e["name"] == "SSL_SOCKET_BYTES_SENT":
-            sent.setdefault(src, []).append(base64.b64decode(e["params"]["bytes"]))
-        elif e["name"] == "TCP_CONNECT" and e.get("params", {}).get("address_list"):
-            peer[src] = e["params"]["address_list"]
+            sent.setdefault(e["source"]["id"], []).append(base64.b64decode(e["params"]["bytes"]))
     port = origin.rsplit(":", 1)[1]
     assert sent, "the log holds no TLS plaintext (capture mode)"
     requests = []
     for src, chunks in sent.items():
         assert peer.get(src) == [f"127.0.0.1:{port}"], f"TLS data to {peer.get(src)}"
         requests += http_requests(b"".join(chunks))
-    def route(p):
-        return "/v1/sessions/ID/infer" if p.startswith("/v1/sessions/") and p.endswith("/infer") else p
-    assert sorted((m, route(p)) for m, p, _, _ in requests) == sorted((m, route(p.split("#")[0])) for m, p in ours)
-    posts = [(route(p), b) for m, p, _, b in requests if m == "POST"]
+    assert (sorted((m, session_route(p)) for m, p, _, _ in requests)
+            == sorted((m, session_route(p.split("#")[0])) for m, p in ours))
+    posts = [(session_route(p), b) for m, p, _, b in requests if m == "POST"]
     assert sorted(r for r, _ in posts) == ["/v1/models/digits/sessions"] + ["/v1/sessions/ID/infer"] * len(images)
     assert all(not b for m, _, _, b in requests if m != "POST")
     for r, b in posts:
@@ -684,7 +696,7 @@ def test_first_load_weighs_under_2_mb(platform, tmp_path):
     platform (headers and gzip bodies), the worker's own downloads of its
     module included."""
     log = tmp_path / "netlog.json"
-    d = browser(platform["pin"], extra=[f"--log-net-log={log}", "--net-log-capture-mode=Everything", *QUIET])
+    d = netlog_browser(platform["pin"], log)
     try:
         d.get(platform["url"] + "/#/query/digits")
         wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".drop[data-ready='1']"), timeout=120)
@@ -699,8 +711,7 @@ def test_first_load_weighs_under_2_mb(platform, tmp_path):
         elif e["name"] == "URL_REQUEST_JOB_BYTES_READ":
             wire[src] = wire.get(src, 0) + p.get("byte_count", 0)
     port = platform["url"].rsplit(":", 1)[1]
-    peers = {e["source"]["id"]: e["params"]["address_list"] for e in events
-             if e["name"] == "TCP_CONNECT" and (e.get("params") or {}).get("address_list")}
+    peers = socket_peers(events)
     for e in events:
         if e["name"] == "SSL_SOCKET_BYTES_RECEIVED" and peers.get(e["source"]["id"]) == [f"127.0.0.1:{port}"]:
             total += e["params"]["byte_count"]
