@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The browser client's key generation at another commit against the
-# checkout's, in node (V8, the engine of Chromium's pages), alternating
-# batch by batch in one process: bench/web/keygen_ab.js. Both modules are
-# built as web/build.sh builds them (profile `web`), for node.
+# One operation of the browser client (key generation by default) at
+# another commit against the checkout's, in node (V8, the engine of
+# Chromium's pages), alternating batch by batch in one process:
+# bench/web/ab.js. Both modules are built as web/build.sh builds them
+# (profile `web`), for node.
 #
-# Usage: bash bench/web_ab.sh REV [RUNS]     e.g. bash bench/web_ab.sh HEAD~3 2
+# Usage: bash bench/web_ab.sh REV [RUNS] [OP]    OP: keygen (default), encrypt, decrypt
+#        e.g. bash bench/web_ab.sh HEAD~3 2 decrypt
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-REV="${1:?usage: bash bench/web_ab.sh REV [RUNS]}"
+REV="${1:?usage: bash bench/web_ab.sh REV [RUNS] [keygen|encrypt|decrypt]}"
 RUNS="${2:-2}"
+OP="${3:-keygen}"
+case "$OP" in keygen | encrypt | decrypt) ;; *) echo "unknown operation: $OP" >&2; exit 2 ;; esac
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 TMP="$(mktemp -d)"
 cleanup() {
@@ -38,4 +42,4 @@ build "$TMP/tree" "$TARGET/web-ab" "$TMP/first"
 build "$ROOT" "$TARGET" "$TMP/second"
 echo "first: $(git -C "$ROOT" rev-parse --short "$REV"); second: the checkout"
 cmp -s "$TMP/first/cf_bg.wasm" "$TMP/second/cf_bg.wasm" && echo "(the two modules are the same)"
-for _ in $(seq "$RUNS"); do node "$HERE/web/keygen_ab.js" "$TMP/first" "$TMP/second"; done
+for _ in $(seq "$RUNS"); do node "$HERE/web/ab.js" "$OP" "$TMP/first" "$TMP/second"; done

@@ -219,6 +219,12 @@ impl Encoder {
         let big_q = q0 * u128::from(m1.value());
         let q0_inv = m1.inv(m0.value())?;
         let check = tables.get(2).zip(poly.limbs().nth(2));
+        let odd = |q: u64| Divides::new(q).ok_or(CkksError::InvalidLevel(0));
+        let d1 = odd(m1.value())?;
+        let d2 = match check {
+            Some((t2, _)) => Some(odd(t2.modulus().value())?),
+            None => None,
+        };
         let mut out = Vec::with_capacity(poly.n());
         for (k, (&x0, &x1)) in l0.iter().zip(l1).enumerate() {
             // The usual case, in 64-bit arithmetic (128-bit operations are
@@ -226,10 +232,10 @@ impl Encoder {
             // magnitude is x0 centered, when it agrees with the second
             // prime's residue (and the third's).
             let c = m0.center(x0);
-            if residue(m1.value(), c) == x1
-                && check.is_none_or(|(t2, l2)| {
-                    l2.get(k).copied() == Some(residue(t2.modulus().value(), c))
-                })
+            if d1.congruent(x1, c)
+                && check
+                    .zip(d2)
+                    .is_none_or(|((_, l2), d2)| l2.get(k).is_some_and(|&x2| d2.congruent(x2, c)))
             {
                 out.push(c as f64);
                 continue;
@@ -277,15 +283,20 @@ impl Encoder {
 
     /// Decodes a plaintext into its `N/2` complex slots.
     pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex64>, CkksError> {
-        let mut p = pt.poly.clone();
-        p.ntt_inverse(self.params.ring());
-        let coeffs = self.poly_to_coeffs(&p)?;
-        Ok(self.embed(&coeffs, pt.scale))
+        self.decode_owned(pt.clone())
     }
 
     /// Decodes a plaintext into the real parts of its slots.
     pub fn decode(&self, pt: &Plaintext) -> Result<Vec<f64>, CkksError> {
         Ok(self.decode_complex(pt)?.iter().map(|c| c.re).collect())
+    }
+
+    /// [`Encoder::decode_complex`] of a plaintext the caller gives up (a
+    /// decryption's): transformed in place, not copied first.
+    pub(crate) fn decode_owned(&self, mut pt: Plaintext) -> Result<Vec<Complex64>, CkksError> {
+        pt.poly.ntt_inverse(self.params.ring());
+        let coeffs = self.poly_to_coeffs(&pt.poly)?;
+        Ok(self.embed(&coeffs, pt.scale))
     }
 }
 
@@ -318,16 +329,45 @@ pub fn precision_bits(want: &[f64], got: &[f64]) -> Result<f64, CkksError> {
     })
 }
 
-/// `c mod q` in `[0, q)` by one 64-bit remainder (a decrypted value, the
-/// key holder's own: no secret-dependent branch is avoided here beyond the
-/// decoder's).
-#[inline]
-fn residue(q: u64, c: i64) -> u64 {
-    let r = c.unsigned_abs() % q;
-    if c < 0 && r != 0 {
-        q - r
-    } else {
-        r
+/// Divisibility of signed values by one odd prime `q` with one
+/// multiplication (Granlund and Montgomery; Hacker's Delight §10-17): the
+/// decoder's check of each coefficient against the other primes'
+/// residues, without a 64-bit division (tens of cycles each in
+/// WebAssembly).
+///
+/// With `inv = q^−1 mod 2^64` and `bound = ⌊(2^63 − 1)/q⌋`, `n = k·q`
+/// exactly when `n·inv mod 2^64`, read as signed, is some `k` in
+/// `[−bound, bound]`: a multiple's `k` is in that range, and a `k` there
+/// has `k·q ≡ n (mod 2^64)` with both in `i64`, hence equal.
+#[derive(Clone, Copy)]
+struct Divides {
+    inv: u64,
+    bound: u64,
+}
+
+impl Divides {
+    /// The test for `q`, `None` when `q` is even (no prime of a ring is).
+    fn new(q: u64) -> Option<Self> {
+        if q.is_multiple_of(2) {
+            return None;
+        }
+        // Newton's iteration doubles the correct low bits from 3 (q·q ≡ 1 mod 8).
+        let mut inv = q;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
+        }
+        Some(Self {
+            inv,
+            bound: (i64::MAX as u64) / q,
+        })
+    }
+
+    /// Whether `c ≡ x (mod q)` for a residue `x < q` and `|c| < 2^62`
+    /// (so that `x − c` is in `i64`).
+    #[inline]
+    fn congruent(&self, x: u64, c: i64) -> bool {
+        let n = (x as i64).wrapping_sub(c) as u64;
+        n.wrapping_mul(self.inv).wrapping_add(self.bound) <= 2 * self.bound
     }
 }
 
@@ -335,6 +375,65 @@ fn residue(q: u64, c: i64) -> u64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The one-multiplication test agrees with the remainder at and
+    /// around multiples of `q` (to the ends of the range it takes), and on
+    /// random values and residues, for small and large primes.
+    #[test]
+    fn congruence_by_multiplication_equals_the_remainder() {
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+        assert!(Divides::new(1 << 40).is_none());
+        let primes = [
+            3u64,
+            12_289,
+            1_099_511_480_321,
+            (1 << 60) - 93,
+            (1 << 61) - 1,
+        ];
+        for q in primes {
+            let d = Divides::new(q).unwrap();
+            assert_eq!(q.wrapping_mul(d.inv), 1, "q={q}");
+            let limit = 1i64 << 62;
+            let want = |x: u64, c: i64| (c - x as i64).rem_euclid(q as i64) == 0;
+            let mut cases = vec![];
+            for x in [0, 1, q / 2, q - 1] {
+                for k in [
+                    0i64,
+                    1,
+                    -1,
+                    2,
+                    -2,
+                    (limit - 1) / q as i64,
+                    -(limit - 1) / (q as i64),
+                ] {
+                    let m = (x as i64).saturating_add(k.saturating_mul(q as i64));
+                    for c in [m - 1, m, m + 1] {
+                        if c.abs() < limit {
+                            cases.push((x, c));
+                        }
+                    }
+                }
+            }
+            cases.extend((0..20_000).map(|i| {
+                let x = rng.next_u64() % q;
+                let c = (rng.next_u64() as i64) >> (2 + i % 62);
+                // Every other case a multiple of q away from x.
+                let c = if i % 2 == 0 {
+                    c
+                } else {
+                    x as i64 + (c / q as i64) * q as i64
+                };
+                (x, c)
+            }));
+            let mut hits = 0;
+            for (x, c) in cases {
+                assert_eq!(d.congruent(x, c), want(x, c), "q={q}, x={x}, c={c}");
+                hits += usize::from(want(x, c));
+            }
+            assert!(hits > 10_000, "q={q}: {hits} congruent cases");
+        }
+    }
 
     /// Decoding reconstructs each coefficient from the first two primes
     /// and checks it against the third: negative and positive values
@@ -393,8 +492,8 @@ mod tests {
         }
     }
 
-    /// Crafted residues on both sides of ±q0/2, with and without a third
-    /// prime to check against: every coefficient decoded exactly, the
+    /// Crafted residues on both sides of ±q0/2 and at the ends of the two
+    /// primes' range, with and without a third prime to check against: every coefficient decoded exactly, the
     /// 64-bit path's answers equal to the 128-bit one's.
     #[test]
     fn decoded_coefficients_are_exact_at_the_boundaries() {
@@ -407,7 +506,11 @@ mod tests {
             .map(|t| t.modulus().value())
             .collect();
         let h = i128::from((qs[0] - 1) / 2);
+        // The ends of the two-prime range: ±(q0·q1 − 1)/2.
+        let h01 = (i128::from(qs[0]) * i128::from(qs[1]) - 1) / 2;
         let values: Vec<i128> = vec![
+            h01,
+            -h01,
             0,
             1,
             -1,

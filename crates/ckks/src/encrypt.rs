@@ -47,6 +47,7 @@ use crate::error::CkksError;
 use crate::keys::{rlwe_body, PublicKey, SecretKey};
 use crate::noise::NoiseBound;
 use crate::params::CkksParams;
+use crate::secret::SecretPoly;
 use cipherflow_ring::sampler::{
     flooding_gaussian, flooding_grid_log2, fresh_seed, gaussian, ternary, uniform_from_seed,
     MAX_FLOODING_LOG2,
@@ -110,7 +111,9 @@ pub struct Encryptor {
 #[derive(Clone)]
 enum EncryptionKey {
     Public(Arc<PublicKey>),
-    Secret(Arc<SecretKey>),
+    /// The secret key on the ciphertext limbs only (no special limbs):
+    /// every level's encryption reads a prefix of it.
+    Secret(Arc<SecretPoly>),
 }
 
 impl Encryptor {
@@ -128,7 +131,7 @@ impl Encryptor {
     pub fn with_secret_key(sk: &SecretKey) -> Self {
         Self {
             params: sk.params.clone(),
-            key: EncryptionKey::Secret(Arc::new(sk.clone())),
+            key: EncryptionKey::Secret(Arc::new(sk.restricted(sk.params.ring().q_len(), false))),
         }
     }
 
@@ -156,27 +159,22 @@ impl Encryptor {
         };
         let (c0, c1, seed) = match &self.key {
             EncryptionKey::Public(pk) => {
-                // (v·b + e0 + m, v·a + e1)
+                // (v·b + e0 + m, v·a + e1): each product one fused pass on
+                // the key's prefix of `q_len` limbs.
                 let mut v = small(rng, true);
-                let mut b = pk.b.clone();
-                b.truncate(q_len, false)?;
-                let mut a = pk.a.clone();
-                a.truncate(q_len, false)?;
                 let mut c0 = small(rng, false);
-                b.mul_assign(ring, &v)?;
-                c0.add_assign(ring, &b)?;
+                c0.mul_accumulate(ring, &pk.b, &v)?;
                 c0.add_assign(ring, &pt.poly)?;
                 let mut c1 = small(rng, false);
-                a.mul_assign(ring, &v)?;
-                c1.add_assign(ring, &a)?;
+                c1.mul_accumulate(ring, &pk.a, &v)?;
                 v.zeroize();
                 (c0, c1, None)
             }
-            EncryptionKey::Secret(sk) => {
+            EncryptionKey::Secret(s_q) => {
                 // (−a·s + e + m, a), a from a fresh seed
                 let seed = fresh_seed(rng);
                 let a = uniform_from_seed(ring, &seed, q_len, 0);
-                let mut c0 = rlwe_body(&self.params, &a, &sk.restricted(q_len, false), rng)?;
+                let mut c0 = rlwe_body(&self.params, &a, s_q, rng)?;
                 c0.add_assign(ring, &pt.poly)?;
                 (c0, a, Some(seed))
             }
@@ -391,6 +389,9 @@ pub(crate) fn flooding_poly<R: RngCore + CryptoRng>(
 #[derive(Clone)]
 pub struct Decryptor {
     sk: Arc<SecretKey>,
+    /// The key on the ciphertext limbs only (no special limbs), made once:
+    /// every level's decryption reads a prefix of it.
+    s_q: Arc<SecretPoly>,
     encoder: Encoder,
 }
 
@@ -399,6 +400,7 @@ impl Decryptor {
     pub fn new(sk: &SecretKey) -> Self {
         Self {
             sk: Arc::new(sk.clone()),
+            s_q: Arc::new(sk.restricted(sk.params.ring().q_len(), false)),
             encoder: Encoder::new(&sk.params),
         }
     }
@@ -415,19 +417,19 @@ impl Decryptor {
         let params = &self.sk.params;
         ct.check(params)?;
         let ring = params.ring();
-        let q_len = ct.level() + 1;
-        let s = self.sk.restricted(q_len, false);
         let mut comps = ct.c.iter().rev();
-        let mut acc = comps.next().cloned().ok_or(CkksError::WrongSize(0, 2))?;
+        let last = comps.next().ok_or(CkksError::WrongSize(0, 2))?;
         // Horner: ((c_k s + c_{k-1}) s + …) + c0, each step one fused
-        // multiply-add pass.
+        // multiply-add pass into a copy of the next component; `s` is the
+        // key's prefix of the ciphertext's limbs.
+        let mut acc: Option<RnsPoly> = None;
         for c in comps {
             let mut next = c.clone();
-            next.mul_accumulate(ring, &acc, &s)?;
-            acc = next;
+            next.mul_accumulate(ring, acc.as_ref().unwrap_or(last), &self.s_q)?;
+            acc = Some(next);
         }
         Ok(Plaintext {
-            poly: acc,
+            poly: acc.unwrap_or_else(|| last.clone()),
             scale: ct.scale,
         })
     }
@@ -436,12 +438,13 @@ impl Decryptor {
     /// only (see [`Decryptor::decrypt`]; values that leave go through a
     /// [`Releaser`]).
     pub fn decrypt_values(&self, ct: &Ciphertext) -> Result<Vec<f64>, CkksError> {
-        self.encoder.decode(&self.decrypt(ct)?)
+        let slots = self.encoder.decode_owned(self.decrypt(ct)?)?;
+        Ok(slots.iter().map(|c| c.re).collect())
     }
 
     /// Decrypts and decodes to complex values, for the key holder's own use only.
     pub fn decrypt_complex(&self, ct: &Ciphertext) -> Result<Vec<Complex64>, CkksError> {
-        self.encoder.decode_complex(&self.decrypt(ct)?)
+        self.encoder.decode_owned(self.decrypt(ct)?)
     }
 
     /// Decrypts a ciphertext whose noise is proven to be at most

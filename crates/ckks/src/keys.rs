@@ -224,8 +224,9 @@ impl RelinKey {
         rng: &mut R,
     ) -> Result<Self, CkksError> {
         let ring = sk.params.ring();
-        let mut s2 = sk.poly.clone();
-        s2.mul_assign(ring, &sk.poly)?;
+        // Made straight into a secret: a copy of `s` squared in place would
+        // free the copy's buffer unzeroized.
+        let s2 = SecretPoly::from(sk.poly.mul(ring, &sk.poly)?);
         Ok(Self {
             key: SwitchingKey::generate(sk, &s2, rng)?,
             params: sk.params.clone(),

@@ -87,6 +87,23 @@ fn run_all(s: &mut Setup) {
         FRESH_BITS,
     );
 
+    // Every level: the encryptors and the decryptor read a prefix of
+    // their keys' limbs.
+    for level in 0..=s.params.max_level() {
+        let pt = s.enc.encode(&a, level, s.params.default_scale()).unwrap();
+        for (label, e) in [("pk", &encp), ("sk", &encs)] {
+            let ct = e.encrypt(&pt, &mut s.rng).unwrap();
+            assert_eq!(ct.level(), level);
+            let got = dec.decrypt_values(&ct).unwrap();
+            check(
+                &format!("encrypt {label} at level {level}"),
+                &a,
+                &got,
+                FRESH_BITS,
+            );
+        }
+    }
+
     let sum: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
     let diff: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
     let prod: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x * y).collect();

@@ -131,9 +131,10 @@ impl CkksBench {
         Ok(self.last()?.to_bytes(&self.params)?.len())
     }
 
-    /// Decrypts and decodes the last ciphertext.
+    /// Decrypts and decodes the last ciphertext (SEAL's `decrypt` and
+    /// `decode`): [`Decryptor::decrypt_values`], which decodes the
+    /// decryption in place.
     pub fn decrypt(&self) -> Result<Vec<f64>, WebError> {
-        let pt = self.tools()?.1.decrypt(self.last()?)?;
-        Ok(self.encoder.decode(&pt)?)
+        Ok(self.tools()?.1.decrypt_values(self.last()?)?)
     }
 }
