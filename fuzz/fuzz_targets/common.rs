@@ -15,11 +15,11 @@ pub fn params() -> &'static CkksParams {
     })
 }
 
-/// `CFHE`, version 1, `kind`, fingerprint, then `body`.
+/// `CFHE`, the current format version, `kind`, fingerprint, then `body`.
 #[allow(dead_code)]
 pub fn with_header(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut v = b"CFHE".to_vec();
-    v.push(1);
+    v.push(cipherflow_ckks::serialize::FORMAT_VERSION);
     v.push(kind);
     v.extend_from_slice(params().fingerprint());
     v.extend_from_slice(body);

@@ -172,8 +172,30 @@ impl Encoder {
         self.encode(values, self.params.max_level(), self.params.default_scale())
     }
 
+    /// [`Encoder::encode_default`] left in coefficient form, for the
+    /// encryptor, which adds it inside its own transforms
+    /// ([`crate::Encryptor::encrypt_values`]); never handed out (every
+    /// other operation takes NTT form).
+    pub(crate) fn encode_default_coefficients(
+        &self,
+        values: &[f64],
+    ) -> Result<Plaintext, CkksError> {
+        let c: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+        let scale = self.params.default_scale();
+        let coeffs = self.embed_inverse(&c, scale)?;
+        let poly = self.coeffs_to_coefficients(&coeffs, self.params.max_level() + 1)?;
+        Ok(Plaintext { poly, scale })
+    }
+
     /// Rounds scaled real coefficients into an NTT-form RNS polynomial.
     fn coeffs_to_poly(&self, coeffs: &[f64], q_len: usize) -> Result<RnsPoly, CkksError> {
+        let mut poly = self.coeffs_to_coefficients(coeffs, q_len)?;
+        poly.ntt_forward(self.params.ring());
+        Ok(poly)
+    }
+
+    /// Rounds scaled real coefficients into a coefficient-form RNS polynomial.
+    fn coeffs_to_coefficients(&self, coeffs: &[f64], q_len: usize) -> Result<RnsPoly, CkksError> {
         let ring = self.params.ring();
         let limit = 2f64.powi(126);
         if coeffs.iter().any(|c| !c.is_finite() || c.abs() >= limit) {
@@ -194,7 +216,6 @@ impl Encoder {
                 };
             }
         }
-        poly.ntt_forward(ring);
         Ok(poly)
     }
 

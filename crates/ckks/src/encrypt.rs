@@ -48,15 +48,17 @@ use crate::keys::{rlwe_body, PublicKey, SecretKey};
 use crate::noise::NoiseBound;
 use crate::params::CkksParams;
 use crate::secret::SecretPoly;
+use cipherflow_ring::basis::mod_down_adding;
 use cipherflow_ring::sampler::{
     flooding_gaussian, flooding_grid_log2, fresh_seed, gaussian, ternary, uniform_from_seed,
     MAX_FLOODING_LOG2,
 };
-use cipherflow_ring::RnsPoly;
+use cipherflow_ring::{RingContext, RnsPoly};
 use num_complex::Complex64;
 use rand_core::{CryptoRng, RngCore};
+use std::borrow::Cow;
 use std::sync::Arc;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// A CKKS ciphertext: 2 components (3 after a product before
 /// relinearization), NTT form, at some level and scale.
@@ -97,6 +99,27 @@ impl Ciphertext {
         }
         Ok(())
     }
+}
+
+/// `k` (over `Q ∪ P`) on the first `q_len` ciphertext primes and the
+/// special ones: itself at the top level, a shortened copy below.
+fn at_level(k: &RnsPoly, q_len: usize) -> Result<Cow<'_, RnsPoly>, CkksError> {
+    if k.q_len() == q_len {
+        return Ok(Cow::Borrowed(k));
+    }
+    let mut k = k.clone();
+    k.truncate(q_len, true)?;
+    Ok(Cow::Owned(k))
+}
+
+/// `p` in NTT form: itself, or a transformed copy.
+fn ntt_form<'a>(ring: &RingContext, p: &'a RnsPoly) -> Cow<'a, RnsPoly> {
+    if p.is_ntt() {
+        return Cow::Borrowed(p);
+    }
+    let mut p = p.clone();
+    p.ntt_forward(ring);
+    Cow::Owned(p)
 }
 
 /// Encrypts plaintexts under a public key or a secret key. It owns (a
@@ -141,33 +164,58 @@ impl Encryptor {
         pt: &Plaintext,
         rng: &mut R,
     ) -> Result<Ciphertext, CkksError> {
+        self.encrypt_any_form(pt, rng)
+    }
+
+    /// [`Encryptor::encrypt`] of a plaintext in NTT or (from the encoder,
+    /// inside this crate) coefficient form: under a public key with
+    /// special primes a coefficient-form message is added inside the
+    /// division by `P`, which saves its forward transforms.
+    fn encrypt_any_form<R: RngCore + CryptoRng>(
+        &self,
+        pt: &Plaintext,
+        rng: &mut R,
+    ) -> Result<Ciphertext, CkksError> {
         let ring = self.params.ring();
         let q_len = pt.poly.q_len();
         if q_len == 0 || q_len > ring.q_len() || pt.poly.p_len() != 0 {
             return Err(CkksError::InvalidLevel(q_len));
         }
         let n = self.params.n();
-        let small = |rng: &mut R, ternary_dist: bool| {
-            let v = if ternary_dist {
-                ternary(rng, n)
-            } else {
-                gaussian(rng, n)
-            };
-            let mut p = RnsPoly::from_signed(ring, &v, q_len, 0);
-            p.ntt_forward(ring);
-            p
-        };
         let (c0, c1, seed) = match &self.key {
             EncryptionKey::Public(pk) => {
-                // (v·b + e0 + m, v·a + e1): each product one fused pass on
-                // the key's prefix of `q_len` limbs.
-                let mut v = small(rng, true);
-                let mut c0 = small(rng, false);
-                c0.mul_accumulate(ring, &pk.b, &v)?;
-                c0.add_assign(ring, &pt.poly)?;
-                let mut c1 = small(rng, false);
-                c1.mul_accumulate(ring, &pk.a, &v)?;
+                // (v·b + e0, v·a + e1) over Q_l ∪ P, divided by P (SEAL's
+                // way): the noise v·e_pk + e0 + e1·s shrinks by P to the
+                // rounding's. The errors are added inside the division,
+                // where they cost no transform ([`mod_down_adding`]).
+                let p_len = ring.p_len();
+                let v_coeffs = ternary(rng, n);
+                let mut v = RnsPoly::from_signed(ring, &v_coeffs, q_len, p_len);
+                v.ntt_forward(ring);
+                let v_b = Zeroizing::new(at_level(&pk.b, q_len)?.mul(ring, &v)?);
+                let v_a = Zeroizing::new(at_level(&pk.a, q_len)?.mul(ring, &v)?);
                 v.zeroize();
+                let (e0, e1) = (gaussian(rng, n), gaussian(rng, n));
+                let (c0, c1) = if p_len > 0 {
+                    let m = (!pt.poly.is_ntt()).then_some(&pt.poly);
+                    let mut c0 = mod_down_adding(ring, &v_b, &e0, m)?;
+                    if m.is_none() {
+                        c0.add_assign(ring, &pt.poly)?;
+                    }
+                    (c0, mod_down_adding(ring, &v_a, &e1, None)?)
+                } else {
+                    // No special primes: the noise stays undivided.
+                    let ntt = |e: &[i64], mut c: RnsPoly| -> Result<RnsPoly, CkksError> {
+                        let mut e = RnsPoly::from_signed(ring, e, q_len, 0);
+                        e.ntt_forward(ring);
+                        c.add_assign(ring, &e)?;
+                        e.zeroize();
+                        Ok(c)
+                    };
+                    let mut c0 = ntt(&e0, (*v_b).clone())?;
+                    c0.add_assign(ring, &ntt_form(ring, &pt.poly))?;
+                    (c0, ntt(&e1, (*v_a).clone())?)
+                };
                 (c0, c1, None)
             }
             EncryptionKey::Secret(s_q) => {
@@ -175,7 +223,7 @@ impl Encryptor {
                 let seed = fresh_seed(rng);
                 let a = uniform_from_seed(ring, &seed, q_len, 0);
                 let mut c0 = rlwe_body(&self.params, &a, s_q, rng)?;
-                c0.add_assign(ring, &pt.poly)?;
+                c0.add_assign(ring, &ntt_form(ring, &pt.poly))?;
                 (c0, a, Some(seed))
             }
         };
@@ -194,7 +242,7 @@ impl Encryptor {
         values: &[f64],
         rng: &mut R,
     ) -> Result<Ciphertext, CkksError> {
-        self.encrypt(&encoder.encode_default(values)?, rng)
+        self.encrypt_any_form(&encoder.encode_default_coefficients(values)?, rng)
     }
 }
 

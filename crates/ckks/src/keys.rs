@@ -95,7 +95,10 @@ pub(crate) fn rlwe_body<R: RngCore + CryptoRng>(
     Ok(b)
 }
 
-/// The public key `(b, a) = (−a·s + e, a)` over `Q`, NTT form.
+/// The public key `(b, a) = (−a·s + e, a)` over `Q ∪ P` (the special
+/// primes too, as SEAL's), NTT form: an encryption is made over `Q ∪ P`
+/// and divided by `P`, which divides its noise by `P` and leaves the
+/// rounding ([`crate::Encryptor`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PublicKey {
     pub(crate) b: RnsPoly,
@@ -112,10 +115,10 @@ impl PublicKey {
     ) -> Result<Self, CkksError> {
         let params = &sk.params;
         let ring = params.ring();
-        let q_len = ring.q_len();
         let seed = fresh_seed(rng);
-        let a = uniform_from_seed(ring, &seed, q_len, 0);
-        let b = rlwe_body(params, &a, &sk.restricted(q_len, false), rng)?;
+        // Over Q ∪ P, as SEAL's: encryption divides its noise by P.
+        let a = uniform_from_seed(ring, &seed, ring.q_len(), ring.p_len());
+        let b = rlwe_body(params, &a, &sk.poly, rng)?;
         Ok(Self {
             b,
             a,

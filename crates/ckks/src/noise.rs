@@ -36,7 +36,11 @@
 //!   `2^−tail_bits` (each embedding's real and imaginary parts have proxy
 //!   `≤ N·v²`; union over the `N/2` conjugate pairs).
 //! * Fresh encryption: secret key `e`, so `noise ≤ σT`; public key
-//!   `v·e_pk + e0 + e1·s`, so `noise ≤ σT(2T + 1)` (five tail events).
+//!   `v·e_pk + e0 + e1·s` made over `Q ∪ P` and divided by `P` (`k`
+//!   special primes), so `noise ≤ σT(2T + 1)/P + N·(k − 1/2)·(1 + T)`:
+//!   ModDown rounds to nearest and its fast conversion adds `0 ≤ u < k`
+//!   times `P`, so `|τ| ≤ k − 1/2` (five tail events, and one for the
+//!   rounding's `τ1·s`); without special primes `σT(2T + 1)`.
 //! * Encoding at scale `Δ` of values `|z| ≤ V`: rounding `≤ N/2` (1-norm of
 //!   `N` roundings), floating-point FFT `≤ Δ·V·√(N/2)·log2 N·2^−50`.
 //! * Rescaling by `q_l` (centred rounding, `|τ_i| ≤ 1/2`):
@@ -66,7 +70,7 @@ pub const DEFAULT_TAIL_BITS: u32 = 40;
 /// How a ciphertext was encrypted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fresh {
-    /// Under the public key (`v·e_pk + e0 + e1·s`).
+    /// Under the public key (`v·e_pk + e0 + e1·s` over `Q ∪ P`, divided by `P`).
     PublicKey,
     /// Under the secret key (`e`).
     SecretKey,
@@ -140,7 +144,15 @@ impl NoiseBound {
         let te = ERROR_STD_DEV * t;
         let (noise, events) = match kind {
             Fresh::SecretKey => (te, 1.0),
-            Fresh::PublicKey => (te * (2.0 * t + 1.0), 5.0),
+            Fresh::PublicKey if params.p().is_empty() => (te * (2.0 * t + 1.0), 5.0),
+            Fresh::PublicKey => {
+                let log_p: f64 = params.p().iter().map(|&p| (p as f64).log2()).sum();
+                let k = params.p().len() as f64;
+                (
+                    te * (2.0 * t + 1.0) / 2f64.powf(log_p) + n * (k - 0.5) * (1.0 + t),
+                    6.0,
+                )
+            }
         };
         Ok(Self {
             noise,

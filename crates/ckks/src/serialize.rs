@@ -318,11 +318,13 @@ impl PublicKey {
     pub fn from_bytes(params: &CkksParams, data: &[u8]) -> Result<Self, CkksError> {
         let mut r = Reader::new(params, data, Kind::PublicKey)?;
         let seed = r.array::<32>()?;
-        let q_len = params.q().len();
-        let b = r.poly(params, q_len, 0)?;
+        // Over the special primes too (earlier public keys spanned the
+        // ciphertext primes only: their `b` is too short and is refused).
+        let (q_len, p_len) = (params.q().len(), params.p().len());
+        let b = r.poly(params, q_len, p_len)?;
         r.finish()?;
         Ok(Self {
-            a: uniform_from_seed(params.ring(), &seed, q_len, 0),
+            a: uniform_from_seed(params.ring(), &seed, q_len, p_len),
             b,
             seed,
             params: params.clone(),

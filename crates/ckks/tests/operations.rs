@@ -461,3 +461,76 @@ fn encryptor_and_decryptor_own_their_keys() {
         check("owned keys", &values, &got[..values.len()], 20.0);
     }
 }
+
+/// Without special primes the public key spans the ciphertext primes only
+/// and encryption adds its noise undivided; both entry points (encoded
+/// first, or values encoded inside the encryption) still decrypt.
+#[test]
+fn public_key_encryption_without_special_primes() {
+    let params = ParamsBuilder::new(10)
+        .q_bits(&[45, 35])
+        .allow_insecure()
+        .build()
+        .unwrap();
+    assert!(params.p().is_empty());
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let sk = SecretKey::generate(&params, &mut rng);
+    let pk = PublicKey::generate(&sk, &mut rng).unwrap();
+    let enc = Encoder::new(&params);
+    let (encp, dec) = (Encryptor::with_public_key(&pk), Decryptor::new(&sk));
+    let a = random_values(&mut rng, params.slots());
+    let by_values = encp.encrypt_values(&enc, &a, &mut rng).unwrap();
+    check(
+        "no P, values",
+        &a,
+        &dec.decrypt_values(&by_values).unwrap(),
+        18.0,
+    );
+    for level in 0..=params.max_level() {
+        let pt = enc.encode(&a, level, params.default_scale()).unwrap();
+        let ct = encp.encrypt(&pt, &mut rng).unwrap();
+        check(
+            &format!("no P, level {level}"),
+            &a,
+            &dec.decrypt_values(&ct).unwrap(),
+            18.0,
+        );
+    }
+}
+
+/// A fresh encryption's measured noise (canonical norm: the largest slot
+/// of an encryption of zeros, times the scale) is within its proven bound,
+/// under the public key (made over Q ∪ P and divided by P) and the secret
+/// key, at the N = 8192 benchmark parameters.
+#[test]
+fn fresh_noise_is_within_its_bound() {
+    let params = ParamsBuilder::new(13)
+        .q_bits(&[60, 40, 40])
+        .p_bits(&[60])
+        .log_scale(40)
+        .build()
+        .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let sk = SecretKey::generate(&params, &mut rng);
+    let pk = PublicKey::generate(&sk, &mut rng).unwrap();
+    let (enc, dec) = (Encoder::new(&params), Decryptor::new(&sk));
+    let zeros = vec![0.0; params.slots()];
+    let scale = params.default_scale();
+    for (kind, e) in [
+        (Fresh::PublicKey, Encryptor::with_public_key(&pk)),
+        (Fresh::SecretKey, Encryptor::with_secret_key(&sk)),
+    ] {
+        let bound = NoiseBound::fresh(&params, kind, 0.0, scale, DEFAULT_TAIL_BITS).unwrap();
+        for _ in 0..3 {
+            let ct = e.encrypt_values(&enc, &zeros, &mut rng).unwrap();
+            let got = dec.decrypt_complex(&ct).unwrap();
+            let measured = got.iter().map(|z| z.norm()).fold(0.0, f64::max) * scale;
+            println!(
+                "{kind:?}: measured 2^{:.1}, bound 2^{:.1}",
+                measured.log2(),
+                bound.noise().log2()
+            );
+            assert!(measured > 0.0 && measured <= bound.noise(), "{kind:?}");
+        }
+    }
+}

@@ -7,6 +7,7 @@ use crate::ntt::NttTable;
 use crate::poly::RnsPoly;
 use crate::RingError;
 use rayon::prelude::*;
+use zeroize::Zeroize;
 
 /// Products accumulated in a `u128` before a reduction (each is < 2^122).
 const LAZY_TERMS: usize = 32;
@@ -181,45 +182,114 @@ pub fn mod_up_digits(
         .collect()
 }
 
+/// `limb += h + e` (`limb −= h + e` when `negate`) modulo `m`, for `h`
+/// reduced and `e` empty (then `h` alone) or one small signed value
+/// (`|e| < m`) per coefficient: one pass, `h + e` reduced with two
+/// comparisons and no division.
+fn add_offsets(m: &Modulus, limb: &mut [u64], h: u64, e: &[i64], negate: bool) {
+    let q = m.value();
+    let step = |a: u64, t: u64| if negate { m.sub(a, t) } else { m.add(a, t) };
+    if e.is_empty() {
+        for a in limb.iter_mut() {
+            *a = step(*a, h);
+        }
+        return;
+    }
+    for (a, &v) in limb.iter_mut().zip(e) {
+        // `h + v` in [0, q) from (−q, 2q): the wrapped candidates are huge.
+        let t = h.wrapping_add(v as u64);
+        let t = t.min(t.wrapping_add(q)).min(t.wrapping_sub(q));
+        *a = step(*a, t);
+    }
+}
+
 /// ModDown of hybrid key switching: maps `x` (NTT form over `Q_l ∪ P`) to
 /// `round(x / P)` over `Q_l` in NTT form (up to the small approximation error
-/// of the fast conversion).
+/// of the fast conversion). The rounding is centred: `⌊(x + h)/P⌋` with
+/// `h = (P − 1)/2`, so its error has no bias.
 pub fn mod_down(ctx: &RingContext, x: &RnsPoly) -> Result<RnsPoly, RingError> {
-    if !x.is_ntt() || x.p_len() != ctx.p_len() || ctx.p_len() == 0 {
+    mod_down_adding(ctx, x, &[], None)
+}
+
+/// [`mod_down`] of `x + e`, plus `m`: `round((x + e) / P) + m` over `Q_l`
+/// in NTT form, for `e` a polynomial of `N` small signed coefficients
+/// (empty: none) and `m` one over `Q_l` (no special limbs), both in
+/// coefficient form. They are added where they cost no transform: `e` to
+/// the special limbs after their inverse NTT, and `e` and `−P·m` to the
+/// correction before its forward NTT, so the result equals
+/// `mod_down(x + NTT(e)) + NTT(m)` exactly. Public-key encryption over
+/// `Q ∪ P` uses it: its error enters before the division by `P`, the
+/// message after.
+pub fn mod_down_adding(
+    ctx: &RingContext,
+    x: &RnsPoly,
+    e: &[i64],
+    m: Option<&RnsPoly>,
+) -> Result<RnsPoly, RingError> {
+    let n = ctx.n();
+    if !x.is_ntt()
+        || x.p_len() != ctx.p_len()
+        || ctx.p_len() == 0
+        || !(e.is_empty() || e.len() == n)
+    {
         return Err(RingError::ShapeMismatch);
     }
-    let n = ctx.n();
+    if m.is_some_and(|m| m.is_ntt() || m.q_len() != x.q_len() || m.p_len() != 0 || m.n() != n) {
+        return Err(RingError::ShapeMismatch);
+    }
     let q_len = x.q_len();
     let p_len = x.p_len();
     let p_tables = ctx.p_tables();
     let q_tables: Vec<&NttTable> = ctx.q_tables().iter().take(q_len).collect();
-    // P-part to coefficient form.
+    // P-part to coefficient form, plus `e`.
     let mut p_part: Vec<u64> = (q_len..q_len + p_len)
         .flat_map(|i| x.limb(i).iter().copied())
         .collect();
+    // `h = (P − 1)/2` (P is odd) is `(p − 1)/2` mod each special prime `p`.
     p_part
         .par_chunks_mut(n)
         .zip(p_tables.par_iter())
-        .for_each(|(l, t)| t.inverse(l));
+        .for_each(|(l, t)| {
+            t.inverse(l);
+            let m = t.modulus();
+            let h = (m.value() - 1) / 2;
+            add_offsets(m, l, h, e, false);
+        });
     let p_mod: Vec<Modulus> = p_tables.iter().map(|t| *t.modulus()).collect();
     let q_mod: Vec<Modulus> = q_tables.iter().map(|t| *t.modulus()).collect();
     let ext = BasisExtender::new(&p_mod, &q_mod)?;
     let input: Vec<&[u64]> = p_part.chunks(n).collect();
     let mut out = RnsPoly::zero(ctx, q_len, 0, true);
     ext.convert(&input, out.data_mut(), n);
+    if !e.is_empty() {
+        // The special limbs of a secret-dependent `x + e`.
+        p_part.zeroize();
+    }
     let xq = x.data();
+    let plus = m.map(RnsPoly::data).unwrap_or_default();
     out.data_mut()
         .par_chunks_mut(n)
         .zip(xq.par_chunks(n))
         .zip(q_tables.par_iter())
-        .try_for_each(|((o, xi), t)| -> Result<(), RingError> {
+        .enumerate()
+        .try_for_each(|(i, ((o, xi), t))| -> Result<(), RingError> {
             let m = t.modulus();
+            let p_here = p_mod
+                .iter()
+                .fold(1u64, |acc, p| m.mul(acc, m.reduce(p.value())));
+            // The correction less `e + h`: (x_Q + e + h − conv) = x_Q − (conv − e − h),
+            // `h = (P − 1)/2` here `(P − 1)·2^−1`.
+            let h = m.mul(m.sub(p_here, 1), m.inv(2)?);
+            add_offsets(m, o, h, e, true);
+            // Less `P·m`, which the division by P turns into `+m`.
+            if let Some(mi) = plus.get(i * n..(i + 1) * n) {
+                let ps = m.shoup(p_here);
+                for (a, &v) in o.iter_mut().zip(mi) {
+                    *a = m.sub(*a, m.mul_shoup(v, p_here, ps));
+                }
+            }
             t.forward(o);
-            let p_inv = m.inv(
-                p_mod
-                    .iter()
-                    .fold(1u64, |acc, p| m.mul(acc, m.reduce(p.value()))),
-            )?;
+            let p_inv = m.inv(p_here)?;
             let ps = m.shoup(p_inv);
             for (a, &b) in o.iter_mut().zip(xi) {
                 *a = m.mul_shoup(m.sub(b, *a), p_inv, ps);

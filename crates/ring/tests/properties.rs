@@ -7,7 +7,7 @@
     clippy::needless_range_loop
 )]
 
-use cipherflow_ring::basis::{mod_down, mod_up_digits, BasisExtender};
+use cipherflow_ring::basis::{mod_down, mod_down_adding, mod_up_digits, BasisExtender};
 use cipherflow_ring::{generate_primes, Modulus, RingContext, RnsPoly};
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -223,6 +223,99 @@ proptest! {
             let m = t.modulus();
             for (a, b) in back.limb(i).iter().zip(x.limb(i)) {
                 prop_assert!(m.center(m.sub(*a, *b)).abs() <= 2);
+            }
+        }
+    }
+
+    /// ModDown of `x` plus a small coefficient-form `e` equals ModDown of
+    /// `x + NTT(e)` exactly, and with a coefficient-form `m` that plus
+    /// `NTT(m)`, at the top level and below; `e` of another length and an
+    /// NTT-form `m` are refused.
+    #[test]
+    fn mod_down_adding_equals_mod_down_of_the_sum(
+        c in prop::collection::vec(any::<u64>(), N),
+        e in prop::collection::vec(-19i64..=19, N),
+        q_len in 1usize..=5,
+    ) {
+        let ctx = ctx();
+        let mut x = RnsPoly::zero(&ctx, q_len, ctx.p_len(), true);
+        for (i, t) in ctx.tables(q_len, ctx.p_len()).enumerate() {
+            let m = t.modulus();
+            for (d, &v) in x.limb_mut(i).iter_mut().zip(&c) { *d = m.reduce(v.rotate_left(i as u32)); }
+        }
+        let mut sum = RnsPoly::from_signed(&ctx, &e, q_len, ctx.p_len());
+        sum.ntt_forward(&ctx);
+        sum.add_assign(&ctx, &x).unwrap();
+        prop_assert_eq!(mod_down_adding(&ctx, &x, &e, None).unwrap(), mod_down(&ctx, &sum).unwrap());
+        prop_assert_eq!(mod_down_adding(&ctx, &x, &[], None).unwrap(), mod_down(&ctx, &x).unwrap());
+        prop_assert!(mod_down_adding(&ctx, &x, &e[1..], None).is_err());
+        // A message in coefficient form, added after the division.
+        let mut m = RnsPoly::zero(&ctx, q_len, 0, false);
+        for (i, t) in ctx.q_tables().iter().take(q_len).enumerate() {
+            let md = t.modulus();
+            for (d, &v) in m.limb_mut(i).iter_mut().zip(&c) { *d = md.reduce(v.rotate_right(i as u32 + 3)); }
+        }
+        let mut want = mod_down(&ctx, &sum).unwrap();
+        let mut m_ntt = m.clone();
+        m_ntt.ntt_forward(&ctx);
+        want.add_assign(&ctx, &m_ntt).unwrap();
+        prop_assert_eq!(mod_down_adding(&ctx, &x, &e, Some(&m)).unwrap(), want);
+        prop_assert!(mod_down_adding(&ctx, &x, &e, Some(&m_ntt)).is_err());
+    }
+}
+
+/// ModDown rounds to the nearest integer, ties up: with one special prime
+/// (the conversion is then exact) `x = a·P + r` gives `a` for
+/// `r ≤ (P − 1)/2` and `a + 1` above, for `a` of either sign, with and
+/// without an added `e`.
+#[test]
+fn mod_down_rounds_to_nearest() {
+    let q = generate_primes(50, N, 2, &[]).unwrap();
+    let p = generate_primes(45, N, 1, &q).unwrap();
+    let ctx = RingContext::new(N, &q, &p).unwrap();
+    let big_p = i128::from(p[0]);
+    let h = (big_p - 1) / 2;
+    let cases: Vec<(i128, i128)> = [-3i128, -1, 0, 1, 1 << 40]
+        .iter()
+        .flat_map(|&a| {
+            [
+                (a, 0),
+                (a, 1),
+                (a, h - 1),
+                (a, h),
+                (a, h + 1),
+                (a, big_p - 1),
+                (a, -h),
+            ]
+        })
+        .collect();
+    let x_int: Vec<i128> = cases.iter().map(|&(a, r)| a * big_p + r).collect();
+    let e: Vec<i64> = (0..N as i64).map(|i| i % 7 - 3).collect();
+    for with_e in [false, true] {
+        let mut x = RnsPoly::zero(&ctx, 2, 1, false);
+        for (i, t) in ctx.tables(2, 1).enumerate() {
+            let m = i128::from(t.modulus().value());
+            for (d, v) in x.limb_mut(i).iter_mut().zip(&x_int) {
+                *d = v.rem_euclid(m) as u64;
+            }
+        }
+        x.ntt_forward(&ctx);
+        let mut got = if with_e {
+            mod_down_adding(&ctx, &x, &e, None).unwrap()
+        } else {
+            mod_down(&ctx, &x).unwrap()
+        };
+        got.ntt_inverse(&ctx);
+        for (k, v) in x_int.iter().enumerate() {
+            let v = v + if with_e { i128::from(e[k]) } else { 0 };
+            let want = (v + h).div_euclid(big_p);
+            for (i, t) in ctx.q_tables().iter().enumerate() {
+                let m = i128::from(t.modulus().value());
+                assert_eq!(
+                    i128::from(got.limb(i)[k]),
+                    want.rem_euclid(m),
+                    "x = {v}, e: {with_e}, prime {i}"
+                );
             }
         }
     }

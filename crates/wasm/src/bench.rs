@@ -110,12 +110,14 @@ impl CkksBench {
     /// Encodes `values` at the top level and scale 2^40 and encrypts them
     /// under the public key (kept for [`CkksBench::decrypt`]), as SEAL's
     /// `encode` and `encrypt` do: no serialization.
+    /// [`Encryptor::encrypt_values`] adds the encoding inside the
+    /// encryption's own transforms.
     pub fn encrypt(&mut self, values: &[f64]) -> Result<(), WebError> {
         let mut rng = cipherflow_ring::sampler::secure_rng()?;
-        let pt =
-            self.encoder
-                .encode(values, self.params.max_level(), self.params.default_scale())?;
-        let ct = self.tools()?.0.encrypt(&pt, &mut rng)?;
+        let ct = self
+            .tools()?
+            .0
+            .encrypt_values(&self.encoder, values, &mut rng)?;
         self.last = Some(ct);
         Ok(())
     }

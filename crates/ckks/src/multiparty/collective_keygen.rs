@@ -137,7 +137,7 @@ pub fn ideal_secret_key(
     SecretKey::from_poly(params, acc)
 }
 
-/// A party's public-key share `p_i = −a·s_i + e_i` over `Q` (NTT form),
+/// A party's public-key share `p_i = −a·s_i + e_i` over `Q ∪ P` (NTT form),
 /// tagged with the CRS it was made for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PublicKeyShare {
@@ -163,11 +163,9 @@ pub fn public_key_share<R: RngCore + CryptoRng>(
 ) -> Result<PublicKeyShare, CkksError> {
     sk.check(params)?;
     let ring = params.ring();
-    let q_len = ring.q_len();
     let seed = crs.public_key_seed();
-    let a = uniform_from_seed(ring, &seed, q_len, 0);
-    let s = sk.restricted(q_len)?;
-    let b = rlwe_body(params, &a, &s, rng)?;
+    let a = uniform_from_seed(ring, &seed, ring.q_len(), ring.p_len());
+    let b = rlwe_body(params, &a, &sk.poly, rng)?;
     Ok(PublicKeyShare {
         b,
         seed,
@@ -190,9 +188,9 @@ pub fn combine_public_key(
         return Err(MultipartyError::NoShares.into());
     }
     let ring = params.ring();
-    let q_len = ring.q_len();
+    let (q_len, p_len) = (ring.q_len(), ring.p_len());
     let seed = crs.public_key_seed();
-    let mut b = RnsPoly::zero(ring, q_len, 0, true);
+    let mut b = RnsPoly::zero(ring, q_len, p_len, true);
     let mut seen = BTreeSet::new();
     for s in shares {
         if &s.params != params {
@@ -218,7 +216,7 @@ pub fn combine_public_key(
     }
     Ok(PublicKey {
         b,
-        a: uniform_from_seed(ring, &seed, q_len, 0),
+        a: uniform_from_seed(ring, &seed, q_len, p_len),
         seed,
         params: params.clone(),
     })

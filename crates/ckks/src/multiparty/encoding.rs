@@ -139,7 +139,7 @@ impl PublicKeyShare {
     pub fn from_bytes(params: &CkksParams, data: &[u8]) -> Result<Self, CkksError> {
         let mut r = Reader::new(params, data, Kind::MpPublicKeyShare)?;
         let seed = r.array::<32>()?;
-        let b = r.poly(params, params.q().len(), 0)?;
+        let b = r.poly(params, params.q().len(), params.p().len())?;
         r.finish()?;
         Ok(Self {
             b,
