@@ -245,14 +245,14 @@ pub fn mod_down_adding(
     let mut p_part: Vec<u64> = (q_len..q_len + p_len)
         .flat_map(|i| x.limb(i).iter().copied())
         .collect();
-    // `h = (P − 1)/2` (P is odd) is `(p − 1)/2` mod each special prime `p`.
+    // `h = (P − 1)/2` (P is odd) is `(p − 1)/2 = ⌊p/2⌋` mod each special prime `p`.
     p_part
         .par_chunks_mut(n)
         .zip(p_tables.par_iter())
         .for_each(|(l, t)| {
             t.inverse(l);
             let m = t.modulus();
-            let h = (m.value() - 1) / 2;
+            let h = m.value() / 2;
             add_offsets(m, l, h, e, false);
         });
     let p_mod: Vec<Modulus> = p_tables.iter().map(|t| *t.modulus()).collect();
@@ -261,10 +261,8 @@ pub fn mod_down_adding(
     let input: Vec<&[u64]> = p_part.chunks(n).collect();
     let mut out = RnsPoly::zero(ctx, q_len, 0, true);
     ext.convert(&input, out.data_mut(), n);
-    if !e.is_empty() {
-        // The special limbs of a secret-dependent `x + e`.
-        p_part.zeroize();
-    }
+    // The special limbs of `x + e`: secret-dependent in an encryption.
+    p_part.zeroize();
     let xq = x.data();
     let plus = m.map(RnsPoly::data).unwrap_or_default();
     out.data_mut()

@@ -320,3 +320,43 @@ fn mod_down_rounds_to_nearest() {
         }
     }
 }
+
+/// ModDown refuses what it cannot divide: an input without the special
+/// limbs, a ring without special primes, an error of another length, and
+/// a message in NTT form, with special limbs or at another level.
+#[test]
+fn mod_down_refuses_wrong_shapes() {
+    let ctx = ctx();
+    let x = {
+        let mut x = RnsPoly::zero(&ctx, 3, ctx.p_len(), false);
+        x.ntt_forward(&ctx);
+        x
+    };
+    assert!(mod_down_adding(&ctx, &x, &[], None).is_ok());
+    let mut no_p = RnsPoly::zero(&ctx, 3, 0, false);
+    no_p.ntt_forward(&ctx);
+    assert!(mod_down(&ctx, &no_p).is_err(), "no special limbs");
+    let coeff = RnsPoly::zero(&ctx, 3, ctx.p_len(), false);
+    assert!(mod_down(&ctx, &coeff).is_err(), "coefficient form");
+    let q = generate_primes(50, N, 2, &[]).unwrap();
+    let bare = RingContext::new(N, &q, &[]).unwrap();
+    let mut y = RnsPoly::zero(&bare, 2, 0, false);
+    y.ntt_forward(&bare);
+    assert!(mod_down(&bare, &y).is_err(), "no special primes");
+    assert!(
+        mod_down_adding(&ctx, &x, &[1; N + 1], None).is_err(),
+        "long e"
+    );
+    let m_ok = RnsPoly::zero(&ctx, 3, 0, false);
+    assert!(mod_down_adding(&ctx, &x, &[], Some(&m_ok)).is_ok());
+    let m_level = RnsPoly::zero(&ctx, 2, 0, false);
+    assert!(
+        mod_down_adding(&ctx, &x, &[], Some(&m_level)).is_err(),
+        "m's level"
+    );
+    let m_p = RnsPoly::zero(&ctx, 3, ctx.p_len(), false);
+    assert!(
+        mod_down_adding(&ctx, &x, &[], Some(&m_p)).is_err(),
+        "m's special limbs"
+    );
+}
