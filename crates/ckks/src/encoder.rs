@@ -203,17 +203,17 @@ impl Encoder {
                 "scaled coefficient exceeds 2^126".into(),
             ));
         }
+        // Ties to even: one instruction in WebAssembly, where `round` (ties
+        // away from zero) is a call.
+        if coeffs.iter().all(|c| c.abs() < 2f64.powi(62)) {
+            let rounded: Vec<i64> = coeffs.iter().map(|c| c.round_ties_even() as i64).collect();
+            return Ok(RnsPoly::from_signed(ring, &rounded, q_len, 0));
+        }
         let mut poly = RnsPoly::zero(ring, q_len, 0, false);
-        let small = coeffs.iter().all(|c| c.abs() < 2f64.powi(62));
         for (i, t) in ring.q_tables().iter().take(q_len).enumerate() {
-            let m = t.modulus();
-            let q = i128::from(m.value());
+            let q = i128::from(t.modulus().value());
             for (d, &c) in poly.limb_mut(i).iter_mut().zip(coeffs) {
-                *d = if small {
-                    m.reduce_i64(c.round() as i64)
-                } else {
-                    (c.round() as i128).rem_euclid(q) as u64
-                };
+                *d = (c.round_ties_even() as i128).rem_euclid(q) as u64;
             }
         }
         Ok(poly)

@@ -190,8 +190,7 @@ impl Encryptor {
                 // where they cost no transform ([`mod_down_adding`]).
                 let p_len = ring.p_len();
                 let v_coeffs = ternary(rng, n);
-                let mut v = RnsPoly::from_signed(ring, &v_coeffs, q_len, p_len);
-                v.ntt_forward(ring);
+                let mut v = RnsPoly::from_signed_ntt(ring, &v_coeffs, q_len, p_len);
                 let v_b = Zeroizing::new(at_level(&pk.b, q_len)?.mul(ring, &v)?);
                 let v_a = Zeroizing::new(at_level(&pk.a, q_len)?.mul(ring, &v)?);
                 v.zeroize();
@@ -206,8 +205,7 @@ impl Encryptor {
                 } else {
                     // No special primes: the noise stays undivided.
                     let ntt = |e: &[i64], mut c: RnsPoly| -> Result<RnsPoly, CkksError> {
-                        let mut e = RnsPoly::from_signed(ring, e, q_len, 0);
-                        e.ntt_forward(ring);
+                        let mut e = RnsPoly::from_signed_ntt(ring, e, q_len, 0);
                         c.add_assign(ring, &e)?;
                         e.zeroize();
                         Ok(c)

@@ -41,8 +41,7 @@ impl SecretKey {
     pub fn generate<R: RngCore + CryptoRng>(params: &CkksParams, rng: &mut R) -> Self {
         let ring = params.ring();
         let coeffs = ternary(rng, params.n());
-        let mut poly = RnsPoly::from_signed(ring, &coeffs, ring.q_len(), ring.p_len());
-        poly.ntt_forward(ring);
+        let poly = RnsPoly::from_signed_ntt(ring, &coeffs, ring.q_len(), ring.p_len());
         Self {
             poly: poly.into(),
             params: params.clone(),
@@ -89,8 +88,7 @@ pub(crate) fn rlwe_body<R: RngCore + CryptoRng>(
     let ring = params.ring();
     let e = gaussian(rng, params.n());
     // e, less a·s in one fused pass: no temporary holding a·s.
-    let mut b = RnsPoly::from_signed(ring, &e, a.q_len(), a.p_len());
-    b.ntt_forward(ring);
+    let mut b = RnsPoly::from_signed_ntt(ring, &e, a.q_len(), a.p_len());
     b.mul_subtract(ring, a, s)?;
     Ok(b)
 }

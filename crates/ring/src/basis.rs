@@ -182,24 +182,84 @@ pub fn mod_up_digits(
         .collect()
 }
 
-/// `limb += h + e` (`limb −= h + e` when `negate`) modulo `m`, for `h`
-/// reduced and `e` empty (then `h` alone) or one small signed value
-/// (`|e| < m`) per coefficient: one pass, `h + e` reduced with two
-/// comparisons and no division.
-fn add_offsets(m: &Modulus, limb: &mut [u64], h: u64, e: &[i64], negate: bool) {
-    let q = m.value();
-    let step = |a: u64, t: u64| if negate { m.sub(a, t) } else { m.add(a, t) };
+/// `limb += h + e` modulo `m`, for `h` reduced and `e` empty (then `h`
+/// alone) or one small signed value (`|e| < m`) per coefficient.
+fn add_offsets(m: &Modulus, limb: &mut [u64], h: u64, e: &[i64]) {
     if e.is_empty() {
         for a in limb.iter_mut() {
-            *a = step(*a, h);
+            *a = m.add(*a, h);
         }
         return;
     }
     for (a, &v) in limb.iter_mut().zip(e) {
-        // `h + v` in [0, q) from (−q, 2q): the wrapped candidates are huge.
-        let t = h.wrapping_add(v as u64);
-        let t = t.min(t.wrapping_add(q)).min(t.wrapping_sub(q));
-        *a = step(*a, t);
+        *a = m.add(*a, offset(h, v, m.value()));
+    }
+}
+
+/// `h + v` in `[0, q)` for `h` reduced and `|v| < q`, from (−q, 2q) with
+/// two comparisons: the wrapped candidates are huge.
+#[inline(always)]
+fn offset(h: u64, v: i64, q: u64) -> u64 {
+    let t = h.wrapping_add(v as u64);
+    t.min(t.wrapping_add(q)).min(t.wrapping_sub(q))
+}
+
+/// `x mod q` for any `x < 2^64` and `q ≥ 2^13`, `q_inv = 1/q`: the
+/// quotient estimated in double precision is within one of the true one
+/// (relative error below 2^−52, quotient below 2^51), so the remainder is
+/// in (−q, 2q) before one correction. No 128-bit product, which
+/// WebAssembly lacks.
+#[inline(always)]
+fn reduce_float(x: u64, q: u64, q_inv: f64) -> u64 {
+    let est = (x as f64 * q_inv) as u64;
+    let r = x.wrapping_sub(est.wrapping_mul(q)) as i64;
+    let r = (if r < 0 { r + q as i64 } else { r }) as u64;
+    if r >= q {
+        r - q
+    } else {
+        r
+    }
+}
+
+/// The correction of one `Q` limb `o` (coefficient form):
+/// `conv − (h + e) − P·m`. `conv` is `o` itself (the fast conversion's
+/// output) or, with one special prime, that prime's limb `single` reduced
+/// modulo this prime, in the same pass. `(mi, p, p_shoup)` is this limb
+/// of `m` (empty: none) with `P mod q` and its Shoup constant.
+fn correct(
+    m: &Modulus,
+    o: &mut [u64],
+    single: Option<&[u64]>,
+    h: u64,
+    e: &[i64],
+    (mi, p, p_shoup): (&[u64], u64, u64),
+) {
+    let q = m.value();
+    let q_inv = 1.0 / q as f64;
+    match (single, e.is_empty()) {
+        (Some(x), false) => {
+            for ((a, &v), &ek) in o.iter_mut().zip(x).zip(e) {
+                *a = m.sub(reduce_float(v, q, q_inv), offset(h, ek, q));
+            }
+        }
+        (Some(x), true) => {
+            for (a, &v) in o.iter_mut().zip(x) {
+                *a = m.sub(reduce_float(v, q, q_inv), h);
+            }
+        }
+        (None, false) => {
+            for (a, &ek) in o.iter_mut().zip(e) {
+                *a = m.sub(*a, offset(h, ek, q));
+            }
+        }
+        (None, true) => {
+            for a in o.iter_mut() {
+                *a = m.sub(*a, h);
+            }
+        }
+    }
+    for (a, &v) in o.iter_mut().zip(mi) {
+        *a = m.sub(*a, m.mul_shoup(v, p, p_shoup));
     }
 }
 
@@ -253,16 +313,22 @@ pub fn mod_down_adding(
             t.inverse(l);
             let m = t.modulus();
             let h = m.value() / 2;
-            add_offsets(m, l, h, e, false);
+            add_offsets(m, l, h, e);
         });
     let p_mod: Vec<Modulus> = p_tables.iter().map(|t| *t.modulus()).collect();
     let q_mod: Vec<Modulus> = q_tables.iter().map(|t| *t.modulus()).collect();
-    let ext = BasisExtender::new(&p_mod, &q_mod)?;
-    let input: Vec<&[u64]> = p_part.chunks(n).collect();
     let mut out = RnsPoly::zero(ctx, q_len, 0, true);
-    ext.convert(&input, out.data_mut(), n);
-    // The special limbs of `x + e`: secret-dependent in an encryption.
-    p_part.zeroize();
+    // One special prime (the usual case): the conversion is the reduction
+    // of its limb modulo each `q_j`, done in the pass below; more: the
+    // fast conversion.
+    let single = if p_len == 1 {
+        Some(p_part.as_slice())
+    } else {
+        let ext = BasisExtender::new(&p_mod, &q_mod)?;
+        let input: Vec<&[u64]> = p_part.chunks(n).collect();
+        ext.convert(&input, out.data_mut(), n);
+        None
+    };
     let xq = x.data();
     let plus = m.map(RnsPoly::data).unwrap_or_default();
     out.data_mut()
@@ -278,14 +344,10 @@ pub fn mod_down_adding(
             // The correction less `e + h`: (x_Q + e + h − conv) = x_Q − (conv − e − h),
             // `h = (P − 1)/2` here `(P − 1)·2^−1`.
             let h = m.mul(m.sub(p_here, 1), m.inv(2)?);
-            add_offsets(m, o, h, e, true);
             // Less `P·m`, which the division by P turns into `+m`.
-            if let Some(mi) = plus.get(i * n..(i + 1) * n) {
-                let ps = m.shoup(p_here);
-                for (a, &v) in o.iter_mut().zip(mi) {
-                    *a = m.sub(*a, m.mul_shoup(v, p_here, ps));
-                }
-            }
+            let ps = m.shoup(p_here);
+            let mi = plus.get(i * n..(i + 1) * n).unwrap_or_default();
+            correct(m, o, single, h, e, (mi, p_here, ps));
             t.forward(o);
             let p_inv = m.inv(p_here)?;
             let ps = m.shoup(p_inv);
@@ -294,5 +356,47 @@ pub fn mod_down_adding(
             }
             Ok(())
         })?;
+    // The special limbs of `x + e`: secret-dependent in an encryption.
+    p_part.zeroize();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The floating-point reduction is exact for every word, the
+    /// neighbourhoods of multiples of `q` included, where the estimate
+    /// is one over or one under the quotient, for primes of 13 to 61 bits.
+    #[test]
+    fn float_reduction_is_exact() {
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+        let (mut over, mut under) = (0, 0);
+        for bits in [13u32, 20, 36, 40, 48, 55, 60, 61] {
+            let q = crate::modulus::generate_primes(bits, 16, 1, &[]).unwrap()[0];
+            let q_inv = 1.0 / q as f64;
+            let mut xs = vec![0, 1, q - 1, q, q + 1, u64::MAX, u64::MAX - 1];
+            for _ in 0..20_000 {
+                let k = rng.next_u64() % (u64::MAX / q);
+                for d in [0u64, 1, 2, 3] {
+                    xs.extend([(k * q).wrapping_sub(d), k * q + d]);
+                }
+                xs.push(rng.next_u64());
+            }
+            for x in xs {
+                let est = (x as f64 * q_inv) as u64;
+                if est > x / q {
+                    over += 1;
+                }
+                if est < x / q {
+                    under += 1;
+                }
+                assert_eq!(reduce_float(x, q, q_inv), x % q, "x={x} q={q}");
+            }
+        }
+        // Both corrections were needed somewhere.
+        assert!(over > 0 && under > 0, "over {over}, under {under}");
+    }
 }

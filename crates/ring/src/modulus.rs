@@ -11,6 +11,22 @@ use crate::RingError;
 /// inside a `u128` and satisfies the 62-bit fast path of `tfhe-ntt`).
 pub const MAX_MODULUS_BITS: u32 = 61;
 
+/// Whether [`mul_hi`] approximates: in WebAssembly, which has no 64-bit
+/// multiply-high (a `u128` product there is a call of the compiler's
+/// `__multi3`).
+const APPROX_HI: bool = cfg!(target_arch = "wasm32");
+
+/// The high word of `a · b`: exact, or (`APPROX`) from three 32×32-bit
+/// products without the carries between them, up to two short.
+#[inline(always)]
+fn mul_hi<const APPROX: bool>(a: u64, b: u64) -> u64 {
+    if APPROX {
+        crate::ntt_split::mul_hi_approx(a, b)
+    } else {
+        ((u128::from(a) * u128::from(b)) >> 64) as u64
+    }
+}
+
 /// A prime modulus with its precomputed reduction constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Modulus {
@@ -100,11 +116,19 @@ impl Modulus {
     /// Reduces a 64-bit value modulo `q`.
     #[inline(always)]
     pub fn reduce(&self, x: u64) -> u64 {
-        if x < self.q {
-            x
-        } else {
-            self.reduce_u128(u128::from(x))
-        }
+        self.reduce_with::<APPROX_HI>(x)
+    }
+
+    /// [`Self::reduce`] by Barrett's quotient `hi(x · ⌊2^64/q⌋)`, at most
+    /// one short (`x/2^64 < 1`), three with an approximate high half: the
+    /// remainder, below `4q`, takes two branch-free corrections.
+    #[inline(always)]
+    fn reduce_with<const APPROX: bool>(&self, x: u64) -> u64 {
+        // mu_hi = ⌊⌊2^128/q⌋ / 2^64⌋ = ⌊2^64/q⌋.
+        let qhat = mul_hi::<APPROX>(x, self.mu_hi);
+        let r = x.wrapping_sub(qhat.wrapping_mul(self.q));
+        let r = r.min(r.wrapping_sub(2 * self.q));
+        r.min(r.wrapping_sub(self.q))
     }
 
     /// Reduces a signed value modulo `q` into `[0, q)`.
@@ -115,6 +139,22 @@ impl Modulus {
         let neg_mask = 0u64.wrapping_sub((x < 0) as u64);
         let negated = (self.q - r) & 0u64.wrapping_sub((r != 0) as u64);
         (negated & neg_mask) | (r & !neg_mask)
+    }
+
+    /// `coeffs` reduced into `out` (`largest` is `max |c|`): below `q`
+    /// without a division or a branch on a coefficient.
+    pub(crate) fn reduce_signed_into(&self, coeffs: &[i64], largest: u64, out: &mut [u64]) {
+        let q = self.q;
+        if largest < q {
+            for (d, &c) in out.iter_mut().zip(coeffs) {
+                // c + q when negative, c otherwise.
+                *d = (c as u64).wrapping_add(q & (c >> 63) as u64);
+            }
+        } else {
+            for (d, &c) in out.iter_mut().zip(coeffs) {
+                *d = self.reduce_i64(c);
+            }
+        }
     }
 
     /// `(a * b) mod q` for reduced inputs (classical Barrett, HAC 14.42:
@@ -144,13 +184,17 @@ impl Modulus {
     /// `(a * w) mod q` with the Shoup constant `w_shoup = self.shoup(w)`.
     #[inline(always)]
     pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
-        // WebAssembly has no 64-bit multiply-high: a `u128` product there
-        // is a call of the compiler's `__multi3`; the split product is not.
-        #[cfg(target_arch = "wasm32")]
-        let qhat = crate::ntt_split::mul_wide(a, w_shoup).1;
-        #[cfg(not(target_arch = "wasm32"))]
-        let qhat = ((u128::from(a) * u128::from(w_shoup)) >> 64) as u64;
+        self.mul_shoup_with::<APPROX_HI>(a, w, w_shoup)
+    }
+
+    /// [`Self::mul_shoup`]: the quotient `hi(a · w_shoup)` is at most one
+    /// short, three with an approximate high half, so the remainder is
+    /// below `4q` before two corrections.
+    #[inline(always)]
+    fn mul_shoup_with<const APPROX: bool>(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+        let qhat = mul_hi::<APPROX>(a, w_shoup);
         let r = a.wrapping_mul(w).wrapping_sub(qhat.wrapping_mul(self.q));
+        let r = r.min(r.wrapping_sub(2 * self.q));
         r.min(r.wrapping_sub(self.q))
     }
 
@@ -288,6 +332,55 @@ mod tests {
             assert_eq!(m.reduce_u128(big), (big % u128::from(q)) as u64);
         }
         assert_eq!(m.reduce_u128(u128::MAX), (u128::MAX % u128::from(q)) as u64);
+    }
+
+    /// Word reduction and Shoup products are exact with the exact high
+    /// half (native) and the approximate one (WebAssembly), for every
+    /// word, at small and large primes, at and around multiples of `q`.
+    #[test]
+    fn word_reduction_and_shoup_are_exact_both_ways() {
+        let mut x = 0x0fed_cba9_8765_4321u64;
+        for q in [3u64, 5, 65_537, (1 << 31) - 1]
+            .into_iter()
+            .chain([36u32, 40, 50, 60, 61].map(|b| generate_primes(b, 16, 1, &[]).unwrap()[0]))
+        {
+            let m = Modulus::new(q).unwrap();
+            let mut words = vec![
+                0,
+                1,
+                q - 1,
+                q,
+                q + 1,
+                2 * q,
+                4 * q - 1,
+                u64::MAX,
+                u64::MAX - 1,
+            ];
+            for _ in 0..20_000 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let k = x % (u64::MAX / q);
+                words.extend([x, k * q, (k * q).wrapping_sub(1), k * q + 1, x >> (x % 64)]);
+            }
+            for &v in &words {
+                assert_eq!(m.reduce_with::<false>(v), v % q, "q={q} x={v}");
+                assert_eq!(m.reduce_with::<true>(v), v % q, "q={q} x={v}, approximate");
+                let (a, w) = (v, v.rotate_left(23) % q);
+                let want = ((u128::from(a) * u128::from(w)) % u128::from(q)) as u64;
+                let ws = m.shoup(w);
+                assert_eq!(m.mul_shoup_with::<false>(a, w, ws), want, "q={q} {a}·{w}");
+                assert_eq!(
+                    m.mul_shoup_with::<true>(a, w, ws),
+                    want,
+                    "q={q} {a}·{w}, approximate"
+                );
+                for w in [0, 1, q - 1] {
+                    let want = ((u128::from(a) * u128::from(w)) % u128::from(q)) as u64;
+                    assert_eq!(m.mul_shoup_with::<true>(a, w, m.shoup(w)), want);
+                }
+            }
+        }
     }
 
     #[test]

@@ -57,6 +57,20 @@ impl NttTable {
         self.plan.fwd(a);
     }
 
+    /// The forward NTT of signed coefficients `coeffs` (`largest` is
+    /// `max |c|`) into `out`, a limb of their length. In WebAssembly small
+    /// ones (a secret's, an error's) skip the first stage's products
+    /// (`SplitPlan::forward_small`); otherwise they are reduced, then
+    /// transformed. The result is the same either way.
+    pub(crate) fn forward_from_signed(&self, coeffs: &[i64], largest: u64, out: &mut [u64]) {
+        #[cfg(target_arch = "wasm32")]
+        if self.split.forward_small(coeffs, largest, out) {
+            return;
+        }
+        self.modulus.reduce_signed_into(coeffs, largest, out);
+        self.forward(out);
+    }
+
     /// Inverse negacyclic NTT in place, including the `1/n` normalisation.
     #[inline]
     pub fn inverse(&self, a: &mut [u64]) {

@@ -30,7 +30,7 @@ use crate::RingError;
 /// product form is recognized by the compiler as a 128-bit product and
 /// turned back into a `__multi3` call.)
 #[inline(always)]
-fn mul_hi_approx(a: u64, b: u64) -> u64 {
+pub(crate) fn mul_hi_approx(a: u64, b: u64) -> u64 {
     const M: u64 = 0xffff_ffff;
     let (a0, a1) = (a & M, a >> 32);
     let (b0, b1) = (b & M, b >> 32);
@@ -69,6 +69,10 @@ pub(crate) fn mul_wide(a: u64, b: u64) -> (u64, u64) {
     let s = t + ((lo >> 32).wrapping_sub(t) & M);
     (lo, a1 * b1 + (p01 >> 32) + (p10 >> 32) + (s >> 32))
 }
+
+/// The largest `|c|` [`SplitPlan::forward_small`] takes: its quotient
+/// estimate needs `|c| < 2^31` (errors are cut at 19, secrets ternary).
+pub(crate) const SMALL_SIGNED_MAX: u64 = (1 << 31) - 1;
 
 /// Primes below this take the floating-point quotient path.
 const FLOAT_PATH_BOUND: u64 = 1 << 48;
@@ -299,13 +303,63 @@ impl SplitPlan {
     /// Forward transform in place, output reduced to `[0, q)`.
     pub(crate) fn forward(&self, a: &mut [u64]) {
         if self.float_path() {
-            self.forward_with::<true>(a);
+            self.forward_with::<true>(a, 1);
         } else {
-            self.forward_with::<false>(a);
+            self.forward_with::<false>(a, 1);
         }
     }
 
-    fn forward_with<const FLOAT: bool>(&self, a: &mut [u64]) {
+    /// The forward transform of a polynomial of small signed coefficients
+    /// (`|c| ≤` [`SMALL_SIGNED_MAX`]: a secret, an error, an encryption's
+    /// `v`) into `out`. The coefficients are reduced as the first stage
+    /// reads them, so they need no pass of their own, and that stage's
+    /// products `w·|c|` take one short multiplication for their quotient:
+    /// `⌊|c| · ⌊w_shoup / 2^32⌋ / 2^32⌋` is the quotient or one short (the
+    /// truncations lose below `|c|/2^32 + |c|/2^64 < 1`), so the remainder
+    /// is in `[0, 2q)`. No branch or table index depends on a coefficient
+    /// (they are secret). `largest` is `max |c|`; larger than
+    /// [`SMALL_SIGNED_MAX`] or `q`, or a length other than the plan's: refused
+    /// with `false`, `out` untouched.
+    pub(crate) fn forward_small(&self, coeffs: &[i64], largest: u64, out: &mut [u64]) -> bool {
+        let n = out.len();
+        let q = self.q;
+        if largest > SMALL_SIGNED_MAX
+            || largest >= q
+            || coeffs.len() != n
+            || n != self.fwd.len()
+            || n < 2
+        {
+            return false;
+        }
+        let w = self.fwd.get(1).copied().unwrap_or_else(|| twiddle(1, q));
+        let w_hi = w.shoup >> 32;
+        let two_q = 2 * q;
+        let (lo_c, hi_c) = coeffs.split_at(n / 2);
+        let (lo, hi) = out.split_at_mut(n / 2);
+        for (((x, y), &c0), &c1) in lo.iter_mut().zip(hi.iter_mut()).zip(lo_c).zip(hi_c) {
+            // c0 mod q, c0 + q when negative: in [0, q).
+            let u = (c0 as u64).wrapping_add(q & (c0 >> 63) as u64);
+            let a = c1.unsigned_abs();
+            let r = a
+                .wrapping_mul(w.w)
+                .wrapping_sub(((a * w_hi) >> 32).wrapping_mul(q));
+            // w·c1: r for c1 ≥ 0, 2q − r below, in [0, 2q].
+            let neg = (c1 >> 63) as u64;
+            let v = r.wrapping_add(neg & two_q.wrapping_sub(2 * r));
+            // As the general butterfly's outputs: below 4q.
+            *x = u + v;
+            *y = u + two_q - v;
+        }
+        if self.float_path() {
+            self.forward_with::<true>(out, 2);
+        } else {
+            self.forward_with::<false>(out, 2);
+        }
+        true
+    }
+
+    /// The stages from the one with `first` blocks on (`1`: all of them).
+    fn forward_with<const FLOAT: bool>(&self, a: &mut [u64], first: usize) {
         debug_assert_eq!(a.len(), self.fwd.len(), "a vector of the plan's length");
         let n = a.len();
         let (q, two_q) = (self.q, 2 * self.q);
@@ -318,8 +372,8 @@ impl SplitPlan {
             *x = u + v;
             *y = u + two_q - v;
         };
-        let mut t = n;
-        let mut m = 1;
+        let mut t = n / first;
+        let mut m = first;
         while m < n {
             t /= 2;
             let roots = self.fwd.get(m..2 * m).unwrap_or_default();
@@ -549,6 +603,92 @@ mod tests {
                 assert_lazy_product(q, x, w, mul_shoup_lazy(x, t.w, t.shoup, q));
             }
         }
+    }
+
+    /// The transform of small signed coefficients is `tfhe-ntt`'s of their
+    /// residues, bit for bit: ternary, Gaussian-sized and the largest
+    /// magnitudes allowed, of both signs; out-of-range ones are refused.
+    #[test]
+    fn small_signed_transform_agrees_with_tfhe_ntt() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
+        for (n, bits) in [
+            (16usize, 36u32),
+            (2048, 40),
+            (1024, 48),
+            (1024, 49),
+            (8192, 60),
+            (4096, 61),
+        ] {
+            let q = crate::modulus::generate_primes(bits, n, 1, &[]).unwrap()[0];
+            let m = Modulus::new(q).unwrap();
+            let tfhe = Plan::try_new(n, q).unwrap();
+            let mut x = vec![0u64; n];
+            x[1] = 1;
+            tfhe.fwd(&mut x);
+            let ours = SplitPlan::new(n, &m, x[0]).unwrap();
+            let top = SMALL_SIGNED_MAX as i64;
+            let cases: Vec<Vec<i64>> = vec![
+                (0..n).map(|_| (rng.next_u64() % 3) as i64 - 1).collect(),
+                (0..n).map(|_| (rng.next_u64() % 39) as i64 - 19).collect(),
+                (0..n)
+                    .map(|_| (rng.next_u64() % (2 * top as u64 + 1)) as i64 - top)
+                    .collect(),
+                vec![top; n],
+                vec![-top; n],
+                (0..n)
+                    .map(|i| if i % 2 == 0 { top } else { -top })
+                    .collect(),
+                vec![0; n],
+            ];
+            for (k, c) in cases.iter().enumerate() {
+                let largest = c.iter().map(|v| v.unsigned_abs()).max().unwrap();
+                let mut want: Vec<u64> = c.iter().map(|&v| m.reduce_i64(v)).collect();
+                tfhe.fwd(&mut want);
+                let mut got = vec![7u64; n];
+                assert!(
+                    ours.forward_small(c, largest, &mut got),
+                    "n={n} q={q} case {k}"
+                );
+                assert_eq!(got, want, "n={n} q={q} case {k}");
+            }
+            // Refused, the output untouched: too large, or the wrong length.
+            let mut out = vec![7u64; n];
+            let big = vec![top + 1; n];
+            assert!(!ours.forward_small(&big, SMALL_SIGNED_MAX + 1, &mut out));
+            assert!(!ours.forward_small(&cases[0][1..], 1, &mut out[1..]));
+            assert!(!ours.forward_small(&cases[0][1..], 1, &mut out));
+            assert!(out.iter().all(|&v| v == 7));
+        }
+        // The smallest degrees, where the first stage is all or most of the
+        // transform: equal to the general transform of the residues.
+        for n in [2usize, 4, 8] {
+            let q = crate::modulus::generate_primes(40, n, 1, &[]).unwrap()[0];
+            let m = Modulus::new(q).unwrap();
+            // ψ: a primitive 2n-th root of unity (ψ^n = −1).
+            let psi = (2..q)
+                .map(|g| m.pow(g, (q - 1) / (2 * n as u64)))
+                .find(|&r| m.pow(r, n as u64) == q - 1)
+                .unwrap();
+            let plan = SplitPlan::new(n, &m, psi).unwrap();
+            let c: Vec<i64> = (0..n as i64)
+                .map(|i| [3, -2, 0, 1, -1, 7, -7, 2][i as usize % 8])
+                .collect();
+            let mut want: Vec<u64> = c.iter().map(|&v| m.reduce_i64(v)).collect();
+            plan.forward(&mut want);
+            let mut got = vec![0u64; n];
+            assert!(plan.forward_small(&c, 7, &mut got), "n={n}");
+            assert_eq!(got, want, "n={n}");
+        }
+        // A prime below the largest magnitude: refused.
+        let q = crate::modulus::generate_primes(20, 16, 1, &[]).unwrap()[0];
+        let m = Modulus::new(q).unwrap();
+        let tfhe = Plan::try_new(16, q).unwrap();
+        let mut x = vec![0u64; 16];
+        x[1] = 1;
+        tfhe.fwd(&mut x);
+        let ours = SplitPlan::new(16, &m, x[0]).unwrap();
+        let mut out = vec![0u64; 16];
+        assert!(!ours.forward_small(&[q as i64; 16], q, &mut out));
     }
 
     /// Bit for bit `tfhe-ntt`'s transforms, at the primes CKKS uses (36 to

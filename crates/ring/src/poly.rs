@@ -77,26 +77,34 @@ impl RnsPoly {
     ///
     /// Coefficients below every prime in magnitude (noise, ternary
     /// secrets) skip the modular reduction: a branch-free conditional
-    /// negation each (the reduction's 128-bit product is a library call in
-    /// WebAssembly). Whether that path is taken depends only on the
+    /// negation each. Whether that path is taken depends only on the
     /// largest magnitude, which for noise is public.
     pub fn from_signed(ctx: &RingContext, coeffs: &[i64], q_len: usize, p_len: usize) -> Self {
         let mut p = Self::zero(ctx, q_len, p_len, false);
         let tables: Vec<&NttTable> = ctx.tables(q_len, p_len).collect();
         let largest = coeffs.iter().fold(0u64, |m, c| m.max(c.unsigned_abs()));
         for_limbs(tables, &mut p.data, p.n, |t, limb| {
-            let m = t.modulus();
-            let q = m.value();
-            if largest < q {
-                for (d, &c) in limb.iter_mut().zip(coeffs) {
-                    // c + q when negative, c otherwise, without a branch.
-                    *d = (c as u64).wrapping_add(q & (c >> 63) as u64);
-                }
-            } else {
-                for (d, &c) in limb.iter_mut().zip(coeffs) {
-                    *d = m.reduce_i64(c);
-                }
-            }
+            t.modulus().reduce_signed_into(coeffs, largest, limb)
+        });
+        p
+    }
+
+    /// [`Self::from_signed`] in NTT form: equal to it followed by
+    /// [`Self::ntt_forward`], in one pass per limb (in WebAssembly the
+    /// first stage of the transform reads the small coefficients of a
+    /// secret or an error directly).
+    pub fn from_signed_ntt(ctx: &RingContext, coeffs: &[i64], q_len: usize, p_len: usize) -> Self {
+        if coeffs.len() != ctx.n() {
+            // Not one coefficient per slot: as from_signed, then transformed.
+            let mut p = Self::from_signed(ctx, coeffs, q_len, p_len);
+            p.ntt_forward(ctx);
+            return p;
+        }
+        let mut p = Self::zero(ctx, q_len, p_len, true);
+        let tables: Vec<&NttTable> = ctx.tables(q_len, p_len).collect();
+        let largest = coeffs.iter().fold(0u64, |m, c| m.max(c.unsigned_abs()));
+        for_limbs(tables, &mut p.data, p.n, |t, limb| {
+            t.forward_from_signed(coeffs, largest, limb)
         });
         p
     }

@@ -23,6 +23,17 @@ fn ctx() -> Arc<RingContext> {
     RingContext::new(N, &all, &p).unwrap()
 }
 
+/// One special prime above the ciphertext primes, as the browser's
+/// parameters (60, 40, 40, 40, 40 | 60 bits): ModDown's conversion is then
+/// a reduction.
+fn ctx_one_special() -> Arc<RingContext> {
+    let q0 = generate_primes(60, N, 1, &[]).unwrap();
+    let mut q = q0.clone();
+    q.append(&mut generate_primes(40, N, 4, &q0).unwrap());
+    let p = generate_primes(60, N, 1, &q).unwrap();
+    RingContext::new(N, &q, &p).unwrap()
+}
+
 /// Schoolbook negacyclic product mod q.
 fn negacyclic(a: &[u64], b: &[u64], m: &Modulus) -> Vec<u64> {
     let n = a.len();
@@ -138,8 +149,17 @@ proptest! {
         let mut extremes = big.clone();
         extremes[0] = i64::MIN;
         extremes[1] = i64::MAX;
-        for coeffs in [&c, &big, &extremes] {
+        // The smallest prime itself and its neighbours: the largest
+        // magnitude at the edge of the negation path.
+        let q_min = ctx.tables(3, 2).map(|t| t.modulus().value()).min().unwrap() as i64;
+        let mut edge = c.clone();
+        edge[..4].copy_from_slice(&[q_min, -q_min, q_min - 1, 1 - q_min]);
+        for coeffs in [&c, &big, &extremes, &edge] {
             let p = RnsPoly::from_signed(&ctx, coeffs, 3, 2);
+            // In NTT form directly: the same as transforming it.
+            let mut p_ntt = p.clone();
+            p_ntt.ntt_forward(&ctx);
+            prop_assert_eq!(&RnsPoly::from_signed_ntt(&ctx, coeffs, 3, 2), &p_ntt);
             let moduli: Vec<_> = ctx.q_moduli().into_iter().take(3).chain(ctx.p_moduli().into_iter().take(2)).collect();
             for (limb, m) in p.limbs().zip(&moduli) {
                 let q = i128::from(m.value());
@@ -236,8 +256,9 @@ proptest! {
         c in prop::collection::vec(any::<u64>(), N),
         e in prop::collection::vec(-19i64..=19, N),
         q_len in 1usize..=5,
+        one_special in any::<bool>(),
     ) {
-        let ctx = ctx();
+        let ctx = if one_special { ctx_one_special() } else { ctx() };
         let mut x = RnsPoly::zero(&ctx, q_len, ctx.p_len(), true);
         for (i, t) in ctx.tables(q_len, ctx.p_len()).enumerate() {
             let m = t.modulus();
@@ -270,8 +291,15 @@ proptest! {
 /// without an added `e`.
 #[test]
 fn mod_down_rounds_to_nearest() {
-    let q = generate_primes(50, N, 2, &[]).unwrap();
-    let p = generate_primes(45, N, 1, &q).unwrap();
+    // The special prime below the others, and above (a reduction).
+    for (q_bits, p_bits) in [(50, 45), (40, 60)] {
+        rounds_to_nearest(q_bits, p_bits);
+    }
+}
+
+fn rounds_to_nearest(q_bits: u32, p_bits: u32) {
+    let q = generate_primes(q_bits, N, 2, &[]).unwrap();
+    let p = generate_primes(p_bits, N, 1, &q).unwrap();
     let ctx = RingContext::new(N, &q, &p).unwrap();
     let big_p = i128::from(p[0]);
     let h = (big_p - 1) / 2;
@@ -314,7 +342,7 @@ fn mod_down_rounds_to_nearest() {
                 assert_eq!(
                     i128::from(got.limb(i)[k]),
                     want.rem_euclid(m),
-                    "x = {v}, e: {with_e}, prime {i}"
+                    "x = {v}, e: {with_e}, prime {i}, P of {p_bits} bits"
                 );
             }
         }

@@ -70,8 +70,7 @@ impl SecretShare {
 
     pub(crate) fn from_coeffs(params: &CkksParams, coeffs: Zeroizing<Vec<i64>>) -> Self {
         let ring = params.ring();
-        let mut poly = RnsPoly::from_signed(ring, &coeffs, ring.q_len(), ring.p_len());
-        poly.ntt_forward(ring);
+        let poly = RnsPoly::from_signed_ntt(ring, &coeffs, ring.q_len(), ring.p_len());
         Self {
             coeffs,
             poly: poly.into(),
