@@ -86,6 +86,15 @@ impl CkksBench {
         Ok(())
     }
 
+    /// Drops the last keys and ciphertext, the secrets zeroized. The page
+    /// calls it outside its timing, where it deletes SEAL's objects, so
+    /// that neither library's key generation pays for freeing the last
+    /// one's keys.
+    pub fn clear(&mut self) {
+        self.keys = None;
+        self.last = None;
+    }
+
     /// Builds the encryptor and decryptor of the last keys (untimed, as
     /// the page's `new seal.Encryptor(…)` and `new seal.Decryptor(…)`).
     pub fn prepare(&mut self) -> Result<(), WebError> {

@@ -218,6 +218,11 @@ impl Bench {
         self.0.keygen().map_err(js)
     }
 
+    /// Drops the last keys and ciphertext (untimed, as SEAL's deletes).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
     /// Builds the encryptor and decryptor of the last keys (untimed).
     pub fn prepare(&mut self) -> Result<(), JsError> {
         self.0.prepare().map_err(js)

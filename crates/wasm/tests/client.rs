@@ -298,4 +298,9 @@ fn the_benchmark_operations_round_trip() {
         .fold(0.0, f64::max);
     assert!(err < 1e-5, "{err}");
     assert!(b.ciphertext_bytes().unwrap() > 2 * 3 * 8192 * 5);
+    // Cleared (the page's untimed free): no keys, no ciphertext left.
+    b.clear();
+    assert!(b.decrypt().is_err(), "cleared");
+    assert!(b.ciphertext_bytes().is_err(), "cleared");
+    assert!(b.prepare().is_err(), "cleared");
 }

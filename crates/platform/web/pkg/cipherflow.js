@@ -24,6 +24,12 @@ export class Bench {
         return ret[0] >>> 0;
     }
     /**
+     * Drops the last keys and ciphertext (untimed, as SEAL's deletes).
+     */
+    clear() {
+        wasm.bench_clear(this.__wbg_ptr);
+    }
+    /**
      * Decrypts and decodes the last ciphertext.
      * @returns {Float64Array}
      */
