@@ -207,18 +207,16 @@ fn offset(h: u64, v: i64, q: u64) -> u64 {
 /// `x mod q` for any `x < 2^64` and `q ≥ 2^13`, `q_inv = 1/q`: the
 /// quotient estimated in double precision is within one of the true one
 /// (relative error below 2^−52, quotient below 2^51), so the remainder is
-/// in (−q, 2q) before one correction. No 128-bit product, which
-/// WebAssembly lacks.
+/// in (−q, 2q) before two corrections, branch-free (`x` may be a
+/// secret-dependent limb): a negative remainder wraps to a huge word, so
+/// `min` picks the corrected one. No 128-bit product, which WebAssembly
+/// lacks.
 #[inline(always)]
 fn reduce_float(x: u64, q: u64, q_inv: f64) -> u64 {
     let est = (x as f64 * q_inv) as u64;
-    let r = x.wrapping_sub(est.wrapping_mul(q)) as i64;
-    let r = (if r < 0 { r + q as i64 } else { r }) as u64;
-    if r >= q {
-        r - q
-    } else {
-        r
-    }
+    let r = x.wrapping_sub(est.wrapping_mul(q));
+    let r = r.min(r.wrapping_add(q));
+    r.min(r.wrapping_sub(q))
 }
 
 /// The correction of one `Q` limb `o` (coefficient form):
