@@ -487,6 +487,20 @@ mod tests {
     use rand_core::{RngCore, SeedableRng};
     use tfhe_ntt::prime64::Plan;
 
+    /// A `bits`-bit prime for degree `n`, its modulus, `tfhe-ntt`'s plan
+    /// and ours on the same `ψ` (the root `tfhe-ntt`'s transform of `X`
+    /// puts in slot 0).
+    fn plans(n: usize, bits: u32) -> (u64, Modulus, Plan, SplitPlan) {
+        let q = crate::modulus::generate_primes(bits, n, 1, &[]).unwrap()[0];
+        let m = Modulus::new(q).unwrap();
+        let tfhe = Plan::try_new(n, q).unwrap();
+        let mut x = vec![0u64; n];
+        x[1] = 1;
+        tfhe.fwd(&mut x);
+        let ours = SplitPlan::new(n, &m, x[0]).unwrap();
+        (q, m, tfhe, ours)
+    }
+
     #[test]
     fn mul_hi_approx_is_short_by_at_most_two() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
@@ -529,16 +543,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
         // 36 to 48 bits: the floating-point path; 49 and up: Barrett's.
         for bits in [36u32, 40, 47, 48, 49, 50, 60, 61] {
-            let q = crate::modulus::generate_primes(bits, 16, 1, &[]).unwrap()[0];
-            let m = Modulus::new(q).unwrap();
-            let plan = SplitPlan::new(16, &m, {
-                let t = Plan::try_new(16, q).unwrap();
-                let mut x = vec![0u64; 16];
-                x[1] = 1;
-                t.fwd(&mut x);
-                x[0]
-            })
-            .unwrap();
+            let (q, _, _, plan) = plans(16, bits);
             let n = 4096;
             let mut a: Vec<u64> = (0..n).map(|_| rng.next_u64() % q).collect();
             let mut b: Vec<u64> = (0..n).map(|_| rng.next_u64() % q).collect();
@@ -619,13 +624,7 @@ mod tests {
             (8192, 60),
             (4096, 61),
         ] {
-            let q = crate::modulus::generate_primes(bits, n, 1, &[]).unwrap()[0];
-            let m = Modulus::new(q).unwrap();
-            let tfhe = Plan::try_new(n, q).unwrap();
-            let mut x = vec![0u64; n];
-            x[1] = 1;
-            tfhe.fwd(&mut x);
-            let ours = SplitPlan::new(n, &m, x[0]).unwrap();
+            let (q, m, tfhe, ours) = plans(n, bits);
             let top = SMALL_SIGNED_MAX as i64;
             let cases: Vec<Vec<i64>> = vec![
                 (0..n).map(|_| (rng.next_u64() % 3) as i64 - 1).collect(),
@@ -680,13 +679,7 @@ mod tests {
             assert_eq!(got, want, "n={n}");
         }
         // A prime below the largest magnitude: refused.
-        let q = crate::modulus::generate_primes(20, 16, 1, &[]).unwrap()[0];
-        let m = Modulus::new(q).unwrap();
-        let tfhe = Plan::try_new(16, q).unwrap();
-        let mut x = vec![0u64; 16];
-        x[1] = 1;
-        tfhe.fwd(&mut x);
-        let ours = SplitPlan::new(16, &m, x[0]).unwrap();
+        let (q, _, _, ours) = plans(16, 20);
         let mut out = vec![0u64; 16];
         assert!(!ours.forward_small(&[q as i64; 16], q, &mut out));
     }
@@ -705,13 +698,7 @@ mod tests {
             (4096, 61),
             (2048, 50),
         ] {
-            let q = crate::modulus::generate_primes(bits, n, 1, &[]).unwrap()[0];
-            let m = Modulus::new(q).unwrap();
-            let tfhe = Plan::try_new(n, q).unwrap();
-            let mut x = vec![0u64; n];
-            x[1] = 1;
-            tfhe.fwd(&mut x);
-            let ours = SplitPlan::new(n, &m, x[0]).unwrap();
+            let (q, _, tfhe, ours) = plans(n, bits);
             for case in 0..3 {
                 let a: Vec<u64> = match case {
                     0 => (0..n).map(|_| rng.next_u64() % q).collect(),
