@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the browser client (crates/wasm, WebAssembly) into the pages that
-# `cipherflow serve` embeds: crates/platform/web/pkg/. The build output is
+# Builds the pages (crates/web, Leptos) and the browser client's
+# cryptography (crates/wasm), both WebAssembly, into what `cipherflow serve`
+# embeds: crates/platform/web/pkg/ (cipherflow_web.* the pages,
+# cipherflow.* the worker's module). The build output is
 # committed, so that `cargo build` on a fresh machine needs neither the
 # wasm32 target nor the wasm-bindgen CLI; pkg/SOURCE records a hash of the
 # sources it was built from.
@@ -14,9 +16,12 @@ cd "$(dirname "$0")/.."
 OUT=crates/platform/web/pkg
 # Must equal the wasm-bindgen version in Cargo.lock (crates/wasm pins it).
 WBG_VERSION=0.2.130
+# crate → module name: the worker's cryptography, the pages.
+MODULES="cipherflow-wasm:cipherflow cipherflow-web:cipherflow_web"
+FILES="cipherflow.js cipherflow_bg.wasm cipherflow_web.js cipherflow_web_bg.wasm"
 
-# The sources the module is built from: every tracked file (tests,
-# benches and examples aside) of each workspace crate it compiles, normal or
+# The sources the modules are built from: every tracked file (tests,
+# benches and examples aside) of each workspace crate they compile, normal or
 # build dependency, found by cargo; the workspace's Cargo.toml (profiles,
 # features), .cargo/config.toml and this script; and the exact versions of
 # its registry dependencies for wasm32. Paths are relative: a checkout's
@@ -24,8 +29,8 @@ WBG_VERSION=0.2.130
 # not compared: another rustc builds an equivalent module.)
 source_hash() {
     local tree
-    tree="$(cargo tree --locked -q -p cipherflow-wasm --target wasm32-unknown-unknown \
-        -e normal,build --prefix none)"
+    tree="$(cargo tree --locked -q -p cipherflow-wasm -p cipherflow-web \
+        --target wasm32-unknown-unknown -e normal,build --prefix none)"
     local crates
     crates="$(sed -n "s|.* (\($PWD\)/\(crates/[^)]*\))\( (\*)\)\?\$|\2|p" <<<"$tree" | sort -u)"
     {
@@ -45,7 +50,7 @@ if [[ "${1:-}" == "--check" ]]; then
         echo "Run bash web/build.sh and commit crates/platform/web/pkg/." >&2
         exit 1
     fi
-    for f in cipherflow.js cipherflow_bg.wasm; do
+    for f in $FILES; do
         line="$(grep " $f\$" "$OUT/SOURCE" || true)"
         [[ "$line" == "$(cd "$OUT" && sha256sum "$f")" ]] || {
             echo "crates/platform/web/pkg/$f does not match pkg/SOURCE: rebuild it (bash web/build.sh)." >&2
@@ -69,14 +74,19 @@ fi
 # The getrandom backend cfg (from .cargo/config.toml, which this variable
 # replaces) and paths remapped so the module holds no local paths.
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" --remap-path-prefix=$PWD=/cipherflow --remap-path-prefix=$HOME/.cargo=/cargo"
-cargo build --locked --profile web --target wasm32-unknown-unknown -p cipherflow-wasm
 mkdir -p "$OUT"
-"$WBG" --target web --no-typescript --out-name cipherflow --out-dir "$OUT" \
-    "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/web/cipherflow_wasm.wasm"
+for m in $MODULES; do
+    crate="${m%%:*}" name="${m##*:}"
+    # One crate at a time: each module holds only its own crate's code.
+    cargo build --locked --profile web --target wasm32-unknown-unknown -p "$crate"
+    "$WBG" --target web --no-typescript --out-name "$name" --out-dir "$OUT" \
+        "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/web/${crate//-/_}.wasm"
+done
 {
     echo "source $(source_hash)"
     echo "wasm-bindgen $WBG_VERSION"
     echo "rustc $(rustc --version | cut -d' ' -f2)"
-    (cd "$OUT" && sha256sum cipherflow.js cipherflow_bg.wasm)
+    # shellcheck disable=SC2086
+    (cd "$OUT" && sha256sum $FILES)
 } >"$OUT/SOURCE"
 ls -l "$OUT"

@@ -718,7 +718,8 @@ def test_first_load_weighs_under_2_mb(platform, tmp_path):
     got = sorted((urls[s][len(platform["url"]):], n) for s, n in wire.items()
                  if urls.get(s, "").startswith(platform["url"]))
     names = {u for u, _ in got}
-    assert {"/ui/app.js", "/ui/worker.js", "/ui/pkg/cipherflow.js", "/ui/pkg/cipherflow_bg.wasm"} <= names, got
+    assert {"/ui/app.js", "/ui/worker.js", "/ui/pkg/cipherflow.js", "/ui/pkg/cipherflow_bg.wasm",
+            "/ui/pkg/cipherflow_web.js", "/ui/pkg/cipherflow_web_bg.wasm"} <= names, got
     assert sum(n for _, n in got) <= total, (got, total)
     print(f"first load of the query page: {total} bytes received from the platform (bodies on the wire: {got})")
     assert total <= 2_000_000, got

@@ -1,6 +1,8 @@
 //! The platform's pages (`web/`): the repository, a model's splits,
-//! uploads, encrypted queries and proof verification, with the browser
-//! client (`web/pkg/`, built from `crates/wasm` by `web/build.sh`). Every
+//! uploads, encrypted queries and proof verification. The pages are Rust
+//! (`crates/web`, Leptos) and the browser client's cryptography is
+//! `crates/wasm` (run in `worker.js`), both compiled to WebAssembly into
+//! `web/pkg/` by `web/build.sh`; `app.js` only starts the pages. Every
 //! file is embedded in the binary, so `cipherflow serve` needs nothing
 //! beside it; each is served gzip-compressed to browsers that accept it
 //! (compressed once, on first use), with an ETag, and under a content
@@ -49,6 +51,16 @@ const ASSETS: &[Asset] = &[
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../web/style.css"),
+    },
+    Asset {
+        name: "pkg/cipherflow_web.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../web/pkg/cipherflow_web.js"),
+    },
+    Asset {
+        name: "pkg/cipherflow_web_bg.wasm",
+        content_type: "application/wasm",
+        bytes: include_bytes!("../web/pkg/cipherflow_web_bg.wasm"),
     },
     Asset {
         name: "pkg/cipherflow.js",
@@ -203,7 +215,13 @@ mod tests {
             StatusCode::NOT_MODIFIED
         );
         // Every page file under the policy, not sniffed.
-        for name in ["index.html", "app.js", "worker.js", "pkg/cipherflow.js"] {
+        for name in [
+            "index.html",
+            "app.js",
+            "worker.js",
+            "pkg/cipherflow.js",
+            "pkg/cipherflow_web.js",
+        ] {
             let r = serve_asset(name, &HeaderMap::new());
             assert_eq!(
                 r.headers()[header::CONTENT_SECURITY_POLICY],

@@ -1,0 +1,213 @@
+//! A model's page: its card, its encrypted query, and for a model whose
+//! creator keeps its tail, the split chooser: cost and measured leakage
+//! per split, the recommended split, example reconstructions.
+
+use crate::api::{self, Card, Leakage};
+use crate::format;
+use crate::js;
+use crate::pages::or_dash;
+use crate::plot::{self, SplitRow};
+use leptos::prelude::*;
+
+/// One row of the split table: the head's figures and the leakage.
+#[derive(Clone, Default)]
+struct Row {
+    k: u64,
+    after: Option<String>,
+    head_ms: Option<f64>,
+    rotations: Option<u64>,
+    key_bytes: Option<f64>,
+    query_bytes: Option<f64>,
+    ssim: Option<f64>,
+    psnr: Option<f64>,
+}
+
+fn cell<T>(v: Option<T>, f: impl Fn(T) -> String) -> impl IntoView {
+    match v {
+        None => view! { <td class="muted">"—"</td> }.into_any(),
+        Some(v) => view! { <td>{f(v)}</td> }.into_any(),
+    }
+}
+
+/// The held-out input and what the inversion attack made of it at each
+/// measured split.
+fn reconstructions(leak: &[Leakage], domain: Option<&str>) -> Option<impl IntoView> {
+    let shown: Vec<&Leakage> = leak.iter().filter(|l| l.example.is_some()).collect();
+    let first = shown.first().and_then(|l| l.example.clone())?;
+    let figure = |canvas: AnyView, caption: String| {
+        view! { <figure>{canvas}<figcaption>{caption}</figcaption></figure> }
+    };
+    let cells = shown
+        .iter()
+        .filter_map(|l| {
+            let e = l.example.clone()?;
+            let caption = match l.ssim {
+                Some(s) => format!("split {}: SSIM {s:.2}", l.k),
+                None => format!("split {}", l.k),
+            };
+            let label = format!("reconstruction at split {}", l.k);
+            Some(figure(
+                plot::pixels(e.shape, e.reconstruction, label).into_any(),
+                caption,
+            ))
+        })
+        .collect_view();
+    Some(view! {
+        <h3>"What an inversion attack recovers"</h3>
+        <p>{format!("A held-out {} input, and what a network trained on public data to invert the activations at each split made of them — what the creator could see in plain-tail mode. The mpc and he modes reveal no activation.", domain.unwrap_or("public"))}</p>
+        <div class="examples" role="group" aria-label="Example reconstructions">
+            {figure(plot::pixels(first.shape, first.original, "the input".into()).into_any(), "input".into())}
+            {cells}
+        </div>
+    })
+}
+
+/// The split table, plot and reconstructions of an `mpc` model.
+fn splits(c: &Card) -> Option<impl IntoView> {
+    let mpc = c.mpc.clone()?;
+    let leak = c
+        .plain_tail
+        .as_ref()
+        .map(|p| p.leakage.clone())
+        .unwrap_or_default();
+    let rows: Vec<Row> = mpc
+        .splits
+        .iter()
+        .map(|&k| {
+            let h = mpc
+                .measured
+                .iter()
+                .find(|m| m.k == k)
+                .cloned()
+                .unwrap_or_default();
+            let l = leak.iter().find(|l| l.k == k);
+            Row {
+                k,
+                after: h.after,
+                head_ms: h.head_ms,
+                rotations: h.rotations,
+                key_bytes: h.key_bytes,
+                query_bytes: h.upload_bytes.map(|u| u + h.download_bytes.unwrap_or(0.0)),
+                ssim: l.and_then(|l| l.ssim),
+                psnr: l.and_then(|l| l.psnr),
+            }
+        })
+        .collect();
+    let plotted: Vec<SplitRow> = rows
+        .iter()
+        .map(|r| SplitRow {
+            k: r.k,
+            head_ms: r.head_ms,
+            ssim: r.ssim,
+        })
+        .collect();
+    let recommended = mpc.recommended;
+    let heads = [
+        "split",
+        "after",
+        "head time",
+        "rotations",
+        "key bytes",
+        "bytes / query",
+        "SSIM",
+        "PSNR",
+    ];
+    let body = rows
+        .into_iter()
+        .map(|r| {
+            let best = Some(r.k) == recommended;
+            view! {
+                <tr class={if best { "recommended" } else { "" }}>
+                    <th scope="row">{format!("{}{}", r.k, if best { " (recommended)" } else { "" })}</th>
+                    {cell(r.after, |v| v)}
+                    {cell(r.head_ms, format::ms)}
+                    {cell(r.rotations, |v| v.to_string())}
+                    {cell(r.key_bytes, format::bytes)}
+                    {cell(r.query_bytes, format::bytes)}
+                    {cell(r.ssim, |v| format!("{v:.3}"))}
+                    {cell(r.psnr, |v| format!("{v:.1} dB"))}
+                </tr>
+            }
+        })
+        .collect_view();
+    let domain = c.plain_tail.as_ref().and_then(|p| p.domain.clone());
+    Some(view! {
+        <h2>"Splits"</h2>
+        <p>"Split k: the platform runs the first k layers on your encrypted input; the rest runs without anyone seeing the activations (mpc), or in the creator's hands (plain-tail, which reveals what the leakage columns measure)."</p>
+        <div class="scroll">
+            <table>
+                <thead><tr>{heads.map(|t| view! { <th scope="col">{t}</th> })}</tr></thead>
+                <tbody>{body}</tbody>
+            </table>
+        </div>
+        {plot::splits(&plotted)}
+        {reconstructions(&leak, domain.as_deref())}
+        <p class="muted">"Head figures appear once a split has been prepared (its first query); leakage once the platform has measured it on the model's public data."</p>
+    })
+}
+
+/// The card's facts, its `he` query and its splits.
+fn card(c: Card) -> impl IntoView {
+    let i = c.info.clone();
+    let names = c.class_names();
+    let shape = c
+        .input_shape
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let bound = c
+        .input_bound
+        .map(|b| format!(", |x| ≤ {b}"))
+        .unwrap_or_default();
+    let he = c.he.clone().map(|he| {
+        view! {
+            <h2>"Encrypted query (he)"</h2>
+            <p>{format!("The whole model runs on your encrypted input. Your browser makes the keys, {} of them rotation keys; one query took {} on the platform.", he.rotations, format::ms(he.measured_ms))}</p>
+            <p class="muted">{he.output_privacy}</p>
+            <p><a href=format!("#/query/{}", api::seg(&c.name)) class="button">"Query it with your images →"</a></p>
+        }
+    });
+    view! {
+        <h1>{format!("{} ", c.name)}<span class="muted">{format!("v{}", c.version)}</span></h1>
+        <div>{c.modes.iter().map(|x| view! { <span class="badge">{x.clone()}</span> }).collect_view()}</div>
+        <dl class="facts">
+            <dt>"Task"</dt><dd>{or_dash(&i.task)}</dd>
+            <dt>"Creator"</dt><dd>{or_dash(&i.creator)}</dd>
+            <dt>"License"</dt><dd>{or_dash(&i.license)}</dd>
+            <dt>"Accuracy"</dt><dd>{i.accuracy.map_or("—".into(), format::percent)}</dd>
+            <dt>"Layers"</dt><dd>{format!("{} (the platform may hold the first {})", c.layers, c.head_layers)}</dd>
+            <dt>"Input"</dt><dd>{format!("[{shape}]{bound}")}</dd>
+            <dt>"Outputs"</dt><dd>{names.map_or(c.outputs.to_string(), |n| n.join(", "))}</dd>
+            <dt>"File"</dt><dd class="mono">{format!("{}, SHA-256 {}", format::bytes(c.bytes), c.sha256)}</dd>
+        </dl>
+        {he}
+        {splits(&c)}
+    }
+}
+
+/// A model's page.
+#[component]
+pub fn Model(name: String) -> impl IntoView {
+    js::title(&name);
+    let loaded = RwSignal::new(None::<Result<Card, String>>);
+    {
+        let path = format!("/v1/models/{}", api::seg(&name));
+        leptos::task::spawn_local(async move {
+            loaded.set(Some(api::get::<Card>(&path).await.map_err(|e| e.message)));
+        });
+    }
+    move || match loaded.get() {
+        None => view! {
+            <h1>{name.clone()}</h1>
+            <p class="muted" aria-live="polite">"Loading…"</p>
+        }
+        .into_any(),
+        Some(Err(e)) => view! {
+            <h1>{name.clone()}</h1>
+            <p class="error" role="alert">{format!("Could not load the model: {e}")}</p>
+        }
+        .into_any(),
+        Some(Ok(c)) => card(c).into_any(),
+    }
+}
