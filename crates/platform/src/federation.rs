@@ -11,6 +11,7 @@
 //! visitors cannot make the platform replay the log at will.
 
 use crate::error::PlatformError;
+use cipherflow_api::{FederationSummary, Round};
 use cipherflow_ledger::{EntryBody, Ledger, PublicKey};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,21 +30,6 @@ pub struct FederationLog {
     pub key: PublicKey,
     /// The federation's ε budget, drawn against the ε spent.
     pub epsilon_budget: Option<f64>,
-}
-
-/// One round's figures.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-struct Round {
-    round: u64,
-    participants: usize,
-    updates: usize,
-    summed: u64,
-    dropouts: usize,
-    epsilon: Option<f64>,
-    delta: Option<f64>,
-    closed: bool,
-    opened_ms: Option<u64>,
-    closed_ms: Option<u64>,
 }
 
 fn storage(e: impl std::fmt::Display) -> PlatformError {
@@ -68,13 +54,13 @@ fn stamp(f: &FederationLog) -> Stamp {
 
 /// The last summary made and the file state it was made from.
 #[derive(Default)]
-pub(crate) struct SummaryCache(Mutex<Option<(Stamp, serde_json::Value)>>);
+pub(crate) struct SummaryCache(Mutex<Option<(Stamp, FederationSummary)>>);
 
 impl SummaryCache {
     /// The summary of `f`, remade only when its files changed. A failure
     /// is logged in full here and answered without the platform's paths
     /// or keys.
-    pub(crate) fn get(&self, f: &FederationLog) -> Result<serde_json::Value, PlatformError> {
+    pub(crate) fn get(&self, f: &FederationLog) -> Result<FederationSummary, PlatformError> {
         let now = stamp(f);
         let mut c = crate::service::lock(&self.0);
         if let Some((s, v)) = c.as_ref() {
@@ -94,7 +80,7 @@ impl SummaryCache {
 }
 
 /// Summarizes the ledger of `f` (see the module's documentation).
-pub fn federation_summary(f: &FederationLog) -> Result<serde_json::Value, PlatformError> {
+pub fn federation_summary(f: &FederationLog) -> Result<FederationSummary, PlatformError> {
     let ledger = Ledger::open_read_only(&f.log).map_err(storage)?;
     if ledger.public_key() != f.key {
         return Err(storage(format!(
@@ -122,7 +108,7 @@ pub fn federation_summary(f: &FederationLog) -> Result<serde_json::Value, Platfo
         });
         match &e.body {
             EntryBody::RoundOpened(o) => {
-                r.participants = o.participants.len();
+                r.participants = o.participants.len() as u64;
                 r.delta = Some(o.dp.delta);
                 r.opened_ms = Some(e.timestamp_ms);
             }
@@ -140,16 +126,19 @@ pub fn federation_summary(f: &FederationLog) -> Result<serde_json::Value, Platfo
     for r in rounds.values_mut() {
         r.dropouts = r.participants.saturating_sub(r.updates);
     }
-    Ok(serde_json::json!({
-        "name": ledger.name(),
-        "log_id": hex::encode(ledger.log_id()),
-        "public_key": f.key.to_hex(),
-        "entries": signed,
-        "unsigned_entries": n - signed,
-        "signed_head": head,
-        "epsilon_budget": f.epsilon_budget,
-        "rounds": rounds.into_values().collect::<Vec<_>>(),
-    }))
+    let signed_head = head
+        .map(|h| serde_json::to_value(h).map_err(storage))
+        .transpose()?;
+    Ok(FederationSummary {
+        name: ledger.name().to_string(),
+        log_id: hex::encode(ledger.log_id()),
+        public_key: f.key.to_hex(),
+        entries: signed,
+        unsigned_entries: n - signed,
+        signed_head,
+        epsilon_budget: f.epsilon_budget,
+        rounds: rounds.into_values().collect(),
+    })
 }
 
 #[cfg(test)]
@@ -240,26 +229,22 @@ mod tests {
             epsilon_budget: Some(3.0),
         };
         let s = federation_summary(&f).unwrap();
-        let r = &s["rounds"][0];
-        assert_eq!(r["participants"], 3);
-        assert_eq!(r["updates"], 2);
-        assert_eq!(r["summed"], 2);
-        assert_eq!(r["dropouts"], 1);
-        assert_eq!(r["epsilon"], 1.25);
-        assert_eq!(r["closed"], true);
-        assert_eq!(s["signed_head"]["tree_size"], 5);
-        assert_eq!(s["entries"], 5);
-        assert_eq!(s["unsigned_entries"], 1);
-        assert_eq!(
-            s["rounds"].as_array().unwrap().len(),
-            1,
-            "round 2 is unsigned"
-        );
+        let r = &s.rounds[0];
+        assert_eq!(r.participants, 3);
+        assert_eq!(r.updates, 2);
+        assert_eq!(r.summed, 2);
+        assert_eq!(r.dropouts, 1);
+        assert_eq!(r.epsilon, Some(1.25));
+        assert!(r.closed);
+        assert_eq!(s.signed_head.as_ref().unwrap()["tree_size"], 5);
+        assert_eq!(s.entries, 5);
+        assert_eq!(s.unsigned_entries, 1);
+        assert_eq!(s.rounds.len(), 1, "round 2 is unsigned");
         // The cache answers the same until the files change.
         let cache = SummaryCache::default();
         assert_eq!(cache.get(&f).unwrap(), s);
         assert_eq!(cache.get(&f).unwrap(), s);
-        assert_eq!(s["epsilon_budget"], 3.0);
+        assert_eq!(s.epsilon_budget, Some(3.0));
         // The same log under another key than the one configured.
         let other = LogSigner::generate().unwrap().public_key();
         let f = FederationLog {

@@ -63,7 +63,7 @@ pub use repo::{
     check_name, default_input_bound, ModelInfo, ModelRecord, Repository, UploadMeta, Usage,
     MAX_INFO_LEN, MAX_NAME_LEN,
 };
-pub use repo_leakage::{ExampleImage, SplitLeakage, MAX_EXAMPLE_SIDE};
+pub use repo_leakage::{example_image, ExampleImage, SplitLeakage, MAX_EXAMPLE_SIDE};
 pub use served_mpc::{HostInfo, Notice, SplitInfo, HOST_CA_HEADER};
 pub use service::{
     serve, Config, Platform, APPROXIMATION_DEGREE, CREATOR_TOKEN_HEADER, OUTPUT_PRECISION_BITS,

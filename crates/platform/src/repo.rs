@@ -53,59 +53,7 @@ pub struct ModelRecord {
     pub info: ModelInfo,
 }
 
-/// What a creator states about a model, shown when browsing and searched.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct ModelInfo {
-    /// Its task (e.g. "digit classification").
-    pub task: Option<String>,
-    /// Its license.
-    pub license: Option<String>,
-    /// Who made it.
-    pub creator: Option<String>,
-    /// Its accuracy as the creator measured it (0 to 1).
-    pub accuracy: Option<f64>,
-    /// Its input domain: the platform measures `plain-tail` leakage on
-    /// public data of this name (e.g. "mnist").
-    pub domain: Option<String>,
-}
-
-/// Longest text of a [`ModelInfo`] field.
-pub const MAX_INFO_LEN: usize = 200;
-
-impl ModelInfo {
-    /// Checks lengths and characters (printable, at most
-    /// [`MAX_INFO_LEN`]) and the accuracy's range.
-    pub fn check(&self) -> Result<(), PlatformError> {
-        for (what, v) in [
-            ("task", &self.task),
-            ("license", &self.license),
-            ("creator", &self.creator),
-            ("domain", &self.domain),
-        ] {
-            if let Some(v) = v {
-                if v.len() > MAX_INFO_LEN || v.chars().any(char::is_control) {
-                    return Err(PlatformError::BadRequest(format!(
-                        "{what}: at most {MAX_INFO_LEN} printable characters"
-                    )));
-                }
-            }
-        }
-        if let Some(a) = self.accuracy.filter(|a| !(0.0..=1.0).contains(a)) {
-            return Err(PlatformError::BadRequest(format!(
-                "accuracy {a}: from 0 to 1"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Whether `needle` (lower case) occurs in the name or any text field.
-    pub fn matches(&self, name: &str, needle: &str) -> bool {
-        std::iter::once(Some(name))
-            .chain([&self.task, &self.license, &self.creator, &self.domain].map(Option::as_deref))
-            .flatten()
-            .any(|t| t.to_lowercase().contains(needle))
-    }
-}
+pub use cipherflow_api::{ModelInfo, MAX_INFO_LEN};
 
 impl ModelRecord {
     /// The modes the platform can serve this model in: `he` when it holds
@@ -448,7 +396,7 @@ impl Repository {
             head_layers.min(layers.saturating_sub(1)),
         ))
         .map_err(|e| PlatformError::Storage(e.to_string()))?;
-        meta.info.check()?;
+        meta.info.check().map_err(PlatformError::BadRequest)?;
         let info =
             serde_json::to_string(&meta.info).map_err(|e| PlatformError::Storage(e.to_string()))?;
         let sha = sha256_hex(bytes);

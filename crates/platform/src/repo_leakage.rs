@@ -7,7 +7,6 @@ use crate::error::PlatformError;
 use crate::leakage::LeakageExample;
 use crate::repo::Repository;
 use rusqlite::params;
-use serde::{Deserialize, Serialize};
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS leakage (
@@ -37,88 +36,12 @@ pub(crate) fn migrate(db: &rusqlite::Connection) -> Result<(), PlatformError> {
     Ok(())
 }
 
-/// Largest side of an example image kept (pixels per row or column).
-pub const MAX_EXAMPLE_SIDE: usize = 64;
-/// Smallest side: a thinner input (`[1, F]`, a sequence) is not drawn.
-const MIN_EXAMPLE_SIDE: usize = 4;
+pub use cipherflow_api::{ExampleImage, SplitLeakage, MAX_EXAMPLE_SIDE};
 
-/// A held-out input and its reconstruction as 8-bit images, for the model
-/// page: what the SSIM and PSNR figures mean, seen.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ExampleImage {
-    /// Channels (1: grey, 3: RGB), rows, columns.
-    pub shape: [usize; 3],
-    /// The input, `round(255 · clamp(x, 0, 1))` per value, channel-major
-    /// as the model reads it.
-    pub original: Vec<u8>,
-    /// The reconstruction, the same way.
-    pub reconstruction: Vec<u8>,
-}
-
-impl ExampleImage {
-    /// The images of `e`, when its shape is one (`[H, W]`, or `[C, H, W]`
-    /// with 1 or 3 channels, sides from 4 to [`MAX_EXAMPLE_SIDE`]) and
-    /// both vectors fill it; `None` for other inputs (tabular data,
-    /// sequences, large images).
-    pub fn from_example(e: &LeakageExample) -> Option<Self> {
-        let shape = match *e.shape.as_slice() {
-            [h, w] => [1, h, w],
-            [c, h, w] if c == 1 || c == 3 => [c, h, w],
-            _ => return None,
-        };
-        let [c, h, w] = shape;
-        let fits = (MIN_EXAMPLE_SIDE..=MAX_EXAMPLE_SIDE).contains(&h)
-            && (MIN_EXAMPLE_SIDE..=MAX_EXAMPLE_SIDE).contains(&w)
-            && e.original.len() == c * h * w
-            && e.reconstruction.len() == c * h * w;
-        let pixels = |v: &[f32]| {
-            v.iter()
-                .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
-                .collect()
-        };
-        fits.then(|| Self {
-            shape,
-            original: pixels(&e.original),
-            reconstruction: pixels(&e.reconstruction),
-        })
-    }
-
-    /// Whether a stored example is well formed (sizes within bounds and
-    /// matching its shape): others are not shown.
-    fn valid(&self) -> bool {
-        let [c, h, w] = self.shape;
-        (c == 1 || c == 3)
-            && (MIN_EXAMPLE_SIDE..=MAX_EXAMPLE_SIDE).contains(&h)
-            && (MIN_EXAMPLE_SIDE..=MAX_EXAMPLE_SIDE).contains(&w)
-            && self.original.len() == c * h * w
-            && self.reconstruction.len() == c * h * w
-    }
-}
-
-/// The leakage of one split as the platform measured and shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SplitLeakage {
-    /// The split.
-    pub k: usize,
-    /// The public data set the attack was trained on.
-    pub domain: String,
-    /// Activations per input at the cut.
-    pub activations: usize,
-    /// Mean SSIM of the reconstructions of held-out inputs (1: identical).
-    pub ssim: f64,
-    /// Their mean PSNR (dB).
-    pub psnr: f64,
-    /// Public inputs the attack trained on.
-    pub public_inputs: usize,
-    /// Held-out inputs it was scored on.
-    pub held_out: usize,
-    /// Fraction of reconstructions the model classifies as it classifies
-    /// the originals — known only when the platform holds the whole model
-    /// (else the creator measures it: `cipherflow model splits`).
-    pub agreement_on_reconstructions: Option<f64>,
-    /// A held-out input and its reconstruction (image inputs only).
-    #[serde(default)]
-    pub example: Option<ExampleImage>,
+/// The images of a leakage example, when it is an image small enough to
+/// show (see [`ExampleImage::from_values`]).
+pub fn example_image(e: &LeakageExample) -> Option<ExampleImage> {
+    ExampleImage::from_values(&e.shape, &e.original, &e.reconstruction)
 }
 
 impl Repository {
@@ -203,18 +126,16 @@ mod tests {
         let mut e = example(&[1, 4, 4], 16);
         e.original[..4].copy_from_slice(&[-0.5, 0.0, 0.5, 1.5]);
         e.reconstruction[..4].copy_from_slice(&[0.25, 1.0, 0.999, f32::NAN]);
-        let img = ExampleImage::from_example(&e).unwrap();
+        let img = example_image(&e).unwrap();
         assert_eq!(img.shape, [1, 4, 4]);
         assert_eq!(img.original[..4], [0, 0, 128, 255]);
         // NaN clamps to NaN, which casts to 0: never out of range.
         assert_eq!(img.reconstruction[..5], [64, 255, 255, 0, 128]);
         assert_eq!(
-            ExampleImage::from_example(&example(&[8, 8], 64))
-                .unwrap()
-                .shape,
+            example_image(&example(&[8, 8], 64)).unwrap().shape,
             [1, 8, 8]
         );
-        assert!(ExampleImage::from_example(&example(&[3, 4, 4], 48)).is_some());
+        assert!(example_image(&example(&[3, 4, 4], 48)).is_some());
         for bad in [
             example(&[64], 64),
             example(&[2, 4, 4], 32),
@@ -224,7 +145,7 @@ mod tests {
             example(&[1, 64], 64),
             example(&[1, 3, 8], 24),
         ] {
-            assert_eq!(ExampleImage::from_example(&bad), None, "{:?}", bad.shape);
+            assert_eq!(example_image(&bad), None, "{:?}", bad.shape);
         }
     }
 
@@ -248,7 +169,7 @@ mod tests {
     fn examples_round_trip_and_damage_is_not_shown() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::open(dir.path()).unwrap();
-        let img = ExampleImage::from_example(&example(&[1, 8, 8], 64)).unwrap();
+        let img = example_image(&example(&[1, 8, 8], 64)).unwrap();
         repo.put_leakage("m", 1, &leakage(1, Some(img.clone())))
             .unwrap();
         repo.put_leakage("m", 1, &leakage(2, None)).unwrap();

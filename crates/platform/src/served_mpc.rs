@@ -74,14 +74,7 @@ pub struct SplitInfo {
     pub leakage: Option<crate::repo_leakage::SplitLeakage>,
 }
 
-/// A model host as users see it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct HostInfo {
-    /// Its CA certificate (DER, hex), which users verify it against.
-    pub ca: String,
-    /// SHA-256 of that certificate (what a user may pin out of band).
-    pub fingerprint: String,
-}
+pub use cipherflow_api::HostInfo;
 
 /// What the platform tells a host about a new session.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -233,28 +226,30 @@ impl MpcState {
     /// The card's `mpc` section of `r`: its splits, the recommended one,
     /// the host online, and the figures of every head prepared so far
     /// (the head's time here, its rotations).
-    pub(crate) fn card(&self, r: &ModelRecord) -> serde_json::Value {
+    pub(crate) fn card(&self, r: &ModelRecord) -> cipherflow_api::MpcSplits {
         let splits = r.mpc_splits();
         let heads = lock(&self.heads);
-        let measured: Vec<serde_json::Value> = splits
+        let measured = splits
             .iter()
             .filter_map(|&k| heads.get(&(r.name.clone(), r.version, k)))
-            .map(|h| {
-                serde_json::json!({
-                    "k": h.k, "after": h.after, "head_ms": h.measured_ms,
-                    "rotations": h.spec.rotations.len(), "log_n": h.spec.params.log_n,
-                    "key_bytes": h.key_bytes, "upload_bytes": h.upload_bytes,
-                    "download_bytes": h.download_bytes,
-                })
+            .map(|h| cipherflow_api::HeadFigures {
+                k: h.k,
+                after: h.after.clone(),
+                head_ms: h.measured_ms,
+                rotations: h.spec.rotations.len(),
+                log_n: h.spec.params.log_n,
+                key_bytes: h.key_bytes,
+                upload_bytes: h.upload_bytes,
+                download_bytes: h.download_bytes,
             })
             .collect();
-        serde_json::json!({
-            "splits": splits,
+        cipherflow_api::MpcSplits {
             // The cheapest split: the least under encryption.
-            "recommended": splits.first(),
-            "measured": measured,
-            "host": self.host_info(&r.name),
-        })
+            recommended: splits.first().copied(),
+            splits,
+            measured,
+            host: self.host_info(&r.name),
+        }
     }
 }
 
@@ -491,7 +486,7 @@ pub(crate) async fn open_session(
     k: usize,
     body: Bytes,
     plain: bool,
-) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
+) -> Result<(StatusCode, Json<cipherflow_api::SessionOpened>), PlatformError> {
     let q = p.clone();
     let n = name.clone();
     let head = blocking(move || q.pool.install(|| q.prepare_head(&n, k))).await?;
@@ -578,13 +573,13 @@ pub(crate) async fn open_session(
     }
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({
-            "session": id,
-            "model": head.record.name,
-            "version": head.record.version,
-            "mode": if plain { "plain-tail" } else { "mpc" },
-            "split": k,
-        })),
+        Json(cipherflow_api::SessionOpened {
+            session: id,
+            model: head.record.name.clone(),
+            version: head.record.version,
+            mode: Some(if plain { "plain-tail" } else { "mpc" }.into()),
+            split: Some(k),
+        }),
     ))
 }
 

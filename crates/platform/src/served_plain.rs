@@ -20,7 +20,7 @@
 
 use crate::leakage::{inversion_leakage, inversion_leakage_of_head, InversionData};
 use crate::repo::ModelRecord;
-use crate::repo_leakage::{ExampleImage, SplitLeakage};
+use crate::repo_leakage::{example_image, SplitLeakage};
 use crate::service::{lock, Shared};
 use cipherflow_nn::data::{load_inputs, InputOptions};
 use std::collections::HashMap;
@@ -140,7 +140,7 @@ fn measure(
                 public_inputs: public.nrows(),
                 held_out: held,
                 agreement_on_reconstructions: l.agreement_on_reconstructions,
-                example: ExampleImage::from_example(&l.example),
+                example: example_image(&l.example),
             },
         )?;
     }
@@ -149,7 +149,7 @@ fn measure(
 
 /// The card's `plain_tail` section of `r`: the leakage measured per split,
 /// and the measurement's status.
-pub(crate) fn card(p: &Shared, r: &ModelRecord) -> serde_json::Value {
+pub(crate) fn card(p: &Shared, r: &ModelRecord) -> cipherflow_api::PlainTail {
     let leakage = lock(&p.repo)
         .leakage(&r.name, r.version)
         .unwrap_or_default();
@@ -160,5 +160,9 @@ pub(crate) fn card(p: &Shared, r: &ModelRecord) -> serde_json::Value {
             "measured".into()
         }
     });
-    serde_json::json!({ "domain": r.info.domain, "status": status, "leakage": leakage })
+    cipherflow_api::PlainTail {
+        domain: r.info.domain.clone(),
+        status,
+        leakage,
+    }
 }

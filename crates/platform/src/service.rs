@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use cipherflow_api::{FederationSummary, HeQuery, ModelCard, ModelList, SessionOpened, Uploaded};
 use cipherflow_tensor::privacy::DEFAULT_RETURNED_OUTPUTS;
 use cipherflow_tensor::{
     approximate_with, CompileOptions, EncTensor, EncryptedModel, EvalKeys, InputSpec, KeySet, Mode,
@@ -130,7 +131,9 @@ impl IntoResponse for PlatformError {
         }
         (
             status,
-            Json(serde_json::json!({ "error": self.to_string() })),
+            Json(cipherflow_api::ErrorBody {
+                error: self.to_string(),
+            }),
         )
             .into_response()
     }
@@ -145,12 +148,33 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| PlatformError::Storage(format!("a worker failed: {e}")))?
 }
 
-fn card(r: &ModelRecord) -> serde_json::Value {
-    let mut v = serde_json::to_value(r).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("modes".into(), serde_json::json!(r.modes()));
+/// The card of `r` as the list shows it (the model's own page adds its
+/// `he`, `mpc` and plain-tail sections).
+fn card(r: &ModelRecord) -> ModelCard {
+    ModelCard {
+        name: r.name.clone(),
+        version: r.version,
+        sha256: r.sha256.clone(),
+        bytes: r.bytes,
+        created: r.created,
+        layers: r.layers,
+        head_layers: r.head_layers,
+        input_shape: r.input_shape.clone(),
+        outputs: r.outputs,
+        // Written by cipherflow-nn; a value that would not serialize is
+        // left out rather than failing the whole card.
+        preprocessing: r
+            .preprocessing
+            .as_ref()
+            .and_then(|p| serde_json::to_value(p).ok()),
+        input_bound: r.input_bound,
+        splits: r.splits.clone(),
+        info: r.info.clone(),
+        modes: r.modes().into_iter().map(str::to_string).collect(),
+        he: None,
+        mpc: None,
+        plain_tail: None,
     }
-    v
 }
 
 /// Throwaway keys made by the platform for `server`, and an encryption of
@@ -273,7 +297,7 @@ struct ListQuery {
 async fn list(
     State(p): State<Shared>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, PlatformError> {
+) -> Result<Json<ModelList>, PlatformError> {
     let models = lock(&p.repo).list()?;
     let words: Vec<String> =
         q.q.as_deref()
@@ -291,7 +315,7 @@ async fn list(
         })
         .map(card)
         .collect();
-    Ok(Json(serde_json::json!({ "models": found })))
+    Ok(Json(ModelList { models: found }))
 }
 
 #[derive(Deserialize)]
@@ -313,7 +337,7 @@ async fn upload(
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
+) -> Result<(StatusCode, Json<Uploaded>), PlatformError> {
     let meta = UploadMeta {
         head_layers: q.head_layers,
         layers: q.layers,
@@ -343,40 +367,37 @@ async fn upload(
     );
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "model": card(&record), "creator_token": token })),
+        Json(Uploaded {
+            model: card(&record),
+            creator_token: Some(token),
+        }),
     ))
 }
 
 async fn model_card(
     State(p): State<Shared>,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, PlatformError> {
+) -> Result<Json<ModelCard>, PlatformError> {
     let record = lock(&p.repo).get(&name, None)?;
     let mut c = card(&record);
     if record.modes().contains(&"mpc") {
-        if let Some(o) = c.as_object_mut() {
-            o.insert("mpc".into(), p.mpc.card(&record));
-            o.insert("plain_tail".into(), crate::served_plain::card(&p, &record));
-        }
+        c.mpc = Some(p.mpc.card(&record));
+        c.plain_tail = Some(crate::served_plain::card(&p, &record));
     }
     if record.modes().contains(&"he") {
         let prepared = blocking(move || p.pool.install(|| p.prepare(&name))).await?;
-        if let Some(o) = c.as_object_mut() {
-            o.insert(
-                "he".into(),
-                serde_json::json!({
-                    "spec": prepared.spec,
-                    "output_privacy": prepared.privacy.describe(),
-                    "measured_ms": prepared.measured_ms,
-                    "rotations": prepared.spec.rotations.len(),
-                }),
-            );
-        }
+        c.he = Some(HeQuery {
+            spec: serde_json::to_value(&prepared.spec)
+                .map_err(|e| PlatformError::Storage(format!("the model's spec: {e}")))?,
+            output_privacy: prepared.privacy.describe(),
+            measured_ms: prepared.measured_ms,
+            rotations: prepared.spec.rotations.len(),
+        });
     }
     Ok(Json(c))
 }
 
-async fn federation(State(p): State<Shared>) -> Result<Json<serde_json::Value>, PlatformError> {
+async fn federation(State(p): State<Shared>) -> Result<Json<FederationSummary>, PlatformError> {
     let Some(f) = p.cfg.federation.clone() else {
         return Err(PlatformError::NotFound(
             "no federation is shown here (cipherflow serve --federation-log LOG \
@@ -437,7 +458,7 @@ async fn open_session(
     Path(name): Path<String>,
     Query(q): Query<SessionQuery>,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), PlatformError> {
+) -> Result<(StatusCode, Json<SessionOpened>), PlatformError> {
     match (q.mode.as_deref().unwrap_or("he"), q.split) {
         ("he", None) => {}
         ("he", Some(k)) => {
@@ -510,11 +531,13 @@ async fn open_session(
     }
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({
-            "session": id,
-            "model": model.record.name,
-            "version": model.record.version,
-        })),
+        Json(SessionOpened {
+            session: id,
+            model: model.record.name.clone(),
+            version: model.record.version,
+            mode: None,
+            split: None,
+        }),
     ))
 }
 

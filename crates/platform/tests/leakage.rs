@@ -76,7 +76,7 @@ fn the_first_convolutions_activations_give_the_digits_away() {
     assert_eq!(e.reconstruction.len(), e.original.len());
     assert!(e.reconstruction.iter().all(|v| (0.0..=1.0).contains(v)));
     assert_ne!(e.reconstruction, deep.example.reconstruction);
-    let img = cipherflow_platform::ExampleImage::from_example(e).unwrap();
+    let img = cipherflow_platform::example_image(e).unwrap();
     assert_eq!(img.shape, [1, 8, 8]);
     // Without labels, the agreement alone; held-out inputs of another
     // width are refused.

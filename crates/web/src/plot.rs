@@ -10,7 +10,7 @@ use wasm_bindgen::{Clamped, JsCast};
 #[derive(Clone, Debug, Default)]
 pub struct SplitRow {
     /// The split.
-    pub k: u64,
+    pub k: usize,
     /// Its head's time, when prepared.
     pub head_ms: Option<f64>,
     /// The inversion attack's SSIM, when measured.

@@ -826,33 +826,33 @@ function __wbg_get_imports() {
             return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 752, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 745, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h3278c38bb8ffb856);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 789, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 794, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hc3818e36d2af900c);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("ErrorEvent")], shim_idx: 7, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h702bf49bef6ac8f3);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("ErrorEvent")], shim_idx: 10, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h0aaa79b57705a825);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 752, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 745, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h3278c38bb8ffb856_15);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 736, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 741, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h05f5250ff21f1eb5);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("ProgressEvent")], shim_idx: 9, ret: Unit, inner_ret: Some(Unit) }, mutable: false }) -> Externref`.
-            const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h7638d9185939cccd);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("ProgressEvent")], shim_idx: 8, ret: Unit, inner_ret: Some(Unit) }, mutable: false }) -> Externref`.
+            const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hab79c6d10b8fec6d);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0) {
@@ -884,8 +884,8 @@ function wasm_bindgen__convert__closures_____invoke__h3278c38bb8ffb856(arg0, arg
     wasm.wasm_bindgen__convert__closures_____invoke__h3278c38bb8ffb856(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h702bf49bef6ac8f3(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h702bf49bef6ac8f3(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h0aaa79b57705a825(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h0aaa79b57705a825(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h3278c38bb8ffb856_15(arg0, arg1, arg2) {
@@ -896,8 +896,8 @@ function wasm_bindgen__convert__closures_____invoke__h05f5250ff21f1eb5(arg0, arg
     wasm.wasm_bindgen__convert__closures_____invoke__h05f5250ff21f1eb5(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h7638d9185939cccd(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h7638d9185939cccd(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__hab79c6d10b8fec6d(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__hab79c6d10b8fec6d(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__hc3818e36d2af900c(arg0, arg1, arg2) {

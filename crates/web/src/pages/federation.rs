@@ -2,7 +2,7 @@
 //! the budget, the ledger's signed head verified in the page) and "verify
 //! that my update was counted" from a proof file, checked in the page.
 
-use crate::api::{self, Federation as Summary};
+use crate::api::{self, FederationSummary as Summary};
 use crate::js;
 use crate::pages::files_of;
 use crate::plot;

@@ -2,7 +2,7 @@
 //! creator keeps its tail, the split chooser: cost and measured leakage
 //! per split, the recommended split, example reconstructions.
 
-use crate::api::{self, Card, Leakage};
+use crate::api::{self, ModelCard as Card, SplitLeakage as Leakage};
 use crate::format;
 use crate::js;
 use crate::pages::or_dash;
@@ -12,10 +12,10 @@ use leptos::prelude::*;
 /// One row of the split table: the head's figures and the leakage.
 #[derive(Clone, Default)]
 struct Row {
-    k: u64,
+    k: usize,
     after: Option<String>,
     head_ms: Option<f64>,
-    rotations: Option<u64>,
+    rotations: Option<usize>,
     key_bytes: Option<f64>,
     query_bytes: Option<f64>,
     ssim: Option<f64>,
@@ -41,13 +41,10 @@ fn reconstructions(leak: &[Leakage], domain: Option<&str>) -> Option<impl IntoVi
         .iter()
         .filter_map(|l| {
             let e = l.example.clone()?;
-            let caption = match l.ssim {
-                Some(s) => format!("split {}: SSIM {s:.2}", l.k),
-                None => format!("split {}", l.k),
-            };
+            let caption = format!("split {}: SSIM {:.2}", l.k, l.ssim);
             let label = format!("reconstruction at split {}", l.k);
             Some(figure(
-                plot::pixels(e.shape, e.reconstruction, label).into_any(),
+                plot::pixels(e.shape.to_vec(), e.reconstruction, label).into_any(),
                 caption,
             ))
         })
@@ -56,7 +53,7 @@ fn reconstructions(leak: &[Leakage], domain: Option<&str>) -> Option<impl IntoVi
         <h3>"What an inversion attack recovers"</h3>
         <p>{format!("A held-out {} input, and what a network trained on public data to invert the activations at each split made of them — what the creator could see in plain-tail mode. The mpc and he modes reveal no activation.", domain.unwrap_or("public"))}</p>
         <div class="examples" role="group" aria-label="Example reconstructions">
-            {figure(plot::pixels(first.shape, first.original, "the input".into()).into_any(), "input".into())}
+            {figure(plot::pixels(first.shape.to_vec(), first.original, "the input".into()).into_any(), "input".into())}
             {cells}
         </div>
     })
@@ -74,22 +71,17 @@ fn splits(c: &Card) -> Option<impl IntoView> {
         .splits
         .iter()
         .map(|&k| {
-            let h = mpc
-                .measured
-                .iter()
-                .find(|m| m.k == k)
-                .cloned()
-                .unwrap_or_default();
+            let h = mpc.measured.iter().find(|m| m.k == k);
             let l = leak.iter().find(|l| l.k == k);
             Row {
                 k,
-                after: h.after,
-                head_ms: h.head_ms,
-                rotations: h.rotations,
-                key_bytes: h.key_bytes,
-                query_bytes: h.upload_bytes.map(|u| u + h.download_bytes.unwrap_or(0.0)),
-                ssim: l.and_then(|l| l.ssim),
-                psnr: l.and_then(|l| l.psnr),
+                after: h.map(|h| h.after.clone()),
+                head_ms: h.map(|h| h.head_ms),
+                rotations: h.map(|h| h.rotations),
+                key_bytes: h.map(|h| h.key_bytes as f64),
+                query_bytes: h.map(|h| h.upload_bytes.saturating_add(h.download_bytes) as f64),
+                ssim: l.map(|l| l.ssim),
+                psnr: l.map(|l| l.psnr),
             }
         })
         .collect();
@@ -153,7 +145,7 @@ fn card(c: Card) -> impl IntoView {
     let shape = c
         .input_shape
         .iter()
-        .map(u64::to_string)
+        .map(usize::to_string)
         .collect::<Vec<_>>()
         .join(", ");
     let bound = c
@@ -179,7 +171,7 @@ fn card(c: Card) -> impl IntoView {
             <dt>"Layers"</dt><dd>{format!("{} (the platform may hold the first {})", c.layers, c.head_layers)}</dd>
             <dt>"Input"</dt><dd>{format!("[{shape}]{bound}")}</dd>
             <dt>"Outputs"</dt><dd>{names.map_or(c.outputs.to_string(), |n| n.join(", "))}</dd>
-            <dt>"File"</dt><dd class="mono">{format!("{}, SHA-256 {}", format::bytes(c.bytes), c.sha256)}</dd>
+            <dt>"File"</dt><dd class="mono">{format!("{}, SHA-256 {}", format::bytes(c.bytes as f64), c.sha256)}</dd>
         </dl>
         {he}
         {splits(&c)}

@@ -4,7 +4,7 @@
 //! steps, the upload's progress, the results and what left the device are
 //! shown as they happen. (Keys kept on the device: `keys.rs`.)
 
-use crate::api::{self, Card, Session};
+use crate::api::{self, ModelCard as Card, SessionOpened as Session};
 use crate::format;
 use crate::js;
 use crate::pages::keys::Keep;
@@ -470,9 +470,7 @@ pub fn Query(name: String) -> impl IntoView {
                     ready.set(true);
                 }
             });
-            let listed = card
-                .class_names()
-                .filter(|n| n.len() as u64 == card.outputs);
+            let listed = card.class_names().filter(|n| n.len() == card.outputs);
             names.set(listed);
             *q.card.borrow_mut() = Some(card);
             q.clone().show_saved().await;

@@ -1,6 +1,6 @@
 //! The model repository: search, filter by mode, a card per model.
 
-use crate::api::{self, Card, ModelList};
+use crate::api::{self, ModelCard as Card, ModelList};
 use crate::format;
 use crate::js;
 use crate::pages::or_dash;
@@ -13,7 +13,7 @@ fn card(m: Card) -> impl IntoView {
     let shape = m
         .input_shape
         .iter()
-        .map(u64::to_string)
+        .map(usize::to_string)
         .collect::<Vec<_>>()
         .join(", ");
     view! {

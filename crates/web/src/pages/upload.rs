@@ -2,7 +2,7 @@
 //! the platform may hold, with its metadata; errors shown beside the
 //! field they concern, the platform's own included.
 
-use crate::api::{self, Stored};
+use crate::api::{self, Uploaded as Stored};
 use crate::format;
 use crate::js;
 use crate::pages::{described, files_of, focus, invalid, value_of, Field};
