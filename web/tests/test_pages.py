@@ -392,6 +392,14 @@ def test_encrypted_query_matches_the_cli_and_sends_no_plaintext(platform, chrome
         assert struct.pack("<8d", *[v] * 8) not in bodies
         assert struct.pack("<16f", *[v] * 16) not in bodies
 
+    # Leaving the page closes its session (these keys were not kept): the
+    # platform drops the evaluation keys at once.
+    sid = next(u for u, _ in posts if u.endswith("/infer")).split("/")[-2]
+    d.get(platform["url"] + "/#/")
+    deleted = []
+    wait(d, lambda d: deleted.extend(u for m, u, _ in requests_sent(d) if m == "DELETE") or deleted, timeout=10)
+    assert deleted == [f"{platform['url']}/v1/sessions/{sid}"], deleted
+
 
 
 # Chromium's own services (sync, updates, time, autofill) kept quiet, so
