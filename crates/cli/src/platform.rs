@@ -498,11 +498,7 @@ fn query_inner(a: QueryArgs) -> anyhow::Result<()> {
             "model {} v{} ({mode}): keys made in {keygen_ms:.0} ms, {key_bytes} bytes of \
              evaluation keys uploaded; {how}",
             a.model,
-            session
-                .card()
-                .get("version")
-                .and_then(serde_json::Value::as_i64)
-                .unwrap_or(0),
+            session.card().version,
         );
     }
     let limit = a.limit.unwrap_or(usize::MAX);

@@ -180,9 +180,10 @@ async fn refusal(resp: hyper::Response<hyper::body::Incoming>) -> PlatformError 
         Err(e) => return transport(format!("status {status}: {e}")),
     };
     {
-        let reason = serde_json::from_slice::<serde_json::Value>(&bytes)
+        let reason = serde_json::from_slice::<cipherflow_api::ErrorBody>(&bytes)
             .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .map(|b| b.error)
+            .filter(|e| !e.is_empty())
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
         PlatformError::Refused {
             status: status.as_u16(),
@@ -192,6 +193,19 @@ async fn refusal(resp: hyper::Response<hyper::body::Incoming>) -> PlatformError 
 }
 
 impl PlatformClient {
+    /// A JSON answer, read as `T` (one of `cipherflow-api`'s types).
+    pub async fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, PlatformError> {
+        let b = self.request(method, path, body, None).await?;
+        serde_json::from_slice(&b).map_err(|e| {
+            PlatformError::Transport(format!("an answer that does not read as expected: {e}"))
+        })
+    }
+
     /// A JSON answer.
     pub async fn json(
         &self,

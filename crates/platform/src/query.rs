@@ -5,6 +5,7 @@
 
 use crate::client::PlatformClient;
 use crate::error::PlatformError;
+use cipherflow_api::{ModelCard, SessionOpened};
 use cipherflow_nn::Preprocessing;
 use cipherflow_tensor::{EncTensor, InputSpec, KeySet, ModelClient};
 use std::time::Instant;
@@ -15,7 +16,7 @@ pub struct QuerySession {
     model: ModelClient,
     keys: KeySet,
     session: String,
-    card: serde_json::Value,
+    card: ModelCard,
     /// Bytes of evaluation keys uploaded.
     pub key_bytes: usize,
     /// Milliseconds making the keys.
@@ -44,11 +45,20 @@ fn bad_card(m: &str) -> PlatformError {
     PlatformError::Transport(format!("the model card {m}"))
 }
 
+/// The card of `model`, as the platform publishes it.
+pub(crate) async fn fetch_card(
+    client: &PlatformClient,
+    model: &str,
+) -> Result<ModelCard, PlatformError> {
+    crate::repo::check_name(model)?;
+    client
+        .get_as("GET", &format!("/v1/models/{model}"), Vec::new())
+        .await
+}
+
 /// The preprocessing a model card declares (normalization, class names).
-pub(crate) fn preprocessing_of(
-    card: &serde_json::Value,
-) -> Result<Option<Preprocessing>, PlatformError> {
-    match card.get("preprocessing") {
+pub(crate) fn preprocessing_of(card: &ModelCard) -> Result<Option<Preprocessing>, PlatformError> {
+    match &card.preprocessing {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(v) => Preprocessing::from_json(&v.to_string())
             .map(Some)
@@ -79,13 +89,10 @@ pub(crate) async fn open_with_keys(
     let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
     let ek = keys.eval_key_bytes()?;
     let key_bytes = ek.len();
-    let s = client.json("POST", path, ek, None).await?;
-    let session = s
-        .get("session")
-        .and_then(|v| v.as_str())
+    let s: SessionOpened = client.get_as("POST", path, ek).await?;
+    let session = Some(s.session)
         .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| PlatformError::Transport("a session answer without an id".into()))?
-        .to_string();
+        .ok_or_else(|| PlatformError::Transport("a session answer without an id".into()))?;
     Ok(Opened {
         keys,
         keygen_ms,
@@ -121,11 +128,8 @@ impl QuerySession {
     /// parameters and every other check of [`ModelClient::new`]), makes the
     /// keys and uploads the evaluation keys.
     pub async fn open(client: PlatformClient, model: &str) -> Result<Self, PlatformError> {
-        crate::repo::check_name(model)?;
-        let card = client
-            .json("GET", &format!("/v1/models/{model}"), Vec::new(), None)
-            .await?;
-        let spec = card.get("he").and_then(|h| h.get("spec")).ok_or_else(|| {
+        let card = fetch_card(&client, model).await?;
+        let spec = card.he.as_ref().map(|h| &h.spec).ok_or_else(|| {
             PlatformError::Forbidden(format!(
                 "{model} cannot be queried encrypted (he): its creator has not let the \
                      platform hold the whole model"
@@ -152,7 +156,7 @@ impl QuerySession {
     }
 
     /// The model's card as the platform published it.
-    pub fn card(&self) -> &serde_json::Value {
+    pub fn card(&self) -> &ModelCard {
         &self.card
     }
 

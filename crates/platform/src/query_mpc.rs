@@ -12,6 +12,7 @@ use crate::error::PlatformError;
 use crate::query::{open_with_keys, send_encrypted, Answer, Opened};
 use crate::served_mpc::SplitInfo;
 use crate::split::SPLIT_FRAC_BITS;
+use cipherflow_api::ModelCard;
 use cipherflow_mpc::programs::handoff::{predict_from_handoff, ActivationShare, PLATFORM, USER};
 use cipherflow_mpc::programs::predict::{share_model, SharedModel, MODEL_OWNER};
 use cipherflow_mpc::{FixedPoint, Party};
@@ -26,7 +27,7 @@ pub struct MpcQuerySession {
     model: ModelClient,
     keys: KeySet,
     session: String,
-    card: serde_json::Value,
+    card: ModelCard,
     info: SplitInfo,
     party: Arc<Mutex<Party<u128>>>,
     tail: Arc<SharedModel<u128>>,
@@ -125,22 +126,21 @@ impl MpcQuerySession {
         pin: Option<&str>,
         idle: Duration,
     ) -> Result<Self, PlatformError> {
-        crate::repo::check_name(model)?;
-        let card = client
-            .json("GET", &format!("/v1/models/{model}"), Vec::new(), None)
-            .await?;
-        let mpc = card.get("mpc").ok_or_else(|| {
+        let card = crate::query::fetch_card(&client, model).await?;
+        let mpc = card.mpc.as_ref().ok_or_else(|| {
             PlatformError::Forbidden(format!(
                 "{model} is not served in mpc mode (its modes: {})",
-                card.get("modes").cloned().unwrap_or_default()
+                if card.modes.is_empty() {
+                    "none".into()
+                } else {
+                    card.modes.join(", ")
+                }
             ))
         })?;
         let k = match split {
             Some(k) => k,
             None => mpc
-                .get("recommended")
-                .and_then(serde_json::Value::as_u64)
-                .and_then(|k| usize::try_from(k).ok())
+                .recommended
                 .ok_or_else(|| bad("the model card recommends no split"))?,
         };
         let info = fetch_split(&client, model, k).await?;
@@ -199,7 +199,7 @@ impl MpcQuerySession {
     }
 
     /// The model's card as the platform published it.
-    pub fn card(&self) -> &serde_json::Value {
+    pub fn card(&self) -> &ModelCard {
         &self.card
     }
 

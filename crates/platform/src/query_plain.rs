@@ -12,6 +12,7 @@ use crate::query::{open_with_keys, send_encrypted, Answer, Opened};
 use crate::query_mpc::{fetch_split, host_channel, pinned_host};
 use crate::repo_leakage::SplitLeakage;
 use crate::served_mpc::SplitInfo;
+use cipherflow_api::ModelCard;
 use cipherflow_tensor::{KeySet, ModelClient};
 use std::time::Instant;
 
@@ -21,7 +22,7 @@ pub struct PlainTailSession {
     model: ModelClient,
     keys: KeySet,
     session: String,
-    card: serde_json::Value,
+    card: ModelCard,
     info: SplitInfo,
     host: tokio::sync::Mutex<BoxStream>,
     /// Bytes of evaluation keys uploaded.
@@ -56,9 +57,7 @@ impl PlainTailSession {
         accepted: &SplitLeakage,
         pin: Option<&str>,
     ) -> Result<Self, PlatformError> {
-        let card = client
-            .json("GET", &format!("/v1/models/{model}"), Vec::new(), None)
-            .await?;
+        let card = crate::query::fetch_card(&client, model).await?;
         let (info, leakage) = Self::leakage(&client, model, split).await?;
         if leakage.as_ref() != Some(accepted) {
             return Err(PlatformError::Forbidden(format!(
@@ -93,7 +92,7 @@ impl PlainTailSession {
     }
 
     /// The model's card.
-    pub fn card(&self) -> &serde_json::Value {
+    pub fn card(&self) -> &ModelCard {
         &self.card
     }
 

@@ -94,7 +94,7 @@ impl Session {
         let (inner, split, description) = match opts.mode {
             QueryMode::He => {
                 let s = QuerySession::open(client, model).await?;
-                let layers = card_layers(s.card());
+                let layers = s.card().layers;
                 if let Some(k) = opts.split.filter(|&k| k != layers) {
                     return Err(PlatformError::BadRequest(format!(
                         "split {k}: in he mode the platform runs all {layers} layers"
@@ -102,11 +102,10 @@ impl Session {
                 }
                 let how = s
                     .card()
-                    .get("he")
-                    .and_then(|h| h.get("output_privacy"))
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string();
+                    .he
+                    .as_ref()
+                    .map(|h| h.output_privacy.clone())
+                    .unwrap_or_default();
                 (Inner::He(Box::new(s)), layers, how)
             }
             QueryMode::Mpc => {
@@ -167,7 +166,7 @@ impl Session {
     }
 
     /// The model's card.
-    pub fn card(&self) -> &serde_json::Value {
+    pub fn card(&self) -> &cipherflow_api::ModelCard {
         match &self.inner {
             Inner::He(s) => s.card(),
             Inner::Mpc(s) => s.card(),
@@ -260,10 +259,4 @@ impl Session {
             Inner::Plain(s) => s.close().await,
         }
     }
-}
-
-fn card_layers(card: &serde_json::Value) -> usize {
-    card.get("layers")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0) as usize
 }

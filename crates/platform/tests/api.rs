@@ -134,7 +134,7 @@ fn creators_upload_users_query_encrypted_and_hostile_requests_are_refused() {
         // The session id is private to QuerySession; open another by hand.
         let mut rng = cipherflow_ring::sampler::secure_rng().unwrap();
         let spec: cipherflow_tensor::InputSpec =
-            serde_json::from_value(s.card()["he"]["spec"].clone()).unwrap();
+            serde_json::from_value(s.card().he.as_ref().unwrap().spec.clone()).unwrap();
         let mc = cipherflow_tensor::ModelClient::new(spec).unwrap();
         let keys = cipherflow_tensor::KeySet::generate(&mc, &mut rng).unwrap();
         let j = rt
