@@ -265,6 +265,14 @@ def test_model_page_shows_the_splits(platform, chrome, tmp_path):
     assert all(c[1:5] == ["—"] * 4 for c in cells if c[1] == "—"), cells
     assert len(d.find_elements(By.CSS_SELECTOR, "svg.plot rect")) == len(measured)
     shot(d, "model-splits")
+    # The split chooser: the recommended split is chosen, and choosing
+    # another gives the command that queries at it.
+    command = d.find_element(By.ID, "split-command")
+    assert "--mode mpc --split 1 " in command.text and "digits-cnn" in command.text, command.text
+    assert d.find_element(By.ID, "split-1").is_selected()
+    d.find_element(By.ID, "split-3").click()
+    wait(d, lambda d: "--mode mpc --split 3 " in d.find_element(By.ID, "split-command").text)
+    assert not d.find_element(By.ID, "split-1").is_selected()
     d.get(platform["url"] + "/#/query/digits-cnn")
     wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-state=failed]"))
     assert "cannot be queried encrypted here" in d.find_element(By.ID, "main").text

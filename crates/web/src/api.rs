@@ -42,7 +42,7 @@ impl ApiError {
 // The API's types are the server's own (cipherflow-api): what the
 // platform writes is what the pages read.
 pub use cipherflow_api::{
-    FederationSummary, ModelCard, ModelList, Round, SessionOpened, SplitLeakage, Uploaded,
+    FederationSummary, HostInfo, ModelCard, ModelList, Round, SessionOpened, SplitLeakage, Uploaded,
 };
 
 /// A URL path segment (a model's name, a session id) encoded.

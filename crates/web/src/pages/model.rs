@@ -2,7 +2,7 @@
 //! creator keeps its tail, the split chooser: cost and measured leakage
 //! per split, the recommended split, example reconstructions.
 
-use crate::api::{self, ModelCard as Card, SplitLeakage as Leakage};
+use crate::api::{self, HostInfo, ModelCard as Card, SplitLeakage as Leakage};
 use crate::format;
 use crate::js;
 use crate::pages::or_dash;
@@ -59,6 +59,41 @@ fn reconstructions(leak: &[Leakage], domain: Option<&str>) -> Option<impl IntoVi
     })
 }
 
+/// How to query model `name` at split `k` from the user's computer (the
+/// page queries only models the platform holds whole: a split query makes
+/// the user one of the three parties that finish the model).
+fn split_command(
+    name: &str,
+    k: usize,
+    host: Option<&HostInfo>,
+    leakage_measured: bool,
+) -> impl IntoView {
+    let origin = js::window().location().origin().unwrap_or_default();
+    let base = format!("cipherflow query --server {origin} --model {name}");
+    let host = match host {
+        Some(h) => view! {
+            <p>{format!("The creator's host the platform names has the certificate SHA-256 {}: compare it with the one the creator publishes, or give theirs with --host-fingerprint.", h.fingerprint)}</p>
+        }
+        .into_any(),
+        None => view! {
+            <p class="muted">"No host of the creator is online for it now: a query waits for their cipherflow model-host."</p>
+        }
+        .into_any(),
+    };
+    let plain = leakage_measured.then(|| {
+        view! {
+            <p>"Or in plain-tail mode, cheaper, where the creator sees the activations (what the SSIM and PSNR columns measure):"</p>
+            <pre class="mono command">{format!("{base} --mode plain-tail --split {k} --accept-leakage --input YOUR_IMAGES")}</pre>
+        }
+    });
+    view! {
+        <p>{format!("Query it at split {k} from your computer, where a split query's third party runs (add --ca CA.pem when the platform's certificate is its own):")}</p>
+        <pre class="mono command">{format!("{base} --mode mpc --split {k} --input YOUR_IMAGES")}</pre>
+        {host}
+        {plain}
+    }
+}
+
 /// The split table, plot and reconstructions of an `mpc` model.
 fn splits(c: &Card) -> Option<impl IntoView> {
     let mpc = c.mpc.clone()?;
@@ -94,6 +129,8 @@ fn splits(c: &Card) -> Option<impl IntoView> {
         })
         .collect();
     let recommended = mpc.recommended;
+    // The split the command below is for: the recommended one first.
+    let chosen = RwSignal::new(recommended.or(mpc.splits.first().copied()).unwrap_or(0));
     let heads = [
         "split",
         "after",
@@ -107,10 +144,16 @@ fn splits(c: &Card) -> Option<impl IntoView> {
     let body = rows
         .into_iter()
         .map(|r| {
-            let best = Some(r.k) == recommended;
+            let (k, best) = (r.k, Some(r.k) == recommended);
+            let id = format!("split-{k}");
             view! {
                 <tr class={if best { "recommended" } else { "" }}>
-                    <th scope="row">{format!("{}{}", r.k, if best { " (recommended)" } else { "" })}</th>
+                    <th scope="row">
+                        <input type="radio" name="split" id=id.clone() value=k.to_string()
+                            prop:checked=move || chosen.get() == k on:change=move |_| chosen.set(k)/>
+                        " "
+                        <label for=id>{format!("{k}{}", if best { " (recommended)" } else { "" })}</label>
+                    </th>
                     {cell(r.after, |v| v)}
                     {cell(r.head_ms, format::ms)}
                     {cell(r.rotations, |v| v.to_string())}
@@ -123,6 +166,16 @@ fn splits(c: &Card) -> Option<impl IntoView> {
         })
         .collect_view();
     let domain = c.plain_tail.as_ref().and_then(|p| p.domain.clone());
+    let measured: Vec<usize> = leak.iter().map(|l| l.k).collect();
+    let (name, host) = (c.name.clone(), mpc.host.clone());
+    let command = move || {
+        split_command(
+            &name,
+            chosen.get(),
+            host.as_ref(),
+            measured.contains(&chosen.get()),
+        )
+    };
     Some(view! {
         <h2>"Splits"</h2>
         <p>"Split k: the platform runs the first k layers on your encrypted input; the rest runs without anyone seeing the activations (mpc), or in the creator's hands (plain-tail, which reveals what the leakage columns measure)."</p>
@@ -132,6 +185,7 @@ fn splits(c: &Card) -> Option<impl IntoView> {
                 <tbody>{body}</tbody>
             </table>
         </div>
+        <div class="notice" id="split-command" aria-live="polite">{command}</div>
         {plot::splits(&plotted)}
         {reconstructions(&leak, domain.as_deref())}
         <p class="muted">"Head figures appear once a split has been prepared (its first query); leakage once the platform has measured it on the model's public data."</p>
