@@ -24,40 +24,41 @@ const TEXT_FIELDS: [(&str, &str, Option<&str>); 10] = [
     ("normalize", "Normalization (MEAN,STD or per channel)", Some("Replaces the file's.")),
 ];
 
-/// Which field a refusal's message concerns (the page's own checks, the
-/// client's reading of the file, or the platform's answer).
+/// The platform's refusals: a word of the message and the field it
+/// concerns, the first match winning.
+const PLATFORM_WORDS: [(&str, &str); 9] = [
+    ("token", "token"),
+    ("name", "name"),
+    ("accuracy", "accuracy"),
+    ("bound", "input_bound"),
+    ("head", "head_layers"),
+    ("layers", "head_layers"),
+    ("domain", "domain"),
+    ("license", "license"),
+    ("task", "task"),
+];
+
+/// The client's refusals while reading the file, the same way.
+const CLIENT_WORDS: [(&str, &str); 4] = [
+    ("head layers", "head_layers"),
+    ("class name", "classes"),
+    ("normaliz", "normalize"),
+    ("mean", "normalize"),
+];
+
+/// Which field a refusal's message concerns (the platform's answer, or
+/// the client's reading of the file); `file` when no word matches.
 pub fn field_of(message: &str, platform: bool) -> &'static str {
     let m = message.to_lowercase();
-    let has = |w: &str| m.contains(w);
-    if platform {
-        if has("token") {
-            "token"
-        } else if has("name") {
-            "name"
-        } else if has("accuracy") {
-            "accuracy"
-        } else if has("bound") {
-            "input_bound"
-        } else if has("head") || has("layers") {
-            "head_layers"
-        } else if has("domain") {
-            "domain"
-        } else if has("license") {
-            "license"
-        } else if has("task") {
-            "task"
-        } else {
-            "file"
-        }
-    } else if has("head layers") {
-        "head_layers"
-    } else if has("class name") {
-        "classes"
-    } else if has("normaliz") || has("mean") {
-        "normalize"
+    let words: &[(&str, &'static str)] = if platform {
+        &PLATFORM_WORDS
     } else {
-        "file"
-    }
+        &CLIENT_WORDS
+    };
+    words
+        .iter()
+        .find(|(w, _)| m.contains(w))
+        .map_or("file", |&(_, f)| f)
 }
 
 /// Where the upload stands.
